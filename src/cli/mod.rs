@@ -1,0 +1,89 @@
+//! The command line (CONTRACT §1): `pinball [-c CONFIG] -m MODES`, `pinball token ...`, and the
+//! commands later issues add. Exit status: 0 success, 1 the operation failed, 2 bad usage or input.
+
+pub mod token;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pinball",
+    version,
+    about = "Pinball: a workflow manager in one binary",
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    /// Configuration file (default: ./pinball.yaml if present, else built-in defaults).
+    #[arg(short = 'c', long = "config", global = true)]
+    pub config: Option<PathBuf>,
+    /// Components to run in this process: master, ui, scheduler, workers, a comma list, or all.
+    #[arg(short = 'm', long = "mode")]
+    pub modes: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Raw token access against a running master (the original pinball_util).
+    Token(token::TokenArgs),
+}
+
+/// An error a command reports: one sentence on stderr, and an exit status.
+#[derive(Debug)]
+pub struct CliError {
+    pub status: i32,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn usage(message: impl Into<String>) -> Self {
+        CliError {
+            status: EXIT_USAGE,
+            message: message.into(),
+        }
+    }
+    pub fn failed(message: impl Into<String>) -> Self {
+        CliError {
+            status: EXIT_FAILED,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::master::MasterError> for CliError {
+    fn from(e: crate::master::MasterError) -> Self {
+        match e {
+            crate::master::MasterError::InputError(m) => CliError::usage(m),
+            other => CliError::failed(other.to_string()),
+        }
+    }
+}
+
+/// Asks `question [n]|y` on the terminal; an empty answer is no. A destructive command without
+/// `-f` and without a terminal is a usage error (CONTRACT §1).
+pub fn confirm(question: &str, force: bool) -> Result<bool, CliError> {
+    if force {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::usage(format!(
+            "{question}: refusing to proceed without confirmation; stdin is not a terminal, so pass -f"
+        )));
+    }
+    print!("{question} [n]|y: ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::failed(e.to_string()))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}

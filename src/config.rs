@@ -1,0 +1,412 @@
+//! The typed configuration (CONTRACT §7): a YAML file with defaults for every key, the original
+//! Pinball's key names, the Django-style `databases` block or a `database_url`. Unknown keys are
+//! errors naming the key and the file; keys that no longer apply are accepted with a warning.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The default database: an SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://pinball.db";
+
+/// Keys of the original Pinball that this one does not use; accepted with a warning.
+const OBSOLETE_KEYS: &[(&str, &str)] = &[
+    ("debug", "a Django setting"),
+    ("allowed_hosts", "a Django setting"),
+    ("secret_key", "a Django setting"),
+    ("aes_cbc_key", "Google OAuth cookie crypto"),
+    ("hmac_key", "Google OAuth cookie crypto"),
+    ("crypto_version", "Google OAuth cookie crypto"),
+    ("authentication_domains", "Google OAuth"),
+    ("google_client_id", "Google OAuth"),
+    ("google_client_secret", "Google OAuth"),
+    (
+        "worker_creation_sleep_interval_sec",
+        "unused in the original too",
+    ),
+    (
+        "max_backoff_client_reconnet_sec",
+        "a misspelt key the original never read",
+    ),
+    ("github_server", "the GitHub repository parser"),
+    ("github_api_uri", "the GitHub repository parser"),
+    ("github_oauth_token", "the GitHub repository parser"),
+    ("github_http_timeout_sec", "the GitHub repository parser"),
+    ("user", "the GitHub repository parser"),
+    (
+        "s3_logs_dir_prefix",
+        "S3 job logs (logs stay under local_logs_dir_prefix)",
+    ),
+    ("aws_access_key_id", "S3 job logs"),
+    ("aws_secret_access_key", "S3 job logs"),
+];
+
+/// Keys of the access-control design (CONTRACT §7) that are not built yet: refused, so nobody
+/// believes an API is protected when it is not.
+const NOT_YET_KEYS: &[&str] = &["api_tokens", "api_token", "ui_users"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A string that never appears in logs or `Debug` output.
+#[derive(Clone, Default, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Software generation, for the EXIT signal: older workers exit, newer ones stay.
+    pub generation: u32,
+    pub master_host: String,
+    pub master_port: u16,
+    /// Several masters can share one database; each keeps its tokens under its own name.
+    pub master_name: String,
+    /// Concurrent workers per `-m workers` process.
+    pub workers: u32,
+    pub worker_poll_time_sec: u64,
+    pub ui_host: Option<String>,
+    pub ui_port: u16,
+    pub default_max_workflow_running_instances: u32,
+    pub local_logs_dir_prefix: Option<String>,
+    pub job_log_path_prefix: String,
+    /// How long a finished instance stays in the master (retry in place) before archiving.
+    pub archive_delay_sec: u64,
+    /// A running job's ownership lease, renewed while it runs.
+    pub lease_sec: u64,
+    pub parser: String,
+    pub parser_params: ParserParams,
+    pub default_email: Option<String>,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_user: String,
+    pub smtp_pass: Secret,
+    pub smtp_ssl: bool,
+    pub databases: Option<BTreeMap<String, DjangoDatabase>>,
+    pub database_url: Option<Secret>,
+    /// Largest request body the master accepts.
+    pub max_request_bytes: usize,
+    pub client_connect_attempts: u32,
+    pub client_timeout_sec: u64,
+    pub max_backoff_client_reconnect_sec: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            generation: 1,
+            master_host: "127.0.0.1".into(),
+            master_port: 9090,
+            master_name: "default".into(),
+            workers: 5,
+            worker_poll_time_sec: 10,
+            ui_host: None,
+            ui_port: 8080,
+            default_max_workflow_running_instances: 3,
+            local_logs_dir_prefix: None,
+            job_log_path_prefix: "pinball_job_logs/".into(),
+            archive_delay_sec: 12 * 3600,
+            lease_sec: 30,
+            parser: "yaml".into(),
+            parser_params: ParserParams::default(),
+            default_email: None,
+            smtp_host: "localhost".into(),
+            smtp_port: 25,
+            smtp_user: String::new(),
+            smtp_pass: Secret::default(),
+            smtp_ssl: false,
+            databases: None,
+            database_url: None,
+            max_request_bytes: crate::master::api::DEFAULT_MAX_REQUEST_BYTES,
+            client_connect_attempts: 10,
+            client_timeout_sec: 60,
+            max_backoff_client_reconnect_sec: 5,
+        }
+    }
+}
+
+/// Passed to the workflow parser. Keys beyond the known ones are kept for it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ParserParams {
+    /// A YAML file, or a folder of them, holding `workflows:` (parser `yaml`).
+    pub workflows_config: Option<String>,
+    /// A program printing the definitions as JSON (parser `exec`).
+    pub command: Option<String>,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_yaml::Value>,
+}
+
+/// One entry of the Django-style `databases` block.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[allow(non_snake_case)]
+pub struct DjangoDatabase {
+    pub ENGINE: String,
+    pub NAME: String,
+    pub USER: String,
+    pub PASSWORD: Secret,
+    pub HOST: String,
+    pub PORT: Option<serde_yaml::Value>,
+    pub OPTIONS: Option<serde_yaml::Value>,
+}
+
+impl Config {
+    /// Loads `path`; without one, `pinball.yaml` in the working directory if it exists, else
+    /// the defaults. Returns the warnings to log once tracing is up.
+    pub fn load(path: Option<&Path>) -> Result<(Config, Vec<String>), ConfigError> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None if Path::new("pinball.yaml").exists() => PathBuf::from("pinball.yaml"),
+            None => return Ok((Config::default(), Vec::new())),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Config::parse(&text, &path)
+    }
+
+    /// Parses configuration text; `path` names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let value: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let mut map = match value {
+            serde_yaml::Value::Mapping(m) => m,
+            serde_yaml::Value::Null => serde_yaml::Mapping::new(),
+            _ => {
+                return Err(invalid(
+                    "the top level must be a mapping of keys to values".into(),
+                ));
+            }
+        };
+        let mut warnings = Vec::new();
+        for (key, what) in OBSOLETE_KEYS {
+            if map.remove(*key).is_some() {
+                warnings.push(format!(
+                    "{}: key `{key}` ({what}) no longer applies and is ignored",
+                    path.display()
+                ));
+            }
+        }
+        for key in NOT_YET_KEYS {
+            if map.contains_key(*key) {
+                return Err(invalid(format!(
+                    "key `{key}` (access control) is not supported by this version yet"
+                )));
+            }
+        }
+        let config: Config = serde_yaml::from_value(serde_yaml::Value::Mapping(map))
+            .map_err(|e| invalid(e.to_string()))?;
+        config.validate().map_err(invalid)?;
+        Ok((config, warnings))
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let is_word =
+            |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !is_word(&self.master_name) || self.master_name.len() > 64 {
+            return Err(format!(
+                "master_name `{}` must be 1-64 characters of A-Z a-z 0-9 _",
+                self.master_name
+            ));
+        }
+        if self.lease_sec < 2 {
+            return Err(format!(
+                "lease_sec {} is too short; it must be at least 2",
+                self.lease_sec
+            ));
+        }
+        if self.workers == 0 {
+            return Err("workers must be at least 1".into());
+        }
+        if self.max_request_bytes < 1024 {
+            return Err(format!(
+                "max_request_bytes {} is below the minimum of 1024",
+                self.max_request_bytes
+            ));
+        }
+        if self.client_connect_attempts == 0 {
+            return Err("client_connect_attempts must be at least 1".into());
+        }
+        if !matches!(self.parser.as_str(), "yaml" | "exec") {
+            return Err(format!(
+                "parser `{}` is unknown; use `yaml` or `exec`",
+                self.parser
+            ));
+        }
+        self.database_url().map(|_| ())
+    }
+
+    /// The database to use: `database_url`, else `databases.default`, else the SQLite default.
+    pub fn database_url(&self) -> Result<String, String> {
+        match (&self.database_url, &self.databases) {
+            (Some(_), Some(_)) => Err("give either database_url or databases, not both".into()),
+            (Some(url), None) => Ok(url.0.clone()),
+            (None, Some(dbs)) => {
+                let db = dbs
+                    .get("default")
+                    .ok_or("databases has no `default` entry")?;
+                db.url()
+            }
+            (None, None) => Ok(DEFAULT_DATABASE_URL.into()),
+        }
+    }
+
+    pub fn client_policy(&self) -> crate::master::client::RetryPolicy {
+        crate::master::client::RetryPolicy {
+            attempts: self.client_connect_attempts,
+            max_backoff: std::time::Duration::from_secs(
+                self.max_backoff_client_reconnect_sec.max(1),
+            ),
+            timeout: std::time::Duration::from_secs(self.client_timeout_sec.max(1)),
+            ..Default::default()
+        }
+    }
+}
+
+impl DjangoDatabase {
+    fn url(&self) -> Result<String, String> {
+        match self.ENGINE.as_str() {
+            "django.db.backends.sqlite3" => {
+                if self.NAME.is_empty() {
+                    return Err("databases.default: NAME (the SQLite file) is missing".into());
+                }
+                Ok(format!("sqlite://{}", self.NAME))
+            }
+            "django.db.backends.mysql" => {
+                let port = match &self.PORT {
+                    None => "3306".to_owned(),
+                    Some(serde_yaml::Value::Number(n)) => n.to_string(),
+                    Some(serde_yaml::Value::String(s)) if s.is_empty() => "3306".to_owned(),
+                    Some(serde_yaml::Value::String(s)) => s.clone(),
+                    Some(other) => {
+                        return Err(format!("databases.default: PORT {other:?} is not a port"));
+                    }
+                };
+                let host = if self.HOST.is_empty() {
+                    "127.0.0.1"
+                } else {
+                    &self.HOST
+                };
+                let creds = match (self.USER.is_empty(), self.PASSWORD.0.is_empty()) {
+                    (true, _) => String::new(),
+                    (false, true) => format!("{}@", encode(&self.USER)),
+                    (false, false) => {
+                        format!("{}:{}@", encode(&self.USER), encode(&self.PASSWORD.0))
+                    }
+                };
+                Ok(format!("mysql://{creds}{host}:{port}/{}", self.NAME))
+            }
+            other => Err(format!(
+                "databases.default: ENGINE `{other}` is not supported; use django.db.backends.mysql or django.db.backends.sqlite3"
+            )),
+        }
+    }
+}
+
+/// Percent-encodes the characters that would break a URL's user-info part.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
+        Config::parse(text, Path::new("test.yaml"))
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let (c, w) = parse("").unwrap();
+        assert_eq!(c.master_port, 9090);
+        assert_eq!(c.database_url().unwrap(), DEFAULT_DATABASE_URL);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_naming_it_and_the_file() {
+        let err = parse("master_prot: 1234\n").unwrap_err().to_string();
+        assert!(err.contains("master_prot"), "{err}");
+        assert!(err.contains("test.yaml"), "{err}");
+    }
+
+    #[test]
+    fn obsolete_keys_are_accepted_with_a_warning() {
+        let (_, w) = parse("debug: true\nauthentication_domains: []\n").unwrap();
+        assert_eq!(w.len(), 2);
+        assert!(w[0].contains("`debug`"));
+    }
+
+    #[test]
+    fn the_django_block_becomes_a_mysql_url() {
+        let (c, _) = parse(
+            "databases:\n  default:\n    ENGINE: django.db.backends.mysql\n    NAME: pinball\n    USER: flipper\n    PASSWORD: 'p@ss'\n    HOST: db\n    PORT: '3307'\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.database_url().unwrap(),
+            "mysql://flipper:p%40ss@db:3307/pinball"
+        );
+        assert!(
+            !format!("{c:?}").contains("p@ss"),
+            "the password must not appear in Debug output"
+        );
+    }
+
+    #[test]
+    fn both_database_forms_at_once_are_rejected() {
+        let err = parse("database_url: sqlite://a.db\ndatabases: {default: {ENGINE: django.db.backends.sqlite3, NAME: b.db}}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not both"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_master_name_is_rejected() {
+        assert!(parse("master_name: 'a-b'\n").is_err());
+    }
+
+    #[test]
+    fn access_control_keys_are_refused_until_built() {
+        let err = parse("api_token: abc\n").unwrap_err().to_string();
+        assert!(err.contains("api_token"), "{err}");
+    }
+
+    #[test]
+    fn the_example_configuration_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pinball.example.yaml");
+        let (c, warnings) = Config::load(Some(&path)).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(c.database_url().unwrap().starts_with("sqlite://"));
+    }
+}

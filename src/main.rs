@@ -1,0 +1,96 @@
+//! The `pinball` binary: parses the command line, sets up logging, loads the configuration and
+//! hands over to the library. Everything else lives in `pinball::*`.
+
+use clap::Parser;
+use pinball::cli::{self, Cli, CliError, Command};
+use pinball::config::Config;
+use pinball::master::HttpMasterClient;
+use pinball::modes;
+
+fn main() {
+    let cli = Cli::parse();
+    init_tracing();
+    let status = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(run(cli)),
+        Err(e) => Err(CliError::failed(format!("cannot start the runtime: {e}"))),
+    };
+    match status {
+        Ok(output) => print!("{output}"),
+        Err(e) => {
+            eprintln!("pinball: {}", e.message);
+            std::process::exit(e.status);
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<String, CliError> {
+    let (config, warnings) =
+        Config::load(cli.config.as_deref()).map_err(|e| CliError::usage(e.to_string()))?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    match (cli.modes, cli.command) {
+        (Some(_), Some(_)) => Err(CliError::usage(
+            "give either -m MODES or a command, not both",
+        )),
+        (Some(text), None) => {
+            let modes = modes::parse_modes(&text).map_err(CliError::usage)?;
+            modes::run(config, modes, shutdown_signal())
+                .await
+                .map_err(|e| CliError::failed(format!("{e:#}")))?;
+            Ok(String::new())
+        }
+        (None, Some(Command::Token(args))) => {
+            let host = args
+                .host
+                .clone()
+                .unwrap_or_else(|| config.master_host.clone());
+            let port = args.port.unwrap_or(config.master_port);
+            let client = HttpMasterClient::new(&host, port, config.client_policy());
+            cli::token::run(&args, &client).await
+        }
+        (None, None) => Err(CliError::usage(
+            "nothing to do: give -m MODES or a command (see --help)",
+        )),
+    }
+}
+
+/// Logs go to stderr; `PINBALL_LOG` (or `RUST_LOG`) sets the filter, e.g. `info,pinball=debug`.
+fn init_tracing() {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let spec = std::env::var("PINBALL_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    let filter: Targets = spec
+        .parse()
+        .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false),
+        )
+        .with(filter)
+        .init();
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,206 @@
+//! `MasterClient`: how every other component (workers, scheduler, CLI, UI actions) reaches the
+//! master. `HttpMasterClient` speaks the JSON API and retries transient failures with capped,
+//! jittered backoff (safe: writes are version-checked, so a replay cannot apply twice);
+//! `LocalMasterClient` calls a master in the same process.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::MasterError;
+use super::service::{Health, Master};
+use super::token::*;
+
+#[async_trait]
+pub trait MasterClient: Send + Sync {
+    async fn modify(&self, req: ModifyRequest) -> Result<ModifyResponse, MasterError>;
+    async fn query(&self, req: QueryRequest) -> Result<QueryResponse, MasterError>;
+    async fn query_and_own(
+        &self,
+        req: QueryAndOwnRequest,
+    ) -> Result<QueryAndOwnResponse, MasterError>;
+    async fn group(&self, req: GroupRequest) -> Result<GroupResponse, MasterError>;
+    async fn archive(&self, req: ArchiveRequest) -> Result<ArchiveResponse, MasterError>;
+    async fn health(&self) -> Result<Health, MasterError>;
+
+    /// Every token whose name starts with `prefix`, in name order.
+    async fn query_prefix(&self, prefix: &str) -> Result<Vec<Token>, MasterError> {
+        let req = QueryRequest {
+            queries: vec![Query {
+                name_prefix: prefix.to_owned(),
+                max_tokens: None,
+            }],
+        };
+        Ok(self.query(req).await?.tokens.pop().unwrap_or_default())
+    }
+}
+
+/// How an HTTP client retries.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per call, the first included.
+    pub attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Time limit of one attempt (a parked claim's `wait_ms` is added to it).
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 10,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct HttpMasterClient {
+    http: reqwest::Client,
+    base: String,
+    policy: RetryPolicy,
+}
+
+impl HttpMasterClient {
+    /// A client of the master at `host:port`.
+    pub fn new(host: &str, port: u16, policy: RetryPolicy) -> Self {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .expect("an HTTP client without TLS always builds");
+        HttpMasterClient {
+            http,
+            base: format!("http://{host}:{port}/api/v1"),
+            policy,
+        }
+    }
+
+    async fn once<Req: Serialize + Sync, Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&Req>,
+        extra_wait: Duration,
+    ) -> Result<Resp, MasterError> {
+        let url = format!("{}/{path}", self.base);
+        let request = match body {
+            Some(b) => self.http.post(&url).json(b),
+            None => self.http.get(&url),
+        };
+        let response = request
+            .timeout(self.policy.timeout + extra_wait)
+            .send()
+            .await
+            .map_err(|e| MasterError::Unreachable(format!("{url}: {e}")))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| MasterError::Unreachable(format!("{url}: {e}")))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                MasterError::Unavailable(format!("{url} answered with an unreadable body: {e}"))
+            });
+        }
+        #[derive(serde::Deserialize)]
+        struct Body {
+            error: Detail,
+        }
+        #[derive(serde::Deserialize)]
+        struct Detail {
+            code: String,
+            message: String,
+        }
+        match serde_json::from_slice::<Body>(&bytes) {
+            Ok(b) => Err(MasterError::from_code(&b.error.code, b.error.message)),
+            Err(_) => Err(MasterError::Unavailable(format!(
+                "{url} answered HTTP {status}"
+            ))),
+        }
+    }
+
+    async fn call<Req: Serialize + Sync, Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&Req>,
+        extra_wait: Duration,
+    ) -> Result<Resp, MasterError> {
+        let mut backoff = self.policy.initial_backoff;
+        let mut attempt = 1;
+        loop {
+            match self.once(path, body, extra_wait).await {
+                Err(e) if e.is_transient() && attempt < self.policy.attempts => {
+                    let sleep = backoff
+                        .mul_f64(0.5 + fastrand::f64())
+                        .min(self.policy.max_backoff);
+                    tracing::warn!(path, attempt, error = %e, retry_in_ms = sleep.as_millis() as u64, "master call failed; retrying");
+                    tokio::time::sleep(sleep).await;
+                    backoff = (backoff * 2).min(self.policy.max_backoff);
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl MasterClient for HttpMasterClient {
+    async fn modify(&self, req: ModifyRequest) -> Result<ModifyResponse, MasterError> {
+        self.call("modify", Some(&req), Duration::ZERO).await
+    }
+    async fn query(&self, req: QueryRequest) -> Result<QueryResponse, MasterError> {
+        self.call("query", Some(&req), Duration::ZERO).await
+    }
+    async fn query_and_own(
+        &self,
+        req: QueryAndOwnRequest,
+    ) -> Result<QueryAndOwnResponse, MasterError> {
+        let wait = Duration::from_millis(req.wait_ms.unwrap_or(0));
+        self.call("query_and_own", Some(&req), wait).await
+    }
+    async fn group(&self, req: GroupRequest) -> Result<GroupResponse, MasterError> {
+        self.call("group", Some(&req), Duration::ZERO).await
+    }
+    async fn archive(&self, req: ArchiveRequest) -> Result<ArchiveResponse, MasterError> {
+        self.call("archive", Some(&req), Duration::ZERO).await
+    }
+    async fn health(&self) -> Result<Health, MasterError> {
+        self.call::<(), Health>("health", None, Duration::ZERO)
+            .await
+    }
+}
+
+/// A client of a master running in this process (tests, `-m all` without a network hop).
+#[derive(Clone)]
+pub struct LocalMasterClient(pub Master);
+
+#[async_trait]
+impl MasterClient for LocalMasterClient {
+    async fn modify(&self, req: ModifyRequest) -> Result<ModifyResponse, MasterError> {
+        self.0.modify(req).await
+    }
+    async fn query(&self, req: QueryRequest) -> Result<QueryResponse, MasterError> {
+        self.0.query(req).await
+    }
+    async fn query_and_own(
+        &self,
+        req: QueryAndOwnRequest,
+    ) -> Result<QueryAndOwnResponse, MasterError> {
+        self.0.query_and_own(req).await
+    }
+    async fn group(&self, req: GroupRequest) -> Result<GroupResponse, MasterError> {
+        self.0.group(req).await
+    }
+    async fn archive(&self, req: ArchiveRequest) -> Result<ArchiveResponse, MasterError> {
+        self.0.archive(req).await
+    }
+    async fn health(&self) -> Result<Health, MasterError> {
+        self.0.health().await
+    }
+}

@@ -1,0 +1,511 @@
+//! The master service: the single writer. Requests queue on a channel; the writer drains what
+//! is queued into one batch, applies it to memory under the write lock (recording an undo log),
+//! commits the batch in one database transaction (group commit), and only then replies.
+//! Readers take the read lock, so they never see a change before it is committed.
+//!
+//! Parked claims (`query_and_own` with `wait_ms`) live here too: after every batch, and when a
+//! lease ends, the writer retries them, so a claim is granted in the same commit as the insert
+//! that made a token claimable, with no polling and no database work while waiting.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{RwLock, mpsc, oneshot};
+
+use super::MasterError;
+use super::pattern::Pattern;
+use super::state::{Entry, State, Txn};
+use super::token::*;
+use crate::storage::{CommitBatch, Loaded, Storage, StorageError, TokenRef};
+
+/// Requests applied in one batch at most (bounds the time the write lock is held).
+const MAX_BATCH: usize = 1024;
+const CHANNEL_CAPACITY: usize = 8192;
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+type Reply<T> = oneshot::Sender<Result<T, MasterError>>;
+
+enum Command {
+    Modify(ModifyRequest, Reply<ModifyResponse>),
+    Archive(ArchiveRequest, Reply<ArchiveResponse>),
+    Claim(QueryAndOwnRequest, Reply<QueryAndOwnResponse>),
+    /// Answer every parked claim now and park no more (shutdown).
+    Close,
+}
+
+/// A reply computed in a batch, sent once the batch is committed (or failed).
+enum Outcome {
+    Modify(Reply<ModifyResponse>, Result<ModifyResponse, MasterError>),
+    Archive(Reply<ArchiveResponse>, Result<ArchiveResponse, MasterError>),
+    Claim(
+        Reply<QueryAndOwnResponse>,
+        Result<QueryAndOwnResponse, MasterError>,
+    ),
+}
+
+impl Outcome {
+    fn send(self, failure: Option<&MasterError>) {
+        // A caller that went away does not care about its reply.
+        match self {
+            Outcome::Modify(tx, r) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
+            Outcome::Archive(tx, r) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
+            Outcome::Claim(tx, r) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
+        }
+    }
+}
+
+struct Parked {
+    req: QueryAndOwnRequest,
+    pattern: Pattern,
+    deadline: Instant,
+    /// The earliest lease end (seconds) among matching tokens: retry then.
+    next_lease_end: Option<i64>,
+    reply: Reply<QueryAndOwnResponse>,
+}
+
+struct Shared {
+    state: RwLock<State>,
+    /// False while memory may differ from the database (a commit with an unknown outcome, or a
+    /// failed reload): reads and writes answer UNAVAILABLE until a reload succeeds.
+    healthy: AtomicBool,
+    name: String,
+    storage_kind: &'static str,
+    started: Instant,
+}
+
+/// A handle to a running master. Cheap to clone; the writer stops when every handle is gone.
+#[derive(Clone)]
+pub struct Master {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Command>,
+}
+
+/// Seconds since the epoch, the unit of `expiration_time`.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn unix_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn unavailable(e: &StorageError) -> MasterError {
+    MasterError::Unavailable(format!("the change was not committed: {e}"))
+}
+
+/// Loads the master's tokens, retrying with backoff while the database is unreachable.
+async fn load_with_retry(storage: &dyn Storage, name: &str) -> Loaded {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let result = match storage.migrate().await {
+            Ok(()) => storage.load_active(name).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(loaded) => return loaded,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot load the master's tokens; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RETRY_DELAY);
+            }
+        }
+    }
+}
+
+fn build_state(loaded: Loaded) -> State {
+    let rows = loaded.tokens.into_iter().map(|t| {
+        let entry = Entry::from_token(&t, t.version.unwrap_or(0));
+        (t.name, entry)
+    });
+    State::load(
+        rows,
+        loaded.version_floor,
+        format!("blessed version created at {}", loaded.created_at),
+    )
+}
+
+impl Master {
+    /// Loads every active token of master `name` from `storage` (retrying until the database
+    /// answers) and starts the writer task.
+    pub async fn start(storage: Box<dyn Storage>, name: &str) -> Master {
+        let started = Instant::now();
+        let loaded = load_with_retry(storage.as_ref(), name).await;
+        let state = build_state(loaded);
+        tracing::info!(
+            master = name,
+            storage = storage.kind(),
+            tokens = state.len(),
+            last_version = state.last_version(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "master loaded its tokens"
+        );
+        let shared = Arc::new(Shared {
+            state: RwLock::new(state),
+            healthy: AtomicBool::new(true),
+            name: name.to_owned(),
+            storage_kind: storage.kind(),
+            started: Instant::now(),
+        });
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let writer = Writer {
+            shared: shared.clone(),
+            storage,
+            rx,
+            parked: VecDeque::new(),
+            closing: false,
+            retry_at: None,
+        };
+        tokio::spawn(writer.run());
+        Master { shared, tx }
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, MasterError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| MasterError::Unavailable("the master is shutting down".into()))?;
+        rx.await
+            .map_err(|_| MasterError::Unavailable("the master is shutting down".into()))?
+    }
+
+    fn check_healthy(&self) -> Result<(), MasterError> {
+        if self.shared.healthy.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(MasterError::Unavailable(
+                "the master lost its database and is reloading; try again shortly".into(),
+            ))
+        }
+    }
+
+    pub async fn modify(&self, req: ModifyRequest) -> Result<ModifyResponse, MasterError> {
+        req.validate()?;
+        self.call(|r| Command::Modify(req, r)).await
+    }
+
+    pub async fn archive(&self, req: ArchiveRequest) -> Result<ArchiveResponse, MasterError> {
+        req.validate()?;
+        if req.tokens.is_empty() {
+            return Ok(ArchiveResponse {});
+        }
+        self.call(|r| Command::Archive(req, r)).await
+    }
+
+    pub async fn query_and_own(
+        &self,
+        req: QueryAndOwnRequest,
+    ) -> Result<QueryAndOwnResponse, MasterError> {
+        req.validate()?;
+        if let Some(q) = &req.query {
+            Pattern::parse(&q.name_prefix)?;
+        }
+        self.call(|r| Command::Claim(req, r)).await
+    }
+
+    pub async fn query(&self, req: QueryRequest) -> Result<QueryResponse, MasterError> {
+        let state = self.shared.state.read().await;
+        self.check_healthy()?;
+        let tokens = req
+            .queries
+            .iter()
+            .map(|q| state.query(q))
+            .collect::<Result<_, _>>()?;
+        Ok(QueryResponse { tokens })
+    }
+
+    pub async fn group(&self, req: GroupRequest) -> Result<GroupResponse, MasterError> {
+        let state = self.shared.state.read().await;
+        self.check_healthy()?;
+        state.group(&req)
+    }
+
+    pub async fn health(&self) -> Result<Health, MasterError> {
+        let state = self.shared.state.read().await;
+        self.check_healthy()?;
+        Ok(Health {
+            status: "ok".into(),
+            master: self.shared.name.clone(),
+            storage: self.shared.storage_kind.into(),
+            tokens: state.len(),
+            last_version: state.last_version(),
+            uptime_sec: self.shared.started.elapsed().as_secs(),
+        })
+    }
+
+    /// Answers every parked claim (empty) and stops parking new ones: for a prompt shutdown.
+    pub async fn close(&self) {
+        let _ = self.tx.send(Command::Close).await;
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub master: String,
+    pub storage: String,
+    pub tokens: usize,
+    pub last_version: i64,
+    pub uptime_sec: u64,
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    storage: Box<dyn Storage>,
+    rx: mpsc::Receiver<Command>,
+    parked: VecDeque<Parked>,
+    closing: bool,
+    /// When unhealthy: the next time to try reloading.
+    retry_at: Option<(Instant, Duration)>,
+}
+
+impl Writer {
+    async fn run(mut self) {
+        loop {
+            let wake = self.next_wakeup();
+            let first = tokio::select! {
+                cmd = self.rx.recv() => match cmd {
+                    Some(cmd) => Some(cmd),
+                    None => break,
+                },
+                _ = sleep_until(wake) => None,
+            };
+            let mut cmds: Vec<Command> = first.into_iter().collect();
+            while cmds.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(cmd) => cmds.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            self.run_batch(cmds).await;
+        }
+        for p in self.parked.drain(..) {
+            let _ = p.reply.send(Ok(QueryAndOwnResponse::default()));
+        }
+        tracing::info!(master = %self.shared.name, "master writer stopped");
+    }
+
+    /// The earliest of: a parked claim's deadline, a lease end that may free a token for a
+    /// parked claim, and the next reload attempt.
+    fn next_wakeup(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let now_ms = unix_now_ms();
+        let lease = |secs: i64| {
+            now + Duration::from_millis((secs * 1000 - now_ms).clamp(0, 86_400_000) as u64 + 1)
+        };
+        self.parked
+            .iter()
+            .flat_map(|p| [Some(p.deadline), p.next_lease_end.map(lease)])
+            .chain([self.retry_at.map(|(t, _)| t)])
+            .flatten()
+            .min()
+    }
+
+    async fn run_batch(&mut self, cmds: Vec<Command>) {
+        let shared = self.shared.clone();
+        let mut state = shared.state.write().await;
+        if !self.shared.healthy.load(Ordering::Acquire) && !self.try_reload(&mut state).await {
+            let err = MasterError::Unavailable(
+                "the master cannot reach its database; try again shortly".into(),
+            );
+            for cmd in cmds {
+                reject(cmd, &err);
+            }
+            return;
+        }
+        let now = unix_now();
+        let mut txn = Txn::default();
+        let mut outcomes = Vec::with_capacity(cmds.len());
+        for cmd in cmds {
+            match cmd {
+                Command::Modify(req, reply) => {
+                    outcomes.push(Outcome::Modify(reply, state.modify(&req, &mut txn)))
+                }
+                Command::Archive(req, reply) => {
+                    let result = state.archive(&req, &mut txn).map(|()| ArchiveResponse {});
+                    outcomes.push(Outcome::Archive(reply, result));
+                }
+                Command::Claim(req, reply) => match state.claim(&req, now, &mut txn) {
+                    Ok(claim)
+                        if claim.tokens.is_empty()
+                            && req.wait_ms.unwrap_or(0) > 0
+                            && !self.closing =>
+                    {
+                        let pattern = Pattern::parse(
+                            &req.query.as_ref().expect("claims with a query").name_prefix,
+                        )
+                        .expect("validated before queueing");
+                        let deadline =
+                            Instant::now() + Duration::from_millis(req.wait_ms.unwrap_or(0));
+                        self.parked.push_back(Parked {
+                            req,
+                            pattern,
+                            deadline,
+                            next_lease_end: claim.next_lease_end,
+                            reply,
+                        });
+                    }
+                    result => outcomes.push(Outcome::Claim(
+                        reply,
+                        result.map(|c| QueryAndOwnResponse { tokens: c.tokens }),
+                    )),
+                },
+                Command::Close => self.closing = true,
+            }
+        }
+        self.retry_parked(&mut state, &mut txn, now, &mut outcomes);
+        state.seal(&mut txn);
+        if txn.is_empty() {
+            outcomes.into_iter().for_each(|o| o.send(None));
+            return;
+        }
+        let result = {
+            let batch = commit_batch(&state, &txn);
+            self.storage.commit(&self.shared.name, &batch).await
+        };
+        match result {
+            Ok(()) => outcomes.into_iter().for_each(|o| o.send(None)),
+            Err(e) => {
+                let err = unavailable(&e);
+                tracing::error!(error = %e, requests = outcomes.len(), "database commit failed; the batch was rolled back in memory");
+                state.rollback(txn);
+                if matches!(e, StorageError::CommitUnknown(_)) {
+                    // The database may hold the batch or not: reload before the next write.
+                    self.shared.healthy.store(false, Ordering::Release);
+                    self.retry_at = Some((Instant::now(), Duration::from_millis(100)));
+                }
+                outcomes.into_iter().for_each(|o| o.send(Some(&err)));
+            }
+        }
+    }
+
+    /// Retries the parked claims that this batch (or the clock) may have satisfied, oldest first.
+    fn retry_parked(
+        &mut self,
+        state: &mut State,
+        txn: &mut Txn,
+        now: i64,
+        outcomes: &mut Vec<Outcome>,
+    ) {
+        if self.parked.is_empty() {
+            return;
+        }
+        let touched: Vec<Box<str>> = txn.touched().map(Into::into).collect();
+        let instant = Instant::now();
+        let mut still = VecDeque::with_capacity(self.parked.len());
+        while let Some(mut p) = self.parked.pop_front() {
+            let mut due = self.closing || p.next_lease_end.is_some_and(|t| t <= now);
+            for name in touched.iter().filter(|n| p.pattern.matches(n)) {
+                match state.get(name) {
+                    Some(e) if is_owned(e.owner.as_deref(), e.expiration_time, now) => {
+                        if let Some(t) = e.expiration_time.filter(|t| *t != NEVER) {
+                            p.next_lease_end = Some(p.next_lease_end.map_or(t, |n| n.min(t)));
+                        }
+                    }
+                    Some(_) => due = true,
+                    None => {}
+                }
+            }
+            if due {
+                match state.claim(&p.req, now, txn) {
+                    Ok(claim)
+                        if claim.tokens.is_empty() && !self.closing && p.deadline > instant =>
+                    {
+                        p.next_lease_end = claim.next_lease_end;
+                    }
+                    result => {
+                        let result = result.map(|c| QueryAndOwnResponse { tokens: c.tokens });
+                        outcomes.push(Outcome::Claim(p.reply, result));
+                        continue;
+                    }
+                }
+            }
+            if p.deadline <= instant {
+                outcomes.push(Outcome::Claim(p.reply, Ok(QueryAndOwnResponse::default())));
+                continue;
+            }
+            still.push_back(p);
+        }
+        self.parked = still;
+    }
+
+    /// Reloads memory from the database after a commit with an unknown outcome. Returns whether
+    /// the master is healthy again; otherwise schedules the next attempt with backoff.
+    async fn try_reload(&mut self, state: &mut State) -> bool {
+        let (at, delay) = self
+            .retry_at
+            .unwrap_or((Instant::now(), Duration::from_millis(100)));
+        if Instant::now() < at {
+            return false;
+        }
+        match self.storage.load_active(&self.shared.name).await {
+            Ok(loaded) => {
+                let patterns = state.indexed_patterns();
+                let floor = state.last_version();
+                let mut fresh = build_state(loaded);
+                fresh.raise_version_floor(floor);
+                fresh.rebuild_indexes(&patterns);
+                *state = fresh;
+                self.shared.healthy.store(true, Ordering::Release);
+                self.retry_at = None;
+                tracing::info!(
+                    tokens = state.len(),
+                    "master reloaded its tokens from the database and accepts writes again"
+                );
+                true
+            }
+            Err(e) => {
+                let next = (delay * 2).min(MAX_RETRY_DELAY);
+                tracing::warn!(error = %e, retry_in_ms = next.as_millis() as u64, "database still unavailable; master cannot reload yet");
+                self.retry_at = Some((Instant::now() + next, next));
+                false
+            }
+        }
+    }
+}
+
+fn reject(cmd: Command, err: &MasterError) {
+    // A caller that went away does not care about its reply.
+    match cmd {
+        Command::Modify(_, r) => drop(r.send(Err(err.clone()))),
+        Command::Archive(_, r) => drop(r.send(Err(err.clone()))),
+        Command::Claim(_, r) => drop(r.send(Err(err.clone()))),
+        Command::Close => {}
+    }
+}
+
+/// The rows a sealed batch writes: every touched name's current value (or its deletion).
+fn commit_batch<'a>(state: &'a State, txn: &'a Txn) -> CommitBatch<'a> {
+    let mut batch = CommitBatch {
+        version_floor: state.last_version(),
+        ..Default::default()
+    };
+    for name in txn.touched() {
+        match state.get(name) {
+            Some(e) => batch.upserts.push(TokenRef {
+                name,
+                version: e.version,
+                owner: e.owner.as_deref(),
+                expiration_time: e.expiration_time,
+                priority: e.priority,
+                data: e.data.as_deref(),
+            }),
+            None => batch.deletes.push(name),
+        }
+    }
+    batch.archived = txn.archived().iter().map(TokenRef::from).collect();
+    batch
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

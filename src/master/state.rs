@@ -1,0 +1,481 @@
+//! The master's in-memory tokens and every rule of PINBALL_SPEC §1.4, as pure functions of the
+//! state and an explicit `now`. Only `service` mutates it (one writer); each mutation is recorded
+//! in a [`Txn`] so a batch whose commit fails can be undone exactly.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+
+use super::MasterError;
+use super::pattern::Pattern;
+use super::token::*;
+
+/// At most this many `*` patterns get a claim index; further patterns are answered by a scan.
+const MAX_INDEXES: usize = 32;
+
+/// A stored token, without its name (the map key). Boxed strings keep it at 64 bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub version: i64,
+    pub owner: Option<Box<str>>,
+    pub expiration_time: Option<i64>,
+    pub priority: f64,
+    pub data: Option<Box<str>>,
+}
+
+impl Entry {
+    pub fn from_token(t: &Token, version: i64) -> Entry {
+        Entry {
+            version,
+            owner: t.owner.as_deref().map(Into::into),
+            expiration_time: t.expiration_time,
+            // -0.0 and 0.0 must order as one priority.
+            priority: if t.priority == 0.0 { 0.0 } else { t.priority },
+            data: t.data.as_deref().map(Into::into),
+        }
+    }
+
+    pub fn to_token(&self, name: &str) -> Token {
+        Token {
+            name: name.to_owned(),
+            version: Some(self.version),
+            owner: self.owner.as_deref().map(Into::into),
+            expiration_time: self.expiration_time,
+            priority: self.priority,
+            data: self.data.as_deref().map(Into::into),
+        }
+    }
+
+    /// The lease end when the token has an owner and an expiration time, whether or not it is
+    /// still in the future: the moment it becomes (or became) claimable.
+    fn lease_end(&self) -> Option<i64> {
+        match (&self.owner, self.expiration_time) {
+            (Some(o), Some(t)) if !o.is_empty() && t != 0 => Some(t),
+            _ => None,
+        }
+    }
+
+    fn is_owned(&self, now: i64) -> bool {
+        matches!(self.lease_end(), Some(t) if t > now)
+    }
+}
+
+/// Priority ordered highest first, then name: the order in which tokens are claimed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Rank(f64);
+impl Eq for Rank {}
+impl PartialOrd for Rank {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Rank {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.0.total_cmp(&self.0)
+    }
+}
+
+/// The tokens matching one `*` pattern, split into claimable (by rank) and leased (by lease
+/// end). Invariant: every matching token is in exactly one set; a leased token whose lease has
+/// ended stays in `leased` until the next claim promotes it.
+#[derive(Debug)]
+struct ClaimIndex {
+    pattern: Pattern,
+    claimable: BTreeSet<(Rank, Box<str>)>,
+    leased: BTreeSet<(i64, Box<str>)>,
+}
+
+impl ClaimIndex {
+    fn insert(&mut self, name: &str, e: &Entry) {
+        match e.lease_end() {
+            Some(t) => self.leased.insert((t, name.into())),
+            None => self.claimable.insert((Rank(e.priority), name.into())),
+        };
+    }
+
+    fn remove(&mut self, name: &str, e: &Entry) {
+        if let Some(t) = e.lease_end()
+            && self.leased.remove(&(t, name.into()))
+        {
+            return;
+        }
+        self.claimable.remove(&(Rank(e.priority), name.into()));
+    }
+
+    /// Moves tokens whose lease ended at or before `now` to the claimable set.
+    fn promote(&mut self, now: i64, tokens: &BTreeMap<Box<str>, Entry>) {
+        while let Some(first) = self.leased.first()
+            && first.0 <= now
+        {
+            let (_, name) = self.leased.pop_first().expect("checked first");
+            let priority = tokens.get(&name).map_or(0.0, |e| e.priority);
+            self.claimable.insert((Rank(priority), name));
+        }
+    }
+}
+
+/// What one batch changed: the value each touched name had before the batch (so the batch can
+/// be undone, and so the commit knows which rows to write), and the tokens it archived.
+#[derive(Debug, Default)]
+pub struct Txn {
+    before: HashMap<Box<str>, Option<Entry>>,
+    archived: Vec<Token>,
+}
+
+impl Txn {
+    pub fn is_empty(&self) -> bool {
+        self.before.is_empty() && self.archived.is_empty()
+    }
+
+    /// Names whose rows the commit must upsert or delete (the master's own excluded).
+    pub fn touched(&self) -> impl Iterator<Item = &str> {
+        self.before
+            .keys()
+            .map(|k| &**k)
+            .filter(|n| !n.starts_with(RESERVED_PREFIX))
+    }
+
+    pub fn archived(&self) -> &[Token] {
+        &self.archived
+    }
+}
+
+/// The result of one claim attempt.
+#[derive(Debug, Default)]
+pub struct Claim {
+    pub tokens: Vec<Token>,
+    /// The earliest moment (seconds) a matching token that is leased now becomes claimable.
+    pub next_lease_end: Option<i64>,
+}
+
+#[derive(Debug)]
+pub struct State {
+    tokens: BTreeMap<Box<str>, Entry>,
+    indexes: HashMap<String, ClaimIndex>,
+    last_version: i64,
+}
+
+impl State {
+    /// Builds the state from stored rows. `version_floor` is the persisted high-water mark:
+    /// versions continue above it and above every loaded token's version.
+    pub fn load(
+        rows: impl IntoIterator<Item = (String, Entry)>,
+        version_floor: i64,
+        blessed_data: String,
+    ) -> State {
+        let tokens: BTreeMap<Box<str>, Entry> = rows
+            .into_iter()
+            .map(|(n, e)| (n.into_boxed_str(), e))
+            .collect();
+        let max_row = tokens.values().map(|e| e.version).max().unwrap_or(0);
+        let mut state = State {
+            tokens,
+            indexes: HashMap::new(),
+            last_version: version_floor.max(max_row),
+        };
+        let version = state.next_version();
+        state.tokens.insert(
+            BLESSED_VERSION_NAME.into(),
+            Entry {
+                version,
+                owner: Some("__master__".into()),
+                expiration_time: Some(NEVER),
+                priority: 0.0,
+                data: Some(blessed_data.into()),
+            },
+        );
+        state
+    }
+
+    /// Number of tokens, the master's own bookkeeping token excluded.
+    pub fn len(&self) -> usize {
+        self.tokens.len() - 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn last_version(&self) -> i64 {
+        self.last_version
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Entry> {
+        self.tokens.get(name)
+    }
+
+    /// Keeps versions above `floor` (used after a reload, so no version is ever issued twice).
+    pub fn raise_version_floor(&mut self, floor: i64) {
+        self.last_version = self.last_version.max(floor);
+    }
+
+    /// Patterns with a claim index, so a reloaded state can rebuild them.
+    pub fn indexed_patterns(&self) -> Vec<Pattern> {
+        self.indexes.values().map(|i| i.pattern.clone()).collect()
+    }
+
+    fn next_version(&mut self) -> i64 {
+        self.last_version += 1;
+        self.last_version
+    }
+
+    fn range<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a Box<str>, &'a Entry)> + 'a {
+        self.tokens
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(move |(k, _)| k.starts_with(prefix))
+    }
+
+    /// Replaces (or removes) one token, keeping every index in step. Returns the old value.
+    fn put_raw(&mut self, name: &str, new: Option<Entry>) -> Option<Entry> {
+        let old = match new {
+            Some(e) => match self.tokens.get_mut(name) {
+                Some(slot) => Some(std::mem::replace(slot, e)),
+                None => self.tokens.insert(name.into(), e),
+            },
+            None => self.tokens.remove(name),
+        };
+        for index in self
+            .indexes
+            .values_mut()
+            .filter(|i| i.pattern.matches(name))
+        {
+            if let Some(o) = &old {
+                index.remove(name, o);
+            }
+            if let Some(n) = self.tokens.get(name) {
+                index.insert(name, n);
+            }
+        }
+        old
+    }
+
+    fn put(&mut self, name: &str, new: Option<Entry>, txn: &mut Txn) {
+        let old = self.put_raw(name, new);
+        if !txn.before.contains_key(name) {
+            txn.before.insert(name.into(), old);
+        }
+    }
+
+    /// Undoes a batch whose commit failed: every touched token gets its value from before.
+    pub fn rollback(&mut self, txn: Txn) {
+        for (name, old) in txn.before {
+            self.put_raw(&name, old);
+        }
+    }
+
+    /// Closes a batch that changed something: advances the visible blessed version.
+    pub fn seal(&mut self, txn: &mut Txn) {
+        if txn.is_empty() {
+            return;
+        }
+        let mut blessed = self.tokens[BLESSED_VERSION_NAME].clone();
+        blessed.version = self.next_version();
+        self.put(BLESSED_VERSION_NAME, Some(blessed), txn);
+    }
+
+    /// Checks a versioned reference to an existing token (deletes, archives, updates).
+    fn check_version(&self, t: &Token) -> Result<(), MasterError> {
+        match (self.tokens.get(t.name.as_str()), t.version) {
+            (Some(e), Some(v)) if e.version == v => Ok(()),
+            (Some(e), _) => Err(MasterError::VersionConflict(format!(
+                "token {} with different version {} found",
+                t.name, e.version
+            ))),
+            (None, Some(_)) => Err(MasterError::NotFound(format!("token {} not found", t.name))),
+            (None, None) => Ok(()),
+        }
+    }
+
+    /// `/modify`: all checks first, then every change, so the request applies whole or not at all.
+    pub fn modify(
+        &mut self,
+        req: &ModifyRequest,
+        txn: &mut Txn,
+    ) -> Result<ModifyResponse, MasterError> {
+        for t in &req.updates {
+            self.check_version(t)?;
+        }
+        for t in &req.deletes {
+            if !self.tokens.contains_key(t.name.as_str()) {
+                return Err(MasterError::NotFound(format!("token {} not found", t.name)));
+            }
+            self.check_version(t)?;
+        }
+        let mut updates = Vec::with_capacity(req.updates.len());
+        for t in &req.updates {
+            let entry = Entry::from_token(t, self.next_version());
+            updates.push(entry.to_token(&t.name));
+            self.put(&t.name, Some(entry), txn);
+        }
+        for t in &req.deletes {
+            self.put(&t.name, None, txn);
+        }
+        Ok(ModifyResponse { updates })
+    }
+
+    /// `/archive`: removes the tokens and keeps the master's stored copies for the archive table.
+    pub fn archive(&mut self, req: &ArchiveRequest, txn: &mut Txn) -> Result<(), MasterError> {
+        for t in &req.tokens {
+            if !self.tokens.contains_key(t.name.as_str()) {
+                return Err(MasterError::NotFound(format!("token {} not found", t.name)));
+            }
+            self.check_version(t)?;
+        }
+        for t in &req.tokens {
+            let stored = self.tokens[t.name.as_str()].to_token(&t.name);
+            txn.archived.push(stored);
+            self.put(&t.name, None, txn);
+        }
+        Ok(())
+    }
+
+    /// `/query` for one query: lexicographic, or the `max_tokens` of highest priority.
+    pub fn query(&self, q: &Query) -> Result<Vec<Token>, MasterError> {
+        let pattern = Pattern::parse(&q.name_prefix)?;
+        let matching = self
+            .range(pattern.literal_prefix())
+            .filter(|(k, _)| pattern.matches(k));
+        let mut tokens: Vec<Token> = match q.max_tokens {
+            None => return Ok(matching.map(|(k, e)| e.to_token(k)).collect()),
+            Some(_) => matching.map(|(k, e)| e.to_token(k)).collect(),
+        };
+        // Stable: equal priorities keep name order.
+        tokens.sort_by_key(|t| Rank(t.priority));
+        tokens.truncate(q.max_tokens.unwrap_or(u32::MAX) as usize);
+        Ok(tokens)
+    }
+
+    /// `/group`: counts by the name up to, not including, the first `suffix` after the prefix.
+    pub fn group(&self, req: &GroupRequest) -> Result<GroupResponse, MasterError> {
+        let pattern = Pattern::parse(&req.name_prefix)?;
+        if pattern.has_wildcard() {
+            return Err(MasterError::input(
+                "group takes a plain name_prefix, without * segments",
+            ));
+        }
+        let prefix = pattern.as_str();
+        let suffix = req.group_suffix.as_deref().unwrap_or("");
+        let mut counts = BTreeMap::new();
+        for (name, _) in self.range(prefix) {
+            let key = match name[prefix.len()..].find(suffix) {
+                Some(i) if !suffix.is_empty() => &name[..prefix.len() + i],
+                _ => &name[..],
+            };
+            *counts.entry(key.to_owned()).or_insert(0u64) += 1;
+        }
+        Ok(GroupResponse { counts })
+    }
+
+    /// `/query_and_own`: claims up to `max_tokens` unowned matching tokens, best first.
+    pub fn claim(
+        &mut self,
+        req: &QueryAndOwnRequest,
+        now: i64,
+        txn: &mut Txn,
+    ) -> Result<Claim, MasterError> {
+        let Some(query) = &req.query else {
+            return Ok(Claim::default());
+        };
+        let pattern = Pattern::parse(&query.name_prefix)?;
+        let limit = query.max_tokens.map_or(usize::MAX, |n| n as usize);
+        let (names, mut next_lease_end) = self.claimable(&pattern, now, limit);
+        let mut tokens = Vec::with_capacity(names.len());
+        for name in names {
+            let mut entry = self.tokens[&*name].clone();
+            entry.owner = Some(req.owner.as_str().into());
+            entry.expiration_time = Some(req.expiration_time);
+            entry.version = self.next_version();
+            tokens.push(entry.to_token(&name));
+            self.put(&name, Some(entry), txn);
+        }
+        if req.expiration_time > now && !tokens.is_empty() {
+            next_lease_end =
+                Some(next_lease_end.map_or(req.expiration_time, |t| t.min(req.expiration_time)));
+        }
+        Ok(Claim {
+            tokens,
+            next_lease_end: next_lease_end.filter(|t| *t != NEVER),
+        })
+    }
+
+    /// The names to claim, best first, and the earliest end of a lease among the others.
+    fn claimable(
+        &mut self,
+        pattern: &Pattern,
+        now: i64,
+        limit: usize,
+    ) -> (Vec<Box<str>>, Option<i64>) {
+        if pattern.has_wildcard()
+            && (self.indexes.contains_key(pattern.as_str()) || self.indexes.len() < MAX_INDEXES)
+        {
+            if !self.indexes.contains_key(pattern.as_str()) {
+                self.build_index(pattern);
+            }
+            let index = self.indexes.get_mut(pattern.as_str()).expect("built above");
+            index.promote(now, &self.tokens);
+            let names = index
+                .claimable
+                .iter()
+                .take(limit)
+                .map(|(_, n)| n.clone())
+                .collect();
+            return (names, index.leased.first().map(|(t, _)| *t));
+        }
+        let mut found: Vec<(Rank, &Box<str>)> = Vec::new();
+        let mut next_lease_end: Option<i64> = None;
+        for (name, e) in self
+            .range(pattern.literal_prefix())
+            .filter(|(k, _)| pattern.matches(k))
+        {
+            if e.is_owned(now) {
+                let end = e.lease_end().expect("owned tokens have a lease");
+                next_lease_end = Some(next_lease_end.map_or(end, |t| t.min(end)));
+            } else {
+                found.push((Rank(e.priority), name));
+            }
+        }
+        found.sort_by_key(|(rank, _)| *rank);
+        (
+            found
+                .into_iter()
+                .take(limit)
+                .map(|(_, n)| n.clone())
+                .collect(),
+            next_lease_end,
+        )
+    }
+
+    fn build_index(&mut self, pattern: &Pattern) {
+        let mut index = ClaimIndex {
+            pattern: pattern.clone(),
+            claimable: BTreeSet::new(),
+            leased: BTreeSet::new(),
+        };
+        for (name, e) in self
+            .range(pattern.literal_prefix())
+            .filter(|(k, _)| pattern.matches(k))
+        {
+            index.insert(name, e);
+        }
+        tracing::info!(
+            pattern = pattern.as_str(),
+            tokens = index.claimable.len() + index.leased.len(),
+            "built claim index"
+        );
+        self.indexes.insert(pattern.as_str().to_owned(), index);
+    }
+
+    /// Rebuilds the claim indexes of an earlier state (after a reload).
+    pub fn rebuild_indexes(&mut self, patterns: &[Pattern]) {
+        for p in patterns {
+            self.build_index(p);
+        }
+    }
+
+    /// Every token in name order (tests and `/health`).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Entry)> {
+        self.tokens.iter().map(|(k, e)| (&**k, e))
+    }
+}

@@ -1,0 +1,300 @@
+//! The token and the request/response types of the master's JSON API (CONTRACT §2), with the
+//! stateless input checks every request passes before it reaches the writer.
+//! Used by the master (api, service, state) and by every `MasterClient`.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::MasterError;
+
+/// Longest accepted token name, in bytes (CONTRACT §2).
+pub const MAX_NAME_BYTES: usize = 512;
+/// Longest accepted owner, in bytes (the database column is VARCHAR(255)).
+pub const MAX_OWNER_BYTES: usize = 255;
+/// Longest accepted `wait_ms`: ten minutes. A longer park would outlive every HTTP timeout.
+pub const MAX_WAIT_MS: u64 = 600_000;
+/// `expiration_time` that means "never claimable".
+pub const NEVER: i64 = i64::MAX;
+/// Names that start with this are the master's own bookkeeping and cannot be written.
+pub const RESERVED_PREFIX: &str = "/__";
+/// The visible, read-only version counter (PINBALL_SPEC §1.2).
+pub const BLESSED_VERSION_NAME: &str = "/__BLESSED_VERSION__";
+
+/// A token as it travels on the wire. `version` is absent (or null) in an insert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Token {
+    pub name: String,
+    #[serde(default)]
+    pub version: Option<i64>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub expiration_time: Option<i64>,
+    #[serde(default, deserialize_with = "null_as_zero")]
+    pub priority: f64,
+    #[serde(default)]
+    pub data: Option<String>,
+}
+
+fn null_as_zero<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(0.0))
+}
+
+impl Token {
+    /// A fresh token to insert, with no owner and priority 0.
+    pub fn new(name: impl Into<String>, data: Option<String>) -> Self {
+        Token {
+            name: name.into(),
+            version: None,
+            owner: None,
+            expiration_time: None,
+            priority: 0.0,
+            data,
+        }
+    }
+
+    /// Whether the token is owned at `now` (seconds): the master's ownership predicate.
+    pub fn is_owned(&self, now: i64) -> bool {
+        is_owned(self.owner.as_deref(), self.expiration_time, now)
+    }
+}
+
+/// A token is owned iff its owner is non-empty and its expiration time is set, non-zero and in
+/// the future (PINBALL_SPEC §1.1). An expired lease, or a retry delay without an owner, is claimable.
+pub fn is_owned(owner: Option<&str>, expiration_time: Option<i64>, now: i64) -> bool {
+    matches!(owner, Some(o) if !o.is_empty())
+        && matches!(expiration_time, Some(t) if t != 0 && t > now)
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModifyRequest {
+    #[serde(default)]
+    pub updates: Vec<Token>,
+    #[serde(default)]
+    pub deletes: Vec<Token>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModifyResponse {
+    pub updates: Vec<Token>,
+}
+
+/// A name prefix, optionally with `*` segments (see [`super::pattern::Pattern`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Query {
+    #[serde(default)]
+    pub name_prefix: String,
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    #[serde(default)]
+    pub queries: Vec<Query>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryResponse {
+    pub tokens: Vec<Vec<Token>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryAndOwnRequest {
+    pub owner: String,
+    pub expiration_time: i64,
+    #[serde(default)]
+    pub query: Option<Query>,
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryAndOwnResponse {
+    pub tokens: Vec<Token>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRequest {
+    #[serde(default)]
+    pub name_prefix: String,
+    #[serde(default)]
+    pub group_suffix: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupResponse {
+    pub counts: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveRequest {
+    #[serde(default)]
+    pub tokens: Vec<Token>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArchiveResponse {}
+
+/// Checks a token name: 1..=512 bytes of `[A-Za-z0-9_./:-]`.
+pub fn validate_name(name: &str) -> Result<(), MasterError> {
+    if name.is_empty() {
+        return Err(MasterError::input("token name is empty"));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(MasterError::input(format!(
+            "token name {}... is {} bytes long; the limit is {MAX_NAME_BYTES}",
+            &name[..40],
+            name.len()
+        )));
+    }
+    if let Some(c) = name.chars().find(|c| !is_name_char(*c)) {
+        return Err(MasterError::input(format!(
+            "token name {name:?} contains {c:?}; names use only A-Z a-z 0-9 _ . / : -"
+        )));
+    }
+    Ok(())
+}
+
+pub fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | ':' | '-')
+}
+
+/// Checks a name that a request wants to write: valid and not reserved.
+fn validate_writable_name(name: &str) -> Result<(), MasterError> {
+    validate_name(name)?;
+    if name.starts_with(RESERVED_PREFIX) {
+        return Err(MasterError::input(format!(
+            "token name {name} is reserved: names starting with {RESERVED_PREFIX} belong to the master"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_version(token: &Token) -> Result<(), MasterError> {
+    match token.version {
+        Some(v) if v <= 0 => Err(MasterError::input(format!(
+            "token {} has version {v}; versions are positive",
+            token.name
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn validate_fields(token: &Token) -> Result<(), MasterError> {
+    validate_writable_name(&token.name)?;
+    validate_version(token)?;
+    if let Some(owner) = &token.owner
+        && owner.len() > MAX_OWNER_BYTES
+    {
+        return Err(MasterError::input(format!(
+            "token {} has an owner of {} bytes; the limit is {MAX_OWNER_BYTES}",
+            token.name,
+            owner.len()
+        )));
+    }
+    if let Some(t) = token.expiration_time
+        && t < 0
+    {
+        return Err(MasterError::input(format!(
+            "token {} has expiration_time {t}; it is seconds since the epoch and cannot be negative",
+            token.name
+        )));
+    }
+    if !token.priority.is_finite() {
+        return Err(MasterError::input(format!(
+            "token {} has a priority that is not a finite number",
+            token.name
+        )));
+    }
+    Ok(())
+}
+
+fn require_version(token: &Token) -> Result<(), MasterError> {
+    if token.version.is_none() {
+        return Err(MasterError::input(format!(
+            "token {} does not have version set",
+            token.name
+        )));
+    }
+    Ok(())
+}
+
+/// Rejects a name that appears twice across the given lists.
+fn reject_duplicates<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), MasterError> {
+    let mut seen = HashSet::new();
+    for name in names {
+        if !seen.insert(name) {
+            return Err(MasterError::input(format!(
+                "token {name} appears more than once in one request"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl ModifyRequest {
+    pub fn validate(&self) -> Result<(), MasterError> {
+        for t in &self.updates {
+            validate_fields(t)?;
+        }
+        for t in &self.deletes {
+            validate_writable_name(&t.name)?;
+            validate_version(t)?;
+            require_version(t)?;
+        }
+        reject_duplicates(
+            self.updates
+                .iter()
+                .chain(&self.deletes)
+                .map(|t| t.name.as_str()),
+        )
+    }
+}
+
+impl ArchiveRequest {
+    pub fn validate(&self) -> Result<(), MasterError> {
+        for t in &self.tokens {
+            validate_writable_name(&t.name)?;
+            validate_version(t)?;
+            require_version(t)?;
+        }
+        reject_duplicates(self.tokens.iter().map(|t| t.name.as_str()))
+    }
+}
+
+impl QueryAndOwnRequest {
+    pub fn validate(&self) -> Result<(), MasterError> {
+        if self.owner.is_empty() {
+            return Err(MasterError::input("query_and_own needs a non-empty owner"));
+        }
+        if self.owner.len() > MAX_OWNER_BYTES {
+            return Err(MasterError::input(format!(
+                "owner is {} bytes long; the limit is {MAX_OWNER_BYTES}",
+                self.owner.len()
+            )));
+        }
+        if self.expiration_time <= 0 {
+            return Err(MasterError::input(format!(
+                "expiration_time {} is not in the future; a claim needs a lease end in seconds since the epoch",
+                self.expiration_time
+            )));
+        }
+        if let Some(w) = self.wait_ms
+            && w > MAX_WAIT_MS
+        {
+            return Err(MasterError::input(format!(
+                "wait_ms {w} is longer than the limit of {MAX_WAIT_MS}"
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,214 @@
+//! Persistence: one [`Storage`] trait, one implementation per SQL backend (SQLite, MySQL/MariaDB),
+//! picked from the database URL. The master writes through it (load at start-up, one transaction
+//! per batch); the UI reads through it. SQL lives only in this module's files.
+
+mod migrate;
+mod mysql;
+mod sqlite;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+
+pub use mysql::MysqlStorage;
+pub use sqlite::SqliteStorage;
+
+use crate::master::token::Token;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The change was not committed (the transaction rolled back or never began).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The COMMIT itself failed: the change may or may not be in the database.
+    #[error("database commit outcome unknown: {0}")]
+    CommitUnknown(String),
+    #[error("invalid database URL {url}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("database schema migration {version} failed: {reason}")]
+    Migration { version: i64, reason: String },
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(e: sqlx::Error) -> Self {
+        StorageError::Unavailable(e.to_string())
+    }
+}
+
+/// Which of a master's two tables to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Active,
+    Archived,
+}
+
+/// Everything a master needs to rebuild its memory.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub tokens: Vec<Token>,
+    /// Every version issued so far is at most this.
+    pub version_floor: i64,
+    /// When this master's state was first created (shown in the blessed-version token).
+    pub created_at: String,
+}
+
+/// A token row to write, borrowed from the master's memory.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenRef<'a> {
+    pub name: &'a str,
+    pub version: i64,
+    pub owner: Option<&'a str>,
+    pub expiration_time: Option<i64>,
+    pub priority: f64,
+    pub data: Option<&'a str>,
+}
+
+impl<'a> From<&'a Token> for TokenRef<'a> {
+    fn from(t: &'a Token) -> Self {
+        TokenRef {
+            name: &t.name,
+            version: t.version.unwrap_or(0),
+            owner: t.owner.as_deref(),
+            expiration_time: t.expiration_time,
+            priority: t.priority,
+            data: t.data.as_deref(),
+        }
+    }
+}
+
+/// One group commit: applied in a single transaction, all or nothing.
+#[derive(Debug, Default)]
+pub struct CommitBatch<'a> {
+    pub upserts: Vec<TokenRef<'a>>,
+    pub deletes: Vec<&'a str>,
+    /// Rows copied into the archive table (their active rows are among `deletes`).
+    pub archived: Vec<TokenRef<'a>>,
+    pub version_floor: i64,
+}
+
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// `sqlite` or `mysql`.
+    fn kind(&self) -> &'static str;
+    /// Runs the backend's migrations (idempotent; safe when several processes start at once).
+    async fn migrate(&self) -> Result<(), StorageError>;
+    /// Reads every active token of `master`, creating the master's row if it is new.
+    async fn load_active(&self, master: &str) -> Result<Loaded, StorageError>;
+    async fn commit(&self, master: &str, batch: &CommitBatch<'_>) -> Result<(), StorageError>;
+    /// Tokens whose name starts with `prefix`, in name order (archived: then version order).
+    async fn read(
+        &self,
+        master: &str,
+        table: Table,
+        prefix: &str,
+    ) -> Result<Vec<Token>, StorageError>;
+    async fn count(&self, master: &str, table: Table) -> Result<u64, StorageError>;
+    async fn ping(&self) -> Result<(), StorageError>;
+}
+
+/// Opens the backend the URL names: `sqlite://file`, `sqlite:///abs/file`, `mysql://...`.
+/// Nothing is connected yet; call [`Storage::migrate`] (with retries) before use.
+pub fn open(url: &str) -> Result<Box<dyn Storage>, StorageError> {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        Ok(Box::new(SqliteStorage::open(path)?))
+    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        Ok(Box::new(MysqlStorage::open(url)?))
+    } else {
+        Err(StorageError::BadUrl {
+            url: redact_url(url),
+            reason: "expected sqlite://FILE or mysql://USER:PASS@HOST:PORT/DB".into(),
+        })
+    }
+}
+
+/// The URL with its password replaced, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The exclusive upper bound of names starting with `prefix`: every name character sorts
+/// below 0x7F, so `prefix + "\x7f"` bounds the range.
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{7f}")
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn utc_now_text() -> String {
+    crate::timefmt::format_utc(unix_now())
+}
+
+/// Splits rows into chunks of at most `max_rows` rows and about `max_bytes` of data (a larger
+/// row goes alone), so one statement stays below the server's packet and variable limits.
+fn chunks<'a, 'b>(
+    rows: &'b [TokenRef<'a>],
+    max_rows: usize,
+    max_bytes: usize,
+) -> Vec<&'b [TokenRef<'a>]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, row) in rows.iter().enumerate() {
+        let size =
+            row.name.len() + row.data.map_or(0, str::len) + row.owner.map_or(0, str::len) + 64;
+        if i > start && (i - start >= max_rows || bytes + size > max_bytes) {
+            out.push(&rows[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < rows.len() {
+        out.push(&rows[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_url_hides_the_password_only() {
+        assert_eq!(
+            redact_url("mysql://root:secret@127.0.0.1:3306/test"),
+            "mysql://root:***@127.0.0.1:3306/test"
+        );
+        assert_eq!(redact_url("sqlite://pinball.db"), "sqlite://pinball.db");
+    }
+
+    #[test]
+    fn chunks_bound_rows_and_bytes_and_keep_every_row() {
+        let big = "x".repeat(1000);
+        let rows: Vec<TokenRef> = (0..10)
+            .map(|i| TokenRef {
+                name: "/a",
+                version: i,
+                owner: None,
+                expiration_time: None,
+                priority: 0.0,
+                data: Some(if i == 5 { &big } else { "d" }),
+            })
+            .collect();
+        let parts = chunks(&rows, 3, 500);
+        assert_eq!(parts.iter().map(|p| p.len()).sum::<usize>(), 10);
+        assert!(parts.iter().all(|p| p.len() <= 3));
+        assert!(parts.iter().any(|p| p.len() == 1 && p[0].version == 5));
+    }
+}

@@ -1,0 +1,257 @@
+//! The SQLite backend: one file, WAL, `synchronous=FULL` (a commit survives power loss).
+//! Writes take `BEGIN IMMEDIATE` so a batch never has to upgrade a read lock.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
+
+use super::migrate::{Migration, SQLITE};
+use super::*;
+
+/// Rows per multi-row statement (7 bound values each, far below SQLite's variable limit).
+const ROWS_PER_STATEMENT: usize = 500;
+
+pub struct SqliteStorage {
+    pool: SqlitePool,
+}
+
+impl SqliteStorage {
+    /// Prepares a pool on `path` (created if missing). Connects lazily.
+    pub fn open(path: &str) -> Result<Self, StorageError> {
+        if path.is_empty() {
+            return Err(StorageError::BadUrl {
+                url: format!("sqlite://{path}"),
+                reason: "no file name".into(),
+            });
+        }
+        if let Some(dir) = Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+            && !dir.exists()
+        {
+            return Err(StorageError::BadUrl {
+                url: format!("sqlite://{path}"),
+                reason: format!("directory {} does not exist", dir.display()),
+            });
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .disable_statement_logging();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(options);
+        Ok(SqliteStorage { pool })
+    }
+}
+
+fn token_from_row(row: &SqliteRow) -> Result<Token, sqlx::Error> {
+    Ok(Token {
+        name: row.try_get("name")?,
+        version: Some(row.try_get("version")?),
+        owner: row.try_get("owner")?,
+        expiration_time: row.try_get("expiration_time")?,
+        priority: row.try_get("priority")?,
+        data: row.try_get("data")?,
+    })
+}
+
+fn push_row(
+    b: &mut sqlx::query_builder::Separated<'_, Sqlite, &str>,
+    master: &str,
+    t: &TokenRef<'_>,
+) {
+    b.push_bind(master.to_owned())
+        .push_bind(t.name.to_owned())
+        .push_bind(t.version)
+        .push_bind(t.owner.map(str::to_owned))
+        .push_bind(t.expiration_time)
+        .push_bind(t.priority)
+        .push_bind(t.data.map(str::to_owned));
+}
+
+async fn apply_migration(pool: &SqlitePool, m: &Migration) -> Result<(), StorageError> {
+    let fail = |e: sqlx::Error| StorageError::Migration {
+        version: m.version,
+        reason: e.to_string(),
+    };
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(fail)?;
+    let done: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM pinball_migrations WHERE version = ?")
+            .bind(m.version)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(fail)?;
+    if done.is_some() {
+        return Ok(());
+    }
+    for stmt in m.statements() {
+        sqlx::query(sqlx::AssertSqlSafe(stmt))
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+    }
+    sqlx::query(
+        "INSERT INTO pinball_migrations (version, description, applied_at) VALUES (?, ?, ?)",
+    )
+    .bind(m.version)
+    .bind(m.description)
+    .bind(unix_now())
+    .execute(&mut *tx)
+    .await
+    .map_err(fail)?;
+    tx.commit().await.map_err(fail)?;
+    tracing::info!(
+        version = m.version,
+        description = m.description,
+        "applied sqlite migration"
+    );
+    Ok(())
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn migrate(&self) -> Result<(), StorageError> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS pinball_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await?;
+        for m in SQLITE {
+            apply_migration(&self.pool, m).await?;
+        }
+        Ok(())
+    }
+
+    async fn load_active(&self, master: &str) -> Result<Loaded, StorageError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("INSERT INTO masters (master, version_floor, created_at) VALUES (?, 0, ?) ON CONFLICT (master) DO NOTHING")
+            .bind(master)
+            .bind(utc_now_text())
+            .execute(&mut *tx)
+            .await?;
+        let (version_floor, created_at): (i64, String) =
+            sqlx::query_as("SELECT version_floor, created_at FROM masters WHERE master = ?")
+                .bind(master)
+                .fetch_one(&mut *tx)
+                .await?;
+        let rows = sqlx::query(
+            "SELECT name, version, owner, expiration_time, priority, data FROM active_tokens WHERE master = ? ORDER BY name",
+        )
+        .bind(master)
+        .fetch_all(&mut *tx)
+        .await?;
+        let tokens = rows
+            .iter()
+            .map(token_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().await?;
+        Ok(Loaded {
+            tokens,
+            version_floor,
+            created_at,
+        })
+    }
+
+    async fn commit(&self, master: &str, batch: &CommitBatch<'_>) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for part in chunks(&batch.archived, ROWS_PER_STATEMENT, usize::MAX) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT OR REPLACE INTO archived_tokens (master, name, version, owner, expiration_time, priority, data, archived_at) ",
+            );
+            let now = unix_now();
+            q.push_values(part, |mut b, t| {
+                push_row(&mut b, master, t);
+                b.push_bind(now);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        for part in batch.deletes.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM active_tokens WHERE master = ");
+            q.push_bind(master.to_owned()).push(" AND name IN (");
+            let mut names = q.separated(", ");
+            for name in part {
+                names.push_bind(name.to_string());
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
+        }
+        for part in chunks(&batch.upserts, ROWS_PER_STATEMENT, usize::MAX) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO active_tokens (master, name, version, owner, expiration_time, priority, data) ",
+            );
+            q.push_values(part, |mut b, t| push_row(&mut b, master, t));
+            q.push(
+                " ON CONFLICT (master, name) DO UPDATE SET version = excluded.version, owner = excluded.owner, \
+                 expiration_time = excluded.expiration_time, priority = excluded.priority, data = excluded.data",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE masters SET version_floor = ? WHERE master = ?")
+            .bind(batch.version_floor)
+            .bind(master)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit()
+            .await
+            .map_err(|e| StorageError::CommitUnknown(e.to_string()))
+    }
+
+    async fn read(
+        &self,
+        master: &str,
+        table: Table,
+        prefix: &str,
+    ) -> Result<Vec<Token>, StorageError> {
+        let sql = match table {
+            Table::Active => {
+                "SELECT name, version, owner, expiration_time, priority, data FROM active_tokens \
+                 WHERE master = ? AND name >= ? AND name < ? ORDER BY name"
+            }
+            Table::Archived => {
+                "SELECT name, version, owner, expiration_time, priority, data FROM archived_tokens \
+                 WHERE master = ? AND name >= ? AND name < ? ORDER BY name, version"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .bind(master)
+            .bind(prefix)
+            .bind(prefix_end(prefix))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(token_from_row)
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    async fn count(&self, master: &str, table: Table) -> Result<u64, StorageError> {
+        let sql = match table {
+            Table::Active => "SELECT COUNT(*) FROM active_tokens WHERE master = ?",
+            Table::Archived => "SELECT COUNT(*) FROM archived_tokens WHERE master = ?",
+        };
+        let n: i64 = sqlx::query_scalar(sql)
+            .bind(master)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
