@@ -479,3 +479,7 @@ impl State {
         self.tokens.iter().map(|(k, e)| (&**k, e))
     }
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

@@ -118,7 +118,7 @@ impl Storage for MysqlStorage {
         for m in MYSQL {
             apply_migration(&self.pool, m).await?;
         }
-        let packet: i64 = sqlx::query_scalar("SELECT @@max_allowed_packet")
+        let packet: i64 = sqlx::query_scalar("SELECT CAST(@@max_allowed_packet AS SIGNED)")
             .fetch_one(&self.pool)
             .await?;
         if packet < RECOMMENDED_PACKET {

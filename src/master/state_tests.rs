@@ -1,0 +1,530 @@
+//! The rules of PINBALL_SPEC §1.4 on the pure state, and a randomized check of the state
+//! against a deliberately naive model of the contract.
+
+use std::collections::BTreeMap;
+
+use super::*;
+
+fn fresh() -> State {
+    State::load(Vec::new(), 0, "blessed".into())
+}
+
+fn tok(name: &str, version: Option<i64>) -> Token {
+    Token {
+        version,
+        ..Token::new(name, Some(format!("data of {name}")))
+    }
+}
+
+fn modify(
+    s: &mut State,
+    updates: Vec<Token>,
+    deletes: Vec<Token>,
+) -> Result<ModifyResponse, MasterError> {
+    let req = ModifyRequest { updates, deletes };
+    req.validate()?;
+    let mut txn = Txn::default();
+    let r = s.modify(&req, &mut txn);
+    s.seal(&mut txn);
+    r
+}
+
+fn names(s: &State) -> Vec<(String, i64)> {
+    s.iter().map(|(n, e)| (n.to_owned(), e.version)).collect()
+}
+
+fn claim_req(prefix: &str, max: Option<u32>, owner: &str, exp: i64) -> QueryAndOwnRequest {
+    QueryAndOwnRequest {
+        owner: owner.into(),
+        expiration_time: exp,
+        query: Some(Query {
+            name_prefix: prefix.into(),
+            max_tokens: max,
+        }),
+        wait_ms: None,
+    }
+}
+
+#[test]
+fn a_fresh_state_shows_only_the_blessed_version() {
+    let s = fresh();
+    let all = s.query(&Query::default()).unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].name, BLESSED_VERSION_NAME);
+    assert_eq!(all[0].owner.as_deref(), Some("__master__"));
+    assert_eq!(
+        s.group(&GroupRequest {
+            name_prefix: "/".into(),
+            group_suffix: None
+        })
+        .unwrap()
+        .counts
+        .len(),
+        1
+    );
+    let mut s = s;
+    let claim = s
+        .claim(
+            &claim_req("", Some(10), "o", NEVER),
+            100,
+            &mut Txn::default(),
+        )
+        .unwrap();
+    assert!(
+        claim.tokens.is_empty(),
+        "the blessed version is never claimable"
+    );
+}
+
+#[test]
+fn an_insert_gets_a_version_and_an_update_a_new_one() {
+    let mut s = fresh();
+    let v1 = modify(&mut s, vec![tok("/d/t", None)], vec![])
+        .unwrap()
+        .updates[0]
+        .version
+        .unwrap();
+    let mut t = tok("/d/t", Some(v1));
+    t.data = Some("new".into());
+    let r = modify(&mut s, vec![t], vec![]).unwrap();
+    assert!(r.updates[0].version.unwrap() > v1);
+    assert_eq!(r.updates[0].data.as_deref(), Some("new"));
+}
+
+#[test]
+fn a_stale_version_or_an_insert_of_an_existing_name_is_a_conflict() {
+    let mut s = fresh();
+    let v1 = modify(&mut s, vec![tok("/d/t", None)], vec![])
+        .unwrap()
+        .updates[0]
+        .version;
+    modify(&mut s, vec![tok("/d/t", v1)], vec![]).unwrap();
+    let before = names(&s);
+    assert!(matches!(
+        modify(&mut s, vec![tok("/d/t", v1)], vec![]),
+        Err(MasterError::VersionConflict(_))
+    ));
+    assert!(matches!(
+        modify(&mut s, vec![tok("/d/t", None)], vec![]),
+        Err(MasterError::VersionConflict(_))
+    ));
+    assert_eq!(names(&s), before);
+}
+
+#[test]
+fn a_rename_is_not_found_and_changes_nothing() {
+    let mut s = fresh();
+    let v = modify(&mut s, vec![tok("/some_dir/some_token_0", None)], vec![])
+        .unwrap()
+        .updates[0]
+        .version;
+    let before = names(&s);
+    let err = modify(&mut s, vec![tok("/some_other_dir/some_token_0", v)], vec![]).unwrap_err();
+    assert!(matches!(err, MasterError::NotFound(_)), "{err:?}");
+    assert_eq!(names(&s), before);
+}
+
+#[test]
+fn a_delete_without_a_version_is_an_input_error() {
+    let req = ModifyRequest {
+        updates: vec![],
+        deletes: vec![tok("/a", None)],
+    };
+    assert!(
+        matches!(req.validate(), Err(MasterError::InputError(m)) if m.contains("does not have version set"))
+    );
+}
+
+#[test]
+fn a_name_twice_in_one_request_is_an_input_error() {
+    let twice = ModifyRequest {
+        updates: vec![tok("/a", None), tok("/a", None)],
+        deletes: vec![],
+    };
+    assert!(matches!(twice.validate(), Err(MasterError::InputError(_))));
+    let both = ModifyRequest {
+        updates: vec![tok("/a", Some(1))],
+        deletes: vec![tok("/a", Some(1))],
+    };
+    assert!(matches!(both.validate(), Err(MasterError::InputError(_))));
+}
+
+#[test]
+fn a_failing_request_applies_nothing() {
+    let mut s = fresh();
+    let r = modify(&mut s, vec![tok("/a", None), tok("/b", None)], vec![]).unwrap();
+    let (va, vb) = (r.updates[0].version, r.updates[1].version);
+    modify(&mut s, vec![tok("/b", vb)], vec![]).unwrap();
+    let before = names(&s);
+    let err = modify(&mut s, vec![tok("/a", va), tok("/b", vb)], vec![]).unwrap_err();
+    assert!(matches!(err, MasterError::VersionConflict(_)));
+    assert_eq!(names(&s), before, "A must be unchanged");
+}
+
+#[test]
+fn query_with_max_tokens_returns_the_highest_priorities() {
+    let mut s = fresh();
+    let mut updates = Vec::new();
+    for i in 0..10 {
+        updates.push(Token {
+            priority: i as f64,
+            ..tok(&format!("/some_dir/some_token_{i}"), None)
+        });
+        for j in 0..10 {
+            updates.push(Token {
+                priority: j as f64,
+                ..tok(
+                    &format!("/some_dir/some_token_{i}/some_other_token_{j}"),
+                    None,
+                )
+            });
+        }
+    }
+    modify(&mut s, updates, vec![]).unwrap();
+    let top = s
+        .query(&Query {
+            name_prefix: "/some_dir".into(),
+            max_tokens: Some(10),
+        })
+        .unwrap();
+    assert_eq!(top.len(), 10);
+    assert!(top.iter().all(|t| t.priority == 9.0));
+    let sub = s
+        .query(&Query {
+            name_prefix: "/some_dir/some_token_0".into(),
+            max_tokens: Some(100),
+        })
+        .unwrap();
+    assert_eq!(sub.len(), 11);
+    let all = s
+        .query(&Query {
+            name_prefix: "/some_dir/".into(),
+            max_tokens: None,
+        })
+        .unwrap();
+    assert!(
+        all.windows(2).all(|w| w[0].name < w[1].name),
+        "results without max_tokens are sorted by name"
+    );
+    let groups = s
+        .group(&GroupRequest {
+            name_prefix: "/some_dir/".into(),
+            group_suffix: Some("/".into()),
+        })
+        .unwrap();
+    assert_eq!(groups.counts.len(), 10);
+    assert_eq!(groups.counts["/some_dir/some_token_3"], 11);
+}
+
+#[test]
+fn claims_skip_owned_tokens_and_take_expired_leases() {
+    let mut s = fresh();
+    let now = 1000;
+    let mut updates = vec![
+        Token {
+            owner: Some("o".into()),
+            expiration_time: Some(10),
+            ..tok("/t0", None)
+        },
+        Token {
+            owner: Some("o".into()),
+            expiration_time: Some(NEVER),
+            ..tok("/t1", None)
+        },
+    ];
+    updates.extend((0..108).map(|i| tok(&format!("/u{i}"), None)));
+    modify(&mut s, updates, vec![]).unwrap();
+    let mut txn = Txn::default();
+    let claim = s
+        .claim(&claim_req("", Some(200), "o2", NEVER), now, &mut txn)
+        .unwrap();
+    assert_eq!(claim.tokens.len(), 109);
+    assert!(
+        claim
+            .tokens
+            .iter()
+            .all(|t| t.owner.as_deref() == Some("o2") && t.expiration_time == Some(NEVER))
+    );
+    assert!(claim.tokens.iter().all(|t| t.name != "/t1"));
+}
+
+#[test]
+fn a_claim_takes_the_highest_priority_first() {
+    for prefix in ["/w/", "/w/*/"] {
+        let mut s = fresh();
+        let updates = [1.0, 5.0, 3.0].iter().enumerate().map(|(i, p)| Token {
+            priority: *p,
+            ..tok(&format!("/w/{i}/j"), None)
+        });
+        modify(&mut s, updates.collect(), vec![]).unwrap();
+        let claim = s
+            .claim(
+                &claim_req(prefix, Some(1), "o", 2000),
+                1000,
+                &mut Txn::default(),
+            )
+            .unwrap();
+        assert_eq!(claim.tokens.len(), 1, "{prefix}");
+        assert_eq!(claim.tokens[0].priority, 5.0, "{prefix}");
+        let second = s
+            .claim(
+                &claim_req(prefix, Some(5), "o", 2000),
+                1000,
+                &mut Txn::default(),
+            )
+            .unwrap();
+        let prios: Vec<f64> = second.tokens.iter().map(|t| t.priority).collect();
+        assert_eq!(prios, vec![3.0, 1.0], "{prefix}");
+        assert_eq!(second.next_lease_end, Some(2000), "{prefix}");
+    }
+}
+
+#[test]
+fn a_lease_that_ends_makes_the_token_claimable_again() {
+    let mut s = fresh();
+    modify(&mut s, vec![tok("/w/1/j", None)], vec![]).unwrap();
+    let p = "/w/*/";
+    assert_eq!(
+        s.claim(&claim_req(p, Some(1), "a", 1010), 1000, &mut Txn::default())
+            .unwrap()
+            .tokens
+            .len(),
+        1
+    );
+    let none = s
+        .claim(&claim_req(p, Some(1), "b", 1020), 1005, &mut Txn::default())
+        .unwrap();
+    assert!(none.tokens.is_empty());
+    assert_eq!(none.next_lease_end, Some(1010));
+    let again = s
+        .claim(&claim_req(p, Some(1), "b", 1020), 1010, &mut Txn::default())
+        .unwrap();
+    assert_eq!(again.tokens[0].owner.as_deref(), Some("b"));
+}
+
+#[test]
+fn rollback_restores_tokens_and_indexes() {
+    let mut s = fresh();
+    modify(
+        &mut s,
+        vec![tok("/w/1/a", None), tok("/w/1/b", None)],
+        vec![],
+    )
+    .unwrap();
+    let p = "/w/*/";
+    s.claim(&claim_req(p, Some(1), "x", 5000), 1000, &mut Txn::default())
+        .unwrap();
+    let before = names(&s);
+    let mut txn = Txn::default();
+    let claimed = s
+        .claim(&claim_req(p, None, "y", 5000), 1000, &mut txn)
+        .unwrap();
+    assert_eq!(claimed.tokens.len(), 1);
+    let v = claimed.tokens[0].version;
+    s.modify(
+        &ModifyRequest {
+            updates: vec![],
+            deletes: vec![tok(&claimed.tokens[0].name, v)],
+        },
+        &mut txn,
+    )
+    .unwrap();
+    s.seal(&mut txn);
+    s.rollback(txn);
+    assert_eq!(names(&s), before);
+    let again = s
+        .claim(&claim_req(p, None, "z", 5000), 1000, &mut Txn::default())
+        .unwrap();
+    assert_eq!(
+        again.tokens.len(),
+        1,
+        "the index must hold the restored claimable token"
+    );
+}
+
+#[test]
+fn archive_removes_the_stored_copies_and_checks_versions() {
+    let mut s = fresh();
+    let r = modify(&mut s, vec![tok("/A", None), tok("/A/child", None)], vec![]).unwrap();
+    let mut txn = Txn::default();
+    let stale = ArchiveRequest {
+        tokens: vec![Token {
+            version: Some(1),
+            ..tok("/A", None)
+        }],
+    };
+    assert!(matches!(
+        s.archive(&stale, &mut txn),
+        Err(MasterError::VersionConflict(_))
+    ));
+    let missing = ArchiveRequest {
+        tokens: vec![tok("/nope", Some(1))],
+    };
+    assert!(matches!(
+        s.archive(&missing, &mut txn),
+        Err(MasterError::NotFound(_))
+    ));
+    // The request's copy carries other data; the archive keeps the master's copy.
+    let tokens = r
+        .updates
+        .iter()
+        .map(|t| Token {
+            data: Some("client copy".into()),
+            ..t.clone()
+        })
+        .collect();
+    s.archive(&ArchiveRequest { tokens }, &mut txn).unwrap();
+    assert!(s.is_empty());
+    assert_eq!(txn.archived().len(), 2);
+    assert!(
+        txn.archived()
+            .iter()
+            .all(|t| t.data.as_deref().unwrap().starts_with("data of"))
+    );
+}
+
+/// A naive model of the contract: a sorted map and linear scans.
+#[derive(Default)]
+struct Model {
+    tokens: BTreeMap<String, Token>,
+    version: i64,
+}
+
+impl Model {
+    fn modify(&mut self, req: &ModifyRequest) -> Result<Vec<Token>, &'static str> {
+        for t in &req.updates {
+            match (self.tokens.get(&t.name), t.version) {
+                (Some(e), v) if e.version != v => return Err("VERSION_CONFLICT"),
+                (None, Some(_)) => return Err("NOT_FOUND"),
+                _ => {}
+            }
+        }
+        for t in &req.deletes {
+            match self.tokens.get(&t.name) {
+                None => return Err("NOT_FOUND"),
+                Some(e) if e.version != t.version => return Err("VERSION_CONFLICT"),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        for t in &req.updates {
+            self.version += 1;
+            let stored = Token {
+                version: Some(self.version),
+                ..t.clone()
+            };
+            self.tokens.insert(t.name.clone(), stored.clone());
+            out.push(stored);
+        }
+        for t in &req.deletes {
+            self.tokens.remove(&t.name);
+        }
+        self.version += 1; // the blessed version
+        Ok(out)
+    }
+
+    fn claim(&mut self, prefix: &str, max: usize, owner: &str, exp: i64, now: i64) -> Vec<Token> {
+        let pattern = Pattern::parse(prefix).unwrap();
+        let mut candidates: Vec<Token> = self
+            .tokens
+            .values()
+            .filter(|t| pattern.matches(&t.name) && !t.is_owned(now))
+            .cloned()
+            .collect();
+        candidates.sort_by(|a, b| b.priority.total_cmp(&a.priority));
+        candidates.truncate(max);
+        for t in &mut candidates {
+            self.version += 1;
+            t.version = Some(self.version);
+            t.owner = Some(owner.into());
+            t.expiration_time = Some(exp);
+            self.tokens.insert(t.name.clone(), t.clone());
+        }
+        if !candidates.is_empty() {
+            self.version += 1;
+        }
+        candidates
+    }
+}
+
+fn random_name(rng: &mut fastrand::Rng) -> String {
+    format!("/w/{}/job/{}", rng.usize(0..3), rng.usize(0..6))
+}
+
+#[test]
+fn random_request_sequences_agree_with_a_naive_model() {
+    for seed in 0..40 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut state = fresh();
+        let mut model = Model {
+            version: state.last_version(),
+            ..Default::default()
+        };
+        let mut now = 1000;
+        for step in 0..300 {
+            now += rng.i64(0..3);
+            let ctx = format!("seed {seed} step {step}");
+            match rng.u8(0..10) {
+                0..=5 => {
+                    let mut req = ModifyRequest::default();
+                    for _ in 0..rng.usize(1..4) {
+                        let name = random_name(&mut rng);
+                        let version = match (model.tokens.get(&name), rng.u8(0..4)) {
+                            (Some(t), 0..=2) => t.version,
+                            (_, 3) => Some(rng.i64(1..50)),
+                            _ => None,
+                        };
+                        let owned = rng.bool();
+                        let t = Token {
+                            name,
+                            version,
+                            owner: owned.then(|| "w".to_string()),
+                            expiration_time: owned.then(|| now + rng.i64(-2..5)),
+                            priority: rng.u8(0..4) as f64,
+                            data: Some(format!("d{step}")),
+                        };
+                        if rng.u8(0..4) == 0 && t.version.is_some() {
+                            req.deletes.push(t);
+                        } else {
+                            req.updates.push(t);
+                        }
+                    }
+                    if req.validate().is_err() {
+                        continue;
+                    }
+                    let mut txn = Txn::default();
+                    let got = state
+                        .modify(&req, &mut txn)
+                        .map(|r| r.updates)
+                        .map_err(|e| e.code());
+                    state.seal(&mut txn);
+                    assert_eq!(got, model.modify(&req), "{ctx}");
+                }
+                _ => {
+                    let prefix = ["/w/*/job/", "/w/1/", "/w/"][rng.usize(0..3)];
+                    let max = rng.usize(1..4);
+                    let exp = now + rng.i64(1..6);
+                    let mut txn = Txn::default();
+                    let got = state
+                        .claim(
+                            &claim_req(prefix, Some(max as u32), "c", exp),
+                            now,
+                            &mut txn,
+                        )
+                        .unwrap();
+                    state.seal(&mut txn);
+                    let want = model.claim(prefix, max, "c", exp, now);
+                    assert_eq!(got.tokens, want, "{ctx}");
+                }
+            }
+            let ours: Vec<Token> = state
+                .query(&Query {
+                    name_prefix: "/w/".into(),
+                    max_tokens: None,
+                })
+                .unwrap();
+            let theirs: Vec<Token> = model.tokens.values().cloned().collect();
+            assert_eq!(ours, theirs, "{ctx}");
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The `pinball` binary as a user runs it: exit statuses, error messages, and `pinball token`
+//! (PINBALL_SPEC §7.2, scenario 56) against a real master.
+
+use std::process::Output;
+
+use crate::helpers::*;
+
+async fn pinball(args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn version_and_help_exit_zero() {
+    let v = pinball(&["--version"]).await;
+    assert_eq!(v.status.code(), Some(0));
+    assert!(stdout(&v).starts_with("pinball "));
+    let h = pinball(&["--help"]).await;
+    assert!(stdout(&h).contains("-m") && stdout(&h).contains("token"));
+}
+
+#[tokio::test]
+async fn bad_usage_exits_two_with_one_clear_sentence() {
+    let o = pinball(&["-m", "masters"]).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unknown mode `masters`"),
+        "{}",
+        stderr(&o)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.yaml");
+    std::fs::write(&config, "master_prot: 9\n").unwrap();
+    let o = pinball(&["-c", config.to_str().unwrap(), "-m", "master"]).await;
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("master_prot") && err.contains("bad.yaml"),
+        "{err}"
+    );
+
+    let o = pinball(&["-c", "/no/such/file.yaml", "-m", "master"]).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/no/such/file.yaml"));
+}
+
+#[tokio::test]
+async fn token_commands_print_what_the_original_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&dir).await;
+    let port = app.addr.port().to_string();
+    let tok = |extra: &[&str]| {
+        let mut args = vec!["token", "-p", &port];
+        args.extend_from_slice(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| async move {
+        pinball(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
+    };
+
+    let o = run(tok(&["ls", "/some_path"])).await;
+    assert_eq!(stdout(&o), "total 0\n");
+
+    let o = run(tok(&[
+        "update",
+        "-n",
+        "/some_path/some_token",
+        "-o",
+        "some_owner",
+        "-t",
+        "10",
+        "-d",
+        "some_data",
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let version = app.all("/some_path/").await[0].version.unwrap();
+    let line = format!(
+        "Token(version={version}, owner=some_owner, expirationTime=1970-01-01 00:00:10 UTC, priority=0.000000, name=/some_path/some_token, data=some_data)"
+    );
+    assert_eq!(stdout(&o), format!("inserted {line}\nupdated 1 token\n"));
+
+    let o = run(tok(&["cat", "-r", "/some_path"])).await;
+    assert_eq!(stdout(&o), format!("total 1\n{line}\n"));
+    let o = run(tok(&["cat", "/some_path"])).await;
+    assert_eq!(
+        stdout(&o),
+        "total 0\n",
+        "without -r only the exact name is printed"
+    );
+    let o = run(tok(&["ls", "/some_path/"])).await;
+    assert_eq!(stdout(&o), "total 1\n/some_path/some_token [1 token(s)]\n");
+
+    let o = run(tok(&[
+        "update",
+        "-n",
+        "/some_path/some_token",
+        "-d",
+        "again",
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(1), "inserting an existing name fails");
+    assert!(stderr(&o).contains("different version"), "{}", stderr(&o));
+
+    let o = run(tok(&["rm", "-r", "/some_path"])).await;
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a destructive command without -f and without a terminal is refused"
+    );
+    assert!(stderr(&o).contains("-f"));
+    assert_eq!(app.all("/some_path/").await.len(), 1);
+
+    let o = run(tok(&["rm", "-r", "-f", "/some_path"])).await;
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).ends_with("removed 1 token(s)\n"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(app.all("/some_path/").await.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_command_without_a_master_fails_with_status_one() {
+    let o = pinball(&["token", "-p", "1", "ls", "/"]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("cannot reach the master"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -1,0 +1,8 @@
+//! The integration tests: one binary, real SQLite files, a real MariaDB when
+//! `PINBALL_TEST_MYSQL_URL` is set (CI sets it), real HTTP, real processes.
+
+mod api;
+mod cli;
+mod crash;
+mod helpers;
+mod storage;

@@ -1,0 +1,199 @@
+//! The storage contract, run against SQLite always and MariaDB when configured: what a master
+//! commits is what it loads, prefixes are exact, names are case-sensitive, masters are isolated,
+//! and token data of 16 MiB fits.
+
+use pinball::master::token::Token;
+use pinball::storage::{self, CommitBatch, Storage, Table, TokenRef};
+
+use crate::helpers::*;
+
+fn row<'a>(name: &'a str, version: i64, data: Option<&'a str>) -> TokenRef<'a> {
+    TokenRef {
+        name,
+        version,
+        owner: Some("w"),
+        expiration_time: Some(123),
+        priority: 2.5,
+        data,
+    }
+}
+
+async fn open(url: &str) -> Box<dyn Storage> {
+    let store = storage::open(url).unwrap();
+    store.migrate().await.unwrap();
+    store
+        .migrate()
+        .await
+        .expect("migrations run twice without harm");
+    store
+}
+
+async fn contract(url: &str) {
+    let store = open(url).await;
+    let master = unique_master("contract");
+    let loaded = store.load_active(&master).await.unwrap();
+    assert!(loaded.tokens.is_empty(), "{url}: a new master starts empty");
+    assert_eq!(loaded.version_floor, 0);
+
+    let names = ["/a/b", "/a/B", "/a/b/c", "/a/bc", "/a0", "/b"];
+    let upserts: Vec<TokenRef> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| row(n, i as i64 + 1, Some(n)))
+        .collect();
+    store
+        .commit(
+            &master,
+            &CommitBatch {
+                upserts,
+                version_floor: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    let loaded = store.load_active(&master).await.unwrap();
+    assert_eq!(loaded.version_floor, 10, "{url}");
+    let got: Vec<&str> = loaded.tokens.iter().map(|t| t.name.as_str()).collect();
+    let mut want = names.to_vec();
+    want.sort();
+    assert_eq!(
+        got, want,
+        "{url}: every row loads, in byte order, names case-sensitive"
+    );
+    let t = &loaded.tokens.iter().find(|t| t.name == "/a/b/c").unwrap();
+    assert_eq!(
+        **t,
+        Token {
+            name: "/a/b/c".into(),
+            version: Some(3),
+            owner: Some("w".into()),
+            expiration_time: Some(123),
+            priority: 2.5,
+            data: Some("/a/b/c".into())
+        }
+    );
+
+    let under: Vec<String> = store
+        .read(&master, Table::Active, "/a/b")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(
+        under,
+        vec!["/a/b", "/a/b/c", "/a/bc"],
+        "{url}: a prefix read is a raw string prefix"
+    );
+
+    // Update one, delete one, archive one (its active row goes too), in one batch.
+    let archived = [row("/a/bc", 4, Some("/a/bc"))];
+    let batch = CommitBatch {
+        upserts: vec![row("/a/b", 20, Some("new"))],
+        deletes: vec!["/b", "/a/bc"],
+        archived: archived.to_vec(),
+        version_floor: 21,
+    };
+    store.commit(&master, &batch).await.unwrap();
+    let loaded = store.load_active(&master).await.unwrap();
+    assert_eq!(loaded.version_floor, 21);
+    assert_eq!(loaded.tokens.len(), 4, "{url}");
+    assert_eq!(
+        loaded
+            .tokens
+            .iter()
+            .find(|t| t.name == "/a/b")
+            .unwrap()
+            .data
+            .as_deref(),
+        Some("new")
+    );
+    assert_eq!(store.count(&master, Table::Archived).await.unwrap(), 1);
+
+    // The same name can be archived again at a later version; both stay.
+    let again = [row("/a/bc", 30, Some("second life"))];
+    store
+        .commit(
+            &master,
+            &CommitBatch {
+                archived: again.to_vec(),
+                version_floor: 31,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let history = store.read(&master, Table::Archived, "/a/bc").await.unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|t| t.version.unwrap())
+            .collect::<Vec<_>>(),
+        vec![4, 30],
+        "{url}"
+    );
+
+    // Another master in the same database sees none of it.
+    let other = unique_master("other");
+    assert!(
+        store.load_active(&other).await.unwrap().tokens.is_empty(),
+        "{url}: masters are isolated"
+    );
+    assert_eq!(store.count(&other, Table::Archived).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn the_storage_contract_holds_on_every_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in backends(&dir, "the_storage_contract_holds_on_every_backend") {
+        contract(&url).await;
+    }
+}
+
+#[tokio::test]
+async fn a_token_of_16_mib_is_stored_and_loaded_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let data: String = (0..16 << 20)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    for url in backends(&dir, "a_token_of_16_mib_is_stored_and_loaded_whole") {
+        let store = open(&url).await;
+        let master = unique_master("big");
+        let batch = CommitBatch {
+            upserts: vec![row("/big", 1, Some(&data))],
+            version_floor: 1,
+            ..Default::default()
+        };
+        store
+            .commit(&master, &batch)
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let loaded = store.load_active(&master).await.unwrap();
+        assert_eq!(
+            loaded.tokens[0].data.as_deref().map(str::len),
+            Some(data.len()),
+            "{url}"
+        );
+        assert!(
+            loaded.tokens[0].data.as_deref() == Some(data.as_str()),
+            "{url}: data must come back unchanged"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_reported_not_hidden() {
+    let store = storage::open("mysql://root@127.0.0.1:1/none").unwrap();
+    let err = store.ping().await.unwrap_err().to_string();
+    assert!(err.contains("database unavailable"), "{err}");
+    let bad = storage::open("postgres://x")
+        .err()
+        .expect("an unknown scheme is refused")
+        .to_string();
+    assert!(
+        bad.contains("sqlite://") && bad.contains("mysql://"),
+        "{bad}"
+    );
+}
