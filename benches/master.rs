@@ -5,8 +5,8 @@
 //! Set `PINBALL_BENCH_QUICK=1` for a short run.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use pinball::master::client::RetryPolicy;
@@ -56,11 +56,23 @@ async fn serve(url: &str, master: &str) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(api::serve(master, listener, api::DEFAULT_MAX_REQUEST_BYTES, async move {
-        let _ = stopped.await;
-    }));
-    let policy = RetryPolicy { attempts: 1, ..Default::default() };
-    Server { client: HttpMasterClient::new("127.0.0.1", port, policy), stop, task }
+    let task = tokio::spawn(api::serve(
+        master,
+        listener,
+        api::DEFAULT_MAX_REQUEST_BYTES,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let policy = RetryPolicy {
+        attempts: 1,
+        ..Default::default()
+    };
+    Server {
+        client: HttpMasterClient::new("127.0.0.1", port, policy),
+        stop,
+        task,
+    }
 }
 
 impl Server {
@@ -91,13 +103,24 @@ async fn throughput(server: &Server, clients: usize, run: Duration) -> f64 {
         let done = done.clone();
         tasks.push(tokio::spawn(async move {
             let name = format!("/bench/tp/{clients}/{c}");
-            let first = ModifyRequest { updates: vec![Token::new(&name, Some("0".into()))], deletes: vec![] };
+            let first = ModifyRequest {
+                updates: vec![Token::new(&name, Some("0".into()))],
+                deletes: vec![],
+            };
             let mut t = client.modify(first).await.unwrap().updates.remove(0);
             let mut i = 0u64;
             while Instant::now() < deadline {
                 i += 1;
                 t.data = Some(i.to_string());
-                t = client.modify(ModifyRequest { updates: vec![t.clone()], deletes: vec![] }).await.unwrap().updates.remove(0);
+                t = client
+                    .modify(ModifyRequest {
+                        updates: vec![t.clone()],
+                        deletes: vec![],
+                    })
+                    .await
+                    .unwrap()
+                    .updates
+                    .remove(0);
                 done.fetch_add(1, Ordering::Relaxed);
             }
         }));
@@ -121,7 +144,13 @@ async fn fixed_rate(server: &Server, rate: u32, run: Duration) -> (Duration, Dur
         tasks.push(tokio::spawn(async move {
             let started = Instant::now();
             let t = Token::new(format!("/bench/rate/{i}"), Some("x".repeat(100)));
-            client.modify(ModifyRequest { updates: vec![t], deletes: vec![] }).await.unwrap();
+            client
+                .modify(ModifyRequest {
+                    updates: vec![t],
+                    deletes: vec![],
+                })
+                .await
+                .unwrap();
             started.elapsed()
         }));
     }
@@ -130,7 +159,11 @@ async fn fixed_rate(server: &Server, rate: u32, run: Duration) -> (Duration, Dur
         latencies.push(t.await.unwrap());
     }
     latencies.sort();
-    (percentile(&latencies, 0.5), percentile(&latencies, 0.99), total)
+    (
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        total,
+    )
 }
 
 /// A claim is parked; a matching token is inserted. Wake-up = the time from the inserter's
@@ -144,7 +177,10 @@ async fn wakeup(server: &Server, rounds: usize) -> (Duration, Duration, Duration
             let req = QueryAndOwnRequest {
                 owner: "bench".into(),
                 expiration_time: pinball::master::service::unix_now() + 600,
-                query: Some(Query { name_prefix: "/bench/wake/*/".into(), max_tokens: Some(1) }),
+                query: Some(Query {
+                    name_prefix: "/bench/wake/*/".into(),
+                    max_tokens: Some(1),
+                }),
                 wait_ms: Some(10_000),
             };
             let r = client.query_and_own(req).await.unwrap();
@@ -154,7 +190,14 @@ async fn wakeup(server: &Server, rounds: usize) -> (Duration, Duration, Duration
         tokio::time::sleep(Duration::from_millis(5)).await;
         let sent = Instant::now();
         let t = Token::new(format!("/bench/wake/{i}/job"), None);
-        server.client.modify(ModifyRequest { updates: vec![t], deletes: vec![] }).await.unwrap();
+        server
+            .client
+            .modify(ModifyRequest {
+                updates: vec![t],
+                deletes: vec![],
+            })
+            .await
+            .unwrap();
         let acked = Instant::now();
         let received = waiter.await.unwrap();
         wake.push(received.saturating_duration_since(acked));
@@ -162,24 +205,44 @@ async fn wakeup(server: &Server, rounds: usize) -> (Duration, Duration, Duration
     }
     wake.sort();
     end_to_end.sort();
-    (percentile(&wake, 0.5), percentile(&wake, 0.99), percentile(&end_to_end, 0.99))
+    (
+        percentile(&wake, 0.5),
+        percentile(&wake, 0.99),
+        percentile(&end_to_end, 0.99),
+    )
 }
 
 fn realistic_token(i: usize) -> (String, Entry) {
-    let name = format!("/workflow/wf_{}/{}/job/waiting/job_{}", i % 100, 1_700_000_000_000u64 + (i / 1000) as u64, i % 1000);
-    let data = format!("{{\"type\":\"ShellJob\",\"name\":\"job_{i}\",\"command\":\"echo {i}\",\"history\":[]}}");
-    let entry = Entry { version: i as i64 + 1, owner: None, expiration_time: None, priority: 1.0, data: Some(data.into()) };
+    let name = format!(
+        "/workflow/wf_{}/{}/job/waiting/job_{}",
+        i % 100,
+        1_700_000_000_000u64 + (i / 1000) as u64,
+        i % 1000
+    );
+    let data = format!(
+        "{{\"type\":\"ShellJob\",\"name\":\"job_{i}\",\"command\":\"echo {i}\",\"history\":[]}}"
+    );
+    let entry = Entry {
+        version: i as i64 + 1,
+        owner: None,
+        expiration_time: None,
+        priority: 1.0,
+        data: Some(data.into()),
+    };
     (name, entry)
 }
 
 /// Live heap bytes per token beyond its name and data, at 100k tokens in the master's state.
 fn memory_per_token(n: usize) -> (f64, f64) {
-    let rows: Vec<(String, Entry)> = (0..n).map(realistic_token).collect();
-    let payload: usize = rows.iter().map(|(name, e)| name.len() + e.data.as_ref().map_or(0, |d| d.len())).sum();
     let before = LIVE.load(Ordering::SeqCst);
+    let rows: Vec<(String, Entry)> = (0..n).map(realistic_token).collect();
+    let payload: usize = rows
+        .iter()
+        .map(|(name, e)| name.len() + e.data.as_ref().map_or(0, |d| d.len()))
+        .sum();
     let state = State::load(rows, 0, "bench".into());
+    // The rows moved into the state (their vector is freed): what is live now is the state.
     let total = LIVE.load(Ordering::SeqCst) - before;
-    // `rows` moved into the state: what the state holds now is everything it allocated.
     let per_token = total as f64 / n as f64;
     let overhead = (total as f64 - payload as f64) / n as f64;
     drop(state);
@@ -195,7 +258,9 @@ async fn recovery(url: &str, n: usize) -> (Duration, Duration) {
     let written = Instant::now();
     let chunk = 5000;
     for start in (0..n).step_by(chunk) {
-        let rows: Vec<(String, Entry)> = (start..(start + chunk).min(n)).map(realistic_token).collect();
+        let rows: Vec<(String, Entry)> = (start..(start + chunk).min(n))
+            .map(realistic_token)
+            .collect();
         let upserts = rows
             .iter()
             .map(|(name, e)| TokenRef {
@@ -207,7 +272,17 @@ async fn recovery(url: &str, n: usize) -> (Duration, Duration) {
                 data: e.data.as_deref(),
             })
             .collect();
-        store.commit(&master, &CommitBatch { upserts, version_floor: n as i64, ..Default::default() }).await.unwrap();
+        store
+            .commit(
+                &master,
+                &CommitBatch {
+                    upserts,
+                    version_floor: n as i64,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         if start % 200_000 == 0 {
             eprintln!("  ... wrote {start} of {n} tokens");
         }
@@ -221,22 +296,50 @@ async fn recovery(url: &str, n: usize) -> (Duration, Duration) {
 }
 
 async fn backend(name: &str, url: &str) {
-    let run = if quick() { Duration::from_secs(2) } else { Duration::from_secs(5) };
+    let run = if quick() {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(5)
+    };
     println!("\n## {name}");
+    if std::env::var("PINBALL_BENCH_ONLY").as_deref() == Ok("recovery") {
+        let (write, load) = recovery(url, 1_000_000).await;
+        println!(
+            "recovery of 1000000 tokens: {} s (writing them took {} s)",
+            fmt_s(load),
+            fmt_s(write)
+        );
+        return;
+    }
     let server = serve(url, &unique("bench")).await;
     for clients in [1, 64] {
         let rate = throughput(&server, clients, run).await;
         println!("committed single-token /modify, {clients:>2} clients: {rate:>8.0} /s");
     }
     let (p50, p99, n) = fixed_rate(&server, 1000, run).await;
-    println!("latency at a fixed 1,000 modifies/s ({n} requests): p50 {}, p99 {}", ms(p50), ms(p99));
+    println!(
+        "latency at a fixed 1,000 modifies/s ({n} requests): p50 {}, p99 {}",
+        ms(p50),
+        ms(p99)
+    );
     let (w50, w99, e99) = wakeup(&server, if quick() { 50 } else { 300 }).await;
-    println!("query_and_own wake-up (inserter's ack -> claimer has the token): p50 {}, p99 {}", ms(w50), ms(w99));
-    println!("  insert sent -> parked claimer has the token: p99 {}", ms(e99));
+    println!(
+        "query_and_own wake-up (inserter's ack -> claimer has the token): p50 {}, p99 {}",
+        ms(w50),
+        ms(w99)
+    );
+    println!(
+        "  insert sent -> parked claimer has the token: p99 {}",
+        ms(e99)
+    );
     server.shutdown().await;
     let n = if quick() { 100_000 } else { 1_000_000 };
     let (write, load) = recovery(url, n).await;
-    println!("recovery of {n} tokens: {} s (writing them took {} s)", fmt_s(load), fmt_s(write));
+    println!(
+        "recovery of {n} tokens: {} s (writing them took {} s)",
+        fmt_s(load),
+        fmt_s(write)
+    );
 }
 
 fn fmt_s(d: Duration) -> String {
@@ -244,10 +347,23 @@ fn fmt_s(d: Duration) -> String {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    println!("# pinball master benchmark ({} cores)", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    if std::env::var("PINBALL_BENCH_LOG").is_ok() {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "# pinball master benchmark ({} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     let (per_token, overhead) = memory_per_token(100_000);
-    println!("memory at 100k tokens: {per_token:.0} bytes per token in all, {overhead:.0} bytes beyond name and data");
+    println!(
+        "memory at 100k tokens: {per_token:.0} bytes per token in all, {overhead:.0} bytes beyond name and data"
+    );
     let dir = tempfile::tempdir().unwrap();
     let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
     rt.block_on(backend("SQLite (WAL, synchronous=FULL)", &sqlite));

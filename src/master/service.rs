@@ -119,10 +119,7 @@ async fn load_with_retry(storage: &dyn Storage, name: &str) -> Loaded {
 }
 
 fn build_state(loaded: Loaded) -> State {
-    let rows = loaded.tokens.into_iter().map(|t| {
-        let entry = Entry::from_token(&t, t.version.unwrap_or(0));
-        (t.name, entry)
-    });
+    let rows = loaded.tokens.into_iter().map(Entry::from_owned_token);
     State::load(
         rows,
         loaded.version_floor,
@@ -136,12 +133,14 @@ impl Master {
     pub async fn start(storage: Box<dyn Storage>, name: &str) -> Master {
         let started = Instant::now();
         let loaded = load_with_retry(storage.as_ref(), name).await;
+        let read_ms = started.elapsed().as_millis() as u64;
         let state = build_state(loaded);
         tracing::info!(
             master = name,
             storage = storage.kind(),
             tokens = state.len(),
             last_version = state.last_version(),
+            read_ms,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "master loaded its tokens"
         );

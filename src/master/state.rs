@@ -34,6 +34,19 @@ impl Entry {
         }
     }
 
+    /// Takes a loaded token apart without copying its strings.
+    pub fn from_owned_token(t: Token) -> (String, Entry) {
+        let priority = if t.priority == 0.0 { 0.0 } else { t.priority };
+        let entry = Entry {
+            version: t.version.unwrap_or(0),
+            owner: t.owner.map(String::into_boxed_str),
+            expiration_time: t.expiration_time,
+            priority,
+            data: t.data.map(String::into_boxed_str),
+        };
+        (t.name, entry)
+    }
+
     pub fn to_token(&self, name: &str) -> Token {
         Token {
             name: name.to_owned(),

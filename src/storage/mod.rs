@@ -92,7 +92,8 @@ pub trait Storage: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
     /// Runs the backend's migrations (idempotent; safe when several processes start at once).
     async fn migrate(&self) -> Result<(), StorageError>;
-    /// Reads every active token of `master`, creating the master's row if it is new.
+    /// Reads every active token of `master`, in no particular order, creating the master's row
+    /// if it is new.
     async fn load_active(&self, master: &str) -> Result<Loaded, StorageError>;
     async fn commit(&self, master: &str, batch: &CommitBatch<'_>) -> Result<(), StorageError>;
     /// Tokens whose name starts with `prefix`, in name order (archived: then version order).

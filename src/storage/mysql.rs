@@ -39,14 +39,15 @@ impl MysqlStorage {
     }
 }
 
+/// Decodes `name, version, owner, expiration_time, priority, data`, by position.
 fn token_from_row(row: &MySqlRow) -> Result<Token, sqlx::Error> {
     Ok(Token {
-        name: row.try_get("name")?,
-        version: Some(row.try_get("version")?),
-        owner: row.try_get("owner")?,
-        expiration_time: row.try_get("expiration_time")?,
-        priority: row.try_get("priority")?,
-        data: row.try_get("data")?,
+        name: row.try_get(0)?,
+        version: Some(row.try_get(1)?),
+        owner: row.try_get(2)?,
+        expiration_time: row.try_get(3)?,
+        priority: row.try_get(4)?,
+        data: row.try_get(5)?,
     })
 }
 

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::TryStreamExt;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -45,6 +46,11 @@ impl SqliteStorage {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
+            // Recovery reads every row once: a deep row channel means fewer thread hand-offs,
+            // memory-mapped reads avoid a read() per page, a larger cache keeps the index warm.
+            .row_buffer_size(4096)
+            .pragma("mmap_size", "268435456")
+            .pragma("cache_size", "-65536")
             .disable_statement_logging();
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -54,14 +60,16 @@ impl SqliteStorage {
     }
 }
 
+/// Decodes `name, version, owner, expiration_time, priority, data`, by position (a lookup by
+/// column name costs a hash per column per row, which shows at a million rows).
 fn token_from_row(row: &SqliteRow) -> Result<Token, sqlx::Error> {
     Ok(Token {
-        name: row.try_get("name")?,
-        version: Some(row.try_get("version")?),
-        owner: row.try_get("owner")?,
-        expiration_time: row.try_get("expiration_time")?,
-        priority: row.try_get("priority")?,
-        data: row.try_get("data")?,
+        name: row.try_get(0)?,
+        version: Some(row.try_get(1)?),
+        owner: row.try_get(2)?,
+        expiration_time: row.try_get(3)?,
+        priority: row.try_get(4)?,
+        data: row.try_get(5)?,
     })
 }
 
@@ -118,6 +126,39 @@ async fn apply_migration(pool: &SqlitePool, m: &Migration) -> Result<(), Storage
     Ok(())
 }
 
+impl SqliteStorage {
+    /// Reads a master's active rows as disjoint rowid ranges on parallel connections. sqlx hands
+    /// each row from its SQLite thread to the caller, about 3 µs a row; one thread per range
+    /// shares that cost out. Plain table scans, because walking the (master, name) index costs a
+    /// table lookup per row, four times slower at a million rows; the master sorts in memory.
+    async fn read_rowid_ranges(
+        &self,
+        master: &str,
+        low: i64,
+        high: i64,
+    ) -> Result<Vec<Token>, StorageError> {
+        const PARTS: i64 = 4;
+        let step = (high - low) / PARTS + 1;
+        let reads = (0..PARTS).map(|p| async move {
+            let mut rows = sqlx::query(
+                "SELECT name, version, owner, expiration_time, priority, data FROM active_tokens NOT INDEXED \
+                 WHERE rowid >= ? AND rowid < ? AND master = ?",
+            )
+            .bind(low + p * step)
+            .bind(low + (p + 1) * step)
+            .bind(master)
+            .fetch(&self.pool);
+            let mut tokens = Vec::new();
+            while let Some(row) = rows.try_next().await? {
+                tokens.push(token_from_row(&row)?);
+            }
+            Ok::<_, StorageError>(tokens)
+        });
+        let parts = futures_util::future::try_join_all(reads).await?;
+        Ok(parts.into_iter().flatten().collect())
+    }
+}
+
 #[async_trait]
 impl Storage for SqliteStorage {
     fn kind(&self) -> &'static str {
@@ -148,17 +189,15 @@ impl Storage for SqliteStorage {
                 .bind(master)
                 .fetch_one(&mut *tx)
                 .await?;
-        let rows = sqlx::query(
-            "SELECT name, version, owner, expiration_time, priority, data FROM active_tokens WHERE master = ? ORDER BY name",
-        )
-        .bind(master)
-        .fetch_all(&mut *tx)
-        .await?;
-        let tokens = rows
-            .iter()
-            .map(token_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let (low, high): (Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT MIN(rowid), MAX(rowid) FROM active_tokens")
+                .fetch_one(&mut *tx)
+                .await?;
         tx.commit().await?;
+        let tokens = match (low, high) {
+            (Some(low), Some(high)) => self.read_rowid_ranges(master, low, high).await?,
+            _ => Vec::new(),
+        };
         Ok(Loaded {
             tokens,
             version_floor,
