@@ -90,6 +90,8 @@ pub struct Config {
     pub archive_delay_sec: u64,
     /// A running job's ownership lease, renewed while it runs.
     pub lease_sec: u64,
+    /// On SIGTERM, how long workers let running jobs go on before handing them back.
+    pub worker_shutdown_grace_sec: u64,
     pub parser: String,
     pub parser_params: ParserParams,
     pub default_email: Option<String>,
@@ -123,6 +125,7 @@ impl Default for Config {
             job_log_path_prefix: "pinball_job_logs/".into(),
             archive_delay_sec: 12 * 3600,
             lease_sec: 30,
+            worker_shutdown_grace_sec: 30,
             parser: "yaml".into(),
             parser_params: ParserParams::default(),
             default_email: None,
@@ -180,7 +183,16 @@ impl Config {
             path: path.clone(),
             source,
         })?;
-        Config::parse(&text, &path)
+        let (mut config, warnings) = Config::parse(&text, &path)?;
+        // A relative workflows_config means: next to the configuration file.
+        if let (Some(dir), Some(wc)) = (
+            path.parent(),
+            config.parser_params.workflows_config.as_mut(),
+        ) && Path::new(wc.as_str()).is_relative()
+        {
+            *wc = dir.join(&*wc).display().to_string();
+        }
+        Ok((config, warnings))
     }
 
     /// Parses configuration text; `path` names the file in errors.

@@ -10,6 +10,8 @@
 //! | `modes`   | runs the components a `-m` list names, in one process         | everything above  |
 //! | `cli`     | the command line; reaches the master only via `MasterClient`  | `master::client`  |
 //! | `timefmt` | UTC formatting                                                | (nothing)         |
+//! | `workflow`| LAYER 2: names, job/signal data, workers, progress, definitions | `master::client`, `parser` |
+//! | `parser`  | YAML/JSON workflow definitions -> validated graphs            | `workflow::name`  |
 //!
 //! Only `master` writes through `storage`; the UI (to come) reads through it. Nothing depends
 //! on `cli` or `modes`.
@@ -18,5 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod master;
 pub mod modes;
+pub mod parser;
 pub mod storage;
 pub mod timefmt;
+pub mod workflow;

@@ -52,6 +52,30 @@ async fn run(cli: Cli) -> Result<String, CliError> {
             let client = HttpMasterClient::new(&host, port, config.client_policy());
             cli::token::run(&args, &client).await
         }
+        (None, Some(Command::Util(args))) => {
+            let client = HttpMasterClient::new(
+                &config.master_host,
+                config.master_port,
+                config.client_policy(),
+            );
+            cli::util::run(&args, &config, &client).await
+        }
+        (None, Some(Command::Import(args))) => {
+            if let Some(word) = args.reschedule.as_deref().filter(|w| *w != "reschedule") {
+                return Err(CliError::usage(format!(
+                    "import takes `reschedule` or nothing, not `{word}`"
+                )));
+            }
+            let client = HttpMasterClient::new(
+                &config.master_host,
+                config.master_port,
+                config.client_policy(),
+            );
+            if !cli::confirm("import the workflow definitions", args.force)? {
+                return Ok("not confirmed; nothing changed\n".into());
+            }
+            cli::util::import(&config, &client, None).await
+        }
         (None, None) => Err(CliError::usage(
             "nothing to do: give -m MODES or a command (see --help)",
         )),

@@ -8,9 +8,13 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use std::sync::Arc;
+
 use crate::config::Config;
-use crate::master::{Master, api};
+use crate::master::{HttpMasterClient, LocalMasterClient, Master, MasterClient, api};
 use crate::storage;
+use crate::workflow::definition;
+use crate::workflow::worker::{WorkerSettings, run_workers};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -58,6 +62,7 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
     let mut tasks = tokio::task::JoinSet::new();
+    let mut local: Option<Master> = None;
     for mode in &modes {
         match mode {
             Mode::Master => {
@@ -73,8 +78,31 @@ pub async fn run(
                 let store = storage::open(&url)?;
                 tracing::info!(database = %storage::redact_url(&url), master = %config.master_name, "starting master");
                 let master = Master::start(store, &config.master_name).await;
+                local = Some(master.clone());
                 let max = config.max_request_bytes;
                 tasks.spawn(api::serve(master, listener, max, wait_for(stop_rx.clone())));
+            }
+            Mode::Workers => {
+                // In the master's process, workers call it directly; elsewhere over HTTP.
+                let client: Arc<dyn MasterClient> = match &local {
+                    Some(m) => Arc::new(LocalMasterClient(m.clone())),
+                    None => Arc::new(HttpMasterClient::new(
+                        &config.master_host,
+                        config.master_port,
+                        config.client_policy(),
+                    )),
+                };
+                if let Some(m) = &local {
+                    import_definitions(&config, m).await;
+                }
+                let settings = WorkerSettings::from_config(&config);
+                let count = config.workers as usize;
+                tracing::info!(workers = count, logs = %settings.logs_dir.display(), "starting workers");
+                let stop = stop_rx.clone();
+                tasks.spawn(async move {
+                    run_workers(client, settings, count, stop).await;
+                    Ok(())
+                });
             }
             other => {
                 tracing::warn!(mode = ?other, "this mode is not built yet; it is skipped");
@@ -85,6 +113,26 @@ pub async fn run(
         result.context("a component panicked")??;
     }
     Ok(())
+}
+
+/// With master and workers in one process (`-m all`), the configured definitions are loaded
+/// at start-up, so the example workflows can be started at once.
+async fn import_definitions(config: &Config, master: &Master) {
+    if config.parser_params.workflows_config.is_none() && config.parser_params.command.is_none() {
+        return;
+    }
+    let client = LocalMasterClient(master.clone());
+    match definition::load_from_config(config) {
+        Ok(defs) => match definition::import(&client, &defs).await {
+            Ok(changed) => tracing::info!(
+                workflows = defs.len(),
+                changed = changed.len(),
+                "loaded workflow definitions"
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot store the workflow definitions"),
+        },
+        Err(e) => tracing::error!(error = %e, "cannot read the workflow definitions"),
+    }
 }
 
 async fn wait_for(mut rx: watch::Receiver<bool>) {

@@ -2,6 +2,7 @@
 //! commands later issues add. Exit status: 0 success, 1 the operation failed, 2 bad usage or input.
 
 pub mod token;
+pub mod util;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -34,6 +35,10 @@ pub struct Cli {
 pub enum Command {
     /// Raw token access against a running master (the original pinball_util).
     Token(token::TokenArgs),
+    /// Operate workflows: start, stop, retry, drain, abort, exit, disable, enable... (workflow_util).
+    Util(util::UtilArgs),
+    /// Load the workflow definitions into the master (`import -f reschedule`).
+    Import(util::ImportArgs),
 }
 
 /// An error a command reports: one sentence on stderr, and an exit status.

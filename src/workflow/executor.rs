@@ -1,0 +1,290 @@
+//! Runs one job command: `/bin/sh -c` in its own process group, stdout and stderr written to
+//! per-execution log files as they are produced, `PINBALL:key=value` lines reported as they
+//! appear, and the abort timeout or an abort request ending the whole group (SIGTERM, then
+//! SIGKILL after a grace period). Called by the worker; knows nothing about tokens.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::fs::File;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+/// The longest "line" written or parsed at once (PINBALL_SPEC §10.2).
+pub const MAX_LINE: usize = 16 * 1024;
+
+/// What to run and where its output goes.
+#[derive(Debug, Clone)]
+pub struct ExecSpec {
+    pub command: String,
+    pub env: Vec<(String, String)>,
+    pub stdout_log: PathBuf,
+    pub stderr_log: PathBuf,
+    pub abort_timeout: Option<Duration>,
+    pub warn_timeout: Option<Duration>,
+    /// Between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+}
+
+/// Something the running command told us, as it happens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// A `PINBALL:key=value` line.
+    Property(String, String),
+    /// The warn timeout passed (once).
+    WarnTimeout,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecResult {
+    /// 0 success; a killed process gives minus its signal number.
+    pub exit_code: i32,
+    /// Why Pinball ended it, if it did.
+    pub killed_because: Option<String>,
+}
+
+/// Parses a magic line: `PINBALL:key=value` (surrounding whitespace ignored).
+pub fn parse_magic(line: &str) -> Option<(String, String)> {
+    let rest = line.trim().strip_prefix("PINBALL:")?;
+    let (key, value) = rest.split_once('=')?;
+    (!key.is_empty()).then(|| (key.to_owned(), value.to_owned()))
+}
+
+/// Copies `from` to the log file line by line (at most [`MAX_LINE`] bytes at a time), flushing
+/// each, and reports magic lines.
+async fn pump(
+    from: impl AsyncRead + Unpin,
+    path: PathBuf,
+    reports: mpsc::UnboundedSender<Report>,
+) -> std::io::Result<()> {
+    let mut file = File::options()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .await?;
+    let mut reader = BufReader::with_capacity(MAX_LINE, from);
+    let mut line = Vec::with_capacity(256);
+    loop {
+        line.clear();
+        // Read up to a newline, but never buffer more than MAX_LINE bytes.
+        loop {
+            let available = reader.fill_buf().await?;
+            if available.is_empty() {
+                break;
+            }
+            let room = MAX_LINE - line.len();
+            let (take, done) = match available.iter().take(room).position(|b| *b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (
+                    available.len().min(room),
+                    line.len() + available.len().min(room) >= MAX_LINE,
+                ),
+            };
+            line.extend_from_slice(&available[..take]);
+            reader.consume(take);
+            if done {
+                break;
+            }
+        }
+        if line.is_empty() {
+            return file.flush().await;
+        }
+        file.write_all(&line).await?;
+        file.flush().await?;
+        if let Some((k, v)) = parse_magic(&String::from_utf8_lossy(&line)) {
+            let _ = reports.send(Report::Property(k, v));
+        }
+    }
+}
+
+fn signal_group(pgid: u32, signal: i32) {
+    // SAFETY: killpg only sends a signal; a stale group id at worst fails with ESRCH.
+    unsafe {
+        libc::killpg(pgid as libc::pid_t, signal);
+    }
+}
+
+/// Runs the command to its end. `abort` turning true ends it (SIGTERM, then SIGKILL).
+pub async fn run(
+    spec: ExecSpec,
+    reports: mpsc::UnboundedSender<Report>,
+    mut abort: watch::Receiver<bool>,
+) -> std::io::Result<ExecResult> {
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&spec.command)
+        .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()?;
+    let pgid = child.id().unwrap_or(0);
+    let out = tokio::spawn(pump(
+        child.stdout.take().expect("piped"),
+        spec.stdout_log.clone(),
+        reports.clone(),
+    ));
+    let err = tokio::spawn(pump(
+        child.stderr.take().expect("piped"),
+        spec.stderr_log.clone(),
+        reports.clone(),
+    ));
+    let started = Instant::now();
+    let abort_at = spec.abort_timeout.map(|t| started + t);
+    let mut warn_at = spec.warn_timeout.map(|t| started + t);
+    let mut killed_because: Option<String> = None;
+    let mut kill_at: Option<Instant> = None;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status?,
+            _ = sleep_until(warn_at) => {
+                warn_at = None;
+                let _ = reports.send(Report::WarnTimeout);
+            }
+            _ = sleep_until(abort_at), if killed_because.is_none() => {
+                killed_because = Some(format!("abort_timeout_sec of {}s exceeded", spec.abort_timeout.unwrap_or_default().as_secs()));
+                signal_group(pgid, libc::SIGTERM);
+                kill_at = Some(Instant::now() + spec.kill_grace);
+            }
+            changed = abort.changed(), if killed_because.is_none() => {
+                if changed.is_err() || *abort.borrow() {
+                    killed_because = Some("aborted".into());
+                    signal_group(pgid, libc::SIGTERM);
+                    kill_at = Some(Instant::now() + spec.kill_grace);
+                }
+            }
+            _ = sleep_until(kill_at) => {
+                signal_group(pgid, libc::SIGKILL);
+                kill_at = None;
+            }
+        }
+    };
+    // Output still buffered in the pipes is written out; a grandchild that keeps a pipe open
+    // does not hold the job forever.
+    for pump in [out, err] {
+        match tokio::time::timeout(Duration::from_secs(5), pump).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "writing a job log failed"),
+            Ok(_) => {}
+            Err(_) => tracing::warn!(
+                "a job's output stayed open after it exited; its log may be cut short"
+            ),
+        }
+    }
+    let exit_code = match (
+        status.code(),
+        std::os::unix::process::ExitStatusExt::signal(&status),
+    ) {
+        (Some(code), _) => code,
+        (None, Some(sig)) => -sig,
+        (None, None) => 1,
+    };
+    Ok(ExecResult {
+        exit_code,
+        killed_because,
+    })
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dir: &tempfile::TempDir, command: &str) -> ExecSpec {
+        ExecSpec {
+            command: command.into(),
+            env: vec![("PINBALL_JOB".into(), "some_job".into())],
+            stdout_log: dir.path().join("out"),
+            stderr_log: dir.path().join("err"),
+            abort_timeout: None,
+            warn_timeout: None,
+            kill_grace: Duration::from_millis(500),
+        }
+    }
+
+    async fn exec(spec: ExecSpec) -> (ExecResult, Vec<Report>) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (_abort_tx, abort) = watch::channel(false);
+        let result = run(spec, tx, abort).await.unwrap();
+        let mut reports = vec![];
+        while let Ok(r) = rx.try_recv() {
+            reports.push(r);
+        }
+        (result, reports)
+    }
+
+    #[test]
+    fn magic_lines_split_at_the_first_equals_sign() {
+        assert_eq!(
+            parse_magic("  PINBALL:EVENT_ATTR:akey=a=b \n"),
+            Some(("EVENT_ATTR:akey".into(), "a=b".into()))
+        );
+        assert_eq!(parse_magic("PINBALL:novalue"), None);
+        assert_eq!(parse_magic("PINBALL:=x"), None);
+        assert_eq!(parse_magic("echo PINBALL:a=b"), None);
+    }
+
+    #[tokio::test]
+    async fn output_goes_to_the_logs_and_magic_lines_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (r, reports) = exec(spec(
+            &dir,
+            "echo line1; echo $PINBALL_JOB; echo PINBALL:kill_id=7; echo oops >&2; exit 3",
+        ))
+        .await;
+        assert_eq!(r.exit_code, 3);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out")).unwrap(),
+            "line1\nsome_job\nPINBALL:kill_id=7\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("err")).unwrap(),
+            "oops\n"
+        );
+        assert_eq!(
+            reports,
+            vec![Report::Property("kill_id".into(), "7".into())]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_long_line_without_a_newline_is_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (r, _) = exec(spec(&dir, "head -c 20000 /dev/zero | tr '\\0' a")).await;
+        assert_eq!(r.exit_code, 0);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out"))
+                .unwrap()
+                .len(),
+            20000
+        );
+    }
+
+    #[tokio::test]
+    async fn the_abort_timeout_ends_the_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(&dir, "sleep 30 & sleep 30; echo never");
+        s.abort_timeout = Some(Duration::from_millis(300));
+        s.warn_timeout = Some(Duration::from_millis(100));
+        let started = std::time::Instant::now();
+        let (r, reports) = exec(s).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(r.exit_code, -libc::SIGTERM);
+        assert!(r.killed_because.unwrap().contains("abort_timeout_sec"));
+        assert_eq!(reports, vec![Report::WarnTimeout]);
+    }
+}

@@ -1,0 +1,174 @@
+//! Building and reading a workflow instance's tokens: the tokens of a fresh instance from a
+//! definition, job tokens as typed values, and the instance's overall state. Every write here
+//! goes through `MasterClient`.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::job::{Event, Job, JobType};
+use super::name::{self, JobState, Name, WORKFLOW_START_INPUT};
+use crate::master::token::Token;
+use crate::parser::{Graph, GraphJob};
+
+/// Creator of the start events of a new instance.
+pub const PARSER_CREATOR: &str = "parser";
+
+/// A new instance id: the time in milliseconds, as the original.
+pub fn new_instance_id() -> String {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+        .to_string()
+}
+
+pub fn epoch_secs_f64() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The job data of one job of the graph, with no history.
+pub fn job_from_graph(job_name: &str, g: &GraphJob) -> Job {
+    let condition = g.def.condition;
+    Job {
+        job_type: if condition {
+            JobType::ShellConditionJob
+        } else {
+            JobType::ShellJob
+        },
+        name: job_name.to_owned(),
+        inputs: if g.depends_on.is_empty() {
+            vec![WORKFLOW_START_INPUT.to_owned()]
+        } else {
+            g.depends_on.clone()
+        },
+        outputs: g.outputs.clone(),
+        emails: g.def.emails.clone(),
+        max_attempts: g.def.max_attempts.unwrap_or(if condition { 10 } else { 1 }),
+        retry_delay_sec: g
+            .def
+            .retry_delay_sec
+            .unwrap_or(if condition { 300 } else { 0 }),
+        warn_timeout_sec: g.def.warn_timeout_sec,
+        abort_timeout_sec: g.def.abort_timeout_sec,
+        disabled: g.def.disabled,
+        command: g.def.command.clone(),
+        cleanup_template: g.def.cleanup_template.clone(),
+        events: vec![],
+        history: vec![],
+    }
+}
+
+/// The tokens of a fresh instance: top-level jobs runnable (their start event already inside
+/// them, so they can be claimed at once), every other job waiting.
+pub fn new_instance_tokens(workflow: &str, instance: &str, graph: &Graph) -> Vec<Token> {
+    graph
+        .jobs
+        .iter()
+        .map(|(job_name, g)| {
+            let mut job = job_from_graph(job_name, g);
+            let state = if g.depends_on.is_empty() {
+                job.events = vec![Event {
+                    creator: PARSER_CREATOR.into(),
+                    attributes: BTreeMap::new(),
+                }];
+                JobState::Runnable
+            } else {
+                JobState::Waiting
+            };
+            Token {
+                priority: g.priority,
+                ..Token::new(
+                    name::job_token(workflow, instance, state, job_name),
+                    Some(job.to_data()),
+                )
+            }
+        })
+        .collect()
+}
+
+/// A job token with its parsed name and data.
+#[derive(Debug, Clone)]
+pub struct JobToken {
+    pub token: Token,
+    pub workflow: String,
+    pub instance: String,
+    pub state: JobState,
+    pub job: Job,
+}
+
+impl JobToken {
+    pub fn parse(token: Token) -> Result<JobToken, String> {
+        let Some(Name::Job {
+            workflow,
+            instance,
+            state,
+            job: _,
+        }) = Name::parse(&token.name)
+        else {
+            return Err(format!("{} is not a job token", token.name));
+        };
+        let data = token
+            .data
+            .as_deref()
+            .ok_or_else(|| format!("job token {} has no data", token.name))?;
+        let job = Job::from_data(data)
+            .map_err(|e| format!("job token {} holds unreadable data: {e}", token.name))?;
+        Ok(JobToken {
+            token,
+            workflow,
+            instance,
+            state,
+            job,
+        })
+    }
+
+    /// The same job with new data, moved to `state` (a new name when the state changes).
+    pub fn rewritten(&self, state: JobState, job: &Job) -> Token {
+        let name = name::job_token(&self.workflow, &self.instance, state, &job.name);
+        let version = if state == self.state {
+            self.token.version
+        } else {
+            None
+        };
+        Token {
+            name,
+            version,
+            owner: None,
+            expiration_time: None,
+            priority: self.token.priority,
+            data: Some(job.to_data()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::parse_yaml;
+
+    #[test]
+    fn a_new_instance_has_runnable_roots_and_waiting_dependents() {
+        let wfs = parse_yaml(
+            "workflows:\n  wf:\n    jobs:\n      parent: {command: x}\n      child: {command: y, depends_on: [parent]}\n",
+            "t",
+        )
+        .unwrap();
+        let tokens = new_instance_tokens("wf", "1", &wfs["wf"].graph());
+        let names: Vec<&str> = tokens.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "/workflow/wf/1/job/waiting/child",
+                "/workflow/wf/1/job/runnable/parent"
+            ]
+        );
+        let parent = JobToken::parse(tokens[1].clone()).unwrap();
+        assert_eq!(parent.job.inputs, vec![WORKFLOW_START_INPUT.to_string()]);
+        assert_eq!(parent.job.events.len(), 1);
+        assert_eq!(parent.token.priority, 2.0);
+        let child = JobToken::parse(tokens[0].clone()).unwrap();
+        assert_eq!(child.job.inputs, vec!["parent".to_string()]);
+        assert!(child.job.events.is_empty());
+    }
+}

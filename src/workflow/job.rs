@@ -1,0 +1,306 @@
+//! The data inside job and event tokens, as documented JSON a person can read in the database
+//! (PINBALL_SPEC §3.2 "Recommended JSON encoding"), and the pure rules on it: retries, event
+//! attributes, and `%(key)s` command substitution.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What a job is: a command, or a condition (a command polled until it succeeds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobType {
+    ShellJob,
+    ShellConditionJob,
+}
+
+/// An event: it sits in one input of a job and carries attributes from its creator's run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub creator: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// One execution attempt of a job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionRecord {
+    /// The command as configured (not substituted), or `DISABLED`.
+    pub info: String,
+    /// The instance the execution ran in (kept when a job is copied into a new instance).
+    pub instance: String,
+    pub start_time: f64,
+    pub end_time: Option<f64>,
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub cleanup_exit_code: Option<i32>,
+    #[serde(default)]
+    pub events: Vec<Event>,
+    /// The host and owner name of the worker that ran it.
+    #[serde(default)]
+    pub worker: String,
+    /// `PINBALL:key=value` lines; each key keeps its distinct values in emission order.
+    #[serde(default)]
+    pub properties: BTreeMap<String, Vec<String>>,
+    /// `stdout`, `stderr`, `pinlog` -> path.
+    #[serde(default)]
+    pub logs: BTreeMap<String, String>,
+}
+
+impl ExecutionRecord {
+    pub fn succeeded(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+
+    /// Attributes for the events this execution emits: `EVENT_ATTR:key` properties, several
+    /// values joined with `,` (PINBALL_SPEC §3.6, recommended string semantics).
+    pub fn event_attributes(&self) -> BTreeMap<String, String> {
+        self.properties
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("EVENT_ATTR:")
+                    .map(|attr| (attr.to_owned(), v.join(",")))
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    #[serde(rename = "type")]
+    pub job_type: JobType,
+    /// Always the token's job name.
+    pub name: String,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    #[serde(default)]
+    pub emails: Vec<String>,
+    pub max_attempts: u32,
+    #[serde(default)]
+    pub retry_delay_sec: u64,
+    #[serde(default)]
+    pub warn_timeout_sec: Option<u64>,
+    #[serde(default)]
+    pub abort_timeout_sec: Option<u64>,
+    #[serde(default)]
+    pub disabled: bool,
+    pub command: String,
+    #[serde(default)]
+    pub cleanup_template: Option<String>,
+    /// Triggering events of the next execution.
+    #[serde(default)]
+    pub events: Vec<Event>,
+    #[serde(default)]
+    pub history: Vec<ExecutionRecord>,
+}
+
+impl Job {
+    pub fn is_condition(&self) -> bool {
+        self.job_type == JobType::ShellConditionJob
+    }
+
+    pub fn to_data(&self) -> String {
+        serde_json::to_string(self).expect("job data always serializes")
+    }
+
+    pub fn from_data(data: &str) -> Result<Job, serde_json::Error> {
+        serde_json::from_str(data)
+    }
+
+    /// Whether a failed job may run again: failed records of the newest record's instance,
+    /// counted newest first until a record of another instance, are fewer than `max_attempts`.
+    pub fn can_retry(&self) -> bool {
+        let Some(last) = self.history.last() else {
+            return false;
+        };
+        let failures = self
+            .history
+            .iter()
+            .rev()
+            .take_while(|r| r.instance == last.instance)
+            .filter(|r| r.exit_code != Some(0))
+            .count();
+        failures < self.max_attempts as usize
+    }
+}
+
+/// Attributes of all triggering events merged: several values of a key are joined with `,`,
+/// empty ones skipped, in event order.
+pub fn merged_attributes(events: &[Event]) -> BTreeMap<String, String> {
+    let mut merged: BTreeMap<String, String> = BTreeMap::new();
+    for event in events {
+        for (k, v) in &event.attributes {
+            if v.is_empty() {
+                merged.entry(k.clone()).or_default();
+                continue;
+            }
+            let slot = merged.entry(k.clone()).or_default();
+            if !slot.is_empty() {
+                slot.push(',');
+            }
+            slot.push_str(v);
+        }
+    }
+    merged
+}
+
+/// Quotes a value for `/bin/sh`: bare when it is plainly safe, else in single quotes.
+pub fn shell_quote(value: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_-.,/:=@%+".contains(c);
+    if !value.is_empty() && value.chars().all(safe) {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
+}
+
+/// Substitutes `%(key)s` with the shell-quoted attribute (empty when absent) and `%%` with
+/// `%`. A malformed template (an unterminated `%(`) is an error naming the position.
+pub fn customize_command(
+    template: &str,
+    attributes: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('%') {
+            out.push('%');
+            rest = tail;
+        } else if let Some(inner) = after.strip_prefix('(') {
+            let close = inner.find(")s").ok_or_else(|| {
+                format!(
+                    "command template has an unterminated %( at byte {}",
+                    template.len() - rest.len() + i
+                )
+            })?;
+            let key = &inner[..close];
+            match attributes.get(key) {
+                Some(v) if !v.is_empty() => out.push_str(&shell_quote(v)),
+                _ => {}
+            }
+            rest = &inner[close + 2..];
+        } else {
+            out.push('%');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(instance: &str, exit: i32) -> ExecutionRecord {
+        ExecutionRecord {
+            instance: instance.into(),
+            exit_code: Some(exit),
+            ..Default::default()
+        }
+    }
+
+    fn job(max_attempts: u32, history: Vec<ExecutionRecord>) -> Job {
+        Job {
+            job_type: JobType::ShellJob,
+            name: "j".into(),
+            inputs: vec![],
+            outputs: vec![],
+            emails: vec![],
+            max_attempts,
+            retry_delay_sec: 0,
+            warn_timeout_sec: None,
+            abort_timeout_sec: None,
+            disabled: false,
+            command: "true".into(),
+            cleanup_template: None,
+            events: vec![],
+            history,
+        }
+    }
+
+    #[test]
+    fn the_retry_rule_counts_failures_of_the_newest_instance() {
+        assert!(!job(1, vec![record("1234", 1)]).can_retry());
+        assert!(job(2, vec![record("1234", 1)]).can_retry());
+        assert!(
+            job(
+                2,
+                vec![record("1234", 1), record("1234", 1), record("12345", 1)]
+            )
+            .can_retry()
+        );
+        assert!(!job(2, vec![]).can_retry());
+        assert!(
+            !job(2, vec![record("1", 1), record("1", 0), record("1", 1)]).can_retry(),
+            "a success between failures does not reset"
+        );
+    }
+
+    #[test]
+    fn commands_are_customized_from_merged_event_attributes() {
+        let events = vec![
+            Event {
+                creator: "a".into(),
+                attributes: [("some_attr".to_string(), "some_value".to_string())].into(),
+            },
+            Event {
+                creator: "b".into(),
+                attributes: [
+                    ("some_attr".to_string(), "some_other_value".to_string()),
+                    (
+                        "yet_another_attr".to_string(),
+                        "yet_another_value".to_string(),
+                    ),
+                ]
+                .into(),
+            },
+        ];
+        let attrs = merged_attributes(&events);
+        let cmd = customize_command(
+            "%(non_existent_attr)s %(some_attr)s %(yet_another_attr)s",
+            &attrs,
+        )
+        .unwrap();
+        assert_eq!(cmd, " some_value,some_other_value yet_another_value");
+        assert_eq!(
+            customize_command("%% some_command", &attrs).unwrap(),
+            "% some_command"
+        );
+        assert_eq!(customize_command("", &attrs).unwrap(), "");
+        assert!(customize_command("echo %(broken", &attrs).is_err());
+    }
+
+    #[test]
+    fn substituted_values_are_shell_quoted() {
+        let attrs = [("v".to_string(), "it's; rm -rf /".to_string())].into();
+        assert_eq!(
+            customize_command("echo %(v)s", &attrs).unwrap(),
+            r"echo 'it'\''s; rm -rf /'"
+        );
+    }
+
+    #[test]
+    fn event_attributes_come_from_event_attr_properties_joined_with_commas() {
+        let mut r = record("1", 0);
+        r.properties
+            .insert("EVENT_ATTR:akey".into(), vec!["aval".into(), "b".into()]);
+        r.properties.insert("kill_id".into(), vec!["x".into()]);
+        assert_eq!(
+            r.event_attributes(),
+            [("akey".to_string(), "aval,b".to_string())].into()
+        );
+    }
+
+    #[test]
+    fn job_data_is_readable_json_that_round_trips() {
+        let j = job(3, vec![record("1", 0)]);
+        let data = j.to_data();
+        assert!(
+            data.starts_with("{\"type\":\"ShellJob\",\"name\":\"j\""),
+            "{data}"
+        );
+        assert_eq!(Job::from_data(&data).unwrap(), j);
+    }
+}
