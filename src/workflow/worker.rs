@@ -301,12 +301,16 @@ impl Worker {
             return self.commit(jt, Ending::Finished(job)).await;
         }
         let dir = self.settings.logs_dir.join(&w).join(&i);
+        // `<job>.<start second>.<kind>` as the original; an attempt that starts in the same second
+        // as an earlier one (a quick retry) gets its execution number too, so logs never mix.
+        let mut stem = format!("{}.{}", job.name, started as i64);
+        if dir.join(format!("{stem}.stdout")).exists() {
+            stem = format!("{stem}.{}", job.history.len());
+        }
         for kind in ["stdout", "stderr"] {
             record.logs.insert(
                 kind.into(),
-                dir.join(format!("{}.{}.{kind}", job.name, started as i64))
-                    .display()
-                    .to_string(),
+                dir.join(format!("{stem}.{kind}")).display().to_string(),
             );
         }
         if let Err(e) = std::fs::create_dir_all(&dir) {

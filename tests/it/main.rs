@@ -6,3 +6,4 @@ mod cli;
 mod crash;
 mod helpers;
 mod storage;
+mod workflows;

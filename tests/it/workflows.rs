@@ -1,0 +1,764 @@
+//! Workflows end to end (PINBALL_SPEC §12 scenarios 15-35, 46-56): a real master over HTTP, real
+//! workers running real shell commands, definitions imported from YAML, and what a user would
+//! check: what ran, in which order, with which values, what the logs and the archive hold.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pinball::cli::util::{UtilArgs, UtilCommand};
+use pinball::config::Config;
+use pinball::master::token::*;
+use pinball::master::{HttpMasterClient, MasterClient};
+use pinball::parser;
+use pinball::storage::{self, Table};
+use pinball::workflow::instance::JobToken;
+use pinball::workflow::job::ExecutionRecord;
+use pinball::workflow::name::{self, Level};
+use pinball::workflow::signal::{Action, Signals};
+use pinball::workflow::worker::{WorkerSettings, run_workers};
+use pinball::workflow::{definition, progress};
+use tokio::sync::watch;
+
+use crate::helpers::*;
+
+pub struct Cluster {
+    pub app: TestApp,
+    pub client: HttpMasterClient,
+    pub logs: tempfile::TempDir,
+    stop: watch::Sender<bool>,
+    workers: Option<tokio::task::JoinHandle<()>>,
+    _db: tempfile::TempDir,
+}
+
+pub fn settings(logs: &std::path::Path, archive_delay_sec: u64) -> WorkerSettings {
+    WorkerSettings {
+        generation: 1,
+        lease: Duration::from_secs(3),
+        poll: Duration::from_millis(300),
+        logs_dir: logs.to_path_buf(),
+        archive_delay_sec,
+        base_url: None,
+        kill_grace: Duration::from_millis(500),
+        shutdown_grace: Duration::from_secs(2),
+    }
+}
+
+/// A master, `workers` workers, and the workflows of `yaml` imported.
+pub async fn cluster(yaml: &str, workers: usize, archive_delay_sec: u64) -> Cluster {
+    let db = tempfile::tempdir().unwrap();
+    let app = spawn_app(&db).await;
+    let client = app.client.clone();
+    let defs = parser::parse_yaml(yaml, "test.yaml").unwrap();
+    definition::import(&client, &defs).await.unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let worker_client: Arc<dyn MasterClient> = Arc::new(client.clone());
+    let s = settings(logs.path(), archive_delay_sec);
+    let handle = if workers > 0 {
+        Some(tokio::spawn(run_workers(
+            worker_client,
+            s,
+            workers,
+            stopped,
+        )))
+    } else {
+        None
+    };
+    Cluster {
+        app,
+        client,
+        logs,
+        stop,
+        workers: handle,
+        _db: db,
+    }
+}
+
+pub fn util(command: UtilCommand, w: Option<&str>, i: Option<&str>, jobs: &[&str]) -> UtilArgs {
+    UtilArgs {
+        command,
+        force: true,
+        workflow: w.map(Into::into),
+        instance: i.map(Into::into),
+        jobs: jobs.iter().map(|j| j.to_string()).collect(),
+        execution: None,
+        age_days: 28,
+    }
+}
+
+impl Cluster {
+    pub async fn util(
+        &self,
+        command: UtilCommand,
+        w: Option<&str>,
+        i: Option<&str>,
+        jobs: &[&str],
+    ) -> String {
+        pinball::cli::util::run(&util(command, w, i, jobs), &Config::default(), &self.client)
+            .await
+            .unwrap_or_else(|e| panic!("util {command:?}: {}", e.message))
+    }
+
+    pub async fn start(&self, w: &str) -> String {
+        let out = self.util(UtilCommand::Start, Some(w), None, &[]).await;
+        out.split(" instance ")
+            .nth(1)
+            .unwrap()
+            .split('.')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The instance's job tokens, live or archived, by job name.
+    pub async fn jobs(&self, w: &str, i: &str) -> BTreeMap<String, JobToken> {
+        let mut tokens = self
+            .client
+            .query_prefix(&name::job_prefix(w, i))
+            .await
+            .unwrap();
+        if tokens.is_empty() {
+            let store = storage::open(&self.app.url).unwrap();
+            tokens = store
+                .read("default", Table::Archived, &name::job_prefix(w, i))
+                .await
+                .unwrap();
+        }
+        tokens
+            .into_iter()
+            .map(|t| JobToken::parse(t).unwrap())
+            .map(|jt| (jt.job.name.clone(), jt))
+            .collect()
+    }
+
+    /// Waits until the instance is archived; returns its archived tokens.
+    pub async fn archived(&self, w: &str, i: &str, within: Duration) -> Vec<Token> {
+        let store = storage::open(&self.app.url).unwrap();
+        let started = Instant::now();
+        loop {
+            let live = self
+                .client
+                .query_prefix(&name::instance_prefix(w, i))
+                .await
+                .unwrap();
+            if live.is_empty() {
+                return store
+                    .read("default", Table::Archived, &name::instance_prefix(w, i))
+                    .await
+                    .unwrap();
+            }
+            assert!(
+                started.elapsed() < within,
+                "instance {w}/{i} was not archived within {within:?}; live tokens: {:#?}",
+                live.iter().map(|t| &t.name).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until `check` holds for the instance's live tokens.
+    pub async fn wait_for(
+        &self,
+        w: &str,
+        i: &str,
+        within: Duration,
+        what: &str,
+        check: impl Fn(&[Token]) -> bool,
+    ) -> Vec<Token> {
+        let started = Instant::now();
+        loop {
+            let live = self
+                .client
+                .query_prefix(&name::instance_prefix(w, i))
+                .await
+                .unwrap();
+            if check(&live) {
+                return live;
+            }
+            assert!(started.elapsed() < within, "{what}: not within {within:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log(&self, record: &ExecutionRecord, kind: &str) -> String {
+        std::fs::read_to_string(&record.logs[kind]).unwrap_or_default()
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(w) = self.workers.take() {
+            w.await.unwrap();
+        }
+        self.app.stop().await;
+    }
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+#[tokio::test]
+async fn a_two_job_workflow_runs_passes_a_value_downstream_and_is_archived() {
+    let c = cluster(
+        "workflows:\n  wf:\n    jobs:\n      parent: {command: 'echo PINBALL:EVENT_ATTR:akey=aval; echo \"PINBALL:kv_job_url=j1|u1\"'}\n      child: {command: 'echo got %(akey)s', depends_on: [parent]}\n",
+        2,
+        0,
+    )
+    .await;
+    let i = c.start("wf").await;
+    let archived = c.archived("wf", &i, secs(20)).await;
+    let names: Vec<&str> = archived.iter().map(|t| t.name.as_str()).collect();
+    assert!(
+        names.contains(&format!("/workflow/wf/{i}/job/waiting/parent").as_str()),
+        "{names:?}"
+    );
+    assert!(names.contains(&format!("/workflow/wf/{i}/job/waiting/child").as_str()));
+    assert!(names.contains(&format!("/workflow/wf/{i}/__SIGNAL__/ARCHIVE").as_str()));
+    let jobs = c.jobs("wf", &i).await;
+    let parent = &jobs["parent"].job.history;
+    let child = &jobs["child"].job.history;
+    assert_eq!((parent.len(), child.len()), (1, 1), "each ran once");
+    assert_eq!(parent[0].exit_code, Some(0));
+    assert_eq!(
+        parent[0].properties["kv_job_url"],
+        vec!["j1|u1".to_string()]
+    );
+    assert_eq!(
+        c.log(&child[0], "stdout"),
+        "got aval\n",
+        "the child got the parent's value"
+    );
+    assert!(child[0].start_time >= parent[0].end_time.unwrap());
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_diamond_runs_its_join_exactly_once_after_both_branches() {
+    let c = cluster(
+        "workflows:\n  d:\n    jobs:\n      a: {command: 'true'}\n      b: {command: 'sleep 0.3', depends_on: [a]}\n      c: {command: 'sleep 0.3', depends_on: [a]}\n      j: {command: 'true', depends_on: [b, c]}\n",
+        4,
+        0,
+    )
+    .await;
+    for _ in 0..3 {
+        let i = c.start("d").await;
+        c.archived("d", &i, secs(20)).await;
+        let jobs = c.jobs("d", &i).await;
+        let join = &jobs["j"].job.history;
+        assert_eq!(join.len(), 1, "the join ran exactly once");
+        for branch in ["b", "c"] {
+            assert!(
+                join[0].start_time >= jobs[branch].job.history[0].end_time.unwrap(),
+                "j started after {branch} ended"
+            );
+        }
+        assert_eq!(
+            join[0].events.len(),
+            2,
+            "j was triggered by one event from each branch"
+        );
+    }
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_job_is_retried_with_its_events_then_fails_for_good() {
+    let c = cluster(
+        "workflows:\n  r:\n    jobs:\n      up: {command: 'echo PINBALL:EVENT_ATTR:v=42'}\n      flaky:\n        depends_on: [up]\n        max_attempts: 2\n        command: 'echo value=%(v)s; exit 1'\n",
+        2,
+        30,
+    )
+    .await;
+    let i = c.start("r").await;
+    let live = c
+        .wait_for("r", &i, secs(20), "the instance finishes", |ts| {
+            ts.iter().any(|t| {
+                t.name.ends_with("__SIGNAL__/ARCHIVE")
+                    && t.data.as_deref().is_some_and(|d| d.contains("TIMESTAMP"))
+            })
+        })
+        .await;
+    assert!(
+        live.iter()
+            .any(|t| t.name == format!("/workflow/r/{i}/job/waiting/flaky")),
+        "a final failure goes back to waiting"
+    );
+    let flaky = &c.jobs("r", &i).await["flaky"].job.history;
+    assert_eq!(flaky.len(), 2, "two attempts, as max_attempts says");
+    assert!(flaky.iter().all(|r| r.exit_code == Some(1)));
+    for r in flaky {
+        assert_eq!(
+            c.log(r, "stdout"),
+            "value=42\n",
+            "every attempt got the upstream value"
+        );
+    }
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_retry_delay_keeps_the_job_unclaimable_until_it_passes() {
+    let c = cluster("workflows:\n  d:\n    jobs:\n      f: {command: 'exit 3', max_attempts: 2, retry_delay_sec: 2}\n", 1, 30).await;
+    let i = c.start("d").await;
+    let live = c
+        .wait_for("d", &i, secs(10), "the first attempt fails", |ts| {
+            ts.iter().any(|t| {
+                t.name.ends_with("runnable/f")
+                    && t.data
+                        .as_deref()
+                        .is_some_and(|d| d.contains("\"exit_code\":3"))
+            })
+        })
+        .await;
+    let t = live
+        .iter()
+        .find(|t| t.name.ends_with("runnable/f"))
+        .unwrap();
+    assert!(
+        t.owner.is_some(),
+        "the worker keeps the token during the delay"
+    );
+    let wait = t.expiration_time.unwrap() - now();
+    assert!(
+        (1..=2).contains(&wait),
+        "claimable again in about 2 s, not {wait}"
+    );
+    c.wait_for("d", &i, secs(10), "the second attempt runs", |ts| {
+        ts.iter().any(|t| t.name.ends_with("waiting/f"))
+    })
+    .await;
+    let history = &c.jobs("d", &i).await["f"].job.history;
+    assert_eq!(history.len(), 2);
+    assert!(
+        history[1].start_time - history[0].end_time.unwrap() >= 1.0,
+        "the retry waited for its delay"
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn independent_branches_go_on_after_a_failure_and_the_instance_fails() {
+    let c = cluster(
+        "workflows:\n  b:\n    jobs:\n      a: {command: 'exit 1'}\n      b: {command: 'sleep 0.5'}\n      c: {command: 'true', depends_on: [a, b]}\n",
+        2,
+        0,
+    )
+    .await;
+    let i = c.start("b").await;
+    c.archived("b", &i, secs(20)).await;
+    let jobs = c.jobs("b", &i).await;
+    assert_eq!(jobs["a"].job.history[0].exit_code, Some(1));
+    assert_eq!(
+        jobs["b"].job.history[0].exit_code,
+        Some(0),
+        "the independent branch still ran"
+    );
+    assert!(
+        jobs["c"].job.history.is_empty(),
+        "the job after the failure never ran"
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_disabled_job_succeeds_without_running_and_its_dependents_run() {
+    let c = cluster("workflows:\n  x:\n    jobs:\n      off: {command: 'exit 9', disabled: true}\n      after: {command: 'true', depends_on: [off]}\n", 1, 0).await;
+    let i = c.start("x").await;
+    c.archived("x", &i, secs(20)).await;
+    let jobs = c.jobs("x", &i).await;
+    let r = &jobs["off"].job.history[0];
+    assert_eq!(
+        (r.info.as_str(), r.exit_code, r.end_time),
+        ("DISABLED", Some(0), Some(r.start_time))
+    );
+    assert_eq!(jobs["after"].job.history[0].exit_code, Some(0));
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_sees_its_pinball_environment_and_logs_land_where_documented() {
+    let c = cluster("workflows:\n  some_workflow:\n    jobs:\n      some_job: {command: 'echo $PINBALL_WORKFLOW; echo $PINBALL_JOB; echo $PINBALL_INSTANCE; echo $PINBALL_EXECUTION; echo err >&2'}\n", 1, 0).await;
+    let i = c.start("some_workflow").await;
+    c.archived("some_workflow", &i, secs(20)).await;
+    let r = &c.jobs("some_workflow", &i).await["some_job"].job.history[0];
+    assert_eq!(
+        c.log(r, "stdout"),
+        format!("some_workflow\nsome_job\n{i}\n0\n")
+    );
+    assert_eq!(c.log(r, "stderr"), "err\n");
+    let expected = c
+        .logs
+        .path()
+        .join("some_workflow")
+        .join(&i)
+        .join(format!("some_job.{}.stdout", r.start_time as i64));
+    assert_eq!(r.logs["stdout"], expected.display().to_string());
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn the_abort_timeout_kills_a_job_and_fails_it() {
+    let c = cluster(
+        "workflows:\n  t:\n    jobs:\n      slow: {command: 'sleep 30', abort_timeout_sec: 1}\n",
+        1,
+        0,
+    )
+    .await;
+    let started = Instant::now();
+    let i = c.start("t").await;
+    c.archived("t", &i, secs(20)).await;
+    assert!(
+        started.elapsed() < secs(15),
+        "killed after about a second, not after 30: {:?}",
+        started.elapsed()
+    );
+    let r = &c.jobs("t", &i).await["slow"].job.history[0];
+    assert_eq!(r.exit_code, Some(-15), "ended by SIGTERM");
+    assert!(c.log(r, "pinlog").contains("abort_timeout_sec"));
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_record_left_open_by_a_dead_worker_counts_as_a_failed_attempt() {
+    let c = cluster(
+        "workflows:\n  l:\n    jobs:\n      j: {command: 'true', max_attempts: 2}\n",
+        0,
+        30,
+    )
+    .await;
+    let i = c.start("l").await;
+    // A worker claimed the job, published its start, then died: its lease ended.
+    let token = c
+        .client
+        .query_prefix(&format!("/workflow/l/{i}/job/runnable/j"))
+        .await
+        .unwrap()
+        .remove(0);
+    let mut jt = JobToken::parse(token).unwrap();
+    jt.job.history.push(ExecutionRecord {
+        instance: i.clone(),
+        start_time: 1.0,
+        info: "true".into(),
+        ..Default::default()
+    });
+    let dead = Token {
+        owner: Some("dead_worker".into()),
+        expiration_time: Some(now() - 1),
+        data: Some(jt.job.to_data()),
+        ..jt.token.clone()
+    };
+    c.client
+        .modify(ModifyRequest {
+            updates: vec![dead],
+            deletes: vec![],
+        })
+        .await
+        .unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let logs = tempfile::tempdir().unwrap();
+    let worker = tokio::spawn(run_workers(
+        Arc::new(c.client.clone()),
+        settings(logs.path(), 30),
+        1,
+        stopped,
+    ));
+    c.wait_for("l", &i, secs(10), "the job finishes", |ts| {
+        ts.iter().any(|t| t.name.ends_with("waiting/j"))
+    })
+    .await;
+    let _ = stop.send(true);
+    worker.await.unwrap();
+    let history = &c.jobs("l", &i).await["j"].job.history;
+    assert_eq!(
+        history.len(),
+        2,
+        "the open attempt was closed and the job ran again"
+    );
+    assert_eq!(history[0].exit_code, Some(1));
+    assert!(
+        std::fs::read_to_string(&history[0].logs["pinlog"])
+            .unwrap()
+            .contains("executor failed to renew job ownership on time")
+    );
+    assert_eq!(history[1].exit_code, Some(0));
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_worker_whose_lease_ended_cannot_commit_a_stale_result() {
+    let c = cluster("workflows:\n  s:\n    jobs:\n      j: {command: 'true'}\n      k: {command: 'true', depends_on: [j]}\n", 0, 30).await;
+    let i = c.start("s").await;
+    let pattern = Query {
+        name_prefix: name::ALL_RUNNABLE_JOBS.into(),
+        max_tokens: Some(1),
+    };
+    let claim = |owner: &str, exp: i64| QueryAndOwnRequest {
+        owner: owner.into(),
+        expiration_time: exp,
+        query: Some(pattern.clone()),
+        wait_ms: Some(5000),
+    };
+    let stale = c
+        .client
+        .query_and_own(claim("slow_worker", now() + 1))
+        .await
+        .unwrap()
+        .tokens
+        .remove(0);
+    let heir = c
+        .client
+        .query_and_own(claim("heir", now() + 60))
+        .await
+        .unwrap()
+        .tokens
+        .remove(0);
+    assert_eq!(
+        heir.name, stale.name,
+        "the heir took the job once the first lease ended"
+    );
+    let mut jt = JobToken::parse(stale).unwrap();
+    jt.job.history.push(ExecutionRecord {
+        exit_code: Some(0),
+        end_time: Some(2.0),
+        ..Default::default()
+    });
+    let job = jt.job.clone();
+    let outcome = progress::commit_success(&c.client, &jt, &job, "slow_worker")
+        .await
+        .unwrap();
+    assert_eq!(outcome, progress::Committed::LostLease);
+    let live = c
+        .client
+        .query_prefix(&name::instance_prefix("s", &i))
+        .await
+        .unwrap();
+    let j = live
+        .iter()
+        .find(|t| t.name.ends_with("runnable/j"))
+        .expect("still the heir's runnable job");
+    assert_eq!(j.owner.as_deref(), Some("heir"));
+    assert!(
+        !live.iter().any(|t| t.name.contains("/input/k/")),
+        "no downstream event was posted"
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn drain_holds_an_instance_and_undrain_releases_it() {
+    let c = cluster("workflows:\n  dr:\n    jobs:\n      a: {command: 'true'}\n      b: {command: 'true', depends_on: [a]}\n", 0, 0).await;
+    let i = c.start("dr").await;
+    let out = c.util(UtilCommand::Drain, Some("dr"), Some(&i), &[]).await;
+    assert_eq!(
+        out,
+        format!("set DRAIN.  Its token is /workflow/dr/{i}/__SIGNAL__/DRAIN\n")
+    );
+    assert_eq!(
+        c.util(UtilCommand::Drain, Some("dr"), Some(&i), &[]).await,
+        "DRAIN has been already set.  Not changing anything this time\n"
+    );
+    let (stop, stopped) = watch::channel(false);
+    let logs = tempfile::tempdir().unwrap();
+    let worker = tokio::spawn(run_workers(
+        Arc::new(c.client.clone()),
+        settings(logs.path(), 0),
+        2,
+        stopped,
+    ));
+    tokio::time::sleep(secs(2)).await;
+    assert!(
+        c.jobs("dr", &i).await["a"].job.history.is_empty(),
+        "nothing ran while drained"
+    );
+    let out = c
+        .util(UtilCommand::Undrain, Some("dr"), Some(&i), &[])
+        .await;
+    assert_eq!(
+        out,
+        format!("removed DRAIN from /workflow/dr/{i}/__SIGNAL__/DRAIN\n")
+    );
+    assert_eq!(
+        c.util(UtilCommand::Undrain, Some("dr"), Some(&i), &[])
+            .await,
+        "DRAIN has been already removed.  Not changing anything this time\n"
+    );
+    c.archived("dr", &i, secs(20)).await;
+    assert_eq!(c.jobs("dr", &i).await["b"].job.history.len(), 1);
+    let _ = stop.send(true);
+    worker.await.unwrap();
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn abort_kills_the_running_job_and_archives_the_instance_as_aborted() {
+    let c = cluster("workflows:\n  ab:\n    jobs:\n      long: {command: 'sleep 60'}\n      next: {command: 'true', depends_on: [long]}\n", 1, 300).await;
+    let i = c.start("ab").await;
+    c.wait_for("ab", &i, secs(10), "the job runs", |ts| {
+        ts.iter().any(|t| {
+            t.name.ends_with("runnable/long")
+                && t.data.as_deref().is_some_and(|d| d.contains("start_time"))
+        })
+    })
+    .await;
+    let aborted_at = Instant::now();
+    c.util(UtilCommand::Abort, Some("ab"), Some(&i), &[]).await;
+    let archived = c.archived("ab", &i, secs(30)).await;
+    assert!(
+        aborted_at.elapsed() < secs(25),
+        "{:?}",
+        aborted_at.elapsed()
+    );
+    assert!(
+        archived
+            .iter()
+            .any(|t| t.name == format!("/workflow/ab/{i}/__SIGNAL__/ABORT")),
+        "the ABORT signal is archived with it"
+    );
+    let jobs = c.jobs("ab", &i).await;
+    assert_ne!(
+        jobs["long"].job.history[0].exit_code,
+        Some(0),
+        "the running job was killed"
+    );
+    assert!(jobs["next"].job.history.is_empty(), "nothing new started");
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn util_retry_reruns_the_failed_jobs_of_a_finished_instance() {
+    let marker = tempfile::tempdir().unwrap();
+    let flag = marker.path().join("ok");
+    let yaml = format!(
+        "workflows:\n  rt:\n    jobs:\n      a: {{command: 'true'}}\n      b: {{command: 'test -e {}', depends_on: [a]}}\n",
+        flag.display()
+    );
+    let c = cluster(&yaml, 1, 60).await;
+    let i = c.start("rt").await;
+    c.wait_for("rt", &i, secs(15), "the instance finishes failed", |ts| {
+        ts.iter().any(|t| {
+            t.name.ends_with("ARCHIVE")
+                && t.data.as_deref().is_some_and(|d| d.contains("TIMESTAMP"))
+        })
+    })
+    .await;
+    std::fs::write(&flag, "").unwrap();
+    assert_eq!(
+        c.util(UtilCommand::Retry, Some("rt"), Some(&i), &[]).await,
+        format!("retried 1 job(s) in workflow rt instance {i}\n")
+    );
+    c.wait_for("rt", &i, secs(15), "the retry succeeds", |ts| {
+        ts.iter().any(|t| {
+            t.name.ends_with("waiting/b")
+                && t.data
+                    .as_deref()
+                    .is_some_and(|d| d.contains("\"exit_code\":0"))
+        })
+    })
+    .await;
+    let b = &c.jobs("rt", &i).await["b"].job.history;
+    assert_eq!(
+        b.iter().map(|r| r.exit_code.unwrap()).collect::<Vec<_>>(),
+        vec![1, 0]
+    );
+    assert_eq!(
+        c.jobs("rt", &i).await["a"].job.history.len(),
+        1,
+        "the successful job did not run again"
+    );
+    assert_eq!(
+        c.util(UtilCommand::Retry, Some("rt"), Some(&i), &[]).await,
+        format!("no failed jobs found in workflow rt instance {i}\n")
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn stop_disable_and_enable_report_what_they_did() {
+    let c = cluster("workflows:\n  u:\n    jobs:\n      parent: {command: 'true'}\n      child: {command: 'true', depends_on: [parent]}\n", 0, 0).await;
+    assert_eq!(
+        c.util(UtilCommand::Stop, Some("does_not_exist"), Some("123"), &[])
+            .await,
+        "workflow does_not_exist instance 123 not found\n"
+    );
+    let i = c.start("u").await;
+    assert_eq!(
+        c.util(
+            UtilCommand::Disable,
+            Some("u"),
+            Some(&i),
+            &["parent", "child"]
+        )
+        .await,
+        "disabled 2 job(s) in 1 tries\n"
+    );
+    assert!(c.jobs("u", &i).await.values().all(|jt| jt.job.disabled));
+    assert_eq!(
+        c.util(UtilCommand::Disable, Some("u"), Some(&i), &["some_job"])
+            .await,
+        "job(s) [\"some_job\"] not found in the master.  Note that only jobs of a running workflow can be disabled\n"
+    );
+    assert_eq!(
+        c.util(UtilCommand::Enable, Some("u"), Some(&i), &["child"])
+            .await,
+        "enabled 1 job(s) in 1 tries\n"
+    );
+    assert_eq!(
+        c.util(UtilCommand::Stop, Some("u"), Some(&i), &[]).await,
+        "removed 2 token(s) in 1 tries\n"
+    );
+    assert!(
+        c.client
+            .query_prefix(&name::instance_prefix("u", &i))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn exit_retires_workers_of_older_generations_only() {
+    let c = cluster(
+        "workflows:\n  e:\n    jobs:\n      a: {command: 'true'}\n",
+        0,
+        0,
+    )
+    .await;
+    let config = Config {
+        generation: 2,
+        ..Config::default()
+    };
+    let out = pinball::cli::util::run(
+        &util(UtilCommand::Exit, None, None, &[]),
+        &config,
+        &c.client,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out, "set EXIT.  Its token is /workflow/__SIGNAL__/EXIT\n");
+    let logs = tempfile::tempdir().unwrap();
+    let (_stop, stopped) = watch::channel(false);
+    let old = tokio::spawn(run_workers(
+        Arc::new(c.client.clone()),
+        settings(logs.path(), 0),
+        2,
+        stopped.clone(),
+    ));
+    tokio::time::timeout(secs(10), old)
+        .await
+        .expect("generation 1 workers exit")
+        .unwrap();
+    let newer = WorkerSettings {
+        generation: 2,
+        ..settings(logs.path(), 0)
+    };
+    let new = tokio::spawn(run_workers(Arc::new(c.client.clone()), newer, 1, stopped));
+    let i = c.start("e").await;
+    c.archived("e", &i, secs(20)).await;
+    assert!(!new.is_finished(), "generation 2 workers stay");
+    let signals = Signals::read(&c.client, &Level::Global).await.unwrap();
+    assert!(signals.is_set(Action::EXIT, 1) && !signals.is_set(Action::EXIT, 2));
+    new.abort();
+    c.stop().await;
+}
