@@ -113,7 +113,8 @@ pub async fn run(
     reports: mpsc::UnboundedSender<Report>,
     mut abort: watch::Receiver<bool>,
 ) -> std::io::Result<ExecResult> {
-    let mut child = Command::new("/bin/sh")
+    let mut child = Command::new("/bin/sh");
+    child
         .arg("-c")
         .arg(&spec.command)
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -121,8 +122,20 @@ pub async fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true)
-        .spawn()?;
+        .kill_on_drop(true);
+    // If the worker dies (even by SIGKILL), the kernel ends the job's shell too, so a job whose
+    // lease runs out is not still running when another worker starts it again.
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl is async-signal-safe and touches only the child being spawned.
+    unsafe {
+        child.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = child.spawn()?;
     let pgid = child.id().unwrap_or(0);
     let out = tokio::spawn(pump(
         child.stdout.take().expect("piped"),

@@ -5,5 +5,6 @@ mod api;
 mod cli;
 mod crash;
 mod helpers;
+mod processes;
 mod storage;
 mod workflows;

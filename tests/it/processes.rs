@@ -1,0 +1,269 @@
+//! Pinball as separate processes, as an operator runs it: a worker process killed with SIGKILL
+//! mid-job, the README's `-m all` with the example workflows, and `import` rejecting bad YAML.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use pinball::master::MasterClient;
+use pinball::master::token::Token;
+use pinball::workflow::instance::JobToken;
+use pinball::workflow::{definition, name};
+
+use crate::helpers::*;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn_pinball(args: &[&str], dir: &Path) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+async fn pinball_out(args: &[&str], dir: &Path) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap()
+}
+
+async fn job(client: &dyn MasterClient, prefix: &str) -> Option<JobToken> {
+    client
+        .query_prefix(prefix)
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .map(|t| JobToken::parse(t).unwrap())
+}
+
+async fn wait_until<F: std::future::Future<Output = bool>>(
+    within: Duration,
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_job_has_its_job_rerun_by_another_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&dir).await;
+    let yaml = "workflows:\n  k:\n    jobs:\n      j:\n        max_attempts: 2\n        command: 'if [ \"$PINBALL_EXECUTION\" = 0 ]; then sleep 30; fi; echo done'\n";
+    definition::import(
+        &app.client,
+        &pinball::parser::parse_yaml(yaml, "t").unwrap(),
+    )
+    .await
+    .unwrap();
+    let config = dir.path().join("workers.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "master_port: {}\nlease_sec: 2\nworker_poll_time_sec: 1\nworkers: 1\nlocal_logs_dir_prefix: {}\n",
+            app.addr.port(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let mut first = spawn_pinball(&["-c", cfg, "-m", "workers"], dir.path());
+    let out = pinball_out(&["-c", cfg, "util", "-f", "-w", "k", "start"], dir.path()).await;
+    let i = String::from_utf8_lossy(&out.stdout)
+        .split(" instance ")
+        .nth(1)
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned();
+    let runnable = name::job_token("k", &i, name::JobState::Runnable, "j");
+    wait_until(
+        Duration::from_secs(20),
+        "the first worker runs the job",
+        || async {
+            job(&app.client, &runnable)
+                .await
+                .is_some_and(|jt| jt.job.history.len() == 1 && jt.token.owner.is_some())
+        },
+    )
+    .await;
+    let first_owner = job(&app.client, &runnable)
+        .await
+        .unwrap()
+        .token
+        .owner
+        .unwrap();
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+
+    let _second = spawn_pinball(&["-c", cfg, "-m", "workers"], dir.path());
+    let waiting = name::job_token("k", &i, name::JobState::Waiting, "j");
+    wait_until(
+        Duration::from_secs(30),
+        "another worker reruns the job",
+        || async { job(&app.client, &waiting).await.is_some() },
+    )
+    .await;
+    let history = job(&app.client, &waiting).await.unwrap().job.history;
+    assert_eq!(history.len(), 2);
+    assert_eq!(
+        history[0].exit_code,
+        Some(1),
+        "the killed attempt is recorded as failed"
+    );
+    assert_eq!(history[0].worker, first_owner);
+    assert!(
+        std::fs::read_to_string(&history[0].logs["pinlog"])
+            .unwrap()
+            .contains("failed to renew job ownership")
+    );
+    assert_eq!(history[1].exit_code, Some(0));
+    assert_ne!(history[1].worker, first_owner, "a different worker ran it");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_readme_command_runs_the_example_workflows() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = std::fs::read_to_string(root.join("pinball.example.yaml")).unwrap();
+    let port = free_port();
+    let config = example
+        .replace("master_port: 9090", &format!("master_port: {port}"))
+        .replace(
+            "workflows_config: examples/workflows.yaml",
+            &format!(
+                "workflows_config: {}",
+                root.join("examples/workflows.yaml").display()
+            ),
+        )
+        .replace("archive_delay_sec: 300", "archive_delay_sec: 1");
+    assert!(
+        config.contains(&format!("master_port: {port}")),
+        "the example sets master_port"
+    );
+    std::fs::write(dir.path().join("pinball.yaml"), config).unwrap();
+    let _all = spawn_pinball(&["-m", "all"], dir.path());
+    let client = pinball::master::HttpMasterClient::new("127.0.0.1", port, quick_policy());
+    wait_until(
+        Duration::from_secs(30),
+        "-m all serves and has loaded the definitions",
+        || async {
+            definition::read(&client, "daily_report")
+                .await
+                .is_ok_and(|d| d.is_some())
+        },
+    )
+    .await;
+    let out = pinball_out(&["util", "-f", "-w", "daily_report", "start"], dir.path()).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("exported workflow daily_report instance "),
+        "{stdout}"
+    );
+    let i = stdout
+        .split(" instance ")
+        .nth(1)
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned();
+    wait_until(
+        Duration::from_secs(60),
+        "the example workflow finishes and is archived",
+        || async {
+            client
+                .query_prefix(&name::instance_prefix("daily_report", &i))
+                .await
+                .unwrap()
+                .is_empty()
+        },
+    )
+    .await;
+    let store = pinball::storage::open(&format!(
+        "sqlite://{}",
+        dir.path().join("pinball.db").display()
+    ))
+    .unwrap();
+    let archived: Vec<Token> = store
+        .read(
+            "default",
+            pinball::storage::Table::Archived,
+            &name::job_prefix("daily_report", &i),
+        )
+        .await
+        .unwrap();
+    let jobs: std::collections::BTreeMap<String, JobToken> = archived
+        .into_iter()
+        .map(|t| JobToken::parse(t).unwrap())
+        .map(|jt| (jt.job.name.clone(), jt))
+        .collect();
+    let transform = &jobs["transform"].job.history[0];
+    assert_eq!(
+        std::fs::read_to_string(&transform.logs["stdout"]).unwrap(),
+        "transforming 1024 rows of events_daily\n"
+    );
+    let flaky: Vec<i32> = jobs["flaky_upload"]
+        .job
+        .history
+        .iter()
+        .map(|r| r.exit_code.unwrap())
+        .collect();
+    assert_eq!(
+        flaky,
+        vec![1, 0],
+        "the flaky upload failed once and succeeded on its retry"
+    );
+    assert_eq!(jobs["final"].job.history[0].exit_code, Some(0));
+}
+
+#[tokio::test]
+async fn import_rejects_bad_definitions_naming_the_file_workflow_and_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join("bad.yaml");
+    std::fs::write(
+        &wf,
+        "workflows:\n  wf:\n    jobs:\n      a: {command: x, depends_on: [ghost]}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("pinball.yaml"), "master_port: 1\nclient_connect_attempts: 1\nparser_params:\n  workflows_config: bad.yaml\n").unwrap();
+    let out = pinball_out(&["import", "-f", "reschedule"], dir.path()).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.yaml")
+            && err.contains("workflow wf")
+            && err.contains("job a")
+            && err.contains("ghost"),
+        "{err}"
+    );
+    let out = pinball_out(&["import", "-f", "sideways"], dir.path()).await;
+    assert_eq!(out.status.code(), Some(2));
+}
