@@ -74,6 +74,7 @@ pub struct WorkflowDef {
     pub notify_emails: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<ScheduleDef>,
+    #[serde(deserialize_with = "unique_keys")]
     pub jobs: BTreeMap<String, JobDef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_job: Option<JobDef>,
@@ -82,7 +83,38 @@ pub struct WorkflowDef {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
+    #[serde(deserialize_with = "unique_keys")]
     workflows: BTreeMap<String, WorkflowDef>,
+}
+
+/// A mapping whose keys must be unique: serde_yaml would otherwise keep the last of two jobs
+/// with one name and silently drop the other.
+fn unique_keys<'de, D, V>(d: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Unique<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Unique<V> {
+        type Value = BTreeMap<String, V>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a mapping of names")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((key, value)) = map.next_entry::<String, V>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!("duplicate name `{key}`")));
+                }
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Unique(std::marker::PhantomData))
 }
 
 /// Reads every workflow from a YAML file or a folder of `.yaml`/`.yml` files.
