@@ -46,8 +46,28 @@ pub fn settings(logs: &std::path::Path, archive_delay_sec: u64) -> WorkerSetting
 
 /// A master, `workers` workers, and the workflows of `yaml` imported.
 pub async fn cluster(yaml: &str, workers: usize, archive_delay_sec: u64) -> Cluster {
+    cluster_on(None, yaml, workers, archive_delay_sec).await
+}
+
+/// The same on the database `url` (a fresh SQLite file when `None`).
+pub async fn cluster_on(
+    url: Option<&str>,
+    yaml: &str,
+    workers: usize,
+    archive_delay_sec: u64,
+) -> Cluster {
     let db = tempfile::tempdir().unwrap();
-    let app = spawn_app(&db).await;
+    let app = match url {
+        Some(url) => {
+            spawn_app_on(
+                url,
+                &unique_master("wf"),
+                pinball::master::api::DEFAULT_MAX_REQUEST_BYTES,
+            )
+            .await
+        }
+        None => spawn_app(&db).await,
+    };
     let client = app.client.clone();
     let defs = parser::parse_yaml(yaml, "test.yaml").unwrap();
     definition::import(&client, &defs).await.unwrap();
@@ -121,7 +141,11 @@ impl Cluster {
         if tokens.is_empty() {
             let store = storage::open(&self.app.url).unwrap();
             tokens = store
-                .read("default", Table::Archived, &name::job_prefix(w, i))
+                .read(
+                    &self.app.master_name,
+                    Table::Archived,
+                    &name::job_prefix(w, i),
+                )
                 .await
                 .unwrap();
         }
@@ -144,7 +168,11 @@ impl Cluster {
                 .unwrap();
             if live.is_empty() {
                 return store
-                    .read("default", Table::Archived, &name::instance_prefix(w, i))
+                    .read(
+                        &self.app.master_name,
+                        Table::Archived,
+                        &name::instance_prefix(w, i),
+                    )
                     .await
                     .unwrap();
             }
@@ -235,12 +263,19 @@ async fn a_two_job_workflow_runs_passes_a_value_downstream_and_is_archived() {
 
 #[tokio::test]
 async fn a_diamond_runs_its_join_exactly_once_after_both_branches() {
-    let c = cluster(
-        "workflows:\n  d:\n    jobs:\n      a: {command: 'true'}\n      b: {command: 'sleep 0.3', depends_on: [a]}\n      c: {command: 'sleep 0.3', depends_on: [a]}\n      j: {command: 'true', depends_on: [b, c]}\n",
-        4,
-        0,
-    )
-    .await;
+    let db = tempfile::tempdir().unwrap();
+    for url in backends(
+        &db,
+        "a_diamond_runs_its_join_exactly_once_after_both_branches",
+    ) {
+        diamond_on(&url).await;
+    }
+}
+
+const DIAMOND: &str = "workflows:\n  d:\n    jobs:\n      a: {command: 'true'}\n      b: {command: 'sleep 0.3', depends_on: [a]}\n      c: {command: 'sleep 0.3', depends_on: [a]}\n      j: {command: 'true', depends_on: [b, c]}\n";
+
+async fn diamond_on(url: &str) {
+    let c = cluster_on(Some(url), DIAMOND, 4, 0).await;
     for _ in 0..3 {
         let i = c.start("d").await;
         c.archived("d", &i, secs(20)).await;
@@ -761,4 +796,186 @@ async fn exit_retires_workers_of_older_generations_only() {
     assert!(signals.is_set(Action::EXIT, 1) && !signals.is_set(Action::EXIT, 2));
     new.abort();
     c.stop().await;
+}
+
+#[tokio::test]
+async fn a_condition_job_polls_until_its_condition_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("data_ready");
+    let yaml = format!(
+        "workflows:\n  cond:\n    jobs:\n      ready: {{condition: true, command: 'test -e {}', retry_delay_sec: 1, max_attempts: 20}}\n      use: {{command: 'true', depends_on: [ready]}}\n",
+        flag.display()
+    );
+    let c = cluster(&yaml, 2, 0).await;
+    let i = c.start("cond").await;
+    tokio::time::sleep(secs(2)).await;
+    assert!(
+        c.jobs("cond", &i).await["use"].job.history.is_empty(),
+        "nothing downstream runs before the condition holds"
+    );
+    std::fs::write(&flag, "").unwrap();
+    c.archived("cond", &i, secs(20)).await;
+    let jobs = c.jobs("cond", &i).await;
+    let polls = &jobs["ready"].job.history;
+    assert!(polls.len() >= 2, "the condition was polled more than once");
+    assert!(
+        polls[..polls.len() - 1]
+            .iter()
+            .all(|r| r.exit_code == Some(1))
+    );
+    assert_eq!(polls.last().unwrap().exit_code, Some(0));
+    assert_eq!(jobs["use"].job.history.len(), 1);
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn waiting_jobs_whose_events_arrive_from_elsewhere_are_made_runnable() {
+    let c = cluster(
+        "workflows:\n  unused:\n    jobs:\n      x: {command: 'true'}\n",
+        0,
+        0,
+    )
+    .await;
+    let parent = pinball::workflow::job::Job {
+        job_type: pinball::workflow::job::JobType::ShellJob,
+        name: "parent_job".into(),
+        inputs: vec![name::WORKFLOW_START_INPUT.into()],
+        outputs: vec!["child_job".into()],
+        emails: vec![],
+        max_attempts: 1,
+        retry_delay_sec: 0,
+        warn_timeout_sec: None,
+        abort_timeout_sec: None,
+        disabled: false,
+        command: "true".into(),
+        cleanup_template: None,
+        events: vec![],
+        history: vec![],
+    };
+    let child = pinball::workflow::job::Job {
+        name: "child_job".into(),
+        inputs: vec!["parent_job".into()],
+        outputs: vec![],
+        ..parent.clone()
+    };
+    let waiting = |j: &pinball::workflow::job::Job| {
+        Token::new(
+            name::job_token("some_workflow", "12345", name::JobState::Waiting, &j.name),
+            Some(j.to_data()),
+        )
+    };
+    c.client
+        .modify(ModifyRequest {
+            updates: vec![waiting(&parent), waiting(&child)],
+            deletes: vec![],
+        })
+        .await
+        .unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let logs = tempfile::tempdir().unwrap();
+    let worker = tokio::spawn(run_workers(
+        Arc::new(c.client.clone()),
+        settings(logs.path(), 0),
+        1,
+        stopped,
+    ));
+    tokio::time::sleep(secs(1)).await;
+    let live = c
+        .client
+        .query_prefix("/workflow/some_workflow/")
+        .await
+        .unwrap();
+    assert!(
+        live.iter()
+            .all(|t| t.name.contains("/job/waiting/") && t.owner.is_none()),
+        "without events nothing moves (scenario 15)"
+    );
+    let start = name::event_token(
+        "some_workflow",
+        "12345",
+        "parent_job",
+        name::WORKFLOW_START_INPUT,
+        "workflow_start_event",
+    );
+    c.client
+        .modify(ModifyRequest {
+            updates: vec![Token::new(start, Some(r#"{"creator":"parser"}"#.into()))],
+            deletes: vec![],
+        })
+        .await
+        .unwrap();
+    c.archived("some_workflow", "12345", secs(20)).await;
+    let jobs = c.jobs("some_workflow", "12345").await;
+    assert_eq!(
+        jobs["parent_job"].job.history.len(),
+        1,
+        "the start event made the parent runnable (scenario 16)"
+    );
+    assert_eq!(
+        jobs["child_job"].job.history.len(),
+        1,
+        "and the parent's success ran the child (scenario 18)"
+    );
+    let _ = stop.send(true);
+    worker.await.unwrap();
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_worker_told_to_stop_lets_its_running_job_finish() {
+    let c = cluster(
+        "workflows:\n  g:\n    jobs:\n      j: {command: 'sleep 1; echo finished'}\n",
+        1,
+        60,
+    )
+    .await;
+    let i = c.start("g").await;
+    c.wait_for("g", &i, secs(10), "the job runs", |ts| {
+        ts.iter().any(|t| {
+            t.name.ends_with("runnable/j")
+                && t.data.as_deref().is_some_and(|d| d.contains("start_time"))
+        })
+    })
+    .await;
+    let _ = c.stop.send(true);
+    let stopping = Instant::now();
+    while !c.workers.as_ref().unwrap().is_finished() {
+        assert!(
+            stopping.elapsed() < secs(10),
+            "workers stop within their grace period"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = &c.jobs("g", &i).await["j"].job.history[0];
+    assert_eq!(
+        r.exit_code,
+        Some(0),
+        "the running job finished within the grace period"
+    );
+    assert_eq!(c.log(r, "stdout"), "finished\n");
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn the_exec_parser_reads_definitions_from_a_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = r#"{"workflows": {"gen": {"jobs": {"a": {"command": "true"}, "b": {"command": "true", "depends_on": ["a"]}}}}}"#;
+    std::fs::write(dir.path().join("defs.json"), json).unwrap();
+    let mut config = Config {
+        parser: "exec".into(),
+        ..Config::default()
+    };
+    config.parser_params.command = Some(format!("cat {}", dir.path().join("defs.json").display()));
+    let defs = definition::load_from_config(&config).unwrap();
+    assert_eq!(
+        defs["gen"].graph().jobs["b"].depends_on,
+        vec!["a".to_string()]
+    );
+    let bad = r#"{"workflows": {"w": {"jobs": {"a": {"command": "x", "depends_on": ["zz"]}}}}}"#;
+    std::fs::write(dir.path().join("defs.json"), bad).unwrap();
+    let err = definition::load_from_config(&config).unwrap_err().0;
+    assert!(
+        err.contains("workflow w") && err.contains("unknown job zz"),
+        "{err}"
+    );
 }

@@ -1,0 +1,267 @@
+//! `cargo bench --bench workflows`: workflows end to end, every step durably committed, on
+//! SQLite and (with `PINBALL_TEST_MYSQL_URL`) MariaDB, master and workers on this machine:
+//! (a) a chain of 200 `true` jobs, (b) a fan-out 1 -> 500 -> 1 of `true`, (c) job-to-job latency
+//! (upstream exit to downstream process start), and the same two shapes in Luigi (installed
+//! into a throw-away virtualenv) for comparison. `PINBALL_BENCH_NO_LUIGI=1` skips Luigi.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pinball::master::client::RetryPolicy;
+use pinball::master::{HttpMasterClient, Master, MasterClient, api};
+use pinball::storage::{self, Table};
+use pinball::workflow::instance::JobToken;
+use pinball::workflow::worker::{WorkerSettings, run_workers};
+use pinball::workflow::{definition, name};
+use tokio::sync::watch;
+
+const WORKERS: usize = 8;
+
+fn chain(n: usize, command: &str) -> String {
+    let mut y = String::from("workflows:\n  chain:\n    jobs:\n");
+    for i in 0..n {
+        let deps = if i == 0 {
+            String::new()
+        } else {
+            format!(", depends_on: [j{}]", i - 1)
+        };
+        y.push_str(&format!("      j{i}: {{command: '{command}'{deps}}}\n"));
+    }
+    y
+}
+
+fn fan(n: usize) -> String {
+    let mut y = String::from("workflows:\n  fan:\n    jobs:\n      root: {command: 'true'}\n");
+    let mut leaves = Vec::new();
+    for i in 0..n {
+        y.push_str(&format!(
+            "      f{i}: {{command: 'true', depends_on: [root]}}\n"
+        ));
+        leaves.push(format!("f{i}"));
+    }
+    y.push_str(&format!(
+        "      sink: {{command: 'true', depends_on: [{}]}}\n",
+        leaves.join(", ")
+    ));
+    y
+}
+
+struct Rig {
+    client: HttpMasterClient,
+    url: String,
+    master: String,
+    stop: watch::Sender<bool>,
+    _logs: tempfile::TempDir,
+}
+
+async fn rig(url: &str) -> Rig {
+    let master = format!("wfbench_{}_{}", std::process::id(), fastrand::u32(..));
+    let m = Master::start(storage::open(url).unwrap(), &master).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(api::serve(
+        m,
+        listener,
+        api::DEFAULT_MAX_REQUEST_BYTES,
+        std::future::pending(),
+    ));
+    let client = HttpMasterClient::new("127.0.0.1", port, RetryPolicy::default());
+    let logs = tempfile::tempdir().unwrap();
+    let settings = WorkerSettings {
+        generation: 1,
+        lease: Duration::from_secs(30),
+        poll: Duration::from_secs(5),
+        logs_dir: logs.path().to_path_buf(),
+        archive_delay_sec: 0,
+        base_url: None,
+        kill_grace: Duration::from_secs(1),
+        shutdown_grace: Duration::from_secs(1),
+    };
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(run_workers(
+        Arc::new(client.clone()),
+        settings,
+        WORKERS,
+        stopped,
+    ));
+    Rig {
+        client,
+        url: url.into(),
+        master,
+        stop,
+        _logs: logs,
+    }
+}
+
+impl Rig {
+    /// Imports `yaml`, starts workflow `w`, and returns the wall time until it is archived.
+    async fn run(&self, yaml: &str, w: &str) -> (Duration, String) {
+        let defs = pinball::parser::parse_yaml(yaml, "bench").unwrap();
+        definition::import(&self.client, &defs).await.unwrap();
+        let instance = pinball::workflow::instance::new_instance_id();
+        let tokens =
+            pinball::workflow::instance::new_instance_tokens(w, &instance, &defs[w].graph());
+        let started = Instant::now();
+        self.client
+            .modify(pinball::master::token::ModifyRequest {
+                updates: tokens,
+                deletes: vec![],
+            })
+            .await
+            .unwrap();
+        let prefix = name::instance_prefix(w, &instance);
+        loop {
+            if self.client.query_prefix(&prefix).await.unwrap().is_empty() {
+                return (started.elapsed(), instance);
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    async fn archived_jobs(&self, w: &str, i: &str) -> Vec<JobToken> {
+        let store = storage::open(&self.url).unwrap();
+        let tokens = store
+            .read(&self.master, Table::Archived, &name::job_prefix(w, i))
+            .await
+            .unwrap();
+        tokens
+            .into_iter()
+            .map(|t| JobToken::parse(t).unwrap())
+            .collect()
+    }
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn backend(label: &str, url: &str) -> (f64, f64) {
+    println!("\n## {label} ({WORKERS} workers in this process, master over HTTP)");
+    let rig = rig(url).await;
+    let (warm, _) = rig.run(&chain(5, "true"), "chain").await;
+    let _ = warm;
+    let (c, _) = rig.run(&chain(200, "true"), "chain").await;
+    println!("chain of 200 `true` jobs:         {:.2} s", c.as_secs_f64());
+    let (f, _) = rig.run(&fan(500), "fan").await;
+    println!("fan-out 1 -> 500 -> 1 of `true`:  {:.2} s", f.as_secs_f64());
+    // Job-to-job latency: each job prints the time its process started.
+    let (_, i) = rig
+        .run(
+            &chain(100, "date +%s.%N").replace("chain:", "latency:"),
+            "latency",
+        )
+        .await;
+    let mut jobs = rig.archived_jobs("latency", &i).await;
+    jobs.sort_by_key(|jt| jt.job.name[1..].parse::<usize>().unwrap());
+    let mut gaps: Vec<f64> = jobs
+        .windows(2)
+        .map(|w| {
+            let upstream_exit = w[0].job.history[0].end_time.unwrap();
+            let out = std::fs::read_to_string(&w[1].job.history[0].logs["stdout"]).unwrap();
+            (out.trim().parse::<f64>().unwrap() - upstream_exit) * 1000.0
+        })
+        .collect();
+    gaps.sort_by(f64::total_cmp);
+    println!(
+        "job-to-job latency (upstream exit -> downstream process start): p50 {:.1} ms, p99 {:.1} ms",
+        pct(&gaps, 0.5),
+        pct(&gaps, 0.99)
+    );
+    let _ = rig.stop.send(true);
+    (c.as_secs_f64(), f.as_secs_f64())
+}
+
+/// Runs the same shapes in Luigi (local scheduler, 2 workers); `None` if it cannot be set up.
+fn luigi() -> Option<(f64, f64)> {
+    let venv = std::env::temp_dir().join("pinball-bench-luigi-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        eprintln!("installing Luigi into {} ...", venv.display());
+        let ok = std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .ok()?
+            .success()
+            && std::process::Command::new(&python)
+                .args(["-m", "pip", "install", "-q", "luigi"])
+                .status()
+                .ok()?
+                .success();
+        if !ok {
+            return None;
+        }
+    }
+    let script = r#"
+import luigi, subprocess, sys, tempfile, time, os, logging
+logging.disable(logging.CRITICAL)
+out = tempfile.mkdtemp()
+class T(luigi.Task):
+    name = luigi.Parameter()
+    deps = luigi.ListParameter(default=[])
+    def requires(self): return [DEPS[d] for d in self.deps]
+    def output(self): return luigi.LocalTarget(os.path.join(out, self.name))
+    def run(self):
+        subprocess.check_call(["true"])
+        open(self.output().path, "w").close()
+def timed(root):
+    t = time.time(); luigi.build([root], local_scheduler=True, workers=2, log_level="CRITICAL"); return time.time() - t
+DEPS = {}
+prev = []
+for i in range(200):
+    DEPS["c%d" % i] = T(name="c%d" % i, deps=prev); prev = ["c%d" % i]
+sys.setrecursionlimit(10000)
+chain = timed(DEPS["c199"])
+DEPS["root"] = T(name="root")
+for i in range(500): DEPS["f%d" % i] = T(name="f%d" % i, deps=["root"])
+DEPS["sink"] = T(name="sink", deps=["f%d" % i for i in range(500)])
+fan = timed(DEPS["sink"])
+print(chain, fan)
+"#;
+    let out = std::process::Command::new(&python)
+        .args(["-c", script])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text
+        .split_whitespace()
+        .filter_map(|s| s.parse::<f64>().ok());
+    Some((parts.next()?, parts.next()?))
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "# pinball workflow benchmark ({} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}", dir.path().join("wf.db").display());
+    let ours = rt.block_on(backend("SQLite (WAL, synchronous=FULL)", &sqlite));
+    match std::env::var("PINBALL_TEST_MYSQL_URL") {
+        Ok(url) if !url.is_empty() => {
+            rt.block_on(backend("MariaDB", &url));
+        }
+        _ => println!("\n## MariaDB\nSKIPPED: set PINBALL_TEST_MYSQL_URL to measure MariaDB"),
+    }
+    if std::env::var("PINBALL_BENCH_NO_LUIGI").is_ok() {
+        return;
+    }
+    println!("\n## Luigi (local scheduler, 2 workers)");
+    match luigi() {
+        Some((chain, fan)) => {
+            println!(
+                "chain of 200:         {chain:.2} s   (Pinball on SQLite is {:.1}x faster)",
+                chain / ours.0
+            );
+            println!(
+                "fan-out 1 -> 500 -> 1: {fan:.2} s   (Pinball on SQLite is {:.1}x faster)",
+                fan / ours.1
+            );
+        }
+        None => println!("SKIPPED: Luigi could not be installed or run here"),
+    }
+}
