@@ -197,10 +197,10 @@ import luigi, subprocess, sys, tempfile, time, os, logging
 logging.disable(logging.CRITICAL)
 out = tempfile.mkdtemp()
 class T(luigi.Task):
-    name = luigi.Parameter()
-    deps = luigi.ListParameter(default=[])
-    def requires(self): return [DEPS[d] for d in self.deps]
-    def output(self): return luigi.LocalTarget(os.path.join(out, self.name))
+    key = luigi.Parameter()
+    upstream = luigi.ListParameter(default=[])
+    def requires(self): return [DEPS[d] for d in self.upstream]
+    def output(self): return luigi.LocalTarget(os.path.join(out, self.key))
     def run(self):
         subprocess.check_call(["true"])
         open(self.output().path, "w").close()
@@ -209,12 +209,12 @@ def timed(root):
 DEPS = {}
 prev = []
 for i in range(200):
-    DEPS["c%d" % i] = T(name="c%d" % i, deps=prev); prev = ["c%d" % i]
+    DEPS["c%d" % i] = T(key="c%d" % i, upstream=prev); prev = ["c%d" % i]
 sys.setrecursionlimit(10000)
 chain = timed(DEPS["c199"])
-DEPS["root"] = T(name="root")
-for i in range(500): DEPS["f%d" % i] = T(name="f%d" % i, deps=["root"])
-DEPS["sink"] = T(name="sink", deps=["f%d" % i for i in range(500)])
+DEPS["root"] = T(key="root")
+for i in range(500): DEPS["f%d" % i] = T(key="f%d" % i, upstream=["root"])
+DEPS["sink"] = T(key="sink", upstream=["f%d" % i for i in range(500)])
 fan = timed(DEPS["sink"])
 print(chain, fan)
 "#;

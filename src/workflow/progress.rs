@@ -126,6 +126,30 @@ pub async fn commit_success(
         }
         let signals = Signals::from_tokens(answer.flatten());
 
+        // A downstream job with other inputs becomes runnable here only if each already holds
+        // an event. Counting them (`/group`) moves no token data, so a sink with 500 inputs
+        // costs each of its upstream completions one small answer, not 499 events.
+        for found in downstream.values_mut() {
+            let Some(d) = found else { continue };
+            let others: Vec<&String> = d.job.inputs.iter().filter(|x| **x != job.name).collect();
+            if others.is_empty() {
+                continue;
+            }
+            let prefix = format!("/workflow/{w}/{i}/input/{}/", d.job.name);
+            let counts = client
+                .group(GroupRequest {
+                    name_prefix: prefix.clone(),
+                    group_suffix: Some("/".into()),
+                })
+                .await?
+                .counts;
+            if !others
+                .iter()
+                .all(|x| counts.contains_key(&format!("{prefix}{x}")))
+            {
+                *found = None; // just post our event
+            }
+        }
         // The events already waiting in the other inputs of each waiting downstream job.
         let input_queries: Vec<Query> = downstream
             .values()
@@ -135,7 +159,10 @@ pub async fn commit_success(
                     .inputs
                     .iter()
                     .filter(|x| **x != job.name)
-                    .map(|x| q(name::input_prefix(w, i, &d.job.name, x)))
+                    .map(|x| Query {
+                        name_prefix: name::input_prefix(w, i, &d.job.name, x),
+                        max_tokens: Some(1),
+                    })
             })
             .collect();
         let mut inputs = if input_queries.is_empty() {
@@ -182,11 +209,11 @@ pub async fn commit_success(
                 req.deletes.push(d.token.clone());
                 req.deletes.extend(consumed);
             } else {
+                // Not every input is satisfied yet. Two upstream jobs finishing at once may each
+                // see the other's input empty; both then post events, and the `settle` each
+                // runs after its commit makes the job runnable (one version-checked move wins).
                 req.updates
                     .push(event_token(w, i, o, &job.name, &our_event));
-                // Rewriting the waiting job serializes its upstream completions: of two that
-                // race, one conflicts, re-reads, and sees the other's event.
-                req.updates.push(d.rewritten(JobState::Waiting, &d.job));
             }
         }
         if job.outputs.is_empty() && signals.get(Action::ARCHIVE).is_none() {
@@ -389,6 +416,27 @@ pub async fn settle(
     i: &str,
     archive_delay_sec: u64,
 ) -> Result<Settled, MasterError> {
+    // Cheap first: while a job is runnable or running (and no ABORT is set) there is nothing
+    // to settle. This keeps a completion O(1) instead of re-reading a large instance.
+    let quick = QueryRequest {
+        queries: vec![
+            Query {
+                name_prefix: name::job_state_prefix(w, i, JobState::Runnable),
+                max_tokens: Some(1),
+            },
+            Query {
+                name_prefix: name::signal_token(
+                    &Level::Instance(w.into(), i.into()),
+                    Action::ABORT.as_str(),
+                ),
+                max_tokens: Some(1),
+            },
+        ],
+    };
+    let answer = client.query(quick).await?.tokens;
+    if !answer[0].is_empty() && answer[1].is_empty() {
+        return Ok(Settled::Running);
+    }
     let tokens = read_instance(client, w, i).await?;
     if tokens.all.is_empty() {
         return Ok(Settled::Archived);
