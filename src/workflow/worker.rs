@@ -321,22 +321,9 @@ impl Worker {
             return self.commit(jt, Ending::Finished(job)).await;
         }
         job.history.push(record);
-        // Publish the start (the UI shows RUNNING), holding the lease.
-        let mut owned = jt.rewritten(JobState::Runnable, &job);
-        owned.owner = Some(self.name.clone());
-        owned.expiration_time = Some(unix_now() + self.settings.lease.as_secs() as i64);
-        let published = c
-            .modify(ModifyRequest {
-                updates: vec![owned],
-                deletes: vec![],
-            })
-            .await?
-            .updates
-            .remove(0);
-        let jt = JobToken {
-            token: published,
-            ..jt.clone()
-        };
+        // The claim already holds the lease. The start (the open record the UI shows as RUNNING,
+        // and that an heir counts if this worker dies) is written by the first lease renewal,
+        // right after the spawn, so it is not on the path from one job to the next.
         let (jt, ending) = self.execute(&jt, job, shutdown).await;
         self.commit(&jt, ending).await
     }
@@ -382,12 +369,15 @@ impl Worker {
         tokio::pin!(run);
         let mut token = jt.token.clone();
         let renew_every = (self.settings.lease / 3).max(Duration::from_secs(1));
-        let mut tick = tokio::time::interval_at(Instant::now() + renew_every, renew_every);
+        // The first tick fires at once: it publishes the start.
+        let mut tick = tokio::time::interval(renew_every);
         let mut dirty = false;
         let mut why: Option<&str> = None;
         let mut shutdown_deadline: Option<Instant> = None;
         let result = loop {
             tokio::select! {
+                // The command first: on the first pass this spawns it, before the start is written.
+                biased;
                 result = &mut run => break result,
                 Some(report) = reports.recv() => match report {
                     Report::Property(k, v) => {
