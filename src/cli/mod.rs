@@ -1,6 +1,7 @@
 //! The command line (CONTRACT §1): `pinball [-c CONFIG] -m MODES`, `pinball token ...`, and the
 //! commands later issues add. Exit status: 0 success, 1 the operation failed, 2 bad usage or input.
 
+pub mod repair;
 pub mod token;
 pub mod util;
 

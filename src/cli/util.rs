@@ -108,7 +108,7 @@ pub async fn run(
     match args.command {
         Start => start(args, client).await,
         Stop => stop(args, client).await,
-        Retry => retry(args, client).await,
+        Retry => retry(args, config, client).await,
         Drain => {
             Ok(signal::set(client, &level(args)?, Action::DRAIN, Attributes::default()).await?)
         }
@@ -138,11 +138,23 @@ pub async fn run(
         Disable => set_disabled(args, client, true).await,
         Enable => set_disabled(args, client, false).await,
         Reschedule => import(config, client, args.workflow.as_deref()).await,
-        Pause | Resume | Redo | Poison | Unschedule | Reload | Cleanup => {
-            Err(CliError::usage(format!(
-                "util {what} is not built yet; built: start, stop, retry, drain, undrain, abort, unabort, exit, unexit, disable, enable, reschedule"
-            )))
+        Pause => {
+            let (w, i) = instance(args)?;
+            super::repair::pause(w, i, client).await
         }
+        Resume => {
+            let (w, i) = instance(args)?;
+            super::repair::resume(w, i, client).await
+        }
+        Redo => {
+            let (w, i) = instance(args)?;
+            super::repair::redo(args, w, i, client).await
+        }
+        Poison => super::repair::poison(args, workflow(args)?, client).await,
+        Cleanup => super::repair::cleanup(args, config).await,
+        Unschedule | Reload => Err(CliError::usage(format!(
+            "util {what} is not built yet; unschedule comes with the scheduler, reload with job reloading"
+        ))),
     }
 }
 
@@ -234,11 +246,15 @@ async fn stop(args: &UtilArgs, client: &dyn MasterClient) -> Result<String, CliE
 
 /// Retries an active instance: failed jobs become runnable with their triggering events, and
 /// the ARCHIVE signal goes, in one request.
-async fn retry(args: &UtilArgs, client: &dyn MasterClient) -> Result<String, CliError> {
+async fn retry(
+    args: &UtilArgs,
+    config: &Config,
+    client: &dyn MasterClient,
+) -> Result<String, CliError> {
     let (w, i) = instance(args)?;
     let tokens = progress::read_instance(client, w, i).await?;
     if tokens.all.is_empty() {
-        return Ok(format!("workflow {w} instance {i} not found\n"));
+        return super::repair::retry_archived(w, i, config, client).await;
     }
     let failed: Vec<&JobToken> = tokens
         .waiting

@@ -104,6 +104,8 @@ pub trait Storage: Send + Sync + 'static {
         prefix: &str,
     ) -> Result<Vec<Token>, StorageError>;
     async fn count(&self, master: &str, table: Table) -> Result<u64, StorageError>;
+    /// Deletes archived tokens whose name starts with `prefix` (`util cleanup`). Returns how many.
+    async fn delete_archived(&self, master: &str, prefix: &str) -> Result<u64, StorageError>;
     async fn ping(&self) -> Result<(), StorageError>;
 }
 

@@ -250,6 +250,17 @@ impl Storage for MysqlStorage {
         Ok(n as u64)
     }
 
+    async fn delete_archived(&self, master: &str, prefix: &str) -> Result<u64, StorageError> {
+        let done =
+            sqlx::query("DELETE FROM archived_tokens WHERE master = ? AND name >= ? AND name < ?")
+                .bind(master)
+                .bind(prefix)
+                .bind(prefix_end(prefix))
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn ping(&self) -> Result<(), StorageError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

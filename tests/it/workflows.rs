@@ -115,9 +115,24 @@ impl Cluster {
         i: Option<&str>,
         jobs: &[&str],
     ) -> String {
-        pinball::cli::util::run(&util(command, w, i, jobs), &Config::default(), &self.client)
+        self.util_with(util(command, w, i, jobs)).await
+    }
+
+    /// The configuration a `pinball util` of this cluster runs with (its database and logs).
+    pub fn config(&self) -> Config {
+        Config {
+            database_url: Some(pinball::config::Secret(self.app.url.clone())),
+            master_name: self.app.master_name.clone(),
+            local_logs_dir_prefix: Some(self.logs.path().display().to_string()),
+            job_log_path_prefix: String::new(),
+            ..Config::default()
+        }
+    }
+
+    pub async fn util_with(&self, args: UtilArgs) -> String {
+        pinball::cli::util::run(&args, &self.config(), &self.client)
             .await
-            .unwrap_or_else(|e| panic!("util {command:?}: {}", e.message))
+            .unwrap_or_else(|e| panic!("util {:?}: {}", args.command, e.message))
     }
 
     pub async fn start(&self, w: &str) -> String {
@@ -978,4 +993,246 @@ async fn the_exec_parser_reads_definitions_from_a_program() {
         err.contains("workflow w") && err.contains("unknown job zz"),
         "{err}"
     );
+}
+
+const CHAIN: &str = "workflows:\n  ch:\n    jobs:\n      a: {command: 'true'}\n      b: {command: 'true', depends_on: [a]}\n      c: {command: 'true', depends_on: [b]}\n";
+
+fn ran(jobs: &BTreeMap<String, JobToken>) -> Vec<(String, usize)> {
+    jobs.iter()
+        .map(|(n, jt)| (n.clone(), jt.job.history.len()))
+        .collect()
+}
+
+fn finished(ts: &[Token]) -> bool {
+    ts.iter().any(|t| {
+        t.name.ends_with("__SIGNAL__/ARCHIVE")
+            && t.data.as_deref().is_some_and(|d| d.contains("TIMESTAMP"))
+    })
+}
+
+#[tokio::test]
+async fn pause_owns_every_token_and_resume_releases_them() {
+    let c = cluster(CHAIN, 0, 0).await;
+    let i = c.start("ch").await;
+    assert_eq!(
+        c.util(UtilCommand::Pause, Some("ch"), Some(&i), &[]).await,
+        "claimed 3 token(s) in 1 tries\n"
+    );
+    let live = c
+        .client
+        .query_prefix(&name::instance_prefix("ch", &i))
+        .await
+        .unwrap();
+    assert!(live.iter().all(|t| {
+        t.owner
+            .as_deref()
+            .is_some_and(|o| o.starts_with("workflow_util"))
+            && t.expiration_time == Some(NEVER)
+    }));
+    assert_eq!(
+        c.util(UtilCommand::Resume, Some("ch"), Some(&i), &[]).await,
+        "released ownership of 3 token(s)\n"
+    );
+    let live = c
+        .client
+        .query_prefix(&name::instance_prefix("ch", &i))
+        .await
+        .unwrap();
+    assert!(
+        live.iter()
+            .all(|t| t.owner.is_none() && t.expiration_time.is_none())
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn redo_runs_one_finished_job_again() {
+    let c = cluster(CHAIN, 1, 60).await;
+    let i = c.start("ch").await;
+    c.wait_for("ch", &i, secs(15), "the instance finishes", finished)
+        .await;
+    let mut args = util(UtilCommand::Redo, Some("ch"), Some(&i), &["b"]);
+    args.execution = Some(0);
+    assert_eq!(
+        c.util_with(args).await,
+        format!("redoing execution 0 of job b in workflow ch instance {i}\n")
+    );
+    c.wait_for("ch", &i, secs(15), "b ran again", |ts| {
+        ts.iter().any(|t| {
+            t.name.ends_with("waiting/b")
+                && t.data
+                    .as_deref()
+                    .is_some_and(|d| d.matches("start_time").count() == 2)
+        })
+    })
+    .await;
+    let mut args = util(UtilCommand::Redo, Some("ch"), Some(&i), &["b"]);
+    args.execution = Some(7);
+    assert_eq!(
+        c.util_with(args).await,
+        "could not find execution 7 in job history\n"
+    );
+    let mut args = util(UtilCommand::Redo, Some("ch"), Some(&i), &["a", "b"]);
+    args.execution = Some(0);
+    let err = pinball::cli::util::run(&args, &c.config(), &c.client)
+        .await
+        .unwrap_err();
+    assert_eq!(err.message, "redo command takes a single job");
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn poison_reruns_the_roots_and_everything_downstream() {
+    let c = cluster(CHAIN, 2, 60).await;
+    let i = c.start("ch").await;
+    c.wait_for("ch", &i, secs(15), "the instance finishes", finished)
+        .await;
+    assert_eq!(
+        c.util(UtilCommand::Poison, Some("ch"), Some(&i), &["b"])
+            .await,
+        format!("poisoned workflow ch instance {i} roots [\"b\"]\n")
+    );
+    c.wait_for("ch", &i, secs(15), "the poisoned jobs ran", |ts| {
+        finished(ts)
+            && ts
+                .iter()
+                .filter(|t| {
+                    t.data
+                        .as_deref()
+                        .is_some_and(|d| d.matches("start_time").count() == 2)
+                })
+                .count()
+                == 2
+    })
+    .await;
+    assert_eq!(
+        ran(&c.jobs("ch", &i).await),
+        vec![("a".into(), 1), ("b".into(), 2), ("c".into(), 2)]
+    );
+
+    let out = c.util(UtilCommand::Poison, Some("ch"), None, &["b"]).await;
+    let new = out
+        .split("/workflow/ch/")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches("/\n")
+        .to_owned();
+    assert!(
+        out.starts_with(
+            "poisoned workflow ch roots [\"b\"].  Tokens of the new instance are under"
+        ),
+        "{out}"
+    );
+    c.wait_for("ch", &new, secs(15), "the new instance finishes", finished)
+        .await;
+    assert_eq!(
+        ran(&c.jobs("ch", &new).await),
+        vec![("a".into(), 0), ("b".into(), 1), ("c".into(), 1)],
+        "only b and what follows ran"
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn retry_of_an_archived_instance_copies_it_and_reruns_only_what_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("fixed");
+    let yaml = format!(
+        "workflows:\n  ar:\n    jobs:\n      ok: {{command: 'true'}}\n      bad: {{command: 'test -e {}', depends_on: [ok]}}\n",
+        flag.display()
+    );
+    let c = cluster(&yaml, 1, 0).await;
+    let i = c.start("ar").await;
+    c.archived("ar", &i, secs(15)).await;
+    std::fs::write(&flag, "").unwrap();
+    let out = c.util(UtilCommand::Retry, Some("ar"), Some(&i), &[]).await;
+    assert!(
+        out.starts_with(&format!(
+            "retried workflow ar instance {i}.  Its tokens are under /workflow/ar/"
+        )),
+        "{out}"
+    );
+    let new = out
+        .split("/workflow/ar/")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches("/\n")
+        .to_owned();
+    assert_ne!(new, i);
+    c.archived("ar", &new, secs(15)).await;
+    let jobs = c.jobs("ar", &new).await;
+    assert_eq!(
+        jobs["ok"].job.history.len(),
+        1,
+        "the job that succeeded did not run again (its history was copied)"
+    );
+    let bad: Vec<i32> = jobs["bad"]
+        .job
+        .history
+        .iter()
+        .map(|r| r.exit_code.unwrap())
+        .collect();
+    assert_eq!(bad, vec![1, 0]);
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn cleanup_removes_only_instances_older_than_the_age() {
+    let c = cluster(CHAIN, 1, 0).await;
+    let recent = c.start("ch").await;
+    c.archived("ch", &recent, secs(15)).await;
+    // An instance that ended long ago, with a log folder.
+    let store = storage::open(&c.app.url).unwrap();
+    let mut old_job = c.jobs("ch", &recent).await["a"].clone();
+    for r in &mut old_job.job.history {
+        r.start_time = 10.0;
+        r.end_time = Some(20.0);
+    }
+    let old = Token {
+        name: name::job_token("ch", "1", name::JobState::Waiting, "a"),
+        version: Some(1),
+        data: Some(old_job.job.to_data()),
+        ..old_job.token.clone()
+    };
+    let batch = pinball::storage::CommitBatch {
+        archived: vec![(&old).into()],
+        version_floor: 0,
+        ..Default::default()
+    };
+    store.commit(&c.app.master_name, &batch).await.unwrap();
+    std::fs::create_dir_all(c.logs.path().join("ch").join("1")).unwrap();
+    let mut args = util(UtilCommand::Cleanup, None, None, &[]);
+    args.age_days = 6;
+    let err = pinball::cli::util::run(&args, &c.config(), &c.client)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.message,
+        "age of instances to remove must be at least 7 days"
+    );
+    args.age_days = 10;
+    assert_eq!(
+        c.util_with(args).await,
+        "removed 1 token(s) and 1 directory(ies)\n"
+    );
+    assert!(
+        store
+            .read(&c.app.master_name, Table::Archived, "/workflow/ch/1/")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !store
+            .read(
+                &c.app.master_name,
+                Table::Archived,
+                &name::instance_prefix("ch", &recent)
+            )
+            .await
+            .unwrap()
+            .is_empty(),
+        "the recent instance stays"
+    );
+    c.stop().await;
 }
