@@ -324,7 +324,7 @@ impl Worker {
         // The claim already holds the lease. The start (the open record the UI shows as RUNNING,
         // and that an heir counts if this worker dies) is written by the first lease renewal,
         // right after the spawn, so it is not on the path from one job to the next.
-        let (jt, ending) = self.execute(&jt, job, shutdown).await;
+        let (jt, ending) = self.execute(jt, job, shutdown).await;
         self.commit(&jt, ending).await
     }
 
