@@ -76,6 +76,8 @@ async fn rig(url: &str) -> Rig {
         base_url: None,
         kill_grace: Duration::from_secs(1),
         shutdown_grace: Duration::from_secs(1),
+        mailer: None,
+        ui_link: "http://localhost:8080".into(),
     };
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(run_workers(

@@ -261,6 +261,9 @@ impl Config {
         if self.client_connect_attempts == 0 {
             return Err("client_connect_attempts must be at least 1".into());
         }
+        if self.smtp_ssl {
+            return Err("smtp_ssl (TLS to the SMTP server) is not supported by this version; send through a local relay on port 25 or 587".into());
+        }
         if !matches!(self.parser.as_str(), "yaml" | "exec") {
             return Err(format!(
                 "parser `{}` is unknown; use `yaml` or `exec`",

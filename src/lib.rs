@@ -18,6 +18,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod email;
 pub mod master;
 pub mod modes;
 pub mod parser;

@@ -53,6 +53,8 @@ fn archive_signal(workflow: &str, instance: &str) -> Token {
 #[derive(Debug, PartialEq)]
 pub enum Committed {
     Done,
+    /// A final failure, the instance's first: it marked the instance finishing.
+    FirstFailure,
     /// Our token changed under us: another worker owns the job now. Nothing was written.
     LostLease,
 }
@@ -279,7 +281,12 @@ pub async fn commit_failure(
             req.updates.push(archive_signal(&jt.workflow, &jt.instance));
         }
     }
+    let first = req
+        .updates
+        .iter()
+        .any(|t| t.name.ends_with("__SIGNAL__/ARCHIVE"));
     match client.modify(req).await {
+        Ok(_) if first => Ok(Committed::FirstFailure),
         Ok(_) => Ok(Committed::Done),
         Err(MasterError::VersionConflict(_) | MasterError::NotFound(_))
             if !still_ours(client, jt).await? =>
@@ -403,9 +410,66 @@ pub fn is_done(tokens: &InstanceTokens) -> bool {
 pub enum Settled {
     Running,
     /// Done; this call stamped the archive time (the first worker to notice).
-    Finished,
+    Finished(InstanceEnd),
+    /// Aborted, and this call archived it.
+    Aborted(InstanceEnd),
     Archived,
     Waiting,
+}
+
+/// How an instance ended, for its notification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceEnd {
+    /// `SUCCESS`, `FAILURE` or `ABORTED`.
+    pub status: &'static str,
+    pub start: Option<f64>,
+    pub end: Option<f64>,
+    /// Every job, by last start.
+    pub jobs: Vec<JobEnd>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobEnd {
+    pub name: String,
+    pub last_start: Option<f64>,
+    pub last_end: Option<f64>,
+    /// Whether its last run succeeded; `None` when it never ran.
+    pub succeeded: Option<bool>,
+}
+
+fn summarize(tokens: &InstanceTokens, aborted: bool) -> InstanceEnd {
+    let mut jobs: Vec<JobEnd> = tokens
+        .all
+        .iter()
+        .filter_map(|t| JobToken::parse(t.clone()).ok())
+        .map(|jt| {
+            let last = jt.job.history.last();
+            JobEnd {
+                name: jt.job.name.clone(),
+                last_start: last.map(|r| r.start_time),
+                last_end: last.and_then(|r| r.end_time),
+                succeeded: last.map(|r| r.succeeded()),
+            }
+        })
+        .collect();
+    jobs.sort_by(|a, b| {
+        a.last_start
+            .unwrap_or(f64::MAX)
+            .total_cmp(&b.last_start.unwrap_or(f64::MAX))
+    });
+    let failed = jobs.iter().any(|j| j.succeeded == Some(false));
+    InstanceEnd {
+        status: if aborted {
+            "ABORTED"
+        } else if failed {
+            "FAILURE"
+        } else {
+            "SUCCESS"
+        },
+        start: jobs.iter().filter_map(|j| j.last_start).reduce(f64::min),
+        end: jobs.iter().filter_map(|j| j.last_end).reduce(f64::max),
+        jobs,
+    }
 }
 
 /// Looks at one instance after progress: makes satisfied jobs runnable, stamps the archive time
@@ -457,7 +521,7 @@ pub async fn settle(
         }
         archive_all(client, &tokens.all).await?;
         tracing::info!(workflow = w, instance = i, "archived aborted instance");
-        return Ok(Settled::Archived);
+        return Ok(Settled::Aborted(summarize(&tokens, true)));
     }
     if signals.is_set(Action::DRAIN, 0) {
         return Ok(Settled::Waiting);
@@ -513,7 +577,7 @@ pub async fn settle(
                         archive_all(client, &tokens.all).await?;
                         tracing::info!(workflow = w, instance = i, "archived finished instance");
                     }
-                    Ok(Settled::Finished)
+                    Ok(Settled::Finished(summarize(&tokens, false)))
                 }
                 Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => {
                     Ok(Settled::Waiting)

@@ -18,6 +18,7 @@ use super::name::{self, ALL_RUNNABLE_JOBS, JobState, Level};
 use super::progress::{self, Committed};
 use super::signal::{Action, Signals};
 use crate::config::Config;
+use crate::email::{Mailer, html_escape};
 use crate::master::service::unix_now;
 use crate::master::token::*;
 use crate::master::{MasterClient, MasterError};
@@ -36,6 +37,10 @@ pub struct WorkerSettings {
     pub kill_grace: Duration,
     /// On shutdown, how long running jobs may go on before they are stopped and handed back.
     pub shutdown_grace: Duration,
+    /// Sends notification emails; `None` when no sender (`default_email`) is configured.
+    pub mailer: Option<Mailer>,
+    /// Where links in emails point (the UI).
+    pub ui_link: String,
 }
 
 impl WorkerSettings {
@@ -57,6 +62,12 @@ impl WorkerSettings {
                 .map(|h| format!("http://{h}:{}", c.ui_port)),
             kill_grace: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(c.worker_shutdown_grace_sec),
+            mailer: Mailer::from_config(c),
+            ui_link: format!(
+                "http://{}:{}",
+                c.ui_host.clone().unwrap_or_else(|| "localhost".into()),
+                c.ui_port
+            ),
         }
     }
 }
@@ -211,7 +222,7 @@ impl Worker {
             for ikey in instances.counts.keys() {
                 let i = &ikey[name::workflow_prefix(w).len()..];
                 if i != name::SIGNAL_SEGMENT {
-                    progress::settle(c, w, i, self.settings.archive_delay_sec).await?;
+                    self.settle(w, i).await?;
                 }
             }
         }
@@ -243,7 +254,7 @@ impl Worker {
             let mut job = jt.job.clone();
             job.events.clear();
             progress::commit_failure(c, jt, &job, &self.name, false).await?;
-            progress::settle(c, &w, &i, self.settings.archive_delay_sec).await?;
+            self.settle(&w, &i).await?;
             return Ok(());
         }
         if signals.is_set(Action::DRAIN, 0)
@@ -387,7 +398,10 @@ impl Worker {
                             dirty = true;
                         }
                     }
-                    Report::WarnTimeout => tracing::warn!(job = %jt.token.name, "job exceeded its warn_timeout_sec"),
+                    Report::WarnTimeout => {
+                        tracing::warn!(job = %jt.token.name, "job exceeded its warn_timeout_sec");
+                        self.notify_timeout(jt, &job, index).await;
+                    }
                 },
                 _ = tick.tick() => {
                     if let Ok(s) = Signals::read(c, &Level::Instance(jt.workflow.clone(), jt.instance.clone())).await
@@ -571,14 +585,129 @@ impl Worker {
             tracing::warn!(job = %jt.token.name, "another worker owns this job now; this result is dropped");
             return Ok(());
         }
-        progress::settle(
-            c,
-            &jt.workflow,
-            &jt.instance,
-            self.settings.archive_delay_sec,
-        )
-        .await?;
+        if let Ending::Finished(job) | Ending::Aborted(job) = &ending
+            && !job.history.last().is_some_and(ExecutionRecord::succeeded)
+            && !(matches!(ending, Ending::Finished(_)) && job.can_retry())
+        {
+            self.notify_failure(jt, job, committed == Committed::FirstFailure)
+                .await;
+        }
+        self.settle(&jt.workflow, &jt.instance).await?;
         Ok(())
+    }
+
+    /// Settles an instance and sends its end email when this call ended it.
+    async fn settle(&self, w: &str, i: &str) -> Result<(), MasterError> {
+        if let progress::Settled::Finished(end) | progress::Settled::Aborted(end) =
+            progress::settle(self.client.as_ref(), w, i, self.settings.archive_delay_sec).await?
+        {
+            self.notify_end(w, i, &end).await;
+        }
+        Ok(())
+    }
+
+    /// The workflow's notification addresses, from its definition in the master.
+    async fn workflow_emails(&self, w: &str) -> Vec<String> {
+        match crate::workflow::definition::read(self.client.as_ref(), w).await {
+            Ok(Some(def)) => def.notify_emails,
+            _ => Vec::new(),
+        }
+    }
+
+    async fn send(&self, to: Vec<String>, subject: String, text: String) {
+        let Some(mailer) = &self.settings.mailer else {
+            return;
+        };
+        if to.is_empty() {
+            return;
+        }
+        let html = format!("<pre>{}</pre>", html_escape(&text));
+        match mailer.send(&to, &subject, &text, &html).await {
+            Ok(()) => tracing::info!(subject, recipients = to.len(), "sent email"),
+            Err(e) => tracing::error!(subject, error = %e, "cannot send email"),
+        }
+    }
+
+    fn execution_text(&self, jt: &JobToken, job: &Job, index: usize) -> String {
+        let r = &job.history[index];
+        let (w, i, j) = (&jt.workflow, &jt.instance, &job.name);
+        let mut text = format!(
+            "Workflow: {w}\nInstance: {i}\nJob: {j}\nExecution: {index}\nInfo: {}\nStart: {}\n",
+            r.info,
+            crate::timefmt::format_utc(r.start_time as i64)
+        );
+        if let Some(end) = r.end_time {
+            text.push_str(&format!(
+                "End: {}\nRun time: {}s\n",
+                crate::timefmt::format_utc(end as i64),
+                (end - r.start_time) as i64
+            ));
+        }
+        if let Some(code) = r.exit_code {
+            text.push_str(&format!("Exit code: {code}\n"));
+        }
+        for (kind, path) in &r.logs {
+            text.push_str(&format!("Log {kind}: {path}\n"));
+        }
+        text.push_str(&format!(
+            "\n{}/executions/?workflow={w}&instance={i}&job={j}\n",
+            self.settings.ui_link
+        ));
+        text
+    }
+
+    /// A final failure: the job's addresses, and the workflow's for the instance's first.
+    async fn notify_failure(&self, jt: &JobToken, job: &Job, first: bool) {
+        let mut to = job.emails.clone();
+        if first {
+            to.extend(self.workflow_emails(&jt.workflow).await);
+        }
+        let code = job.history.last().and_then(|r| r.exit_code).unwrap_or(1);
+        let subject = format!(
+            "Workflow {}'s job {} finished with exit code {code}",
+            jt.workflow, job.name
+        );
+        let text = self.execution_text(jt, job, job.history.len() - 1);
+        self.send(to, subject, text).await;
+    }
+
+    async fn notify_timeout(&self, jt: &JobToken, job: &Job, index: usize) {
+        let mut to = job.emails.clone();
+        to.extend(self.workflow_emails(&jt.workflow).await);
+        let subject = format!(
+            "Workflow {}'s job {} exceeded timeout",
+            jt.workflow, job.name
+        );
+        let text = self.execution_text(jt, job, index);
+        self.send(to, subject, text).await;
+    }
+
+    async fn notify_end(&self, w: &str, i: &str, end: &progress::InstanceEnd) {
+        let to = self.workflow_emails(w).await;
+        let when =
+            |t: Option<f64>| t.map_or("-".to_owned(), |t| crate::timefmt::format_utc(t as i64));
+        let mut text = format!(
+            "Workflow {w} instance {i} started at {} finished at {} with status {}.\n{}/jobs/?workflow={w}&instance={i}\n\n",
+            when(end.start),
+            when(end.end),
+            end.status,
+            self.settings.ui_link
+        );
+        for j in &end.jobs {
+            let status = match j.succeeded {
+                Some(true) => "SUCCESS",
+                Some(false) => "FAILURE",
+                None => "NEVER_RUN",
+            };
+            text.push_str(&format!(
+                "{:<30} {:<24} {:<24} {status}\n",
+                j.name,
+                when(j.last_start),
+                when(j.last_end)
+            ));
+        }
+        self.send(to, format!("{} for workflow {w}", end.status), text)
+            .await;
     }
 }
 

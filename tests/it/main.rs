@@ -4,7 +4,9 @@
 mod api;
 mod cli;
 mod crash;
+mod emails;
 mod helpers;
 mod processes;
+mod smtp;
 mod storage;
 mod workflows;

@@ -41,6 +41,8 @@ pub fn settings(logs: &std::path::Path, archive_delay_sec: u64) -> WorkerSetting
         base_url: None,
         kill_grace: Duration::from_millis(500),
         shutdown_grace: Duration::from_secs(2),
+        mailer: None,
+        ui_link: "http://localhost:8080".into(),
     }
 }
 
