@@ -192,6 +192,7 @@ fn check_roots(jobs: &BTreeMap<String, JobToken>, roots: &[String]) -> Result<()
 pub async fn poison(
     args: &UtilArgs,
     w: &str,
+    config: &Config,
     client: &dyn MasterClient,
 ) -> Result<String, CliError> {
     let roots = &args.jobs;
@@ -199,39 +200,16 @@ pub async fn poison(
         let def = definition::read(client, w)
             .await?
             .ok_or_else(|| CliError::failed(format!("workflow {w} not found in the master")))?;
-        let new = new_instance_id();
-        let tokens = crate::workflow::instance::new_instance_tokens(w, &new, &def.graph());
-        // All jobs wait; only the poison events start the roots.
-        let jobs: BTreeMap<String, JobToken> = tokens
+        let jobs = crate::workflow::instance::new_instance_tokens(w, "0", &def.graph())
             .into_iter()
             .map(|t| JobToken::parse(t).expect("fresh tokens parse"))
-            .map(|mut jt| {
-                jt.job.events.clear();
-                jt.token = jt.rewritten(JobState::Waiting, &jt.job);
-                jt.state = JobState::Waiting;
-                (jt.job.name.clone(), jt)
-            })
+            .map(|jt| (jt.job.name.clone(), jt))
             .collect();
-        check_roots(&jobs, roots)?;
-        let run = descendants(&jobs, roots);
-        let mut updates: Vec<Token> = jobs.values().map(|jt| jt.token.clone()).collect();
-        updates.extend(poison_events(w, &new, &jobs, &run, &[]));
-        client
-            .modify(ModifyRequest {
-                updates,
-                deletes: vec![],
-            })
-            .await?;
-        let tokens = progress::read_instance(client, w, &new).await?;
-        progress::make_runnable(client, w, &new, &tokens).await?;
-        return Ok(format!(
-            "poisoned workflow {w} roots {roots:?}.  Tokens of the new instance are under {}\n",
-            name::instance_prefix(w, &new)
-        ));
+        return poison_into_new_instance(w, jobs, roots, client).await;
     };
     let tokens = progress::read_instance(client, w, i).await?;
     if tokens.all.is_empty() {
-        return Ok(format!("workflow {w} instance {i} not found\n"));
+        return poison_archived(args, w, i, config, client).await;
     }
     let jobs: BTreeMap<String, JobToken> = tokens
         .waiting
@@ -412,4 +390,155 @@ pub async fn cleanup(args: &UtilArgs, config: &Config) -> Result<String, CliErro
     Ok(format!(
         "removed {tokens} token(s) and {dirs} directory(ies)\n"
     ))
+}
+
+/// Puts waiting copies of `jobs` (histories cleared) and their poison events into a new
+/// instance, then makes the roots runnable. Returns the `util` message.
+async fn poison_into_new_instance(
+    w: &str,
+    jobs: BTreeMap<String, JobToken>,
+    roots: &[String],
+    client: &dyn MasterClient,
+) -> Result<String, CliError> {
+    check_roots(&jobs, roots)?;
+    let new = new_instance_id();
+    let jobs: BTreeMap<String, JobToken> = jobs
+        .into_iter()
+        .map(|(n, jt)| {
+            let mut job = jt.job.clone();
+            job.history.clear();
+            job.events.clear();
+            let copy = JobToken {
+                instance: new.clone(),
+                state: JobState::Waiting,
+                ..jt
+            };
+            let token = Token {
+                version: None,
+                ..copy.rewritten(JobState::Waiting, &job)
+            };
+            (n, JobToken { token, job, ..copy })
+        })
+        .collect();
+    let run = descendants(&jobs, roots);
+    let mut updates: Vec<Token> = jobs.values().map(|jt| jt.token.clone()).collect();
+    updates.extend(poison_events(w, &new, &jobs, &run, &[]));
+    client
+        .modify(ModifyRequest {
+            updates,
+            deletes: vec![],
+        })
+        .await?;
+    let tokens = progress::read_instance(client, w, &new).await?;
+    progress::make_runnable(client, w, &new, &tokens).await?;
+    Ok(format!(
+        "poisoned workflow {w} roots {roots:?}.  Tokens of the new instance are under {}\n",
+        name::instance_prefix(w, &new)
+    ))
+}
+
+/// `poison` of an archived instance: its jobs, histories cleared, in a new instance.
+async fn poison_archived(
+    args: &UtilArgs,
+    w: &str,
+    i: &str,
+    config: &Config,
+    client: &dyn MasterClient,
+) -> Result<String, CliError> {
+    let store = open_store(config)?;
+    let archived = store
+        .read(
+            &config.master_name,
+            Table::Archived,
+            &name::job_prefix(w, i),
+        )
+        .await
+        .map_err(|e| CliError::failed(e.to_string()))?;
+    if archived.is_empty() {
+        return Ok(format!("workflow {w} instance {i} not found\n"));
+    }
+    let jobs: BTreeMap<String, JobToken> = archived
+        .into_iter()
+        .filter_map(|t| JobToken::parse(t).ok())
+        .map(|jt| (jt.job.name.clone(), jt))
+        .collect();
+    poison_into_new_instance(w, jobs, &args.jobs, client).await
+}
+
+/// `reload`: applies the configured definition of W to jobs of a running instance: their
+/// command, emails, max_attempts, cleanup template and priority (history, events and the
+/// graph stay). Every selected job must be idle (not running), and all are written at once.
+pub async fn reload(
+    args: &UtilArgs,
+    w: &str,
+    i: &str,
+    config: &Config,
+    client: &dyn MasterClient,
+) -> Result<String, CliError> {
+    let defs = definition::load_from_config(config).map_err(|e| CliError::usage(e.0))?;
+    let Some(def) = defs.get(w) else {
+        return Ok(format!(
+            "workflow {w} not found in the configured definitions\n"
+        ));
+    };
+    let graph = def.graph();
+    let unknown: Vec<&String> = args
+        .jobs
+        .iter()
+        .filter(|j| !graph.jobs.contains_key(*j))
+        .collect();
+    if !unknown.is_empty() {
+        return Ok(format!(
+            "jobs {unknown:?} not found in workflow {w} defined in the configured definitions\n"
+        ));
+    }
+    let tokens = client.query_prefix(&name::job_prefix(w, i)).await?;
+    if tokens.is_empty() {
+        return Ok(format!(
+            "workflow {w} instance {i} not found or already archived\n"
+        ));
+    }
+    let selected: Vec<JobToken> = tokens
+        .into_iter()
+        .filter_map(|t| JobToken::parse(t).ok())
+        .filter(|jt| args.jobs.is_empty() || args.jobs.contains(&jt.job.name))
+        .collect();
+    let now = crate::master::service::unix_now();
+    let idle = selected.iter().filter(|jt| !jt.token.is_owned(now)).count();
+    if idle < selected.len() || (!args.jobs.is_empty() && selected.len() < args.jobs.len()) {
+        return Ok(format!(
+            "only {idle} out of {} job tokens in workflow {w} instance {i} could be claimed\n",
+            args.jobs.len().max(selected.len())
+        ));
+    }
+    let updates = selected
+        .iter()
+        .filter_map(|jt| {
+            let new = graph.jobs.get(&jt.job.name)?;
+            let mut job = jt.job.clone();
+            job.command = new.def.command.clone();
+            job.emails = new.def.emails.clone();
+            job.max_attempts = new.def.max_attempts.unwrap_or(job.max_attempts);
+            job.cleanup_template = new.def.cleanup_template.clone();
+            Some(Token {
+                priority: new.priority,
+                data: Some(job.to_data()),
+                ..jt.token.clone()
+            })
+        })
+        .collect();
+    client
+        .modify(ModifyRequest {
+            updates,
+            deletes: vec![],
+        })
+        .await?;
+    Ok(if args.jobs.is_empty() {
+        format!("reloaded all jobs in workflow {w} instance {i}\n")
+    } else {
+        format!(
+            "reloaded jobs {:?} in workflow {w} instance {i}\n",
+            args.jobs
+        )
+    })
 }

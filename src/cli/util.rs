@@ -150,11 +150,15 @@ pub async fn run(
             let (w, i) = instance(args)?;
             super::repair::redo(args, w, i, client).await
         }
-        Poison => super::repair::poison(args, workflow(args)?, client).await,
+        Poison => super::repair::poison(args, workflow(args)?, config, client).await,
         Cleanup => super::repair::cleanup(args, config).await,
-        Unschedule | Reload => Err(CliError::usage(format!(
-            "util {what} is not built yet; unschedule comes with the scheduler, reload with job reloading"
-        ))),
+        Reload => {
+            let (w, i) = instance(args)?;
+            super::repair::reload(args, w, i, config, client).await
+        }
+        Unschedule => Err(CliError::usage(
+            "util unschedule comes with the scheduler (not built yet)",
+        )),
     }
 }
 

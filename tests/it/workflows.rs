@@ -1238,3 +1238,118 @@ async fn cleanup_removes_only_instances_older_than_the_age() {
     );
     c.stop().await;
 }
+
+#[tokio::test]
+async fn reload_applies_an_edited_definition_to_a_running_instance() {
+    let c = cluster(
+        "workflows:\n  rl:\n    jobs:\n      j: {command: 'echo v1'}\n",
+        0,
+        0,
+    )
+    .await;
+    let i = c.start("rl").await;
+    let file = c.logs.path().join("defs.yaml");
+    std::fs::write(&file, "workflows:\n  rl:\n    jobs:\n      j: {command: 'echo v2', priority: 7, emails: [j@example.com]}\n").unwrap();
+    let mut config = c.config();
+    config.parser_params.workflows_config = Some(file.display().to_string());
+    let run = |jobs: &[&str]| {
+        let args = util(UtilCommand::Reload, Some("rl"), Some(&i), jobs);
+        let config = config.clone();
+        let client = c.client.clone();
+        async move {
+            pinball::cli::util::run(&args, &config, &client)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        run(&["nope"]).await,
+        "jobs [\"nope\"] not found in workflow rl defined in the configured definitions\n"
+    );
+    assert_eq!(
+        run(&[]).await,
+        format!("reloaded all jobs in workflow rl instance {i}\n")
+    );
+    let j = &c.jobs("rl", &i).await["j"];
+    assert_eq!((j.job.command.as_str(), j.token.priority), ("echo v2", 7.0));
+    assert_eq!(j.job.emails, vec!["j@example.com".to_string()]);
+    let (stop, stopped) = watch::channel(false);
+    let worker = tokio::spawn(run_workers(
+        Arc::new(c.client.clone()),
+        settings(c.logs.path(), 0),
+        1,
+        stopped,
+    ));
+    c.archived("rl", &i, secs(15)).await;
+    assert_eq!(
+        c.log(&c.jobs("rl", &i).await["j"].job.history[0], "stdout"),
+        "v2\n",
+        "the reloaded command ran"
+    );
+    let _ = stop.send(true);
+    worker.await.unwrap();
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn poison_of_an_archived_instance_starts_a_new_one_from_its_jobs() {
+    let c = cluster(CHAIN, 2, 0).await;
+    let i = c.start("ch").await;
+    c.archived("ch", &i, secs(15)).await;
+    let out = c
+        .util(UtilCommand::Poison, Some("ch"), Some(&i), &["c"])
+        .await;
+    assert!(out.starts_with("poisoned workflow ch roots [\"c\"].  Tokens of the new instance are under /workflow/ch/"), "{out}");
+    let new = out
+        .split("/workflow/ch/")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches("/\n")
+        .to_owned();
+    c.archived("ch", &new, secs(15)).await;
+    assert_eq!(
+        ran(&c.jobs("ch", &new).await),
+        vec![("a".into(), 0), ("b".into(), 0), ("c".into(), 1)]
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_job_runs_its_cleanup_template_with_its_kill_ids() {
+    let yaml = "workflows:\n  cl:\n    jobs:\n      j:\n        command: 'echo PINBALL:kill_id=123; echo PINBALL:kill_id=456; echo PINBALL:kill_id=123; exit 1'\n        cleanup_template: 'echo cleanup %(kill_id)s'\n";
+    let c = cluster(yaml, 1, 0).await;
+    let i = c.start("cl").await;
+    c.archived("cl", &i, secs(15)).await;
+    let r = &c.jobs("cl", &i).await["j"].job.history[0];
+    assert_eq!(
+        r.properties["kill_id"],
+        vec!["123".to_string(), "456".to_string()],
+        "values are deduplicated, in order"
+    );
+    assert_eq!(r.cleanup_exit_code, Some(0));
+    let out = c.log(r, "stdout");
+    assert!(
+        out.contains("<<<<<<<<<<Start of cleanup code logs>>>>>>>>>>\ncleanup 123,456\n"),
+        "{out}"
+    );
+    assert!(out.contains("<<<<<<<<<<End of cleanup code logs>>>>>>>>>>"));
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn the_two_job_workflow_also_runs_on_mariadb() {
+    let Some(url) = mysql_url("the_two_job_workflow_also_runs_on_mariadb") else {
+        return;
+    };
+    let c = cluster_on(Some(&url), "workflows:\n  wf:\n    jobs:\n      parent: {command: 'echo PINBALL:EVENT_ATTR:akey=aval'}\n      child: {command: 'echo got %(akey)s', depends_on: [parent]}\n      failing: {command: 'exit 4', max_attempts: 2}\n", 2, 0).await;
+    let i = c.start("wf").await;
+    c.archived("wf", &i, secs(20)).await;
+    let jobs = c.jobs("wf", &i).await;
+    assert_eq!(c.log(&jobs["child"].job.history[0], "stdout"), "got aval\n");
+    assert_eq!(
+        jobs["failing"].job.history.len(),
+        2,
+        "retried once, then failed for good"
+    );
+    c.stop().await;
+}
