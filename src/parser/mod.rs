@@ -459,6 +459,34 @@ mod tests {
     }
 
     #[test]
+    fn a_folder_of_files_is_read_whole_and_a_workflow_defined_twice_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.yaml"),
+            "workflows:\n  one:\n    jobs:\n      j: {command: x}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("b.yml"),
+            "workflows:\n  two:\n    jobs:\n      j: {command: x}\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not yaml").unwrap();
+        let wfs = load_path(dir.path()).unwrap();
+        assert_eq!(wfs.keys().collect::<Vec<_>>(), vec!["one", "two"]);
+        std::fs::write(
+            dir.path().join("c.yaml"),
+            "workflows:\n  one:\n    jobs:\n      k: {command: x}\n",
+        )
+        .unwrap();
+        let err = load_path(dir.path()).unwrap_err().0;
+        assert!(
+            err.contains("c.yaml") && err.contains("workflow one is defined twice"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn the_example_workflows_parse() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/workflows.yaml");
         let wfs = load_path(&path).unwrap();

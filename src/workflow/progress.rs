@@ -509,7 +509,25 @@ pub async fn settle(
     let signals = Signals::read(client, &level).await?;
     let now = crate::master::service::unix_now();
     let instance_abort = name::signal_token(&level, Action::ABORT.as_str());
-    if tokens.all.iter().any(|t| t.name == instance_abort) {
+    let aborted_here = tokens.all.iter().any(|t| t.name == instance_abort);
+    if !aborted_here && let Some(higher) = signals.get(Action::ABORT) {
+        // An ABORT set for the workflow or everywhere ends this instance too (the original only
+        // archived instance-level aborts, leaving the rest to finish as FAILURE). Recording it on
+        // the instance makes the archive say ABORTED.
+        let token = Token::new(instance_abort.clone(), Some(higher.to_data()));
+        match client
+            .modify(ModifyRequest {
+                updates: vec![token],
+                deletes: vec![],
+            })
+            .await
+        {
+            Ok(_) | Err(MasterError::VersionConflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+        return Ok(Settled::Running); // archived on the next settle, once nothing runs
+    }
+    if aborted_here {
         // Archive once nothing is possibly owned (a lease that ended within 10 s may still be
         // winding down on a skewed clock).
         if tokens

@@ -1353,3 +1353,29 @@ async fn the_two_job_workflow_also_runs_on_mariadb() {
     );
     c.stop().await;
 }
+
+#[tokio::test]
+async fn a_workflow_level_abort_ends_its_running_instances_as_aborted() {
+    let c = cluster("workflows:\n  wa:\n    jobs:\n      long: {command: 'sleep 60'}\n      next: {command: 'true', depends_on: [long]}\n", 1, 300).await;
+    let i = c.start("wa").await;
+    c.wait_for("wa", &i, secs(10), "the job runs", |ts| {
+        ts.iter().any(|t| {
+            t.name.ends_with("runnable/long")
+                && t.data.as_deref().is_some_and(|d| d.contains("start_time"))
+        })
+    })
+    .await;
+    assert_eq!(
+        c.util(UtilCommand::Abort, Some("wa"), None, &[]).await,
+        "set ABORT.  Its token is /workflow/wa/__SIGNAL__/ABORT\n"
+    );
+    let archived = c.archived("wa", &i, secs(40)).await;
+    assert!(
+        archived
+            .iter()
+            .any(|t| t.name == format!("/workflow/wa/{i}/__SIGNAL__/ABORT")),
+        "archived as aborted"
+    );
+    assert!(c.jobs("wa", &i).await["next"].job.history.is_empty());
+    c.stop().await;
+}
