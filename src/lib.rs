@@ -11,7 +11,8 @@
 //! | `cli`     | the command line; reaches the master only via `MasterClient`  | `master::client`  |
 //! | `timefmt` | UTC formatting                                                | (nothing)         |
 //! | `workflow`| LAYER 2: names, job/signal data, workers, progress, definitions | `master::client`, `parser` |
-//! | `parser`  | YAML/JSON workflow definitions -> validated graphs            | `workflow::name`  |
+//! | `parser`  | YAML/JSON workflow definitions -> validated graphs            | `workflow::name`, `scheduler::schedule` |
+//! | `scheduler` | schedules as pure functions of `now` (the loop: to come)    | `parser`          |
 //!
 //! Only `master` writes through `storage`; the UI (to come) reads through it. Nothing depends
 //! on `cli` or `modes`.
@@ -22,6 +23,7 @@ pub mod email;
 pub mod master;
 pub mod modes;
 pub mod parser;
+pub mod scheduler;
 pub mod storage;
 pub mod timefmt;
 pub mod workflow;

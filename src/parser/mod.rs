@@ -229,6 +229,9 @@ fn validate(name: &str, def: &WorkflowDef) -> Result<(), String> {
         }
         validate_job(FINAL_JOB, f)?;
     }
+    if let Some(schedule) = &def.schedule {
+        crate::scheduler::schedule::Schedule::from_def(schedule)?;
+    }
     if let Some(cycle) = find_cycle(&def.jobs) {
         return Err(format!("job {cycle} is part of a cycle"));
     }
@@ -444,6 +447,14 @@ mod tests {
                 "condition",
             ),
             ("workflows:\n  wf:\n    jobs: {}\n", "has no jobs"),
+            (
+                "workflows:\n  wf:\n    schedule: {recurrence: 5X}\n    jobs:\n      a: {command: x}\n",
+                "test.yaml: workflow wf: schedule.recurrence `5X`",
+            ),
+            (
+                "workflows:\n  wf:\n    schedule: {cron: '99 * * * *'}\n    jobs:\n      a: {command: x}\n",
+                "workflow wf: schedule.cron: minute value 99",
+            ),
             (
                 "workflows:\n  wf:\n    jobs:\n      final: {command: x}\n    final_job: {command: y}\n",
                 "job final already exists",

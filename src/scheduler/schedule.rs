@@ -1,0 +1,433 @@
+//! A workflow's schedule as a pure value: when it runs next is a function of the schedule and
+//! an explicit instant, never of the clock. Recurrences (`<n><unit>`) count from `start`;
+//! calendar units (days, weeks, years) keep the wall-clock time in the schedule's time zone
+//! across daylight-saving changes. Cron expressions are in `cron`.
+
+use jiff::tz::TimeZone;
+use jiff::{Span, Timestamp, ToSpan};
+use serde::{Deserialize, Serialize};
+
+use super::cron::Cron;
+use crate::parser::ScheduleDef;
+
+/// What to do when a run is due while earlier instances still run (PINBALL_SPEC §5.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[allow(non_camel_case_types)]
+pub enum OverrunPolicy {
+    #[default]
+    SKIP,
+    START_NEW,
+    ABORT_RUNNING,
+    DELAY,
+    DELAY_UNTIL_SUCCESS,
+}
+
+impl OverrunPolicy {
+    pub fn parse(s: &str) -> Result<OverrunPolicy, String> {
+        Ok(match s {
+            "SKIP" => OverrunPolicy::SKIP,
+            "START_NEW" => OverrunPolicy::START_NEW,
+            "ABORT_RUNNING" => OverrunPolicy::ABORT_RUNNING,
+            "DELAY" => OverrunPolicy::DELAY,
+            "DELAY_UNTIL_SUCCESS" => OverrunPolicy::DELAY_UNTIL_SUCCESS,
+            other => {
+                return Err(format!(
+                    "`{other}` is not one of START_NEW, SKIP, ABORT_RUNNING, DELAY, DELAY_UNTIL_SUCCESS"
+                ));
+            }
+        })
+    }
+
+    /// The explanation the UI shows.
+    pub fn help(self) -> &'static str {
+        match self {
+            OverrunPolicy::SKIP => "Skip execution if already running",
+            OverrunPolicy::ABORT_RUNNING => "Abort the running instance before starting a new one",
+            OverrunPolicy::DELAY => "Delay the execution until the previous one finishes",
+            OverrunPolicy::DELAY_UNTIL_SUCCESS => {
+                "Delay the execution until the previous one succeeds"
+            }
+            OverrunPolicy::START_NEW => {
+                "Start a new instance in parallel to currently running ones"
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Seconds,
+    Minutes,
+    Hours,
+    Days,
+    Weeks,
+    Years,
+}
+
+/// `<n><unit>`: S, M, H, D (or d), W (or w), Y (calendar years).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recurrence {
+    pub n: i64,
+    pub unit: Unit,
+}
+
+impl Recurrence {
+    pub fn parse(text: &str) -> Result<Recurrence, String> {
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (digits, unit) = text.split_at(split);
+        let n: i64 = digits.parse().map_err(|_| {
+            format!("`{text}` must be a positive number followed by a unit, like 1D")
+        })?;
+        if n <= 0 || n > 100_000 {
+            return Err(format!("`{text}`: the count must be between 1 and 100000"));
+        }
+        let unit = match unit {
+            "S" => Unit::Seconds,
+            "M" => Unit::Minutes,
+            "H" => Unit::Hours,
+            "D" | "d" => Unit::Days,
+            "W" | "w" => Unit::Weeks,
+            "Y" => Unit::Years,
+            other => {
+                return Err(format!(
+                    "`{text}`: unit `{other}` is not one of S, M, H, D, W, Y"
+                ));
+            }
+        };
+        Ok(Recurrence { n, unit })
+    }
+
+    /// `k` periods as a calendar span (days stay days across DST changes).
+    fn span(self, k: i64) -> Result<Span, jiff::Error> {
+        let n = self.n * k;
+        Ok(match self.unit {
+            Unit::Seconds => n.seconds(),
+            Unit::Minutes => n.minutes(),
+            Unit::Hours => n.hours(),
+            Unit::Days => Span::new().try_days(n)?,
+            Unit::Weeks => Span::new().try_weeks(n)?,
+            Unit::Years => Span::new().try_years(n)?,
+        })
+    }
+
+    /// Approximate length, to estimate how many periods have passed.
+    fn approx_seconds(self) -> i64 {
+        self.n
+            * match self.unit {
+                Unit::Seconds => 1,
+                Unit::Minutes => 60,
+                Unit::Hours => 3600,
+                Unit::Days => 86_400,
+                Unit::Weeks => 7 * 86_400,
+                Unit::Years => 365 * 86_400,
+            }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rule {
+    Every(Recurrence),
+    Cron(Cron),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    pub rule: Rule,
+    /// The first occurrence of a recurrence (cron ignores it).
+    pub start: Timestamp,
+    pub tz: TimeZone,
+    pub policy: OverrunPolicy,
+    pub max_running_instances: Option<u32>,
+    pub catchup: bool,
+}
+
+impl Schedule {
+    /// Validates a definition's `schedule:` block; errors name the field.
+    pub fn from_def(def: &ScheduleDef) -> Result<Schedule, String> {
+        let tz = match &def.timezone {
+            None => TimeZone::UTC,
+            Some(name) => TimeZone::get(name)
+                .map_err(|_| format!("schedule.timezone `{name}` is not an IANA time zone name"))?,
+        };
+        let rule = match (&def.recurrence, &def.cron) {
+            (Some(_), Some(_)) => return Err("schedule: give recurrence or cron, not both".into()),
+            (None, None) => {
+                return Err(
+                    "schedule: give recurrence (like 1D) or cron (like \"30 2 * * *\")".into(),
+                );
+            }
+            (Some(r), None) => {
+                Rule::Every(Recurrence::parse(r).map_err(|e| format!("schedule.recurrence {e}"))?)
+            }
+            (None, Some(c)) => {
+                Rule::Cron(Cron::parse(c).map_err(|e| format!("schedule.cron: {e}"))?)
+            }
+        };
+        let start = match &def.start {
+            None => jiff::civil::date(1970, 1, 1)
+                .to_zoned(tz.clone())
+                .map_err(|e| e.to_string())?
+                .timestamp(),
+            Some(text) => {
+                parse_start(text, &tz).map_err(|e| format!("schedule.start `{text}`: {e}"))?
+            }
+        };
+        let policy = match &def.overrun_policy {
+            None => OverrunPolicy::default(),
+            Some(p) => {
+                OverrunPolicy::parse(p).map_err(|e| format!("schedule.overrun_policy {e}"))?
+            }
+        };
+        if def.max_running_instances == Some(0) {
+            return Err("schedule.max_running_instances must be at least 1".into());
+        }
+        Ok(Schedule {
+            rule,
+            start,
+            tz,
+            policy,
+            max_running_instances: def.max_running_instances,
+            catchup: def.catchup,
+        })
+    }
+
+    /// The first run strictly after `after`.
+    pub fn next_after(&self, after: Timestamp) -> Option<Timestamp> {
+        match &self.rule {
+            Rule::Cron(c) => c.next_after(after, &self.tz),
+            Rule::Every(r) => {
+                if self.start > after {
+                    return Some(self.start);
+                }
+                let origin = self.start.to_zoned(self.tz.clone());
+                let at = |k: i64| -> Option<Timestamp> {
+                    Some(origin.checked_add(r.span(k).ok()?).ok()?.timestamp())
+                };
+                // Estimate the count of periods passed, then settle on the first one after.
+                let mut k =
+                    ((after.as_second() - self.start.as_second()) / r.approx_seconds()).max(0);
+                while k > 0 && at(k)? > after {
+                    k -= 1;
+                }
+                while at(k)? <= after {
+                    k += 1;
+                }
+                at(k)
+            }
+        }
+    }
+
+    /// Occurrences in `(from, to]`, counted up to `cap`: the runs that were missed.
+    pub fn count_between(&self, from: Timestamp, to: Timestamp, cap: u64) -> u64 {
+        let mut n = 0;
+        let mut t = from;
+        while n < cap {
+            match self.next_after(t) {
+                Some(next) if next <= to => {
+                    n += 1;
+                    t = next;
+                }
+                _ => break,
+            }
+        }
+        n
+    }
+}
+
+/// `start`: RFC 3339 with an offset (`2015-02-01T00:00:01Z`), or a civil time
+/// (`2015-02-01T00:00:01`, `2015-02-01 00:00:01`, `2015-02-01`) in the schedule's time zone.
+fn parse_start(text: &str, tz: &TimeZone) -> Result<Timestamp, String> {
+    if let Ok(ts) = text.parse::<Timestamp>() {
+        return Ok(ts);
+    }
+    if let Ok(dt) = text.replace(' ', "T").parse::<jiff::civil::DateTime>() {
+        return dt
+            .to_zoned(tz.clone())
+            .map(|z| z.timestamp())
+            .map_err(|e| e.to_string());
+    }
+    if let Ok(d) = text.parse::<jiff::civil::Date>() {
+        return d
+            .to_zoned(tz.clone())
+            .map(|z| z.timestamp())
+            .map_err(|e| e.to_string());
+    }
+    Err("not a date and time; use 2015-02-01T00:00:01Z or 2015-02-01 00:00:01".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn schedule(recurrence: &str, start: &str, tz: Option<&str>) -> Schedule {
+        let def = ScheduleDef {
+            recurrence: Some(recurrence.into()),
+            start: Some(start.into()),
+            timezone: tz.map(Into::into),
+            ..Default::default()
+        };
+        Schedule::from_def(&def).unwrap()
+    }
+
+    fn next(s: &Schedule, after: &str) -> String {
+        s.next_after(ts(after)).unwrap().to_string()
+    }
+
+    #[test]
+    fn recurrences_count_from_start_and_collapse_missed_periods() {
+        let s = schedule("10S", "1970-01-01T00:01:35Z", None);
+        // next = 95, rec = 10, now = 100 -> 105 (scenario 36); next = now -> now + rec.
+        assert_eq!(next(&s, "1970-01-01T00:01:40Z"), "1970-01-01T00:01:45Z");
+        assert_eq!(next(&s, "1970-01-01T00:01:45Z"), "1970-01-01T00:01:55Z");
+        assert_eq!(
+            next(&s, "1970-01-01T00:00:00Z"),
+            "1970-01-01T00:01:35Z",
+            "before start, start comes first"
+        );
+        assert_eq!(
+            s.count_between(ts("1970-01-01T00:01:35Z"), ts("1970-01-01T00:02:20Z"), 100),
+            4
+        );
+    }
+
+    #[test]
+    fn days_keep_the_wall_clock_time_across_dst() {
+        let s = schedule("1D", "2026-03-01 09:00:00", Some("America/New_York"));
+        assert_eq!(
+            next(&s, "2026-03-07T15:00:00Z"),
+            "2026-03-08T13:00:00Z",
+            "09:00 EDT after the change"
+        );
+        assert_eq!(
+            next(&s, "2026-03-06T15:00:00Z"),
+            "2026-03-07T14:00:00Z",
+            "09:00 EST before it"
+        );
+        let h = schedule("24H", "2026-03-01 09:00:00", Some("America/New_York"));
+        assert_eq!(
+            next(&h, "2026-03-07T15:00:00Z"),
+            "2026-03-08T14:00:00Z",
+            "24H is an exact duration: 10:00 EDT"
+        );
+    }
+
+    #[test]
+    fn month_ends_leap_years_and_calendar_years() {
+        let y = schedule("1Y", "2024-02-29T12:00:00Z", None);
+        assert_eq!(
+            next(&y, "2024-03-01T00:00:00Z"),
+            "2025-02-28T12:00:00Z",
+            "Feb 29 + 1 year clamps to Feb 28"
+        );
+        assert_eq!(
+            next(&y, "2027-06-01T00:00:00Z"),
+            "2028-02-29T12:00:00Z",
+            "and counts from the start, so leap years get the 29th"
+        );
+        let w = schedule("2W", "2026-01-31T00:00:00Z", None);
+        assert_eq!(next(&w, "2026-02-13T00:00:00Z"), "2026-02-14T00:00:00Z");
+        let d = schedule("1d", "2026-01-31T06:00:00Z", None);
+        assert_eq!(
+            next(&d, "2026-02-28T06:00:00Z"),
+            "2026-03-01T06:00:00Z",
+            "across a month end"
+        );
+    }
+
+    #[test]
+    fn bad_schedules_name_the_field() {
+        let bad = |def: ScheduleDef, says: &str| {
+            let err = Schedule::from_def(&def).unwrap_err();
+            assert!(err.contains(says), "{err}");
+        };
+        bad(
+            ScheduleDef {
+                recurrence: Some("10X".into()),
+                ..Default::default()
+            },
+            "schedule.recurrence `10X`: unit `X`",
+        );
+        bad(
+            ScheduleDef {
+                recurrence: Some("0D".into()),
+                ..Default::default()
+            },
+            "schedule.recurrence",
+        );
+        bad(
+            ScheduleDef {
+                cron: Some("* *".into()),
+                ..Default::default()
+            },
+            "schedule.cron",
+        );
+        bad(
+            ScheduleDef {
+                recurrence: Some("1D".into()),
+                cron: Some("* * * * *".into()),
+                ..Default::default()
+            },
+            "not both",
+        );
+        bad(
+            ScheduleDef {
+                recurrence: Some("1D".into()),
+                timezone: Some("Mars/Base".into()),
+                ..Default::default()
+            },
+            "schedule.timezone",
+        );
+        bad(
+            ScheduleDef {
+                recurrence: Some("1D".into()),
+                start: Some("yesterday".into()),
+                ..Default::default()
+            },
+            "schedule.start",
+        );
+        bad(
+            ScheduleDef {
+                recurrence: Some("1D".into()),
+                overrun_policy: Some("SOMETIMES".into()),
+                ..Default::default()
+            },
+            "schedule.overrun_policy",
+        );
+        bad(
+            ScheduleDef {
+                recurrence: Some("1D".into()),
+                max_running_instances: Some(0),
+                ..Default::default()
+            },
+            "max_running_instances",
+        );
+    }
+
+    #[test]
+    fn cron_schedules_use_their_time_zone() {
+        let def = ScheduleDef {
+            cron: Some("0 9 * * *".into()),
+            timezone: Some("Europe/Paris".into()),
+            ..Default::default()
+        };
+        let s = Schedule::from_def(&def).unwrap();
+        assert_eq!(
+            s.next_after(ts("2026-07-01T00:00:00Z"))
+                .unwrap()
+                .to_string(),
+            "2026-07-01T07:00:00Z"
+        );
+        assert_eq!(
+            s.next_after(ts("2026-12-01T00:00:00Z"))
+                .unwrap()
+                .to_string(),
+            "2026-12-01T08:00:00Z"
+        );
+    }
+}
