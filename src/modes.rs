@@ -124,9 +124,10 @@ async fn import_definitions(config: &Config, master: &Master) {
     let client = LocalMasterClient(master.clone());
     match definition::load_from_config(config) {
         Ok(defs) => match definition::import(&client, &defs).await {
-            Ok(changed) => tracing::info!(
+            Ok(done) => tracing::info!(
                 workflows = defs.len(),
-                changed = changed.len(),
+                changed = done.definitions.len(),
+                schedules = done.schedules.len(),
                 "loaded workflow definitions"
             ),
             Err(e) => tracing::error!(error = %e, "cannot store the workflow definitions"),

@@ -93,3 +93,9 @@ pub fn confirm(question: &str, force: bool) -> Result<bool, CliError> {
         .map_err(|e| CliError::failed(e.to_string()))?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
+
+/// A list as the original printed it (Python's repr): `['a', 'b']`. Scripts parse these messages.
+pub fn py_list<S: AsRef<str>>(items: &[S]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("'{}'", s.as_ref())).collect();
+    format!("[{}]", quoted.join(", "))
+}

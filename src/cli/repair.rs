@@ -182,7 +182,8 @@ fn check_roots(jobs: &BTreeMap<String, JobToken>, roots: &[String]) -> Result<()
         Ok(())
     } else {
         Err(CliError::usage(format!(
-            "job(s) {missing:?} not found in the workflow"
+            "job(s) {} not found in the workflow",
+            super::py_list(&missing)
         )))
     }
 }
@@ -232,7 +233,8 @@ pub async fn poison(
     let tokens = progress::read_instance(client, w, i).await?;
     progress::make_runnable(client, w, i, &tokens).await?;
     Ok(format!(
-        "poisoned workflow {w} instance {i} roots {roots:?}\n"
+        "poisoned workflow {w} instance {i} roots {}\n",
+        super::py_list(roots)
     ))
 }
 
@@ -432,7 +434,8 @@ async fn poison_into_new_instance(
     let tokens = progress::read_instance(client, w, &new).await?;
     progress::make_runnable(client, w, &new, &tokens).await?;
     Ok(format!(
-        "poisoned workflow {w} roots {roots:?}.  Tokens of the new instance are under {}\n",
+        "poisoned workflow {w} roots {}.  Tokens of the new instance are under {}\n",
+        super::py_list(roots),
         name::instance_prefix(w, &new)
     ))
 }
@@ -489,7 +492,8 @@ pub async fn reload(
         .collect();
     if !unknown.is_empty() {
         return Ok(format!(
-            "jobs {unknown:?} not found in workflow {w} defined in the configured definitions\n"
+            "jobs {} not found in workflow {w} defined in the configured definitions\n",
+            super::py_list(&unknown)
         ));
     }
     let tokens = client.query_prefix(&name::job_prefix(w, i)).await?;
@@ -537,8 +541,8 @@ pub async fn reload(
         format!("reloaded all jobs in workflow {w} instance {i}\n")
     } else {
         format!(
-            "reloaded jobs {:?} in workflow {w} instance {i}\n",
-            args.jobs
+            "reloaded jobs {} in workflow {w} instance {i}\n",
+            super::py_list(&args.jobs)
         )
     })
 }

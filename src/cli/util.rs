@@ -106,7 +106,7 @@ pub async fn run(
         return Ok("not confirmed; nothing changed\n".into());
     }
     match args.command {
-        Start => start(args, client).await,
+        Start => start(args, config, client).await,
         Stop => stop(args, client).await,
         Retry => retry(args, config, client).await,
         Drain => {
@@ -156,9 +156,27 @@ pub async fn run(
             let (w, i) = instance(args)?;
             super::repair::reload(args, w, i, config, client).await
         }
-        Unschedule => Err(CliError::usage(
-            "util unschedule comes with the scheduler (not built yet)",
-        )),
+        Unschedule => {
+            let w = workflow(args)?;
+            let token = name::schedule_token(w);
+            match client
+                .query_prefix(&token)
+                .await?
+                .into_iter()
+                .find(|t| t.name == token)
+            {
+                Some(t) => {
+                    client
+                        .modify(ModifyRequest {
+                            updates: vec![],
+                            deletes: vec![t],
+                        })
+                        .await?;
+                    Ok(format!("removed schedule for workflow {w}\n"))
+                }
+                None => Ok(format!("schedule for workflow {w} not found\n")),
+            }
+        }
     }
 }
 
@@ -178,23 +196,45 @@ pub async fn import(
     if defs.is_empty() {
         return Ok("no workflows found in the configured definitions\n".into());
     }
-    let changed = definition::import(client, &defs).await?;
-    let tokens: Vec<String> = changed
-        .iter()
-        .map(|w| definition::definition_token(w))
-        .collect();
-    Ok(format!(
-        "imported workflows {changed:?}.  Their definition tokens are {tokens:?}\n"
-    ))
+    let done = definition::import(client, &defs).await?;
+    let tokens =
+        |names: &[String], f: fn(&str) -> String| names.iter().map(|w| f(w)).collect::<Vec<_>>();
+    let mut out = format!(
+        "imported workflows {}.  Their definition tokens are {}\n",
+        super::py_list(&done.definitions),
+        super::py_list(&tokens(&done.definitions, definition::definition_token))
+    );
+    out.push_str(&format!(
+        "rescheduled workflows {}.  Their schedule tokens are {}\n",
+        super::py_list(&done.schedules),
+        super::py_list(&tokens(&done.schedules, name::schedule_token))
+    ));
+    Ok(out)
 }
 
-async fn start(args: &UtilArgs, client: &dyn MasterClient) -> Result<String, CliError> {
+async fn start(
+    args: &UtilArgs,
+    config: &Config,
+    client: &dyn MasterClient,
+) -> Result<String, CliError> {
     let w = workflow(args)?;
     let def = definition::read(client, w).await?.ok_or_else(|| {
         CliError::failed(format!(
             "workflow {w} not found in the master; load it with `pinball import -f reschedule`"
         ))
     })?;
+    if let Some(schedule) = &def.schedule {
+        let limit = schedule
+            .max_running_instances
+            .unwrap_or(config.default_max_workflow_running_instances) as usize;
+        let running = progress::running_instances(client, w).await?;
+        if running.len() >= limit {
+            return Err(CliError::failed(format!(
+                "failed to start a new instance for workflow {w} due to too many instances running! ({} running, max_running_instances {limit})",
+                running.len()
+            )));
+        }
+    }
     let graph = def.graph();
     // An instance id is a millisecond stamp; two starts in one millisecond retry with the next.
     for _ in 0..5 {
@@ -325,7 +365,8 @@ async fn set_disabled(
         }
         if !missing.is_empty() {
             return Ok(format!(
-                "job(s) {missing:?} not found in the master.  Note that only jobs of a running workflow can be {verb}d\n"
+                "job(s) {} not found in the master.  Note that only jobs of a running workflow can be {verb}d\n",
+                super::py_list(&missing)
             ));
         }
         if found.iter().any(|jt| {

@@ -4,3 +4,4 @@
 
 pub mod cron;
 pub mod schedule;
+pub mod token;

@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::master::token::{ModifyRequest, Token};
 use crate::master::{MasterClient, MasterError};
 use crate::parser::{self, ParseError, WorkflowDef};
+use crate::scheduler::token::ScheduleData;
 
 pub const DEFINITION_PREFIX: &str = "/definition/workflow/";
 
@@ -85,28 +86,58 @@ pub async fn read(
     Ok(found.and_then(|t| t.data.and_then(|d| serde_json::from_str(&d).ok())))
 }
 
-/// Writes the definitions that changed, in one atomic request. Returns the workflows written.
+/// What an import wrote.
+#[derive(Debug, Default, PartialEq)]
+pub struct Imported {
+    /// Workflows whose definition changed.
+    pub definitions: Vec<String>,
+    /// Workflows whose schedule token was written (new or changed).
+    pub schedules: Vec<String>,
+}
+
+/// Writes the definitions and schedule tokens that changed, in one atomic request. A schedule
+/// is rewritten (its next run recomputed) only when its definition changed (`corresponds_to`).
 pub async fn import(
     client: &dyn MasterClient,
     defs: &BTreeMap<String, WorkflowDef>,
-) -> Result<Vec<String>, MasterError> {
+) -> Result<Imported, MasterError> {
     let existing = read_all(client).await?;
+    let schedules: BTreeMap<String, Token> = client
+        .query_prefix(crate::workflow::name::SCHEDULE_PREFIX)
+        .await?
+        .into_iter()
+        .map(|t| (t.name.clone(), t))
+        .collect();
+    let now = jiff::Timestamp::now();
     let mut req = ModifyRequest::default();
-    let mut changed = Vec::new();
+    let mut imported = Imported::default();
     for (name, def) in defs {
         let old = existing.get(name);
-        if old.is_some_and(|(_, d)| d == def) {
+        if !old.is_some_and(|(_, d)| d == def) {
+            let data = serde_json::to_string(def).expect("definitions serialize");
+            req.updates.push(Token {
+                version: old.and_then(|(t, _)| t.version),
+                ..Token::new(definition_token(name), Some(data))
+            });
+            imported.definitions.push(name.clone());
+        }
+        let Some(new) = ScheduleData::from_def(name, def, now)
+            .map_err(|e| MasterError::input(format!("workflow {name}: {e}")))?
+        else {
+            continue;
+        };
+        let old = schedules.get(&crate::workflow::name::schedule_token(name));
+        if old
+            .and_then(ScheduleData::from_token)
+            .is_some_and(|o| o.corresponds_to(&new))
+        {
             continue;
         }
-        let data = serde_json::to_string(def).expect("definitions serialize");
-        req.updates.push(Token {
-            version: old.and_then(|(t, _)| t.version),
-            ..Token::new(definition_token(name), Some(data))
-        });
-        changed.push(name.clone());
+        req.updates.push(new.to_token(old.and_then(|t| t.version)));
+        imported.schedules.push(name.clone());
     }
     if !req.updates.is_empty() {
         client.modify(req).await?;
     }
-    Ok(changed)
+    Ok(imported)
 }

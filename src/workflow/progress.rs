@@ -623,3 +623,50 @@ async fn archive_all(client: &dyn MasterClient, tokens: &[Token]) -> Result<(), 
         Err(e) => Err(e),
     }
 }
+
+/// The live instances of `w` that have not finished (no stamped ARCHIVE signal): what
+/// `max_running_instances` limits, for `util start` and the scheduler alike.
+pub async fn running_instances(
+    client: &dyn MasterClient,
+    w: &str,
+) -> Result<Vec<String>, MasterError> {
+    let groups = client
+        .group(GroupRequest {
+            name_prefix: name::workflow_prefix(w),
+            group_suffix: Some("/".into()),
+        })
+        .await?;
+    let instances: Vec<String> = groups
+        .counts
+        .keys()
+        .map(|k| k[name::workflow_prefix(w).len()..].to_owned())
+        .filter(|i| i != name::SIGNAL_SEGMENT)
+        .collect();
+    if instances.is_empty() {
+        return Ok(instances);
+    }
+    let queries = instances
+        .iter()
+        .map(|i| {
+            q(name::signal_token(
+                &Level::Instance(w.into(), i.clone()),
+                Action::ARCHIVE.as_str(),
+            ))
+        })
+        .collect();
+    let answers = client.query(QueryRequest { queries }).await?.tokens;
+    let finished = |tokens: &Vec<Token>| {
+        tokens.iter().any(|t| {
+            t.data
+                .as_deref()
+                .and_then(|d| serde_json::from_str::<Signal>(d).ok())
+                .is_some_and(|s| s.attributes.timestamp.is_some())
+        })
+    };
+    Ok(instances
+        .into_iter()
+        .zip(answers.iter())
+        .filter(|(_, a)| !finished(a))
+        .map(|(i, _)| i)
+        .collect())
+}

@@ -7,6 +7,7 @@ mod crash;
 mod emails;
 mod helpers;
 mod processes;
+mod schedules;
 mod smtp;
 mod storage;
 mod workflows;

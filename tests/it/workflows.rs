@@ -748,7 +748,7 @@ async fn stop_disable_and_enable_report_what_they_did() {
     assert_eq!(
         c.util(UtilCommand::Disable, Some("u"), Some(&i), &["some_job"])
             .await,
-        "job(s) [\"some_job\"] not found in the master.  Note that only jobs of a running workflow can be disabled\n"
+        "job(s) ['some_job'] not found in the master.  Note that only jobs of a running workflow can be disabled\n"
     );
     assert_eq!(
         c.util(UtilCommand::Enable, Some("u"), Some(&i), &["child"])
@@ -1092,7 +1092,7 @@ async fn poison_reruns_the_roots_and_everything_downstream() {
     assert_eq!(
         c.util(UtilCommand::Poison, Some("ch"), Some(&i), &["b"])
             .await,
-        format!("poisoned workflow ch instance {i} roots [\"b\"]\n")
+        format!("poisoned workflow ch instance {i} roots ['b']\n")
     );
     c.wait_for("ch", &i, secs(15), "the poisoned jobs ran", |ts| {
         finished(ts)
@@ -1120,9 +1120,7 @@ async fn poison_reruns_the_roots_and_everything_downstream() {
         .trim_end_matches("/\n")
         .to_owned();
     assert!(
-        out.starts_with(
-            "poisoned workflow ch roots [\"b\"].  Tokens of the new instance are under"
-        ),
+        out.starts_with("poisoned workflow ch roots ['b'].  Tokens of the new instance are under"),
         "{out}"
     );
     c.wait_for("ch", &new, secs(15), "the new instance finishes", finished)
@@ -1264,7 +1262,7 @@ async fn reload_applies_an_edited_definition_to_a_running_instance() {
     };
     assert_eq!(
         run(&["nope"]).await,
-        "jobs [\"nope\"] not found in workflow rl defined in the configured definitions\n"
+        "jobs ['nope'] not found in workflow rl defined in the configured definitions\n"
     );
     assert_eq!(
         run(&[]).await,
@@ -1299,7 +1297,12 @@ async fn poison_of_an_archived_instance_starts_a_new_one_from_its_jobs() {
     let out = c
         .util(UtilCommand::Poison, Some("ch"), Some(&i), &["c"])
         .await;
-    assert!(out.starts_with("poisoned workflow ch roots [\"c\"].  Tokens of the new instance are under /workflow/ch/"), "{out}");
+    assert!(
+        out.starts_with(
+            "poisoned workflow ch roots ['c'].  Tokens of the new instance are under /workflow/ch/"
+        ),
+        "{out}"
+    );
     let new = out
         .split("/workflow/ch/")
         .nth(1)

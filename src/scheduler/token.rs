@@ -1,0 +1,73 @@
+//! The schedule token `/schedule/workflow/<wf>`: the schedule as written, the workflow's
+//! notification addresses, and the next run time, as readable JSON. It is claimable at its
+//! next run time (owner set, `expiration_time` = next run), which is how the scheduler will
+//! wake exactly when a run is due.
+
+use serde::{Deserialize, Serialize};
+
+use super::schedule::Schedule;
+use crate::master::token::Token;
+use crate::parser::{ScheduleDef, WorkflowDef};
+use crate::workflow::name;
+
+/// Owner of a schedule token nobody has claimed yet.
+pub const UNCLAIMED_OWNER: &str = "parser";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleData {
+    pub workflow: String,
+    pub schedule: ScheduleDef,
+    #[serde(default)]
+    pub emails: Vec<String>,
+    /// Seconds since the epoch.
+    pub next_run_time: i64,
+    /// Occurrences that passed without a run (scheduler down, or skipped by the policy).
+    #[serde(default)]
+    pub missed_runs: u64,
+}
+
+impl ScheduleData {
+    /// The schedule of `def` with its next run after `now`, or `None` if it has none.
+    pub fn from_def(
+        workflow: &str,
+        def: &WorkflowDef,
+        now: jiff::Timestamp,
+    ) -> Result<Option<ScheduleData>, String> {
+        let Some(sd) = &def.schedule else {
+            return Ok(None);
+        };
+        let next = Schedule::from_def(sd)?
+            .next_after(now)
+            .ok_or("the schedule never runs again")?;
+        Ok(Some(ScheduleData {
+            workflow: workflow.to_owned(),
+            schedule: sd.clone(),
+            emails: def.notify_emails.clone(),
+            next_run_time: next.as_second(),
+            missed_runs: 0,
+        }))
+    }
+
+    /// Whether `other` describes the same schedule (so rewriting it would change nothing).
+    pub fn corresponds_to(&self, other: &ScheduleData) -> bool {
+        self.workflow == other.workflow
+            && self.schedule == other.schedule
+            && self.emails == other.emails
+    }
+
+    pub fn to_token(&self, version: Option<i64>) -> Token {
+        Token {
+            version,
+            owner: Some(UNCLAIMED_OWNER.into()),
+            expiration_time: Some(self.next_run_time),
+            ..Token::new(
+                name::schedule_token(&self.workflow),
+                Some(serde_json::to_string(self).expect("schedules serialize")),
+            )
+        }
+    }
+
+    pub fn from_token(t: &Token) -> Option<ScheduleData> {
+        serde_json::from_str(t.data.as_deref()?).ok()
+    }
+}
