@@ -5,6 +5,7 @@ mod api;
 mod cli;
 mod crash;
 mod emails;
+mod faults;
 mod helpers;
 mod processes;
 mod schedules;

@@ -1,0 +1,198 @@
+//! A database that goes away. On MariaDB the master's connections are killed for real while
+//! writes run; on SQLite a wrapper around the real store fails a commit at the boundary the
+//! master must handle: before it happened (the caller gets UNAVAILABLE, memory is unchanged) or
+//! after it happened with the outcome unknown (the master reloads before writing again).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use async_trait::async_trait;
+use pinball::master::token::*;
+use pinball::master::{Master, MasterClient, MasterError};
+use pinball::storage::{self, CommitBatch, Loaded, Storage, StorageError, Table};
+
+use crate::helpers::*;
+
+const OK: u8 = 0;
+const FAIL_BEFORE: u8 = 1;
+const FAIL_AFTER: u8 = 2;
+
+/// The real SQLite store, with the next commit's fate set by the test.
+struct Flaky {
+    inner: Box<dyn Storage>,
+    next: Arc<AtomicU8>,
+}
+
+#[async_trait]
+impl Storage for Flaky {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+    async fn migrate(&self) -> Result<(), StorageError> {
+        self.inner.migrate().await
+    }
+    async fn load_active(&self, master: &str) -> Result<Loaded, StorageError> {
+        self.inner.load_active(master).await
+    }
+    async fn commit(&self, master: &str, batch: &CommitBatch<'_>) -> Result<(), StorageError> {
+        match self.next.swap(OK, Ordering::SeqCst) {
+            FAIL_BEFORE => Err(StorageError::Unavailable("disk unplugged".into())),
+            FAIL_AFTER => {
+                self.inner.commit(master, batch).await?;
+                Err(StorageError::CommitUnknown(
+                    "connection lost during COMMIT".into(),
+                ))
+            }
+            _ => self.inner.commit(master, batch).await,
+        }
+    }
+    async fn read(
+        &self,
+        master: &str,
+        table: Table,
+        prefix: &str,
+    ) -> Result<Vec<Token>, StorageError> {
+        self.inner.read(master, table, prefix).await
+    }
+    async fn count(&self, master: &str, table: Table) -> Result<u64, StorageError> {
+        self.inner.count(master, table).await
+    }
+    async fn delete_archived(&self, master: &str, prefix: &str) -> Result<u64, StorageError> {
+        self.inner.delete_archived(master, prefix).await
+    }
+    async fn ping(&self) -> Result<(), StorageError> {
+        self.inner.ping().await
+    }
+}
+
+fn insert(name: &str) -> ModifyRequest {
+    ModifyRequest {
+        updates: vec![Token::new(name, Some("x".into()))],
+        deletes: vec![],
+    }
+}
+
+#[tokio::test]
+async fn a_failed_commit_changes_nothing_and_an_unknown_one_is_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("f.db").display());
+    let next = Arc::new(AtomicU8::new(OK));
+    let master = Master::start(
+        Box::new(Flaky {
+            inner: storage::open(&url).unwrap(),
+            next: next.clone(),
+        }),
+        "default",
+    )
+    .await;
+    master.modify(insert("/kept")).await.unwrap();
+
+    next.store(FAIL_BEFORE, Ordering::SeqCst);
+    let err = master.modify(insert("/lost")).await.unwrap_err();
+    assert!(
+        matches!(err, MasterError::Unavailable(ref m) if m.contains("not committed")),
+        "{err:?}"
+    );
+    let all = master
+        .query(QueryRequest {
+            queries: vec![Query {
+                name_prefix: "/".into(),
+                max_tokens: None,
+            }],
+        })
+        .await
+        .unwrap();
+    let names: Vec<&str> = all.tokens[0]
+        .iter()
+        .map(|t| t.name.as_str())
+        .filter(|n| !n.starts_with("/__"))
+        .collect();
+    assert_eq!(names, vec!["/kept"], "memory is as the database has it");
+    master
+        .modify(insert("/after"))
+        .await
+        .expect("the master goes on serving");
+
+    next.store(FAIL_AFTER, Ordering::SeqCst);
+    let err = master.modify(insert("/maybe")).await.unwrap_err();
+    assert!(matches!(err, MasterError::Unavailable(_)), "{err:?}");
+    // The next call reloads first: the change the database did keep is there.
+    let t = master
+        .modify(insert("/next"))
+        .await
+        .unwrap()
+        .updates
+        .remove(0);
+    let all = master
+        .query(QueryRequest {
+            queries: vec![Query {
+                name_prefix: "/".into(),
+                max_tokens: None,
+            }],
+        })
+        .await
+        .unwrap();
+    let names: Vec<&str> = all.tokens[0]
+        .iter()
+        .map(|t| t.name.as_str())
+        .filter(|n| !n.starts_with("/__"))
+        .collect();
+    assert_eq!(names, vec!["/after", "/kept", "/maybe", "/next"]);
+    let maybe = all.tokens[0].iter().find(|t| t.name == "/maybe").unwrap();
+    assert!(
+        t.version > maybe.version,
+        "versions stay above everything the database holds"
+    );
+}
+
+#[tokio::test]
+async fn killing_the_masters_mariadb_connections_loses_no_acknowledged_write() {
+    let Some(url) =
+        mysql_url("killing_the_masters_mariadb_connections_loses_no_acknowledged_write")
+    else {
+        return;
+    };
+    let app = spawn_app_on(
+        &url,
+        &unique_master("kill"),
+        pinball::master::api::DEFAULT_MAX_REQUEST_BYTES,
+    )
+    .await;
+    let killer = sqlx::MySqlPool::connect(&url).await.unwrap();
+    let mut acked = Vec::new();
+    let mut unavailable = 0;
+    for i in 0..60 {
+        if i % 15 == 5 {
+            // Kill every other connection of this database: the master's pool among them.
+            let ids: Vec<(i64,)> = sqlx::query_as("SELECT CAST(id AS SIGNED) FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()")
+                .fetch_all(&killer)
+                .await
+                .unwrap();
+            for (id,) in ids {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("KILL {id}")))
+                    .execute(&killer)
+                    .await;
+            }
+        }
+        match app.client.modify(insert(&format!("/k/{i}"))).await {
+            Ok(r) => acked.push(r.updates[0].clone()),
+            Err(MasterError::Unavailable(_) | MasterError::Unreachable(_)) => unavailable += 1,
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert!(
+        acked.len() >= 50,
+        "the master recovered and went on serving ({} acknowledged, {unavailable} unavailable)",
+        acked.len()
+    );
+    let app = app.restart().await;
+    let stored = app.all("/k/").await;
+    for t in &acked {
+        assert!(
+            stored.contains(t),
+            "{} was acknowledged and must survive",
+            t.name
+        );
+    }
+    app.stop().await;
+}
