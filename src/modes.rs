@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::master::{HttpMasterClient, LocalMasterClient, Master, MasterClient, api};
+use crate::scheduler::run::{Scheduler, SchedulerSettings};
 use crate::storage;
 use crate::workflow::definition;
 use crate::workflow::worker::{WorkerSettings, run_workers};
@@ -101,6 +102,41 @@ pub async fn run(
                 let stop = stop_rx.clone();
                 tasks.spawn(async move {
                     run_workers(client, settings, count, stop).await;
+                    Ok(())
+                });
+            }
+            Mode::Scheduler => {
+                let client: Arc<dyn MasterClient> = match &local {
+                    Some(m) => Arc::new(LocalMasterClient(m.clone())),
+                    None => Arc::new(HttpMasterClient::new(
+                        &config.master_host,
+                        config.master_port,
+                        config.client_policy(),
+                    )),
+                };
+                let url = config.database_url().map_err(anyhow::Error::msg)?;
+                let settings = SchedulerSettings {
+                    default_max_running: config.default_max_workflow_running_instances,
+                    poll: std::time::Duration::from_secs(30),
+                    recheck: std::time::Duration::from_secs(2),
+                    mailer: crate::email::Mailer::from_config(&config),
+                    store: Some(Arc::from(storage::open(&url)?)),
+                    master_name: config.master_name.clone(),
+                };
+                let name = crate::workflow::worker::owner_name(config.generation, 0).replacen(
+                    '_',
+                    "_scheduler_",
+                    1,
+                );
+                let scheduler = Scheduler {
+                    client,
+                    settings,
+                    name,
+                };
+                tracing::info!("starting scheduler");
+                let stop = stop_rx.clone();
+                tasks.spawn(async move {
+                    scheduler.run(stop).await;
                     Ok(())
                 });
             }

@@ -3,5 +3,7 @@
 //! policies is not built yet; the definitions' `schedule:` blocks are validated at import.
 
 pub mod cron;
+pub mod policy;
+pub mod run;
 pub mod schedule;
 pub mod token;

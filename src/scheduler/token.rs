@@ -24,6 +24,9 @@ pub struct ScheduleData {
     /// Occurrences that passed without a run (scheduler down, or skipped by the policy).
     #[serde(default)]
     pub missed_runs: u64,
+    /// The instance the scheduler started last (DELAY_UNTIL_SUCCESS looks at how it ended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_instance: Option<String>,
 }
 
 impl ScheduleData {
@@ -45,6 +48,7 @@ impl ScheduleData {
             emails: def.notify_emails.clone(),
             next_run_time: next.as_second(),
             missed_runs: 0,
+            last_instance: None,
         }))
     }
 

@@ -670,3 +670,29 @@ pub async fn running_instances(
         .map(|(i, _)| i)
         .collect())
 }
+
+/// How an instance ended, from its tokens (live or archived): `None` while it has not finished.
+/// ABORTED when it carries an instance-level ABORT, FAILURE when a job's last run failed.
+pub fn outcome(w: &str, i: &str, tokens: &[Token], archived: bool) -> Option<&'static str> {
+    let level = Level::Instance(w.into(), i.into());
+    let abort = name::signal_token(&level, Action::ABORT.as_str());
+    let archive = name::signal_token(&level, Action::ARCHIVE.as_str());
+    if tokens.iter().any(|t| t.name == abort) && archived {
+        return Some("ABORTED");
+    }
+    let stamped = tokens.iter().any(|t| {
+        t.name == archive
+            && t.data
+                .as_deref()
+                .and_then(|d| serde_json::from_str::<Signal>(d).ok())
+                .is_some_and(|s| s.attributes.timestamp.is_some())
+    });
+    if !archived && !stamped {
+        return None;
+    }
+    let failed = tokens
+        .iter()
+        .filter_map(|t| JobToken::parse(t.clone()).ok())
+        .any(|jt| !jt.job.disabled && jt.job.history.last().is_some_and(|r| !r.succeeded()));
+    Some(if failed { "FAILURE" } else { "SUCCESS" })
+}

@@ -8,6 +8,7 @@ mod emails;
 mod faults;
 mod helpers;
 mod processes;
+mod scheduler;
 mod schedules;
 mod smtp;
 mod storage;

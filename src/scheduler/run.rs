@@ -1,0 +1,266 @@
+//! The scheduler loop (`-m scheduler`). It long-polls a claim on every schedule token; a token
+//! is claimable exactly at its next run time (its lease ends then), so the master wakes the
+//! scheduler when a run is due, with no polling. For each due token it applies the overrun
+//! policy and writes the new instance and the advanced schedule in ONE request, so a crash can
+//! neither lose nor duplicate a run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::watch;
+
+use super::policy::{Decision, decide};
+use super::schedule::{OverrunPolicy, Schedule};
+use super::token::ScheduleData;
+use crate::email::Mailer;
+use crate::master::token::*;
+use crate::master::{MasterClient, MasterError};
+use crate::storage::{Storage, Table};
+use crate::workflow::instance::{new_instance_id, new_instance_tokens};
+use crate::workflow::name::{self, Level};
+use crate::workflow::signal::{self, Action, Attributes};
+use crate::workflow::{definition, progress};
+
+/// Every schedule token.
+pub const ALL_SCHEDULES: &str = "/schedule/workflow/*";
+
+pub struct SchedulerSettings {
+    pub default_max_running: u32,
+    /// The longest a claim waits before the scheduler looks again (signals, shutdown).
+    pub poll: Duration,
+    /// How soon a delayed run is looked at again.
+    pub recheck: Duration,
+    pub mailer: Option<Mailer>,
+    /// Read access to the archive, to see how an archived instance ended.
+    pub store: Option<Arc<dyn Storage>>,
+    pub master_name: String,
+}
+
+pub struct Scheduler {
+    pub client: Arc<dyn MasterClient>,
+    pub settings: SchedulerSettings,
+    pub name: String,
+}
+
+impl Scheduler {
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        tracing::info!(scheduler = %self.name, "scheduler started");
+        while !*shutdown.borrow() {
+            let req = QueryAndOwnRequest {
+                owner: self.name.clone(),
+                expiration_time: crate::master::service::unix_now() + 60,
+                query: Some(Query {
+                    name_prefix: ALL_SCHEDULES.into(),
+                    max_tokens: Some(64),
+                }),
+                wait_ms: Some(self.settings.poll.as_millis() as u64),
+            };
+            let claimed = tokio::select! {
+                r = self.client.query_and_own(req) => r,
+                _ = shutdown.changed() => break,
+            };
+            match claimed {
+                Ok(r) => {
+                    for token in r.tokens {
+                        if let Err(e) = self.fire(token).await {
+                            // The claim's lease ends within a minute and the token is retried.
+                            tracing::warn!(error = %e, "handling a due schedule failed; it will be retried");
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming due schedules failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        tracing::info!(scheduler = %self.name, "scheduler stopped");
+    }
+
+    /// Writes the schedule token back, claimable again at `at`.
+    fn schedule_token(&self, claimed: &Token, data: &ScheduleData, at: i64) -> Token {
+        Token {
+            version: claimed.version,
+            owner: Some(self.name.clone()),
+            expiration_time: Some(at),
+            ..data.to_token(None)
+        }
+    }
+
+    async fn fire(&self, token: Token) -> Result<(), MasterError> {
+        let c = self.client.as_ref();
+        let Some(mut data) = ScheduleData::from_token(&token) else {
+            tracing::error!(token = %token.name, "unreadable schedule token; leaving it");
+            return Ok(());
+        };
+        let w = data.workflow.clone();
+        let schedule = match Schedule::from_def(&data.schedule) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(workflow = %w, error = %e, "invalid schedule; leaving it");
+                return Ok(());
+            }
+        };
+        let now = Timestamp::now();
+        if data.next_run_time > now.as_second() {
+            // Claimed early (clocks): put it back until it is due.
+            let back = self.schedule_token(&token, &data, data.next_run_time);
+            c.modify(ModifyRequest {
+                updates: vec![back],
+                deletes: vec![],
+            })
+            .await?;
+            return Ok(());
+        }
+        let due = Timestamp::from_second(data.next_run_time).unwrap_or(now);
+        // Occurrences after this one that have also passed: collapsed into this run and counted
+        // (or, with catchup, each run in turn).
+        let late = schedule.count_between(due, now, 100_000);
+        let next = if schedule.catchup {
+            schedule.next_after(due)
+        } else {
+            schedule.next_after(now)
+        };
+        let Some(next) = next.map(|t| t.as_second()) else {
+            tracing::warn!(workflow = %w, "the schedule never runs again; removing nothing, it stays for the operator");
+            return Ok(());
+        };
+        let Some(def) = definition::read(c, &w).await? else {
+            tracing::error!(workflow = %w, "scheduled workflow has no definition in the master; skipping this run");
+            data.next_run_time = next;
+            data.missed_runs += 1;
+            c.modify(ModifyRequest {
+                updates: vec![self.schedule_token(&token, &data, next)],
+                deletes: vec![],
+            })
+            .await?;
+            return Ok(());
+        };
+        let running = progress::running_instances(c, &w).await?;
+        let limit = schedule
+            .max_running_instances
+            .unwrap_or(self.settings.default_max_running) as usize;
+        let last_failed = schedule.policy == OverrunPolicy::DELAY_UNTIL_SUCCESS
+            && self.last_failed(&w, data.last_instance.as_deref()).await;
+        let decision = decide(schedule.policy, running.len(), limit, last_failed);
+        tracing::info!(workflow = %w, ?decision, running = running.len(), late, "schedule due");
+        let recheck = now.as_second() + self.settings.recheck.as_secs().max(1) as i64;
+        match decision {
+            Decision::Delay => {
+                let back = self.schedule_token(&token, &data, recheck);
+                c.modify(ModifyRequest {
+                    updates: vec![back],
+                    deletes: vec![],
+                })
+                .await?;
+            }
+            Decision::TooMany => {
+                // Tell the owners once per occurrence: on its first claim the lease end is
+                // still the run time itself; rechecks carry later lease ends.
+                if token.expiration_time == Some(data.next_run_time) {
+                    self.too_many(&data, running.len(), limit).await;
+                }
+                let back = self.schedule_token(&token, &data, recheck);
+                c.modify(ModifyRequest {
+                    updates: vec![back],
+                    deletes: vec![],
+                })
+                .await?;
+            }
+            Decision::Skip => {
+                data.next_run_time = next;
+                data.missed_runs += 1 + if schedule.catchup { 0 } else { late };
+                let back = self.schedule_token(&token, &data, next);
+                c.modify(ModifyRequest {
+                    updates: vec![back],
+                    deletes: vec![],
+                })
+                .await?;
+            }
+            Decision::Start | Decision::AbortRunningThenStart => {
+                if decision == Decision::AbortRunningThenStart {
+                    for i in &running {
+                        let attrs = Attributes {
+                            timestamp: Some(now.as_second() as f64),
+                            generation: None,
+                        };
+                        signal::set(
+                            c,
+                            &Level::Instance(w.clone(), i.clone()),
+                            Action::ABORT,
+                            attrs,
+                        )
+                        .await?;
+                        tracing::info!(workflow = %w, instance = %i, "aborted a running instance (ABORT_RUNNING)");
+                    }
+                }
+                let instance = new_instance_id();
+                let mut updates = new_instance_tokens(&w, &instance, &def.graph());
+                data.next_run_time = next;
+                data.missed_runs += if schedule.catchup { 0 } else { late };
+                data.last_instance = Some(instance.clone());
+                updates.push(self.schedule_token(&token, &data, next));
+                c.modify(ModifyRequest {
+                    updates,
+                    deletes: vec![],
+                })
+                .await?;
+                tracing::info!(workflow = %w, instance = %instance, "started a scheduled instance");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the last started instance ended FAILURE or ABORTED (unknown counts as failed:
+    /// DELAY_UNTIL_SUCCESS then waits rather than guess).
+    async fn last_failed(&self, w: &str, last: Option<&str>) -> bool {
+        let Some(i) = last else { return false };
+        let live = match self.client.query_prefix(&name::instance_prefix(w, i)).await {
+            Ok(t) => t,
+            Err(_) => return true,
+        };
+        if !live.is_empty() {
+            return progress::outcome(w, i, &live, false).is_some_and(|o| o != "SUCCESS");
+        }
+        let Some(store) = &self.settings.store else {
+            return true;
+        };
+        match store
+            .read(
+                &self.settings.master_name,
+                Table::Archived,
+                &name::instance_prefix(w, i),
+            )
+            .await
+        {
+            Ok(archived) if !archived.is_empty() => {
+                progress::outcome(w, i, &archived, true) != Some("SUCCESS")
+            }
+            _ => true,
+        }
+    }
+
+    async fn too_many(&self, data: &ScheduleData, running: usize, limit: usize) {
+        let w = &data.workflow;
+        tracing::warn!(workflow = %w, running, limit, "too many instances running; the scheduled run waits");
+        let Some(mailer) = &self.settings.mailer else {
+            return;
+        };
+        let subject = format!("Too many ({running}) instances running for workflow {w} !");
+        let text = format!(
+            "There are {running} instances running at the same time for workflow {w}, reaching the limit of {limit}.\n"
+        );
+        if let Err(e) = mailer
+            .send(
+                &data.emails,
+                &subject,
+                &text,
+                &format!("<p>{}</p>", crate::email::html_escape(&text)),
+            )
+            .await
+        {
+            tracing::error!(error = %e, "cannot send email");
+        }
+    }
+}
