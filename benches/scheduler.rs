@@ -29,7 +29,9 @@ fn cpu_seconds() -> f64 {
 fn definitions(first: jiff::Timestamp) -> BTreeMap<String, WorkflowDef> {
     (0..WORKFLOWS)
         .map(|i| {
-            let start = first.checked_add(jiff::SignedDuration::from_millis(10 * i as i64)).unwrap();
+            let start = first
+                .checked_add(jiff::SignedDuration::from_millis(10 * i as i64))
+                .unwrap();
             let def = WorkflowDef {
                 schedule: Some(ScheduleDef {
                     recurrence: Some("100S".into()),
@@ -37,7 +39,14 @@ fn definitions(first: jiff::Timestamp) -> BTreeMap<String, WorkflowDef> {
                     overrun_policy: Some("START_NEW".into()),
                     ..Default::default()
                 }),
-                jobs: [("j".to_string(), JobDef { command: "true".into(), ..Default::default() })].into(),
+                jobs: [(
+                    "j".to_string(),
+                    JobDef {
+                        command: "true".into(),
+                        ..Default::default()
+                    },
+                )]
+                .into(),
                 ..Default::default()
             };
             (format!("wf_{i:05}"), def)
@@ -46,7 +55,10 @@ fn definitions(first: jiff::Timestamp) -> BTreeMap<String, WorkflowDef> {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         println!("# pinball scheduler benchmark ({WORKFLOWS} scheduled workflows, SQLite)");
         let dir = tempfile::tempdir().unwrap();
@@ -54,15 +66,27 @@ fn main() {
         let master = Master::start(storage::open(&url).unwrap(), "default").await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        tokio::spawn(api::serve(master, listener, api::DEFAULT_MAX_REQUEST_BYTES, std::future::pending()));
+        tokio::spawn(api::serve(
+            master,
+            listener,
+            api::DEFAULT_MAX_REQUEST_BYTES,
+            std::future::pending(),
+        ));
         let client = HttpMasterClient::new("127.0.0.1", port, RetryPolicy::default());
 
         // Due times start 20 s from now, so the import and the idle measurement come first.
-        let first = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_secs(20)).unwrap();
+        let first = jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_secs(20))
+            .unwrap();
         let defs = definitions(first);
         let started = Instant::now();
         let done = definition::import(&client, &defs).await.unwrap();
-        println!("import of {} definitions and {} schedules: {:.2} s", done.definitions.len(), done.schedules.len(), started.elapsed().as_secs_f64());
+        println!(
+            "import of {} definitions and {} schedules: {:.2} s",
+            done.definitions.len(),
+            done.schedules.len(),
+            started.elapsed().as_secs_f64()
+        );
 
         let (stop, stopped) = watch::channel(false);
         let settings = SchedulerSettings {
@@ -73,7 +97,11 @@ fn main() {
             store: None,
             master_name: "default".into(),
         };
-        let scheduler = Scheduler { client: Arc::new(client.clone()), settings, name: "bench_scheduler".into() };
+        let scheduler = Scheduler {
+            client: Arc::new(client.clone()),
+            settings,
+            name: "bench_scheduler".into(),
+        };
         let task = tokio::spawn(scheduler.run(stopped));
         tokio::time::sleep(Duration::from_secs(1)).await;
         let (cpu0, wall0) = (cpu_seconds(), Instant::now());
@@ -82,7 +110,9 @@ fn main() {
         println!("idle CPU (master + scheduler, nothing due, 10 s): {idle:.2} % of a core");
 
         // Let 20 s of schedules fire (about 2,000), then read each instance's start.
-        let until = first.checked_add(jiff::SignedDuration::from_secs(20)).unwrap();
+        let until = first
+            .checked_add(jiff::SignedDuration::from_secs(20))
+            .unwrap();
         while jiff::Timestamp::now() < until {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -91,12 +121,23 @@ fn main() {
         let _ = task.await;
         let mut skews = Vec::new();
         for (w, def) in &defs {
-            let due = def.schedule.as_ref().unwrap().start.as_ref().unwrap().parse::<jiff::Timestamp>().unwrap();
+            let due = def
+                .schedule
+                .as_ref()
+                .unwrap()
+                .start
+                .as_ref()
+                .unwrap()
+                .parse::<jiff::Timestamp>()
+                .unwrap();
             if due > until {
                 continue;
             }
             let groups = client
-                .group(pinball::master::token::GroupRequest { name_prefix: format!("/workflow/{w}/"), group_suffix: Some("/".into()) })
+                .group(pinball::master::token::GroupRequest {
+                    name_prefix: format!("/workflow/{w}/"),
+                    group_suffix: Some("/".into()),
+                })
                 .await
                 .unwrap();
             for key in groups.counts.keys() {

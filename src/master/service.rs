@@ -399,6 +399,11 @@ impl Writer {
         let instant = Instant::now();
         let mut still = VecDeque::with_capacity(self.parked.len());
         while let Some(mut p) = self.parked.pop_front() {
+            if p.reply.is_closed() {
+                // The caller hung up (a stopped scheduler, a killed worker): granting it a
+                // token would lease that token to nobody for the claim's whole lease.
+                continue;
+            }
             let mut due = self.closing || p.next_lease_end.is_some_and(|t| t <= now);
             for name in touched.iter().filter(|n| p.pattern.matches(n)) {
                 match state.get(name) {

@@ -17,7 +17,7 @@ use crate::email::Mailer;
 use crate::master::token::*;
 use crate::master::{MasterClient, MasterError};
 use crate::storage::{Storage, Table};
-use crate::workflow::instance::{new_instance_id, new_instance_tokens};
+use crate::workflow::instance::{new_instance_id, new_instance_tokens, with_start_attributes};
 use crate::workflow::name::{self, Level};
 use crate::workflow::signal::{self, Action, Attributes};
 use crate::workflow::{definition, progress};
@@ -141,8 +141,8 @@ impl Scheduler {
         let limit = schedule
             .max_running_instances
             .unwrap_or(self.settings.default_max_running) as usize;
-        let last_failed = schedule.policy == OverrunPolicy::DELAY_UNTIL_SUCCESS
-            && self.last_failed(&w, data.last_instance.as_deref()).await;
+        let last_failed =
+            schedule.policy == OverrunPolicy::DELAY_UNTIL_SUCCESS && self.last_failed(&w).await;
         let decision = decide(schedule.policy, running.len(), limit, last_failed);
         tracing::info!(workflow = %w, ?decision, running = running.len(), late, "schedule due");
         let recheck = now.as_second() + self.settings.recheck.as_secs().max(1) as i64;
@@ -196,7 +196,12 @@ impl Scheduler {
                     }
                 }
                 let instance = new_instance_id();
-                let mut updates = new_instance_tokens(&w, &instance, &def.graph());
+                let attributes =
+                    [("scheduled_time".to_string(), data.next_run_time.to_string())].into();
+                let mut updates = with_start_attributes(
+                    new_instance_tokens(&w, &instance, &def.graph()),
+                    &attributes,
+                );
                 data.next_run_time = next;
                 data.missed_runs += if schedule.catchup { 0 } else { late };
                 data.last_instance = Some(instance.clone());
@@ -212,33 +217,54 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Whether the last started instance ended FAILURE or ABORTED (unknown counts as failed:
-    /// DELAY_UNTIL_SUCCESS then waits rather than guess).
-    async fn last_failed(&self, w: &str, last: Option<&str>) -> bool {
-        let Some(i) = last else { return false };
-        let live = match self.client.query_prefix(&name::instance_prefix(w, i)).await {
+    /// Whether the workflow's most recent finished instance (live or archived, a manual retry
+    /// included) ended FAILURE or ABORTED. Never run counts as not failed; an unreadable
+    /// archive counts as failed, so DELAY_UNTIL_SUCCESS waits rather than guess.
+    async fn last_failed(&self, w: &str) -> bool {
+        let live = match self.client.query_prefix(&name::workflow_prefix(w)).await {
             Ok(t) => t,
             Err(_) => return true,
         };
-        if !live.is_empty() {
-            return progress::outcome(w, i, &live, false).is_some_and(|o| o != "SUCCESS");
-        }
-        let Some(store) = &self.settings.store else {
-            return true;
-        };
-        match store
-            .read(
-                &self.settings.master_name,
-                Table::Archived,
-                &name::instance_prefix(w, i),
-            )
-            .await
-        {
-            Ok(archived) if !archived.is_empty() => {
-                progress::outcome(w, i, &archived, true) != Some("SUCCESS")
+        let mut finished: Vec<(u64, &'static str)> = Vec::new();
+        let mut by_instance = |tokens: Vec<Token>, archived: bool| {
+            let mut groups: std::collections::BTreeMap<String, Vec<Token>> =
+                std::collections::BTreeMap::new();
+            for t in tokens {
+                if let Some(i) = t
+                    .name
+                    .split('/')
+                    .nth(3)
+                    .filter(|i| *i != name::SIGNAL_SEGMENT)
+                {
+                    groups.entry(i.to_owned()).or_default().push(t);
+                }
             }
-            _ => true,
+            for (i, ts) in groups {
+                if let (Ok(id), Some(o)) =
+                    (i.parse::<u64>(), progress::outcome(w, &i, &ts, archived))
+                {
+                    finished.push((id, o));
+                }
+            }
+        };
+        by_instance(live, false);
+        if let Some(store) = &self.settings.store {
+            match store
+                .read(
+                    &self.settings.master_name,
+                    Table::Archived,
+                    &name::workflow_prefix(w),
+                )
+                .await
+            {
+                Ok(archived) => by_instance(archived, true),
+                Err(_) => return true,
+            }
         }
+        finished
+            .iter()
+            .max_by_key(|(id, _)| *id)
+            .is_some_and(|(_, o)| *o != "SUCCESS")
     }
 
     async fn too_many(&self, data: &ScheduleData, running: usize, limit: usize) {

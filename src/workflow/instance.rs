@@ -142,6 +142,30 @@ impl JobToken {
     }
 }
 
+/// Adds attributes to the start events of a new instance's top-level jobs (the scheduler puts
+/// `scheduled_time` there, so jobs can use `%(scheduled_time)s`).
+pub fn with_start_attributes(
+    tokens: Vec<Token>,
+    attributes: &BTreeMap<String, String>,
+) -> Vec<Token> {
+    tokens
+        .into_iter()
+        .map(|t| match JobToken::parse(t.clone()) {
+            Ok(jt) if jt.state == JobState::Runnable => {
+                let mut job = jt.job.clone();
+                for e in &mut job.events {
+                    e.attributes.extend(attributes.clone());
+                }
+                Token {
+                    data: Some(job.to_data()),
+                    ..t
+                }
+            }
+            _ => t,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -679,3 +679,45 @@ async fn concurrent_writers_all_commit_and_read_their_own_writes() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_parked_claim_whose_caller_hung_up_takes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&dir).await;
+    let client = app.client.clone();
+    let gone = tokio::spawn(async move {
+        client
+            .query_and_own(claim(
+                "/workflow/*/*/job/runnable/",
+                Some(1),
+                "gone",
+                now() + 600,
+                Some(30_000),
+            ))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gone.abort(); // the caller disconnects, as a killed worker or scheduler would
+    let _ = gone.await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.insert(vec![token("/workflow/wf/1/job/runnable/a")])
+        .await;
+    let got = app
+        .client
+        .query_and_own(claim(
+            "/workflow/*/*/job/runnable/",
+            Some(1),
+            "alive",
+            now() + 60,
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        got.tokens.len(),
+        1,
+        "the token went to a live claimer, not to the one that hung up"
+    );
+    assert_eq!(got.tokens[0].owner.as_deref(), Some("alive"));
+    app.stop().await;
+}

@@ -157,16 +157,179 @@ async fn abort_running_aborts_the_running_instance_and_starts_a_new_one() {
 }
 
 #[tokio::test]
-async fn delay_until_success_waits_after_a_failure() {
-    let c = cluster(&workflow("DELAY_UNTIL_SUCCESS", "1S", "exit 1", 5), 2, 0).await;
-    let w = observe(&c, 5).await;
+async fn delay_until_success_waits_after_a_failure_until_a_retry_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("fixed");
+    let yaml = workflow(
+        "DELAY_UNTIL_SUCCESS",
+        "1S",
+        &format!("test -e {}", flag.display()),
+        5,
+    );
+    let c = cluster(&yaml, 2, 60).await;
+    let w = observe(&c, 4).await;
     assert_eq!(
         w.instances.len(),
         1,
         "after the first instance failed, no other started: {:?}",
         w.instances
     );
-    let data = schedule_data(&c).await;
-    assert!(data.last_instance.is_some());
+    let first = w.instances.iter().next().unwrap().clone();
+    std::fs::write(&flag, "").unwrap();
+    let out = c
+        .util(
+            pinball::cli::util::UtilCommand::Retry,
+            Some("s"),
+            Some(&first),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        out,
+        format!("retried 1 job(s) in workflow s instance {first}\n")
+    );
+    let w = observe(&c, 4).await;
+    assert!(
+        w.instances.len() >= 2,
+        "once the retry succeeded, scheduled runs went on: {:?}",
+        w.instances
+    );
+    c.stop().await;
+}
+
+/// Every instance of `wf`, live or archived, with the `scheduled_time` it was started for.
+async fn scheduled_times(c: &Cluster, wf: &str) -> Vec<(String, String)> {
+    let store = storage::open(&c.app.url).unwrap();
+    let mut tokens = store
+        .read(
+            &c.app.master_name,
+            Table::Archived,
+            &name::workflow_prefix(wf),
+        )
+        .await
+        .unwrap();
+    tokens.extend(
+        c.client
+            .query_prefix(&name::workflow_prefix(wf))
+            .await
+            .unwrap(),
+    );
+    let mut out: Vec<(String, String)> = tokens
+        .into_iter()
+        .filter_map(|t| pinball::workflow::instance::JobToken::parse(t).ok())
+        .filter_map(|jt| {
+            let events = jt
+                .job
+                .history
+                .first()
+                .map(|r| r.events.clone())
+                .unwrap_or(jt.job.events.clone());
+            events
+                .first()
+                .and_then(|e| e.attributes.get("scheduled_time").cloned())
+                .map(|s| (jt.instance.clone(), s))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[tokio::test]
+async fn runs_missed_while_the_scheduler_was_down_collapse_or_catch_up() {
+    let yaml = "workflows:\n  caught:\n    schedule: {recurrence: 1S, overrun_policy: START_NEW, max_running_instances: 50, catchup: true}\n    jobs:\n      j: {command: 'true'}\n  collapsed:\n    schedule: {recurrence: 1S, overrun_policy: START_NEW, max_running_instances: 50}\n    jobs:\n      j: {command: 'true'}\n";
+    let c = cluster(yaml, 2, 0).await;
+    tokio::time::sleep(Duration::from_secs(4)).await; // the scheduler is down
+    observe(&c, 1).await;
+    let caught = scheduled_times(&c, "caught").await;
+    assert!(
+        caught.len() >= 4,
+        "catchup ran every missed occurrence: {caught:?}"
+    );
+    let collapsed = scheduled_times(&c, "collapsed").await;
+    assert!(
+        collapsed.len() <= 2,
+        "missed runs collapse into one: {collapsed:?}"
+    );
+    let t = c
+        .client
+        .query_prefix("/schedule/workflow/collapsed")
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(
+        ScheduleData::from_token(&t).unwrap().missed_runs >= 3,
+        "and are counted"
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_scheduler_killed_and_restarted_neither_loses_nor_duplicates_a_run() {
+    let c = cluster(&workflow("START_NEW", "1S", "true", 100), 2, 0).await;
+    let config = c.logs.path().join("scheduler.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "master_port: {}\ndatabase_url: {}\nmaster_name: {}\n",
+            c.app.addr.port(),
+            c.app.url,
+            c.app.master_name
+        ),
+    )
+    .unwrap();
+    let spawn = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
+            .args(["-c", config.to_str().unwrap(), "-m", "scheduler"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let began = pinball::master::service::unix_now();
+    let mut first = spawn();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let restarted_at = pinball::master::service::unix_now();
+    let mut second = spawn();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    second.start_kill().unwrap();
+    second.wait().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ended = pinball::master::service::unix_now();
+
+    let runs = scheduled_times(&c, "s").await;
+    let times: Vec<i64> = runs.iter().map(|(_, t)| t.parse().unwrap()).collect();
+    let distinct: BTreeSet<i64> = times.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        times.len(),
+        "no occurrence ran twice: {runs:?}"
+    );
+    assert!(
+        times.iter().any(|t| *t >= restarted_at),
+        "runs went on after the restart: {runs:?}"
+    );
+    let data = ScheduleData::from_token(
+        &c.client
+            .query_prefix("/schedule/workflow/s")
+            .await
+            .unwrap()
+            .remove(0),
+    )
+    .unwrap();
+    let due = (began + 1..=ended)
+        .filter(|t| *t < data.next_run_time)
+        .count() as u64;
+    assert!(
+        times.len() as u64 + data.missed_runs + 1 >= due,
+        "every due occurrence ran or is counted as missed ({} runs, {} missed, {due} due)",
+        times.len(),
+        data.missed_runs
+    );
     c.stop().await;
 }
