@@ -118,7 +118,8 @@ pub async fn run(
                 let settings = SchedulerSettings {
                     default_max_running: config.default_max_workflow_running_instances,
                     poll: std::time::Duration::from_secs(30),
-                    recheck: std::time::Duration::from_secs(2),
+                    // Workers wake delayed schedules when an instance ends; this is the fallback.
+                    recheck: std::time::Duration::from_secs(10),
                     mailer: crate::email::Mailer::from_config(&config),
                     store: Some(Arc::from(storage::open(&url)?)),
                     master_name: config.master_name.clone(),

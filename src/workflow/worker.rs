@@ -602,8 +602,37 @@ impl Worker {
             progress::settle(self.client.as_ref(), w, i, self.settings.archive_delay_sec).await?
         {
             self.notify_end(w, i, &end).await;
+            self.wake_schedule(w).await;
         }
         Ok(())
+    }
+
+    /// An instance ended: a delayed scheduled run (DELAY, DELAY_UNTIL_SUCCESS, or one held by
+    /// max_running_instances) may go now. Making the workflow's schedule token claimable at
+    /// once wakes the scheduler's parked claim; a schedule that is not due is put back by it.
+    async fn wake_schedule(&self, w: &str) {
+        let c = self.client.as_ref();
+        let name = name::schedule_token(w);
+        let Ok(tokens) = c.query_prefix(&name).await else {
+            return;
+        };
+        let Some(t) = tokens.into_iter().find(|t| t.name == name) else {
+            return;
+        };
+        let now = unix_now();
+        if t.expiration_time.is_some_and(|e| e > now) {
+            let woken = Token {
+                expiration_time: Some(now),
+                ..t
+            };
+            // A conflict means the scheduler is handling it right now: nothing to wake.
+            let _ = c
+                .modify(ModifyRequest {
+                    updates: vec![woken],
+                    deletes: vec![],
+                })
+                .await;
+        }
     }
 
     /// The workflow's notification addresses, from its definition in the master.

@@ -33,7 +33,8 @@ async fn observe(c: &Cluster, secs: u64) -> Watch {
     let settings = SchedulerSettings {
         default_max_running: 3,
         poll: Duration::from_secs(1),
-        recheck: Duration::from_secs(1),
+        // Long: delayed runs must be woken by the instance's end, not found by a re-check.
+        recheck: Duration::from_secs(30),
         mailer: None,
         store: Some(Arc::from(storage::open(&c.app.url).unwrap())),
         master_name: c.app.master_name.clone(),
