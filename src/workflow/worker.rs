@@ -643,18 +643,22 @@ impl Worker {
         }
     }
 
+    /// Sends in the background: a slow or hung SMTP server must never hold up a job (the
+    /// warn-timeout email is sent from the loop that renews the job's lease).
     async fn send(&self, to: Vec<String>, subject: String, text: String) {
-        let Some(mailer) = &self.settings.mailer else {
+        let Some(mailer) = self.settings.mailer.clone() else {
             return;
         };
         if to.is_empty() {
             return;
         }
-        let html = format!("<pre>{}</pre>", html_escape(&text));
-        match mailer.send(&to, &subject, &text, &html).await {
-            Ok(()) => tracing::info!(subject, recipients = to.len(), "sent email"),
-            Err(e) => tracing::error!(subject, error = %e, "cannot send email"),
-        }
+        tokio::spawn(async move {
+            let html = format!("<pre>{}</pre>", html_escape(&text));
+            match mailer.send(&to, &subject, &text, &html).await {
+                Ok(()) => tracing::info!(subject, recipients = to.len(), "sent email"),
+                Err(e) => tracing::error!(subject, error = %e, "cannot send email"),
+            }
+        });
     }
 
     fn execution_text(&self, jt: &JobToken, job: &Job, index: usize) -> String {
