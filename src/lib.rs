@@ -12,7 +12,8 @@
 //! | `timefmt` | UTC formatting                                                | (nothing)         |
 //! | `workflow`| LAYER 2: names, job/signal data, workers, progress, definitions | `master::client`, `parser` |
 //! | `parser`  | YAML/JSON workflow definitions -> validated graphs            | `workflow::name`, `scheduler::schedule` |
-//! | `scheduler` | schedules as pure functions of `now` (the loop: to come)    | `parser`          |
+//! | `scheduler` | schedules, overrun policies, the loop (`-m scheduler`)     | `parser`, `workflow`, `master::client` |
+//! | `ui`      | statuses shown to users (pages and read API: issue 5)          | `workflow`        |
 //!
 //! Only `master` writes through `storage`; the UI (to come) reads through it. Nothing depends
 //! on `cli` or `modes`.
@@ -26,4 +27,5 @@ pub mod parser;
 pub mod scheduler;
 pub mod storage;
 pub mod timefmt;
+pub mod ui;
 pub mod workflow;

@@ -1,0 +1,303 @@
+//! Statuses shown to users (CONTRACT §5, PINBALL_SPEC §8.3), derived from job tokens: a job's,
+//! an instance's (live or archived), and a workflow's from its instances. Pure functions; the
+//! UI's pages and JSON API (issue 5) are built on them.
+
+use serde::Serialize;
+
+use crate::workflow::instance::JobToken;
+use crate::workflow::name::JobState;
+
+/// Spelled as the contract spells them (`NEVER_RUN`): users and scripts read these names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[allow(non_camel_case_types)]
+pub enum Status {
+    RUNNING,
+    SUCCESS,
+    FAILURE,
+    ABORTED,
+    NEVER_RUN,
+    PENDING,
+    DISABLED,
+    UNKNOWN,
+}
+
+impl Status {
+    /// The graph colour, as in the original.
+    pub fn colour(self) -> &'static str {
+        match self {
+            Status::UNKNOWN => "#000000",
+            Status::NEVER_RUN => "#dddddd",
+            Status::RUNNING => "#66ccff",
+            Status::FAILURE | Status::ABORTED => "#ff3333",
+            Status::SUCCESS => "#89e894",
+            Status::DISABLED => "#ffffff",
+            Status::PENDING => "#ffcc00",
+        }
+    }
+}
+
+/// A job's status, first match wins: never run (or disabled) without history; running while
+/// its runnable token holds an open record; pending when runnable and not started; then
+/// disabled, failure, success by its last record.
+pub fn job_status(jt: &JobToken) -> Status {
+    let last = jt.job.history.last();
+    match last {
+        None if jt.state == JobState::Runnable && !jt.job.disabled => Status::PENDING,
+        None if jt.job.disabled => Status::DISABLED,
+        None => Status::NEVER_RUN,
+        Some(r) if jt.state == JobState::Runnable && r.end_time.is_none() => Status::RUNNING,
+        Some(_) if jt.job.disabled => Status::DISABLED,
+        Some(r) if !r.succeeded() => Status::FAILURE,
+        Some(_) => Status::SUCCESS,
+    }
+}
+
+/// An instance's status and times.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceStatus {
+    pub status: Status,
+    pub start_time: Option<f64>,
+    /// `None` while it runs.
+    pub end_time: Option<f64>,
+}
+
+/// `archived`: its tokens are in the archive; `aborted`: an instance-level ABORT signal is among
+/// them; `finished`: (live) its ARCHIVE signal is stamped.
+pub fn instance_status(
+    jobs: &[JobToken],
+    archived: bool,
+    aborted: bool,
+    finished: bool,
+) -> InstanceStatus {
+    let start_time = jobs
+        .iter()
+        .filter_map(|j| j.job.history.first().map(|r| r.start_time))
+        .reduce(f64::min);
+    let open = jobs
+        .iter()
+        .any(|j| j.job.history.last().is_some_and(|r| r.end_time.is_none()));
+    let end_time = jobs
+        .iter()
+        .filter_map(|j| j.job.history.last().and_then(|r| r.end_time))
+        .reduce(f64::max);
+    if archived && aborted {
+        return InstanceStatus {
+            status: Status::ABORTED,
+            start_time,
+            end_time,
+        };
+    }
+    if open || end_time.is_none() || (!archived && !finished) {
+        return InstanceStatus {
+            status: Status::RUNNING,
+            start_time,
+            end_time: None,
+        };
+    }
+    let failed = jobs
+        .iter()
+        .any(|j| !j.job.disabled && j.job.history.last().is_some_and(|r| !r.succeeded()));
+    InstanceStatus {
+        status: if failed {
+            Status::FAILURE
+        } else {
+            Status::SUCCESS
+        },
+        start_time,
+        end_time,
+    }
+}
+
+/// A workflow's status from its instances `(id, status)`: RUNNING if any runs (the latest
+/// started running one is its last instance); otherwise that of the instance that ended last
+/// (an unknown end compares by its start).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkflowStatus {
+    pub status: Status,
+    pub last_instance: Option<String>,
+    pub last_start_time: Option<f64>,
+    pub last_end_time: Option<f64>,
+    pub running_instances: usize,
+}
+
+pub fn workflow_status(instances: &[(String, InstanceStatus)]) -> WorkflowStatus {
+    let running: Vec<&(String, InstanceStatus)> = instances
+        .iter()
+        .filter(|(_, s)| s.status == Status::RUNNING)
+        .collect();
+    let key = |s: &InstanceStatus| s.end_time.or(s.start_time).unwrap_or(0.0);
+    let last = if running.is_empty() {
+        instances
+            .iter()
+            .max_by(|a, b| key(&a.1).total_cmp(&key(&b.1)))
+    } else {
+        running.iter().copied().max_by(|a, b| {
+            a.1.start_time
+                .unwrap_or(0.0)
+                .total_cmp(&b.1.start_time.unwrap_or(0.0))
+        })
+    };
+    match last {
+        None => WorkflowStatus {
+            status: Status::NEVER_RUN,
+            last_instance: None,
+            last_start_time: None,
+            last_end_time: None,
+            running_instances: 0,
+        },
+        Some((id, s)) => WorkflowStatus {
+            status: if running.is_empty() {
+                s.status
+            } else {
+                Status::RUNNING
+            },
+            last_instance: Some(id.clone()),
+            last_start_time: s.start_time,
+            last_end_time: if running.is_empty() { s.end_time } else { None },
+            running_instances: running.len(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::master::token::Token;
+    use crate::workflow::job::{ExecutionRecord, Job, JobType};
+    use crate::workflow::name;
+
+    fn job(state: JobState, disabled: bool, runs: &[(f64, Option<f64>, i32)]) -> JobToken {
+        let job = Job {
+            job_type: JobType::ShellJob,
+            name: "j".into(),
+            inputs: vec![],
+            outputs: vec![],
+            emails: vec![],
+            max_attempts: 1,
+            retry_delay_sec: 0,
+            warn_timeout_sec: None,
+            abort_timeout_sec: None,
+            disabled,
+            command: "true".into(),
+            cleanup_template: None,
+            events: vec![],
+            history: runs
+                .iter()
+                .map(|(s, e, x)| ExecutionRecord {
+                    start_time: *s,
+                    end_time: *e,
+                    exit_code: e.map(|_| *x),
+                    ..Default::default()
+                })
+                .collect(),
+        };
+        let token = Token::new(name::job_token("w", "i", state, "j"), Some(job.to_data()));
+        JobToken::parse(token).unwrap()
+    }
+
+    fn inst(status: Status, start: Option<f64>, end: Option<f64>) -> InstanceStatus {
+        InstanceStatus {
+            status,
+            start_time: start,
+            end_time: end,
+        }
+    }
+
+    #[test]
+    fn job_statuses_follow_the_rules_in_order() {
+        assert_eq!(
+            job_status(&job(JobState::Waiting, false, &[])),
+            Status::NEVER_RUN
+        );
+        assert_eq!(
+            job_status(&job(JobState::Runnable, false, &[])),
+            Status::PENDING
+        );
+        assert_eq!(
+            job_status(&job(JobState::Waiting, true, &[])),
+            Status::DISABLED
+        );
+        assert_eq!(
+            job_status(&job(JobState::Runnable, false, &[(1.0, None, 0)])),
+            Status::RUNNING
+        );
+        assert_eq!(
+            job_status(&job(JobState::Runnable, false, &[(1.0, Some(2.0), 1)])),
+            Status::FAILURE,
+            "awaiting a retry shows FAILURE"
+        );
+        assert_eq!(
+            job_status(&job(JobState::Waiting, true, &[(1.0, Some(1.0), 0)])),
+            Status::DISABLED
+        );
+        assert_eq!(
+            job_status(&job(JobState::Waiting, false, &[(1.0, Some(2.0), 0)])),
+            Status::SUCCESS
+        );
+    }
+
+    #[test]
+    fn instance_statuses_for_live_and_archived_instances() {
+        let ok = job(JobState::Waiting, false, &[(10.0, Some(20.0), 0)]);
+        let bad = job(JobState::Waiting, false, &[(5.0, Some(30.0), 1)]);
+        assert_eq!(
+            instance_status(&[ok.clone()], false, false, false).status,
+            Status::RUNNING,
+            "live and not stamped: running (scenario 57)"
+        );
+        let done = instance_status(&[ok.clone(), bad.clone()], true, false, true);
+        assert_eq!(done, inst(Status::FAILURE, Some(5.0), Some(30.0)));
+        assert_eq!(
+            instance_status(&[ok.clone()], true, false, true).status,
+            Status::SUCCESS
+        );
+        assert_eq!(
+            instance_status(&[ok.clone(), bad], true, true, true).status,
+            Status::ABORTED
+        );
+        let running = job(JobState::Runnable, false, &[(40.0, None, 0)]);
+        let r = instance_status(&[ok, running], false, false, false);
+        assert_eq!((r.status, r.end_time), (Status::RUNNING, None));
+    }
+
+    #[test]
+    fn workflow_status_aggregates_its_instances_as_scenario_58() {
+        let w = workflow_status(&[
+            ("a".into(), inst(Status::ABORTED, Some(1.0), Some(12390.0))),
+            ("b".into(), inst(Status::RUNNING, Some(12345.0), None)),
+            ("c".into(), inst(Status::SUCCESS, Some(2.0), Some(12391.0))),
+            ("d".into(), inst(Status::RUNNING, Some(12348.0), None)),
+        ]);
+        assert_eq!(
+            (w.status, w.last_instance.as_deref(), w.running_instances),
+            (Status::RUNNING, Some("d"), 2)
+        );
+        let w = workflow_status(&[
+            ("a".into(), inst(Status::ABORTED, Some(1.0), Some(12392.0))),
+            ("b".into(), inst(Status::SUCCESS, Some(1.0), Some(12393.0))),
+            ("c".into(), inst(Status::FAILURE, Some(1.0), Some(12391.0))),
+        ]);
+        assert_eq!(
+            (w.status, w.last_instance.as_deref(), w.last_end_time),
+            (Status::SUCCESS, Some("b"), Some(12393.0))
+        );
+        let w = workflow_status(&[
+            ("x".into(), inst(Status::FAILURE, Some(99999.0), None)),
+            ("y".into(), inst(Status::SUCCESS, Some(1.0), Some(50.0))),
+        ]);
+        assert_eq!(
+            w.last_instance.as_deref(),
+            Some("x"),
+            "an unknown end compares by its start"
+        );
+        assert_eq!(workflow_status(&[]).status, Status::NEVER_RUN);
+    }
+
+    #[test]
+    fn colours_are_the_originals() {
+        assert_eq!(Status::RUNNING.colour(), "#66ccff");
+        assert_eq!(Status::FAILURE.colour(), "#ff3333");
+        assert_eq!(Status::SUCCESS.colour(), "#89e894");
+        assert_eq!(Status::PENDING.colour(), "#ffcc00");
+    }
+}
