@@ -241,14 +241,14 @@ mod tests {
         let ok = job(JobState::Waiting, false, &[(10.0, Some(20.0), 0)]);
         let bad = job(JobState::Waiting, false, &[(5.0, Some(30.0), 1)]);
         assert_eq!(
-            instance_status(&[ok.clone()], false, false, false).status,
+            instance_status(std::slice::from_ref(&ok), false, false, false).status,
             Status::RUNNING,
             "live and not stamped: running (scenario 57)"
         );
         let done = instance_status(&[ok.clone(), bad.clone()], true, false, true);
         assert_eq!(done, inst(Status::FAILURE, Some(5.0), Some(30.0)));
         assert_eq!(
-            instance_status(&[ok.clone()], true, false, true).status,
+            instance_status(std::slice::from_ref(&ok), true, false, true).status,
             Status::SUCCESS
         );
         assert_eq!(
