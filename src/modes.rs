@@ -141,8 +141,27 @@ pub async fn run(
                     Ok(())
                 });
             }
-            other => {
-                tracing::warn!(mode = ?other, "this mode is not built yet; it is skipped");
+            Mode::Ui => {
+                let host = config.ui_host.clone().unwrap_or_else(|| "127.0.0.1".into());
+                let listener = TcpListener::bind((host.as_str(), config.ui_port))
+                    .await
+                    .with_context(|| format!("cannot listen on {host}:{}", config.ui_port))?;
+                let url = config.database_url().map_err(anyhow::Error::msg)?;
+                let store = storage::open(&url)?;
+                if local.is_none() {
+                    // Alone, the UI may start before any master: make sure the tables exist.
+                    store.migrate().await?;
+                }
+                let data = crate::ui::data::DataLayer {
+                    store: Arc::from(store),
+                    master: config.master_name.clone(),
+                };
+                tracing::info!("starting ui (JSON read API; the browser pages are not built yet)");
+                tasks.spawn(crate::ui::api::serve(
+                    data,
+                    listener,
+                    wait_for(stop_rx.clone()),
+                ));
             }
         }
     }

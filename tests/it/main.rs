@@ -12,4 +12,5 @@ mod scheduler;
 mod schedules;
 mod smtp;
 mod storage;
+mod ui_api;
 mod workflows;

@@ -157,7 +157,8 @@ async fn the_readme_command_runs_the_example_workflows() {
                 root.join("examples/workflows.yaml").display()
             ),
         )
-        .replace("archive_delay_sec: 300", "archive_delay_sec: 1");
+        .replace("archive_delay_sec: 300", "archive_delay_sec: 1")
+        .replace("ui_port: 8080", &format!("ui_port: {}", free_port()));
     assert!(
         config.contains(&format!("master_port: {port}")),
         "the example sets master_port"
