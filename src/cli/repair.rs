@@ -21,6 +21,15 @@ fn open_store(config: &Config) -> Result<Box<dyn Storage>, CliError> {
     storage::open(&url).map_err(|e| CliError::failed(e.to_string()))
 }
 
+/// Archived tokens under `prefix`, read from the database.
+async fn read_archived(config: &Config, prefix: &str) -> Result<Vec<Token>, CliError> {
+    let store = open_store(config)?;
+    store
+        .read(&config.master_name, Table::Archived, prefix)
+        .await
+        .map_err(|e| CliError::failed(e.to_string()))
+}
+
 fn who() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
@@ -102,12 +111,7 @@ pub async fn redo(
         .execution
         .ok_or_else(|| CliError::usage("redo needs -e EXECUTION"))?;
     let waiting = name::job_token(w, i, JobState::Waiting, job);
-    let Some(token) = client
-        .query_prefix(&waiting)
-        .await?
-        .into_iter()
-        .find(|t| t.name == waiting)
-    else {
+    let Some(token) = client.get(&waiting).await? else {
         return Ok(
             "workflow must be running, the job must be finished and it cannot be runnable\n".into(),
         );
@@ -246,15 +250,7 @@ pub async fn retry_archived(
     config: &Config,
     client: &dyn MasterClient,
 ) -> Result<String, CliError> {
-    let store = open_store(config)?;
-    let archived = store
-        .read(
-            &config.master_name,
-            Table::Archived,
-            &name::instance_prefix(w, i),
-        )
-        .await
-        .map_err(|e| CliError::failed(e.to_string()))?;
+    let archived = read_archived(config, &name::instance_prefix(w, i)).await?;
     if archived.is_empty() {
         return Ok(format!("workflow {w} instance {i} not found\n"));
     }
@@ -448,15 +444,7 @@ async fn poison_archived(
     config: &Config,
     client: &dyn MasterClient,
 ) -> Result<String, CliError> {
-    let store = open_store(config)?;
-    let archived = store
-        .read(
-            &config.master_name,
-            Table::Archived,
-            &name::job_prefix(w, i),
-        )
-        .await
-        .map_err(|e| CliError::failed(e.to_string()))?;
+    let archived = read_archived(config, &name::job_prefix(w, i)).await?;
     if archived.is_empty() {
         return Ok(format!("workflow {w} instance {i} not found\n"));
     }

@@ -159,12 +159,7 @@ pub async fn run(
         Unschedule => {
             let w = workflow(args)?;
             let token = name::schedule_token(w);
-            match client
-                .query_prefix(&token)
-                .await?
-                .into_iter()
-                .find(|t| t.name == token)
-            {
+            match client.get(&token).await? {
                 Some(t) => {
                     client
                         .modify(ModifyRequest {

@@ -25,6 +25,15 @@ pub trait MasterClient: Send + Sync {
     async fn archive(&self, req: ArchiveRequest) -> Result<ArchiveResponse, MasterError>;
     async fn health(&self) -> Result<Health, MasterError>;
 
+    /// The token named exactly `name`, if there is one.
+    async fn get(&self, name: &str) -> Result<Option<Token>, MasterError> {
+        Ok(self
+            .query_prefix(name)
+            .await?
+            .into_iter()
+            .find(|t| t.name == name))
+    }
+
     /// Every token whose name starts with `prefix`, in name order.
     async fn query_prefix(&self, prefix: &str) -> Result<Vec<Token>, MasterError> {
         let req = QueryRequest {

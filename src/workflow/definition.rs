@@ -78,11 +78,7 @@ pub async fn read(
     workflow: &str,
 ) -> Result<Option<WorkflowDef>, MasterError> {
     let name = definition_token(workflow);
-    let found = client
-        .query_prefix(&name)
-        .await?
-        .into_iter()
-        .find(|t| t.name == name);
+    let found = client.get(&name).await?;
     Ok(found.and_then(|t| t.data.and_then(|d| serde_json::from_str(&d).ok())))
 }
 

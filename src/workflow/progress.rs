@@ -61,10 +61,8 @@ pub enum Committed {
 
 /// Whether our job token is still the version we hold.
 async fn still_ours(client: &dyn MasterClient, jt: &JobToken) -> Result<bool, MasterError> {
-    let current = client.query_prefix(&jt.token.name).await?;
-    Ok(current
-        .iter()
-        .any(|t| t.name == jt.token.name && t.version == jt.token.version))
+    let current = client.get(&jt.token.name).await?;
+    Ok(current.is_some_and(|t| t.version == jt.token.version))
 }
 
 /// Commits a successful run: `jt` (runnable, owned, at its current version) with `job` (its

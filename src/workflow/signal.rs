@@ -120,11 +120,7 @@ pub async fn set(
     attributes: Attributes,
 ) -> Result<String, MasterError> {
     let name = signal_token(level, action.as_str());
-    let existing = client
-        .query_prefix(&name)
-        .await?
-        .into_iter()
-        .find(|t| t.name == name);
+    let existing = client.get(&name).await?;
     let signal = Signal { action, attributes };
     if let Some(t) = &existing
         && let Some(old) = t
@@ -160,12 +156,7 @@ pub async fn remove(
     action: Action,
 ) -> Result<String, MasterError> {
     let name = signal_token(level, action.as_str());
-    match client
-        .query_prefix(&name)
-        .await?
-        .into_iter()
-        .find(|t| t.name == name)
-    {
+    match client.get(&name).await? {
         Some(t) => {
             client
                 .modify(ModifyRequest {

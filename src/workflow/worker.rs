@@ -613,10 +613,7 @@ impl Worker {
     async fn wake_schedule(&self, w: &str) {
         let c = self.client.as_ref();
         let name = name::schedule_token(w);
-        let Ok(tokens) = c.query_prefix(&name).await else {
-            return;
-        };
-        let Some(t) = tokens.into_iter().find(|t| t.name == name) else {
+        let Ok(Some(t)) = c.get(&name).await else {
             return;
         };
         let now = unix_now();
