@@ -155,6 +155,7 @@ pub async fn run(
                 let data = crate::ui::data::DataLayer {
                     store: Arc::from(store),
                     master: config.master_name.clone(),
+                    default_max_running: config.default_max_workflow_running_instances,
                 };
                 tracing::info!("starting ui (JSON read API; the browser pages are not built yet)");
                 tasks.spawn(crate::ui::api::serve(

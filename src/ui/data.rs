@@ -19,6 +19,8 @@ use crate::workflow::signal::{Action, Signal};
 pub struct DataLayer {
     pub store: Arc<dyn Storage>,
     pub master: String,
+    /// `default_max_workflow_running_instances`: the limit of a schedule that names none.
+    pub default_max_running: u32,
 }
 
 /// One instance's tokens and where they live.
@@ -77,7 +79,8 @@ pub struct ScheduleRow {
     pub recurrence: Option<String>,
     pub cron: Option<String>,
     pub overrun_policy: String,
-    pub max_running_instances: Option<u32>,
+    /// The limit in force (the configured default when the schedule names none).
+    pub max_running_instances: u32,
     pub emails: Vec<String>,
     pub missed_runs: u64,
 }
@@ -288,7 +291,10 @@ impl DataLayer {
                     .overrun_policy
                     .clone()
                     .unwrap_or_else(|| "SKIP".into()),
-                max_running_instances: d.schedule.max_running_instances,
+                max_running_instances: d
+                    .schedule
+                    .max_running_instances
+                    .unwrap_or(self.default_max_running),
                 emails: d.emails.clone(),
                 missed_runs: d.missed_runs,
             })

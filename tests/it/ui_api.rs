@@ -15,6 +15,7 @@ async fn ui(c: &Cluster) -> String {
     let data = DataLayer {
         store: Arc::from(storage::open(&c.app.url).unwrap()),
         master: c.app.master_name.clone(),
+        default_max_running: 3,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
@@ -159,6 +160,10 @@ async fn the_read_api_lists_schedules() {
     assert_eq!(s["workflow"], "daily");
     assert_eq!(s["cron"], "30 2 * * *");
     assert_eq!(s["overrun_policy"], "DELAY");
+    assert_eq!(
+        s["max_running_instances"], 3,
+        "the configured default, when the schedule names none"
+    );
     assert_eq!(s["emails"], serde_json::json!(["ops@example.com"]));
     assert!(s["next_run_time"].as_i64().unwrap() > pinball::master::service::unix_now());
     c.stop().await;
