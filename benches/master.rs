@@ -103,20 +103,14 @@ async fn throughput(server: &Server, clients: usize, run: Duration) -> f64 {
         let done = done.clone();
         tasks.push(tokio::spawn(async move {
             let name = format!("/bench/tp/{clients}/{c}");
-            let first = ModifyRequest {
-                updates: vec![Token::new(&name, Some("0".into()))],
-                deletes: vec![],
-            };
+            let first = ModifyRequest::update(vec![Token::new(&name, Some("0".into()))]);
             let mut t = client.modify(first).await.unwrap().updates.remove(0);
             let mut i = 0u64;
             while Instant::now() < deadline {
                 i += 1;
                 t.data = Some(i.to_string());
                 t = client
-                    .modify(ModifyRequest {
-                        updates: vec![t.clone()],
-                        deletes: vec![],
-                    })
+                    .modify(ModifyRequest::update(vec![t.clone()]))
                     .await
                     .unwrap()
                     .updates
@@ -144,13 +138,7 @@ async fn fixed_rate(server: &Server, rate: u32, run: Duration) -> (Duration, Dur
         tasks.push(tokio::spawn(async move {
             let started = Instant::now();
             let t = Token::new(format!("/bench/rate/{i}"), Some("x".repeat(100)));
-            client
-                .modify(ModifyRequest {
-                    updates: vec![t],
-                    deletes: vec![],
-                })
-                .await
-                .unwrap();
+            client.modify(ModifyRequest::update(vec![t])).await.unwrap();
             started.elapsed()
         }));
     }
@@ -192,10 +180,7 @@ async fn wakeup(server: &Server, rounds: usize) -> (Duration, Duration, Duration
         let t = Token::new(format!("/bench/wake/{i}/job"), None);
         server
             .client
-            .modify(ModifyRequest {
-                updates: vec![t],
-                deletes: vec![],
-            })
+            .modify(ModifyRequest::update(vec![t]))
             .await
             .unwrap();
         let acked = Instant::now();

@@ -105,10 +105,7 @@ impl Rig {
             pinball::workflow::instance::new_instance_tokens(w, &instance, &defs[w].graph());
         let started = Instant::now();
         self.client
-            .modify(pinball::master::token::ModifyRequest {
-                updates: tokens,
-                deletes: vec![],
-            })
+            .modify(pinball::master::token::ModifyRequest::update(tokens))
             .await
             .unwrap();
         let prefix = name::instance_prefix(w, &instance);

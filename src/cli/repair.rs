@@ -59,14 +59,7 @@ pub async fn pause(w: &str, i: &str, client: &dyn MasterClient) -> Result<String
                 ..t
             })
             .collect();
-        if client
-            .modify(ModifyRequest {
-                updates,
-                deletes: vec![],
-            })
-            .await
-            .is_ok()
-        {
+        if client.modify(ModifyRequest::update(updates)).await.is_ok() {
             return Ok(format!("claimed {n} token(s) in {attempt} tries\n"));
         }
     }
@@ -88,12 +81,7 @@ pub async fn resume(w: &str, i: &str, client: &dyn MasterClient) -> Result<Strin
             ..t
         })
         .collect();
-    client
-        .modify(ModifyRequest {
-            updates,
-            deletes: vec![],
-        })
-        .await?;
+    client.modify(ModifyRequest::update(updates)).await?;
     Ok(format!("released ownership of {n} token(s)\n"))
 }
 
@@ -223,10 +211,7 @@ pub async fn poison(
         .collect();
     check_roots(&jobs, roots)?;
     let run = descendants(&jobs, roots);
-    let mut req = ModifyRequest {
-        updates: poison_events(w, i, &jobs, &run, &tokens.all),
-        deletes: vec![],
-    };
+    let mut req = ModifyRequest::update(poison_events(w, i, &jobs, &run, &tokens.all));
     let archive = name::signal_token(
         &Level::Instance(w.into(), i.into()),
         Action::ARCHIVE.as_str(),
@@ -308,10 +293,7 @@ pub async fn retry_archived(
         by_name.insert(t.name.clone(), t);
     }
     client
-        .modify(ModifyRequest {
-            updates: by_name.into_values().collect(),
-            deletes: vec![],
-        })
+        .modify(ModifyRequest::update(by_name.into_values().collect()))
         .await?;
     Ok(format!(
         "retried workflow {w} instance {i}.  Its tokens are under {}\n",
@@ -421,12 +403,7 @@ async fn poison_into_new_instance(
     let run = descendants(&jobs, roots);
     let mut updates: Vec<Token> = jobs.values().map(|jt| jt.token.clone()).collect();
     updates.extend(poison_events(w, &new, &jobs, &run, &[]));
-    client
-        .modify(ModifyRequest {
-            updates,
-            deletes: vec![],
-        })
-        .await?;
+    client.modify(ModifyRequest::update(updates)).await?;
     let tokens = progress::read_instance(client, w, &new).await?;
     progress::make_runnable(client, w, &new, &tokens).await?;
     Ok(format!(
@@ -519,12 +496,7 @@ pub async fn reload(
             })
         })
         .collect();
-    client
-        .modify(ModifyRequest {
-            updates,
-            deletes: vec![],
-        })
-        .await?;
+    client.modify(ModifyRequest::update(updates)).await?;
     Ok(if args.jobs.is_empty() {
         format!("reloaded all jobs in workflow {w} instance {i}\n")
     } else {

@@ -138,12 +138,7 @@ async fn rm(args: &TokenArgs, client: &dyn MasterClient) -> Result<String, CliEr
         return Ok(out);
     }
     let n = tokens.len();
-    client
-        .modify(ModifyRequest {
-            updates: vec![],
-            deletes: tokens,
-        })
-        .await?;
+    client.modify(ModifyRequest::delete(tokens)).await?;
     out.push_str(&format!("removed {n} token(s)\n"));
     Ok(out)
 }
@@ -171,12 +166,7 @@ async fn update(args: &TokenArgs, client: &dyn MasterClient) -> Result<String, C
     } else {
         "inserted"
     };
-    let mut response = client
-        .modify(ModifyRequest {
-            updates: vec![token],
-            deletes: vec![],
-        })
-        .await?;
+    let mut response = client.modify(ModifyRequest::update(vec![token])).await?;
     let stored = response
         .updates
         .pop()

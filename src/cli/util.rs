@@ -161,12 +161,7 @@ pub async fn run(
             let token = name::schedule_token(w);
             match client.get(&token).await? {
                 Some(t) => {
-                    client
-                        .modify(ModifyRequest {
-                            updates: vec![],
-                            deletes: vec![t],
-                        })
-                        .await?;
+                    client.modify(ModifyRequest::delete(vec![t])).await?;
                     Ok(format!("removed schedule for workflow {w}\n"))
                 }
                 None => Ok(format!("schedule for workflow {w} not found\n")),
@@ -235,13 +230,7 @@ async fn start(
     for _ in 0..5 {
         let i = new_instance_id();
         let tokens = new_instance_tokens(w, &i, &graph);
-        match client
-            .modify(ModifyRequest {
-                updates: tokens,
-                deletes: vec![],
-            })
-            .await
-        {
+        match client.modify(ModifyRequest::update(tokens)).await {
             Ok(_) => {
                 tracing::info!(workflow = w, instance = %i, "started an instance");
                 return Ok(format!(
@@ -268,13 +257,7 @@ async fn stop(args: &UtilArgs, client: &dyn MasterClient) -> Result<String, CliE
             return Ok(format!("workflow {w} instance {i} not found\n"));
         }
         let n = tokens.len();
-        match client
-            .modify(ModifyRequest {
-                updates: vec![],
-                deletes: tokens,
-            })
-            .await
-        {
+        match client.modify(ModifyRequest::delete(tokens)).await {
             Ok(_) => return Ok(format!("removed {n} token(s) in {attempt} tries\n")),
             Err(e) if attempt == 10 => return Err(e.into()),
             Err(_) => {}
@@ -381,14 +364,7 @@ async fn set_disabled(
                 }
             })
             .collect();
-        if client
-            .modify(ModifyRequest {
-                updates,
-                deletes: vec![],
-            })
-            .await
-            .is_ok()
-        {
+        if client.modify(ModifyRequest::update(updates)).await.is_ok() {
             return Ok(format!(
                 "{verb}d {} job(s) in {attempt} tries\n",
                 found.len()

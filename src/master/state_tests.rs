@@ -126,10 +126,7 @@ fn a_rename_is_not_found_and_changes_nothing() {
 
 #[test]
 fn a_delete_without_a_version_is_an_input_error() {
-    let req = ModifyRequest {
-        updates: vec![],
-        deletes: vec![tok("/a", None)],
-    };
+    let req = ModifyRequest::delete(vec![tok("/a", None)]);
     assert!(
         matches!(req.validate(), Err(MasterError::InputError(m)) if m.contains("does not have version set"))
     );
@@ -137,10 +134,7 @@ fn a_delete_without_a_version_is_an_input_error() {
 
 #[test]
 fn a_name_twice_in_one_request_is_an_input_error() {
-    let twice = ModifyRequest {
-        updates: vec![tok("/a", None), tok("/a", None)],
-        deletes: vec![],
-    };
+    let twice = ModifyRequest::update(vec![tok("/a", None), tok("/a", None)]);
     assert!(matches!(twice.validate(), Err(MasterError::InputError(_))));
     let both = ModifyRequest {
         updates: vec![tok("/a", Some(1))],
@@ -322,10 +316,7 @@ fn rollback_restores_tokens_and_indexes() {
     assert_eq!(claimed.tokens.len(), 1);
     let v = claimed.tokens[0].version;
     s.modify(
-        &ModifyRequest {
-            updates: vec![],
-            deletes: vec![tok(&claimed.tokens[0].name, v)],
-        },
+        &ModifyRequest::delete(vec![tok(&claimed.tokens[0].name, v)]),
         &mut txn,
     )
     .unwrap();

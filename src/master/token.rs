@@ -242,6 +242,22 @@ fn reject_duplicates<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), Mas
 }
 
 impl ModifyRequest {
+    /// A request that only inserts or updates.
+    pub fn update(tokens: Vec<Token>) -> Self {
+        ModifyRequest {
+            updates: tokens,
+            deletes: Vec::new(),
+        }
+    }
+
+    /// A request that only deletes.
+    pub fn delete(tokens: Vec<Token>) -> Self {
+        ModifyRequest {
+            updates: Vec::new(),
+            deletes: tokens,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), MasterError> {
         for t in &self.updates {
             validate_fields(t)?;

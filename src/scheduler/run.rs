@@ -106,11 +106,7 @@ impl Scheduler {
         if data.next_run_time > now.as_second() {
             // Claimed early (clocks): put it back until it is due.
             let back = self.schedule_token(&token, &data, data.next_run_time);
-            c.modify(ModifyRequest {
-                updates: vec![back],
-                deletes: vec![],
-            })
-            .await?;
+            c.modify(ModifyRequest::update(vec![back])).await?;
             return Ok(());
         }
         let due = Timestamp::from_second(data.next_run_time).unwrap_or(now);
@@ -130,10 +126,9 @@ impl Scheduler {
             tracing::error!(workflow = %w, "scheduled workflow has no definition in the master; skipping this run");
             data.next_run_time = next;
             data.missed_runs += 1;
-            c.modify(ModifyRequest {
-                updates: vec![self.schedule_token(&token, &data, next)],
-                deletes: vec![],
-            })
+            c.modify(ModifyRequest::update(vec![
+                self.schedule_token(&token, &data, next),
+            ]))
             .await?;
             return Ok(());
         };
@@ -149,11 +144,7 @@ impl Scheduler {
         match decision {
             Decision::Delay => {
                 let back = self.schedule_token(&token, &data, recheck);
-                c.modify(ModifyRequest {
-                    updates: vec![back],
-                    deletes: vec![],
-                })
-                .await?;
+                c.modify(ModifyRequest::update(vec![back])).await?;
             }
             Decision::TooMany => {
                 // Tell the owners once per occurrence: on its first claim the lease end is
@@ -162,21 +153,13 @@ impl Scheduler {
                     self.too_many(&data, running.len(), limit).await;
                 }
                 let back = self.schedule_token(&token, &data, recheck);
-                c.modify(ModifyRequest {
-                    updates: vec![back],
-                    deletes: vec![],
-                })
-                .await?;
+                c.modify(ModifyRequest::update(vec![back])).await?;
             }
             Decision::Skip => {
                 data.next_run_time = next;
                 data.missed_runs += 1 + if schedule.catchup { 0 } else { late };
                 let back = self.schedule_token(&token, &data, next);
-                c.modify(ModifyRequest {
-                    updates: vec![back],
-                    deletes: vec![],
-                })
-                .await?;
+                c.modify(ModifyRequest::update(vec![back])).await?;
             }
             Decision::Start | Decision::AbortRunningThenStart => {
                 if decision == Decision::AbortRunningThenStart {
@@ -206,11 +189,7 @@ impl Scheduler {
                 data.missed_runs += if schedule.catchup { 0 } else { late };
                 data.last_instance = Some(instance.clone());
                 updates.push(self.schedule_token(&token, &data, next));
-                c.modify(ModifyRequest {
-                    updates,
-                    deletes: vec![],
-                })
-                .await?;
+                c.modify(ModifyRequest::update(updates)).await?;
                 tracing::info!(workflow = %w, instance = %instance, "started a scheduled instance");
             }
         }

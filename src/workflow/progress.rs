@@ -513,13 +513,7 @@ pub async fn settle(
         // archived instance-level aborts, leaving the rest to finish as FAILURE). Recording it on
         // the instance makes the archive say ABORTED.
         let token = Token::new(instance_abort.clone(), Some(higher.to_data()));
-        match client
-            .modify(ModifyRequest {
-                updates: vec![token],
-                deletes: vec![],
-            })
-            .await
-        {
+        match client.modify(ModifyRequest::update(vec![token])).await {
             Ok(_) | Err(MasterError::VersionConflict(_)) => {}
             Err(e) => return Err(e),
         }
@@ -574,13 +568,7 @@ pub async fn settle(
                 data: Some(stamped.to_data()),
                 ..archive.clone()
             };
-            match client
-                .modify(ModifyRequest {
-                    updates: vec![update],
-                    deletes: vec![],
-                })
-                .await
-            {
+            match client.modify(ModifyRequest::update(vec![update])).await {
                 Ok(_) => {
                     tracing::info!(
                         workflow = w,

@@ -140,12 +140,7 @@ pub async fn set(
         version: existing.as_ref().and_then(|t| t.version),
         ..Token::new(&name, Some(signal.to_data()))
     };
-    client
-        .modify(ModifyRequest {
-            updates: vec![token],
-            deletes: vec![],
-        })
-        .await?;
+    client.modify(ModifyRequest::update(vec![token])).await?;
     Ok(format!("set {}.  Its token is {name}\n", action.as_str()))
 }
 
@@ -158,12 +153,7 @@ pub async fn remove(
     let name = signal_token(level, action.as_str());
     match client.get(&name).await? {
         Some(t) => {
-            client
-                .modify(ModifyRequest {
-                    updates: vec![],
-                    deletes: vec![t],
-                })
-                .await?;
+            client.modify(ModifyRequest::delete(vec![t])).await?;
             Ok(format!("removed {} from {name}\n", action.as_str()))
         }
         None => {

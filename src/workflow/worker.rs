@@ -264,11 +264,7 @@ impl Worker {
             let mut token = jt.rewritten(JobState::Runnable, &jt.job);
             token.owner = Some(self.name.clone());
             token.expiration_time = Some(unix_now() + self.settings.poll.as_secs() as i64);
-            c.modify(ModifyRequest {
-                updates: vec![token],
-                deletes: vec![],
-            })
-            .await?;
+            c.modify(ModifyRequest::update(vec![token])).await?;
             return Ok(());
         }
         let mut job = jt.job.clone();
@@ -413,7 +409,7 @@ impl Worker {
                     renewed.version = token.version;
                     renewed.owner = Some(self.name.clone());
                     renewed.expiration_time = Some(unix_now() + self.settings.lease.as_secs() as i64);
-                    match c.modify(ModifyRequest { updates: vec![renewed], deletes: vec![] }).await {
+                    match c.modify(ModifyRequest::update(vec![renewed])).await {
                         Ok(mut r) => { token = r.updates.remove(0); dirty = false; }
                         Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => {
                             tracing::error!(job = %jt.token.name, "lost the job's lease; killing it");
@@ -572,10 +568,9 @@ impl Worker {
                     .last()
                     .map(|r| r.events.clone())
                     .unwrap_or_default();
-                c.modify(ModifyRequest {
-                    updates: vec![jt.rewritten(JobState::Runnable, &next)],
-                    deletes: vec![],
-                })
+                c.modify(ModifyRequest::update(vec![
+                    jt.rewritten(JobState::Runnable, &next),
+                ]))
                 .await?;
                 tracing::info!(job = %jt.token.name, "handed the job back for another worker");
                 return Ok(());
@@ -623,12 +618,7 @@ impl Worker {
                 ..t
             };
             // A conflict means the scheduler is handling it right now: nothing to wake.
-            let _ = c
-                .modify(ModifyRequest {
-                    updates: vec![woken],
-                    deletes: vec![],
-                })
-                .await;
+            let _ = c.modify(ModifyRequest::update(vec![woken])).await;
         }
     }
 

@@ -88,10 +88,7 @@ async fn scenarios_2_to_6_versions_conflicts_and_all_or_nothing() {
     // 3: a stale version, and an insert of an existing name, are conflicts.
     let stale = app
         .client
-        .modify(ModifyRequest {
-            updates: vec![t.clone()],
-            deletes: vec![],
-        })
+        .modify(ModifyRequest::update(vec![t.clone()]))
         .await;
     assert!(
         matches!(stale, Err(MasterError::VersionConflict(_))),
@@ -99,10 +96,9 @@ async fn scenarios_2_to_6_versions_conflicts_and_all_or_nothing() {
     );
     let reinsert = app
         .client
-        .modify(ModifyRequest {
-            updates: vec![token("/some_other_dir/some_token")],
-            deletes: vec![],
-        })
+        .modify(ModifyRequest::update(vec![token(
+            "/some_other_dir/some_token",
+        )]))
         .await;
     assert!(matches!(reinsert, Err(MasterError::VersionConflict(_))));
     // 4: a rename is NOT_FOUND and changes nothing; a delete without a version is INPUT_ERROR.
@@ -111,20 +107,13 @@ async fn scenarios_2_to_6_versions_conflicts_and_all_or_nothing() {
         name: "/renamed/some_token".into(),
         ..t2.clone()
     };
-    let r = app
-        .client
-        .modify(ModifyRequest {
-            updates: vec![rename],
-            deletes: vec![],
-        })
-        .await;
+    let r = app.client.modify(ModifyRequest::update(vec![rename])).await;
     assert!(matches!(r, Err(MasterError::NotFound(_))), "{r:?}");
     let r = app
         .client
-        .modify(ModifyRequest {
-            updates: vec![],
-            deletes: vec![token("/some_other_dir/some_token")],
-        })
+        .modify(ModifyRequest::delete(vec![token(
+            "/some_other_dir/some_token",
+        )]))
         .await;
     assert!(
         matches!(r, Err(MasterError::InputError(ref m)) if m.contains("version")),
@@ -159,10 +148,10 @@ async fn scenarios_2_to_6_versions_conflicts_and_all_or_nothing() {
     app.insert(vec![versioned(&d, "d2")]).await;
     let r = app
         .client
-        .modify(ModifyRequest {
-            updates: vec![versioned(&c, "c2"), versioned(&d, "d3")],
-            deletes: vec![],
-        })
+        .modify(ModifyRequest::update(vec![
+            versioned(&c, "c2"),
+            versioned(&d, "d3"),
+        ]))
         .await;
     assert!(matches!(r, Err(MasterError::VersionConflict(_))));
     assert_eq!(app.all("/n/c").await[0], c, "C is unchanged");
@@ -645,10 +634,7 @@ async fn concurrent_writers_all_commit_and_read_their_own_writes() {
         let client = app.client.clone();
         tasks.push(tokio::spawn(async move {
             let mut t = client
-                .modify(ModifyRequest {
-                    updates: vec![token(&format!("/c/{w}"))],
-                    deletes: vec![],
-                })
+                .modify(ModifyRequest::update(vec![token(&format!("/c/{w}"))]))
                 .await
                 .unwrap()
                 .updates
@@ -656,10 +642,7 @@ async fn concurrent_writers_all_commit_and_read_their_own_writes() {
             for i in 0..20 {
                 t.data = Some(format!("{w}:{i}"));
                 t = client
-                    .modify(ModifyRequest {
-                        updates: vec![t.clone()],
-                        deletes: vec![],
-                    })
+                    .modify(ModifyRequest::update(vec![t.clone()]))
                     .await
                     .unwrap()
                     .updates

@@ -26,10 +26,10 @@ async fn writer(client: HttpMasterClient, id: usize, ledger: Arc<Mutex<Ledger>>)
             // A write that must be refused: an insert of a name that exists.
             let data = format!("REJECTED {id}:{seq}");
             match client
-                .modify(ModifyRequest {
-                    updates: vec![Token::new(&name, Some(data.clone()))],
-                    deletes: vec![],
-                })
+                .modify(ModifyRequest::update(vec![Token::new(
+                    &name,
+                    Some(data.clone()),
+                )]))
                 .await
             {
                 Err(MasterError::VersionConflict(_)) => ledger.lock().unwrap().rejected.push(data),
@@ -44,13 +44,7 @@ async fn writer(client: HttpMasterClient, id: usize, ledger: Arc<Mutex<Ledger>>)
             ..current.clone().unwrap_or_else(|| Token::new(&name, None))
         };
         ledger.lock().unwrap().in_flight = Some(data);
-        match client
-            .modify(ModifyRequest {
-                updates: vec![token],
-                deletes: vec![],
-            })
-            .await
-        {
+        match client.modify(ModifyRequest::update(vec![token])).await {
             Ok(mut r) => {
                 let stored = r.updates.remove(0);
                 let mut l = ledger.lock().unwrap();
@@ -120,10 +114,10 @@ async fn kill_under_load(url: &str) {
         "{url}: the load ran ({acked_writes} writers got acknowledgements)"
     );
     let fresh = client
-        .modify(ModifyRequest {
-            updates: vec![Token::new("/crash/after", None)],
-            deletes: vec![],
-        })
+        .modify(ModifyRequest::update(vec![Token::new(
+            "/crash/after",
+            None,
+        )]))
         .await
         .unwrap();
     assert!(

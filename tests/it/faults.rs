@@ -66,10 +66,7 @@ impl Storage for Flaky {
 }
 
 fn insert(name: &str) -> ModifyRequest {
-    ModifyRequest {
-        updates: vec![Token::new(name, Some("x".into()))],
-        deletes: vec![],
-    }
+    ModifyRequest::update(vec![Token::new(name, Some("x".into()))])
 }
 
 #[tokio::test]

@@ -114,10 +114,7 @@ impl TestApp {
 
     pub async fn insert(&self, tokens: Vec<Token>) -> Vec<Token> {
         self.client
-            .modify(ModifyRequest {
-                updates: tokens,
-                deletes: vec![],
-            })
+            .modify(ModifyRequest::update(tokens))
             .await
             .unwrap()
             .updates

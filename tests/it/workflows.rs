@@ -501,10 +501,7 @@ async fn a_record_left_open_by_a_dead_worker_counts_as_a_failed_attempt() {
         ..jt.token.clone()
     };
     c.client
-        .modify(ModifyRequest {
-            updates: vec![dead],
-            deletes: vec![],
-        })
+        .modify(ModifyRequest::update(vec![dead]))
         .await
         .unwrap();
     let (stop, stopped) = watch::channel(false);
@@ -882,10 +879,10 @@ async fn waiting_jobs_whose_events_arrive_from_elsewhere_are_made_runnable() {
         )
     };
     c.client
-        .modify(ModifyRequest {
-            updates: vec![waiting(&parent), waiting(&child)],
-            deletes: vec![],
-        })
+        .modify(ModifyRequest::update(vec![
+            waiting(&parent),
+            waiting(&child),
+        ]))
         .await
         .unwrap();
     let (stop, stopped) = watch::channel(false);
@@ -915,10 +912,10 @@ async fn waiting_jobs_whose_events_arrive_from_elsewhere_are_made_runnable() {
         "workflow_start_event",
     );
     c.client
-        .modify(ModifyRequest {
-            updates: vec![Token::new(start, Some(r#"{"creator":"parser"}"#.into()))],
-            deletes: vec![],
-        })
+        .modify(ModifyRequest::update(vec![Token::new(
+            start,
+            Some(r#"{"creator":"parser"}"#.into()),
+        )]))
         .await
         .unwrap();
     c.archived("some_workflow", "12345", secs(20)).await;
