@@ -10,4 +10,5 @@ pub mod job;
 pub mod name;
 pub mod progress;
 pub mod signal;
+pub mod status;
 pub mod worker;

@@ -9,6 +9,7 @@ use super::instance::{JobToken, epoch_secs_f64};
 use super::job::{Event, Job};
 use super::name::{self, JobState, Level, Name};
 use super::signal::{Action, Attributes, Signal, Signals};
+use super::status::{Status, instance_status};
 use crate::master::token::*;
 use crate::master::{MasterClient, MasterError};
 
@@ -436,10 +437,15 @@ pub struct JobEnd {
 }
 
 fn summarize(tokens: &InstanceTokens, aborted: bool) -> InstanceEnd {
-    let mut jobs: Vec<JobEnd> = tokens
+    let parsed: Vec<JobToken> = tokens
         .all
         .iter()
         .filter_map(|t| JobToken::parse(t.clone()).ok())
+        .collect();
+    // A finished instance, still live: ABORTED is decided by the caller, which saw the signal.
+    let status = instance_status(&parsed, false, false, true);
+    let mut jobs: Vec<JobEnd> = parsed
+        .iter()
         .map(|jt| {
             let last = jt.job.history.last();
             JobEnd {
@@ -455,16 +461,13 @@ fn summarize(tokens: &InstanceTokens, aborted: bool) -> InstanceEnd {
             .unwrap_or(f64::MAX)
             .total_cmp(&b.last_start.unwrap_or(f64::MAX))
     });
-    let failed = jobs.iter().any(|j| j.succeeded == Some(false));
     InstanceEnd {
         status: if aborted {
-            "ABORTED"
-        } else if failed {
-            "FAILURE"
+            Status::ABORTED.as_str()
         } else {
-            "SUCCESS"
+            status.status.as_str()
         },
-        start: jobs.iter().filter_map(|j| j.last_start).reduce(f64::min),
+        start: status.start_time,
         end: jobs.iter().filter_map(|j| j.last_end).reduce(f64::max),
         jobs,
     }
@@ -663,9 +666,7 @@ pub fn outcome(w: &str, i: &str, tokens: &[Token], archived: bool) -> Option<&'s
     let level = Level::Instance(w.into(), i.into());
     let abort = name::signal_token(&level, Action::ABORT.as_str());
     let archive = name::signal_token(&level, Action::ARCHIVE.as_str());
-    if tokens.iter().any(|t| t.name == abort) && archived {
-        return Some("ABORTED");
-    }
+    let aborted = tokens.iter().any(|t| t.name == abort);
     let stamped = tokens.iter().any(|t| {
         t.name == archive
             && t.data
@@ -673,12 +674,10 @@ pub fn outcome(w: &str, i: &str, tokens: &[Token], archived: bool) -> Option<&'s
                 .and_then(|d| serde_json::from_str::<Signal>(d).ok())
                 .is_some_and(|s| s.attributes.timestamp.is_some())
     });
-    if !archived && !stamped {
-        return None;
-    }
-    let failed = tokens
+    let jobs: Vec<JobToken> = tokens
         .iter()
         .filter_map(|t| JobToken::parse(t.clone()).ok())
-        .any(|jt| !jt.job.disabled && jt.job.history.last().is_some_and(|r| !r.succeeded()));
-    Some(if failed { "FAILURE" } else { "SUCCESS" })
+        .collect();
+    let status = instance_status(&jobs, archived, aborted, stamped).status;
+    (status != Status::RUNNING).then(|| status.as_str())
 }

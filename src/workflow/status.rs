@@ -1,6 +1,7 @@
 //! Statuses shown to users (CONTRACT §5, PINBALL_SPEC §8.3), derived from job tokens: a job's,
-//! an instance's (live or archived), and a workflow's from its instances. Pure functions; the
-//! UI's pages and JSON API (issue 5) are built on them.
+//! an instance's (live or archived), and a workflow's from its instances. Pure functions, the
+//! one place these rules live: the UI, the scheduler (DELAY_UNTIL_SUCCESS) and the instance-end
+//! email all use them.
 
 use serde::Serialize;
 
@@ -22,6 +23,19 @@ pub enum Status {
 }
 
 impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::RUNNING => "RUNNING",
+            Status::SUCCESS => "SUCCESS",
+            Status::FAILURE => "FAILURE",
+            Status::ABORTED => "ABORTED",
+            Status::NEVER_RUN => "NEVER_RUN",
+            Status::PENDING => "PENDING",
+            Status::DISABLED => "DISABLED",
+            Status::UNKNOWN => "UNKNOWN",
+        }
+    }
+
     /// The graph colour, as in the original.
     pub fn colour(self) -> &'static str {
         match self {
