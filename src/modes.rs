@@ -152,17 +152,28 @@ pub async fn run(
                     // Alone, the UI may start before any master: make sure the tables exist.
                     store.migrate().await?;
                 }
-                let data = crate::ui::data::DataLayer {
-                    store: Arc::from(store),
-                    master: config.master_name.clone(),
-                    default_max_running: config.default_max_workflow_running_instances,
+                let data = crate::ui::data::DataLayer::new(
+                    Arc::from(store),
+                    config.master_name.clone(),
+                    config.default_max_workflow_running_instances,
+                );
+                // Actions go to the master: directly in its process, else over HTTP with a
+                // short retry policy, so an unreachable master shows at once in the label.
+                let client: Arc<dyn MasterClient> = match &local {
+                    Some(m) => Arc::new(LocalMasterClient(m.clone())),
+                    None => Arc::new(HttpMasterClient::new(
+                        &config.master_host,
+                        config.master_port,
+                        crate::master::client::RetryPolicy {
+                            attempts: 2,
+                            timeout: std::time::Duration::from_secs(10),
+                            ..Default::default()
+                        },
+                    )),
                 };
-                tracing::info!("starting ui (JSON read API; the browser pages are not built yet)");
-                tasks.spawn(crate::ui::api::serve(
-                    data,
-                    listener,
-                    wait_for(stop_rx.clone()),
-                ));
+                tracing::info!("starting ui");
+                let ui = crate::ui::Ui::new(data, client, Arc::new(config.clone()));
+                tasks.spawn(crate::ui::serve(ui, listener, wait_for(stop_rx.clone())));
             }
         }
     }

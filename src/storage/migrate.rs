@@ -9,17 +9,31 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    description: "tokens",
-    sql: include_str!("../../migrations/sqlite/0001_tokens.sql"),
-}];
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "tokens",
+        sql: include_str!("../../migrations/sqlite/0001_tokens.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "instance summaries",
+        sql: include_str!("../../migrations/sqlite/0002_instance_summaries.sql"),
+    },
+];
 
-pub const MYSQL: &[Migration] = &[Migration {
-    version: 1,
-    description: "tokens",
-    sql: include_str!("../../migrations/mysql/0001_tokens.sql"),
-}];
+pub const MYSQL: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "tokens",
+        sql: include_str!("../../migrations/mysql/0001_tokens.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "instance summaries",
+        sql: include_str!("../../migrations/mysql/0002_instance_summaries.sql"),
+    },
+];
 
 impl Migration {
     /// The statements of the file, comments and blank lines dropped.
@@ -43,21 +57,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_migration_file_splits_into_create_statements() {
+    fn every_migration_file_splits_into_its_statements() {
+        let count = |ms: &[Migration]| -> Vec<(i64, usize)> {
+            ms.iter()
+                .map(|m| (m.version, m.statements().len()))
+                .collect()
+        };
+        assert_eq!(count(SQLITE), [(1, 3), (2, 6)]);
+        assert_eq!(count(MYSQL), [(1, 3), (2, 3)]);
         for m in SQLITE.iter().chain(MYSQL) {
-            let stmts = m.statements();
-            assert_eq!(
-                stmts.len(),
-                3,
-                "migration {} of {}",
-                m.version,
-                m.description
-            );
-            assert!(
-                stmts
-                    .iter()
-                    .all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS"))
-            );
+            for stmt in m.statements() {
+                assert!(
+                    stmt.starts_with("CREATE ") || stmt.starts_with("INSERT INTO archive_queue"),
+                    "migration {}: {stmt}",
+                    m.version
+                );
+            }
         }
     }
 }

@@ -76,6 +76,79 @@ impl<'a> From<&'a Token> for TokenRef<'a> {
     }
 }
 
+/// A finished (archived) instance as lists show it, kept in `instance_summaries` so that long
+/// histories are not re-read token by token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceSummary {
+    /// `/workflow/W/I/`.
+    pub prefix: String,
+    pub workflow: String,
+    pub instance: String,
+    pub status: String,
+    pub start_time: Option<f64>,
+    pub end_time: Option<f64>,
+    /// The end time, or the start time when it has none: what "latest" orders by.
+    pub sort_time: f64,
+    /// Details as JSON (job counts).
+    pub data: String,
+}
+
+/// What the archive queue records for an archived name: its first three path segments
+/// (`/workflow/W/I/` for an instance's tokens), or the whole name when it is shorter.
+pub fn archive_prefix(name: &str) -> &str {
+    match name.match_indices('/').nth(3) {
+        Some((at, _)) => &name[..=at],
+        None => name,
+    }
+}
+
+/// Statements both dialects share.
+mod sql {
+    pub const LATEST_SUMMARIES: &str = "SELECT s.prefix, s.workflow, s.instance, s.status, \
+         s.start_time, s.end_time, s.sort_time, s.data FROM instance_summaries s \
+         JOIN (SELECT workflow, MAX(sort_time) AS t FROM instance_summaries WHERE master = ? \
+         GROUP BY workflow) x ON s.workflow = x.workflow AND s.sort_time = x.t \
+         WHERE s.master = ? ORDER BY s.workflow, s.instance";
+    pub const SUMMARY_PAGE: &str = "SELECT prefix, workflow, instance, status, start_time, \
+         end_time, sort_time, data FROM instance_summaries WHERE master = ? AND workflow = ? \
+         ORDER BY instance DESC LIMIT ? OFFSET ?";
+    pub const SUMMARY_COUNT: &str =
+        "SELECT COUNT(*) FROM instance_summaries WHERE master = ? AND workflow = ?";
+    pub const ARCHIVE_QUEUE: &str =
+        "SELECT seq, prefix FROM archive_queue WHERE master = ? ORDER BY seq LIMIT ?";
+    pub const DROP_QUEUE: &str = "DELETE FROM archive_queue WHERE master = ? AND seq <= ?";
+    pub const DELETE_SUMMARY: &str =
+        "DELETE FROM instance_summaries WHERE master = ? AND prefix = ?";
+    pub const DELETE_SUMMARIES_UNDER: &str =
+        "DELETE FROM instance_summaries WHERE master = ? AND prefix >= ? AND prefix < ?";
+}
+
+fn summary_from_row<R: sqlx::Row>(row: &R) -> Result<InstanceSummary, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(InstanceSummary {
+        prefix: row.try_get(0)?,
+        workflow: row.try_get(1)?,
+        instance: row.try_get(2)?,
+        status: row.try_get(3)?,
+        start_time: row.try_get(4)?,
+        end_time: row.try_get(5)?,
+        sort_time: row.try_get(6)?,
+        data: row.try_get(7)?,
+    })
+}
+
+/// The distinct archive prefixes of a batch's archived rows, in order.
+fn archive_prefixes<'a>(rows: &[TokenRef<'a>]) -> Vec<&'a str> {
+    let mut out: Vec<&str> = rows.iter().map(|t| archive_prefix(t.name)).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// One group commit: applied in a single transaction, all or nothing.
 #[derive(Debug, Default)]
 pub struct CommitBatch<'a> {
@@ -103,9 +176,43 @@ pub trait Storage: Send + Sync + 'static {
         table: Table,
         prefix: &str,
     ) -> Result<Vec<Token>, StorageError>;
+    /// Names only (no data) starting with `prefix`, in name order, each once.
+    async fn names(
+        &self,
+        master: &str,
+        table: Table,
+        prefix: &str,
+    ) -> Result<Vec<String>, StorageError>;
     async fn count(&self, master: &str, table: Table) -> Result<u64, StorageError>;
-    /// Deletes archived tokens whose name starts with `prefix` (`util cleanup`). Returns how many.
+    /// Deletes archived tokens whose name starts with `prefix` (`util cleanup`), and the
+    /// summaries of those instances. Returns how many tokens.
     async fn delete_archived(&self, master: &str, prefix: &str) -> Result<u64, StorageError>;
+    /// Up to `limit` queued archive prefixes, oldest first, with their sequence numbers: the
+    /// instances archived since the summaries were last brought up to date.
+    async fn archive_queue(
+        &self,
+        master: &str,
+        limit: u32,
+    ) -> Result<Vec<(i64, String)>, StorageError>;
+    /// In one transaction: upserts `summaries`, deletes the summaries of `removed` prefixes and
+    /// drops the queue up to `done_seq`.
+    async fn write_summaries(
+        &self,
+        master: &str,
+        summaries: &[InstanceSummary],
+        removed: &[String],
+        done_seq: i64,
+    ) -> Result<(), StorageError>;
+    /// Each workflow's latest summary (greatest `sort_time`).
+    async fn latest_summaries(&self, master: &str) -> Result<Vec<InstanceSummary>, StorageError>;
+    /// One page of a workflow's summaries, newest instance first, and how many there are.
+    async fn summaries(
+        &self,
+        master: &str,
+        workflow: &str,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<InstanceSummary>, u64), StorageError>;
     async fn ping(&self) -> Result<(), StorageError>;
 }
 
@@ -186,6 +293,19 @@ fn chunks<'a, 'b>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn archive_prefix_is_the_first_three_segments() {
+        assert_eq!(
+            archive_prefix("/workflow/w/123/job/waiting/a"),
+            "/workflow/w/123/"
+        );
+        assert_eq!(archive_prefix("/workflow/w/123/"), "/workflow/w/123/");
+        assert_eq!(
+            archive_prefix("/schedule/workflow/w"),
+            "/schedule/workflow/w"
+        );
+    }
 
     #[test]
     fn redact_url_hides_the_password_only() {

@@ -179,6 +179,13 @@ impl Storage for MysqlStorage {
             q.push(" ON DUPLICATE KEY UPDATE archived_at = VALUES(archived_at)");
             q.build().execute(&mut *tx).await?;
         }
+        for part in archive_prefixes(&batch.archived).chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<MySql>::new("INSERT INTO archive_queue (master, prefix) ");
+            q.push_values(part, |mut b, prefix| {
+                b.push_bind(master.to_owned()).push_bind(prefix.to_string());
+            });
+            q.build().execute(&mut *tx).await?;
+        }
         for part in batch.deletes.chunks(ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::<MySql>::new("DELETE FROM active_tokens WHERE master = ");
             q.push_bind(master.to_owned()).push(" AND name IN (");
@@ -250,15 +257,141 @@ impl Storage for MysqlStorage {
         Ok(n as u64)
     }
 
+    async fn names(
+        &self,
+        master: &str,
+        table: Table,
+        prefix: &str,
+    ) -> Result<Vec<String>, StorageError> {
+        let sql = match table {
+            Table::Active => {
+                "SELECT name FROM active_tokens WHERE master = ? AND name >= ? AND name < ? ORDER BY name"
+            }
+            Table::Archived => {
+                "SELECT DISTINCT name FROM archived_tokens WHERE master = ? AND name >= ? AND name < ? ORDER BY name"
+            }
+        };
+        Ok(sqlx::query_scalar(sql)
+            .bind(master)
+            .bind(prefix)
+            .bind(prefix_end(prefix))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     async fn delete_archived(&self, master: &str, prefix: &str) -> Result<u64, StorageError> {
+        let mut tx = self.pool.begin().await?;
         let done =
             sqlx::query("DELETE FROM archived_tokens WHERE master = ? AND name >= ? AND name < ?")
                 .bind(master)
                 .bind(prefix)
                 .bind(prefix_end(prefix))
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+        sqlx::query(sql::DELETE_SUMMARIES_UNDER)
+            .bind(master)
+            .bind(prefix)
+            .bind(prefix_end(prefix))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
+    }
+
+    async fn archive_queue(
+        &self,
+        master: &str,
+        limit: u32,
+    ) -> Result<Vec<(i64, String)>, StorageError> {
+        Ok(sqlx::query_as(sql::ARCHIVE_QUEUE)
+            .bind(master)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn write_summaries(
+        &self,
+        master: &str,
+        summaries: &[InstanceSummary],
+        removed: &[String],
+        done_seq: i64,
+    ) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await?;
+        for part in summaries.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<MySql>::new(
+                "INSERT INTO instance_summaries (master, prefix, workflow, instance, status, start_time, end_time, sort_time, data) ",
+            );
+            q.push_values(part, |mut b, s| {
+                b.push_bind(master.to_owned())
+                    .push_bind(s.prefix.clone())
+                    .push_bind(s.workflow.clone())
+                    .push_bind(s.instance.clone())
+                    .push_bind(s.status.clone())
+                    .push_bind(s.start_time)
+                    .push_bind(s.end_time)
+                    .push_bind(s.sort_time)
+                    .push_bind(s.data.clone());
+            });
+            q.push(
+                " ON DUPLICATE KEY UPDATE status = VALUES(status), start_time = VALUES(start_time), \
+                 end_time = VALUES(end_time), sort_time = VALUES(sort_time), data = VALUES(data)",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+        for prefix in removed {
+            sqlx::query(sql::DELETE_SUMMARY)
+                .bind(master)
+                .bind(prefix)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(sql::DROP_QUEUE)
+            .bind(master)
+            .bind(done_seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn latest_summaries(&self, master: &str) -> Result<Vec<InstanceSummary>, StorageError> {
+        let rows = sqlx::query(sql::LATEST_SUMMARIES)
+            .bind(master)
+            .bind(master)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(summary_from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn summaries(
+        &self,
+        master: &str,
+        workflow: &str,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<InstanceSummary>, u64), StorageError> {
+        let rows = sqlx::query(sql::SUMMARY_PAGE)
+            .bind(master)
+            .bind(workflow)
+            .bind(limit)
+            .bind(offset as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let total: i64 = sqlx::query_scalar(sql::SUMMARY_COUNT)
+            .bind(master)
+            .bind(workflow)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((
+            rows.iter()
+                .map(summary_from_row)
+                .collect::<Result<_, _>>()?,
+            total as u64,
+        ))
     }
 
     async fn ping(&self) -> Result<(), StorageError> {

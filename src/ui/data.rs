@@ -1,19 +1,25 @@
 //! What the UI shows, read straight from the database (active and archived tokens), so history
-//! outlives the master's memory. This first version derives everything from the tokens on each
-//! request; summaries of finished instances (for very long histories) are still to come.
+//! outlives the master's memory. Running instances are derived from their live tokens on every
+//! request; finished (archived) ones come from `instance_summaries`, which [`DataLayer::summarize`]
+//! keeps current from the archive queue, so lists never re-read a long history token by token.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::status::{InstanceStatus, Status, instance_status, job_status, workflow_status};
 use crate::master::token::Token;
+use crate::parser::WorkflowDef;
 use crate::scheduler::token::ScheduleData;
-use crate::storage::{Storage, StorageError, Table};
+use crate::storage::{InstanceSummary, Storage, StorageError, Table};
+use crate::workflow::definition::{DEFINITION_PREFIX, definition_token};
 use crate::workflow::instance::JobToken;
-use crate::workflow::name::{self, Level, Name};
-use crate::workflow::signal::{Action, Signal};
+use crate::workflow::name::{self, JobState, Level, Name};
+use crate::workflow::signal::{Action, Signal, Signals};
+
+/// Queue rows summarised per pass (each pass is one transaction).
+const SUMMARY_BATCH: u32 = 500;
 
 #[derive(Clone)]
 pub struct DataLayer {
@@ -21,15 +27,52 @@ pub struct DataLayer {
     pub master: String,
     /// `default_max_workflow_running_instances`: the limit of a schedule that names none.
     pub default_max_running: u32,
+    /// One summariser at a time per process.
+    summarizing: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// One instance's tokens and where they live.
 #[derive(Debug, Default)]
-struct Instance {
-    jobs: Vec<JobToken>,
-    live: bool,
-    aborted: bool,
-    finished: bool,
+pub struct Instance {
+    pub jobs: Vec<JobToken>,
+    pub live: bool,
+    pub aborted: bool,
+    pub finished: bool,
+    pub signals: Vec<Token>,
+}
+
+impl Instance {
+    pub fn status(&self) -> InstanceStatus {
+        instance_status(&self.jobs, !self.live, self.aborted, self.finished)
+    }
+
+    fn add(&mut self, t: Token, archived: bool) {
+        self.live |= !archived;
+        match Name::parse(&t.name) {
+            Some(Name::Job { .. }) => {
+                if let Ok(jt) = JobToken::parse(t) {
+                    self.jobs.push(jt);
+                }
+            }
+            Some(Name::Signal {
+                level: Level::Instance(..),
+                action,
+            }) => {
+                if action == Action::ABORT.as_str() {
+                    self.aborted = true;
+                }
+                if action == Action::ARCHIVE.as_str() {
+                    let signal = t
+                        .data
+                        .as_deref()
+                        .and_then(|d| serde_json::from_str::<Signal>(d).ok());
+                    self.finished |= signal.is_some_and(|s| s.attributes.timestamp.is_some());
+                }
+                self.signals.push(t);
+            }
+            _ => {}
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -40,6 +83,9 @@ pub struct WorkflowRow {
     pub last_start_time: Option<f64>,
     pub last_end_time: Option<f64>,
     pub running_instances: usize,
+    /// The definition's `owner`, else the local parts of its notification emails.
+    pub owner: Option<String>,
+    pub next_run_time: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -48,6 +94,15 @@ pub struct InstanceRow {
     pub status: Status,
     pub start_time: Option<f64>,
     pub end_time: Option<f64>,
+}
+
+/// One page of a workflow's instances, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstancePage {
+    pub rows: Vec<InstanceRow>,
+    pub total: u64,
+    pub offset: u64,
+    pub limit: u32,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -62,12 +117,16 @@ pub struct JobRow {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ExecutionRow {
+    pub instance: String,
     pub execution: usize,
     pub status: Status,
     pub exit_code: Option<i32>,
+    pub cleanup_exit_code: Option<i32>,
     pub start_time: f64,
     pub end_time: Option<f64>,
     pub worker: String,
+    pub info: String,
+    pub properties: BTreeMap<String, Vec<String>>,
     /// Log kind -> URL of this API that serves it.
     pub log_urls: BTreeMap<String, String>,
 }
@@ -83,19 +142,140 @@ pub struct ScheduleRow {
     pub max_running_instances: u32,
     pub emails: Vec<String>,
     pub missed_runs: u64,
+    pub catchup: bool,
+    pub timezone: Option<String>,
+}
+
+/// A token path's child and how many tokens are under it (both tables).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PathCount {
+    pub path: String,
+    pub count: u64,
+}
+
+fn summary_status(s: &InstanceSummary) -> InstanceStatus {
+    InstanceStatus {
+        status: Status::parse(&s.status).unwrap_or(Status::UNKNOWN),
+        start_time: s.start_time,
+        end_time: s.end_time,
+    }
+}
+
+fn owner_of(def: &WorkflowDef) -> Option<String> {
+    def.owner.clone().or_else(|| {
+        let locals: Vec<&str> = def
+            .notify_emails
+            .iter()
+            .map(|e| e.split('@').next().unwrap_or(e))
+            .collect();
+        (!locals.is_empty()).then(|| locals.join(","))
+    })
+}
+
+/// The status of one execution of a job.
+pub fn execution_status(jt: &JobToken, n: usize) -> Status {
+    let Some(r) = jt.job.history.get(n) else {
+        return Status::UNKNOWN;
+    };
+    let last = n + 1 == jt.job.history.len();
+    match (r.end_time, r.exit_code) {
+        (None, _) if last && jt.state == JobState::Runnable => Status::RUNNING,
+        (None, _) => Status::UNKNOWN,
+        (Some(_), Some(0)) => Status::SUCCESS,
+        _ => Status::FAILURE,
+    }
 }
 
 impl DataLayer {
-    /// Active and archived tokens under `prefix`; archived ones marked. A name archived more
-    /// than once keeps its latest copy.
-    async fn tokens(&self, prefix: &str) -> Result<Vec<(Token, bool)>, StorageError> {
+    pub fn new(store: Arc<dyn Storage>, master: String, default_max_running: u32) -> Self {
+        DataLayer {
+            store,
+            master,
+            default_max_running,
+            summarizing: Arc::default(),
+        }
+    }
+
+    /// Brings `instance_summaries` up to date with the archive: every instance archived since
+    /// the last pass is summarised from its archived tokens. Cheap when nothing was archived
+    /// (one indexed query). Returns how many instances it summarised.
+    pub async fn summarize(&self) -> Result<usize, StorageError> {
+        let _one = self.summarizing.lock().await;
+        let mut done = 0;
+        loop {
+            let queue = self
+                .store
+                .archive_queue(&self.master, SUMMARY_BATCH)
+                .await?;
+            let Some(&(last_seq, _)) = queue.last() else {
+                return Ok(done);
+            };
+            let prefixes: BTreeSet<String> = queue.into_iter().map(|(_, p)| p).collect();
+            let mut summaries = Vec::new();
+            let mut removed = Vec::new();
+            for prefix in prefixes {
+                let Some((w, i)) = instance_of_prefix(&prefix) else {
+                    continue;
+                };
+                let mut inst = Instance::default();
+                for t in self
+                    .store
+                    .read(&self.master, Table::Archived, &prefix)
+                    .await?
+                {
+                    inst.add(t, true);
+                }
+                if inst.jobs.is_empty() {
+                    removed.push(prefix);
+                    continue;
+                }
+                let s = inst.status();
+                let failed = inst
+                    .jobs
+                    .iter()
+                    .filter(|j| job_status(j) == Status::FAILURE)
+                    .count();
+                summaries.push(InstanceSummary {
+                    prefix,
+                    workflow: w,
+                    instance: i,
+                    status: s.status.as_str().to_owned(),
+                    start_time: s.start_time,
+                    end_time: s.end_time,
+                    sort_time: s.end_time.or(s.start_time).unwrap_or(0.0),
+                    data: serde_json::json!({"jobs": inst.jobs.len(), "failed_jobs": failed})
+                        .to_string(),
+                });
+            }
+            self.store
+                .write_summaries(&self.master, &summaries, &removed, last_seq)
+                .await?;
+            done += summaries.len();
+            tracing::info!(
+                summarised = summaries.len(),
+                removed = removed.len(),
+                total = done,
+                "ui summarised archived instances"
+            );
+        }
+    }
+
+    /// Active tokens under `prefix`, and the archived ones too when `archived` (a name archived
+    /// more than once keeps its latest copy; a live token wins over its archived copies).
+    async fn tokens(
+        &self,
+        prefix: &str,
+        archived: bool,
+    ) -> Result<Vec<(Token, bool)>, StorageError> {
         let mut by_name: BTreeMap<String, (Token, bool)> = BTreeMap::new();
-        for t in self
-            .store
-            .read(&self.master, Table::Archived, prefix)
-            .await?
-        {
-            by_name.insert(t.name.clone(), (t, true));
+        if archived {
+            for t in self
+                .store
+                .read(&self.master, Table::Archived, prefix)
+                .await?
+            {
+                by_name.insert(t.name.clone(), (t, true));
+            }
         }
         for t in self.store.read(&self.master, Table::Active, prefix).await? {
             by_name.insert(t.name.clone(), (t, false));
@@ -103,140 +283,186 @@ impl DataLayer {
         Ok(by_name.into_values().collect())
     }
 
-    async fn instances_of(&self, w: &str) -> Result<BTreeMap<String, Instance>, StorageError> {
-        let mut out: BTreeMap<String, Instance> = BTreeMap::new();
-        for (t, archived) in self.tokens(&name::workflow_prefix(w)).await? {
-            match Name::parse(&t.name) {
-                Some(Name::Job { instance, .. }) => {
-                    let entry = out.entry(instance).or_default();
-                    entry.live |= !archived;
-                    if let Ok(jt) = JobToken::parse(t) {
-                        entry.jobs.push(jt);
-                    }
-                }
+    /// Live instances (with any live token) under `prefix`, by (workflow, instance).
+    async fn live_instances(
+        &self,
+        prefix: &str,
+    ) -> Result<BTreeMap<(String, String), Instance>, StorageError> {
+        let mut out: BTreeMap<(String, String), Instance> = BTreeMap::new();
+        for (t, _) in self.tokens(prefix, false).await? {
+            let key = match Name::parse(&t.name) {
+                Some(Name::Job {
+                    workflow, instance, ..
+                }) => (workflow, instance),
                 Some(Name::Signal {
-                    level: Level::Instance(_, instance),
-                    action,
-                }) => {
-                    let entry = out.entry(instance).or_default();
-                    entry.live |= !archived;
-                    if action == Action::ABORT.as_str() {
-                        entry.aborted = true;
-                    }
-                    if action == Action::ARCHIVE.as_str() {
-                        let signal = t
-                            .data
-                            .as_deref()
-                            .and_then(|d| serde_json::from_str::<Signal>(d).ok());
-                        entry.finished |= signal.is_some_and(|s| s.attributes.timestamp.is_some());
-                    }
-                }
-                _ => {}
-            }
+                    level: Level::Instance(w, i),
+                    ..
+                }) => (w, i),
+                _ => continue,
+            };
+            out.entry(key).or_default().add(t, false);
         }
         Ok(out)
     }
 
-    fn status(i: &Instance) -> InstanceStatus {
-        instance_status(&i.jobs, !i.live, i.aborted, i.finished)
-    }
-
-    /// A workflow's instances, newest first; `None` when the workflow has none.
-    pub async fn instances(&self, w: &str) -> Result<Option<Vec<InstanceRow>>, StorageError> {
-        let all = self.instances_of(w).await?;
-        if all.is_empty() {
+    /// One instance, live or archived; `None` when it has no job tokens.
+    pub async fn instance(&self, w: &str, i: &str) -> Result<Option<Instance>, StorageError> {
+        let mut inst = Instance::default();
+        for (t, archived) in self.tokens(&name::instance_prefix(w, i), true).await? {
+            inst.add(t, archived);
+        }
+        if inst.jobs.is_empty() {
             return Ok(None);
         }
-        let mut rows: Vec<InstanceRow> = all
-            .iter()
-            .map(|(id, i)| {
-                let s = Self::status(i);
-                InstanceRow {
-                    instance: id.clone(),
+        inst.jobs.sort_by(|a, b| a.job.name.cmp(&b.job.name));
+        Ok(Some(inst))
+    }
+
+    /// The definitions stored in the master, by workflow.
+    pub async fn definitions(&self) -> Result<BTreeMap<String, WorkflowDef>, StorageError> {
+        let tokens = self
+            .store
+            .read(&self.master, Table::Active, DEFINITION_PREFIX)
+            .await?;
+        Ok(tokens
+            .into_iter()
+            .filter_map(|t| {
+                let def = serde_json::from_str(t.data.as_deref()?).ok()?;
+                Some((t.name[DEFINITION_PREFIX.len()..].to_owned(), def))
+            })
+            .collect())
+    }
+
+    pub async fn definition(&self, w: &str) -> Result<Option<WorkflowDef>, StorageError> {
+        let name = definition_token(w);
+        let tokens = self.store.read(&self.master, Table::Active, &name).await?;
+        Ok(tokens
+            .into_iter()
+            .find(|t| t.name == name)
+            .and_then(|t| serde_json::from_str(t.data.as_deref()?).ok()))
+    }
+
+    /// Every workflow with a definition, a schedule or any instance: its status from its live
+    /// instances and its latest finished one.
+    pub async fn workflows(&self) -> Result<Vec<WorkflowRow>, StorageError> {
+        self.summarize().await?;
+        let live = self.live_instances(name::WORKFLOW_PREFIX).await?;
+        let latest = self.store.latest_summaries(&self.master).await?;
+        let defs = self.definitions().await?;
+        let schedules: BTreeMap<String, i64> = self
+            .schedules()
+            .await?
+            .into_iter()
+            .map(|s| (s.workflow, s.next_run_time))
+            .collect();
+        let mut by_workflow: BTreeMap<String, BTreeMap<String, InstanceStatus>> = BTreeMap::new();
+        for s in &latest {
+            by_workflow
+                .entry(s.workflow.clone())
+                .or_default()
+                .insert(s.instance.clone(), summary_status(s));
+        }
+        for ((w, i), inst) in &live {
+            by_workflow
+                .entry(w.clone())
+                .or_default()
+                .insert(i.clone(), inst.status());
+        }
+        for w in defs.keys().chain(schedules.keys()) {
+            by_workflow.entry(w.clone()).or_default();
+        }
+        Ok(by_workflow
+            .into_iter()
+            .map(|(w, instances)| {
+                let instances: Vec<(String, InstanceStatus)> = instances.into_iter().collect();
+                let s = workflow_status(&instances);
+                WorkflowRow {
+                    owner: defs.get(&w).and_then(owner_of),
+                    next_run_time: schedules.get(&w).copied(),
+                    workflow: w,
                     status: s.status,
-                    start_time: s.start_time,
-                    end_time: s.end_time,
+                    last_instance: s.last_instance,
+                    last_start_time: s.last_start_time,
+                    last_end_time: s.last_end_time,
+                    running_instances: s.running_instances,
                 }
             })
-            .collect();
-        rows.sort_by(|a, b| b.instance.cmp(&a.instance));
-        Ok(Some(rows))
+            .collect())
     }
 
-    pub async fn workflows(&self) -> Result<Vec<WorkflowRow>, StorageError> {
-        let mut names: Vec<String> = self
-            .tokens(name::WORKFLOW_PREFIX)
+    /// One page of a workflow's instances: the live ones first (on the first page), then the
+    /// finished ones (from their summaries), each newest first. `None` when the workflow has
+    /// none.
+    pub async fn instances(
+        &self,
+        w: &str,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Option<InstancePage>, StorageError> {
+        self.summarize().await?;
+        let live: BTreeMap<String, InstanceStatus> = self
+            .live_instances(&name::workflow_prefix(w))
             .await?
             .into_iter()
-            .filter_map(|(t, _)| t.name.split('/').nth(2).map(str::to_owned))
-            .filter(|w| w != name::SIGNAL_SEGMENT)
+            .map(|((_, i), inst)| (i, inst.status()))
             .collect();
-        names.dedup();
-        let mut rows = Vec::new();
-        for w in names {
-            let instances: Vec<(String, InstanceStatus)> = self
-                .instances_of(&w)
-                .await?
-                .iter()
-                .map(|(id, i)| (id.clone(), Self::status(i)))
-                .collect();
-            let s = workflow_status(&instances);
-            rows.push(WorkflowRow {
-                workflow: w,
-                status: s.status,
-                last_instance: s.last_instance,
-                last_start_time: s.last_start_time,
-                last_end_time: s.last_end_time,
-                running_instances: s.running_instances,
-            });
-        }
-        Ok(rows)
-    }
-
-    async fn instance_jobs(&self, w: &str, i: &str) -> Result<Option<Vec<JobToken>>, StorageError> {
-        let mut jobs: Vec<JobToken> = self
-            .tokens(&name::job_prefix(w, i))
-            .await?
-            .into_iter()
-            .filter_map(|(t, _)| JobToken::parse(t).ok())
-            .collect();
-        if jobs.is_empty() {
+        let (summaries, archived_total) =
+            self.store.summaries(&self.master, w, offset, limit).await?;
+        if live.is_empty() && archived_total == 0 {
             return Ok(None);
         }
-        jobs.sort_by(|a, b| a.job.name.cmp(&b.job.name));
-        Ok(Some(jobs))
+        let row = |instance: String, s: InstanceStatus| InstanceRow {
+            instance,
+            status: s.status,
+            start_time: s.start_time,
+            end_time: s.end_time,
+        };
+        let mut rows = Vec::new();
+        if offset == 0 {
+            rows.extend(live.iter().rev().map(|(i, s)| row(i.clone(), s.clone())));
+        }
+        // A summary of a live instance (retried in place) is stale: its live row stands.
+        rows.extend(
+            summaries
+                .iter()
+                .filter(|s| !live.contains_key(&s.instance))
+                .map(|s| row(s.instance.clone(), summary_status(s))),
+        );
+        Ok(Some(InstancePage {
+            rows,
+            total: archived_total + live.len() as u64,
+            offset,
+            limit,
+        }))
+    }
+
+    /// The newest instance: `latest` in URLs.
+    pub async fn latest_instance(&self, w: &str) -> Result<Option<String>, StorageError> {
+        Ok(self
+            .instances(w, 0, 1)
+            .await?
+            .and_then(|p| p.rows.into_iter().next())
+            .map(|r| r.instance))
     }
 
     pub async fn jobs(&self, w: &str, i: &str) -> Result<Option<Vec<JobRow>>, StorageError> {
-        Ok(self.instance_jobs(w, i).await?.map(|jobs| {
-            jobs.iter()
-                .map(|jt| {
-                    let last = jt.job.history.last();
-                    JobRow {
-                        job: jt.job.name.clone(),
-                        status: job_status(jt),
-                        last_start_time: last.map(|r| r.start_time),
-                        last_end_time: last.and_then(|r| r.end_time),
-                        attempts: jt.job.history.len(),
-                        depends_on: jt
-                            .job
-                            .inputs
-                            .iter()
-                            .filter(|x| *x != name::WORKFLOW_START_INPUT)
-                            .cloned()
-                            .collect(),
-                    }
-                })
-                .collect()
-        }))
+        Ok(self
+            .instance(w, i)
+            .await?
+            .map(|inst| inst.jobs.iter().map(job_row).collect()))
     }
 
     /// The job's token, live or archived.
     pub async fn job(&self, w: &str, i: &str, job: &str) -> Result<Option<JobToken>, StorageError> {
-        Ok(self
-            .instance_jobs(w, i)
-            .await?
-            .and_then(|jobs| jobs.into_iter().find(|jt| jt.job.name == job)))
+        let mut found = None;
+        for (t, _) in self.tokens(&name::job_prefix(w, i), true).await? {
+            if t.name.rsplit('/').next() == Some(job)
+                && let Ok(jt) = JobToken::parse(t)
+            {
+                found = Some(jt);
+            }
+        }
+        Ok(found)
     }
 
     pub async fn executions(
@@ -245,32 +471,37 @@ impl DataLayer {
         i: &str,
         job: &str,
     ) -> Result<Option<Vec<ExecutionRow>>, StorageError> {
-        Ok(self.job(w, i, job).await?.map(|jt| {
-            let running = jt.state == name::JobState::Runnable;
-            jt.job
-                .history
-                .iter()
-                .enumerate()
-                .map(|(n, r)| ExecutionRow {
-                    execution: n,
-                    status: match (r.end_time, r.exit_code) {
-                        (None, _) if running => Status::RUNNING,
-                        (None, _) => Status::UNKNOWN,
-                        (Some(_), Some(0)) => Status::SUCCESS,
-                        _ => Status::FAILURE,
-                    },
-                    exit_code: r.exit_code,
-                    start_time: r.start_time,
-                    end_time: r.end_time,
-                    worker: r.worker.clone(),
-                    log_urls: r
-                        .logs
-                        .keys()
-                        .map(|kind| (kind.clone(), format!("/api/v1/workflows/{w}/instances/{i}/jobs/{job}/executions/{n}/logs/{kind}")))
-                        .collect(),
-                })
-                .collect()
-        }))
+        Ok(self.job(w, i, job).await?.map(|jt| execution_rows(&jt)))
+    }
+
+    /// A job's executions across the workflow's newest `limit` instances (after `offset`),
+    /// sorted by start and de-duplicated on (instance, execution): retried instances carry
+    /// copies of earlier histories.
+    pub async fn job_executions(
+        &self,
+        w: &str,
+        job: &str,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<ExecutionRow>, StorageError> {
+        let Some(page) = self.instances(w, offset, limit).await? else {
+            return Ok(Vec::new());
+        };
+        let mut rows = Vec::new();
+        for inst in page.rows {
+            if let Some(jt) = self.job(w, &inst.instance, job).await? {
+                rows.extend(execution_rows(&jt));
+            }
+        }
+        rows.sort_by(|a, b| {
+            a.start_time
+                .total_cmp(&b.start_time)
+                .then_with(|| a.instance.cmp(&b.instance))
+                .then(a.execution.cmp(&b.execution))
+        });
+        let mut seen = BTreeSet::new();
+        rows.retain(|r| seen.insert((r.instance.clone(), r.start_time.to_bits())));
+        Ok(rows)
     }
 
     pub async fn schedules(&self) -> Result<Vec<ScheduleRow>, StorageError> {
@@ -297,7 +528,131 @@ impl DataLayer {
                     .unwrap_or(self.default_max_running),
                 emails: d.emails.clone(),
                 missed_runs: d.missed_runs,
+                catchup: d.schedule.catchup,
+                timezone: d.schedule.timezone.clone(),
             })
             .collect())
+    }
+
+    /// The signals visible at `level`, from the database (live tokens).
+    pub async fn signals(&self, level: &Level) -> Result<Signals, StorageError> {
+        let mut tokens = Vec::new();
+        for l in level.visible_levels() {
+            tokens.extend(
+                self.store
+                    .read(&self.master, Table::Active, &l.signal_prefix())
+                    .await?,
+            );
+        }
+        Ok(Signals::from_tokens(tokens))
+    }
+
+    /// The token explorer: the children of `path` (the name up to and including the next `/`
+    /// after it, or the whole name) with how many tokens each holds, in both tables.
+    pub async fn token_paths(&self, path: &str) -> Result<Vec<PathCount>, StorageError> {
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for table in [Table::Active, Table::Archived] {
+            for n in self.store.names(&self.master, table, path).await? {
+                let rest = &n[path.len()..];
+                let child = match rest.find('/') {
+                    Some(at) => &n[..path.len() + at + 1],
+                    None => &n[..],
+                };
+                *counts.entry(child.to_owned()).or_default() += 1;
+            }
+        }
+        Ok(counts
+            .into_iter()
+            .map(|(path, count)| PathCount { path, count })
+            .collect())
+    }
+
+    /// One token by exact name: the live one, else its latest archived copy (`true`).
+    pub async fn token(&self, token_name: &str) -> Result<Option<(Token, bool)>, StorageError> {
+        Ok(self
+            .tokens(token_name, true)
+            .await?
+            .into_iter()
+            .find(|(t, _)| t.name == token_name))
+    }
+}
+
+/// `/workflow/W/I/` -> (W, I), for instance prefixes only.
+fn instance_of_prefix(prefix: &str) -> Option<(String, String)> {
+    let rest = prefix.strip_prefix(name::WORKFLOW_PREFIX)?;
+    let mut parts = rest.trim_end_matches('/').split('/');
+    let (w, i) = (parts.next()?, parts.next()?);
+    (parts.next().is_none() && w != name::SIGNAL_SEGMENT && i != name::SIGNAL_SEGMENT)
+        .then(|| (w.to_owned(), i.to_owned()))
+}
+
+pub fn job_row(jt: &JobToken) -> JobRow {
+    let last = jt.job.history.last();
+    JobRow {
+        job: jt.job.name.clone(),
+        status: job_status(jt),
+        last_start_time: last.map(|r| r.start_time),
+        last_end_time: last.and_then(|r| r.end_time),
+        attempts: jt.job.history.len(),
+        depends_on: depends_on(jt),
+    }
+}
+
+pub fn depends_on(jt: &JobToken) -> Vec<String> {
+    jt.job
+        .inputs
+        .iter()
+        .filter(|x| *x != name::WORKFLOW_START_INPUT)
+        .cloned()
+        .collect()
+}
+
+pub fn log_url(w: &str, i: &str, job: &str, n: usize, kind: &str) -> String {
+    format!("/api/v1/workflows/{w}/instances/{i}/jobs/{job}/executions/{n}/logs/{kind}")
+}
+
+fn execution_rows(jt: &JobToken) -> Vec<ExecutionRow> {
+    let (w, i, job) = (&jt.workflow, &jt.instance, &jt.job.name);
+    jt.job
+        .history
+        .iter()
+        .enumerate()
+        .map(|(n, r)| ExecutionRow {
+            instance: if r.instance.is_empty() {
+                i.clone()
+            } else {
+                r.instance.clone()
+            },
+            execution: n,
+            status: execution_status(jt, n),
+            exit_code: r.exit_code,
+            cleanup_exit_code: r.cleanup_exit_code,
+            start_time: r.start_time,
+            end_time: r.end_time,
+            worker: r.worker.clone(),
+            info: r.info.clone(),
+            properties: r.properties.clone(),
+            log_urls: r
+                .logs
+                .keys()
+                .map(|kind| (kind.clone(), log_url(w, i, job, n, kind)))
+                .collect(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_prefixes_name_one_instance() {
+        assert_eq!(
+            instance_of_prefix("/workflow/w/123/"),
+            Some(("w".into(), "123".into()))
+        );
+        assert_eq!(instance_of_prefix("/workflow/w/__SIGNAL__/"), None);
+        assert_eq!(instance_of_prefix("/workflow/__SIGNAL__/ABORT"), None);
+        assert_eq!(instance_of_prefix("/schedule/workflow/w"), None);
     }
 }

@@ -1,9 +1,121 @@
-//! The UI (`-m ui`, issue 5, in progress): it reads the database directly (active and
-//! archived tokens). Built so far: the data layer (`data`) and the JSON read API of CONTRACT §6
-//! (`api`), on the status rules of `workflow::status`. The browser pages and actions are still
-//! to come.
+//! The UI (`-m ui`): browser pages (askama templates under `templates/`), the JSON read API of
+//! CONTRACT §6 (`api`), and the actions (`actions`). It reads the database directly (active and
+//! archived tokens, and the summaries of finished instances); actions go through the master.
+//! Everything it serves, scripts and styles included, is inside the binary.
 
+pub mod actions;
 pub mod api;
 pub mod data;
+pub mod format;
+pub mod gantt;
+pub mod graph;
+pub mod pages;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::config::Config;
+use crate::master::MasterClient;
 pub use crate::workflow::status;
+use data::DataLayer;
+
+/// Everything a UI request can reach.
+#[derive(Clone)]
+pub struct Ui {
+    pub data: DataLayer,
+    /// Actions and the status label go through the master.
+    pub client: Arc<dyn MasterClient>,
+    pub config: Arc<Config>,
+    /// The anti-forgery token every action must carry: random per process, embedded in pages
+    /// (another site cannot read it).
+    pub csrf: Arc<str>,
+}
+
+impl Ui {
+    pub fn new(data: DataLayer, client: Arc<dyn MasterClient>, config: Arc<Config>) -> Self {
+        let csrf = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        Ui {
+            data,
+            client,
+            config,
+            csrf: csrf.into(),
+        }
+    }
+
+    /// Where the master is, for the status label.
+    pub fn master_addr(&self) -> String {
+        format!("{}:{}", self.config.master_host, self.config.master_port)
+    }
+}
+
+const SCRIPT: &str = include_str!("../../static/pinball.js");
+const STYLE: &str = include_str!("../../static/pinball.css");
+
+pub fn router(ui: Ui) -> Router {
+    let statics = Router::new()
+        .route(
+            "/static/pinball.js",
+            get(|| async {
+                (
+                    [
+                        (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                        (header::CACHE_CONTROL, "max-age=300"),
+                    ],
+                    SCRIPT,
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/static/pinball.css",
+            get(|| async {
+                (
+                    [
+                        (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+                        (header::CACHE_CONTROL, "max-age=300"),
+                    ],
+                    STYLE,
+                )
+                    .into_response()
+            }),
+        );
+    Router::new()
+        .merge(api::router(ui.clone()))
+        .merge(pages::router(ui.clone()))
+        .merge(actions::router(ui))
+        .merge(statics)
+}
+
+/// Serves the UI until `shutdown` resolves. Summaries of instances archived while the UI was
+/// down are brought up to date in the background first.
+pub async fn serve(
+    ui: Ui,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tracing::info!(addr = %listener.local_addr()?, "ui listening");
+    let data = ui.data.clone();
+    let summarizer = tokio::spawn(async move {
+        loop {
+            match data.summarize().await {
+                Ok(_) => tokio::time::sleep(Duration::from_secs(5)).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "ui cannot summarise archived instances; retrying in 10 s");
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                }
+            }
+        }
+    });
+    let served = axum::serve(listener, router(ui))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    summarizer.abort();
+    served?;
+    tracing::info!("ui stopped");
+    Ok(())
+}

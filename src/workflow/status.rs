@@ -36,6 +36,21 @@ impl Status {
         }
     }
 
+    pub fn parse(s: &str) -> Option<Status> {
+        [
+            Status::RUNNING,
+            Status::SUCCESS,
+            Status::FAILURE,
+            Status::ABORTED,
+            Status::NEVER_RUN,
+            Status::PENDING,
+            Status::DISABLED,
+            Status::UNKNOWN,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+
     /// The graph colour, as in the original.
     pub fn colour(self) -> &'static str {
         match self {

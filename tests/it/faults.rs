@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use async_trait::async_trait;
 use pinball::master::token::*;
 use pinball::master::{Master, MasterClient, MasterError};
-use pinball::storage::{self, CommitBatch, Loaded, Storage, StorageError, Table};
+use pinball::storage::{self, CommitBatch, InstanceSummary, Loaded, Storage, StorageError, Table};
 
 use crate::helpers::*;
 
@@ -62,6 +62,44 @@ impl Storage for Flaky {
     }
     async fn ping(&self) -> Result<(), StorageError> {
         self.inner.ping().await
+    }
+    async fn names(
+        &self,
+        master: &str,
+        table: Table,
+        prefix: &str,
+    ) -> Result<Vec<String>, StorageError> {
+        self.inner.names(master, table, prefix).await
+    }
+    async fn archive_queue(
+        &self,
+        master: &str,
+        limit: u32,
+    ) -> Result<Vec<(i64, String)>, StorageError> {
+        self.inner.archive_queue(master, limit).await
+    }
+    async fn write_summaries(
+        &self,
+        master: &str,
+        summaries: &[InstanceSummary],
+        removed: &[String],
+        done_seq: i64,
+    ) -> Result<(), StorageError> {
+        self.inner
+            .write_summaries(master, summaries, removed, done_seq)
+            .await
+    }
+    async fn latest_summaries(&self, master: &str) -> Result<Vec<InstanceSummary>, StorageError> {
+        self.inner.latest_summaries(master).await
+    }
+    async fn summaries(
+        &self,
+        master: &str,
+        workflow: &str,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<InstanceSummary>, u64), StorageError> {
+        self.inner.summaries(master, workflow, offset, limit).await
     }
 }
 

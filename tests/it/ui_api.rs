@@ -6,25 +6,31 @@ use std::time::Duration;
 
 use pinball::cli::util::UtilCommand;
 use pinball::storage;
+use pinball::ui::Ui;
 use pinball::ui::data::DataLayer;
 use serde_json::Value;
 
 use crate::workflows::{Cluster, cluster};
 
-async fn ui(c: &Cluster) -> String {
-    let data = DataLayer {
-        store: Arc::from(storage::open(&c.app.url).unwrap()),
-        master: c.app.master_name.clone(),
-        default_max_running: 3,
-    };
+/// A UI server on the cluster's database and master; returns its root URL.
+pub async fn ui_server(c: &Cluster) -> String {
+    let data = DataLayer::new(
+        Arc::from(storage::open(&c.app.url).unwrap()),
+        c.app.master_name.clone(),
+        3,
+    );
+    let mut config = c.config();
+    config.master_host = c.app.addr.ip().to_string();
+    config.master_port = c.app.addr.port();
+    let ui = Ui::new(data, Arc::new(c.client.clone()), Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
-    tokio::spawn(pinball::ui::api::serve(
-        data,
-        listener,
-        std::future::pending(),
-    ));
-    base
+    let root = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(pinball::ui::serve(ui, listener, std::future::pending()));
+    root
+}
+
+async fn ui(c: &Cluster) -> String {
+    format!("{}/api/v1", ui_server(c).await)
 }
 
 async fn get(url: String) -> (u16, Value) {

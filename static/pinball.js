@@ -1,0 +1,336 @@
+// Pinball's pages: sortable and searchable tables, live refresh, the status label, the job
+// graph (pan, zoom, search, selection) and the actions. No framework, nothing from a CDN.
+"use strict";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+const body = document.body;
+
+// ---- tables: click a header to sort, type to filter ----------------------------------------
+const sortState = {}; // table id -> {col, dir}
+
+function cellKey(td) {
+  const v = td.dataset.sort !== undefined ? td.dataset.sort : td.textContent.trim();
+  const n = parseFloat(v);
+  return v !== "" && !isNaN(n) && /^-?[\d.]+$/.test(v) ? n : v.toLowerCase();
+}
+
+function applySort(table) {
+  const st = sortState[table.id];
+  const tbody = table.tBodies[0];
+  if (!st || !tbody) return;
+  const rows = Array.from(tbody.rows);
+  rows.sort((a, b) => {
+    const x = cellKey(a.cells[st.col]), y = cellKey(b.cells[st.col]);
+    if (x === y) return 0;
+    if (x === "") return 1;
+    if (y === "") return -1;
+    return (x < y ? -1 : 1) * st.dir;
+  });
+  for (const r of rows) tbody.appendChild(r);
+  $$("th", table).forEach((th, i) => {
+    th.classList.toggle("asc", i === st.col && st.dir === 1);
+    th.classList.toggle("desc", i === st.col && st.dir === -1);
+  });
+}
+
+function applyFilter(table) {
+  const input = $(`input.filter[data-table="${table.id}"]`);
+  const q = input ? input.value.trim().toLowerCase() : "";
+  for (const r of table.tBodies[0] ? table.tBodies[0].rows : []) {
+    r.hidden = q !== "" && !r.textContent.toLowerCase().includes(q);
+  }
+}
+
+for (const table of $$("table.data")) {
+  $$("thead th", table).forEach((th, col) => {
+    th.addEventListener("click", () => {
+      const st = sortState[table.id];
+      sortState[table.id] = { col, dir: st && st.col === col ? -st.dir : 1 };
+      applySort(table);
+    });
+  });
+}
+for (const input of $$("input.filter")) {
+  input.addEventListener("input", () => {
+    const t = document.getElementById(input.dataset.table);
+    if (t) applyFilter(t);
+  });
+}
+
+// ---- clock and status label -----------------------------------------------------------------
+function tick() {
+  const c = $("#clock");
+  if (c) c.textContent = new Date().toISOString().slice(0, 19).replace("T", " ") + " UTC";
+}
+tick();
+setInterval(tick, 1000);
+
+async function refreshLabel() {
+  const label = $("#status-label");
+  if (!label) return;
+  try {
+    const scope = body.dataset.scope ? "?" + body.dataset.scope : "";
+    const r = await fetch("/api/v1/status" + scope);
+    const j = await r.json();
+    label.textContent = j.label || "";
+  } catch (e) {
+    label.textContent = "ui unreachable";
+  }
+  label.hidden = !label.textContent;
+}
+refreshLabel();
+setInterval(refreshLabel, 5000);
+
+// ---- flash messages -------------------------------------------------------------------------
+function flash(text, bad) {
+  const f = $("#flash");
+  f.textContent = text;
+  f.className = bad ? "bad" : "good";
+  f.hidden = false;
+  clearTimeout(flash.timer);
+  flash.timer = setTimeout(() => (f.hidden = true), 8000);
+}
+
+// ---- the graph: colours, selection, pan and zoom, search ------------------------------------
+const graph = $("#graph");
+const selected = new Set();
+let view = null; // {x, y, w, h}
+
+function nodeOf(job) {
+  return document.getElementById("job-" + job);
+}
+
+function setView(v) {
+  view = v;
+  graph.setAttribute("viewBox", `${v.x} ${v.y} ${v.w} ${v.h}`);
+}
+
+function fit() {
+  const w = parseFloat(graph.dataset.width), h = parseFloat(graph.dataset.height);
+  const box = graph.getBoundingClientRect();
+  // Wide graphs start readable (not shrunk to fit): at most 3 screen widths shown.
+  const ratio = box.height / Math.max(box.width, 1);
+  const vw = Math.min(w, Math.max(box.width * 3, 400));
+  setView({ x: (w - vw) / 2, y: 0, w: vw, h: Math.max(vw * ratio, Math.min(h, vw * ratio)) });
+}
+
+function zoom(factor, cx, cy) {
+  const v = view;
+  cx = cx === undefined ? v.x + v.w / 2 : cx;
+  cy = cy === undefined ? v.y + v.h / 2 : cy;
+  setView({ x: cx - (cx - v.x) * factor, y: cy - (cy - v.y) * factor, w: v.w * factor, h: v.h * factor });
+}
+
+function toPoint(evt) {
+  const box = graph.getBoundingClientRect();
+  return {
+    x: view.x + ((evt.clientX - box.left) / box.width) * view.w,
+    y: view.y + ((evt.clientY - box.top) / box.height) * view.h,
+  };
+}
+
+function children() {
+  const out = {};
+  for (const e of $$("path.edge", graph)) {
+    const [p, c] = e.id.split("/");
+    (out[p] = out[p] || []).push(c);
+  }
+  return out;
+}
+
+function downstream(job) {
+  const kids = children(), seen = new Set([job]), todo = [job];
+  while (todo.length) for (const c of kids[todo.pop()] || []) if (!seen.has(c)) { seen.add(c); todo.push(c); }
+  return seen;
+}
+
+function showSelection() {
+  for (const n of $$("g.node", graph)) n.classList.toggle("selected", selected.has(n.dataset.job));
+  const list = Array.from(selected).sort();
+  const s = $("#selection");
+  if (s) s.textContent = list.length ? `Selected: ${list.join(", ")}` : "Click jobs in the graph to select them.";
+  for (const b of $$("button.action.jobs")) b.disabled = list.length === 0;
+}
+
+if (graph) {
+  fit();
+  let drag = null, moved = false;
+  graph.addEventListener("mousedown", (e) => {
+    if (e.button !== 0) return;
+    drag = { x: e.clientX, y: e.clientY, view: { ...view } };
+    moved = false;
+  });
+  window.addEventListener("mousemove", (e) => {
+    if (!drag) return;
+    const box = graph.getBoundingClientRect();
+    const dx = ((e.clientX - drag.x) / box.width) * drag.view.w;
+    const dy = ((e.clientY - drag.y) / box.height) * drag.view.h;
+    if (Math.abs(e.clientX - drag.x) + Math.abs(e.clientY - drag.y) > 3) moved = true;
+    setView({ ...drag.view, x: drag.view.x - dx, y: drag.view.y - dy });
+  });
+  window.addEventListener("mouseup", () => (drag = null));
+  graph.addEventListener("wheel", (e) => {
+    e.preventDefault();
+    const p = toPoint(e);
+    zoom(e.deltaY > 0 ? 1.15 : 1 / 1.15, p.x, p.y);
+  }, { passive: false });
+  graph.addEventListener("click", (e) => {
+    const n = e.target.closest("g.node");
+    if (!n || moved) return;
+    const job = n.dataset.job;
+    if (selected.has(job)) selected.delete(job); else selected.add(job);
+    showSelection();
+  });
+  const menu = $("#graph-menu");
+  let menuJob = null;
+  graph.addEventListener("contextmenu", (e) => {
+    const n = e.target.closest("g.node");
+    if (!n || !menu) return;
+    e.preventDefault();
+    menuJob = n.dataset.job;
+    menu.style.left = e.pageX + "px";
+    menu.style.top = e.pageY + "px";
+    menu.hidden = false;
+  });
+  document.addEventListener("click", (e) => {
+    if (!menu || menu.hidden) return;
+    const item = e.target.closest("[data-menu]");
+    menu.hidden = true;
+    if (!item || !menuJob) return;
+    const what = item.dataset.menu;
+    if (what === "go") {
+      const href = $(".graph-panel").dataset.jobHref;
+      if (href) location.href = href + encodeURIComponent(menuJob);
+      return;
+    }
+    for (const j of downstream(menuJob)) if (what === "select") selected.add(j); else selected.delete(j);
+    showSelection();
+  });
+  for (const b of $$("[data-zoom]")) {
+    b.addEventListener("click", () => {
+      if (b.dataset.zoom === "fit") fit(); else zoom(b.dataset.zoom === "in" ? 1 / 1.4 : 1.4);
+    });
+  }
+  const search = $("#graph-search");
+  if (search) {
+    search.addEventListener("change", () => {
+      const n = nodeOf(search.value.trim());
+      for (const x of $$("g.node.found", graph)) x.classList.remove("found");
+      if (!n) { flash(`No job named ${search.value}`, true); return; }
+      n.classList.add("found");
+      const b = n.getBBox();
+      setView({ x: b.x + b.width / 2 - view.w / 2, y: b.y + b.height / 2 - view.h / 2, w: view.w, h: view.h });
+    });
+  }
+  showSelection();
+}
+
+// ---- the graph's colours, from the JSON read API ---------------------------------------------
+const COLOURS = {
+  NEVER_RUN: "#dddddd", PENDING: "#ffcc00", RUNNING: "#66ccff", SUCCESS: "#89e894",
+  FAILURE: "#ff3333", ABORTED: "#ff3333", DISABLED: "#ffffff", UNKNOWN: "#000000",
+};
+
+async function refreshGraph() {
+  const panel = $(".graph-panel[data-jobs-api]");
+  if (!graph || !panel) return;
+  const r = await fetch(panel.dataset.jobsApi);
+  if (!r.ok) return;
+  const running = $("#instance-status") && $("#instance-status").textContent === "RUNNING";
+  for (const j of await r.json()) {
+    const n = nodeOf(j.job);
+    if (!n) continue;
+    let status = j.status;
+    if (status === "FAILURE" && running && n.classList.contains("condition")) status = "PENDING";
+    if (n.dataset.status !== status) {
+      n.dataset.status = status;
+      $(".shape", n).setAttribute("fill", COLOURS[status] || "#000000");
+      $("title", n).textContent = `${j.job}: ${status}`;
+    }
+  }
+}
+
+// ---- live refresh: swap the [data-live] parts of a fresh copy of this page ------------------
+let liveDelay = 3000;
+
+async function refreshPage() {
+  const parts = $$("[data-live]");
+  if (!parts.length || document.hidden) return;
+  const started = performance.now();
+  const url = new URL(location.href);
+  url.searchParams.set("live", "1");
+  const r = await fetch(url);
+  if (!r.ok) return;
+  const doc = new DOMParser().parseFromString(await r.text(), "text/html");
+  for (const part of parts) {
+    const fresh = doc.querySelector(`[data-live="${part.dataset.live}"]`);
+    if (fresh && fresh.innerHTML !== part.innerHTML) part.innerHTML = fresh.innerHTML;
+  }
+  for (const t of $$("table.data")) { applySort(t); applyFilter(t); }
+  // A slow page (a huge instance) is refreshed less often.
+  liveDelay = Math.max(3000, 5 * (performance.now() - started));
+}
+
+async function refreshOnce() {
+  try {
+    await refreshPage();
+    await refreshGraph();
+  } catch (e) {
+    // The UI restarting or the network blinking: the next round tries again.
+  }
+}
+
+async function liveLoop() {
+  await refreshOnce();
+  setTimeout(liveLoop, liveDelay);
+}
+if ($$("[data-live]").length) setTimeout(liveLoop, liveDelay);
+
+// ---- following a running job's log ----------------------------------------------------------
+const log = $("#log");
+if (log && log.dataset.follow) {
+  const follow = async () => {
+    try {
+      const r = await fetch(log.dataset.api + "?tail=65536");
+      const text = await r.text();
+      const atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
+      if (text !== log.textContent) log.textContent = text;
+      if (atBottom) window.scrollTo(0, document.body.scrollHeight);
+      if (r.headers.get("x-log-running") === "1") { setTimeout(follow, 2000); return; }
+      const note = $("#log-follow");
+      if (note) note.textContent = "The job has finished.";
+    } catch (e) {
+      setTimeout(follow, 5000);
+    }
+  };
+  setTimeout(follow, 2000);
+}
+
+// ---- actions: confirm, POST with the page's token, show the answer --------------------------
+for (const b of $$("button.action")) {
+  b.addEventListener("click", async () => {
+    const scope = b.closest("[data-workflow]") || b;
+    const jobs = b.classList.contains("jobs") ? Array.from(selected).sort().join(",") : b.dataset.jobs || "";
+    const question = b.dataset.confirm.replace("{jobs}", jobs.split(",").join(", "));
+    if (!window.confirm(question)) return;
+    const form = new URLSearchParams({ csrf: body.dataset.csrf, command: b.dataset.command });
+    const add = (k, v) => { if (v) form.set(k, v); };
+    add("workflow", b.dataset.workflow || scope.dataset.workflow);
+    add("instance", b.dataset.instance || scope.dataset.instance);
+    add("jobs", jobs);
+    add("execution", b.dataset.execution);
+    b.disabled = true;
+    try {
+      const r = await fetch("/command/", { method: "POST", body: form });
+      const j = await r.json();
+      if (r.ok) flash(j.message || "done", false); else flash(j.error ? j.error.message : r.statusText, true);
+    } catch (e) {
+      flash("The UI did not answer: " + e, true);
+    } finally {
+      b.disabled = b.classList.contains("jobs") && selected.size === 0;
+    }
+    refreshLabel();
+    setTimeout(refreshOnce, 300);
+  });
+}
