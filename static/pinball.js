@@ -109,10 +109,10 @@ function setView(v) {
 function fit() {
   const w = parseFloat(graph.dataset.width), h = parseFloat(graph.dataset.height);
   const box = graph.getBoundingClientRect();
-  // Wide graphs start readable (not shrunk to fit): at most 3 screen widths shown.
-  const ratio = box.height / Math.max(box.width, 1);
-  const vw = Math.min(w, Math.max(box.width * 3, 400));
-  setView({ x: (w - vw) / 2, y: 0, w: vw, h: Math.max(vw * ratio, Math.min(h, vw * ratio)) });
+  // The whole graph when it fits legibly; a huge one starts at its top, a third of full size.
+  const scale = Math.min(Math.max(Math.min(box.width / w, box.height / h), 0.33), 1.2);
+  const vw = box.width / scale, vh = box.height / scale;
+  setView({ x: (w - vw) / 2, y: h <= vh ? (h - vh) / 2 : 0, w: vw, h: vh });
 }
 
 function zoom(factor, cx, cy) {

@@ -13,4 +13,5 @@ mod schedules;
 mod smtp;
 mod storage;
 mod ui_api;
+mod ui_pages;
 mod workflows;
