@@ -2,6 +2,7 @@
 //! `PINBALL_TEST_MYSQL_URL` is set (CI sets it), real HTTP, real processes.
 
 mod api;
+mod browser;
 mod cli;
 mod crash;
 mod emails;
@@ -14,4 +15,5 @@ mod smtp;
 mod storage;
 mod ui_api;
 mod ui_pages;
+mod webdriver;
 mod workflows;

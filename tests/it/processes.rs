@@ -12,7 +12,7 @@ use pinball::workflow::{definition, name};
 
 use crate::helpers::*;
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -20,7 +20,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn spawn_pinball(args: &[&str], dir: &Path) -> tokio::process::Child {
+pub fn spawn_pinball(args: &[&str], dir: &Path) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
         .args(args)
         .current_dir(dir)
@@ -32,7 +32,7 @@ fn spawn_pinball(args: &[&str], dir: &Path) -> tokio::process::Child {
         .unwrap()
 }
 
-async fn pinball_out(args: &[&str], dir: &Path) -> std::process::Output {
+pub async fn pinball_out(args: &[&str], dir: &Path) -> std::process::Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
         .args(args)
         .current_dir(dir)
@@ -52,7 +52,7 @@ async fn job(client: &dyn MasterClient, prefix: &str) -> Option<JobToken> {
         .map(|t| JobToken::parse(t).unwrap())
 }
 
-async fn wait_until<F: std::future::Future<Output = bool>>(
+pub async fn wait_until<F: std::future::Future<Output = bool>>(
     within: Duration,
     what: &str,
     mut check: impl FnMut() -> F,

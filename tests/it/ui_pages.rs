@@ -92,7 +92,10 @@ async fn pages_show_live_and_archived_instances_with_their_statuses() {
     assert!(b.contains(">FAILURE<") && b.contains(">ops<"), "{b}");
     let s = row(&html, "data-workflow=\"slow\"");
     assert!(s.contains(">RUNNING<"));
-    assert!(s.contains("data-sort=\"1\">1<"), "one running instance: {s}");
+    assert!(
+        s.contains("data-sort=\"1\">1<"),
+        "one running instance: {s}"
+    );
     let store: Arc<dyn Storage> = Arc::from(storage::open(&c.app.url).unwrap());
     let (summaries, total) = store
         .summaries(&c.app.master_name, "bad", 0, 10)
@@ -108,12 +111,16 @@ async fn pages_show_live_and_archived_instances_with_their_statuses() {
     // The instance page: graph coloured by status, condition drawn as an octagon, the jobs
     // table with progress bars, the timeline with both attempts of the failed job.
     let (_, html) = page(format!("{ui}/jobs/?workflow=good&instance={good}")).await;
-    assert!(html.contains(r##"data-job="a" data-status="SUCCESS"><rect class="shape" fill="#89e894""##));
+    assert!(
+        html.contains(r##"data-job="a" data-status="SUCCESS"><rect class="shape" fill="#89e894""##)
+    );
     assert!(html.contains(r#"class="node condition" id="job-c""#));
     assert!(html.contains(r#"<path class="edge" id="a/b""#));
     assert!(row(&html, "tr data-job=\"b\"").contains("class=\"progress\""));
     let (_, html) = page(format!("{ui}/jobs/?workflow=bad&instance={bad}")).await;
-    assert!(html.contains(r##"data-job="x" data-status="FAILURE"><rect class="shape" fill="#ff3333""##));
+    assert!(
+        html.contains(r##"data-job="x" data-status="FAILURE"><rect class="shape" fill="#ff3333""##)
+    );
     assert!(html.contains(">x #0</text>") && html.contains(">x #1</text>"));
     // `latest` goes to the newest instance.
     let (code, html) = page(format!("{ui}/jobs/?workflow=bad&instance=latest")).await;
@@ -130,20 +137,30 @@ async fn pages_show_live_and_archived_instances_with_their_statuses() {
         "{ui}/execution/?workflow=good&instance={good}&job=a&execution=0"
     ))
     .await;
-    assert!(html.contains(r#"kv_job_url=<a href="https://tracker.example/job/1" rel="noopener">j_1</a>"#));
+    assert!(
+        html.contains(
+            r#"kv_job_url=<a href="https://tracker.example/job/1" rel="noopener">j_1</a>"#
+        )
+    );
     assert!(html.contains("data-command=\"redo\""));
     let (_, html) = page(format!(
         "{ui}/file/?workflow=bad&instance={bad}&job=x&execution=1&log_type=stderr"
     ))
     .await;
-    assert!(html.contains("first\noops\n</pre>"), "the failed job's stderr");
+    assert!(
+        html.contains("first\noops\n</pre>"),
+        "the failed job's stderr"
+    );
     let (_, html) = page(format!("{ui}/job_executions/?workflow=bad&job=x")).await;
     assert!(html.contains(&format!(">{bad}</a>")));
 
     // The token explorer and one token.
     let (_, html) = page(format!("{ui}/token_paths/?path=/workflow/good/{good}/job/")).await;
     assert!(html.contains(&format!("/workflow/good/{good}/job/waiting/</a>")));
-    assert!(html.contains(r#"data-sort="3">3<"#), "three job tokens: {html}");
+    assert!(
+        html.contains(r#"data-sort="3">3<"#),
+        "three job tokens: {html}"
+    );
     let name = name::job_token("good", &good, JobState::Waiting, "a");
     let (code, html) = page(format!("{ui}/token/?path={name}")).await;
     assert_eq!(code, 200);
@@ -189,9 +206,12 @@ async fn actions_need_the_pages_token_and_answer_like_util() {
         r.send()
     };
 
-    let r = post(vec![("command", "drain".into()), ("csrf", "wrong".into())], None)
-        .await
-        .unwrap();
+    let r = post(
+        vec![("command", "drain".into()), ("csrf", "wrong".into())],
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 403, "a forged token is refused");
     let r = post(
         vec![("command", "drain".into()), ("csrf", token.clone())],
@@ -200,7 +220,13 @@ async fn actions_need_the_pages_token_and_answer_like_util() {
     .await
     .unwrap();
     assert_eq!(r.status(), 403, "another site is refused");
-    assert!(c.client.get("/workflow/__SIGNAL__/DRAIN").await.unwrap().is_none());
+    assert!(
+        c.client
+            .get("/workflow/__SIGNAL__/DRAIN")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let r = post(
         vec![("command", "cleanup".into()), ("csrf", token.clone())],
         None,
@@ -210,9 +236,12 @@ async fn actions_need_the_pages_token_and_answer_like_util() {
     assert_eq!(r.status(), 400, "only the UI's actions");
 
     // Drain everywhere: the util message, the signal set, the label says so.
-    let r = post(vec![("command", "drain".into()), ("csrf", token.clone())], None)
-        .await
-        .unwrap();
+    let r = post(
+        vec![("command", "drain".into()), ("csrf", token.clone())],
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 200);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(
@@ -220,9 +249,12 @@ async fn actions_need_the_pages_token_and_answer_like_util() {
         "set DRAIN.  Its token is /workflow/__SIGNAL__/DRAIN"
     );
     let again = c.util(UtilCommand::Drain, None, None, &[]).await;
-    let r = post(vec![("command", "drain".into()), ("csrf", token.clone())], None)
-        .await
-        .unwrap();
+    let r = post(
+        vec![("command", "drain".into()), ("csrf", token.clone())],
+        None,
+    )
+    .await
+    .unwrap();
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["message"], again.trim_end(), "the message util prints");
     let label: serde_json::Value = reqwest::get(format!("{ui}/api/v1/status?workflow=slow"))
@@ -264,7 +296,12 @@ async fn actions_need_the_pages_token_and_answer_like_util() {
     .unwrap();
     assert_eq!(r.status(), 400);
     let body: serde_json::Value = r.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("-i INSTANCE"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("-i INSTANCE")
+    );
     c.stop().await;
 }
 
@@ -336,7 +373,7 @@ async fn the_originals_fixture_gives_the_originals_statuses() {
                 attributes: Attributes::default(),
             };
             tokens.push(Token::new(
-                &name::signal_token(&level, "ARCHIVE"),
+                name::signal_token(&level, "ARCHIVE"),
                 Some(archive.to_data()),
             ));
             let stored = app

@@ -1,0 +1,176 @@
+//! The dashboard in a real headless browser (Debian's chromium over WebDriver) against a real
+//! `pinball -m all` process: follow a workflow to its instance, watch the graph change colour as
+//! jobs finish, read a failed job's stderr, retry it, abort a running instance. Screenshots go
+//! to `target/ui-screenshots/`.
+
+use std::time::Duration;
+
+use crate::processes::{free_port, pinball_out, spawn_pinball, wait_until};
+use crate::webdriver::Browser;
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// The graph node's status, as the page shows it.
+fn node_is(job: &str, status: &str) -> String {
+    format!(
+        "const n = document.getElementById('job-{job}'); return !!n && n.dataset.status === '{status}';"
+    )
+}
+
+async fn start(dir: &std::path::Path, w: &str) -> String {
+    let out = pinball_out(&["util", "-f", "-w", w, "start"], dir).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .split(" instance ")
+        .nth(1)
+        .and_then(|s| s.split('.').next())
+        .unwrap_or_else(|| panic!("util start: {stdout}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_operator_runs_pinball_from_the_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("marker");
+    let (master, ui) = (free_port(), free_port());
+    std::fs::write(
+        dir.path().join("workflows.yaml"),
+        format!(
+            "workflows:
+  pipeline:
+    owner: data-eng
+    jobs:
+      first: {{command: 'sleep 2'}}
+      second: {{command: 'sleep 2', depends_on: [first]}}
+  fragile:
+    jobs:
+      check: {{command: 'test -e {m} || {{ echo \"missing marker\" >&2; exit 1; }}'}}
+  long:
+    jobs:
+      wait: {{command: 'sleep 120'}}
+",
+            m = marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("pinball.yaml"),
+        format!(
+            "database_url: sqlite://pinball.db\nmaster_port: {master}\nui_port: {ui}\nworkers: 3\narchive_delay_sec: 300\nlocal_logs_dir_prefix: {}/logs/\nparser_params:\n  workflows_config: workflows.yaml\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let _all = spawn_pinball(&["-m", "all"], dir.path());
+    let root = format!("http://127.0.0.1:{ui}");
+    wait_until(LONG, "the UI serves the imported workflows", || async {
+        match reqwest::get(format!("{root}/api/v1/workflows")).await {
+            Ok(r) => r.text().await.is_ok_and(|t| t.contains("pipeline")),
+            Err(_) => false,
+        }
+    })
+    .await;
+    let b = Browser::start().await;
+
+    // Start from the schedule page: the confirmation says what will happen, the answer is
+    // util's.
+    b.goto(&format!("{root}/schedule/?workflow=pipeline")).await;
+    let button = b.wait_for("button[data-command=start]", LONG).await;
+    b.click(&button).await;
+    assert_eq!(
+        b.accept_dialog().await,
+        "Start a new instance of workflow pipeline now."
+    );
+    b.wait_until(
+        "return document.getElementById('flash').textContent.startsWith('exported workflow pipeline instance');",
+        LONG,
+        "the start message",
+    )
+    .await;
+
+    // Follow the workflow to its instance.
+    b.goto(&format!("{root}/workflows/")).await;
+    let link = b
+        .wait_for("a[href='/instances/?workflow=pipeline']", LONG)
+        .await;
+    b.click(&link).await;
+    let instance = b.wait_for("#instances-table tbody tr td a", LONG).await;
+    b.click(&instance).await;
+    b.wait_for("#graph", LONG).await;
+    b.execute("window.notReloaded = true; return true;").await;
+    b.wait_until(&node_is("first", "RUNNING"), LONG, "first runs")
+        .await;
+    let first = b.find("#job-first .shape").await.unwrap();
+    assert_eq!(
+        b.attribute(&first, "fill").await.as_deref(),
+        Some("#66ccff")
+    );
+    b.screenshot("instance-running").await;
+    // The page follows the run by itself: colours change without a reload.
+    b.wait_until(&node_is("second", "SUCCESS"), LONG, "second succeeds")
+        .await;
+    let second = b.find("#job-second .shape").await.unwrap();
+    assert_eq!(
+        b.attribute(&second, "fill").await.as_deref(),
+        Some("#89e894")
+    );
+    assert_eq!(
+        b.execute("return window.notReloaded === true;").await,
+        serde_json::Value::Bool(true),
+        "updated in place"
+    );
+    b.wait_until(
+        "return document.getElementById('instance-status').textContent === 'SUCCESS';",
+        LONG,
+        "the instance ends SUCCESS",
+    )
+    .await;
+    b.screenshot("instance-success").await;
+
+    // A failed job: its stderr, then Retry once the cause is fixed.
+    let fragile = start(dir.path(), "fragile").await;
+    b.goto(&format!("{root}/jobs/?workflow=fragile&instance={fragile}"))
+        .await;
+    b.wait_until(&node_is("check", "FAILURE"), LONG, "check fails")
+        .await;
+    let job = b.wait_for("tr[data-job=check] a", LONG).await;
+    b.click(&job).await;
+    let stderr = b
+        .wait_for("a.log-link[href$='log_type=stderr']", LONG)
+        .await;
+    b.click(&stderr).await;
+    let log = b.wait_for("#log", LONG).await;
+    assert_eq!(b.text(&log).await, "missing marker");
+    b.screenshot("failed-stderr").await;
+    std::fs::write(&marker, "").unwrap();
+    b.goto(&format!("{root}/jobs/?workflow=fragile&instance={fragile}"))
+        .await;
+    let retry = b.wait_for("button[data-command=retry]", LONG).await;
+    b.click(&retry).await;
+    let question = b.accept_dialog().await;
+    assert!(
+        question.starts_with(&format!("Retry workflow fragile instance {fragile}:")),
+        "{question}"
+    );
+    b.wait_until(&node_is("check", "SUCCESS"), LONG, "the retry succeeds")
+        .await;
+    b.screenshot("retried").await;
+
+    // Abort a running instance: it ends ABORTED.
+    let long = start(dir.path(), "long").await;
+    b.goto(&format!("{root}/jobs/?workflow=long&instance={long}"))
+        .await;
+    b.wait_until(&node_is("wait", "RUNNING"), LONG, "wait runs")
+        .await;
+    let abort = b.wait_for("button[data-command=abort]", LONG).await;
+    b.click(&abort).await;
+    let question = b.accept_dialog().await;
+    assert!(question.contains("ends ABORTED"), "{question}");
+    b.wait_until(
+        "return document.getElementById('instance-status').textContent === 'ABORTED';",
+        LONG,
+        "the instance ends ABORTED",
+    )
+    .await;
+    b.screenshot("aborted").await;
+}

@@ -1,0 +1,227 @@
+//! A small W3C WebDriver client over reqwest, enough to drive Debian's chromium through
+//! chromedriver: open pages, find and click elements, read text and attributes, answer
+//! confirmation dialogs, run a script, take screenshots.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+pub struct Browser {
+    http: reqwest::Client,
+    base: String,
+    _driver: tokio::process::Child,
+}
+
+fn chromedriver() -> String {
+    for candidate in ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"] {
+        if std::path::Path::new(candidate).exists() {
+            return candidate.into();
+        }
+    }
+    panic!("chromedriver not found: install Debian's chromium and chromium-driver (.ci/run does)");
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless chromium session.
+    pub async fn start() -> Browser {
+        let port = crate::processes::free_port();
+        let driver = tokio::process::Command::new(chromedriver())
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while http.get(format!("{base}/status")).send().await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not answer"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1400,1000"]
+            }
+        }}});
+        let r: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {r}"))
+            .to_owned();
+        Browser {
+            http,
+            base: format!("{base}/session/{id}"),
+            _driver: driver,
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r: Value = req.send().await.unwrap().json().await.unwrap();
+        r["value"].clone()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.post("/url", json!({"url": url})).await;
+    }
+
+    pub async fn url(&self) -> String {
+        self.get("/url").await.as_str().unwrap_or("").to_owned()
+    }
+
+    /// The first element matching `css`, if any.
+    pub async fn find(&self, css: &str) -> Option<String> {
+        let v = self
+            .post("/element", json!({"using": "css selector", "value": css}))
+            .await;
+        v[ELEMENT].as_str().map(str::to_owned)
+    }
+
+    /// Waits up to `within` for an element matching `css`.
+    pub async fn wait_for(&self, css: &str, within: Duration) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(e) = self.find(css).await {
+                return e;
+            }
+            if started.elapsed() > within {
+                let raw = self
+                    .post("/element", json!({"using": "css selector", "value": css}))
+                    .await;
+                let page = self
+                    .execute("return document.body ? document.body.innerText.slice(0, 400) : '';")
+                    .await;
+                panic!(
+                    "no element {css} within {within:?} on {}: {raw}; the page says {page}",
+                    self.url().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn click(&self, element: &str) {
+        self.post(&format!("/element/{element}/click"), json!({}))
+            .await;
+    }
+
+    pub async fn text(&self, element: &str) -> String {
+        self.get(&format!("/element/{element}/text"))
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    pub async fn attribute(&self, element: &str, name: &str) -> Option<String> {
+        self.get(&format!("/element/{element}/attribute/{name}"))
+            .await
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    /// Runs `script` in the page and returns its result.
+    pub async fn execute(&self, script: &str) -> Value {
+        self.post("/execute/sync", json!({"script": script, "args": []}))
+            .await
+    }
+
+    /// Waits until `script` returns `true`.
+    pub async fn wait_until(&self, script: &str, within: Duration, what: &str) {
+        let started = Instant::now();
+        while self.execute(script).await != Value::Bool(true) {
+            assert!(started.elapsed() < within, "{what}: not within {within:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The text of the confirmation dialog on screen; accepts it.
+    pub async fn accept_dialog(&self) -> String {
+        let started = Instant::now();
+        loop {
+            let text = self.get("/alert/text").await;
+            if let Some(t) = text.as_str() {
+                self.post("/alert/accept", json!({})).await;
+                return t.to_owned();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "no confirmation dialog appeared"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Saves a PNG of the window under `target/ui-screenshots/NAME.png`.
+    pub async fn screenshot(&self, name: &str) {
+        use base64_decode::decode;
+        let b64 = self.get("/screenshot").await;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(format!("{name}.png")),
+            decode(b64.as_str().unwrap()),
+        )
+        .unwrap();
+    }
+}
+
+/// Base64 (standard alphabet) without a dependency for one call.
+mod base64_decode {
+    pub fn decode(s: &str) -> Vec<u8> {
+        let val = |c: u8| match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            _ => 63,
+        };
+        let bytes: Vec<u8> = s.bytes().filter(|c| *c != b'=' && *c != b'\n').collect();
+        let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+        for chunk in bytes.chunks(4) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (k, c)| acc | (val(*c) as u32) << (18 - 6 * k));
+            let keep = chunk.len() - 1;
+            out.extend(&n.to_be_bytes()[1..1 + keep]);
+        }
+        out
+    }
+
+    #[test]
+    fn decodes_padded_and_unpadded_input() {
+        assert_eq!(decode("aGVsbG8="), b"hello");
+        assert_eq!(decode("aGk="), b"hi");
+        assert_eq!(decode("YWJj"), b"abc");
+    }
+}
