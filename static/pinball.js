@@ -104,6 +104,10 @@ function nodeOf(job) {
 function setView(v) {
   view = v;
   graph.setAttribute("viewBox", `${v.x} ${v.y} ${v.w} ${v.h}`);
+  // A large graph shows its labels once they are big enough to read.
+  if (graph.classList.contains("large")) {
+    graph.classList.toggle("labels", graph.getBoundingClientRect().width / v.w >= 0.6);
+  }
 }
 
 function fit() {
@@ -132,9 +136,9 @@ function toPoint(evt) {
 
 function children() {
   const out = {};
-  for (const e of $$("path.edge", graph)) {
-    const [p, c] = e.id.split("/");
-    (out[p] = out[p] || []).push(c);
+  for (const e of (graph.dataset.edges || "").split(";")) {
+    const [p, c] = e.split(">");
+    if (c) (out[p] = out[p] || []).push(c);
   }
   return out;
 }

@@ -16,9 +16,8 @@ pub struct Bar {
     pub href: String,
 }
 
-/// At most this many bars are drawn (the newest ones are the ones that matter less; the chart
-/// says how many it left out).
-pub const MAX_BARS: usize = 3000;
+/// At most this many bars are drawn, the earliest first (the chart says how many it left out).
+pub const MAX_BARS: usize = 1000;
 const LABEL_W: f64 = 220.0;
 const CHART_W: f64 = 900.0;
 const ROW_H: f64 = 18.0;

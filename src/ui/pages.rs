@@ -145,6 +145,9 @@ struct Params {
     path: Option<String>,
     #[serde(default)]
     offset: u64,
+    /// The first row of an instance's jobs table.
+    #[serde(default)]
+    jobs_offset: usize,
     #[serde(default)]
     full: Option<u8>,
     /// Set by the live refresh: the heavy, separately refreshed parts (the graph) are left out.
@@ -334,7 +337,17 @@ struct InstancePageView {
     live: bool,
     signals: Vec<String>,
     count: usize,
+    /// Every job, for the graph's search box.
+    names: Vec<String>,
+    /// The jobs table's page: rows `first..=last` of `count`.
+    first: usize,
+    last: usize,
+    prev: Option<usize>,
+    next: Option<usize>,
 }
+
+/// Jobs table rows per page: a browser lays out a 10,000-row table for seconds.
+pub const JOBS_PAGE: usize = 250;
 
 pub const LEGEND: [Status; 7] = [
     Status::NEVER_RUN,
@@ -469,9 +482,15 @@ async fn instance(State(ui): State<Ui>, Query(p): Query<Params>) -> PageResult {
                 })
         })
         .collect();
+    let count = inst.jobs.len();
+    let from = p
+        .jobs_offset
+        .min(count.saturating_sub(1) / JOBS_PAGE * JOBS_PAGE);
     let jobs: Vec<JobView> = inst
         .jobs
         .iter()
+        .skip(from)
+        .take(JOBS_PAGE)
         .map(|jt| {
             let st = colour_of(jt);
             let last = jt.job.history.last();
@@ -522,8 +541,13 @@ async fn instance(State(ui): State<Ui>, Query(p): Query<Params>) -> PageResult {
         start: when(s.start_time, now),
         end: when(s.end_time, now),
         run_time: run_time(s.start_time, s.end_time, now),
-        count: jobs.len(),
+        count,
+        first: from + 1,
+        last: from + jobs.len(),
+        prev: (from > 0).then(|| from.saturating_sub(JOBS_PAGE)),
+        next: (from + JOBS_PAGE < count).then_some(from + JOBS_PAGE),
         jobs,
+        names: inst.jobs.iter().map(|j| j.job.name.clone()).collect(),
         graph,
         gantt: gantt::svg(bars, now),
         legend: LEGEND.iter().map(|s| (s.as_str(), s.colour())).collect(),

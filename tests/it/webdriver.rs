@@ -1,6 +1,6 @@
 //! A small W3C WebDriver client over reqwest, enough to drive Debian's chromium through
 //! chromedriver: open pages, find and click elements, read text and attributes, answer
-//! confirmation dialogs, run a script, take screenshots.
+//! confirmation dialogs, run a script, take screenshots. Shared with `benches/ui.rs`.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -27,7 +27,11 @@ fn chromedriver() -> String {
 impl Browser {
     /// Starts chromedriver and a headless chromium session.
     pub async fn start() -> Browser {
-        let port = crate::processes::free_port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let driver = tokio::process::Command::new(chromedriver())
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

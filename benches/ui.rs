@@ -1,0 +1,263 @@
+//! `cargo bench --bench ui`: the UI at scale, on SQLite.
+//! 1. The instance page of a 1,000-job and a 10,000-job instance: server time (median and
+//!    p95 of 20 requests), and fully rendered in headless chromium (navigation to loaded, plus
+//!    a forced layout of the graph).
+//! 2. 100,000 archived instances: how fast their summaries are built, then the workflows page
+//!    and the instances page (first and a deep page), p95 of 50 requests each.
+//! Needs Debian's chromium and chromium-driver for the rendering figures.
+
+#[path = "../tests/it/webdriver.rs"]
+#[allow(dead_code)]
+mod webdriver;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pinball::config::Config;
+use pinball::master::client::LocalMasterClient;
+use pinball::master::token::{ArchiveRequest, ModifyRequest, Token};
+use pinball::master::{Master, MasterClient};
+use pinball::parser::{JobDef, WorkflowDef};
+use pinball::storage;
+use pinball::ui::Ui;
+use pinball::ui::data::DataLayer;
+use pinball::workflow::instance::{JobToken, new_instance_tokens};
+use pinball::workflow::job::ExecutionRecord;
+use pinball::workflow::name::{self, Level};
+use pinball::workflow::signal::{Action, Attributes, Signal};
+
+/// `jobs` jobs in layers of `width`, each depending on two jobs of the layer above.
+fn layered(jobs: usize, width: usize) -> WorkflowDef {
+    let mut out = BTreeMap::new();
+    for k in 0..jobs {
+        let depends_on = if k < width {
+            vec![]
+        } else {
+            let above = k - width;
+            let other = above - above % width + (above + 1) % width;
+            vec![format!("job_{above:05}"), format!("job_{other:05}")]
+        };
+        out.insert(
+            format!("job_{k:05}"),
+            JobDef {
+                command: "true".into(),
+                depends_on,
+                ..Default::default()
+            },
+        );
+    }
+    WorkflowDef {
+        jobs: out,
+        ..Default::default()
+    }
+}
+
+fn record(instance: &str, start: f64, exit: i32) -> ExecutionRecord {
+    ExecutionRecord {
+        info: "true".into(),
+        instance: instance.into(),
+        start_time: start,
+        end_time: Some(start + 3.0),
+        exit_code: Some(exit),
+        cleanup_exit_code: None,
+        events: vec![],
+        worker: "bench".into(),
+        properties: Default::default(),
+        logs: Default::default(),
+    }
+}
+
+/// The tokens of a finished instance of `def`: every job ran once, in layer order.
+fn finished_instance(w: &str, i: &str, def: &WorkflowDef, t0: f64, exit: i32) -> Vec<Token> {
+    new_instance_tokens(w, i, &def.graph())
+        .into_iter()
+        .enumerate()
+        .map(|(k, t)| {
+            let mut jt = JobToken::parse(t).unwrap();
+            jt.job.history = vec![record(i, t0 + k as f64 * 0.01, exit)];
+            Token::new(
+                name::job_token(w, i, name::JobState::Waiting, &jt.job.name),
+                Some(jt.job.to_data()),
+            )
+        })
+        .collect()
+}
+
+fn stats(mut ms: Vec<f64>) -> (f64, f64) {
+    ms.sort_by(f64::total_cmp);
+    let pick = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    (pick(0.5), pick(0.95))
+}
+
+async fn time_get(http: &reqwest::Client, url: &str, n: usize) -> (f64, f64, usize) {
+    let mut ms = Vec::new();
+    let mut size = 0;
+    http.get(url).send().await.unwrap().text().await.unwrap(); // warm-up
+    for _ in 0..n {
+        let t = Instant::now();
+        let r = http.get(url).send().await.unwrap();
+        assert!(r.status().is_success(), "{url}: {}", r.status());
+        size = r.text().await.unwrap().len();
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let (p50, p95) = stats(ms);
+    (p50, p95, size)
+}
+
+async fn serve_ui(url: &str, master: &Master) -> String {
+    let data = DataLayer::new(Arc::from(storage::open(url).unwrap()), "default".into(), 3);
+    let client: Arc<dyn MasterClient> = Arc::new(LocalMasterClient(master.clone()));
+    let ui = Ui::new(data, client, Arc::new(Config::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let root = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(pinball::ui::serve(ui, listener, std::future::pending()));
+    root
+}
+
+async fn instance_pages(browser: Option<&webdriver::Browser>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("ui.db").display());
+    let master = Master::start(storage::open(&url).unwrap(), "default").await;
+    let client = LocalMasterClient(master.clone());
+    let root = serve_ui(&url, &master).await;
+    let http = reqwest::Client::new();
+    for jobs in [1_000, 10_000] {
+        let w = format!("big_{jobs}");
+        let def = layered(jobs, 100);
+        let tokens = finished_instance(&w, "1", &def, 1.7e9, 0);
+        for chunk in tokens.chunks(2_000) {
+            client
+                .modify(ModifyRequest::update(chunk.to_vec()))
+                .await
+                .unwrap();
+        }
+        let page = format!("{root}/jobs/?workflow={w}&instance=1");
+        if let Ok(dir) = std::env::var("PINBALL_BENCH_SAVE") {
+            let html = http.get(&page).send().await.unwrap().text().await.unwrap();
+            std::fs::write(format!("{dir}/instance-{jobs}.html"), html).unwrap();
+        }
+        let (p50, p95, size) = time_get(&http, &page, 20).await;
+        println!(
+            "instance page, {jobs} jobs: server {p50:.1} ms median, {p95:.1} ms p95 ({} KiB of HTML)",
+            size / 1024
+        );
+        if let Some(b) = browser {
+            let mut ms = Vec::new();
+            for _ in 0..5 {
+                let t = Instant::now();
+                b.goto(&page).await;
+                let nodes = b
+                    .execute("document.getElementById('graph').getBoundingClientRect(); document.body.offsetHeight; return document.querySelectorAll('g.node').length;")
+                    .await;
+                ms.push(t.elapsed().as_secs_f64() * 1e3);
+                assert_eq!(nodes.as_u64(), Some(jobs as u64), "every job is drawn");
+            }
+            let (p50, p95) = stats(ms);
+            println!(
+                "instance page, {jobs} jobs: rendered in chromium {p50:.0} ms median, {p95:.0} ms p95"
+            );
+        }
+    }
+}
+
+const ARCHIVED: usize = 100_000;
+const WORKFLOWS: usize = 10;
+
+async fn long_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("history.db").display());
+    let master = Master::start(storage::open(&url).unwrap(), "default").await;
+    let client = LocalMasterClient(master.clone());
+    let def = layered(2, 2);
+    let t = Instant::now();
+    let mut batch = Vec::new();
+    for k in 0..ARCHIVED {
+        let w = format!("wf_{:02}", k % WORKFLOWS);
+        let i = format!("{}", 1_700_000_000_000u64 + k as u64);
+        batch.extend(finished_instance(
+            &w,
+            &i,
+            &def,
+            1.7e9 + k as f64 * 60.0,
+            (k % 7 == 0) as i32,
+        ));
+        let archive = Signal {
+            action: Action::ARCHIVE,
+            attributes: Attributes {
+                timestamp: Some(1.7e9 + k as f64 * 60.0 + 10.0),
+                generation: None,
+            },
+        };
+        batch.push(Token::new(
+            name::signal_token(&Level::Instance(w, i), Action::ARCHIVE.as_str()),
+            Some(archive.to_data()),
+        ));
+        if batch.len() >= 3_000 || k + 1 == ARCHIVED {
+            let stored = client
+                .modify(ModifyRequest::update(std::mem::take(&mut batch)))
+                .await
+                .unwrap()
+                .updates;
+            client
+                .archive(ArchiveRequest { tokens: stored })
+                .await
+                .unwrap();
+        }
+        if (k + 1) % 20_000 == 0 {
+            eprintln!("  archived {} instances", k + 1);
+        }
+    }
+    println!(
+        "archived {ARCHIVED} instances ({} tokens) in {:.1} s",
+        ARCHIVED * 3,
+        t.elapsed().as_secs_f64()
+    );
+    let data = DataLayer::new(Arc::from(storage::open(&url).unwrap()), "default".into(), 3);
+    let t = Instant::now();
+    let n = data.summarize().await.unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "summarised {n} archived instances in {secs:.1} s ({:.0} instances/s, once, as they are archived)",
+        n as f64 / secs
+    );
+    let root = serve_ui(&url, &master).await;
+    let http = reqwest::Client::new();
+    for (what, page) in [
+        ("workflows page", format!("{root}/workflows/")),
+        (
+            "instances page, first",
+            format!("{root}/instances/?workflow=wf_03"),
+        ),
+        (
+            "instances page, offset 5,000",
+            format!("{root}/instances/?workflow=wf_03&offset=5000"),
+        ),
+        ("workflows JSON", format!("{root}/api/v1/workflows")),
+    ] {
+        let (p50, p95, _) = time_get(&http, &page, 50).await;
+        println!("{what} with {ARCHIVED} archived instances: {p50:.1} ms median, {p95:.1} ms p95");
+    }
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let browser = if std::path::Path::new("/usr/bin/chromedriver").exists() {
+            Some(webdriver::Browser::start().await)
+        } else {
+            println!(
+                "(no chromedriver: rendering figures skipped; apt-get install chromium-driver)"
+            );
+            None
+        };
+        instance_pages(browser.as_ref()).await;
+        if std::env::var("PINBALL_BENCH_ONLY").as_deref() != Ok("instance") {
+            long_history().await;
+        }
+    });
+    std::thread::sleep(Duration::from_millis(10));
+}
