@@ -4,6 +4,7 @@
 //!    a forced layout of the graph).
 //! 2. 100,000 archived instances: how fast their summaries are built, then the workflows page
 //!    and the instances page (first and a deep page), p95 of 50 requests each.
+//!
 //! Needs Debian's chromium and chromium-driver for the rendering figures.
 
 #[path = "../tests/it/webdriver.rs"]
