@@ -104,11 +104,16 @@ pub fn archive_prefix(name: &str) -> &str {
 
 /// Statements both dialects share.
 mod sql {
-    pub const LATEST_SUMMARIES: &str = "SELECT s.prefix, s.workflow, s.instance, s.status, \
-         s.start_time, s.end_time, s.sort_time, s.data FROM instance_summaries s \
-         JOIN (SELECT workflow, MAX(sort_time) AS t FROM instance_summaries WHERE master = ? \
-         GROUP BY workflow) x ON s.workflow = x.workflow AND s.sort_time = x.t \
-         WHERE s.master = ? ORDER BY s.workflow, s.instance";
+    /// The distinct workflows with summaries, by skipping through the index (a recursive
+    /// query: one index seek per workflow instead of a scan of every summary).
+    pub const SUMMARY_WORKFLOWS: &str = "WITH RECURSIVE w(name) AS ( \
+         SELECT MIN(workflow) FROM instance_summaries WHERE master = ? \
+         UNION ALL SELECT (SELECT MIN(workflow) FROM instance_summaries \
+         WHERE master = ? AND workflow > w.name) FROM w WHERE w.name IS NOT NULL) \
+         SELECT name FROM w WHERE name IS NOT NULL";
+    pub const LATEST_SUMMARY: &str = "SELECT prefix, workflow, instance, status, start_time, \
+         end_time, sort_time, data FROM instance_summaries WHERE master = ? AND workflow = ? \
+         ORDER BY sort_time DESC, instance DESC LIMIT 1";
     pub const SUMMARY_PAGE: &str = "SELECT prefix, workflow, instance, status, start_time, \
          end_time, sort_time, data FROM instance_summaries WHERE master = ? AND workflow = ? \
          ORDER BY instance DESC LIMIT ? OFFSET ?";

@@ -395,15 +395,23 @@ impl Storage for SqliteStorage {
     }
 
     async fn latest_summaries(&self, master: &str) -> Result<Vec<InstanceSummary>, StorageError> {
-        let rows = sqlx::query(sql::LATEST_SUMMARIES)
+        let workflows: Vec<String> = sqlx::query_scalar(sql::SUMMARY_WORKFLOWS)
             .bind(master)
             .bind(master)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .iter()
-            .map(summary_from_row)
-            .collect::<Result<_, _>>()?)
+        let mut out = Vec::with_capacity(workflows.len());
+        for w in workflows {
+            let row = sqlx::query(sql::LATEST_SUMMARY)
+                .bind(master)
+                .bind(&w)
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some(row) = row {
+                out.push(summary_from_row(&row)?);
+            }
+        }
+        Ok(out)
     }
 
     async fn summaries(

@@ -201,14 +201,27 @@ impl DataLayer {
     /// (one indexed query). Returns how many instances it summarised.
     pub async fn summarize(&self) -> Result<usize, StorageError> {
         let _one = self.summarizing.lock().await;
+        self.summarize_passes(usize::MAX).await
+    }
+
+    /// Before serving a list: one pass (up to 500 instances) unless a summariser is already
+    /// at work, so a request never waits behind a long backfill.
+    async fn catch_up(&self) -> Result<(), StorageError> {
+        if let Ok(_one) = self.summarizing.try_lock() {
+            self.summarize_passes(1).await?;
+        }
+        Ok(())
+    }
+
+    async fn summarize_passes(&self, passes: usize) -> Result<usize, StorageError> {
         let mut done = 0;
-        loop {
+        for _ in 0..passes {
             let queue = self
                 .store
                 .archive_queue(&self.master, SUMMARY_BATCH)
                 .await?;
             let Some(&(last_seq, _)) = queue.last() else {
-                return Ok(done);
+                break;
             };
             let prefixes: BTreeSet<String> = queue.into_iter().map(|(_, p)| p).collect();
             let mut summaries = Vec::new();
@@ -258,6 +271,7 @@ impl DataLayer {
                 "ui summarised archived instances"
             );
         }
+        Ok(done)
     }
 
     /// Active tokens under `prefix`, and the archived ones too when `archived` (a name archived
@@ -345,7 +359,7 @@ impl DataLayer {
     /// Every workflow with a definition, a schedule or any instance: its status from its live
     /// instances and its latest finished one.
     pub async fn workflows(&self) -> Result<Vec<WorkflowRow>, StorageError> {
-        self.summarize().await?;
+        self.catch_up().await?;
         let live = self.live_instances(name::WORKFLOW_PREFIX).await?;
         let latest = self.store.latest_summaries(&self.master).await?;
         let defs = self.definitions().await?;
@@ -399,7 +413,7 @@ impl DataLayer {
         offset: u64,
         limit: u32,
     ) -> Result<Option<InstancePage>, StorageError> {
-        self.summarize().await?;
+        self.catch_up().await?;
         let live: BTreeMap<String, InstanceStatus> = self
             .live_instances(&name::workflow_prefix(w))
             .await?

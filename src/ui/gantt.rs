@@ -17,7 +17,7 @@ pub struct Bar {
 }
 
 /// At most this many bars are drawn, the earliest first (the chart says how many it left out).
-pub const MAX_BARS: usize = 1000;
+pub const MAX_BARS: usize = 500;
 const LABEL_W: f64 = 220.0;
 const CHART_W: f64 = 900.0;
 const ROW_H: f64 = 18.0;

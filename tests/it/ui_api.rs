@@ -172,5 +172,27 @@ async fn the_read_api_lists_schedules() {
     );
     assert_eq!(s["emails"], serde_json::json!(["ops@example.com"]));
     assert!(s["next_run_time"].as_i64().unwrap() > pinball::master::service::unix_now());
+
+    // The pages: the schedule with its policy explained, and its graph from the definition.
+    let root = base.trim_end_matches("/api/v1");
+    let html = reqwest::get(format!("{root}/schedules/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("cron 30 2 * * *"));
+    assert!(html.contains("Delay the execution until the previous one finishes"));
+    assert!(html.contains("ops@example.com"));
+    let html = reqwest::get(format!("{root}/schedule/?workflow=daily"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(r#"data-job="j" data-status="NEVER_RUN""#));
+    assert!(html.contains("data-command=\"unschedule\""));
+    let (code, _) = get(format!("{root}/schedule/?workflow=nothing_here")).await;
+    assert_eq!(code, 404);
     c.stop().await;
 }
