@@ -40,14 +40,16 @@ pub fn svg(mut bars: Vec<Bar>, now: f64) -> String {
     let mut out = String::with_capacity(bars.len() * 300 + 1024);
     let _ = write!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="gantt" viewBox="0 0 {w:.0} {height:.0}" width="{w:.0}" height="{height:.0}">"#,
-        w = LABEL_W + CHART_W + 10.0
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="gantt" viewBox="0 0 {w} {height}" width="{w}" height="{height}">"#,
+        w = (LABEL_W + CHART_W) as i64 + 10,
+        height = height as i64
     );
     for k in 0..=4 {
-        let x = LABEL_W + CHART_W * k as f64 / 4.0;
+        let x = (LABEL_W + CHART_W * k as f64 / 4.0) as i64;
+        let height = height as i64;
         let _ = write!(
             out,
-            r#"<line class="tick" x1="{x:.1}" y1="{AXIS_H}" x2="{x:.1}" y2="{height:.0}"/><text class="axis" x="{x:.1}" y="14">+{}</text>"#,
+            r#"<line class="tick" x1="{x}" y1="{AXIS_H}" x2="{x}" y2="{height}"/><text class="axis" x="{x}" y="14">+{}</text>"#,
             duration((t1 - t0) * k as f64 / 4.0)
         );
     }
@@ -58,15 +60,17 @@ pub fn svg(mut bars: Vec<Bar>, now: f64) -> String {
         let w = ((end - b.start) * scale).max(2.0);
         let _ = write!(
             out,
-            r#"<a href="{href}"><text class="label" x="{lx:.1}" y="{ty:.1}">{job} #{n}</text><rect fill="{fill}" x="{x:.1}" y="{by:.1}" width="{w:.1}" height="{bh:.1}" rx="2"><title>{job} #{n}: {status}, {dur}</title></rect></a>"#,
+            r#"<a href="{href}"><text class="label" x="{lx}" y="{ty}">{job} #{n}</text><rect fill="{fill}" x="{x}" y="{by}" width="{w}" height="{bh}" rx="2"><title>{job} #{n}: {status}, {dur}</title></rect></a>"#,
             href = escape(&b.href),
-            lx = LABEL_W - 6.0,
-            ty = y + ROW_H - 5.0,
+            lx = LABEL_W as i64 - 6,
+            ty = (y + ROW_H) as i64 - 5,
             job = escape(&b.job),
             n = b.execution,
             fill = b.status.colour(),
-            by = y + 2.0,
-            bh = ROW_H - 4.0,
+            x = x.round() as i64,
+            w = w.round() as i64,
+            by = y as i64 + 2,
+            bh = ROW_H as i64 - 4,
             status = b.status.as_str(),
             dur = duration(end - b.start),
         );
@@ -110,7 +114,7 @@ mod tests {
         let late = s.find("late #0").unwrap();
         assert!(early < late, "rows are in start order");
         // The running bar spans the whole chart (until now), the failed one its second half.
-        assert!(s.contains(r##"fill="#66ccff" x="220.0" y="24.0" width="900.0""##));
-        assert!(s.contains(r##"fill="#ff3333" x="670.0" y="42.0" width="450.0""##));
+        assert!(s.contains(r##"fill="#66ccff" x="220" y="24" width="900""##));
+        assert!(s.contains(r##"fill="#ff3333" x="670" y="42" width="450""##));
     }
 }

@@ -424,6 +424,13 @@ async fn the_originals_fixture_gives_the_originals_statuses() {
             .unwrap();
         assert_eq!(n, if w >= 2 { 2 } else { 0 }, "workflow_{w}");
     }
+    // Pages of instances, newest first.
+    let first = data.instances("workflow_2", 0, 1).await.unwrap().unwrap();
+    let second = data.instances("workflow_2", 1, 1).await.unwrap().unwrap();
+    assert_eq!(first.total, 2);
+    assert_eq!(first.rows[0].instance, "instance_1");
+    assert_eq!(second.rows[0].instance, "instance_0");
+    assert_eq!(second.rows[0].status.as_str(), "FAILURE");
     // Scenario 59: token paths.
     let paths = data
         .token_paths("/workflow/workflow_0/instance_0/job/waiting/")
