@@ -200,78 +200,79 @@ impl DataLayer {
     /// the last pass is summarised from its archived tokens. Cheap when nothing was archived
     /// (one indexed query). Returns how many instances it summarised.
     pub async fn summarize(&self) -> Result<usize, StorageError> {
-        let _one = self.summarizing.lock().await;
-        self.summarize_passes(usize::MAX).await
+        let mut done = 0;
+        // One pass per lock, so a request waits for one pass at most, never a whole backfill.
+        loop {
+            let _one = self.summarizing.lock().await;
+            match self.summarize_pass().await? {
+                Some(n) => done += n,
+                None => return Ok(done),
+            }
+        }
     }
 
-    /// Before serving a list: one pass (up to 500 instances) unless a summariser is already
-    /// at work, so a request never waits behind a long backfill.
+    /// Before serving a list: one pass (up to 500 instances), after any pass under way.
     async fn catch_up(&self) -> Result<(), StorageError> {
-        if let Ok(_one) = self.summarizing.try_lock() {
-            self.summarize_passes(1).await?;
-        }
+        let _one = self.summarizing.lock().await;
+        self.summarize_pass().await?;
         Ok(())
     }
 
-    async fn summarize_passes(&self, passes: usize) -> Result<usize, StorageError> {
-        let mut done = 0;
-        for _ in 0..passes {
-            let queue = self
-                .store
-                .archive_queue(&self.master, SUMMARY_BATCH)
-                .await?;
-            let Some(&(last_seq, _)) = queue.last() else {
-                break;
+    /// Summarises up to one batch of the queue; `None` when the queue was empty.
+    async fn summarize_pass(&self) -> Result<Option<usize>, StorageError> {
+        let queue = self
+            .store
+            .archive_queue(&self.master, SUMMARY_BATCH)
+            .await?;
+        let Some(&(last_seq, _)) = queue.last() else {
+            return Ok(None);
+        };
+        let prefixes: BTreeSet<String> = queue.into_iter().map(|(_, p)| p).collect();
+        let mut summaries = Vec::new();
+        let mut removed = Vec::new();
+        for prefix in prefixes {
+            let Some((w, i)) = instance_of_prefix(&prefix) else {
+                continue;
             };
-            let prefixes: BTreeSet<String> = queue.into_iter().map(|(_, p)| p).collect();
-            let mut summaries = Vec::new();
-            let mut removed = Vec::new();
-            for prefix in prefixes {
-                let Some((w, i)) = instance_of_prefix(&prefix) else {
-                    continue;
-                };
-                let mut inst = Instance::default();
-                for t in self
-                    .store
-                    .read(&self.master, Table::Archived, &prefix)
-                    .await?
-                {
-                    inst.add(t, true);
-                }
-                if inst.jobs.is_empty() {
-                    removed.push(prefix);
-                    continue;
-                }
-                let s = inst.status();
-                let failed = inst
-                    .jobs
-                    .iter()
-                    .filter(|j| job_status(j) == Status::FAILURE)
-                    .count();
-                summaries.push(InstanceSummary {
-                    prefix,
-                    workflow: w,
-                    instance: i,
-                    status: s.status.as_str().to_owned(),
-                    start_time: s.start_time,
-                    end_time: s.end_time,
-                    sort_time: s.end_time.or(s.start_time).unwrap_or(0.0),
-                    data: serde_json::json!({"jobs": inst.jobs.len(), "failed_jobs": failed})
-                        .to_string(),
-                });
+            let mut inst = Instance::default();
+            for t in self
+                .store
+                .read(&self.master, Table::Archived, &prefix)
+                .await?
+            {
+                inst.add(t, true);
             }
-            self.store
-                .write_summaries(&self.master, &summaries, &removed, last_seq)
-                .await?;
-            done += summaries.len();
-            tracing::info!(
-                summarised = summaries.len(),
-                removed = removed.len(),
-                total = done,
-                "ui summarised archived instances"
-            );
+            if inst.jobs.is_empty() {
+                removed.push(prefix);
+                continue;
+            }
+            let s = inst.status();
+            let failed = inst
+                .jobs
+                .iter()
+                .filter(|j| job_status(j) == Status::FAILURE)
+                .count();
+            summaries.push(InstanceSummary {
+                prefix,
+                workflow: w,
+                instance: i,
+                status: s.status.as_str().to_owned(),
+                start_time: s.start_time,
+                end_time: s.end_time,
+                sort_time: s.end_time.or(s.start_time).unwrap_or(0.0),
+                data: serde_json::json!({"jobs": inst.jobs.len(), "failed_jobs": failed})
+                    .to_string(),
+            });
         }
-        Ok(done)
+        self.store
+            .write_summaries(&self.master, &summaries, &removed, last_seq)
+            .await?;
+        tracing::info!(
+            summarised = summaries.len(),
+            removed = removed.len(),
+            "ui summarised archived instances"
+        );
+        Ok(Some(summaries.len()))
     }
 
     /// Active tokens under `prefix`, and the archived ones too when `archived` (a name archived
