@@ -148,6 +148,7 @@ async fn the_readme_command_runs_the_example_workflows() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let example = std::fs::read_to_string(root.join("pinball.example.yaml")).unwrap();
     let port = free_port();
+    let ui_port = free_port();
     let config = example
         .replace("master_port: 9090", &format!("master_port: {port}"))
         .replace(
@@ -158,7 +159,7 @@ async fn the_readme_command_runs_the_example_workflows() {
             ),
         )
         .replace("archive_delay_sec: 300", "archive_delay_sec: 1")
-        .replace("ui_port: 8080", &format!("ui_port: {}", free_port()));
+        .replace("ui_port: 8080", &format!("ui_port: {ui_port}"));
     assert!(
         config.contains(&format!("master_port: {port}")),
         "the example sets master_port"
@@ -243,6 +244,17 @@ async fn the_readme_command_runs_the_example_workflows() {
         "the flaky upload failed once and succeeded on its retry"
     );
     assert_eq!(jobs["final"].job.history[0].exit_code, Some(0));
+
+    // The dashboard shows the finished instance.
+    let html = reqwest::get(format!("http://127.0.0.1:{ui_port}/workflows/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let row = &html[html.find("data-workflow=\"daily_report\"").unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains(">SUCCESS<") && row.contains(&i), "{row}");
 }
 
 #[tokio::test]
