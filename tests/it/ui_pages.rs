@@ -17,7 +17,7 @@ use pinball::workflow::job::ExecutionRecord;
 use pinball::workflow::name::{self, JobState, Level};
 use pinball::workflow::signal::{Action, Attributes, Signal};
 
-use crate::helpers::spawn_app;
+use crate::helpers::{backends, spawn_app_on, unique_master};
 use crate::ui_api::ui_server;
 use crate::workflows::cluster;
 
@@ -357,9 +357,20 @@ fn fixture_job(w: usize, i: usize, job: &str, base: f64) -> Token {
 #[tokio::test]
 async fn the_originals_fixture_gives_the_originals_statuses() {
     // PINBALL_SPEC §12, scenarios 57-59: 2 active and 2 archived workflows × 2 instances ×
-    // 2 jobs × 2 executions.
+    // 2 jobs × 2 executions. On every backend: the summaries are SQL of their own.
     let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app(&dir).await;
+    for url in backends(&dir, "the_originals_fixture_gives_the_originals_statuses") {
+        fixture_statuses_on(&url).await;
+    }
+}
+
+async fn fixture_statuses_on(url: &str) {
+    let app = spawn_app_on(
+        url,
+        &unique_master("ui"),
+        pinball::master::api::DEFAULT_MAX_REQUEST_BYTES,
+    )
+    .await;
     for w in 0..4 {
         for i in 0..2 {
             let base = 1000.0 + 100.0 * i as f64;
