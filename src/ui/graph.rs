@@ -77,26 +77,28 @@ fn layers(nodes: &[GraphNode], index: &HashMap<&str, usize>) -> Vec<usize> {
 pub struct Layout {
     /// Per node: centre x, top y, width.
     pub boxes: Vec<(f64, f64, f64)>,
+    /// An edge that crosses layers passes through one waypoint per layer it crosses (centre x,
+    /// top y), laid out like a narrow node so that it goes around the jobs, not behind them.
+    pub routes: HashMap<(usize, usize), Vec<(f64, f64)>>,
     pub width: f64,
     pub height: f64,
 }
 
+/// The room a waypoint takes in its layer.
+const WAYPOINT_W: f64 = 8.0;
+/// Waypoints are laid out while there are at most this many per job (a fan-in from every
+/// depth could otherwise multiply the graph's size); beyond, long edges cross directly.
+const MAX_WAYPOINTS_PER_JOB: usize = 4;
+
 pub fn layout(nodes: &[GraphNode]) -> Layout {
+    let n = nodes.len();
     let index: HashMap<&str, usize> = nodes
         .iter()
         .enumerate()
         .map(|(i, n)| (n.name.as_str(), i))
         .collect();
-    let layer = layers(nodes, &index);
-    let depth = layer.iter().max().map_or(0, |m| m + 1);
-    let mut rows: Vec<Vec<usize>> = vec![Vec::new(); depth];
-    for (v, &l) in layer.iter().enumerate() {
-        rows[l].push(v);
-    }
-    for row in &mut rows {
-        row.sort_by(|a, b| nodes[*a].name.cmp(&nodes[*b].name));
-    }
-    let parents: Vec<Vec<usize>> = nodes
+    let real_layer = layers(nodes, &index);
+    let real_parents: Vec<Vec<usize>> = nodes
         .iter()
         .map(|n| {
             n.depends_on
@@ -105,14 +107,59 @@ pub fn layout(nodes: &[GraphNode]) -> Layout {
                 .collect()
         })
         .collect();
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    // The layered graph: the jobs, then the waypoints of long edges.
+    let mut layer = real_layer.clone();
+    let mut widths: Vec<f64> = nodes.iter().map(|n| node_width(&n.name)).collect();
+    let mut parents = real_parents.clone();
+    let mut chains: Vec<((usize, usize), Vec<usize>)> = Vec::new();
+    let crossings: usize = real_parents
+        .iter()
+        .enumerate()
+        .flat_map(|(c, ps)| ps.iter().map(move |&p| (p, c)))
+        .map(|(p, c)| real_layer[c].saturating_sub(real_layer[p] + 1))
+        .sum();
+    if crossings <= MAX_WAYPOINTS_PER_JOB * n.max(50) {
+        for c in 0..n {
+            for k in 0..parents[c].len() {
+                let p = parents[c][k];
+                if real_layer[c] <= real_layer[p] + 1 {
+                    continue;
+                }
+                let mut prev = p;
+                let mut chain = Vec::new();
+                for l in real_layer[p] + 1..real_layer[c] {
+                    let v = layer.len();
+                    layer.push(l);
+                    widths.push(WAYPOINT_W);
+                    parents.push(vec![prev]);
+                    chain.push(v);
+                    prev = v;
+                }
+                parents[c][k] = prev;
+                chains.push(((p, c), chain));
+            }
+        }
+    }
+    let total = layer.len();
+    let depth = layer.iter().max().map_or(0, |m| m + 1);
+    let mut rows: Vec<Vec<usize>> = vec![Vec::new(); depth];
+    for (v, &l) in layer.iter().enumerate() {
+        rows[l].push(v);
+    }
+    for row in &mut rows {
+        row.sort_by(|a, b| {
+            let name = |v: usize| nodes.get(v).map_or("", |x| x.name.as_str());
+            (*a >= n, name(*a)).cmp(&(*b >= n, name(*b)))
+        });
+    }
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); total];
     for (c, ps) in parents.iter().enumerate() {
         for &p in ps {
             children[p].push(c);
         }
     }
     // Relative position (0..1) of each node in its layer.
-    let mut pos = vec![0.0f64; nodes.len()];
+    let mut pos = vec![0.0f64; total];
     let place = |rows: &Vec<Vec<usize>>, pos: &mut Vec<f64>| {
         for row in rows {
             for (k, &v) in row.iter().enumerate() {
@@ -149,22 +196,29 @@ pub fn layout(nodes: &[GraphNode]) -> Layout {
         }
     }
     let row_width = |row: &Vec<usize>| -> f64 {
-        row.iter().map(|&v| node_width(&nodes[v].name)).sum::<f64>()
-            + NODE_GAP * row.len().saturating_sub(1) as f64
+        row.iter().map(|&v| widths[v]).sum::<f64>() + NODE_GAP * row.len().saturating_sub(1) as f64
     };
     let width = rows.iter().map(row_width).fold(0.0, f64::max) + 2.0 * NODE_GAP;
-    let mut boxes = vec![(0.0, 0.0, 0.0); nodes.len()];
+    let mut boxes = vec![(0.0, 0.0, 0.0); total];
     for (l, row) in rows.iter().enumerate() {
         let mut x = (width - row_width(row)) / 2.0;
         let y = NODE_GAP + l as f64 * (NODE_H + LAYER_GAP);
         for &v in row {
-            let w = node_width(&nodes[v].name);
-            boxes[v] = (x + w / 2.0, y, w);
-            x += w + NODE_GAP;
+            boxes[v] = (x + widths[v] / 2.0, y, widths[v]);
+            x += widths[v] + NODE_GAP;
         }
     }
+    let routes = chains
+        .into_iter()
+        .map(|(edge, chain)| {
+            let points = chain.iter().map(|&v| (boxes[v].0, boxes[v].1)).collect();
+            (edge, points)
+        })
+        .collect();
+    boxes.truncate(n);
     Layout {
         boxes,
+        routes,
         width: width.max(200.0),
         height: NODE_GAP * 2.0 + depth as f64 * (NODE_H + LAYER_GAP) - LAYER_GAP,
     }
@@ -201,17 +255,27 @@ pub fn svg(nodes: &[GraphNode]) -> String {
         w = px(l.width),
         h = px(l.height)
     );
-    // A curve from the parent's bottom to the child's top, with an arrowhead drawn in the same
-    // path (SVG markers cost a render each).
+    // Curves from the parent's bottom through the waypoints of its layers to the child's top,
+    // with an arrowhead drawn in the same path (SVG markers cost a render each).
     let curve = |out: &mut String, p: usize, c: usize| {
         let (x1, py, _) = l.boxes[p];
         let (x2, cy, _) = l.boxes[c];
-        let (y1, y2) = (py + NODE_H, cy);
-        let mid = px((y1 + y2) / 2.0);
-        let (x1, y1, x2, y2) = (px(x1), px(y1), px(x2), px(y2));
+        let mut from = (px(x1), px(py + NODE_H));
+        let _ = write!(out, "M{},{}", from.0, from.1);
+        let waypoints = l.routes.get(&(p, c)).map_or(&[][..], Vec::as_slice);
+        for &(wx, wy) in waypoints.iter().chain([(x2, cy)].iter()) {
+            let to = (px(wx), px(wy));
+            let mid = (from.1 + to.1) / 2;
+            let _ = write!(out, "C{},{mid} {},{mid} {},{}", from.0, to.0, to.0, to.1);
+            from = (to.0, to.1 + NODE_H as i64);
+            if (wx, wy) != (x2, cy) {
+                let _ = write!(out, "L{},{}", from.0, from.1);
+            }
+        }
+        let (x2, y2) = (px(x2), px(cy));
         let _ = write!(
             out,
-            "M{x1},{y1}C{x1},{mid} {x2},{mid} {x2},{y2}M{},{}L{x2},{y2}L{},{}",
+            "M{},{}L{x2},{y2}L{},{}",
             x2 - 4,
             y2 - 7,
             x2 + 4,
@@ -341,6 +405,29 @@ mod tests {
         let listed = &s[at..at + s[at..].find('"').unwrap()];
         assert_eq!(listed.split(';').count(), 600, "every edge listed");
         assert!(s.contains(r#"class="graph large""#), "labels wait for zoom");
+    }
+
+    #[test]
+    fn a_long_edge_goes_around_the_jobs_between() {
+        // a -> b -> c -> d, and a -> d crossing the layers of b and c.
+        let nodes = vec![
+            node("a", &[]),
+            node("b", &["a"]),
+            node("c", &["b"]),
+            node("d", &["c", "a"]),
+        ];
+        let l = layout(&nodes);
+        let route = &l.routes[&(0, 3)];
+        assert_eq!(route.len(), 2, "one waypoint per layer crossed");
+        for (k, &(x, y)) in route.iter().enumerate() {
+            let job = l.boxes[k + 1];
+            assert_eq!(y, job.1, "in the layer of {}", nodes[k + 1].name);
+            assert!(
+                (x - job.0).abs() >= job.2 / 2.0,
+                "the waypoint is beside {}, not behind it",
+                nodes[k + 1].name
+            );
+        }
     }
 
     #[test]
