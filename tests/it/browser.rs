@@ -40,7 +40,7 @@ async fn an_operator_runs_pinball_from_the_browser() {
   pipeline:
     owner: data-eng
     jobs:
-      first: {{command: 'sleep 2'}}
+      first: {{command: 'sleep 6'}}
       second: {{command: 'sleep 2', depends_on: [first]}}
   fragile:
     jobs:
