@@ -148,6 +148,8 @@ struct Params {
     /// The first row of an instance's jobs table.
     #[serde(default)]
     jobs_offset: usize,
+    /// Only the jobs whose name contains this, or whose status is this (all pages).
+    jobs_q: Option<String>,
     #[serde(default)]
     full: Option<u8>,
     /// Set by the live refresh: the heavy, separately refreshed parts (the graph) are left out.
@@ -336,7 +338,11 @@ struct InstancePageView {
     legend: Vec<(&'static str, &'static str)>,
     live: bool,
     signals: Vec<String>,
+    /// Jobs in the table (after the search), and in the instance.
     count: usize,
+    total: usize,
+    /// The jobs table's search across pages.
+    q: String,
     /// Every job, for the graph's search box.
     names: Vec<String>,
     /// The jobs table's page: rows `first..=last` of `count`.
@@ -482,13 +488,23 @@ async fn instance(State(ui): State<Ui>, Query(p): Query<Params>) -> PageResult {
                 })
         })
         .collect();
-    let count = inst.jobs.len();
+    let q = p.jobs_q.as_deref().unwrap_or("").trim().to_owned();
+    let matching: Vec<&JobToken> = inst
+        .jobs
+        .iter()
+        .filter(|jt| {
+            q.is_empty()
+                || jt.job.name.contains(q.as_str())
+                || job_status(jt).as_str().eq_ignore_ascii_case(&q)
+        })
+        .collect();
+    let count = matching.len();
     let from = p
         .jobs_offset
         .min(count.saturating_sub(1) / JOBS_PAGE * JOBS_PAGE);
-    let jobs: Vec<JobView> = inst
-        .jobs
+    let jobs: Vec<JobView> = matching
         .iter()
+        .copied()
         .skip(from)
         .take(JOBS_PAGE)
         .map(|jt| {
@@ -542,6 +558,8 @@ async fn instance(State(ui): State<Ui>, Query(p): Query<Params>) -> PageResult {
         end: when(s.end_time, now),
         run_time: run_time(s.start_time, s.end_time, now),
         count,
+        total: inst.jobs.len(),
+        q,
         first: from + 1,
         last: from + jobs.len(),
         prev: (from > 0).then(|| from.saturating_sub(JOBS_PAGE)),

@@ -117,6 +117,15 @@ async fn pages_show_live_and_archived_instances_with_their_statuses() {
     assert!(html.contains(r#"class="node condition" id="job-c""#));
     assert!(html.contains(r#"<path class="edge" id="a/b""#));
     assert!(row(&html, "tr data-job=\"b\"").contains("class=\"progress\""));
+    // The jobs table's search covers every page: by name or by status.
+    let (_, html) = page(format!("{ui}/jobs/?workflow=good&instance={good}&jobs_q=b")).await;
+    assert!(html.contains("<tr data-job=\"b\">") && !html.contains("<tr data-job=\"a\">"));
+    assert!(html.contains("1 found"));
+    let (_, html) = page(format!(
+        "{ui}/jobs/?workflow=bad&instance={bad}&jobs_q=failure"
+    ))
+    .await;
+    assert!(html.contains("<tr data-job=\"x\">"));
     let (_, html) = page(format!("{ui}/jobs/?workflow=bad&instance={bad}")).await;
     assert!(
         html.contains(r##"data-job="x" data-status="FAILURE"><rect class="shape" fill="#ff3333""##)
