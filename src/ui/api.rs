@@ -142,6 +142,8 @@ pub struct LogText {
     pub text: String,
     pub size: u64,
     pub running: bool,
+    /// The log kinds this execution has.
+    pub kinds: Vec<String>,
 }
 
 pub async fn read_log(
@@ -169,12 +171,14 @@ pub async fn read_log(
         )));
     };
     let running = execution_status(&jt, n) == super::status::Status::RUNNING;
+    let kinds = record.logs.keys().cloned().collect();
     // A log that was never written (the job printed nothing) is empty, not missing.
     let Ok(mut file) = tokio::fs::File::open(path).await else {
         return Ok(LogText {
             text: String::new(),
             size: 0,
             running,
+            kinds,
         });
     };
     let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
@@ -187,6 +191,7 @@ pub async fn read_log(
         text: String::from_utf8_lossy(&bytes).into_owned(),
         size,
         running,
+        kinds,
     })
 }
 

@@ -467,14 +467,18 @@ impl DataLayer {
             .map(|inst| inst.jobs.iter().map(job_row).collect()))
     }
 
-    /// The job's token, live or archived.
+    /// The job's token, live or archived: its own names only (waiting, then runnable, which
+    /// wins), not the whole instance.
     pub async fn job(&self, w: &str, i: &str, job: &str) -> Result<Option<JobToken>, StorageError> {
         let mut found = None;
-        for (t, _) in self.tokens(&name::job_prefix(w, i), true).await? {
-            if t.name.rsplit('/').next() == Some(job)
-                && let Ok(jt) = JobToken::parse(t)
-            {
-                found = Some(jt);
+        for state in [JobState::Waiting, JobState::Runnable] {
+            let token_name = name::job_token(w, i, state, job);
+            for (t, _) in self.tokens(&token_name, true).await? {
+                if t.name == token_name
+                    && let Ok(jt) = JobToken::parse(t)
+                {
+                    found = Some(jt);
+                }
             }
         }
         Ok(found)

@@ -44,6 +44,11 @@ pub fn run_time(start: Option<f64>, end: Option<f64>, now: f64) -> String {
     start.map_or_else(String::new, |s| duration(end.unwrap_or(now) - s))
 }
 
+/// The same run time in whole seconds, as a table's sort key (empty without a start).
+pub fn run_secs(start: Option<f64>, end: Option<f64>, now: f64) -> String {
+    start.map_or_else(String::new, |s| format!("{:.0}", end.unwrap_or(now) - s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

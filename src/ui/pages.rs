@@ -16,8 +16,8 @@ use serde::Deserialize;
 use super::Ui;
 use super::api::{UiError, read_log, words};
 use super::data::*;
-use super::format::{ago, run_time, utc};
-use super::status::{Status, instance_status, job_status};
+use super::format::{ago, run_secs, run_time, utc};
+use super::status::{Status, job_status};
 use super::{gantt, graph};
 use crate::scheduler::schedule::OverrunPolicy;
 use crate::workflow::instance::{JobToken, epoch_secs_f64};
@@ -213,9 +213,7 @@ async fn workflows(State(ui): State<Ui>) -> PageResult {
             last_start: when(r.last_start_time, now),
             last_end: when(r.last_end_time, now),
             run_time: run_time(r.last_start_time, r.last_end_time, now),
-            run_secs: r.last_start_time.map_or_else(String::new, |s| {
-                format!("{:.0}", r.last_end_time.unwrap_or(now) - s)
-            }),
+            run_secs: run_secs(r.last_start_time, r.last_end_time, now),
             running: r.running_instances,
             next_run: when(r.next_run_time.map(|t| t as f64), now),
             workflow: r.workflow,
@@ -281,9 +279,7 @@ async fn instances(State(ui): State<Ui>, Query(p): Query<Params>) -> PageResult 
             start: when(r.start_time, now),
             end: when(r.end_time, now),
             run_time: run_time(r.start_time, r.end_time, now),
-            run_secs: r.start_time.map_or_else(String::new, |s| {
-                format!("{:.0}", r.end_time.unwrap_or(now) - s)
-            }),
+            run_secs: run_secs(r.start_time, r.end_time, now),
             instance: r.instance,
         })
         .collect();
@@ -442,7 +438,7 @@ async fn instance(State(ui): State<Ui>, Query(p): Query<Params>) -> PageResult {
         ui,
         inst.ok_or_else(|| UiError::NotFound(format!("workflow {w} instance {i} not found")))
     );
-    let s = instance_status(&inst.jobs, !inst.live, inst.aborted, inst.finished);
+    let s = inst.status();
     let inst_start = s.start_time.unwrap_or(now);
     let inst_end = s.end_time.unwrap_or(now);
     let running = s.status == Status::RUNNING;
@@ -810,19 +806,10 @@ async fn file(State(ui): State<Ui>, Query(p): Query<Params>) -> PageResult {
         ui,
         read_log(&ui, (w, i, job), n, kind, (!full).then_some(LOG_TAIL)).await
     );
-    let kinds = try_page!(ui, ui.data.job(w, i, job).await.map_err(UiError::from))
-        .and_then(|jt| {
-            jt.job
-                .history
-                .get(n)
-                .map(|r| r.logs.keys().cloned().collect())
-        })
-        .unwrap_or_else(Vec::new)
-        .into_iter()
-        .map(|k: String| {
-            let href = file_href(w, i, job, n, &k);
-            (k, href)
-        })
+    let kinds = log
+        .kinds
+        .iter()
+        .map(|k| (k.clone(), file_href(w, i, job, n, k)))
         .collect();
     page(&FilePage {
         head: Head::new(
