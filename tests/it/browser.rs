@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::helpers::started_instance;
 use crate::processes::{free_port, pinball_out, spawn_pinball, wait_until};
 use crate::webdriver::Browser;
 
@@ -19,13 +20,7 @@ fn node_is(job: &str, status: &str) -> String {
 
 async fn start(dir: &std::path::Path, w: &str) -> String {
     let out = pinball_out(&["util", "-f", "-w", w, "start"], dir).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    stdout
-        .split(" instance ")
-        .nth(1)
-        .and_then(|s| s.split('.').next())
-        .unwrap_or_else(|| panic!("util start: {stdout}"))
-        .to_owned()
+    started_instance(&String::from_utf8_lossy(&out.stdout))
 }
 
 #[tokio::test]

@@ -22,6 +22,15 @@ pub fn mysql_url(test: &str) -> Option<String> {
     }
 }
 
+/// The instance `util start` reports ("exported workflow W instance I.  Its tokens ...").
+pub fn started_instance(out: &str) -> String {
+    out.split(" instance ")
+        .nth(1)
+        .and_then(|s| s.split('.').next())
+        .unwrap_or_else(|| panic!("util start said: {out}"))
+        .to_owned()
+}
+
 /// A master name no other test uses, so tests can share one MariaDB database.
 pub fn unique_master(prefix: &str) -> String {
     format!("{prefix}_{}_{}", std::process::id(), fastrand::u32(..))

@@ -88,14 +88,7 @@ async fn a_worker_killed_mid_job_has_its_job_rerun_by_another_worker() {
     let cfg = config.to_str().unwrap();
     let mut first = spawn_pinball(&["-c", cfg, "-m", "workers"], dir.path());
     let out = pinball_out(&["-c", cfg, "util", "-f", "-w", "k", "start"], dir.path()).await;
-    let i = String::from_utf8_lossy(&out.stdout)
-        .split(" instance ")
-        .nth(1)
-        .unwrap()
-        .split('.')
-        .next()
-        .unwrap()
-        .to_owned();
+    let i = started_instance(&String::from_utf8_lossy(&out.stdout));
     let runnable = name::job_token("k", &i, name::JobState::Runnable, "j");
     wait_until(
         Duration::from_secs(20),
@@ -189,14 +182,7 @@ async fn the_readme_command_runs_the_example_workflows() {
         stdout.starts_with("exported workflow daily_report instance "),
         "{stdout}"
     );
-    let i = stdout
-        .split(" instance ")
-        .nth(1)
-        .unwrap()
-        .split('.')
-        .next()
-        .unwrap()
-        .to_owned();
+    let i = started_instance(&stdout);
     wait_until(
         Duration::from_secs(60),
         "the example workflow finishes and is archived",

@@ -29,6 +29,20 @@ pub async fn ui_server(c: &Cluster) -> String {
     root
 }
 
+/// Instances of the workflows `good` and `bad`, run and archived, and one of `slow`, running.
+pub async fn finished_and_running(c: &Cluster) -> (String, String, String) {
+    let good = c.start("good").await;
+    let bad = c.start("bad").await;
+    c.archived("good", &good, Duration::from_secs(15)).await;
+    c.archived("bad", &bad, Duration::from_secs(15)).await;
+    let slow = c.start("slow").await;
+    c.wait_for("slow", &slow, Duration::from_secs(10), "s runs", |ts| {
+        ts.iter().any(|t| t.owner.is_some())
+    })
+    .await;
+    (good, bad, slow)
+}
+
 async fn ui(c: &Cluster) -> String {
     format!("{}/api/v1", ui_server(c).await)
 }
@@ -42,15 +56,7 @@ async fn get(url: String) -> (u16, Value) {
 async fn the_read_api_shows_what_ran_and_how_it_ended() {
     let yaml = "workflows:\n  good:\n    jobs:\n      a: {command: 'echo hello'}\n      b: {command: 'true', depends_on: [a]}\n  bad:\n    jobs:\n      x: {command: 'echo oops >&2; exit 3'}\n  slow:\n    jobs:\n      s: {command: 'sleep 30'}\n";
     let c = cluster(yaml, 3, 0).await;
-    let good = c.start("good").await;
-    let bad = c.start("bad").await;
-    c.archived("good", &good, Duration::from_secs(15)).await;
-    c.archived("bad", &bad, Duration::from_secs(15)).await;
-    let slow = c.start("slow").await;
-    c.wait_for("slow", &slow, Duration::from_secs(10), "s runs", |ts| {
-        ts.iter().any(|t| t.owner.is_some())
-    })
-    .await;
+    let (good, bad, slow) = finished_and_running(&c).await;
     let base = ui(&c).await;
 
     let (status, workflows) = get(format!("{base}/workflows")).await;

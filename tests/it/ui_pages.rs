@@ -18,7 +18,7 @@ use pinball::workflow::name::{self, JobState, Level};
 use pinball::workflow::signal::{Action, Attributes, Signal};
 
 use crate::helpers::{backends, spawn_app_on, unique_master};
-use crate::ui_api::ui_server;
+use crate::ui_api::{finished_and_running, ui_server};
 use crate::workflows::cluster;
 
 async fn page(url: String) -> (u16, String) {
@@ -69,15 +69,7 @@ const YAML: &str = "workflows:
 #[tokio::test]
 async fn pages_show_live_and_archived_instances_with_their_statuses() {
     let c = cluster(YAML, 3, 0).await;
-    let good = c.start("good").await;
-    let bad = c.start("bad").await;
-    c.archived("good", &good, Duration::from_secs(15)).await;
-    c.archived("bad", &bad, Duration::from_secs(15)).await;
-    let slow = c.start("slow").await;
-    c.wait_for("slow", &slow, Duration::from_secs(10), "s runs", |ts| {
-        ts.iter().any(|t| t.owner.is_some())
-    })
-    .await;
+    let (good, bad, _slow) = finished_and_running(&c).await;
     let ui = ui_server(&c).await;
 
     // Workflows: status, owner, last instance; the archived ones from their summaries.

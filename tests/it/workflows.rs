@@ -138,14 +138,7 @@ impl Cluster {
     }
 
     pub async fn start(&self, w: &str) -> String {
-        let out = self.util(UtilCommand::Start, Some(w), None, &[]).await;
-        out.split(" instance ")
-            .nth(1)
-            .unwrap()
-            .split('.')
-            .next()
-            .unwrap()
-            .to_owned()
+        started_instance(&self.util(UtilCommand::Start, Some(w), None, &[]).await)
     }
 
     /// The instance's job tokens, live or archived, by job name.
