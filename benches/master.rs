@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use pinball::master::client::RetryPolicy;
 use pinball::master::state::{Entry, State};
-use pinball::master::token::*;
 use pinball::master::{HttpMasterClient, Master, MasterClient, api};
 use pinball::storage::{self, CommitBatch, TokenRef};
+use pinball::token::*;
 
 /// Counts live heap bytes, so memory per token is measured, not estimated.
 struct Counting;
@@ -164,7 +164,7 @@ async fn wakeup(server: &Server, rounds: usize) -> (Duration, Duration, Duration
         let waiter = tokio::spawn(async move {
             let req = QueryAndOwnRequest {
                 owner: "bench".into(),
-                expiration_time: pinball::master::service::unix_now() + 600,
+                expiration_time: pinball::clock::now() + 600,
                 query: Some(Query {
                     name_prefix: "/bench/wake/*/".into(),
                     max_tokens: Some(1),

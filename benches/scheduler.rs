@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use pinball::master::client::RetryPolicy;
 use pinball::master::{HttpMasterClient, Master, MasterClient, api};
-use pinball::parser::{JobDef, ScheduleDef, WorkflowDef};
+use pinball::parser::{JobDef, WorkflowDef};
+use pinball::schedule::ScheduleDef;
 use pinball::scheduler::run::{Scheduler, SchedulerSettings};
 use pinball::storage;
 use pinball::workflow::definition;
@@ -134,7 +135,7 @@ fn main() {
                 continue;
             }
             let groups = client
-                .group(pinball::master::token::GroupRequest {
+                .group(pinball::token::GroupRequest {
                     name_prefix: format!("/workflow/{w}/"),
                     group_suffix: Some("/".into()),
                 })

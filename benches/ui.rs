@@ -17,15 +17,15 @@ use std::time::{Duration, Instant};
 
 use pinball::config::Config;
 use pinball::master::client::LocalMasterClient;
-use pinball::master::token::{ArchiveRequest, ModifyRequest, Token};
 use pinball::master::{Master, MasterClient};
 use pinball::parser::{JobDef, WorkflowDef};
 use pinball::storage;
+use pinball::token::name::{self, Level};
+use pinball::token::{ArchiveRequest, ModifyRequest, Token};
 use pinball::ui::Ui;
 use pinball::ui::data::DataLayer;
 use pinball::workflow::instance::{JobToken, new_instance_tokens};
 use pinball::workflow::job::ExecutionRecord;
-use pinball::workflow::name::{self, Level};
 use pinball::workflow::signal::{Action, Attributes, Signal};
 
 /// `jobs` jobs in layers of `width`, each depending on two jobs of the layer above.

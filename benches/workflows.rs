@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use pinball::master::client::RetryPolicy;
 use pinball::master::{HttpMasterClient, Master, MasterClient, api};
 use pinball::storage::{self, Table};
+use pinball::token::name;
+use pinball::workflow::definition;
 use pinball::workflow::instance::JobToken;
 use pinball::workflow::worker::{WorkerSettings, run_workers};
-use pinball::workflow::{definition, name};
 use tokio::sync::watch;
 
 const WORKERS: usize = 8;
@@ -105,7 +106,7 @@ impl Rig {
             pinball::workflow::instance::new_instance_tokens(w, &instance, &defs[w].graph());
         let started = Instant::now();
         self.client
-            .modify(pinball::master::token::ModifyRequest::update(tokens))
+            .modify(pinball::token::ModifyRequest::update(tokens))
             .await
             .unwrap();
         let prefix = name::instance_prefix(w, &instance);

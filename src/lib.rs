@@ -19,13 +19,15 @@
 //! on `cli` or `modes`.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod email;
 pub mod master;
 pub mod modes;
 pub mod parser;
+pub mod schedule;
 pub mod scheduler;
 pub mod storage;
-pub mod timefmt;
+pub mod token;
 pub mod ui;
 pub mod workflow;

@@ -8,11 +8,11 @@ use super::CliError;
 use super::util::UtilArgs;
 use crate::config::Config;
 use crate::master::MasterClient;
-use crate::master::token::*;
 use crate::storage::{self, Storage, Table};
+use crate::token::name::{self, JobState, Level, Name};
+use crate::token::*;
 use crate::workflow::instance::{JobToken, new_instance_id};
 use crate::workflow::job::Event;
-use crate::workflow::name::{self, JobState, Level, Name};
 use crate::workflow::signal::Action;
 use crate::workflow::{definition, progress};
 
@@ -33,7 +33,7 @@ async fn read_archived(config: &Config, prefix: &str) -> Result<Vec<Token>, CliE
 fn who() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let at = crate::timefmt::format_utc(crate::master::service::unix_now());
+    let at = crate::clock::utc(crate::clock::now());
     format!(
         "workflow_util user {user} machine {} time {}",
         host.trim(),
@@ -314,7 +314,7 @@ pub async fn cleanup(args: &UtilArgs, config: &Config) -> Result<String, CliErro
         .read(&config.master_name, Table::Archived, name::WORKFLOW_PREFIX)
         .await
         .map_err(|e| CliError::failed(e.to_string()))?;
-    let cutoff = (crate::master::service::unix_now() - i64::from(args.age_days) * 86_400) as f64;
+    let cutoff = (crate::clock::now() - i64::from(args.age_days) * 86_400) as f64;
     // Each archived instance's end: its latest job end, or its ABORT time.
     let mut ends: BTreeMap<(String, String), f64> = BTreeMap::new();
     for t in &archived {
@@ -472,7 +472,7 @@ pub async fn reload(
         .filter_map(|t| JobToken::parse(t).ok())
         .filter(|jt| args.jobs.is_empty() || args.jobs.contains(&jt.job.name))
         .collect();
-    let now = crate::master::service::unix_now();
+    let now = crate::clock::now();
     let idle = selected.iter().filter(|jt| !jt.token.is_owned(now)).count();
     if idle < selected.len() || (!args.jobs.is_empty() && selected.len() < args.jobs.len()) {
         return Ok(format!(

@@ -4,9 +4,9 @@
 use clap::{Args, ValueEnum};
 
 use super::{CliError, confirm};
+use crate::clock::utc as format_utc;
 use crate::master::MasterClient;
-use crate::master::token::*;
-use crate::timefmt::format_utc;
+use crate::token::*;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum TokenOp {

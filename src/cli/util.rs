@@ -6,9 +6,9 @@ use clap::{Args, ValueEnum};
 use super::{CliError, confirm};
 use crate::config::Config;
 use crate::master::MasterClient;
-use crate::master::token::*;
+use crate::token::name::{self, JobState, Level, Name};
+use crate::token::*;
 use crate::workflow::instance::{JobToken, new_instance_id, new_instance_tokens};
-use crate::workflow::name::{self, JobState, Level, Name};
 use crate::workflow::signal::{self, Action, Attributes, Signals};
 use crate::workflow::{definition, progress};
 
@@ -114,7 +114,7 @@ pub async fn run(
         }
         Undrain => Ok(signal::remove(client, &level(args)?, Action::DRAIN).await?),
         Abort => {
-            let now = crate::workflow::instance::epoch_secs_f64();
+            let now = crate::clock::now_f64();
             Ok(signal::set(
                 client,
                 &level(args)?,
@@ -327,7 +327,7 @@ async fn set_disabled(
         return Err(CliError::usage("this command needs -j JOB[,JOB...]"));
     }
     let verb = if disabled { "disable" } else { "enable" };
-    let now = crate::master::service::unix_now();
+    let now = crate::clock::now();
     for attempt in 1..=10 {
         let all = client.query_prefix(&name::job_prefix(w, i)).await?;
         let mut found = Vec::new();

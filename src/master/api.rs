@@ -11,9 +11,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 
-use super::MasterError;
-use super::service::{Health, Master};
-use super::token::*;
+use super::service::Master;
+use crate::token::MasterError;
+use crate::token::*;
 
 /// Default largest request body: 64 MiB (job histories make tokens large).
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 << 20;

@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::MasterError;
-use super::service::{Health, Master};
-use super::token::*;
+use super::service::Master;
+use crate::token::MasterError;
+use crate::token::*;
 
 #[async_trait]
 pub trait MasterClient: Send + Sync {

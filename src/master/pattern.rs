@@ -2,8 +2,8 @@
 //! in which a `*` segment matches any one non-empty path segment, so a worker can claim the
 //! best runnable job of every instance with `/workflow/*/*/job/runnable/` in one call.
 
-use super::MasterError;
-use super::token::is_name_char;
+use crate::token::MasterError;
+use crate::token::is_name_char;
 
 /// A parsed `name_prefix`. Without `*` it is a plain string prefix; with `*` it is split into
 /// `/`-separated segments, where every segment but the last must match exactly (or be `*`) and
@@ -23,11 +23,11 @@ enum Segment {
 
 impl Pattern {
     pub fn parse(text: &str) -> Result<Pattern, MasterError> {
-        if text.len() > super::token::MAX_NAME_BYTES {
+        if text.len() > crate::token::MAX_NAME_BYTES {
             return Err(MasterError::input(format!(
                 "name_prefix is {} bytes long; the limit is {}",
                 text.len(),
-                super::token::MAX_NAME_BYTES
+                crate::token::MAX_NAME_BYTES
             )));
         }
         if let Some(c) = text.chars().find(|c| !is_name_char(*c) && *c != '*') {

@@ -10,15 +10,15 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{RwLock, mpsc, oneshot};
 
-use super::MasterError;
 use super::pattern::Pattern;
 use super::state::{Entry, State, Txn};
-use super::token::*;
 use crate::storage::{CommitBatch, Loaded, Storage, StorageError, TokenRef};
+use crate::token::MasterError;
+use crate::token::*;
 
 /// Requests applied in one batch at most (bounds the time the write lock is held).
 const MAX_BATCH: usize = 1024;
@@ -80,19 +80,6 @@ struct Shared {
 pub struct Master {
     shared: Arc<Shared>,
     tx: mpsc::Sender<Command>,
-}
-
-/// Seconds since the epoch, the unit of `expiration_time`.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-fn unix_now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn unavailable(e: &StorageError) -> MasterError {
@@ -244,16 +231,6 @@ impl Master {
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Health {
-    pub status: String,
-    pub master: String,
-    pub storage: String,
-    pub tokens: usize,
-    pub last_version: i64,
-    pub uptime_sec: u64,
-}
-
 struct Writer {
     shared: Arc<Shared>,
     storage: Box<dyn Storage>,
@@ -294,7 +271,7 @@ impl Writer {
     /// parked claim, and the next reload attempt.
     fn next_wakeup(&self) -> Option<Instant> {
         let now = Instant::now();
-        let now_ms = unix_now_ms();
+        let now_ms = crate::clock::now_ms();
         let lease = |secs: i64| {
             now + Duration::from_millis((secs * 1000 - now_ms).clamp(0, 86_400_000) as u64 + 1)
         };
@@ -318,7 +295,7 @@ impl Writer {
             }
             return;
         }
-        let now = unix_now();
+        let now = crate::clock::now();
         let mut txn = Txn::default();
         let mut outcomes = Vec::with_capacity(cmds.len());
         for cmd in cmds {

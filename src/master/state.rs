@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
-use super::MasterError;
 use super::pattern::Pattern;
-use super::token::*;
+use crate::token::MasterError;
+use crate::token::*;
 
 /// At most this many `*` patterns get a claim index; further patterns are answered by a scan.
 const MAX_INDEXES: usize = 32;

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::workflow::name::{check_word, is_word};
+use crate::schedule::ScheduleDef;
+use crate::token::name::{check_word, is_word};
 
 /// The name of the job a `final_job:` entry becomes.
 pub const FINAL_JOB: &str = "final";
@@ -42,26 +43,6 @@ pub struct JobDef {
     pub cleanup_template: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disabled: bool,
-}
-
-/// A schedule as written in YAML; the scheduler validates and interprets it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleDef {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recurrence: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cron: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timezone: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub overrun_policy: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_running_instances: Option<u32>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub catchup: bool,
 }
 
 /// One workflow as written in YAML.
@@ -230,7 +211,7 @@ fn validate(name: &str, def: &WorkflowDef) -> Result<(), String> {
         validate_job(FINAL_JOB, f)?;
     }
     if let Some(schedule) = &def.schedule {
-        crate::scheduler::schedule::Schedule::from_def(schedule)?;
+        crate::schedule::Schedule::from_def(schedule)?;
     }
     if let Some(cycle) = find_cycle(&def.jobs) {
         return Err(format!("job {cycle} is part of a cycle"));

@@ -1,9 +1,5 @@
-//! The scheduler (issue 4, in progress): schedules as pure functions of an explicit `now`
-//! (`schedule`, `cron`). The loop that claims due schedule tokens and applies the overrun
-//! policies is not built yet; the definitions' `schedule:` blocks are validated at import.
+//! The scheduler (`-m scheduler`): the loop that claims due schedule tokens and starts, skips,
+//! delays or aborts instances by their overrun policy. What a schedule is and when it runs next
+//! is the pure `schedule` module below.
 
-pub mod cron;
-pub mod policy;
 pub mod run;
-pub mod schedule;
-pub mod token;

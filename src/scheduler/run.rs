@@ -10,15 +10,13 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::sync::watch;
 
-use super::policy::{Decision, decide};
-use super::schedule::{OverrunPolicy, Schedule};
-use super::token::ScheduleData;
 use crate::email::Mailer;
-use crate::master::token::*;
 use crate::master::{MasterClient, MasterError};
+use crate::schedule::{Decision, OverrunPolicy, Schedule, ScheduleData, decide};
 use crate::storage::{Storage, Table};
+use crate::token::name::{self, Level};
+use crate::token::*;
 use crate::workflow::instance::{new_instance_id, new_instance_tokens, with_start_attributes};
-use crate::workflow::name::{self, Level};
 use crate::workflow::signal::{self, Action, Attributes};
 use crate::workflow::{definition, progress};
 
@@ -49,7 +47,7 @@ impl Scheduler {
         while !*shutdown.borrow() {
             let req = QueryAndOwnRequest {
                 owner: self.name.clone(),
-                expiration_time: crate::master::service::unix_now() + 60,
+                expiration_time: crate::clock::now() + 60,
                 query: Some(Query {
                     name_prefix: ALL_SCHEDULES.into(),
                     max_tokens: Some(64),

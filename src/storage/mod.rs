@@ -6,14 +6,12 @@ mod migrate;
 mod mysql;
 mod sqlite;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use async_trait::async_trait;
 
 pub use mysql::MysqlStorage;
 pub use sqlite::SqliteStorage;
 
-use crate::master::token::Token;
+use crate::token::Token;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -260,13 +258,11 @@ fn prefix_end(prefix: &str) -> String {
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    crate::clock::now()
 }
 
 fn utc_now_text() -> String {
-    crate::timefmt::format_utc(unix_now())
+    crate::clock::utc(unix_now())
 }
 
 /// Splits rows into chunks of at most `max_rows` rows and about `max_bytes` of data (a larger

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::Ui;
 use super::data::*;
 use crate::storage::StorageError;
-use crate::workflow::name::{Level, check_word};
+use crate::token::name::{Level, check_word};
 use crate::workflow::signal::{Action, Signals};
 
 pub fn router(ui: Ui) -> Router {

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::status::{InstanceStatus, Status, instance_status, job_status, workflow_status};
-use crate::master::token::Token;
 use crate::parser::WorkflowDef;
-use crate::scheduler::token::ScheduleData;
+use crate::schedule::ScheduleData;
 use crate::storage::{InstanceSummary, Storage, StorageError, Table};
+use crate::token::Token;
+use crate::token::name::{self, JobState, Level, Name};
 use crate::workflow::definition::{DEFINITION_PREFIX, definition_token};
 use crate::workflow::instance::JobToken;
-use crate::workflow::name::{self, JobState, Level, Name};
 use crate::workflow::signal::{Action, Signal, Signals};
 
 /// Queue rows summarised per pass (each pass is one transaction).

@@ -1,6 +1,6 @@
 //! How the UI writes times and durations: `2026-11-28 21:20:42 UTC`, `3 min ago`, `1h 2m 3s`.
 
-use crate::timefmt::format_utc;
+use crate::clock::utc as format_utc;
 
 pub fn utc(t: Option<f64>) -> String {
     t.map_or_else(String::new, |t| format_utc(t as i64))

@@ -19,9 +19,10 @@ use super::data::*;
 use super::format::{ago, run_secs, run_time, utc};
 use super::status::{Status, job_status};
 use super::{gantt, graph};
-use crate::scheduler::schedule::OverrunPolicy;
-use crate::workflow::instance::{JobToken, epoch_secs_f64};
-use crate::workflow::name::Level;
+use crate::clock::now_f64 as epoch_secs_f64;
+use crate::schedule::OverrunPolicy;
+use crate::token::name::Level;
+use crate::workflow::instance::JobToken;
 use crate::workflow::signal::Action;
 
 pub fn router(ui: Ui) -> Router {

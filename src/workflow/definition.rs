@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use crate::config::Config;
-use crate::master::token::{ModifyRequest, Token};
 use crate::master::{MasterClient, MasterError};
 use crate::parser::{self, ParseError, WorkflowDef};
-use crate::scheduler::token::ScheduleData;
+use crate::schedule::ScheduleData;
+use crate::token::{ModifyRequest, Token};
 
 pub const DEFINITION_PREFIX: &str = "/definition/workflow/";
 
@@ -99,7 +99,7 @@ pub async fn import(
 ) -> Result<Imported, MasterError> {
     let existing = read_all(client).await?;
     let schedules: BTreeMap<String, Token> = client
-        .query_prefix(crate::workflow::name::SCHEDULE_PREFIX)
+        .query_prefix(crate::token::name::SCHEDULE_PREFIX)
         .await?
         .into_iter()
         .map(|t| (t.name.clone(), t))
@@ -117,12 +117,10 @@ pub async fn import(
             });
             imported.definitions.push(name.clone());
         }
-        let Some(new) = ScheduleData::from_def(name, def, now)
-            .map_err(|e| MasterError::input(format!("workflow {name}: {e}")))?
-        else {
-            continue;
-        };
-        let old = schedules.get(&crate::workflow::name::schedule_token(name));
+        let Some(sd) = &def.schedule else { continue };
+        let new = ScheduleData::new(name, sd, &def.notify_emails, now)
+            .map_err(|e| MasterError::input(format!("workflow {name}: {e}")))?;
+        let old = schedules.get(&crate::token::name::schedule_token(name));
         if old
             .and_then(ScheduleData::from_token)
             .is_some_and(|o| o.corresponds_to(&new))

@@ -3,28 +3,18 @@
 //! goes through `MasterClient`.
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::job::{Event, Job, JobType};
-use super::name::{self, JobState, Name, WORKFLOW_START_INPUT};
-use crate::master::token::Token;
 use crate::parser::{Graph, GraphJob};
+use crate::token::Token;
+use crate::token::name::{self, JobState, Name, WORKFLOW_START_INPUT};
 
 /// Creator of the start events of a new instance.
 pub const PARSER_CREATOR: &str = "parser";
 
 /// A new instance id: the time in milliseconds, as the original.
 pub fn new_instance_id() -> String {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis())
-        .to_string()
-}
-
-pub fn epoch_secs_f64() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    crate::clock::now_ms().to_string()
 }
 
 /// The job data of one job of the graph, with no history.

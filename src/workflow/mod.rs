@@ -7,7 +7,6 @@ pub mod definition;
 pub mod executor;
 pub mod instance;
 pub mod job;
-pub mod name;
 pub mod progress;
 pub mod signal;
 pub mod status;

@@ -5,13 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use super::instance::{JobToken, epoch_secs_f64};
+use super::instance::JobToken;
 use super::job::{Event, Job};
-use super::name::{self, JobState, Level, Name};
 use super::signal::{Action, Attributes, Signal, Signals};
 use super::status::{Status, instance_status};
-use crate::master::token::*;
+use crate::clock::now_f64 as epoch_secs_f64;
 use crate::master::{MasterClient, MasterError};
+use crate::token::name::{self, JobState, Level, Name};
+use crate::token::*;
 
 /// Attempts at a commit that lost a race with another worker before giving up for now.
 const MAX_RACES: usize = 20;
@@ -264,8 +265,7 @@ pub async fn commit_failure(
         let mut token = jt.rewritten(JobState::Runnable, &next);
         if job.retry_delay_sec > 0 {
             token.owner = Some(owner.to_owned());
-            token.expiration_time =
-                Some(crate::master::service::unix_now() + job.retry_delay_sec as i64);
+            token.expiration_time = Some(crate::clock::now() + job.retry_delay_sec as i64);
         }
         req.updates.push(token);
     } else {
@@ -508,7 +508,7 @@ pub async fn settle(
     }
     let level = Level::Instance(w.into(), i.into());
     let signals = Signals::read(client, &level).await?;
-    let now = crate::master::service::unix_now();
+    let now = crate::clock::now();
     let instance_abort = name::signal_token(&level, Action::ABORT.as_str());
     let aborted_here = tokens.all.iter().any(|t| t.name == instance_abort);
     if !aborted_here && let Some(higher) = signals.get(Action::ABORT) {

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::name::{Level, signal_token};
-use crate::master::token::{ModifyRequest, Query, QueryRequest, Token};
 use crate::master::{MasterClient, MasterError};
+use crate::token::name::{Level, signal_token};
+use crate::token::{ModifyRequest, Query, QueryRequest, Token};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Action {

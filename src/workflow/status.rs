@@ -5,8 +5,8 @@
 
 use serde::Serialize;
 
+use crate::token::name::JobState;
 use crate::workflow::instance::JobToken;
-use crate::workflow::name::JobState;
 
 /// Spelled as the contract spells them (`NEVER_RUN`): users and scripts read these names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -191,9 +191,9 @@ pub fn workflow_status(instances: &[(String, InstanceStatus)]) -> WorkflowStatus
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::master::token::Token;
+    use crate::token::Token;
+    use crate::token::name;
     use crate::workflow::job::{ExecutionRecord, Job, JobType};
-    use crate::workflow::name;
 
     fn job(state: JobState, disabled: bool, runs: &[(f64, Option<f64>, i32)]) -> JobToken {
         let job = Job {

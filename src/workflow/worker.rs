@@ -12,16 +12,17 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::executor::{self, ExecSpec, Report};
-use super::instance::{JobToken, epoch_secs_f64};
+use super::instance::JobToken;
 use super::job::{ExecutionRecord, Job, customize_command, merged_attributes};
-use super::name::{self, ALL_RUNNABLE_JOBS, JobState, Level};
 use super::progress::{self, Committed};
 use super::signal::{Action, Signals};
+use crate::clock::now as unix_now;
+use crate::clock::now_f64 as epoch_secs_f64;
 use crate::config::Config;
 use crate::email::{Mailer, html_escape};
-use crate::master::service::unix_now;
-use crate::master::token::*;
 use crate::master::{MasterClient, MasterError};
+use crate::token::name::{self, ALL_RUNNABLE_JOBS, JobState, Level};
+use crate::token::*;
 
 /// How workers behave, from the configuration.
 #[derive(Debug, Clone)]
@@ -87,9 +88,7 @@ pub fn owner_name(generation: u32, index: usize) -> String {
             }
         })
         .collect();
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
+    let ms = crate::clock::now_ms();
     format!(
         "{host}_{generation}_{}_{index}_{ms}_{}",
         std::process::id(),
@@ -654,12 +653,12 @@ impl Worker {
         let mut text = format!(
             "Workflow: {w}\nInstance: {i}\nJob: {j}\nExecution: {index}\nInfo: {}\nStart: {}\n",
             r.info,
-            crate::timefmt::format_utc(r.start_time as i64)
+            crate::clock::utc(r.start_time as i64)
         );
         if let Some(end) = r.end_time {
             text.push_str(&format!(
                 "End: {}\nRun time: {}s\n",
-                crate::timefmt::format_utc(end as i64),
+                crate::clock::utc(end as i64),
                 (end - r.start_time) as i64
             ));
         }
@@ -704,8 +703,7 @@ impl Worker {
 
     async fn notify_end(&self, w: &str, i: &str, end: &progress::InstanceEnd) {
         let to = self.workflow_emails(w).await;
-        let when =
-            |t: Option<f64>| t.map_or("-".to_owned(), |t| crate::timefmt::format_utc(t as i64));
+        let when = |t: Option<f64>| t.map_or("-".to_owned(), |t| crate::clock::utc(t as i64));
         let mut text = format!(
             "Workflow {w} instance {i} started at {} finished at {} with status {}.\n{}/jobs/?workflow={w}&instance={i}\n\n",
             when(end.start),

@@ -5,9 +5,9 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use pinball::master::token::*;
 use pinball::master::{MasterClient, MasterError};
 use pinball::storage::{self, Table};
+use pinball::token::*;
 use serde_json::json;
 
 use crate::helpers::*;

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pinball::master::client::RetryPolicy;
-use pinball::master::token::*;
 use pinball::master::{HttpMasterClient, MasterClient, MasterError};
+use pinball::token::*;
 
 use crate::helpers::*;
 

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use async_trait::async_trait;
-use pinball::master::token::*;
 use pinball::master::{Master, MasterClient, MasterError};
 use pinball::storage::{self, CommitBatch, InstanceSummary, Loaded, Storage, StorageError, Table};
+use pinball::token::*;
 
 use crate::helpers::*;
 

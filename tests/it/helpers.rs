@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use pinball::master::client::RetryPolicy;
-use pinball::master::token::*;
 use pinball::master::{HttpMasterClient, Master, MasterClient, api};
 use pinball::storage;
+use pinball::token::*;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -152,7 +152,7 @@ pub async fn post_raw(url: &str, body: impl Into<reqwest::Body>) -> (u16, serde_
 }
 
 pub fn now() -> i64 {
-    pinball::master::service::unix_now()
+    pinball::clock::now()
 }
 
 /// A `pinball` process started from the built binary, with its stderr drained in the background.

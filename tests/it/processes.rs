@@ -6,9 +6,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use pinball::master::MasterClient;
-use pinball::master::token::Token;
+use pinball::token::Token;
+use pinball::token::name;
+use pinball::workflow::definition;
 use pinball::workflow::instance::JobToken;
-use pinball::workflow::{definition, name};
 
 use crate::helpers::*;
 

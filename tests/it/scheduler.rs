@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pinball::master::MasterClient;
+use pinball::schedule::ScheduleData;
 use pinball::scheduler::run::{Scheduler, SchedulerSettings};
-use pinball::scheduler::token::ScheduleData;
 use pinball::storage::{self, Table};
-use pinball::workflow::{name, progress};
+use pinball::token::name;
+use pinball::workflow::progress;
 use tokio::sync::watch;
 
 use crate::workflows::{Cluster, cluster};
@@ -289,19 +290,19 @@ async fn a_scheduler_killed_and_restarted_neither_loses_nor_duplicates_a_run() {
             .spawn()
             .unwrap()
     };
-    let began = pinball::master::service::unix_now();
+    let began = pinball::clock::now();
     let mut first = spawn();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     first.start_kill().unwrap();
     first.wait().await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let restarted_at = pinball::master::service::unix_now();
+    let restarted_at = pinball::clock::now();
     let mut second = spawn();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     second.start_kill().unwrap();
     second.wait().await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let ended = pinball::master::service::unix_now();
+    let ended = pinball::clock::now();
 
     let runs = scheduled_times(&c, "s").await;
     let times: Vec<i64> = runs.iter().map(|(_, t)| t.parse().unwrap()).collect();

@@ -3,7 +3,7 @@
 //! `max_running_instances`.
 
 use pinball::master::MasterClient;
-use pinball::scheduler::token::ScheduleData;
+use pinball::schedule::ScheduleData;
 
 use crate::workflows::{cluster, util};
 use pinball::cli::util::UtilCommand;
@@ -40,7 +40,7 @@ async fn reschedule_writes_only_the_schedules_that_changed() {
         2,
         "a workflow without a schedule gets no schedule token"
     );
-    let now = pinball::master::service::unix_now();
+    let now = pinball::clock::now();
     for t in &tokens {
         let data = ScheduleData::from_token(t).unwrap();
         assert!(data.next_run_time > now, "the next run is in the future");

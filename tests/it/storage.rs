@@ -2,8 +2,8 @@
 //! commits is what it loads, prefixes are exact, names are case-sensitive, masters are isolated,
 //! and token data of 16 MiB fits.
 
-use pinball::master::token::Token;
 use pinball::storage::{self, CommitBatch, Storage, Table, TokenRef};
+use pinball::token::Token;
 
 use crate::helpers::*;
 

@@ -177,7 +177,7 @@ async fn the_read_api_lists_schedules() {
         "the configured default, when the schedule names none"
     );
     assert_eq!(s["emails"], serde_json::json!(["ops@example.com"]));
-    assert!(s["next_run_time"].as_i64().unwrap() > pinball::master::service::unix_now());
+    assert!(s["next_run_time"].as_i64().unwrap() > pinball::clock::now());
 
     // The pages: the schedule with its policy explained, and its graph from the definition.
     let root = base.trim_end_matches("/api/v1");

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use pinball::cli::util::UtilCommand;
 use pinball::master::MasterClient;
-use pinball::master::token::{ArchiveRequest, ModifyRequest, Token};
 use pinball::parser;
 use pinball::storage::{self, Storage};
+use pinball::token::name::{self, JobState, Level};
+use pinball::token::{ArchiveRequest, ModifyRequest, Token};
 use pinball::ui::data::DataLayer;
 use pinball::workflow::instance::{JobToken, new_instance_tokens};
 use pinball::workflow::job::ExecutionRecord;
-use pinball::workflow::name::{self, JobState, Level};
 use pinball::workflow::signal::{Action, Attributes, Signal};
 
 use crate::helpers::{backends, spawn_app_on, unique_master};

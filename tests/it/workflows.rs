@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use pinball::cli::util::{UtilArgs, UtilCommand};
 use pinball::config::Config;
-use pinball::master::token::*;
 use pinball::master::{HttpMasterClient, MasterClient};
 use pinball::parser;
 use pinball::storage::{self, Table};
+use pinball::token::name::{self, Level};
+use pinball::token::*;
 use pinball::workflow::instance::JobToken;
 use pinball::workflow::job::ExecutionRecord;
-use pinball::workflow::name::{self, Level};
 use pinball::workflow::signal::{Action, Signals};
 use pinball::workflow::worker::{WorkerSettings, run_workers};
 use pinball::workflow::{definition, progress};

@@ -1,130 +1,24 @@
-//! A workflow's schedule as a pure value: when it runs next is a function of the schedule and
-//! an explicit instant, never of the clock. Recurrences (`<n><unit>`) count from `start`;
-//! calendar units (days, weeks, years) keep the wall-clock time in the schedule's time zone
-//! across daylight-saving changes. Cron expressions are in `cron`.
+//! The schedule model, pure and below the parser: a workflow's schedule as written
+//! (`ScheduleDef`), validated into a [`Schedule`] whose next run is a function of the schedule
+//! and an explicit instant, never of the clock. Recurrences (`<n><unit>`, `recurrence`) count
+//! from `start`; cron expressions are in `cron`; overrun policies and their decisions in
+//! `policy`; the schedule token's data in `data`. Used by the parser (validation), the
+//! scheduler (the loop), the UI and `ops`.
 
+pub mod cron;
+pub mod data;
+mod def;
+pub mod policy;
+mod recurrence;
+
+use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use jiff::{Span, Timestamp, ToSpan};
-use serde::{Deserialize, Serialize};
 
-use super::cron::Cron;
-use crate::parser::ScheduleDef;
-
-/// What to do when a run is due while earlier instances still run (PINBALL_SPEC §5.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[allow(non_camel_case_types)]
-pub enum OverrunPolicy {
-    #[default]
-    SKIP,
-    START_NEW,
-    ABORT_RUNNING,
-    DELAY,
-    DELAY_UNTIL_SUCCESS,
-}
-
-impl OverrunPolicy {
-    pub fn parse(s: &str) -> Result<OverrunPolicy, String> {
-        Ok(match s {
-            "SKIP" => OverrunPolicy::SKIP,
-            "START_NEW" => OverrunPolicy::START_NEW,
-            "ABORT_RUNNING" => OverrunPolicy::ABORT_RUNNING,
-            "DELAY" => OverrunPolicy::DELAY,
-            "DELAY_UNTIL_SUCCESS" => OverrunPolicy::DELAY_UNTIL_SUCCESS,
-            other => {
-                return Err(format!(
-                    "`{other}` is not one of START_NEW, SKIP, ABORT_RUNNING, DELAY, DELAY_UNTIL_SUCCESS"
-                ));
-            }
-        })
-    }
-
-    /// The explanation the UI shows.
-    pub fn help(self) -> &'static str {
-        match self {
-            OverrunPolicy::SKIP => "Skip execution if already running",
-            OverrunPolicy::ABORT_RUNNING => "Abort the running instance before starting a new one",
-            OverrunPolicy::DELAY => "Delay the execution until the previous one finishes",
-            OverrunPolicy::DELAY_UNTIL_SUCCESS => {
-                "Delay the execution until the previous one succeeds"
-            }
-            OverrunPolicy::START_NEW => {
-                "Start a new instance in parallel to currently running ones"
-            }
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
-    Seconds,
-    Minutes,
-    Hours,
-    Days,
-    Weeks,
-    Years,
-}
-
-/// `<n><unit>`: S, M, H, D (or d), W (or w), Y (calendar years).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Recurrence {
-    pub n: i64,
-    pub unit: Unit,
-}
-
-impl Recurrence {
-    pub fn parse(text: &str) -> Result<Recurrence, String> {
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
-        let (digits, unit) = text.split_at(split);
-        let n: i64 = digits.parse().map_err(|_| {
-            format!("`{text}` must be a positive number followed by a unit, like 1D")
-        })?;
-        if n <= 0 || n > 100_000 {
-            return Err(format!("`{text}`: the count must be between 1 and 100000"));
-        }
-        let unit = match unit {
-            "S" => Unit::Seconds,
-            "M" => Unit::Minutes,
-            "H" => Unit::Hours,
-            "D" | "d" => Unit::Days,
-            "W" | "w" => Unit::Weeks,
-            "Y" => Unit::Years,
-            other => {
-                return Err(format!(
-                    "`{text}`: unit `{other}` is not one of S, M, H, D, W, Y"
-                ));
-            }
-        };
-        Ok(Recurrence { n, unit })
-    }
-
-    /// `k` periods as a calendar span (days stay days across DST changes).
-    fn span(self, k: i64) -> Result<Span, jiff::Error> {
-        let n = self.n * k;
-        Ok(match self.unit {
-            Unit::Seconds => n.seconds(),
-            Unit::Minutes => n.minutes(),
-            Unit::Hours => n.hours(),
-            Unit::Days => Span::new().try_days(n)?,
-            Unit::Weeks => Span::new().try_weeks(n)?,
-            Unit::Years => Span::new().try_years(n)?,
-        })
-    }
-
-    /// Approximate length, to estimate how many periods have passed.
-    fn approx_seconds(self) -> i64 {
-        self.n
-            * match self.unit {
-                Unit::Seconds => 1,
-                Unit::Minutes => 60,
-                Unit::Hours => 3600,
-                Unit::Days => 86_400,
-                Unit::Weeks => 7 * 86_400,
-                Unit::Years => 365 * 86_400,
-            }
-    }
-}
+pub use cron::Cron;
+pub use data::ScheduleData;
+pub use def::ScheduleDef;
+pub use policy::{Decision, OverrunPolicy, decide};
+pub use recurrence::{Recurrence, Unit};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rule {

@@ -1,7 +1,51 @@
-//! What to do with a due run, as a pure function of the overrun policy and the workflow's
-//! state (PINBALL_SPEC §5.3), with one max-instances rule for every policy that starts.
+//! Overrun policies (PINBALL_SPEC §5.3) and what to do with a due run, as a pure function of
+//! the policy and the workflow's state, with one max-instances rule for every policy that starts.
 
-use super::schedule::OverrunPolicy;
+use serde::{Deserialize, Serialize};
+
+/// What to do when a run is due while earlier instances still run (PINBALL_SPEC §5.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[allow(non_camel_case_types)]
+pub enum OverrunPolicy {
+    #[default]
+    SKIP,
+    START_NEW,
+    ABORT_RUNNING,
+    DELAY,
+    DELAY_UNTIL_SUCCESS,
+}
+
+impl OverrunPolicy {
+    pub fn parse(s: &str) -> Result<OverrunPolicy, String> {
+        Ok(match s {
+            "SKIP" => OverrunPolicy::SKIP,
+            "START_NEW" => OverrunPolicy::START_NEW,
+            "ABORT_RUNNING" => OverrunPolicy::ABORT_RUNNING,
+            "DELAY" => OverrunPolicy::DELAY,
+            "DELAY_UNTIL_SUCCESS" => OverrunPolicy::DELAY_UNTIL_SUCCESS,
+            other => {
+                return Err(format!(
+                    "`{other}` is not one of START_NEW, SKIP, ABORT_RUNNING, DELAY, DELAY_UNTIL_SUCCESS"
+                ));
+            }
+        })
+    }
+
+    /// The explanation the UI shows.
+    pub fn help(self) -> &'static str {
+        match self {
+            OverrunPolicy::SKIP => "Skip execution if already running",
+            OverrunPolicy::ABORT_RUNNING => "Abort the running instance before starting a new one",
+            OverrunPolicy::DELAY => "Delay the execution until the previous one finishes",
+            OverrunPolicy::DELAY_UNTIL_SUCCESS => {
+                "Delay the execution until the previous one succeeds"
+            }
+            OverrunPolicy::START_NEW => {
+                "Start a new instance in parallel to currently running ones"
+            }
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {

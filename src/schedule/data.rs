@@ -5,10 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::schedule::Schedule;
-use crate::master::token::Token;
-use crate::parser::{ScheduleDef, WorkflowDef};
-use crate::workflow::name;
+use super::{Schedule, ScheduleDef};
+use crate::token::Token;
+use crate::token::name;
 
 /// Owner of a schedule token nobody has claimed yet.
 pub const UNCLAIMED_OWNER: &str = "parser";
@@ -30,26 +29,24 @@ pub struct ScheduleData {
 }
 
 impl ScheduleData {
-    /// The schedule of `def` with its next run after `now`, or `None` if it has none.
-    pub fn from_def(
+    /// The schedule `sd` of `workflow`, with its next run after `now`.
+    pub fn new(
         workflow: &str,
-        def: &WorkflowDef,
+        sd: &ScheduleDef,
+        emails: &[String],
         now: jiff::Timestamp,
-    ) -> Result<Option<ScheduleData>, String> {
-        let Some(sd) = &def.schedule else {
-            return Ok(None);
-        };
+    ) -> Result<ScheduleData, String> {
         let next = Schedule::from_def(sd)?
             .next_after(now)
             .ok_or("the schedule never runs again")?;
-        Ok(Some(ScheduleData {
+        Ok(ScheduleData {
             workflow: workflow.to_owned(),
             schedule: sd.clone(),
-            emails: def.notify_emails.clone(),
+            emails: emails.to_vec(),
             next_run_time: next.as_second(),
             missed_runs: 0,
             last_instance: None,
-        }))
+        })
     }
 
     /// Whether `other` describes the same schedule (so rewriting it would change nothing).

@@ -1,12 +1,18 @@
-//! The token and the request/response types of the master's JSON API (CONTRACT §2), with the
-//! stateless input checks every request passes before it reaches the writer.
-//! Used by the master (api, service, state) and by every `MasterClient`.
+//! The bottom layer: the token (CONTRACT §2), the request and response types of the master's
+//! JSON API, the API's error codes, and every token name (`name`). Shared by storage, the
+//! master and all its clients; it depends on nothing else in the crate. The stateless input
+//! checks every request passes before it reaches the master's writer live here too.
 
-use std::collections::{BTreeMap, HashSet};
+mod api;
+mod error;
+pub mod name;
+
+use std::collections::HashSet;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::MasterError;
+pub use api::*;
+pub use error::MasterError;
 
 /// Longest accepted token name, in bytes (CONTRACT §2).
 pub const MAX_NAME_BYTES: usize = 512;
@@ -67,82 +73,6 @@ pub fn is_owned(owner: Option<&str>, expiration_time: Option<i64>, now: i64) -> 
     matches!(owner, Some(o) if !o.is_empty())
         && matches!(expiration_time, Some(t) if t != 0 && t > now)
 }
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModifyRequest {
-    #[serde(default)]
-    pub updates: Vec<Token>,
-    #[serde(default)]
-    pub deletes: Vec<Token>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ModifyResponse {
-    pub updates: Vec<Token>,
-}
-
-/// A name prefix, optionally with `*` segments (see [`super::pattern::Pattern`]).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Query {
-    #[serde(default)]
-    pub name_prefix: String,
-    #[serde(default)]
-    pub max_tokens: Option<u32>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueryRequest {
-    #[serde(default)]
-    pub queries: Vec<Query>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct QueryResponse {
-    pub tokens: Vec<Vec<Token>>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueryAndOwnRequest {
-    pub owner: String,
-    pub expiration_time: i64,
-    #[serde(default)]
-    pub query: Option<Query>,
-    #[serde(default)]
-    pub wait_ms: Option<u64>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct QueryAndOwnResponse {
-    pub tokens: Vec<Token>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GroupRequest {
-    #[serde(default)]
-    pub name_prefix: String,
-    #[serde(default)]
-    pub group_suffix: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct GroupResponse {
-    pub counts: BTreeMap<String, u64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ArchiveRequest {
-    #[serde(default)]
-    pub tokens: Vec<Token>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ArchiveResponse {}
 
 /// Checks a token name: 1..=512 bytes of `[A-Za-z0-9_./:-]`.
 pub fn validate_name(name: &str) -> Result<(), MasterError> {

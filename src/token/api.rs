@@ -1,0 +1,95 @@
+//! The request and response bodies of the master's JSON API (CONTRACT §2), as they travel on
+//! the wire. Unknown fields are refused, so a misspelt field is an error, not a silent default.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::Token;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModifyRequest {
+    #[serde(default)]
+    pub updates: Vec<Token>,
+    #[serde(default)]
+    pub deletes: Vec<Token>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModifyResponse {
+    pub updates: Vec<Token>,
+}
+
+/// A name prefix, optionally with `*` segments (see [`super::pattern::Pattern`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Query {
+    #[serde(default)]
+    pub name_prefix: String,
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    #[serde(default)]
+    pub queries: Vec<Query>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryResponse {
+    pub tokens: Vec<Vec<Token>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryAndOwnRequest {
+    pub owner: String,
+    pub expiration_time: i64,
+    #[serde(default)]
+    pub query: Option<Query>,
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryAndOwnResponse {
+    pub tokens: Vec<Token>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRequest {
+    #[serde(default)]
+    pub name_prefix: String,
+    #[serde(default)]
+    pub group_suffix: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupResponse {
+    pub counts: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveRequest {
+    #[serde(default)]
+    pub tokens: Vec<Token>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArchiveResponse {}
+
+/// `GET /api/v1/health`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub master: String,
+    pub storage: String,
+    pub tokens: usize,
+    pub last_version: i64,
+    pub uptime_sec: u64,
+}

@@ -1,0 +1,59 @@
+//! The API's errors, as callers match on them: one variant per CONTRACT §2 code, plus the
+//! client-side "could not reach the master".
+
+/// The master's errors, as callers match on them (CONTRACT §2 codes).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MasterError {
+    #[error("{0}")]
+    VersionConflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    InputError(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    /// Client side only: the master could not be reached (after retries).
+    #[error("cannot reach the master: {0}")]
+    Unreachable(String),
+}
+
+impl MasterError {
+    pub fn input(message: impl Into<String>) -> Self {
+        MasterError::InputError(message.into())
+    }
+
+    /// The contract's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MasterError::VersionConflict(_) => "VERSION_CONFLICT",
+            MasterError::NotFound(_) => "NOT_FOUND",
+            MasterError::InputError(_) => "INPUT_ERROR",
+            MasterError::Unavailable(_) | MasterError::Unreachable(_) => "UNAVAILABLE",
+            MasterError::Unauthorized(_) => "UNAUTHORIZED",
+            MasterError::Forbidden(_) => "FORBIDDEN",
+        }
+    }
+
+    pub fn from_code(code: &str, message: String) -> Self {
+        match code {
+            "VERSION_CONFLICT" => MasterError::VersionConflict(message),
+            "NOT_FOUND" => MasterError::NotFound(message),
+            "INPUT_ERROR" => MasterError::InputError(message),
+            "UNAUTHORIZED" => MasterError::Unauthorized(message),
+            "FORBIDDEN" => MasterError::Forbidden(message),
+            _ => MasterError::Unavailable(message),
+        }
+    }
+
+    /// Worth retrying unchanged: the request was not applied, or the master was not reached.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            MasterError::Unavailable(_) | MasterError::Unreachable(_)
+        )
+    }
+}
