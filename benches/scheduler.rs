@@ -2,7 +2,6 @@
 //! fire-time skew (instance start minus due time) at 100 due schedules per second; and the
 //! CPU the master and scheduler use while nothing is due.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +26,7 @@ fn cpu_seconds() -> f64 {
 
 /// 10,000 workflows every 100 s, their start times spread 10 ms apart from `first`: 100 fall
 /// due each second.
-fn definitions(first: jiff::Timestamp) -> BTreeMap<String, WorkflowDef> {
+fn definitions(first: jiff::Timestamp) -> pinball::parser::Definitions {
     (0..WORKFLOWS)
         .map(|i| {
             let start = first
@@ -41,7 +40,7 @@ fn definitions(first: jiff::Timestamp) -> BTreeMap<String, WorkflowDef> {
                     ..Default::default()
                 }),
                 jobs: [(
-                    "j".to_string(),
+                    pinball::token::name::JobName::parse("j").unwrap(),
                     JobDef {
                         command: "true".into(),
                         ..Default::default()
@@ -50,7 +49,8 @@ fn definitions(first: jiff::Timestamp) -> BTreeMap<String, WorkflowDef> {
                 .into(),
                 ..Default::default()
             };
-            (format!("wf_{i:05}"), def)
+            let w = pinball::token::name::WorkflowName::parse(format!("wf_{i:05}")).unwrap();
+            (w, def)
         })
         .collect()
 }

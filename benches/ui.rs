@@ -37,10 +37,13 @@ fn layered(jobs: usize, width: usize) -> WorkflowDef {
         } else {
             let above = k - width;
             let other = above - above % width + (above + 1) % width;
-            vec![format!("job_{above:05}"), format!("job_{other:05}")]
+            vec![
+                job(&format!("job_{above:05}")),
+                job(&format!("job_{other:05}")),
+            ]
         };
         out.insert(
-            format!("job_{k:05}"),
+            job(&format!("job_{k:05}")),
             JobDef {
                 command: "true".into(),
                 depends_on,
@@ -54,23 +57,23 @@ fn layered(jobs: usize, width: usize) -> WorkflowDef {
     }
 }
 
-fn record(instance: &str, start: f64, exit: i32) -> ExecutionRecord {
+fn job(s: &str) -> name::JobName {
+    name::JobName::parse(s).unwrap()
+}
+
+fn record(instance: &name::InstanceId, start: f64, exit: i32) -> ExecutionRecord {
     ExecutionRecord {
-        info: "true".into(),
-        instance: instance.into(),
-        start_time: start,
         end_time: Some(start + 3.0),
         exit_code: Some(exit),
-        cleanup_exit_code: None,
-        events: vec![],
         worker: "bench".into(),
-        properties: Default::default(),
-        logs: Default::default(),
+        ..ExecutionRecord::new(instance.clone(), "true", start)
     }
 }
 
 /// The tokens of a finished instance of `def`: every job ran once, in layer order.
 fn finished_instance(w: &str, i: &str, def: &WorkflowDef, t0: f64, exit: i32) -> Vec<Token> {
+    let w = &name::WorkflowName::parse(w).unwrap();
+    let i = &name::InstanceId::parse(i).unwrap();
     new_instance_tokens(w, i, &def.graph())
         .into_iter()
         .enumerate()
@@ -193,7 +196,13 @@ async fn long_history() {
             },
         };
         batch.push(Token::new(
-            name::signal_token(&Level::Instance(w, i), Action::ARCHIVE.as_str()),
+            name::signal_token(
+                &Level::Instance(
+                    name::WorkflowName::parse(w).unwrap(),
+                    name::InstanceId::parse(i).unwrap(),
+                ),
+                Action::ARCHIVE,
+            ),
             Some(archive.to_data()),
         ));
         if batch.len() >= 3_000 || k + 1 == ARCHIVED {
@@ -218,7 +227,7 @@ async fn long_history() {
     );
     let data = DataLayer::new(Arc::from(storage::open(&url).unwrap()), "default".into(), 3);
     let t = Instant::now();
-    let n = data.summarize().await.unwrap();
+    let n = data.summaries.summarize().await.unwrap();
     let secs = t.elapsed().as_secs_f64();
     println!(
         "summarised {n} archived instances in {secs:.1} s ({:.0} instances/s, once, as they are archived)",

@@ -102,6 +102,7 @@ impl Rig {
         let defs = pinball::parser::parse_yaml(yaml, "bench").unwrap();
         definition::import(&self.client, &defs).await.unwrap();
         let instance = pinball::workflow::instance::new_instance_id();
+        let w = &name::WorkflowName::parse(w).unwrap();
         let tokens =
             pinball::workflow::instance::new_instance_tokens(w, &instance, &defs[w].graph());
         let started = Instant::now();
@@ -112,7 +113,7 @@ impl Rig {
         let prefix = name::instance_prefix(w, &instance);
         loop {
             if self.client.query_prefix(&prefix).await.unwrap().is_empty() {
-                return (started.elapsed(), instance);
+                return (started.elapsed(), instance.to_string());
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -121,7 +122,14 @@ impl Rig {
     async fn archived_jobs(&self, w: &str, i: &str) -> Vec<JobToken> {
         let store = storage::open(&self.url).unwrap();
         let tokens = store
-            .read(&self.master, Table::Archived, &name::job_prefix(w, i))
+            .read(
+                &self.master,
+                Table::Archived,
+                &name::job_prefix(
+                    &name::WorkflowName::parse(w).unwrap(),
+                    &name::InstanceId::parse(i).unwrap(),
+                ),
+            )
             .await
             .unwrap();
         tokens

@@ -288,6 +288,16 @@ impl Config {
         }
     }
 
+    /// Where job logs go: `<local_logs_dir_prefix or $TMPDIR>/<job_log_path_prefix>`.
+    pub fn logs_dir(&self) -> PathBuf {
+        let root = self
+            .local_logs_dir_prefix
+            .as_ref()
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        root.join(&self.job_log_path_prefix)
+    }
+
     pub fn client_policy(&self) -> crate::master::client::RetryPolicy {
         crate::master::client::RetryPolicy {
             attempts: self.client_connect_attempts,

@@ -24,6 +24,7 @@ pub mod config;
 pub mod email;
 pub mod master;
 pub mod modes;
+pub mod ops;
 pub mod parser;
 pub mod schedule;
 pub mod scheduler;

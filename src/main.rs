@@ -74,7 +74,8 @@ async fn run(cli: Cli) -> Result<String, CliError> {
             if !cli::confirm("import the workflow definitions", args.force)? {
                 return Ok("not confirmed; nothing changed\n".into());
             }
-            cli::util::import(&config, &client, None).await
+            let ops = pinball::ops::Ops::from_config(&client, &config);
+            Ok(cli::util::import(&config, &ops, None).await?.message)
         }
         (None, None) => Err(CliError::usage(
             "nothing to do: give -m MODES or a command (see --help)",

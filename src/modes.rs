@@ -190,7 +190,7 @@ async fn import_definitions(config: &Config, master: &Master) {
         return;
     }
     let client = LocalMasterClient(master.clone());
-    match definition::load_from_config(config) {
+    match crate::parser::load_from_config(config) {
         Ok(defs) => match definition::import(&client, &defs).await {
             Ok(done) => tracing::info!(
                 workflows = defs.len(),

@@ -1,7 +1,8 @@
-//! The command line (CONTRACT §1): `pinball [-c CONFIG] -m MODES`, `pinball token ...`, and the
-//! commands later issues add. Exit status: 0 success, 1 the operation failed, 2 bad usage or input.
+//! The command line (CONTRACT §1): `pinball [-c CONFIG] -m MODES`, `pinball token ...`,
+//! `pinball util ...` and `pinball import`. It parses arguments, asks for confirmation, calls
+//! the domain (`ops`, `MasterClient`) and prints; it decides nothing itself. Exit status: 0
+//! success, 1 the operation failed, 2 bad usage or input.
 
-pub mod repair;
 pub mod token;
 pub mod util;
 
@@ -92,10 +93,4 @@ pub fn confirm(question: &str, force: bool) -> Result<bool, CliError> {
         .read_line(&mut answer)
         .map_err(|e| CliError::failed(e.to_string()))?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
-}
-
-/// A list as the original printed it (Python's repr): `['a', 'b']`. Scripts parse these messages.
-pub fn py_list<S: AsRef<str>>(items: &[S]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| format!("'{}'", s.as_ref())).collect();
-    format!("[{}]", quoted.join(", "))
 }

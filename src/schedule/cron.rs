@@ -7,6 +7,8 @@ use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
+use super::{Field, ScheduleError};
+
 /// A parsed expression: one bit per allowed value of each field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cron {
@@ -92,7 +94,11 @@ fn field(
 }
 
 impl Cron {
-    pub fn parse(expr: &str) -> Result<Cron, String> {
+    pub fn parse(expr: &str) -> Result<Cron, ScheduleError> {
+        Cron::parse_fields(expr).map_err(|m| ScheduleError::new(Field::Cron, m))
+    }
+
+    fn parse_fields(expr: &str) -> Result<Cron, String> {
         let fields: Vec<&str> = expr.split_whitespace().collect();
         let (sec, rest) = match fields.len() {
             5 => ("0", &fields[..]),
@@ -265,7 +271,7 @@ mod tests {
             ("*/0 * * * *", "step"),
             ("5-1 * * * *", "empty"),
         ] {
-            let err = Cron::parse(expr).unwrap_err();
+            let err = Cron::parse(expr).unwrap_err().to_string();
             assert!(err.contains(says), "{expr}: {err}");
         }
     }

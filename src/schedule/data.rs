@@ -5,16 +5,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Schedule, ScheduleDef};
+use super::{Field, Schedule, ScheduleDef, ScheduleError};
 use crate::token::Token;
-use crate::token::name;
+use crate::token::name::{self, InstanceId, WorkflowName};
 
 /// Owner of a schedule token nobody has claimed yet.
 pub const UNCLAIMED_OWNER: &str = "parser";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScheduleData {
-    pub workflow: String,
+    pub workflow: WorkflowName,
     pub schedule: ScheduleDef,
     #[serde(default)]
     pub emails: Vec<String>,
@@ -25,22 +25,22 @@ pub struct ScheduleData {
     pub missed_runs: u64,
     /// The instance the scheduler started last (DELAY_UNTIL_SUCCESS looks at how it ended).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_instance: Option<String>,
+    pub last_instance: Option<InstanceId>,
 }
 
 impl ScheduleData {
     /// The schedule `sd` of `workflow`, with its next run after `now`.
     pub fn new(
-        workflow: &str,
+        workflow: &WorkflowName,
         sd: &ScheduleDef,
         emails: &[String],
         now: jiff::Timestamp,
-    ) -> Result<ScheduleData, String> {
+    ) -> Result<ScheduleData, ScheduleError> {
         let next = Schedule::from_def(sd)?
             .next_after(now)
-            .ok_or("the schedule never runs again")?;
+            .ok_or_else(|| ScheduleError::new(Field::Schedule, "the schedule never runs again"))?;
         Ok(ScheduleData {
-            workflow: workflow.to_owned(),
+            workflow: workflow.clone(),
             schedule: sd.clone(),
             emails: emails.to_vec(),
             next_run_time: next.as_second(),

@@ -8,6 +8,7 @@
 pub mod cron;
 pub mod data;
 mod def;
+pub mod fire;
 pub mod policy;
 mod recurrence;
 
@@ -17,8 +18,55 @@ use jiff::tz::TimeZone;
 pub use cron::Cron;
 pub use data::ScheduleData;
 pub use def::ScheduleDef;
+pub use fire::{Fire, Situation};
 pub use policy::{Decision, OverrunPolicy, decide};
 pub use recurrence::{Recurrence, Unit};
+
+/// The field of a `schedule:` block a problem is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The block as a whole (recurrence and cron together, or neither).
+    Schedule,
+    Recurrence,
+    Cron,
+    Start,
+    Timezone,
+    OverrunPolicy,
+    MaxRunningInstances,
+}
+
+/// What is wrong with a schedule; shown as `schedule.<field> ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleError {
+    pub field: Field,
+    pub message: String,
+}
+
+impl ScheduleError {
+    pub fn new(field: Field, message: impl Into<String>) -> Self {
+        ScheduleError {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ScheduleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = &self.message;
+        match self.field {
+            Field::Schedule => write!(f, "schedule: {m}"),
+            Field::Recurrence => write!(f, "schedule.recurrence {m}"),
+            Field::Cron => write!(f, "schedule.cron: {m}"),
+            Field::Start => write!(f, "schedule.start {m}"),
+            Field::Timezone => write!(f, "schedule.timezone {m}"),
+            Field::OverrunPolicy => write!(f, "schedule.overrun_policy {m}"),
+            Field::MaxRunningInstances => write!(f, "schedule.max_running_instances {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ScheduleError {}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rule {
@@ -39,43 +87,49 @@ pub struct Schedule {
 
 impl Schedule {
     /// Validates a definition's `schedule:` block; errors name the field.
-    pub fn from_def(def: &ScheduleDef) -> Result<Schedule, String> {
+    pub fn from_def(def: &ScheduleDef) -> Result<Schedule, ScheduleError> {
         let tz = match &def.timezone {
             None => TimeZone::UTC,
-            Some(name) => TimeZone::get(name)
-                .map_err(|_| format!("schedule.timezone `{name}` is not an IANA time zone name"))?,
+            Some(name) => TimeZone::get(name).map_err(|_| {
+                ScheduleError::new(
+                    Field::Timezone,
+                    format!("`{name}` is not an IANA time zone name"),
+                )
+            })?,
         };
         let rule = match (&def.recurrence, &def.cron) {
-            (Some(_), Some(_)) => return Err("schedule: give recurrence or cron, not both".into()),
+            (Some(_), Some(_)) => {
+                return Err(ScheduleError::new(
+                    Field::Schedule,
+                    "give recurrence or cron, not both",
+                ));
+            }
             (None, None) => {
-                return Err(
-                    "schedule: give recurrence (like 1D) or cron (like \"30 2 * * *\")".into(),
-                );
+                return Err(ScheduleError::new(
+                    Field::Schedule,
+                    "give recurrence (like 1D) or cron (like \"30 2 * * *\")",
+                ));
             }
-            (Some(r), None) => {
-                Rule::Every(Recurrence::parse(r).map_err(|e| format!("schedule.recurrence {e}"))?)
-            }
-            (None, Some(c)) => {
-                Rule::Cron(Cron::parse(c).map_err(|e| format!("schedule.cron: {e}"))?)
-            }
+            (Some(r), None) => Rule::Every(Recurrence::parse(r)?),
+            (None, Some(c)) => Rule::Cron(Cron::parse(c)?),
         };
         let start = match &def.start {
             None => jiff::civil::date(1970, 1, 1)
                 .to_zoned(tz.clone())
-                .map_err(|e| e.to_string())?
+                .map_err(|e| ScheduleError::new(Field::Start, e.to_string()))?
                 .timestamp(),
-            Some(text) => {
-                parse_start(text, &tz).map_err(|e| format!("schedule.start `{text}`: {e}"))?
-            }
+            Some(text) => parse_start(text, &tz)
+                .map_err(|e| ScheduleError::new(Field::Start, format!("`{text}`: {e}")))?,
         };
         let policy = match &def.overrun_policy {
             None => OverrunPolicy::default(),
-            Some(p) => {
-                OverrunPolicy::parse(p).map_err(|e| format!("schedule.overrun_policy {e}"))?
-            }
+            Some(p) => OverrunPolicy::parse(p)?,
         };
         if def.max_running_instances == Some(0) {
-            return Err("schedule.max_running_instances must be at least 1".into());
+            return Err(ScheduleError::new(
+                Field::MaxRunningInstances,
+                "must be at least 1",
+            ));
         }
         Ok(Schedule {
             rule,
@@ -132,7 +186,7 @@ impl Schedule {
 
 /// `start`: RFC 3339 with an offset (`2015-02-01T00:00:01Z`), or a civil time
 /// (`2015-02-01T00:00:01`, `2015-02-01 00:00:01`, `2015-02-01`) in the schedule's time zone.
-fn parse_start(text: &str, tz: &TimeZone) -> Result<Timestamp, String> {
+fn parse_start(text: &str, tz: &TimeZone) -> Result<Timestamp, std::borrow::Cow<'static, str>> {
     if let Ok(ts) = text.parse::<Timestamp>() {
         return Ok(ts);
     }
@@ -140,13 +194,13 @@ fn parse_start(text: &str, tz: &TimeZone) -> Result<Timestamp, String> {
         return dt
             .to_zoned(tz.clone())
             .map(|z| z.timestamp())
-            .map_err(|e| e.to_string());
+            .map_err(|e| e.to_string().into());
     }
     if let Ok(d) = text.parse::<jiff::civil::Date>() {
         return d
             .to_zoned(tz.clone())
             .map(|z| z.timestamp())
-            .map_err(|e| e.to_string());
+            .map_err(|e| e.to_string().into());
     }
     Err("not a date and time; use 2015-02-01T00:00:01Z or 2015-02-01 00:00:01".into())
 }
@@ -237,7 +291,7 @@ mod tests {
     #[test]
     fn bad_schedules_name_the_field() {
         let bad = |def: ScheduleDef, says: &str| {
-            let err = Schedule::from_def(&def).unwrap_err();
+            let err = Schedule::from_def(&def).unwrap_err().to_string();
             assert!(err.contains(says), "{err}");
         };
         bad(

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{Field, ScheduleError};
+
 /// What to do when a run is due while earlier instances still run (PINBALL_SPEC §5.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[allow(non_camel_case_types)]
@@ -16,7 +18,7 @@ pub enum OverrunPolicy {
 }
 
 impl OverrunPolicy {
-    pub fn parse(s: &str) -> Result<OverrunPolicy, String> {
+    pub fn parse(s: &str) -> Result<OverrunPolicy, ScheduleError> {
         Ok(match s {
             "SKIP" => OverrunPolicy::SKIP,
             "START_NEW" => OverrunPolicy::START_NEW,
@@ -24,8 +26,11 @@ impl OverrunPolicy {
             "DELAY" => OverrunPolicy::DELAY,
             "DELAY_UNTIL_SUCCESS" => OverrunPolicy::DELAY_UNTIL_SUCCESS,
             other => {
-                return Err(format!(
-                    "`{other}` is not one of START_NEW, SKIP, ABORT_RUNNING, DELAY, DELAY_UNTIL_SUCCESS"
+                return Err(ScheduleError::new(
+                    Field::OverrunPolicy,
+                    format!(
+                        "`{other}` is not one of START_NEW, SKIP, ABORT_RUNNING, DELAY, DELAY_UNTIL_SUCCESS"
+                    ),
                 ));
             }
         })

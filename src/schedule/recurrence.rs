@@ -3,6 +3,8 @@
 
 use jiff::{Span, ToSpan};
 
+use super::{Field, ScheduleError};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
     Seconds,
@@ -21,16 +23,21 @@ pub struct Recurrence {
 }
 
 impl Recurrence {
-    pub fn parse(text: &str) -> Result<Recurrence, String> {
+    pub fn parse(text: &str) -> Result<Recurrence, ScheduleError> {
+        let bad = |m: String| ScheduleError::new(Field::Recurrence, m);
         let split = text
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len());
         let (digits, unit) = text.split_at(split);
         let n: i64 = digits.parse().map_err(|_| {
-            format!("`{text}` must be a positive number followed by a unit, like 1D")
+            bad(format!(
+                "`{text}` must be a positive number followed by a unit, like 1D"
+            ))
         })?;
         if n <= 0 || n > 100_000 {
-            return Err(format!("`{text}`: the count must be between 1 and 100000"));
+            return Err(bad(format!(
+                "`{text}`: the count must be between 1 and 100000"
+            )));
         }
         let unit = match unit {
             "S" => Unit::Seconds,
@@ -40,9 +47,9 @@ impl Recurrence {
             "W" | "w" => Unit::Weeks,
             "Y" => Unit::Years,
             other => {
-                return Err(format!(
+                return Err(bad(format!(
                     "`{text}`: unit `{other}` is not one of S, M, H, D, W, Y"
-                ));
+                )));
             }
         };
         Ok(Recurrence { n, unit })

@@ -1,9 +1,10 @@
 //! The scheduler loop (`-m scheduler`). It long-polls a claim on every schedule token; a token
 //! is claimable exactly at its next run time (its lease ends then), so the master wakes the
-//! scheduler when a run is due, with no polling. For each due token it applies the overrun
-//! policy and writes the new instance and the advanced schedule in ONE request, so a crash can
-//! neither lose nor duplicate a run.
+//! scheduler when a run is due, with no polling. For each due token it reads the workflow's
+//! situation, asks `schedule::fire` what to do, and writes the new instance and the advanced
+//! schedule in ONE request, so a crash can neither lose nor duplicate a run.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,17 +12,16 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 
 use crate::email::Mailer;
-use crate::master::{MasterClient, MasterError};
-use crate::schedule::{Decision, OverrunPolicy, Schedule, ScheduleData, decide};
+use crate::master::MasterClient;
+use crate::ops::set_signal;
+use crate::schedule::{Fire, OverrunPolicy, Schedule, ScheduleData, Situation};
 use crate::storage::{Storage, Table};
-use crate::token::name::{self, Level};
+use crate::token::name::{self, ALL_SCHEDULES, InstanceId, Level, WorkflowName};
 use crate::token::*;
 use crate::workflow::instance::{new_instance_id, new_instance_tokens, with_start_attributes};
-use crate::workflow::signal::{self, Action, Attributes};
-use crate::workflow::{definition, progress};
-
-/// Every schedule token.
-pub const ALL_SCHEDULES: &str = "/schedule/workflow/*";
+use crate::workflow::signal::{Action, Attributes};
+use crate::workflow::status::Status;
+use crate::workflow::{definition, settle};
 
 pub struct SchedulerSettings {
     pub default_max_running: u32,
@@ -61,7 +61,7 @@ impl Scheduler {
             match claimed {
                 Ok(r) => {
                     for token in r.tokens {
-                        if let Err(e) = self.fire(token).await {
+                        if let Err(e) = self.handle(token).await {
                             // The claim's lease ends within a minute and the token is retried.
                             tracing::warn!(error = %e, "handling a due schedule failed; it will be retried");
                         }
@@ -76,7 +76,7 @@ impl Scheduler {
         tracing::info!(scheduler = %self.name, "scheduler stopped");
     }
 
-    /// Writes the schedule token back, claimable again at `at`.
+    /// The schedule token written back, claimable again at `at`.
     fn schedule_token(&self, claimed: &Token, data: &ScheduleData, at: i64) -> Token {
         Token {
             version: claimed.version,
@@ -86,9 +86,21 @@ impl Scheduler {
         }
     }
 
-    async fn fire(&self, token: Token) -> Result<(), MasterError> {
-        let c = self.client.as_ref();
-        let Some(mut data) = ScheduleData::from_token(&token) else {
+    async fn put_back(
+        &self,
+        claimed: &Token,
+        data: &ScheduleData,
+        at: i64,
+    ) -> Result<(), MasterError> {
+        let token = self.schedule_token(claimed, data, at);
+        self.client
+            .modify(ModifyRequest::update(vec![token]))
+            .await?;
+        Ok(())
+    }
+
+    async fn handle(&self, token: Token) -> Result<(), MasterError> {
+        let Some(data) = ScheduleData::from_token(&token) else {
             tracing::error!(token = %token.name, "unreadable schedule token; leaving it");
             return Ok(());
         };
@@ -101,124 +113,133 @@ impl Scheduler {
             }
         };
         let now = Timestamp::now();
-        if data.next_run_time > now.as_second() {
-            // Claimed early (clocks): put it back until it is due.
-            let back = self.schedule_token(&token, &data, data.next_run_time);
-            c.modify(ModifyRequest::update(vec![back])).await?;
-            return Ok(());
-        }
-        let due = Timestamp::from_second(data.next_run_time).unwrap_or(now);
-        // Occurrences after this one that have also passed: collapsed into this run and counted
-        // (or, with catchup, each run in turn).
-        let late = schedule.count_between(due, now, 100_000);
-        let next = if schedule.catchup {
-            schedule.next_after(due)
-        } else {
-            schedule.next_after(now)
+        let step = match crate::schedule::fire::before_reading(&data, &schedule, now) {
+            Some(step) => step,
+            None => {
+                let situation = self.situation(&w, &schedule).await?;
+                let recheck = self.settings.recheck.as_secs() as i64;
+                crate::schedule::fire::fire(
+                    &data,
+                    &schedule,
+                    token.expiration_time,
+                    now,
+                    situation,
+                    recheck,
+                )
+            }
         };
-        let Some(next) = next.map(|t| t.as_second()) else {
-            tracing::warn!(workflow = %w, "the schedule never runs again; removing nothing, it stays for the operator");
-            return Ok(());
-        };
-        let Some(def) = definition::read(c, &w).await? else {
-            tracing::error!(workflow = %w, "scheduled workflow has no definition in the master; skipping this run");
-            data.next_run_time = next;
-            data.missed_runs += 1;
-            c.modify(ModifyRequest::update(vec![
-                self.schedule_token(&token, &data, next),
-            ]))
-            .await?;
-            return Ok(());
-        };
-        let running = progress::running_instances(c, &w).await?;
+        self.act(&token, &data, step).await
+    }
+
+    /// What the policy needs to know of the workflow.
+    async fn situation(
+        &self,
+        w: &WorkflowName,
+        schedule: &Schedule,
+    ) -> Result<Situation, MasterError> {
+        let c = self.client.as_ref();
+        let has_definition = definition::read(c, w).await?.is_some();
+        let running = settle::running_instances(c, w).await?.len();
         let limit = schedule
             .max_running_instances
             .unwrap_or(self.settings.default_max_running) as usize;
         let last_failed =
-            schedule.policy == OverrunPolicy::DELAY_UNTIL_SUCCESS && self.last_failed(&w).await;
-        let decision = decide(schedule.policy, running.len(), limit, last_failed);
-        tracing::info!(workflow = %w, ?decision, running = running.len(), late, "schedule due");
-        let recheck = now.as_second() + self.settings.recheck.as_secs().max(1) as i64;
-        match decision {
-            Decision::Delay => {
-                let back = self.schedule_token(&token, &data, recheck);
-                c.modify(ModifyRequest::update(vec![back])).await?;
+            schedule.policy == OverrunPolicy::DELAY_UNTIL_SUCCESS && self.last_failed(w).await;
+        Ok(Situation {
+            has_definition,
+            running,
+            limit,
+            last_failed,
+        })
+    }
+
+    async fn act(&self, token: &Token, data: &ScheduleData, step: Fire) -> Result<(), MasterError> {
+        let w = &data.workflow;
+        tracing::info!(workflow = %w, step = ?step_name(&step), "schedule due");
+        match step {
+            Fire::NotYet { at } => self.put_back(token, data, at).await,
+            Fire::Never => {
+                tracing::warn!(workflow = %w, "the schedule never runs again; removing nothing, it stays for the operator");
+                Ok(())
             }
-            Decision::TooMany => {
-                // Tell the owners once per occurrence: on its first claim the lease end is
-                // still the run time itself; rechecks carry later lease ends.
-                if token.expiration_time == Some(data.next_run_time) {
-                    self.too_many(&data, running.len(), limit).await;
+            Fire::NoDefinition { data: next, at } => {
+                tracing::error!(workflow = %w, "scheduled workflow has no definition in the master; skipping this run");
+                self.put_back(token, &next, at).await
+            }
+            Fire::Delay { at } => self.put_back(token, data, at).await,
+            Fire::TooMany { at, notify } => {
+                if notify {
+                    self.too_many(data).await;
                 }
-                let back = self.schedule_token(&token, &data, recheck);
-                c.modify(ModifyRequest::update(vec![back])).await?;
+                self.put_back(token, data, at).await
             }
-            Decision::Skip => {
-                data.next_run_time = next;
-                data.missed_runs += 1 + if schedule.catchup { 0 } else { late };
-                let back = self.schedule_token(&token, &data, next);
-                c.modify(ModifyRequest::update(vec![back])).await?;
-            }
-            Decision::Start | Decision::AbortRunningThenStart => {
-                if decision == Decision::AbortRunningThenStart {
-                    for i in &running {
-                        let attrs = Attributes {
-                            timestamp: Some(now.as_second() as f64),
-                            generation: None,
-                        };
-                        signal::set(
-                            c,
-                            &Level::Instance(w.clone(), i.clone()),
-                            Action::ABORT,
-                            attrs,
-                        )
-                        .await?;
-                        tracing::info!(workflow = %w, instance = %i, "aborted a running instance (ABORT_RUNNING)");
-                    }
-                }
-                let instance = new_instance_id();
-                let attributes =
-                    [("scheduled_time".to_string(), data.next_run_time.to_string())].into();
-                let mut updates = with_start_attributes(
-                    new_instance_tokens(&w, &instance, &def.graph()),
-                    &attributes,
-                );
-                data.next_run_time = next;
-                data.missed_runs += if schedule.catchup { 0 } else { late };
-                data.last_instance = Some(instance.clone());
-                updates.push(self.schedule_token(&token, &data, next));
-                c.modify(ModifyRequest::update(updates)).await?;
-                tracing::info!(workflow = %w, instance = %instance, "started a scheduled instance");
+            Fire::Skip { data: next, at } => self.put_back(token, &next, at).await,
+            Fire::Start {
+                data: next,
+                at,
+                scheduled_time,
+                abort_running,
+            } => {
+                self.start(token, next, at, scheduled_time, abort_running)
+                    .await
             }
         }
+    }
+
+    async fn start(
+        &self,
+        token: &Token,
+        mut next: ScheduleData,
+        at: i64,
+        scheduled_time: i64,
+        abort_running: bool,
+    ) -> Result<(), MasterError> {
+        let c = self.client.as_ref();
+        let w = next.workflow.clone();
+        let Some(def) = definition::read(c, &w).await? else {
+            return Ok(()); // removed since; the next look records the miss
+        };
+        if abort_running {
+            let attributes = Attributes {
+                timestamp: Some(crate::clock::now() as f64),
+                generation: None,
+            };
+            for i in settle::running_instances(c, &w).await? {
+                let level = Level::Instance(w.clone(), i.clone());
+                set_signal(c, &level, Action::ABORT, attributes.clone()).await?;
+                tracing::info!(workflow = %w, instance = %i, "aborted a running instance (ABORT_RUNNING)");
+            }
+        }
+        let instance = new_instance_id();
+        let attributes = [("scheduled_time".to_string(), scheduled_time.to_string())].into();
+        let mut updates = with_start_attributes(
+            new_instance_tokens(&w, &instance, &def.graph()),
+            &attributes,
+        );
+        next.last_instance = Some(instance.clone());
+        updates.push(self.schedule_token(token, &next, at));
+        c.modify(ModifyRequest::update(updates)).await?;
+        tracing::info!(workflow = %w, instance = %instance, "started a scheduled instance");
         Ok(())
     }
 
     /// Whether the workflow's most recent finished instance (live or archived, a manual retry
     /// included) ended FAILURE or ABORTED. Never run counts as not failed; an unreadable
     /// archive counts as failed, so DELAY_UNTIL_SUCCESS waits rather than guess.
-    async fn last_failed(&self, w: &str) -> bool {
-        let live = match self.client.query_prefix(&name::workflow_prefix(w)).await {
-            Ok(t) => t,
-            Err(_) => return true,
+    async fn last_failed(&self, w: &WorkflowName) -> bool {
+        let Ok(live) = self.client.query_prefix(&name::workflow_prefix(w)).await else {
+            return true;
         };
-        let mut finished: Vec<(u64, &'static str)> = Vec::new();
+        let mut finished: Vec<(u64, Status)> = Vec::new();
         let mut by_instance = |tokens: Vec<Token>, archived: bool| {
-            let mut groups: std::collections::BTreeMap<String, Vec<Token>> =
-                std::collections::BTreeMap::new();
+            let mut groups: BTreeMap<InstanceId, Vec<Token>> = BTreeMap::new();
             for t in tokens {
-                if let Some(i) = t
-                    .name
-                    .split('/')
-                    .nth(3)
-                    .filter(|i| *i != name::SIGNAL_SEGMENT)
-                {
-                    groups.entry(i.to_owned()).or_default().push(t);
+                if let Some((_, i)) = name::instance_of(&t.name) {
+                    groups.entry(i).or_default().push(t);
                 }
             }
             for (i, ts) in groups {
-                if let (Ok(id), Some(o)) =
-                    (i.parse::<u64>(), progress::outcome(w, &i, &ts, archived))
+                if let (Ok(id), Some(o)) = (i.parse::<u64>(), settle::outcome(w, &i, &ts, archived))
                 {
                     finished.push((id, o));
                 }
@@ -226,12 +247,9 @@ impl Scheduler {
         };
         by_instance(live, false);
         if let Some(store) = &self.settings.store {
+            let prefix = name::workflow_prefix(w);
             match store
-                .read(
-                    &self.settings.master_name,
-                    Table::Archived,
-                    &name::workflow_prefix(w),
-                )
+                .read(&self.settings.master_name, Table::Archived, &prefix)
                 .await
             {
                 Ok(archived) => by_instance(archived, true),
@@ -241,11 +259,21 @@ impl Scheduler {
         finished
             .iter()
             .max_by_key(|(id, _)| *id)
-            .is_some_and(|(_, o)| *o != "SUCCESS")
+            .is_some_and(|(_, o)| *o != Status::SUCCESS)
     }
 
-    async fn too_many(&self, data: &ScheduleData, running: usize, limit: usize) {
+    async fn too_many(&self, data: &ScheduleData) {
         let w = &data.workflow;
+        let (running, limit) = match Schedule::from_def(&data.schedule) {
+            Ok(s) => (
+                settle::running_instances(self.client.as_ref(), w)
+                    .await
+                    .map_or(0, |r| r.len()),
+                s.max_running_instances
+                    .unwrap_or(self.settings.default_max_running),
+            ),
+            Err(_) => return,
+        };
         tracing::warn!(workflow = %w, running, limit, "too many instances running; the scheduled run waits");
         let Some(mailer) = &self.settings.mailer else {
             return;
@@ -254,16 +282,22 @@ impl Scheduler {
         let text = format!(
             "There are {running} instances running at the same time for workflow {w}, reaching the limit of {limit}.\n"
         );
-        if let Err(e) = mailer
-            .send(
-                &data.emails,
-                &subject,
-                &text,
-                &format!("<p>{}</p>", crate::email::html_escape(&text)),
-            )
-            .await
-        {
+        let html = format!("<p>{}</p>", crate::email::html_escape(&text));
+        if let Err(e) = mailer.send(&data.emails, &subject, &text, &html).await {
             tracing::error!(error = %e, "cannot send email");
         }
+    }
+}
+
+/// The step's name for the log line.
+fn step_name(step: &Fire) -> &'static str {
+    match step {
+        Fire::NotYet { .. } => "not yet due",
+        Fire::Never => "never again",
+        Fire::NoDefinition { .. } => "no definition",
+        Fire::Delay { .. } => "delay",
+        Fire::TooMany { .. } => "too many running",
+        Fire::Skip { .. } => "skip",
+        Fire::Start { .. } => "start",
     }
 }

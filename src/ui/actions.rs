@@ -1,17 +1,22 @@
-//! The UI's actions: `POST /command/` runs one `pinball util` command (forced: the page has
-//! already asked the user) through the master and answers with the message the command prints.
-//! Requests must carry the page's anti-forgery token and, when the browser says where they come
-//! from, come from this site: another site can neither read the token nor pass the origin check.
+//! The UI's actions: `POST /command/` runs one operator command (`ops`, as `pinball util -f`
+//! would: the page has already asked the user) through the master and answers with the message
+//! the command prints. Requests must carry the page's anti-forgery token and, when the browser
+//! says where they come from, come from this site: another site can neither read the token nor
+//! pass the origin check.
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use std::str::FromStr;
+
+use axum::extract::{Form, FromRequest, Request, State};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Form, Json, Router};
+use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::Ui;
-use crate::cli::util::{self, UtilArgs, UtilCommand};
+use super::error::UiError;
+use crate::ops::{Done, Ops};
+use crate::token::name::{InstanceId, JobName, Level, NameError, WorkflowName};
 
 pub fn router(ui: Ui) -> Router {
     Router::new()
@@ -30,32 +35,128 @@ pub struct CommandForm {
     pub execution: Option<usize>,
 }
 
-/// What the UI may run: the runtime alterations of PINBALL_SPEC §8.4.
-const ALLOWED: &[UtilCommand] = &[
-    UtilCommand::Start,
-    UtilCommand::Retry,
-    UtilCommand::Redo,
-    UtilCommand::Poison,
-    UtilCommand::Drain,
-    UtilCommand::Undrain,
-    UtilCommand::Abort,
-    UtilCommand::Unabort,
-    UtilCommand::Exit,
-    UtilCommand::Unexit,
-    UtilCommand::Unschedule,
-    UtilCommand::Disable,
-    UtilCommand::Enable,
-];
+/// The form, with a malformed body answered like every other UI error.
+pub struct ActionForm(CommandForm);
 
-fn reply(status: StatusCode, code: &str, message: String) -> Response {
-    if status.is_success() {
-        (status, Json(serde_json::json!({"message": message}))).into_response()
-    } else {
-        (
-            status,
-            Json(serde_json::json!({"error": {"code": code, "message": message}})),
-        )
-            .into_response()
+impl<S: Send + Sync> FromRequest<S> for ActionForm {
+    type Rejection = UiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, UiError> {
+        Form::<CommandForm>::from_request(req, state)
+            .await
+            .map(|Form(f)| ActionForm(f))
+            .map_err(|e| UiError::BadInput(e.body_text()))
+    }
+}
+
+/// What the UI may run: the runtime alterations of PINBALL_SPEC §8.4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Start,
+    Retry,
+    Redo,
+    Poison,
+    Drain,
+    Undrain,
+    Abort,
+    Unabort,
+    Exit,
+    Unexit,
+    Unschedule,
+    Disable,
+    Enable,
+}
+
+impl Command {
+    fn parse(s: &str) -> Option<Command> {
+        use Command::*;
+        [
+            Start, Retry, Redo, Poison, Drain, Undrain, Abort, Unabort, Exit, Unexit, Unschedule,
+            Disable, Enable,
+        ]
+        .into_iter()
+        .find(|c| c.as_str().eq_ignore_ascii_case(s))
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Command::Start => "start",
+            Command::Retry => "retry",
+            Command::Redo => "redo",
+            Command::Poison => "poison",
+            Command::Drain => "drain",
+            Command::Undrain => "undrain",
+            Command::Abort => "abort",
+            Command::Unabort => "unabort",
+            Command::Exit => "exit",
+            Command::Unexit => "unexit",
+            Command::Unschedule => "unschedule",
+            Command::Disable => "disable",
+            Command::Enable => "enable",
+        }
+    }
+}
+
+/// The form's names, parsed: an empty field is no value.
+struct Target {
+    workflow: Option<WorkflowName>,
+    instance: Option<InstanceId>,
+    jobs: Vec<JobName>,
+    execution: Option<usize>,
+}
+
+fn optional<N: FromStr<Err = NameError>>(field: Option<String>) -> Result<Option<N>, UiError> {
+    match field.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => N::from_str(&s)
+            .map(Some)
+            .map_err(|e| UiError::BadInput(e.to_string())),
+    }
+}
+
+impl Target {
+    fn parse(f: CommandForm) -> Result<Target, UiError> {
+        let jobs = f
+            .jobs
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|j| !j.is_empty())
+            .map(JobName::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|e| UiError::BadInput(e.to_string()))?;
+        Ok(Target {
+            workflow: optional(f.workflow)?,
+            instance: optional(f.instance)?,
+            jobs,
+            execution: f.execution,
+        })
+    }
+
+    fn workflow(&self, c: Command) -> Result<&WorkflowName, UiError> {
+        self.workflow.as_ref().ok_or_else(|| {
+            UiError::BadInput(format!("{} needs a workflow (-w WORKFLOW)", c.as_str()))
+        })
+    }
+
+    fn instance(&self, c: Command) -> Result<(&WorkflowName, &InstanceId), UiError> {
+        let w = self.workflow(c)?;
+        let i = self.instance.as_ref().ok_or_else(|| {
+            UiError::BadInput(format!("{} needs an instance (-i INSTANCE)", c.as_str()))
+        })?;
+        Ok((w, i))
+    }
+
+    fn level(&self, c: Command) -> Result<Level, UiError> {
+        Ok(match (&self.workflow, &self.instance) {
+            (None, None) => Level::Global,
+            (Some(w), None) => Level::Workflow(w.clone()),
+            (_, Some(_)) => {
+                let (w, i) = self.instance(c)?;
+                Level::Instance(w.clone(), i.clone())
+            }
+        })
     }
 }
 
@@ -81,61 +182,73 @@ fn same_site(headers: &HeaderMap) -> bool {
         .is_some_and(|(_, rest)| rest == host)
 }
 
-async fn command(State(ui): State<Ui>, headers: HeaderMap, Form(f): Form<CommandForm>) -> Response {
+async fn run(ops: &Ops<'_>, c: Command, t: &Target) -> Result<Done, UiError> {
+    use Command::*;
+    Ok(match c {
+        Start => ops.start(t.workflow(c)?).await?,
+        Retry => {
+            let (w, i) = t.instance(c)?;
+            ops.retry(w, i).await?
+        }
+        Redo => {
+            let (w, i) = t.instance(c)?;
+            let [job] = t.jobs.as_slice() else {
+                return Err(UiError::BadInput("redo takes a single job".into()));
+            };
+            let n = t
+                .execution
+                .ok_or_else(|| UiError::BadInput("redo needs an execution".into()))?;
+            ops.redo(w, i, job, n).await?
+        }
+        Poison => {
+            ops.poison(t.workflow(c)?, t.instance.as_ref(), &t.jobs)
+                .await?
+        }
+        Drain => ops.drain(&t.level(c)?).await?,
+        Undrain => ops.undrain(&t.level(c)?).await?,
+        Abort => ops.abort(&t.level(c)?).await?,
+        Unabort => ops.unabort(&t.level(c)?).await?,
+        Exit => ops.exit(&t.level(c)?).await?,
+        Unexit => ops.unexit(&t.level(c)?).await?,
+        Unschedule => ops.unschedule(t.workflow(c)?).await?,
+        Disable | Enable => {
+            let (w, i) = t.instance(c)?;
+            ops.set_disabled(w, i, &t.jobs, c == Disable).await?
+        }
+    })
+}
+
+async fn command(
+    State(ui): State<Ui>,
+    headers: HeaderMap,
+    ActionForm(f): ActionForm,
+) -> Result<Response, UiError> {
     if !same_site(&headers) || f.csrf.as_bytes() != ui.csrf.as_bytes() {
         tracing::warn!(command = %f.command, "ui refused an action without a valid anti-forgery token or from another site");
-        return reply(
-            StatusCode::FORBIDDEN,
-            "FORBIDDEN",
+        return Err(UiError::Forbidden(
             "this action did not come from a Pinball page; reload the page and try again".into(),
-        );
+        ));
     }
-    let Some(cmd) = ALLOWED
-        .iter()
-        .copied()
-        .find(|c| format!("{c:?}").eq_ignore_ascii_case(&f.command))
-    else {
-        return reply(
-            StatusCode::BAD_REQUEST,
-            "INPUT_ERROR",
-            format!("`{}` is not an action the UI offers", f.command),
-        );
-    };
-    let jobs: Vec<String> = f
-        .jobs
-        .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|j| !j.is_empty())
-        .map(str::to_owned)
-        .collect();
-    let args = UtilArgs {
-        command: cmd,
-        force: true,
-        workflow: f.workflow.filter(|w| !w.is_empty()),
-        instance: f.instance.filter(|i| !i.is_empty()),
-        jobs,
-        execution: f.execution,
-        age_days: 28,
-    };
+    let c = Command::parse(&f.command).ok_or_else(|| {
+        UiError::BadInput(format!("`{}` is not an action the UI offers", f.command))
+    })?;
+    let target = Target::parse(f)?;
     tracing::info!(
-        command = %f.command,
-        workflow = args.workflow.as_deref().unwrap_or(""),
-        instance = args.instance.as_deref().unwrap_or(""),
-        jobs = %args.jobs.join(","),
+        command = c.as_str(),
+        workflow = target.workflow.as_deref().unwrap_or(""),
+        instance = target.instance.as_deref().unwrap_or(""),
+        jobs = %target.jobs.join(","),
         "ui action"
     );
-    match util::run(&args, &ui.config, ui.client.as_ref()).await {
-        Ok(message) => reply(StatusCode::OK, "", message.trim_end().to_owned()),
+    let ops = Ops::new(ui.client.as_ref(), ui.ops.clone()).with_store(ui.data.store.clone());
+    match run(&ops, c, &target).await {
+        Ok(done) => {
+            let message = done.message.trim_end().to_owned();
+            Ok(Json(serde_json::json!({"message": message})).into_response())
+        }
         Err(e) => {
-            tracing::warn!(command = %f.command, error = %e.message, "ui action failed");
-            let status = if e.status == crate::cli::EXIT_USAGE {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::CONFLICT
-            };
-            reply(status, "FAILED", e.message.trim_end().to_owned())
+            tracing::warn!(command = c.as_str(), error = %e, "ui action failed");
+            Err(e)
         }
     }
 }
@@ -168,5 +281,12 @@ mod tests {
             ("host", "ui:8080"),
             ("sec-fetch-site", "cross-site")
         ])));
+    }
+
+    #[test]
+    fn only_the_ui_s_commands_parse() {
+        assert_eq!(Command::parse("Retry"), Some(Command::Retry));
+        assert_eq!(Command::parse("stop"), None, "stop deletes history");
+        assert_eq!(Command::parse("cleanup"), None);
     }
 }

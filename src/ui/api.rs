@@ -1,8 +1,8 @@
-//! The UI's JSON read API (CONTRACT §6) under `/api/v1`, read from the database, and an
-//! execution's log as text. The one place where UI errors become HTTP responses.
+//! The UI's JSON read API (CONTRACT §6) under `/api/v1`, read from the database, an execution's
+//! log as text, and the status label. Errors are [`UiError`]s, answered as JSON.
 
-use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::extract::State;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -10,8 +10,9 @@ use serde::Deserialize;
 
 use super::Ui;
 use super::data::*;
-use crate::storage::StorageError;
-use crate::token::name::{Level, check_word};
+use super::error::{ApiPath, ApiQuery, UiError};
+use super::logs::read_log;
+use crate::token::name::{InstanceId, JobName, Level, WorkflowName};
 use crate::workflow::signal::{Action, Signals};
 
 pub fn router(ui: Ui) -> Router {
@@ -36,47 +37,6 @@ pub fn router(ui: Ui) -> Router {
         .with_state(ui)
 }
 
-pub enum UiError {
-    NotFound(String),
-    BadInput(String),
-    Unavailable(StorageError),
-}
-
-impl From<StorageError> for UiError {
-    fn from(e: StorageError) -> Self {
-        UiError::Unavailable(e)
-    }
-}
-
-impl IntoResponse for UiError {
-    fn into_response(self) -> Response {
-        let (status, code, message) = match self {
-            UiError::NotFound(m) => (StatusCode::NOT_FOUND, "NOT_FOUND", m),
-            UiError::BadInput(m) => (StatusCode::BAD_REQUEST, "INPUT_ERROR", m),
-            UiError::Unavailable(e) => {
-                tracing::error!(error = %e, "the UI cannot read the database");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "UNAVAILABLE",
-                    "the database cannot be read right now".into(),
-                )
-            }
-        };
-        (
-            status,
-            Json(serde_json::json!({"error": {"code": code, "message": message}})),
-        )
-            .into_response()
-    }
-}
-
-pub fn words(parts: &[(&str, &str)]) -> Result<(), UiError> {
-    for (what, value) in parts {
-        check_word(what, value).map_err(UiError::BadInput)?;
-    }
-    Ok(())
-}
-
 fn found<T>(what: String, value: Option<T>) -> Result<Json<T>, UiError> {
     value
         .map(Json)
@@ -99,10 +59,9 @@ pub const DEFAULT_LIMIT: u32 = 1000;
 
 async fn instances(
     State(ui): State<Ui>,
-    Path(wf): Path<String>,
-    Query(p): Query<Paging>,
+    ApiPath(wf): ApiPath<WorkflowName>,
+    ApiQuery(p): ApiQuery<Paging>,
 ) -> Result<Json<Vec<InstanceRow>>, UiError> {
-    words(&[("workflow", &wf)])?;
     let limit = p.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, 10_000);
     let page = ui.data.instances(&wf, p.offset, limit).await?;
     found(format!("workflow {wf}"), page.map(|p| p.rows))
@@ -110,9 +69,8 @@ async fn instances(
 
 async fn jobs(
     State(ui): State<Ui>,
-    Path((wf, inst)): Path<(String, String)>,
+    ApiPath((wf, inst)): ApiPath<(WorkflowName, InstanceId)>,
 ) -> Result<Json<Vec<JobRow>>, UiError> {
-    words(&[("workflow", &wf), ("instance", &inst)])?;
     found(
         format!("workflow {wf} instance {inst}"),
         ui.data.jobs(&wf, &inst).await?,
@@ -121,9 +79,8 @@ async fn jobs(
 
 async fn executions(
     State(ui): State<Ui>,
-    Path((wf, inst, job)): Path<(String, String, String)>,
+    ApiPath((wf, inst, job)): ApiPath<(WorkflowName, InstanceId, JobName)>,
 ) -> Result<Json<Vec<ExecutionRow>>, UiError> {
-    words(&[("workflow", &wf), ("instance", &inst), ("job", &job)])?;
     found(
         format!("job {job} of workflow {wf} instance {inst}"),
         ui.data.executions(&wf, &inst, &job).await?,
@@ -136,71 +93,12 @@ struct Tail {
     tail: Option<u64>,
 }
 
-/// An execution's log: the last `tail` bytes (all without), the file's size, and whether the
-/// execution still runs (the log may grow).
-pub struct LogText {
-    pub text: String,
-    pub size: u64,
-    pub running: bool,
-    /// The log kinds this execution has.
-    pub kinds: Vec<String>,
-}
-
-pub async fn read_log(
-    ui: &Ui,
-    (wf, inst, job): (&str, &str, &str),
-    n: usize,
-    kind: &str,
-    tail: Option<u64>,
-) -> Result<LogText, UiError> {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    words(&[("workflow", wf), ("instance", inst), ("job", job)])?;
-    let jt = ui.data.job(wf, inst, job).await?.ok_or_else(|| {
-        UiError::NotFound(format!(
-            "job {job} of workflow {wf} instance {inst} not found"
-        ))
-    })?;
-    let record = jt
-        .job
-        .history
-        .get(n)
-        .ok_or_else(|| UiError::NotFound(format!("execution {n} of job {job} not found")))?;
-    let Some(path) = record.logs.get(kind) else {
-        return Err(UiError::NotFound(format!(
-            "execution {n} of job {job} has no {kind} log"
-        )));
-    };
-    let running = execution_status(&jt, n) == super::status::Status::RUNNING;
-    let kinds = record.logs.keys().cloned().collect();
-    // A log that was never written (the job printed nothing) is empty, not missing.
-    let Ok(mut file) = tokio::fs::File::open(path).await else {
-        return Ok(LogText {
-            text: String::new(),
-            size: 0,
-            running,
-            kinds,
-        });
-    };
-    let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-    let start = tail.map_or(0, |t| size.saturating_sub(t));
-    let mut bytes = Vec::with_capacity((size - start) as usize);
-    if file.seek(std::io::SeekFrom::Start(start)).await.is_ok() {
-        let _ = file.read_to_end(&mut bytes).await;
-    }
-    Ok(LogText {
-        text: String::from_utf8_lossy(&bytes).into_owned(),
-        size,
-        running,
-        kinds,
-    })
-}
-
 async fn log(
     State(ui): State<Ui>,
-    Path((wf, inst, job, n, kind)): Path<(String, String, String, usize, String)>,
-    Query(q): Query<Tail>,
+    ApiPath((wf, inst, job, n, kind)): ApiPath<(WorkflowName, InstanceId, JobName, usize, String)>,
+    ApiQuery(q): ApiQuery<Tail>,
 ) -> Result<Response, UiError> {
-    let log = read_log(&ui, (&wf, &inst, &job), n, &kind, q.tail).await?;
+    let log = read_log(&ui.data, (&wf, &inst, &job), n, &kind, q.tail).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
@@ -222,25 +120,20 @@ async fn schedules(State(ui): State<Ui>) -> Result<Json<Vec<ScheduleRow>>, UiErr
     Ok(Json(ui.data.schedules().await?))
 }
 
+/// Where a status label or an action applies: everywhere, a workflow or an instance.
 #[derive(Deserialize)]
 pub struct Scope {
-    pub workflow: Option<String>,
-    pub instance: Option<String>,
+    pub workflow: Option<WorkflowName>,
+    pub instance: Option<InstanceId>,
 }
 
 impl Scope {
-    pub fn level(&self) -> Result<Level, UiError> {
-        Ok(match (&self.workflow, &self.instance) {
+    pub fn level(&self) -> Level {
+        match (&self.workflow, &self.instance) {
             (None, _) => Level::Global,
-            (Some(w), None) => {
-                words(&[("workflow", w)])?;
-                Level::Workflow(w.clone())
-            }
-            (Some(w), Some(i)) => {
-                words(&[("workflow", w), ("instance", i)])?;
-                Level::Instance(w.clone(), i.clone())
-            }
-        })
+            (Some(w), None) => Level::Workflow(w.clone()),
+            (Some(w), Some(i)) => Level::Instance(w.clone(), i.clone()),
+        }
     }
 }
 
@@ -265,10 +158,8 @@ pub async fn status_label(ui: &Ui, level: &Level) -> String {
 
 async fn status(
     State(ui): State<Ui>,
-    Query(scope): Query<Scope>,
+    ApiQuery(scope): ApiQuery<Scope>,
 ) -> Result<Json<serde_json::Value>, UiError> {
-    let level = scope.level()?;
-    Ok(Json(
-        serde_json::json!({"label": status_label(&ui, &level).await}),
-    ))
+    let label = status_label(&ui, &scope.level()).await;
+    Ok(Json(serde_json::json!({"label": label})))
 }

@@ -1,25 +1,27 @@
-//! What the UI shows, read straight from the database (active and archived tokens), so history
-//! outlives the master's memory. Running instances are derived from their live tokens on every
-//! request; finished (archived) ones come from `instance_summaries`, which [`DataLayer::summarize`]
-//! keeps current from the archive queue, so lists never re-read a long history token by token.
+//! The UI's read model: what pages show, read straight from the database (active and archived
+//! tokens), so history outlives the master's memory. Running instances are derived from their
+//! live tokens on every request; finished (archived) ones come from `instance_summaries`,
+//! which `summaries` keeps current, so lists never re-read a long history token by token.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::status::{InstanceStatus, Status, instance_status, job_status, workflow_status};
+use super::summaries::Summarizer;
 use crate::parser::WorkflowDef;
 use crate::schedule::ScheduleData;
 use crate::storage::{InstanceSummary, Storage, StorageError, Table};
 use crate::token::Token;
-use crate::token::name::{self, JobState, Level, Name};
-use crate::workflow::definition::{DEFINITION_PREFIX, definition_token};
+use crate::token::name::{
+    self, DEFINITION_PREFIX, InstanceId, JobName, JobState, Level, Name, WorkflowName,
+};
+use crate::workflow::definition;
 use crate::workflow::instance::JobToken;
 use crate::workflow::signal::{Action, Signal, Signals};
-
-/// Queue rows summarised per pass (each pass is one transaction).
-const SUMMARY_BATCH: u32 = 500;
+use crate::workflow::status::{
+    InstanceStatus, Status, instance_status, job_status, workflow_status,
+};
 
 #[derive(Clone)]
 pub struct DataLayer {
@@ -27,8 +29,7 @@ pub struct DataLayer {
     pub master: String,
     /// `default_max_workflow_running_instances`: the limit of a schedule that names none.
     pub default_max_running: u32,
-    /// One summariser at a time per process.
-    summarizing: Arc<tokio::sync::Mutex<()>>,
+    pub summaries: Summarizer,
 }
 
 /// One instance's tokens and where they live.
@@ -46,7 +47,7 @@ impl Instance {
         instance_status(&self.jobs, !self.live, self.aborted, self.finished)
     }
 
-    fn add(&mut self, t: Token, archived: bool) {
+    pub fn add(&mut self, t: Token, archived: bool) {
         self.live |= !archived;
         match Name::parse(&t.name) {
             Some(Name::Job { .. }) => {
@@ -62,10 +63,7 @@ impl Instance {
                     self.aborted = true;
                 }
                 if action == Action::ARCHIVE.as_str() {
-                    let signal = t
-                        .data
-                        .as_deref()
-                        .and_then(|d| serde_json::from_str::<Signal>(d).ok());
+                    let signal = Signal::from_token(&t);
                     self.finished |= signal.is_some_and(|s| s.attributes.timestamp.is_some());
                 }
                 self.signals.push(t);
@@ -77,9 +75,9 @@ impl Instance {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct WorkflowRow {
-    pub workflow: String,
+    pub workflow: WorkflowName,
     pub status: Status,
-    pub last_instance: Option<String>,
+    pub last_instance: Option<InstanceId>,
     pub last_start_time: Option<f64>,
     pub last_end_time: Option<f64>,
     pub running_instances: usize,
@@ -90,7 +88,7 @@ pub struct WorkflowRow {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct InstanceRow {
-    pub instance: String,
+    pub instance: InstanceId,
     pub status: Status,
     pub start_time: Option<f64>,
     pub end_time: Option<f64>,
@@ -107,17 +105,17 @@ pub struct InstancePage {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct JobRow {
-    pub job: String,
+    pub job: JobName,
     pub status: Status,
     pub last_start_time: Option<f64>,
     pub last_end_time: Option<f64>,
     pub attempts: usize,
-    pub depends_on: Vec<String>,
+    pub depends_on: Vec<JobName>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ExecutionRow {
-    pub instance: String,
+    pub instance: InstanceId,
     pub execution: usize,
     pub status: Status,
     pub exit_code: Option<i32>,
@@ -133,7 +131,7 @@ pub struct ExecutionRow {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ScheduleRow {
-    pub workflow: String,
+    pub workflow: WorkflowName,
     pub next_run_time: i64,
     pub recurrence: Option<String>,
     pub cron: Option<String>,
@@ -153,12 +151,16 @@ pub struct PathCount {
     pub count: u64,
 }
 
-fn summary_status(s: &InstanceSummary) -> InstanceStatus {
-    InstanceStatus {
+/// A summary's status; `None` for a row whose names are not valid (a hand-edited database).
+fn summary_status(s: &InstanceSummary) -> Option<(WorkflowName, InstanceId, InstanceStatus)> {
+    let w = WorkflowName::parse(s.workflow.as_str()).ok()?;
+    let i = InstanceId::parse(s.instance.as_str()).ok()?;
+    let status = InstanceStatus {
         status: Status::parse(&s.status).unwrap_or(Status::UNKNOWN),
         start_time: s.start_time,
         end_time: s.end_time,
-    }
+    };
+    Some((w, i, status))
 }
 
 fn owner_of(def: &WorkflowDef) -> Option<String> {
@@ -189,90 +191,11 @@ pub fn execution_status(jt: &JobToken, n: usize) -> Status {
 impl DataLayer {
     pub fn new(store: Arc<dyn Storage>, master: String, default_max_running: u32) -> Self {
         DataLayer {
+            summaries: Summarizer::new(store.clone(), master.clone()),
             store,
             master,
             default_max_running,
-            summarizing: Arc::default(),
         }
-    }
-
-    /// Brings `instance_summaries` up to date with the archive: every instance archived since
-    /// the last pass is summarised from its archived tokens. Cheap when nothing was archived
-    /// (one indexed query). Returns how many instances it summarised.
-    pub async fn summarize(&self) -> Result<usize, StorageError> {
-        let mut done = 0;
-        // One pass per lock, so a request waits for one pass at most, never a whole backfill.
-        loop {
-            let _one = self.summarizing.lock().await;
-            match self.summarize_pass().await? {
-                Some(n) => done += n,
-                None => return Ok(done),
-            }
-        }
-    }
-
-    /// Before serving a list: one pass (up to 500 instances), after any pass under way.
-    async fn catch_up(&self) -> Result<(), StorageError> {
-        let _one = self.summarizing.lock().await;
-        self.summarize_pass().await?;
-        Ok(())
-    }
-
-    /// Summarises up to one batch of the queue; `None` when the queue was empty.
-    async fn summarize_pass(&self) -> Result<Option<usize>, StorageError> {
-        let queue = self
-            .store
-            .archive_queue(&self.master, SUMMARY_BATCH)
-            .await?;
-        let Some(&(last_seq, _)) = queue.last() else {
-            return Ok(None);
-        };
-        let prefixes: BTreeSet<String> = queue.into_iter().map(|(_, p)| p).collect();
-        let mut summaries = Vec::new();
-        let mut removed = Vec::new();
-        for prefix in prefixes {
-            let Some((w, i)) = instance_of_prefix(&prefix) else {
-                continue;
-            };
-            let mut inst = Instance::default();
-            for t in self
-                .store
-                .read(&self.master, Table::Archived, &prefix)
-                .await?
-            {
-                inst.add(t, true);
-            }
-            if inst.jobs.is_empty() {
-                removed.push(prefix);
-                continue;
-            }
-            let s = inst.status();
-            let failed = inst
-                .jobs
-                .iter()
-                .filter(|j| job_status(j) == Status::FAILURE)
-                .count();
-            summaries.push(InstanceSummary {
-                prefix,
-                workflow: w,
-                instance: i,
-                status: s.status.as_str().to_owned(),
-                start_time: s.start_time,
-                end_time: s.end_time,
-                sort_time: s.end_time.or(s.start_time).unwrap_or(0.0),
-                data: serde_json::json!({"jobs": inst.jobs.len(), "failed_jobs": failed})
-                    .to_string(),
-            });
-        }
-        self.store
-            .write_summaries(&self.master, &summaries, &removed, last_seq)
-            .await?;
-        tracing::info!(
-            summarised = summaries.len(),
-            removed = removed.len(),
-            "ui summarised archived instances"
-        );
-        Ok(Some(summaries.len()))
     }
 
     /// Active tokens under `prefix`, and the archived ones too when `archived` (a name archived
@@ -302,8 +225,8 @@ impl DataLayer {
     async fn live_instances(
         &self,
         prefix: &str,
-    ) -> Result<BTreeMap<(String, String), Instance>, StorageError> {
-        let mut out: BTreeMap<(String, String), Instance> = BTreeMap::new();
+    ) -> Result<BTreeMap<(WorkflowName, InstanceId), Instance>, StorageError> {
+        let mut out: BTreeMap<(WorkflowName, InstanceId), Instance> = BTreeMap::new();
         for (t, _) in self.tokens(prefix, false).await? {
             let key = match Name::parse(&t.name) {
                 Some(Name::Job {
@@ -321,7 +244,11 @@ impl DataLayer {
     }
 
     /// One instance, live or archived; `None` when it has no job tokens.
-    pub async fn instance(&self, w: &str, i: &str) -> Result<Option<Instance>, StorageError> {
+    pub async fn instance(
+        &self,
+        w: &WorkflowName,
+        i: &InstanceId,
+    ) -> Result<Option<Instance>, StorageError> {
         let mut inst = Instance::default();
         for (t, archived) in self.tokens(&name::instance_prefix(w, i), true).await? {
             inst.add(t, archived);
@@ -334,48 +261,49 @@ impl DataLayer {
     }
 
     /// The definitions stored in the master, by workflow.
-    pub async fn definitions(&self) -> Result<BTreeMap<String, WorkflowDef>, StorageError> {
+    pub async fn definitions(&self) -> Result<BTreeMap<WorkflowName, WorkflowDef>, StorageError> {
         let tokens = self
             .store
             .read(&self.master, Table::Active, DEFINITION_PREFIX)
             .await?;
         Ok(tokens
-            .into_iter()
-            .filter_map(|t| {
-                let def = serde_json::from_str(t.data.as_deref()?).ok()?;
-                Some((t.name[DEFINITION_PREFIX.len()..].to_owned(), def))
+            .iter()
+            .filter_map(|t| match Name::parse(&t.name) {
+                Some(Name::Definition { workflow }) => Some((workflow, definition::from_token(t)?)),
+                _ => None,
             })
             .collect())
     }
 
-    pub async fn definition(&self, w: &str) -> Result<Option<WorkflowDef>, StorageError> {
-        let name = definition_token(w);
-        let tokens = self.store.read(&self.master, Table::Active, &name).await?;
+    pub async fn definition(&self, w: &WorkflowName) -> Result<Option<WorkflowDef>, StorageError> {
+        let token_name = name::definition_token(w);
+        let tokens = self
+            .store
+            .read(&self.master, Table::Active, &token_name)
+            .await?;
         Ok(tokens
-            .into_iter()
-            .find(|t| t.name == name)
-            .and_then(|t| serde_json::from_str(t.data.as_deref()?).ok()))
+            .iter()
+            .find(|t| t.name == token_name)
+            .and_then(definition::from_token))
     }
 
     /// Every workflow with a definition, a schedule or any instance: its status from its live
     /// instances and its latest finished one.
     pub async fn workflows(&self) -> Result<Vec<WorkflowRow>, StorageError> {
-        self.catch_up().await?;
+        self.summaries.catch_up().await?;
         let live = self.live_instances(name::WORKFLOW_PREFIX).await?;
         let latest = self.store.latest_summaries(&self.master).await?;
         let defs = self.definitions().await?;
-        let schedules: BTreeMap<String, i64> = self
+        let schedules: BTreeMap<WorkflowName, i64> = self
             .schedules()
             .await?
             .into_iter()
             .map(|s| (s.workflow, s.next_run_time))
             .collect();
-        let mut by_workflow: BTreeMap<String, BTreeMap<String, InstanceStatus>> = BTreeMap::new();
-        for s in &latest {
-            by_workflow
-                .entry(s.workflow.clone())
-                .or_default()
-                .insert(s.instance.clone(), summary_status(s));
+        let mut by_workflow: BTreeMap<WorkflowName, BTreeMap<InstanceId, InstanceStatus>> =
+            BTreeMap::new();
+        for (w, i, s) in latest.iter().filter_map(summary_status) {
+            by_workflow.entry(w).or_default().insert(i, s);
         }
         for ((w, i), inst) in &live {
             by_workflow
@@ -389,7 +317,7 @@ impl DataLayer {
         Ok(by_workflow
             .into_iter()
             .map(|(w, instances)| {
-                let instances: Vec<(String, InstanceStatus)> = instances.into_iter().collect();
+                let instances: Vec<(InstanceId, InstanceStatus)> = instances.into_iter().collect();
                 let s = workflow_status(&instances);
                 WorkflowRow {
                     owner: defs.get(&w).and_then(owner_of),
@@ -410,12 +338,12 @@ impl DataLayer {
     /// none.
     pub async fn instances(
         &self,
-        w: &str,
+        w: &WorkflowName,
         offset: u64,
         limit: u32,
     ) -> Result<Option<InstancePage>, StorageError> {
-        self.catch_up().await?;
-        let live: BTreeMap<String, InstanceStatus> = self
+        self.summaries.catch_up().await?;
+        let live: BTreeMap<InstanceId, InstanceStatus> = self
             .live_instances(&name::workflow_prefix(w))
             .await?
             .into_iter()
@@ -426,7 +354,7 @@ impl DataLayer {
         if live.is_empty() && archived_total == 0 {
             return Ok(None);
         }
-        let row = |instance: String, s: InstanceStatus| InstanceRow {
+        let row = |instance: InstanceId, s: InstanceStatus| InstanceRow {
             instance,
             status: s.status,
             start_time: s.start_time,
@@ -440,8 +368,9 @@ impl DataLayer {
         rows.extend(
             summaries
                 .iter()
-                .filter(|s| !live.contains_key(&s.instance))
-                .map(|s| row(s.instance.clone(), summary_status(s))),
+                .filter_map(summary_status)
+                .filter(|(_, i, _)| !live.contains_key(i))
+                .map(|(_, i, s)| row(i, s)),
         );
         Ok(Some(InstancePage {
             rows,
@@ -452,7 +381,10 @@ impl DataLayer {
     }
 
     /// The newest instance: `latest` in URLs.
-    pub async fn latest_instance(&self, w: &str) -> Result<Option<String>, StorageError> {
+    pub async fn latest_instance(
+        &self,
+        w: &WorkflowName,
+    ) -> Result<Option<InstanceId>, StorageError> {
         Ok(self
             .instances(w, 0, 1)
             .await?
@@ -460,7 +392,11 @@ impl DataLayer {
             .map(|r| r.instance))
     }
 
-    pub async fn jobs(&self, w: &str, i: &str) -> Result<Option<Vec<JobRow>>, StorageError> {
+    pub async fn jobs(
+        &self,
+        w: &WorkflowName,
+        i: &InstanceId,
+    ) -> Result<Option<Vec<JobRow>>, StorageError> {
         Ok(self
             .instance(w, i)
             .await?
@@ -469,7 +405,12 @@ impl DataLayer {
 
     /// The job's token, live or archived: its own names only (waiting, then runnable, which
     /// wins), not the whole instance.
-    pub async fn job(&self, w: &str, i: &str, job: &str) -> Result<Option<JobToken>, StorageError> {
+    pub async fn job(
+        &self,
+        w: &WorkflowName,
+        i: &InstanceId,
+        job: &JobName,
+    ) -> Result<Option<JobToken>, StorageError> {
         let mut found = None;
         for state in [JobState::Waiting, JobState::Runnable] {
             let token_name = name::job_token(w, i, state, job);
@@ -486,9 +427,9 @@ impl DataLayer {
 
     pub async fn executions(
         &self,
-        w: &str,
-        i: &str,
-        job: &str,
+        w: &WorkflowName,
+        i: &InstanceId,
+        job: &JobName,
     ) -> Result<Option<Vec<ExecutionRow>>, StorageError> {
         Ok(self.job(w, i, job).await?.map(|jt| execution_rows(&jt)))
     }
@@ -498,8 +439,8 @@ impl DataLayer {
     /// copies of earlier histories.
     pub async fn job_executions(
         &self,
-        w: &str,
-        job: &str,
+        w: &WorkflowName,
+        job: &JobName,
         offset: u64,
         limit: u32,
     ) -> Result<Vec<ExecutionRow>, StorageError> {
@@ -572,12 +513,9 @@ impl DataLayer {
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         for table in [Table::Active, Table::Archived] {
             for n in self.store.names(&self.master, table, path).await? {
-                let rest = &n[path.len()..];
-                let child = match rest.find('/') {
-                    Some(at) => &n[..path.len() + at + 1],
-                    None => &n[..],
-                };
-                *counts.entry(child.to_owned()).or_default() += 1;
+                *counts
+                    .entry(name::path_child(path, &n).to_owned())
+                    .or_default() += 1;
             }
         }
         Ok(counts
@@ -596,15 +534,6 @@ impl DataLayer {
     }
 }
 
-/// `/workflow/W/I/` -> (W, I), for instance prefixes only.
-fn instance_of_prefix(prefix: &str) -> Option<(String, String)> {
-    let rest = prefix.strip_prefix(name::WORKFLOW_PREFIX)?;
-    let mut parts = rest.trim_end_matches('/').split('/');
-    let (w, i) = (parts.next()?, parts.next()?);
-    (parts.next().is_none() && w != name::SIGNAL_SEGMENT && i != name::SIGNAL_SEGMENT)
-        .then(|| (w.to_owned(), i.to_owned()))
-}
-
 pub fn job_row(jt: &JobToken) -> JobRow {
     let last = jt.job.history.last();
     JobRow {
@@ -617,16 +546,16 @@ pub fn job_row(jt: &JobToken) -> JobRow {
     }
 }
 
-pub fn depends_on(jt: &JobToken) -> Vec<String> {
+pub fn depends_on(jt: &JobToken) -> Vec<JobName> {
     jt.job
         .inputs
         .iter()
-        .filter(|x| *x != name::WORKFLOW_START_INPUT)
+        .filter(|x| x.as_str() != name::WORKFLOW_START_INPUT)
         .cloned()
         .collect()
 }
 
-pub fn log_url(w: &str, i: &str, job: &str, n: usize, kind: &str) -> String {
+pub fn log_url(w: &WorkflowName, i: &InstanceId, job: &JobName, n: usize, kind: &str) -> String {
     format!("/api/v1/workflows/{w}/instances/{i}/jobs/{job}/executions/{n}/logs/{kind}")
 }
 
@@ -637,11 +566,7 @@ fn execution_rows(jt: &JobToken) -> Vec<ExecutionRow> {
         .iter()
         .enumerate()
         .map(|(n, r)| ExecutionRow {
-            instance: if r.instance.is_empty() {
-                i.clone()
-            } else {
-                r.instance.clone()
-            },
+            instance: r.instance.clone(),
             execution: n,
             status: execution_status(jt, n),
             exit_code: r.exit_code,
@@ -658,20 +583,4 @@ fn execution_rows(jt: &JobToken) -> Vec<ExecutionRow> {
                 .collect(),
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn instance_prefixes_name_one_instance() {
-        assert_eq!(
-            instance_of_prefix("/workflow/w/123/"),
-            Some(("w".into(), "123".into()))
-        );
-        assert_eq!(instance_of_prefix("/workflow/w/__SIGNAL__/"), None);
-        assert_eq!(instance_of_prefix("/workflow/__SIGNAL__/ABORT"), None);
-        assert_eq!(instance_of_prefix("/schedule/workflow/w"), None);
-    }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::format::duration;
 use super::graph::escape;
-use super::status::Status;
+use crate::workflow::status::Status;
 
 pub struct Bar {
     pub job: String,

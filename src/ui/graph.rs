@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use super::status::Status;
+use crate::workflow::status::Status;
 
 pub struct GraphNode {
     pub name: String,

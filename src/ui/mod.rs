@@ -1,15 +1,19 @@
-//! The UI (`-m ui`): browser pages (askama templates under `templates/`), the JSON read API of
-//! CONTRACT §6 (`api`), and the actions (`actions`). It reads the database directly (active and
-//! archived tokens, and the summaries of finished instances); actions go through the master.
-//! Everything it serves, scripts and styles included, is inside the binary.
+//! The UI (`-m ui`): browser pages (`pages`, one file each, askama templates under
+//! `templates/`), the JSON read API of CONTRACT §6 (`api`), and the actions (`actions`, which
+//! call `ops`). It reads the database directly through its read model (`data`: active and
+//! archived tokens, and the summaries `summaries` keeps of finished instances); actions go
+//! through the master. Everything it serves, scripts and styles included, is inside the binary.
 
 pub mod actions;
 pub mod api;
 pub mod data;
+pub mod error;
 pub mod format;
 pub mod gantt;
 pub mod graph;
+pub mod logs;
 pub mod pages;
+pub mod summaries;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +25,7 @@ use axum::routing::get;
 
 use crate::config::Config;
 use crate::master::MasterClient;
-pub use crate::workflow::status;
+use crate::ops::OpsSettings;
 use data::DataLayer;
 
 /// Everything a UI request can reach.
@@ -31,17 +35,22 @@ pub struct Ui {
     /// Actions and the status label go through the master.
     pub client: Arc<dyn MasterClient>,
     pub config: Arc<Config>,
-    /// The anti-forgery token every action must carry: random per process, embedded in pages
-    /// (another site cannot read it).
+    /// What the actions' commands need to know.
+    pub ops: OpsSettings,
+    /// The anti-forgery token every action must carry: 128 bits from the OS's secure random
+    /// source, per process, embedded in pages (another site cannot read it).
     pub csrf: Arc<str>,
 }
 
 impl Ui {
     pub fn new(data: DataLayer, client: Arc<dyn MasterClient>, config: Arc<Config>) -> Self {
-        let csrf = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).expect("the OS has a secure random source");
+        let csrf: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         Ui {
             data,
             client,
+            ops: OpsSettings::from_config(&config),
             config,
             csrf: csrf.into(),
         }
@@ -102,7 +111,7 @@ pub async fn serve(
     let data = ui.data.clone();
     let summarizer = tokio::spawn(async move {
         loop {
-            match data.summarize().await {
+            match data.summaries.summarize().await {
                 Ok(_) => tokio::time::sleep(Duration::from_secs(5)).await,
                 Err(e) => {
                     tracing::warn!(error = %e, "ui cannot summarise archived instances; retrying in 10 s");

@@ -1,24 +1,23 @@
-//! Building and reading a workflow instance's tokens: the tokens of a fresh instance from a
-//! definition, job tokens as typed values, and the instance's overall state. Every write here
-//! goes through `MasterClient`.
+//! A workflow instance's tokens: the tokens of a fresh instance from a definition's graph, and
+//! job tokens as typed values (name parsed, data read). Pure: nothing here reaches the master.
 
 use std::collections::BTreeMap;
 
 use super::job::{Event, Job, JobType};
 use crate::parser::{Graph, GraphJob};
 use crate::token::Token;
-use crate::token::name::{self, JobState, Name, WORKFLOW_START_INPUT};
+use crate::token::name::{self, InstanceId, JobName, JobState, Name, WorkflowName};
 
 /// Creator of the start events of a new instance.
 pub const PARSER_CREATOR: &str = "parser";
 
 /// A new instance id: the time in milliseconds, as the original.
-pub fn new_instance_id() -> String {
-    crate::clock::now_ms().to_string()
+pub fn new_instance_id() -> InstanceId {
+    InstanceId::parse(crate::clock::now_ms().to_string()).expect("digits are a word")
 }
 
 /// The job data of one job of the graph, with no history.
-pub fn job_from_graph(job_name: &str, g: &GraphJob) -> Job {
+pub fn job_from_graph(job_name: &JobName, g: &GraphJob) -> Job {
     let condition = g.def.condition;
     Job {
         job_type: if condition {
@@ -26,9 +25,9 @@ pub fn job_from_graph(job_name: &str, g: &GraphJob) -> Job {
         } else {
             JobType::ShellJob
         },
-        name: job_name.to_owned(),
+        name: job_name.clone(),
         inputs: if g.depends_on.is_empty() {
-            vec![WORKFLOW_START_INPUT.to_owned()]
+            vec![JobName::workflow_start()]
         } else {
             g.depends_on.clone()
         },
@@ -51,7 +50,11 @@ pub fn job_from_graph(job_name: &str, g: &GraphJob) -> Job {
 
 /// The tokens of a fresh instance: top-level jobs runnable (their start event already inside
 /// them, so they can be claimed at once), every other job waiting.
-pub fn new_instance_tokens(workflow: &str, instance: &str, graph: &Graph) -> Vec<Token> {
+pub fn new_instance_tokens(
+    workflow: &WorkflowName,
+    instance: &InstanceId,
+    graph: &Graph,
+) -> Vec<Token> {
     graph
         .jobs
         .iter()
@@ -77,33 +80,54 @@ pub fn new_instance_tokens(workflow: &str, instance: &str, graph: &Graph) -> Vec
         .collect()
 }
 
+/// Why a token could not be read as a job.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum JobTokenError {
+    #[error("{0} is not a job token")]
+    NotAJob(String),
+    #[error("job token {0} has no data")]
+    NoData(String),
+    #[error("job token {name} holds unreadable data: {reason}")]
+    Unreadable { name: String, reason: String },
+    #[error("job token {name} holds the data of job {inside}")]
+    WrongJob { name: String, inside: JobName },
+}
+
 /// A job token with its parsed name and data.
 #[derive(Debug, Clone)]
 pub struct JobToken {
     pub token: Token,
-    pub workflow: String,
-    pub instance: String,
+    pub workflow: WorkflowName,
+    pub instance: InstanceId,
     pub state: JobState,
     pub job: Job,
 }
 
 impl JobToken {
-    pub fn parse(token: Token) -> Result<JobToken, String> {
+    pub fn parse(token: Token) -> Result<JobToken, JobTokenError> {
         let Some(Name::Job {
             workflow,
             instance,
             state,
-            job: _,
+            job: job_name,
         }) = Name::parse(&token.name)
         else {
-            return Err(format!("{} is not a job token", token.name));
+            return Err(JobTokenError::NotAJob(token.name));
         };
         let data = token
             .data
             .as_deref()
-            .ok_or_else(|| format!("job token {} has no data", token.name))?;
-        let job = Job::from_data(data)
-            .map_err(|e| format!("job token {} holds unreadable data: {e}", token.name))?;
+            .ok_or_else(|| JobTokenError::NoData(token.name.clone()))?;
+        let job = Job::from_data(data).map_err(|e| JobTokenError::Unreadable {
+            name: token.name.clone(),
+            reason: e.to_string(),
+        })?;
+        if job.name != job_name {
+            return Err(JobTokenError::WrongJob {
+                name: token.name,
+                inside: job.name,
+            });
+        }
         Ok(JobToken {
             token,
             workflow,
@@ -129,6 +153,34 @@ impl JobToken {
             priority: self.token.priority,
             data: Some(job.to_data()),
         }
+    }
+
+    /// This job's token copied into `instance` in `state`, as an insert.
+    pub fn copied_into(&self, instance: &InstanceId, state: JobState, job: &Job) -> Token {
+        Token {
+            priority: self.token.priority,
+            ..Token::new(
+                name::job_token(&self.workflow, instance, state, &job.name),
+                Some(job.to_data()),
+            )
+        }
+    }
+
+    /// The triggering events of its last execution: what a retry or a redo runs with.
+    pub fn last_events(&self) -> Vec<Event> {
+        self.job
+            .history
+            .last()
+            .map(|r| r.events.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether its last run failed.
+    pub fn last_failed(&self) -> bool {
+        self.job
+            .history
+            .last()
+            .is_some_and(|r| r.exit_code != Some(0))
     }
 }
 
@@ -168,7 +220,9 @@ mod tests {
             "t",
         )
         .unwrap();
-        let tokens = new_instance_tokens("wf", "1", &wfs["wf"].graph());
+        let wf = WorkflowName::parse("wf").unwrap();
+        let one = InstanceId::parse("1").unwrap();
+        let tokens = new_instance_tokens(&wf, &one, &wfs["wf"].graph());
         let names: Vec<&str> = tokens.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
             names,
@@ -178,11 +232,22 @@ mod tests {
             ]
         );
         let parent = JobToken::parse(tokens[1].clone()).unwrap();
-        assert_eq!(parent.job.inputs, vec![WORKFLOW_START_INPUT.to_string()]);
+        assert_eq!(parent.job.inputs, vec![JobName::workflow_start()]);
         assert_eq!(parent.job.events.len(), 1);
         assert_eq!(parent.token.priority, 2.0);
         let child = JobToken::parse(tokens[0].clone()).unwrap();
-        assert_eq!(child.job.inputs, vec!["parent".to_string()]);
+        assert_eq!(child.job.inputs, vec![JobName::parse("parent").unwrap()]);
         assert!(child.job.events.is_empty());
+    }
+
+    #[test]
+    fn a_token_whose_data_names_another_job_is_not_that_job() {
+        let wfs = parse_yaml("workflows:\n  wf:\n    jobs:\n      a: {command: x}\n", "t").unwrap();
+        let wf = WorkflowName::parse("wf").unwrap();
+        let one = InstanceId::parse("1").unwrap();
+        let mut t = new_instance_tokens(&wf, &one, &wfs["wf"].graph()).remove(0);
+        t.name = t.name.replace("/a", "/b");
+        let err = JobToken::parse(t).unwrap_err();
+        assert!(matches!(err, JobTokenError::WrongJob { .. }), "{err}");
     }
 }

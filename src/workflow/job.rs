@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::token::name::{InstanceId, JobName};
+
 /// What a job is: a command, or a condition (a command polled until it succeeds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JobType {
@@ -22,12 +24,12 @@ pub struct Event {
 }
 
 /// One execution attempt of a job.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionRecord {
     /// The command as configured (not substituted), or `DISABLED`.
     pub info: String,
     /// The instance the execution ran in (kept when a job is copied into a new instance).
-    pub instance: String,
+    pub instance: InstanceId,
     pub start_time: f64,
     pub end_time: Option<f64>,
     pub exit_code: Option<i32>,
@@ -47,6 +49,22 @@ pub struct ExecutionRecord {
 }
 
 impl ExecutionRecord {
+    /// An open record: started at `start_time` in `instance`, not ended.
+    pub fn new(instance: InstanceId, info: impl Into<String>, start_time: f64) -> Self {
+        ExecutionRecord {
+            info: info.into(),
+            instance,
+            start_time,
+            end_time: None,
+            exit_code: None,
+            cleanup_exit_code: None,
+            events: Vec::new(),
+            worker: String::new(),
+            properties: BTreeMap::new(),
+            logs: BTreeMap::new(),
+        }
+    }
+
     pub fn succeeded(&self) -> bool {
         self.exit_code == Some(0)
     }
@@ -69,9 +87,9 @@ pub struct Job {
     #[serde(rename = "type")]
     pub job_type: JobType,
     /// Always the token's job name.
-    pub name: String,
-    pub inputs: Vec<String>,
-    pub outputs: Vec<String>,
+    pub name: JobName,
+    pub inputs: Vec<JobName>,
+    pub outputs: Vec<JobName>,
     #[serde(default)]
     pub emails: Vec<String>,
     pub max_attempts: u32,
@@ -153,12 +171,19 @@ pub fn shell_quote(value: &str) -> String {
     }
 }
 
+/// A command template that cannot be filled in.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("command template has an unterminated %( at byte {at}")]
+    Unterminated { at: usize },
+}
+
 /// Substitutes `%(key)s` with the shell-quoted attribute (empty when absent) and `%%` with
 /// `%`. A malformed template (an unterminated `%(`) is an error naming the position.
 pub fn customize_command(
     template: &str,
     attributes: &BTreeMap<String, String>,
-) -> Result<String, String> {
+) -> Result<String, TemplateError> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(i) = rest.find('%') {
@@ -168,11 +193,8 @@ pub fn customize_command(
             out.push('%');
             rest = tail;
         } else if let Some(inner) = after.strip_prefix('(') {
-            let close = inner.find(")s").ok_or_else(|| {
-                format!(
-                    "command template has an unterminated %( at byte {}",
-                    template.len() - rest.len() + i
-                )
+            let close = inner.find(")s").ok_or(TemplateError::Unterminated {
+                at: template.len() - rest.len() + i,
             })?;
             let key = &inner[..close];
             match attributes.get(key) {
@@ -195,16 +217,15 @@ mod tests {
 
     fn record(instance: &str, exit: i32) -> ExecutionRecord {
         ExecutionRecord {
-            instance: instance.into(),
             exit_code: Some(exit),
-            ..Default::default()
+            ..ExecutionRecord::new(InstanceId::parse(instance).unwrap(), "", 0.0)
         }
     }
 
     fn job(max_attempts: u32, history: Vec<ExecutionRecord>) -> Job {
         Job {
             job_type: JobType::ShellJob,
-            name: "j".into(),
+            name: JobName::parse("j").unwrap(),
             inputs: vec![],
             outputs: vec![],
             emails: vec![],

@@ -1,13 +1,17 @@
 //! LAYER 2: workflows on top of the token master, reached only through `MasterClient`.
-//! `name` builds and parses every token name; `job` and `signal` are the token data; `instance`
-//! creates instances; `progress` moves them forward atomically; `executor` runs commands;
-//! `worker` ties it together; `definition` keeps the workflow definitions in the master.
+//! `job` and `signal` are the data inside tokens; `instance` builds an instance's tokens;
+//! `status` says what users see; `plan` decides, as pure functions, what each step of
+//! progress writes, and `progress` and `settle` read, ask `plan`, and write; `executor` runs a
+//! command; `worker` ties it together; `definition` keeps the workflow definitions in the
+//! master.
 
 pub mod definition;
 pub mod executor;
 pub mod instance;
 pub mod job;
+pub mod plan;
 pub mod progress;
+pub mod settle;
 pub mod signal;
 pub mod status;
 pub mod worker;

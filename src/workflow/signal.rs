@@ -1,33 +1,15 @@
 //! Signals (PINBALL_SPEC §4): DRAIN, ABORT, ARCHIVE and EXIT tokens at global, workflow and
-//! instance level; what a reader at one level sees (the most specific level wins); the
-//! generation rule of EXIT; and setting and removing them with the original's messages.
+//! instance level; the data inside them; what a reader at one level sees (the most specific
+//! level wins); and the generation rule of EXIT. Setting and removing them is `ops`'.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::master::{MasterClient, MasterError};
+use crate::master::MasterClient;
+pub use crate::token::name::Action;
 use crate::token::name::{Level, signal_token};
-use crate::token::{ModifyRequest, Query, QueryRequest, Token};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Action {
-    DRAIN,
-    ABORT,
-    ARCHIVE,
-    EXIT,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::DRAIN => "DRAIN",
-            Action::ABORT => "ABORT",
-            Action::ARCHIVE => "ARCHIVE",
-            Action::EXIT => "EXIT",
-        }
-    }
-}
+use crate::token::{MasterError, Query, QueryRequest, Token};
 
 /// `{"action": "ABORT", "attributes": {"TIMESTAMP": 1700000000.5}}`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,8 +34,22 @@ pub struct Attributes {
 }
 
 impl Signal {
+    pub fn new(action: Action, attributes: Attributes) -> Signal {
+        Signal { action, attributes }
+    }
+
     pub fn to_data(&self) -> String {
         serde_json::to_string(self).expect("signals serialize")
+    }
+
+    /// The signal a token holds; `None` when its data is not a signal.
+    pub fn from_token(t: &Token) -> Option<Signal> {
+        serde_json::from_str(t.data.as_deref()?).ok()
+    }
+
+    /// The token that sets this signal at `level` (an insert).
+    pub fn token(&self, level: &Level) -> Token {
+        Token::new(signal_token(level, self.action), Some(self.to_data()))
     }
 }
 
@@ -68,11 +64,7 @@ impl Signals {
     pub fn from_tokens(tokens: impl IntoIterator<Item = Token>) -> Signals {
         let mut by_action = BTreeMap::new();
         for t in tokens {
-            if let Some(signal) = t
-                .data
-                .as_deref()
-                .and_then(|d| serde_json::from_str::<Signal>(d).ok())
-            {
+            if let Some(signal) = Signal::from_token(&t) {
                 by_action.insert(signal.action, (t, signal));
             }
         }
@@ -112,84 +104,20 @@ impl Signals {
     }
 }
 
-/// Sets `action` at `level`; returns the `util` message.
-pub async fn set(
-    client: &dyn MasterClient,
-    level: &Level,
-    action: Action,
-    attributes: Attributes,
-) -> Result<String, MasterError> {
-    let name = signal_token(level, action.as_str());
-    let existing = client.get(&name).await?;
-    let signal = Signal { action, attributes };
-    if let Some(t) = &existing
-        && let Some(old) = t
-            .data
-            .as_deref()
-            .and_then(|d| serde_json::from_str::<Signal>(d).ok())
-        && (old.attributes == signal.attributes
-            || action != Action::EXIT && action != Action::ABORT)
-    {
-        return Ok(format!(
-            "{} has been already set.  Not changing anything this time\n",
-            action.as_str()
-        ));
-    }
-    let token = Token {
-        name: name.clone(),
-        version: existing.as_ref().and_then(|t| t.version),
-        ..Token::new(&name, Some(signal.to_data()))
-    };
-    client.modify(ModifyRequest::update(vec![token])).await?;
-    Ok(format!("set {}.  Its token is {name}\n", action.as_str()))
-}
-
-/// Removes `action` at `level`; returns the `util` message.
-pub async fn remove(
-    client: &dyn MasterClient,
-    level: &Level,
-    action: Action,
-) -> Result<String, MasterError> {
-    let name = signal_token(level, action.as_str());
-    match client.get(&name).await? {
-        Some(t) => {
-            client.modify(ModifyRequest::delete(vec![t])).await?;
-            Ok(format!("removed {} from {name}\n", action.as_str()))
-        }
-        None => {
-            let visible = Signals::read(client, level).await?;
-            let mut msg = format!(
-                "{} has been already removed.  Not changing anything this time\n",
-                action.as_str()
-            );
-            if let Some(t) = visible.token(action) {
-                // The original said nothing here; a signal set higher up still applies.
-                msg.push_str(&format!(
-                    "note: {} is still set at a higher level, by {}\n",
-                    action.as_str(),
-                    t.name
-                ));
-            }
-            Ok(msg)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::token::name::{InstanceId, WorkflowName};
 
     fn signal_token_at(level: &Level, action: Action, attributes: Attributes) -> Token {
-        Token::new(
-            signal_token(level, action.as_str()),
-            Some(Signal { action, attributes }.to_data()),
-        )
+        Signal::new(action, attributes).token(level)
     }
 
     #[test]
     fn the_most_specific_level_wins_and_each_reader_sees_its_levels() {
-        let w = Level::Workflow("some_workflow".into());
-        let i = Level::Instance("some_workflow".into(), "123".into());
+        let wf = WorkflowName::parse("some_workflow").unwrap();
+        let w = Level::Workflow(wf.clone());
+        let i = Level::Instance(wf, InstanceId::parse("123").unwrap());
         let global_exit = signal_token_at(&Level::Global, Action::EXIT, Attributes::default());
         let wf_drain = signal_token_at(&w, Action::DRAIN, Attributes::default());
         let inst_drain = signal_token_at(

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::token::name::JobState;
+use crate::token::name::{InstanceId, JobState};
 use crate::workflow::instance::JobToken;
 
 /// Spelled as the contract spells them (`NEVER_RUN`): users and scripts read these names.
@@ -143,14 +143,14 @@ pub fn instance_status(
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkflowStatus {
     pub status: Status,
-    pub last_instance: Option<String>,
+    pub last_instance: Option<InstanceId>,
     pub last_start_time: Option<f64>,
     pub last_end_time: Option<f64>,
     pub running_instances: usize,
 }
 
-pub fn workflow_status(instances: &[(String, InstanceStatus)]) -> WorkflowStatus {
-    let running: Vec<&(String, InstanceStatus)> = instances
+pub fn workflow_status(instances: &[(InstanceId, InstanceStatus)]) -> WorkflowStatus {
+    let running: Vec<&(InstanceId, InstanceStatus)> = instances
         .iter()
         .filter(|(_, s)| s.status == Status::RUNNING)
         .collect();
@@ -192,13 +192,18 @@ pub fn workflow_status(instances: &[(String, InstanceStatus)]) -> WorkflowStatus
 mod tests {
     use super::*;
     use crate::token::Token;
-    use crate::token::name;
+    use crate::token::name::{self, JobName, WorkflowName};
     use crate::workflow::job::{ExecutionRecord, Job, JobType};
 
     fn job(state: JobState, disabled: bool, runs: &[(f64, Option<f64>, i32)]) -> JobToken {
+        let (w, i, j) = (
+            WorkflowName::parse("w").unwrap(),
+            InstanceId::parse("i").unwrap(),
+            JobName::parse("j").unwrap(),
+        );
         let job = Job {
             job_type: JobType::ShellJob,
-            name: "j".into(),
+            name: j.clone(),
             inputs: vec![],
             outputs: vec![],
             emails: vec![],
@@ -213,15 +218,18 @@ mod tests {
             history: runs
                 .iter()
                 .map(|(s, e, x)| ExecutionRecord {
-                    start_time: *s,
                     end_time: *e,
                     exit_code: e.map(|_| *x),
-                    ..Default::default()
+                    ..ExecutionRecord::new(i.clone(), "", *s)
                 })
                 .collect(),
         };
-        let token = Token::new(name::job_token("w", "i", state, "j"), Some(job.to_data()));
+        let token = Token::new(name::job_token(&w, &i, state, &j), Some(job.to_data()));
         JobToken::parse(token).unwrap()
+    }
+
+    fn id(s: &str) -> InstanceId {
+        InstanceId::parse(s).unwrap()
     }
 
     fn inst(status: Status, start: Option<f64>, end: Option<f64>) -> InstanceStatus {
@@ -292,27 +300,27 @@ mod tests {
     #[test]
     fn workflow_status_aggregates_its_instances_as_scenario_58() {
         let w = workflow_status(&[
-            ("a".into(), inst(Status::ABORTED, Some(1.0), Some(12390.0))),
-            ("b".into(), inst(Status::RUNNING, Some(12345.0), None)),
-            ("c".into(), inst(Status::SUCCESS, Some(2.0), Some(12391.0))),
-            ("d".into(), inst(Status::RUNNING, Some(12348.0), None)),
+            (id("a"), inst(Status::ABORTED, Some(1.0), Some(12390.0))),
+            (id("b"), inst(Status::RUNNING, Some(12345.0), None)),
+            (id("c"), inst(Status::SUCCESS, Some(2.0), Some(12391.0))),
+            (id("d"), inst(Status::RUNNING, Some(12348.0), None)),
         ]);
         assert_eq!(
             (w.status, w.last_instance.as_deref(), w.running_instances),
             (Status::RUNNING, Some("d"), 2)
         );
         let w = workflow_status(&[
-            ("a".into(), inst(Status::ABORTED, Some(1.0), Some(12392.0))),
-            ("b".into(), inst(Status::SUCCESS, Some(1.0), Some(12393.0))),
-            ("c".into(), inst(Status::FAILURE, Some(1.0), Some(12391.0))),
+            (id("a"), inst(Status::ABORTED, Some(1.0), Some(12392.0))),
+            (id("b"), inst(Status::SUCCESS, Some(1.0), Some(12393.0))),
+            (id("c"), inst(Status::FAILURE, Some(1.0), Some(12391.0))),
         ]);
         assert_eq!(
             (w.status, w.last_instance.as_deref(), w.last_end_time),
             (Status::SUCCESS, Some("b"), Some(12393.0))
         );
         let w = workflow_status(&[
-            ("x".into(), inst(Status::FAILURE, Some(99999.0), None)),
-            ("y".into(), inst(Status::SUCCESS, Some(1.0), Some(50.0))),
+            (id("x"), inst(Status::FAILURE, Some(99999.0), None)),
+            (id("y"), inst(Status::SUCCESS, Some(1.0), Some(50.0))),
         ]);
         assert_eq!(
             w.last_instance.as_deref(),

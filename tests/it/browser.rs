@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::helpers::started_instance;
-use crate::processes::{free_port, pinball_out, spawn_pinball, wait_until};
+use crate::helpers::{free_port, pinball_out, spawn_pinball, wait_until};
 use crate::webdriver::Browser;
 
 const LONG: Duration = Duration::from_secs(30);

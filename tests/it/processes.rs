@@ -2,8 +2,7 @@
 //! mid-job, the README's `-m all` with the example workflows, and `import` rejecting bad YAML.
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pinball::master::MasterClient;
 use pinball::token::Token;
@@ -13,37 +12,7 @@ use pinball::workflow::instance::JobToken;
 
 use crate::helpers::*;
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub fn spawn_pinball(args: &[&str], dir: &Path) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
-}
-
-pub async fn pinball_out(args: &[&str], dir: &Path) -> std::process::Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .unwrap()
-}
-
-async fn job(client: &dyn MasterClient, prefix: &str) -> Option<JobToken> {
+async fn job_at(client: &dyn MasterClient, prefix: &str) -> Option<JobToken> {
     client
         .query_prefix(prefix)
         .await
@@ -51,18 +20,6 @@ async fn job(client: &dyn MasterClient, prefix: &str) -> Option<JobToken> {
         .into_iter()
         .next()
         .map(|t| JobToken::parse(t).unwrap())
-}
-
-pub async fn wait_until<F: std::future::Future<Output = bool>>(
-    within: Duration,
-    what: &str,
-    mut check: impl FnMut() -> F,
-) {
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
@@ -90,18 +47,18 @@ async fn a_worker_killed_mid_job_has_its_job_rerun_by_another_worker() {
     let mut first = spawn_pinball(&["-c", cfg, "-m", "workers"], dir.path());
     let out = pinball_out(&["-c", cfg, "util", "-f", "-w", "k", "start"], dir.path()).await;
     let i = started_instance(&String::from_utf8_lossy(&out.stdout));
-    let runnable = name::job_token("k", &i, name::JobState::Runnable, "j");
+    let runnable = name::job_token(&wf("k"), &inst(&i), name::JobState::Runnable, &job("j"));
     wait_until(
         Duration::from_secs(20),
         "the first worker runs the job",
         || async {
-            job(&app.client, &runnable)
+            job_at(&app.client, &runnable)
                 .await
                 .is_some_and(|jt| jt.job.history.len() == 1 && jt.token.owner.is_some())
         },
     )
     .await;
-    let first_owner = job(&app.client, &runnable)
+    let first_owner = job_at(&app.client, &runnable)
         .await
         .unwrap()
         .token
@@ -111,14 +68,14 @@ async fn a_worker_killed_mid_job_has_its_job_rerun_by_another_worker() {
     first.wait().await.unwrap();
 
     let _second = spawn_pinball(&["-c", cfg, "-m", "workers"], dir.path());
-    let waiting = name::job_token("k", &i, name::JobState::Waiting, "j");
+    let waiting = name::job_token(&wf("k"), &inst(&i), name::JobState::Waiting, &job("j"));
     wait_until(
         Duration::from_secs(30),
         "another worker reruns the job",
-        || async { job(&app.client, &waiting).await.is_some() },
+        || async { job_at(&app.client, &waiting).await.is_some() },
     )
     .await;
-    let history = job(&app.client, &waiting).await.unwrap().job.history;
+    let history = job_at(&app.client, &waiting).await.unwrap().job.history;
     assert_eq!(history.len(), 2);
     assert_eq!(
         history[0].exit_code,
@@ -165,7 +122,7 @@ async fn the_readme_command_runs_the_example_workflows() {
         Duration::from_secs(30),
         "-m all serves and has loaded the definitions",
         || async {
-            definition::read(&client, "daily_report")
+            definition::read(&client, &wf("daily_report"))
                 .await
                 .is_ok_and(|d| d.is_some())
         },
@@ -189,7 +146,7 @@ async fn the_readme_command_runs_the_example_workflows() {
         "the example workflow finishes and is archived",
         || async {
             client
-                .query_prefix(&name::instance_prefix("daily_report", &i))
+                .query_prefix(&name::instance_prefix(&wf("daily_report"), &inst(&i)))
                 .await
                 .unwrap()
                 .is_empty()
@@ -205,14 +162,14 @@ async fn the_readme_command_runs_the_example_workflows() {
         .read(
             "default",
             pinball::storage::Table::Archived,
-            &name::job_prefix("daily_report", &i),
+            &name::job_prefix(&wf("daily_report"), &inst(&i)),
         )
         .await
         .unwrap();
     let jobs: std::collections::BTreeMap<String, JobToken> = archived
         .into_iter()
         .map(|t| JobToken::parse(t).unwrap())
-        .map(|jt| (jt.job.name.clone(), jt))
+        .map(|jt| (jt.job.name.to_string(), jt))
         .collect();
     let transform = &jobs["transform"].job.history[0];
     assert_eq!(

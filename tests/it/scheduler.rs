@@ -10,10 +10,10 @@ use pinball::schedule::ScheduleData;
 use pinball::scheduler::run::{Scheduler, SchedulerSettings};
 use pinball::storage::{self, Table};
 use pinball::token::name;
-use pinball::workflow::progress;
+use pinball::workflow::settle;
 use tokio::sync::watch;
 
-use crate::workflows::{Cluster, cluster};
+use crate::helpers::{Cluster, cluster, wf};
 
 fn workflow(policy: &str, recurrence: &str, command: &str, max: u32) -> String {
     format!(
@@ -53,9 +53,11 @@ async fn observe(c: &Cluster, secs: u64) -> Watch {
     };
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(secs) {
-        let running = progress::running_instances(&c.client, "s").await.unwrap();
+        let running = settle::running_instances(&c.client, &wf("s"))
+            .await
+            .unwrap();
         w.max_running = w.max_running.max(running.len());
-        w.instances.extend(running);
+        w.instances.extend(running.into_iter().map(String::from));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _ = stop.send(true);
@@ -200,19 +202,19 @@ async fn delay_until_success_waits_after_a_failure_until_a_retry_succeeds() {
 }
 
 /// Every instance of `wf`, live or archived, with the `scheduled_time` it was started for.
-async fn scheduled_times(c: &Cluster, wf: &str) -> Vec<(String, String)> {
+async fn scheduled_times(c: &Cluster, w: &str) -> Vec<(String, String)> {
     let store = storage::open(&c.app.url).unwrap();
     let mut tokens = store
         .read(
             &c.app.master_name,
             Table::Archived,
-            &name::workflow_prefix(wf),
+            &name::workflow_prefix(&wf(w)),
         )
         .await
         .unwrap();
     tokens.extend(
         c.client
-            .query_prefix(&name::workflow_prefix(wf))
+            .query_prefix(&name::workflow_prefix(&wf(w)))
             .await
             .unwrap(),
     );
@@ -229,7 +231,7 @@ async fn scheduled_times(c: &Cluster, wf: &str) -> Vec<(String, String)> {
             events
                 .first()
                 .and_then(|e| e.attributes.get("scheduled_time").cloned())
-                .map(|s| (jt.instance.clone(), s))
+                .map(|s| (jt.instance.to_string(), s))
         })
         .collect();
     out.sort();

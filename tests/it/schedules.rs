@@ -5,12 +5,12 @@
 use pinball::master::MasterClient;
 use pinball::schedule::ScheduleData;
 
-use crate::workflows::{cluster, util};
+use crate::helpers::{cluster, util};
 use pinball::cli::util::UtilCommand;
 
 const TWO: &str = "workflows:\n  some_workflow:\n    notify_emails: [ops@example.com]\n    schedule: {recurrence: 10S, start: '2026-01-01T00:00:00Z', overrun_policy: START_NEW}\n    jobs:\n      a: {command: 'true'}\n  other:\n    schedule: {cron: '30 2 * * *', timezone: Europe/Paris}\n    jobs:\n      b: {command: 'true'}\n  unscheduled:\n    jobs:\n      c: {command: 'true'}\n";
 
-async fn import(c: &crate::workflows::Cluster, yaml: &str) -> String {
+async fn import(c: &crate::helpers::Cluster, yaml: &str) -> String {
     let file = c.logs.path().join("defs.yaml");
     std::fs::write(&file, yaml).unwrap();
     let mut config = c.config();

@@ -10,7 +10,7 @@ use pinball::ui::Ui;
 use pinball::ui::data::DataLayer;
 use serde_json::Value;
 
-use crate::workflows::{Cluster, cluster};
+use crate::helpers::{Cluster, cluster};
 
 /// A UI server on the cluster's database and master; returns its root URL.
 pub async fn ui_server(c: &Cluster) -> String {
@@ -160,7 +160,7 @@ async fn the_read_api_lists_schedules() {
     let mut config = c.config();
     config.parser_params.workflows_config = Some(file.display().to_string());
     pinball::cli::util::run(
-        &crate::workflows::util(UtilCommand::Reschedule, None, None, &[]),
+        &crate::helpers::util(UtilCommand::Reschedule, None, None, &[]),
         &config,
         &c.client,
     )

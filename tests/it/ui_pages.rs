@@ -17,9 +17,9 @@ use pinball::workflow::instance::{JobToken, new_instance_tokens};
 use pinball::workflow::job::ExecutionRecord;
 use pinball::workflow::signal::{Action, Attributes, Signal};
 
-use crate::helpers::{backends, spawn_app_on, unique_master};
+use crate::helpers::cluster;
+use crate::helpers::{backends, inst, job, spawn_app_on, unique_master, wf};
 use crate::ui_api::{finished_and_running, ui_server};
-use crate::workflows::cluster;
 
 async fn page(url: String) -> (u16, String) {
     let r = reqwest::get(&url).await.unwrap();
@@ -162,7 +162,7 @@ async fn pages_show_live_and_archived_instances_with_their_statuses() {
         html.contains(r#"data-sort="3">3<"#),
         "three job tokens: {html}"
     );
-    let name = name::job_token("good", &good, JobState::Waiting, "a");
+    let name = name::job_token(&wf("good"), &inst(&good), JobState::Waiting, &job("a"));
     let (code, html) = page(format!("{ui}/token/?path={name}")).await;
     assert_eq!(code, 200);
     assert!(html.contains("<td>archive</td>"), "an archived token");
@@ -331,13 +331,16 @@ fn fixture_job(w: usize, i: usize, job: &str, base: f64) -> Token {
         "fixture",
     )
     .unwrap();
-    let (wf, inst) = (format!("workflow_{w}"), format!("instance_{i}"));
+    let (wf, inst) = (
+        crate::helpers::wf(&format!("workflow_{w}")),
+        crate::helpers::inst(&format!("instance_{i}")),
+    );
     let t = new_instance_tokens(&wf, &inst, &def["w"].graph())
         .into_iter()
         .find(|t| t.name.ends_with(&format!("/{job}")))
         .unwrap();
     let mut jt = JobToken::parse(t).unwrap();
-    jt.token.name = name::job_token(&wf, &inst, JobState::Waiting, job);
+    jt.token.name = name::job_token(&wf, &inst, JobState::Waiting, &crate::helpers::job(job));
     jt.job.history = (0..2)
         .map(|e| ExecutionRecord {
             info: "true".into(),
@@ -379,13 +382,14 @@ async fn fixture_statuses_on(url: &str) {
                 fixture_job(w, i, "job_0", base),
                 fixture_job(w, i, "job_1", base + 20.0),
             ];
-            let level = Level::Instance(format!("workflow_{w}"), format!("instance_{i}"));
+            let level =
+                Level::Instance(wf(&format!("workflow_{w}")), inst(&format!("instance_{i}")));
             let archive = Signal {
                 action: Action::ARCHIVE,
                 attributes: Attributes::default(),
             };
             tokens.push(Token::new(
-                name::signal_token(&level, "ARCHIVE"),
+                name::signal_token(&level, Action::ARCHIVE),
                 Some(archive.to_data()),
             ));
             let stored = app
@@ -437,8 +441,16 @@ async fn fixture_statuses_on(url: &str) {
         assert_eq!(n, if w >= 2 { 2 } else { 0 }, "workflow_{w}");
     }
     // Pages of instances, newest first.
-    let first = data.instances("workflow_2", 0, 1).await.unwrap().unwrap();
-    let second = data.instances("workflow_2", 1, 1).await.unwrap().unwrap();
+    let first = data
+        .instances(&wf("workflow_2"), 0, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let second = data
+        .instances(&wf("workflow_2"), 1, 1)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(first.total, 2);
     assert_eq!(first.rows[0].instance, "instance_1");
     assert_eq!(second.rows[0].instance, "instance_0");

@@ -6,231 +6,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pinball::cli::util::{UtilArgs, UtilCommand};
+use pinball::cli::util::UtilCommand;
 use pinball::config::Config;
-use pinball::master::{HttpMasterClient, MasterClient};
-use pinball::parser;
+use pinball::master::MasterClient;
 use pinball::storage::{self, Table};
 use pinball::token::name::{self, Level};
 use pinball::token::*;
 use pinball::workflow::instance::JobToken;
 use pinball::workflow::job::ExecutionRecord;
+use pinball::workflow::progress;
 use pinball::workflow::signal::{Action, Signals};
 use pinball::workflow::worker::{WorkerSettings, run_workers};
-use pinball::workflow::{definition, progress};
 use tokio::sync::watch;
 
 use crate::helpers::*;
-
-pub struct Cluster {
-    pub app: TestApp,
-    pub client: HttpMasterClient,
-    pub logs: tempfile::TempDir,
-    stop: watch::Sender<bool>,
-    workers: Option<tokio::task::JoinHandle<()>>,
-    _db: tempfile::TempDir,
-}
-
-pub fn settings(logs: &std::path::Path, archive_delay_sec: u64) -> WorkerSettings {
-    WorkerSettings {
-        generation: 1,
-        lease: Duration::from_secs(3),
-        poll: Duration::from_millis(300),
-        logs_dir: logs.to_path_buf(),
-        archive_delay_sec,
-        base_url: None,
-        kill_grace: Duration::from_millis(500),
-        shutdown_grace: Duration::from_secs(2),
-        mailer: None,
-        ui_link: "http://localhost:8080".into(),
-    }
-}
-
-/// A master, `workers` workers, and the workflows of `yaml` imported.
-pub async fn cluster(yaml: &str, workers: usize, archive_delay_sec: u64) -> Cluster {
-    cluster_on(None, yaml, workers, archive_delay_sec).await
-}
-
-/// The same on the database `url` (a fresh SQLite file when `None`).
-pub async fn cluster_on(
-    url: Option<&str>,
-    yaml: &str,
-    workers: usize,
-    archive_delay_sec: u64,
-) -> Cluster {
-    let db = tempfile::tempdir().unwrap();
-    let app = match url {
-        Some(url) => {
-            spawn_app_on(
-                url,
-                &unique_master("wf"),
-                pinball::master::api::DEFAULT_MAX_REQUEST_BYTES,
-            )
-            .await
-        }
-        None => spawn_app(&db).await,
-    };
-    let client = app.client.clone();
-    let defs = parser::parse_yaml(yaml, "test.yaml").unwrap();
-    definition::import(&client, &defs).await.unwrap();
-    let logs = tempfile::tempdir().unwrap();
-    let (stop, stopped) = watch::channel(false);
-    let worker_client: Arc<dyn MasterClient> = Arc::new(client.clone());
-    let s = settings(logs.path(), archive_delay_sec);
-    let handle = if workers > 0 {
-        Some(tokio::spawn(run_workers(
-            worker_client,
-            s,
-            workers,
-            stopped,
-        )))
-    } else {
-        None
-    };
-    Cluster {
-        app,
-        client,
-        logs,
-        stop,
-        workers: handle,
-        _db: db,
-    }
-}
-
-pub fn util(command: UtilCommand, w: Option<&str>, i: Option<&str>, jobs: &[&str]) -> UtilArgs {
-    UtilArgs {
-        command,
-        force: true,
-        workflow: w.map(Into::into),
-        instance: i.map(Into::into),
-        jobs: jobs.iter().map(|j| j.to_string()).collect(),
-        execution: None,
-        age_days: 28,
-    }
-}
-
-impl Cluster {
-    pub async fn util(
-        &self,
-        command: UtilCommand,
-        w: Option<&str>,
-        i: Option<&str>,
-        jobs: &[&str],
-    ) -> String {
-        self.util_with(util(command, w, i, jobs)).await
-    }
-
-    /// The configuration a `pinball util` of this cluster runs with (its database and logs).
-    pub fn config(&self) -> Config {
-        Config {
-            database_url: Some(pinball::config::Secret(self.app.url.clone())),
-            master_name: self.app.master_name.clone(),
-            local_logs_dir_prefix: Some(self.logs.path().display().to_string()),
-            job_log_path_prefix: String::new(),
-            ..Config::default()
-        }
-    }
-
-    pub async fn util_with(&self, args: UtilArgs) -> String {
-        pinball::cli::util::run(&args, &self.config(), &self.client)
-            .await
-            .unwrap_or_else(|e| panic!("util {:?}: {}", args.command, e.message))
-    }
-
-    pub async fn start(&self, w: &str) -> String {
-        started_instance(&self.util(UtilCommand::Start, Some(w), None, &[]).await)
-    }
-
-    /// The instance's job tokens, live or archived, by job name.
-    pub async fn jobs(&self, w: &str, i: &str) -> BTreeMap<String, JobToken> {
-        let mut tokens = self
-            .client
-            .query_prefix(&name::job_prefix(w, i))
-            .await
-            .unwrap();
-        if tokens.is_empty() {
-            let store = storage::open(&self.app.url).unwrap();
-            tokens = store
-                .read(
-                    &self.app.master_name,
-                    Table::Archived,
-                    &name::job_prefix(w, i),
-                )
-                .await
-                .unwrap();
-        }
-        tokens
-            .into_iter()
-            .map(|t| JobToken::parse(t).unwrap())
-            .map(|jt| (jt.job.name.clone(), jt))
-            .collect()
-    }
-
-    /// Waits until the instance is archived; returns its archived tokens.
-    pub async fn archived(&self, w: &str, i: &str, within: Duration) -> Vec<Token> {
-        let store = storage::open(&self.app.url).unwrap();
-        let started = Instant::now();
-        loop {
-            let live = self
-                .client
-                .query_prefix(&name::instance_prefix(w, i))
-                .await
-                .unwrap();
-            if live.is_empty() {
-                return store
-                    .read(
-                        &self.app.master_name,
-                        Table::Archived,
-                        &name::instance_prefix(w, i),
-                    )
-                    .await
-                    .unwrap();
-            }
-            assert!(
-                started.elapsed() < within,
-                "instance {w}/{i} was not archived within {within:?}; live tokens: {:#?}",
-                live.iter().map(|t| &t.name).collect::<Vec<_>>()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Waits until `check` holds for the instance's live tokens.
-    pub async fn wait_for(
-        &self,
-        w: &str,
-        i: &str,
-        within: Duration,
-        what: &str,
-        check: impl Fn(&[Token]) -> bool,
-    ) -> Vec<Token> {
-        let started = Instant::now();
-        loop {
-            let live = self
-                .client
-                .query_prefix(&name::instance_prefix(w, i))
-                .await
-                .unwrap();
-            if check(&live) {
-                return live;
-            }
-            assert!(started.elapsed() < within, "{what}: not within {within:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    pub fn log(&self, record: &ExecutionRecord, kind: &str) -> String {
-        std::fs::read_to_string(&record.logs[kind]).unwrap_or_default()
-    }
-
-    pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(w) = self.workers.take() {
-            w.await.unwrap();
-        }
-        self.app.stop().await;
-    }
-}
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -481,12 +270,9 @@ async fn a_record_left_open_by_a_dead_worker_counts_as_a_failed_attempt() {
         .unwrap()
         .remove(0);
     let mut jt = JobToken::parse(token).unwrap();
-    jt.job.history.push(ExecutionRecord {
-        instance: i.clone(),
-        start_time: 1.0,
-        info: "true".into(),
-        ..Default::default()
-    });
+    jt.job
+        .history
+        .push(ExecutionRecord::new(inst(&i), "true", 1.0));
     let dead = Token {
         owner: Some("dead_worker".into()),
         expiration_time: Some(now() - 1),
@@ -563,7 +349,7 @@ async fn a_worker_whose_lease_ended_cannot_commit_a_stale_result() {
     jt.job.history.push(ExecutionRecord {
         exit_code: Some(0),
         end_time: Some(2.0),
-        ..Default::default()
+        ..ExecutionRecord::new(inst(&i), "", 0.0)
     });
     let job = jt.job.clone();
     let outcome = progress::commit_success(&c.client, &jt, &job, "slow_worker")
@@ -572,7 +358,7 @@ async fn a_worker_whose_lease_ended_cannot_commit_a_stale_result() {
     assert_eq!(outcome, progress::Committed::LostLease);
     let live = c
         .client
-        .query_prefix(&name::instance_prefix("s", &i))
+        .query_prefix(&name::instance_prefix(&wf("s"), &inst(&i)))
         .await
         .unwrap();
     let j = live
@@ -751,7 +537,7 @@ async fn stop_disable_and_enable_report_what_they_did() {
     );
     assert!(
         c.client
-            .query_prefix(&name::instance_prefix("u", &i))
+            .query_prefix(&name::instance_prefix(&wf("u"), &inst(&i)))
             .await
             .unwrap()
             .is_empty()
@@ -845,9 +631,9 @@ async fn waiting_jobs_whose_events_arrive_from_elsewhere_are_made_runnable() {
     .await;
     let parent = pinball::workflow::job::Job {
         job_type: pinball::workflow::job::JobType::ShellJob,
-        name: "parent_job".into(),
-        inputs: vec![name::WORKFLOW_START_INPUT.into()],
-        outputs: vec!["child_job".into()],
+        name: job("parent_job"),
+        inputs: vec![name::JobName::workflow_start()],
+        outputs: vec![job("child_job")],
         emails: vec![],
         max_attempts: 1,
         retry_delay_sec: 0,
@@ -860,14 +646,19 @@ async fn waiting_jobs_whose_events_arrive_from_elsewhere_are_made_runnable() {
         history: vec![],
     };
     let child = pinball::workflow::job::Job {
-        name: "child_job".into(),
-        inputs: vec!["parent_job".into()],
+        name: job("child_job"),
+        inputs: vec![job("parent_job")],
         outputs: vec![],
         ..parent.clone()
     };
     let waiting = |j: &pinball::workflow::job::Job| {
         Token::new(
-            name::job_token("some_workflow", "12345", name::JobState::Waiting, &j.name),
+            name::job_token(
+                &wf("some_workflow"),
+                &inst("12345"),
+                name::JobState::Waiting,
+                &j.name,
+            ),
             Some(j.to_data()),
         )
     };
@@ -898,10 +689,10 @@ async fn waiting_jobs_whose_events_arrive_from_elsewhere_are_made_runnable() {
         "without events nothing moves (scenario 15)"
     );
     let start = name::event_token(
-        "some_workflow",
-        "12345",
-        "parent_job",
-        name::WORKFLOW_START_INPUT,
+        &wf("some_workflow"),
+        &inst("12345"),
+        &job("parent_job"),
+        &name::JobName::workflow_start(),
         "workflow_start_event",
     );
     c.client
@@ -973,14 +764,13 @@ async fn the_exec_parser_reads_definitions_from_a_program() {
         ..Config::default()
     };
     config.parser_params.command = Some(format!("cat {}", dir.path().join("defs.json").display()));
-    let defs = definition::load_from_config(&config).unwrap();
-    assert_eq!(
-        defs["gen"].graph().jobs["b"].depends_on,
-        vec!["a".to_string()]
-    );
+    let defs = pinball::parser::load_from_config(&config).unwrap();
+    assert_eq!(defs["gen"].graph().jobs["b"].depends_on, vec![job("a")]);
     let bad = r#"{"workflows": {"w": {"jobs": {"a": {"command": "x", "depends_on": ["zz"]}}}}}"#;
     std::fs::write(dir.path().join("defs.json"), bad).unwrap();
-    let err = definition::load_from_config(&config).unwrap_err().0;
+    let err = pinball::parser::load_from_config(&config)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("workflow w") && err.contains("unknown job zz"),
         "{err}"
@@ -1012,7 +802,7 @@ async fn pause_owns_every_token_and_resume_releases_them() {
     );
     let live = c
         .client
-        .query_prefix(&name::instance_prefix("ch", &i))
+        .query_prefix(&name::instance_prefix(&wf("ch"), &inst(&i)))
         .await
         .unwrap();
     assert!(live.iter().all(|t| {
@@ -1027,7 +817,7 @@ async fn pause_owns_every_token_and_resume_releases_them() {
     );
     let live = c
         .client
-        .query_prefix(&name::instance_prefix("ch", &i))
+        .query_prefix(&name::instance_prefix(&wf("ch"), &inst(&i)))
         .await
         .unwrap();
     assert!(
@@ -1179,7 +969,7 @@ async fn cleanup_removes_only_instances_older_than_the_age() {
         r.end_time = Some(20.0);
     }
     let old = Token {
-        name: name::job_token("ch", "1", name::JobState::Waiting, "a"),
+        name: name::job_token(&wf("ch"), &inst("1"), name::JobState::Waiting, &job("a")),
         version: Some(1),
         data: Some(old_job.job.to_data()),
         ..old_job.token.clone()
@@ -1217,7 +1007,7 @@ async fn cleanup_removes_only_instances_older_than_the_age() {
             .read(
                 &c.app.master_name,
                 Table::Archived,
-                &name::instance_prefix("ch", &recent)
+                &name::instance_prefix(&wf("ch"), &inst(&recent))
             )
             .await
             .unwrap()

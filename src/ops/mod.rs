@@ -1,0 +1,158 @@
+//! The operator's commands (PINBALL_SPEC §7.1, the original workflow_util): start, stop,
+//! pause, resume, retry, redo, poison, the signals, disable and enable, reload, cleanup and the
+//! schedule commands, as typed functions on [`Ops`]. The CLI and the UI's actions both call
+//! them: the CLI parses arguments and prints [`Done::message`], the UI renders it. Every
+//! message is the original's, word for word, because scripts parse them.
+
+mod cleanup;
+mod jobs;
+mod repair;
+mod signals;
+mod start;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::master::MasterClient;
+use crate::parser::ParseError;
+use crate::storage::{Storage, StorageError};
+use crate::token::MasterError;
+use crate::token::name::{InstanceId, WorkflowName};
+
+pub use signals::{remove_signal, set_signal};
+
+/// What the commands need to know beyond their inputs.
+#[derive(Debug, Clone)]
+pub struct OpsSettings {
+    /// `exit` records this generation: workers of older ones exit.
+    pub generation: u32,
+    /// The limit of running instances of a schedule that names none.
+    pub default_max_running: u32,
+    /// Whose archive to read.
+    pub master_name: String,
+    /// Where job logs are (cleanup removes an instance's folder).
+    pub logs_dir: PathBuf,
+}
+
+impl OpsSettings {
+    pub fn from_config(c: &Config) -> OpsSettings {
+        OpsSettings {
+            generation: c.generation,
+            default_max_running: c.default_max_workflow_running_instances,
+            master_name: c.master_name.clone(),
+            logs_dir: c.logs_dir(),
+        }
+    }
+}
+
+/// The commands, bound to a master and (for finished instances) the archive.
+#[derive(Clone)]
+pub struct Ops<'a> {
+    pub client: &'a dyn MasterClient,
+    /// The database, read for archived instances (retry, poison) and pruned by cleanup.
+    /// Opened on first use when `None`, from `database_url`.
+    pub store: Option<Arc<dyn Storage>>,
+    pub database_url: Option<String>,
+    pub settings: OpsSettings,
+}
+
+/// What a command did: the message it prints, and the instance it created, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Done {
+    pub message: String,
+    pub created: Option<(WorkflowName, InstanceId)>,
+}
+
+impl Done {
+    pub(crate) fn say(message: impl Into<String>) -> Done {
+        Done {
+            message: message.into(),
+            created: None,
+        }
+    }
+
+    fn created(message: impl Into<String>, w: &WorkflowName, i: &InstanceId) -> Done {
+        Done {
+            message: message.into(),
+            created: Some((w.clone(), i.clone())),
+        }
+    }
+}
+
+/// Why a command did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// The request itself is wrong (a missing job, an age below the minimum).
+    #[error("{0}")]
+    Input(String),
+    /// The command ran and could not do what was asked (too many instances running).
+    #[error("{0}")]
+    Failed(String),
+    #[error(transparent)]
+    Master(#[from] MasterError),
+    #[error("the archive cannot be read: {0}")]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Definitions(#[from] ParseError),
+}
+
+impl OpsError {
+    /// Whether the fault is in the request (exit status 2, HTTP 400) rather than the system.
+    pub fn is_input(&self) -> bool {
+        matches!(
+            self,
+            OpsError::Input(_)
+                | OpsError::Definitions(_)
+                | OpsError::Master(MasterError::InputError(_))
+        )
+    }
+}
+
+impl<'a> Ops<'a> {
+    pub fn new(client: &'a dyn MasterClient, settings: OpsSettings) -> Ops<'a> {
+        Ops {
+            client,
+            store: None,
+            database_url: None,
+            settings,
+        }
+    }
+
+    /// The commands of the configuration `c` (its database for the archive) through `client`.
+    pub fn from_config(client: &'a dyn MasterClient, c: &Config) -> Ops<'a> {
+        Ops {
+            client,
+            store: None,
+            database_url: c.database_url().ok(),
+            settings: OpsSettings::from_config(c),
+        }
+    }
+
+    pub fn with_store(mut self, store: Arc<dyn Storage>) -> Ops<'a> {
+        self.store = Some(store);
+        self
+    }
+
+    fn client(&self) -> &'a dyn MasterClient {
+        self.client
+    }
+
+    /// The archive: the given store, else the configured database.
+    fn store(&self) -> Result<Arc<dyn Storage>, OpsError> {
+        if let Some(s) = &self.store {
+            return Ok(s.clone());
+        }
+        let url = self
+            .database_url
+            .as_deref()
+            .ok_or_else(|| OpsError::Failed("no database is configured for the archive".into()))?;
+        Ok(Arc::from(crate::storage::open(url)?))
+    }
+}
+
+/// A list as the original printed it (Python's repr): `['a', 'b']`. Scripts parse these messages.
+pub fn py_list<S: AsRef<str>>(items: &[S]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("'{}'", s.as_ref())).collect();
+    format!("[{}]", quoted.join(", "))
+}

@@ -1,0 +1,126 @@
+//! Starting and stopping instances, and loading definitions and schedules into the master:
+//! `start`, `stop`, `reschedule` (`import`) and `unschedule`.
+
+use super::{Done, Ops, OpsError, py_list};
+use crate::parser::Definitions;
+use crate::token::name::{self, InstanceId, WorkflowName};
+use crate::token::{MasterError, ModifyRequest};
+use crate::workflow::instance::{new_instance_id, new_instance_tokens};
+use crate::workflow::{definition, settle};
+
+impl Ops<'_> {
+    /// `start`: a new instance from the definition in the master, if the schedule's
+    /// `max_running_instances` allows one more.
+    pub async fn start(&self, w: &WorkflowName) -> Result<Done, OpsError> {
+        let c = self.client();
+        let def = definition::read(c, w).await?.ok_or_else(|| {
+            OpsError::Failed(format!(
+                "workflow {w} not found in the master; load it with `pinball import -f reschedule`"
+            ))
+        })?;
+        if let Some(schedule) = &def.schedule {
+            let limit = schedule
+                .max_running_instances
+                .unwrap_or(self.settings.default_max_running) as usize;
+            let running = settle::running_instances(c, w).await?;
+            if running.len() >= limit {
+                return Err(OpsError::Failed(format!(
+                    "failed to start a new instance for workflow {w} due to too many instances running! ({} running, max_running_instances {limit})",
+                    running.len()
+                )));
+            }
+        }
+        let graph = def.graph();
+        // An instance id is a millisecond stamp; two starts in one millisecond retry with the next.
+        for _ in 0..5 {
+            let i = new_instance_id();
+            let tokens = new_instance_tokens(w, &i, &graph);
+            match c.modify(ModifyRequest::update(tokens)).await {
+                Ok(_) => {
+                    tracing::info!(workflow = %w, instance = %i, "started an instance");
+                    let message = format!(
+                        "exported workflow {w} instance {i}.  Its tokens are under {}\n",
+                        name::instance_prefix(w, &i)
+                    );
+                    return Ok(Done::created(message, w, &i));
+                }
+                Err(MasterError::VersionConflict(_)) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(OpsError::Failed(format!(
+            "could not find a free instance id for workflow {w}"
+        )))
+    }
+
+    /// `stop`: deletes the instance's tokens (no history kept).
+    pub async fn stop(&self, w: &WorkflowName, i: &InstanceId) -> Result<Done, OpsError> {
+        let c = self.client();
+        for attempt in 1..=10 {
+            let tokens = c.query_prefix(&name::instance_prefix(w, i)).await?;
+            if tokens.is_empty() {
+                return Ok(Done::say(format!("workflow {w} instance {i} not found\n")));
+            }
+            let n = tokens.len();
+            match c.modify(ModifyRequest::delete(tokens)).await {
+                Ok(_) => {
+                    return Ok(Done::say(format!(
+                        "removed {n} token(s) in {attempt} tries\n"
+                    )));
+                }
+                Err(e) if attempt == 10 => return Err(e.into()),
+                Err(_) => {}
+            }
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+
+    /// `reschedule` / `pinball import`: loads the definitions into the master (only `only`'s
+    /// when given), and the schedules that changed.
+    pub async fn import(
+        &self,
+        mut defs: Definitions,
+        only: Option<&WorkflowName>,
+    ) -> Result<Done, OpsError> {
+        if let Some(w) = only {
+            if !defs.contains_key(w) {
+                return Ok(Done::say(format!("workflow {w} not found\n")));
+            }
+            defs.retain(|k, _| k == w);
+        }
+        if defs.is_empty() {
+            return Ok(Done::say(
+                "no workflows found in the configured definitions\n",
+            ));
+        }
+        let done = definition::import(self.client(), &defs).await?;
+        let tokens = |names: &[WorkflowName], f: fn(&WorkflowName) -> String| {
+            names.iter().map(f).collect::<Vec<_>>()
+        };
+        let mut out = format!(
+            "imported workflows {}.  Their definition tokens are {}\n",
+            py_list(&done.definitions),
+            py_list(&tokens(&done.definitions, name::definition_token))
+        );
+        out.push_str(&format!(
+            "rescheduled workflows {}.  Their schedule tokens are {}\n",
+            py_list(&done.schedules),
+            py_list(&tokens(&done.schedules, name::schedule_token))
+        ));
+        Ok(Done::say(out))
+    }
+
+    /// `unschedule`: removes the workflow's schedule token.
+    pub async fn unschedule(&self, w: &WorkflowName) -> Result<Done, OpsError> {
+        let c = self.client();
+        match c.get(&name::schedule_token(w)).await? {
+            Some(t) => {
+                c.modify(ModifyRequest::delete(vec![t])).await?;
+                Ok(Done::say(format!("removed schedule for workflow {w}\n")))
+            }
+            None => Ok(Done::say(format!("schedule for workflow {w} not found\n"))),
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The rules a definition must meet beyond its shape (CONTRACT §4): the problem found names the
+//! job where it has one; the caller adds the file and the workflow.
+
+use std::collections::BTreeSet;
+
+use super::def::{JobDef, WorkflowDef};
+use super::graph::find_cycle;
+use crate::token::name::JobName;
+
+/// What is wrong with a definition.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Invalid {
+    #[error("job {job}: {message}")]
+    Job { job: JobName, message: String },
+    #[error("{0}")]
+    Workflow(String),
+    #[error("{0}")]
+    Schedule(#[from] crate::schedule::ScheduleError),
+}
+
+fn at(job: &JobName, message: impl Into<String>) -> Invalid {
+    Invalid::Job {
+        job: job.clone(),
+        message: message.into(),
+    }
+}
+
+fn validate_job(name: &JobName, job: &JobDef) -> Result<(), Invalid> {
+    if job.command.trim().is_empty() {
+        return Err(at(name, "command is empty"));
+    }
+    if job.max_attempts == Some(0) {
+        return Err(at(name, "max_attempts must be at least 1"));
+    }
+    if job.priority.is_some_and(|p| !p.is_finite()) {
+        return Err(at(name, "priority must be a finite number"));
+    }
+    if let (Some(w), Some(a)) = (job.warn_timeout_sec, job.abort_timeout_sec)
+        && w >= a
+    {
+        return Err(at(
+            name,
+            format!("warn_timeout_sec {w} must be below abort_timeout_sec {a}"),
+        ));
+    }
+    if job.condition && !job.depends_on.is_empty() {
+        return Err(at(
+            name,
+            "a condition job polls an external condition and cannot depend on other jobs",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for dep in &job.depends_on {
+        if !seen.insert(dep) {
+            return Err(at(name, format!("depends on {dep} twice")));
+        }
+        if dep == name {
+            return Err(at(name, "depends on itself"));
+        }
+    }
+    Ok(())
+}
+
+pub fn validate(def: &WorkflowDef) -> Result<(), Invalid> {
+    if def.jobs.is_empty() {
+        return Err(Invalid::Workflow("has no jobs".into()));
+    }
+    for (job, jd) in &def.jobs {
+        validate_job(job, jd)?;
+        if let Some(dep) = jd.depends_on.iter().find(|d| !def.jobs.contains_key(*d)) {
+            return Err(at(job, format!("depends on unknown job {dep}")));
+        }
+    }
+    if let Some(f) = &def.final_job {
+        let final_job = JobName::final_job();
+        if def.jobs.contains_key(&final_job) {
+            return Err(Invalid::Workflow(format!(
+                "job {final_job} already exists; it is the name of final_job"
+            )));
+        }
+        if !f.depends_on.is_empty() {
+            return Err(Invalid::Workflow(
+                "final_job: depends on every leaf job by itself; remove depends_on".into(),
+            ));
+        }
+        validate_job(&final_job, f)?;
+    }
+    if let Some(schedule) = &def.schedule {
+        crate::schedule::Schedule::from_def(schedule)?;
+    }
+    if let Some(cycle) = find_cycle(&def.jobs) {
+        let members: Vec<&str> = cycle.iter().map(|j| j.as_str()).collect();
+        return Err(at(
+            &cycle[0],
+            format!("is part of a cycle ({})", members.join(", ")),
+        ));
+    }
+    let emails = def
+        .notify_emails
+        .iter()
+        .chain(def.jobs.values().flat_map(|j| &j.emails));
+    if let Some(email) = emails.into_iter().find(|e| !e.contains('@')) {
+        return Err(Invalid::Workflow(format!(
+            "{email:?} is not an email address"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,291 @@
+//! `/jobs/?workflow=W&instance=I` (`instance=latest` works): one instance's job graph, its
+//! jobs table with progress bars (searchable across pages, paged), and the timeline of every
+//! execution.
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect};
+
+use super::{Head, PageResult, Params, When, execution_href, respond, when};
+use crate::token::name::{InstanceId, Level, WorkflowName};
+use crate::ui::Ui;
+use crate::ui::data::{Instance, depends_on, execution_status};
+use crate::ui::error::{PageError, PageQuery, UiError};
+use crate::ui::format::run_time;
+use crate::ui::{gantt, graph};
+use crate::workflow::instance::JobToken;
+use crate::workflow::signal::Action;
+use crate::workflow::status::{Status, job_status};
+
+pub struct Segment {
+    pub percent: u32,
+    pub colour: &'static str,
+}
+
+pub struct JobView {
+    pub job: String,
+    pub info: Vec<String>,
+    pub status: &'static str,
+    pub colour: &'static str,
+    pub progress: Vec<Segment>,
+    pub last_start: When,
+    pub last_end: When,
+    pub run_time: String,
+    pub attempts: usize,
+    pub depends_on: String,
+}
+
+#[derive(Template)]
+#[template(path = "instance.html")]
+struct InstancePageView {
+    head: Head,
+    workflow: String,
+    instance: String,
+    status: &'static str,
+    colour: &'static str,
+    start: When,
+    end: When,
+    run_time: String,
+    jobs: Vec<JobView>,
+    graph: String,
+    gantt: String,
+    legend: Vec<(&'static str, &'static str)>,
+    live: bool,
+    signals: Vec<String>,
+    /// Jobs in the table (after the search), and in the instance.
+    count: usize,
+    total: usize,
+    /// The jobs table's search across pages.
+    q: String,
+    /// Every job, for the graph's search box.
+    names: Vec<String>,
+    /// The jobs table's page: rows `first..=last` of `count`.
+    first: usize,
+    last: usize,
+    prev: Option<usize>,
+    next: Option<usize>,
+}
+
+/// Jobs table rows per page: a browser lays out a 10,000-row table for seconds.
+pub const JOBS_PAGE: usize = 250;
+
+pub const LEGEND: [Status; 7] = [
+    Status::NEVER_RUN,
+    Status::PENDING,
+    Status::RUNNING,
+    Status::SUCCESS,
+    Status::FAILURE,
+    Status::DISABLED,
+    Status::UNKNOWN,
+];
+
+fn job_info(jt: &JobToken) -> Vec<String> {
+    let j = &jt.job;
+    let mut info = vec![j.command.clone()];
+    if j.is_condition() {
+        info.push("condition".into());
+    }
+    if jt.token.priority != 0.0 {
+        info.push(format!("priority {}", jt.token.priority));
+    }
+    if !j.emails.is_empty() {
+        info.push(format!("emails {}", j.emails.join(", ")));
+    }
+    if j.max_attempts > 1 {
+        info.push(format!("max_attempts {}", j.max_attempts));
+    }
+    if j.retry_delay_sec > 0 {
+        info.push(format!("retry_delay_sec {}", j.retry_delay_sec));
+    }
+    if let Some(t) = j.warn_timeout_sec {
+        info.push(format!("warn_timeout_sec {t}"));
+    }
+    if let Some(t) = j.abort_timeout_sec {
+        info.push(format!("abort_timeout_sec {t}"));
+    }
+    if j.disabled {
+        info.push("disabled".into());
+    }
+    info
+}
+
+/// PINBALL_SPEC §8.3: the share of the instance's duration before the job's first start, then
+/// one segment per execution (at least 1%), coloured by how it ended.
+pub fn progress(jt: &JobToken, inst_start: f64, inst_end: f64) -> Vec<(u32, Status)> {
+    let total = (inst_end - inst_start).max(1.0);
+    let Some(first) = jt.job.history.first() else {
+        return Vec::new();
+    };
+    let mut out = vec![(
+        (100.0 * (first.start_time - inst_start) / total) as u32,
+        Status::UNKNOWN,
+    )];
+    for (n, r) in jt.job.history.iter().enumerate() {
+        let status = match execution_status(jt, n) {
+            Status::RUNNING => Status::RUNNING,
+            Status::SUCCESS => Status::SUCCESS,
+            _ => Status::FAILURE,
+        };
+        let d = r.end_time.unwrap_or(inst_end) - r.start_time;
+        out.push((((100.0 * d / total) as u32).max(1), status));
+    }
+    out
+}
+
+/// The colour a job gets: its status, except that a failed condition in a running instance is
+/// not final (it may be retried).
+fn shown_status(jt: &JobToken, running: bool) -> Status {
+    let st = job_status(jt);
+    if jt.job.is_condition() && st == Status::FAILURE && running {
+        Status::PENDING
+    } else {
+        st
+    }
+}
+
+fn graph_svg(inst: &Instance, running: bool) -> String {
+    let nodes: Vec<graph::GraphNode> = inst
+        .jobs
+        .iter()
+        .map(|jt| graph::GraphNode {
+            name: jt.job.name.to_string(),
+            depends_on: depends_on(jt).into_iter().map(String::from).collect(),
+            status: shown_status(jt, running),
+            condition: jt.job.is_condition(),
+        })
+        .collect();
+    graph::svg(&nodes)
+}
+
+fn timeline(inst: &Instance, w: &WorkflowName, i: &InstanceId, now: f64) -> String {
+    let bars = inst
+        .jobs
+        .iter()
+        .flat_map(|jt| {
+            jt.job
+                .history
+                .iter()
+                .enumerate()
+                .map(move |(n, r)| gantt::Bar {
+                    job: jt.job.name.to_string(),
+                    execution: n,
+                    start: r.start_time,
+                    end: r.end_time,
+                    status: execution_status(jt, n),
+                    href: execution_href(w, i, &jt.job.name, n),
+                })
+        })
+        .collect();
+    gantt::svg(bars, now)
+}
+
+/// One jobs table row.
+fn job_view(jt: &JobToken, running: bool, span: (f64, f64), now: f64) -> JobView {
+    let last = jt.job.history.last();
+    let progress = progress(jt, span.0, span.1)
+        .into_iter()
+        .enumerate()
+        .map(|(k, (percent, status))| Segment {
+            percent,
+            colour: if k == 0 {
+                "transparent"
+            } else {
+                status.colour()
+            },
+        })
+        .collect();
+    JobView {
+        job: jt.job.name.to_string(),
+        info: job_info(jt),
+        status: job_status(jt).as_str(),
+        colour: shown_status(jt, running).colour(),
+        progress,
+        last_start: when(last.map(|r| r.start_time), now),
+        last_end: when(last.and_then(|r| r.end_time), now),
+        run_time: last.map_or_else(String::new, |r| {
+            run_time(Some(r.start_time), r.end_time, now)
+        }),
+        attempts: jt.job.history.len(),
+        depends_on: depends_on(jt).join(", "),
+    }
+}
+
+/// The jobs that match the table's search (a name part, or a status), across all pages.
+fn matching<'a>(inst: &'a Instance, q: &str) -> Vec<&'a JobToken> {
+    inst.jobs
+        .iter()
+        .filter(|jt| {
+            q.is_empty()
+                || jt.job.name.contains(q)
+                || job_status(jt).as_str().eq_ignore_ascii_case(q)
+        })
+        .collect()
+}
+
+pub(super) async fn show(State(ui): State<Ui>, PageQuery(p): PageQuery<Params>) -> PageResult {
+    let now = crate::clock::now_f64();
+    let (w, i) = p.instance()?;
+    if i.as_str() == "latest" {
+        let latest = ui.data.latest_instance(w).await.map_err(PageError::from)?;
+        let latest =
+            latest.ok_or_else(|| UiError::NotFound(format!("workflow {w} has no instance")))?;
+        return Ok(Redirect::to(&format!("/jobs/?workflow={w}&instance={latest}")).into_response());
+    }
+    let inst = ui.data.instance(w, i).await.map_err(PageError::from)?;
+    let inst =
+        inst.ok_or_else(|| UiError::NotFound(format!("workflow {w} instance {i} not found")))?;
+    let s = inst.status();
+    let span = (s.start_time.unwrap_or(now), s.end_time.unwrap_or(now));
+    let running = s.status == Status::RUNNING;
+    let q = p.jobs_q.as_deref().unwrap_or("").trim().to_owned();
+    let found = matching(&inst, &q);
+    let count = found.len();
+    let from = p
+        .jobs_offset
+        .min(count.saturating_sub(1) / JOBS_PAGE * JOBS_PAGE);
+    let jobs: Vec<JobView> = found
+        .iter()
+        .skip(from)
+        .take(JOBS_PAGE)
+        .map(|jt| job_view(jt, running, span, now))
+        .collect();
+    let signals: Vec<String> = inst
+        .signals
+        .iter()
+        .filter_map(|t| t.name.rsplit('/').next())
+        .filter(|a| *a != Action::ARCHIVE.as_str())
+        .map(str::to_owned)
+        .collect();
+    respond(&InstancePageView {
+        head: Head::new(
+            &ui,
+            format!("{w} {i}"),
+            &Level::Instance(w.clone(), i.clone()),
+        ),
+        workflow: w.to_string(),
+        instance: i.to_string(),
+        status: s.status.as_str(),
+        colour: s.status.colour(),
+        start: when(s.start_time, now),
+        end: when(s.end_time, now),
+        run_time: run_time(s.start_time, s.end_time, now),
+        count,
+        total: inst.jobs.len(),
+        q,
+        first: from + 1,
+        last: from + jobs.len(),
+        prev: (from > 0).then(|| from.saturating_sub(JOBS_PAGE)),
+        next: (from + JOBS_PAGE < count).then_some(from + JOBS_PAGE),
+        jobs,
+        names: inst.jobs.iter().map(|j| j.job.name.to_string()).collect(),
+        graph: if p.live.is_some() {
+            String::new()
+        } else {
+            graph_svg(&inst, running)
+        },
+        gantt: timeline(&inst, w, i, now),
+        legend: LEGEND.iter().map(|s| (s.as_str(), s.colour())).collect(),
+        live: inst.live,
+        signals,
+    })
+}

@@ -1,0 +1,77 @@
+//! `/instances/?workflow=W`: a workflow's instances, running first, then newest first.
+
+use askama::Template;
+use axum::extract::State;
+
+use super::{Head, PageResult, Params, When, respond, when};
+use crate::token::name::Level;
+use crate::ui::Ui;
+use crate::ui::data::InstancePage;
+use crate::ui::error::{PageError, PageQuery};
+use crate::ui::format::{run_secs, run_time};
+
+pub struct InstanceView {
+    pub instance: String,
+    pub status: &'static str,
+    pub colour: &'static str,
+    pub start: When,
+    pub end: When,
+    pub run_time: String,
+    pub run_secs: String,
+}
+
+#[derive(Template)]
+#[template(path = "instances.html")]
+struct InstancesPage {
+    head: Head,
+    workflow: String,
+    rows: Vec<InstanceView>,
+    total: u64,
+    first: u64,
+    last: u64,
+    prev: Option<u64>,
+    next: Option<u64>,
+}
+
+/// Instances per page.
+const PAGE: u32 = 100;
+
+pub(super) async fn show(State(ui): State<Ui>, PageQuery(p): PageQuery<Params>) -> PageResult {
+    let now = crate::clock::now_f64();
+    let w = p.workflow()?;
+    let found = ui
+        .data
+        .instances(w, p.offset, PAGE)
+        .await
+        .map_err(PageError::from)?;
+    let page_data = found.unwrap_or(InstancePage {
+        rows: Vec::new(),
+        total: 0,
+        offset: 0,
+        limit: PAGE,
+    });
+    let rows: Vec<InstanceView> = page_data
+        .rows
+        .into_iter()
+        .map(|r| InstanceView {
+            status: r.status.as_str(),
+            colour: r.status.colour(),
+            start: when(r.start_time, now),
+            end: when(r.end_time, now),
+            run_time: run_time(r.start_time, r.end_time, now),
+            run_secs: run_secs(r.start_time, r.end_time, now),
+            instance: r.instance.into(),
+        })
+        .collect();
+    let total = page_data.total;
+    respond(&InstancesPage {
+        head: Head::new(&ui, format!("{w} instances"), &Level::Workflow(w.clone())),
+        workflow: w.to_string(),
+        first: if rows.is_empty() { 0 } else { p.offset + 1 },
+        last: p.offset + rows.len() as u64,
+        prev: (p.offset > 0).then(|| p.offset.saturating_sub(PAGE as u64)),
+        next: (p.offset + (PAGE as u64) < total).then_some(p.offset + PAGE as u64),
+        rows,
+        total,
+    })
+}

@@ -1,0 +1,161 @@
+//! The browser pages, at the original's URLs (`/workflows/`, `/instances/?workflow=W`,
+//! `/jobs/?workflow=W&instance=I`, ...), so links in emails and bookmarks keep working; one
+//! file per page. Views are computed in Rust (times, durations, colours, the graph and the
+//! timeline); the templates only lay them out. Handlers return `Result<Html, PageError>`.
+
+mod executions;
+mod file;
+mod instance;
+mod instances;
+mod schedules;
+mod tokens;
+mod workflows;
+
+use askama::Template;
+use axum::Router;
+use axum::http::Uri;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+use super::Ui;
+use super::error::{PageError, UiError};
+use super::format::{ago, utc};
+use crate::token::name::{InstanceId, JobName, Level, WorkflowName};
+
+pub use instance::{JOBS_PAGE, LEGEND, progress};
+
+pub fn router(ui: Ui) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/workflows/") }))
+        .route("/workflows/", get(workflows::show))
+        .route("/instances/", get(instances::show))
+        .route("/jobs/", get(instance::show))
+        .route("/executions/", get(executions::executions))
+        .route("/job_executions/", get(executions::job_executions))
+        .route("/execution/", get(executions::execution))
+        .route("/file/", get(file::show))
+        .route("/schedules/", get(schedules::schedules))
+        .route("/schedule/", get(schedules::schedule))
+        .route("/token_paths/", get(tokens::token_paths))
+        .route("/token/", get(tokens::token))
+        .fallback(not_found)
+        .with_state(ui)
+}
+
+/// What every page's frame needs.
+pub struct Head {
+    pub title: String,
+    pub csrf: String,
+    /// The status label's scope, as a query string (`workflow=W&instance=I`).
+    pub scope: String,
+}
+
+impl Head {
+    fn new(ui: &Ui, title: impl Into<String>, scope: &Level) -> Head {
+        Head {
+            title: title.into(),
+            csrf: ui.csrf.to_string(),
+            scope: match scope {
+                Level::Global => String::new(),
+                Level::Workflow(w) => format!("workflow={w}"),
+                Level::Instance(w, i) => format!("workflow={w}&instance={i}"),
+            },
+        }
+    }
+
+    /// The frame of a page that offers no actions (the error page).
+    pub fn plain(title: impl Into<String>) -> Head {
+        Head {
+            title: title.into(),
+            csrf: String::new(),
+            scope: String::new(),
+        }
+    }
+}
+
+/// A time cell: UTC text, "3 min ago", and a sort key.
+pub struct When {
+    pub utc: String,
+    pub ago: String,
+    pub sort: String,
+}
+
+fn when(t: Option<f64>, now: f64) -> When {
+    When {
+        utc: utc(t),
+        ago: ago(t, now),
+        sort: t.map_or_else(String::new, |t| format!("{t:.3}")),
+    }
+}
+
+pub fn render(t: &impl Template) -> Html<String> {
+    Html(t.render().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a page failed to render");
+        "this page failed to render; the error is in the UI's log".into()
+    }))
+}
+
+type PageResult = Result<Response, PageError>;
+
+fn respond(t: &impl Template) -> PageResult {
+    Ok(render(t).into_response())
+}
+
+async fn not_found(uri: Uri) -> PageError {
+    PageError(UiError::NotFound(format!("no page at {}", uri.path())))
+}
+
+fn need<T>(what: &str, v: Option<T>) -> Result<T, UiError> {
+    v.ok_or_else(|| UiError::BadInput(format!("this page needs {what}")))
+}
+
+/// Every page's query string; names are parsed (and refused) as they arrive.
+#[derive(Deserialize, Default)]
+struct Params {
+    workflow: Option<WorkflowName>,
+    instance: Option<InstanceId>,
+    job: Option<JobName>,
+    execution: Option<usize>,
+    log_type: Option<String>,
+    path: Option<String>,
+    #[serde(default)]
+    offset: u64,
+    /// The first row of an instance's jobs table.
+    #[serde(default)]
+    jobs_offset: usize,
+    /// Only the jobs whose name contains this, or whose status is this (all pages).
+    jobs_q: Option<String>,
+    #[serde(default)]
+    full: Option<u8>,
+    /// Set by the live refresh: the heavy, separately refreshed parts (the graph) are left out.
+    #[serde(default)]
+    live: Option<u8>,
+}
+
+impl Params {
+    fn workflow(&self) -> Result<&WorkflowName, UiError> {
+        need("?workflow=", self.workflow.as_ref())
+    }
+    fn instance(&self) -> Result<(&WorkflowName, &InstanceId), UiError> {
+        Ok((
+            self.workflow()?,
+            need("&instance=", self.instance.as_ref())?,
+        ))
+    }
+    fn job(&self) -> Result<&JobName, UiError> {
+        need("&job=", self.job.as_ref())
+    }
+}
+
+pub fn job_href(w: &WorkflowName, i: &InstanceId, job: &JobName) -> String {
+    format!("/executions/?workflow={w}&instance={i}&job={job}")
+}
+
+pub fn execution_href(w: &WorkflowName, i: &InstanceId, job: &JobName, n: usize) -> String {
+    format!("/execution/?workflow={w}&instance={i}&job={job}&execution={n}")
+}
+
+fn file_href(w: &WorkflowName, i: &InstanceId, job: &JobName, n: usize, kind: &str) -> String {
+    format!("/file/?workflow={w}&instance={i}&job={job}&execution={n}&log_type={kind}")
+}

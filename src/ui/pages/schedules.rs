@@ -1,0 +1,137 @@
+//! `/schedules/` and `/schedule/?workflow=W`: next runs, recurrences, policies, limits and
+//! emails; a workflow's graph and jobs from its definition.
+
+use askama::Template;
+use axum::extract::State;
+
+use super::{Head, PageResult, Params, When, respond, when};
+use crate::schedule::OverrunPolicy;
+use crate::token::name::Level;
+use crate::ui::Ui;
+use crate::ui::data::ScheduleRow;
+use crate::ui::error::{PageError, PageQuery, UiError};
+use crate::ui::graph;
+use crate::workflow::status::Status;
+
+pub struct ScheduleView {
+    pub workflow: String,
+    pub next_run: When,
+    pub recurrence: String,
+    pub policy: String,
+    pub policy_help: &'static str,
+    pub max_running: u32,
+    pub emails: String,
+    pub missed_runs: u64,
+}
+
+fn schedule_view(s: ScheduleRow, now: f64) -> ScheduleView {
+    let mut recurrence = match (&s.recurrence, &s.cron) {
+        (Some(r), _) => format!("every {r}"),
+        (None, Some(c)) => format!("cron {c}"),
+        _ => String::new(),
+    };
+    if let Some(tz) = &s.timezone {
+        recurrence.push_str(&format!(" ({tz})"));
+    }
+    if s.catchup {
+        recurrence.push_str(", catch up missed runs");
+    }
+    ScheduleView {
+        next_run: when(Some(s.next_run_time as f64), now),
+        policy_help: OverrunPolicy::parse(&s.overrun_policy).map_or("", OverrunPolicy::help),
+        policy: s.overrun_policy,
+        max_running: s.max_running_instances,
+        emails: s.emails.join(", "),
+        missed_runs: s.missed_runs,
+        recurrence,
+        workflow: s.workflow.into(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "schedules.html")]
+struct SchedulesPage {
+    head: Head,
+    rows: Vec<ScheduleView>,
+}
+
+pub(super) async fn schedules(State(ui): State<Ui>) -> PageResult {
+    let now = crate::clock::now_f64();
+    let rows = ui.data.schedules().await.map_err(PageError::from)?;
+    respond(&SchedulesPage {
+        head: Head::new(&ui, "Schedules", &Level::Global),
+        rows: rows.into_iter().map(|s| schedule_view(s, now)).collect(),
+    })
+}
+
+pub struct DefJobView {
+    pub job: String,
+    pub info: Vec<String>,
+    pub depends_on: String,
+    pub downstream: String,
+}
+
+#[derive(Template)]
+#[template(path = "schedule.html")]
+struct SchedulePage {
+    head: Head,
+    workflow: String,
+    schedule: Option<ScheduleView>,
+    graph: String,
+    jobs: Vec<DefJobView>,
+}
+
+pub(super) async fn schedule(State(ui): State<Ui>, PageQuery(p): PageQuery<Params>) -> PageResult {
+    let now = crate::clock::now_f64();
+    let w = p.workflow()?;
+    let def = ui.data.definition(w).await.map_err(PageError::from)?;
+    let def = def.ok_or_else(|| UiError::NotFound(format!("workflow {w} has no definition")))?;
+    let schedule = ui
+        .data
+        .schedules()
+        .await
+        .map_err(PageError::from)?
+        .into_iter()
+        .find(|s| s.workflow == *w)
+        .map(|s| schedule_view(s, now));
+    let g = def.graph();
+    let nodes: Vec<graph::GraphNode> = g
+        .jobs
+        .iter()
+        .map(|(name, j)| graph::GraphNode {
+            name: name.to_string(),
+            depends_on: j.depends_on.iter().map(|d| d.to_string()).collect(),
+            status: Status::NEVER_RUN,
+            condition: j.def.condition,
+        })
+        .collect();
+    let jobs = g
+        .jobs
+        .iter()
+        .map(|(name, j)| {
+            let mut info = vec![j.def.command.clone()];
+            if j.def.condition {
+                info.push("condition".into());
+            }
+            if let Some(m) = j.def.max_attempts.filter(|m| *m > 1) {
+                info.push(format!("max_attempts {m}"));
+            }
+            if j.def.disabled {
+                info.push("disabled".into());
+            }
+            DefJobView {
+                job: name.to_string(),
+                info,
+                depends_on: j.depends_on.join(", "),
+                downstream: j.outputs.join(", "),
+            }
+        })
+        .collect();
+    respond(&SchedulePage {
+        head: Head::new(&ui, format!("{w} schedule"), &Level::Workflow(w.clone())),
+        workflow: w.to_string(),
+        schedule,
+        graph: graph::svg(&nodes),
+        jobs,
+    })
+}

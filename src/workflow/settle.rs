@@ -1,0 +1,240 @@
+//! Settling an instance after progress, through `MasterClient`: make satisfied jobs runnable,
+//! stamp the archive time when it is done, archive it when that time has come or when it was
+//! aborted and nothing runs; and reading how instances ended. The decisions are `plan`'s.
+
+use super::instance::JobToken;
+use super::plan::{self, SettleStep};
+use super::progress::{InstanceTokens, make_runnable, read_instance};
+use super::signal::{Action, Signals};
+use super::status::{Status, instance_status};
+use crate::master::MasterClient;
+use crate::token::name::{self, InstanceId, JobName, JobState, Level, WorkflowName};
+use crate::token::*;
+
+/// What `settle` did to an instance.
+#[derive(Debug, PartialEq)]
+pub enum Settled {
+    Running,
+    /// Done; this call stamped the archive time (the first worker to notice).
+    Finished(InstanceEnd),
+    /// Aborted, and this call archived it.
+    Aborted(InstanceEnd),
+    Archived,
+    Waiting,
+}
+
+/// How an instance ended, for its notification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceEnd {
+    pub status: Status,
+    pub start: Option<f64>,
+    pub end: Option<f64>,
+    /// Every job, by last start.
+    pub jobs: Vec<JobEnd>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobEnd {
+    pub name: JobName,
+    pub last_start: Option<f64>,
+    pub last_end: Option<f64>,
+    /// Whether its last run succeeded; `None` when it never ran.
+    pub succeeded: Option<bool>,
+}
+
+fn summarize(tokens: &InstanceTokens, aborted: bool) -> InstanceEnd {
+    let parsed: Vec<JobToken> = tokens
+        .all
+        .iter()
+        .filter_map(|t| JobToken::parse(t.clone()).ok())
+        .collect();
+    // A finished instance, still live: ABORTED is decided by the caller, which saw the signal.
+    let status = instance_status(&parsed, false, false, true);
+    let mut jobs: Vec<JobEnd> = parsed
+        .iter()
+        .map(|jt| {
+            let last = jt.job.history.last();
+            JobEnd {
+                name: jt.job.name.clone(),
+                last_start: last.map(|r| r.start_time),
+                last_end: last.and_then(|r| r.end_time),
+                succeeded: last.map(|r| r.succeeded()),
+            }
+        })
+        .collect();
+    jobs.sort_by(|a, b| {
+        a.last_start
+            .unwrap_or(f64::MAX)
+            .total_cmp(&b.last_start.unwrap_or(f64::MAX))
+    });
+    InstanceEnd {
+        status: if aborted {
+            Status::ABORTED
+        } else {
+            status.status
+        },
+        start: status.start_time,
+        end: jobs.iter().filter_map(|j| j.last_end).reduce(f64::max),
+        jobs,
+    }
+}
+
+/// Looks at one instance after progress: makes satisfied jobs runnable, stamps the archive time
+/// when it is done, archives it when that time has come or when it was aborted and nothing runs.
+pub async fn settle(
+    client: &dyn MasterClient,
+    w: &WorkflowName,
+    i: &InstanceId,
+    archive_delay_sec: u64,
+) -> Result<Settled, MasterError> {
+    let level = Level::Instance(w.clone(), i.clone());
+    // Cheap first: while a job is runnable or running (and no ABORT is set) there is nothing
+    // to settle. This keeps a completion O(1) instead of re-reading a large instance.
+    let quick = QueryRequest {
+        queries: vec![
+            Query {
+                name_prefix: name::job_state_prefix(w, i, JobState::Runnable),
+                max_tokens: Some(1),
+            },
+            Query {
+                name_prefix: name::signal_token(&level, Action::ABORT),
+                max_tokens: Some(1),
+            },
+        ],
+    };
+    let answer = client.query(quick).await?.tokens;
+    if !answer[0].is_empty() && answer[1].is_empty() {
+        return Ok(Settled::Running);
+    }
+    let tokens = read_instance(client, w, i).await?;
+    if tokens.all.is_empty() {
+        return Ok(Settled::Archived);
+    }
+    let signals = Signals::read(client, &level).await?;
+    match plan::settle_step(&tokens.all, &level, &signals, crate::clock::now()) {
+        SettleStep::RecordAbort(token) => {
+            // An ABORT set for the workflow or everywhere ends this instance too (the original
+            // only archived instance-level aborts, leaving the rest to finish as FAILURE).
+            match client.modify(ModifyRequest::update(vec![token])).await {
+                Ok(_) | Err(MasterError::VersionConflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+            return Ok(Settled::Running); // archived on the next settle, once nothing runs
+        }
+        SettleStep::AwaitLeases => return Ok(Settled::Running),
+        SettleStep::ArchiveAborted => {
+            archive_all(client, &tokens.all).await?;
+            tracing::info!(workflow = %w, instance = %i, "archived aborted instance");
+            return Ok(Settled::Aborted(summarize(&tokens, true)));
+        }
+        SettleStep::Drained => return Ok(Settled::Waiting),
+        SettleStep::MakeRunnable => {}
+    }
+    if make_runnable(client, w, i, &tokens).await? > 0 || !tokens.is_done() {
+        return Ok(Settled::Running);
+    }
+    let archive_name = name::signal_token(&level, Action::ARCHIVE);
+    let Some(archive) = tokens.all.iter().find(|t| t.name == archive_name) else {
+        return Ok(Settled::Waiting); // nothing ran to an end yet (or it was retried)
+    };
+    let now = crate::clock::now_f64();
+    let Some(stamped) = plan::stamp_archive(archive, now + archive_delay_sec as f64) else {
+        let due = super::signal::Signal::from_token(archive)
+            .and_then(|s| s.attributes.timestamp)
+            .is_some_and(|at| at <= now);
+        if !due {
+            return Ok(Settled::Waiting);
+        }
+        archive_all(client, &tokens.all).await?;
+        tracing::info!(workflow = %w, instance = %i, "archived finished instance");
+        return Ok(Settled::Archived);
+    };
+    match client.modify(ModifyRequest::update(vec![stamped])).await {
+        Ok(_) => {
+            tracing::info!(workflow = %w, instance = %i, archive_in_sec = archive_delay_sec, "instance finished");
+            if archive_delay_sec == 0 {
+                let tokens = read_instance(client, w, i).await?;
+                archive_all(client, &tokens.all).await?;
+                tracing::info!(workflow = %w, instance = %i, "archived finished instance");
+            }
+            Ok(Settled::Finished(summarize(&tokens, false)))
+        }
+        Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => Ok(Settled::Waiting),
+        Err(e) => Err(e),
+    }
+}
+
+async fn archive_all(client: &dyn MasterClient, tokens: &[Token]) -> Result<(), MasterError> {
+    let req = ArchiveRequest {
+        tokens: tokens.to_vec(),
+    };
+    match client.archive(req).await {
+        Ok(_) | Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The live instances of `w` that have not finished (no stamped ARCHIVE signal): what
+/// `max_running_instances` limits, for `util start` and the scheduler alike.
+pub async fn running_instances(
+    client: &dyn MasterClient,
+    w: &WorkflowName,
+) -> Result<Vec<InstanceId>, MasterError> {
+    let groups = client
+        .group(GroupRequest {
+            name_prefix: name::workflow_prefix(w),
+            group_suffix: Some("/".into()),
+        })
+        .await?;
+    let instances = name::instances_of_groups(w, groups.counts.keys());
+    if instances.is_empty() {
+        return Ok(instances);
+    }
+    let queries = instances
+        .iter()
+        .map(|i| Query {
+            name_prefix: name::signal_token(
+                &Level::Instance(w.clone(), i.clone()),
+                Action::ARCHIVE,
+            ),
+            max_tokens: None,
+        })
+        .collect();
+    let answers = client.query(QueryRequest { queries }).await?.tokens;
+    let finished = |tokens: &Vec<Token>| {
+        tokens.iter().any(|t| {
+            super::signal::Signal::from_token(t).is_some_and(|s| s.attributes.timestamp.is_some())
+        })
+    };
+    Ok(instances
+        .into_iter()
+        .zip(answers.iter())
+        .filter(|(_, a)| !finished(a))
+        .map(|(i, _)| i)
+        .collect())
+}
+
+/// How an instance ended, from its tokens (live or archived): `None` while it has not finished.
+/// ABORTED when it carries an instance-level ABORT, FAILURE when a job's last run failed.
+pub fn outcome(
+    w: &WorkflowName,
+    i: &InstanceId,
+    tokens: &[Token],
+    archived: bool,
+) -> Option<Status> {
+    let level = Level::Instance(w.clone(), i.clone());
+    let abort = name::signal_token(&level, Action::ABORT);
+    let archive = name::signal_token(&level, Action::ARCHIVE);
+    let aborted = tokens.iter().any(|t| t.name == abort);
+    let stamped = tokens.iter().any(|t| {
+        t.name == archive
+            && super::signal::Signal::from_token(t)
+                .is_some_and(|s| s.attributes.timestamp.is_some())
+    });
+    let jobs: Vec<JobToken> = tokens
+        .iter()
+        .filter_map(|t| JobToken::parse(t.clone()).ok())
+        .collect();
+    let status = instance_status(&jobs, archived, aborted, stamped).status;
+    (status != Status::RUNNING).then_some(status)
+}

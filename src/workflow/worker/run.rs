@@ -1,0 +1,393 @@
+//! Running one claimed job: the signals that stop it before it starts, the execution record,
+//! the command run with its lease renewed and ABORT watched, the cleanup template after a
+//! failure, and the commit of how the run ended ([`RunEnd`]).
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::{Worker, logs};
+use crate::clock;
+use crate::token::name::Level;
+use crate::token::{MasterError, ModifyRequest, Token};
+use crate::workflow::executor::{self, ExecResult, ExecSpec, Report};
+use crate::workflow::instance::JobToken;
+use crate::workflow::job::{ExecutionRecord, Job, customize_command, merged_attributes};
+use crate::workflow::plan;
+use crate::workflow::progress::{self, Committed};
+use crate::workflow::signal::{Action, Signals};
+
+/// How a run ended, for the commit.
+pub enum RunEnd {
+    /// The command ended by itself, whatever its exit code (or it could not run at all).
+    Finished(Job),
+    /// Killed by an ABORT: the job goes back to waiting and the instance ends.
+    Aborted(Job),
+    /// Stopped for shutdown: the job goes back to runnable for another worker.
+    HandedBack(Job),
+    /// The token changed under us: another worker owns the job now. Nothing is written.
+    LostLease,
+}
+
+/// Why the worker stopped a command before it ended by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Aborted,
+    LostLease,
+    HandedBack,
+}
+
+/// A run in progress: the job with its open record (the last), and the token at its latest
+/// version (each renewal advances it).
+struct Running<'a> {
+    jt: &'a JobToken,
+    job: Job,
+    index: usize,
+    token: Token,
+    stop: Option<Stop>,
+    abort: watch::Sender<bool>,
+}
+
+impl Running<'_> {
+    fn record_property(&mut self, key: String, value: String) {
+        let values = self.job.history[self.index]
+            .properties
+            .entry(key)
+            .or_default();
+        if !values.contains(&value) {
+            values.push(value);
+        }
+    }
+
+    fn stop(&mut self, why: Stop) {
+        if self.stop.is_none() {
+            self.stop = Some(why);
+            let _ = self.abort.send(true);
+        }
+    }
+}
+
+impl Worker {
+    pub(super) async fn handle(&self, token: Token, shutdown: &mut watch::Receiver<bool>) {
+        let jt = match JobToken::parse(token) {
+            Ok(jt) => jt,
+            Err(e) => {
+                tracing::error!(error = %e, "claimed a token that is not a readable job; leaving it to its lease");
+                return;
+            }
+        };
+        if let Err(e) = self.handle_job(&jt, shutdown).await {
+            tracing::error!(worker = %self.name, job = %jt.token.name, error = %e, "job handling failed; its lease will expire and another worker will retry it");
+        }
+    }
+
+    async fn handle_job(
+        &self,
+        jt: &JobToken,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), MasterError> {
+        let c = self.client.as_ref();
+        let (w, i) = (&jt.workflow, &jt.instance);
+        let signals = Signals::read(c, &Level::Instance(w.clone(), i.clone())).await?;
+        if signals.is_set(Action::ABORT, 0) {
+            let mut job = jt.job.clone();
+            job.events.clear();
+            progress::commit_failure(c, jt, &job, &self.name, false).await?;
+            return self.settle(w, i).await;
+        }
+        if signals.is_set(Action::DRAIN, 0)
+            || signals.is_set(Action::EXIT, self.settings.generation)
+        {
+            // Hand it back, not claimable for one poll interval, so nobody spins on it.
+            let until = clock::now() + self.settings.poll.as_secs() as i64;
+            c.modify(plan::hold(jt, &self.name, until)).await?;
+            return Ok(());
+        }
+        let dir = logs::instance_dir(&self.settings.logs_dir, w, i);
+        let mut job = jt.job.clone();
+        if let Some(record) = job.history.last_mut().filter(|r| r.end_time.is_none()) {
+            // Its previous worker died or lost its lease mid-run: that attempt failed.
+            record.end_time = Some(clock::now_f64());
+            record.exit_code = Some(1);
+            let message = "executor failed to renew job ownership on time";
+            logs::pinlog(&dir, &jt.job.name, record, message);
+            tracing::warn!(job = %jt.token.name, "previous execution lost its lease; counted as a failed attempt");
+            return self.commit(jt, RunEnd::Finished(job)).await;
+        }
+        let info = if job.disabled {
+            "DISABLED".to_owned()
+        } else {
+            job.command.clone()
+        };
+        let mut record = ExecutionRecord::new(i.clone(), info, clock::now_f64());
+        record.events = std::mem::take(&mut job.events);
+        record.worker = self.name.clone();
+        if job.is_condition() && job.history.len() >= job.max_attempts as usize {
+            let keep = job.max_attempts.saturating_sub(1) as usize;
+            job.history.drain(..job.history.len() - keep);
+        }
+        if job.disabled {
+            record.end_time = Some(record.start_time);
+            record.exit_code = Some(0);
+            job.history.push(record);
+            tracing::info!(job = %jt.token.name, "job is disabled: completed without running");
+            return self.commit(jt, RunEnd::Finished(job)).await;
+        }
+        logs::assign(&dir, &job.name, job.history.len(), &mut record);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            record.end_time = Some(clock::now_f64());
+            record.exit_code = Some(1);
+            tracing::error!(dir = %dir.display(), error = %e, "cannot create the job log directory");
+            job.history.push(record);
+            return self.commit(jt, RunEnd::Finished(job)).await;
+        }
+        job.history.push(record);
+        // The claim already holds the lease. The start (the open record the UI shows as RUNNING,
+        // and that an heir counts if this worker dies) is written by the first lease renewal,
+        // right after the spawn, so it is not on the path from one job to the next.
+        let (jt, end) = self.execute(jt, job, shutdown).await;
+        self.commit(&jt, end).await
+    }
+
+    /// What to run for the open record of `job`: the command with its attributes substituted,
+    /// and Pinball's variables in its environment.
+    fn spec(&self, jt: &JobToken, job: &Job, index: usize) -> ExecSpec {
+        let record = &job.history[index];
+        let attributes = merged_attributes(&record.events);
+        let command = customize_command(&job.command, &attributes).unwrap_or_else(|e| {
+            tracing::warn!(job = %jt.token.name, error = %e, "running the command unsubstituted");
+            job.command.clone()
+        });
+        let mut env = vec![
+            ("PINBALL_WORKFLOW".to_owned(), jt.workflow.to_string()),
+            ("PINBALL_INSTANCE".to_owned(), jt.instance.to_string()),
+            ("PINBALL_JOB".to_owned(), job.name.to_string()),
+            ("PINBALL_EXECUTION".to_owned(), index.to_string()),
+        ];
+        if let Some(url) = &self.settings.base_url {
+            env.push(("PINBALL_BASE_URL".into(), url.clone()));
+        }
+        ExecSpec {
+            command,
+            env,
+            stdout_log: record.logs["stdout"].clone().into(),
+            stderr_log: record.logs["stderr"].clone().into(),
+            abort_timeout: job.abort_timeout_sec.map(Duration::from_secs),
+            warn_timeout: job.warn_timeout_sec.map(Duration::from_secs),
+            kill_grace: self.settings.kill_grace,
+        }
+    }
+
+    /// Runs the command, renewing the lease and watching for ABORT, until it ends. Returns the
+    /// job token at its latest version and how the run ended.
+    async fn execute(
+        &self,
+        jt: &JobToken,
+        job: Job,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> (JobToken, RunEnd) {
+        let index = job.history.len() - 1;
+        let spec = self.spec(jt, &job, index);
+        tracing::info!(worker = %self.name, job = %jt.token.name, execution = index, "job started");
+        let (reports_tx, mut reports) = mpsc::unbounded_channel();
+        let (abort, abort_rx) = watch::channel(false);
+        let run = executor::run(spec, reports_tx, abort_rx);
+        tokio::pin!(run);
+        let mut r = Running {
+            jt,
+            job,
+            index,
+            token: jt.token.clone(),
+            stop: None,
+            abort,
+        };
+        let renew_every = (self.settings.lease / 3).max(Duration::from_secs(1));
+        // The first tick fires at once: it publishes the start.
+        let mut tick = tokio::time::interval(renew_every);
+        let mut shutdown_deadline: Option<Instant> = None;
+        let result = loop {
+            tokio::select! {
+                // The command first: on the first pass this spawns it, before the start is written.
+                biased;
+                result = &mut run => break result,
+                Some(report) = reports.recv() => match report {
+                    Report::Property(k, v) => r.record_property(k, v),
+                    Report::WarnTimeout => {
+                        tracing::warn!(job = %jt.token.name, "job exceeded its warn_timeout_sec");
+                        self.notify_timeout(jt, &r.job, index).await;
+                    }
+                },
+                _ = tick.tick() => self.renew(&mut r).await,
+                _ = shutdown.changed(), if shutdown_deadline.is_none() => {
+                    shutdown_deadline = Some(Instant::now() + self.settings.shutdown_grace);
+                    tracing::info!(job = %jt.token.name, grace_sec = self.settings.shutdown_grace.as_secs(), "shutting down: letting the job finish");
+                },
+                _ = sleep_until(shutdown_deadline), if r.stop.is_none() => r.stop(Stop::HandedBack),
+            }
+        };
+        while let Ok(Report::Property(k, v)) = reports.try_recv() {
+            r.record_property(k, v);
+        }
+        self.finish(r, result).await
+    }
+
+    /// One lease renewal, which also writes the properties printed since the last one, and a
+    /// look at the instance's signals.
+    async fn renew(&self, r: &mut Running<'_>) {
+        let c = self.client.as_ref();
+        let jt = r.jt;
+        let level = Level::Instance(jt.workflow.clone(), jt.instance.clone());
+        if let Ok(s) = Signals::read(c, &level).await
+            && s.is_set(Action::ABORT, 0)
+        {
+            r.stop(Stop::Aborted);
+        }
+        let until = clock::now() + self.settings.lease.as_secs() as i64;
+        let renewed = plan::renewal(jt, &r.job, r.token.version, &self.name, until);
+        match c.modify(ModifyRequest::update(vec![renewed])).await {
+            Ok(mut answer) => r.token = answer.updates.remove(0),
+            Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => {
+                tracing::error!(job = %jt.token.name, "lost the job's lease; killing it");
+                r.stop(Stop::LostLease);
+            }
+            Err(e) => {
+                tracing::warn!(job = %jt.token.name, error = %e, "cannot renew the lease yet")
+            }
+        }
+    }
+
+    /// Closes the open record with how the command ended, runs the cleanup after a failure,
+    /// and says how the run ended.
+    async fn finish(
+        &self,
+        mut r: Running<'_>,
+        result: std::io::Result<ExecResult>,
+    ) -> (JobToken, RunEnd) {
+        let jt = r.jt;
+        let dir = logs::instance_dir(&self.settings.logs_dir, &jt.workflow, &jt.instance);
+        let record = &mut r.job.history[r.index];
+        record.end_time = Some(clock::now_f64());
+        match result {
+            Ok(done) => {
+                record.exit_code = Some(done.exit_code);
+                if let Some(reason) = done.killed_because.filter(|_| r.stop.is_none()) {
+                    logs::pinlog(&dir, &jt.job.name, record, &format!("killed: {reason}"));
+                }
+            }
+            Err(e) => {
+                record.exit_code = Some(1);
+                let message = format!("could not run the command: {e}");
+                logs::pinlog(&dir, &jt.job.name, record, &message);
+            }
+        }
+        let exit_code = record.exit_code;
+        tracing::info!(worker = %self.name, job = %jt.token.name, exit_code, "job ended");
+        if exit_code != Some(0) && r.stop.is_none() {
+            self.cleanup(jt, &mut r.job, r.index).await;
+        }
+        let end = match r.stop {
+            Some(Stop::LostLease) => RunEnd::LostLease,
+            Some(Stop::Aborted) => RunEnd::Aborted(r.job),
+            Some(Stop::HandedBack) => RunEnd::HandedBack(r.job),
+            None => RunEnd::Finished(r.job),
+        };
+        let latest = JobToken {
+            token: r.token,
+            ..jt.clone()
+        };
+        (latest, end)
+    }
+
+    /// Runs the cleanup template after a failed run, with the `kill_id` values it reported.
+    async fn cleanup(&self, jt: &JobToken, job: &mut Job, index: usize) {
+        let Some(template) = job.cleanup_template.clone() else {
+            return;
+        };
+        let record = &mut job.history[index];
+        let kill_ids = record
+            .properties
+            .get("kill_id")
+            .map(|v| v.join(","))
+            .unwrap_or_default();
+        let attributes = [("kill_id".to_string(), kill_ids)].into();
+        let command = customize_command(&template, &attributes).unwrap_or(template);
+        let banner = |which: &str| {
+            format!(
+                "echo '\n<<<<<<<<<<{which} of cleanup code logs>>>>>>>>>>'; echo '\n<<<<<<<<<<{which} of cleanup code logs>>>>>>>>>>' >&2"
+            )
+        };
+        let spec = ExecSpec {
+            command: format!(
+                "{}; {{ {command}\n}}; rc=$?; {}; exit $rc",
+                banner("Start"),
+                banner("End")
+            ),
+            env: vec![
+                ("PINBALL_WORKFLOW".into(), jt.workflow.to_string()),
+                ("PINBALL_INSTANCE".into(), jt.instance.to_string()),
+                ("PINBALL_JOB".into(), job.name.to_string()),
+            ],
+            stdout_log: record.logs["stdout"].clone().into(),
+            stderr_log: record.logs["stderr"].clone().into(),
+            abort_timeout: Some(Duration::from_secs(600)),
+            warn_timeout: None,
+            kill_grace: self.settings.kill_grace,
+        };
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let (_abort, abort_rx) = watch::channel(false);
+        record.cleanup_exit_code = Some(
+            executor::run(spec, tx, abort_rx)
+                .await
+                .map_or(1, |r| r.exit_code),
+        );
+    }
+
+    async fn commit(&self, jt: &JobToken, end: RunEnd) -> Result<(), MasterError> {
+        let c = self.client.as_ref();
+        let (job, committed) = match end {
+            RunEnd::LostLease => (None, Committed::LostLease),
+            RunEnd::HandedBack(job) => {
+                c.modify(plan::hand_back(jt, &job)).await?;
+                tracing::info!(job = %jt.token.name, "handed the job back for another worker");
+                return Ok(());
+            }
+            RunEnd::Finished(job) if job.history.last().is_some_and(ExecutionRecord::succeeded) => {
+                let committed = progress::commit_success(c, jt, &job, &self.name).await?;
+                (None, committed)
+            }
+            RunEnd::Finished(job) if job.can_retry() => {
+                tracing::info!(job = %jt.token.name, delay_sec = job.retry_delay_sec, "job failed; it will be retried");
+                let committed = progress::commit_failure(c, jt, &job, &self.name, true).await?;
+                (None, committed)
+            }
+            RunEnd::Finished(job) => {
+                tracing::warn!(job = %jt.token.name, "job failed with no attempts left");
+                let committed = progress::commit_failure(c, jt, &job, &self.name, false).await?;
+                (Some(job), committed)
+            }
+            RunEnd::Aborted(job) => {
+                let committed = progress::commit_failure(c, jt, &job, &self.name, false).await?;
+                let failed = !job.history.last().is_some_and(ExecutionRecord::succeeded);
+                (failed.then_some(job), committed)
+            }
+        };
+        if committed == Committed::LostLease {
+            tracing::warn!(job = %jt.token.name, "another worker owns this job now; this result is dropped");
+            return Ok(());
+        }
+        if let Some(job) = job {
+            // A final failure (or an abort) is worth an email; a success or a retry is not.
+            self.notify_failure(jt, &job, committed == Committed::FirstFailure)
+                .await;
+        }
+        self.settle(&jt.workflow, &jt.instance).await
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

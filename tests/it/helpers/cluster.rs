@@ -1,0 +1,208 @@
+//! A cluster in one test: a master over real HTTP, real workers running real shell commands,
+//! the workflows of a YAML text imported, and what a user would look at (an instance's jobs,
+//! live or archived; its logs).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pinball::cli::util::{UtilArgs, UtilCommand};
+use pinball::config::Config;
+use pinball::master::{HttpMasterClient, MasterClient};
+use pinball::parser;
+use pinball::storage::{self, Table};
+use pinball::token::Token;
+use pinball::token::name;
+use pinball::workflow::definition;
+use pinball::workflow::instance::JobToken;
+use pinball::workflow::job::ExecutionRecord;
+use pinball::workflow::worker::{WorkerSettings, run_workers};
+use tokio::sync::watch;
+
+use super::{TestApp, inst, job, spawn_app, spawn_app_on, started_instance, unique_master, wf};
+
+pub struct Cluster {
+    pub app: TestApp,
+    pub client: HttpMasterClient,
+    pub logs: tempfile::TempDir,
+    pub stop: watch::Sender<bool>,
+    pub workers: Option<tokio::task::JoinHandle<()>>,
+    _db: tempfile::TempDir,
+}
+
+pub fn settings(logs: &std::path::Path, archive_delay_sec: u64) -> WorkerSettings {
+    WorkerSettings {
+        generation: 1,
+        lease: Duration::from_secs(3),
+        poll: Duration::from_millis(300),
+        logs_dir: logs.to_path_buf(),
+        archive_delay_sec,
+        base_url: None,
+        kill_grace: Duration::from_millis(500),
+        shutdown_grace: Duration::from_secs(2),
+        mailer: None,
+        ui_link: "http://localhost:8080".into(),
+    }
+}
+
+/// A master, `workers` workers, and the workflows of `yaml` imported.
+pub async fn cluster(yaml: &str, workers: usize, archive_delay_sec: u64) -> Cluster {
+    cluster_on(None, yaml, workers, archive_delay_sec).await
+}
+
+/// The same on the database `url` (a fresh SQLite file when `None`).
+pub async fn cluster_on(
+    url: Option<&str>,
+    yaml: &str,
+    workers: usize,
+    archive_delay_sec: u64,
+) -> Cluster {
+    let db = tempfile::tempdir().unwrap();
+    let app = match url {
+        Some(url) => {
+            spawn_app_on(
+                url,
+                &unique_master("wf"),
+                pinball::master::api::DEFAULT_MAX_REQUEST_BYTES,
+            )
+            .await
+        }
+        None => spawn_app(&db).await,
+    };
+    let client = app.client.clone();
+    let defs = parser::parse_yaml(yaml, "test.yaml").unwrap();
+    definition::import(&client, &defs).await.unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let worker_client: Arc<dyn MasterClient> = Arc::new(client.clone());
+    let s = settings(logs.path(), archive_delay_sec);
+    let handle =
+        (workers > 0).then(|| tokio::spawn(run_workers(worker_client, s, workers, stopped)));
+    Cluster {
+        app,
+        client,
+        logs,
+        stop,
+        workers: handle,
+        _db: db,
+    }
+}
+
+/// `pinball util -f COMMAND` with these arguments.
+pub fn util(command: UtilCommand, w: Option<&str>, i: Option<&str>, jobs: &[&str]) -> UtilArgs {
+    UtilArgs {
+        command,
+        force: true,
+        workflow: w.map(wf),
+        instance: i.map(inst),
+        jobs: jobs.iter().map(|j| job(j)).collect(),
+        execution: None,
+        age_days: 28,
+    }
+}
+
+impl Cluster {
+    pub async fn util(
+        &self,
+        command: UtilCommand,
+        w: Option<&str>,
+        i: Option<&str>,
+        jobs: &[&str],
+    ) -> String {
+        self.util_with(util(command, w, i, jobs)).await
+    }
+
+    /// The configuration a `pinball util` of this cluster runs with (its database and logs).
+    pub fn config(&self) -> Config {
+        Config {
+            database_url: Some(pinball::config::Secret(self.app.url.clone())),
+            master_name: self.app.master_name.clone(),
+            local_logs_dir_prefix: Some(self.logs.path().display().to_string()),
+            job_log_path_prefix: String::new(),
+            ..Config::default()
+        }
+    }
+
+    pub async fn util_with(&self, args: UtilArgs) -> String {
+        pinball::cli::util::run(&args, &self.config(), &self.client)
+            .await
+            .unwrap_or_else(|e| panic!("util {:?}: {}", args.command, e.message))
+    }
+
+    pub async fn start(&self, w: &str) -> String {
+        started_instance(&self.util(UtilCommand::Start, Some(w), None, &[]).await)
+    }
+
+    /// The instance's job tokens, live or archived, by job name.
+    pub async fn jobs(&self, w: &str, i: &str) -> BTreeMap<String, JobToken> {
+        let prefix = name::job_prefix(&wf(w), &inst(i));
+        let mut tokens = self.client.query_prefix(&prefix).await.unwrap();
+        if tokens.is_empty() {
+            let store = storage::open(&self.app.url).unwrap();
+            tokens = store
+                .read(&self.app.master_name, Table::Archived, &prefix)
+                .await
+                .unwrap();
+        }
+        tokens
+            .into_iter()
+            .map(|t| JobToken::parse(t).unwrap())
+            .map(|jt| (jt.job.name.to_string(), jt))
+            .collect()
+    }
+
+    /// Waits until the instance is archived; returns its archived tokens.
+    pub async fn archived(&self, w: &str, i: &str, within: Duration) -> Vec<Token> {
+        let store = storage::open(&self.app.url).unwrap();
+        let prefix = name::instance_prefix(&wf(w), &inst(i));
+        let started = Instant::now();
+        loop {
+            let live = self.client.query_prefix(&prefix).await.unwrap();
+            if live.is_empty() {
+                return store
+                    .read(&self.app.master_name, Table::Archived, &prefix)
+                    .await
+                    .unwrap();
+            }
+            assert!(
+                started.elapsed() < within,
+                "instance {w}/{i} was not archived within {within:?}; live tokens: {:#?}",
+                live.iter().map(|t| &t.name).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until `check` holds for the instance's live tokens.
+    pub async fn wait_for(
+        &self,
+        w: &str,
+        i: &str,
+        within: Duration,
+        what: &str,
+        check: impl Fn(&[Token]) -> bool,
+    ) -> Vec<Token> {
+        let prefix = name::instance_prefix(&wf(w), &inst(i));
+        let started = Instant::now();
+        loop {
+            let live = self.client.query_prefix(&prefix).await.unwrap();
+            if check(&live) {
+                return live;
+            }
+            assert!(started.elapsed() < within, "{what}: not within {within:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log(&self, record: &ExecutionRecord, kind: &str) -> String {
+        std::fs::read_to_string(&record.logs[kind]).unwrap_or_default()
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(w) = self.workers.take() {
+            w.await.unwrap();
+        }
+        self.app.stop().await;
+    }
+}

@@ -1,0 +1,111 @@
+//! What the integration tests share: a master over real HTTP (`app`), a master with workers and
+//! imported workflows (`cluster`), `pinball` processes (`process`), waiting on a condition
+//! (`wait_until`), and names from test literals.
+
+mod app;
+mod cluster;
+mod process;
+
+use std::time::{Duration, Instant};
+
+use pinball::master::client::RetryPolicy;
+use pinball::token::Token;
+use pinball::token::name::{InstanceId, JobName, WorkflowName};
+use tempfile::TempDir;
+
+pub use app::*;
+pub use cluster::*;
+pub use process::*;
+
+/// A workflow name from a test literal.
+pub fn wf(s: &str) -> WorkflowName {
+    WorkflowName::parse(s).unwrap()
+}
+
+/// An instance id from a test literal.
+pub fn inst(s: &str) -> InstanceId {
+    InstanceId::parse(s).unwrap()
+}
+
+/// A job name from a test literal.
+pub fn job(s: &str) -> JobName {
+    JobName::parse(s).unwrap()
+}
+
+/// Waits until `check` holds, looking every 100 ms; fails the test after `within`.
+pub async fn wait_until<F: std::future::Future<Output = bool>>(
+    within: Duration,
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The MariaDB URL tests may use, or `None` (with a visible message) when it is not set.
+pub fn mysql_url(test: &str) -> Option<String> {
+    match std::env::var("PINBALL_TEST_MYSQL_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("SKIPPED (MySQL part of {test}): PINBALL_TEST_MYSQL_URL is not set");
+            None
+        }
+    }
+}
+
+/// The instance `util start` reports ("exported workflow W instance I.  Its tokens ...").
+pub fn started_instance(out: &str) -> String {
+    out.split(" instance ")
+        .nth(1)
+        .and_then(|s| s.split('.').next())
+        .unwrap_or_else(|| panic!("util start said: {out}"))
+        .to_owned()
+}
+
+/// A master name no other test uses, so tests can share one MariaDB database.
+pub fn unique_master(prefix: &str) -> String {
+    format!("{prefix}_{}_{}", std::process::id(), fastrand::u32(..))
+}
+
+/// The database URLs a backend-independent test runs against: a fresh SQLite file always,
+/// MariaDB when configured.
+pub fn backends(dir: &TempDir, test: &str) -> Vec<String> {
+    let mut urls = vec![format!(
+        "sqlite://{}",
+        dir.path().join("pinball.db").display()
+    )];
+    urls.extend(mysql_url(test));
+    urls
+}
+
+pub fn quick_policy() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 3,
+        initial_backoff: Duration::from_millis(20),
+        ..Default::default()
+    }
+}
+
+pub fn token(name: &str) -> Token {
+    Token::new(name, Some(format!("data of {name}")))
+}
+
+/// POSTs a raw body and returns the status and the parsed JSON answer.
+pub async fn post_raw(url: &str, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let json = response.json().await.unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+pub fn now() -> i64 {
+    pinball::clock::now()
+}

@@ -1,0 +1,78 @@
+//! `pinball` as a separate process, started from the built binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+/// A `pinball` process started from the built binary, with its stderr drained in the background.
+pub struct Process {
+    pub child: tokio::process::Child,
+    pub port: u16,
+}
+
+/// Writes a configuration file for a master on port 0 with the given database.
+pub fn write_config(dir: &Path, url: &str, master_name: &str) -> PathBuf {
+    let path = dir.join(format!("{master_name}.yaml"));
+    std::fs::write(
+        &path,
+        format!("database_url: {url}\nmaster_port: 0\nmaster_name: {master_name}\n"),
+    )
+    .unwrap();
+    path
+}
+
+/// Starts `pinball -c CONFIG -m master` and waits for the line that says where it listens.
+pub async fn start_master_process(config: &Path) -> Process {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
+        .args(["-c", config.to_str().unwrap(), "-m", "master"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the pinball binary starts");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = loop {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the master logs its address within a minute")
+            .unwrap()
+            .expect("the master exited before listening");
+        if let Some(addr) = line.split("master listening addr=").nth(1) {
+            break addr.trim().rsplit(':').next().unwrap().parse().unwrap();
+        }
+    };
+    // Keep reading, so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Process { child, port }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn spawn_pinball(args: &[&str], dir: &Path) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+pub async fn pinball_out(args: &[&str], dir: &Path) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap()
+}
