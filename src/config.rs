@@ -10,6 +10,8 @@ use serde::Deserialize;
 
 /// The default database: an SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://pinball.db";
+/// Default largest request body: 64 MiB (job histories make tokens large).
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 << 20;
 
 /// Keys of the original Pinball that this one does not use; accepted with a warning.
 const OBSOLETE_KEYS: &[(&str, &str)] = &[
@@ -136,7 +138,7 @@ impl Default for Config {
             smtp_ssl: false,
             databases: None,
             database_url: None,
-            max_request_bytes: crate::master::api::DEFAULT_MAX_REQUEST_BYTES,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             client_connect_attempts: 10,
             client_timeout_sec: 60,
             max_backoff_client_reconnect_sec: 5,
@@ -296,17 +298,6 @@ impl Config {
             .map(PathBuf::from)
             .unwrap_or_else(std::env::temp_dir);
         root.join(&self.job_log_path_prefix)
-    }
-
-    pub fn client_policy(&self) -> crate::master::client::RetryPolicy {
-        crate::master::client::RetryPolicy {
-            attempts: self.client_connect_attempts,
-            max_backoff: std::time::Duration::from_secs(
-                self.max_backoff_client_reconnect_sec.max(1),
-            ),
-            timeout: std::time::Duration::from_secs(self.client_timeout_sec.max(1)),
-            ..Default::default()
-        }
     }
 }
 

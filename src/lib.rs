@@ -1,22 +1,28 @@
 //! Pinball: a workflow manager in one binary.
 //!
-//! Module map, and who may depend on whom:
+//! The modules, bottom to top, and which each may use (`layers::tests` reads this table and
+//! fails when a module's `crate::` paths reach one it may not, or when the table has a cycle):
 //!
-//! | module    | owns                                                          | may use           |
-//! |-----------|---------------------------------------------------------------|-------------------|
-//! | `master`  | LAYER 1, the token master: state, single writer, HTTP API, `MasterClient`; knows nothing about workflows | `storage` |
-//! | `storage` | persistence behind one trait (SQLite, MySQL/MariaDB)           | (nothing)         |
-//! | `config`  | the typed YAML configuration                                  | (nothing)         |
-//! | `modes`   | runs the components a `-m` list names, in one process         | everything above  |
-//! | `cli`     | the command line; reaches the master only via `MasterClient`  | `master::client`  |
-//! | `timefmt` | UTC formatting                                                | (nothing)         |
-//! | `workflow`| LAYER 2: names, job/signal data, workers, progress, definitions | `master::client`, `parser` |
-//! | `parser`  | YAML/JSON workflow definitions -> validated graphs            | `workflow::name`, `scheduler::schedule` |
-//! | `scheduler` | schedules, overrun policies, the loop (`-m scheduler`)     | `parser`, `workflow`, `master::client` |
-//! | `ui`      | statuses shown to users (pages and read API: issue 5)          | `workflow`        |
+//! | module      | owns                                                                  | may use |
+//! |-------------|-----------------------------------------------------------------------|---------|
+//! | `clock`     | the wall clock and UTC text (jiff)                                     | |
+//! | `token`     | the token, the master API's types and errors, every token name (`name`) | |
+//! | `config`    | the typed YAML configuration                                           | `token` |
+//! | `storage`   | persistence behind one trait: SQLite, MySQL/MariaDB, migrations        | `token` `clock` |
+//! | `master`    | LAYER 1, the token master: state, single writer, HTTP API, `MasterClient` | `token` `clock` `config` `storage` |
+//! | `schedule`  | the schedule model: recurrences, cron, policies, `fire(now)`           | `token` `clock` |
+//! | `parser`    | YAML/JSON workflow definitions -> validated graphs                    | `token` `config` `schedule` |
+//! | `email`     | sending notification emails                                           | `config` `clock` |
+//! | `workflow`  | LAYER 2 on `MasterClient`: job and signal data, statuses, planners, the worker | `token` `clock` `config` `master` `schedule` `parser` `email` |
+//! | `ops`       | the operator's commands (start, retry, abort, drain, poison, ...)      | `token` `clock` `config` `master` `storage` `schedule` `parser` `workflow` |
+//! | `scheduler` | the loop over schedule tokens (`-m scheduler`)                        | `token` `clock` `config` `master` `storage` `schedule` `workflow` `ops` `email` |
+//! | `ui`        | the dashboard: read model, pages, read API, actions (`-m ui`)          | `token` `clock` `config` `master` `storage` `schedule` `parser` `workflow` `ops` |
+//! | `cli`       | the command line: parses, confirms, calls `ops` and prints             | `token` `clock` `config` `master` `parser` `ops` |
+//! | `modes`     | runs the components a `-m` list names, in one process                 | `token` `clock` `config` `master` `storage` `schedule` `parser` `email` `workflow` `ops` `scheduler` `ui` |
 //!
-//! Only `master` writes through `storage`; the UI (to come) reads through it. Nothing depends
-//! on `cli` or `modes`.
+//! Storage is written by the master and read by the UI's read model and, for archived
+//! instances only, by `ops` and the scheduler; every other component reaches the master
+//! through `MasterClient`. Nothing depends on `cli` or `modes`.
 
 pub mod cli;
 pub mod clock;
@@ -32,3 +38,6 @@ pub mod storage;
 pub mod token;
 pub mod ui;
 pub mod workflow;
+
+#[cfg(test)]
+mod layers;

@@ -49,14 +49,18 @@ async fn run(cli: Cli) -> Result<String, CliError> {
                 .clone()
                 .unwrap_or_else(|| config.master_host.clone());
             let port = args.port.unwrap_or(config.master_port);
-            let client = HttpMasterClient::new(&host, port, config.client_policy());
+            let client = HttpMasterClient::new(
+                &host,
+                port,
+                pinball::master::client::RetryPolicy::from_config(&config),
+            );
             cli::token::run(&args, &client).await
         }
         (None, Some(Command::Util(args))) => {
             let client = HttpMasterClient::new(
                 &config.master_host,
                 config.master_port,
-                config.client_policy(),
+                pinball::master::client::RetryPolicy::from_config(&config),
             );
             cli::util::run(&args, &config, &client).await
         }
@@ -69,7 +73,7 @@ async fn run(cli: Cli) -> Result<String, CliError> {
             let client = HttpMasterClient::new(
                 &config.master_host,
                 config.master_port,
-                config.client_policy(),
+                pinball::master::client::RetryPolicy::from_config(&config),
             );
             if !cli::confirm("import the workflow definitions", args.force)? {
                 return Ok("not confirmed; nothing changed\n".into());

@@ -90,7 +90,7 @@ pub async fn run(
                     None => Arc::new(HttpMasterClient::new(
                         &config.master_host,
                         config.master_port,
-                        config.client_policy(),
+                        crate::master::client::RetryPolicy::from_config(&config),
                     )),
                 };
                 if let Some(m) = &local {
@@ -111,7 +111,7 @@ pub async fn run(
                     None => Arc::new(HttpMasterClient::new(
                         &config.master_host,
                         config.master_port,
-                        config.client_policy(),
+                        crate::master::client::RetryPolicy::from_config(&config),
                     )),
                 };
                 let url = config.database_url().map_err(anyhow::Error::msg)?;

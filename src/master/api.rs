@@ -15,8 +15,7 @@ use super::service::Master;
 use crate::token::MasterError;
 use crate::token::*;
 
-/// Default largest request body: 64 MiB (job histories make tokens large).
-pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 << 20;
+pub use crate::config::DEFAULT_MAX_REQUEST_BYTES;
 
 pub fn router(master: Master, max_request_bytes: usize) -> Router {
     Router::new()

@@ -57,6 +57,18 @@ pub struct RetryPolicy {
     pub timeout: Duration,
 }
 
+impl RetryPolicy {
+    /// The policy the configuration's `client_*` keys describe.
+    pub fn from_config(c: &crate::config::Config) -> RetryPolicy {
+        RetryPolicy {
+            attempts: c.client_connect_attempts,
+            max_backoff: Duration::from_secs(c.max_backoff_client_reconnect_sec.max(1)),
+            timeout: Duration::from_secs(c.client_timeout_sec.max(1)),
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {

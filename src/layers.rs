@@ -1,0 +1,136 @@
+//! The layer test: every `crate::` path in `src/` against the table in `lib.rs`. A module may
+//! use only the modules its row names; the table itself must be free of cycles.
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::{Path, PathBuf};
+
+    type Map = BTreeMap<String, BTreeSet<String>>;
+
+    fn src() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+    }
+
+    /// The rows of lib.rs's table: module -> the modules it may use.
+    fn allowed() -> Map {
+        let lib = std::fs::read_to_string(src().join("lib.rs")).unwrap();
+        let mut map = Map::new();
+        for line in lib.lines().filter_map(|l| l.strip_prefix("//! | `")) {
+            let cells: Vec<&str> = line.split('|').collect();
+            let module = cells[0].trim().trim_end_matches('`').to_owned();
+            let uses = cells[2]
+                .split('`')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            map.insert(module, uses);
+        }
+        map
+    }
+
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// Every top-level module each module's files name with `crate::`.
+    fn used() -> Map {
+        let root = src();
+        let mut files = Vec::new();
+        rust_files(&root, &mut files);
+        let mut map = Map::new();
+        for file in files {
+            let rel = file.strip_prefix(&root).unwrap();
+            let first = rel
+                .components()
+                .next()
+                .unwrap()
+                .as_os_str()
+                .to_string_lossy();
+            let module = first.trim_end_matches(".rs").to_owned();
+            if module == "lib" || module == "main" || module == "layers" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).unwrap();
+            let uses = map.entry(module.clone()).or_default();
+            for (at, _) in text.match_indices("crate::") {
+                let name: String = text[at + 7..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() && name != module {
+                    uses.insert(name);
+                }
+            }
+        }
+        map
+    }
+
+    #[test]
+    fn every_module_uses_only_the_layers_below_it() {
+        let allowed = allowed();
+        assert!(
+            allowed.len() >= 14,
+            "the table in lib.rs was not found: {allowed:?}"
+        );
+        let mut wrong = Vec::new();
+        for (module, uses) in used() {
+            let Some(may) = allowed.get(&module) else {
+                wrong.push(format!("{module} is not in lib.rs's table"));
+                continue;
+            };
+            for u in uses.difference(may) {
+                wrong.push(format!("{module} uses {u}"));
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "imports the layer map forbids: {wrong:#?}"
+        );
+    }
+
+    #[test]
+    fn the_layer_map_has_no_cycle() {
+        let allowed = allowed();
+        // Repeatedly remove modules whose every dependency is already removed.
+        let mut left = allowed.clone();
+        while !left.is_empty() {
+            let ready: Vec<String> = left
+                .iter()
+                .filter(|(_, uses)| uses.iter().all(|u| !left.contains_key(u)))
+                .map(|(m, _)| m.clone())
+                .collect();
+            assert!(!ready.is_empty(), "a cycle among {:?}", left.keys());
+            for m in ready {
+                left.remove(&m);
+            }
+        }
+        for uses in allowed.values() {
+            for u in uses {
+                assert!(allowed.contains_key(u), "{u} is used but has no row");
+            }
+            assert!(
+                !uses.contains("cli") && !uses.contains("modes"),
+                "nothing uses cli or modes"
+            );
+        }
+    }
+
+    #[test]
+    fn the_test_sees_a_forbidden_import() {
+        // The checker itself: a planted `crate::ui` in storage would be caught.
+        let mut used = used();
+        used.get_mut("storage").unwrap().insert("ui".into());
+        let allowed = allowed();
+        let storage = &used["storage"];
+        assert!(storage.difference(&allowed["storage"]).any(|u| u == "ui"));
+    }
+}
