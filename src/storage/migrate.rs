@@ -1,55 +1,116 @@
-//! A small migration runner: each backend's numbered SQL files are embedded at build time and
-//! applied once, in order, recorded in `pinball_migrations`. (`sqlx::migrate!` would need sqlx's
-//! macros feature, which compiles both database drivers a second time for the build host.)
+//! Schema migrations, per backend, with sqlx's migrator: the numbered SQL files under
+//! `migrations/<backend>/` are embedded at build time and applied once, in order, each in its
+//! own transaction where the database allows (MySQL commits DDL implicitly; sqlx then marks a
+//! half-applied migration dirty rather than run it twice), checksummed (an edited migration
+//! is refused) and under the database's migration lock. Built with `Migrator::with_migrations`
+//! rather than `sqlx::migrate!`, which needs the `macros` feature: that would compile both
+//! database drivers a second time for the build host.
 
-/// One migration: its number, a description, and its statements separated by `;` at line ends.
-pub struct Migration {
-    pub version: i64,
-    pub description: &'static str,
-    pub sql: &'static str,
+use std::borrow::Cow;
+use std::time::Duration;
+
+use sqlx::migrate::{Migrate, MigrateError, Migration, MigrationType, Migrator};
+use sqlx::{Database, Pool, SqlSafeStr};
+
+use super::StorageError;
+
+fn migration(version: i64, description: &'static str, sql: &'static str) -> Migration {
+    Migration::new(
+        version,
+        Cow::Borrowed(description),
+        MigrationType::Simple,
+        sql.into_sql_str(),
+        false,
+    )
 }
 
-pub const SQLITE: &[Migration] = &[
-    Migration {
-        version: 1,
-        description: "tokens",
-        sql: include_str!("../../migrations/sqlite/0001_tokens.sql"),
-    },
-    Migration {
-        version: 2,
-        description: "instance summaries",
-        sql: include_str!("../../migrations/sqlite/0002_instance_summaries.sql"),
-    },
-];
+pub fn sqlite() -> Migrator {
+    Migrator::with_migrations(vec![
+        migration(
+            1,
+            "tokens",
+            include_str!("../../migrations/sqlite/0001_tokens.sql"),
+        ),
+        migration(
+            2,
+            "instance summaries",
+            include_str!("../../migrations/sqlite/0002_instance_summaries.sql"),
+        ),
+    ])
+}
 
-pub const MYSQL: &[Migration] = &[
-    Migration {
-        version: 1,
-        description: "tokens",
-        sql: include_str!("../../migrations/mysql/0001_tokens.sql"),
-    },
-    Migration {
-        version: 2,
-        description: "instance summaries",
-        sql: include_str!("../../migrations/mysql/0002_instance_summaries.sql"),
-    },
-];
+pub fn mysql() -> Migrator {
+    Migrator::with_migrations(vec![
+        migration(
+            1,
+            "tokens",
+            include_str!("../../migrations/mysql/0001_tokens.sql"),
+        ),
+        migration(
+            2,
+            "instance summaries",
+            include_str!("../../migrations/mysql/0002_instance_summaries.sql"),
+        ),
+    ])
+}
 
-impl Migration {
-    /// The statements of the file, comments and blank lines dropped.
-    pub fn statements(&self) -> Vec<String> {
-        let without_comments: String = self
-            .sql
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("--"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        without_comments
-            .split(";\n")
-            .map(|s| s.trim().trim_end_matches(';').trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect()
+/// The highest version the runner of earlier versions recorded (its table does not exist on a
+/// database it never migrated; its migrations are the same files).
+pub const LEGACY_VERSION: &str = "SELECT MAX(version) FROM pinball_migrations";
+
+/// Applies what is missing. A database migrated by an earlier Pinball (`legacy`: the highest
+/// version its own runner recorded) has those versions marked applied first, without running
+/// them again. Another process migrating the same database at the same moment can make one
+/// attempt fail (SQLite has no migration lock); the next attempt then finds the work done.
+pub async fn run<DB: Database>(
+    migrator: &Migrator,
+    pool: &Pool<DB>,
+    legacy: Option<i64>,
+) -> Result<(), StorageError>
+where
+    DB::Connection: Migrate,
+{
+    let mut attempt = 1;
+    loop {
+        let result = async {
+            let mut conn = pool.acquire().await?;
+            if let Some(done) = legacy {
+                adopt_legacy(migrator, &mut *conn, done).await?;
+            }
+            migrator.run_direct(None, &mut *conn, false).await
+        }
+        .await;
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 3 && !matches!(e, MigrateError::VersionMismatch(_)) => {
+                tracing::warn!(error = %e, attempt, "database migration failed; trying again");
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(StorageError::Migration(e.to_string())),
+        }
     }
+}
+
+/// Marks versions up to `done` as applied, once: only while the migrator's table is empty.
+async fn adopt_legacy<C: Migrate>(
+    migrator: &Migrator,
+    conn: &mut C,
+    done: i64,
+) -> Result<(), MigrateError> {
+    conn.ensure_migrations_table(&migrator.table_name).await?;
+    if !conn
+        .list_applied_migrations(&migrator.table_name)
+        .await?
+        .is_empty()
+    {
+        return Ok(());
+    }
+    tracing::info!(
+        version = done,
+        "adopting the schema version recorded by an earlier Pinball"
+    );
+    migrator.run_direct(Some(done), conn, true).await
 }
 
 #[cfg(test)]
@@ -57,22 +118,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_migration_file_splits_into_its_statements() {
-        let count = |ms: &[Migration]| -> Vec<(i64, usize)> {
-            ms.iter()
-                .map(|m| (m.version, m.statements().len()))
+    fn every_backend_has_the_same_numbered_migrations() {
+        let versions = |m: &Migrator| -> Vec<(i64, String)> {
+            m.iter()
+                .map(|m| (m.version, m.description.to_string()))
                 .collect()
         };
-        assert_eq!(count(SQLITE), [(1, 3), (2, 6)]);
-        assert_eq!(count(MYSQL), [(1, 3), (2, 3)]);
-        for m in SQLITE.iter().chain(MYSQL) {
-            for stmt in m.statements() {
-                assert!(
-                    stmt.starts_with("CREATE ") || stmt.starts_with("INSERT INTO archive_queue"),
-                    "migration {}: {stmt}",
-                    m.version
-                );
-            }
-        }
+        assert_eq!(versions(&sqlite()), versions(&mysql()));
+        assert_eq!(versions(&sqlite()).len(), 2);
     }
 }

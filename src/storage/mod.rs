@@ -4,6 +4,7 @@
 
 mod migrate;
 mod mysql;
+mod sql;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -23,8 +24,8 @@ pub enum StorageError {
     CommitUnknown(String),
     #[error("invalid database URL {url}: {reason}")]
     BadUrl { url: String, reason: String },
-    #[error("database schema migration {version} failed: {reason}")]
-    Migration { version: i64, reason: String },
+    #[error("database schema migration failed: {0}")]
+    Migration(String),
 }
 
 impl From<sqlx::Error> for StorageError {
@@ -91,62 +92,12 @@ pub struct InstanceSummary {
     pub data: String,
 }
 
-/// What the archive queue records for an archived name: its first three path segments
-/// (`/workflow/W/I/` for an instance's tokens), or the whole name when it is shorter.
-pub fn archive_prefix(name: &str) -> &str {
-    match name.match_indices('/').nth(3) {
-        Some((at, _)) => &name[..=at],
-        None => name,
-    }
-}
-
-/// Statements both dialects share.
-mod sql {
-    /// The distinct workflows with summaries, by skipping through the index (a recursive
-    /// query: one index seek per workflow instead of a scan of every summary).
-    pub const SUMMARY_WORKFLOWS: &str = "WITH RECURSIVE w(name) AS ( \
-         SELECT MIN(workflow) FROM instance_summaries WHERE master = ? \
-         UNION ALL SELECT (SELECT MIN(workflow) FROM instance_summaries \
-         WHERE master = ? AND workflow > w.name) FROM w WHERE w.name IS NOT NULL) \
-         SELECT name FROM w WHERE name IS NOT NULL";
-    pub const LATEST_SUMMARY: &str = "SELECT prefix, workflow, instance, status, start_time, \
-         end_time, sort_time, data FROM instance_summaries WHERE master = ? AND workflow = ? \
-         ORDER BY sort_time DESC, instance DESC LIMIT 1";
-    pub const SUMMARY_PAGE: &str = "SELECT prefix, workflow, instance, status, start_time, \
-         end_time, sort_time, data FROM instance_summaries WHERE master = ? AND workflow = ? \
-         ORDER BY instance DESC LIMIT ? OFFSET ?";
-    pub const SUMMARY_COUNT: &str =
-        "SELECT COUNT(*) FROM instance_summaries WHERE master = ? AND workflow = ?";
-    pub const ARCHIVE_QUEUE: &str =
-        "SELECT seq, prefix FROM archive_queue WHERE master = ? ORDER BY seq LIMIT ?";
-    pub const DROP_QUEUE: &str = "DELETE FROM archive_queue WHERE master = ? AND seq <= ?";
-    pub const DELETE_SUMMARY: &str =
-        "DELETE FROM instance_summaries WHERE master = ? AND prefix = ?";
-    pub const DELETE_SUMMARIES_UNDER: &str =
-        "DELETE FROM instance_summaries WHERE master = ? AND prefix >= ? AND prefix < ?";
-}
-
-fn summary_from_row<R: sqlx::Row>(row: &R) -> Result<InstanceSummary, sqlx::Error>
-where
-    usize: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    Ok(InstanceSummary {
-        prefix: row.try_get(0)?,
-        workflow: row.try_get(1)?,
-        instance: row.try_get(2)?,
-        status: row.try_get(3)?,
-        start_time: row.try_get(4)?,
-        end_time: row.try_get(5)?,
-        sort_time: row.try_get(6)?,
-        data: row.try_get(7)?,
-    })
-}
-
 /// The distinct archive prefixes of a batch's archived rows, in order.
 fn archive_prefixes<'a>(rows: &[TokenRef<'a>]) -> Vec<&'a str> {
-    let mut out: Vec<&str> = rows.iter().map(|t| archive_prefix(t.name)).collect();
+    let mut out: Vec<&str> = rows
+        .iter()
+        .map(|t| crate::token::name::archive_prefix(t.name))
+        .collect();
     out.sort_unstable();
     out.dedup();
     out
@@ -294,19 +245,6 @@ fn chunks<'a, 'b>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn archive_prefix_is_the_first_three_segments() {
-        assert_eq!(
-            archive_prefix("/workflow/w/123/job/waiting/a"),
-            "/workflow/w/123/"
-        );
-        assert_eq!(archive_prefix("/workflow/w/123/"), "/workflow/w/123/");
-        assert_eq!(
-            archive_prefix("/schedule/workflow/w"),
-            "/schedule/workflow/w"
-        );
-    }
 
     #[test]
     fn redact_url_hides_the_password_only() {

@@ -195,3 +195,50 @@ async fn an_unreachable_database_is_reported_not_hidden() {
         "{bad}"
     );
 }
+
+#[tokio::test]
+async fn a_database_migrated_by_an_earlier_pinball_is_adopted_without_running_again() {
+    // The earlier runner applied 0001 and 0002 and recorded them in `pinball_migrations`; the
+    // UI since consumed the archive queue that 0002's backfill filled.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let url = format!("sqlite://{}", path.display());
+    {
+        use sqlx::ConnectOptions;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        for sql in [
+            include_str!("../../migrations/sqlite/0001_tokens.sql"),
+            include_str!("../../migrations/sqlite/0002_instance_summaries.sql"),
+            "CREATE TABLE pinball_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+            "INSERT INTO pinball_migrations VALUES (1, 'tokens', 0), (2, 'instance summaries', 0)",
+            "INSERT INTO archived_tokens VALUES ('default', '/workflow/w/1/job/waiting/a', 1, NULL, NULL, 0, NULL, 0)",
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+    let store = open(&url).await;
+    assert!(
+        store.archive_queue("default", 10).await.unwrap().is_empty(),
+        "0002's backfill did not run a second time"
+    );
+    use sqlx::ConnectOptions;
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .connect()
+        .await
+        .unwrap();
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(applied, vec![1, 2], "both recorded by the new migrator");
+}

@@ -1,0 +1,441 @@
+//! The [`Storage`] implementation, written once over sqlx's `Database` for every SQL backend.
+//! A [`Dialect`] says what differs: how a write transaction begins, the upsert clauses, the
+//! statement size bound, the migrations, and how a master's rows are loaded fastest. The
+//! bounds below are what runtime-checked queries over a generic database need; they hold for
+//! SQLite and MySQL alike.
+
+use std::future::Future;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migrate, Migrator};
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder, Row, Type,
+};
+
+use super::*;
+
+/// What one SQL backend does its own way.
+pub trait Dialect: Database + Sized {
+    /// `sqlite` or `mysql`.
+    const KIND: &'static str;
+    /// Starts a write transaction.
+    const BEGIN: &'static str;
+    /// The archive insert, up to `VALUES`.
+    const INSERT_ARCHIVED: &'static str;
+    /// What follows the archive insert's values (a repeated archive keeps the newer time).
+    const ARCHIVED_CONFLICT: &'static str;
+    /// What follows the active-token insert's values: the upsert.
+    const ACTIVE_CONFLICT: &'static str;
+    /// What follows the summary insert's values: the upsert.
+    const SUMMARY_CONFLICT: &'static str;
+    /// Inserts a master's row unless it exists (binds: master, created_at).
+    const INSERT_MASTER: &'static str;
+    /// Data bytes per multi-row statement (below the server's packet limit); one larger row
+    /// is sent alone.
+    const BYTES_PER_STATEMENT: usize;
+
+    fn migrator() -> Migrator;
+
+    /// How many rows a statement changed.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+
+    /// Every active token of `master`, in no particular order.
+    fn load_rows(
+        pool: &Pool<Self>,
+        master: &str,
+    ) -> impl Future<Output = Result<Vec<Token>, StorageError>> + Send;
+
+    /// Checks run after the migrations (MySQL warns about a small packet limit).
+    fn after_migrate(pool: &Pool<Self>) -> impl Future<Output = Result<(), StorageError>> + Send;
+}
+
+/// Rows per multi-row statement (7 bound values each, far below every variable limit).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Statements both dialects share.
+mod q {
+    pub const READ_ACTIVE: &str = "SELECT name, version, owner, expiration_time, priority, data \
+         FROM active_tokens WHERE master = ? AND name >= ? AND name < ? ORDER BY name";
+    pub const READ_ARCHIVED: &str = "SELECT name, version, owner, expiration_time, priority, \
+         data FROM archived_tokens WHERE master = ? AND name >= ? AND name < ? ORDER BY name, version";
+    pub const NAMES_ACTIVE: &str = "SELECT name FROM active_tokens WHERE master = ? AND name >= ? \
+         AND name < ? ORDER BY name";
+    pub const NAMES_ARCHIVED: &str = "SELECT DISTINCT name FROM archived_tokens WHERE master = ? \
+         AND name >= ? AND name < ? ORDER BY name";
+    pub const COUNT_ACTIVE: &str = "SELECT COUNT(*) FROM active_tokens WHERE master = ?";
+    pub const COUNT_ARCHIVED: &str = "SELECT COUNT(*) FROM archived_tokens WHERE master = ?";
+    pub const MASTER: &str = "SELECT version_floor, created_at FROM masters WHERE master = ?";
+    pub const FLOOR: &str = "UPDATE masters SET version_floor = ? WHERE master = ?";
+    pub const DELETE_ARCHIVED: &str =
+        "DELETE FROM archived_tokens WHERE master = ? AND name >= ? AND name < ?";
+    /// The distinct workflows with summaries, by skipping through the index (a recursive
+    /// query: one index seek per workflow instead of a scan of every summary).
+    pub const SUMMARY_WORKFLOWS: &str = "WITH RECURSIVE w(name) AS ( \
+         SELECT MIN(workflow) FROM instance_summaries WHERE master = ? \
+         UNION ALL SELECT (SELECT MIN(workflow) FROM instance_summaries \
+         WHERE master = ? AND workflow > w.name) FROM w WHERE w.name IS NOT NULL) \
+         SELECT name FROM w WHERE name IS NOT NULL";
+    pub const LATEST_SUMMARY: &str = "SELECT prefix, workflow, instance, status, start_time, \
+         end_time, sort_time, data FROM instance_summaries WHERE master = ? AND workflow = ? \
+         ORDER BY sort_time DESC, instance DESC LIMIT 1";
+    pub const SUMMARY_PAGE: &str = "SELECT prefix, workflow, instance, status, start_time, \
+         end_time, sort_time, data FROM instance_summaries WHERE master = ? AND workflow = ? \
+         ORDER BY instance DESC LIMIT ? OFFSET ?";
+    pub const SUMMARY_COUNT: &str =
+        "SELECT COUNT(*) FROM instance_summaries WHERE master = ? AND workflow = ?";
+    pub const ARCHIVE_QUEUE: &str =
+        "SELECT seq, prefix FROM archive_queue WHERE master = ? ORDER BY seq LIMIT ?";
+    pub const DROP_QUEUE: &str = "DELETE FROM archive_queue WHERE master = ? AND seq <= ?";
+    pub const DELETE_SUMMARY: &str =
+        "DELETE FROM instance_summaries WHERE master = ? AND prefix = ?";
+    pub const DELETE_SUMMARIES_UNDER: &str =
+        "DELETE FROM instance_summaries WHERE master = ? AND prefix >= ? AND prefix < ?";
+}
+
+/// A database of one dialect, behind a pool.
+pub struct SqlStore<DB: Database> {
+    pub(super) pool: Pool<DB>,
+}
+
+/// Decodes `name, version, owner, expiration_time, priority, data`, by position (a lookup by
+/// column name costs a hash per column per row, which shows at a million rows).
+pub(super) fn token_from_row<R: Row>(row: &R) -> Result<Token, sqlx::Error>
+where
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> f64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(Token {
+        name: row.try_get(0)?,
+        version: Some(row.try_get(1)?),
+        owner: row.try_get(2)?,
+        expiration_time: row.try_get(3)?,
+        priority: row.try_get(4)?,
+        data: row.try_get(5)?,
+    })
+}
+
+fn summary_from_row<R: Row>(row: &R) -> Result<InstanceSummary, sqlx::Error>
+where
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> f64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(InstanceSummary {
+        prefix: row.try_get(0)?,
+        workflow: row.try_get(1)?,
+        instance: row.try_get(2)?,
+        status: row.try_get(3)?,
+        start_time: row.try_get(4)?,
+        end_time: row.try_get(5)?,
+        sort_time: row.try_get(6)?,
+        data: row.try_get(7)?,
+    })
+}
+
+fn push_token<DB: Database>(
+    b: &mut sqlx::query_builder::Separated<'_, DB, &'static str>,
+    master: &str,
+    t: &TokenRef<'_>,
+) where
+    for<'a> String: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<String>: Encode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<i64>: Encode<'a, DB> + Type<DB>,
+    for<'a> f64: Encode<'a, DB> + Type<DB>,
+{
+    b.push_bind(master.to_owned())
+        .push_bind(t.name.to_owned())
+        .push_bind(t.version)
+        .push_bind(t.owner.map(str::to_owned))
+        .push_bind(t.expiration_time)
+        .push_bind(t.priority)
+        .push_bind(t.data.map(str::to_owned));
+}
+
+#[async_trait]
+impl<DB> Storage for SqlStore<DB>
+where
+    DB: Dialect,
+    DB::Connection: Migrate,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<f64>: Encode<'q, DB> + Type<DB>,
+{
+    fn kind(&self) -> &'static str {
+        DB::KIND
+    }
+
+    async fn migrate(&self) -> Result<(), StorageError> {
+        let legacy: Option<i64> = match sqlx::query(super::migrate::LEGACY_VERSION)
+            .fetch_one(&self.pool)
+            .await
+        {
+            Ok(row) => row.try_get(0)?,
+            Err(_) => None, // no legacy table: nothing to adopt
+        };
+        super::migrate::run(&DB::migrator(), &self.pool, legacy).await?;
+        DB::after_migrate(&self.pool).await
+    }
+
+    async fn load_active(&self, master: &str) -> Result<Loaded, StorageError> {
+        let mut tx = self.pool.begin_with(DB::BEGIN).await?;
+        sqlx::query(DB::INSERT_MASTER)
+            .bind(master)
+            .bind(utc_now_text())
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(q::MASTER)
+            .bind(master)
+            .fetch_one(&mut *tx)
+            .await?;
+        let (version_floor, created_at): (i64, String) = (row.try_get(0)?, row.try_get(1)?);
+        tx.commit().await?;
+        Ok(Loaded {
+            tokens: DB::load_rows(&self.pool, master).await?,
+            version_floor,
+            created_at,
+        })
+    }
+
+    async fn commit(&self, master: &str, batch: &CommitBatch<'_>) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin_with(DB::BEGIN).await?;
+        let now = unix_now();
+        for part in chunks(&batch.archived, ROWS_PER_STATEMENT, DB::BYTES_PER_STATEMENT) {
+            let mut q = QueryBuilder::<DB>::new(DB::INSERT_ARCHIVED);
+            q.push_values(part, |mut b, t| {
+                push_token(&mut b, master, t);
+                b.push_bind(now);
+            });
+            q.push(DB::ARCHIVED_CONFLICT);
+            q.build().execute(&mut *tx).await?;
+        }
+        for part in archive_prefixes(&batch.archived).chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<DB>::new("INSERT INTO archive_queue (master, prefix) ");
+            q.push_values(part, |mut b, prefix| {
+                b.push_bind(master.to_owned()).push_bind(prefix.to_string());
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        for part in batch.deletes.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<DB>::new("DELETE FROM active_tokens WHERE master = ");
+            q.push_bind(master.to_owned()).push(" AND name IN (");
+            let mut names = q.separated(", ");
+            for name in part {
+                names.push_bind(name.to_string());
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
+        }
+        for part in chunks(&batch.upserts, ROWS_PER_STATEMENT, DB::BYTES_PER_STATEMENT) {
+            let mut q = QueryBuilder::<DB>::new(
+                "INSERT INTO active_tokens (master, name, version, owner, expiration_time, priority, data) ",
+            );
+            q.push_values(part, |mut b, t| push_token(&mut b, master, t));
+            q.push(DB::ACTIVE_CONFLICT);
+            q.build().execute(&mut *tx).await?;
+        }
+        sqlx::query(q::FLOOR)
+            .bind(batch.version_floor)
+            .bind(master)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit()
+            .await
+            .map_err(|e| StorageError::CommitUnknown(e.to_string()))
+    }
+
+    async fn read(
+        &self,
+        master: &str,
+        table: Table,
+        prefix: &str,
+    ) -> Result<Vec<Token>, StorageError> {
+        let sql = match table {
+            Table::Active => q::READ_ACTIVE,
+            Table::Archived => q::READ_ARCHIVED,
+        };
+        let end = prefix_end(prefix);
+        let rows = sqlx::query(sql)
+            .bind(master)
+            .bind(prefix)
+            .bind(end.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(token_from_row)
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    async fn names(
+        &self,
+        master: &str,
+        table: Table,
+        prefix: &str,
+    ) -> Result<Vec<String>, StorageError> {
+        let sql = match table {
+            Table::Active => q::NAMES_ACTIVE,
+            Table::Archived => q::NAMES_ARCHIVED,
+        };
+        let end = prefix_end(prefix);
+        let rows = sqlx::query(sql)
+            .bind(master)
+            .bind(prefix)
+            .bind(end.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn count(&self, master: &str, table: Table) -> Result<u64, StorageError> {
+        let sql = match table {
+            Table::Active => q::COUNT_ACTIVE,
+            Table::Archived => q::COUNT_ARCHIVED,
+        };
+        let row = sqlx::query(sql).bind(master).fetch_one(&self.pool).await?;
+        Ok(row.try_get::<i64, _>(0)? as u64)
+    }
+
+    async fn delete_archived(&self, master: &str, prefix: &str) -> Result<u64, StorageError> {
+        let end = prefix_end(prefix);
+        let mut tx = self.pool.begin_with(DB::BEGIN).await?;
+        let done = sqlx::query(q::DELETE_ARCHIVED)
+            .bind(master)
+            .bind(prefix)
+            .bind(end.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(q::DELETE_SUMMARIES_UNDER)
+            .bind(master)
+            .bind(prefix)
+            .bind(end.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(DB::rows_affected(&done))
+    }
+
+    async fn archive_queue(
+        &self,
+        master: &str,
+        limit: u32,
+    ) -> Result<Vec<(i64, String)>, StorageError> {
+        let rows = sqlx::query(q::ARCHIVE_QUEUE)
+            .bind(master)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    async fn write_summaries(
+        &self,
+        master: &str,
+        summaries: &[InstanceSummary],
+        removed: &[String],
+        done_seq: i64,
+    ) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin_with(DB::BEGIN).await?;
+        for part in summaries.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<DB>::new(
+                "INSERT INTO instance_summaries (master, prefix, workflow, instance, status, start_time, end_time, sort_time, data) ",
+            );
+            q.push_values(part, |mut b, s| {
+                b.push_bind(master.to_owned())
+                    .push_bind(s.prefix.clone())
+                    .push_bind(s.workflow.clone())
+                    .push_bind(s.instance.clone())
+                    .push_bind(s.status.clone())
+                    .push_bind(s.start_time)
+                    .push_bind(s.end_time)
+                    .push_bind(s.sort_time)
+                    .push_bind(s.data.clone());
+            });
+            q.push(DB::SUMMARY_CONFLICT);
+            q.build().execute(&mut *tx).await?;
+        }
+        for prefix in removed {
+            sqlx::query(q::DELETE_SUMMARY)
+                .bind(master)
+                .bind(prefix.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(q::DROP_QUEUE)
+            .bind(master)
+            .bind(done_seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn latest_summaries(&self, master: &str) -> Result<Vec<InstanceSummary>, StorageError> {
+        let workflows = sqlx::query(q::SUMMARY_WORKFLOWS)
+            .bind(master)
+            .bind(master)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(workflows.len());
+        for w in workflows {
+            let w: String = w.try_get(0)?;
+            let row = sqlx::query(q::LATEST_SUMMARY)
+                .bind(master)
+                .bind(w.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some(row) = row {
+                out.push(summary_from_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn summaries(
+        &self,
+        master: &str,
+        workflow: &str,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<InstanceSummary>, u64), StorageError> {
+        let rows = sqlx::query(q::SUMMARY_PAGE)
+            .bind(master)
+            .bind(workflow)
+            .bind(i64::from(limit))
+            .bind(offset as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let total = sqlx::query(q::SUMMARY_COUNT)
+            .bind(master)
+            .bind(workflow)
+            .fetch_one(&self.pool)
+            .await?;
+        let total: i64 = total.try_get(0)?;
+        Ok((
+            rows.iter()
+                .map(summary_from_row)
+                .collect::<Result<_, _>>()?,
+            total as u64,
+        ))
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
