@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{RwLock, mpsc, oneshot};
@@ -70,6 +70,8 @@ struct Shared {
     /// False while memory may differ from the database (a commit with an unknown outcome, or a
     /// failed reload): reads and writes answer UNAVAILABLE until a reload succeeds.
     healthy: AtomicBool,
+    /// How many claims are parked, as the writer last counted them.
+    parked: AtomicUsize,
     name: String,
     storage_kind: &'static str,
     started: Instant,
@@ -134,6 +136,7 @@ impl Master {
         let shared = Arc::new(Shared {
             state: RwLock::new(state),
             healthy: AtomicBool::new(true),
+            parked: AtomicUsize::new(0),
             name: name.to_owned(),
             storage_kind: storage.kind(),
             started: Instant::now(),
@@ -222,6 +225,7 @@ impl Master {
             tokens: state.len(),
             last_version: state.last_version(),
             uptime_sec: self.shared.started.elapsed().as_secs(),
+            parked_claims: self.shared.parked.load(Ordering::Relaxed),
         })
     }
 
@@ -260,6 +264,9 @@ impl Writer {
                 }
             }
             self.run_batch(cmds).await;
+            self.shared
+                .parked
+                .store(self.parked.len(), Ordering::Relaxed);
         }
         for p in self.parked.drain(..) {
             let _ = p.reply.send(Ok(QueryAndOwnResponse::default()));

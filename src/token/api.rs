@@ -92,4 +92,7 @@ pub struct Health {
     pub tokens: usize,
     pub last_version: i64,
     pub uptime_sec: u64,
+    /// Claims waiting (`wait_ms`) for a token to become claimable: idle workers and schedulers.
+    #[serde(default)]
+    pub parked_claims: usize,
 }

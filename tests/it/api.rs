@@ -403,7 +403,7 @@ async fn a_parked_claim_wakes_when_a_matching_token_is_inserted() {
             .await;
         (r, started.elapsed())
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_parked(&app.client, 1).await;
     app.insert(vec![token("/workflow/other/1/job/waiting/x")])
         .await;
     app.insert(vec![token("/workflow/wf/1/job/runnable/a")])
@@ -679,10 +679,25 @@ async fn a_parked_claim_whose_caller_hung_up_takes_nothing() {
             ))
             .await
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_parked(&app.client, 1).await;
     gone.abort(); // the caller disconnects, as a killed worker or scheduler would
     let _ = gone.await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every batch drops parked claims whose caller is gone: write until the master has.
+    let mut n = 0;
+    wait_until(
+        Duration::from_secs(10),
+        "the hung-up claim is dropped",
+        || {
+            n += 1;
+            let name = format!("/unrelated/{n}");
+            let app = &app;
+            async move {
+                app.insert(vec![token(&name)]).await;
+                app.client.health().await.unwrap().parked_claims == 0
+            }
+        },
+    )
+    .await;
     app.insert(vec![token("/workflow/wf/1/job/runnable/a")])
         .await;
     let got = app

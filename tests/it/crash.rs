@@ -75,7 +75,19 @@ async fn kill_under_load(url: &str) {
         .enumerate()
         .map(|(i, l)| tokio::spawn(writer(client.clone(), i, l.clone())))
         .collect();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Kill it in the middle of the load: once every writer has had writes acknowledged and
+    // refused.
+    wait_until(
+        Duration::from_secs(30),
+        "every writer has written",
+        || async {
+            ledgers.iter().all(|l| {
+                let l = l.lock().unwrap();
+                l.acked.is_some() && l.rejected.len() >= 2
+            })
+        },
+    )
+    .await;
     master.child.start_kill().unwrap();
     master.child.wait().await.unwrap();
     for t in tasks {

@@ -54,7 +54,9 @@ async fn final_failures_and_the_instance_end_are_emailed_to_the_right_people() {
     let workers = tokio::spawn(run_workers(Arc::new(c.client.clone()), s, 3, stopped));
     let i = c.start("em").await;
     let mails = wait_for_mails(&smtp, 4, Duration::from_secs(20)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Stopped workers have sent every email they owed: nothing more can come.
+    let _ = stop.send(true);
+    workers.await.unwrap();
     let mails_now = smtp.mails();
     assert_eq!(
         mails_now.len(),
@@ -106,8 +108,6 @@ async fn final_failures_and_the_instance_end_are_emailed_to_the_right_people() {
         end.data
     );
     assert_eq!(end.from, "pinball@example.com");
-    let _ = stop.send(true);
-    workers.await.unwrap();
     c.stop().await;
 }
 

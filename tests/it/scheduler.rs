@@ -13,7 +13,7 @@ use pinball::token::name;
 use pinball::workflow::settle;
 use tokio::sync::watch;
 
-use crate::helpers::{Cluster, cluster, wf};
+use crate::helpers::{Cluster, cluster, wait_until, wf};
 
 fn workflow(policy: &str, recurrence: &str, command: &str, max: u32) -> String {
     format!(
@@ -239,11 +239,29 @@ async fn scheduled_times(c: &Cluster, w: &str) -> Vec<(String, String)> {
     out
 }
 
+/// Moves a schedule's next run `secs` seconds into the past, as if the scheduler had been down.
+async fn backdate(c: &Cluster, w: &str, secs: i64) {
+    let t = c
+        .client
+        .get(&format!("/schedule/workflow/{w}"))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut data = ScheduleData::from_token(&t).unwrap();
+    data.next_run_time = pinball::clock::now() - secs;
+    let back = data.to_token(t.version);
+    c.client
+        .modify(pinball::token::ModifyRequest::update(vec![back]))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn runs_missed_while_the_scheduler_was_down_collapse_or_catch_up() {
     let yaml = "workflows:\n  caught:\n    schedule: {recurrence: 1S, overrun_policy: START_NEW, max_running_instances: 50, catchup: true}\n    jobs:\n      j: {command: 'true'}\n  collapsed:\n    schedule: {recurrence: 1S, overrun_policy: START_NEW, max_running_instances: 50}\n    jobs:\n      j: {command: 'true'}\n";
     let c = cluster(yaml, 2, 0).await;
-    tokio::time::sleep(Duration::from_secs(4)).await; // the scheduler is down
+    backdate(&c, "caught", 4).await; // the scheduler was down for 4 s
+    backdate(&c, "collapsed", 4).await;
     observe(&c, 1).await;
     let caught = scheduled_times(&c, "caught").await;
     assert!(
@@ -294,16 +312,32 @@ async fn a_scheduler_killed_and_restarted_neither_loses_nor_duplicates_a_run() {
     };
     let began = pinball::clock::now();
     let mut first = spawn();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    wait_until(
+        Duration::from_secs(20),
+        "the first scheduler starts runs",
+        || async { scheduled_times(&c, "s").await.len() >= 2 },
+    )
+    .await;
     first.start_kill().unwrap();
     first.wait().await.unwrap();
+    // Down for two seconds: their occurrences are missed, then counted.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let restarted_at = pinball::clock::now();
     let mut second = spawn();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    wait_until(
+        Duration::from_secs(20),
+        "the restarted scheduler starts runs",
+        || async {
+            let runs = scheduled_times(&c, "s").await;
+            runs.iter()
+                .filter(|(_, t)| t.parse::<i64>().is_ok_and(|t| t >= restarted_at))
+                .count()
+                >= 2
+        },
+    )
+    .await;
     second.start_kill().unwrap();
     second.wait().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let ended = pinball::clock::now();
 
     let runs = scheduled_times(&c, "s").await;

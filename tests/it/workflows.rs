@@ -394,7 +394,21 @@ async fn drain_holds_an_instance_and_undrain_releases_it() {
         2,
         stopped,
     ));
-    tokio::time::sleep(secs(2)).await;
+    // Workers claim the drained job and hand it back unrun, again and again: each claim and
+    // each hand-back is a new version. A worker that ran it would have written its start.
+    let first = c.jobs("dr", &i).await["a"].token.version.unwrap();
+    c.wait_for(
+        "dr",
+        &i,
+        secs(20),
+        "workers claimed the drained job twice",
+        |ts| {
+            ts.iter().any(|t| {
+                t.name.ends_with("/job/runnable/a") && t.version.is_some_and(|v| v >= first + 4)
+            })
+        },
+    )
+    .await;
     assert!(
         c.jobs("dr", &i).await["a"].job.history.is_empty(),
         "nothing ran while drained"
@@ -601,7 +615,27 @@ async fn a_condition_job_polls_until_its_condition_holds() {
     );
     let c = cluster(&yaml, 2, 0).await;
     let i = c.start("cond").await;
-    tokio::time::sleep(secs(2)).await;
+    c.wait_for(
+        "cond",
+        &i,
+        secs(20),
+        "the condition is polled twice",
+        |ts| {
+            ts.iter().any(|t| {
+                JobToken::parse(t.clone()).is_ok_and(|jt| {
+                    jt.job.name == "ready"
+                        && jt
+                            .job
+                            .history
+                            .iter()
+                            .filter(|r| r.exit_code == Some(1))
+                            .count()
+                            >= 2
+                })
+            })
+        },
+    )
+    .await;
     assert!(
         c.jobs("cond", &i).await["use"].job.history.is_empty(),
         "nothing downstream runs before the condition holds"
@@ -677,7 +711,9 @@ async fn waiting_jobs_whose_events_arrive_from_elsewhere_are_made_runnable() {
         1,
         stopped,
     ));
-    tokio::time::sleep(secs(1)).await;
+    // The worker sweeps the instances before it parks its first claim: once it is parked it
+    // has looked at this instance and found nothing to do.
+    wait_parked(&c.client, 1).await;
     let live = c
         .client
         .query_prefix("/workflow/some_workflow/")

@@ -98,6 +98,13 @@ pub async fn run_workers(
     count: usize,
     shutdown: watch::Receiver<bool>,
 ) {
+    let (mail, sender) = match settings.mailer.clone() {
+        Some(mailer) => {
+            let (tx, task) = notify::spawn_sender(mailer);
+            (Some(tx), Some(task))
+        }
+        None => (None, None),
+    };
     let settings = Arc::new(settings);
     let mut tasks = tokio::task::JoinSet::new();
     for index in 0..count {
@@ -106,10 +113,15 @@ pub async fn run_workers(
             settings: settings.clone(),
             name: owner_name(settings.generation, index),
             sweeper: index == 0,
+            mail: mail.clone(),
         };
         tasks.spawn(worker.run(shutdown.clone()));
     }
+    drop(mail);
     while tasks.join_next().await.is_some() {}
+    if let Some(sender) = sender {
+        notify::flush(sender).await;
+    }
 }
 
 pub struct Worker {
@@ -118,6 +130,8 @@ pub struct Worker {
     pub name: String,
     /// The one worker per process that also looks after idle instances (archiving).
     pub sweeper: bool,
+    /// Where its emails go to be sent; `None` without a mailer.
+    mail: Option<tokio::sync::mpsc::Sender<notify::Mail>>,
 }
 
 impl Worker {

@@ -1,13 +1,60 @@
 //! The worker's emails (PINBALL_SPEC §10.1): a job's final failure, a job past its warn timeout,
-//! an instance's end. Sent in the background: a slow or hung SMTP server must never hold up a
-//! job (the warn-timeout email is sent from the loop that renews the job's lease).
+//! an instance's end. Sent in the background by one sender task per worker process: a slow or
+//! hung SMTP server must never hold up a job (the warn-timeout email is sent from the loop
+//! that renews the job's lease). On shutdown the sender finishes what it was given, within a
+//! bound.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use super::Worker;
 use crate::clock::utc;
+use crate::email::Mailer;
 use crate::token::name::{InstanceId, WorkflowName};
 use crate::workflow::instance::JobToken;
 use crate::workflow::job::Job;
 use crate::workflow::settle::InstanceEnd;
+
+/// One email to send.
+pub(super) struct Mail {
+    to: Vec<String>,
+    subject: String,
+    text: String,
+}
+
+/// Emails queued beyond this are dropped with an error (the SMTP server is far behind).
+const QUEUE: usize = 1000;
+/// How long a stopping worker process waits for the emails it still owes.
+const FLUSH: Duration = Duration::from_secs(30);
+
+/// The sender task: sends queued emails one after another until every queue handle is gone.
+pub(super) fn spawn_sender(mailer: Mailer) -> (mpsc::Sender<Mail>, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Mail>(QUEUE);
+    let task = tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            let html = format!("<pre>{}</pre>", crate::email::html_escape(&m.text));
+            match mailer.send(&m.to, &m.subject, &m.text, &html).await {
+                Ok(()) => {
+                    tracing::info!(subject = m.subject, recipients = m.to.len(), "sent email")
+                }
+                Err(e) => tracing::error!(subject = m.subject, error = %e, "cannot send email"),
+            }
+        }
+    });
+    (tx, task)
+}
+
+/// Waits (bounded) for the sender to finish the emails already queued.
+pub(super) async fn flush(sender: JoinHandle<()>) {
+    if tokio::time::timeout(FLUSH, sender).await.is_err() {
+        tracing::error!(
+            wait_sec = FLUSH.as_secs(),
+            "emails still unsent at shutdown are dropped"
+        );
+    }
+}
 
 impl Worker {
     /// The workflow's notification addresses, from its definition in the master.
@@ -19,19 +66,15 @@ impl Worker {
     }
 
     async fn send(&self, to: Vec<String>, subject: String, text: String) {
-        let Some(mailer) = self.settings.mailer.clone() else {
+        let Some(outbox) = &self.mail else {
             return;
         };
         if to.is_empty() {
             return;
         }
-        tokio::spawn(async move {
-            let html = format!("<pre>{}</pre>", crate::email::html_escape(&text));
-            match mailer.send(&to, &subject, &text, &html).await {
-                Ok(()) => tracing::info!(subject, recipients = to.len(), "sent email"),
-                Err(e) => tracing::error!(subject, error = %e, "cannot send email"),
-            }
-        });
+        if let Err(e) = outbox.try_send(Mail { to, subject, text }) {
+            tracing::error!(error = %e, "the email queue is full; this email is dropped");
+        }
     }
 
     fn execution_text(&self, jt: &JobToken, job: &Job, index: usize) -> String {

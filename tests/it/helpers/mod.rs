@@ -32,6 +32,16 @@ pub fn job(s: &str) -> JobName {
     JobName::parse(s).unwrap()
 }
 
+/// Waits until the master has at least `n` claims parked (idle workers, a waiting client).
+pub async fn wait_parked(client: &dyn pinball::master::MasterClient, n: usize) {
+    wait_until(
+        Duration::from_secs(30),
+        "claims parked in the master",
+        || async { client.health().await.is_ok_and(|h| h.parked_claims >= n) },
+    )
+    .await;
+}
+
 /// Waits until `check` holds, looking every 100 ms; fails the test after `within`.
 pub async fn wait_until<F: std::future::Future<Output = bool>>(
     within: Duration,
