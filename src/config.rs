@@ -56,8 +56,14 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("configuration file {path}: {message}")]
+    #[error("configuration file {}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
+    /// A key's value is not allowed (the message names the key).
+    #[error("{0}")]
+    Value(String),
+    /// The database keys do not name a usable database.
+    #[error("{0}")]
+    Database(String),
 }
 
 /// A string that never appears in logs or `Debug` output.
@@ -232,42 +238,42 @@ impl Config {
         }
         let config: Config = serde_yaml::from_value(serde_yaml::Value::Mapping(map))
             .map_err(|e| invalid(e.to_string()))?;
-        config.validate().map_err(invalid)?;
+        config.validate().map_err(|e| invalid(e.to_string()))?;
         Ok((config, warnings))
     }
 
-    fn validate(&self) -> Result<(), String> {
-        let is_word =
-            |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !is_word(&self.master_name) || self.master_name.len() > 64 {
-            return Err(format!(
+    /// The checks serde cannot make; the message names the key.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Value(m));
+        if !crate::token::name::is_word(&self.master_name) || self.master_name.len() > 64 {
+            return bad(format!(
                 "master_name `{}` must be 1-64 characters of A-Z a-z 0-9 _",
                 self.master_name
             ));
         }
         if self.lease_sec < 2 {
-            return Err(format!(
+            return bad(format!(
                 "lease_sec {} is too short; it must be at least 2",
                 self.lease_sec
             ));
         }
         if self.workers == 0 {
-            return Err("workers must be at least 1".into());
+            return bad("workers must be at least 1".into());
         }
         if self.max_request_bytes < 1024 {
-            return Err(format!(
+            return bad(format!(
                 "max_request_bytes {} is below the minimum of 1024",
                 self.max_request_bytes
             ));
         }
         if self.client_connect_attempts == 0 {
-            return Err("client_connect_attempts must be at least 1".into());
+            return bad("client_connect_attempts must be at least 1".into());
         }
         if self.smtp_ssl {
-            return Err("smtp_ssl (TLS to the SMTP server) is not supported by this version; send through a local relay on port 25 or 587".into());
+            return bad("smtp_ssl (TLS to the SMTP server) is not supported by this version; send through a local relay on port 25 or 587".into());
         }
         if !matches!(self.parser.as_str(), "yaml" | "exec") {
-            return Err(format!(
+            return bad(format!(
                 "parser `{}` is unknown; use `yaml` or `exec`",
                 self.parser
             ));
@@ -276,14 +282,15 @@ impl Config {
     }
 
     /// The database to use: `database_url`, else `databases.default`, else the SQLite default.
-    pub fn database_url(&self) -> Result<String, String> {
+    pub fn database_url(&self) -> Result<String, ConfigError> {
+        let bad = |m: &str| ConfigError::Database(m.to_owned());
         match (&self.database_url, &self.databases) {
-            (Some(_), Some(_)) => Err("give either database_url or databases, not both".into()),
+            (Some(_), Some(_)) => Err(bad("give either database_url or databases, not both")),
             (Some(url), None) => Ok(url.0.clone()),
             (None, Some(dbs)) => {
                 let db = dbs
                     .get("default")
-                    .ok_or("databases has no `default` entry")?;
+                    .ok_or_else(|| bad("databases has no `default` entry"))?;
                 db.url()
             }
             (None, None) => Ok(DEFAULT_DATABASE_URL.into()),
@@ -302,11 +309,12 @@ impl Config {
 }
 
 impl DjangoDatabase {
-    fn url(&self) -> Result<String, String> {
+    fn url(&self) -> Result<String, ConfigError> {
+        let bad = |m: String| Err(ConfigError::Database(m));
         match self.ENGINE.as_str() {
             "django.db.backends.sqlite3" => {
                 if self.NAME.is_empty() {
-                    return Err("databases.default: NAME (the SQLite file) is missing".into());
+                    return bad("databases.default: NAME (the SQLite file) is missing".into());
                 }
                 Ok(format!("sqlite://{}", self.NAME))
             }
@@ -317,7 +325,7 @@ impl DjangoDatabase {
                     Some(serde_yaml::Value::String(s)) if s.is_empty() => "3306".to_owned(),
                     Some(serde_yaml::Value::String(s)) => s.clone(),
                     Some(other) => {
-                        return Err(format!("databases.default: PORT {other:?} is not a port"));
+                        return bad(format!("databases.default: PORT {other:?} is not a port"));
                     }
                 };
                 let host = if self.HOST.is_empty() {
@@ -334,7 +342,7 @@ impl DjangoDatabase {
                 };
                 Ok(format!("mysql://{creds}{host}:{port}/{}", self.NAME))
             }
-            other => Err(format!(
+            other => bad(format!(
                 "databases.default: ENGINE `{other}` is not supported; use django.db.backends.mysql or django.db.backends.sqlite3"
             )),
         }

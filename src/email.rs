@@ -5,19 +5,41 @@
 
 use std::time::Duration;
 
+use base64::Engine;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::config::Config;
+use crate::config::{Config, Secret};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Why an email was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("cannot connect to SMTP server {server}: {source}")]
+    Connect {
+        server: String,
+        source: std::io::Error,
+    },
+    #[error("SMTP server {server} did not answer within {TIMEOUT:?}")]
+    Timeout { server: String },
+    #[error("SMTP server answered {reply:?}, expected {expected}")]
+    Refused { reply: String, expected: u16 },
+    #[error("bad SMTP reply {0:?}")]
+    BadReply(String),
+    #[error("the SMTP server closed the connection")]
+    Closed,
+    #[error("writing to the SMTP server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The SMTP settings. Its `Debug` shows no password (`pass` is a [`Secret`]).
 #[derive(Debug, Clone)]
 pub struct Mailer {
     pub host: String,
     pub port: u16,
     pub user: String,
-    pub pass: String,
+    pub pass: Secret,
     pub from: String,
 }
 
@@ -29,7 +51,7 @@ impl Mailer {
             host: c.smtp_host.clone(),
             port: c.smtp_port,
             user: c.smtp_user.clone(),
-            pass: c.smtp_pass.0.clone(),
+            pass: c.smtp_pass.clone(),
             from,
         })
     }
@@ -41,7 +63,7 @@ impl Mailer {
         subject: &str,
         text: &str,
         html: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), MailError> {
         let mut rcpt: Vec<&String> = to.iter().collect();
         rcpt.sort();
         rcpt.dedup();
@@ -50,11 +72,8 @@ impl Mailer {
         }
         tokio::time::timeout(TIMEOUT, self.converse(&rcpt, subject, text, html))
             .await
-            .map_err(|_| {
-                format!(
-                    "SMTP server {}:{} did not answer within {TIMEOUT:?}",
-                    self.host, self.port
-                )
+            .map_err(|_| MailError::Timeout {
+                server: format!("{}:{}", self.host, self.port),
             })?
     }
 
@@ -64,14 +83,12 @@ impl Mailer {
         subject: &str,
         text: &str,
         html: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), MailError> {
         let stream = TcpStream::connect((self.host.as_str(), self.port))
             .await
-            .map_err(|e| {
-                format!(
-                    "cannot connect to SMTP server {}:{}: {e}",
-                    self.host, self.port
-                )
+            .map_err(|source| MailError::Connect {
+                server: format!("{}:{}", self.host, self.port),
+                source,
             })?;
         let (read, mut write) = stream.into_split();
         let mut read = BufReader::new(read);
@@ -80,7 +97,7 @@ impl Mailer {
         if !self.user.is_empty() {
             command(&mut write, &mut read, "AUTH LOGIN", 334).await?;
             command(&mut write, &mut read, &base64(self.user.as_bytes()), 334).await?;
-            command(&mut write, &mut read, &base64(self.pass.as_bytes()), 235).await?;
+            command(&mut write, &mut read, &base64(self.pass.0.as_bytes()), 235).await?;
         }
         command(
             &mut write,
@@ -94,10 +111,7 @@ impl Mailer {
         }
         command(&mut write, &mut read, "DATA", 354).await?;
         let message = compose(&self.from, rcpt, subject, text, html);
-        write
-            .write_all(message.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
+        write.write_all(message.as_bytes()).await?;
         command(&mut write, &mut read, "\r\n.", 250).await?;
         let _ = command(&mut write, &mut read, "QUIT", 221).await;
         Ok(())
@@ -130,66 +144,51 @@ async fn command<R: tokio::io::AsyncBufRead + Unpin>(
     read: &mut R,
     line: &str,
     code: u16,
-) -> Result<(), String> {
-    write
-        .write_all(format!("{line}\r\n").as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<(), MailError> {
+    write.write_all(format!("{line}\r\n").as_bytes()).await?;
     expect(read, code).await
 }
 
 /// Reads one (possibly multi-line) reply and checks its code.
-async fn expect<R: tokio::io::AsyncBufRead + Unpin>(read: &mut R, code: u16) -> Result<(), String> {
+async fn expect<R: tokio::io::AsyncBufRead + Unpin>(
+    read: &mut R,
+    code: u16,
+) -> Result<(), MailError> {
     loop {
         let mut line = String::new();
-        if read.read_line(&mut line).await.map_err(|e| e.to_string())? == 0 {
-            return Err("the SMTP server closed the connection".into());
+        if read.read_line(&mut line).await? == 0 {
+            return Err(MailError::Closed);
         }
         let got: u16 = line
             .get(..3)
             .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("bad SMTP reply {line:?}"))?;
+            .ok_or_else(|| MailError::BadReply(line.clone()))?;
         if line.as_bytes().get(3) == Some(&b'-') {
             continue;
         }
         return if got == code {
             Ok(())
         } else {
-            Err(format!(
-                "SMTP server answered {:?}, expected {code}",
-                line.trim_end()
-            ))
+            Err(MailError::Refused {
+                reply: line.trim_end().to_owned(),
+                expected: code,
+            })
         };
     }
 }
 
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// Escapes text for HTML bodies.
+/// Escapes text for HTML bodies (askama's escaper: the one the dashboard's pages use).
 pub fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    use askama::filters::Escaper;
+    let mut out = String::with_capacity(s.len());
+    askama::filters::Html
+        .write_escaped_str(&mut out, s)
+        .expect("writing to a String cannot fail");
+    out
 }
 
 #[cfg(test)]
@@ -203,6 +202,26 @@ mod tests {
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foo"), "Zm9v");
         assert_eq!(base64(b"user@example.com"), "dXNlckBleGFtcGxlLmNvbQ==");
+    }
+
+    #[test]
+    fn html_escaping_covers_every_special_character() {
+        assert_eq!(
+            html_escape(r#"<a href="x">it's & more</a>"#),
+            "&#60;a href=&#34;x&#34;&#62;it&#39;s &#38; more&#60;/a&#62;"
+        );
+    }
+
+    #[test]
+    fn the_password_is_not_in_debug_output() {
+        let m = Mailer {
+            host: "h".into(),
+            port: 25,
+            user: "u".into(),
+            pass: Secret("hunter2".into()),
+            from: "f@x".into(),
+        };
+        assert!(!format!("{m:?}").contains("hunter2"));
     }
 
     #[test]

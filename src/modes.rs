@@ -75,7 +75,7 @@ pub async fn run(
                             config.master_host, config.master_port
                         )
                     })?;
-                let url = config.database_url().map_err(anyhow::Error::msg)?;
+                let url = config.database_url()?;
                 let store = storage::open(&url)?;
                 tracing::info!(database = %storage::redact_url(&url), master = %config.master_name, "starting master");
                 let master = Master::start(store, &config.master_name).await;
@@ -114,7 +114,7 @@ pub async fn run(
                         crate::master::client::RetryPolicy::from_config(&config),
                     )),
                 };
-                let url = config.database_url().map_err(anyhow::Error::msg)?;
+                let url = config.database_url()?;
                 let settings = SchedulerSettings {
                     default_max_running: config.default_max_workflow_running_instances,
                     poll: std::time::Duration::from_secs(30),
@@ -146,7 +146,7 @@ pub async fn run(
                 let listener = TcpListener::bind((host.as_str(), config.ui_port))
                     .await
                     .with_context(|| format!("cannot listen on {host}:{}", config.ui_port))?;
-                let url = config.database_url().map_err(anyhow::Error::msg)?;
+                let url = config.database_url()?;
                 let store = storage::open(&url)?;
                 if local.is_none() {
                     // Alone, the UI may start before any master: make sure the tables exist.

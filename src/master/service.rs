@@ -84,8 +84,18 @@ pub struct Master {
     tx: mpsc::Sender<Command>,
 }
 
+/// What a caller is told when a batch could not be committed. The database's own words go to
+/// the log (they can name hosts, files and tables), not to the client.
 fn unavailable(e: &StorageError) -> MasterError {
-    MasterError::Unavailable(format!("the change was not committed: {e}"))
+    MasterError::Unavailable(match e {
+        StorageError::CommitUnknown(_) => {
+            "the outcome of this change is unknown: the database did \
+             not confirm the commit; read the tokens again to see whether it applied (the master \
+             reloads them from the database first)"
+                .into()
+        }
+        _ => "the change was not committed: the database is unavailable".into(),
+    })
 }
 
 /// Loads the master's tokens, retrying with backoff while the database is unreachable.

@@ -6,6 +6,9 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
+use petgraph::algo::toposort;
+use petgraph::graph::{DiGraph, NodeIndex};
+
 use crate::workflow::status::Status;
 
 pub struct GraphNode {
@@ -31,44 +34,33 @@ fn node_width(name: &str) -> f64 {
     (name.len() as f64 * 7.4 + 26.0).clamp(70.0, 280.0)
 }
 
+/// Escapes text for SVG and HTML with askama's escaper, the one the templates use.
 pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    askama::filters::escape(s, askama::filters::Html)
+        .map(|e| e.to_string())
+        .unwrap_or_default()
 }
 
-/// Each node's layer: 0 for roots, else one below its deepest parent. Unknown parents are
-/// ignored; nodes on a cycle (never produced by the parser) land in layer 0.
+/// Each node's layer: 0 for roots, else one below its deepest parent (the longest path from a
+/// root, in topological order). Unknown parents are ignored; a graph with a cycle (never
+/// produced by the parser) is drawn in one layer.
 fn layers(nodes: &[GraphNode], index: &HashMap<&str, usize>) -> Vec<usize> {
-    let n = nodes.len();
-    let mut indegree = vec![0usize; n];
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut g = DiGraph::<(), ()>::with_capacity(nodes.len(), nodes.len());
+    let ids: Vec<NodeIndex> = nodes.iter().map(|_| g.add_node(())).collect();
     for (c, node) in nodes.iter().enumerate() {
         for d in &node.depends_on {
             if let Some(&p) = index.get(d.as_str()) {
-                children[p].push(c);
-                indegree[c] += 1;
+                g.add_edge(ids[p], ids[c], ());
             }
         }
     }
-    let mut layer = vec![0usize; n];
-    let mut ready: Vec<usize> = (0..n).filter(|&v| indegree[v] == 0).collect();
-    while let Some(v) = ready.pop() {
-        for &c in &children[v] {
-            layer[c] = layer[c].max(layer[v] + 1);
-            indegree[c] -= 1;
-            if indegree[c] == 0 {
-                ready.push(c);
-            }
+    let mut layer = vec![0usize; nodes.len()];
+    let Ok(order) = toposort(&g, None) else {
+        return layer;
+    };
+    for v in order {
+        for c in g.neighbors(v) {
+            layer[c.index()] = layer[c.index()].max(layer[v.index()] + 1);
         }
     }
     layer
@@ -387,10 +379,10 @@ mod tests {
         assert!(s.contains(
             r##"id="job-a" data-job="a" data-status="FAILURE"><rect class="shape" fill="#ff3333""##
         ));
-        assert!(s.contains(r#"id="a/b&lt;x&gt;""#));
-        assert!(s.contains(r#"class="node condition" id="job-b&lt;x&gt;""#));
+        assert!(s.contains(r#"id="a/b&#60;x&#62;""#));
+        assert!(s.contains(r#"class="node condition" id="job-b&#60;x&#62;""#));
         assert!(s.contains("<polygon"));
-        assert!(s.contains(r#"data-edges="a>b&lt;x&gt;""#));
+        assert!(s.contains(r#"data-edges="a>b&#60;x&#62;""#));
     }
 
     #[test]

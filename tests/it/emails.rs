@@ -15,7 +15,7 @@ fn mailer(port: u16) -> Mailer {
         host: "127.0.0.1".into(),
         port,
         user: String::new(),
-        pass: String::new(),
+        pass: pinball::config::Secret::default(),
         from: "pinball@example.com".into(),
     }
 }

@@ -324,6 +324,45 @@ async fn the_status_label_says_when_the_master_is_unreachable() {
     );
 }
 
+#[tokio::test]
+async fn an_action_while_the_master_is_away_is_unavailable_not_refused() {
+    let c = cluster(YAML, 0, 0).await;
+    let away = pinball::master::HttpMasterClient::new(
+        "127.0.0.1",
+        crate::helpers::free_port(),
+        crate::helpers::quick_policy(),
+    );
+    let data = DataLayer::new(
+        Arc::from(storage::open(&c.app.url).unwrap()),
+        c.app.master_name.clone(),
+        3,
+    );
+    let ui = pinball::ui::Ui::new(data, Arc::new(away), Arc::new(c.config()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ui_addr = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(pinball::ui::serve(ui, listener, std::future::pending()));
+    let ui = ui_addr;
+    let (_, html) = page(format!("{ui}/workflows/")).await;
+    let r = reqwest::Client::new()
+        .post(format!("{ui}/command/"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("command=drain&csrf={}", csrf(&html)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "UNAVAILABLE");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the master cannot be reached"),
+        "{body}"
+    );
+    c.stop().await;
+}
+
 /// A job token of the original's fixture: two executions with exit (w + i + e) mod 2.
 fn fixture_job(w: usize, i: usize, job: &str, base: f64) -> Token {
     let def = parser::parse_yaml(
