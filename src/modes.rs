@@ -3,12 +3,14 @@
 //! shutdown)` seam that tests drive directly.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use std::sync::Arc;
+use crate::master::client::RetryPolicy;
 
 use crate::config::Config;
 use crate::master::{HttpMasterClient, LocalMasterClient, Master, MasterClient, api};
@@ -51,6 +53,8 @@ pub fn parse_modes(text: &str) -> Result<Vec<Mode>, String> {
     Ok(modes)
 }
 
+type Tasks = tokio::task::JoinSet<anyhow::Result<()>>;
+
 /// Runs the modes until `shutdown` resolves, then stops them gracefully.
 pub async fn run(
     config: Config,
@@ -62,124 +66,138 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = Tasks::new();
     let mut local: Option<Master> = None;
     for mode in &modes {
+        let stop = stop_rx.clone();
         match mode {
-            Mode::Master => {
-                let listener = TcpListener::bind((config.master_host.as_str(), config.master_port))
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "cannot listen on {}:{}",
-                            config.master_host, config.master_port
-                        )
-                    })?;
-                let url = config.database_url()?;
-                let store = storage::open(&url)?;
-                tracing::info!(database = %storage::redact_url(&url), master = %config.master_name, "starting master");
-                let master = Master::start(store, &config.master_name).await;
-                local = Some(master.clone());
-                let max = config.max_request_bytes;
-                tasks.spawn(api::serve(master, listener, max, wait_for(stop_rx.clone())));
-            }
-            Mode::Workers => {
-                // In the master's process, workers call it directly; elsewhere over HTTP.
-                let client: Arc<dyn MasterClient> = match &local {
-                    Some(m) => Arc::new(LocalMasterClient(m.clone())),
-                    None => Arc::new(HttpMasterClient::new(
-                        &config.master_host,
-                        config.master_port,
-                        crate::master::client::RetryPolicy::from_config(&config),
-                    )),
-                };
-                if let Some(m) = &local {
-                    import_definitions(&config, m).await;
-                }
-                let settings = WorkerSettings::from_config(&config);
-                let count = config.workers as usize;
-                tracing::info!(workers = count, logs = %settings.logs_dir.display(), "starting workers");
-                let stop = stop_rx.clone();
-                tasks.spawn(async move {
-                    run_workers(client, settings, count, stop).await;
-                    Ok(())
-                });
-            }
-            Mode::Scheduler => {
-                let client: Arc<dyn MasterClient> = match &local {
-                    Some(m) => Arc::new(LocalMasterClient(m.clone())),
-                    None => Arc::new(HttpMasterClient::new(
-                        &config.master_host,
-                        config.master_port,
-                        crate::master::client::RetryPolicy::from_config(&config),
-                    )),
-                };
-                let url = config.database_url()?;
-                let settings = SchedulerSettings {
-                    default_max_running: config.default_max_workflow_running_instances,
-                    poll: std::time::Duration::from_secs(30),
-                    // Workers wake delayed schedules when an instance ends; this is the fallback.
-                    recheck: std::time::Duration::from_secs(10),
-                    mailer: crate::email::Mailer::from_config(&config),
-                    store: Some(Arc::from(storage::open(&url)?)),
-                    master_name: config.master_name.clone(),
-                };
-                let name = crate::workflow::worker::owner_name(config.generation, 0).replacen(
-                    '_',
-                    "_scheduler_",
-                    1,
-                );
-                let scheduler = Scheduler {
-                    client,
-                    settings,
-                    name,
-                };
-                tracing::info!("starting scheduler");
-                let stop = stop_rx.clone();
-                tasks.spawn(async move {
-                    scheduler.run(stop).await;
-                    Ok(())
-                });
-            }
-            Mode::Ui => {
-                let host = config.ui_host.clone().unwrap_or_else(|| "127.0.0.1".into());
-                let listener = TcpListener::bind((host.as_str(), config.ui_port))
-                    .await
-                    .with_context(|| format!("cannot listen on {host}:{}", config.ui_port))?;
-                let url = config.database_url()?;
-                let store = storage::open(&url)?;
-                if local.is_none() {
-                    // Alone, the UI may start before any master: make sure the tables exist.
-                    store.migrate().await?;
-                }
-                let data = crate::ui::data::DataLayer::new(
-                    Arc::from(store),
-                    config.master_name.clone(),
-                    config.default_max_workflow_running_instances,
-                );
-                // Actions go to the master: directly in its process, else over HTTP with a
-                // short retry policy, so an unreachable master shows at once in the label.
-                let client: Arc<dyn MasterClient> = match &local {
-                    Some(m) => Arc::new(LocalMasterClient(m.clone())),
-                    None => Arc::new(HttpMasterClient::new(
-                        &config.master_host,
-                        config.master_port,
-                        crate::master::client::RetryPolicy {
-                            attempts: 2,
-                            timeout: std::time::Duration::from_secs(10),
-                            ..Default::default()
-                        },
-                    )),
-                };
-                tracing::info!("starting ui");
-                let ui = crate::ui::Ui::new(data, client, Arc::new(config.clone()));
-                tasks.spawn(crate::ui::serve(ui, listener, wait_for(stop_rx.clone())));
-            }
+            Mode::Master => local = Some(start_master(&config, stop, &mut tasks).await?),
+            Mode::Workers => start_workers(&config, local.as_ref(), stop, &mut tasks).await,
+            Mode::Scheduler => start_scheduler(&config, local.as_ref(), stop, &mut tasks)?,
+            Mode::Ui => start_ui(&config, local.as_ref(), stop, &mut tasks).await?,
         }
     }
     while let Some(result) = tasks.join_next().await {
         result.context("a component panicked")??;
     }
+    Ok(())
+}
+
+/// A client of the master: in its process directly, elsewhere over HTTP with `policy`.
+fn client_of(
+    config: &Config,
+    local: Option<&Master>,
+    policy: RetryPolicy,
+) -> Arc<dyn MasterClient> {
+    match local {
+        Some(m) => Arc::new(LocalMasterClient(m.clone())),
+        None => Arc::new(HttpMasterClient::new(
+            &config.master_host,
+            config.master_port,
+            policy,
+        )),
+    }
+}
+
+async fn start_master(
+    config: &Config,
+    stop: watch::Receiver<bool>,
+    tasks: &mut Tasks,
+) -> anyhow::Result<Master> {
+    let (host, port) = (config.master_host.as_str(), config.master_port);
+    let listener = TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port}"))?;
+    let url = config.database_url()?;
+    let store = storage::open(&url)?;
+    tracing::info!(database = %storage::redact_url(&url), master = %config.master_name, "starting master");
+    let master = Master::start(store, &config.master_name).await;
+    let max = config.max_request_bytes;
+    tasks.spawn(api::serve(master.clone(), listener, max, wait_for(stop)));
+    Ok(master)
+}
+
+async fn start_workers(
+    config: &Config,
+    local: Option<&Master>,
+    stop: watch::Receiver<bool>,
+    tasks: &mut Tasks,
+) {
+    let client = client_of(config, local, RetryPolicy::from_config(config));
+    if let Some(m) = local {
+        import_definitions(config, m).await;
+    }
+    let settings = WorkerSettings::from_config(config);
+    let count = config.workers as usize;
+    tracing::info!(workers = count, logs = %settings.logs_dir.display(), "starting workers");
+    tasks.spawn(async move {
+        run_workers(client, settings, count, stop).await;
+        Ok(())
+    });
+}
+
+fn start_scheduler(
+    config: &Config,
+    local: Option<&Master>,
+    stop: watch::Receiver<bool>,
+    tasks: &mut Tasks,
+) -> anyhow::Result<()> {
+    let client = client_of(config, local, RetryPolicy::from_config(config));
+    let url = config.database_url()?;
+    let settings = SchedulerSettings {
+        default_max_running: config.default_max_workflow_running_instances,
+        poll: Duration::from_secs(30),
+        // Workers wake delayed schedules when an instance ends; this is the fallback.
+        recheck: Duration::from_secs(10),
+        mailer: crate::email::Mailer::from_config(config),
+        store: Some(Arc::from(storage::open(&url)?)),
+        master_name: config.master_name.clone(),
+    };
+    let name =
+        crate::workflow::worker::owner_name(config.generation, 0).replacen('_', "_scheduler_", 1);
+    let scheduler = Scheduler {
+        client,
+        settings,
+        name,
+    };
+    tracing::info!("starting scheduler");
+    tasks.spawn(async move {
+        scheduler.run(stop).await;
+        Ok(())
+    });
+    Ok(())
+}
+
+async fn start_ui(
+    config: &Config,
+    local: Option<&Master>,
+    stop: watch::Receiver<bool>,
+    tasks: &mut Tasks,
+) -> anyhow::Result<()> {
+    let host = config.ui_host.clone().unwrap_or_else(|| "127.0.0.1".into());
+    let listener = TcpListener::bind((host.as_str(), config.ui_port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{}", config.ui_port))?;
+    let store = storage::open(&config.database_url()?)?;
+    if local.is_none() {
+        // Alone, the UI may start before any master: make sure the tables exist.
+        store.migrate().await?;
+    }
+    let data = crate::ui::data::DataLayer::new(
+        Arc::from(store),
+        config.master_name.clone(),
+        config.default_max_workflow_running_instances,
+    );
+    // A short retry policy, so an unreachable master shows at once in the status label.
+    let policy = RetryPolicy {
+        attempts: 2,
+        timeout: Duration::from_secs(10),
+        ..Default::default()
+    };
+    let client = client_of(config, local, policy);
+    tracing::info!("starting ui");
+    let ui = crate::ui::Ui::new(data, client, Arc::new(config.clone()));
+    tasks.spawn(crate::ui::serve(ui, listener, wait_for(stop)));
     Ok(())
 }
 

@@ -7,6 +7,7 @@ pub mod client;
 pub mod pattern;
 pub mod service;
 pub mod state;
+mod writer;
 
 pub use crate::token::MasterError;
 pub use client::{HttpMasterClient, LocalMasterClient, MasterClient};

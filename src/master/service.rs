@@ -1,13 +1,8 @@
-//! The master service: the single writer. Requests queue on a channel; the writer drains what
-//! is queued into one batch, applies it to memory under the write lock (recording an undo log),
-//! commits the batch in one database transaction (group commit), and only then replies.
-//! Readers take the read lock, so they never see a change before it is committed.
-//!
-//! Parked claims (`query_and_own` with `wait_ms`) live here too: after every batch, and when a
-//! lease ends, the writer retries them, so a claim is granted in the same commit as the insert
-//! that made a token claimable, with no polling and no database work while waiting.
+//! The master service: the handle every caller holds. Writes queue on a channel to the single
+//! writer (`writer`), which applies them to memory, commits them to the database, and only
+//! then replies. Reads take the read lock on memory, so they never see a change before it is
+//! committed. Start-up loads every active token, retrying until the database answers.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -15,19 +10,19 @@ use std::time::{Duration, Instant};
 use tokio::sync::{RwLock, mpsc, oneshot};
 
 use super::pattern::Pattern;
-use super::state::{Entry, State, Txn};
-use crate::storage::{CommitBatch, Loaded, Storage, StorageError, TokenRef};
+use super::state::{Entry, State};
+use crate::storage::{Loaded, Storage};
 use crate::token::MasterError;
 use crate::token::*;
 
 /// Requests applied in one batch at most (bounds the time the write lock is held).
-const MAX_BATCH: usize = 1024;
+pub(super) const MAX_BATCH: usize = 1024;
 const CHANNEL_CAPACITY: usize = 8192;
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+pub(super) const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
-type Reply<T> = oneshot::Sender<Result<T, MasterError>>;
+pub(super) type Reply<T> = oneshot::Sender<Result<T, MasterError>>;
 
-enum Command {
+pub(super) enum Command {
     Modify(ModifyRequest, Reply<ModifyResponse>),
     Archive(ArchiveRequest, Reply<ArchiveResponse>),
     Claim(QueryAndOwnRequest, Reply<QueryAndOwnResponse>),
@@ -35,44 +30,14 @@ enum Command {
     Close,
 }
 
-/// A reply computed in a batch, sent once the batch is committed (or failed).
-enum Outcome {
-    Modify(Reply<ModifyResponse>, Result<ModifyResponse, MasterError>),
-    Archive(Reply<ArchiveResponse>, Result<ArchiveResponse, MasterError>),
-    Claim(
-        Reply<QueryAndOwnResponse>,
-        Result<QueryAndOwnResponse, MasterError>,
-    ),
-}
-
-impl Outcome {
-    fn send(self, failure: Option<&MasterError>) {
-        // A caller that went away does not care about its reply.
-        match self {
-            Outcome::Modify(tx, r) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
-            Outcome::Archive(tx, r) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
-            Outcome::Claim(tx, r) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
-        }
-    }
-}
-
-struct Parked {
-    req: QueryAndOwnRequest,
-    pattern: Pattern,
-    deadline: Instant,
-    /// The earliest lease end (seconds) among matching tokens: retry then.
-    next_lease_end: Option<i64>,
-    reply: Reply<QueryAndOwnResponse>,
-}
-
-struct Shared {
-    state: RwLock<State>,
+pub(super) struct Shared {
+    pub(super) state: RwLock<State>,
     /// False while memory may differ from the database (a commit with an unknown outcome, or a
     /// failed reload): reads and writes answer UNAVAILABLE until a reload succeeds.
-    healthy: AtomicBool,
+    pub(super) healthy: AtomicBool,
     /// How many claims are parked, as the writer last counted them.
-    parked: AtomicUsize,
-    name: String,
+    pub(super) parked: AtomicUsize,
+    pub(super) name: String,
     storage_kind: &'static str,
     started: Instant,
 }
@@ -82,20 +47,6 @@ struct Shared {
 pub struct Master {
     shared: Arc<Shared>,
     tx: mpsc::Sender<Command>,
-}
-
-/// What a caller is told when a batch could not be committed. The database's own words go to
-/// the log (they can name hosts, files and tables), not to the client.
-fn unavailable(e: &StorageError) -> MasterError {
-    MasterError::Unavailable(match e {
-        StorageError::CommitUnknown(_) => {
-            "the outcome of this change is unknown: the database did \
-             not confirm the commit; read the tokens again to see whether it applied (the master \
-             reloads them from the database first)"
-                .into()
-        }
-        _ => "the change was not committed: the database is unavailable".into(),
-    })
 }
 
 /// Loads the master's tokens, retrying with backoff while the database is unreachable.
@@ -117,7 +68,7 @@ async fn load_with_retry(storage: &dyn Storage, name: &str) -> Loaded {
     }
 }
 
-fn build_state(loaded: Loaded) -> State {
+pub(super) fn build_state(loaded: Loaded) -> State {
     let rows = loaded.tokens.into_iter().map(Entry::from_owned_token);
     State::load(
         rows,
@@ -152,15 +103,7 @@ impl Master {
             started: Instant::now(),
         });
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let writer = Writer {
-            shared: shared.clone(),
-            storage,
-            rx,
-            parked: VecDeque::new(),
-            closing: false,
-            retry_at: None,
-        };
-        tokio::spawn(writer.run());
+        super::writer::spawn(shared.clone(), storage, rx);
         Master { shared, tx }
     }
 
@@ -242,268 +185,5 @@ impl Master {
     /// Answers every parked claim (empty) and stops parking new ones: for a prompt shutdown.
     pub async fn close(&self) {
         let _ = self.tx.send(Command::Close).await;
-    }
-}
-
-struct Writer {
-    shared: Arc<Shared>,
-    storage: Box<dyn Storage>,
-    rx: mpsc::Receiver<Command>,
-    parked: VecDeque<Parked>,
-    closing: bool,
-    /// When unhealthy: the next time to try reloading.
-    retry_at: Option<(Instant, Duration)>,
-}
-
-impl Writer {
-    async fn run(mut self) {
-        loop {
-            let wake = self.next_wakeup();
-            let first = tokio::select! {
-                cmd = self.rx.recv() => match cmd {
-                    Some(cmd) => Some(cmd),
-                    None => break,
-                },
-                _ = sleep_until(wake) => None,
-            };
-            let mut cmds: Vec<Command> = first.into_iter().collect();
-            while cmds.len() < MAX_BATCH {
-                match self.rx.try_recv() {
-                    Ok(cmd) => cmds.push(cmd),
-                    Err(_) => break,
-                }
-            }
-            self.run_batch(cmds).await;
-            self.shared
-                .parked
-                .store(self.parked.len(), Ordering::Relaxed);
-        }
-        for p in self.parked.drain(..) {
-            let _ = p.reply.send(Ok(QueryAndOwnResponse::default()));
-        }
-        tracing::info!(master = %self.shared.name, "master writer stopped");
-    }
-
-    /// The earliest of: a parked claim's deadline, a lease end that may free a token for a
-    /// parked claim, and the next reload attempt.
-    fn next_wakeup(&self) -> Option<Instant> {
-        let now = Instant::now();
-        let now_ms = crate::clock::now_ms();
-        let lease = |secs: i64| {
-            now + Duration::from_millis((secs * 1000 - now_ms).clamp(0, 86_400_000) as u64 + 1)
-        };
-        self.parked
-            .iter()
-            .flat_map(|p| [Some(p.deadline), p.next_lease_end.map(lease)])
-            .chain([self.retry_at.map(|(t, _)| t)])
-            .flatten()
-            .min()
-    }
-
-    async fn run_batch(&mut self, cmds: Vec<Command>) {
-        let shared = self.shared.clone();
-        let mut state = shared.state.write().await;
-        if !self.shared.healthy.load(Ordering::Acquire) && !self.try_reload(&mut state).await {
-            let err = MasterError::Unavailable(
-                "the master cannot reach its database; try again shortly".into(),
-            );
-            for cmd in cmds {
-                reject(cmd, &err);
-            }
-            return;
-        }
-        let now = crate::clock::now();
-        let mut txn = Txn::default();
-        let mut outcomes = Vec::with_capacity(cmds.len());
-        for cmd in cmds {
-            match cmd {
-                Command::Modify(req, reply) => {
-                    outcomes.push(Outcome::Modify(reply, state.modify(&req, &mut txn)))
-                }
-                Command::Archive(req, reply) => {
-                    let result = state.archive(&req, &mut txn).map(|()| ArchiveResponse {});
-                    outcomes.push(Outcome::Archive(reply, result));
-                }
-                Command::Claim(req, reply) => match state.claim(&req, now, &mut txn) {
-                    Ok(claim)
-                        if claim.tokens.is_empty()
-                            && req.wait_ms.unwrap_or(0) > 0
-                            && !self.closing =>
-                    {
-                        let pattern = Pattern::parse(
-                            &req.query.as_ref().expect("claims with a query").name_prefix,
-                        )
-                        .expect("validated before queueing");
-                        let deadline =
-                            Instant::now() + Duration::from_millis(req.wait_ms.unwrap_or(0));
-                        self.parked.push_back(Parked {
-                            req,
-                            pattern,
-                            deadline,
-                            next_lease_end: claim.next_lease_end,
-                            reply,
-                        });
-                    }
-                    result => outcomes.push(Outcome::Claim(
-                        reply,
-                        result.map(|c| QueryAndOwnResponse { tokens: c.tokens }),
-                    )),
-                },
-                Command::Close => self.closing = true,
-            }
-        }
-        self.retry_parked(&mut state, &mut txn, now, &mut outcomes);
-        state.seal(&mut txn);
-        if txn.is_empty() {
-            outcomes.into_iter().for_each(|o| o.send(None));
-            return;
-        }
-        let result = {
-            let batch = commit_batch(&state, &txn);
-            self.storage.commit(&self.shared.name, &batch).await
-        };
-        match result {
-            Ok(()) => outcomes.into_iter().for_each(|o| o.send(None)),
-            Err(e) => {
-                let err = unavailable(&e);
-                tracing::error!(error = %e, requests = outcomes.len(), "database commit failed; the batch was rolled back in memory");
-                state.rollback(txn);
-                if matches!(e, StorageError::CommitUnknown(_)) {
-                    // The database may hold the batch or not: reload before the next write.
-                    self.shared.healthy.store(false, Ordering::Release);
-                    self.retry_at = Some((Instant::now(), Duration::from_millis(100)));
-                }
-                outcomes.into_iter().for_each(|o| o.send(Some(&err)));
-            }
-        }
-    }
-
-    /// Retries the parked claims that this batch (or the clock) may have satisfied, oldest first.
-    fn retry_parked(
-        &mut self,
-        state: &mut State,
-        txn: &mut Txn,
-        now: i64,
-        outcomes: &mut Vec<Outcome>,
-    ) {
-        if self.parked.is_empty() {
-            return;
-        }
-        let touched: Vec<Box<str>> = txn.touched().map(Into::into).collect();
-        let instant = Instant::now();
-        let mut still = VecDeque::with_capacity(self.parked.len());
-        while let Some(mut p) = self.parked.pop_front() {
-            if p.reply.is_closed() {
-                // The caller hung up (a stopped scheduler, a killed worker): granting it a
-                // token would lease that token to nobody for the claim's whole lease.
-                continue;
-            }
-            let mut due = self.closing || p.next_lease_end.is_some_and(|t| t <= now);
-            for name in touched.iter().filter(|n| p.pattern.matches(n)) {
-                match state.get(name) {
-                    Some(e) if is_owned(e.owner.as_deref(), e.expiration_time, now) => {
-                        if let Some(t) = e.expiration_time.filter(|t| *t != NEVER) {
-                            p.next_lease_end = Some(p.next_lease_end.map_or(t, |n| n.min(t)));
-                        }
-                    }
-                    Some(_) => due = true,
-                    None => {}
-                }
-            }
-            if due {
-                match state.claim(&p.req, now, txn) {
-                    Ok(claim)
-                        if claim.tokens.is_empty() && !self.closing && p.deadline > instant =>
-                    {
-                        p.next_lease_end = claim.next_lease_end;
-                    }
-                    result => {
-                        let result = result.map(|c| QueryAndOwnResponse { tokens: c.tokens });
-                        outcomes.push(Outcome::Claim(p.reply, result));
-                        continue;
-                    }
-                }
-            }
-            if p.deadline <= instant {
-                outcomes.push(Outcome::Claim(p.reply, Ok(QueryAndOwnResponse::default())));
-                continue;
-            }
-            still.push_back(p);
-        }
-        self.parked = still;
-    }
-
-    /// Reloads memory from the database after a commit with an unknown outcome. Returns whether
-    /// the master is healthy again; otherwise schedules the next attempt with backoff.
-    async fn try_reload(&mut self, state: &mut State) -> bool {
-        let (at, delay) = self
-            .retry_at
-            .unwrap_or((Instant::now(), Duration::from_millis(100)));
-        if Instant::now() < at {
-            return false;
-        }
-        match self.storage.load_active(&self.shared.name).await {
-            Ok(loaded) => {
-                let patterns = state.indexed_patterns();
-                let floor = state.last_version();
-                let mut fresh = build_state(loaded);
-                fresh.raise_version_floor(floor);
-                fresh.rebuild_indexes(&patterns);
-                *state = fresh;
-                self.shared.healthy.store(true, Ordering::Release);
-                self.retry_at = None;
-                tracing::info!(
-                    tokens = state.len(),
-                    "master reloaded its tokens from the database and accepts writes again"
-                );
-                true
-            }
-            Err(e) => {
-                let next = (delay * 2).min(MAX_RETRY_DELAY);
-                tracing::warn!(error = %e, retry_in_ms = next.as_millis() as u64, "database still unavailable; master cannot reload yet");
-                self.retry_at = Some((Instant::now() + next, next));
-                false
-            }
-        }
-    }
-}
-
-fn reject(cmd: Command, err: &MasterError) {
-    // A caller that went away does not care about its reply.
-    match cmd {
-        Command::Modify(_, r) => drop(r.send(Err(err.clone()))),
-        Command::Archive(_, r) => drop(r.send(Err(err.clone()))),
-        Command::Claim(_, r) => drop(r.send(Err(err.clone()))),
-        Command::Close => {}
-    }
-}
-
-/// The rows a sealed batch writes: every touched name's current value (or its deletion).
-fn commit_batch<'a>(state: &'a State, txn: &'a Txn) -> CommitBatch<'a> {
-    let mut batch = CommitBatch {
-        version_floor: state.last_version(),
-        ..Default::default()
-    };
-    for name in txn.touched() {
-        match state.get(name) {
-            Some(e) => batch.upserts.push(TokenRef {
-                name,
-                version: e.version,
-                owner: e.owner.as_deref(),
-                expiration_time: e.expiration_time,
-                priority: e.priority,
-                data: e.data.as_deref(),
-            }),
-            None => batch.deletes.push(name),
-        }
-    }
-    batch.archived = txn.archived().iter().map(TokenRef::from).collect();
-    batch
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }

@@ -114,18 +114,14 @@ fn signal_group(pgid: u32, signal: i32) {
     }
 }
 
-/// Runs the command to its end. `abort` turning true ends it (SIGTERM, then SIGKILL).
-pub async fn run(
-    spec: ExecSpec,
-    reports: mpsc::UnboundedSender<Report>,
-    mut abort: watch::Receiver<bool>,
-) -> std::io::Result<ExecResult> {
-    // If the worker dies (even by SIGKILL), the kernel ends the job's shell too, so a job whose
-    // lease runs out is not still running when another worker starts it again. util-linux's
-    // setpriv sets that up and execs the shell; a `pre_exec` hook would do the same but forces
-    // a full fork() of the worker process (posix_spawn cannot run hooks), which made every
-    // spawn copy the worker's page tables: 66% of a 500-job fan-out's time was spent there.
-    let mut child = match setpriv() {
+/// The job's shell, in its own process group, dying with the worker. If the worker dies (even
+/// by SIGKILL), the kernel ends the job's shell too, so a job whose lease runs out is not still
+/// running when another worker starts it again. util-linux's setpriv sets that up and execs
+/// the shell; a `pre_exec` hook would do the same but forces a full fork() of the worker
+/// process (posix_spawn cannot run hooks), which made every spawn copy the worker's page
+/// tables: 66% of a 500-job fan-out's time was spent there.
+fn command(spec: &ExecSpec) -> Command {
+    let mut c = match setpriv() {
         Some(setpriv) => {
             let mut c = Command::new(setpriv);
             c.args(["--pdeathsig", "KILL", "--", "/bin/sh", "-c"]);
@@ -137,16 +133,23 @@ pub async fn run(
             c
         }
     };
-    child
-        .arg(&spec.command)
+    c.arg(&spec.command)
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = child.spawn()?;
-    let pgid = child.id().unwrap_or(0);
+    c
+}
+
+/// Runs the command to its end. `abort` turning true ends it (SIGTERM, then SIGKILL).
+pub async fn run(
+    spec: ExecSpec,
+    reports: mpsc::UnboundedSender<Report>,
+    abort: watch::Receiver<bool>,
+) -> std::io::Result<ExecResult> {
+    let mut child = command(&spec).spawn()?;
     let out = tokio::spawn(pump(
         child.stdout.take().expect("piped"),
         spec.stdout_log.clone(),
@@ -157,36 +160,7 @@ pub async fn run(
         spec.stderr_log.clone(),
         reports.clone(),
     ));
-    let started = Instant::now();
-    let abort_at = spec.abort_timeout.map(|t| started + t);
-    let mut warn_at = spec.warn_timeout.map(|t| started + t);
-    let mut killed_because: Option<String> = None;
-    let mut kill_at: Option<Instant> = None;
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status?,
-            _ = sleep_until(warn_at) => {
-                warn_at = None;
-                let _ = reports.send(Report::WarnTimeout);
-            }
-            _ = sleep_until(abort_at), if killed_because.is_none() => {
-                killed_because = Some(format!("abort_timeout_sec of {}s exceeded", spec.abort_timeout.unwrap_or_default().as_secs()));
-                signal_group(pgid, libc::SIGTERM);
-                kill_at = Some(Instant::now() + spec.kill_grace);
-            }
-            changed = abort.changed(), if killed_because.is_none() => {
-                if changed.is_err() || *abort.borrow() {
-                    killed_because = Some("aborted".into());
-                    signal_group(pgid, libc::SIGTERM);
-                    kill_at = Some(Instant::now() + spec.kill_grace);
-                }
-            }
-            _ = sleep_until(kill_at) => {
-                signal_group(pgid, libc::SIGKILL);
-                kill_at = None;
-            }
-        }
-    };
+    let (status, killed_because) = supervise(&mut child, &spec, &reports, abort).await?;
     // Output still buffered in the pipes is written out; a grandchild that keeps a pipe open
     // does not hold the job forever.
     for pump in [out, err] {
@@ -210,6 +184,50 @@ pub async fn run(
         exit_code,
         killed_because,
     })
+}
+
+/// Waits for the child, sending the warn-timeout report, and ending its process group on the
+/// abort timeout or an abort (SIGTERM, SIGKILL after the grace). Returns how it exited and why
+/// Pinball ended it, if it did.
+async fn supervise(
+    child: &mut tokio::process::Child,
+    spec: &ExecSpec,
+    reports: &mpsc::UnboundedSender<Report>,
+    mut abort: watch::Receiver<bool>,
+) -> std::io::Result<(std::process::ExitStatus, Option<String>)> {
+    let pgid = child.id().unwrap_or(0);
+    let started = Instant::now();
+    let abort_at = spec.abort_timeout.map(|t| started + t);
+    let mut warn_at = spec.warn_timeout.map(|t| started + t);
+    let mut killed_because: Option<String> = None;
+    let mut kill_at: Option<Instant> = None;
+    let end = |why: String, killed: &mut Option<String>| {
+        *killed = Some(why);
+        signal_group(pgid, libc::SIGTERM);
+        Some(Instant::now() + spec.kill_grace)
+    };
+    loop {
+        tokio::select! {
+            status = child.wait() => return Ok((status?, killed_because)),
+            _ = sleep_until(warn_at) => {
+                warn_at = None;
+                let _ = reports.send(Report::WarnTimeout);
+            }
+            _ = sleep_until(abort_at), if killed_because.is_none() => {
+                let limit = spec.abort_timeout.unwrap_or_default().as_secs();
+                kill_at = end(format!("abort_timeout_sec of {limit}s exceeded"), &mut killed_because);
+            }
+            changed = abort.changed(), if killed_because.is_none() => {
+                if changed.is_err() || *abort.borrow() {
+                    kill_at = end("aborted".into(), &mut killed_because);
+                }
+            }
+            _ = sleep_until(kill_at) => {
+                signal_group(pgid, libc::SIGKILL);
+                kill_at = None;
+            }
+        }
+    }
 }
 
 /// `setpriv` (util-linux), if this machine has it.

@@ -133,7 +133,21 @@ pub async fn settle(
     if make_runnable(client, w, i, &tokens).await? > 0 || !tokens.is_done() {
         return Ok(Settled::Running);
     }
-    let archive_name = name::signal_token(&level, Action::ARCHIVE);
+    finish(client, &level, tokens, archive_delay_sec).await
+}
+
+/// Nothing is left to run: stamps the time the instance may be archived (the first worker to
+/// notice), or archives it when that time has come.
+async fn finish(
+    client: &dyn MasterClient,
+    level: &Level,
+    tokens: InstanceTokens,
+    archive_delay_sec: u64,
+) -> Result<Settled, MasterError> {
+    let Level::Instance(w, i) = level else {
+        unreachable!("settle works on instances")
+    };
+    let archive_name = name::signal_token(level, Action::ARCHIVE);
     let Some(archive) = tokens.all.iter().find(|t| t.name == archive_name) else {
         return Ok(Settled::Waiting); // nothing ran to an end yet (or it was retried)
     };
@@ -153,8 +167,8 @@ pub async fn settle(
         Ok(_) => {
             tracing::info!(workflow = %w, instance = %i, archive_in_sec = archive_delay_sec, "instance finished");
             if archive_delay_sec == 0 {
-                let tokens = read_instance(client, w, i).await?;
-                archive_all(client, &tokens.all).await?;
+                let now_live = read_instance(client, w, i).await?;
+                archive_all(client, &now_live.all).await?;
                 tracing::info!(workflow = %w, instance = %i, "archived finished instance");
             }
             Ok(Settled::Finished(summarize(&tokens, false)))

@@ -2,18 +2,24 @@
 //! `PINBALL_TEST_MYSQL_URL` is set (CI sets it), real HTTP, real processes.
 
 mod api;
+mod bad_input;
 mod browser;
+mod claims;
 mod cli;
 mod crash;
 mod emails;
 mod faults;
 mod helpers;
+mod leases;
 mod processes;
+mod repair;
 mod scheduler;
 mod schedules;
+mod signals;
 mod smtp;
 mod storage;
 mod ui_api;
+mod ui_fixture;
 mod ui_pages;
 mod webdriver;
 mod workflows;

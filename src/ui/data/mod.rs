@@ -3,25 +3,25 @@
 //! live tokens on every request; finished (archived) ones come from `instance_summaries`,
 //! which `summaries` keeps current, so lists never re-read a long history token by token.
 
+mod rows;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use serde::Serialize;
+pub use rows::*;
 
 use super::summaries::Summarizer;
 use crate::parser::WorkflowDef;
 use crate::schedule::ScheduleData;
-use crate::storage::{InstanceSummary, Storage, StorageError, Table};
+use crate::storage::{Storage, StorageError, Table};
 use crate::token::Token;
 use crate::token::name::{
     self, DEFINITION_PREFIX, InstanceId, JobName, JobState, Level, Name, WorkflowName,
 };
 use crate::workflow::definition;
 use crate::workflow::instance::JobToken;
-use crate::workflow::signal::{Action, Signal, Signals};
-use crate::workflow::status::{
-    InstanceStatus, Status, instance_status, job_status, workflow_status,
-};
+use crate::workflow::signal::Signals;
+use crate::workflow::status::{InstanceStatus, workflow_status};
 
 #[derive(Clone)]
 pub struct DataLayer {
@@ -30,162 +30,6 @@ pub struct DataLayer {
     /// `default_max_workflow_running_instances`: the limit of a schedule that names none.
     pub default_max_running: u32,
     pub summaries: Summarizer,
-}
-
-/// One instance's tokens and where they live.
-#[derive(Debug, Default)]
-pub struct Instance {
-    pub jobs: Vec<JobToken>,
-    pub live: bool,
-    pub aborted: bool,
-    pub finished: bool,
-    pub signals: Vec<Token>,
-}
-
-impl Instance {
-    pub fn status(&self) -> InstanceStatus {
-        instance_status(&self.jobs, !self.live, self.aborted, self.finished)
-    }
-
-    pub fn add(&mut self, t: Token, archived: bool) {
-        self.live |= !archived;
-        match Name::parse(&t.name) {
-            Some(Name::Job { .. }) => {
-                if let Ok(jt) = JobToken::parse(t) {
-                    self.jobs.push(jt);
-                }
-            }
-            Some(Name::Signal {
-                level: Level::Instance(..),
-                action,
-            }) => {
-                if action == Action::ABORT.as_str() {
-                    self.aborted = true;
-                }
-                if action == Action::ARCHIVE.as_str() {
-                    let signal = Signal::from_token(&t);
-                    self.finished |= signal.is_some_and(|s| s.attributes.timestamp.is_some());
-                }
-                self.signals.push(t);
-            }
-            _ => {}
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct WorkflowRow {
-    pub workflow: WorkflowName,
-    pub status: Status,
-    pub last_instance: Option<InstanceId>,
-    pub last_start_time: Option<f64>,
-    pub last_end_time: Option<f64>,
-    pub running_instances: usize,
-    /// The definition's `owner`, else the local parts of its notification emails.
-    pub owner: Option<String>,
-    pub next_run_time: Option<i64>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct InstanceRow {
-    pub instance: InstanceId,
-    pub status: Status,
-    pub start_time: Option<f64>,
-    pub end_time: Option<f64>,
-}
-
-/// One page of a workflow's instances, newest first.
-#[derive(Debug, Clone, Serialize)]
-pub struct InstancePage {
-    pub rows: Vec<InstanceRow>,
-    pub total: u64,
-    pub offset: u64,
-    pub limit: u32,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct JobRow {
-    pub job: JobName,
-    pub status: Status,
-    pub last_start_time: Option<f64>,
-    pub last_end_time: Option<f64>,
-    pub attempts: usize,
-    pub depends_on: Vec<JobName>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ExecutionRow {
-    pub instance: InstanceId,
-    pub execution: usize,
-    pub status: Status,
-    pub exit_code: Option<i32>,
-    pub cleanup_exit_code: Option<i32>,
-    pub start_time: f64,
-    pub end_time: Option<f64>,
-    pub worker: String,
-    pub info: String,
-    pub properties: BTreeMap<String, Vec<String>>,
-    /// Log kind -> URL of this API that serves it.
-    pub log_urls: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ScheduleRow {
-    pub workflow: WorkflowName,
-    pub next_run_time: i64,
-    pub recurrence: Option<String>,
-    pub cron: Option<String>,
-    pub overrun_policy: String,
-    /// The limit in force (the configured default when the schedule names none).
-    pub max_running_instances: u32,
-    pub emails: Vec<String>,
-    pub missed_runs: u64,
-    pub catchup: bool,
-    pub timezone: Option<String>,
-}
-
-/// A token path's child and how many tokens are under it (both tables).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct PathCount {
-    pub path: String,
-    pub count: u64,
-}
-
-/// A summary's status; `None` for a row whose names are not valid (a hand-edited database).
-fn summary_status(s: &InstanceSummary) -> Option<(WorkflowName, InstanceId, InstanceStatus)> {
-    let w = WorkflowName::parse(s.workflow.as_str()).ok()?;
-    let i = InstanceId::parse(s.instance.as_str()).ok()?;
-    let status = InstanceStatus {
-        status: Status::parse(&s.status).unwrap_or(Status::UNKNOWN),
-        start_time: s.start_time,
-        end_time: s.end_time,
-    };
-    Some((w, i, status))
-}
-
-fn owner_of(def: &WorkflowDef) -> Option<String> {
-    def.owner.clone().or_else(|| {
-        let locals: Vec<&str> = def
-            .notify_emails
-            .iter()
-            .map(|e| e.split('@').next().unwrap_or(e))
-            .collect();
-        (!locals.is_empty()).then(|| locals.join(","))
-    })
-}
-
-/// The status of one execution of a job.
-pub fn execution_status(jt: &JobToken, n: usize) -> Status {
-    let Some(r) = jt.job.history.get(n) else {
-        return Status::UNKNOWN;
-    };
-    let last = n + 1 == jt.job.history.len();
-    match (r.end_time, r.exit_code) {
-        (None, _) if last && jt.state == JobState::Runnable => Status::RUNNING,
-        (None, _) => Status::UNKNOWN,
-        (Some(_), Some(0)) => Status::SUCCESS,
-        _ => Status::FAILURE,
-    }
 }
 
 impl DataLayer {
@@ -532,55 +376,4 @@ impl DataLayer {
             .into_iter()
             .find(|(t, _)| t.name == token_name))
     }
-}
-
-pub fn job_row(jt: &JobToken) -> JobRow {
-    let last = jt.job.history.last();
-    JobRow {
-        job: jt.job.name.clone(),
-        status: job_status(jt),
-        last_start_time: last.map(|r| r.start_time),
-        last_end_time: last.and_then(|r| r.end_time),
-        attempts: jt.job.history.len(),
-        depends_on: depends_on(jt),
-    }
-}
-
-pub fn depends_on(jt: &JobToken) -> Vec<JobName> {
-    jt.job
-        .inputs
-        .iter()
-        .filter(|x| x.as_str() != name::WORKFLOW_START_INPUT)
-        .cloned()
-        .collect()
-}
-
-pub fn log_url(w: &WorkflowName, i: &InstanceId, job: &JobName, n: usize, kind: &str) -> String {
-    format!("/api/v1/workflows/{w}/instances/{i}/jobs/{job}/executions/{n}/logs/{kind}")
-}
-
-fn execution_rows(jt: &JobToken) -> Vec<ExecutionRow> {
-    let (w, i, job) = (&jt.workflow, &jt.instance, &jt.job.name);
-    jt.job
-        .history
-        .iter()
-        .enumerate()
-        .map(|(n, r)| ExecutionRow {
-            instance: r.instance.clone(),
-            execution: n,
-            status: execution_status(jt, n),
-            exit_code: r.exit_code,
-            cleanup_exit_code: r.cleanup_exit_code,
-            start_time: r.start_time,
-            end_time: r.end_time,
-            worker: r.worker.clone(),
-            info: r.info.clone(),
-            properties: r.properties.clone(),
-            log_urls: r
-                .logs
-                .keys()
-                .map(|kind| (kind.clone(), log_url(w, i, job, n, kind)))
-                .collect(),
-        })
-        .collect()
 }

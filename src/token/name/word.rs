@@ -1,0 +1,149 @@
+//! The names inside token names: `\w+` newtypes, parsed once where they enter and carried as
+//! types from there (serde, `FromStr` for clap, query strings).
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::ops::Deref;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::WORKFLOW_START_INPUT;
+
+/// Whether `s` is a valid name component: `\w+` (ASCII letters, digits, underscore).
+pub fn is_word(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// A name that is not `\w+`, with what it was meant to name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} name {value:?} is invalid: use letters, digits and _ only")]
+pub struct NameError {
+    pub what: &'static str,
+    pub value: String,
+}
+
+macro_rules! word_name {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub(super) String);
+
+        impl $name {
+            /// What this kind of name names, as errors say it.
+            pub const WHAT: &'static str = $what;
+
+            pub fn parse(s: impl Into<String>) -> Result<Self, NameError> {
+                let s = s.into();
+                if is_word(&s) {
+                    Ok($name(s))
+                } else {
+                    Err(NameError { what: $what, value: s })
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = NameError;
+            fn from_str(s: &str) -> Result<Self, NameError> {
+                $name::parse(s)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = NameError;
+            fn try_from(s: String) -> Result<Self, NameError> {
+                $name::parse(s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(n: $name) -> String {
+                n.0
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                $name::parse(s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+word_name!(
+    /// A workflow's name: `\w+`.
+    WorkflowName,
+    "workflow"
+);
+word_name!(
+    /// An instance's id: `\w+` (a millisecond stamp for instances Pinball starts).
+    InstanceId,
+    "instance"
+);
+word_name!(
+    /// A job's name inside its workflow: `\w+`. Inputs are named by their upstream job, or
+    /// [`WORKFLOW_START_INPUT`].
+    JobName,
+    "job"
+);
+
+impl JobName {
+    /// The input of a job that has no upstream job.
+    pub fn workflow_start() -> JobName {
+        JobName(WORKFLOW_START_INPUT.to_owned())
+    }
+
+    /// The job a workflow's `final_job:` becomes.
+    pub fn final_job() -> JobName {
+        JobName("final".to_owned())
+    }
+}

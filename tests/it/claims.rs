@@ -1,0 +1,210 @@
+//! Claims over real HTTP: a parked `query_and_own` wakes when a matching token is inserted or a
+//! lease ends, answers empty after its wait, writes nothing when it gets nothing, and takes
+//! nothing once its caller has hung up.
+
+use std::time::{Duration, Instant};
+
+use pinball::master::MasterClient;
+use pinball::token::*;
+
+use crate::helpers::*;
+
+fn claim(
+    prefix: &str,
+    max: Option<u32>,
+    owner: &str,
+    exp: i64,
+    wait_ms: Option<u64>,
+) -> QueryAndOwnRequest {
+    QueryAndOwnRequest {
+        owner: owner.into(),
+        expiration_time: exp,
+        query: Some(Query {
+            name_prefix: prefix.into(),
+            max_tokens: max,
+        }),
+        wait_ms,
+    }
+}
+
+#[tokio::test]
+async fn a_parked_claim_wakes_when_a_matching_token_is_inserted() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&dir).await;
+    let client = app.client.clone();
+    let waiter = tokio::spawn(async move {
+        let started = Instant::now();
+        let r = client
+            .query_and_own(claim(
+                "/workflow/*/*/job/runnable/",
+                Some(1),
+                "w",
+                now() + 60,
+                Some(10_000),
+            ))
+            .await;
+        (r, started.elapsed())
+    });
+    wait_parked(&app.client, 1).await;
+    app.insert(vec![token("/workflow/other/1/job/waiting/x")])
+        .await;
+    app.insert(vec![token("/workflow/wf/1/job/runnable/a")])
+        .await;
+    let (r, waited) = waiter.await.unwrap();
+    let tokens = r.unwrap().tokens;
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0].name, "/workflow/wf/1/job/runnable/a");
+    assert!(
+        waited < Duration::from_secs(5),
+        "woken by the insert, not by the timeout: {waited:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_parked_claim_that_finds_nothing_answers_empty_after_its_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&dir).await;
+    let started = Instant::now();
+    let r = app
+        .client
+        .query_and_own(claim("/nothing/", Some(1), "w", now() + 60, Some(400)))
+        .await
+        .unwrap();
+    assert!(r.tokens.is_empty());
+    assert!(
+        started.elapsed() >= Duration::from_millis(390),
+        "{:?}",
+        started.elapsed()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_ended_lease_makes_a_token_claimable_and_wakes_a_parked_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&dir).await;
+    app.insert(vec![token("/workflow/wf/1/job/runnable/a")])
+        .await;
+    let lease_end = now() + 2;
+    let first = app
+        .client
+        .query_and_own(claim(
+            "/workflow/*/*/job/runnable/",
+            Some(1),
+            "dead_worker",
+            lease_end,
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(first.tokens.len(), 1);
+    let started = Instant::now();
+    let second = app
+        .client
+        .query_and_own(claim(
+            "/workflow/*/*/job/runnable/",
+            Some(1),
+            "heir",
+            now() + 60,
+            Some(10_000),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.tokens.len(),
+        1,
+        "the token is claimable once its lease ends"
+    );
+    assert_eq!(second.tokens[0].owner.as_deref(), Some("heir"));
+    assert!(now() >= lease_end, "not before the lease ended");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "woken at the lease end: {:?}",
+        started.elapsed()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_claim_that_gets_nothing_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&dir).await;
+    app.insert(vec![token("/x")]).await;
+    let blessed = |ts: Vec<Token>| {
+        ts.into_iter()
+            .find(|t| t.name == BLESSED_VERSION_NAME)
+            .unwrap()
+            .version
+    };
+    let before = blessed(app.all("/__").await);
+    for _ in 0..5 {
+        app.client
+            .query_and_own(claim("/nothing/", Some(1), "w", now() + 60, None))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        blessed(app.all("/__").await),
+        before,
+        "no version advanced, no commit happened"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_parked_claim_whose_caller_hung_up_takes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&dir).await;
+    let client = app.client.clone();
+    let gone = tokio::spawn(async move {
+        client
+            .query_and_own(claim(
+                "/workflow/*/*/job/runnable/",
+                Some(1),
+                "gone",
+                now() + 600,
+                Some(30_000),
+            ))
+            .await
+    });
+    wait_parked(&app.client, 1).await;
+    gone.abort(); // the caller disconnects, as a killed worker or scheduler would
+    let _ = gone.await;
+    // Every batch drops parked claims whose caller is gone: write until the master has.
+    let mut n = 0;
+    wait_until(
+        Duration::from_secs(10),
+        "the hung-up claim is dropped",
+        || {
+            n += 1;
+            let name = format!("/unrelated/{n}");
+            let app = &app;
+            async move {
+                app.insert(vec![token(&name)]).await;
+                app.client.health().await.unwrap().parked_claims == 0
+            }
+        },
+    )
+    .await;
+    app.insert(vec![token("/workflow/wf/1/job/runnable/a")])
+        .await;
+    let got = app
+        .client
+        .query_and_own(claim(
+            "/workflow/*/*/job/runnable/",
+            Some(1),
+            "alive",
+            now() + 60,
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        got.tokens.len(),
+        1,
+        "the token went to a live claimer, not to the one that hung up"
+    );
+    assert_eq!(got.tokens[0].owner.as_deref(), Some("alive"));
+    app.stop().await;
+}

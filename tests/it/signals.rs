@@ -1,0 +1,184 @@
+//! Signals end to end (PINBALL_SPEC §4): DRAIN holds an instance, ABORT kills its jobs and
+//! archives it as ABORTED (at instance and workflow level), EXIT retires older workers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pinball::cli::util::UtilCommand;
+use pinball::config::Config;
+use pinball::token::name::Level;
+use pinball::workflow::signal::{Action, Signals};
+use pinball::workflow::worker::{WorkerSettings, run_workers};
+use tokio::sync::watch;
+
+use crate::helpers::*;
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+#[tokio::test]
+async fn drain_holds_an_instance_and_undrain_releases_it() {
+    let c = cluster("workflows:\n  dr:\n    jobs:\n      a: {command: 'true'}\n      b: {command: 'true', depends_on: [a]}\n", 0, 0).await;
+    let i = c.start("dr").await;
+    let out = c.util(UtilCommand::Drain, Some("dr"), Some(&i), &[]).await;
+    assert_eq!(
+        out,
+        format!("set DRAIN.  Its token is /workflow/dr/{i}/__SIGNAL__/DRAIN\n")
+    );
+    assert_eq!(
+        c.util(UtilCommand::Drain, Some("dr"), Some(&i), &[]).await,
+        "DRAIN has been already set.  Not changing anything this time\n"
+    );
+    let (stop, stopped) = watch::channel(false);
+    let logs = tempfile::tempdir().unwrap();
+    let worker = tokio::spawn(run_workers(
+        Arc::new(c.client.clone()),
+        settings(logs.path(), 0),
+        2,
+        stopped,
+    ));
+    // Workers claim the drained job and hand it back unrun, again and again: each claim and
+    // each hand-back is a new version. A worker that ran it would have written its start.
+    let first = c.jobs("dr", &i).await["a"].token.version.unwrap();
+    c.wait_for(
+        "dr",
+        &i,
+        secs(20),
+        "workers claimed the drained job twice",
+        |ts| {
+            ts.iter().any(|t| {
+                t.name.ends_with("/job/runnable/a") && t.version.is_some_and(|v| v >= first + 4)
+            })
+        },
+    )
+    .await;
+    assert!(
+        c.jobs("dr", &i).await["a"].job.history.is_empty(),
+        "nothing ran while drained"
+    );
+    let out = c
+        .util(UtilCommand::Undrain, Some("dr"), Some(&i), &[])
+        .await;
+    assert_eq!(
+        out,
+        format!("removed DRAIN from /workflow/dr/{i}/__SIGNAL__/DRAIN\n")
+    );
+    assert_eq!(
+        c.util(UtilCommand::Undrain, Some("dr"), Some(&i), &[])
+            .await,
+        "DRAIN has been already removed.  Not changing anything this time\n"
+    );
+    c.archived("dr", &i, secs(20)).await;
+    assert_eq!(c.jobs("dr", &i).await["b"].job.history.len(), 1);
+    let _ = stop.send(true);
+    worker.await.unwrap();
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn abort_kills_the_running_job_and_archives_the_instance_as_aborted() {
+    let c = cluster("workflows:\n  ab:\n    jobs:\n      long: {command: 'sleep 60'}\n      next: {command: 'true', depends_on: [long]}\n", 1, 300).await;
+    let i = c.start("ab").await;
+    c.wait_for("ab", &i, secs(10), "the job runs", |ts| {
+        ts.iter().any(|t| {
+            t.name.ends_with("runnable/long")
+                && t.data.as_deref().is_some_and(|d| d.contains("start_time"))
+        })
+    })
+    .await;
+    let aborted_at = Instant::now();
+    c.util(UtilCommand::Abort, Some("ab"), Some(&i), &[]).await;
+    let archived = c.archived("ab", &i, secs(30)).await;
+    assert!(
+        aborted_at.elapsed() < secs(25),
+        "{:?}",
+        aborted_at.elapsed()
+    );
+    assert!(
+        archived
+            .iter()
+            .any(|t| t.name == format!("/workflow/ab/{i}/__SIGNAL__/ABORT")),
+        "the ABORT signal is archived with it"
+    );
+    let jobs = c.jobs("ab", &i).await;
+    assert_ne!(
+        jobs["long"].job.history[0].exit_code,
+        Some(0),
+        "the running job was killed"
+    );
+    assert!(jobs["next"].job.history.is_empty(), "nothing new started");
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn exit_retires_workers_of_older_generations_only() {
+    let c = cluster(
+        "workflows:\n  e:\n    jobs:\n      a: {command: 'true'}\n",
+        0,
+        0,
+    )
+    .await;
+    let config = Config {
+        generation: 2,
+        ..Config::default()
+    };
+    let out = pinball::cli::util::run(
+        &util(UtilCommand::Exit, None, None, &[]),
+        &config,
+        &c.client,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out, "set EXIT.  Its token is /workflow/__SIGNAL__/EXIT\n");
+    let logs = tempfile::tempdir().unwrap();
+    let (_stop, stopped) = watch::channel(false);
+    let old = tokio::spawn(run_workers(
+        Arc::new(c.client.clone()),
+        settings(logs.path(), 0),
+        2,
+        stopped.clone(),
+    ));
+    tokio::time::timeout(secs(10), old)
+        .await
+        .expect("generation 1 workers exit")
+        .unwrap();
+    let newer = WorkerSettings {
+        generation: 2,
+        ..settings(logs.path(), 0)
+    };
+    let new = tokio::spawn(run_workers(Arc::new(c.client.clone()), newer, 1, stopped));
+    let i = c.start("e").await;
+    c.archived("e", &i, secs(20)).await;
+    assert!(!new.is_finished(), "generation 2 workers stay");
+    let signals = Signals::read(&c.client, &Level::Global).await.unwrap();
+    assert!(signals.is_set(Action::EXIT, 1) && !signals.is_set(Action::EXIT, 2));
+    new.abort();
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_workflow_level_abort_ends_its_running_instances_as_aborted() {
+    let c = cluster("workflows:\n  wa:\n    jobs:\n      long: {command: 'sleep 60'}\n      next: {command: 'true', depends_on: [long]}\n", 1, 300).await;
+    let i = c.start("wa").await;
+    c.wait_for("wa", &i, secs(10), "the job runs", |ts| {
+        ts.iter().any(|t| {
+            t.name.ends_with("runnable/long")
+                && t.data.as_deref().is_some_and(|d| d.contains("start_time"))
+        })
+    })
+    .await;
+    assert_eq!(
+        c.util(UtilCommand::Abort, Some("wa"), None, &[]).await,
+        "set ABORT.  Its token is /workflow/wa/__SIGNAL__/ABORT\n"
+    );
+    let archived = c.archived("wa", &i, secs(40)).await;
+    assert!(
+        archived
+            .iter()
+            .any(|t| t.name == format!("/workflow/wa/{i}/__SIGNAL__/ABORT")),
+        "archived as aborted"
+    );
+    assert!(c.jobs("wa", &i).await["next"].job.history.is_empty());
+    c.stop().await;
+}
