@@ -349,16 +349,16 @@ impl DjangoDatabase {
     }
 }
 
-/// Percent-encodes the characters that would break a URL's user-info part.
+/// Percent-encodes everything but RFC 3986's unreserved characters, which is safe in a URL's
+/// user-info part.
 fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
 #[cfg(test)]

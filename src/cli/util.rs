@@ -1,7 +1,8 @@
 //! `pinball util` (the original workflow_util, PINBALL_SPEC §7.1) and `pinball import`: parses
 //! the arguments, asks for confirmation, calls `ops`, and returns what to print.
 
-use clap::{Args, ValueEnum};
+use clap::Args;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 
 use super::{CliError, confirm};
 use crate::config::Config;
@@ -10,32 +11,17 @@ use crate::ops::{Done, Ops, OpsError};
 use crate::parser;
 use crate::token::name::{InstanceId, JobName, Level, WorkflowName};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "lower")]
-pub enum UtilCommand {
-    Start,
-    Stop,
-    Pause,
-    Resume,
-    Retry,
-    Redo,
-    Poison,
-    Drain,
-    Undrain,
-    Abort,
-    Unabort,
-    Exit,
-    Unexit,
-    Reschedule,
-    Unschedule,
-    Reload,
-    Disable,
-    Enable,
-    Cleanup,
+pub use crate::ops::Command as UtilCommand;
+
+/// The command argument: one of `ops`' commands, by name (clap lists them in `--help`).
+fn command_parser() -> impl TypedValueParser<Value = UtilCommand> {
+    PossibleValuesParser::new(UtilCommand::ALL.map(UtilCommand::as_str))
+        .map(|s| UtilCommand::parse(&s).expect("one of the possible values"))
 }
 
 #[derive(Debug, Args)]
 pub struct UtilArgs {
+    #[arg(value_parser = command_parser())]
     pub command: UtilCommand,
     /// Do not ask for confirmation.
     #[arg(short = 'f', long = "force")]
@@ -108,8 +94,7 @@ pub async fn run(
     config: &Config,
     client: &dyn MasterClient,
 ) -> Result<String, CliError> {
-    let what = format!("{:?}", args.command).to_lowercase();
-    if !confirm(&format!("run {what}"), args.force)? {
+    if !confirm(&format!("run {}", args.command.as_str()), args.force)? {
         return Ok("not confirmed; nothing changed\n".into());
     }
     let ops = Ops::from_config(client, config);
@@ -120,13 +105,8 @@ async fn dispatch(args: &UtilArgs, config: &Config, ops: &Ops<'_>) -> Result<Don
     use UtilCommand::*;
     let done = match args.command {
         Start => ops.start(args.workflow()?).await?,
-        Stop => {
-            let (w, i) = args.instance()?;
-            ops.stop(w, i).await?
-        }
-        Retry => {
-            let (w, i) = args.instance()?;
-            ops.retry(w, i).await?
+        Stop | Retry | Pause | Resume | Disable | Enable | Redo | Reload => {
+            return on_instance(args, config, ops).await;
         }
         Drain => ops.drain(&args.level()?).await?,
         Undrain => ops.undrain(&args.level()?).await?,
@@ -134,22 +114,31 @@ async fn dispatch(args: &UtilArgs, config: &Config, ops: &Ops<'_>) -> Result<Don
         Unabort => ops.unabort(&args.level()?).await?,
         Exit => ops.exit(&args.level()?).await?,
         Unexit => ops.unexit(&args.level()?).await?,
+        Reschedule => return import(config, ops, args.workflow.as_ref()).await,
+        Poison => {
+            ops.poison(args.workflow()?, args.instance.as_ref(), &args.jobs)
+                .await?
+        }
+        Cleanup => ops.cleanup(args.age_days).await?,
+        Unschedule => ops.unschedule(args.workflow()?).await?,
+    };
+    Ok(done)
+}
+
+/// The commands on one instance (`-w W -i I`).
+async fn on_instance(args: &UtilArgs, config: &Config, ops: &Ops<'_>) -> Result<Done, CliError> {
+    use UtilCommand::*;
+    let (w, i) = args.instance()?;
+    let done = match args.command {
+        Stop => ops.stop(w, i).await?,
+        Retry => ops.retry(w, i).await?,
+        Pause => ops.pause(w, i).await?,
+        Resume => ops.resume(w, i).await?,
         Disable | Enable => {
-            let (w, i) = args.instance()?;
             ops.set_disabled(w, i, &args.jobs, args.command == Disable)
                 .await?
         }
-        Reschedule => return import(config, ops, args.workflow.as_ref()).await,
-        Pause => {
-            let (w, i) = args.instance()?;
-            ops.pause(w, i).await?
-        }
-        Resume => {
-            let (w, i) = args.instance()?;
-            ops.resume(w, i).await?
-        }
         Redo => {
-            let (w, i) = args.instance()?;
             let [job] = args.jobs.as_slice() else {
                 return Err(CliError::usage("redo command takes a single job"));
             };
@@ -158,17 +147,11 @@ async fn dispatch(args: &UtilArgs, config: &Config, ops: &Ops<'_>) -> Result<Don
                 .ok_or_else(|| CliError::usage("redo needs -e EXECUTION"))?;
             ops.redo(w, i, job, n).await?
         }
-        Poison => {
-            ops.poison(args.workflow()?, args.instance.as_ref(), &args.jobs)
-                .await?
-        }
-        Cleanup => ops.cleanup(args.age_days).await?,
         Reload => {
-            let (w, i) = args.instance()?;
             let defs = parser::load_from_config(config).map_err(OpsError::from)?;
             ops.reload(w, i, &args.jobs, &defs).await?
         }
-        Unschedule => ops.unschedule(args.workflow()?).await?,
+        other => unreachable!("{} is not an instance command", other.as_str()),
     };
     Ok(done)
 }

@@ -34,15 +34,7 @@ fn names(s: &State) -> Vec<(String, i64)> {
 }
 
 fn claim_req(prefix: &str, max: Option<u32>, owner: &str, exp: i64) -> QueryAndOwnRequest {
-    QueryAndOwnRequest {
-        owner: owner.into(),
-        expiration_time: exp,
-        query: Some(Query {
-            name_prefix: prefix.into(),
-            max_tokens: max,
-        }),
-        wait_ms: None,
-    }
+    QueryAndOwnRequest::new(owner, exp, prefix, max, None)
 }
 
 #[test]

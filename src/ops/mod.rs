@@ -22,6 +22,85 @@ use crate::token::name::{InstanceId, WorkflowName};
 
 pub use signals::{remove_signal, set_signal};
 
+/// Every operator command, as `pinball util` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Start,
+    Stop,
+    Pause,
+    Resume,
+    Retry,
+    Redo,
+    Poison,
+    Drain,
+    Undrain,
+    Abort,
+    Unabort,
+    Exit,
+    Unexit,
+    Reschedule,
+    Unschedule,
+    Reload,
+    Disable,
+    Enable,
+    Cleanup,
+}
+
+impl Command {
+    pub const ALL: [Command; 19] = [
+        Command::Start,
+        Command::Stop,
+        Command::Pause,
+        Command::Resume,
+        Command::Retry,
+        Command::Redo,
+        Command::Poison,
+        Command::Drain,
+        Command::Undrain,
+        Command::Abort,
+        Command::Unabort,
+        Command::Exit,
+        Command::Unexit,
+        Command::Reschedule,
+        Command::Unschedule,
+        Command::Reload,
+        Command::Disable,
+        Command::Enable,
+        Command::Cleanup,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Start => "start",
+            Command::Stop => "stop",
+            Command::Pause => "pause",
+            Command::Resume => "resume",
+            Command::Retry => "retry",
+            Command::Redo => "redo",
+            Command::Poison => "poison",
+            Command::Drain => "drain",
+            Command::Undrain => "undrain",
+            Command::Abort => "abort",
+            Command::Unabort => "unabort",
+            Command::Exit => "exit",
+            Command::Unexit => "unexit",
+            Command::Reschedule => "reschedule",
+            Command::Unschedule => "unschedule",
+            Command::Reload => "reload",
+            Command::Disable => "disable",
+            Command::Enable => "enable",
+            Command::Cleanup => "cleanup",
+        }
+    }
+
+    /// The command named `s` (any case).
+    pub fn parse(s: &str) -> Option<Command> {
+        Command::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
 /// What the commands need to know beyond their inputs.
 #[derive(Debug, Clone)]
 pub struct OpsSettings {

@@ -24,6 +24,18 @@ fn who() -> String {
     )
 }
 
+/// The tokens with their ownership set to `owner` until `until` (both `None`: released).
+fn leased(tokens: Vec<Token>, owner: Option<&str>, until: Option<i64>) -> Vec<Token> {
+    tokens
+        .into_iter()
+        .map(|t| Token {
+            owner: owner.map(str::to_owned),
+            expiration_time: until,
+            ..t
+        })
+        .collect()
+}
+
 /// The roots and everything downstream of them (PINBALL_SPEC §7.3 step 1).
 fn descendants(jobs: &BTreeMap<JobName, JobToken>, roots: &[JobName]) -> BTreeSet<JobName> {
     let mut seen = BTreeSet::new();
@@ -96,14 +108,7 @@ impl Ops<'_> {
                 return Ok(Done::say(format!("workflow {w} instance {i} not found\n")));
             }
             let n = tokens.len();
-            let updates = tokens
-                .into_iter()
-                .map(|t| Token {
-                    owner: Some(owner.clone()),
-                    expiration_time: Some(NEVER),
-                    ..t
-                })
-                .collect();
+            let updates = leased(tokens, Some(&owner), Some(NEVER));
             if c.modify(ModifyRequest::update(updates)).await.is_ok() {
                 return Ok(Done::say(format!(
                     "claimed {n} token(s) in {attempt} tries\n"
@@ -121,14 +126,7 @@ impl Ops<'_> {
             return Ok(Done::say(format!("workflow {w} instance {i} not found\n")));
         }
         let n = tokens.len();
-        let updates = tokens
-            .into_iter()
-            .map(|t| Token {
-                owner: None,
-                expiration_time: None,
-                ..t
-            })
-            .collect();
+        let updates = leased(tokens, None, None);
         c.modify(ModifyRequest::update(updates)).await?;
         Ok(Done::say(format!("released ownership of {n} token(s)\n")))
     }

@@ -189,38 +189,58 @@ mod tests {
 
     #[test]
     fn five_and_six_field_expressions() {
-        assert_eq!(
-            next("30 2 * * *", "2026-01-01T00:00:00Z", "UTC"),
-            "2026-01-01T02:30:00Z"
-        );
-        assert_eq!(
-            next("30 2 * * *", "2026-01-01T02:30:00Z", "UTC"),
-            "2026-01-02T02:30:00Z",
-            "strictly after"
-        );
-        assert_eq!(
-            next("*/15 * * * * *", "2026-01-01T00:00:01Z", "UTC"),
-            "2026-01-01T00:00:15Z"
-        );
-        assert_eq!(
-            next("0 9 * * MON-FRI", "2026-11-28T10:00:00Z", "UTC"),
-            "2026-11-30T09:00:00Z",
-            "Saturday -> Monday"
-        );
-        assert_eq!(
-            next("0 0 1 JAN *", "2026-03-01T00:00:00Z", "UTC"),
-            "2027-01-01T00:00:00Z"
-        );
-        assert_eq!(
-            next("0 0 29 2 *", "2026-03-01T00:00:00Z", "UTC"),
-            "2028-02-29T00:00:00Z",
-            "leap day"
-        );
-        assert_eq!(
-            next("0 0 31 * *", "2026-04-01T00:00:00Z", "UTC"),
-            "2026-05-31T00:00:00Z",
-            "months without a 31st are skipped"
-        );
+        // (expression, after, next, why)
+        let cases = [
+            (
+                "30 2 * * *",
+                "2026-01-01T00:00:00Z",
+                "2026-01-01T02:30:00Z",
+                "",
+            ),
+            (
+                "30 2 * * *",
+                "2026-01-01T02:30:00Z",
+                "2026-01-02T02:30:00Z",
+                "strictly after",
+            ),
+            (
+                "*/15 * * * * *",
+                "2026-01-01T00:00:01Z",
+                "2026-01-01T00:00:15Z",
+                "",
+            ),
+            (
+                "0 9 * * MON-FRI",
+                "2026-11-28T10:00:00Z",
+                "2026-11-30T09:00:00Z",
+                "Saturday -> Monday",
+            ),
+            (
+                "0 0 1 JAN *",
+                "2026-03-01T00:00:00Z",
+                "2027-01-01T00:00:00Z",
+                "",
+            ),
+            (
+                "0 0 29 2 *",
+                "2026-03-01T00:00:00Z",
+                "2028-02-29T00:00:00Z",
+                "leap day",
+            ),
+            (
+                "0 0 31 * *",
+                "2026-04-01T00:00:00Z",
+                "2026-05-31T00:00:00Z",
+                "months without a 31st are skipped",
+            ),
+        ];
+        for (expr, after, want, why) in cases {
+            assert_eq!(
+                next(expr, after, "UTC"),
+                want,
+                "{expr} after {after}: {why}"
+            );
+        }
     }
 
     #[test]
@@ -239,27 +259,43 @@ mod tests {
 
     #[test]
     fn wall_clock_time_holds_across_daylight_saving_changes() {
-        // New York: clocks go forward 2026-03-08 02:00 (EST -5 -> EDT -4).
-        assert_eq!(
-            next("0 9 * * *", "2026-03-07T15:00:00Z", "America/New_York"),
-            "2026-03-08T13:00:00Z"
-        );
-        assert_eq!(
-            next("0 9 * * *", "2026-03-06T15:00:00Z", "America/New_York"),
-            "2026-03-07T14:00:00Z"
-        );
-        // 02:30 does not exist that day: it runs at the shifted time, once.
-        assert_eq!(
-            next("30 2 * * *", "2026-03-08T05:00:00Z", "America/New_York"),
-            "2026-03-08T07:30:00Z"
-        );
-        // Clocks go back 2026-11-01 02:00: 01:30 happens twice, the job runs once.
-        let first = next("30 1 * * *", "2026-11-01T04:00:00Z", "America/New_York");
-        assert_eq!(first, "2026-11-01T05:30:00Z");
-        assert_eq!(
-            next("30 1 * * *", &first, "America/New_York"),
-            "2026-11-02T06:30:00Z"
-        );
+        let ny = "America/New_York";
+        // New York: clocks go forward 2026-03-08 02:00 (EST -5 -> EDT -4), back 2026-11-01.
+        let cases = [
+            (
+                "0 9 * * *",
+                "2026-03-07T15:00:00Z",
+                "2026-03-08T13:00:00Z",
+                "09:00 EDT",
+            ),
+            (
+                "0 9 * * *",
+                "2026-03-06T15:00:00Z",
+                "2026-03-07T14:00:00Z",
+                "09:00 EST",
+            ),
+            (
+                "30 2 * * *",
+                "2026-03-08T05:00:00Z",
+                "2026-03-08T07:30:00Z",
+                "02:30 does not exist that day: it runs at the shifted time, once",
+            ),
+            (
+                "30 1 * * *",
+                "2026-11-01T04:00:00Z",
+                "2026-11-01T05:30:00Z",
+                "01:30 EDT",
+            ),
+            (
+                "30 1 * * *",
+                "2026-11-01T05:30:00Z",
+                "2026-11-02T06:30:00Z",
+                "01:30 happens twice on the day clocks go back; the job runs once",
+            ),
+        ];
+        for (expr, after, want, why) in cases {
+            assert_eq!(next(expr, after, ny), want, "{expr} after {after}: {why}");
+        }
     }
 
     #[test]

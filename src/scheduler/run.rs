@@ -45,15 +45,13 @@ impl Scheduler {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(scheduler = %self.name, "scheduler started");
         while !*shutdown.borrow() {
-            let req = QueryAndOwnRequest {
-                owner: self.name.clone(),
-                expiration_time: crate::clock::now() + 60,
-                query: Some(Query {
-                    name_prefix: ALL_SCHEDULES.into(),
-                    max_tokens: Some(64),
-                }),
-                wait_ms: Some(self.settings.poll.as_millis() as u64),
-            };
+            let req = QueryAndOwnRequest::new(
+                &self.name,
+                crate::clock::now() + 60,
+                ALL_SCHEDULES,
+                Some(64),
+                Some(self.settings.poll.as_millis() as u64),
+            );
             let claimed = tokio::select! {
                 r = self.client.query_and_own(req) => r,
                 _ = shutdown.changed() => break,

@@ -41,6 +41,16 @@ pub enum Table {
     Archived,
 }
 
+impl Table {
+    /// The statement for this table, of the two given.
+    fn pick(self, active: &'static str, archived: &'static str) -> &'static str {
+        match self {
+            Table::Active => active,
+            Table::Archived => archived,
+        }
+    }
+}
+
 /// Everything a master needs to rebuild its memory.
 #[derive(Debug, Default)]
 pub struct Loaded {

@@ -134,6 +134,27 @@ where
     })
 }
 
+/// The rows of a `master = ? AND name >= ? AND name < ?` statement over a prefix's range.
+async fn range_rows<DB: Database>(
+    pool: &Pool<DB>,
+    sql: &'static str,
+    master: &str,
+    prefix: &str,
+) -> Result<Vec<DB::Row>, sqlx::Error>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    let end = prefix_end(prefix);
+    sqlx::query(sql)
+        .bind(master)
+        .bind(prefix)
+        .bind(end.as_str())
+        .fetch_all(pool)
+        .await
+}
+
 fn push_token<DB: Database>(
     b: &mut sqlx::query_builder::Separated<'_, DB, &'static str>,
     master: &str,
@@ -259,17 +280,8 @@ where
         table: Table,
         prefix: &str,
     ) -> Result<Vec<Token>, StorageError> {
-        let sql = match table {
-            Table::Active => q::READ_ACTIVE,
-            Table::Archived => q::READ_ARCHIVED,
-        };
-        let end = prefix_end(prefix);
-        let rows = sqlx::query(sql)
-            .bind(master)
-            .bind(prefix)
-            .bind(end.as_str())
-            .fetch_all(&self.pool)
-            .await?;
+        let sql = table.pick(q::READ_ACTIVE, q::READ_ARCHIVED);
+        let rows = range_rows(&self.pool, sql, master, prefix).await?;
         Ok(rows
             .iter()
             .map(token_from_row)
@@ -282,17 +294,8 @@ where
         table: Table,
         prefix: &str,
     ) -> Result<Vec<String>, StorageError> {
-        let sql = match table {
-            Table::Active => q::NAMES_ACTIVE,
-            Table::Archived => q::NAMES_ARCHIVED,
-        };
-        let end = prefix_end(prefix);
-        let rows = sqlx::query(sql)
-            .bind(master)
-            .bind(prefix)
-            .bind(end.as_str())
-            .fetch_all(&self.pool)
-            .await?;
+        let sql = table.pick(q::NAMES_ACTIVE, q::NAMES_ARCHIVED);
+        let rows = range_rows(&self.pool, sql, master, prefix).await?;
         Ok(rows
             .iter()
             .map(|r| r.try_get(0))
@@ -300,10 +303,7 @@ where
     }
 
     async fn count(&self, master: &str, table: Table) -> Result<u64, StorageError> {
-        let sql = match table {
-            Table::Active => q::COUNT_ACTIVE,
-            Table::Archived => q::COUNT_ARCHIVED,
-        };
+        let sql = table.pick(q::COUNT_ACTIVE, q::COUNT_ARCHIVED);
         let row = sqlx::query(sql).bind(master).fetch_one(&self.pool).await?;
         Ok(row.try_get::<i64, _>(0)? as u64)
     }

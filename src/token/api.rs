@@ -54,6 +54,28 @@ pub struct QueryAndOwnRequest {
     pub wait_ms: Option<u64>,
 }
 
+impl QueryAndOwnRequest {
+    /// Claims up to `max_tokens` of the tokens matching `name_prefix` for `owner` until
+    /// `expiration_time`, waiting up to `wait_ms` for one to become claimable.
+    pub fn new(
+        owner: &str,
+        expiration_time: i64,
+        name_prefix: &str,
+        max_tokens: Option<u32>,
+        wait_ms: Option<u64>,
+    ) -> Self {
+        QueryAndOwnRequest {
+            owner: owner.to_owned(),
+            expiration_time,
+            query: Some(Query {
+                name_prefix: name_prefix.to_owned(),
+                max_tokens,
+            }),
+            wait_ms,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct QueryAndOwnResponse {
     pub tokens: Vec<Token>,

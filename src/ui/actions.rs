@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::Ui;
 use super::error::UiError;
-use crate::ops::{Done, Ops};
+use crate::ops::{Command, Done, Ops};
 use crate::token::name::{InstanceId, JobName, Level, NameError, WorkflowName};
 
 pub fn router(ui: Ui) -> Router {
@@ -49,52 +49,13 @@ impl<S: Send + Sync> FromRequest<S> for ActionForm {
     }
 }
 
-/// What the UI may run: the runtime alterations of PINBALL_SPEC §8.4.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Command {
-    Start,
-    Retry,
-    Redo,
-    Poison,
-    Drain,
-    Undrain,
-    Abort,
-    Unabort,
-    Exit,
-    Unexit,
-    Unschedule,
-    Disable,
-    Enable,
-}
-
-impl Command {
-    fn parse(s: &str) -> Option<Command> {
-        use Command::*;
-        [
-            Start, Retry, Redo, Poison, Drain, Undrain, Abort, Unabort, Exit, Unexit, Unschedule,
-            Disable, Enable,
-        ]
-        .into_iter()
-        .find(|c| c.as_str().eq_ignore_ascii_case(s))
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Command::Start => "start",
-            Command::Retry => "retry",
-            Command::Redo => "redo",
-            Command::Poison => "poison",
-            Command::Drain => "drain",
-            Command::Undrain => "undrain",
-            Command::Abort => "abort",
-            Command::Unabort => "unabort",
-            Command::Exit => "exit",
-            Command::Unexit => "unexit",
-            Command::Unschedule => "unschedule",
-            Command::Disable => "disable",
-            Command::Enable => "enable",
-        }
-    }
+/// The command a form names, if the UI offers it: the runtime alterations of PINBALL_SPEC
+/// §8.4 (not `stop`, which deletes history, nor `pause`, `resume`, `reload`, `cleanup` or the
+/// definitions' import, which are the operator's at the command line).
+fn offered(s: &str) -> Option<Command> {
+    use Command::*;
+    Command::parse(s)
+        .filter(|c| !matches!(c, Stop | Pause | Resume | Reschedule | Reload | Cleanup))
 }
 
 /// The form's names, parsed: an empty field is no value.
@@ -215,6 +176,12 @@ async fn run(ops: &Ops<'_>, c: Command, t: &Target) -> Result<Done, UiError> {
             let (w, i) = t.instance(c)?;
             ops.set_disabled(w, i, &t.jobs, c == Disable).await?
         }
+        Stop | Pause | Resume | Reschedule | Reload | Cleanup => {
+            return Err(UiError::BadInput(format!(
+                "`{}` is not an action the UI offers",
+                c.as_str()
+            )));
+        }
     })
 }
 
@@ -229,7 +196,7 @@ async fn command(
             "this action did not come from a Pinball page; reload the page and try again".into(),
         ));
     }
-    let c = Command::parse(&f.command).ok_or_else(|| {
+    let c = offered(&f.command).ok_or_else(|| {
         UiError::BadInput(format!("`{}` is not an action the UI offers", f.command))
     })?;
     let target = Target::parse(f)?;
@@ -284,9 +251,9 @@ mod tests {
     }
 
     #[test]
-    fn only_the_ui_s_commands_parse() {
-        assert_eq!(Command::parse("Retry"), Some(Command::Retry));
-        assert_eq!(Command::parse("stop"), None, "stop deletes history");
-        assert_eq!(Command::parse("cleanup"), None);
+    fn only_the_ui_s_commands_are_offered() {
+        assert_eq!(offered("Retry"), Some(Command::Retry));
+        assert_eq!(offered("stop"), None, "stop deletes history");
+        assert_eq!(offered("cleanup"), None);
     }
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::Ui;
 use super::data::*;
-use super::error::{ApiPath, ApiQuery, UiError};
+use super::error::{ApiPath, ApiQuery, QueryIn, UiError};
 use super::logs::read_log;
 use crate::token::name::{InstanceId, JobName, Level, WorkflowName};
 use crate::workflow::signal::{Action, Signals};
@@ -60,7 +60,7 @@ pub const DEFAULT_LIMIT: u32 = 1000;
 async fn instances(
     State(ui): State<Ui>,
     ApiPath(wf): ApiPath<WorkflowName>,
-    ApiQuery(p): ApiQuery<Paging>,
+    QueryIn(p, _): ApiQuery<Paging>,
 ) -> Result<Json<Vec<InstanceRow>>, UiError> {
     let limit = p.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, 10_000);
     let page = ui.data.instances(&wf, p.offset, limit).await?;
@@ -96,7 +96,7 @@ struct Tail {
 async fn log(
     State(ui): State<Ui>,
     ApiPath((wf, inst, job, n, kind)): ApiPath<(WorkflowName, InstanceId, JobName, usize, String)>,
-    ApiQuery(q): ApiQuery<Tail>,
+    QueryIn(q, _): ApiQuery<Tail>,
 ) -> Result<Response, UiError> {
     let log = read_log(&ui.data, (&wf, &inst, &job), n, &kind, q.tail).await?;
     Ok((
@@ -158,7 +158,7 @@ pub async fn status_label(ui: &Ui, level: &Level) -> String {
 
 async fn status(
     State(ui): State<Ui>,
-    ApiQuery(scope): ApiQuery<Scope>,
+    QueryIn(scope, _): ApiQuery<Scope>,
 ) -> Result<Json<serde_json::Value>, UiError> {
     let label = status_label(&ui, &scope.level()).await;
     Ok(Json(serde_json::json!({"label": label})))

@@ -131,31 +131,28 @@ impl IntoResponse for PageError {
     }
 }
 
-/// A query string for a page; a malformed one is a 400 page that names the problem.
-pub struct PageQuery<T>(pub T);
+/// A query string, parsed into `T`; a malformed one is answered as `E` (a page or JSON) that
+/// names the problem.
+pub struct QueryIn<T, E>(pub T, pub std::marker::PhantomData<E>);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for PageQuery<T> {
-    type Rejection = PageError;
+/// A page's query string: a malformed one is a 400 page.
+pub type PageQuery<T> = QueryIn<T, PageError>;
+/// The JSON API's query string: a malformed one is a 400 JSON error.
+pub type ApiQuery<T> = QueryIn<T, UiError>;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, PageError> {
+impl<S, T, E> FromRequestParts<S> for QueryIn<T, E>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+    E: From<UiError> + IntoResponse,
+{
+    type Rejection = E;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, E> {
         Query::<T>::from_request_parts(parts, state)
             .await
-            .map(|Query(t)| PageQuery(t))
-            .map_err(|e| PageError(UiError::BadInput(e.body_text())))
-    }
-}
-
-/// A query string for the JSON API.
-pub struct ApiQuery<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = UiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, UiError> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(t)| ApiQuery(t))
-            .map_err(|e| UiError::BadInput(e.body_text()))
+            .map(|Query(t)| QueryIn(t, std::marker::PhantomData))
+            .map_err(|e| E::from(UiError::BadInput(e.body_text())))
     }
 }
 

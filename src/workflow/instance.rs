@@ -168,19 +168,12 @@ impl JobToken {
 
     /// The triggering events of its last execution: what a retry or a redo runs with.
     pub fn last_events(&self) -> Vec<Event> {
-        self.job
-            .history
-            .last()
-            .map(|r| r.events.clone())
-            .unwrap_or_default()
+        self.job.last_events()
     }
 
     /// Whether its last run failed.
     pub fn last_failed(&self) -> bool {
-        self.job
-            .history
-            .last()
-            .is_some_and(|r| r.exit_code != Some(0))
+        self.job.last_failed()
     }
 }
 

@@ -112,6 +112,26 @@ pub struct Job {
 }
 
 impl Job {
+    /// A shell job running `command`, with no inputs, outputs, history or options.
+    pub fn shell(name: JobName, command: impl Into<String>) -> Job {
+        Job {
+            job_type: JobType::ShellJob,
+            name,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            emails: Vec::new(),
+            max_attempts: 1,
+            retry_delay_sec: 0,
+            warn_timeout_sec: None,
+            abort_timeout_sec: None,
+            disabled: false,
+            command: command.into(),
+            cleanup_template: None,
+            events: Vec::new(),
+            history: Vec::new(),
+        }
+    }
+
     pub fn is_condition(&self) -> bool {
         self.job_type == JobType::ShellConditionJob
     }
@@ -122,6 +142,19 @@ impl Job {
 
     pub fn from_data(data: &str) -> Result<Job, serde_json::Error> {
         serde_json::from_str(data)
+    }
+
+    /// The triggering events of its last execution: what a retry or a redo runs with.
+    pub fn last_events(&self) -> Vec<Event> {
+        self.history
+            .last()
+            .map(|r| r.events.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether its last run failed.
+    pub fn last_failed(&self) -> bool {
+        self.history.last().is_some_and(|r| r.exit_code != Some(0))
     }
 
     /// Whether a failed job may run again: failed records of the newest record's instance,
@@ -224,20 +257,9 @@ mod tests {
 
     fn job(max_attempts: u32, history: Vec<ExecutionRecord>) -> Job {
         Job {
-            job_type: JobType::ShellJob,
-            name: JobName::parse("j").unwrap(),
-            inputs: vec![],
-            outputs: vec![],
-            emails: vec![],
             max_attempts,
-            retry_delay_sec: 0,
-            warn_timeout_sec: None,
-            abort_timeout_sec: None,
-            disabled: false,
-            command: "true".into(),
-            cleanup_template: None,
-            events: vec![],
             history,
+            ..Job::shell(JobName::parse("j").unwrap(), "true")
         }
     }
 

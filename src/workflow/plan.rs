@@ -99,11 +99,7 @@ pub fn success(
 /// held by `owner` until `now + retry_delay_sec` (claimable at once without a delay).
 pub fn retry(jt: &JobToken, job: &Job, owner: &str, now: i64) -> ModifyRequest {
     let mut next = job.clone();
-    next.events = job
-        .history
-        .last()
-        .map(|r| r.events.clone())
-        .unwrap_or_default();
+    next.events = job.last_events();
     let mut token = jt.rewritten(JobState::Runnable, &next);
     if job.retry_delay_sec > 0 {
         token.owner = Some(owner.to_owned());
@@ -129,11 +125,7 @@ pub fn final_failure(jt: &JobToken, job: &Job, archive_set: bool) -> (ModifyRequ
 /// A run stopped for another worker (shutdown): runnable again, unowned, with its events.
 pub fn hand_back(jt: &JobToken, job: &Job) -> ModifyRequest {
     let mut next = job.clone();
-    next.events = job
-        .history
-        .last()
-        .map(|r| r.events.clone())
-        .unwrap_or_default();
+    next.events = job.last_events();
     ModifyRequest::update(vec![jt.rewritten(JobState::Runnable, &next)])
 }
 

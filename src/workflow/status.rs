@@ -193,7 +193,7 @@ mod tests {
     use super::*;
     use crate::token::Token;
     use crate::token::name::{self, JobName, WorkflowName};
-    use crate::workflow::job::{ExecutionRecord, Job, JobType};
+    use crate::workflow::job::{ExecutionRecord, Job};
 
     fn job(state: JobState, disabled: bool, runs: &[(f64, Option<f64>, i32)]) -> JobToken {
         let (w, i, j) = (
@@ -202,19 +202,7 @@ mod tests {
             JobName::parse("j").unwrap(),
         );
         let job = Job {
-            job_type: JobType::ShellJob,
-            name: j.clone(),
-            inputs: vec![],
-            outputs: vec![],
-            emails: vec![],
-            max_attempts: 1,
-            retry_delay_sec: 0,
-            warn_timeout_sec: None,
-            abort_timeout_sec: None,
             disabled,
-            command: "true".into(),
-            cleanup_template: None,
-            events: vec![],
             history: runs
                 .iter()
                 .map(|(s, e, x)| ExecutionRecord {
@@ -223,6 +211,7 @@ mod tests {
                     ..ExecutionRecord::new(i.clone(), "", *s)
                 })
                 .collect(),
+            ..Job::shell(j.clone(), "true")
         };
         let token = Token::new(name::job_token(&w, &i, state, &j), Some(job.to_data()));
         JobToken::parse(token).unwrap()

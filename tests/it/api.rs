@@ -10,24 +10,6 @@ use pinball::token::*;
 
 use crate::helpers::*;
 
-fn claim(
-    prefix: &str,
-    max: Option<u32>,
-    owner: &str,
-    exp: i64,
-    wait_ms: Option<u64>,
-) -> QueryAndOwnRequest {
-    QueryAndOwnRequest {
-        owner: owner.into(),
-        expiration_time: exp,
-        query: Some(Query {
-            name_prefix: prefix.into(),
-            max_tokens: max,
-        }),
-        wait_ms,
-    }
-}
-
 fn q(prefix: &str, max: Option<u32>) -> Query {
     Query {
         name_prefix: prefix.into(),
@@ -44,8 +26,7 @@ fn versioned(t: &Token, data: &str) -> Token {
 
 #[tokio::test]
 async fn scenario_1_a_fresh_master_shows_only_its_blessed_version() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app(&dir).await;
+    let app = fresh_app().await;
     let all = app.all("").await;
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].name, "/__BLESSED_VERSION__");
@@ -70,8 +51,7 @@ async fn scenario_1_a_fresh_master_shows_only_its_blessed_version() {
 
 #[tokio::test]
 async fn scenarios_2_to_6_versions_conflicts_and_all_or_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app(&dir).await;
+    let app = fresh_app().await;
     // 2: insert, then update with the version.
     let t = app
         .insert(vec![token("/some_other_dir/some_token")])
@@ -175,8 +155,7 @@ async fn the_110_tokens(app: &TestApp) {
 
 #[tokio::test]
 async fn scenarios_7_to_9_unique_versions_priorities_and_groups() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app(&dir).await;
+    let app = fresh_app().await;
     the_110_tokens(&app).await;
     let all = app.all("/some_dir").await;
     assert_eq!(all.len(), 110);
@@ -230,8 +209,7 @@ async fn scenarios_7_to_9_unique_versions_priorities_and_groups() {
 
 #[tokio::test]
 async fn scenarios_10_and_11_claims_skip_owned_tokens_and_honour_priority() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app(&dir).await;
+    let app = fresh_app().await;
     let mut tokens = vec![
         Token {
             owner: Some("o".into()),
@@ -287,8 +265,7 @@ async fn scenarios_10_and_11_claims_skip_owned_tokens_and_honour_priority() {
 
 #[tokio::test]
 async fn scenario_12_archive_moves_tokens_out_of_the_master_into_the_archive() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app(&dir).await;
+    let app = fresh_app().await;
     let [a, child]: [Token; 2] = app
         .insert(vec![token("/A"), token("/A/child")])
         .await
@@ -385,8 +362,7 @@ async fn scenario_13_a_restarted_master_has_every_token_and_newer_versions() {
 
 #[tokio::test]
 async fn concurrent_writers_all_commit_and_read_their_own_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app(&dir).await;
+    let app = fresh_app().await;
     let mut tasks = Vec::new();
     for w in 0..32 {
         let client = app.client.clone();

@@ -9,28 +9,9 @@ use pinball::token::*;
 
 use crate::helpers::*;
 
-fn claim(
-    prefix: &str,
-    max: Option<u32>,
-    owner: &str,
-    exp: i64,
-    wait_ms: Option<u64>,
-) -> QueryAndOwnRequest {
-    QueryAndOwnRequest {
-        owner: owner.into(),
-        expiration_time: exp,
-        query: Some(Query {
-            name_prefix: prefix.into(),
-            max_tokens: max,
-        }),
-        wait_ms,
-    }
-}
-
 #[tokio::test]
 async fn a_parked_claim_wakes_when_a_matching_token_is_inserted() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app(&dir).await;
+    let app = fresh_app().await;
     let client = app.client.clone();
     let waiter = tokio::spawn(async move {
         let started = Instant::now();
@@ -63,8 +44,7 @@ async fn a_parked_claim_wakes_when_a_matching_token_is_inserted() {
 
 #[tokio::test]
 async fn a_parked_claim_that_finds_nothing_answers_empty_after_its_wait() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app(&dir).await;
+    let app = fresh_app().await;
     let started = Instant::now();
     let r = app
         .client
@@ -82,8 +62,7 @@ async fn a_parked_claim_that_finds_nothing_answers_empty_after_its_wait() {
 
 #[tokio::test]
 async fn an_ended_lease_makes_a_token_claimable_and_wakes_a_parked_claim() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app(&dir).await;
+    let app = fresh_app().await;
     app.insert(vec![token("/workflow/wf/1/job/runnable/a")])
         .await;
     let lease_end = now() + 2;
@@ -128,8 +107,7 @@ async fn an_ended_lease_makes_a_token_claimable_and_wakes_a_parked_claim() {
 
 #[tokio::test]
 async fn a_claim_that_gets_nothing_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app(&dir).await;
+    let app = fresh_app().await;
     app.insert(vec![token("/x")]).await;
     let blessed = |ts: Vec<Token>| {
         ts.into_iter()
@@ -154,8 +132,7 @@ async fn a_claim_that_gets_nothing_writes_nothing() {
 
 #[tokio::test]
 async fn a_parked_claim_whose_caller_hung_up_takes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app(&dir).await;
+    let app = fresh_app().await;
     let client = app.client.clone();
     let gone = tokio::spawn(async move {
         client

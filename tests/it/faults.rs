@@ -103,6 +103,21 @@ impl Storage for Flaky {
     }
 }
 
+/// Every token the master holds.
+async fn everything(master: &Master) -> Vec<Token> {
+    master
+        .query(QueryRequest {
+            queries: vec![Query {
+                name_prefix: "/".into(),
+                max_tokens: None,
+            }],
+        })
+        .await
+        .unwrap()
+        .tokens
+        .remove(0)
+}
+
 fn insert(name: &str) -> ModifyRequest {
     ModifyRequest::update(vec![Token::new(name, Some("x".into()))])
 }
@@ -128,16 +143,8 @@ async fn a_failed_commit_changes_nothing_and_an_unknown_one_is_reloaded() {
         matches!(err, MasterError::Unavailable(ref m) if m.contains("not committed")),
         "{err:?}"
     );
-    let all = master
-        .query(QueryRequest {
-            queries: vec![Query {
-                name_prefix: "/".into(),
-                max_tokens: None,
-            }],
-        })
-        .await
-        .unwrap();
-    let names: Vec<&str> = all.tokens[0]
+    let all = everything(&master).await;
+    let names: Vec<&str> = all
         .iter()
         .map(|t| t.name.as_str())
         .filter(|n| !n.starts_with("/__"))
@@ -158,22 +165,14 @@ async fn a_failed_commit_changes_nothing_and_an_unknown_one_is_reloaded() {
         .unwrap()
         .updates
         .remove(0);
-    let all = master
-        .query(QueryRequest {
-            queries: vec![Query {
-                name_prefix: "/".into(),
-                max_tokens: None,
-            }],
-        })
-        .await
-        .unwrap();
-    let names: Vec<&str> = all.tokens[0]
+    let all = everything(&master).await;
+    let names: Vec<&str> = all
         .iter()
         .map(|t| t.name.as_str())
         .filter(|n| !n.starts_with("/__"))
         .collect();
     assert_eq!(names, vec!["/after", "/kept", "/maybe", "/next"]);
-    let maybe = all.tokens[0].iter().find(|t| t.name == "/maybe").unwrap();
+    let maybe = all.iter().find(|t| t.name == "/maybe").unwrap();
     assert!(
         t.version > maybe.version,
         "versions stay above everything the database holds"

@@ -1,7 +1,6 @@
 //! Leases end to end: a record left open by a dead worker, a worker whose lease ended and
 //! cannot commit a stale result, a worker told to stop that lets its job finish.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pinball::master::MasterClient;
@@ -10,8 +9,6 @@ use pinball::token::*;
 use pinball::workflow::instance::JobToken;
 use pinball::workflow::job::ExecutionRecord;
 use pinball::workflow::progress;
-use pinball::workflow::worker::run_workers;
-use tokio::sync::watch;
 
 use crate::helpers::*;
 
@@ -22,7 +19,7 @@ fn secs(n: u64) -> Duration {
 #[tokio::test]
 async fn a_record_left_open_by_a_dead_worker_counts_as_a_failed_attempt() {
     let c = cluster(
-        "workflows:\n  l:\n    jobs:\n      j: {command: 'true', max_attempts: 2}\n",
+        &one_job("l", "j: {command: 'true', max_attempts: 2}"),
         0,
         30,
     )
@@ -49,20 +46,12 @@ async fn a_record_left_open_by_a_dead_worker_counts_as_a_failed_attempt() {
         .modify(ModifyRequest::update(vec![dead]))
         .await
         .unwrap();
-    let (stop, stopped) = watch::channel(false);
-    let logs = tempfile::tempdir().unwrap();
-    let worker = tokio::spawn(run_workers(
-        Arc::new(c.client.clone()),
-        settings(logs.path(), 30),
-        1,
-        stopped,
-    ));
+    let workers = c.add_workers(1, 30);
     c.wait_for("l", &i, secs(10), "the job finishes", |ts| {
         ts.iter().any(|t| t.name.ends_with("waiting/j"))
     })
     .await;
-    let _ = stop.send(true);
-    worker.await.unwrap();
+    workers.stop().await;
     let history = &c.jobs("l", &i).await["j"].job.history;
     assert_eq!(
         history.len(),
@@ -142,19 +131,13 @@ async fn a_worker_whose_lease_ended_cannot_commit_a_stale_result() {
 #[tokio::test]
 async fn a_worker_told_to_stop_lets_its_running_job_finish() {
     let c = cluster(
-        "workflows:\n  g:\n    jobs:\n      j: {command: 'sleep 1; echo finished'}\n",
+        &one_job("g", "j: {command: 'sleep 1; echo finished'}"),
         1,
         60,
     )
     .await;
     let i = c.start("g").await;
-    c.wait_for("g", &i, secs(10), "the job runs", |ts| {
-        ts.iter().any(|t| {
-            t.name.ends_with("runnable/j")
-                && t.data.as_deref().is_some_and(|d| d.contains("start_time"))
-        })
-    })
-    .await;
+    c.wait_running("g", &i, "j", secs(10)).await;
     let _ = c.stop.send(true);
     let stopping = Instant::now();
     while !c.workers.as_ref().unwrap().is_finished() {

@@ -3,7 +3,6 @@
 //! messages `pinball util` prints.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use pinball::cli::util::UtilCommand;
@@ -12,8 +11,6 @@ use pinball::storage::{self, Table};
 use pinball::token::name::{self};
 use pinball::token::*;
 use pinball::workflow::instance::JobToken;
-use pinball::workflow::worker::run_workers;
-use tokio::sync::watch;
 
 use crate::helpers::*;
 
@@ -31,13 +28,7 @@ async fn util_retry_reruns_the_failed_jobs_of_a_finished_instance() {
     );
     let c = cluster(&yaml, 1, 60).await;
     let i = c.start("rt").await;
-    c.wait_for("rt", &i, secs(15), "the instance finishes failed", |ts| {
-        ts.iter().any(|t| {
-            t.name.ends_with("ARCHIVE")
-                && t.data.as_deref().is_some_and(|d| d.contains("TIMESTAMP"))
-        })
-    })
-    .await;
+    c.wait_finished("rt", &i, secs(15)).await;
     std::fs::write(&flag, "").unwrap();
     assert_eq!(
         c.util(UtilCommand::Retry, Some("rt"), Some(&i), &[]).await,
@@ -119,13 +110,6 @@ fn ran(jobs: &BTreeMap<String, JobToken>) -> Vec<(String, usize)> {
     jobs.iter()
         .map(|(n, jt)| (n.clone(), jt.job.history.len()))
         .collect()
-}
-
-fn finished(ts: &[Token]) -> bool {
-    ts.iter().any(|t| {
-        t.name.ends_with("__SIGNAL__/ARCHIVE")
-            && t.data.as_deref().is_some_and(|d| d.contains("TIMESTAMP"))
-    })
 }
 
 #[tokio::test]
@@ -355,12 +339,7 @@ async fn cleanup_removes_only_instances_older_than_the_age() {
 
 #[tokio::test]
 async fn reload_applies_an_edited_definition_to_a_running_instance() {
-    let c = cluster(
-        "workflows:\n  rl:\n    jobs:\n      j: {command: 'echo v1'}\n",
-        0,
-        0,
-    )
-    .await;
+    let c = cluster(&one_job("rl", "j: {command: 'echo v1'}"), 0, 0).await;
     let i = c.start("rl").await;
     let file = c.logs.path().join("defs.yaml");
     std::fs::write(&file, "workflows:\n  rl:\n    jobs:\n      j: {command: 'echo v2', priority: 7, emails: [j@example.com]}\n").unwrap();
@@ -387,21 +366,14 @@ async fn reload_applies_an_edited_definition_to_a_running_instance() {
     let j = &c.jobs("rl", &i).await["j"];
     assert_eq!((j.job.command.as_str(), j.token.priority), ("echo v2", 7.0));
     assert_eq!(j.job.emails, vec!["j@example.com".to_string()]);
-    let (stop, stopped) = watch::channel(false);
-    let worker = tokio::spawn(run_workers(
-        Arc::new(c.client.clone()),
-        settings(c.logs.path(), 0),
-        1,
-        stopped,
-    ));
+    let workers = c.add_workers(1, 0);
     c.archived("rl", &i, secs(15)).await;
     assert_eq!(
         c.log(&c.jobs("rl", &i).await["j"].job.history[0], "stdout"),
         "v2\n",
         "the reloaded command ran"
     );
-    let _ = stop.send(true);
-    worker.await.unwrap();
+    workers.stop().await;
     c.stop().await;
 }
 

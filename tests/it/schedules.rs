@@ -5,7 +5,7 @@
 use pinball::master::MasterClient;
 use pinball::schedule::ScheduleData;
 
-use crate::helpers::{cluster, util};
+use crate::helpers::{cluster, one_job, util};
 use pinball::cli::util::UtilCommand;
 
 const TWO: &str = "workflows:\n  some_workflow:\n    notify_emails: [ops@example.com]\n    schedule: {recurrence: 10S, start: '2026-01-01T00:00:00Z', overrun_policy: START_NEW}\n    jobs:\n      a: {command: 'true'}\n  other:\n    schedule: {cron: '30 2 * * *', timezone: Europe/Paris}\n    jobs:\n      b: {command: 'true'}\n  unscheduled:\n    jobs:\n      c: {command: 'true'}\n";
@@ -26,12 +26,7 @@ async fn import(c: &crate::helpers::Cluster, yaml: &str) -> String {
 
 #[tokio::test]
 async fn reschedule_writes_only_the_schedules_that_changed() {
-    let c = cluster(
-        "workflows:\n  x:\n    jobs:\n      j: {command: 'true'}\n",
-        0,
-        0,
-    )
-    .await;
+    let c = cluster(&one_job("x", "j: {command: 'true'}"), 0, 0).await;
     let out = import(&c, TWO).await;
     assert!(out.contains("rescheduled workflows ['other', 'some_workflow'].  Their schedule tokens are ['/schedule/workflow/other', '/schedule/workflow/some_workflow']\n"), "{out}");
     let tokens = c.client.query_prefix("/schedule/workflow/").await.unwrap();
@@ -98,12 +93,7 @@ async fn reschedule_writes_only_the_schedules_that_changed() {
 
 #[tokio::test]
 async fn unschedule_removes_one_schedule() {
-    let c = cluster(
-        "workflows:\n  x:\n    jobs:\n      j: {command: 'true'}\n",
-        0,
-        0,
-    )
-    .await;
+    let c = cluster(&one_job("x", "j: {command: 'true'}"), 0, 0).await;
     import(&c, TWO).await;
     assert_eq!(
         c.util(UtilCommand::Unschedule, Some("other"), None, &[])

@@ -30,14 +30,7 @@ async fn drain_holds_an_instance_and_undrain_releases_it() {
         c.util(UtilCommand::Drain, Some("dr"), Some(&i), &[]).await,
         "DRAIN has been already set.  Not changing anything this time\n"
     );
-    let (stop, stopped) = watch::channel(false);
-    let logs = tempfile::tempdir().unwrap();
-    let worker = tokio::spawn(run_workers(
-        Arc::new(c.client.clone()),
-        settings(logs.path(), 0),
-        2,
-        stopped,
-    ));
+    let workers = c.add_workers(2, 0);
     // Workers claim the drained job and hand it back unrun, again and again: each claim and
     // each hand-back is a new version. A worker that ran it would have written its start.
     let first = c.jobs("dr", &i).await["a"].token.version.unwrap();
@@ -71,8 +64,7 @@ async fn drain_holds_an_instance_and_undrain_releases_it() {
     );
     c.archived("dr", &i, secs(20)).await;
     assert_eq!(c.jobs("dr", &i).await["b"].job.history.len(), 1);
-    let _ = stop.send(true);
-    worker.await.unwrap();
+    workers.stop().await;
     c.stop().await;
 }
 
@@ -80,13 +72,7 @@ async fn drain_holds_an_instance_and_undrain_releases_it() {
 async fn abort_kills_the_running_job_and_archives_the_instance_as_aborted() {
     let c = cluster("workflows:\n  ab:\n    jobs:\n      long: {command: 'sleep 60'}\n      next: {command: 'true', depends_on: [long]}\n", 1, 300).await;
     let i = c.start("ab").await;
-    c.wait_for("ab", &i, secs(10), "the job runs", |ts| {
-        ts.iter().any(|t| {
-            t.name.ends_with("runnable/long")
-                && t.data.as_deref().is_some_and(|d| d.contains("start_time"))
-        })
-    })
-    .await;
+    c.wait_running("ab", &i, "long", secs(10)).await;
     let aborted_at = Instant::now();
     c.util(UtilCommand::Abort, Some("ab"), Some(&i), &[]).await;
     let archived = c.archived("ab", &i, secs(30)).await;
@@ -113,12 +99,7 @@ async fn abort_kills_the_running_job_and_archives_the_instance_as_aborted() {
 
 #[tokio::test]
 async fn exit_retires_workers_of_older_generations_only() {
-    let c = cluster(
-        "workflows:\n  e:\n    jobs:\n      a: {command: 'true'}\n",
-        0,
-        0,
-    )
-    .await;
+    let c = cluster(&one_job("e", "a: {command: 'true'}"), 0, 0).await;
     let config = Config {
         generation: 2,
         ..Config::default()
@@ -161,13 +142,7 @@ async fn exit_retires_workers_of_older_generations_only() {
 async fn a_workflow_level_abort_ends_its_running_instances_as_aborted() {
     let c = cluster("workflows:\n  wa:\n    jobs:\n      long: {command: 'sleep 60'}\n      next: {command: 'true', depends_on: [long]}\n", 1, 300).await;
     let i = c.start("wa").await;
-    c.wait_for("wa", &i, secs(10), "the job runs", |ts| {
-        ts.iter().any(|t| {
-            t.name.ends_with("runnable/long")
-                && t.data.as_deref().is_some_and(|d| d.contains("start_time"))
-        })
-    })
-    .await;
+    c.wait_running("wa", &i, "long", secs(10)).await;
     assert_eq!(
         c.util(UtilCommand::Abort, Some("wa"), None, &[]).await,
         "set ABORT.  Its token is /workflow/wa/__SIGNAL__/ABORT\n"

@@ -10,7 +10,7 @@ use pinball::ui::Ui;
 use pinball::ui::data::DataLayer;
 use serde_json::Value;
 
-use crate::helpers::{Cluster, cluster};
+use crate::helpers::{Cluster, cluster, one_job};
 
 /// A UI server on the cluster's database and master; returns its root URL.
 pub async fn ui_server(c: &Cluster) -> String {
@@ -149,12 +149,7 @@ async fn the_read_api_shows_what_ran_and_how_it_ended() {
 
 #[tokio::test]
 async fn the_read_api_lists_schedules() {
-    let c = cluster(
-        "workflows:\n  x:\n    jobs:\n      j: {command: 'true'}\n",
-        0,
-        0,
-    )
-    .await;
+    let c = cluster(&one_job("x", "j: {command: 'true'}"), 0, 0).await;
     let file = c.logs.path().join("defs.yaml");
     std::fs::write(&file, "workflows:\n  daily:\n    notify_emails: [ops@example.com]\n    schedule: {cron: '30 2 * * *', overrun_policy: DELAY}\n    jobs:\n      j: {command: 'true'}\n").unwrap();
     let mut config = c.config();

@@ -2,7 +2,6 @@
 //! workers running real shell commands, definitions imported from YAML, and what a user would
 //! check: what ran, in which order, with which values, what the logs and the archive hold.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pinball::config::Config;
@@ -10,8 +9,6 @@ use pinball::master::MasterClient;
 use pinball::token::name::{self};
 use pinball::token::*;
 use pinball::workflow::instance::JobToken;
-use pinball::workflow::worker::run_workers;
-use tokio::sync::watch;
 
 use crate::helpers::*;
 
@@ -99,14 +96,7 @@ async fn a_failing_job_is_retried_with_its_events_then_fails_for_good() {
     )
     .await;
     let i = c.start("r").await;
-    let live = c
-        .wait_for("r", &i, secs(20), "the instance finishes", |ts| {
-            ts.iter().any(|t| {
-                t.name.ends_with("__SIGNAL__/ARCHIVE")
-                    && t.data.as_deref().is_some_and(|d| d.contains("TIMESTAMP"))
-            })
-        })
-        .await;
+    let live = c.wait_finished("r", &i, secs(20)).await;
     assert!(
         live.iter()
             .any(|t| t.name == format!("/workflow/r/{i}/job/waiting/flaky")),
@@ -167,12 +157,7 @@ async fn a_retry_delay_keeps_the_job_unclaimable_until_it_passes() {
 
 #[tokio::test]
 async fn independent_branches_go_on_after_a_failure_and_the_instance_fails() {
-    let c = cluster(
-        "workflows:\n  b:\n    jobs:\n      a: {command: 'exit 1'}\n      b: {command: 'sleep 0.5'}\n      c: {command: 'true', depends_on: [a, b]}\n",
-        2,
-        0,
-    )
-    .await;
+    let c = cluster(&one_job("b", "a: {command: 'exit 1'}\n      b: {command: 'sleep 0.5'}\n      c: {command: 'true', depends_on: [a, b]}"), 2, 0).await;
     let i = c.start("b").await;
     c.archived("b", &i, secs(20)).await;
     let jobs = c.jobs("b", &i).await;
@@ -228,7 +213,7 @@ async fn a_job_sees_its_pinball_environment_and_logs_land_where_documented() {
 #[tokio::test]
 async fn the_abort_timeout_kills_a_job_and_fails_it() {
     let c = cluster(
-        "workflows:\n  t:\n    jobs:\n      slow: {command: 'sleep 30', abort_timeout_sec: 1}\n",
+        &one_job("t", "slow: {command: 'sleep 30', abort_timeout_sec: 1}"),
         1,
         0,
     )
@@ -299,27 +284,11 @@ async fn a_condition_job_polls_until_its_condition_holds() {
 
 #[tokio::test]
 async fn waiting_jobs_whose_events_arrive_from_elsewhere_are_made_runnable() {
-    let c = cluster(
-        "workflows:\n  unused:\n    jobs:\n      x: {command: 'true'}\n",
-        0,
-        0,
-    )
-    .await;
+    let c = cluster(&one_job("unused", "x: {command: 'true'}"), 0, 0).await;
     let parent = pinball::workflow::job::Job {
-        job_type: pinball::workflow::job::JobType::ShellJob,
-        name: job("parent_job"),
         inputs: vec![name::JobName::workflow_start()],
         outputs: vec![job("child_job")],
-        emails: vec![],
-        max_attempts: 1,
-        retry_delay_sec: 0,
-        warn_timeout_sec: None,
-        abort_timeout_sec: None,
-        disabled: false,
-        command: "true".into(),
-        cleanup_template: None,
-        events: vec![],
-        history: vec![],
+        ..pinball::workflow::job::Job::shell(job("parent_job"), "true")
     };
     let child = pinball::workflow::job::Job {
         name: job("child_job"),
@@ -345,14 +314,7 @@ async fn waiting_jobs_whose_events_arrive_from_elsewhere_are_made_runnable() {
         ]))
         .await
         .unwrap();
-    let (stop, stopped) = watch::channel(false);
-    let logs = tempfile::tempdir().unwrap();
-    let worker = tokio::spawn(run_workers(
-        Arc::new(c.client.clone()),
-        settings(logs.path(), 0),
-        1,
-        stopped,
-    ));
+    let workers = c.add_workers(1, 0);
     // The worker sweeps the instances before it parks its first claim: once it is parked it
     // has looked at this instance and found nothing to do.
     wait_parked(&c.client, 1).await;
@@ -392,8 +354,7 @@ async fn waiting_jobs_whose_events_arrive_from_elsewhere_are_made_runnable() {
         1,
         "and the parent's success ran the child (scenario 18)"
     );
-    let _ = stop.send(true);
-    worker.await.unwrap();
+    workers.stop().await;
     c.stop().await;
 }
 

@@ -8,7 +8,7 @@ mod word;
 
 use std::fmt;
 
-pub use word::{InstanceId, JobName, NameError, WorkflowName, is_word};
+pub use word::{InstanceId, JobName, NameError, WorkflowName, is_word, to_word};
 
 /// The input of a job with no upstream job.
 pub const WORKFLOW_START_INPUT: &str = "__WORKFLOW_START__";
@@ -111,16 +111,7 @@ pub fn event_token(
     input: &JobName,
     event: &str,
 ) -> String {
-    let event: String = event
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let event = to_word(event);
     format!("{WORKFLOW_PREFIX}{wf}/{instance}/input/{job}/{input}/{event}")
 }
 

@@ -15,6 +15,20 @@ pub fn is_word(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
+/// `s` made a `\w` run: every other character becomes `_` (an owner name from a host name, an
+/// event name from its creator).
+pub fn to_word(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// A name that is not `\w+`, with what it was meant to name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} name {value:?} is invalid: use letters, digits and _ only")]

@@ -8,7 +8,7 @@ use super::{Head, PageResult, Params, When, execution_href, file_href, need, res
 use crate::token::name::{JobName, Level, WorkflowName};
 use crate::ui::Ui;
 use crate::ui::data::ExecutionRow;
-use crate::ui::error::{PageError, PageQuery, UiError};
+use crate::ui::error::{PageError, PageQuery, QueryIn, UiError};
 use crate::ui::format::run_time;
 
 pub struct ExecutionView {
@@ -59,6 +59,19 @@ fn execution_view(w: &WorkflowName, job: &JobName, r: ExecutionRow, now: f64) ->
     }
 }
 
+/// The rows of an executions table: the newest first.
+fn newest_first(
+    w: &WorkflowName,
+    job: &JobName,
+    rows: Vec<ExecutionRow>,
+    now: f64,
+) -> Vec<ExecutionView> {
+    rows.into_iter()
+        .rev()
+        .map(|r| execution_view(w, job, r, now))
+        .collect()
+}
+
 #[derive(Template)]
 #[template(path = "executions.html")]
 struct ExecutionsPage {
@@ -72,7 +85,7 @@ struct ExecutionsPage {
 
 pub(super) async fn executions(
     State(ui): State<Ui>,
-    PageQuery(p): PageQuery<Params>,
+    QueryIn(p, _): PageQuery<Params>,
 ) -> PageResult {
     let now = crate::clock::now_f64();
     let (w, i) = p.instance()?;
@@ -94,11 +107,7 @@ pub(super) async fn executions(
         workflow: w.to_string(),
         instance: Some(i.to_string()),
         job: job.to_string(),
-        rows: rows
-            .into_iter()
-            .rev()
-            .map(|r| execution_view(w, job, r, now))
-            .collect(),
+        rows: newest_first(w, job, rows, now),
         next: None,
     })
 }
@@ -108,7 +117,7 @@ const EXECUTION_INSTANCES: u32 = 50;
 
 pub(super) async fn job_executions(
     State(ui): State<Ui>,
-    PageQuery(p): PageQuery<Params>,
+    QueryIn(p, _): PageQuery<Params>,
 ) -> PageResult {
     let now = crate::clock::now_f64();
     let w = p.workflow()?;
@@ -124,11 +133,7 @@ pub(super) async fn job_executions(
         workflow: w.to_string(),
         instance: None,
         job: job.to_string(),
-        rows: rows
-            .into_iter()
-            .rev()
-            .map(|r| execution_view(w, job, r, now))
-            .collect(),
+        rows: newest_first(w, job, rows, now),
         next: more.then_some(p.offset + EXECUTION_INSTANCES as u64),
     })
 }
@@ -168,7 +173,10 @@ struct ExecutionPage {
     can_redo: bool,
 }
 
-pub(super) async fn execution(State(ui): State<Ui>, PageQuery(p): PageQuery<Params>) -> PageResult {
+pub(super) async fn execution(
+    State(ui): State<Ui>,
+    QueryIn(p, _): PageQuery<Params>,
+) -> PageResult {
     let now = crate::clock::now_f64();
     let (w, i) = p.instance()?;
     let job = p.job()?;

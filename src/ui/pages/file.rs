@@ -8,7 +8,7 @@ use super::{Head, PageResult, Params, file_href, need, respond};
 use crate::token::name::Level;
 use crate::ui::Ui;
 use crate::ui::data::log_url;
-use crate::ui::error::PageQuery;
+use crate::ui::error::{PageQuery, QueryIn};
 use crate::ui::logs::read_log;
 
 /// How much of a log the page shows unless the whole file is asked for.
@@ -31,7 +31,7 @@ struct FilePage {
     kinds: Vec<(String, String)>,
 }
 
-pub(super) async fn show(State(ui): State<Ui>, PageQuery(p): PageQuery<Params>) -> PageResult {
+pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>) -> PageResult {
     let (w, i) = p.instance()?;
     let job = p.job()?;
     let n = need("&execution=", p.execution)?;

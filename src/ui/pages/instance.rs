@@ -10,7 +10,7 @@ use super::{Head, PageResult, Params, When, execution_href, respond, when};
 use crate::token::name::{InstanceId, Level, WorkflowName};
 use crate::ui::Ui;
 use crate::ui::data::{Instance, depends_on, execution_status};
-use crate::ui::error::{PageError, PageQuery, UiError};
+use crate::ui::error::{PageError, PageQuery, QueryIn, UiError};
 use crate::ui::format::run_time;
 use crate::ui::{gantt, graph};
 use crate::workflow::instance::JobToken;
@@ -222,7 +222,7 @@ fn matching<'a>(inst: &'a Instance, q: &str) -> Vec<&'a JobToken> {
         .collect()
 }
 
-pub(super) async fn show(State(ui): State<Ui>, PageQuery(p): PageQuery<Params>) -> PageResult {
+pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>) -> PageResult {
     let now = crate::clock::now_f64();
     let (w, i) = p.instance()?;
     if i.as_str() == "latest" {

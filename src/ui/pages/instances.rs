@@ -7,7 +7,7 @@ use super::{Head, PageResult, Params, When, respond, when};
 use crate::token::name::Level;
 use crate::ui::Ui;
 use crate::ui::data::InstancePage;
-use crate::ui::error::{PageError, PageQuery};
+use crate::ui::error::{PageError, PageQuery, QueryIn};
 use crate::ui::format::{run_secs, run_time};
 
 pub struct InstanceView {
@@ -36,7 +36,7 @@ struct InstancesPage {
 /// Instances per page.
 const PAGE: u32 = 100;
 
-pub(super) async fn show(State(ui): State<Ui>, PageQuery(p): PageQuery<Params>) -> PageResult {
+pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>) -> PageResult {
     let now = crate::clock::now_f64();
     let w = p.workflow()?;
     let found = ui

@@ -9,7 +9,7 @@ use crate::schedule::OverrunPolicy;
 use crate::token::name::Level;
 use crate::ui::Ui;
 use crate::ui::data::ScheduleRow;
-use crate::ui::error::{PageError, PageQuery, UiError};
+use crate::ui::error::{PageError, PageQuery, QueryIn, UiError};
 use crate::ui::graph;
 use crate::workflow::status::Status;
 
@@ -81,7 +81,7 @@ struct SchedulePage {
     jobs: Vec<DefJobView>,
 }
 
-pub(super) async fn schedule(State(ui): State<Ui>, PageQuery(p): PageQuery<Params>) -> PageResult {
+pub(super) async fn schedule(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>) -> PageResult {
     let now = crate::clock::now_f64();
     let w = p.workflow()?;
     let def = ui.data.definition(w).await.map_err(PageError::from)?;

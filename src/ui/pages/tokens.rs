@@ -7,7 +7,7 @@ use axum::extract::State;
 use super::{Head, PageResult, Params, need, respond};
 use crate::token::name::{self, Level};
 use crate::ui::Ui;
-use crate::ui::error::{PageError, PageQuery, UiError};
+use crate::ui::error::{PageError, PageQuery, QueryIn, UiError};
 use crate::ui::format::utc;
 
 #[derive(Template)]
@@ -35,7 +35,7 @@ fn crumbs(path: &str) -> Vec<(String, String)> {
 
 pub(super) async fn token_paths(
     State(ui): State<Ui>,
-    PageQuery(p): PageQuery<Params>,
+    QueryIn(p, _): PageQuery<Params>,
 ) -> PageResult {
     let path = p.path.clone().unwrap_or_else(|| "/".into());
     if !path.starts_with('/') {
@@ -74,7 +74,7 @@ struct TokenPage {
     archived: bool,
 }
 
-pub(super) async fn token(State(ui): State<Ui>, PageQuery(p): PageQuery<Params>) -> PageResult {
+pub(super) async fn token(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>) -> PageResult {
     let token_name = need("?path=", p.path.clone())?;
     let found = ui.data.token(&token_name).await.map_err(PageError::from)?;
     let (t, archived) =

@@ -72,17 +72,7 @@ impl WorkerSettings {
 pub fn owner_name(generation: u32, index: usize) -> String {
     let host =
         std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "host".into());
-    let host: String = host
-        .trim()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let host = name::to_word(host.trim());
     format!(
         "{host}_{generation}_{}_{index}_{}_{}",
         std::process::id(),
@@ -182,15 +172,13 @@ impl Worker {
 
     /// The long-polled claim of the best runnable job of every instance.
     fn claim(&self) -> QueryAndOwnRequest {
-        QueryAndOwnRequest {
-            owner: self.name.clone(),
-            expiration_time: crate::clock::now() + self.settings.lease.as_secs() as i64,
-            query: Some(Query {
-                name_prefix: ALL_RUNNABLE_JOBS.into(),
-                max_tokens: Some(1),
-            }),
-            wait_ms: Some(self.settings.poll.as_millis() as u64),
-        }
+        QueryAndOwnRequest::new(
+            &self.name,
+            crate::clock::now() + self.settings.lease.as_secs() as i64,
+            ALL_RUNNABLE_JOBS,
+            Some(1),
+            Some(self.settings.poll.as_millis() as u64),
+        )
     }
 
     async fn pause(&self, shutdown: &mut watch::Receiver<bool>) {

@@ -56,6 +56,33 @@ pub async fn spawn_app(dir: &TempDir) -> TestApp {
     spawn_app_on(&url, "default", api::DEFAULT_MAX_REQUEST_BYTES).await
 }
 
+/// A master on a fresh SQLite file of its own, removed with it.
+pub struct FreshApp {
+    pub app: TestApp,
+    _dir: TempDir,
+}
+
+impl std::ops::Deref for FreshApp {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+impl FreshApp {
+    pub async fn stop(self) {
+        self.app.stop().await;
+    }
+}
+
+pub async fn fresh_app() -> FreshApp {
+    let dir = tempfile::tempdir().unwrap();
+    FreshApp {
+        app: spawn_app(&dir).await,
+        _dir: dir,
+    }
+}
+
 impl TestApp {
     pub fn endpoint(&self, path: &str) -> String {
         format!("http://{}/api/v1/{path}", self.addr)

@@ -19,7 +19,9 @@ use pinball::workflow::job::ExecutionRecord;
 use pinball::workflow::worker::{WorkerSettings, run_workers};
 use tokio::sync::watch;
 
-use super::{TestApp, inst, job, spawn_app, spawn_app_on, started_instance, unique_master, wf};
+use super::{
+    TestApp, finished, inst, job, spawn_app, spawn_app_on, started_instance, unique_master, wf,
+};
 
 pub struct Cluster {
     pub app: TestApp,
@@ -101,7 +103,46 @@ pub fn util(command: UtilCommand, w: Option<&str>, i: Option<&str>, jobs: &[&str
     }
 }
 
+/// Workers started after the cluster, stopped on their own.
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Workers {
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap();
+    }
+}
+
 impl Cluster {
+    /// Starts `n` more workers on this cluster's master (their logs in the cluster's).
+    pub fn add_workers(&self, n: usize, archive_delay_sec: u64) -> Workers {
+        let (stop, stopped) = watch::channel(false);
+        let s = settings(self.logs.path(), archive_delay_sec);
+        let task = tokio::spawn(run_workers(Arc::new(self.client.clone()), s, n, stopped));
+        Workers { stop, task }
+    }
+
+    /// Waits until `job` of the instance runs: its runnable token holds its start.
+    pub async fn wait_running(&self, w: &str, i: &str, job: &str, within: Duration) {
+        let runnable = format!("runnable/{job}");
+        self.wait_for(w, i, within, "the job runs", |ts| {
+            ts.iter().any(|t| {
+                t.name.ends_with(&runnable)
+                    && t.data.as_deref().is_some_and(|d| d.contains("start_time"))
+            })
+        })
+        .await;
+    }
+
+    /// Waits until the instance has finished; returns its live tokens.
+    pub async fn wait_finished(&self, w: &str, i: &str, within: Duration) -> Vec<Token> {
+        self.wait_for(w, i, within, "the instance finishes", finished)
+            .await
+    }
+
     pub async fn util(
         &self,
         command: UtilCommand,

@@ -17,6 +17,11 @@ pub use app::*;
 pub use cluster::*;
 pub use process::*;
 
+/// The YAML of a workflow `w` with one job, `job` written as `name: {command: ...}`.
+pub fn one_job(w: &str, job: &str) -> String {
+    format!("workflows:\n  {w}:\n    jobs:\n      {job}\n")
+}
+
 /// A workflow name from a test literal.
 pub fn wf(s: &str) -> WorkflowName {
     WorkflowName::parse(s).unwrap()
@@ -97,6 +102,25 @@ pub fn quick_policy() -> RetryPolicy {
         initial_backoff: Duration::from_millis(20),
         ..Default::default()
     }
+}
+
+/// Whether an instance's tokens show it finished: its ARCHIVE signal carries the archive time.
+pub fn finished(ts: &[Token]) -> bool {
+    ts.iter().any(|t| {
+        t.name.ends_with("__SIGNAL__/ARCHIVE")
+            && t.data.as_deref().is_some_and(|d| d.contains("TIMESTAMP"))
+    })
+}
+
+/// A claim of up to `max` tokens under `prefix` for `owner` until `exp`.
+pub fn claim(
+    prefix: &str,
+    max: Option<u32>,
+    owner: &str,
+    exp: i64,
+    wait_ms: Option<u64>,
+) -> pinball::token::QueryAndOwnRequest {
+    pinball::token::QueryAndOwnRequest::new(owner, exp, prefix, max, wait_ms)
 }
 
 pub fn token(name: &str) -> Token {
