@@ -4,13 +4,28 @@
 use std::collections::BTreeMap;
 
 use super::{Done, Ops, OpsError, py_list};
-use crate::parser::Definitions;
+use crate::parser::{Definitions, GraphJob};
 use crate::storage::Table;
 use crate::token::name::{self, InstanceId, JobName, JobState, Level, Name, WorkflowName};
 use crate::token::{ModifyRequest, Token};
 use crate::workflow::instance::{JobToken, new_instance_id};
 use crate::workflow::progress;
 use crate::workflow::signal::Action;
+
+/// A job token with what `reload` takes from the definition's job: command, emails,
+/// max_attempts, cleanup template and priority (history, events and the graph stay).
+fn reloaded(jt: &JobToken, new: &GraphJob) -> Token {
+    let mut job = jt.job.clone();
+    job.command = new.def.command.clone();
+    job.emails = new.def.emails.clone();
+    job.max_attempts = new.def.max_attempts.unwrap_or(job.max_attempts);
+    job.cleanup_template = new.def.cleanup_template.clone();
+    Token {
+        priority: new.priority,
+        data: Some(job.to_data()),
+        ..jt.token.clone()
+    }
+}
 
 impl Ops<'_> {
     /// `retry`: failed jobs run again with their triggering events, and the ARCHIVE signal goes,
@@ -248,19 +263,7 @@ impl Ops<'_> {
         }
         let updates = selected
             .iter()
-            .filter_map(|jt| {
-                let new = graph.jobs.get(&jt.job.name)?;
-                let mut job = jt.job.clone();
-                job.command = new.def.command.clone();
-                job.emails = new.def.emails.clone();
-                job.max_attempts = new.def.max_attempts.unwrap_or(job.max_attempts);
-                job.cleanup_template = new.def.cleanup_template.clone();
-                Some(Token {
-                    priority: new.priority,
-                    data: Some(job.to_data()),
-                    ..jt.token.clone()
-                })
-            })
+            .filter_map(|jt| Some(reloaded(jt, graph.jobs.get(&jt.job.name)?)))
             .collect();
         self.client().modify(ModifyRequest::update(updates)).await?;
         Ok(Done::say(if jobs.is_empty() {

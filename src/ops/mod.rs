@@ -13,7 +13,7 @@ mod start;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::master::MasterClient;
 use crate::parser::ParseError;
 use crate::storage::{Storage, StorageError};
@@ -132,7 +132,8 @@ pub struct Ops<'a> {
     /// The database, read for archived instances (retry, poison) and pruned by cleanup.
     /// Opened on first use when `None`, from `database_url`.
     pub store: Option<Arc<dyn Storage>>,
-    pub database_url: Option<String>,
+    /// Holds the database password, if any: never shown.
+    pub database_url: Option<Secret>,
     pub settings: OpsSettings,
 }
 
@@ -203,7 +204,7 @@ impl<'a> Ops<'a> {
         Ops {
             client,
             store: None,
-            database_url: c.database_url().ok(),
+            database_url: c.database_url().ok().map(Secret),
             settings: OpsSettings::from_config(c),
         }
     }
@@ -224,9 +225,9 @@ impl<'a> Ops<'a> {
         }
         let url = self
             .database_url
-            .as_deref()
+            .as_ref()
             .ok_or_else(|| OpsError::Failed("no database is configured for the archive".into()))?;
-        Ok(Arc::from(crate::storage::open(url)?))
+        Ok(Arc::from(crate::storage::open(&url.0)?))
     }
 }
 

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Redirect};
 
 use super::{Head, PageResult, Params, When, execution_href, respond, when};
-use crate::token::name::{InstanceId, Level, WorkflowName};
+use crate::token::name::{InstanceId, Level, Name, WorkflowName};
 use crate::ui::Ui;
 use crate::ui::data::{Instance, depends_on, execution_status};
 use crate::ui::error::{PageError, PageQuery, QueryIn, UiError};
@@ -252,9 +252,11 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
     let signals: Vec<String> = inst
         .signals
         .iter()
-        .filter_map(|t| t.name.rsplit('/').next())
-        .filter(|a| *a != Action::ARCHIVE.as_str())
-        .map(str::to_owned)
+        .filter_map(|t| match Name::parse(&t.name) {
+            Some(Name::Signal { action, .. }) => Some(action),
+            _ => None,
+        })
+        .filter(|a| a != Action::ARCHIVE.as_str())
         .collect();
     respond(&InstancePageView {
         head: Head::new(

@@ -87,24 +87,10 @@ impl Worker {
         jt: &JobToken,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), MasterError> {
-        let c = self.client.as_ref();
-        let (w, i) = (&jt.workflow, &jt.instance);
-        let signals = Signals::read(c, &Level::Instance(w.clone(), i.clone())).await?;
-        if signals.is_set(Action::ABORT, 0) {
-            let mut job = jt.job.clone();
-            job.events.clear();
-            progress::commit_failure(c, jt, &job, &self.name, false).await?;
-            return self.settle(w, i).await;
-        }
-        if signals.is_set(Action::DRAIN, 0)
-            || signals.is_set(Action::EXIT, self.settings.generation)
-        {
-            // Hand it back, not claimable for one poll interval, so nobody spins on it.
-            let until = clock::now() + self.settings.poll.as_secs() as i64;
-            c.modify(plan::hold(jt, &self.name, until)).await?;
+        if self.stopped_by_signals(jt).await? {
             return Ok(());
         }
-        let dir = logs::instance_dir(&self.settings.logs_dir, w, i);
+        let dir = logs::instance_dir(&self.settings.logs_dir, &jt.workflow, &jt.instance);
         let mut job = jt.job.clone();
         if let Some(record) = job.history.last_mut().filter(|r| r.end_time.is_none()) {
             // Its previous worker died or lost its lease mid-run: that attempt failed.
@@ -115,18 +101,7 @@ impl Worker {
             tracing::warn!(job = %jt.token.name, "previous execution lost its lease; counted as a failed attempt");
             return self.commit(jt, RunEnd::Finished(job)).await;
         }
-        let info = if job.disabled {
-            "DISABLED".to_owned()
-        } else {
-            job.command.clone()
-        };
-        let mut record = ExecutionRecord::new(i.clone(), info, clock::now_f64());
-        record.events = std::mem::take(&mut job.events);
-        record.worker = self.name.clone();
-        if job.is_condition() && job.history.len() >= job.max_attempts as usize {
-            let keep = job.max_attempts.saturating_sub(1) as usize;
-            job.history.drain(..job.history.len() - keep);
-        }
+        let mut record = self.new_record(jt, &mut job);
         if job.disabled {
             record.end_time = Some(record.start_time);
             record.exit_code = Some(0);
@@ -148,6 +123,48 @@ impl Worker {
         // right after the spawn, so it is not on the path from one job to the next.
         let (jt, end) = self.execute(jt, job, shutdown).await;
         self.commit(&jt, end).await
+    }
+
+    /// Whether the instance's signals stop the claimed job before it runs: an ABORT ends it
+    /// (and the instance); a DRAIN, or an EXIT for this generation, hands it back unrun.
+    async fn stopped_by_signals(&self, jt: &JobToken) -> Result<bool, MasterError> {
+        let c = self.client.as_ref();
+        let (w, i) = (&jt.workflow, &jt.instance);
+        let signals = Signals::read(c, &Level::Instance(w.clone(), i.clone())).await?;
+        if signals.is_set(Action::ABORT, 0) {
+            let mut job = jt.job.clone();
+            job.events.clear();
+            progress::commit_failure(c, jt, &job, &self.name, false).await?;
+            self.settle(w, i).await?;
+            return Ok(true);
+        }
+        if signals.is_set(Action::DRAIN, 0)
+            || signals.is_set(Action::EXIT, self.settings.generation)
+        {
+            // Hand it back, not claimable for one poll interval, so nobody spins on it.
+            let until = clock::now() + self.settings.poll.as_secs() as i64;
+            c.modify(plan::hold(jt, &self.name, until)).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// The record of the execution about to start, holding the triggering events it takes from
+    /// `job`. A condition keeps only its last `max_attempts - 1` polls before the new one.
+    fn new_record(&self, jt: &JobToken, job: &mut Job) -> ExecutionRecord {
+        let info = if job.disabled {
+            "DISABLED".to_owned()
+        } else {
+            job.command.clone()
+        };
+        let mut record = ExecutionRecord::new(jt.instance.clone(), info, clock::now_f64());
+        record.events = std::mem::take(&mut job.events);
+        record.worker = self.name.clone();
+        if job.is_condition() && job.history.len() >= job.max_attempts as usize {
+            let keep = job.max_attempts.saturating_sub(1) as usize;
+            job.history.drain(..job.history.len() - keep);
+        }
+        record
     }
 
     /// What to run for the open record of `job`: the command with its attributes substituted,
