@@ -27,6 +27,10 @@ const MONTHS: [&str; 12] = [
 ];
 const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
+fn bad(message: String) -> ScheduleError {
+    ScheduleError::new(Field::Cron, message)
+}
+
 fn value(
     text: &str,
     what: &str,
@@ -34,15 +38,15 @@ fn value(
     max: u32,
     names: &[&str],
     names_from: u32,
-) -> Result<u32, String> {
+) -> Result<u32, ScheduleError> {
     if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(text)) {
         return Ok(i as u32 + names_from);
     }
     let v: u32 = text
         .parse()
-        .map_err(|_| format!("{what} value `{text}` is not a number"))?;
+        .map_err(|_| bad(format!("{what} value `{text}` is not a number")))?;
     if v < min || v > max {
-        return Err(format!("{what} value {v} is outside {min}-{max}"));
+        return Err(bad(format!("{what} value {v} is outside {min}-{max}")));
     }
     Ok(v)
 }
@@ -55,16 +59,16 @@ fn field(
     max: u32,
     names: &[&str],
     names_from: u32,
-) -> Result<(u64, bool), String> {
+) -> Result<(u64, bool), ScheduleError> {
     let mut bits = 0u64;
     for part in text.split(',') {
         let (range, step) = match part.split_once('/') {
             Some((r, s)) => {
                 let step: u32 = s
                     .parse()
-                    .map_err(|_| format!("{what} step `{s}` is not a number"))?;
+                    .map_err(|_| bad(format!("{what} step `{s}` is not a number")))?;
                 if step == 0 {
-                    return Err(format!("{what} step must be at least 1"));
+                    return Err(bad(format!("{what} step must be at least 1")));
                 }
                 (r, step)
             }
@@ -84,7 +88,7 @@ fn field(
             },
         };
         if lo > hi {
-            return Err(format!("{what} range {lo}-{hi} is empty"));
+            return Err(bad(format!("{what} range {lo}-{hi} is empty")));
         }
         for v in (lo..=hi).step_by(step as usize) {
             bits |= 1 << v;
@@ -95,18 +99,14 @@ fn field(
 
 impl Cron {
     pub fn parse(expr: &str) -> Result<Cron, ScheduleError> {
-        Cron::parse_fields(expr).map_err(|m| ScheduleError::new(Field::Cron, m))
-    }
-
-    fn parse_fields(expr: &str) -> Result<Cron, String> {
         let fields: Vec<&str> = expr.split_whitespace().collect();
         let (sec, rest) = match fields.len() {
             5 => ("0", &fields[..]),
             6 => (fields[0], &fields[1..]),
             n => {
-                return Err(format!(
+                return Err(bad(format!(
                     "cron expression `{expr}` has {n} fields; use 5 (minute hour day month weekday) or 6 (seconds first)"
-                ));
+                )));
             }
         };
         let (seconds, _) = field(sec, "second", 0, 59, &[], 0)?;
