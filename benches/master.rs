@@ -59,7 +59,7 @@ async fn serve(url: &str, master: &str) -> Server {
     let task = tokio::spawn(api::serve(
         master,
         listener,
-        api::DEFAULT_MAX_REQUEST_BYTES,
+        api::ApiSettings::open(api::DEFAULT_MAX_REQUEST_BYTES),
         async move {
             let _ = stopped.await;
         },

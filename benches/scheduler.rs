@@ -66,7 +66,7 @@ async fn main() {
     tokio::spawn(api::serve(
         master,
         listener,
-        api::DEFAULT_MAX_REQUEST_BYTES,
+        api::ApiSettings::open(api::DEFAULT_MAX_REQUEST_BYTES),
         std::future::pending(),
     ));
     let client = HttpMasterClient::new("127.0.0.1", port, RetryPolicy::default());

@@ -63,7 +63,7 @@ async fn rig(url: &str) -> Rig {
     tokio::spawn(api::serve(
         m,
         listener,
-        api::DEFAULT_MAX_REQUEST_BYTES,
+        api::ApiSettings::open(api::DEFAULT_MAX_REQUEST_BYTES),
         std::future::pending(),
     ));
     let client = HttpMasterClient::new("127.0.0.1", port, RetryPolicy::default());

@@ -53,15 +53,12 @@ async fn run(cli: Cli) -> Result<String, CliError> {
                 &host,
                 port,
                 pinball::master::client::RetryPolicy::from_config(&config),
-            );
+            )
+            .with_token(config.presented_token().as_ref());
             cli::token::run(&args, &client).await
         }
         (None, Some(Command::Util(args))) => {
-            let client = HttpMasterClient::new(
-                &config.master_host,
-                config.master_port,
-                pinball::master::client::RetryPolicy::from_config(&config),
-            );
+            let client = HttpMasterClient::from_config(&config);
             cli::util::run(&args, &config, &client).await
         }
         (None, Some(Command::Import(args))) => {
@@ -70,11 +67,7 @@ async fn run(cli: Cli) -> Result<String, CliError> {
                     "import takes `reschedule` or nothing, not `{word}`"
                 )));
             }
-            let client = HttpMasterClient::new(
-                &config.master_host,
-                config.master_port,
-                pinball::master::client::RetryPolicy::from_config(&config),
-            );
+            let client = HttpMasterClient::from_config(&config);
             if !cli::confirm("import the workflow definitions", args.force)? {
                 return Ok("not confirmed; nothing changed\n".into());
             }

@@ -91,11 +91,10 @@ fn client_of(
 ) -> Arc<dyn MasterClient> {
     match local {
         Some(m) => Arc::new(LocalMasterClient(m.clone())),
-        None => Arc::new(HttpMasterClient::new(
-            &config.master_host,
-            config.master_port,
-            policy,
-        )),
+        None => Arc::new(
+            HttpMasterClient::new(&config.master_host, config.master_port, policy)
+                .with_token(config.presented_token().as_ref()),
+        ),
     }
 }
 
@@ -104,16 +103,34 @@ async fn start_master(
     stop: watch::Receiver<bool>,
     tasks: &mut Tasks,
 ) -> anyhow::Result<Master> {
-    let (host, port) = (config.master_host.as_str(), config.master_port);
+    let settings = api::ApiSettings::from_config(config);
+    let access = exposure(
+        "master",
+        &config.master_bind,
+        (!settings.access.is_open()).then(|| {
+            format!(
+                "every call needs an API token ({} configured)",
+                settings.access.token_count()
+            )
+        }),
+        "api_tokens",
+        config.allow_unauthenticated,
+    )?;
+    let (host, port) = (config.master_bind.as_str(), config.master_port);
     let listener = TcpListener::bind((host, port))
         .await
-        .with_context(|| format!("cannot listen on {host}:{port}"))?;
+        .with_context(|| format!("cannot listen on {host}:{port} (master_bind, master_port)"))?;
     let url = config.database_url()?;
     let store = storage::open(&url)?;
-    tracing::info!(database = %storage::redact_url(&url), master = %config.master_name, "starting master");
+    tracing::info!(database = %storage::redact_url(&url), master = %config.master_name, access = %access, "starting master");
     let master = Master::start(store, &config.master_name).await;
-    let max = config.max_request_bytes;
-    tasks.spawn(api::serve(master.clone(), listener, max, wait_for(stop)));
+    master.set_max_answer_bytes(config.max_answer_bytes);
+    tasks.spawn(api::serve(
+        master.clone(),
+        listener,
+        settings,
+        wait_for(stop),
+    ));
     Ok(master)
 }
 
@@ -174,10 +191,24 @@ async fn start_ui(
     stop: watch::Receiver<bool>,
     tasks: &mut Tasks,
 ) -> anyhow::Result<()> {
-    let host = config.ui_host.clone().unwrap_or_else(|| "127.0.0.1".into());
-    let listener = TcpListener::bind((host.as_str(), config.ui_port))
+    let access = exposure(
+        "ui",
+        &config.ui_bind,
+        (!config.ui_users.is_empty())
+            .then(|| format!("sign-in required ({} users)", config.ui_users.len())),
+        "ui_users",
+        config.allow_unauthenticated,
+    )?;
+    let host = config.ui_bind.as_str();
+    let listener = TcpListener::bind((host, config.ui_port))
         .await
-        .with_context(|| format!("cannot listen on {host}:{}", config.ui_port))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {host}:{} (ui_bind, ui_port)",
+                config.ui_port
+            )
+        })?;
+    tracing::info!(access = %access, "ui access");
     let store = storage::open(&config.database_url()?)?;
     if local.is_none() {
         // Alone, the UI may start before any master: make sure the tables exist.
@@ -199,6 +230,35 @@ async fn start_ui(
     let ui = crate::ui::Ui::new(data, client, Arc::new(config.clone()));
     tasks.spawn(crate::ui::serve(ui, listener, wait_for(stop)));
     Ok(())
+}
+
+/// How a listener is protected, for the start-up log; an error when it would listen beyond
+/// loopback with nobody checked and `allow_unauthenticated` is not set.
+fn exposure(
+    what: &str,
+    bind: &str,
+    protected: Option<String>,
+    key: &str,
+    allow_unauthenticated: bool,
+) -> anyhow::Result<String> {
+    if let Some(how) = protected {
+        return Ok(how);
+    }
+    if crate::config::access::is_loopback(bind) {
+        return Ok(format!(
+            "open to every local user of this machine ({bind} is loopback; set {key} before listening elsewhere)"
+        ));
+    }
+    if allow_unauthenticated {
+        tracing::warn!(
+            bind,
+            "the {what} listens beyond loopback WITHOUT authentication (allow_unauthenticated: true)"
+        );
+        return Ok(format!("OPEN on {bind} without authentication"));
+    }
+    anyhow::bail!(
+        "the {what} would listen on {bind}, beyond loopback, without authentication: set {key} (see the README's Security section), bind to 127.0.0.1, or set allow_unauthenticated: true"
+    )
 }
 
 /// With master and workers in one process (`-m all`), the configured definitions are loaded

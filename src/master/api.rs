@@ -4,20 +4,47 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Extension, FromRequest, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 
+use super::auth::{Access, Caller, same_origin};
 use super::service::Master;
+use crate::config::{Config, Role};
 use crate::token::MasterError;
 use crate::token::*;
 
 pub use crate::config::DEFAULT_MAX_REQUEST_BYTES;
 
-pub fn router(master: Master, max_request_bytes: usize) -> Router {
+/// How the API serves: who may call it and how much one request may carry.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub access: Access,
+    pub max_request_bytes: usize,
+}
+
+impl ApiSettings {
+    pub fn from_config(c: &Config) -> ApiSettings {
+        ApiSettings {
+            access: Access::new(&c.api_tokens),
+            max_request_bytes: c.max_request_bytes,
+        }
+    }
+
+    /// An open master (tests, loopback).
+    pub fn open(max_request_bytes: usize) -> ApiSettings {
+        ApiSettings {
+            access: Access::open(),
+            max_request_bytes,
+        }
+    }
+}
+
+pub fn router(master: Master, settings: ApiSettings) -> Router {
     Router::new()
         .route("/api/v1/modify", post(modify))
         .route("/api/v1/query", post(query))
@@ -26,14 +53,65 @@ pub fn router(master: Master, max_request_bytes: usize) -> Router {
         .route("/api/v1/archive", post(archive))
         .route("/api/v1/health", get(health))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(max_request_bytes))
+        .layer(middleware::from_fn_with_state(settings.access, guard))
+        .layer(DefaultBodyLimit::max(settings.max_request_bytes))
         .with_state(master)
+}
+
+/// The role each endpoint needs; `None` for paths that are not endpoints.
+fn needed_role(path: &str) -> Option<(Role, &'static str)> {
+    Some(match path {
+        "/api/v1/query" => (Role::Viewer, "query"),
+        "/api/v1/group" => (Role::Viewer, "group"),
+        "/api/v1/health" => (Role::Viewer, "health"),
+        "/api/v1/modify" => (Role::Worker, "modify"),
+        "/api/v1/query_and_own" => (Role::Worker, "query_and_own"),
+        "/api/v1/archive" => (Role::Worker, "archive"),
+        _ => return None,
+    })
+}
+
+/// Every request: from no other site, with a known token whose role allows the endpoint.
+async fn guard(State(access): State<Access>, mut req: Request, next: Next) -> Response {
+    let checked = (|| {
+        if !same_origin(req.headers()) {
+            return Err(MasterError::Forbidden(
+                "requests from web pages of other sites are refused".into(),
+            ));
+        }
+        let caller = access.authenticate(req.headers())?;
+        if let Some((role, what)) = needed_role(req.uri().path()) {
+            caller.require(role, what)?;
+        }
+        Ok(caller)
+    })();
+    match checked {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(e) => {
+            tracing::warn!(path = %req.uri().path(), method = %req.method(), error = %e, "master refused a request");
+            ApiError::Master(e).into_response()
+        }
+    }
+}
+
+fn may_write_all<'a>(
+    caller: &Caller,
+    tokens: impl IntoIterator<Item = &'a Token>,
+) -> Result<(), MasterError> {
+    tokens
+        .into_iter()
+        .try_for_each(|t| caller.may_write(&t.name))
 }
 
 async fn modify(
     State(m): State<Master>,
+    Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<ModifyRequest>,
 ) -> Result<Json<ModifyResponse>, ApiError> {
+    may_write_all(&caller, req.updates.iter().chain(&req.deletes))?;
     Ok(Json(m.modify(req).await?))
 }
 
@@ -60,8 +138,10 @@ async fn group(
 
 async fn archive(
     State(m): State<Master>,
+    Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<ArchiveRequest>,
 ) -> Result<Json<ArchiveResponse>, ApiError> {
+    may_write_all(&caller, &req.tokens)?;
     Ok(Json(m.archive(req).await?))
 }
 
@@ -70,9 +150,18 @@ async fn health(State(m): State<Master>) -> Result<Json<Health>, ApiError> {
 }
 
 async fn not_found() -> ApiError {
-    ApiError(MasterError::NotFound(
+    ApiError::Master(MasterError::NotFound(
         "no such endpoint: the API is POST /api/v1/{modify,query,query_and_own,group,archive} and GET /api/v1/health".into(),
     ))
+}
+
+/// Whether a request says its body is JSON (`application/json`, parameters allowed).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// A JSON body whose every failure is an `INPUT_ERROR` naming the problem.
@@ -82,6 +171,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::MediaType);
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
             BytesRejection::FailedToBufferBody(_) => MasterError::input(
                 "request body is larger than the master's limit (max_request_bytes) or could not be read",
@@ -91,23 +183,35 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(de)
             .map(ApiJson)
-            .map_err(|e| ApiError(MasterError::input(format!("invalid request body: {e}"))))
+            .map_err(|e| ApiError::Master(MasterError::input(format!("invalid request body: {e}"))))
     }
 }
 
 /// An error on its way to the client: `{"error": {"code", "message"}}` with the contract's status.
 #[derive(Debug)]
-pub struct ApiError(pub MasterError);
+pub enum ApiError {
+    Master(MasterError),
+    /// The body is not `application/json`: 415, so no HTML form or `text/plain` request from a
+    /// browser reaches a handler.
+    MediaType,
+}
 
 impl From<MasterError> for ApiError {
     fn from(e: MasterError) -> Self {
-        ApiError(e)
+        ApiError::Master(e)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = match &self.0 {
+        let e = match self {
+            ApiError::Master(e) => e,
+            ApiError::MediaType => {
+                let body = serde_json::json!({"error": {"code": "INPUT_ERROR", "message": "the request body must be JSON, sent with Content-Type: application/json"}});
+                return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response();
+            }
+        };
+        let status = match &e {
             MasterError::VersionConflict(_) => StatusCode::CONFLICT,
             MasterError::NotFound(_) => StatusCode::NOT_FOUND,
             MasterError::InputError(_) => StatusCode::BAD_REQUEST,
@@ -118,11 +222,17 @@ impl IntoResponse for ApiError {
             }
         };
         if status.is_server_error() {
-            tracing::warn!(error = %self.0, "request answered UNAVAILABLE");
+            tracing::warn!(error = %e, "request answered UNAVAILABLE");
         }
-        let body =
-            serde_json::json!({"error": {"code": self.0.code(), "message": self.0.to_string()}});
-        (status, Json(body)).into_response()
+        let body = serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}});
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"pinball\""),
+            );
+        }
+        response
     }
 }
 
@@ -131,13 +241,13 @@ impl IntoResponse for ApiError {
 pub async fn serve(
     master: Master,
     listener: tokio::net::TcpListener,
-    max_request_bytes: usize,
+    settings: ApiSettings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "master listening");
     let closer = master.clone();
-    let app = router(master, max_request_bytes);
+    let app = router(master, settings);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

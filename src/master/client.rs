@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::service::Master;
+use crate::config::{Config, Secret};
 use crate::token::MasterError;
 use crate::token::*;
 
@@ -59,7 +60,7 @@ pub struct RetryPolicy {
 
 impl RetryPolicy {
     /// The policy the configuration's `client_*` keys describe.
-    pub fn from_config(c: &crate::config::Config) -> RetryPolicy {
+    pub fn from_config(c: &Config) -> RetryPolicy {
         RetryPolicy {
             attempts: c.client_connect_attempts,
             max_backoff: Duration::from_secs(c.max_backoff_client_reconnect_sec.max(1)),
@@ -85,6 +86,9 @@ pub struct HttpMasterClient {
     http: reqwest::Client,
     base: String,
     policy: RetryPolicy,
+    /// `Authorization: Bearer ...`, when this process has a token (marked sensitive, so it
+    /// never shows in reqwest's `Debug`).
+    auth: Option<reqwest::header::HeaderValue>,
 }
 
 impl HttpMasterClient {
@@ -99,7 +103,25 @@ impl HttpMasterClient {
             http,
             base: format!("http://{host}:{port}/api/v1"),
             policy,
+            auth: None,
         }
+    }
+
+    /// A client that presents `token` (none: calls go without one).
+    pub fn with_token(mut self, token: Option<&Secret>) -> Self {
+        self.auth = token.and_then(|t| {
+            let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", t.0)).ok()?;
+            v.set_sensitive(true);
+            Some(v)
+        });
+        self
+    }
+
+    /// The client the configuration describes: `master_host`, `master_port`, the `client_*`
+    /// retry keys and the token this process presents.
+    pub fn from_config(c: &Config) -> Self {
+        Self::new(&c.master_host, c.master_port, RetryPolicy::from_config(c))
+            .with_token(c.presented_token().as_ref())
     }
 
     async fn once<Req: Serialize + Sync, Resp: DeserializeOwned>(
@@ -109,10 +131,13 @@ impl HttpMasterClient {
         extra_wait: Duration,
     ) -> Result<Resp, MasterError> {
         let url = format!("{}/{path}", self.base);
-        let request = match body {
+        let mut request = match body {
             Some(b) => self.http.post(&url).json(b),
             None => self.http.get(&url),
         };
+        if let Some(auth) = &self.auth {
+            request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
+        }
         let response = request
             .timeout(self.policy.timeout + extra_wait)
             .send()

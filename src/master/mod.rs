@@ -3,6 +3,7 @@
 //! the database before it answers. `api` serves it over HTTP; `client` reaches it.
 
 pub mod api;
+pub mod auth;
 pub mod client;
 pub mod pattern;
 pub mod service;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{RwLock, mpsc, oneshot};
 
 use super::pattern::Pattern;
-use super::state::{Entry, State};
+use super::state::{AnswerBudget, Entry, State};
 use crate::storage::{Loaded, Storage};
 use crate::token::MasterError;
 use crate::token::*;
@@ -38,6 +38,8 @@ pub(super) struct Shared {
     /// How many claims are parked, as the writer last counted them.
     pub(super) parked: AtomicUsize,
     pub(super) name: String,
+    /// Largest answer of one `/query` (names and data), in bytes.
+    max_answer_bytes: AtomicUsize,
     storage_kind: &'static str,
     started: Instant,
 }
@@ -99,6 +101,7 @@ impl Master {
             healthy: AtomicBool::new(true),
             parked: AtomicUsize::new(0),
             name: name.to_owned(),
+            max_answer_bytes: AtomicUsize::new(DEFAULT_MAX_ANSWER_BYTES),
             storage_kind: storage.kind(),
             started: Instant::now(),
         });
@@ -151,13 +154,20 @@ impl Master {
         self.call(|r| Command::Claim(req, r)).await
     }
 
+    /// Sets the largest answer one `/query` may build (`max_answer_bytes`).
+    pub fn set_max_answer_bytes(&self, bytes: usize) {
+        self.shared.max_answer_bytes.store(bytes, Ordering::Relaxed);
+    }
+
     pub async fn query(&self, req: QueryRequest) -> Result<QueryResponse, MasterError> {
+        req.validate()?;
+        let mut budget = AnswerBudget::new(self.shared.max_answer_bytes.load(Ordering::Relaxed));
         let state = self.shared.state.read().await;
         self.check_healthy()?;
         let tokens = req
             .queries
             .iter()
-            .map(|q| state.query(q))
+            .map(|q| state.query(q, &mut budget))
             .collect::<Result<_, _>>()?;
         Ok(QueryResponse { tokens })
     }

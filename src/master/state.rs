@@ -72,6 +72,34 @@ impl Entry {
     }
 }
 
+/// What is left of the bytes one answer may carry.
+#[derive(Debug)]
+pub struct AnswerBudget {
+    left: usize,
+    limit: usize,
+}
+
+/// What one answered token costs beyond its name and data: the JSON around them.
+const TOKEN_OVERHEAD: usize = 96;
+
+impl AnswerBudget {
+    pub fn new(limit: usize) -> Self {
+        AnswerBudget { left: limit, limit }
+    }
+
+    fn charge(&mut self, bytes: usize) -> Result<(), MasterError> {
+        let cost = bytes + TOKEN_OVERHEAD;
+        if cost > self.left {
+            return Err(MasterError::input(format!(
+                "the answer would be larger than {} bytes (max_answer_bytes); ask for fewer tokens at once (a longer name_prefix, max_tokens, or fewer queries)",
+                self.limit
+            )));
+        }
+        self.left -= cost;
+        Ok(())
+    }
+}
+
 /// Priority ordered highest first, then name: the order in which tokens are claimed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Rank(f64);
@@ -344,20 +372,27 @@ impl State {
         Ok(())
     }
 
-    /// `/query` for one query: lexicographic, or the `max_tokens` of highest priority.
-    pub fn query(&self, q: &Query) -> Result<Vec<Token>, MasterError> {
+    /// `/query` for one query: lexicographic, or the `max_tokens` of highest priority. Every
+    /// token answered is charged to `budget` before it is copied, so no query builds an answer
+    /// larger than the master allows.
+    pub fn query(&self, q: &Query, budget: &mut AnswerBudget) -> Result<Vec<Token>, MasterError> {
         let pattern = Pattern::parse(&q.name_prefix)?;
-        let matching = self
+        let mut matching: Vec<(&Box<str>, &Entry)> = self
             .range(pattern.literal_prefix())
-            .filter(|(k, _)| pattern.matches(k));
-        let mut tokens: Vec<Token> = match q.max_tokens {
-            None => return Ok(matching.map(|(k, e)| e.to_token(k)).collect()),
-            Some(_) => matching.map(|(k, e)| e.to_token(k)).collect(),
-        };
-        // Stable: equal priorities keep name order.
-        tokens.sort_by_key(|t| Rank(t.priority));
-        tokens.truncate(q.max_tokens.unwrap_or(u32::MAX) as usize);
-        Ok(tokens)
+            .filter(|(k, _)| pattern.matches(k))
+            .collect();
+        if let Some(max) = q.max_tokens {
+            // Stable: equal priorities keep name order.
+            matching.sort_by_key(|(_, e)| Rank(e.priority));
+            matching.truncate(max as usize);
+        }
+        matching
+            .into_iter()
+            .map(|(k, e)| {
+                budget.charge(k.len() + e.data.as_ref().map_or(0, |d| d.len()))?;
+                Ok(e.to_token(k))
+            })
+            .collect()
     }
 
     /// `/group`: counts by the name up to, not including, the first `suffix` after the prefix.
@@ -392,7 +427,9 @@ impl State {
             return Ok(Claim::default());
         };
         let pattern = Pattern::parse(&query.name_prefix)?;
-        let limit = query.max_tokens.map_or(usize::MAX, |n| n as usize);
+        let limit = query.max_tokens.map_or(MAX_TOKENS_PER_REQUEST, |n| {
+            (n as usize).min(MAX_TOKENS_PER_REQUEST)
+        });
         let (names, mut next_lease_end) = self.claimable(&pattern, now, limit);
         let mut tokens = Vec::with_capacity(names.len());
         for name in names {

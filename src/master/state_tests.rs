@@ -5,6 +5,10 @@ use std::collections::BTreeMap;
 
 use super::*;
 
+fn unbounded() -> AnswerBudget {
+    AnswerBudget::new(usize::MAX)
+}
+
 fn fresh() -> State {
     State::load(Vec::new(), 0, "blessed".into())
 }
@@ -40,7 +44,7 @@ fn claim_req(prefix: &str, max: Option<u32>, owner: &str, exp: i64) -> QueryAndO
 #[test]
 fn a_fresh_state_shows_only_the_blessed_version() {
     let s = fresh();
-    let all = s.query(&Query::default()).unwrap();
+    let all = s.query(&Query::default(), &mut unbounded()).unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].name, BLESSED_VERSION_NAME);
     assert_eq!(all[0].owner.as_deref(), Some("__master__"));
@@ -168,25 +172,34 @@ fn query_with_max_tokens_returns_the_highest_priorities() {
     }
     modify(&mut s, updates, vec![]).unwrap();
     let top = s
-        .query(&Query {
-            name_prefix: "/some_dir".into(),
-            max_tokens: Some(10),
-        })
+        .query(
+            &Query {
+                name_prefix: "/some_dir".into(),
+                max_tokens: Some(10),
+            },
+            &mut unbounded(),
+        )
         .unwrap();
     assert_eq!(top.len(), 10);
     assert!(top.iter().all(|t| t.priority == 9.0));
     let sub = s
-        .query(&Query {
-            name_prefix: "/some_dir/some_token_0".into(),
-            max_tokens: Some(100),
-        })
+        .query(
+            &Query {
+                name_prefix: "/some_dir/some_token_0".into(),
+                max_tokens: Some(100),
+            },
+            &mut unbounded(),
+        )
         .unwrap();
     assert_eq!(sub.len(), 11);
     let all = s
-        .query(&Query {
-            name_prefix: "/some_dir/".into(),
-            max_tokens: None,
-        })
+        .query(
+            &Query {
+                name_prefix: "/some_dir/".into(),
+                max_tokens: None,
+            },
+            &mut unbounded(),
+        )
         .unwrap();
     assert!(
         all.windows(2).all(|w| w[0].name < w[1].name),
@@ -501,13 +514,32 @@ fn random_request_sequences_agree_with_a_naive_model() {
                 }
             }
             let ours: Vec<Token> = state
-                .query(&Query {
-                    name_prefix: "/w/".into(),
-                    max_tokens: None,
-                })
+                .query(
+                    &Query {
+                        name_prefix: "/w/".into(),
+                        max_tokens: None,
+                    },
+                    &mut unbounded(),
+                )
                 .unwrap();
             let theirs: Vec<Token> = model.tokens.values().cloned().collect();
             assert_eq!(ours, theirs, "{ctx}");
         }
     }
+}
+
+#[test]
+fn a_query_stops_at_its_answer_budget() {
+    let mut s = fresh();
+    let big = Token::new("/big", Some("x".repeat(10_000)));
+    modify(&mut s, vec![big], vec![]).unwrap();
+    let q = Query {
+        name_prefix: "/big".into(),
+        max_tokens: None,
+    };
+    let mut budget = AnswerBudget::new(25_000);
+    assert!(s.query(&q, &mut budget).is_ok());
+    assert!(s.query(&q, &mut budget).is_ok());
+    let err = s.query(&q, &mut budget).unwrap_err();
+    assert!(err.to_string().contains("max_answer_bytes"), "{err}");
 }

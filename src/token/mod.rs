@@ -20,6 +20,13 @@ pub const MAX_NAME_BYTES: usize = 512;
 pub const MAX_OWNER_BYTES: usize = 255;
 /// Longest accepted `wait_ms`: ten minutes. A longer park would outlive every HTTP timeout.
 pub const MAX_WAIT_MS: u64 = 600_000;
+/// Most tokens one request may write, archive or claim: bounds the time one request holds
+/// the writer.
+pub const MAX_TOKENS_PER_REQUEST: usize = 50_000;
+/// Most queries one `/query` may carry.
+pub const MAX_QUERIES_PER_REQUEST: usize = 1_000;
+/// Default largest answer of one `/query`, in bytes of names and data (`max_answer_bytes`).
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 256 << 20;
 /// `expiration_time` that means "never claimable".
 pub const NEVER: i64 = i64::MAX;
 /// Names that start with this are the master's own bookkeeping and cannot be written.
@@ -189,6 +196,7 @@ impl ModifyRequest {
     }
 
     pub fn validate(&self) -> Result<(), MasterError> {
+        check_count("modify", self.updates.len() + self.deletes.len())?;
         for t in &self.updates {
             validate_fields(t)?;
         }
@@ -208,6 +216,7 @@ impl ModifyRequest {
 
 impl ArchiveRequest {
     pub fn validate(&self) -> Result<(), MasterError> {
+        check_count("archive", self.tokens.len())?;
         for t in &self.tokens {
             validate_writable_name(&t.name)?;
             validate_version(t)?;
@@ -215,6 +224,27 @@ impl ArchiveRequest {
         }
         reject_duplicates(self.tokens.iter().map(|t| t.name.as_str()))
     }
+}
+
+impl QueryRequest {
+    pub fn validate(&self) -> Result<(), MasterError> {
+        if self.queries.len() > MAX_QUERIES_PER_REQUEST {
+            return Err(MasterError::input(format!(
+                "query carries {} queries; the limit is {MAX_QUERIES_PER_REQUEST} per request",
+                self.queries.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn check_count(what: &str, n: usize) -> Result<(), MasterError> {
+    if n > MAX_TOKENS_PER_REQUEST {
+        return Err(MasterError::input(format!(
+            "{what} carries {n} tokens; the limit is {MAX_TOKENS_PER_REQUEST} per request, so send them in smaller batches"
+        )));
+    }
+    Ok(())
 }
 
 impl QueryAndOwnRequest {

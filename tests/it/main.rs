@@ -1,6 +1,7 @@
 //! The integration tests: one binary, real SQLite files, a real MariaDB when
 //! `PINBALL_TEST_MYSQL_URL` is set (CI sets it), real HTTP, real processes.
 
+mod access;
 mod api;
 mod bad_input;
 mod browser;

@@ -160,6 +160,20 @@ impl fmt::Display for Level {
     }
 }
 
+/// Whether writing `name` is the operator's alone: workflow definitions, and signals that
+/// reach beyond one instance (global and workflow-wide DRAIN, ABORT, EXIT).
+pub fn needs_operator(name: &str) -> bool {
+    if name.starts_with(DEFINITION_PREFIX) {
+        return true;
+    }
+    let Some(rest) = name.strip_prefix(WORKFLOW_PREFIX) else {
+        return false;
+    };
+    let mut parts = rest.split('/');
+    let first = parts.next();
+    first == Some(SIGNAL_SEGMENT) || parts.next() == Some(SIGNAL_SEGMENT)
+}
+
 pub fn signal_token(level: &Level, action: Action) -> String {
     format!("{}{}", level.signal_prefix(), action.as_str())
 }

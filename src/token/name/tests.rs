@@ -131,3 +131,25 @@ fn group_keys_and_paths_split_in_one_place() {
     );
     assert_eq!(path_child("/workflow/w/", "/workflow/w/x"), "/workflow/w/x");
 }
+
+#[test]
+fn definitions_and_wide_signals_are_the_operator_s_to_write() {
+    for n in [
+        "/definition/workflow/wf",
+        "/workflow/__SIGNAL__/EXIT",
+        "/workflow/wf/__SIGNAL__/DRAIN",
+        "/workflow/wf/__SIGNAL__/",
+    ] {
+        assert!(needs_operator(n), "{n}");
+    }
+    for n in [
+        "/workflow/wf/1/__SIGNAL__/ABORT",
+        "/workflow/wf/1/job/runnable/a",
+        "/schedule/workflow/wf",
+        "/workflow/wf",
+        "/other",
+        "",
+    ] {
+        assert!(!needs_operator(n), "{n}");
+    }
+}

@@ -34,7 +34,7 @@ pub async fn spawn_app_on(url: &str, master_name: &str, max_request_bytes: usize
     let server = tokio::spawn(api::serve(
         master,
         listener,
-        max_request_bytes,
+        api::ApiSettings::open(max_request_bytes),
         async move {
             let _ = stopped.await;
         },

@@ -131,6 +131,7 @@ pub fn token(name: &str) -> Token {
 pub async fn post_raw(url: &str, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
     let response = reqwest::Client::new()
         .post(url)
+        .header("content-type", "application/json")
         .body(body)
         .send()
         .await

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod access;
+pub use access::{ApiToken, Role, UiUser};
+
 /// The default database: an SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://pinball.db";
 /// Default largest request body: 64 MiB (job histories make tokens large).
@@ -44,10 +47,6 @@ const OBSOLETE_KEYS: &[(&str, &str)] = &[
     ("aws_access_key_id", "S3 job logs"),
     ("aws_secret_access_key", "S3 job logs"),
 ];
-
-/// Keys of the access-control design (CONTRACT §7) that are not built yet: refused, so nobody
-/// believes an API is protected when it is not.
-const NOT_YET_KEYS: &[&str] = &["api_tokens", "api_token", "ui_users"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -112,9 +111,28 @@ pub struct Config {
     pub database_url: Option<Secret>,
     /// Largest request body the master accepts.
     pub max_request_bytes: usize,
+    /// Largest answer of one `/query`, in bytes of names and data.
+    pub max_answer_bytes: usize,
     pub client_connect_attempts: u32,
     pub client_timeout_sec: u64,
     pub max_backoff_client_reconnect_sec: u64,
+    /// Where the master listens; `master_host` is where clients find it.
+    pub master_bind: String,
+    /// Where the UI listens; `ui_host` is the name used in links.
+    pub ui_bind: String,
+    /// Without `api_tokens` (or `ui_users` for the UI), a bind beyond loopback is refused
+    /// unless this is set.
+    pub allow_unauthenticated: bool,
+    /// With entries, every master API call needs `Authorization: Bearer <token>`.
+    pub api_tokens: Vec<ApiToken>,
+    /// What this process presents to the master (`PINBALL_API_TOKEN` overrides it).
+    pub api_token: Option<Secret>,
+    /// With entries, the UI needs a sign-in.
+    pub ui_users: Vec<UiUser>,
+    /// Session cookies carry `Secure` (set when the UI is behind TLS).
+    pub ui_cookie_secure: bool,
+    /// How long a UI session lasts without use, in minutes.
+    pub ui_session_minutes: u64,
 }
 
 impl Default for Config {
@@ -145,9 +163,18 @@ impl Default for Config {
             databases: None,
             database_url: None,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_answer_bytes: crate::token::DEFAULT_MAX_ANSWER_BYTES,
             client_connect_attempts: 10,
             client_timeout_sec: 60,
             max_backoff_client_reconnect_sec: 5,
+            master_bind: "127.0.0.1".into(),
+            ui_bind: "127.0.0.1".into(),
+            allow_unauthenticated: false,
+            api_tokens: Vec::new(),
+            api_token: None,
+            ui_users: Vec::new(),
+            ui_cookie_secure: false,
+            ui_session_minutes: 8 * 60,
         }
     }
 }
@@ -229,13 +256,6 @@ impl Config {
                 ));
             }
         }
-        for key in NOT_YET_KEYS {
-            if map.contains_key(*key) {
-                return Err(invalid(format!(
-                    "key `{key}` (access control) is not supported by this version yet"
-                )));
-            }
-        }
         let config: Config = serde_yaml::from_value(serde_yaml::Value::Mapping(map))
             .map_err(|e| invalid(e.to_string()))?;
         config.validate().map_err(|e| invalid(e.to_string()))?;
@@ -266,6 +286,12 @@ impl Config {
                 self.max_request_bytes
             ));
         }
+        if self.max_answer_bytes < self.max_request_bytes {
+            return bad(format!(
+                "max_answer_bytes {} is below max_request_bytes {}: a token the master accepts could not be read back",
+                self.max_answer_bytes, self.max_request_bytes
+            ));
+        }
         if self.client_connect_attempts == 0 {
             return bad("client_connect_attempts must be at least 1".into());
         }
@@ -278,7 +304,21 @@ impl Config {
                 self.parser
             ));
         }
+        if self.ui_session_minutes == 0 {
+            return bad("ui_session_minutes must be at least 1".into());
+        }
+        access::validate_tokens(&self.api_tokens)?;
+        access::validate_users(&self.ui_users)?;
+        access::validate_api_token(&self.api_token)?;
         self.database_url().map(|_| ())
+    }
+
+    /// The token this process presents to the master: `PINBALL_API_TOKEN`, else `api_token`.
+    pub fn presented_token(&self) -> Option<Secret> {
+        match std::env::var("PINBALL_API_TOKEN") {
+            Ok(t) if !t.is_empty() => Some(Secret(t)),
+            _ => self.api_token.clone(),
+        }
     }
 
     /// The database to use: `database_url`, else `databases.default`, else the SQLite default.
@@ -421,9 +461,33 @@ mod tests {
     }
 
     #[test]
-    fn access_control_keys_are_refused_until_built() {
-        let err = parse("api_token: abc\n").unwrap_err().to_string();
-        assert!(err.contains("api_token"), "{err}");
+    fn access_control_keys_are_read_and_checked() {
+        let (c, _) = parse(
+            "api_tokens:\n  - {name: ops, token: 0123456789abcdef0123, role: operator}\n  - {name: w, token: fedcba9876543210fedc, role: worker}\napi_token: 0123456789abcdef0123\n",
+        )
+        .unwrap();
+        assert_eq!(c.api_tokens.len(), 2);
+        assert_eq!(c.api_tokens[1].role, Role::Worker);
+        assert!(
+            !format!("{c:?}").contains("0123456789abcdef"),
+            "tokens never show in Debug"
+        );
+        let weak = parse("api_tokens: [{name: ops, token: short, role: operator}]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(weak.contains("at least 16"), "{weak}");
+        let role = parse("api_tokens: [{name: ops, token: 0123456789abcdef0123, role: admin}]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(role.contains("admin"), "{role}");
+        let twice = parse("api_tokens: [{name: a, token: 0123456789abcdef0123, role: viewer}, {name: b, token: 0123456789abcdef0123, role: viewer}]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(twice.contains("same token"), "{twice}");
+        let hash = parse("ui_users: [{username: alice, password_hash: plain, role: operator}]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(hash.contains("hash-password"), "{hash}");
     }
 
     #[test]

@@ -1,0 +1,260 @@
+//! Who is calling the master, and what they may do (CONTRACT §7.1). With `api_tokens`
+//! configured every call presents `Authorization: Bearer <token>`; the token is looked up by
+//! its SHA-256 digest, compared in constant time against every entry, and never kept or logged
+//! as text. Without tokens the master is open, which start-up allows on loopback only.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, header};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::{ApiToken, Role};
+use crate::token::MasterError;
+use crate::token::name::needs_operator;
+
+/// The caller of one request, as authenticated.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The token's `name` from `api_tokens`, or `anonymous` on an open master.
+    pub name: Arc<str>,
+    pub role: Role,
+}
+
+impl Caller {
+    /// Whoever calls an open master may do everything.
+    pub fn anonymous() -> Caller {
+        Caller {
+            name: "anonymous".into(),
+            role: Role::Operator,
+        }
+    }
+
+    /// Refuses the call unless the caller's role is at least `needed`.
+    pub fn require(&self, needed: Role, what: &str) -> Result<(), MasterError> {
+        if self.role >= needed {
+            return Ok(());
+        }
+        Err(MasterError::Forbidden(format!(
+            "{what} needs the {needed} role; the token `{}` has the {} role",
+            self.name, self.role
+        )))
+    }
+
+    /// Refuses writing `name` unless this caller may (definitions and wide signals are the
+    /// operator's).
+    pub fn may_write(&self, name: &str) -> Result<(), MasterError> {
+        if needs_operator(name) {
+            self.require(Role::Operator, &format!("writing {name}"))?;
+        }
+        Ok(())
+    }
+}
+
+struct Entry {
+    name: Arc<str>,
+    digest: [u8; 32],
+    role: Role,
+}
+
+/// The master's API tokens; empty means open.
+#[derive(Clone, Default)]
+pub struct Access {
+    entries: Arc<Vec<Entry>>,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Access({} tokens)", self.entries.len())
+    }
+}
+
+fn digest(token: &[u8]) -> [u8; 32] {
+    Sha256::digest(token).into()
+}
+
+impl Access {
+    pub fn new(tokens: &[ApiToken]) -> Access {
+        let entries = tokens
+            .iter()
+            .map(|t| Entry {
+                name: t.name.as_str().into(),
+                digest: digest(t.token.0.as_bytes()),
+                role: t.role,
+            })
+            .collect();
+        Access {
+            entries: Arc::new(entries),
+        }
+    }
+
+    /// A master anyone may call.
+    pub fn open() -> Access {
+        Access::default()
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn token_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The caller a request's headers name.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, MasterError> {
+        if self.is_open() {
+            return Ok(Caller::anonymous());
+        }
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .ok_or_else(|| {
+                MasterError::Unauthorized(
+                    "this master needs an API token: send `Authorization: Bearer <token>` (api_token in the configuration, or PINBALL_API_TOKEN)".into(),
+                )
+            })?;
+        let d = digest(presented.as_bytes());
+        // Every entry is compared, so the time taken says nothing about which one matched.
+        let mut found: Option<&Entry> = None;
+        for e in self.entries.iter() {
+            if bool::from(e.digest.ct_eq(&d)) {
+                found = Some(e);
+            }
+        }
+        found
+            .map(|e| Caller {
+                name: e.name.clone(),
+                role: e.role,
+            })
+            .ok_or_else(|| {
+                MasterError::Unauthorized("the API token is not one this master knows".into())
+            })
+    }
+}
+
+/// Whether a request may come from where it says: a browser names the page that sent it in
+/// `Origin` and `Sec-Fetch-Site`; only the master's own origin is accepted (no page of another
+/// site may drive it, with or without a token).
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    if headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v != "same-origin" && v != "none")
+    {
+        return false;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    origin.to_str().ok().is_some_and(|o| {
+        o.strip_prefix("http://")
+            .or_else(|| o.strip_prefix("https://"))
+            .is_some_and(|rest| !host.is_empty() && rest.eq_ignore_ascii_case(host))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn access() -> Access {
+        Access::new(&[
+            ApiToken {
+                name: "ops".into(),
+                token: Secret("operator-token-0123456789".into()),
+                role: Role::Operator,
+            },
+            ApiToken {
+                name: "grafana".into(),
+                token: Secret("viewer-token-0123456789".into()),
+                role: Role::Viewer,
+            },
+        ])
+    }
+
+    fn bearer(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, v.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn a_known_token_names_its_holder_and_role() {
+        let c = access()
+            .authenticate(&bearer("Bearer viewer-token-0123456789"))
+            .unwrap();
+        assert_eq!(&*c.name, "grafana");
+        assert_eq!(c.role, Role::Viewer);
+        let err = c.require(Role::Worker, "claiming").unwrap_err();
+        assert!(matches!(err, MasterError::Forbidden(_)), "{err}");
+        assert!(!err.to_string().contains("viewer-token"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_or_unknown_token_is_unauthorized() {
+        let a = access();
+        for h in [
+            HeaderMap::new(),
+            bearer("Bearer nope-nope-nope-nope"),
+            bearer("Basic b3BzOm9wcw=="),
+            bearer("Bearer"),
+        ] {
+            let err = a.authenticate(&h).unwrap_err();
+            assert!(matches!(err, MasterError::Unauthorized(_)), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_open_master_lets_anyone_do_everything() {
+        let c = Access::open().authenticate(&HeaderMap::new()).unwrap();
+        assert_eq!(c.role, Role::Operator);
+        assert!(c.may_write("/definition/workflow/wf").is_ok());
+    }
+
+    #[test]
+    fn a_worker_may_not_write_definitions_or_wide_signals() {
+        let worker = Caller {
+            name: "w".into(),
+            role: Role::Worker,
+        };
+        assert!(worker.may_write("/workflow/wf/1/job/runnable/a").is_ok());
+        assert!(worker.may_write("/workflow/wf/1/__SIGNAL__/ABORT").is_ok());
+        assert!(worker.may_write("/workflow/__SIGNAL__/EXIT").is_err());
+        assert!(worker.may_write("/definition/workflow/wf").is_err());
+    }
+
+    #[test]
+    fn only_the_master_s_own_origin_may_call() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, v.parse().unwrap());
+            }
+            h
+        };
+        assert!(same_origin(&h(&[("host", "m:9090")])));
+        assert!(same_origin(&h(&[
+            ("host", "m:9090"),
+            ("origin", "http://m:9090")
+        ])));
+        assert!(!same_origin(&h(&[
+            ("host", "m:9090"),
+            ("origin", "http://evil.example")
+        ])));
+        assert!(!same_origin(&h(&[("host", "m:9090"), ("origin", "null")])));
+        assert!(!same_origin(&h(&[
+            ("host", "m:9090"),
+            ("sec-fetch-site", "cross-site")
+        ])));
+    }
+}

@@ -1,0 +1,274 @@
+//! Access control on the master (CONTRACT §7.1), over real HTTP against a real `pinball -m
+//! master` process: tokens and roles, the browser's cross-site requests, and the refusal to
+//! listen beyond loopback without authentication.
+
+use std::path::Path;
+use std::time::Duration;
+
+use pinball::master::{HttpMasterClient, MasterClient, MasterError};
+use pinball::token::*;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+pub const OPERATOR: &str = "operator-token-0123456789abcdef";
+pub const WORKER: &str = "worker-token-0123456789abcdef";
+pub const VIEWER: &str = "viewer-token-0123456789abcdef";
+
+/// The `api_tokens` block of a protected master: one token of each role.
+pub fn api_tokens_yaml() -> String {
+    format!(
+        "api_tokens:\n  - {{name: ops, token: {OPERATOR}, role: operator}}\n  - {{name: workers, token: {WORKER}, role: worker}}\n  - {{name: grafana, token: {VIEWER}, role: viewer}}\n"
+    )
+}
+
+/// Starts `pinball -m master` on a fresh SQLite file with `extra` configuration.
+pub async fn master_with(dir: &Path, extra: &str) -> Process {
+    let path = dir.join("protected.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "database_url: sqlite://{}\nmaster_port: 0\n{extra}",
+            dir.join("pinball.db").display()
+        ),
+    )
+    .unwrap();
+    start_master_process(&path).await
+}
+
+/// POSTs `body` to `path` with the given headers; the status and the JSON answer.
+async fn post(port: u16, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/v1/{path}"))
+        .body(body.to_owned());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let response = req.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+fn client(port: u16, token: Option<&str>) -> HttpMasterClient {
+    HttpMasterClient::new("127.0.0.1", port, quick_policy())
+        .with_token(token.map(|t| pinball::config::Secret(t.into())).as_ref())
+}
+
+#[tokio::test]
+async fn every_call_needs_a_known_token_and_a_role_that_allows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = master_with(dir.path(), &api_tokens_yaml()).await;
+    let port = master.port;
+    let json_type = ("content-type", "application/json");
+    let query = r#"{"queries": [{"name_prefix": "/"}]}"#;
+
+    // Without a token, or with one the master does not know: 401 in the contract's shape.
+    let (status, body) = post(port, "query", &[json_type], query).await;
+    assert_eq!((status, code(&body)), (401, "UNAUTHORIZED"), "{body}");
+    let wrong = bearer("not-a-token-of-this-master");
+    let (status, body) = post(
+        port,
+        "query",
+        &[json_type, ("authorization", &wrong)],
+        query,
+    )
+    .await;
+    assert_eq!((status, code(&body)), (401, "UNAUTHORIZED"), "{body}");
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/api/v1/health"))
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 401, "health needs a token too");
+
+    // A viewer reads, and may not write.
+    let viewer = client(port, Some(VIEWER));
+    assert!(viewer.query_prefix("/workflow/").await.unwrap().is_empty());
+    assert_eq!(viewer.health().await.unwrap().status, "ok");
+    let err = viewer
+        .modify(ModifyRequest::update(vec![token("/x")]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MasterError::Forbidden(_)), "{err}");
+    assert!(err.to_string().contains("worker role"), "{err}");
+
+    // A worker claims and writes job tokens, but neither definitions nor wide signals.
+    let worker = client(port, Some(WORKER));
+    worker
+        .modify(ModifyRequest::update(vec![token(
+            "/workflow/w/1/job/runnable/a",
+        )]))
+        .await
+        .unwrap();
+    let claimed = worker
+        .query_and_own(claim(
+            "/workflow/w/1/job/runnable/",
+            Some(1),
+            "w1",
+            now() + 60,
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(claimed.tokens.len(), 1);
+    for name in [
+        "/definition/workflow/w",
+        "/workflow/__SIGNAL__/EXIT",
+        "/workflow/w/__SIGNAL__/DRAIN",
+    ] {
+        let err = worker
+            .modify(ModifyRequest::update(vec![token(name)]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MasterError::Forbidden(_)), "{name}: {err}");
+    }
+
+    // An operator does everything.
+    let operator = client(port, Some(OPERATOR));
+    operator
+        .modify(ModifyRequest::update(vec![token(
+            "/workflow/__SIGNAL__/EXIT",
+        )]))
+        .await
+        .unwrap();
+    assert!(
+        !operator
+            .query_prefix("/workflow/__SIGNAL__/")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn the_command_line_presents_the_configured_or_environment_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = master_with(dir.path(), &api_tokens_yaml()).await;
+    let config = dir.path().join("cli.yaml");
+    std::fs::write(&config, format!("master_port: {}\n", master.port)).unwrap();
+    let config = config.to_str().unwrap();
+
+    let out = pinball_out(&["-c", config, "token", "ls", "/"], dir.path()).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("API token"), "{stderr}");
+
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
+        .args(["-c", config, "token", "ls", "/"])
+        .env("PINBALL_API_TOKEN", VIEWER)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains(VIEWER),
+        "the token is never printed: {stderr}"
+    );
+}
+
+/// The drive-by attack: a page on any site POSTs a job with `fetch(..., {mode: "no-cors"})`,
+/// which can send only `text/plain` (or form) bodies, and carries the page's `Origin`.
+#[tokio::test]
+async fn a_web_page_of_another_site_cannot_write_a_job() {
+    let dir = tempfile::tempdir().unwrap();
+    // An open master on loopback, as the README's first command runs it.
+    let master = master_with(dir.path(), "").await;
+    let port = master.port;
+    let job = json!({"updates": [{"name": "/workflow/w/1/job/runnable/a",
+        "data": "{\"command\": \"id > /tmp/proof\"}"}]})
+    .to_string();
+
+    let (status, body) = post(port, "modify", &[("content-type", "text/plain")], &job).await;
+    assert_eq!(status, 415, "{body}");
+    let (status, body) = post(port, "modify", &[], &job).await;
+    assert_eq!(status, 415, "a body without a type is refused too: {body}");
+    let (status, body) = post(
+        port,
+        "modify",
+        &[
+            ("content-type", "application/json"),
+            ("origin", "http://evil.example"),
+        ],
+        &job,
+    )
+    .await;
+    assert_eq!((status, code(&body)), (403, "FORBIDDEN"), "{body}");
+    let (status, _) = post(
+        port,
+        "modify",
+        &[
+            ("content-type", "application/json"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+        &job,
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    let c = client(port, None);
+    assert!(
+        c.query_prefix("/workflow/").await.unwrap().is_empty(),
+        "no refused request wrote anything"
+    );
+    // The same body, as the API's own clients send it, is accepted.
+    let (status, body) = post(
+        port,
+        "modify",
+        &[("content-type", "application/json")],
+        &job,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_master_will_not_listen_beyond_loopback_without_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("exposed.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url: sqlite://{}\nmaster_port: 0\nmaster_bind: 0.0.0.0\n",
+            dir.path().join("pinball.db").display()
+        ),
+    )
+    .unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        pinball_out(
+            &["-c", config.to_str().unwrap(), "-m", "master"],
+            dir.path(),
+        ),
+    )
+    .await
+    .expect("the master refuses at once");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("0.0.0.0") && stderr.contains("api_tokens"),
+        "{stderr}"
+    );
+
+    // With tokens, or with the explicit opt-out, it starts.
+    for extra in [
+        format!("master_bind: 0.0.0.0\n{}", api_tokens_yaml()),
+        "master_bind: 0.0.0.0\nallow_unauthenticated: true\n".to_string(),
+    ] {
+        let sub = tempfile::tempdir().unwrap();
+        let master = master_with(sub.path(), &extra).await;
+        let c = client(master.port, Some(VIEWER));
+        assert_eq!(c.health().await.unwrap().status, "ok", "{extra}");
+    }
+}
