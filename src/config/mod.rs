@@ -116,6 +116,13 @@ pub struct Config {
     pub client_connect_attempts: u32,
     pub client_timeout_sec: u64,
     pub max_backoff_client_reconnect_sec: u64,
+    /// How long the master and the UI wait for a request's headers (and close idle
+    /// connections after).
+    pub client_header_timeout_sec: u64,
+    /// How long the master and the UI wait for a request's whole body.
+    pub client_body_timeout_sec: u64,
+    /// Connections the master and the UI each serve at once; more wait.
+    pub max_connections: usize,
     /// Where the master listens; `master_host` is where clients find it.
     pub master_bind: String,
     /// Where the UI listens; `ui_host` is the name used in links.
@@ -167,6 +174,9 @@ impl Default for Config {
             client_connect_attempts: 10,
             client_timeout_sec: 60,
             max_backoff_client_reconnect_sec: 5,
+            client_header_timeout_sec: 30,
+            client_body_timeout_sec: 60,
+            max_connections: 1000,
             master_bind: "127.0.0.1".into(),
             ui_bind: "127.0.0.1".into(),
             allow_unauthenticated: false,

@@ -12,7 +12,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 
+use std::time::Duration;
+
 use super::auth::{Access, Caller, same_origin};
+use super::http::ServeLimits;
 use super::service::Master;
 use crate::config::{Config, Role};
 use crate::token::MasterError;
@@ -25,6 +28,9 @@ pub use crate::config::DEFAULT_MAX_REQUEST_BYTES;
 pub struct ApiSettings {
     pub access: Access,
     pub max_request_bytes: usize,
+    /// How long a client may take to send a request's body.
+    pub body_timeout: Duration,
+    pub limits: ServeLimits,
 }
 
 impl ApiSettings {
@@ -32,6 +38,8 @@ impl ApiSettings {
         ApiSettings {
             access: Access::new(&c.api_tokens),
             max_request_bytes: c.max_request_bytes,
+            body_timeout: Duration::from_secs(c.client_body_timeout_sec.max(1)),
+            limits: ServeLimits::from_config(c),
         }
     }
 
@@ -40,6 +48,8 @@ impl ApiSettings {
         ApiSettings {
             access: Access::open(),
             max_request_bytes,
+            body_timeout: Duration::from_secs(60),
+            limits: ServeLimits::default(),
         }
     }
 }
@@ -53,8 +63,8 @@ pub fn router(master: Master, settings: ApiSettings) -> Router {
         .route("/api/v1/archive", post(archive))
         .route("/api/v1/health", get(health))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(settings.access, guard))
         .layer(DefaultBodyLimit::max(settings.max_request_bytes))
+        .layer(middleware::from_fn_with_state(settings, guard))
         .with_state(master)
 }
 
@@ -72,7 +82,8 @@ fn needed_role(path: &str) -> Option<(Role, &'static str)> {
 }
 
 /// Every request: from no other site, with a known token whose role allows the endpoint.
-async fn guard(State(access): State<Access>, mut req: Request, next: Next) -> Response {
+async fn guard(State(settings): State<ApiSettings>, mut req: Request, next: Next) -> Response {
+    let access = &settings.access;
     let checked = (|| {
         if !same_origin(req.headers()) {
             return Err(MasterError::Forbidden(
@@ -88,6 +99,8 @@ async fn guard(State(access): State<Access>, mut req: Request, next: Next) -> Re
     match checked {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
+            req.extensions_mut()
+                .insert(BodyDeadline(settings.body_timeout));
             next.run(req).await
         }
         Err(e) => {
@@ -164,6 +177,10 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
 
+/// How long the body of this request may take to arrive (set by `guard`).
+#[derive(Debug, Clone, Copy)]
+struct BodyDeadline(Duration);
+
 /// A JSON body whose every failure is an `INPUT_ERROR` naming the problem.
 pub struct ApiJson<T>(pub T);
 
@@ -174,12 +191,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         if !is_json(req.headers()) {
             return Err(ApiError::MediaType);
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
-            BytesRejection::FailedToBufferBody(_) => MasterError::input(
-                "request body is larger than the master's limit (max_request_bytes) or could not be read",
-            ),
-            other => MasterError::input(other.body_text()),
-        })?;
+        let deadline = req
+            .extensions()
+            .get::<BodyDeadline>()
+            .map_or(Duration::from_secs(60), |d| d.0);
+        let bytes = tokio::time::timeout(deadline, Bytes::from_request(req, state))
+            .await
+            .map_err(|_| {
+                MasterError::input(format!(
+                    "the request body did not arrive within {} s (client_body_timeout_sec)",
+                    deadline.as_secs()
+                ))
+            })?
+            .map_err(|e| match e {
+                BytesRejection::FailedToBufferBody(_) => MasterError::input(
+                    "request body is larger than the master's limit (max_request_bytes) or could not be read",
+                ),
+                other => MasterError::input(other.body_text()),
+            })?;
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(de)
             .map(ApiJson)
@@ -247,14 +276,14 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "master listening");
     let closer = master.clone();
+    let limits = settings.limits;
     let app = router(master, settings);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("master shutting down");
-            closer.close().await;
-        })
-        .await?;
+    super::http::serve(listener, app, limits, async move {
+        shutdown.await;
+        tracing::info!("master shutting down");
+        closer.close().await;
+    })
+    .await?;
     tracing::info!("master stopped");
     Ok(())
 }

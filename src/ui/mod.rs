@@ -120,9 +120,8 @@ pub async fn serve(
             }
         }
     });
-    let served = axum::serve(listener, router(ui))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = crate::master::http::ServeLimits::from_config(&ui.config);
+    let served = crate::master::http::serve(listener, router(ui), limits, shutdown).await;
     summarizer.abort();
     served?;
     tracing::info!("ui stopped");

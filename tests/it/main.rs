@@ -12,6 +12,7 @@ mod emails;
 mod faults;
 mod helpers;
 mod leases;
+mod limits;
 mod processes;
 mod repair;
 mod scheduler;

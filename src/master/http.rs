@@ -1,0 +1,109 @@
+//! Serving a router over HTTP/1 with bounds, for the master's API and the UI alike: a client
+//! must send a request's headers within `header_timeout` (idle keep-alive connections are closed
+//! after it too), at most `max_connections` are served at once (more wait in the kernel's
+//! backlog), and on shutdown open connections get `drain` to finish. axum's own `serve` has
+//! none of these, so a few hundred half-open connections could hold a listener for ever.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+/// The bounds of one listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+    /// How long open connections may take to finish once shutdown begins.
+    pub drain: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            header_timeout: Duration::from_secs(30),
+            max_connections: 1000,
+            drain: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ServeLimits {
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        ServeLimits {
+            header_timeout: Duration::from_secs(c.client_header_timeout_sec.max(1)),
+            max_connections: c.max_connections.max(1),
+            ..Default::default()
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets open connections finish for
+/// up to `limits.drain`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ServeLimits,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait for connections to close.
+                    tracing::warn!(error = %e, "cannot accept a connection; retrying in 100 ms");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service =
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let app = app.clone();
+                async move {
+                    let response = app.oneshot(req.map(axum::body::Body::new)).await;
+                    Ok::<_, Infallible>(response.unwrap_or_else(|never| match never {}))
+                }
+            });
+        let conn = http.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // A client that hangs up or is timed out ends here; nothing to report.
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            drain_sec = limits.drain.as_secs(),
+            "connections still open after the drain period; closing them"
+        );
+    }
+    Ok(())
+}
