@@ -72,7 +72,7 @@ pub async fn run(
         let stop = stop_rx.clone();
         match mode {
             Mode::Master => local = Some(start_master(&config, stop, &mut tasks).await?),
-            Mode::Workers => start_workers(&config, local.as_ref(), stop, &mut tasks).await,
+            Mode::Workers => start_workers(&config, local.as_ref(), stop, &mut tasks).await?,
             Mode::Scheduler => start_scheduler(&config, local.as_ref(), stop, &mut tasks)?,
             Mode::Ui => start_ui(&config, local.as_ref(), stop, &mut tasks).await?,
         }
@@ -139,18 +139,20 @@ async fn start_workers(
     local: Option<&Master>,
     stop: watch::Receiver<bool>,
     tasks: &mut Tasks,
-) {
+) -> anyhow::Result<()> {
     let client = client_of(config, local, RetryPolicy::from_config(config));
     if let Some(m) = local {
         import_definitions(config, m).await;
     }
     let settings = WorkerSettings::from_config(config);
+    crate::workflow::logs::prepare_root(&settings.logs_dir)?;
     let count = config.workers as usize;
     tracing::info!(workers = count, logs = %settings.logs_dir.display(), "starting workers");
     tasks.spawn(async move {
         run_workers(client, settings, count, stop).await;
         Ok(())
     });
+    Ok(())
 }
 
 fn start_scheduler(

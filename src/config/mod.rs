@@ -347,13 +347,14 @@ impl Config {
         }
     }
 
-    /// Where job logs go: `<local_logs_dir_prefix or $TMPDIR>/<job_log_path_prefix>`.
+    /// Where job logs go: `<local_logs_dir_prefix>/<job_log_path_prefix>`; without a prefix,
+    /// under the working directory (like the default database), never the shared temporary
+    /// directory, where another user could plant links.
     pub fn logs_dir(&self) -> PathBuf {
-        let root = self
-            .local_logs_dir_prefix
-            .as_ref()
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir);
+        let root = self.local_logs_dir_prefix.as_ref().map_or_else(
+            || std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            PathBuf::from,
+        );
         root.join(&self.job_log_path_prefix)
     }
 }

@@ -38,7 +38,7 @@ impl SqlStore<Sqlite> {
         }
         let options = SqliteConnectOptions::new()
             .filename(path)
-            .create_if_missing(true)
+            .create_if_missing(false)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
@@ -48,6 +48,10 @@ impl SqlStore<Sqlite> {
             .pragma("mmap_size", "268435456")
             .pragma("cache_size", "-65536")
             .disable_statement_logging();
+        create_private(path).map_err(|e| StorageError::BadUrl {
+            url: format!("sqlite://{path}"),
+            reason: format!("cannot create the database file: {e}"),
+        })?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
@@ -112,5 +116,24 @@ impl Dialect for Sqlite {
 
     async fn after_migrate(_: &SqlitePool) -> Result<(), StorageError> {
         Ok(())
+    }
+}
+
+/// Creates the database file, readable and writable by this user only, when it does not exist
+/// yet (SQLite gives its journal files the same mode). An existing file is left as it is.
+fn create_private(path: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path == ":memory:" || path.starts_with("file:") {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }

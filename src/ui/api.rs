@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::Ui;
 use super::data::*;
 use super::error::{ApiPath, ApiQuery, QueryIn, UiError};
-use super::logs::read_log;
+use super::logs::open_log;
 use crate::token::name::{InstanceId, JobName, Level, WorkflowName};
 use crate::workflow::signal::{Action, Signals};
 
@@ -98,22 +98,22 @@ async fn log(
     ApiPath((wf, inst, job, n, kind)): ApiPath<(WorkflowName, InstanceId, JobName, usize, String)>,
     QueryIn(q, _): ApiQuery<Tail>,
 ) -> Result<Response, UiError> {
-    let log = read_log(&ui.data, (&wf, &inst, &job), n, &kind, q.tail).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
-            (
-                header::HeaderName::from_static("x-log-size"),
-                log.size.to_string(),
-            ),
-            (
-                header::HeaderName::from_static("x-log-running"),
-                if log.running { "1" } else { "0" }.to_owned(),
-            ),
-        ],
-        log.text,
-    )
-        .into_response())
+    let log = open_log(&ui, (&wf, &inst, &job), n, &kind).await?;
+    let headers = [
+        (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+        (
+            header::HeaderName::from_static("x-log-size"),
+            log.size.to_string(),
+        ),
+        (
+            header::HeaderName::from_static("x-log-running"),
+            if log.running { "1" } else { "0" }.to_owned(),
+        ),
+    ];
+    Ok(match q.tail {
+        Some(tail) => (headers, log.tail(tail).await.text).into_response(),
+        None => (headers, log.stream()).into_response(),
+    })
 }
 
 async fn schedules(State(ui): State<Ui>) -> Result<Json<Vec<ScheduleRow>>, UiError> {

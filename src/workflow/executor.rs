@@ -90,13 +90,13 @@ async fn pump(
             return Ok(());
         }
         if file.is_none() {
-            file = Some(
-                File::options()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-                    .await?,
-            );
+            let opened = tokio::task::spawn_blocking({
+                let path = path.clone();
+                move || super::logs::open_append(&path)
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+            file = Some(File::from_std(opened));
         }
         let f = file.as_mut().expect("opened above");
         f.write_all(&line).await?;

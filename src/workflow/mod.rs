@@ -9,6 +9,7 @@ pub mod definition;
 pub mod executor;
 pub mod instance;
 pub mod job;
+pub mod logs;
 pub mod plan;
 pub mod progress;
 pub mod settle;

@@ -7,6 +7,7 @@ mod bad_input;
 mod browser;
 mod claims;
 mod cli;
+mod confinement;
 mod crash;
 mod emails;
 mod faults;

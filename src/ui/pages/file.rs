@@ -1,5 +1,6 @@
 //! `/file/`: an execution's stdout, stderr or pinlog; the last 64 KiB unless the whole file is
-//! asked for, followed live while the job runs.
+//! asked for (up to 4 MiB in the page; Raw streams all of it), followed live while the job
+//! runs.
 
 use askama::Template;
 use axum::extract::State;
@@ -9,7 +10,7 @@ use crate::token::name::Level;
 use crate::ui::Ui;
 use crate::ui::data::log_url;
 use crate::ui::error::{PageQuery, QueryIn};
-use crate::ui::logs::read_log;
+use crate::ui::logs::{MAX_TAIL, open_log};
 
 /// How much of a log the page shows unless the whole file is asked for.
 pub const LOG_TAIL: u64 = 64 * 1024;
@@ -37,7 +38,8 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
     let n = need("&execution=", p.execution)?;
     let kind = p.log_type.as_deref().unwrap_or("stdout");
     let full = p.full.is_some();
-    let log = read_log(&ui.data, (w, i, job), n, kind, (!full).then_some(LOG_TAIL)).await?;
+    let tail = if full { MAX_TAIL } else { LOG_TAIL };
+    let log = open_log(&ui, (w, i, job), n, kind).await?.tail(tail).await;
     let kinds = log
         .kinds
         .iter()

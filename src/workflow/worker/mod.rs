@@ -5,7 +5,6 @@
 //! claiming, EXIT (older generation) ends the worker, instance or workflow DRAIN/EXIT hand a
 //! claimed job back, ABORT kills running jobs and ends the instance.
 
-mod logs;
 mod notify;
 mod run;
 

@@ -7,13 +7,14 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::{Worker, logs};
+use super::Worker;
 use crate::clock;
 use crate::token::name::Level;
 use crate::token::{MasterError, ModifyRequest, Token};
 use crate::workflow::executor::{self, ExecResult, ExecSpec, Report};
 use crate::workflow::instance::JobToken;
 use crate::workflow::job::{ExecutionRecord, Job, customize_command, merged_attributes};
+use crate::workflow::logs;
 use crate::workflow::plan;
 use crate::workflow::progress::{self, Committed};
 use crate::workflow::signal::{Action, Signals};
@@ -110,7 +111,7 @@ impl Worker {
             return self.commit(jt, RunEnd::Finished(job)).await;
         }
         logs::assign(&dir, &job.name, job.history.len(), &mut record);
-        if let Err(e) = std::fs::create_dir_all(&dir) {
+        if let Err(e) = logs::create_dir(&dir) {
             record.end_time = Some(clock::now_f64());
             record.exit_code = Some(1);
             tracing::error!(dir = %dir.display(), error = %e, "cannot create the job log directory");
