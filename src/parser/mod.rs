@@ -7,6 +7,7 @@
 mod def;
 mod graph;
 mod read;
+pub mod template;
 mod validate;
 
 use std::collections::BTreeMap;

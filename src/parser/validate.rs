@@ -29,6 +29,10 @@ fn validate_job(name: &JobName, job: &JobDef) -> Result<(), Invalid> {
     if job.command.trim().is_empty() {
         return Err(at(name, "command is empty"));
     }
+    super::template::check(&job.command).map_err(|e| at(name, format!("command: {e}")))?;
+    if let Some(t) = &job.cleanup_template {
+        super::template::check(t).map_err(|e| at(name, format!("cleanup_template: {e}")))?;
+    }
     if job.max_attempts == Some(0) {
         return Err(at(name, "max_attempts must be at least 1"));
     }

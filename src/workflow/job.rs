@@ -194,56 +194,6 @@ pub fn merged_attributes(events: &[Event]) -> BTreeMap<String, String> {
     merged
 }
 
-/// Quotes a value for `/bin/sh`: bare when it is plainly safe, else in single quotes.
-pub fn shell_quote(value: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "_-.,/:=@%+".contains(c);
-    if !value.is_empty() && value.chars().all(safe) {
-        value.to_owned()
-    } else {
-        format!("'{}'", value.replace('\'', r"'\''"))
-    }
-}
-
-/// A command template that cannot be filled in.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum TemplateError {
-    #[error("command template has an unterminated %( at byte {at}")]
-    Unterminated { at: usize },
-}
-
-/// Substitutes `%(key)s` with the shell-quoted attribute (empty when absent) and `%%` with
-/// `%`. A malformed template (an unterminated `%(`) is an error naming the position.
-pub fn customize_command(
-    template: &str,
-    attributes: &BTreeMap<String, String>,
-) -> Result<String, TemplateError> {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(i) = rest.find('%') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(tail) = after.strip_prefix('%') {
-            out.push('%');
-            rest = tail;
-        } else if let Some(inner) = after.strip_prefix('(') {
-            let close = inner.find(")s").ok_or(TemplateError::Unterminated {
-                at: template.len() - rest.len() + i,
-            })?;
-            let key = &inner[..close];
-            match attributes.get(key) {
-                Some(v) if !v.is_empty() => out.push_str(&shell_quote(v)),
-                _ => {}
-            }
-            rest = &inner[close + 2..];
-        } else {
-            out.push('%');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,26 +251,21 @@ mod tests {
             },
         ];
         let attrs = merged_attributes(&events);
-        let cmd = customize_command(
-            "%(non_existent_attr)s %(some_attr)s %(yet_another_attr)s",
+        assert_eq!(attrs["some_attr"], "some_value,some_other_value");
+        let s = crate::parser::template::substitute(
+            "printf '[%%s]' %(non_existent_attr)s %(some_attr)s %(yet_another_attr)s",
             &attrs,
         )
         .unwrap();
-        assert_eq!(cmd, " some_value,some_other_value yet_another_value");
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&s.command)
+            .envs(s.env)
+            .output()
+            .unwrap();
         assert_eq!(
-            customize_command("%% some_command", &attrs).unwrap(),
-            "% some_command"
-        );
-        assert_eq!(customize_command("", &attrs).unwrap(), "");
-        assert!(customize_command("echo %(broken", &attrs).is_err());
-    }
-
-    #[test]
-    fn substituted_values_are_shell_quoted() {
-        let attrs = [("v".to_string(), "it's; rm -rf /".to_string())].into();
-        assert_eq!(
-            customize_command("echo %(v)s", &attrs).unwrap(),
-            r"echo 'it'\''s; rm -rf /'"
+            String::from_utf8_lossy(&out.stdout),
+            "[some_value,some_other_value][yet_another_value]"
         );
     }
 

@@ -21,6 +21,7 @@ mod schedules;
 mod signals;
 mod smtp;
 mod storage;
+mod substitution;
 mod ui_api;
 mod ui_fixture;
 mod ui_pages;

@@ -9,11 +9,12 @@ use tokio::time::Instant;
 
 use super::Worker;
 use crate::clock;
+use crate::parser::template;
 use crate::token::name::Level;
 use crate::token::{MasterError, ModifyRequest, Token};
 use crate::workflow::executor::{self, ExecResult, ExecSpec, Report};
 use crate::workflow::instance::JobToken;
-use crate::workflow::job::{ExecutionRecord, Job, customize_command, merged_attributes};
+use crate::workflow::job::{ExecutionRecord, Job, merged_attributes};
 use crate::workflow::logs;
 use crate::workflow::plan;
 use crate::workflow::progress::{self, Committed};
@@ -173,16 +174,13 @@ impl Worker {
     fn spec(&self, jt: &JobToken, job: &Job, index: usize) -> ExecSpec {
         let record = &job.history[index];
         let attributes = merged_attributes(&record.events);
-        let command = customize_command(&job.command, &attributes).unwrap_or_else(|e| {
-            tracing::warn!(job = %jt.token.name, error = %e, "running the command unsubstituted");
-            job.command.clone()
-        });
-        let mut env = vec![
+        let (command, mut env) = runnable(&job.command, &attributes, &jt.token.name);
+        env.extend([
             ("PINBALL_WORKFLOW".to_owned(), jt.workflow.to_string()),
             ("PINBALL_INSTANCE".to_owned(), jt.instance.to_string()),
             ("PINBALL_JOB".to_owned(), job.name.to_string()),
             ("PINBALL_EXECUTION".to_owned(), index.to_string()),
-        ];
+        ]);
         if let Some(url) = &self.settings.base_url {
             env.push(("PINBALL_BASE_URL".into(), url.clone()));
         }
@@ -329,7 +327,7 @@ impl Worker {
             .map(|v| v.join(","))
             .unwrap_or_default();
         let attributes = [("kill_id".to_string(), kill_ids)].into();
-        let command = customize_command(&template, &attributes).unwrap_or(template);
+        let (command, mut env) = runnable(&template, &attributes, &jt.token.name);
         let banner = |which: &str| {
             format!(
                 "echo '\n<<<<<<<<<<{which} of cleanup code logs>>>>>>>>>>'; echo '\n<<<<<<<<<<{which} of cleanup code logs>>>>>>>>>>' >&2"
@@ -341,11 +339,14 @@ impl Worker {
                 banner("Start"),
                 banner("End")
             ),
-            env: vec![
-                ("PINBALL_WORKFLOW".into(), jt.workflow.to_string()),
-                ("PINBALL_INSTANCE".into(), jt.instance.to_string()),
-                ("PINBALL_JOB".into(), job.name.to_string()),
-            ],
+            env: {
+                env.extend([
+                    ("PINBALL_WORKFLOW".into(), jt.workflow.to_string()),
+                    ("PINBALL_INSTANCE".into(), jt.instance.to_string()),
+                    ("PINBALL_JOB".into(), job.name.to_string()),
+                ]);
+                env
+            },
             stdout_log: record.logs["stdout"].clone().into(),
             stderr_log: record.logs["stderr"].clone().into(),
             abort_timeout: Some(Duration::from_secs(600)),
@@ -407,5 +408,25 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// The shell text and environment that run `template` with `attributes`. A template the rule
+/// of `parser::template` refuses (a definition stored before the rule) does not run: the
+/// command prints why on stderr and exits 2.
+fn runnable(
+    template: &str,
+    attributes: &std::collections::BTreeMap<String, String>,
+    job: &str,
+) -> (String, Vec<(String, String)>) {
+    match template::substitute(template, attributes) {
+        Ok(s) => (s.command, s.env),
+        Err(e) => {
+            tracing::error!(job, error = %e, "refusing to run a command template");
+            (
+                r#"printf 'pinball: %s\n' "$PINBALL_TEMPLATE_ERROR" >&2; exit 2"#.to_owned(),
+                vec![("PINBALL_TEMPLATE_ERROR".to_owned(), e.to_string())],
+            )
+        }
     }
 }
