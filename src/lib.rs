@@ -6,12 +6,13 @@
 //! | module      | owns                                                                  | may use |
 //! |-------------|-----------------------------------------------------------------------|---------|
 //! | `clock`     | the wall clock and UTC text (jiff)                                     | |
+//! | `yaml`      | YAML text read with bounds (size, alias expansion)                     | |
 //! | `token`     | the token, the master API's types and errors, every token name (`name`) | |
-//! | `config`    | the typed YAML configuration                                           | `token` |
+//! | `config`    | the typed YAML configuration                                           | `token` `yaml` |
 //! | `storage`   | persistence behind one trait: SQLite, MySQL/MariaDB, migrations        | `token` `clock` |
 //! | `master`    | LAYER 1, the token master: state, single writer, HTTP API, `MasterClient` | `token` `clock` `config` `storage` |
 //! | `schedule`  | the schedule model: recurrences, cron, policies, `fire(now)`           | `token` `clock` |
-//! | `parser`    | YAML/JSON workflow definitions -> validated graphs                    | `token` `config` `schedule` |
+//! | `parser`    | YAML/JSON workflow definitions -> validated graphs                    | `token` `config` `schedule` `yaml` |
 //! | `email`     | sending notification emails                                           | `config` `clock` |
 //! | `workflow`  | LAYER 2 on `MasterClient`: job and signal data, statuses, planners, the worker | `token` `clock` `config` `master` `schedule` `parser` `email` |
 //! | `ops`       | the operator's commands (start, retry, abort, drain, poison, ...)      | `token` `clock` `config` `master` `storage` `schedule` `parser` `workflow` |
@@ -38,6 +39,7 @@ pub mod storage;
 pub mod token;
 pub mod ui;
 pub mod workflow;
+pub mod yaml;
 
 #[cfg(test)]
 mod layers;

@@ -197,6 +197,10 @@ pub struct ParserParams {
     pub workflows_config: Option<String>,
     /// A program printing the definitions as JSON (parser `exec`).
     pub command: Option<String>,
+    /// How long that program may run (default 60 s).
+    pub timeout_sec: Option<u64>,
+    /// How much it may print (default 64 MiB).
+    pub max_output_bytes: Option<usize>,
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_yaml::Value>,
 }
@@ -224,10 +228,15 @@ impl Config {
             None if Path::new("pinball.yaml").exists() => PathBuf::from("pinball.yaml"),
             None => return Ok((Config::default(), Vec::new())),
         };
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let text = crate::yaml::read_file(&path)
+            .map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?
+            .map_err(|e| ConfigError::Invalid {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
         let (mut config, warnings) = Config::parse(&text, &path)?;
         // A relative workflows_config means: next to the configuration file.
         if let (Some(dir), Some(wc)) = (
@@ -247,7 +256,7 @@ impl Config {
             message,
         };
         let value: serde_yaml::Value =
-            serde_yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+            crate::yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         let mut map = match value {
             serde_yaml::Value::Mapping(m) => m,
             serde_yaml::Value::Null => serde_yaml::Mapping::new(),

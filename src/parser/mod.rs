@@ -57,6 +57,8 @@ pub enum ParseError {
         status: String,
         stderr: String,
     },
+    #[error("parser command {command:?} {limit}; it was stopped")]
+    Limit { command: String, limit: String },
 }
 
 #[cfg(test)]

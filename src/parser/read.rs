@@ -1,7 +1,9 @@
 //! Reading definitions: a YAML file, a folder of them, or the JSON a program prints (the
 //! `exec` parser), each parsed and validated, with errors that name where the text came from.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::def::File;
 use super::validate::validate;
@@ -21,7 +23,13 @@ pub fn load_from_config(config: &Config) -> Result<Definitions, ParseError> {
                 .ok_or(ParseError::Config(
                     "parser exec needs parser_params.command",
                 ))?;
-            run_exec(command)
+            let p = &config.parser_params;
+            let timeout = p.timeout_sec.map_or(EXEC_TIMEOUT, Duration::from_secs);
+            run_exec(
+                command,
+                timeout,
+                p.max_output_bytes.unwrap_or(EXEC_MAX_OUTPUT),
+            )
         }
         _ => {
             let path = config.parser_params.workflows_config.as_deref().ok_or(
@@ -34,23 +42,123 @@ pub fn load_from_config(config: &Config) -> Result<Definitions, ParseError> {
     }
 }
 
-fn run_exec(command: &str) -> Result<Definitions, ParseError> {
-    let out = std::process::Command::new("/bin/sh")
+/// How long the `exec` parser's program may run, and how much it may print, by default.
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
+pub const EXEC_MAX_OUTPUT: usize = 64 << 20;
+const EXEC_MAX_STDERR: usize = 64 << 10;
+
+/// Reads at most `limit` bytes of `from`; the flag says whether there was more.
+fn read_bounded(from: impl Read, limit: usize) -> std::io::Result<(Vec<u8>, bool)> {
+    let mut out = Vec::new();
+    from.take(limit as u64 + 1).read_to_end(&mut out)?;
+    let over = out.len() > limit;
+    out.truncate(limit);
+    Ok((out, over))
+}
+
+/// Runs the `exec` parser's program in a process group of its own, reading its output on
+/// threads, and kills the whole group when it runs past `timeout` or prints past `max_output`.
+fn run_exec(
+    command: &str,
+    timeout: Duration,
+    max_output: usize,
+) -> Result<Definitions, ParseError> {
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    let limit = |limit: String| ParseError::Limit {
+        command: command.to_owned(),
+        limit,
+    };
+    let started = std::time::Instant::now();
+    let mut child = std::process::Command::new("/bin/sh")
         .args(["-c", command])
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
         .map_err(|source| ParseError::Spawn {
             command: command.to_owned(),
             source,
         })?;
-    if !out.status.success() {
+    let group = child.id() as libc::pid_t;
+    let kill = || {
+        // SAFETY: killpg only sends a signal to the group this function started.
+        unsafe {
+            libc::killpg(group, libc::SIGKILL);
+        }
+    };
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(read_bounded(stdout, max_output));
+    });
+    let (etx, errors) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = etx.send(read_bounded(stderr, EXEC_MAX_STDERR));
+    });
+    let (out, over) = match rx.recv_timeout(timeout.saturating_sub(started.elapsed())) {
+        Ok(read) => read.map_err(|source| ParseError::Spawn {
+            command: command.to_owned(),
+            source,
+        })?,
+        Err(_) => {
+            kill();
+            let _ = child.wait();
+            return Err(limit(format!(
+                "ran longer than {} s (parser_params.timeout_sec)",
+                timeout.as_secs()
+            )));
+        }
+    };
+    if over {
+        kill();
+        let _ = child.wait();
+        return Err(limit(format!(
+            "printed more than {max_output} bytes (parser_params.max_output_bytes)"
+        )));
+    }
+    // Its output has ended; it must exit within the same time limit.
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < timeout => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(None) => {
+                kill();
+                let _ = child.wait();
+                return Err(limit(format!(
+                    "ran longer than {} s (parser_params.timeout_sec)",
+                    timeout.as_secs()
+                )));
+            }
+            Err(source) => {
+                return Err(ParseError::Spawn {
+                    command: command.to_owned(),
+                    source,
+                });
+            }
+        }
+    };
+    // Anything it left running in its group goes too.
+    kill();
+    let stderr = errors
+        .recv_timeout(Duration::from_secs(1))
+        .ok()
+        .and_then(Result::ok)
+        .map(|(e, _)| String::from_utf8_lossy(&e).trim().to_owned())
+        .unwrap_or_default();
+    if !status.success() {
         return Err(ParseError::Command {
             command: command.to_owned(),
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            status: status.to_string(),
+            stderr,
         });
     }
     parse_json(
-        &String::from_utf8_lossy(&out.stdout),
+        &String::from_utf8_lossy(&out),
         &format!("output of {command:?}"),
     )
 }
@@ -74,8 +182,10 @@ pub fn load_path(path: &Path) -> Result<Definitions, ParseError> {
     };
     let mut all = Definitions::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(read_error(&file))?;
         let origin = file.display().to_string();
+        let text = crate::yaml::read_file(&file)
+            .map_err(read_error(&file))?
+            .map_err(|e| syntax(&origin, e))?;
         for (name, def) in parse_yaml(&text, &origin)? {
             if all.contains_key(&name) {
                 return Err(ParseError::DefinedTwice {
@@ -109,7 +219,7 @@ fn syntax(origin: &str, e: impl std::fmt::Display) -> ParseError {
 
 /// Parses and validates one YAML document; `origin` names it in errors.
 pub fn parse_yaml(text: &str, origin: &str) -> Result<Definitions, ParseError> {
-    let file: File = serde_yaml::from_str(text).map_err(|e| syntax(origin, e))?;
+    let file: File = crate::yaml::from_str(text).map_err(|e| syntax(origin, e))?;
     validated(file, origin)
 }
 
@@ -117,4 +227,39 @@ pub fn parse_yaml(text: &str, origin: &str) -> Result<Definitions, ParseError> {
 pub fn parse_json(text: &str, origin: &str) -> Result<Definitions, ParseError> {
     let file: File = serde_json::from_str(text).map_err(|e| syntax(origin, e))?;
     validated(file, origin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exec_parser_reads_what_its_program_prints() {
+        let defs = run_exec(
+            r#"echo '{"workflows": {"w": {"jobs": {"j": {"command": "true"}}}}}'"#,
+            EXEC_TIMEOUT,
+            EXEC_MAX_OUTPUT,
+        )
+        .unwrap();
+        assert_eq!(defs.len(), 1);
+    }
+
+    #[test]
+    fn a_program_that_runs_too_long_is_stopped() {
+        let err = run_exec("sleep 600", Duration::from_secs(1), EXEC_MAX_OUTPUT).unwrap_err();
+        assert!(err.to_string().contains("timeout_sec"), "{err}");
+        let err = run_exec(
+            "echo '{}'; exec sleep 600",
+            Duration::from_secs(1),
+            EXEC_MAX_OUTPUT,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("timeout_sec"), "{err}");
+    }
+
+    #[test]
+    fn a_program_that_prints_too_much_is_stopped() {
+        let err = run_exec("yes", EXEC_TIMEOUT, 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("max_output_bytes"), "{err}");
+    }
 }

@@ -142,3 +142,76 @@ async fn half_open_connections_and_slow_bodies_are_cut_off() {
     let client = HttpMasterClient::new("127.0.0.1", master.port, quick_policy());
     assert_eq!(client.health().await.unwrap().status, "ok");
 }
+
+/// Runs `pinball import -f` of `defs` (YAML) against a master on `port`.
+async fn import(dir: &std::path::Path, port: u16, defs: &str, extra: &str) -> std::process::Output {
+    let file = dir.join("defs.yaml");
+    std::fs::write(&file, defs).unwrap();
+    let config = dir.join("import.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "master_port: {port}\nparser_params:\n  workflows_config: {}\n{extra}",
+            file.display()
+        ),
+    )
+    .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        pinball_out(&["-c", config.to_str().unwrap(), "import", "-f"], dir),
+    )
+    .await
+    .expect("import answers within a minute")
+}
+
+#[tokio::test]
+async fn definitions_that_would_exhaust_the_importer_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = master_with(dir.path(), "").await;
+
+    // 113 KB that stand for 25 million addresses: one anchored list, named 5,000 times.
+    let list: Vec<String> = (0..5000).map(|i| format!("e{i}@x.io")).collect();
+    let mut bomb = format!(
+        "workflows:\n  w:\n    notify_emails: &l [{}]\n    jobs:\n",
+        list.join(", ")
+    );
+    for j in 0..5000 {
+        bomb.push_str(&format!("      j{j}: {{command: 'true', emails: *l}}\n"));
+    }
+    let out = import(dir.path(), master.port, &bomb, "").await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("aliases"), "{stderr}");
+
+    let out = import(
+        dir.path(),
+        master.port,
+        "workflows:\n  __SIGNAL__:\n    jobs:\n      j: {command: 'true'}\n",
+        "",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("reserved"), "{stderr}");
+
+    let out = import(
+        dir.path(),
+        master.port,
+        "",
+        "  command: sleep 600\n  timeout_sec: 1\nparser: exec\n",
+    )
+    .await;
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("timeout_sec"), "{stderr}");
+
+    let client = HttpMasterClient::new("127.0.0.1", master.port, quick_policy());
+    assert!(
+        client
+            .query_prefix("/definition/")
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing was imported"
+    );
+}

@@ -8,7 +8,7 @@ mod word;
 
 use std::fmt;
 
-pub use word::{InstanceId, JobName, NameError, WorkflowName, is_word, to_word};
+pub use word::{InstanceId, JobName, MAX_WORD_BYTES, NameError, WorkflowName, is_word, to_word};
 
 /// The input of a job with no upstream job.
 pub const WORKFLOW_START_INPUT: &str = "__WORKFLOW_START__";
@@ -209,15 +209,14 @@ pub enum Name {
 impl Name {
     /// Parses a full token name; `None` when it is none of the kinds above.
     pub fn parse(name: &str) -> Option<Name> {
-        let word = |s: &str| is_word(s).then(|| s.to_owned());
         if let Some(wf) = name.strip_prefix(SCHEDULE_PREFIX) {
             return Some(Name::Schedule {
-                workflow: WorkflowName(word(wf)?),
+                workflow: WorkflowName::parse(wf).ok()?,
             });
         }
         if let Some(wf) = name.strip_prefix(DEFINITION_PREFIX) {
             return Some(Name::Definition {
-                workflow: WorkflowName(word(wf)?),
+                workflow: WorkflowName::parse(wf).ok()?,
             });
         }
         let rest = name.strip_prefix(WORKFLOW_PREFIX)?;
@@ -225,20 +224,20 @@ impl Name {
         if !parts.iter().all(|p| is_word(p)) {
             return None;
         }
-        let w = |s: &str| WorkflowName(s.to_owned());
-        let i = |s: &str| InstanceId(s.to_owned());
-        let j = |s: &str| JobName(s.to_owned());
+        let w = |s: &str| WorkflowName::parse(s).ok();
+        let i = |s: &str| InstanceId::parse(s).ok();
+        let j = |s: &str| JobName::parse(s).ok();
         match parts.as_slice() {
             [SIGNAL_SEGMENT, action] => Some(Name::Signal {
                 level: Level::Global,
                 action: action.to_string(),
             }),
             [wf, SIGNAL_SEGMENT, action] => Some(Name::Signal {
-                level: Level::Workflow(w(wf)),
+                level: Level::Workflow(w(wf)?),
                 action: action.to_string(),
             }),
             [wf, inst, SIGNAL_SEGMENT, action] => Some(Name::Signal {
-                level: Level::Instance(w(wf), i(inst)),
+                level: Level::Instance(w(wf)?, i(inst)?),
                 action: action.to_string(),
             }),
             [wf, inst, "job", state, job] => {
@@ -248,17 +247,17 @@ impl Name {
                     _ => return None,
                 };
                 Some(Name::Job {
-                    workflow: w(wf),
-                    instance: i(inst),
+                    workflow: w(wf)?,
+                    instance: i(inst)?,
                     state,
-                    job: j(job),
+                    job: j(job)?,
                 })
             }
             [wf, inst, "input", job, input, event] => Some(Name::Event {
-                workflow: w(wf),
-                instance: i(inst),
-                job: j(job),
-                input: j(input),
+                workflow: w(wf)?,
+                instance: i(inst)?,
+                job: j(job)?,
+                input: j(input)?,
                 event: event.to_string(),
             }),
             _ => None,

@@ -153,3 +153,17 @@ fn definitions_and_wide_signals_are_the_operator_s_to_write() {
         assert!(!needs_operator(n), "{n}");
     }
 }
+
+#[test]
+fn the_signal_segment_names_no_workflow_or_instance() {
+    let err = WorkflowName::parse("__SIGNAL__").unwrap_err().to_string();
+    assert!(err.contains("reserved"), "{err}");
+    assert!(InstanceId::parse("__SIGNAL__").is_err());
+    assert!(
+        JobName::parse("__SIGNAL__").is_ok(),
+        "a job's name never stands where a signal does"
+    );
+    let long = "w".repeat(MAX_WORD_BYTES + 1);
+    let err = WorkflowName::parse(long).unwrap_err().to_string();
+    assert!(err.contains("too long"), "{err}");
+}

@@ -29,16 +29,35 @@ pub fn to_word(s: &str) -> String {
         .collect()
 }
 
-/// A name that is not `\w+`, with what it was meant to name.
+/// Longest name of a workflow, instance or job: three of them and the rest fit in a token name.
+pub const MAX_WORD_BYTES: usize = 128;
+
+/// A name that is not a valid one, with what it was meant to name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what} name {value:?} is invalid: use letters, digits and _ only")]
+#[error("{}", self.describe())]
 pub struct NameError {
     pub what: &'static str,
     pub value: String,
 }
 
+impl NameError {
+    fn describe(&self) -> String {
+        let (what, value) = (self.what, &self.value);
+        if value.len() > MAX_WORD_BYTES {
+            format!(
+                "{what} name of {} bytes is too long: the limit is {MAX_WORD_BYTES}",
+                value.len()
+            )
+        } else if is_word(value) {
+            format!("{what} name {value:?} is reserved for Pinball's own tokens")
+        } else {
+            format!("{what} name {value:?} is invalid: use letters, digits and _ only")
+        }
+    }
+}
+
 macro_rules! word_name {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $reserved:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(pub(super) String);
@@ -49,7 +68,8 @@ macro_rules! word_name {
 
             pub fn parse(s: impl Into<String>) -> Result<Self, NameError> {
                 let s = s.into();
-                if is_word(&s) {
+                let reserved: &[&str] = $reserved;
+                if is_word(&s) && s.len() <= MAX_WORD_BYTES && !reserved.contains(&s.as_str()) {
                     Ok($name(s))
                 } else {
                     Err(NameError { what: $what, value: s })
@@ -136,18 +156,21 @@ macro_rules! word_name {
 word_name!(
     /// A workflow's name: `\w+`.
     WorkflowName,
-    "workflow"
+    "workflow",
+    &[super::SIGNAL_SEGMENT]
 );
 word_name!(
     /// An instance's id: `\w+` (a millisecond stamp for instances Pinball starts).
     InstanceId,
-    "instance"
+    "instance",
+    &[super::SIGNAL_SEGMENT]
 );
 word_name!(
     /// A job's name inside its workflow: `\w+`. Inputs are named by their upstream job, or
     /// [`WORKFLOW_START_INPUT`].
     JobName,
-    "job"
+    "job",
+    &[]
 );
 
 impl JobName {
