@@ -61,6 +61,7 @@ pub fn router(master: Master, settings: ApiSettings) -> Router {
         .route("/api/v1/query_and_own", post(query_and_own))
         .route("/api/v1/group", post(group))
         .route("/api/v1/archive", post(archive))
+        .route("/api/v1/audit", post(audit))
         .route("/api/v1/health", get(health))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(settings.max_request_bytes))
@@ -77,6 +78,7 @@ fn needed_role(path: &str) -> Option<(Role, &'static str)> {
         "/api/v1/modify" => (Role::Worker, "modify"),
         "/api/v1/query_and_own" => (Role::Worker, "query_and_own"),
         "/api/v1/archive" => (Role::Worker, "archive"),
+        "/api/v1/audit" => (Role::Worker, "audit"),
         _ => return None,
     })
 }
@@ -158,13 +160,21 @@ async fn archive(
     Ok(Json(m.archive(req).await?))
 }
 
+async fn audit(
+    State(m): State<Master>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(req): ApiJson<AuditRequest>,
+) -> Result<Json<AuditResponse>, ApiError> {
+    Ok(Json(m.audit(req, &caller.name).await?))
+}
+
 async fn health(State(m): State<Master>) -> Result<Json<Health>, ApiError> {
     Ok(Json(m.health().await?))
 }
 
 async fn not_found() -> ApiError {
     ApiError::Master(MasterError::NotFound(
-        "no such endpoint: the API is POST /api/v1/{modify,query,query_and_own,group,archive} and GET /api/v1/health".into(),
+        "no such endpoint: the API is POST /api/v1/{modify,query,query_and_own,group,archive,audit} and GET /api/v1/health".into(),
     ))
 }
 

@@ -25,6 +25,8 @@ pub trait MasterClient: Send + Sync {
     async fn group(&self, req: GroupRequest) -> Result<GroupResponse, MasterError>;
     async fn archive(&self, req: ArchiveRequest) -> Result<ArchiveResponse, MasterError>;
     async fn health(&self) -> Result<Health, MasterError>;
+    /// Records an operator action in the audit log.
+    async fn audit(&self, req: AuditRequest) -> Result<AuditResponse, MasterError>;
 
     /// The token named exactly `name`, if there is one.
     async fn get(&self, name: &str) -> Result<Option<Token>, MasterError> {
@@ -220,6 +222,9 @@ impl MasterClient for HttpMasterClient {
         self.call::<(), Health>("health", None, Duration::ZERO)
             .await
     }
+    async fn audit(&self, req: AuditRequest) -> Result<AuditResponse, MasterError> {
+        self.call("audit", Some(&req), Duration::ZERO).await
+    }
 }
 
 /// A client of a master running in this process (tests, `-m all` without a network hop).
@@ -248,5 +253,8 @@ impl MasterClient for LocalMasterClient {
     }
     async fn health(&self) -> Result<Health, MasterError> {
         self.0.health().await
+    }
+    async fn audit(&self, req: AuditRequest) -> Result<AuditResponse, MasterError> {
+        self.0.audit(req, "in-process").await
     }
 }

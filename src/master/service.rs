@@ -26,6 +26,8 @@ pub(super) enum Command {
     Modify(ModifyRequest, Reply<ModifyResponse>),
     Archive(ArchiveRequest, Reply<ArchiveResponse>),
     Claim(QueryAndOwnRequest, Reply<QueryAndOwnResponse>),
+    /// An audit-log entry, committed with the batch it lands in.
+    Audit(AuditEntry, Reply<AuditResponse>),
     /// Answer every parked claim now and park no more (shutdown).
     Close,
 }
@@ -141,6 +143,18 @@ impl Master {
             return Ok(ArchiveResponse {});
         }
         self.call(|r| Command::Archive(req, r)).await
+    }
+
+    /// Records an operator action in the audit log; `via` names the API token it came with.
+    pub async fn audit(&self, req: AuditRequest, via: &str) -> Result<AuditResponse, MasterError> {
+        req.validate()?;
+        let entry = AuditEntry {
+            id: 0,
+            at: crate::clock::now_f64(),
+            via: via.to_owned(),
+            action: req,
+        };
+        self.call(|r| Command::Audit(entry, r)).await
     }
 
     pub async fn query_and_own(

@@ -160,11 +160,21 @@ impl ClaimIndex {
 pub struct Txn {
     before: HashMap<Box<str>, Option<Entry>>,
     archived: Vec<Token>,
+    audits: Vec<AuditEntry>,
 }
 
 impl Txn {
     pub fn is_empty(&self) -> bool {
-        self.before.is_empty() && self.archived.is_empty()
+        self.before.is_empty() && self.archived.is_empty() && self.audits.is_empty()
+    }
+
+    /// Adds an audit-log entry to this commit.
+    pub fn audit(&mut self, entry: AuditEntry) {
+        self.audits.push(entry);
+    }
+
+    pub fn audits(&self) -> &[AuditEntry] {
+        &self.audits
     }
 
     /// Names whose rows the commit must upsert or delete (the master's own excluded).

@@ -27,6 +27,7 @@ enum Outcome {
         Reply<QueryAndOwnResponse>,
         Result<QueryAndOwnResponse, MasterError>,
     ),
+    Audit(Reply<AuditResponse>),
 }
 
 impl Outcome {
@@ -36,6 +37,7 @@ impl Outcome {
             Outcome::Modify(tx, r) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
             Outcome::Archive(tx, r) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
             Outcome::Claim(tx, r) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
+            Outcome::Audit(tx) => drop(tx.send(failure.map_or(Ok(AuditResponse {}), |e| Err(e.clone())))),
         }
     }
 }
@@ -199,6 +201,10 @@ impl Writer {
                         result.map(|c| QueryAndOwnResponse { tokens: c.tokens }),
                     )),
                 },
+                Command::Audit(entry, reply) => {
+                    txn.audit(entry);
+                    outcomes.push(Outcome::Audit(reply));
+                }
                 Command::Close => self.closing = true,
             }
         }
@@ -324,6 +330,7 @@ fn reject(cmd: Command, err: &MasterError) {
         Command::Modify(_, r) => drop(r.send(Err(err.clone()))),
         Command::Archive(_, r) => drop(r.send(Err(err.clone()))),
         Command::Claim(_, r) => drop(r.send(Err(err.clone()))),
+        Command::Audit(_, r) => drop(r.send(Err(err.clone()))),
         Command::Close => {}
     }
 }
@@ -348,6 +355,7 @@ fn commit_batch<'a>(state: &'a State, txn: &'a Txn) -> CommitBatch<'a> {
         }
     }
     batch.archived = txn.archived().iter().map(TokenRef::from).collect();
+    batch.audits = txn.audits().iter().collect();
     batch
 }
 

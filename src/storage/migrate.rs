@@ -36,6 +36,11 @@ pub fn sqlite() -> Migrator {
             "instance summaries",
             include_str!("../../migrations/sqlite/0002_instance_summaries.sql"),
         ),
+        migration(
+            3,
+            "audit log",
+            include_str!("../../migrations/sqlite/0003_audit_log.sql"),
+        ),
     ])
 }
 
@@ -50,6 +55,11 @@ pub fn mysql() -> Migrator {
             2,
             "instance summaries",
             include_str!("../../migrations/mysql/0002_instance_summaries.sql"),
+        ),
+        migration(
+            3,
+            "audit log",
+            include_str!("../../migrations/mysql/0003_audit_log.sql"),
         ),
     ])
 }

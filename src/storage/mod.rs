@@ -12,7 +12,7 @@ use async_trait::async_trait;
 pub use mysql::MysqlStorage;
 pub use sqlite::SqliteStorage;
 
-use crate::token::Token;
+use crate::token::{AuditEntry, Token};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -121,6 +121,8 @@ pub struct CommitBatch<'a> {
     /// Rows copied into the archive table (their active rows are among `deletes`).
     pub archived: Vec<TokenRef<'a>>,
     pub version_floor: i64,
+    /// Audit-log entries written in the same transaction (their `id` is assigned).
+    pub audits: Vec<&'a AuditEntry>,
 }
 
 #[async_trait]
@@ -178,6 +180,13 @@ pub trait Storage: Send + Sync + 'static {
         limit: u32,
     ) -> Result<(Vec<InstanceSummary>, u64), StorageError>;
     async fn ping(&self) -> Result<(), StorageError>;
+    /// Up to `limit` audit-log entries of `master`, newest first, older than `before` if given.
+    async fn audit_log(
+        &self,
+        master: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StorageError>;
 }
 
 /// Opens the backend the URL names: `sqlite://file`, `sqlite:///abs/file`, `mysql://...`.

@@ -54,6 +54,10 @@ const ROWS_PER_STATEMENT: usize = 500;
 
 /// Statements both dialects share.
 mod q {
+    pub const INSERT_AUDIT: &str = "INSERT INTO audit_log (master, at, actor, via, command, \
+        workflow, instance, jobs, ok, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    pub const AUDIT_PAGE: &str = "SELECT id, at, actor, via, command, workflow, instance, jobs, \
+        ok, result FROM audit_log WHERE master = ? AND id < ? ORDER BY id DESC LIMIT ?";
     pub const READ_ACTIVE: &str = "SELECT name, version, owner, expiration_time, priority, data \
          FROM active_tokens WHERE master = ? AND name >= ? AND name < ? ORDER BY name";
     pub const READ_ARCHIVED: &str = "SELECT name, version, owner, expiration_time, priority, \
@@ -185,11 +189,12 @@ where
     usize: ColumnIndex<DB::Row>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Option<f64>: Encode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
 {
     fn kind(&self) -> &'static str {
         DB::KIND
@@ -263,6 +268,21 @@ where
             q.push_values(part, |mut b, t| push_token(&mut b, master, t));
             q.push(DB::ACTIVE_CONFLICT);
             q.build().execute(&mut *tx).await?;
+        }
+        for a in &batch.audits {
+            sqlx::query(q::INSERT_AUDIT)
+                .bind(master)
+                .bind(a.at)
+                .bind(a.action.actor.as_str())
+                .bind(a.via.as_str())
+                .bind(a.action.command.as_str())
+                .bind(a.action.workflow.clone())
+                .bind(a.action.instance.clone())
+                .bind(a.action.jobs.join(","))
+                .bind(a.action.ok)
+                .bind(a.action.result.as_str())
+                .execute(&mut *tx)
+                .await?;
         }
         sqlx::query(q::FLOOR)
             .bind(batch.version_floor)
@@ -437,5 +457,41 @@ where
     async fn ping(&self) -> Result<(), StorageError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn audit_log(
+        &self,
+        master: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StorageError> {
+        let rows = sqlx::query(q::AUDIT_PAGE)
+            .bind(master)
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        let entry = |row: &DB::Row| -> Result<AuditEntry, sqlx::Error> {
+            let jobs: String = row.try_get(7)?;
+            Ok(AuditEntry {
+                id: row.try_get(0)?,
+                at: row.try_get(1)?,
+                via: row.try_get(3)?,
+                action: crate::token::AuditRequest {
+                    actor: row.try_get(2)?,
+                    command: row.try_get(4)?,
+                    workflow: row.try_get(5)?,
+                    instance: row.try_get(6)?,
+                    jobs: jobs
+                        .split(',')
+                        .filter(|j| !j.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    ok: row.try_get(8)?,
+                    result: row.try_get(9)?,
+                },
+            })
+        };
+        Ok(rows.iter().map(entry).collect::<Result<Vec<_>, _>>()?)
     }
 }

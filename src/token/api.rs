@@ -118,3 +118,37 @@ pub struct Health {
     #[serde(default)]
     pub parked_claims: usize,
 }
+
+/// `POST /api/v1/audit`: one operator action, as the CLI or the UI ran it. The master adds when
+/// and through which API token it came.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRequest {
+    /// Who acted: the UI's signed-in user, or the command line's operating-system user.
+    pub actor: String,
+    /// The command (`start`, `abort`, `token update`, ...).
+    pub command: String,
+    #[serde(default)]
+    pub workflow: Option<String>,
+    #[serde(default)]
+    pub instance: Option<String>,
+    #[serde(default)]
+    pub jobs: Vec<String>,
+    pub ok: bool,
+    /// What the command answered, or why it failed.
+    pub result: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditResponse {}
+
+/// One audit-log entry as stored: the request, when the master received it, and the API token
+/// it came with (`anonymous` on an open master).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: f64,
+    pub via: String,
+    #[serde(flatten)]
+    pub action: AuditRequest,
+}

@@ -238,6 +238,46 @@ impl QueryRequest {
     }
 }
 
+/// Longest text an audit entry's `result` may carry, and longest actor or command.
+pub const MAX_AUDIT_RESULT: usize = 4096;
+pub const MAX_AUDIT_FIELD: usize = 255;
+
+impl AuditRequest {
+    pub fn validate(&self) -> Result<(), MasterError> {
+        let long = |what: &str, len: usize, max: usize| {
+            Err(MasterError::input(format!(
+                "audit {what} is {len} bytes long; the limit is {max}"
+            )))
+        };
+        for (what, v) in [("actor", &self.actor), ("command", &self.command)] {
+            if v.is_empty() {
+                return Err(MasterError::input(format!("audit {what} is empty")));
+            }
+            if v.len() > MAX_AUDIT_FIELD {
+                return long(what, v.len(), MAX_AUDIT_FIELD);
+            }
+        }
+        for (what, v) in [("workflow", &self.workflow), ("instance", &self.instance)] {
+            if let Some(v) = v
+                && !(name::is_word(v) && v.len() <= name::MAX_WORD_BYTES)
+            {
+                return Err(MasterError::input(format!(
+                    "audit {what} {v:?} is not a name"
+                )));
+            }
+        }
+        if self.jobs.len() > 1000 || self.jobs.iter().any(|j| !name::is_word(j)) {
+            return Err(MasterError::input(
+                "audit jobs must be at most 1000 job names",
+            ));
+        }
+        if self.result.len() > MAX_AUDIT_RESULT {
+            return long("result", self.result.len(), MAX_AUDIT_RESULT);
+        }
+        Ok(())
+    }
+}
+
 fn check_count(what: &str, n: usize) -> Result<(), MasterError> {
     if n > MAX_TOKENS_PER_REQUEST {
         return Err(MasterError::input(format!(

@@ -63,6 +63,14 @@ impl Storage for Flaky {
     async fn ping(&self) -> Result<(), StorageError> {
         self.inner.ping().await
     }
+    async fn audit_log(
+        &self,
+        master: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<pinball::token::AuditEntry>, StorageError> {
+        self.inner.audit_log(master, before, limit).await
+    }
     async fn names(
         &self,
         master: &str,

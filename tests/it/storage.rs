@@ -88,13 +88,35 @@ async fn contract(url: &str) {
 
     // Update one, delete one, archive one (its active row goes too), in one batch.
     let archived = [row("/a/bc", 4, Some("/a/bc"))];
+    let audit = pinball::token::AuditEntry {
+        id: 0,
+        at: 1.7e9,
+        via: "ops".into(),
+        action: pinball::token::AuditRequest {
+            actor: "alice".into(),
+            command: "abort".into(),
+            workflow: Some("w".into()),
+            instance: Some("1".into()),
+            jobs: vec!["a".into(), "b".into()],
+            ok: true,
+            result: "aborted ✓".into(),
+        },
+    };
     let batch = CommitBatch {
         upserts: vec![row("/a/b", 20, Some("new"))],
         deletes: vec!["/b", "/a/bc"],
         archived: archived.to_vec(),
         version_floor: 21,
+        audits: vec![&audit, &audit],
     };
     store.commit(&master, &batch).await.unwrap();
+    let log = store.audit_log(&master, None, 10).await.unwrap();
+    assert_eq!(log.len(), 2, "{url}");
+    assert!(log[0].id > log[1].id, "{url}: newest first");
+    assert_eq!(log[0].action, audit.action, "{url}");
+    assert_eq!((log[0].at, log[0].via.as_str()), (1.7e9, "ops"));
+    let older = store.audit_log(&master, Some(log[0].id), 10).await.unwrap();
+    assert_eq!(older.len(), 1, "{url}: a page before an id");
     let loaded = store.load_active(&master).await.unwrap();
     assert_eq!(loaded.version_floor, 21);
     assert_eq!(loaded.tokens.len(), 4, "{url}");
@@ -240,5 +262,9 @@ async fn a_database_migrated_by_an_earlier_pinball_is_adopted_without_running_ag
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(applied, vec![1, 2], "both recorded by the new migrator");
+    assert_eq!(
+        applied,
+        vec![1, 2, 3],
+        "both adopted and recorded by the new migrator, and the audit log's added"
+    );
 }
