@@ -68,11 +68,7 @@ async fn run(cli: Cli) -> Result<String, CliError> {
                 )));
             }
             let client = HttpMasterClient::from_config(&config);
-            if !cli::confirm("import the workflow definitions", args.force)? {
-                return Ok("not confirmed; nothing changed\n".into());
-            }
-            let ops = pinball::ops::Ops::from_config(&client, &config);
-            Ok(cli::util::import(&config, &ops, None).await?.message)
+            cli::util::run_import(&args, &config, &client).await
         }
         (None, None) => Err(CliError::usage(
             "nothing to do: give -m MODES or a command (see --help)",

@@ -74,6 +74,16 @@ impl From<crate::master::MasterError> for CliError {
     }
 }
 
+/// Who runs this command, for the audit log: the operating-system user.
+pub fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        // SAFETY: getuid only reads the process's real user id.
+        .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }))
+}
+
 /// Asks `question [n]|y` on the terminal; an empty answer is no. A destructive command without
 /// `-f` and without a terminal is a usage error (CONTRACT §1).
 pub fn confirm(question: &str, force: bool) -> Result<bool, CliError> {

@@ -80,8 +80,26 @@ pub async fn run(args: &TokenArgs, client: &dyn MasterClient) -> Result<String, 
     match args.op {
         TokenOp::Cat => Ok(listing(&select(args, client).await?)),
         TokenOp::Ls => ls(args, client).await,
-        TokenOp::Rm => rm(args, client).await,
-        TokenOp::Update => update(args, client).await,
+        TokenOp::Rm | TokenOp::Update => {
+            let (command, done) = match args.op {
+                TokenOp::Rm => ("token rm", rm(args, client).await),
+                _ => ("token update", update(args, client).await),
+            };
+            // The entry names the token: a raw write has no workflow target of its own.
+            let said = match &done {
+                Ok(m) => m.as_str(),
+                Err(e) => e.message.as_str(),
+            };
+            let what = format!("{}: {said}", args.prefix.as_deref().unwrap_or(""));
+            let outcome = if done.is_ok() {
+                Ok(what.as_str())
+            } else {
+                Err(what.as_str())
+            };
+            let target = crate::ops::audit::Target::default();
+            crate::ops::audit::record(client, &super::os_user(), command, target, outcome).await;
+            done
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use super::{CliError, confirm};
 use crate::config::Config;
 use crate::master::MasterClient;
+use crate::ops::audit::{self, Target};
 use crate::ops::{Done, Ops, OpsError};
 use crate::parser;
 use crate::token::name::{InstanceId, JobName, Level, WorkflowName};
@@ -98,7 +99,25 @@ pub async fn run(
         return Ok("not confirmed; nothing changed\n".into());
     }
     let ops = Ops::from_config(client, config);
-    Ok(dispatch(args, config, &ops).await?.message)
+    let done = dispatch(args, config, &ops).await;
+    let target = Target {
+        workflow: args.workflow.as_ref(),
+        instance: args.instance.as_ref(),
+        jobs: &args.jobs,
+    };
+    let outcome = match &done {
+        Ok(d) => Ok(d.message.as_str()),
+        Err(e) => Err(e.message.as_str()),
+    };
+    audit::record(
+        client,
+        &super::os_user(),
+        args.command.as_str(),
+        target,
+        outcome,
+    )
+    .await;
+    Ok(done?.message)
 }
 
 async fn dispatch(args: &UtilArgs, config: &Config, ops: &Ops<'_>) -> Result<Done, CliError> {
@@ -154,6 +173,32 @@ async fn on_instance(args: &UtilArgs, config: &Config, ops: &Ops<'_>) -> Result<
         other => unreachable!("{} is not an instance command", other.as_str()),
     };
     Ok(done)
+}
+
+/// `pinball import`: asks, loads the definitions into the master, and records it.
+pub async fn run_import(
+    args: &ImportArgs,
+    config: &Config,
+    client: &dyn MasterClient,
+) -> Result<String, CliError> {
+    if !confirm("import the workflow definitions", args.force)? {
+        return Ok("not confirmed; nothing changed\n".into());
+    }
+    let ops = Ops::from_config(client, config);
+    let done = import(config, &ops, None).await;
+    let outcome = match &done {
+        Ok(d) => Ok(d.message.as_str()),
+        Err(e) => Err(e.message.as_str()),
+    };
+    audit::record(
+        client,
+        &super::os_user(),
+        "import",
+        Target::default(),
+        outcome,
+    )
+    .await;
+    Ok(done?.message)
 }
 
 /// `pinball import` / `util reschedule`: loads the configured definitions into the master.

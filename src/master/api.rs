@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use std::time::Duration;
 
-use super::auth::{Access, Caller, same_origin};
+use super::auth::{Access, Caller, host_allowed, host_names, same_origin};
 use super::http::ServeLimits;
 use super::service::Master;
 use crate::config::{Config, Role};
@@ -27,6 +27,8 @@ pub use crate::config::DEFAULT_MAX_REQUEST_BYTES;
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
     pub access: Access,
+    /// Host names the master answers to beyond IP addresses and `localhost` (`master_host`).
+    pub host_names: Vec<String>,
     pub max_request_bytes: usize,
     /// How long a client may take to send a request's body.
     pub body_timeout: Duration,
@@ -37,6 +39,7 @@ impl ApiSettings {
     pub fn from_config(c: &Config) -> ApiSettings {
         ApiSettings {
             access: Access::new(&c.api_tokens),
+            host_names: host_names([c.master_host.as_str(), c.master_bind.as_str()]),
             max_request_bytes: c.max_request_bytes,
             body_timeout: Duration::from_secs(c.client_body_timeout_sec.max(1)),
             limits: ServeLimits::from_config(c),
@@ -47,6 +50,7 @@ impl ApiSettings {
     pub fn open(max_request_bytes: usize) -> ApiSettings {
         ApiSettings {
             access: Access::open(),
+            host_names: Vec::new(),
             max_request_bytes,
             body_timeout: Duration::from_secs(60),
             limits: ServeLimits::default(),
@@ -87,6 +91,11 @@ fn needed_role(path: &str) -> Option<(Role, &'static str)> {
 async fn guard(State(settings): State<ApiSettings>, mut req: Request, next: Next) -> Response {
     let access = &settings.access;
     let checked = (|| {
+        if !host_allowed(req.headers(), &settings.host_names) {
+            return Err(MasterError::Forbidden(
+                "this master does not answer to that host name (Host header); use its address or master_host".into(),
+            ));
+        }
         if !same_origin(req.headers()) {
             return Err(MasterError::Forbidden(
                 "requests from web pages of other sites are refused".into(),

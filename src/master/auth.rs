@@ -137,6 +137,33 @@ impl Access {
     }
 }
 
+/// Whether the `Host` a request names is one of this server's: an IP address (a page cannot make
+/// a browser send one with a name of its own), `localhost`, or one of `names` (the configured
+/// host names). A page served as `evil.example`, resolved to this machine (DNS rebinding), sends
+/// `Host: evil.example` and is refused.
+pub fn host_allowed(headers: &HeaderMap, names: &[String]) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return true; // HTTP/1.0 without Host: no browser sends such a request
+    };
+    let bare = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,
+        _ => host,
+    };
+    let bare = bare.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<std::net::IpAddr>().is_ok()
+        || bare.eq_ignore_ascii_case("localhost")
+        || names.iter().any(|n| n.eq_ignore_ascii_case(bare))
+}
+
+/// The host names a server answers to beyond IP addresses and `localhost`.
+pub fn host_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    names
+        .into_iter()
+        .filter(|n| !n.is_empty() && n.parse::<std::net::IpAddr>().is_err())
+        .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
+        .collect()
+}
+
 /// Whether a request may come from where it says: a browser names the page that sent it in
 /// `Origin` and `Sec-Fetch-Site`; only the master's own origin is accepted (no page of another
 /// site may drive it, with or without a token).
@@ -231,6 +258,33 @@ mod tests {
         assert!(worker.may_write("/workflow/wf/1/__SIGNAL__/ABORT").is_ok());
         assert!(worker.may_write("/workflow/__SIGNAL__/EXIT").is_err());
         assert!(worker.may_write("/definition/workflow/wf").is_err());
+    }
+
+    #[test]
+    fn only_this_server_s_names_are_accepted_as_host() {
+        let h = |host: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, host.parse().unwrap());
+            h
+        };
+        let names = host_names(["pinball.example.com", "10.0.0.1"]);
+        for ok in [
+            "127.0.0.1:9090",
+            "[::1]:8080",
+            "localhost:8080",
+            "10.1.2.3",
+            "pinball.example.com:8080",
+            "PINBALL.example.com",
+        ] {
+            assert!(host_allowed(&h(ok), &names), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:9090",
+            "pinball.example.com.evil.example",
+        ] {
+            assert!(!host_allowed(&h(bad), &names), "{bad}");
+        }
     }
 
     #[test]

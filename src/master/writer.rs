@@ -37,7 +37,9 @@ impl Outcome {
             Outcome::Modify(tx, r) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
             Outcome::Archive(tx, r) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
             Outcome::Claim(tx, r) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
-            Outcome::Audit(tx) => drop(tx.send(failure.map_or(Ok(AuditResponse {}), |e| Err(e.clone())))),
+            Outcome::Audit(tx) => {
+                drop(tx.send(failure.map_or(Ok(AuditResponse {}), |e| Err(e.clone()))))
+            }
         }
     }
 }

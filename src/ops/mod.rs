@@ -4,6 +4,7 @@
 //! them: the CLI parses arguments and prints [`Done::message`], the UI renders it. Every
 //! message is the original's, word for word, because scripts parse them.
 
+pub mod audit;
 mod cleanup;
 mod jobs;
 mod repair;

@@ -135,6 +135,9 @@ mod tests {
                 .collect()
         };
         assert_eq!(versions(&sqlite()), versions(&mysql()));
-        assert_eq!(versions(&sqlite()).len(), 2);
+        let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+            .unwrap()
+            .count();
+        assert_eq!(versions(&sqlite()).len(), files, "every migration file is embedded");
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod actions;
 pub mod api;
+pub mod auth;
 pub mod data;
 pub mod error;
 pub mod format;
@@ -40,6 +41,10 @@ pub struct Ui {
     /// The anti-forgery token every action must carry: 128 bits from the OS's secure random
     /// source, per process, embedded in pages (another site cannot read it).
     pub csrf: Arc<str>,
+    /// Who may sign in (none: the UI is open, which start-up allows on loopback only).
+    pub users: Arc<auth::Users>,
+    /// Host names the UI answers to beyond IP addresses and `localhost`.
+    pub host_names: Arc<[String]>,
 }
 
 impl Ui {
@@ -51,6 +56,8 @@ impl Ui {
             data,
             client,
             ops: OpsSettings::from_config(&config),
+            users: Arc::new(auth::Users::new(&config.ui_users)),
+            host_names: auth::ui_host_names(&config).into(),
             config,
             csrf: csrf.into(),
         }
@@ -93,11 +100,15 @@ pub fn router(ui: Ui) -> Router {
                     .into_response()
             }),
         );
+    let sessions = auth::sessions(&ui.config);
     Router::new()
         .merge(api::router(ui.clone()))
         .merge(pages::router(ui.clone()))
-        .merge(actions::router(ui))
+        .merge(actions::router(ui.clone()))
+        .merge(auth::router(ui.clone()))
         .merge(statics)
+        .layer(axum::middleware::from_fn_with_state(ui, auth::guard))
+        .layer(sessions)
 }
 
 /// Serves the UI until `shutdown` resolves. Summaries of instances archived while the UI was

@@ -108,7 +108,7 @@ async fn half_open_connections_and_slow_bodies_are_cut_off() {
     let mut open = Vec::new();
     for _ in 0..200 {
         let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        s.write_all(b"POST /api/v1/query HTTP/1.1\r\nHost: x\r\n")
+        s.write_all(b"POST /api/v1/query HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             .await
             .unwrap();
         open.push(s);
@@ -126,7 +126,7 @@ async fn half_open_connections_and_slow_bodies_are_cut_off() {
     // A body that stops half way.
     let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
     s.write_all(
-        b"POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"queries\"",
+        b"POST /api/v1/query HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"queries\"",
     )
     .await
     .unwrap();

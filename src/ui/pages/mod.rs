@@ -3,6 +3,7 @@
 //! file per page. Views are computed in Rust (times, durations, colours, the graph and the
 //! timeline); the templates only lay them out. Handlers return `Result<Html, PageError>`.
 
+mod audit;
 mod executions;
 mod file;
 mod instance;
@@ -39,6 +40,7 @@ pub fn router(ui: Ui) -> Router {
         .route("/schedule/", get(schedules::schedule))
         .route("/token_paths/", get(tokens::token_paths))
         .route("/token/", get(tokens::token))
+        .route("/audit/", get(audit::show))
         .fallback(not_found)
         .with_state(ui)
 }
@@ -47,15 +49,21 @@ pub fn router(ui: Ui) -> Router {
 pub struct Head {
     pub title: String,
     pub csrf: String,
+    /// The signed-in user (empty on a UI without users) and their role.
+    pub user: String,
+    pub role: &'static str,
     /// The status label's scope, as a query string (`workflow=W&instance=I`).
     pub scope: String,
 }
 
 impl Head {
     fn new(ui: &Ui, title: impl Into<String>, scope: &Level) -> Head {
+        let caller = super::auth::current();
         Head {
             title: title.into(),
             csrf: ui.csrf.to_string(),
+            user: caller.user.unwrap_or_default(),
+            role: caller.role.as_str(),
             scope: match scope {
                 Level::Global => String::new(),
                 Level::Workflow(w) => format!("workflow={w}"),
@@ -69,6 +77,8 @@ impl Head {
         Head {
             title: title.into(),
             csrf: String::new(),
+            user: String::new(),
+            role: "viewer",
             scope: String::new(),
         }
     }

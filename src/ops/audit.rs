@@ -1,0 +1,51 @@
+//! The audit log's entries for operator actions: the CLI and the UI each call [`record`] once an
+//! action has run, with who ran it and how it ended. The master adds the time and the API token
+//! it came through. Failing to record is logged and never hides the action's own outcome.
+
+use crate::master::MasterClient;
+use crate::token::AuditRequest;
+use crate::token::MAX_AUDIT_RESULT;
+use crate::token::name::{InstanceId, JobName, WorkflowName};
+
+/// What an action was applied to.
+#[derive(Debug, Clone, Default)]
+pub struct Target<'a> {
+    pub workflow: Option<&'a WorkflowName>,
+    pub instance: Option<&'a InstanceId>,
+    pub jobs: &'a [JobName],
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn clip(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// Records that `actor` ran `command` on `target`, with its message or its error.
+pub async fn record(
+    client: &dyn MasterClient,
+    actor: &str,
+    command: &str,
+    target: Target<'_>,
+    outcome: Result<&str, &str>,
+) {
+    let (ok, result) = match outcome {
+        Ok(m) => (true, m),
+        Err(e) => (false, e),
+    };
+    let req = AuditRequest {
+        actor: clip(actor, crate::token::MAX_AUDIT_FIELD),
+        command: command.to_owned(),
+        workflow: target.workflow.map(|w| w.to_string()),
+        instance: target.instance.map(|i| i.to_string()),
+        jobs: target.jobs.iter().map(|j| j.to_string()).collect(),
+        ok,
+        result: clip(result.trim_end(), MAX_AUDIT_RESULT),
+    };
+    if let Err(e) = client.audit(req).await {
+        tracing::error!(command, actor = ?actor, error = %e, "could not write the audit log entry of an action");
+    }
+}

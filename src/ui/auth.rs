@@ -1,0 +1,355 @@
+//! Who uses the UI, and what every answer carries (CONTRACT §7.1). Every request passes
+//! [`guard`]: its `Host` must be one of the UI's names (no DNS rebinding), a POST must come
+//! from a page of this site, and with `ui_users` configured it must carry a session, or it is
+//! sent to `/login` (the JSON read API answers 401). Sessions live in this process's memory
+//! (tower-sessions), behind a signed `HttpOnly`, `SameSite=Strict` cookie that expires after
+//! `ui_session_minutes` without use; signing in gives a new session id, signing out deletes it.
+//! Passwords are checked against argon2id hashes, two at a time at most, so a crowd of sign-ins
+//! cannot exhaust the machine. Every answer says how a browser must treat it: a content
+//! security policy that runs only this UI's own script, no framing, no sniffing.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Form, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use tower_sessions::cookie::{Key, SameSite};
+use tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer};
+
+use super::Ui;
+use crate::config::{Config, Role, UiUser};
+use crate::master::auth::{host_allowed, host_names, same_origin};
+
+const USER_KEY: &str = "user";
+
+/// The user of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UiCaller {
+    /// The signed-in user; `None` on a UI without `ui_users`.
+    pub user: Option<String>,
+    pub role: Role,
+}
+
+impl UiCaller {
+    /// Who the audit log names.
+    pub fn actor(&self) -> String {
+        self.user
+            .clone()
+            .unwrap_or_else(|| "anonymous (UI without ui_users)".into())
+    }
+
+    pub fn may_act(&self) -> bool {
+        self.role >= Role::Operator
+    }
+}
+
+tokio::task_local! {
+    static CALLER: UiCaller;
+}
+
+/// The user of the request being answered (a viewer outside any request).
+pub fn current() -> UiCaller {
+    CALLER.try_with(Clone::clone).unwrap_or(UiCaller {
+        user: None,
+        role: Role::Viewer,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SessionUser {
+    username: String,
+    role: Role,
+}
+
+/// The UI's users and what checking them needs.
+pub struct Users {
+    by_name: HashMap<String, (String, Role)>,
+    /// Argon2 checks running at once (each takes ~19 MiB and tens of milliseconds).
+    checks: Semaphore,
+    /// Checked when the name is unknown, so the answer takes as long either way.
+    decoy: String,
+}
+
+impl Users {
+    pub fn new(users: &[UiUser]) -> Users {
+        Users {
+            by_name: users
+                .iter()
+                .map(|u| (u.username.clone(), (u.password_hash.0.clone(), u.role)))
+                .collect(),
+            checks: Semaphore::new(2),
+            decoy: hash_password("not a password of anybody's").unwrap_or_default(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// The role of `username` if `password` is theirs.
+    async fn check(&self, username: &str, password: &str) -> Option<Role> {
+        let (hash, role) = match self.by_name.get(username) {
+            Some((h, r)) => (h.clone(), Some(*r)),
+            None => (self.decoy.clone(), None),
+        };
+        let _slot = self.checks.acquire().await.ok()?;
+        let password = password.to_owned();
+        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .unwrap_or(false);
+        role.filter(|_| matches)
+    }
+}
+
+/// An argon2id hash of `password`, as `pinball hash-password` prints it.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    use argon2::password_hash::PasswordHasher;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::PasswordVerifier;
+    use argon2::password_hash::phc::PasswordHash;
+    PasswordHash::new(hash).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// The UI's host names beyond IP addresses and `localhost`: `ui_host` and `ui_bind`.
+pub fn ui_host_names(c: &Config) -> Vec<String> {
+    host_names([c.ui_host.as_deref().unwrap_or(""), c.ui_bind.as_str()])
+}
+
+/// The session layer: a fresh signing key per process (sessions end when the UI restarts).
+pub fn sessions(c: &Config) -> SessionManagerLayer<MemoryStore, tower_sessions::service::SignedCookie> {
+    let minutes = i64::try_from(c.ui_session_minutes).unwrap_or(i64::MAX / 60);
+    SessionManagerLayer::new(MemoryStore::default())
+        .with_name("pinball_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_secure(c.ui_cookie_secure)
+        .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::minutes(minutes)))
+        .with_signed(Key::generate())
+}
+
+/// The headers every answer carries.
+fn protect(response: &mut Response) {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+}
+
+fn refused(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({"error": {"code": code, "message": message}});
+    (status, Json(body)).into_response()
+}
+
+/// Every request: a `Host` of this UI, a POST from this site, a session when users are
+/// configured; the answer gets [`protect`]'s headers.
+pub async fn guard(State(ui): State<Ui>, session: Session, req: Request, next: Next) -> Response {
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let mut response = match admit(&ui, &session, req.headers(), &method, &uri).await {
+        Ok(caller) => CALLER.scope(caller, next.run(req)).await,
+        Err(response) => response,
+    };
+    protect(&mut response);
+    response
+}
+
+async fn admit(
+    ui: &Ui,
+    session: &Session,
+    headers: &HeaderMap,
+    method: &Method,
+    uri: &Uri,
+) -> Result<UiCaller, Response> {
+    if !host_allowed(headers, &ui.host_names) {
+        tracing::warn!(host = ?headers.get(header::HOST), "ui refused a request for another host name");
+        return Err(refused(
+            StatusCode::MISDIRECTED_REQUEST,
+            "FORBIDDEN",
+            "this UI does not answer to that host name; use its address or ui_host",
+        ));
+    }
+    if method == Method::POST && !same_origin(headers) {
+        tracing::warn!(path = %uri.path(), "ui refused a POST from another site");
+        return Err(refused(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "this action did not come from a Pinball page; reload the page and try again",
+        ));
+    }
+    if ui.users.is_empty() {
+        return Ok(UiCaller {
+            user: None,
+            role: Role::Operator,
+        });
+    }
+    if let Ok(Some(u)) = session.get::<SessionUser>(USER_KEY).await {
+        return Ok(UiCaller {
+            user: Some(u.username),
+            role: u.role,
+        });
+    }
+    let path = uri.path();
+    if path == "/login" || path.starts_with("/static/") {
+        return Ok(UiCaller {
+            user: None,
+            role: Role::Viewer,
+        });
+    }
+    if path.starts_with("/api/") {
+        return Err(refused(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "sign in first: POST /login with username and password",
+        ));
+    }
+    let next = uri.path_and_query().map_or("/", |p| p.as_str());
+    let to = format!(
+        "/login?next={}",
+        percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
+    );
+    Err(Redirect::to(&to).into_response())
+}
+
+/// Where to go after signing in: a path of this site, never another site.
+fn local_path(next: Option<&str>) -> &str {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.starts_with("/\\")
+                && n.len() <= 2048
+                && !n.bytes().any(|b| b.is_ascii_control()) =>
+        {
+            n
+        }
+        _ => "/workflows/",
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    next: String,
+    error: String,
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+    next: Option<String>,
+}
+
+pub fn router(ui: Ui) -> Router {
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .with_state(ui)
+}
+
+async fn login_page(State(ui): State<Ui>, Query(q): Query<LoginQuery>) -> Response {
+    if ui.users.is_empty() {
+        return Redirect::to("/workflows/").into_response();
+    }
+    let page = LoginPage {
+        next: local_path(q.next.as_deref()).to_owned(),
+        error: String::new(),
+    };
+    super::pages::render(&page).into_response()
+}
+
+async fn login(State(ui): State<Ui>, session: Session, Form(f): Form<LoginForm>) -> Response {
+    let next = local_path(f.next.as_deref()).to_owned();
+    let username = f.username.trim();
+    if username.len() > 64 || f.password.len() > 1024 {
+        return login_failed(next, "the username or password is too long");
+    }
+    match ui.users.check(username, &f.password).await {
+        Some(role) => {
+            let user = SessionUser {
+                username: username.to_owned(),
+                role,
+            };
+            let stored = match session.cycle_id().await {
+                Ok(()) => session.insert(USER_KEY, &user).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = stored {
+                tracing::error!(error = %e, "ui cannot store a session");
+                return login_failed(next, "the session could not be stored; try again");
+            }
+            tracing::info!(user = ?username, role = %role, "ui user signed in");
+            Redirect::to(&next).into_response()
+        }
+        None => {
+            tracing::warn!(user = ?username, "ui sign-in failed");
+            login_failed(next, "wrong username or password")
+        }
+    }
+}
+
+fn login_failed(next: String, error: &str) -> Response {
+    let page = LoginPage {
+        next,
+        error: error.into(),
+    };
+    (StatusCode::UNAUTHORIZED, super::pages::render(&page)).into_response()
+}
+
+async fn logout(session: Session) -> Response {
+    let who = current().user;
+    if let Err(e) = session.flush().await {
+        tracing::error!(error = %e, "ui cannot end a session");
+    }
+    tracing::info!(user = ?who, "ui user signed out");
+    Redirect::to("/login").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_checks_against_its_own_hash_only() {
+        let hash = hash_password("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("battery staple", &hash));
+        assert!(!verify_password("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn after_sign_in_only_a_path_of_this_site() {
+        assert_eq!(local_path(Some("/jobs/?workflow=w")), "/jobs/?workflow=w");
+        for bad in ["//evil.example/", "/\\evil.example", "https://evil.example/", "jobs", "/a\nb"] {
+            assert_eq!(local_path(Some(bad)), "/workflows/", "{bad}");
+        }
+        assert_eq!(local_path(None), "/workflows/");
+    }
+}
