@@ -70,6 +70,7 @@ async fn run(cli: Cli) -> Result<String, CliError> {
             let client = HttpMasterClient::from_config(&config);
             cli::util::run_import(&args, &config, &client).await
         }
+        (None, Some(Command::HashPassword)) => cli::hash_password(),
         (None, None) => Err(CliError::usage(
             "nothing to do: give -m MODES or a command (see --help)",
         )),

@@ -6,7 +6,7 @@
 pub mod token;
 pub mod util;
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +41,36 @@ pub enum Command {
     Util(util::UtilArgs),
     /// Load the workflow definitions into the master (`import -f reschedule`).
     Import(util::ImportArgs),
+    /// Read a password from stdin and print its argon2id hash, for `ui_users`.
+    HashPassword,
+}
+
+/// `pinball hash-password`: the password from the terminal (asked twice, not echoed) or the
+/// first line of stdin; its argon2id hash, for `ui_users`.
+pub fn hash_password() -> Result<String, CliError> {
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")
+            .map_err(|e| CliError::failed(format!("cannot read the password: {e}")))?;
+        let again = rpassword::prompt_password("Again: ")
+            .map_err(|e| CliError::failed(format!("cannot read the password: {e}")))?;
+        if first != again {
+            return Err(CliError::usage("the two passwords differ"));
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .take(4096)
+            .read_line(&mut line)
+            .map_err(|e| CliError::failed(format!("cannot read the password: {e}")))?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    };
+    if password.is_empty() {
+        return Err(CliError::usage("the password is empty"));
+    }
+    let hash = crate::config::access::hash_password(&password).map_err(CliError::failed)?;
+    Ok(format!("{hash}\n"))
 }
 
 /// An error a command reports: one sentence on stderr, and an exit status.

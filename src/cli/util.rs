@@ -100,9 +100,10 @@ pub async fn run(
     }
     let ops = Ops::from_config(client, config);
     let done = dispatch(args, config, &ops).await;
+    let created = done.as_ref().ok().and_then(|d| d.created.as_ref());
     let target = Target {
         workflow: args.workflow.as_ref(),
-        instance: args.instance.as_ref(),
+        instance: args.instance.as_ref().or(created.map(|(_, i)| i)),
         jobs: &args.jobs,
     };
     let outcome = match &done {

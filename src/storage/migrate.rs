@@ -138,6 +138,10 @@ mod tests {
         let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
             .unwrap()
             .count();
-        assert_eq!(versions(&sqlite()).len(), files, "every migration file is embedded");
+        assert_eq!(
+            versions(&sqlite()).len(),
+            files,
+            "every migration file is embedded"
+        );
     }
 }

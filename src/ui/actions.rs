@@ -162,12 +162,10 @@ async fn run(ops: &Ops<'_>, c: Command, t: &Target) -> Result<Done, UiError> {
     })
 }
 
-async fn command(
-    State(ui): State<Ui>,
-    ActionForm(f): ActionForm,
-) -> Result<Response, UiError> {
+async fn command(State(ui): State<Ui>, ActionForm(f): ActionForm) -> Result<Response, UiError> {
     // The guard already refused requests from other sites; the token proves the page was ours.
-    let token_ok: bool = subtle::ConstantTimeEq::ct_eq(f.csrf.as_bytes(), ui.csrf.as_bytes()).into();
+    let token_ok: bool =
+        subtle::ConstantTimeEq::ct_eq(f.csrf.as_bytes(), ui.csrf.as_bytes()).into();
     if !token_ok {
         tracing::warn!(command = ?f.command, "ui refused an action without a valid anti-forgery token");
         return Err(UiError::Forbidden(
@@ -199,13 +197,21 @@ async fn command(
         Ok(done) => Ok(done.message.as_str()),
         Err(e) => Err(e.to_string()),
     };
+    let created = result.as_ref().ok().and_then(|d| d.created.as_ref());
     let audited = audit::Target {
         workflow: target.workflow.as_ref(),
-        instance: target.instance.as_ref(),
+        instance: target.instance.as_ref().or(created.map(|(_, i)| i)),
         jobs: &target.jobs,
     };
     let said = outcome.as_ref().map(|m| *m).map_err(String::as_str);
-    audit::record(ui.client.as_ref(), &caller.actor(), c.as_str(), audited, said).await;
+    audit::record(
+        ui.client.as_ref(),
+        &caller.actor(),
+        c.as_str(),
+        audited,
+        said,
+    )
+    .await;
     match result {
         Ok(done) => {
             let message = done.message.trim_end().to_owned();

@@ -23,6 +23,7 @@ use tower_sessions::cookie::{Key, SameSite};
 use tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer};
 
 use super::Ui;
+use crate::config::access::{hash_password, verify_password};
 use crate::config::{Config, Role, UiUser};
 use crate::master::auth::{host_allowed, host_names, same_origin};
 
@@ -107,39 +108,24 @@ impl Users {
     }
 }
 
-/// An argon2id hash of `password`, as `pinball hash-password` prints it.
-pub fn hash_password(password: &str) -> Result<String, String> {
-    use argon2::password_hash::PasswordHasher;
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
-}
-
-fn verify_password(password: &str, hash: &str) -> bool {
-    use argon2::password_hash::PasswordVerifier;
-    use argon2::password_hash::phc::PasswordHash;
-    PasswordHash::new(hash).is_ok_and(|h| {
-        argon2::Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
-}
-
 /// The UI's host names beyond IP addresses and `localhost`: `ui_host` and `ui_bind`.
 pub fn ui_host_names(c: &Config) -> Vec<String> {
     host_names([c.ui_host.as_deref().unwrap_or(""), c.ui_bind.as_str()])
 }
 
 /// The session layer: a fresh signing key per process (sessions end when the UI restarts).
-pub fn sessions(c: &Config) -> SessionManagerLayer<MemoryStore, tower_sessions::service::SignedCookie> {
+pub fn sessions(
+    c: &Config,
+) -> SessionManagerLayer<MemoryStore, tower_sessions::service::SignedCookie> {
     let minutes = i64::try_from(c.ui_session_minutes).unwrap_or(i64::MAX / 60);
     SessionManagerLayer::new(MemoryStore::default())
         .with_name("pinball_session")
         .with_http_only(true)
         .with_same_site(SameSite::Strict)
         .with_secure(c.ui_cookie_secure)
-        .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::minutes(minutes)))
+        .with_expiry(Expiry::OnInactivity(
+            tower_sessions::cookie::time::Duration::minutes(minutes),
+        ))
         .with_signed(Key::generate())
 }
 
@@ -152,9 +138,15 @@ fn protect(response: &mut Response) {
             "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
         ),
     );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
 }
 
 fn refused(status: StatusCode, code: &str, message: &str) -> Response {
@@ -336,18 +328,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_password_checks_against_its_own_hash_only() {
-        let hash = hash_password("correct horse").unwrap();
-        assert!(hash.starts_with("$argon2id$"), "{hash}");
-        assert!(verify_password("correct horse", &hash));
-        assert!(!verify_password("battery staple", &hash));
-        assert!(!verify_password("correct horse", "not a hash"));
-    }
-
-    #[test]
     fn after_sign_in_only_a_path_of_this_site() {
         assert_eq!(local_path(Some("/jobs/?workflow=w")), "/jobs/?workflow=w");
-        for bad in ["//evil.example/", "/\\evil.example", "https://evil.example/", "jobs", "/a\nb"] {
+        for bad in [
+            "//evil.example/",
+            "/\\evil.example",
+            "https://evil.example/",
+            "jobs",
+            "/a\nb",
+        ] {
             assert_eq!(local_path(Some(bad)), "/workflows/", "{bad}");
         }
         assert_eq!(local_path(None), "/workflows/");

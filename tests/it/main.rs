@@ -22,6 +22,7 @@ mod signals;
 mod smtp;
 mod storage;
 mod substitution;
+mod ui_access;
 mod ui_api;
 mod ui_fixture;
 mod ui_pages;

@@ -138,6 +138,22 @@ impl Browser {
             .await;
     }
 
+    /// Types `text` into a form field.
+    pub async fn type_into(&self, element: &str, text: &str) {
+        self.post(&format!("/element/{element}/value"), json!({"text": text}))
+            .await;
+    }
+
+    /// The cookies the browser holds for the current page, as WebDriver describes them
+    /// (`name`, `value`, `httpOnly`, `sameSite`, `secure`, `expiry`).
+    pub async fn cookies(&self) -> Vec<Value> {
+        self.get("/cookie")
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub async fn text(&self, element: &str) -> String {
         self.get(&format!("/element/{element}/text"))
             .await
@@ -187,45 +203,16 @@ impl Browser {
 
     /// Saves a PNG of the window under `target/ui-screenshots/NAME.png`.
     pub async fn screenshot(&self, name: &str) {
-        use base64_decode::decode;
+        use base64::Engine;
         let b64 = self.get("/screenshot").await;
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
             dir.join(format!("{name}.png")),
-            decode(b64.as_str().unwrap()),
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.as_str().unwrap())
+                .unwrap(),
         )
         .unwrap();
-    }
-}
-
-/// Base64 (standard alphabet) without a dependency for one call.
-mod base64_decode {
-    pub fn decode(s: &str) -> Vec<u8> {
-        let val = |c: u8| match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            _ => 63,
-        };
-        let bytes: Vec<u8> = s.bytes().filter(|c| *c != b'=' && *c != b'\n').collect();
-        let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-        for chunk in bytes.chunks(4) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |acc, (k, c)| acc | (val(*c) as u32) << (18 - 6 * k));
-            let keep = chunk.len() - 1;
-            out.extend(&n.to_be_bytes()[1..1 + keep]);
-        }
-        out
-    }
-
-    #[test]
-    fn decodes_padded_and_unpadded_input() {
-        assert_eq!(decode("aGVsbG8="), b"hello");
-        assert_eq!(decode("aGk="), b"hi");
-        assert_eq!(decode("YWJj"), b"abc");
     }
 }

@@ -1,0 +1,423 @@
+//! Access control on the UI (CONTRACT §7.1), over real HTTP and in a real browser, against a
+//! real deployment: `pinball -m master` with API tokens, `pinball -m ui` with users and its own
+//! token, and the command line with a third. Sign-in, sessions and their cookies, roles, the
+//! audit log of the UI's and the CLI's actions, the `Host` check and the headers every page
+//! carries.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use tempfile::TempDir;
+
+use crate::access::{OPERATOR, WORKER, api_tokens_yaml, master_with};
+use crate::helpers::*;
+use crate::webdriver::Browser;
+
+const UI_TOKEN: &str = "ui-token-0123456789abcdef0123";
+const LONG: Duration = Duration::from_secs(30);
+
+pub struct Deployment {
+    pub _dir: TempDir,
+    pub _master: Process,
+    pub _ui: tokio::process::Child,
+    pub root: String,
+    /// The configuration the command line runs with (its own operator token).
+    pub cli_config: PathBuf,
+}
+
+fn users_yaml() -> String {
+    let alice = pinball::config::access::hash_password("alice's password").unwrap();
+    let victor = pinball::config::access::hash_password("victor's password").unwrap();
+    format!(
+        "ui_users:\n  - {{username: alice, password_hash: '{alice}', role: operator}}\n  - {{username: victor, password_hash: '{victor}', role: viewer}}\n"
+    )
+}
+
+/// A master with tokens, a UI with users (and `users` false: none), and the CLI's config.
+pub async fn deploy(users: bool) -> Deployment {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("workflows.yaml"),
+        "workflows:\n  w:\n    jobs:\n      j: {command: 'true'}\n",
+    )
+    .unwrap();
+    let tokens = format!(
+        "{}  - {{name: ui, token: {UI_TOKEN}, role: operator}}\n",
+        api_tokens_yaml()
+    );
+    let master = master_with(d, &tokens).await;
+    let common = format!(
+        "database_url: sqlite://{}\nmaster_port: {}\nparser_params:\n  workflows_config: {}\nlocal_logs_dir_prefix: {}\n",
+        d.join("pinball.db").display(),
+        master.port,
+        d.join("workflows.yaml").display(),
+        d.display()
+    );
+    let cli_config = d.join("cli.yaml");
+    std::fs::write(&cli_config, format!("{common}api_token: {OPERATOR}\n")).unwrap();
+    let ui_port = free_port();
+    let ui_config = d.join("ui.yaml");
+    std::fs::write(
+        &ui_config,
+        format!(
+            "{common}api_token: {UI_TOKEN}\nui_port: {ui_port}\n{}",
+            if users { users_yaml() } else { String::new() }
+        ),
+    )
+    .unwrap();
+    let out = pinball_out(&["-c", cli_config.to_str().unwrap(), "import", "-f"], d).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ui = spawn_pinball(&["-c", ui_config.to_str().unwrap(), "-m", "ui"], d);
+    let root = format!("http://127.0.0.1:{ui_port}");
+    wait_until(LONG, "the UI serves", || async {
+        reqwest::get(format!("{root}/static/pinball.css"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    Deployment {
+        _dir: dir,
+        _master: master,
+        _ui: ui,
+        root,
+        cli_config,
+    }
+}
+
+/// A form body, URL-encoded.
+fn encoded(fields: &[(&str, &str)]) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, NON_ALPHANUMERIC)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs in; the session cookie (`name=value`) and the whole `Set-Cookie` header.
+async fn sign_in(root: &str, user: &str, password: &str) -> Option<(String, String)> {
+    let r = http()
+        .post(format!("{root}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encoded(&[
+            ("username", user),
+            ("password", password),
+            ("next", "/audit/"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    if r.status().as_u16() != 303 {
+        assert_eq!(r.status().as_u16(), 401, "a failed sign-in is 401");
+        return None;
+    }
+    assert_eq!(
+        r.headers()[LOCATION],
+        "/audit/",
+        "back where the user was going"
+    );
+    let set = r.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    let pair = set.split(';').next().unwrap().to_owned();
+    Some((pair, set))
+}
+
+async fn get(root: &str, path: &str, cookie: Option<&str>) -> (u16, HeaderMap, String) {
+    let mut req = http().get(format!("{root}{path}"));
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let r = req.send().await.unwrap();
+    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+    (status, headers, r.text().await.unwrap())
+}
+
+fn csrf(html: &str) -> String {
+    html.split("data-csrf=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned()
+}
+
+async fn act(root: &str, cookie: &str, csrf: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let mut fields = vec![("csrf", csrf)];
+    fields.extend_from_slice(form);
+    let r = http()
+        .post(format!("{root}/command/"))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encoded(&fields))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_ui_needs_a_sign_in_and_only_operators_act() {
+    let d = deploy(true).await;
+    let root = &d.root;
+
+    // Without a session: pages send to the sign-in, the read API is 401, styles are served.
+    let (status, headers, _) = get(root, "/workflows/", None).await;
+    assert_eq!(status, 303);
+    assert_eq!(headers[LOCATION], "/login?next=%2Fworkflows%2F");
+    let (status, _, body) = get(root, "/api/v1/workflows", None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("UNAUTHORIZED"), "{body}");
+    assert_eq!(get(root, "/static/pinball.css", None).await.0, 200);
+    let (status, _, body) = get(root, "/login", None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("name=\"password\""), "{body}");
+
+    assert!(sign_in(root, "alice", "wrong").await.is_none());
+    assert!(sign_in(root, "nobody", "alice's password").await.is_none());
+
+    // A viewer sees, and may not act.
+    let (viewer, set_cookie) = sign_in(root, "victor", "victor's password").await.unwrap();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(flag), "{flag} in {set_cookie}");
+    }
+    assert!(
+        set_cookie.contains("Max-Age=") || set_cookie.contains("Expires="),
+        "the session cookie expires: {set_cookie}"
+    );
+    let (status, _, page) = get(root, "/workflows/", Some(&viewer)).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("victor (viewer)"),
+        "the page says who is signed in"
+    );
+    let token = csrf(&page);
+    let (status, body) = act(
+        root,
+        &viewer,
+        &token,
+        &[("command", "start"), ("workflow", "w")],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (_, _, api) = get(root, "/api/v1/workflows", Some(&viewer)).await;
+    assert!(api.contains("\"w\""), "viewers read the API: {api}");
+
+    // An operator acts; the audit log names them, the action and the result.
+    let (operator, _) = sign_in(root, "alice", "alice's password").await.unwrap();
+    let (status, body) = act(
+        root,
+        &operator,
+        &token,
+        &[("command", "start"), ("workflow", "w")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("exported workflow w instance"), "{body}");
+    // So does the command line's, under its operating-system user and its token.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
+        .args([
+            "-c",
+            d.cli_config.to_str().unwrap(),
+            "util",
+            "-f",
+            "-w",
+            "w",
+            "drain",
+        ])
+        .env("USER", "carol")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, _, audit) = get(root, "/audit/", Some(&viewer)).await;
+    let rows: Vec<&str> = audit.split("<tr>").skip(2).collect();
+    assert!(rows.len() >= 3, "import, start and drain: {audit}");
+    assert!(
+        rows[0].contains("carol") && rows[0].contains("drain") && rows[0].contains("ops"),
+        "{}",
+        rows[0]
+    );
+    assert!(
+        rows[1].contains("alice")
+            && rows[1].contains("start")
+            && rows[1].contains(">ui<")
+            && rows[1].contains("exported workflow w instance"),
+        "{}",
+        rows[1]
+    );
+
+    // Signing out ends the session on the server: the old cookie opens nothing.
+    let r = http()
+        .post(format!("{root}/logout"))
+        .header("cookie", &operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(get(root, "/workflows/", Some(&operator)).await.0, 303);
+    let (status, _) = act(
+        root,
+        &operator,
+        &token,
+        &[("command", "drain"), ("workflow", "w")],
+    )
+    .await;
+    assert_eq!(status, 303, "a signed-out session cannot act");
+}
+
+#[tokio::test]
+async fn the_ui_answers_only_to_its_own_names_and_protects_its_pages() {
+    // The UI of the README's first command: no users, on loopback.
+    let d = deploy(false).await;
+    let root = &d.root;
+    let port = root.rsplit(':').next().unwrap();
+    let (status, headers, page) = get(root, "/workflows/", None).await;
+    assert_eq!(status, 200);
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    for rule in [
+        "frame-ancestors 'none'",
+        "script-src 'self'",
+        "default-src 'none'",
+    ] {
+        assert!(csp.contains(rule), "{rule} in {csp}");
+    }
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    let token = csrf(&page);
+
+    // DNS rebinding: a page served as evil.example, resolved to this machine.
+    let evil = format!("evil.example:{port}");
+    let r = http()
+        .get(format!("{root}/workflows/"))
+        .header("host", &evil)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 421);
+    assert!(
+        !r.text().await.unwrap().contains(&token),
+        "the token is not handed out"
+    );
+    let r = http()
+        .post(format!("{root}/command/"))
+        .header("host", &evil)
+        .header("origin", format!("http://{evil}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encoded(&[
+            ("csrf", token.as_str()),
+            ("command", "start"),
+            ("workflow", "w"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 421);
+    let (_, _, instances) = get(root, "/api/v1/workflows/w/instances", None).await;
+    assert!(
+        !instances.contains("\"instance\":"),
+        "nothing was started: {instances}"
+    );
+
+    // The master behind it refuses such a name too, whatever the token.
+    let master_port = std::fs::read_to_string(&d.cli_config)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("master_port: ").map(str::to_owned))
+        .unwrap();
+    let r = http()
+        .post(format!("http://127.0.0.1:{master_port}/api/v1/query"))
+        .header("host", format!("evil.example:{master_port}"))
+        .header("authorization", format!("Bearer {WORKER}"))
+        .header("content-type", "application/json")
+        .body(r#"{"queries": []}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+}
+
+#[tokio::test]
+async fn signing_in_and_acting_in_a_real_browser() {
+    let d = deploy(true).await;
+    let root = &d.root;
+    let b = Browser::start().await;
+    b.goto(&format!("{root}/schedule/?workflow=w")).await;
+    let user = b.wait_for("#username", LONG).await;
+    assert!(b.url().await.contains("/login?next="), "{}", b.url().await);
+    b.type_into(&user, "victor").await;
+    let password = b.find("#password").await.unwrap();
+    b.type_into(&password, "victor's password").await;
+    let submit = b.find("button[type=submit]").await.unwrap();
+    b.click(&submit).await;
+    b.wait_for("nav .signout", LONG).await;
+    assert!(
+        b.url().await.ends_with("/schedule/?workflow=w"),
+        "{}",
+        b.url().await
+    );
+
+    // The session cookie: HttpOnly (no script reads it), SameSite=Strict, with an expiry.
+    let cookies = b.cookies().await;
+    let session = cookies
+        .iter()
+        .find(|c| c["name"] == "pinball_session")
+        .expect("a session cookie");
+    assert_eq!(session["httpOnly"], true);
+    assert_eq!(session["sameSite"], "Strict");
+    assert!(session["expiry"].is_number(), "{session}");
+    assert_eq!(
+        b.execute("return document.cookie.includes('pinball_session');")
+            .await,
+        serde_json::Value::Bool(false)
+    );
+    // A viewer is offered no actions.
+    assert_eq!(
+        b.execute("const s = document.querySelector('button[data-command=start]'); return !!s && getComputedStyle(s).display;").await,
+        "none"
+    );
+    b.screenshot("viewer-schedule").await;
+    let out = b.find("nav .signout button").await.unwrap();
+    b.click(&out).await;
+    b.wait_for("#username", LONG).await;
+
+    // An operator starts the workflow; the audit log shows it.
+    let user = b.find("#username").await.unwrap();
+    b.type_into(&user, "alice").await;
+    let password = b.find("#password").await.unwrap();
+    b.type_into(&password, "alice's password").await;
+    b.click(&b.find("button[type=submit]").await.unwrap()).await;
+    b.wait_for("nav .signout", LONG).await;
+    b.goto(&format!("{root}/schedule/?workflow=w")).await;
+    let start = b.wait_for("button[data-command=start]", LONG).await;
+    b.click(&start).await;
+    b.accept_dialog().await;
+    b.wait_until(
+        "return document.getElementById('flash').textContent.startsWith('exported workflow w instance');",
+        LONG,
+        "the start message",
+    )
+    .await;
+    b.goto(&format!("{root}/audit/")).await;
+    let table = b.wait_for("#audit-table tbody", LONG).await;
+    let text = b.text(&table).await;
+    assert!(text.contains("alice") && text.contains("start"), "{text}");
+    b.screenshot("audit-log").await;
+    drop(d);
+}
