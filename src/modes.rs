@@ -71,7 +71,10 @@ pub async fn run(
     for mode in &modes {
         let stop = stop_rx.clone();
         match mode {
-            Mode::Master => local = Some(start_master(&config, stop, &mut tasks).await?),
+            Mode::Master => match start_master(&config, stop, &mut tasks).await? {
+                Some(m) => local = Some(m),
+                None => return Ok(()), // stopped while the database was unreachable
+            },
             Mode::Workers => start_workers(&config, local.as_ref(), stop, &mut tasks).await?,
             Mode::Scheduler => start_scheduler(&config, local.as_ref(), stop, &mut tasks)?,
             Mode::Ui => start_ui(&config, local.as_ref(), stop, &mut tasks).await?,
@@ -98,11 +101,12 @@ fn client_of(
     }
 }
 
+/// Starts the master; `None` when shutdown came before its database answered.
 async fn start_master(
     config: &Config,
     stop: watch::Receiver<bool>,
     tasks: &mut Tasks,
-) -> anyhow::Result<Master> {
+) -> anyhow::Result<Option<Master>> {
     let settings = api::ApiSettings::from_config(config);
     let access = exposure(
         "master",
@@ -123,7 +127,14 @@ async fn start_master(
     let url = config.database_url()?;
     let store = storage::open(&url)?;
     tracing::info!(database = %storage::redact_url(&url), master = %config.master_name, access = %access, "starting master");
-    let master = Master::start(store, &config.master_name).await;
+    // Loading retries while the database is unreachable; a shutdown ends the wait.
+    let master = tokio::select! {
+        m = Master::start(store, &config.master_name) => m,
+        () = wait_for(stop.clone()) => {
+            tracing::info!("stopped before the master's database answered");
+            return Ok(None);
+        }
+    };
     master.set_max_answer_bytes(config.max_answer_bytes);
     tasks.spawn(api::serve(
         master.clone(),
@@ -131,7 +142,7 @@ async fn start_master(
         settings,
         wait_for(stop),
     ));
-    Ok(master)
+    Ok(Some(master))
 }
 
 async fn start_workers(
@@ -214,7 +225,10 @@ async fn start_ui(
     let store = storage::open(&config.database_url()?)?;
     if local.is_none() {
         // Alone, the UI may start before any master: make sure the tables exist.
-        store.migrate().await?;
+        tokio::select! {
+            migrated = store.migrate() => migrated?,
+            () = wait_for(stop.clone()) => return Ok(()),
+        }
     }
     let data = crate::ui::data::DataLayer::new(
         Arc::from(store),

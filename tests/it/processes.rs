@@ -224,3 +224,44 @@ async fn import_rejects_bad_definitions_naming_the_file_workflow_and_job() {
     let out = pinball_out(&["import", "-f", "sideways"], dir.path()).await;
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn sigterm_while_the_database_is_unreachable_stops_the_master_within_5_s() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("down.yaml");
+    // A MariaDB address where nothing listens: the master retries, and must still stop.
+    std::fs::write(
+        &config,
+        format!(
+            "database_url: mysql://pinball:secret@127.0.0.1:{}/pinball\nmaster_port: 0\n",
+            free_port()
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
+        .args(["-c", config.to_str().unwrap(), "-m", "master"])
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    // From this line on it is trying to reach the database.
+    while !seen.contains("starting master") {
+        seen = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the master says it starts")
+            .unwrap()
+            .expect("the master runs until told to stop");
+    }
+    assert!(!seen.contains("secret"), "the password is not logged: {seen}");
+    // SAFETY: kill only sends SIGTERM to the child this test started.
+    unsafe { libc::kill(child.id().unwrap() as libc::pid_t, libc::SIGTERM) };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("the master exits within 5 s of SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
