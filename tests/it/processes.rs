@@ -255,7 +255,10 @@ async fn sigterm_while_the_database_is_unreachable_stops_the_master_within_5_s()
             .unwrap()
             .expect("the master runs until told to stop");
     }
-    assert!(!seen.contains("secret"), "the password is not logged: {seen}");
+    assert!(
+        !seen.contains("secret"),
+        "the password is not logged: {seen}"
+    );
     // SAFETY: kill only sends SIGTERM to the child this test started.
     unsafe { libc::kill(child.id().unwrap() as libc::pid_t, libc::SIGTERM) };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });

@@ -421,3 +421,50 @@ async fn signing_in_and_acting_in_a_real_browser() {
     b.screenshot("audit-log").await;
     drop(d);
 }
+
+#[tokio::test]
+async fn a_request_cannot_forge_lines_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (master, ui) = (free_port(), free_port());
+    let config = dir.path().join("pinball.yaml");
+    std::fs::write(
+        &config,
+        format!("database_url: sqlite://p.db\nmaster_port: {master}\nui_port: {ui}\n"),
+    )
+    .unwrap();
+    let log = dir.path().join("stderr.log");
+    let _p = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
+        .args(["-c", config.to_str().unwrap(), "-m", "master,ui"])
+        .current_dir(dir.path())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let root = format!("http://127.0.0.1:{ui}");
+    wait_until(LONG, "the UI serves", || async {
+        reqwest::get(format!("{root}/workflows/")).await.is_ok()
+    })
+    .await;
+    let forged = "x\n2026-01-01T00:00:00Z  INFO pinball: FORGED admin signed in";
+    for csrf in ["wrong", ""] {
+        let r = http()
+            .post(format!("{root}/command/"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(encoded(&[("csrf", csrf), ("command", forged)]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403);
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("refused an action"),
+        "the refusal is logged: {text}"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.contains("FORGED") && !l.contains("refused")),
+        "a request's text stays inside its own log line: {text}"
+    );
+}
