@@ -136,6 +136,7 @@ async fn start_master(
         }
     };
     master.set_max_answer_bytes(config.max_answer_bytes);
+    master.set_max_wait_ms(config.max_claim_wait_ms);
     tasks.spawn(api::serve(
         master.clone(),
         listener,

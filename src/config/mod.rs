@@ -113,6 +113,8 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// Largest answer of one `/query`, in bytes of names and data.
     pub max_answer_bytes: usize,
+    /// Longest a claim waits for a claimable token, whatever its `wait_ms` asks.
+    pub max_claim_wait_ms: u64,
     pub client_connect_attempts: u32,
     pub client_timeout_sec: u64,
     pub max_backoff_client_reconnect_sec: u64,
@@ -171,6 +173,7 @@ impl Default for Config {
             database_url: None,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             max_answer_bytes: crate::token::DEFAULT_MAX_ANSWER_BYTES,
+            max_claim_wait_ms: crate::token::MAX_WAIT_MS,
             client_connect_attempts: 10,
             client_timeout_sec: 60,
             max_backoff_client_reconnect_sec: 5,

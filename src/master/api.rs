@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use super::auth::{Access, Caller, host_allowed, host_names, same_origin};
 use super::http::ServeLimits;
+use super::openapi::ErrorBody;
 use super::service::Master;
 use crate::config::{Config, Role};
 use crate::token::MasterError;
@@ -67,6 +68,7 @@ pub fn router(master: Master, settings: ApiSettings) -> Router {
         .route("/api/v1/archive", post(archive))
         .route("/api/v1/audit", post(audit))
         .route("/api/v1/health", get(health))
+        .route("/api/v1/openapi.json", get(openapi))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(settings.max_request_bytes))
         .layer(middleware::from_fn_with_state(settings, guard))
@@ -79,6 +81,7 @@ fn needed_role(path: &str) -> Option<(Role, &'static str)> {
         "/api/v1/query" => (Role::Viewer, "query"),
         "/api/v1/group" => (Role::Viewer, "group"),
         "/api/v1/health" => (Role::Viewer, "health"),
+        "/api/v1/openapi.json" => (Role::Viewer, "the API's description"),
         "/api/v1/modify" => (Role::Worker, "modify"),
         "/api/v1/query_and_own" => (Role::Worker, "query_and_own"),
         "/api/v1/archive" => (Role::Worker, "archive"),
@@ -130,6 +133,22 @@ fn may_write_all<'a>(
         .try_for_each(|t| caller.may_write(&t.name))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/modify",
+    request_body = ModifyRequest,
+    responses(
+        (status = 200, description = "the updates, with their new versions, in request order; committed", body = ModifyResponse),
+        (status = 404, description = "NOT_FOUND: a versioned update names a token that does not exist", body = ErrorBody),
+        (status = 409, description = "VERSION_CONFLICT: a token's version is not the stored one", body = ErrorBody),
+        (status = 400, description = "INPUT_ERROR: the request is malformed or breaks a rule", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: no API token, or one this master does not know", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: the token's role does not allow this, or the request came from another site or host name", body = ErrorBody),
+        (status = 415, description = "the body is not application/json", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: the database cannot be reached; nothing was changed", body = ErrorBody),
+    ),
+    tag = "master"
+)]
 async fn modify(
     State(m): State<Master>,
     Extension(caller): Extension<Caller>,
@@ -139,6 +158,20 @@ async fn modify(
     Ok(Json(m.modify(req).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/query",
+    request_body = QueryRequest,
+    responses(
+        (status = 200, description = "one list of tokens per query", body = QueryResponse),
+        (status = 400, description = "INPUT_ERROR: the request is malformed or breaks a rule", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: no API token, or one this master does not know", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: the token's role does not allow this, or the request came from another site or host name", body = ErrorBody),
+        (status = 415, description = "the body is not application/json", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: the database cannot be reached; nothing was changed", body = ErrorBody),
+    ),
+    tag = "master"
+)]
 async fn query(
     State(m): State<Master>,
     ApiJson(req): ApiJson<QueryRequest>,
@@ -146,6 +179,20 @@ async fn query(
     Ok(Json(m.query(req).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/query_and_own",
+    request_body = QueryAndOwnRequest,
+    responses(
+        (status = 200, description = "the tokens claimed (none when nothing was claimable within wait_ms)", body = QueryAndOwnResponse),
+        (status = 400, description = "INPUT_ERROR: the request is malformed or breaks a rule", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: no API token, or one this master does not know", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: the token's role does not allow this, or the request came from another site or host name", body = ErrorBody),
+        (status = 415, description = "the body is not application/json", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: the database cannot be reached; nothing was changed", body = ErrorBody),
+    ),
+    tag = "master"
+)]
 async fn query_and_own(
     State(m): State<Master>,
     ApiJson(req): ApiJson<QueryAndOwnRequest>,
@@ -153,6 +200,20 @@ async fn query_and_own(
     Ok(Json(m.query_and_own(req).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/group",
+    request_body = GroupRequest,
+    responses(
+        (status = 200, description = "token counts by group", body = GroupResponse),
+        (status = 400, description = "INPUT_ERROR: the request is malformed or breaks a rule", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: no API token, or one this master does not know", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: the token's role does not allow this, or the request came from another site or host name", body = ErrorBody),
+        (status = 415, description = "the body is not application/json", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: the database cannot be reached; nothing was changed", body = ErrorBody),
+    ),
+    tag = "master"
+)]
 async fn group(
     State(m): State<Master>,
     ApiJson(req): ApiJson<GroupRequest>,
@@ -160,6 +221,22 @@ async fn group(
     Ok(Json(m.group(req).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/archive",
+    request_body = ArchiveRequest,
+    responses(
+        (status = 200, description = "the tokens moved to the archive", body = ArchiveResponse),
+        (status = 404, description = "NOT_FOUND: a versioned update names a token that does not exist", body = ErrorBody),
+        (status = 409, description = "VERSION_CONFLICT: a token's version is not the stored one", body = ErrorBody),
+        (status = 400, description = "INPUT_ERROR: the request is malformed or breaks a rule", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: no API token, or one this master does not know", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: the token's role does not allow this, or the request came from another site or host name", body = ErrorBody),
+        (status = 415, description = "the body is not application/json", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: the database cannot be reached; nothing was changed", body = ErrorBody),
+    ),
+    tag = "master"
+)]
 async fn archive(
     State(m): State<Master>,
     Extension(caller): Extension<Caller>,
@@ -169,6 +246,20 @@ async fn archive(
     Ok(Json(m.archive(req).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/audit",
+    request_body = AuditRequest,
+    responses(
+        (status = 200, description = "the action is in the audit log", body = AuditResponse),
+        (status = 400, description = "INPUT_ERROR: the request is malformed or breaks a rule", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: no API token, or one this master does not know", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: the token's role does not allow this, or the request came from another site or host name", body = ErrorBody),
+        (status = 415, description = "the body is not application/json", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: the database cannot be reached; nothing was changed", body = ErrorBody),
+    ),
+    tag = "master"
+)]
 async fn audit(
     State(m): State<Master>,
     Extension(caller): Extension<Caller>,
@@ -177,8 +268,25 @@ async fn audit(
     Ok(Json(m.audit(req, &caller.name).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    responses(
+        (status = 200, description = "the master serves", body = Health),
+        (status = 400, description = "INPUT_ERROR: the request is malformed or breaks a rule", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: no API token, or one this master does not know", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: the token's role does not allow this, or the request came from another site or host name", body = ErrorBody),
+        (status = 415, description = "the body is not application/json", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: the database cannot be reached; nothing was changed", body = ErrorBody),
+    ),
+    tag = "master"
+)]
 async fn health(State(m): State<Master>) -> Result<Json<Health>, ApiError> {
     Ok(Json(m.health().await?))
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(super::openapi::document())
 }
 
 async fn not_found() -> ApiError {

@@ -4,7 +4,7 @@
 //! committed. Start-up loads every active token, retrying until the database answers.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{RwLock, mpsc, oneshot};
@@ -42,6 +42,8 @@ pub(super) struct Shared {
     pub(super) name: String,
     /// Largest answer of one `/query` (names and data), in bytes.
     max_answer_bytes: AtomicUsize,
+    /// Longest a claim waits, whatever its `wait_ms` asks (`max_claim_wait_ms`).
+    max_wait_ms: AtomicU64,
     storage_kind: &'static str,
     started: Instant,
 }
@@ -104,6 +106,7 @@ impl Master {
             parked: AtomicUsize::new(0),
             name: name.to_owned(),
             max_answer_bytes: AtomicUsize::new(DEFAULT_MAX_ANSWER_BYTES),
+            max_wait_ms: AtomicU64::new(MAX_WAIT_MS),
             storage_kind: storage.kind(),
             started: Instant::now(),
         });
@@ -159,9 +162,11 @@ impl Master {
 
     pub async fn query_and_own(
         &self,
-        req: QueryAndOwnRequest,
+        mut req: QueryAndOwnRequest,
     ) -> Result<QueryAndOwnResponse, MasterError> {
         req.validate()?;
+        let cap = self.shared.max_wait_ms.load(Ordering::Relaxed);
+        req.wait_ms = req.wait_ms.map(|w| w.min(cap));
         if let Some(q) = &req.query {
             Pattern::parse(&q.name_prefix)?;
         }
@@ -171,6 +176,13 @@ impl Master {
     /// Sets the largest answer one `/query` may build (`max_answer_bytes`).
     pub fn set_max_answer_bytes(&self, bytes: usize) {
         self.shared.max_answer_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Sets the longest a claim waits (`max_claim_wait_ms`); longer `wait_ms` are shortened.
+    pub fn set_max_wait_ms(&self, ms: u64) {
+        self.shared
+            .max_wait_ms
+            .store(ms.min(MAX_WAIT_MS), Ordering::Relaxed);
     }
 
     pub async fn query(&self, req: QueryRequest) -> Result<QueryResponse, MasterError> {

@@ -179,15 +179,15 @@ impl Writer {
                     outcomes.push(Outcome::Archive(reply, result));
                 }
                 Command::Claim(req, reply) => match state.claim(&req, now, txn) {
+                    // A claim without a query claims nothing and has nothing to wait for.
                     Ok(claim)
                         if claim.tokens.is_empty()
                             && req.wait_ms.unwrap_or(0) > 0
-                            && !self.closing =>
+                            && !self.closing
+                            && let Some(query) = &req.query =>
                     {
-                        let pattern = Pattern::parse(
-                            &req.query.as_ref().expect("claims with a query").name_prefix,
-                        )
-                        .expect("validated before queueing");
+                        let pattern =
+                            Pattern::parse(&query.name_prefix).expect("validated before queueing");
                         let deadline =
                             Instant::now() + Duration::from_millis(req.wait_ms.unwrap_or(0));
                         self.parked.push_back(Parked {

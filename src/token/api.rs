@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Token;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModifyRequest {
     #[serde(default)]
@@ -16,13 +16,13 @@ pub struct ModifyRequest {
     pub deletes: Vec<Token>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModifyResponse {
     pub updates: Vec<Token>,
 }
 
 /// A name prefix, optionally with `*` segments (see [`super::pattern::Pattern`]).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Query {
     #[serde(default)]
@@ -31,26 +31,32 @@ pub struct Query {
     pub max_tokens: Option<u32>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
     #[serde(default)]
+    #[schema(max_items = 1000)]
     pub queries: Vec<Query>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueryResponse {
     pub tokens: Vec<Vec<Token>>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryAndOwnRequest {
+    #[schema(min_length = 1, max_length = 255)]
     pub owner: String,
+    /// The lease's end, in seconds since the epoch.
+    #[schema(minimum = 1)]
     pub expiration_time: i64,
     #[serde(default)]
     pub query: Option<Query>,
+    /// How long to wait for a claimable token, in milliseconds (at most 600000).
     #[serde(default)]
+    #[schema(maximum = 600000)]
     pub wait_ms: Option<u64>,
 }
 
@@ -76,12 +82,12 @@ impl QueryAndOwnRequest {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueryAndOwnResponse {
     pub tokens: Vec<Token>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupRequest {
     #[serde(default)]
@@ -90,23 +96,23 @@ pub struct GroupRequest {
     pub group_suffix: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GroupResponse {
     pub counts: BTreeMap<String, u64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArchiveRequest {
     #[serde(default)]
     pub tokens: Vec<Token>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArchiveResponse {}
 
 /// `GET /api/v1/health`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     pub status: String,
     pub master: String,
@@ -121,30 +127,36 @@ pub struct Health {
 
 /// `POST /api/v1/audit`: one operator action, as the CLI or the UI ran it. The master adds when
 /// and through which API token it came.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditRequest {
     /// Who acted: the UI's signed-in user, or the command line's operating-system user.
+    #[schema(min_length = 1, max_length = 255)]
     pub actor: String,
     /// The command (`start`, `abort`, `token update`, ...).
+    #[schema(min_length = 1, max_length = 255)]
     pub command: String,
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_]+$", min_length = 1, max_length = 128)]
     pub workflow: Option<String>,
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_]+$", min_length = 1, max_length = 128)]
     pub instance: Option<String>,
     #[serde(default)]
+    #[schema(max_items = 1000, value_type = Vec<super::name::JobName>)]
     pub jobs: Vec<String>,
     pub ok: bool,
     /// What the command answered, or why it failed.
+    #[schema(max_length = 4096)]
     pub result: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditResponse {}
 
 /// One audit-log entry as stored: the request, when the master received it, and the API token
 /// it came with (`anonymous` on an open master).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: i64,
     pub at: f64,

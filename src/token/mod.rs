@@ -35,9 +35,11 @@ pub const RESERVED_PREFIX: &str = "/__";
 pub const BLESSED_VERSION_NAME: &str = "/__BLESSED_VERSION__";
 
 /// A token as it travels on the wire. `version` is absent (or null) in an insert.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Token {
+    /// 1 to 512 bytes of `A-Z a-z 0-9 _ . / : -`; names starting with `/__` are the master's.
+    #[schema(min_length = 1, max_length = 512, pattern = "^[A-Za-z0-9_./:-]+$")]
     pub name: String,
     #[serde(default)]
     pub version: Option<i64>,

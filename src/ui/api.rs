@@ -6,12 +6,13 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::Ui;
 use super::data::*;
 use super::error::{ApiPath, ApiQuery, QueryIn, UiError};
 use super::logs::open_log;
+use crate::master::openapi::ErrorBody;
 use crate::token::name::{InstanceId, JobName, Level, WorkflowName};
 use crate::workflow::signal::{Action, Signals};
 
@@ -20,6 +21,10 @@ pub fn router(ui: Ui) -> Router {
         .route(
             "/api/v1/health",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { Json(super::openapi::document()) }),
         )
         .route("/api/v1/workflows", get(workflows))
         .route("/api/v1/workflows/{wf}/instances", get(instances))
@@ -43,6 +48,19 @@ fn found<T>(what: String, value: Option<T>) -> Result<Json<T>, UiError> {
         .ok_or_else(|| UiError::NotFound(format!("{what} not found")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows",
+    responses(
+        (status = 200, description = "every workflow", body = Vec<WorkflowRow>),
+        (status = 400, description = "INPUT_ERROR: a name or parameter is invalid", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: sign in first (with ui_users configured)", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND", body = ErrorBody),
+        (status = 421, description = "the Host is not one of the UI's names", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: the database cannot be read", body = ErrorBody),
+    ),
+    tag = "ui"
+)]
 async fn workflows(State(ui): State<Ui>) -> Result<Json<Vec<WorkflowRow>>, UiError> {
     Ok(Json(ui.data.workflows().await?))
 }
@@ -57,6 +75,20 @@ struct Paging {
 /// Instances per page unless `limit` says otherwise (at most 10,000).
 pub const DEFAULT_LIMIT: u32 = 1000;
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows/{wf}/instances",
+    params(("wf" = WorkflowName, Path, description = "the workflow"), ("offset" = Option<u64>, Query, description = "instances to skip"), ("limit" = Option<u32>, Query, description = "at most this many (1-10000, default 1000)")),
+    responses(
+        (status = 200, description = "the workflow's instances, newest first", body = Vec<InstanceRow>),
+        (status = 400, description = "INPUT_ERROR: a name or parameter is invalid", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: sign in first (with ui_users configured)", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND", body = ErrorBody),
+        (status = 421, description = "the Host is not one of the UI's names", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: the database cannot be read", body = ErrorBody),
+    ),
+    tag = "ui"
+)]
 async fn instances(
     State(ui): State<Ui>,
     ApiPath(wf): ApiPath<WorkflowName>,
@@ -67,6 +99,20 @@ async fn instances(
     found(format!("workflow {wf}"), page.map(|p| p.rows))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows/{wf}/instances/{inst}/jobs",
+    params(("wf" = WorkflowName, Path, description = "the workflow"), ("inst" = InstanceId, Path, description = "the instance")),
+    responses(
+        (status = 200, description = "the instance's jobs", body = Vec<JobRow>),
+        (status = 400, description = "INPUT_ERROR: a name or parameter is invalid", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: sign in first (with ui_users configured)", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND", body = ErrorBody),
+        (status = 421, description = "the Host is not one of the UI's names", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: the database cannot be read", body = ErrorBody),
+    ),
+    tag = "ui"
+)]
 async fn jobs(
     State(ui): State<Ui>,
     ApiPath((wf, inst)): ApiPath<(WorkflowName, InstanceId)>,
@@ -77,6 +123,20 @@ async fn jobs(
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows/{wf}/instances/{inst}/jobs/{job}/executions",
+    params(("wf" = WorkflowName, Path, description = "the workflow"), ("inst" = InstanceId, Path, description = "the instance"), ("job" = JobName, Path, description = "the job")),
+    responses(
+        (status = 200, description = "the job's executions", body = Vec<ExecutionRow>),
+        (status = 400, description = "INPUT_ERROR: a name or parameter is invalid", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: sign in first (with ui_users configured)", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND", body = ErrorBody),
+        (status = 421, description = "the Host is not one of the UI's names", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: the database cannot be read", body = ErrorBody),
+    ),
+    tag = "ui"
+)]
 async fn executions(
     State(ui): State<Ui>,
     ApiPath((wf, inst, job)): ApiPath<(WorkflowName, InstanceId, JobName)>,
@@ -93,6 +153,20 @@ struct Tail {
     tail: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows/{wf}/instances/{inst}/jobs/{job}/executions/{n}/logs/{kind}",
+    params(("wf" = WorkflowName, Path, description = "the workflow"), ("inst" = InstanceId, Path, description = "the instance"), ("job" = JobName, Path, description = "the job"), ("n" = usize, Path, description = "the execution"), ("kind" = String, Path, description = "stdout, stderr or pinlog"), ("tail" = Option<u64>, Query, description = "only the last this many bytes")),
+    responses(
+        (status = 200, description = "the log: the last `tail` bytes (at most 4 MiB), or the whole file streamed", body = String, content_type = "text/plain"),
+        (status = 400, description = "INPUT_ERROR: a name or parameter is invalid", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: sign in first (with ui_users configured)", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND", body = ErrorBody),
+        (status = 421, description = "the Host is not one of the UI's names", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: the database cannot be read", body = ErrorBody),
+    ),
+    tag = "ui"
+)]
 async fn log(
     State(ui): State<Ui>,
     ApiPath((wf, inst, job, n, kind)): ApiPath<(WorkflowName, InstanceId, JobName, usize, String)>,
@@ -116,8 +190,27 @@ async fn log(
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/schedules",
+    responses(
+        (status = 200, description = "every schedule", body = Vec<ScheduleRow>),
+        (status = 400, description = "INPUT_ERROR: a name or parameter is invalid", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: sign in first (with ui_users configured)", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND", body = ErrorBody),
+        (status = 421, description = "the Host is not one of the UI's names", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: the database cannot be read", body = ErrorBody),
+    ),
+    tag = "ui"
+)]
 async fn schedules(State(ui): State<Ui>) -> Result<Json<Vec<ScheduleRow>>, UiError> {
     Ok(Json(ui.data.schedules().await?))
+}
+
+/// The status label: `exiting`, `aborting`, `draining`, `master unreachable at ...`, or empty.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StatusLabel {
+    pub label: String,
 }
 
 /// Where a status label or an action applies: everywhere, a workflow or an instance.
@@ -156,10 +249,24 @@ pub async fn status_label(ui: &Ui, level: &Level) -> String {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/status",
+    params(("workflow" = Option<WorkflowName>, Query, description = "a workflow"), ("instance" = Option<InstanceId>, Query, description = "an instance of it")),
+    responses(
+        (status = 200, description = "the status label for a scope", body = StatusLabel),
+        (status = 400, description = "INPUT_ERROR: a name or parameter is invalid", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: sign in first (with ui_users configured)", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND", body = ErrorBody),
+        (status = 421, description = "the Host is not one of the UI's names", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: the database cannot be read", body = ErrorBody),
+    ),
+    tag = "ui"
+)]
 async fn status(
     State(ui): State<Ui>,
     QueryIn(scope, _): ApiQuery<Scope>,
-) -> Result<Json<serde_json::Value>, UiError> {
+) -> Result<Json<StatusLabel>, UiError> {
     let label = status_label(&ui, &scope.level()).await;
-    Ok(Json(serde_json::json!({"label": label})))
+    Ok(Json(StatusLabel { label }))
 }

@@ -13,6 +13,7 @@ pub mod format;
 pub mod gantt;
 pub mod graph;
 pub mod logs;
+pub mod openapi;
 pub mod pages;
 pub mod summaries;
 

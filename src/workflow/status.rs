@@ -9,7 +9,7 @@ use crate::token::name::{InstanceId, JobState};
 use crate::workflow::instance::JobToken;
 
 /// Spelled as the contract spells them (`NEVER_RUN`): users and scripts read these names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[allow(non_camel_case_types)]
 pub enum Status {
     RUNNING,

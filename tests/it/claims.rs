@@ -185,3 +185,22 @@ async fn a_parked_claim_whose_caller_hung_up_takes_nothing() {
     assert_eq!(got.tokens[0].owner.as_deref(), Some("alive"));
     app.stop().await;
 }
+
+/// Found by schemathesis: a waiting claim without a query killed the master's writer, and every
+/// later request answered UNAVAILABLE.
+#[tokio::test]
+async fn a_waiting_claim_without_a_query_claims_nothing_and_the_master_serves_on() {
+    let app = fresh_app().await;
+    let (status, body) = post_raw(
+        &format!("http://{}/api/v1/query_and_own", app.addr),
+        r#"{"owner": "w", "expiration_time": 9999999999, "wait_ms": 50}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tokens"], serde_json::json!([]));
+    app.client
+        .modify(ModifyRequest::update(vec![token("/after")]))
+        .await
+        .expect("the master still writes");
+    app.stop().await;
+}

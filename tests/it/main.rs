@@ -18,6 +18,7 @@ mod processes;
 mod repair;
 mod scheduler;
 mod schedules;
+mod schemathesis;
 mod signals;
 mod smtp;
 mod storage;

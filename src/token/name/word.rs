@@ -144,6 +144,21 @@ macro_rules! word_name {
             }
         }
 
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                use utoipa::openapi::schema::{ObjectBuilder, Type};
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(concat!("A ", $what, " name: letters, digits and _")))
+                    .pattern(Some("^[A-Za-z0-9_]+$"))
+                    .min_length(Some(1))
+                    .max_length(Some(MAX_WORD_BYTES))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = String::deserialize(d)?;

@@ -53,7 +53,7 @@ impl Instance {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct WorkflowRow {
     pub workflow: WorkflowName,
     pub status: Status,
@@ -66,7 +66,7 @@ pub struct WorkflowRow {
     pub next_run_time: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct InstanceRow {
     pub instance: InstanceId,
     pub status: Status,
@@ -83,7 +83,7 @@ pub struct InstancePage {
     pub limit: u32,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct JobRow {
     pub job: JobName,
     pub status: Status,
@@ -93,7 +93,7 @@ pub struct JobRow {
     pub depends_on: Vec<JobName>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ExecutionRow {
     pub instance: InstanceId,
     pub execution: usize,
@@ -109,7 +109,7 @@ pub struct ExecutionRow {
     pub log_urls: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ScheduleRow {
     pub workflow: WorkflowName,
     pub next_run_time: i64,
