@@ -11,6 +11,7 @@ mod confinement;
 mod crash;
 mod emails;
 mod faults;
+mod fuzz;
 mod helpers;
 mod leases;
 mod limits;
