@@ -272,3 +272,63 @@ async fn a_master_will_not_listen_beyond_loopback_without_tokens() {
         assert_eq!(c.health().await.unwrap().status, "ok", "{extra}");
     }
 }
+
+/// Workers and the scheduler in their own process, with a `worker` token only, run a workflow
+/// end to end against a master that requires tokens: the role has every right they need.
+#[tokio::test]
+async fn workers_and_the_scheduler_need_only_the_worker_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("workflows.yaml"),
+        "workflows:\n  w:\n    schedule: {recurrence: 2S, overrun_policy: SKIP, max_running_instances: 1}\n    jobs:\n      a: {command: 'echo PINBALL:EVENT_ATTR:k=v'}\n      b: {command: 'echo got %(k)s', depends_on: [a]}\n",
+    )
+    .unwrap();
+    let master = master_with(d, &api_tokens_yaml()).await;
+    let common = format!(
+        "master_port: {}\nparser_params:\n  workflows_config: {}\nlocal_logs_dir_prefix: {}\narchive_delay_sec: 1\nworker_poll_time_sec: 1\n",
+        master.port,
+        d.join("workflows.yaml").display(),
+        d.display()
+    );
+    let cli = d.join("cli.yaml");
+    std::fs::write(&cli, format!("{common}api_token: {OPERATOR}\n")).unwrap();
+    let workers = d.join("workers.yaml");
+    std::fs::write(&workers, format!("{common}api_token: {WORKER}\n")).unwrap();
+    let out = pinball_out(
+        &["-c", cli.to_str().unwrap(), "import", "-f", "reschedule"],
+        d,
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _w = spawn_pinball(
+        &["-c", workers.to_str().unwrap(), "-m", "workers,scheduler"],
+        d,
+    );
+    // The scheduler starts instances of the schedule; workers run them to the archive.
+    let store =
+        pinball::storage::open(&format!("sqlite://{}", d.join("pinball.db").display())).unwrap();
+    wait_until(
+        Duration::from_secs(60),
+        "a scheduled instance runs and is archived",
+        || async {
+            store
+                .read("default", pinball::storage::Table::Archived, "/workflow/w/")
+                .await
+                .unwrap_or_default()
+                .iter()
+                .any(|t| {
+                    t.name.ends_with("/job/waiting/b")
+                        && t.data
+                            .as_deref()
+                            .is_some_and(|d| d.contains("\"exit_code\":0"))
+                })
+        },
+    )
+    .await;
+}
