@@ -106,10 +106,7 @@ pub async fn run(
         instance: args.instance.as_ref().or(created.map(|(_, i)| i)),
         jobs: &args.jobs,
     };
-    let outcome = match &done {
-        Ok(d) => Ok(d.message.as_str()),
-        Err(e) => Err(e.message.as_str()),
-    };
+    let outcome = said(&done);
     audit::record(
         client,
         &super::os_user(),
@@ -176,6 +173,14 @@ async fn on_instance(args: &UtilArgs, config: &Config, ops: &Ops<'_>) -> Result<
     Ok(done)
 }
 
+/// What a command said, for the audit log.
+fn said(done: &Result<Done, CliError>) -> Result<&str, &str> {
+    match done {
+        Ok(d) => Ok(d.message.as_str()),
+        Err(e) => Err(e.message.as_str()),
+    }
+}
+
 /// `pinball import`: asks, loads the definitions into the master, and records it.
 pub async fn run_import(
     args: &ImportArgs,
@@ -187,10 +192,7 @@ pub async fn run_import(
     }
     let ops = Ops::from_config(client, config);
     let done = import(config, &ops, None).await;
-    let outcome = match &done {
-        Ok(d) => Ok(d.message.as_str()),
-        Err(e) => Err(e.message.as_str()),
-    };
+    let outcome = said(&done);
     audit::record(
         client,
         &super::os_user(),

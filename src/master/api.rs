@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use super::auth::{Access, Caller, host_allowed, host_names, same_origin};
 use super::http::ServeLimits;
-use super::openapi::ErrorBody;
+use super::openapi::{Errors, WriteErrors};
 use super::service::Master;
 use crate::config::{Config, Role};
 use crate::token::MasterError;
@@ -139,13 +139,8 @@ fn may_write_all<'a>(
     request_body = ModifyRequest,
     responses(
         (status = 200, description = "the updates, with their new versions, in request order; committed", body = ModifyResponse),
-        (status = 404, description = "NOT_FOUND: a versioned update names a token that does not exist", body = ErrorBody),
-        (status = 409, description = "VERSION_CONFLICT: a token's version is not the stored one", body = ErrorBody),
-        (status = 400, description = "INPUT_ERROR: the request is malformed or breaks a rule", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED: no API token, or one this master does not know", body = ErrorBody),
-        (status = 403, description = "FORBIDDEN: the token's role does not allow this, or the request came from another site or host name", body = ErrorBody),
-        (status = 415, description = "the body is not application/json", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: the database cannot be reached; nothing was changed", body = ErrorBody),
+        WriteErrors,
+        Errors,
     ),
     tag = "master"
 )]
@@ -164,11 +159,7 @@ async fn modify(
     request_body = QueryRequest,
     responses(
         (status = 200, description = "one list of tokens per query", body = QueryResponse),
-        (status = 400, description = "INPUT_ERROR: the request is malformed or breaks a rule", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED: no API token, or one this master does not know", body = ErrorBody),
-        (status = 403, description = "FORBIDDEN: the token's role does not allow this, or the request came from another site or host name", body = ErrorBody),
-        (status = 415, description = "the body is not application/json", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: the database cannot be reached; nothing was changed", body = ErrorBody),
+        Errors,
     ),
     tag = "master"
 )]
@@ -185,11 +176,7 @@ async fn query(
     request_body = QueryAndOwnRequest,
     responses(
         (status = 200, description = "the tokens claimed (none when nothing was claimable within wait_ms)", body = QueryAndOwnResponse),
-        (status = 400, description = "INPUT_ERROR: the request is malformed or breaks a rule", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED: no API token, or one this master does not know", body = ErrorBody),
-        (status = 403, description = "FORBIDDEN: the token's role does not allow this, or the request came from another site or host name", body = ErrorBody),
-        (status = 415, description = "the body is not application/json", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: the database cannot be reached; nothing was changed", body = ErrorBody),
+        Errors,
     ),
     tag = "master"
 )]
@@ -206,11 +193,7 @@ async fn query_and_own(
     request_body = GroupRequest,
     responses(
         (status = 200, description = "token counts by group", body = GroupResponse),
-        (status = 400, description = "INPUT_ERROR: the request is malformed or breaks a rule", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED: no API token, or one this master does not know", body = ErrorBody),
-        (status = 403, description = "FORBIDDEN: the token's role does not allow this, or the request came from another site or host name", body = ErrorBody),
-        (status = 415, description = "the body is not application/json", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: the database cannot be reached; nothing was changed", body = ErrorBody),
+        Errors,
     ),
     tag = "master"
 )]
@@ -227,13 +210,8 @@ async fn group(
     request_body = ArchiveRequest,
     responses(
         (status = 200, description = "the tokens moved to the archive", body = ArchiveResponse),
-        (status = 404, description = "NOT_FOUND: a versioned update names a token that does not exist", body = ErrorBody),
-        (status = 409, description = "VERSION_CONFLICT: a token's version is not the stored one", body = ErrorBody),
-        (status = 400, description = "INPUT_ERROR: the request is malformed or breaks a rule", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED: no API token, or one this master does not know", body = ErrorBody),
-        (status = 403, description = "FORBIDDEN: the token's role does not allow this, or the request came from another site or host name", body = ErrorBody),
-        (status = 415, description = "the body is not application/json", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: the database cannot be reached; nothing was changed", body = ErrorBody),
+        WriteErrors,
+        Errors,
     ),
     tag = "master"
 )]
@@ -252,11 +230,7 @@ async fn archive(
     request_body = AuditRequest,
     responses(
         (status = 200, description = "the action is in the audit log", body = AuditResponse),
-        (status = 400, description = "INPUT_ERROR: the request is malformed or breaks a rule", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED: no API token, or one this master does not know", body = ErrorBody),
-        (status = 403, description = "FORBIDDEN: the token's role does not allow this, or the request came from another site or host name", body = ErrorBody),
-        (status = 415, description = "the body is not application/json", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: the database cannot be reached; nothing was changed", body = ErrorBody),
+        Errors,
     ),
     tag = "master"
 )]
@@ -273,11 +247,7 @@ async fn audit(
     path = "/api/v1/health",
     responses(
         (status = 200, description = "the master serves", body = Health),
-        (status = 400, description = "INPUT_ERROR: the request is malformed or breaks a rule", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED: no API token, or one this master does not know", body = ErrorBody),
-        (status = 403, description = "FORBIDDEN: the token's role does not allow this, or the request came from another site or host name", body = ErrorBody),
-        (status = 415, description = "the body is not application/json", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: the database cannot be reached; nothing was changed", body = ErrorBody),
+        Errors,
     ),
     tag = "master"
 )]

@@ -12,7 +12,7 @@ use super::Ui;
 use super::data::*;
 use super::error::{ApiPath, ApiQuery, QueryIn, UiError};
 use super::logs::open_log;
-use crate::master::openapi::ErrorBody;
+use super::openapi::Errors;
 use crate::token::name::{InstanceId, JobName, Level, WorkflowName};
 use crate::workflow::signal::{Action, Signals};
 
@@ -53,11 +53,7 @@ fn found<T>(what: String, value: Option<T>) -> Result<Json<T>, UiError> {
     path = "/api/v1/workflows",
     responses(
         (status = 200, description = "every workflow", body = Vec<WorkflowRow>),
-        (status = 400, description = "INPUT_ERROR: a name or parameter is invalid", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED: sign in first (with ui_users configured)", body = ErrorBody),
-        (status = 404, description = "NOT_FOUND", body = ErrorBody),
-        (status = 421, description = "the Host is not one of the UI's names", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: the database cannot be read", body = ErrorBody),
+        Errors,
     ),
     tag = "ui"
 )]
@@ -81,11 +77,7 @@ pub const DEFAULT_LIMIT: u32 = 1000;
     params(("wf" = WorkflowName, Path, description = "the workflow"), ("offset" = Option<u64>, Query, description = "instances to skip"), ("limit" = Option<u32>, Query, description = "at most this many (1-10000, default 1000)")),
     responses(
         (status = 200, description = "the workflow's instances, newest first", body = Vec<InstanceRow>),
-        (status = 400, description = "INPUT_ERROR: a name or parameter is invalid", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED: sign in first (with ui_users configured)", body = ErrorBody),
-        (status = 404, description = "NOT_FOUND", body = ErrorBody),
-        (status = 421, description = "the Host is not one of the UI's names", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: the database cannot be read", body = ErrorBody),
+        Errors,
     ),
     tag = "ui"
 )]
@@ -105,11 +97,7 @@ async fn instances(
     params(("wf" = WorkflowName, Path, description = "the workflow"), ("inst" = InstanceId, Path, description = "the instance")),
     responses(
         (status = 200, description = "the instance's jobs", body = Vec<JobRow>),
-        (status = 400, description = "INPUT_ERROR: a name or parameter is invalid", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED: sign in first (with ui_users configured)", body = ErrorBody),
-        (status = 404, description = "NOT_FOUND", body = ErrorBody),
-        (status = 421, description = "the Host is not one of the UI's names", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: the database cannot be read", body = ErrorBody),
+        Errors,
     ),
     tag = "ui"
 )]
@@ -129,11 +117,7 @@ async fn jobs(
     params(("wf" = WorkflowName, Path, description = "the workflow"), ("inst" = InstanceId, Path, description = "the instance"), ("job" = JobName, Path, description = "the job")),
     responses(
         (status = 200, description = "the job's executions", body = Vec<ExecutionRow>),
-        (status = 400, description = "INPUT_ERROR: a name or parameter is invalid", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED: sign in first (with ui_users configured)", body = ErrorBody),
-        (status = 404, description = "NOT_FOUND", body = ErrorBody),
-        (status = 421, description = "the Host is not one of the UI's names", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: the database cannot be read", body = ErrorBody),
+        Errors,
     ),
     tag = "ui"
 )]
@@ -159,11 +143,7 @@ struct Tail {
     params(("wf" = WorkflowName, Path, description = "the workflow"), ("inst" = InstanceId, Path, description = "the instance"), ("job" = JobName, Path, description = "the job"), ("n" = usize, Path, description = "the execution"), ("kind" = String, Path, description = "stdout, stderr or pinlog"), ("tail" = Option<u64>, Query, description = "only the last this many bytes")),
     responses(
         (status = 200, description = "the log: the last `tail` bytes (at most 4 MiB), or the whole file streamed", body = String, content_type = "text/plain"),
-        (status = 400, description = "INPUT_ERROR: a name or parameter is invalid", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED: sign in first (with ui_users configured)", body = ErrorBody),
-        (status = 404, description = "NOT_FOUND", body = ErrorBody),
-        (status = 421, description = "the Host is not one of the UI's names", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: the database cannot be read", body = ErrorBody),
+        Errors,
     ),
     tag = "ui"
 )]
@@ -195,11 +175,7 @@ async fn log(
     path = "/api/v1/schedules",
     responses(
         (status = 200, description = "every schedule", body = Vec<ScheduleRow>),
-        (status = 400, description = "INPUT_ERROR: a name or parameter is invalid", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED: sign in first (with ui_users configured)", body = ErrorBody),
-        (status = 404, description = "NOT_FOUND", body = ErrorBody),
-        (status = 421, description = "the Host is not one of the UI's names", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: the database cannot be read", body = ErrorBody),
+        Errors,
     ),
     tag = "ui"
 )]
@@ -255,11 +231,7 @@ pub async fn status_label(ui: &Ui, level: &Level) -> String {
     params(("workflow" = Option<WorkflowName>, Query, description = "a workflow"), ("instance" = Option<InstanceId>, Query, description = "an instance of it")),
     responses(
         (status = 200, description = "the status label for a scope", body = StatusLabel),
-        (status = 400, description = "INPUT_ERROR: a name or parameter is invalid", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED: sign in first (with ui_users configured)", body = ErrorBody),
-        (status = 404, description = "NOT_FOUND", body = ErrorBody),
-        (status = 421, description = "the Host is not one of the UI's names", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: the database cannot be read", body = ErrorBody),
+        Errors,
     ),
     tag = "ui"
 )]

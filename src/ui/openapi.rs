@@ -3,6 +3,29 @@
 
 use utoipa::OpenApi;
 
+use crate::master::openapi::ErrorBody;
+
+/// The errors every read may answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // documents answers; built by `UiError`, not from these variants
+pub enum Errors {
+    /// INPUT_ERROR: a name or parameter is invalid
+    #[response(status = 400)]
+    Input(ErrorBody),
+    /// UNAUTHORIZED: sign in first (with ui_users configured)
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// NOT_FOUND
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// the Host is not one of the UI's names
+    #[response(status = 421)]
+    Misdirected(ErrorBody),
+    /// UNAVAILABLE: the database cannot be read
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -17,11 +40,25 @@ use utoipa::OpenApi;
         super::api::log,
         super::api::schedules,
         super::api::status,
-    )
+    ),
+    components(schemas(ErrorBody, crate::master::openapi::ErrorDetail))
 )]
 pub struct UiApi;
 
 /// The document, as JSON.
 pub fn document() -> serde_json::Value {
     serde_json::to_value(UiApi::openapi()).expect("an OpenAPI document serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_read_api_s_document_resolves_every_reference() {
+        let doc = super::document();
+        assert!(doc["paths"].get("/api/v1/workflows").is_some());
+        assert_eq!(
+            crate::master::openapi::dangling_refs(&doc),
+            Vec::<String>::new()
+        );
+    }
 }

@@ -177,20 +177,13 @@ async fn a_job_whose_data_names_a_path_is_not_run() {
     let c = cluster(&one_job("w", "j: {command: 'echo ok'}"), 1, 3600).await;
     let i = c.start("w").await;
     c.wait_finished("w", &i, Duration::from_secs(30)).await;
-    let jt = c.jobs("w", &i).await.remove("j").unwrap();
-    let mut data: serde_json::Value =
-        serde_json::from_str(jt.token.data.as_deref().unwrap()).unwrap();
-    data["name"] = "../../x".into();
-    data["command"] = "echo planted".into();
-    data["history"] = serde_json::json!([]);
-    let name = "/workflow/w/999/job/runnable/j";
-    c.client
-        .modify(ModifyRequest::update(vec![Token::new(
-            name,
-            Some(data.to_string()),
-        )]))
-        .await
-        .unwrap();
+    let name = c
+        .plant_runnable(("w", &i, "j"), "999", |data| {
+            data["name"] = "../../x".into();
+            data["command"] = "echo planted".into();
+        })
+        .await;
+    let name = name.as_str();
     wait_until(
         Duration::from_secs(30),
         "a worker claims the planted job",

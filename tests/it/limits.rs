@@ -13,15 +13,7 @@ use crate::access::master_with;
 use crate::helpers::*;
 
 async fn post_json(port: u16, path: &str, body: String) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/api/v1/{path}"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    post_raw(&format!("http://127.0.0.1:{port}/api/v1/{path}"), body).await
 }
 
 #[tokio::test]

@@ -4,9 +4,6 @@
 
 use std::time::Duration;
 
-use pinball::master::MasterClient;
-use pinball::token::{ModifyRequest, Token};
-
 use crate::helpers::*;
 
 /// The values an attacker would hand downstream: command substitution, backquotes, a `;`.
@@ -103,20 +100,12 @@ async fn a_stored_command_that_breaks_the_rule_does_not_run() {
     c.wait_finished("w", &i, Duration::from_secs(30)).await;
     // A job as an older version stored it: a placeholder inside double quotes, with a hostile
     // value waiting in its triggering event.
-    let jt = c.jobs("w", &i).await.remove("j").unwrap();
-    let mut data: serde_json::Value =
-        serde_json::from_str(jt.token.data.as_deref().unwrap()).unwrap();
-    data["command"] = "sh -c \"echo %(x)s\"".into();
-    data["history"] = serde_json::json!([]);
-    data["events"] = serde_json::json!([{"creator": "up", "attributes": {"x": format!("$(touch {})", proof.display())}}]);
-    let name = "/workflow/w/777/job/runnable/j";
-    c.client
-        .modify(ModifyRequest::update(vec![Token::new(
-            name,
-            Some(data.to_string()),
-        )]))
-        .await
-        .unwrap();
+    let hostile = format!("$(touch {})", proof.display());
+    c.plant_runnable(("w", &i, "j"), "777", |data| {
+        data["command"] = "sh -c \"echo %(x)s\"".into();
+        data["events"] = serde_json::json!([{"creator": "up", "attributes": {"x": hostile}}]);
+    })
+    .await;
     let jobs = c
         .wait_for("w", "777", Duration::from_secs(30), "the job ran", |ts| {
             ts.iter().any(|t| {

@@ -11,8 +11,8 @@ use pinball::config::Config;
 use pinball::master::{HttpMasterClient, MasterClient};
 use pinball::parser;
 use pinball::storage::{self, Table};
-use pinball::token::Token;
 use pinball::token::name;
+use pinball::token::{ModifyRequest, Token};
 use pinball::workflow::definition;
 use pinball::workflow::instance::JobToken;
 use pinball::workflow::job::ExecutionRecord;
@@ -233,6 +233,31 @@ impl Cluster {
             assert!(started.elapsed() < within, "{what}: not within {within:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Writes a runnable copy of job `j` of instance `i` of `w` into instance `into`, as an
+    /// older version or an attacker could have stored it: no history, and its data (as JSON)
+    /// changed by `edit`. Returns the new token's name.
+    pub async fn plant_runnable(
+        &self,
+        (w, i, j): (&str, &str, &str),
+        into: &str,
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) -> String {
+        let jt = self.jobs(w, i).await.remove(j).unwrap();
+        let mut data: serde_json::Value =
+            serde_json::from_str(jt.token.data.as_deref().unwrap()).unwrap();
+        data["history"] = serde_json::json!([]);
+        edit(&mut data);
+        let name = format!("/workflow/{w}/{into}/job/runnable/{j}");
+        self.client
+            .modify(ModifyRequest::update(vec![Token::new(
+                name.as_str(),
+                Some(data.to_string()),
+            )]))
+            .await
+            .unwrap();
+        name
     }
 
     pub fn log(&self, record: &ExecutionRecord, kind: &str) -> String {
