@@ -79,6 +79,8 @@ async fn rig(url: &str) -> Rig {
         shutdown_grace: Duration::from_secs(1),
         mailer: None,
         ui_link: "http://localhost:8080".into(),
+        outage_grace: Duration::from_secs(600),
+        lost_lease_retries: 1,
     };
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(run_workers(

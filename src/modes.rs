@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::master::client::RetryPolicy;
 
 use crate::config::Config;
+use crate::master::service::MasterOptions;
 use crate::master::{HttpMasterClient, LocalMasterClient, Master, MasterClient, api};
 use crate::scheduler::run::{Scheduler, SchedulerSettings};
 use crate::storage;
@@ -129,14 +130,12 @@ async fn start_master(
     tracing::info!(database = %storage::redact_url(&url), master = %config.master_name, access = %access, "starting master");
     // Loading retries while the database is unreachable; a shutdown ends the wait.
     let master = tokio::select! {
-        m = Master::start(store, &config.master_name) => m,
+        m = Master::start_with(store, &config.master_name, MasterOptions::from_config(config)) => m,
         () = wait_for(stop.clone()) => {
             tracing::info!("stopped before the master's database answered");
             return Ok(None);
         }
     };
-    master.set_max_answer_bytes(config.max_answer_bytes);
-    master.set_max_wait_ms(config.max_claim_wait_ms);
     tasks.spawn(api::serve(
         master.clone(),
         listener,

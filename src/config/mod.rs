@@ -99,6 +99,12 @@ pub struct Config {
     pub lease_sec: u64,
     /// On SIGTERM, how long workers let running jobs go on before handing them back.
     pub worker_shutdown_grace_sec: u64,
+    /// How long a worker keeps a running job, and keeps trying to commit its end, while the
+    /// master is unreachable or cannot commit, before it gives the job up.
+    pub master_outage_grace_sec: u64,
+    /// How many times a job whose worker died (stopped renewing its lease) runs again without
+    /// the lost execution counting as an attempt.
+    pub lost_lease_retries: u32,
     pub parser: String,
     pub parser_params: ParserParams,
     pub default_email: Option<String>,
@@ -161,6 +167,8 @@ impl Default for Config {
             archive_delay_sec: 12 * 3600,
             lease_sec: 30,
             worker_shutdown_grace_sec: 30,
+            master_outage_grace_sec: 600,
+            lost_lease_retries: 1,
             parser: "yaml".into(),
             parser_params: ParserParams::default(),
             default_email: None,

@@ -39,12 +39,10 @@ pub trait MasterClient: Send + Sync {
 
     /// Every token whose name starts with `prefix`, in name order.
     async fn query_prefix(&self, prefix: &str) -> Result<Vec<Token>, MasterError> {
-        let req = QueryRequest {
-            queries: vec![Query {
-                name_prefix: prefix.to_owned(),
-                max_tokens: None,
-            }],
-        };
+        let req = QueryRequest::new(vec![Query {
+            name_prefix: prefix.to_owned(),
+            max_tokens: None,
+        }]);
         Ok(self.query(req).await?.tokens.pop().unwrap_or_default())
     }
 }
@@ -203,7 +201,8 @@ impl MasterClient for HttpMasterClient {
         self.call("modify", Some(&req), Duration::ZERO).await
     }
     async fn query(&self, req: QueryRequest) -> Result<QueryResponse, MasterError> {
-        self.call("query", Some(&req), Duration::ZERO).await
+        let wait = Duration::from_millis(req.wait_ms.unwrap_or(0));
+        self.call("query", Some(&req), wait).await
     }
     async fn query_and_own(
         &self,

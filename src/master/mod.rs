@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod pattern;
 pub mod service;
 pub mod state;
+mod watch;
 mod writer;
 
 pub use crate::token::MasterError;

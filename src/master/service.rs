@@ -4,7 +4,7 @@
 //! committed. Start-up loads every active token, retrying until the database answers.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{RwLock, mpsc, oneshot};
@@ -28,6 +28,8 @@ pub(super) enum Command {
     Claim(QueryAndOwnRequest, Reply<QueryAndOwnResponse>),
     /// An audit-log entry, committed with the batch it lands in.
     Audit(AuditEntry, Reply<AuditResponse>),
+    /// A query that waits for a change (`wait_ms` with `after_version`).
+    Watch(QueryRequest, Reply<QueryResponse>),
     /// Answer every parked claim now and park no more (shutdown).
     Close,
 }
@@ -40,10 +42,7 @@ pub(super) struct Shared {
     /// How many claims are parked, as the writer last counted them.
     pub(super) parked: AtomicUsize,
     pub(super) name: String,
-    /// Largest answer of one `/query` (names and data), in bytes.
-    max_answer_bytes: AtomicUsize,
-    /// Longest a claim waits, whatever its `wait_ms` asks (`max_claim_wait_ms`).
-    max_wait_ms: AtomicU64,
+    pub(super) options: MasterOptions,
     storage_kind: &'static str,
     started: Instant,
 }
@@ -83,20 +82,73 @@ pub(super) fn build_state(loaded: Loaded) -> State {
     )
 }
 
+/// What a master's configuration says about its limits and its leases.
+#[derive(Debug, Clone)]
+pub struct MasterOptions {
+    /// Largest answer of one `/query` (names and data), in bytes (`max_answer_bytes`).
+    pub max_answer_bytes: usize,
+    /// Longest a claim or a watch waits, whatever its `wait_ms` asks (`max_claim_wait_ms`).
+    pub max_wait_ms: u64,
+    /// The length every lease gets again after the master was down or could not commit
+    /// (`lease_sec`): an outage never ends a lease.
+    pub lease_sec: u64,
+    /// The names whose leases are workers' leases (jobs): only these are held through an
+    /// outage. A schedule's `expiration_time` is its next run, not a lease.
+    pub leased_prefix: String,
+}
+
+impl Default for MasterOptions {
+    fn default() -> Self {
+        MasterOptions {
+            max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
+            max_wait_ms: MAX_WAIT_MS,
+            lease_sec: 30,
+            leased_prefix: crate::token::name::WORKFLOW_PREFIX.to_owned(),
+        }
+    }
+}
+
+impl MasterOptions {
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        MasterOptions {
+            max_answer_bytes: c.max_answer_bytes,
+            max_wait_ms: c.max_claim_wait_ms.min(MAX_WAIT_MS),
+            lease_sec: c.lease_sec,
+            ..MasterOptions::default()
+        }
+    }
+}
+
 impl Master {
-    /// Loads every active token of master `name` from `storage` (retrying until the database
-    /// answers) and starts the writer task.
+    /// [`Master::start_with`] the default options.
     pub async fn start(storage: Box<dyn Storage>, name: &str) -> Master {
+        Master::start_with(storage, name, MasterOptions::default()).await
+    }
+
+    /// Loads every active token of master `name` from `storage` (retrying until the database
+    /// answers), gives every lease its full length again (the master was down), and starts
+    /// the writer task.
+    pub async fn start_with(
+        storage: Box<dyn Storage>,
+        name: &str,
+        options: MasterOptions,
+    ) -> Master {
         let started = Instant::now();
         let loaded = load_with_retry(storage.as_ref(), name).await;
         let read_ms = started.elapsed().as_millis() as u64;
-        let state = build_state(loaded);
+        let mut state = build_state(loaded);
+        let extended = state.extend_leases(
+            &options.leased_prefix,
+            crate::clock::now(),
+            options.lease_sec as i64,
+        );
         tracing::info!(
             master = name,
             storage = storage.kind(),
             tokens = state.len(),
             last_version = state.last_version(),
             read_ms,
+            leases_extended = extended,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "master loaded its tokens"
         );
@@ -105,8 +157,7 @@ impl Master {
             healthy: AtomicBool::new(true),
             parked: AtomicUsize::new(0),
             name: name.to_owned(),
-            max_answer_bytes: AtomicUsize::new(DEFAULT_MAX_ANSWER_BYTES),
-            max_wait_ms: AtomicU64::new(MAX_WAIT_MS),
+            options,
             storage_kind: storage.kind(),
             started: Instant::now(),
         });
@@ -165,7 +216,7 @@ impl Master {
         mut req: QueryAndOwnRequest,
     ) -> Result<QueryAndOwnResponse, MasterError> {
         req.validate()?;
-        let cap = self.shared.max_wait_ms.load(Ordering::Relaxed);
+        let cap = self.shared.options.max_wait_ms;
         req.wait_ms = req.wait_ms.map(|w| w.min(cap));
         if let Some(q) = &req.query {
             Pattern::parse(&q.name_prefix)?;
@@ -173,21 +224,13 @@ impl Master {
         self.call(|r| Command::Claim(req, r)).await
     }
 
-    /// Sets the largest answer one `/query` may build (`max_answer_bytes`).
-    pub fn set_max_answer_bytes(&self, bytes: usize) {
-        self.shared.max_answer_bytes.store(bytes, Ordering::Relaxed);
-    }
-
-    /// Sets the longest a claim waits (`max_claim_wait_ms`); longer `wait_ms` are shortened.
-    pub fn set_max_wait_ms(&self, ms: u64) {
-        self.shared
-            .max_wait_ms
-            .store(ms.min(MAX_WAIT_MS), Ordering::Relaxed);
-    }
-
-    pub async fn query(&self, req: QueryRequest) -> Result<QueryResponse, MasterError> {
+    pub async fn query(&self, mut req: QueryRequest) -> Result<QueryResponse, MasterError> {
         req.validate()?;
-        let mut budget = AnswerBudget::new(self.shared.max_answer_bytes.load(Ordering::Relaxed));
+        if req.wait_ms.is_some() {
+            req.wait_ms = req.wait_ms.map(|w| w.min(self.shared.options.max_wait_ms));
+            return self.call(|r| Command::Watch(req, r)).await;
+        }
+        let mut budget = AnswerBudget::new(self.shared.options.max_answer_bytes);
         let state = self.shared.state.read().await;
         self.check_healthy()?;
         let tokens = req
@@ -195,7 +238,10 @@ impl Master {
             .iter()
             .map(|q| state.query(q, &mut budget))
             .collect::<Result<_, _>>()?;
-        Ok(QueryResponse { tokens })
+        Ok(QueryResponse {
+            tokens,
+            version: state.last_version(),
+        })
     }
 
     pub async fn group(&self, req: GroupRequest) -> Result<GroupResponse, MasterError> {

@@ -115,13 +115,22 @@ impl Ord for Rank {
     }
 }
 
-/// The tokens matching one `*` pattern, split into claimable (by rank) and leased (by lease
+/// Where a claimable token stands in line: highest priority first, then the one that became
+/// claimable first (its version: written unowned, or last written before its lease ended), so
+/// no workflow waits for another because of its name; the name only breaks ties.
+type Place = (Rank, i64, Box<str>);
+
+fn place(name: &str, e: &Entry) -> Place {
+    (Rank(e.priority), e.version, name.into())
+}
+
+/// The tokens matching one `*` pattern, split into claimable (in line) and leased (by lease
 /// end). Invariant: every matching token is in exactly one set; a leased token whose lease has
 /// ended stays in `leased` until the next claim promotes it.
 #[derive(Debug)]
 struct ClaimIndex {
     pattern: Pattern,
-    claimable: BTreeSet<(Rank, Box<str>)>,
+    claimable: BTreeSet<Place>,
     leased: BTreeSet<(i64, Box<str>)>,
 }
 
@@ -129,7 +138,7 @@ impl ClaimIndex {
     fn insert(&mut self, name: &str, e: &Entry) {
         match e.lease_end() {
             Some(t) => self.leased.insert((t, name.into())),
-            None => self.claimable.insert((Rank(e.priority), name.into())),
+            None => self.claimable.insert(place(name, e)),
         };
     }
 
@@ -139,7 +148,7 @@ impl ClaimIndex {
         {
             return;
         }
-        self.claimable.remove(&(Rank(e.priority), name.into()));
+        self.claimable.remove(&place(name, e));
     }
 
     /// Moves tokens whose lease ended at or before `now` to the claimable set.
@@ -148,8 +157,9 @@ impl ClaimIndex {
             && first.0 <= now
         {
             let (_, name) = self.leased.pop_first().expect("checked first");
-            let priority = tokens.get(&name).map_or(0.0, |e| e.priority);
-            self.claimable.insert((Rank(priority), name));
+            if let Some(e) = tokens.get(&name) {
+                self.claimable.insert(place(&name, e));
+            }
         }
     }
 }
@@ -343,6 +353,7 @@ impl State {
     pub fn modify(
         &mut self,
         req: &ModifyRequest,
+        now: i64,
         txn: &mut Txn,
     ) -> Result<ModifyResponse, MasterError> {
         for t in &req.updates {
@@ -356,7 +367,12 @@ impl State {
         }
         let mut updates = Vec::with_capacity(req.updates.len());
         for t in &req.updates {
-            let entry = Entry::from_token(t, self.next_version());
+            let mut entry = Entry::from_token(t, self.next_version());
+            if let Some(lease) = req.lease_sec
+                && entry.owner.as_deref().is_some_and(|o| !o.is_empty())
+            {
+                entry.expiration_time = Some(now.saturating_add(lease as i64));
+            }
             updates.push(entry.to_token(&t.name));
             self.put(&t.name, Some(entry), txn);
         }
@@ -405,6 +421,14 @@ impl State {
             .collect()
     }
 
+    /// Whether a token matching one of `patterns` was written after `version` (a watch's test).
+    pub fn changed_since(&self, patterns: &[Pattern], version: i64) -> bool {
+        patterns.iter().any(|p| {
+            self.range(p.literal_prefix())
+                .any(|(k, e)| e.version > version && p.matches(k))
+        })
+    }
+
     /// `/group`: counts by the name up to, not including, the first `suffix` after the prefix.
     pub fn group(&self, req: &GroupRequest) -> Result<GroupResponse, MasterError> {
         let pattern = Pattern::parse(&req.name_prefix)?;
@@ -440,19 +464,27 @@ impl State {
         let limit = query.max_tokens.map_or(MAX_TOKENS_PER_REQUEST, |n| {
             (n as usize).min(MAX_TOKENS_PER_REQUEST)
         });
+        // The lease is the master's to time: `lease_sec` from now, or the caller's end; one
+        // that has already ended is never granted (it would be claimable again at once).
+        let expires = match req.lease_sec {
+            Some(l) => now.saturating_add(l as i64),
+            None => req.expiration_time,
+        };
+        if expires <= now {
+            return Ok(Claim::default());
+        }
         let (names, mut next_lease_end) = self.claimable(&pattern, now, limit);
         let mut tokens = Vec::with_capacity(names.len());
         for name in names {
             let mut entry = self.tokens[&*name].clone();
             entry.owner = Some(req.owner.as_str().into());
-            entry.expiration_time = Some(req.expiration_time);
+            entry.expiration_time = Some(expires);
             entry.version = self.next_version();
             tokens.push(entry.to_token(&name));
             self.put(&name, Some(entry), txn);
         }
-        if req.expiration_time > now && !tokens.is_empty() {
-            next_lease_end =
-                Some(next_lease_end.map_or(req.expiration_time, |t| t.min(req.expiration_time)));
+        if !tokens.is_empty() {
+            next_lease_end = Some(next_lease_end.map_or(expires, |t| t.min(expires)));
         }
         Ok(Claim {
             tokens,
@@ -479,11 +511,11 @@ impl State {
                 .claimable
                 .iter()
                 .take(limit)
-                .map(|(_, n)| n.clone())
+                .map(|(_, _, n)| n.clone())
                 .collect();
             return (names, index.leased.first().map(|(t, _)| *t));
         }
-        let mut found: Vec<(Rank, &Box<str>)> = Vec::new();
+        let mut found: Vec<Place> = Vec::new();
         let mut next_lease_end: Option<i64> = None;
         for (name, e) in self
             .range(pattern.literal_prefix())
@@ -493,16 +525,12 @@ impl State {
                 let end = e.lease_end().expect("owned tokens have a lease");
                 next_lease_end = Some(next_lease_end.map_or(end, |t| t.min(end)));
             } else {
-                found.push((Rank(e.priority), name));
+                found.push(place(name, e));
             }
         }
-        found.sort_by_key(|(rank, _)| *rank);
+        found.sort();
         (
-            found
-                .into_iter()
-                .take(limit)
-                .map(|(_, n)| n.clone())
-                .collect(),
+            found.into_iter().take(limit).map(|(_, _, n)| n).collect(),
             next_lease_end,
         )
     }
@@ -525,6 +553,34 @@ impl State {
             "built claim index"
         );
         self.indexes.insert(pattern.as_str().to_owned(), index);
+    }
+
+    /// Gives every lease that would end within `secs` of `now` the length `secs` again, without
+    /// a new version (its holder's next version-checked write still matches): after the master
+    /// was down or could not commit, no lease has run out because of it. Leases that mean
+    /// "never" are left alone, and so are tokens outside `prefix` (a schedule's
+    /// `expiration_time` is its next run, not a lease). Returns how many were extended.
+    pub fn extend_leases(&mut self, prefix: &str, now: i64, secs: i64) -> usize {
+        let until = now.saturating_add(secs);
+        let short: Vec<Box<str>> = self
+            .tokens
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(n, _)| n.starts_with(prefix))
+            .filter(|(n, e)| {
+                !n.starts_with(RESERVED_PREFIX)
+                    && e.lease_end().is_some_and(|t| t < until && t != NEVER)
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in &short {
+            let mut e = self.tokens[name].clone();
+            e.expiration_time = Some(until);
+            self.put_raw(name, Some(e));
+        }
+        short.len()
     }
 
     /// Rebuilds the claim indexes of an earlier state (after a reload).

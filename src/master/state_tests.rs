@@ -25,10 +25,14 @@ fn modify(
     updates: Vec<Token>,
     deletes: Vec<Token>,
 ) -> Result<ModifyResponse, MasterError> {
-    let req = ModifyRequest { updates, deletes };
+    let req = ModifyRequest {
+        updates,
+        deletes,
+        ..ModifyRequest::default()
+    };
     req.validate()?;
     let mut txn = Txn::default();
-    let r = s.modify(&req, &mut txn);
+    let r = s.modify(&req, 0, &mut txn);
     s.seal(&mut txn);
     r
 }
@@ -135,6 +139,7 @@ fn a_name_twice_in_one_request_is_an_input_error() {
     let both = ModifyRequest {
         updates: vec![tok("/a", Some(1))],
         deletes: vec![tok("/a", Some(1))],
+        ..ModifyRequest::default()
     };
     assert!(matches!(both.validate(), Err(MasterError::InputError(_))));
 }
@@ -322,6 +327,7 @@ fn rollback_restores_tokens_and_indexes() {
     let v = claimed.tokens[0].version;
     s.modify(
         &ModifyRequest::delete(vec![tok(&claimed.tokens[0].name, v)]),
+        0,
         &mut txn,
     )
     .unwrap();
@@ -427,7 +433,17 @@ impl Model {
             .filter(|t| pattern.matches(&t.name) && !t.is_owned(now))
             .cloned()
             .collect();
-        candidates.sort_by(|a, b| b.priority.total_cmp(&a.priority));
+        // In line: the highest priority first, then the longest waiting (the oldest version),
+        // then the name; a lease that has already ended is never granted.
+        candidates.sort_by(|a, b| {
+            b.priority
+                .total_cmp(&a.priority)
+                .then(a.version.cmp(&b.version))
+                .then(a.name.cmp(&b.name))
+        });
+        if exp <= now {
+            candidates.clear();
+        }
         candidates.truncate(max);
         for t in &mut candidates {
             self.version += 1;
@@ -490,7 +506,7 @@ fn random_request_sequences_agree_with_a_naive_model() {
                     }
                     let mut txn = Txn::default();
                     let got = state
-                        .modify(&req, &mut txn)
+                        .modify(&req, 0, &mut txn)
                         .map(|r| r.updates)
                         .map_err(|e| e.code());
                     state.seal(&mut txn);

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use super::pattern::Pattern;
 use super::service::{Command, MAX_BATCH, MAX_RETRY_DELAY, Reply, Shared, build_state};
 use super::state::{State, Txn};
+use super::watch::Watches;
 use crate::storage::{CommitBatch, Storage, StorageError, TokenRef};
 use crate::token::MasterError;
 use crate::token::*;
@@ -69,13 +70,16 @@ fn unavailable(e: &StorageError) -> MasterError {
 
 /// Starts the writer task for `shared`, fed by `rx`; it stops when every sender is gone.
 pub(super) fn spawn(shared: Arc<Shared>, storage: Box<dyn Storage>, rx: mpsc::Receiver<Command>) {
+    let shared_budget = shared.options.max_answer_bytes;
     let writer = Writer {
         shared,
         storage,
         rx,
         parked: VecDeque::new(),
+        watches: Watches::new(shared_budget),
         closing: false,
         retry_at: None,
+        frozen: false,
     };
     tokio::spawn(writer.run());
 }
@@ -85,9 +89,13 @@ struct Writer {
     storage: Box<dyn Storage>,
     rx: mpsc::Receiver<Command>,
     parked: VecDeque<Parked>,
+    watches: Watches,
     closing: bool,
     /// When unhealthy: the next time to try reloading.
     retry_at: Option<(Instant, Duration)>,
+    /// A commit failed and none has succeeded since: leases are kept from running out (their
+    /// holders cannot renew them) until the database takes commits again.
+    frozen: bool,
 }
 
 impl Writer {
@@ -130,7 +138,7 @@ impl Writer {
         self.parked
             .iter()
             .flat_map(|p| [Some(p.deadline), p.next_lease_end.map(lease)])
-            .chain([self.retry_at.map(|(t, _)| t)])
+            .chain([self.retry_at.map(|(t, _)| t), self.watches.next_deadline()])
             .flatten()
             .min()
     }
@@ -148,15 +156,28 @@ impl Writer {
             return;
         }
         let now = crate::clock::now();
+        if self.frozen {
+            let o = &self.shared.options;
+            state.extend_leases(&o.leased_prefix, now, o.lease_sec as i64);
+        }
         let mut txn = Txn::default();
         let mut outcomes = self.apply(cmds, &mut state, &mut txn, now);
         self.retry_parked(&mut state, &mut txn, now, &mut outcomes);
         state.seal(&mut txn);
         if txn.is_empty() {
             outcomes.into_iter().for_each(|o| o.send(None));
+            self.watches.expire(&state, self.closing);
             return;
         }
-        self.commit(&mut state, txn, outcomes).await;
+        let touched: Vec<Box<str>> = if self.watches.len() > 0 {
+            txn.touched().map(Into::into).collect()
+        } else {
+            Vec::new()
+        };
+        if self.commit(&mut state, txn, outcomes).await {
+            self.watches.wake(&state, &touched);
+        }
+        self.watches.expire(&state, self.closing);
     }
 
     /// Applies each request to memory, recording the changes in `txn`; a claim that finds
@@ -172,8 +193,9 @@ impl Writer {
         for cmd in cmds {
             match cmd {
                 Command::Modify(req, reply) => {
-                    outcomes.push(Outcome::Modify(reply, state.modify(&req, txn)))
+                    outcomes.push(Outcome::Modify(reply, state.modify(&req, now, txn)))
                 }
+                Command::Watch(req, reply) => self.watches.add(state, req, reply),
                 Command::Archive(req, reply) => {
                     let result = state.archive(&req, txn).map(|()| ArchiveResponse {});
                     outcomes.push(Outcome::Archive(reply, result));
@@ -214,24 +236,36 @@ impl Writer {
     }
 
     /// Commits a sealed batch in one transaction, then answers its callers; a failed commit is
-    /// undone in memory and every caller in the batch is told.
-    async fn commit(&mut self, state: &mut State, txn: Txn, outcomes: Vec<Outcome>) {
+    /// undone in memory and every caller in the batch is told. Returns whether it committed.
+    async fn commit(&mut self, state: &mut State, txn: Txn, outcomes: Vec<Outcome>) -> bool {
         let result = {
             let batch = commit_batch(state, &txn);
             self.storage.commit(&self.shared.name, &batch).await
         };
         match result {
-            Ok(()) => outcomes.into_iter().for_each(|o| o.send(None)),
+            Ok(()) => {
+                outcomes.into_iter().for_each(|o| o.send(None));
+                if self.frozen {
+                    self.frozen = false;
+                    tracing::info!("the database takes commits again; leases run again");
+                }
+                true
+            }
             Err(e) => {
                 let err = unavailable(&e);
                 tracing::error!(error = %e, requests = outcomes.len(), "database commit failed; the batch was rolled back in memory");
                 state.rollback(txn);
+                if !self.frozen {
+                    self.frozen = true;
+                    tracing::warn!("leases are held while the database takes no commits");
+                }
                 if matches!(e, StorageError::CommitUnknown(_)) {
                     // The database may hold the batch or not: reload before the next write.
                     self.shared.healthy.store(false, Ordering::Release);
                     self.retry_at = Some((Instant::now(), Duration::from_millis(100)));
                 }
                 outcomes.into_iter().for_each(|o| o.send(Some(&err)));
+                false
             }
         }
     }
@@ -307,6 +341,9 @@ impl Writer {
                 let mut fresh = build_state(loaded);
                 fresh.raise_version_floor(floor);
                 fresh.rebuild_indexes(&patterns);
+                // The database was away: its leases get their full length again.
+                let o = &self.shared.options;
+                fresh.extend_leases(&o.leased_prefix, crate::clock::now(), o.lease_sec as i64);
                 *state = fresh;
                 self.shared.healthy.store(true, Ordering::Release);
                 self.retry_at = None;
@@ -333,6 +370,7 @@ fn reject(cmd: Command, err: &MasterError) {
         Command::Archive(_, r) => drop(r.send(Err(err.clone()))),
         Command::Claim(_, r) => drop(r.send(Err(err.clone()))),
         Command::Audit(_, r) => drop(r.send(Err(err.clone()))),
+        Command::Watch(_, r) => drop(r.send(Err(err.clone()))),
         Command::Close => {}
     }
 }

@@ -145,6 +145,7 @@ impl Ops<'_> {
         let req = ModifyRequest {
             updates: vec![jt.rewritten(JobState::Runnable, &next)],
             deletes: vec![jt.token.clone()],
+            ..ModifyRequest::default()
         };
         c.modify(req).await?;
         Ok(Done::say(format!(

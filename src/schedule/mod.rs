@@ -77,8 +77,11 @@ pub enum Rule {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
     pub rule: Rule,
-    /// The first occurrence of a recurrence (cron ignores it).
+    /// The first occurrence of a recurrence; for cron, no run comes before it.
     pub start: Timestamp,
+    /// `start` as written, when written as a wall-clock time: days, weeks and years count
+    /// from it, so a start in a skipped hour keeps its written time on every other day.
+    pub start_civil: Option<jiff::civil::DateTime>,
     pub tz: TimeZone,
     pub policy: OverrunPolicy,
     pub max_running_instances: Option<u32>,
@@ -113,14 +116,27 @@ impl Schedule {
             (Some(r), None) => Rule::Every(Recurrence::parse(r)?),
             (None, Some(c)) => Rule::Cron(Cron::parse(c)?),
         };
-        let start = match &def.start {
-            None => jiff::civil::date(1970, 1, 1)
-                .to_zoned(tz.clone())
-                .map_err(|e| ScheduleError::new(Field::Start, e.to_string()))?
-                .timestamp(),
+        let (start, start_civil) = match &def.start {
+            None => (
+                jiff::civil::date(1970, 1, 1)
+                    .to_zoned(tz.clone())
+                    .map_err(|e| ScheduleError::new(Field::Start, e.to_string()))?
+                    .timestamp(),
+                None,
+            ),
             Some(text) => parse_start(text, &tz)
                 .map_err(|e| ScheduleError::new(Field::Start, format!("`{text}`: {e}")))?,
         };
+        if let (Rule::Cron(c), Some(expr)) = (&rule, &def.cron)
+            && c.next_after(Timestamp::UNIX_EPOCH, &tz).is_none()
+        {
+            return Err(ScheduleError::new(
+                Field::Cron,
+                format!(
+                    "`{expr}` never matches a date (like the 30th of February); it would never run"
+                ),
+            ));
+        }
         let policy = match &def.overrun_policy {
             None => OverrunPolicy::default(),
             Some(p) => OverrunPolicy::parse(p)?,
@@ -134,6 +150,7 @@ impl Schedule {
         Ok(Schedule {
             rule,
             start,
+            start_civil,
             tz,
             policy,
             max_running_instances: def.max_running_instances,
@@ -144,14 +161,25 @@ impl Schedule {
     /// The first run strictly after `after`.
     pub fn next_after(&self, after: Timestamp) -> Option<Timestamp> {
         match &self.rule {
-            Rule::Cron(c) => c.next_after(after, &self.tz),
+            // `start` on a cron schedule means "not before".
+            Rule::Cron(c) => c.next_after(
+                after.max(self.start - jiff::SignedDuration::from_secs(1)),
+                &self.tz,
+            ),
             Rule::Every(r) => {
                 if self.start > after {
                     return Some(self.start);
                 }
                 let origin = self.start.to_zoned(self.tz.clone());
+                let civil = self.start_civil.filter(|_| r.is_calendar());
                 let at = |k: i64| -> Option<Timestamp> {
-                    Some(origin.checked_add(r.span(k).ok()?).ok()?.timestamp())
+                    match civil {
+                        // The written wall-clock time, on each day where it exists.
+                        Some(dt) => {
+                            cron::first_instant(dt.checked_add(r.span(k).ok()?).ok()?, &self.tz)
+                        }
+                        None => Some(origin.checked_add(r.span(k).ok()?).ok()?.timestamp()),
+                    }
                 };
                 // Estimate the count of periods passed, then settle on the first one after.
                 let mut k =
@@ -186,21 +214,27 @@ impl Schedule {
 
 /// `start`: RFC 3339 with an offset (`2015-02-01T00:00:01Z`), or a civil time
 /// (`2015-02-01T00:00:01`, `2015-02-01 00:00:01`, `2015-02-01`) in the schedule's time zone.
-fn parse_start(text: &str, tz: &TimeZone) -> Result<Timestamp, std::borrow::Cow<'static, str>> {
+/// A wall-clock start in a skipped hour starts at the first valid time after it.
+fn parse_start(
+    text: &str,
+    tz: &TimeZone,
+) -> Result<(Timestamp, Option<jiff::civil::DateTime>), std::borrow::Cow<'static, str>> {
     if let Ok(ts) = text.parse::<Timestamp>() {
-        return Ok(ts);
+        return Ok((ts, None));
     }
-    if let Ok(dt) = text.replace(' ', "T").parse::<jiff::civil::DateTime>() {
-        return dt
-            .to_zoned(tz.clone())
-            .map(|z| z.timestamp())
-            .map_err(|e| e.to_string().into());
-    }
-    if let Ok(d) = text.parse::<jiff::civil::Date>() {
-        return d
-            .to_zoned(tz.clone())
-            .map(|z| z.timestamp())
-            .map_err(|e| e.to_string().into());
+    let civil = text
+        .replace(' ', "T")
+        .parse::<jiff::civil::DateTime>()
+        .ok()
+        .or_else(|| {
+            text.parse::<jiff::civil::Date>()
+                .ok()
+                .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+        });
+    if let Some(dt) = civil {
+        return cron::first_instant(dt, tz)
+            .map(|ts| (ts, Some(dt)))
+            .ok_or_else(|| "is outside the supported range".into());
     }
     Err("not a date and time; use 2015-02-01T00:00:01Z or 2015-02-01 00:00:01".into())
 }
@@ -285,6 +319,41 @@ mod tests {
             next(&d, "2026-02-28T06:00:00Z"),
             "2026-03-01T06:00:00Z",
             "across a month end"
+        );
+    }
+
+    #[test]
+    fn start_on_a_cron_schedule_means_not_before() {
+        let def = ScheduleDef {
+            cron: Some("0 9 * * *".into()),
+            start: Some("2026-12-10 00:00:00".into()),
+            ..Default::default()
+        };
+        let s = Schedule::from_def(&def).unwrap();
+        assert_eq!(next(&s, "2026-12-01T00:00:00Z"), "2026-12-10T09:00:00Z");
+        assert_eq!(next(&s, "2026-12-10T09:00:00Z"), "2026-12-11T09:00:00Z");
+    }
+
+    #[test]
+    fn a_recurrence_started_in_a_skipped_hour_keeps_its_written_time() {
+        // 02:30 does not exist in New York on 2026-03-08: the first run is at 03:00 EDT (the
+        // first valid time after it); every later day runs at 02:30 again.
+        let s = schedule("1D", "2026-03-08 02:30:00", Some("America/New_York"));
+        assert_eq!(next(&s, "2026-03-01T00:00:00Z"), "2026-03-08T07:00:00Z");
+        assert_eq!(next(&s, "2026-03-08T07:00:00Z"), "2026-03-09T06:30:00Z");
+        assert_eq!(next(&s, "2026-06-01T00:00:00Z"), "2026-06-01T06:30:00Z");
+    }
+
+    #[test]
+    fn a_cron_that_never_matches_is_refused_naming_the_field() {
+        let def = ScheduleDef {
+            cron: Some("0 0 30 2 *".into()),
+            ..Default::default()
+        };
+        let err = Schedule::from_def(&def).unwrap_err().to_string();
+        assert!(
+            err.starts_with("schedule.cron: `0 0 30 2 *` never matches"),
+            "{err}"
         );
     }
 

@@ -68,6 +68,11 @@ impl Recurrence {
         })
     }
 
+    /// Whether it counts calendar days (D, W, Y) rather than elapsed time.
+    pub(super) fn is_calendar(self) -> bool {
+        matches!(self.unit, Unit::Days | Unit::Weeks | Unit::Years)
+    }
+
     /// Approximate length, to estimate how many periods have passed.
     pub(super) fn approx_seconds(self) -> i64 {
         self.n

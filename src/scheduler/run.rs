@@ -45,13 +45,17 @@ impl Scheduler {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(scheduler = %self.name, "scheduler started");
         while !*shutdown.borrow() {
-            let req = QueryAndOwnRequest::new(
-                &self.name,
-                crate::clock::now() + 60,
-                ALL_SCHEDULES,
-                Some(64),
-                Some(self.settings.poll.as_millis() as u64),
-            );
+            // A minute's lease, counted by the master from the moment it grants the claim.
+            let req = QueryAndOwnRequest {
+                lease_sec: Some(60),
+                ..QueryAndOwnRequest::new(
+                    &self.name,
+                    0,
+                    ALL_SCHEDULES,
+                    Some(64),
+                    Some(self.settings.poll.as_millis() as u64),
+                )
+            };
             let claimed = tokio::select! {
                 r = self.client.query_and_own(req) => r,
                 _ = shutdown.changed() => break,

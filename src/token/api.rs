@@ -14,6 +14,11 @@ pub struct ModifyRequest {
     pub updates: Vec<Token>,
     #[serde(default)]
     pub deletes: Vec<Token>,
+    /// A lease the master grants from its own clock: every update that carries an owner gets
+    /// `expiration_time` = the master's now + `lease_sec` (its own `expiration_time` ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 86400)]
+    pub lease_sec: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -37,21 +42,48 @@ pub struct QueryRequest {
     #[serde(default)]
     #[schema(max_items = 1000)]
     pub queries: Vec<Query>,
+    /// A watch: with `after_version`, wait up to this many milliseconds (at most 600000) until
+    /// a token matching a query is written at a version above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 600000)]
+    pub wait_ms: Option<u64>,
+    /// The `version` of an earlier answer: what the watch waits to be passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_version: Option<i64>,
+}
+
+impl QueryRequest {
+    /// Reads `queries` once, without waiting.
+    pub fn new(queries: Vec<Query>) -> Self {
+        QueryRequest {
+            queries,
+            ..QueryRequest::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueryResponse {
     pub tokens: Vec<Vec<Token>>,
+    /// The master's latest version when it answered: the `after_version` of the next watch.
+    #[serde(default)]
+    pub version: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryAndOwnRequest {
     #[schema(min_length = 1, max_length = 255)]
     pub owner: String,
-    /// The lease's end, in seconds since the epoch.
-    #[schema(minimum = 1)]
+    /// The lease's end, in seconds since the epoch (not needed with `lease_sec`). A claim is
+    /// never granted once this time has passed.
+    #[serde(default)]
+    #[schema(minimum = 0)]
     pub expiration_time: i64,
+    /// The lease's length, counted by the master from the moment it grants the claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 86400)]
+    pub lease_sec: Option<u64>,
     #[serde(default)]
     pub query: Option<Query>,
     /// How long to wait for a claimable token, in milliseconds (at most 600000).
@@ -73,6 +105,7 @@ impl QueryAndOwnRequest {
         QueryAndOwnRequest {
             owner: owner.to_owned(),
             expiration_time,
+            lease_sec: None,
             query: Some(Query {
                 name_prefix: name_prefix.to_owned(),
                 max_tokens,

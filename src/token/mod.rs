@@ -27,6 +27,8 @@ pub const MAX_TOKENS_PER_REQUEST: usize = 50_000;
 pub const MAX_QUERIES_PER_REQUEST: usize = 1_000;
 /// Default largest answer of one `/query`, in bytes of names and data (`max_answer_bytes`).
 pub const DEFAULT_MAX_ANSWER_BYTES: usize = 256 << 20;
+/// Longest lease the master grants by `lease_sec`: a day.
+pub const MAX_LEASE_SEC: u64 = 86_400;
 /// `expiration_time` that means "never claimable".
 pub const NEVER: i64 = i64::MAX;
 /// Names that start with this are the master's own bookkeeping and cannot be written.
@@ -185,20 +187,27 @@ impl ModifyRequest {
     pub fn update(tokens: Vec<Token>) -> Self {
         ModifyRequest {
             updates: tokens,
-            deletes: Vec::new(),
+            ..ModifyRequest::default()
         }
     }
 
     /// A request that only deletes.
     pub fn delete(tokens: Vec<Token>) -> Self {
         ModifyRequest {
-            updates: Vec::new(),
             deletes: tokens,
+            ..ModifyRequest::default()
         }
     }
 
     pub fn validate(&self) -> Result<(), MasterError> {
         check_count("modify", self.updates.len() + self.deletes.len())?;
+        if let Some(l) = self.lease_sec
+            && (l == 0 || l > MAX_LEASE_SEC)
+        {
+            return Err(MasterError::input(format!(
+                "lease_sec {l} must be between 1 and {MAX_LEASE_SEC}"
+            )));
+        }
         for t in &self.updates {
             validate_fields(t)?;
         }
@@ -230,6 +239,18 @@ impl ArchiveRequest {
 
 impl QueryRequest {
     pub fn validate(&self) -> Result<(), MasterError> {
+        if let Some(w) = self.wait_ms
+            && w > MAX_WAIT_MS
+        {
+            return Err(MasterError::input(format!(
+                "wait_ms {w} is longer than the limit of {MAX_WAIT_MS}"
+            )));
+        }
+        if self.wait_ms.is_some() != self.after_version.is_some() {
+            return Err(MasterError::input(
+                "a watch needs both wait_ms and after_version",
+            ));
+        }
         if self.queries.len() > MAX_QUERIES_PER_REQUEST {
             return Err(MasterError::input(format!(
                 "query carries {} queries; the limit is {MAX_QUERIES_PER_REQUEST} per request",
@@ -300,11 +321,20 @@ impl QueryAndOwnRequest {
                 self.owner.len()
             )));
         }
-        if self.expiration_time <= 0 {
-            return Err(MasterError::input(format!(
-                "expiration_time {} is not in the future; a claim needs a lease end in seconds since the epoch",
-                self.expiration_time
-            )));
+        match self.lease_sec {
+            Some(l) if l == 0 || l > MAX_LEASE_SEC => {
+                return Err(MasterError::input(format!(
+                    "lease_sec {l} must be between 1 and {MAX_LEASE_SEC}"
+                )));
+            }
+            Some(_) => {}
+            None if self.expiration_time <= 0 => {
+                return Err(MasterError::input(format!(
+                    "expiration_time {} is not in the future; a claim needs a lease end in seconds since the epoch, or lease_sec",
+                    self.expiration_time
+                )));
+            }
+            None => {}
         }
         if let Some(w) = self.wait_ms
             && w > MAX_WAIT_MS

@@ -46,6 +46,11 @@ pub struct ExecutionRecord {
     /// `stdout`, `stderr`, `pinlog` -> path.
     #[serde(default)]
     pub logs: BTreeMap<String, String>,
+    /// Set when the execution was lost rather than ended: its worker stopped renewing the
+    /// lease (died, or was cut off from the master for longer than its grace). Names the
+    /// worker and why. A lost execution is not an attempt: it has no exit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<String>,
 }
 
 impl ExecutionRecord {
@@ -62,6 +67,7 @@ impl ExecutionRecord {
             worker: String::new(),
             properties: BTreeMap::new(),
             logs: BTreeMap::new(),
+            lost: None,
         }
     }
 
@@ -168,9 +174,22 @@ impl Job {
             .iter()
             .rev()
             .take_while(|r| r.instance == last.instance)
-            .filter(|r| r.exit_code != Some(0))
+            .filter(|r| r.exit_code != Some(0) && r.lost.is_none())
             .count();
         failures < self.max_attempts as usize
+    }
+
+    /// How many executions in a row, newest first and in the newest record's instance, were
+    /// lost with their worker (see [`ExecutionRecord::lost`]).
+    pub fn lost_in_a_row(&self) -> usize {
+        let Some(last) = self.history.last() else {
+            return 0;
+        };
+        self.history
+            .iter()
+            .rev()
+            .take_while(|r| r.instance == last.instance && r.lost.is_some())
+            .count()
     }
 }
 
@@ -229,6 +248,21 @@ mod tests {
             !job(2, vec![record("1", 1), record("1", 0), record("1", 1)]).can_retry(),
             "a success between failures does not reset"
         );
+    }
+
+    #[test]
+    fn a_lost_execution_is_not_an_attempt() {
+        let lost = |i: &str| ExecutionRecord {
+            end_time: Some(1.0),
+            lost: Some("worker w stopped renewing its lease".into()),
+            ..ExecutionRecord::new(InstanceId::parse(i).unwrap(), "", 0.0)
+        };
+        assert!(!job(1, vec![lost("1"), record("1", 1)]).can_retry());
+        assert!(job(2, vec![lost("1"), lost("1"), record("1", 1)]).can_retry());
+        let j = job(1, vec![record("1", 1), lost("1"), lost("1")]);
+        assert_eq!(j.lost_in_a_row(), 2);
+        assert_eq!(job(1, vec![lost("1"), record("1", 1)]).lost_in_a_row(), 0);
+        assert_eq!(job(1, vec![lost("1"), lost("2")]).lost_in_a_row(), 1);
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub fn success(
     let mut req = ModifyRequest {
         updates: vec![jt.rewritten(JobState::Waiting, job)],
         deletes: vec![jt.token.clone()],
+        ..ModifyRequest::default()
     };
     for d in downstream {
         let Some((waiting, others)) = &d.ready else {
@@ -115,6 +116,7 @@ pub fn final_failure(jt: &JobToken, job: &Job, archive_set: bool) -> (ModifyRequ
     let mut req = ModifyRequest {
         updates: vec![jt.rewritten(JobState::Waiting, job)],
         deletes: vec![jt.token.clone()],
+        ..ModifyRequest::default()
     };
     if !archive_set {
         req.updates.push(archive_signal(&jt.workflow, &jt.instance));
@@ -159,6 +161,7 @@ pub fn make_runnable(jt: &JobToken, picks: &[Token]) -> ModifyRequest {
     let mut req = ModifyRequest {
         updates: vec![jt.rewritten(JobState::Runnable, &next)],
         deletes: vec![jt.token.clone()],
+        ..ModifyRequest::default()
     };
     req.deletes.extend(picks.iter().cloned());
     req

@@ -61,7 +61,7 @@ async fn read_downstream(
     let level = Level::Instance(w.clone(), i.clone());
     queries.extend(level.visible_levels().iter().map(|l| q(l.signal_prefix())));
     let mut answer = client
-        .query(QueryRequest { queries })
+        .query(QueryRequest::new(queries))
         .await?
         .tokens
         .into_iter();
@@ -127,7 +127,7 @@ async fn ready_with(
             max_tokens: Some(1),
         })
         .collect();
-    let answer = client.query(QueryRequest { queries }).await?.tokens;
+    let answer = client.query(QueryRequest::new(queries)).await?.tokens;
     Ok(answer
         .into_iter()
         .map(|mut events| events.pop())

@@ -90,18 +90,16 @@ pub async fn settle(
     let level = Level::Instance(w.clone(), i.clone());
     // Cheap first: while a job is runnable or running (and no ABORT is set) there is nothing
     // to settle. This keeps a completion O(1) instead of re-reading a large instance.
-    let quick = QueryRequest {
-        queries: vec![
-            Query {
-                name_prefix: name::job_state_prefix(w, i, JobState::Runnable),
-                max_tokens: Some(1),
-            },
-            Query {
-                name_prefix: name::signal_token(&level, Action::ABORT),
-                max_tokens: Some(1),
-            },
-        ],
-    };
+    let quick = QueryRequest::new(vec![
+        Query {
+            name_prefix: name::job_state_prefix(w, i, JobState::Runnable),
+            max_tokens: Some(1),
+        },
+        Query {
+            name_prefix: name::signal_token(&level, Action::ABORT),
+            max_tokens: Some(1),
+        },
+    ]);
     let answer = client.query(quick).await?.tokens;
     if !answer[0].is_empty() && answer[1].is_empty() {
         return Ok(Settled::Running);
@@ -214,7 +212,7 @@ pub async fn running_instances(
             max_tokens: None,
         })
         .collect();
-    let answers = client.query(QueryRequest { queries }).await?.tokens;
+    let answers = client.query(QueryRequest::new(queries)).await?.tokens;
     let finished = |tokens: &Vec<Token>| {
         tokens.iter().any(|t| {
             super::signal::Signal::from_token(t).is_some_and(|s| s.attributes.timestamp.is_some())

@@ -81,8 +81,39 @@ impl Signals {
                 max_tokens: None,
             })
             .collect();
-        let response = client.query(QueryRequest { queries }).await?;
+        let response = client.query(QueryRequest::new(queries)).await?;
         Ok(Signals::from_tokens(response.tokens.into_iter().flatten()))
+    }
+
+    /// The signals `level` sees, once `after` (a version from an earlier answer) is passed by
+    /// a write to one of them, or `wait` has gone by; at once without `after`. Returns them
+    /// with the version to watch from next. One parked request at the master, woken only by
+    /// writes to these signal tokens.
+    pub async fn watch(
+        client: &dyn MasterClient,
+        level: &Level,
+        after: Option<i64>,
+        wait: std::time::Duration,
+    ) -> Result<(Signals, i64), MasterError> {
+        let queries = level
+            .visible_levels()
+            .iter()
+            .map(|l| Query {
+                name_prefix: l.signal_prefix(),
+                max_tokens: None,
+            })
+            .collect();
+        let req = QueryRequest {
+            queries,
+            wait_ms: after.map(|_| wait.as_millis() as u64),
+            after_version: after,
+        };
+        let response = client.query(req).await?;
+        let version = response.version;
+        Ok((
+            Signals::from_tokens(response.tokens.into_iter().flatten()),
+            version,
+        ))
     }
 
     pub fn get(&self, action: Action) -> Option<&Signal> {

@@ -110,6 +110,7 @@ async fn scenarios_2_to_6_versions_conflicts_and_all_or_nothing() {
         .modify(ModifyRequest {
             updates: vec![versioned(&b, "b2")],
             deletes: vec![a.clone()],
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -171,6 +172,7 @@ async fn scenarios_7_to_9_unique_versions_priorities_and_groups() {
                 q("/some_dir", Some(10)),
                 q("/some_dir/some_token_0", Some(100)),
             ],
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -119,6 +119,7 @@ async fn everything(master: &Master) -> Vec<Token> {
                 name_prefix: "/".into(),
                 max_tokens: None,
             }],
+            ..Default::default()
         })
         .await
         .unwrap()

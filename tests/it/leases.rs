@@ -17,7 +17,7 @@ fn secs(n: u64) -> Duration {
 }
 
 #[tokio::test]
-async fn a_record_left_open_by_a_dead_worker_counts_as_a_failed_attempt() {
+async fn a_second_execution_lost_in_a_row_counts_as_a_failed_attempt() {
     let c = cluster(
         &one_job("l", "j: {command: 'true', max_attempts: 2}"),
         0,
@@ -25,7 +25,8 @@ async fn a_record_left_open_by_a_dead_worker_counts_as_a_failed_attempt() {
     )
     .await;
     let i = c.start("l").await;
-    // A worker claimed the job, published its start, then died: its lease ended.
+    // A worker claimed the job, published its start, then died: its lease ended. One
+    // execution was lost that way already, and lost_lease_retries is 1.
     let token = c
         .client
         .query_prefix(&format!("/workflow/l/{i}/job/runnable/j"))
@@ -33,6 +34,11 @@ async fn a_record_left_open_by_a_dead_worker_counts_as_a_failed_attempt() {
         .unwrap()
         .remove(0);
     let mut jt = JobToken::parse(token).unwrap();
+    jt.job.history.push(ExecutionRecord {
+        end_time: Some(1.0),
+        lost: Some("worker w0 stopped renewing its lease".into()),
+        ..ExecutionRecord::new(inst(&i), "true", 0.5)
+    });
     jt.job
         .history
         .push(ExecutionRecord::new(inst(&i), "true", 1.0));
@@ -55,16 +61,21 @@ async fn a_record_left_open_by_a_dead_worker_counts_as_a_failed_attempt() {
     let history = &c.jobs("l", &i).await["j"].job.history;
     assert_eq!(
         history.len(),
-        2,
+        3,
         "the open attempt was closed and the job ran again"
     );
-    assert_eq!(history[0].exit_code, Some(1));
+    assert!(history[0].lost.is_some());
+    assert_eq!(history[1].exit_code, Some(1));
+    assert_eq!(
+        history[1].lost, None,
+        "the second loss in a row is a failure"
+    );
     assert!(
-        std::fs::read_to_string(&history[0].logs["pinlog"])
+        std::fs::read_to_string(&history[1].logs["pinlog"])
             .unwrap()
             .contains("executor failed to renew job ownership on time")
     );
-    assert_eq!(history[1].exit_code, Some(0));
+    assert_eq!(history[2].exit_code, Some(0));
     c.stop().await;
 }
 
@@ -81,6 +92,7 @@ async fn a_worker_whose_lease_ended_cannot_commit_a_stale_result() {
         expiration_time: exp,
         query: Some(pattern.clone()),
         wait_ms: Some(5000),
+        lease_sec: None,
     };
     let stale = c
         .client

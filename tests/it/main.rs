@@ -10,6 +10,7 @@ mod cli;
 mod confinement;
 mod crash;
 mod emails;
+mod execution;
 mod faults;
 mod fuzz;
 mod helpers;

@@ -12,7 +12,7 @@ use pinball::workflow::instance::JobToken;
 
 use crate::helpers::*;
 
-async fn job_at(client: &dyn MasterClient, prefix: &str) -> Option<JobToken> {
+pub(crate) async fn job_at(client: &dyn MasterClient, prefix: &str) -> Option<JobToken> {
     client
         .query_prefix(prefix)
         .await
@@ -23,7 +23,7 @@ async fn job_at(client: &dyn MasterClient, prefix: &str) -> Option<JobToken> {
 }
 
 #[tokio::test]
-async fn a_worker_killed_mid_job_has_its_job_rerun_by_another_worker() {
+async fn a_worker_killed_mid_job_without_lost_lease_retries_costs_an_attempt() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app(&dir).await;
     let yaml = "workflows:\n  k:\n    jobs:\n      j:\n        max_attempts: 2\n        command: 'if [ \"$PINBALL_EXECUTION\" = 0 ]; then sleep 30; fi; echo done'\n";
@@ -37,7 +37,7 @@ async fn a_worker_killed_mid_job_has_its_job_rerun_by_another_worker() {
     std::fs::write(
         &config,
         format!(
-            "master_port: {}\nlease_sec: 2\nworker_poll_time_sec: 1\nworkers: 1\nlocal_logs_dir_prefix: {}\n",
+            "master_port: {}\nlease_sec: 2\nworker_poll_time_sec: 1\nworkers: 1\nlost_lease_retries: 0\nlocal_logs_dir_prefix: {}\n",
             app.addr.port(),
             dir.path().display()
         ),
@@ -93,6 +93,23 @@ async fn a_worker_killed_mid_job_has_its_job_rerun_by_another_worker() {
     app.stop().await;
 }
 
+/// The last lines of every `pinball` log in `dir`.
+fn logs_of(dir: &Path) -> String {
+    let mut out = String::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("pinball.") && name.ends_with(".log") {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out += &format!(
+                "--- {name}\n{}\n",
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            );
+        }
+    }
+    out
+}
+
 #[tokio::test]
 async fn the_readme_command_runs_the_example_workflows() {
     let dir = tempfile::tempdir().unwrap();
@@ -145,11 +162,14 @@ async fn the_readme_command_runs_the_example_workflows() {
         Duration::from_secs(60),
         "the example workflow finishes and is archived",
         || async {
-            client
+            let left = client
                 .query_prefix(&name::instance_prefix(&wf("daily_report"), &inst(&i)))
-                .await
-                .unwrap()
-                .is_empty()
+                .await;
+            if let Err(e) = &left {
+                let logs = logs_of(dir.path());
+                panic!("the master does not answer: {e}\n{logs}");
+            }
+            left.unwrap().is_empty()
         },
     )
     .await;
@@ -223,6 +243,22 @@ async fn import_rejects_bad_definitions_naming_the_file_workflow_and_job() {
     );
     let out = pinball_out(&["import", "-f", "sideways"], dir.path()).await;
     assert_eq!(out.status.code(), Some(2));
+    // A cron expression that matches no date is named with its file, workflow and field.
+    std::fs::write(
+        &wf,
+        "workflows:\n  feb:\n    schedule: {cron: '0 0 30 2 *'}\n    jobs:\n      a: {command: 'true'}\n",
+    )
+    .unwrap();
+    let out = pinball_out(&["import", "-f", "reschedule"], dir.path()).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.yaml")
+            && err.contains("workflow feb")
+            && err.contains("schedule.cron")
+            && err.contains("never matches"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

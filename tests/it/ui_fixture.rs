@@ -44,6 +44,7 @@ fn fixture_job(w: usize, i: usize, job: &str, base: f64) -> Token {
             worker: "w".into(),
             properties: Default::default(),
             logs: Default::default(),
+            lost: None,
         })
         .collect();
     Token::new(&jt.token.name, Some(jt.job.to_data()))

@@ -416,7 +416,8 @@ async fn the_two_job_workflow_also_runs_on_mariadb() {
     assert_eq!(
         jobs["failing"].job.history.len(),
         2,
-        "retried once, then failed for good"
+        "retried once, then failed for good: {:?}",
+        jobs["failing"].job.history
     );
     c.stop().await;
 }

@@ -100,6 +100,9 @@ pub struct ExecutionRow {
     pub status: Status,
     pub exit_code: Option<i32>,
     pub cleanup_exit_code: Option<i32>,
+    /// Why the execution was lost with its worker (it is not counted as an attempt).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<String>,
     pub start_time: f64,
     pub end_time: Option<f64>,
     pub worker: String,
@@ -165,6 +168,7 @@ pub fn execution_status(jt: &JobToken, n: usize) -> Status {
     match (r.end_time, r.exit_code) {
         (None, _) if last && jt.state == JobState::Runnable => Status::RUNNING,
         (None, _) => Status::UNKNOWN,
+        (Some(_), _) if r.lost.is_some() => Status::ABORTED,
         (Some(_), Some(0)) => Status::SUCCESS,
         _ => Status::FAILURE,
     }
@@ -207,6 +211,7 @@ pub(super) fn execution_rows(jt: &JobToken) -> Vec<ExecutionRow> {
             status: execution_status(jt, n),
             exit_code: r.exit_code,
             cleanup_exit_code: r.cleanup_exit_code,
+            lost: r.lost.clone(),
             start_time: r.start_time,
             end_time: r.end_time,
             worker: r.worker.clone(),

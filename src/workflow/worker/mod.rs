@@ -8,7 +8,9 @@
 mod notify;
 mod run;
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +24,12 @@ use crate::email::Mailer;
 use crate::master::MasterClient;
 use crate::token::name::{self, ALL_RUNNABLE_JOBS, InstanceId, Level, WorkflowName};
 use crate::token::*;
+
+/// A call to the master running beside other work (a watch, a renewal).
+type InFlight<T> = Pin<Box<dyn Future<Output = Result<T, MasterError>> + Send>>;
+
+/// How long an idle worker's watch of the global signals parks at the master.
+const GLOBAL_WATCH: Duration = Duration::from_secs(30);
 
 /// How workers behave, from the configuration.
 #[derive(Debug, Clone)]
@@ -41,6 +49,10 @@ pub struct WorkerSettings {
     pub mailer: Option<Mailer>,
     /// Where links in emails point (the UI).
     pub ui_link: String,
+    /// How long a running job is kept, and its end retried, while the master is away.
+    pub outage_grace: Duration,
+    /// Reruns of a job whose worker died that cost no attempt.
+    pub lost_lease_retries: u32,
 }
 
 impl WorkerSettings {
@@ -63,6 +75,8 @@ impl WorkerSettings {
                 c.ui_host.clone().unwrap_or_else(|| "localhost".into()),
                 c.ui_port
             ),
+            outage_grace: Duration::from_secs(c.master_outage_grace_sec),
+            lost_lease_retries: c.lost_lease_retries,
         }
     }
 }
@@ -127,22 +141,33 @@ impl Worker {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(worker = %self.name, generation = self.settings.generation, "worker started");
         let mut last_sweep: Option<Instant> = None;
+        // The global signals, watched all along (one parked request at the master), so DRAIN
+        // and EXIT reach an idle worker at once, not after its parked claim.
+        let mut watching = self.watch_global(None, Duration::ZERO);
+        let mut signals: Option<Signals> = None;
+        let mut after: Option<i64> = None;
+        let mut claiming: Option<InFlight<QueryAndOwnResponse>> = None;
         while !*shutdown.borrow() {
-            match Signals::read(self.client.as_ref(), &Level::Global).await {
-                Ok(s) if s.is_set(Action::EXIT, self.settings.generation) => {
-                    tracing::info!(worker = %self.name, "EXIT is set for an older generation: worker exits");
-                    break;
+            let Some(s) = &signals else {
+                tokio::select! {
+                    answer = &mut watching => signals = self.watched(answer, &mut watching, &mut after),
+                    _ = shutdown.changed() => break,
                 }
-                Ok(s) if s.is_set(Action::DRAIN, 0) => {
-                    self.pause(&mut shutdown).await;
-                    continue;
+                continue;
+            };
+            if s.is_set(Action::EXIT, self.settings.generation) {
+                tracing::info!(worker = %self.name, "EXIT is set for an older generation: worker exits");
+                break;
+            }
+            if s.is_set(Action::DRAIN, 0) {
+                // Drained: claim nothing until the signals change. A claim on its way is
+                // dropped (the master forgets it when the connection closes).
+                claiming = None;
+                tokio::select! {
+                    answer = &mut watching => signals = self.watched(answer, &mut watching, &mut after),
+                    _ = shutdown.changed() => break,
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(worker = %self.name, error = %e, "cannot read signals");
-                    self.pause(&mut shutdown).await;
-                    continue;
-                }
+                continue;
             }
             if self.sweeper && last_sweep.is_none_or(|t| t.elapsed() >= self.settings.poll) {
                 if let Err(e) = self.sweep().await {
@@ -150,14 +175,30 @@ impl Worker {
                 }
                 last_sweep = Some(Instant::now());
             }
+            let claim = claiming.get_or_insert_with(|| {
+                let client = self.client.clone();
+                let req = self.claim();
+                Box::pin(async move { client.query_and_own(req).await })
+            });
             let claimed = tokio::select! {
-                r = self.client.query_and_own(self.claim()) => r,
+                r = claim => r,
+                // The signals changed, or their watch was renewed: look at them again, the
+                // parked claim still on its way.
+                answer = &mut watching => {
+                    signals = self.watched(answer, &mut watching, &mut after);
+                    continue;
+                }
                 _ = shutdown.changed() => break,
             };
+            claiming = None;
             match claimed {
                 Ok(mut r) => {
                     if let Some(token) = r.tokens.pop() {
                         self.handle(token, &mut shutdown).await;
+                        // The watch sat unread while the job ran (its answer may have timed
+                        // out): start again from the last version seen, which answers at once
+                        // if a signal changed meanwhile.
+                        watching = self.watch_global(after, Duration::ZERO);
                     }
                 }
                 Err(e) => {
@@ -169,15 +210,51 @@ impl Worker {
         tracing::info!(worker = %self.name, "worker stopped");
     }
 
-    /// The long-polled claim of the best runnable job of every instance.
+    /// The global signals, after `delay`, watched from `after` (read at once without it).
+    fn watch_global(&self, after: Option<i64>, delay: Duration) -> InFlight<(Signals, i64)> {
+        let client = self.client.clone();
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            Signals::watch(client.as_ref(), &Level::Global, after, GLOBAL_WATCH).await
+        })
+    }
+
+    /// Takes a watch's answer and starts the next watch; `None` (signals unknown) when the
+    /// master could not answer, and the next look is a poll interval later.
+    fn watched(
+        &self,
+        answer: Result<(Signals, i64), MasterError>,
+        watching: &mut InFlight<(Signals, i64)>,
+        after: &mut Option<i64>,
+    ) -> Option<Signals> {
+        match answer {
+            Ok((signals, version)) => {
+                *after = Some(version);
+                *watching = self.watch_global(Some(version), Duration::ZERO);
+                Some(signals)
+            }
+            Err(e) => {
+                tracing::warn!(worker = %self.name, error = %e, "cannot read signals");
+                *after = None;
+                *watching = self.watch_global(None, self.settings.poll);
+                None
+            }
+        }
+    }
+
+    /// The long-polled claim of the best runnable job of every instance, with a lease the
+    /// master counts from the moment it grants the claim.
     fn claim(&self) -> QueryAndOwnRequest {
-        QueryAndOwnRequest::new(
-            &self.name,
-            crate::clock::now() + self.settings.lease.as_secs() as i64,
-            ALL_RUNNABLE_JOBS,
-            Some(1),
-            Some(self.settings.poll.as_millis() as u64),
-        )
+        QueryAndOwnRequest {
+            lease_sec: Some(self.settings.lease.as_secs().max(1)),
+            ..QueryAndOwnRequest::new(
+                &self.name,
+                0,
+                ALL_RUNNABLE_JOBS,
+                Some(1),
+                Some(self.settings.poll.as_millis() as u64),
+            )
+        }
     }
 
     async fn pause(&self, shutdown: &mut watch::Receiver<bool>) {

@@ -2,13 +2,15 @@
 //! the command run with its lease renewed and ABORT watched, the cleanup template after a
 //! failure, and the commit of how the run ended ([`RunEnd`]).
 
+use std::future::Future;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::Worker;
+use super::{InFlight, Worker};
 use crate::clock;
+use crate::master::MasterClient;
 use crate::parser::template;
 use crate::token::name::Level;
 use crate::token::{MasterError, ModifyRequest, Token};
@@ -49,6 +51,37 @@ struct Running<'a> {
     token: Token,
     stop: Option<Stop>,
     abort: watch::Sender<bool>,
+    /// The last renewal sent whose outcome is unknown (the master went away meanwhile): if it
+    /// landed, the token's version moved, and the next write must name the new one.
+    unsure: Option<Token>,
+    /// Since when renewals have failed for want of a master.
+    unreachable_since: Option<Instant>,
+}
+
+/// How long a watch of the signals parks at the master before it is renewed.
+const SIGNAL_WATCH: Duration = Duration::from_secs(10);
+/// How soon printed properties are written to the master.
+const PROPERTY_FLUSH: Duration = Duration::from_millis(250);
+
+/// The answer of an in-flight call, or never when there is none.
+async fn in_flight<T>(f: &mut Option<InFlight<T>>) -> Result<T, MasterError> {
+    match f {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// When the write `sent` may have landed unseen: the version it landed at, read back from the
+/// master (it landed when the token holds exactly what was sent, owner included).
+async fn adopt(c: &dyn MasterClient, sent: Option<&Token>) -> Result<Option<i64>, MasterError> {
+    let Some(sent) = sent else {
+        return Ok(None);
+    };
+    Ok(c.get(&sent.name).await?.and_then(|t| {
+        (t.owner == sent.owner && t.data == sent.data && t.version != sent.version)
+            .then_some(t.version)
+            .flatten()
+    }))
 }
 
 impl Running<'_> {
@@ -95,13 +128,36 @@ impl Worker {
         let dir = logs::instance_dir(&self.settings.logs_dir, &jt.workflow, &jt.instance);
         let mut job = jt.job.clone();
         if let Some(record) = job.history.last_mut().filter(|r| r.end_time.is_none()) {
-            // Its previous worker died or lost its lease mid-run: that attempt failed.
+            // Its previous worker stopped renewing the lease: it died, or was cut off from the
+            // master. That execution is lost, not failed: run the job again, up to
+            // lost_lease_retries times in a row, without counting it as an attempt.
             record.end_time = Some(clock::now_f64());
-            record.exit_code = Some(1);
-            let message = "executor failed to renew job ownership on time";
-            logs::pinlog(&dir, &jt.job.name, record, message);
-            tracing::warn!(job = %jt.token.name, "previous execution lost its lease; counted as a failed attempt");
-            return self.commit(jt, RunEnd::Finished(job)).await;
+            let who = match record.worker.as_str() {
+                "" => "its worker".to_owned(),
+                w => format!("worker {w}"),
+            };
+            let reason = format!("{who} stopped renewing its lease");
+            record.lost = Some(reason.clone());
+            let events = record.events.clone();
+            if job.lost_in_a_row() <= self.settings.lost_lease_retries as usize {
+                let record = job.history.last_mut().expect("the open record");
+                let message = format!(
+                    "execution lost: {reason}; it runs again and is not counted as an attempt"
+                );
+                logs::pinlog(&dir, &jt.job.name, record, &message);
+                tracing::warn!(job = %jt.token.name, %reason, "previous execution was lost with its worker; running the job again without counting an attempt");
+                job.events = events;
+            } else {
+                let record = job.history.last_mut().expect("the open record");
+                record.lost = None;
+                record.exit_code = Some(1);
+                let message = format!(
+                    "executor failed to renew job ownership on time ({reason}; lost_lease_retries used up)"
+                );
+                logs::pinlog(&dir, &jt.job.name, record, &message);
+                tracing::warn!(job = %jt.token.name, %reason, "previous execution lost its lease with no lost_lease_retries left; counted as a failed attempt");
+                return self.commit(jt, RunEnd::Finished(job)).await;
+            }
         }
         let mut record = self.new_record(jt, &mut job);
         if job.disabled {
@@ -195,8 +251,12 @@ impl Worker {
         }
     }
 
-    /// Runs the command, renewing the lease and watching for ABORT, until it ends. Returns the
-    /// job token at its latest version and how the run ended.
+    /// Runs the command until it ends, with the lease renewed every `lease`/3, printed
+    /// properties written within a second, and the instance's signals watched (a parked
+    /// request at the master) so an ABORT stops it within a second. Neither the renewal nor
+    /// the watch ever holds up the loop that waits for the process, so its end time is the
+    /// moment it exited, whatever the master is doing. Returns the job token at its latest
+    /// version and how the run ended.
     async fn execute(
         &self,
         jt: &JobToken,
@@ -217,10 +277,18 @@ impl Worker {
             token: jt.token.clone(),
             stop: None,
             abort,
+            unsure: None,
+            unreachable_since: None,
         };
-        let renew_every = (self.settings.lease / 3).max(Duration::from_secs(1));
+        let level = Level::Instance(jt.workflow.clone(), jt.instance.clone());
+        let renew_every = self.renew_every();
         // The first tick fires at once: it publishes the start.
         let mut tick = tokio::time::interval(renew_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut renewing: Option<InFlight<Token>> = None;
+        let mut watching: Option<InFlight<(Signals, i64)>> =
+            Some(self.watch_signals(&level, None, Duration::ZERO));
+        let mut flush_at: Option<Instant> = None;
         let mut shutdown_deadline: Option<Instant> = None;
         let result = loop {
             tokio::select! {
@@ -228,13 +296,44 @@ impl Worker {
                 biased;
                 result = &mut run => break result,
                 Some(report) = reports.recv() => match report {
-                    Report::Property(k, v) => r.record_property(k, v),
+                    Report::Property(k, v) => {
+                        r.record_property(k, v);
+                        flush_at.get_or_insert_with(|| Instant::now() + PROPERTY_FLUSH);
+                    }
                     Report::WarnTimeout => {
                         tracing::warn!(job = %jt.token.name, "job exceeded its warn_timeout_sec");
                         self.notify_timeout(jt, &r.job, index).await;
                     }
                 },
-                _ = tick.tick() => self.renew(&mut r).await,
+                answer = in_flight(&mut renewing) => {
+                    renewing = None;
+                    self.renewed(&mut r, answer);
+                }
+                answer = in_flight(&mut watching) => {
+                    let after = match answer {
+                        Ok((signals, version)) => {
+                            if signals.is_set(Action::ABORT, 0) && r.stop.is_none() {
+                                tracing::info!(job = %jt.token.name, "ABORT is set: stopping the job");
+                                r.stop(Stop::Aborted);
+                            }
+                            Some(version)
+                        }
+                        Err(e) => {
+                            tracing::debug!(job = %jt.token.name, error = %e, "cannot watch the signals yet");
+                            None
+                        }
+                    };
+                    let delay = if after.is_some() { Duration::ZERO } else { Duration::from_secs(1) };
+                    watching = Some(self.watch_signals(&level, after, delay));
+                }
+                _ = tick.tick(), if renewing.is_none() => {
+                    flush_at = None;
+                    renewing = Some(self.renew(&mut r));
+                }
+                _ = sleep_until(flush_at), if renewing.is_none() => {
+                    flush_at = None;
+                    renewing = Some(self.renew(&mut r));
+                }
                 _ = shutdown.changed(), if shutdown_deadline.is_none() => {
                     shutdown_deadline = Some(Instant::now() + self.settings.shutdown_grace);
                     tracing::info!(job = %jt.token.name, grace_sec = self.settings.shutdown_grace.as_secs(), "shutting down: letting the job finish");
@@ -242,35 +341,117 @@ impl Worker {
                 _ = sleep_until(shutdown_deadline), if r.stop.is_none() => r.stop(Stop::HandedBack),
             }
         };
+        // The end is the moment the process exited, not when the master next answers.
+        let ended = clock::now_f64();
         while let Ok(Report::Property(k, v)) = reports.try_recv() {
             r.record_property(k, v);
         }
-        self.finish(r, result).await
+        // A renewal on its way decides the version the commit must name: let it land.
+        if let Some(renewal) = renewing {
+            let answer = renewal.await;
+            self.renewed(&mut r, answer);
+        }
+        // A renewal whose answer never came may have landed: the end must name the version it
+        // landed at, or it would be refused as another worker's.
+        if let Some(sent) = r.unsure.take() {
+            match self
+                .patiently(|| adopt(self.client.as_ref(), Some(&sent)))
+                .await
+            {
+                Ok(Some(version)) => r.token.version = Some(version),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(job = %jt.token.name, error = %e, "cannot tell whether the last renewal landed")
+                }
+            }
+        }
+        self.finish(r, result, ended).await
     }
 
-    /// One lease renewal, which also writes the properties printed since the last one, and a
-    /// look at the instance's signals.
-    async fn renew(&self, r: &mut Running<'_>) {
-        let c = self.client.as_ref();
+    /// A renewal of the lease (from the master's clock), which also writes the properties
+    /// printed since the last one. It runs beside the command: see [`Worker::renewed`].
+    fn renew(&self, r: &mut Running<'_>) -> InFlight<Token> {
+        let renewed = plan::renewal(
+            r.jt,
+            &r.job,
+            r.token.version,
+            &self.name,
+            clock::now() + self.settings.lease.as_secs() as i64,
+        );
+        let unsure = r.unsure.replace(renewed.clone());
+        let client = self.client.clone();
+        let lease_sec = self.settings.lease.as_secs();
+        let renewal = async move {
+            let mut renewed = renewed;
+            if let Some(version) = adopt(client.as_ref(), unsure.as_ref()).await? {
+                renewed.version = Some(version);
+            }
+            let req = ModifyRequest {
+                updates: vec![renewed],
+                lease_sec: Some(lease_sec),
+                ..ModifyRequest::default()
+            };
+            Ok(client.modify(req).await?.updates.remove(0))
+        };
+        // A renewal never outlives half a lease: the next one starts fresh, so the first to
+        // reach a master back from an outage is well within the lease it gives back (the
+        // client's own backoff could be longer than the whole lease).
+        Box::pin(bounded(self.call_limit(), renewal))
+    }
+
+    /// How long one renewal or one try at committing may take before the next starts: half a
+    /// lease, so one started after a master comes back lands well within the lease it gives.
+    fn call_limit(&self) -> Duration {
+        (self.settings.lease / 2).max(Duration::from_secs(1))
+    }
+
+    /// How often a lease is renewed: a third of it, at least a second.
+    fn renew_every(&self) -> Duration {
+        (self.settings.lease / 3).max(Duration::from_secs(1))
+    }
+
+    /// What a renewal's answer means: the new version; a conflict (another worker owns the job,
+    /// or it was edited) stops the command; an outage keeps it running, up to the outage grace.
+    fn renewed(&self, r: &mut Running<'_>, answer: Result<Token, MasterError>) {
         let jt = r.jt;
-        let level = Level::Instance(jt.workflow.clone(), jt.instance.clone());
-        if let Ok(s) = Signals::read(c, &level).await
-            && s.is_set(Action::ABORT, 0)
-        {
-            r.stop(Stop::Aborted);
-        }
-        let until = clock::now() + self.settings.lease.as_secs() as i64;
-        let renewed = plan::renewal(jt, &r.job, r.token.version, &self.name, until);
-        match c.modify(ModifyRequest::update(vec![renewed])).await {
-            Ok(mut answer) => r.token = answer.updates.remove(0),
+        match answer {
+            Ok(token) => {
+                if r.unreachable_since.take().is_some() {
+                    tracing::info!(job = %jt.token.name, "the master answers again; the lease is renewed");
+                }
+                r.token = token;
+                r.unsure = None;
+            }
             Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => {
                 tracing::error!(job = %jt.token.name, "lost the job's lease; killing it");
+                r.unsure = None;
                 r.stop(Stop::LostLease);
             }
             Err(e) => {
-                tracing::warn!(job = %jt.token.name, error = %e, "cannot renew the lease yet")
+                let since = *r.unreachable_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= self.settings.outage_grace {
+                    tracing::error!(job = %jt.token.name, error = %e, grace_sec = self.settings.outage_grace.as_secs(), "the master has been unreachable longer than master_outage_grace_sec; giving the job up");
+                    r.stop(Stop::LostLease);
+                } else {
+                    tracing::warn!(job = %jt.token.name, error = %e, "cannot renew the lease yet; the job runs on")
+                }
             }
         }
+    }
+
+    /// The instance's signals, after `delay`, watched from `after` (at once without it).
+    fn watch_signals(
+        &self,
+        level: &Level,
+        after: Option<i64>,
+        delay: Duration,
+    ) -> InFlight<(Signals, i64)> {
+        let client = self.client.clone();
+        let level = level.clone();
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            Signals::watch(client.as_ref(), &level, after, SIGNAL_WATCH).await
+        })
     }
 
     /// Closes the open record with how the command ended, runs the cleanup after a failure,
@@ -279,11 +460,12 @@ impl Worker {
         &self,
         mut r: Running<'_>,
         result: std::io::Result<ExecResult>,
+        ended: f64,
     ) -> (JobToken, RunEnd) {
         let jt = r.jt;
         let dir = logs::instance_dir(&self.settings.logs_dir, &jt.workflow, &jt.instance);
         let record = &mut r.job.history[r.index];
-        record.end_time = Some(clock::now_f64());
+        record.end_time = Some(ended);
         match result {
             Ok(done) => {
                 record.exit_code = Some(done.exit_code);
@@ -362,46 +544,106 @@ impl Worker {
         );
     }
 
+    /// Writes how the run ended, retrying through a master outage (up to the outage grace),
+    /// then sends the email it owes and settles the instance.
     async fn commit(&self, jt: &JobToken, end: RunEnd) -> Result<(), MasterError> {
         let c = self.client.as_ref();
-        let (job, committed) = match end {
-            RunEnd::LostLease => (None, Committed::LostLease),
-            RunEnd::HandedBack(job) => {
-                c.modify(plan::hand_back(jt, &job)).await?;
-                tracing::info!(job = %jt.token.name, "handed the job back for another worker");
-                return Ok(());
-            }
-            RunEnd::Finished(job) if job.history.last().is_some_and(ExecutionRecord::succeeded) => {
-                let committed = progress::commit_success(c, jt, &job, &self.name).await?;
-                (None, committed)
-            }
-            RunEnd::Finished(job) if job.can_retry() => {
-                tracing::info!(job = %jt.token.name, delay_sec = job.retry_delay_sec, "job failed; it will be retried");
-                let committed = progress::commit_failure(c, jt, &job, &self.name, true).await?;
-                (None, committed)
-            }
-            RunEnd::Finished(job) => {
-                tracing::warn!(job = %jt.token.name, "job failed with no attempts left");
-                let committed = progress::commit_failure(c, jt, &job, &self.name, false).await?;
-                (Some(job), committed)
-            }
-            RunEnd::Aborted(job) => {
-                let committed = progress::commit_failure(c, jt, &job, &self.name, false).await?;
-                let failed = !job.history.last().is_some_and(ExecutionRecord::succeeded);
-                (failed.then_some(job), committed)
-            }
-        };
+        if let RunEnd::HandedBack(job) = &end {
+            self.patiently(|| c.modify(plan::hand_back(jt, job)))
+                .await?;
+            tracing::info!(job = %jt.token.name, "handed the job back for another worker");
+            return Ok(());
+        }
+        let (job, committed) = self.patiently(|| self.write_end(jt, &end)).await?;
         if committed == Committed::LostLease {
             tracing::warn!(job = %jt.token.name, "another worker owns this job now; this result is dropped");
             return Ok(());
         }
         if let Some(job) = job {
             // A final failure (or an abort) is worth an email; a success or a retry is not.
-            self.notify_failure(jt, &job, committed == Committed::FirstFailure)
+            self.notify_failure(jt, job, committed == Committed::FirstFailure)
                 .await;
         }
         self.settle(&jt.workflow, &jt.instance).await
     }
+
+    /// The version-checked write of a run's end; the job when its end is worth an email.
+    async fn write_end<'e>(
+        &self,
+        jt: &JobToken,
+        end: &'e RunEnd,
+    ) -> Result<(Option<&'e Job>, Committed), MasterError> {
+        let c = self.client.as_ref();
+        Ok(match end {
+            RunEnd::LostLease | RunEnd::HandedBack(_) => (None, Committed::LostLease),
+            RunEnd::Finished(job) if job.history.last().is_some_and(ExecutionRecord::succeeded) => {
+                (
+                    None,
+                    progress::commit_success(c, jt, job, &self.name).await?,
+                )
+            }
+            RunEnd::Finished(job) if job.can_retry() => {
+                tracing::info!(job = %jt.token.name, delay_sec = job.retry_delay_sec, "job failed; it will be retried");
+                (
+                    None,
+                    progress::commit_failure(c, jt, job, &self.name, true).await?,
+                )
+            }
+            RunEnd::Finished(job) => {
+                tracing::warn!(job = %jt.token.name, "job failed with no attempts left");
+                let committed = progress::commit_failure(c, jt, job, &self.name, false).await?;
+                (Some(job), committed)
+            }
+            RunEnd::Aborted(job) => {
+                let committed = progress::commit_failure(c, jt, job, &self.name, false).await?;
+                let failed = !job.history.last().is_some_and(ExecutionRecord::succeeded);
+                (failed.then_some(job), committed)
+            }
+        })
+    }
+
+    /// Calls `f` until the master answers it, through an outage of up to the outage grace: a
+    /// run that ended while the master (or its database) was away is committed when it is back.
+    async fn patiently<T, Fut>(&self, mut f: impl FnMut() -> Fut) -> Result<T, MasterError>
+    where
+        Fut: Future<Output = Result<T, MasterError>>,
+    {
+        let started = Instant::now();
+        let mut told = false;
+        loop {
+            // Bounded like a renewal, so a master back from an outage gets the end well within
+            // the lease it gives back.
+            match bounded(self.call_limit(), f()).await {
+                Err(e @ (MasterError::Unavailable(_) | MasterError::Unreachable(_)))
+                    if started.elapsed() < self.settings.outage_grace =>
+                {
+                    if !std::mem::replace(&mut told, true) {
+                        tracing::warn!(worker = %self.name, error = %e, "the master cannot take the job's end yet; trying until it can");
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                other => {
+                    if told && other.is_ok() {
+                        tracing::info!(worker = %self.name, "the master took the job's end");
+                    }
+                    return other;
+                }
+            }
+        }
+    }
+}
+
+/// `call`, or an unreachable master when it takes longer than `limit` (its outcome unknown).
+async fn bounded<T>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, MasterError>>,
+) -> Result<T, MasterError> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(MasterError::Unreachable(format!(
+            "no answer within {} ms",
+            limit.as_millis()
+        )))
+    })
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -44,6 +44,8 @@ pub fn settings(logs: &std::path::Path, archive_delay_sec: u64) -> WorkerSetting
         shutdown_grace: Duration::from_secs(2),
         mailer: None,
         ui_link: "http://localhost:8080".into(),
+        outage_grace: Duration::from_secs(600),
+        lost_lease_retries: 1,
     }
 }
 

@@ -5,6 +5,7 @@
 mod app;
 mod cluster;
 mod process;
+mod proxy;
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use tempfile::TempDir;
 pub use app::*;
 pub use cluster::*;
 pub use process::*;
+pub use proxy::Proxy;
 
 /// The YAML of a workflow `w` with one job, `job` written as `name: {command: ...}`.
 pub fn one_job(w: &str, job: &str) -> String {

@@ -55,13 +55,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Starts `pinball ARGS` in `dir`; its log goes to `dir/pinball.<pid>.log`, for a failing test
+/// to read.
 pub fn spawn_pinball(args: &[&str], dir: &Path) -> tokio::process::Child {
+    let log = tempfile::Builder::new()
+        .prefix("pinball.")
+        .suffix(".log")
+        .tempfile_in(dir)
+        .and_then(|f| f.keep().map_err(|e| e.error))
+        .map(|(f, _)| Stdio::from(f))
+        .unwrap_or_else(|_| Stdio::null());
     tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .kill_on_drop(true)
         .spawn()
         .unwrap()

@@ -1,0 +1,390 @@
+//! Fair, prompt and forgiving execution: claims in the order jobs became runnable, ABORT and
+//! printed properties within a second through the master's watches, leases counted by the
+//! master, and running jobs that survive a master outage and a dead worker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pinball::cli::util::UtilCommand;
+use pinball::master::MasterClient;
+use pinball::token::name;
+use pinball::workflow::worker::{WorkerSettings, run_workers};
+use tokio::sync::watch;
+
+use crate::helpers::*;
+use crate::processes::job_at;
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// One worker with a 30 s lease: a renewal comes every 10 s, so anything it sees sooner came
+/// through a watch.
+fn long_lease_worker(c: &Cluster) -> watch::Sender<bool> {
+    let (stop, stopped) = watch::channel(false);
+    let s = WorkerSettings {
+        lease: secs(30),
+        ..settings(c.logs.path(), 300)
+    };
+    tokio::spawn(run_workers(Arc::new(c.client.clone()), s, 1, stopped));
+    stop
+}
+
+#[tokio::test]
+async fn an_abort_stops_a_running_job_well_before_its_lease_renewal() {
+    let c = cluster(
+        "workflows:\n  ab:\n    jobs:\n      long: {command: 'sleep 60'}\n",
+        0,
+        300,
+    )
+    .await;
+    let stop = long_lease_worker(&c);
+    let i = c.start("ab").await;
+    c.wait_running("ab", &i, "long", secs(10)).await;
+    c.util(UtilCommand::Abort, Some("ab"), Some(&i), &[]).await;
+    // The first renewal went out at the start; the next is 10 s later. The job's end must be
+    // recorded long before that.
+    let waiting = name::job_token(&wf("ab"), &inst(&i), name::JobState::Waiting, &job("long"));
+    wait_until(secs(5), "the aborted job has ended", || async {
+        c.client.get(&waiting).await.ok().flatten().is_some()
+    })
+    .await;
+    let jobs = c.jobs("ab", &i).await;
+    let r = &jobs["long"].job.history[0];
+    assert_ne!(r.exit_code, Some(0), "the job was killed");
+    assert!(
+        r.end_time.unwrap() - r.start_time < 5.0,
+        "it ran {} s",
+        r.end_time.unwrap() - r.start_time
+    );
+    let _ = stop.send(true);
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn printed_properties_reach_the_master_before_the_next_renewal() {
+    let c = cluster(
+        "workflows:\n  pr:\n    jobs:\n      talk: {command: 'echo PINBALL:kill_id=42; sleep 60'}\n",
+        0,
+        300,
+    )
+    .await;
+    let stop = long_lease_worker(&c);
+    let i = c.start("pr").await;
+    let runnable = name::job_token(&wf("pr"), &inst(&i), name::JobState::Runnable, &job("talk"));
+    wait_until(
+        secs(5),
+        "the printed property is in the job's token",
+        || async {
+            c.client
+                .get(&runnable)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|t| t.data)
+                .is_some_and(|d| d.contains("kill_id") && d.contains("42"))
+        },
+    )
+    .await;
+    c.util(UtilCommand::Abort, Some("pr"), Some(&i), &[]).await;
+    let _ = stop.send(true);
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn equal_priority_jobs_run_in_the_order_they_became_runnable() {
+    // One worker; alpha (8 parallel jobs), then zeta (1 job), then alpha again are queued
+    // before it starts. By name, all 16 alpha jobs would come before zeta's.
+    let jobs: String = (0..8)
+        .map(|n| format!("      a{n}: {{command: 'true'}}\n"))
+        .collect();
+    let yaml = format!(
+        "workflows:\n  alpha:\n    jobs:\n{jobs}  zeta:\n    jobs:\n      z: {{command: 'true'}}\n"
+    );
+    let c = cluster(&yaml, 0, 300).await;
+    let first = c.start("alpha").await;
+    let z = c.start("zeta").await;
+    let second = c.start("alpha").await;
+    let workers = c.add_workers(1, 300);
+    c.wait_finished("alpha", &second, secs(60)).await;
+    c.wait_finished("zeta", &z, secs(60)).await;
+    let start = |w: &str, i: &str, j: &str| {
+        let w = w.to_owned();
+        let i = i.to_owned();
+        let j = j.to_owned();
+        let c = &c;
+        async move { c.jobs(&w, &i).await[&j].job.history[0].start_time }
+    };
+    let zeta_start = start("zeta", &z, "z").await;
+    for n in 0..8 {
+        let a = format!("a{n}");
+        assert!(
+            start("alpha", &first, &a).await < zeta_start,
+            "the first alpha's {a} was runnable before zeta"
+        );
+        assert!(
+            start("alpha", &second, &a).await > zeta_start,
+            "zeta was runnable before the second alpha's {a}"
+        );
+    }
+    workers.stop().await;
+    c.stop().await;
+}
+
+/// A configuration for `-m workers` against `port`, with these extra keys.
+fn workers_config(dir: &std::path::Path, port: u16, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("workers.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "master_port: {port}\nlocal_logs_dir_prefix: {}\n{extra}",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_lease_shorter_than_the_poll_runs_a_job_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&dir).await;
+    let yaml = "workflows:\n  once:\n    jobs:\n      j: {command: 'sleep 3'}\n";
+    pinball::workflow::definition::import(
+        &app.client,
+        &pinball::parser::parse_yaml(yaml, "t").unwrap(),
+    )
+    .await
+    .unwrap();
+    let config = workers_config(
+        dir.path(),
+        app.addr.port(),
+        "lease_sec: 2\nworker_poll_time_sec: 8\nworkers: 4\n",
+    );
+    let cfg = config.to_str().unwrap();
+    let _workers = spawn_pinball(&["-c", cfg, "-m", "workers"], dir.path());
+    wait_parked(&app.client, 4).await;
+    // The scenario itself: the parked claims must be older than the lease when a job comes.
+    tokio::time::sleep(secs(3)).await;
+    let out = pinball_out(
+        &["-c", cfg, "util", "-f", "-w", "once", "start"],
+        dir.path(),
+    )
+    .await;
+    let i = started_instance(&String::from_utf8_lossy(&out.stdout));
+    let waiting = name::job_token(&wf("once"), &inst(&i), name::JobState::Waiting, &job("j"));
+    wait_until(secs(30), "the job ends", || async {
+        job_at(&app.client, &waiting).await.is_some()
+    })
+    .await;
+    let history = job_at(&app.client, &waiting).await.unwrap().job.history;
+    assert_eq!(history.len(), 1, "one run: {history:?}");
+    assert_eq!(history[0].exit_code, Some(0));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_master_killed_for_10_s_during_a_20_s_job_leaves_it_one_successful_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let db = dir.path().join("pinball.db");
+    let master_cfg = dir.path().join("master.yaml");
+    std::fs::write(
+        &master_cfg,
+        format!(
+            "database_url: sqlite://{}\nmaster_port: {port}\nlease_sec: 4\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let mut master = start_master_process(&master_cfg).await;
+    let client = pinball::master::HttpMasterClient::new("127.0.0.1", port, quick_policy());
+    let yaml = "workflows:\n  out:\n    jobs:\n      j: {command: 'sleep 20', max_attempts: 1}\n";
+    pinball::workflow::definition::import(
+        &client,
+        &pinball::parser::parse_yaml(yaml, "t").unwrap(),
+    )
+    .await
+    .unwrap();
+    let config = workers_config(
+        dir.path(),
+        port,
+        "lease_sec: 4\nworker_poll_time_sec: 1\nworkers: 2\n",
+    );
+    let cfg = config.to_str().unwrap();
+    let _workers = spawn_pinball(&["-c", cfg, "-m", "workers"], dir.path());
+    let out = pinball_out(&["-c", cfg, "util", "-f", "-w", "out", "start"], dir.path()).await;
+    let i = started_instance(&String::from_utf8_lossy(&out.stdout));
+    let runnable = name::job_token(&wf("out"), &inst(&i), name::JobState::Runnable, &job("j"));
+    wait_until(secs(20), "the job runs", || async {
+        job_at(&client, &runnable)
+            .await
+            .is_some_and(|jt| jt.job.history.len() == 1)
+    })
+    .await;
+    // The scenario: the master dies 12 s into the job and stays away 10 s, longer than the
+    // lease (4 s), and the job exits (at 20 s) while it is away.
+    let started = job_at(&client, &runnable).await.unwrap().job.history[0].start_time;
+    let kill_at = started + 12.0 - pinball::clock::now_f64();
+    tokio::time::sleep(Duration::from_secs_f64(kill_at.max(0.0))).await;
+    master.child.start_kill().unwrap();
+    master.child.wait().await.unwrap();
+    tokio::time::sleep(secs(10)).await;
+    let _master = start_master_process(&master_cfg).await;
+    let waiting = name::job_token(&wf("out"), &inst(&i), name::JobState::Waiting, &job("j"));
+    wait_until(secs(40), "the job's end is committed", || async {
+        job_at(&client, &waiting).await.is_some()
+    })
+    .await;
+    let history = job_at(&client, &waiting).await.unwrap().job.history;
+    assert_eq!(history.len(), 1, "one execution: {history:?}");
+    assert_eq!(history[0].exit_code, Some(0), "{history:?}");
+    let ran = history[0].end_time.unwrap() - history[0].start_time;
+    assert!(
+        (19.0..23.0).contains(&ran),
+        "the execution lasted {ran} s, not its 20 s"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_job_costs_no_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&dir).await;
+    let yaml = "workflows:\n  k:\n    jobs:\n      j:\n        max_attempts: 1\n        command: 'if [ \"$PINBALL_EXECUTION\" = 0 ]; then sleep 30; fi; echo done'\n";
+    pinball::workflow::definition::import(
+        &app.client,
+        &pinball::parser::parse_yaml(yaml, "t").unwrap(),
+    )
+    .await
+    .unwrap();
+    let config = workers_config(
+        dir.path(),
+        app.addr.port(),
+        "lease_sec: 2\nworker_poll_time_sec: 1\nworkers: 1\n",
+    );
+    let cfg = config.to_str().unwrap();
+    let mut first = spawn_pinball(&["-c", cfg, "-m", "workers"], dir.path());
+    let out = pinball_out(&["-c", cfg, "util", "-f", "-w", "k", "start"], dir.path()).await;
+    let i = started_instance(&String::from_utf8_lossy(&out.stdout));
+    let runnable = name::job_token(&wf("k"), &inst(&i), name::JobState::Runnable, &job("j"));
+    wait_until(secs(20), "the first worker runs the job", || async {
+        job_at(&app.client, &runnable)
+            .await
+            .is_some_and(|jt| jt.job.history.len() == 1 && jt.token.owner.is_some())
+    })
+    .await;
+    let first_owner = job_at(&app.client, &runnable)
+        .await
+        .unwrap()
+        .token
+        .owner
+        .unwrap();
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    let _second = spawn_pinball(&["-c", cfg, "-m", "workers"], dir.path());
+    let waiting = name::job_token(&wf("k"), &inst(&i), name::JobState::Waiting, &job("j"));
+    wait_until(secs(30), "another worker reruns the job", || async {
+        job_at(&app.client, &waiting).await.is_some()
+    })
+    .await;
+    let history = job_at(&app.client, &waiting).await.unwrap().job.history;
+    assert_eq!(history.len(), 2, "{history:?}");
+    let lost = history[0]
+        .lost
+        .as_deref()
+        .expect("the first execution is lost");
+    assert!(lost.contains(&first_owner), "{lost}");
+    assert_eq!(
+        history[0].exit_code, None,
+        "a lost execution has no exit code"
+    );
+    assert!(
+        std::fs::read_to_string(&history[0].logs["pinlog"])
+            .unwrap()
+            .contains("not counted as an attempt")
+    );
+    assert_eq!(
+        history[1].exit_code,
+        Some(0),
+        "the rerun succeeded with max_attempts 1"
+    );
+    assert_ne!(history[1].worker, first_owner);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn mariadb_gone_for_30_s_during_a_20_s_job_leaves_it_one_successful_run() {
+    let Some(url) = mysql_url("mariadb_gone_for_30_s") else {
+        return;
+    };
+    // The master reaches MariaDB through a proxy the test cuts.
+    let (head, rest) = url.split_once('@').unwrap();
+    let (host, db) = rest.split_once('/').unwrap();
+    let target = tokio::net::lookup_host(host).await.unwrap().next().unwrap();
+    let proxy = Proxy::start(target).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let master_cfg = dir.path().join("master.yaml");
+    std::fs::write(
+        &master_cfg,
+        format!(
+            "database_url: {head}@127.0.0.1:{}/{db}\nmaster_name: {}\nmaster_port: {port}\nlease_sec: 4\n",
+            proxy.port,
+            unique_master("dbgone")
+        ),
+    )
+    .unwrap();
+    let _master = start_master_process(&master_cfg).await;
+    let client = pinball::master::HttpMasterClient::new("127.0.0.1", port, quick_policy());
+    let yaml = "workflows:\n  dbout:\n    jobs:\n      j: {command: 'sleep 20', max_attempts: 1}\n";
+    pinball::workflow::definition::import(
+        &client,
+        &pinball::parser::parse_yaml(yaml, "t").unwrap(),
+    )
+    .await
+    .unwrap();
+    let config = workers_config(
+        dir.path(),
+        port,
+        "lease_sec: 4\nworker_poll_time_sec: 1\nworkers: 2\n",
+    );
+    let cfg = config.to_str().unwrap();
+    let _workers = spawn_pinball(&["-c", cfg, "-m", "workers"], dir.path());
+    let out = pinball_out(
+        &["-c", cfg, "util", "-f", "-w", "dbout", "start"],
+        dir.path(),
+    )
+    .await;
+    let i = started_instance(&String::from_utf8_lossy(&out.stdout));
+    let runnable = name::job_token(&wf("dbout"), &inst(&i), name::JobState::Runnable, &job("j"));
+    wait_until(secs(20), "the job runs", || async {
+        job_at(&client, &runnable)
+            .await
+            .is_some_and(|jt| jt.job.history.len() == 1)
+    })
+    .await;
+    // The scenario: MariaDB goes away 5 s into the job for 30 s; the job exits meanwhile.
+    let started = job_at(&client, &runnable).await.unwrap().job.history[0].start_time;
+    let cut_at = started + 5.0 - pinball::clock::now_f64();
+    tokio::time::sleep(Duration::from_secs_f64(cut_at.max(0.0))).await;
+    proxy.cut();
+    tokio::time::sleep(secs(30)).await;
+    proxy.restore();
+    let waiting = name::job_token(&wf("dbout"), &inst(&i), name::JobState::Waiting, &job("j"));
+    wait_until(secs(60), "the job's end is committed", || async {
+        client
+            .query_prefix(&waiting)
+            .await
+            .ok()
+            .is_some_and(|t| !t.is_empty())
+    })
+    .await;
+    let history = job_at(&client, &waiting).await.unwrap().job.history;
+    assert_eq!(history.len(), 1, "one execution: {history:?}");
+    assert_eq!(history[0].exit_code, Some(0), "{history:?}");
+    let ran = history[0].end_time.unwrap() - history[0].start_time;
+    assert!(
+        (19.0..23.0).contains(&ran),
+        "the execution lasted {ran} s, not its 20 s"
+    );
+}
