@@ -120,6 +120,12 @@ impl Ord for Rank {
 /// no workflow waits for another because of its name; the name only breaks ties.
 type Place = (Rank, i64, Box<str>);
 
+/// The end of a lease of `secs` granted at `now` (whole seconds, as `expiration_time` is): one
+/// second more, so the lease is never shorter than asked however far into `now` it is granted.
+fn lease_end(now: i64, secs: u64) -> i64 {
+    now.saturating_add(secs as i64).saturating_add(1)
+}
+
 fn place(name: &str, e: &Entry) -> Place {
     (Rank(e.priority), e.version, name.into())
 }
@@ -371,7 +377,7 @@ impl State {
             if let Some(lease) = req.lease_sec
                 && entry.owner.as_deref().is_some_and(|o| !o.is_empty())
             {
-                entry.expiration_time = Some(now.saturating_add(lease as i64));
+                entry.expiration_time = Some(lease_end(now, lease));
             }
             updates.push(entry.to_token(&t.name));
             self.put(&t.name, Some(entry), txn);
@@ -467,7 +473,7 @@ impl State {
         // The lease is the master's to time: `lease_sec` from now, or the caller's end; one
         // that has already ended is never granted (it would be claimable again at once).
         let expires = match req.lease_sec {
-            Some(l) => now.saturating_add(l as i64),
+            Some(l) => lease_end(now, l),
             None => req.expiration_time,
         };
         if expires <= now {

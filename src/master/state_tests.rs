@@ -307,6 +307,79 @@ fn a_lease_that_ends_makes_the_token_claimable_again() {
 }
 
 #[test]
+fn leases_are_counted_by_the_master_and_never_granted_ended() {
+    let mut s = fresh();
+    modify(
+        &mut s,
+        vec![tok("/w/1/j", None), tok("/w/2/j", None)],
+        vec![],
+    )
+    .unwrap();
+    let p = "/w/*/";
+    let ended = s
+        .claim(&claim_req(p, Some(1), "a", 999), 1000, &mut Txn::default())
+        .unwrap();
+    assert!(
+        ended.tokens.is_empty(),
+        "a lease that has already ended is not granted"
+    );
+    let relative = QueryAndOwnRequest {
+        lease_sec: Some(30),
+        ..claim_req(p, Some(1), "a", 0)
+    };
+    let got = s.claim(&relative, 1000, &mut Txn::default()).unwrap();
+    assert_eq!(
+        got.tokens[0].expiration_time,
+        Some(1031),
+        "30 s from the grant, rounded up to whole seconds"
+    );
+    // A renewal through /modify with lease_sec counts from the master's now, too.
+    let mut renewed = got.tokens[0].clone();
+    renewed.expiration_time = Some(5);
+    let req = ModifyRequest {
+        lease_sec: Some(30),
+        ..ModifyRequest::update(vec![renewed])
+    };
+    let answer = s.modify(&req, 1020, &mut Txn::default()).unwrap();
+    assert_eq!(answer.updates[0].expiration_time, Some(1051));
+}
+
+#[test]
+fn an_outage_gives_job_leases_their_full_length_and_leaves_other_tokens() {
+    let mut s = fresh();
+    let leased = |name: &str, exp: i64| Token {
+        owner: Some("w".into()),
+        expiration_time: Some(exp),
+        ..tok(name, None)
+    };
+    modify(
+        &mut s,
+        vec![
+            leased("/workflow/a/1/job/runnable/j", 1005),
+            leased("/workflow/a/1/job/runnable/k", 5000),
+            leased("/schedule/workflow/a", 1005),
+        ],
+        vec![],
+    )
+    .unwrap();
+    let before = names(&s);
+    assert_eq!(s.extend_leases("/workflow/", 1010, 30), 1);
+    let exp = |n: &str| s.iter().find(|(k, _)| *k == n).unwrap().1.expiration_time;
+    assert_eq!(exp("/workflow/a/1/job/runnable/j"), Some(1040));
+    assert_eq!(
+        exp("/workflow/a/1/job/runnable/k"),
+        Some(5000),
+        "a longer lease stays"
+    );
+    assert_eq!(
+        exp("/schedule/workflow/a"),
+        Some(1005),
+        "a schedule's next run is not a lease"
+    );
+    assert_eq!(names(&s), before, "no version changes: holders still match");
+}
+
+#[test]
 fn rollback_restores_tokens_and_indexes() {
     let mut s = fresh();
     modify(

@@ -179,23 +179,35 @@ pub async fn commit_failure(
     owner: &str,
     retry: bool,
 ) -> Result<Committed, MasterError> {
-    let (req, first) = if retry {
-        (plan::retry(jt, job, owner, crate::clock::now()), false)
-    } else {
-        let level = Level::Instance(jt.workflow.clone(), jt.instance.clone());
-        let signals = Signals::read(client, &level).await?;
-        plan::final_failure(jt, job, signals.get(Action::ARCHIVE).is_some())
-    };
-    match client.modify(req).await {
-        Ok(_) if first => Ok(Committed::FirstFailure),
-        Ok(_) => Ok(Committed::Done),
-        Err(MasterError::VersionConflict(_) | MasterError::NotFound(_))
-            if !still_ours(client, jt).await? =>
-        {
-            Ok(Committed::LostLease)
+    // A final failure inserts the instance's ARCHIVE signal unless it is set; another job of
+    // the instance ending at the same moment may insert it first. The job still ours, the
+    // signals are read again and the write tried again.
+    for _ in 0..5 {
+        let (req, first) = if retry {
+            (plan::retry(jt, job, owner, crate::clock::now()), false)
+        } else {
+            let level = Level::Instance(jt.workflow.clone(), jt.instance.clone());
+            let signals = Signals::read(client, &level).await?;
+            plan::final_failure(jt, job, signals.get(Action::ARCHIVE).is_some())
+        };
+        match client.modify(req).await {
+            Ok(_) if first => return Ok(Committed::FirstFailure),
+            Ok(_) => return Ok(Committed::Done),
+            Err(MasterError::VersionConflict(_) | MasterError::NotFound(_))
+                if !still_ours(client, jt).await? =>
+            {
+                return Ok(Committed::LostLease);
+            }
+            Err(MasterError::VersionConflict(e)) if !retry => {
+                tracing::info!(job = %jt.token.name, conflict = %e, "the instance's signals changed under the failure's commit; trying again");
+            }
+            Err(e) => return Err(e),
         }
-        Err(e) => Err(e),
     }
+    Err(MasterError::VersionConflict(format!(
+        "the failure of {} kept conflicting with other writes to its instance",
+        jt.token.name
+    )))
 }
 
 /// Every token of one instance, by kind.

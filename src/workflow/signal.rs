@@ -73,15 +73,7 @@ impl Signals {
 
     /// Reads the signals visible at `level` in one request.
     pub async fn read(client: &dyn MasterClient, level: &Level) -> Result<Signals, MasterError> {
-        let queries = level
-            .visible_levels()
-            .iter()
-            .map(|l| Query {
-                name_prefix: l.signal_prefix(),
-                max_tokens: None,
-            })
-            .collect();
-        let response = client.query(QueryRequest::new(queries)).await?;
+        let response = client.query(QueryRequest::new(queries(level))).await?;
         Ok(Signals::from_tokens(response.tokens.into_iter().flatten()))
     }
 
@@ -95,16 +87,8 @@ impl Signals {
         after: Option<i64>,
         wait: std::time::Duration,
     ) -> Result<(Signals, i64), MasterError> {
-        let queries = level
-            .visible_levels()
-            .iter()
-            .map(|l| Query {
-                name_prefix: l.signal_prefix(),
-                max_tokens: None,
-            })
-            .collect();
         let req = QueryRequest {
-            queries,
+            queries: queries(level),
             wait_ms: after.map(|_| wait.as_millis() as u64),
             after_version: after,
         };
@@ -133,6 +117,18 @@ impl Signals {
             _ => true,
         }
     }
+}
+
+/// The signal tokens `level` sees: its own and those of every level above it.
+fn queries(level: &Level) -> Vec<Query> {
+    level
+        .visible_levels()
+        .iter()
+        .map(|l| Query {
+            name_prefix: l.signal_prefix(),
+            max_tokens: None,
+        })
+        .collect()
 }
 
 #[cfg(test)]

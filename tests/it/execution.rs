@@ -198,96 +198,50 @@ async fn a_master_killed_for_10_s_during_a_20_s_job_leaves_it_one_successful_run
     )
     .unwrap();
     let mut master = start_master_process(&master_cfg).await;
-    let client = pinball::master::HttpMasterClient::new("127.0.0.1", port, quick_policy());
-    let yaml = "workflows:\n  out:\n    jobs:\n      j: {command: 'sleep 20', max_attempts: 1}\n";
-    pinball::workflow::definition::import(
-        &client,
-        &pinball::parser::parse_yaml(yaml, "t").unwrap(),
-    )
-    .await
-    .unwrap();
-    let config = workers_config(
+    let run = one_job_running(
         dir.path(),
         port,
+        "out",
+        "{command: 'sleep 20', max_attempts: 1}",
         "lease_sec: 4\nworker_poll_time_sec: 1\nworkers: 2\n",
-    );
-    let cfg = config.to_str().unwrap();
-    let _workers = spawn_pinball(&["-c", cfg, "-m", "workers"], dir.path());
-    let out = pinball_out(&["-c", cfg, "util", "-f", "-w", "out", "start"], dir.path()).await;
-    let i = started_instance(&String::from_utf8_lossy(&out.stdout));
-    let runnable = name::job_token(&wf("out"), &inst(&i), name::JobState::Runnable, &job("j"));
-    wait_until(secs(20), "the job runs", || async {
-        job_at(&client, &runnable)
-            .await
-            .is_some_and(|jt| jt.job.history.len() == 1)
-    })
+    )
     .await;
     // The scenario: the master dies 12 s into the job and stays away 10 s, longer than the
     // lease (4 s), and the job exits (at 20 s) while it is away.
-    let started = job_at(&client, &runnable).await.unwrap().job.history[0].start_time;
-    let kill_at = started + 12.0 - pinball::clock::now_f64();
-    tokio::time::sleep(Duration::from_secs_f64(kill_at.max(0.0))).await;
+    sleep_until_epoch(run.started().await + 12.0).await;
     master.child.start_kill().unwrap();
     master.child.wait().await.unwrap();
     tokio::time::sleep(secs(10)).await;
     let _master = start_master_process(&master_cfg).await;
-    let waiting = name::job_token(&wf("out"), &inst(&i), name::JobState::Waiting, &job("j"));
-    wait_until(secs(40), "the job's end is committed", || async {
-        job_at(&client, &waiting).await.is_some()
-    })
-    .await;
-    let history = job_at(&client, &waiting).await.unwrap().job.history;
-    assert_eq!(history.len(), 1, "one execution: {history:?}");
-    assert_eq!(history[0].exit_code, Some(0), "{history:?}");
-    let ran = history[0].end_time.unwrap() - history[0].start_time;
-    assert!(
-        (19.0..23.0).contains(&ran),
-        "the execution lasted {ran} s, not its 20 s"
-    );
+    assert_one_run_of_20_s(&run.ended(secs(40)).await);
 }
 
 #[tokio::test]
 async fn a_worker_killed_mid_job_costs_no_attempt() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app(&dir).await;
-    let yaml = "workflows:\n  k:\n    jobs:\n      j:\n        max_attempts: 1\n        command: 'if [ \"$PINBALL_EXECUTION\" = 0 ]; then sleep 30; fi; echo done'\n";
-    pinball::workflow::definition::import(
-        &app.client,
-        &pinball::parser::parse_yaml(yaml, "t").unwrap(),
-    )
-    .await
-    .unwrap();
-    let config = workers_config(
+    let command = "{max_attempts: 1, command: 'if [ \"$PINBALL_EXECUTION\" = 0 ]; then sleep 30; fi; echo done'}";
+    let mut run = one_job_running(
         dir.path(),
         app.addr.port(),
+        "k",
+        command,
         "lease_sec: 2\nworker_poll_time_sec: 1\nworkers: 1\n",
-    );
-    let cfg = config.to_str().unwrap();
-    let mut first = spawn_pinball(&["-c", cfg, "-m", "workers"], dir.path());
-    let out = pinball_out(&["-c", cfg, "util", "-f", "-w", "k", "start"], dir.path()).await;
-    let i = started_instance(&String::from_utf8_lossy(&out.stdout));
-    let runnable = name::job_token(&wf("k"), &inst(&i), name::JobState::Runnable, &job("j"));
-    wait_until(secs(20), "the first worker runs the job", || async {
-        job_at(&app.client, &runnable)
-            .await
-            .is_some_and(|jt| jt.job.history.len() == 1 && jt.token.owner.is_some())
-    })
+    )
     .await;
-    let first_owner = job_at(&app.client, &runnable)
+    let first_owner = job_at(&app.client, &run.runnable)
         .await
         .unwrap()
         .token
         .owner
         .unwrap();
-    first.start_kill().unwrap();
-    first.wait().await.unwrap();
-    let _second = spawn_pinball(&["-c", cfg, "-m", "workers"], dir.path());
-    let waiting = name::job_token(&wf("k"), &inst(&i), name::JobState::Waiting, &job("j"));
-    wait_until(secs(30), "another worker reruns the job", || async {
-        job_at(&app.client, &waiting).await.is_some()
-    })
-    .await;
-    let history = job_at(&app.client, &waiting).await.unwrap().job.history;
+    run.workers.start_kill().unwrap();
+    run.workers.wait().await.unwrap();
+    let _second = spawn_pinball(
+        &["-c", run.config.to_str().unwrap(), "-m", "workers"],
+        dir.path(),
+    );
+    let history = run.ended(secs(30)).await;
     assert_eq!(history.len(), 2, "{history:?}");
     let lost = history[0]
         .lost
@@ -335,51 +289,108 @@ async fn mariadb_gone_for_30_s_during_a_20_s_job_leaves_it_one_successful_run() 
     )
     .unwrap();
     let _master = start_master_process(&master_cfg).await;
-    let client = pinball::master::HttpMasterClient::new("127.0.0.1", port, quick_policy());
-    let yaml = "workflows:\n  dbout:\n    jobs:\n      j: {command: 'sleep 20', max_attempts: 1}\n";
-    pinball::workflow::definition::import(
-        &client,
-        &pinball::parser::parse_yaml(yaml, "t").unwrap(),
-    )
-    .await
-    .unwrap();
-    let config = workers_config(
+    let run = one_job_running(
         dir.path(),
         port,
+        "dbout",
+        "{command: 'sleep 20', max_attempts: 1}",
         "lease_sec: 4\nworker_poll_time_sec: 1\nworkers: 2\n",
-    );
-    let cfg = config.to_str().unwrap();
-    let _workers = spawn_pinball(&["-c", cfg, "-m", "workers"], dir.path());
-    let out = pinball_out(
-        &["-c", cfg, "util", "-f", "-w", "dbout", "start"],
-        dir.path(),
     )
     .await;
-    let i = started_instance(&String::from_utf8_lossy(&out.stdout));
-    let runnable = name::job_token(&wf("dbout"), &inst(&i), name::JobState::Runnable, &job("j"));
-    wait_until(secs(20), "the job runs", || async {
-        job_at(&client, &runnable)
-            .await
-            .is_some_and(|jt| jt.job.history.len() == 1)
-    })
-    .await;
     // The scenario: MariaDB goes away 5 s into the job for 30 s; the job exits meanwhile.
-    let started = job_at(&client, &runnable).await.unwrap().job.history[0].start_time;
-    let cut_at = started + 5.0 - pinball::clock::now_f64();
-    tokio::time::sleep(Duration::from_secs_f64(cut_at.max(0.0))).await;
+    sleep_until_epoch(run.started().await + 5.0).await;
     proxy.cut();
     tokio::time::sleep(secs(30)).await;
     proxy.restore();
-    let waiting = name::job_token(&wf("dbout"), &inst(&i), name::JobState::Waiting, &job("j"));
-    wait_until(secs(60), "the job's end is committed", || async {
-        client
-            .query_prefix(&waiting)
+    assert_one_run_of_20_s(&run.ended(secs(60)).await);
+}
+
+/// A one-job workflow `w` imported into the master on `port`, a `-m workers` process with the
+/// `extra` configuration keys, and an instance started and running.
+struct OneJob {
+    client: pinball::master::HttpMasterClient,
+    runnable: String,
+    waiting: String,
+    workers: tokio::process::Child,
+    config: std::path::PathBuf,
+}
+
+async fn one_job_running(
+    dir: &std::path::Path,
+    port: u16,
+    w: &str,
+    job_yaml: &str,
+    extra: &str,
+) -> OneJob {
+    let client = pinball::master::HttpMasterClient::new("127.0.0.1", port, quick_policy());
+    let yaml = format!("workflows:\n  {w}:\n    jobs:\n      j: {job_yaml}\n");
+    pinball::workflow::definition::import(
+        &client,
+        &pinball::parser::parse_yaml(&yaml, "t").unwrap(),
+    )
+    .await
+    .unwrap();
+    let config = workers_config(dir, port, extra);
+    let cfg = config.to_str().unwrap();
+    let workers = spawn_pinball(&["-c", cfg, "-m", "workers"], dir);
+    let out = pinball_out(&["-c", cfg, "util", "-f", "-w", w, "start"], dir).await;
+    let i = inst(&started_instance(&String::from_utf8_lossy(&out.stdout)));
+    let state = |s| name::job_token(&wf(w), &i, s, &job("j"));
+    let (runnable, waiting) = (
+        state(name::JobState::Runnable),
+        state(name::JobState::Waiting),
+    );
+    wait_until(secs(20), "the job runs", || async {
+        job_at(&client, &runnable)
             .await
-            .ok()
-            .is_some_and(|t| !t.is_empty())
+            .is_some_and(|jt| jt.job.history.len() == 1 && jt.token.owner.is_some())
     })
     .await;
-    let history = job_at(&client, &waiting).await.unwrap().job.history;
+    OneJob {
+        client,
+        runnable,
+        waiting,
+        workers,
+        config,
+    }
+}
+
+impl OneJob {
+    /// The job's start, in seconds since the epoch.
+    async fn started(&self) -> f64 {
+        job_at(&self.client, &self.runnable)
+            .await
+            .unwrap()
+            .job
+            .history[0]
+            .start_time
+    }
+
+    /// Waits until the job's end is committed; returns its history.
+    async fn ended(&self, within: Duration) -> Vec<pinball::workflow::job::ExecutionRecord> {
+        wait_until(within, "the job's end is committed", || async {
+            self.client
+                .query_prefix(&self.waiting)
+                .await
+                .is_ok_and(|t| !t.is_empty())
+        })
+        .await;
+        job_at(&self.client, &self.waiting)
+            .await
+            .unwrap()
+            .job
+            .history
+    }
+}
+
+/// Sleeps until `at` seconds since the epoch: the scenario's own timeline.
+async fn sleep_until_epoch(at: f64) {
+    let left = at - pinball::clock::now_f64();
+    tokio::time::sleep(Duration::from_secs_f64(left.max(0.0))).await;
+}
+
+/// One successful execution that lasted its 20 s.
+fn assert_one_run_of_20_s(history: &[pinball::workflow::job::ExecutionRecord]) {
     assert_eq!(history.len(), 1, "one execution: {history:?}");
     assert_eq!(history[0].exit_code, Some(0), "{history:?}");
     let ran = history[0].end_time.unwrap() - history[0].start_time;

@@ -143,7 +143,20 @@ async fn delay_starts_the_next_run_only_after_the_running_one_ends() {
 
 #[tokio::test]
 async fn abort_running_aborts_the_running_instance_and_starts_a_new_one() {
-    let c = cluster(&workflow("ABORT_RUNNING", "2S", "sleep 30", 5), 4, 0).await;
+    let c = cluster(&workflow("ABORT_RUNNING", "2S", "sleep 30", 5), 0, 0).await;
+    // Workers with a 30 s lease renew every 10 s: a short run is aborted only if the ABORT
+    // reaches the running job at once (through its watch), not at a renewal.
+    let (stop_workers, stopped) = watch::channel(false);
+    let s = pinball::workflow::worker::WorkerSettings {
+        lease: Duration::from_secs(30),
+        ..crate::helpers::settings(c.logs.path(), 0)
+    };
+    let workers = tokio::spawn(pinball::workflow::worker::run_workers(
+        Arc::new(c.client.clone()),
+        s,
+        4,
+        stopped,
+    ));
     let w = observe(&c, 6).await;
     assert!(w.instances.len() >= 2, "{:?}", w.instances);
     let store = storage::open(&c.app.url).unwrap();
@@ -157,6 +170,15 @@ async fn abort_running_aborts_the_running_instance_and_starts_a_new_one() {
             .any(|t| t.name.ends_with("/__SIGNAL__/ABORT")),
         "an earlier instance was aborted and archived"
     );
+    for t in archived.iter().filter(|t| t.name.contains("/job/")) {
+        let jt = pinball::workflow::instance::JobToken::parse(t.clone()).unwrap();
+        for r in &jt.job.history {
+            let ran = r.end_time.unwrap() - r.start_time;
+            assert!(ran < 4.0, "an aborted run went on for {ran} s");
+        }
+    }
+    let _ = stop_workers.send(true);
+    workers.await.unwrap();
     c.stop().await;
 }
 
