@@ -399,3 +399,39 @@ fn assert_one_run_of_20_s(history: &[pinball::workflow::job::ExecutionRecord]) {
         "the execution lasted {ran} s, not its 20 s"
     );
 }
+
+#[tokio::test]
+async fn an_idle_worker_sees_a_global_drain_at_once_not_after_its_parked_claim() {
+    let c = cluster(
+        "workflows:\n  dr:\n    jobs:\n      j: {command: 'true'}\n",
+        0,
+        300,
+    )
+    .await;
+    // One idle worker whose claim parks for 30 s.
+    let (stop, stopped) = watch::channel(false);
+    let s = WorkerSettings {
+        poll: secs(30),
+        ..settings(c.logs.path(), 300)
+    };
+    let workers = tokio::spawn(run_workers(Arc::new(c.client.clone()), s, 1, stopped));
+    wait_parked(&c.client, 1).await;
+    c.util(UtilCommand::Drain, None, None, &[]).await;
+    // The worker drops its parked claim as soon as its watch reports the DRAIN.
+    wait_until(
+        secs(5),
+        "the drained worker's claim is withdrawn",
+        || async { c.client.health().await.is_ok_and(|h| h.parked_claims == 0) },
+    )
+    .await;
+    let i = c.start("dr").await;
+    let runnable = name::job_token(&wf("dr"), &inst(&i), name::JobState::Runnable, &job("j"));
+    c.util(UtilCommand::Undrain, None, None, &[]).await;
+    wait_until(secs(5), "after UNDRAIN the job runs at once", || async {
+        job_at(&c.client, &runnable).await.is_none()
+    })
+    .await;
+    let _ = stop.send(true);
+    workers.await.unwrap();
+    c.stop().await;
+}
