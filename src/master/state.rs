@@ -219,7 +219,14 @@ pub struct State {
     tokens: BTreeMap<Box<str>, Entry>,
     indexes: HashMap<String, ClaimIndex>,
     last_version: i64,
+    /// The latest deletions with the version of the batch that made them, so a watch armed
+    /// after a deletion it has not seen still learns of it (a deleted token has no version).
+    deletions: std::collections::VecDeque<(i64, Box<str>)>,
 }
+
+/// How many deletions a state remembers for watches; a watch older than all of them is
+/// answered at once (it may have missed one).
+const REMEMBERED_DELETIONS: usize = 10_000;
 
 impl State {
     /// Builds the state from stored rows. `version_floor` is the persisted high-water mark:
@@ -238,6 +245,7 @@ impl State {
             tokens,
             indexes: HashMap::new(),
             last_version: version_floor.max(max_row),
+            deletions: std::collections::VecDeque::new(),
         };
         let version = state.next_version();
         state.tokens.insert(
@@ -339,7 +347,16 @@ impl State {
         }
         let mut blessed = self.tokens[BLESSED_VERSION_NAME].clone();
         blessed.version = self.next_version();
+        let version = blessed.version;
         self.put(BLESSED_VERSION_NAME, Some(blessed), txn);
+        for name in txn.before.keys() {
+            if !self.tokens.contains_key(name) {
+                if self.deletions.len() == REMEMBERED_DELETIONS {
+                    self.deletions.pop_front();
+                }
+                self.deletions.push_back((version, name.clone()));
+            }
+        }
     }
 
     /// Checks a versioned reference to an existing token (deletes, archives, updates).
@@ -429,10 +446,19 @@ impl State {
 
     /// Whether a token matching one of `patterns` was written after `version` (a watch's test).
     pub fn changed_since(&self, patterns: &[Pattern], version: i64) -> bool {
-        patterns.iter().any(|p| {
-            self.range(p.literal_prefix())
-                .any(|(k, e)| e.version > version && p.matches(k))
-        })
+        let forgotten = self.deletions.len() == REMEMBERED_DELETIONS
+            && self.deletions.front().is_some_and(|(v, _)| *v > version);
+        forgotten
+            || self
+                .deletions
+                .iter()
+                .rev()
+                .take_while(|(v, _)| *v > version)
+                .any(|(_, n)| patterns.iter().any(|p| p.matches(n)))
+            || patterns.iter().any(|p| {
+                self.range(p.literal_prefix())
+                    .any(|(k, e)| e.version > version && p.matches(k))
+            })
     }
 
     /// `/group`: counts by the name up to, not including, the first `suffix` after the prefix.

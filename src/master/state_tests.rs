@@ -632,3 +632,20 @@ fn a_query_stops_at_its_answer_budget() {
     let err = s.query(&q, &mut budget).unwrap_err();
     assert!(err.to_string().contains("max_answer_bytes"), "{err}");
 }
+
+#[test]
+fn a_watch_learns_of_writes_and_deletions_after_its_version() {
+    let mut s = fresh();
+    let written = modify(&mut s, vec![tok("/w/1/__SIGNAL__/DRAIN", None)], vec![]).unwrap();
+    let seen = s.last_version();
+    let patterns = [Pattern::parse("/w/1/__SIGNAL__/").unwrap()];
+    assert!(!s.changed_since(&patterns, seen), "nothing since");
+    assert!(s.changed_since(&patterns, seen - 2), "the write itself");
+    modify(&mut s, vec![], vec![written.updates[0].clone()]).unwrap();
+    assert!(
+        s.changed_since(&patterns, seen),
+        "the deletion, though the token is gone"
+    );
+    let other = [Pattern::parse("/w/2/").unwrap()];
+    assert!(!s.changed_since(&other, seen), "not a name it watches");
+}
