@@ -5,8 +5,11 @@ use super::{Done, Ops, OpsError, py_list};
 use crate::parser::Definitions;
 use crate::token::name::{self, InstanceId, WorkflowName};
 use crate::token::{MasterError, ModifyRequest};
-use crate::workflow::instance::{new_instance_id, new_instance_tokens};
+use crate::workflow::instance::{instance_id_after, new_instance_id, new_instance_tokens};
 use crate::workflow::{definition, settle};
+
+/// How many instance ids a start tries before it gives up.
+const START_ATTEMPTS: usize = 64;
 
 impl Ops<'_> {
     /// `start`: a new instance from the definition in the master, if the schedule's
@@ -31,9 +34,13 @@ impl Ops<'_> {
             }
         }
         let graph = def.graph();
-        // An instance id is a millisecond stamp; two starts in one millisecond retry with the next.
-        for _ in 0..5 {
-            let i = new_instance_id();
+        // An instance id is a millisecond stamp; a start that collides with another process's
+        // (the master refuses the second insert) tries a later one, spread at random.
+        for attempt in 0..START_ATTEMPTS {
+            let i = match attempt {
+                0 => new_instance_id(),
+                _ => instance_id_after(fastrand::i64(0..16)),
+            };
             let tokens = new_instance_tokens(w, &i, &graph);
             match c.modify(ModifyRequest::update(tokens)).await {
                 Ok(_) => {
@@ -44,9 +51,7 @@ impl Ops<'_> {
                     );
                     return Ok(Done::created(message, w, &i));
                 }
-                Err(MasterError::VersionConflict(_)) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(2)).await
-                }
+                Err(MasterError::VersionConflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
         }

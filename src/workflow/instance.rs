@@ -13,7 +13,27 @@ pub const PARSER_CREATOR: &str = "parser";
 
 /// A new instance id: the time in milliseconds, as the original.
 pub fn new_instance_id() -> InstanceId {
-    InstanceId::parse(crate::clock::now_ms().to_string()).expect("digits are a word")
+    instance_id_after(0)
+}
+
+/// The last instance id this process handed out, as a number.
+static LAST_INSTANCE_ID: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// An instance id: the current millisecond, or one past the last id this process handed out
+/// when that is later (so one process never hands out an id twice), plus `skip`. After a
+/// collision with another process's start (the master refuses the second insert of a name),
+/// a random `skip` spreads the contenders over the next milliseconds.
+pub fn instance_id_after(skip: i64) -> InstanceId {
+    use std::sync::atomic::Ordering;
+    let now = crate::clock::now_ms();
+    let mut prev = LAST_INSTANCE_ID.load(Ordering::Relaxed);
+    loop {
+        let id = now.max(prev + 1) + skip;
+        match LAST_INSTANCE_ID.compare_exchange(prev, id, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return InstanceId::parse(id.to_string()).expect("digits are a word"),
+            Err(seen) => prev = seen,
+        }
+    }
 }
 
 /// The job data of one job of the graph, with no history.

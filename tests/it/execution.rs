@@ -435,3 +435,63 @@ async fn an_idle_worker_sees_a_global_drain_at_once_not_after_its_parked_claim()
     workers.await.unwrap();
     c.stop().await;
 }
+
+#[tokio::test]
+async fn five_hundred_starts_at_once_get_five_hundred_instances() {
+    let c = cluster(
+        "workflows:\n  crowd:\n    jobs:\n      j: {command: 'true'}\n",
+        0,
+        300,
+    )
+    .await;
+    let starts = (0..500).map(|_| c.start("crowd"));
+    let ids: std::collections::BTreeSet<String> = futures_util::future::join_all(starts)
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(ids.len(), 500, "every start got an instance of its own");
+    let groups = c
+        .client
+        .group(pinball::token::GroupRequest {
+            name_prefix: "/workflow/crowd/".into(),
+            group_suffix: Some("/".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        groups.counts.len(),
+        500,
+        "and the master holds 500 instances"
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn two_hundred_start_processes_at_once_get_two_hundred_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&dir).await;
+    let yaml = "workflows:\n  crowd:\n    jobs:\n      j: {command: 'true'}\n";
+    pinball::workflow::definition::import(
+        &app.client,
+        &pinball::parser::parse_yaml(yaml, "t").unwrap(),
+    )
+    .await
+    .unwrap();
+    let config = workers_config(dir.path(), app.addr.port(), "");
+    let cfg = config.to_str().unwrap();
+    // Separate processes share no counter: their ids collide in the master and are retried.
+    let args = ["-c", cfg, "util", "-f", "-w", "crowd", "start"];
+    let starts = (0..200).map(|_| pinball_out(&args, dir.path()));
+    let outs = futures_util::future::join_all(starts).await;
+    let mut ids = std::collections::BTreeSet::new();
+    for out in outs {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ids.insert(started_instance(&String::from_utf8_lossy(&out.stdout)));
+    }
+    assert_eq!(ids.len(), 200);
+    app.stop().await;
+}
