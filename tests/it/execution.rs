@@ -467,7 +467,7 @@ async fn five_hundred_starts_at_once_get_five_hundred_instances() {
 }
 
 #[tokio::test]
-async fn two_hundred_start_processes_at_once_get_two_hundred_instances() {
+async fn a_hundred_start_processes_at_once_get_a_hundred_instances() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app(&dir).await;
     let yaml = "workflows:\n  crowd:\n    jobs:\n      j: {command: 'true'}\n";
@@ -481,7 +481,7 @@ async fn two_hundred_start_processes_at_once_get_two_hundred_instances() {
     let cfg = config.to_str().unwrap();
     // Separate processes share no counter: their ids collide in the master and are retried.
     let args = ["-c", cfg, "util", "-f", "-w", "crowd", "start"];
-    let starts = (0..200).map(|_| pinball_out(&args, dir.path()));
+    let starts = (0..100).map(|_| pinball_out(&args, dir.path()));
     let outs = futures_util::future::join_all(starts).await;
     let mut ids = std::collections::BTreeSet::new();
     for out in outs {
@@ -492,6 +492,6 @@ async fn two_hundred_start_processes_at_once_get_two_hundred_instances() {
         );
         ids.insert(started_instance(&String::from_utf8_lossy(&out.stdout)));
     }
-    assert_eq!(ids.len(), 200);
+    assert_eq!(ids.len(), 100);
     app.stop().await;
 }
