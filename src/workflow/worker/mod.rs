@@ -170,9 +170,14 @@ impl Worker {
                 continue;
             }
             if self.sweeper && last_sweep.is_none_or(|t| t.elapsed() >= self.settings.poll) {
+                // No call may sit unpolled while this worker awaits others: a master in this
+                // process could grant it its state's read lock, and the sweep's writes would
+                // then wait for ever behind it. The watch starts again after the sweep.
+                drop(watching);
                 if let Err(e) = self.sweep().await {
                     tracing::warn!(error = %e, "sweeping instances failed");
                 }
+                watching = self.watch_global(after, Duration::ZERO);
                 last_sweep = Some(Instant::now());
             }
             let claim = claiming.get_or_insert_with(|| {
@@ -194,6 +199,8 @@ impl Worker {
             match claimed {
                 Ok(mut r) => {
                     if let Some(token) = r.tokens.pop() {
+                        // Not left unpolled while the job runs (see the sweep).
+                        drop(watching);
                         self.handle(token, &mut shutdown).await;
                         // The watch sat unread while the job ran (its answer may have timed
                         // out): start again from the last version seen, which answers at once

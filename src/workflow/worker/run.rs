@@ -302,7 +302,11 @@ impl Worker {
                     }
                     Report::WarnTimeout => {
                         tracing::warn!(job = %jt.token.name, "job exceeded its warn_timeout_sec");
+                        // The watch is not left unpolled across another await (see the
+                        // worker's sweep); it reads afresh after.
+                        drop(watching.take());
                         self.notify_timeout(jt, &r.job, index).await;
+                        watching = Some(self.watch_signals(&level, None, Duration::ZERO));
                     }
                 },
                 answer = in_flight(&mut renewing) => {
@@ -343,6 +347,7 @@ impl Worker {
         };
         // The end is the moment the process exited, not when the master next answers.
         let ended = clock::now_f64();
+        drop(watching);
         while let Ok(Report::Property(k, v)) = reports.try_recv() {
             r.record_property(k, v);
         }
