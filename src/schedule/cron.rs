@@ -433,6 +433,13 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// Each (expression, after, next, why) of a table, in `tz`.
+    fn assert_table(cases: &[(&str, &str, &str, &str)], tz: &str) {
+        for (expr, after, want, why) in cases {
+            assert_eq!(next(expr, after, tz), *want, "{expr} after {after}: {why}");
+        }
+    }
+
     fn next(expr: &str, after: &str, tz: &str) -> String {
         let tz = TimeZone::get(tz).unwrap();
         Cron::parse(expr)
@@ -489,13 +496,7 @@ mod tests {
                 "months without a 31st are skipped",
             ),
         ];
-        for (expr, after, want, why) in cases {
-            assert_eq!(
-                next(expr, after, "UTC"),
-                want,
-                "{expr} after {after}: {why}"
-            );
-        }
+        assert_table(&cases, "UTC");
     }
 
     #[test]
@@ -548,9 +549,7 @@ mod tests {
                 "01:30 happens twice on the day clocks go back; the job runs once",
             ),
         ];
-        for (expr, after, want, why) in cases {
-            assert_eq!(next(expr, after, ny), want, "{expr} after {after}: {why}");
-        }
+        assert_table(&cases, ny);
     }
 
     #[test]
@@ -703,13 +702,7 @@ mod tests {
                 "the 1st or a Sunday",
             ),
         ];
-        for (expr, after, want, why) in cases {
-            assert_eq!(
-                next(expr, after, "UTC"),
-                want,
-                "{expr} after {after}: {why}"
-            );
-        }
+        assert_table(&cases, "UTC");
     }
 
     #[test]
