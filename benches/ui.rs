@@ -4,6 +4,11 @@
 //!    a forced layout of the graph).
 //! 2. 100,000 archived instances: how fast their summaries are built, then the workflows page
 //!    and the instances page (first and a deep page), p95 of 50 requests each.
+//! 3. 2,000 running instances (10 workflows × 200, five jobs each, one running): the workflows
+//!    page, a workflow's instances page and one instance page, p95 of 50 requests each
+//!    (target ≤ 200 ms).
+//!
+//! `PINBALL_BENCH_ONLY=instance|history|running` runs one part.
 //!
 //! Needs Debian's chromium and chromium-driver for the rendering figures.
 
@@ -167,6 +172,70 @@ async fn instance_pages(browser: Option<&webdriver::Browser>) {
     }
 }
 
+const RUNNING: usize = 2_000;
+
+/// The tokens of a running instance of `def`: its first job running (owned, one execution
+/// open), the others waiting.
+fn running_instance(w: &str, i: &str, def: &WorkflowDef, t0: f64) -> Vec<Token> {
+    let wn = &name::WorkflowName::parse(w).unwrap();
+    let id = &name::InstanceId::parse(i).unwrap();
+    new_instance_tokens(wn, id, &def.graph())
+        .into_iter()
+        .enumerate()
+        .map(|(k, t)| {
+            if k > 0 {
+                return t;
+            }
+            let mut jt = JobToken::parse(t).unwrap();
+            jt.job.history = vec![ExecutionRecord {
+                worker: "bench".into(),
+                ..ExecutionRecord::new(id.clone(), "sleep 600", t0)
+            }];
+            let mut token = Token::new(jt.token.name.clone(), Some(jt.job.to_data()));
+            token.owner = Some("bench-worker".into());
+            token.expiration_time = Some(i64::MAX / 2);
+            token
+        })
+        .collect()
+}
+
+async fn running_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("running.db").display());
+    let master = Master::start(storage::open(&url).unwrap(), "default").await;
+    let client = LocalMasterClient(master.clone());
+    let def = layered(5, 2);
+    let mut batch = Vec::new();
+    for k in 0..RUNNING {
+        let w = format!("live_{:02}", k % WORKFLOWS);
+        let i = format!("{}", 1_700_000_000_000u64 + k as u64);
+        batch.extend(running_instance(&w, &i, &def, 1.7e9 + k as f64));
+        if batch.len() >= 3_000 || k + 1 == RUNNING {
+            client
+                .modify(ModifyRequest::update(std::mem::take(&mut batch)))
+                .await
+                .unwrap();
+        }
+    }
+    let root = serve_ui(&url, &master).await;
+    let http = reqwest::Client::new();
+    let one = 1_700_000_000_000u64 + 3;
+    for (what, page) in [
+        ("workflows page", format!("{root}/workflows/")),
+        (
+            "instances page",
+            format!("{root}/instances/?workflow=live_03"),
+        ),
+        (
+            "instance page",
+            format!("{root}/jobs/?workflow=live_03&instance={one}"),
+        ),
+    ] {
+        let (p50, p95, _) = time_get(&http, &page, 50).await;
+        println!("{what} with {RUNNING} running instances: {p50:.1} ms median, {p95:.1} ms p95");
+    }
+}
+
 const ARCHIVED: usize = 100_000;
 const WORKFLOWS: usize = 10;
 
@@ -268,9 +337,16 @@ fn main() {
             );
             None
         };
-        instance_pages(browser.as_ref()).await;
-        if std::env::var("PINBALL_BENCH_ONLY").as_deref() != Ok("instance") {
+        let only = std::env::var("PINBALL_BENCH_ONLY").ok();
+        let run = |part: &str| only.as_deref().is_none_or(|o| o == part);
+        if run("instance") {
+            instance_pages(browser.as_ref()).await;
+        }
+        if run("history") {
             long_history().await;
+        }
+        if run("running") {
+            running_instances().await;
         }
     });
     std::thread::sleep(Duration::from_millis(10));

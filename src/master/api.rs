@@ -72,7 +72,28 @@ pub fn router(master: Master, settings: ApiSettings) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(settings.max_request_bytes))
         .layer(middleware::from_fn_with_state(settings, guard))
+        // Probes for load balancers and orchestrators: no token, no data beyond the answer.
+        .route("/health", get(alive))
+        .route("/ready", get(ready))
         .with_state(master)
+}
+
+/// `GET /health`: the process answers.
+async fn alive() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "alive"}))
+}
+
+/// `GET /ready`: 200 when the master takes writes (its database answers and commits land),
+/// 503 with the reason otherwise. It never waits for the database.
+async fn ready(State(m): State<Master>) -> Response {
+    match m.ready() {
+        Ok(()) => Json(serde_json::json!({"ready": true})).into_response(),
+        Err(reason) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"ready": false, "reason": reason})),
+        )
+            .into_response(),
+    }
 }
 
 /// The role each endpoint needs; `None` for paths that are not endpoints.

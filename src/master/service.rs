@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{RwLock, mpsc, oneshot};
 
+use super::dbwatch::{DbWatch, spawn_monitor};
 use super::pattern::Pattern;
 use super::state::{AnswerBudget, Entry, State};
 use crate::storage::{Loaded, Storage};
@@ -37,12 +38,15 @@ pub(super) enum Command {
 pub(super) struct Shared {
     pub(super) state: RwLock<State>,
     /// False while memory may differ from the database (a commit with an unknown outcome, or a
-    /// failed reload): reads and writes answer UNAVAILABLE until a reload succeeds.
+    /// failed reload): writes answer UNAVAILABLE until a reload succeeds, and so do reads of
+    /// the names that commit touched (the state marks them uncertain).
     pub(super) healthy: AtomicBool,
     /// How many claims are parked, as the writer last counted them.
     pub(super) parked: AtomicUsize,
     pub(super) name: String,
     pub(super) options: MasterOptions,
+    /// The database as the monitor and the writer last saw it.
+    pub(super) db: Arc<DbWatch>,
     storage_kind: &'static str,
     started: Instant,
 }
@@ -152,7 +156,11 @@ impl Master {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "master loaded its tokens"
         );
+        let storage: Arc<dyn Storage> = Arc::from(storage);
+        let db = Arc::new(DbWatch::new());
+        spawn_monitor(Arc::downgrade(&db), storage.clone());
         let shared = Arc::new(Shared {
+            db,
             state: RwLock::new(state),
             healthy: AtomicBool::new(true),
             parked: AtomicUsize::new(0),
@@ -174,16 +182,6 @@ impl Master {
             .map_err(|_| MasterError::Unavailable("the master is shutting down".into()))?;
         rx.await
             .map_err(|_| MasterError::Unavailable("the master is shutting down".into()))?
-    }
-
-    fn check_healthy(&self) -> Result<(), MasterError> {
-        if self.shared.healthy.load(Ordering::Acquire) {
-            Ok(())
-        } else {
-            Err(MasterError::Unavailable(
-                "the master lost its database and is reloading; try again shortly".into(),
-            ))
-        }
     }
 
     pub async fn modify(&self, req: ModifyRequest) -> Result<ModifyResponse, MasterError> {
@@ -232,7 +230,6 @@ impl Master {
         }
         let mut budget = AnswerBudget::new(self.shared.options.max_answer_bytes);
         let state = self.shared.state.read().await;
-        self.check_healthy()?;
         let tokens = req
             .queries
             .iter()
@@ -246,15 +243,28 @@ impl Master {
 
     pub async fn group(&self, req: GroupRequest) -> Result<GroupResponse, MasterError> {
         let state = self.shared.state.read().await;
-        self.check_healthy()?;
         state.group(&req)
     }
 
+    /// The master's health, from memory: it never waits for the database.
     pub async fn health(&self) -> Result<Health, MasterError> {
+        let db = self.shared.db.status();
+        let reloading = !self.shared.healthy.load(Ordering::Acquire);
+        let database = if db.is_unreachable() {
+            "unreachable"
+        } else if db.failing.is_some() {
+            "failing"
+        } else if reloading {
+            "reloading"
+        } else {
+            "ok"
+        };
         let state = self.shared.state.read().await;
-        self.check_healthy()?;
         Ok(Health {
-            status: "ok".into(),
+            status: if database == "ok" { "ok" } else { "degraded" }.into(),
+            database: database.into(),
+            database_trouble: db.trouble().map(|c| c.says().to_owned()),
+            database_trouble_since: db.since,
             master: self.shared.name.clone(),
             storage: self.shared.storage_kind.into(),
             tokens: state.len(),
@@ -262,6 +272,17 @@ impl Master {
             uptime_sec: self.shared.started.elapsed().as_secs(),
             parked_claims: self.shared.parked.load(Ordering::Relaxed),
         })
+    }
+
+    /// Whether the master takes writes now: `Err` says why not (for `/ready`).
+    pub fn ready(&self) -> Result<(), String> {
+        if let Some(cause) = self.shared.db.status().trouble() {
+            return Err(cause.says().to_owned());
+        }
+        if !self.shared.healthy.load(Ordering::Acquire) {
+            return Err("the master is reloading its tokens from the database".into());
+        }
+        Ok(())
     }
 
     /// Answers every parked claim (empty) and stops parking new ones: for a prompt shutdown.

@@ -206,6 +206,40 @@ impl Txn {
     }
 }
 
+/// A sealed batch on its way to the database: each touched name with its new value (`None`
+/// for a deletion), the last version it issued, and what it archives and audits.
+#[derive(Debug)]
+pub struct Pending {
+    after: Vec<(Box<str>, Option<Entry>)>,
+    version: i64,
+    archived: Vec<Token>,
+    audits: Vec<AuditEntry>,
+}
+
+impl Pending {
+    /// Names whose rows the commit upserts (with their new value) or deletes (`None`), the
+    /// master's own excluded.
+    pub fn rows(&self) -> impl Iterator<Item = (&str, Option<&Entry>)> {
+        self.after
+            .iter()
+            .filter(|(n, _)| !n.starts_with(RESERVED_PREFIX))
+            .map(|(n, e)| (&**n, e.as_ref()))
+    }
+
+    /// The last version the batch issued: the database's version floor after it.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    pub fn archived(&self) -> &[Token] {
+        &self.archived
+    }
+
+    pub fn audits(&self) -> &[AuditEntry] {
+        &self.audits
+    }
+}
+
 /// The result of one claim attempt.
 #[derive(Debug, Default)]
 pub struct Claim {
@@ -222,6 +256,10 @@ pub struct State {
     /// The latest deletions with the version of the batch that made them, so a watch armed
     /// after a deletion it has not seen still learns of it (a deleted token has no version).
     deletions: std::collections::VecDeque<(i64, Box<str>)>,
+    /// Names a commit with an unknown outcome touched: the database may hold their new value
+    /// or the old one, so reads that would answer them wait for the reload (which builds a
+    /// fresh state without them); every other read is answered from memory.
+    uncertain: BTreeSet<Box<str>>,
 }
 
 /// How many deletions a state remembers for watches; a watch older than all of them is
@@ -246,6 +284,7 @@ impl State {
             indexes: HashMap::new(),
             last_version: version_floor.max(max_row),
             deletions: std::collections::VecDeque::new(),
+            uncertain: BTreeSet::new(),
         };
         let version = state.next_version();
         state.tokens.insert(
@@ -340,6 +379,67 @@ impl State {
         }
     }
 
+    /// Takes a sealed batch back out of memory while it commits, so readers keep seeing what
+    /// is committed: every touched token gets its value from before the batch, and the visible
+    /// version goes back to `version_before`. [`State::redo`] puts the batch back once the
+    /// database holds it. Entries move, nothing is copied.
+    pub fn detach(&mut self, txn: Txn, version_before: i64) -> Pending {
+        let version = self.last_version;
+        let after = txn
+            .before
+            .into_iter()
+            .map(|(name, old)| {
+                let new = self.put_raw(&name, old);
+                (name, new)
+            })
+            .collect();
+        self.last_version = version_before;
+        Pending {
+            after,
+            version,
+            archived: txn.archived,
+            audits: txn.audits,
+        }
+    }
+
+    /// Applies a committed batch taken out by [`State::detach`].
+    pub fn redo(&mut self, pending: Pending) {
+        for (name, new) in pending.after {
+            self.put_raw(&name, new);
+        }
+        self.raise_version_floor(pending.version);
+    }
+
+    /// Forgets a batch that was not committed; its versions are never issued again.
+    pub fn discard(&mut self, pending: &Pending) {
+        self.raise_version_floor(pending.version);
+    }
+
+    /// Forgets a batch whose commit has an unknown outcome, and marks the names it touched
+    /// as uncertain until the state is reloaded.
+    pub fn discard_unknown(&mut self, pending: &Pending) {
+        self.discard(pending);
+        self.uncertain
+            .extend(pending.after.iter().map(|(n, _)| n.clone()));
+    }
+
+    /// Refuses a read that would answer a name whose last change has an unknown outcome.
+    fn check_certain(&self, pattern: &Pattern) -> Result<(), MasterError> {
+        let prefix = pattern.literal_prefix();
+        let uncertain = self
+            .uncertain
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|n| n.starts_with(prefix))
+            .find(|n| pattern.matches(n));
+        match uncertain {
+            None => Ok(()),
+            Some(name) => Err(MasterError::Unavailable(format!(
+                "the outcome of the last change to {name} is unknown until the master reloads \
+                 its tokens from the database; try again shortly"
+            ))),
+        }
+    }
+
     /// Closes a batch that changed something: advances the visible blessed version.
     pub fn seal(&mut self, txn: &mut Txn) {
         if txn.is_empty() {
@@ -426,6 +526,7 @@ impl State {
     /// larger than the master allows.
     pub fn query(&self, q: &Query, budget: &mut AnswerBudget) -> Result<Vec<Token>, MasterError> {
         let pattern = Pattern::parse(&q.name_prefix)?;
+        self.check_certain(&pattern)?;
         let mut matching: Vec<(&Box<str>, &Entry)> = self
             .range(pattern.literal_prefix())
             .filter(|(k, _)| pattern.matches(k))
@@ -469,6 +570,7 @@ impl State {
                 "group takes a plain name_prefix, without * segments",
             ));
         }
+        self.check_certain(&pattern)?;
         let prefix = pattern.as_str();
         let suffix = req.group_suffix.as_deref().unwrap_or("");
         let mut counts = BTreeMap::new();

@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::pattern::Pattern;
 use super::service::{Command, MAX_BATCH, MAX_RETRY_DELAY, Reply, Shared, build_state};
-use super::state::{State, Txn};
+use super::state::{Pending, State, Txn};
 use super::watch::Watches;
-use crate::storage::{CommitBatch, Storage, StorageError, TokenRef};
+use crate::storage::{Cause, CommitBatch, Storage, StorageError, TokenRef};
 use crate::token::MasterError;
 use crate::token::*;
 
@@ -57,21 +57,33 @@ struct Parked {
 /// What a caller is told when a batch could not be committed. The database's own words go to
 /// the log (they can name hosts, files and tables), not to the client.
 fn unavailable(e: &StorageError) -> MasterError {
+    let cause = e.cause().unwrap_or(Cause::Refused);
     MasterError::Unavailable(match e {
-        StorageError::CommitUnknown(_) => {
-            "the outcome of this change is unknown: the database did \
-             not confirm the commit; read the tokens again to see whether it applied (the master \
-             reloads them from the database first)"
-                .into()
-        }
-        _ => "the change was not committed: the database is unavailable".into(),
+        StorageError::CommitUnknown { .. } => format!(
+            "the outcome of this change is unknown: {cause} and the database did not confirm \
+             the commit; read the tokens again to see whether it applied (the master reloads \
+             them from the database first)"
+        ),
+        _ => format!("the change was not committed: {cause}"),
     })
 }
 
+/// What a write is told while the monitor finds the database unreachable.
+fn refused_while(cause: Cause) -> MasterError {
+    MasterError::Unavailable(format!(
+        "the change was not committed: {cause}; the master serves reads from memory and takes \
+         writes again as soon as the database answers"
+    ))
+}
+
+/// A commit that takes longer than this counts as lost (its outcome unknown).
+const COMMIT_WITHIN: Duration = Duration::from_secs(60);
+
 /// Starts the writer task for `shared`, fed by `rx`; it stops when every sender is gone.
-pub(super) fn spawn(shared: Arc<Shared>, storage: Box<dyn Storage>, rx: mpsc::Receiver<Command>) {
+pub(super) fn spawn(shared: Arc<Shared>, storage: Arc<dyn Storage>, rx: mpsc::Receiver<Command>) {
     let shared_budget = shared.options.max_answer_bytes;
     let writer = Writer {
+        reachable: shared.db.subscribe(),
         shared,
         storage,
         rx,
@@ -86,7 +98,9 @@ pub(super) fn spawn(shared: Arc<Shared>, storage: Box<dyn Storage>, rx: mpsc::Re
 
 struct Writer {
     shared: Arc<Shared>,
-    storage: Box<dyn Storage>,
+    storage: Arc<dyn Storage>,
+    /// Whether the database answers its pings (the monitor's view).
+    reachable: watch::Receiver<bool>,
     rx: mpsc::Receiver<Command>,
     parked: VecDeque<Parked>,
     watches: Watches,
@@ -102,12 +116,18 @@ impl Writer {
     async fn run(mut self) {
         loop {
             let wake = self.next_wakeup();
+            let reload_pending = !self.shared.healthy.load(Ordering::Acquire);
             let first = tokio::select! {
                 cmd = self.rx.recv() => match cmd {
                     Some(cmd) => Some(cmd),
                     None => break,
                 },
                 _ = sleep_until(wake) => None,
+                // The database answers again: reload now rather than at the next backoff.
+                Ok(()) = self.reachable.changed(), if reload_pending => {
+                    self.retry_at = None;
+                    None
+                }
             };
             let mut cmds: Vec<Command> = first.into_iter().collect();
             while cmds.len() < MAX_BATCH {
@@ -144,38 +164,76 @@ impl Writer {
     }
 
     async fn run_batch(&mut self, cmds: Vec<Command>) {
+        // Unreachable by the monitor's ping, or by a commit that failed on its connection
+        // (the ping may not have noticed yet): no write waits for a pool timeout then.
+        let db = self.shared.db.status();
+        let trouble = db.is_unreachable().then(|| db.trouble()).flatten();
+        let cmds = match trouble {
+            // Writes fail at once while the database does not answer; watches and the
+            // shutdown need no database.
+            Some(cause) => reject_writes(cmds, &refused_while(cause)),
+            None if !self.shared.healthy.load(Ordering::Acquire) && !self.try_reload().await => {
+                let err = MasterError::Unavailable(
+                    "the change was not committed: the master is reloading its tokens from the \
+                     database; try again shortly"
+                        .into(),
+                );
+                reject_writes(cmds, &err)
+            }
+            None => cmds,
+        };
+        if let Some(cause) = trouble {
+            // Parked claims cannot be granted without the database: their callers back off.
+            let err = refused_while(cause);
+            for p in self.parked.drain(..) {
+                let _ = p.reply.send(Err(err.clone()));
+            }
+        }
         let shared = self.shared.clone();
         let mut state = shared.state.write().await;
-        if !self.shared.healthy.load(Ordering::Acquire) && !self.try_reload(&mut state).await {
-            let err = MasterError::Unavailable(
-                "the master cannot reach its database; try again shortly".into(),
-            );
-            for cmd in cmds {
-                reject(cmd, &err);
-            }
-            return;
-        }
         let now = crate::clock::now();
-        if self.frozen {
+        if self.frozen && trouble.is_none() {
             let o = &self.shared.options;
             state.extend_leases(&o.leased_prefix, now, o.lease_sec as i64);
         }
+        let version_before = state.last_version();
         let mut txn = Txn::default();
         let mut outcomes = self.apply(cmds, &mut state, &mut txn, now);
-        self.retry_parked(&mut state, &mut txn, now, &mut outcomes);
+        if trouble.is_none() {
+            self.retry_parked(&mut state, &mut txn, now, &mut outcomes);
+        }
         state.seal(&mut txn);
         if txn.is_empty() {
             outcomes.into_iter().for_each(|o| o.send(None));
             self.watches.expire(&state, self.closing);
             return;
         }
-        let touched: Vec<Box<str>> = if self.watches.len() > 0 {
-            txn.touched().map(Into::into).collect()
-        } else {
-            Vec::new()
-        };
-        if self.commit(&mut state, txn, outcomes).await {
-            self.watches.wake(&state, &touched);
+        // Readers keep seeing the committed state while the batch goes to the database: the
+        // state lock is never held across database work.
+        let pending = state.detach(txn, version_before);
+        drop(state);
+        let result = self.commit(&pending).await;
+        let mut state = shared.state.write().await;
+        match result {
+            Ok(()) => {
+                let touched: Vec<Box<str>> = if self.watches.len() > 0 {
+                    pending.rows().map(|(n, _)| n.into()).collect()
+                } else {
+                    Vec::new()
+                };
+                state.redo(pending);
+                outcomes.into_iter().for_each(|o| o.send(None));
+                self.watches.wake(&state, &touched);
+            }
+            Err(e) => {
+                if matches!(e, StorageError::CommitUnknown { .. }) {
+                    state.discard_unknown(&pending);
+                } else {
+                    state.discard(&pending);
+                }
+                let err = unavailable(&e);
+                outcomes.into_iter().for_each(|o| o.send(Some(&err)));
+            }
         }
         self.watches.expire(&state, self.closing);
     }
@@ -235,39 +293,51 @@ impl Writer {
         outcomes
     }
 
-    /// Commits a sealed batch in one transaction, then answers its callers; a failed commit is
-    /// undone in memory and every caller in the batch is told. Returns whether it committed.
-    async fn commit(&mut self, state: &mut State, txn: Txn, outcomes: Vec<Outcome>) -> bool {
-        let result = {
-            let batch = commit_batch(state, &txn);
-            self.storage.commit(&self.shared.name, &batch).await
+    /// Commits a sealed batch in one transaction, bounded by [`COMMIT_WITHIN`] and abandoned
+    /// (outcome unknown) when the monitor finds the database gone meanwhile. A failure holds
+    /// the leases (their holders cannot renew them), and an unknown outcome makes the master
+    /// reload before it writes again.
+    async fn commit(&mut self, pending: &Pending) -> Result<(), StorageError> {
+        let batch = commit_batch(pending);
+        let mut reachable = self.reachable.clone();
+        let gone = async move {
+            let _ = reachable.wait_for(|r| !*r).await;
         };
-        match result {
+        let result = tokio::select! {
+            r = tokio::time::timeout(COMMIT_WITHIN, self.storage.commit(&self.shared.name, &batch)) => {
+                r.unwrap_or_else(|_| Err(StorageError::CommitUnknown {
+                    cause: Cause::Timeout,
+                    detail: format!("no answer within {} s", COMMIT_WITHIN.as_secs()),
+                }))
+            }
+            () = gone => Err(StorageError::CommitUnknown {
+                cause: Cause::Unreachable,
+                detail: "the database stopped answering during the commit".into(),
+            }),
+        };
+        match &result {
             Ok(()) => {
-                outcomes.into_iter().for_each(|o| o.send(None));
+                self.shared.db.commit_result(None);
                 if self.frozen {
                     self.frozen = false;
                     tracing::info!("the database takes commits again; leases run again");
                 }
-                true
             }
             Err(e) => {
-                let err = unavailable(&e);
-                tracing::error!(error = %e, requests = outcomes.len(), "database commit failed; the batch was rolled back in memory");
-                state.rollback(txn);
+                tracing::error!(error = %e, rows = batch.upserts.len() + batch.deletes.len(), "database commit failed; the batch was not applied");
+                self.shared.db.commit_result(e.cause());
                 if !self.frozen {
                     self.frozen = true;
                     tracing::warn!("leases are held while the database takes no commits");
                 }
-                if matches!(e, StorageError::CommitUnknown(_)) {
+                if matches!(e, StorageError::CommitUnknown { .. }) {
                     // The database may hold the batch or not: reload before the next write.
                     self.shared.healthy.store(false, Ordering::Release);
                     self.retry_at = Some((Instant::now(), Duration::from_millis(100)));
                 }
-                outcomes.into_iter().for_each(|o| o.send(Some(&err)));
-                false
             }
         }
+        result
     }
 
     /// Retries the parked claims that this batch (or the clock) may have satisfied, oldest first.
@@ -326,8 +396,10 @@ impl Writer {
     }
 
     /// Reloads memory from the database after a commit with an unknown outcome. Returns whether
-    /// the master is healthy again; otherwise schedules the next attempt with backoff.
-    async fn try_reload(&mut self, state: &mut State) -> bool {
+    /// the master is healthy again; otherwise schedules the next attempt with backoff. The
+    /// tokens are read and indexed without the state lock (only the writer changes the state,
+    /// and it is here), and swapped in at the end.
+    async fn try_reload(&mut self) -> bool {
         let (at, delay) = self
             .retry_at
             .unwrap_or((Instant::now(), Duration::from_millis(100)));
@@ -336,19 +408,23 @@ impl Writer {
         }
         match self.storage.load_active(&self.shared.name).await {
             Ok(loaded) => {
-                let patterns = state.indexed_patterns();
-                let floor = state.last_version();
+                let (patterns, floor) = {
+                    let state = self.shared.state.read().await;
+                    (state.indexed_patterns(), state.last_version())
+                };
                 let mut fresh = build_state(loaded);
                 fresh.raise_version_floor(floor);
                 fresh.rebuild_indexes(&patterns);
                 // The database was away: its leases get their full length again.
                 let o = &self.shared.options;
                 fresh.extend_leases(&o.leased_prefix, crate::clock::now(), o.lease_sec as i64);
-                *state = fresh;
+                let tokens = fresh.len();
+                *self.shared.state.write().await = fresh;
                 self.shared.healthy.store(true, Ordering::Release);
+                self.shared.db.commit_result(None);
                 self.retry_at = None;
                 tracing::info!(
-                    tokens = state.len(),
+                    tokens,
                     "master reloaded its tokens from the database and accepts writes again"
                 );
                 true
@@ -363,6 +439,19 @@ impl Writer {
     }
 }
 
+/// Answers every write in `cmds` with `err`; returns what needs no database (watches, close).
+fn reject_writes(cmds: Vec<Command>, err: &MasterError) -> Vec<Command> {
+    cmds.into_iter()
+        .filter_map(|cmd| match cmd {
+            Command::Watch(..) | Command::Close => Some(cmd),
+            cmd => {
+                reject(cmd, err);
+                None
+            }
+        })
+        .collect()
+}
+
 fn reject(cmd: Command, err: &MasterError) {
     // A caller that went away does not care about its reply.
     match cmd {
@@ -375,14 +464,14 @@ fn reject(cmd: Command, err: &MasterError) {
     }
 }
 
-/// The rows a sealed batch writes: every touched name's current value (or its deletion).
-fn commit_batch<'a>(state: &'a State, txn: &'a Txn) -> CommitBatch<'a> {
+/// The rows a sealed batch writes: every touched name's new value (or its deletion).
+fn commit_batch(pending: &Pending) -> CommitBatch<'_> {
     let mut batch = CommitBatch {
-        version_floor: state.last_version(),
+        version_floor: pending.version(),
         ..Default::default()
     };
-    for name in txn.touched() {
-        match state.get(name) {
+    for (name, entry) in pending.rows() {
+        match entry {
             Some(e) => batch.upserts.push(TokenRef {
                 name,
                 version: e.version,
@@ -394,8 +483,8 @@ fn commit_batch<'a>(state: &'a State, txn: &'a Txn) -> CommitBatch<'a> {
             None => batch.deletes.push(name),
         }
     }
-    batch.archived = txn.archived().iter().map(TokenRef::from).collect();
-    batch.audits = txn.audits().iter().collect();
+    batch.archived = pending.archived().iter().map(TokenRef::from).collect();
+    batch.audits = pending.audits().iter().collect();
     batch
 }
 

@@ -2,6 +2,7 @@
 //! picked from the database URL. The master writes through it (load at start-up, one transaction
 //! per batch); the UI reads through it. SQL lives only in this module's files.
 
+mod cause;
 mod migrate;
 mod mysql;
 mod sql;
@@ -9,6 +10,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 
+pub use cause::Cause;
 pub use mysql::MysqlStorage;
 pub use sqlite::SqliteStorage;
 
@@ -16,21 +18,41 @@ use crate::token::{AuditEntry, Token};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    /// The change was not committed (the transaction rolled back or never began).
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
-    /// The COMMIT itself failed: the change may or may not be in the database.
-    #[error("database commit outcome unknown: {0}")]
-    CommitUnknown(String),
+    /// The change was not made (the transaction rolled back or never began), or a read failed.
+    #[error("database unavailable, {cause}: {detail}")]
+    Unavailable { cause: Cause, detail: String },
+    /// The COMMIT itself failed on a broken connection: the change may or may not be in the
+    /// database.
+    #[error("commit outcome unknown, {cause}: {detail}")]
+    CommitUnknown { cause: Cause, detail: String },
     #[error("invalid database URL {url}: {reason}")]
     BadUrl { url: String, reason: String },
     #[error("database schema migration failed: {0}")]
     Migration(String),
 }
 
+impl StorageError {
+    pub fn unavailable(cause: Cause, detail: impl Into<String>) -> Self {
+        StorageError::Unavailable {
+            cause,
+            detail: detail.into(),
+        }
+    }
+
+    /// Why the call failed, when the database was the reason.
+    pub fn cause(&self) -> Option<Cause> {
+        match self {
+            StorageError::Unavailable { cause, .. } | StorageError::CommitUnknown { cause, .. } => {
+                Some(*cause)
+            }
+            StorageError::BadUrl { .. } | StorageError::Migration(_) => None,
+        }
+    }
+}
+
 impl From<sqlx::Error> for StorageError {
     fn from(e: sqlx::Error) -> Self {
-        StorageError::Unavailable(e.to_string())
+        StorageError::unavailable(Cause::of(&e), e.to_string())
     }
 }
 

@@ -8,6 +8,7 @@ use std::future::Future;
 
 use async_trait::async_trait;
 use sqlx::migrate::{Migrate, Migrator};
+use sqlx::pool::PoolConnection;
 use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder, Row, Type,
 };
@@ -99,6 +100,67 @@ mod q {
 /// A database of one dialect, behind a pool.
 pub struct SqlStore<DB: Database> {
     pub(super) pool: Pool<DB>,
+}
+
+/// One write transaction on a pooled connection of its own. The connection goes back to the
+/// pool only after a COMMIT that succeeded; after any error, or when the future running the
+/// transaction is dropped midway, it is closed (which rolls the transaction back) so a
+/// connection in an unknown transaction state is never handed out again. Sharing one after a
+/// failed rollback is what left a master failing every write with "begin_with at non-zero
+/// transaction depth" after a full disk.
+struct WriteTx<DB: Database> {
+    conn: PoolConnection<DB>,
+    committed: bool,
+}
+
+impl<DB: Dialect> WriteTx<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+{
+    async fn begin(pool: &Pool<DB>) -> Result<Self, sqlx::Error> {
+        let conn = pool.acquire().await?;
+        let mut tx = WriteTx {
+            conn,
+            committed: false,
+        };
+        sqlx::query(DB::BEGIN).execute(tx.conn()).await?;
+        Ok(tx)
+    }
+
+    fn conn(&mut self) -> &mut DB::Connection {
+        &mut self.conn
+    }
+
+    /// Commits. A failure on a broken connection leaves the outcome unknown; an error the
+    /// database answered with means nothing was committed.
+    async fn commit(mut self) -> Result<(), StorageError> {
+        match sqlx::query("COMMIT").execute(self.conn()).await {
+            Ok(_) => {
+                self.committed = true;
+                Ok(())
+            }
+            Err(e) => {
+                let cause = Cause::of(&e);
+                Err(if cause.is_connection() {
+                    StorageError::CommitUnknown {
+                        cause,
+                        detail: e.to_string(),
+                    }
+                } else {
+                    StorageError::unavailable(cause, e.to_string())
+                })
+            }
+        }
+    }
+}
+
+impl<DB: Database> Drop for WriteTx<DB> {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 /// Decodes `name, version, owner, expiration_time, priority, data`, by position (a lookup by
@@ -213,15 +275,15 @@ where
     }
 
     async fn load_active(&self, master: &str) -> Result<Loaded, StorageError> {
-        let mut tx = self.pool.begin_with(DB::BEGIN).await?;
+        let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
         sqlx::query(DB::INSERT_MASTER)
             .bind(master)
             .bind(utc_now_text())
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         let row = sqlx::query(q::MASTER)
             .bind(master)
-            .fetch_one(&mut *tx)
+            .fetch_one(tx.conn())
             .await?;
         let (version_floor, created_at): (i64, String) = (row.try_get(0)?, row.try_get(1)?);
         tx.commit().await?;
@@ -233,7 +295,7 @@ where
     }
 
     async fn commit(&self, master: &str, batch: &CommitBatch<'_>) -> Result<(), StorageError> {
-        let mut tx = self.pool.begin_with(DB::BEGIN).await?;
+        let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
         let now = unix_now();
         for part in chunks(&batch.archived, ROWS_PER_STATEMENT, DB::BYTES_PER_STATEMENT) {
             let mut q = QueryBuilder::<DB>::new(DB::INSERT_ARCHIVED);
@@ -242,14 +304,14 @@ where
                 b.push_bind(now);
             });
             q.push(DB::ARCHIVED_CONFLICT);
-            q.build().execute(&mut *tx).await?;
+            q.build().execute(tx.conn()).await?;
         }
         for part in archive_prefixes(&batch.archived).chunks(ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::<DB>::new("INSERT INTO archive_queue (master, prefix) ");
             q.push_values(part, |mut b, prefix| {
                 b.push_bind(master.to_owned()).push_bind(prefix.to_string());
             });
-            q.build().execute(&mut *tx).await?;
+            q.build().execute(tx.conn()).await?;
         }
         for part in batch.deletes.chunks(ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::<DB>::new("DELETE FROM active_tokens WHERE master = ");
@@ -259,7 +321,7 @@ where
                 names.push_bind(name.to_string());
             }
             q.push(")");
-            q.build().execute(&mut *tx).await?;
+            q.build().execute(tx.conn()).await?;
         }
         for part in chunks(&batch.upserts, ROWS_PER_STATEMENT, DB::BYTES_PER_STATEMENT) {
             let mut q = QueryBuilder::<DB>::new(
@@ -267,7 +329,7 @@ where
             );
             q.push_values(part, |mut b, t| push_token(&mut b, master, t));
             q.push(DB::ACTIVE_CONFLICT);
-            q.build().execute(&mut *tx).await?;
+            q.build().execute(tx.conn()).await?;
         }
         for a in &batch.audits {
             sqlx::query(q::INSERT_AUDIT)
@@ -281,17 +343,15 @@ where
                 .bind(a.action.jobs.join(","))
                 .bind(a.action.ok)
                 .bind(a.action.result.as_str())
-                .execute(&mut *tx)
+                .execute(tx.conn())
                 .await?;
         }
         sqlx::query(q::FLOOR)
             .bind(batch.version_floor)
             .bind(master)
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
-        tx.commit()
-            .await
-            .map_err(|e| StorageError::CommitUnknown(e.to_string()))
+        tx.commit().await
     }
 
     async fn read(
@@ -330,18 +390,18 @@ where
 
     async fn delete_archived(&self, master: &str, prefix: &str) -> Result<u64, StorageError> {
         let end = prefix_end(prefix);
-        let mut tx = self.pool.begin_with(DB::BEGIN).await?;
+        let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
         let done = sqlx::query(q::DELETE_ARCHIVED)
             .bind(master)
             .bind(prefix)
             .bind(end.as_str())
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         sqlx::query(q::DELETE_SUMMARIES_UNDER)
             .bind(master)
             .bind(prefix)
             .bind(end.as_str())
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         tx.commit().await?;
         Ok(DB::rows_affected(&done))
@@ -370,7 +430,7 @@ where
         removed: &[String],
         done_seq: i64,
     ) -> Result<(), StorageError> {
-        let mut tx = self.pool.begin_with(DB::BEGIN).await?;
+        let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
         for part in summaries.chunks(ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::<DB>::new(
                 "INSERT INTO instance_summaries (master, prefix, workflow, instance, status, start_time, end_time, sort_time, data) ",
@@ -387,19 +447,19 @@ where
                     .push_bind(s.data.clone());
             });
             q.push(DB::SUMMARY_CONFLICT);
-            q.build().execute(&mut *tx).await?;
+            q.build().execute(tx.conn()).await?;
         }
         for prefix in removed {
             sqlx::query(q::DELETE_SUMMARY)
                 .bind(master)
                 .bind(prefix.as_str())
-                .execute(&mut *tx)
+                .execute(tx.conn())
                 .await?;
         }
         sqlx::query(q::DROP_QUEUE)
             .bind(master)
             .bind(done_seq)
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         tx.commit().await?;
         Ok(())

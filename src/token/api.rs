@@ -147,7 +147,20 @@ pub struct ArchiveResponse {}
 /// `GET /api/v1/health`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
+    /// `ok` when the master serves reads and writes; `degraded` when its database is in
+    /// trouble (reads are served from memory, writes are refused with `UNAVAILABLE`).
     pub status: String,
+    /// `ok`, `unreachable` (the database does not answer its ping), `failing` (commits
+    /// fail, `database_trouble` says why) or `reloading` (memory is being read again after a
+    /// commit whose outcome is unknown).
+    #[serde(default)]
+    pub database: String,
+    /// What is wrong with the database, in words (`the disk is full`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_trouble: Option<String>,
+    /// Since when (seconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_trouble_since: Option<f64>,
     pub master: String,
     pub storage: String,
     pub tokens: usize,

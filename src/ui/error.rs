@@ -82,7 +82,12 @@ impl UiError {
         match self {
             UiError::Database(e) => {
                 tracing::error!(error = %e, "the UI cannot read the database");
-                "the database cannot be read right now; try again in a moment".into()
+                match e.cause() {
+                    Some(cause) => format!(
+                        "the database cannot be read right now: {cause}; try again in a moment"
+                    ),
+                    None => "the database cannot be read right now; try again in a moment".into(),
+                }
             }
             UiError::Master(e) => {
                 tracing::error!(error = %e, "the UI cannot reach the master");

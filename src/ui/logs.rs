@@ -26,6 +26,8 @@ pub struct OpenLog {
     pub size: u64,
     pub running: bool,
     pub kinds: Vec<String>,
+    /// Why the log is incomplete, when the worker could not write all of it.
+    pub trouble: Option<String>,
 }
 
 /// The last bytes of a log, as text.
@@ -34,6 +36,7 @@ pub struct LogText {
     pub size: u64,
     pub running: bool,
     pub kinds: Vec<String>,
+    pub trouble: Option<String>,
 }
 
 pub async fn open_log(
@@ -89,6 +92,7 @@ pub async fn open_log(
         size,
         running,
         kinds,
+        trouble: record.log_trouble.get(kind).cloned(),
     })
 }
 
@@ -110,6 +114,7 @@ impl OpenLog {
             size: self.size,
             running: self.running,
             kinds: self.kinds,
+            trouble: self.trouble,
         }
     }
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::config::Config;
@@ -108,8 +108,59 @@ pub fn router(ui: Ui) -> Router {
         .merge(actions::router(ui.clone()))
         .merge(auth::router(ui.clone()))
         .merge(statics)
-        .layer(axum::middleware::from_fn_with_state(ui, auth::guard))
+        .layer(axum::middleware::from_fn(within_bound))
+        .layer(axum::middleware::from_fn_with_state(
+            ui.clone(),
+            auth::guard,
+        ))
         .layer(sessions)
+        // Probes for load balancers: no session, no data beyond the answer.
+        .route(
+            "/health",
+            get(|| async { axum::Json(serde_json::json!({"status": "alive"})) }),
+        )
+        .route("/ready", get(move || ready(ui.data.store.clone())))
+}
+
+/// `GET /ready`: 200 when the database answers within a second, 503 with the reason otherwise.
+async fn ready(store: Arc<dyn crate::storage::Storage>) -> Response {
+    let reason = match tokio::time::timeout(Duration::from_secs(1), store.ping()).await {
+        Ok(Ok(())) => return axum::Json(serde_json::json!({"ready": true})).into_response(),
+        Ok(Err(e)) => e
+            .cause()
+            .map_or("the database cannot be read", |c| c.says())
+            .to_owned(),
+        Err(_) => crate::storage::Cause::Timeout.says().to_owned(),
+    };
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(serde_json::json!({"ready": false, "reason": reason})),
+    )
+        .into_response()
+}
+
+/// How long a page or an API answer may wait for the database before the UI answers 503.
+const ANSWER_WITHIN: Duration = Duration::from_millis(1800);
+
+/// Answers 503 (a page, or JSON under `/api/`) when the database keeps a request waiting
+/// longer than [`ANSWER_WITHIN`], so a database outage never hangs a browser.
+async fn within_bound(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let path = req.uri().path().to_owned();
+    match tokio::time::timeout(ANSWER_WITHIN, next.run(req)).await {
+        Ok(answer) => answer,
+        Err(_) => {
+            let e = error::UiError::Database(crate::storage::StorageError::unavailable(
+                crate::storage::Cause::Timeout,
+                format!("{path} waited more than {} ms", ANSWER_WITHIN.as_millis()),
+            ));
+            if api {
+                e.into_response()
+            } else {
+                error::PageError(e).into_response()
+            }
+        }
+    }
 }
 
 /// Serves the UI until `shutdown` resolves. Summaries of instances archived while the UI was

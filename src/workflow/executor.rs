@@ -44,6 +44,8 @@ pub struct ExecResult {
     pub exit_code: i32,
     /// Why Pinball ended it, if it did.
     pub killed_because: Option<String>,
+    /// The logs (`stdout`, `stderr`) that are incomplete, and why.
+    pub log_trouble: Vec<(&'static str, String)>,
 }
 
 /// Parses a magic line: `PINBALL:key=value` (surrounding whitespace ignored).
@@ -56,12 +58,17 @@ pub fn parse_magic(line: &str) -> Option<(String, String)> {
 /// Copies `from` to the log file line by line (at most [`MAX_LINE`] bytes at a time), flushing
 /// each, and reports magic lines. The file is created with the first output: a job that prints
 /// nothing costs no file (creating two empty files per job was most of a fan-out's time).
+/// When the log cannot be opened or written (a full disk), the output is still read to its end
+/// and its magic lines still reported, so the job never dies of a closed pipe; the answer says
+/// where the log stops and why.
 async fn pump(
     from: impl AsyncRead + Unpin,
     path: PathBuf,
     reports: mpsc::UnboundedSender<Report>,
-) -> std::io::Result<()> {
+) -> std::io::Result<Option<String>> {
     let mut file: Option<File> = None;
+    let mut written: u64 = 0;
+    let mut trouble: Option<String> = None;
     let mut reader = BufReader::with_capacity(MAX_LINE, from);
     let mut line = Vec::with_capacity(256);
     loop {
@@ -87,24 +94,41 @@ async fn pump(
             }
         }
         if line.is_empty() {
-            return Ok(());
+            return Ok(trouble);
         }
-        if file.is_none() {
-            let opened = tokio::task::spawn_blocking({
-                let path = path.clone();
-                move || super::logs::open_append(&path)
-            })
-            .await
-            .map_err(std::io::Error::other)??;
-            file = Some(File::from_std(opened));
+        if trouble.is_none()
+            && let Err(e) = write_line(&mut file, &path, &line).await
+        {
+            tracing::error!(file = %path.display(), bytes_written = written, error = %e, "a job log cannot be written; its output is read on and dropped");
+            trouble = Some(format!("cut short after {written} bytes: {e}"));
         }
-        let f = file.as_mut().expect("opened above");
-        f.write_all(&line).await?;
-        f.flush().await?;
+        if trouble.is_none() {
+            written += line.len() as u64;
+        }
         if let Some((k, v)) = parse_magic(&String::from_utf8_lossy(&line)) {
             let _ = reports.send(Report::Property(k, v));
         }
     }
+}
+
+/// Appends one line to the log, opening it first if needed.
+async fn write_line(
+    file: &mut Option<File>,
+    path: &std::path::Path,
+    line: &[u8],
+) -> std::io::Result<()> {
+    if file.is_none() {
+        let opened = tokio::task::spawn_blocking({
+            let path = path.to_owned();
+            move || super::logs::open_append(&path)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        *file = Some(File::from_std(opened));
+    }
+    let f = file.as_mut().expect("opened above");
+    f.write_all(line).await?;
+    f.flush().await
 }
 
 fn signal_group(pgid: u32, signal: i32) {
@@ -163,14 +187,21 @@ pub async fn run(
     let (status, killed_because) = supervise(&mut child, &spec, &reports, abort).await?;
     // Output still buffered in the pipes is written out; a grandchild that keeps a pipe open
     // does not hold the job forever.
-    for pump in [out, err] {
-        match tokio::time::timeout(Duration::from_secs(5), pump).await {
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "writing a job log failed"),
-            Ok(_) => {}
-            Err(_) => tracing::warn!(
-                "a job's output stayed open after it exited; its log may be cut short"
-            ),
-        }
+    let mut log_trouble = Vec::new();
+    for (kind, pump) in [("stdout", out), ("stderr", err)] {
+        let trouble = match tokio::time::timeout(Duration::from_secs(5), pump).await {
+            Ok(Ok(Ok(None))) => None,
+            Ok(Ok(Ok(Some(why)))) => Some(why),
+            Ok(Ok(Err(e))) => Some(format!("reading the job's output failed: {e}")),
+            Ok(Err(e)) => Some(format!("copying the job's output failed: {e}")),
+            Err(_) => {
+                tracing::warn!(
+                    "a job's output stayed open after it exited; its log may be cut short"
+                );
+                Some("the job's output stayed open after it exited; the rest was not read".into())
+            }
+        };
+        log_trouble.extend(trouble.map(|t| (kind, t)));
     }
     let exit_code = match (
         status.code(),
@@ -183,6 +214,7 @@ pub async fn run(
     Ok(ExecResult {
         exit_code,
         killed_because,
+        log_trouble,
     })
 }
 
@@ -318,6 +350,35 @@ mod tests {
                 .unwrap()
                 .len(),
             20000
+        );
+    }
+
+    #[tokio::test]
+    async fn a_log_that_cannot_be_written_is_reported_and_never_kills_the_job() {
+        // /dev/full answers every write with ENOSPC, as a full log disk does.
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(
+            &dir,
+            "head -c 1048576 /dev/zero | tr '\\0' x; echo; echo PINBALL:after=1; echo fine >&2; exit 4",
+        );
+        s.stdout_log = "/dev/full".into();
+        let (r, reports) = exec(s).await;
+        assert_eq!(r.exit_code, 4, "the job's own exit code, not SIGPIPE");
+        assert_eq!(r.log_trouble.len(), 1, "{:?}", r.log_trouble);
+        let (kind, why) = &r.log_trouble[0];
+        assert_eq!(*kind, "stdout");
+        assert!(
+            why.contains("cut short after 0 bytes") && why.contains("space"),
+            "{why}"
+        );
+        assert_eq!(
+            reports,
+            vec![Report::Property("after".into(), "1".into())],
+            "output after the failure is still read"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("err")).unwrap(),
+            "fine\n"
         );
     }
 

@@ -51,6 +51,10 @@ pub struct ExecutionRecord {
     /// worker and why. A lost execution is not an attempt: it has no exit code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost: Option<String>,
+    /// Logs that are incomplete (`stdout`, `stderr`) and why: the worker could not write
+    /// them (a full disk). The job ran on; its outcome is its own exit code.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub log_trouble: BTreeMap<String, String>,
 }
 
 impl ExecutionRecord {
@@ -68,6 +72,7 @@ impl ExecutionRecord {
             properties: BTreeMap::new(),
             logs: BTreeMap::new(),
             lost: None,
+            log_trouble: BTreeMap::new(),
         }
     }
 

@@ -36,12 +36,16 @@ impl Storage for Flaky {
     }
     async fn commit(&self, master: &str, batch: &CommitBatch<'_>) -> Result<(), StorageError> {
         match self.next.swap(OK, Ordering::SeqCst) {
-            FAIL_BEFORE => Err(StorageError::Unavailable("disk unplugged".into())),
+            FAIL_BEFORE => Err(StorageError::unavailable(
+                storage::Cause::DiskFull,
+                "disk unplugged",
+            )),
             FAIL_AFTER => {
                 self.inner.commit(master, batch).await?;
-                Err(StorageError::CommitUnknown(
-                    "connection lost during COMMIT".into(),
-                ))
+                Err(StorageError::CommitUnknown {
+                    cause: storage::Cause::Unreachable,
+                    detail: "connection lost during COMMIT".into(),
+                })
             }
             _ => self.inner.commit(master, batch).await,
         }

@@ -45,6 +45,7 @@ fn fixture_job(w: usize, i: usize, job: &str, base: f64) -> Token {
             properties: Default::default(),
             logs: Default::default(),
             lost: None,
+            log_trouble: Default::default(),
         })
         .collect();
     Token::new(&jt.token.name, Some(jt.job.to_data()))

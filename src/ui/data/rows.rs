@@ -103,6 +103,9 @@ pub struct ExecutionRow {
     /// Why the execution was lost with its worker (it is not counted as an attempt).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost: Option<String>,
+    /// Logs that are incomplete, and why (the worker could not write them).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub log_trouble: BTreeMap<String, String>,
     pub start_time: f64,
     pub end_time: Option<f64>,
     pub worker: String,
@@ -212,6 +215,7 @@ pub(super) fn execution_rows(jt: &JobToken) -> Vec<ExecutionRow> {
             exit_code: r.exit_code,
             cleanup_exit_code: r.cleanup_exit_code,
             lost: r.lost.clone(),
+            log_trouble: r.log_trouble.clone(),
             start_time: r.start_time,
             end_time: r.end_time,
             worker: r.worker.clone(),

@@ -25,6 +25,8 @@ pub struct ExecutionView {
     pub run_time: String,
     pub worker: String,
     pub logs: Vec<(String, String)>,
+    /// Incomplete logs and why, as one line (empty when every log is whole).
+    pub log_trouble: String,
 }
 
 fn execution_view(w: &WorkflowName, job: &JobName, r: ExecutionRow, now: f64) -> ExecutionView {
@@ -55,6 +57,12 @@ fn execution_view(w: &WorkflowName, job: &JobName, r: ExecutionRow, now: f64) ->
             .keys()
             .map(|kind| (kind.clone(), file_href(w, i, job, r.execution, kind)))
             .collect(),
+        log_trouble: r
+            .log_trouble
+            .iter()
+            .map(|(kind, why)| format!("{kind} {why}"))
+            .collect::<Vec<_>>()
+            .join("; "),
         execution: r.execution,
         instance: r.instance.to_string(),
     }

@@ -28,6 +28,8 @@ struct FilePage {
     size: u64,
     truncated: bool,
     running: bool,
+    /// Why the log is incomplete (the worker could not write it all).
+    trouble: Option<String>,
     api: String,
     kinds: Vec<(String, String)>,
 }
@@ -60,6 +62,7 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
         text: log.text,
         size: log.size,
         running: log.running,
+        trouble: log.trouble,
         api: log_url(w, i, job, n, kind),
         kinds,
     })

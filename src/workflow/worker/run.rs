@@ -474,6 +474,10 @@ impl Worker {
         match result {
             Ok(done) => {
                 record.exit_code = Some(done.exit_code);
+                for (kind, why) in done.log_trouble {
+                    tracing::error!(job = %jt.token.name, execution = r.index, log = kind, trouble = %why, "the job's log is incomplete");
+                    record.log_trouble.insert(kind.to_owned(), why);
+                }
                 if let Some(reason) = done.killed_because.filter(|_| r.stop.is_none()) {
                     logs::pinlog(&dir, &jt.job.name, record, &format!("killed: {reason}"));
                 }

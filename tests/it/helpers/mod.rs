@@ -4,8 +4,10 @@
 
 mod app;
 mod cluster;
+mod mariadb;
 mod process;
 mod proxy;
+mod tmpfs;
 
 use std::time::{Duration, Instant};
 
@@ -16,8 +18,10 @@ use tempfile::TempDir;
 
 pub use app::*;
 pub use cluster::*;
+pub use mariadb::OwnMariaDb;
 pub use process::*;
 pub use proxy::Proxy;
+pub use tmpfs::Tmpfs;
 
 /// The YAML of a workflow `w` with one job, `job` written as `name: {command: ...}`.
 pub fn one_job(w: &str, job: &str) -> String {

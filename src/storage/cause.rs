@@ -1,0 +1,144 @@
+//! What went wrong with the database, in words an operator can act on. The database's own
+//! message goes to the log (it can name hosts, files and tables); callers and health checks
+//! see one of these causes.
+
+use std::fmt;
+
+/// Why a database call failed, as far as the error says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// No space left for the database (or its table) on disk.
+    DiskFull,
+    /// The database (file or server) refuses writes.
+    ReadOnly,
+    /// Another writer holds a lock, or the server gave up on a lock wait or a deadlock.
+    Busy,
+    /// No connection could be made (refused, reset, host unreachable, TLS, protocol).
+    Unreachable,
+    /// No connection could be had in time (sqlx retries a refused connection until then), or
+    /// the database did not answer in time.
+    Timeout,
+    /// The database answered with an error of another kind.
+    Refused,
+}
+
+impl Cause {
+    /// What a caller is told.
+    pub fn says(self) -> &'static str {
+        match self {
+            Cause::DiskFull => "the disk is full",
+            Cause::ReadOnly => "the database is read-only",
+            Cause::Busy => "the database is locked by another writer",
+            Cause::Unreachable => "the database is unreachable",
+            Cause::Timeout => "the database does not answer",
+            Cause::Refused => "the database refused the change",
+        }
+    }
+
+    /// Whether the connection itself failed (so a COMMIT sent on it has an unknown outcome).
+    pub fn is_connection(self) -> bool {
+        matches!(self, Cause::Unreachable | Cause::Timeout)
+    }
+
+    /// Classifies a sqlx error.
+    pub fn of(e: &sqlx::Error) -> Cause {
+        use sqlx::Error as E;
+        match e {
+            E::Database(db) => Cause::of_database(db.code().as_deref(), db.message()),
+            E::PoolTimedOut => Cause::Timeout,
+            E::Io(io) if io.raw_os_error() == Some(28) => Cause::DiskFull,
+            E::Io(_) | E::Tls(_) | E::Protocol(_) | E::PoolClosed | E::WorkerCrashed => {
+                Cause::Unreachable
+            }
+            _ => Cause::Refused,
+        }
+    }
+
+    /// Classifies a database's error by its code (SQLite's result code, or MySQL's SQLSTATE)
+    /// and message.
+    fn of_database(code: Option<&str>, message: &str) -> Cause {
+        let m = message.to_ascii_lowercase();
+        // SQLite result codes: the primary code is the low byte of the extended one.
+        let sqlite = code.and_then(|c| c.parse::<u32>().ok()).map(|c| c & 0xff);
+        if sqlite == Some(13)
+            || m.contains("disk is full")
+            || m.contains("disk full")
+            || m.contains("no space left")
+            || (m.contains("table") && m.contains("is full"))
+        {
+            Cause::DiskFull
+        } else if sqlite == Some(8) || m.contains("read-only") || m.contains("readonly") {
+            Cause::ReadOnly
+        } else if matches!(sqlite, Some(5 | 6))
+            || m.contains("database is locked")
+            || m.contains("lock wait timeout")
+            || m.contains("deadlock")
+        {
+            Cause::Busy
+        } else if sqlite == Some(10) && m.contains("space") {
+            Cause::DiskFull
+        } else if m.contains("server shutdown")
+            || m.contains("connection was killed")
+            || m.contains("gone away")
+            || m.contains("lost connection")
+        {
+            Cause::Unreachable
+        } else {
+            Cause::Refused
+        }
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.says())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_errors_are_named_by_what_an_operator_can_do() {
+        let table = [
+            (Some("13"), "database or disk is full", Cause::DiskFull),
+            (
+                Some("HY000"),
+                "The table 'active_tokens' is full",
+                Cause::DiskFull,
+            ),
+            (
+                Some("8"),
+                "attempt to write a readonly database",
+                Cause::ReadOnly,
+            ),
+            (Some("5"), "database is locked", Cause::Busy),
+            (Some("517"), "database is locked", Cause::Busy),
+            (
+                Some("40001"),
+                "Deadlock found when trying to get lock",
+                Cause::Busy,
+            ),
+            (
+                Some("08S01"),
+                "Server shutdown in progress",
+                Cause::Unreachable,
+            ),
+            (Some("23000"), "Duplicate entry", Cause::Refused),
+        ];
+        for (code, message, want) in table {
+            assert_eq!(Cause::of_database(code, message), want, "{message}");
+        }
+    }
+
+    #[test]
+    fn connection_failures_are_unreachable_and_pool_waits_are_timeouts() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(Cause::of(&sqlx::Error::Io(refused)), Cause::Unreachable);
+        assert_eq!(Cause::of(&sqlx::Error::PoolTimedOut), Cause::Timeout);
+        let full = std::io::Error::from_raw_os_error(28);
+        assert_eq!(Cause::of(&sqlx::Error::Io(full)), Cause::DiskFull);
+        assert!(Cause::Timeout.is_connection() && !Cause::DiskFull.is_connection());
+    }
+}
