@@ -25,6 +25,7 @@ mod schedules;
 mod schemathesis;
 mod signals;
 mod smtp;
+mod soak;
 mod storage;
 mod substitution;
 mod ui_access;

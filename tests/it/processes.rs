@@ -94,7 +94,7 @@ async fn a_worker_killed_mid_job_without_lost_lease_retries_costs_an_attempt() {
 }
 
 /// The last lines of every `pinball` log in `dir`.
-fn logs_of(dir: &Path) -> String {
+pub(crate) fn logs_of(dir: &Path) -> String {
     let mut out = String::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
