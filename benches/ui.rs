@@ -4,7 +4,7 @@
 //!    a forced layout of the graph).
 //! 2. 100,000 archived instances: how fast their summaries are built, then the workflows page
 //!    and the instances page (first and a deep page), p95 of 50 requests each.
-//! 3. 2,000 running instances (10 workflows × 200, five jobs each, one running): the workflows
+//! 3. 2,000 running instances (10 workflows × 200, 20 jobs each, one running): the workflows
 //!    page, a workflow's instances page and one instance page, p95 of 50 requests each
 //!    (target ≤ 200 ms).
 //!
@@ -204,7 +204,7 @@ async fn running_instances() {
     let url = format!("sqlite://{}", dir.path().join("running.db").display());
     let master = Master::start(storage::open(&url).unwrap(), "default").await;
     let client = LocalMasterClient(master.clone());
-    let def = layered(5, 2);
+    let def = layered(20, 5);
     let mut batch = Vec::new();
     for k in 0..RUNNING {
         let w = format!("live_{:02}", k % WORKFLOWS);

@@ -184,7 +184,7 @@ impl HttpMasterClient {
                     let sleep = backoff
                         .mul_f64(0.5 + fastrand::f64())
                         .min(self.policy.max_backoff);
-                    tracing::warn!(path, attempt, error = %e, retry_in_ms = sleep.as_millis() as u64, "master call failed; retrying");
+                    tracing::warn!(path, attempt, error = %e, retry_in_ms = sleep.as_millis() as u64, "waiting for the master: the call failed; retrying");
                     tokio::time::sleep(sleep).await;
                     backoff = (backoff * 2).min(self.policy.max_backoff);
                     attempt += 1;

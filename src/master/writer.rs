@@ -77,7 +77,7 @@ fn refused_while(cause: Cause) -> MasterError {
 }
 
 /// A commit that takes longer than this counts as lost (its outcome unknown).
-const COMMIT_WITHIN: Duration = Duration::from_secs(60);
+const COMMIT_WITHIN: Duration = Duration::from_secs(20);
 
 /// Starts the writer task for `shared`, fed by `rx`; it stops when every sender is gone.
 pub(super) fn spawn(shared: Arc<Shared>, storage: Arc<dyn Storage>, rx: mpsc::Receiver<Command>) {

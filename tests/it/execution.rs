@@ -442,19 +442,19 @@ async fn an_idle_worker_sees_a_global_drain_at_once_not_after_its_parked_claim()
 }
 
 #[tokio::test]
-async fn five_hundred_starts_at_once_get_five_hundred_instances() {
+async fn two_thousand_starts_at_once_get_two_thousand_instances() {
     let c = cluster(
         "workflows:\n  crowd:\n    jobs:\n      j: {command: 'true'}\n",
         0,
         300,
     )
     .await;
-    let starts = (0..500).map(|_| c.start("crowd"));
+    let starts = (0..2_000).map(|_| c.start("crowd"));
     let ids: std::collections::BTreeSet<String> = futures_util::future::join_all(starts)
         .await
         .into_iter()
         .collect();
-    assert_eq!(ids.len(), 500, "every start got an instance of its own");
+    assert_eq!(ids.len(), 2_000, "every start got an instance of its own");
     let groups = c
         .client
         .group(pinball::token::GroupRequest {
@@ -465,8 +465,8 @@ async fn five_hundred_starts_at_once_get_five_hundred_instances() {
         .unwrap();
     assert_eq!(
         groups.counts.len(),
-        500,
-        "and the master holds 500 instances"
+        2_000,
+        "and the master holds 2,000 instances"
     );
     c.stop().await;
 }

@@ -9,7 +9,6 @@
 //!   SIGPIPE), its record and the UI's log and execution pages say the log is incomplete and
 //!   why.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use pinball::master::client::RetryPolicy;
@@ -22,13 +21,6 @@ use crate::ui_api::ui_server;
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
-}
-
-async fn ready(port: u16) -> (u16, serde_json::Value) {
-    match reqwest::get(format!("http://127.0.0.1:{port}/ready")).await {
-        Ok(r) => (r.status().as_u16(), r.json().await.unwrap_or_default()),
-        Err(_) => (0, serde_json::Value::Null),
-    }
 }
 
 fn write(name: &str, bytes: usize) -> ModifyRequest {
@@ -62,10 +54,7 @@ async fn a_full_sqlite_disk_refuses_writes_and_heals_when_grown_without_a_restar
         ..Default::default()
     };
     let client = HttpMasterClient::new("127.0.0.1", port, one_try);
-    wait_until(secs(60), "the master is ready", || async {
-        ready(port).await.0 == 200
-    })
-    .await;
+    wait_until(secs(60), "the master is ready", || is_ready(port)).await;
 
     // Fill it: 20 KB tokens until the disk refuses one.
     let mut acked = Vec::new();
@@ -134,27 +123,9 @@ async fn a_full_sqlite_disk_refuses_writes_and_heals_when_grown_without_a_restar
     assert_eq!(client.health().await.unwrap().status, "ok");
 
     // Memory is what was acknowledged, and so is the database.
-    let check = |names: Vec<String>| {
-        let have: BTreeSet<String> = names.into_iter().collect();
-        let missing: Vec<&String> = acked.iter().filter(|n| !have.contains(*n)).collect();
-        assert!(missing.is_empty(), "acknowledged but missing: {missing:?}");
-        let phantoms: Vec<&String> = refused.iter().filter(|n| have.contains(*n)).collect();
-        assert!(phantoms.is_empty(), "refused but there: {phantoms:?}");
-    };
-    let names = |ts: Vec<Token>| ts.into_iter().map(|t| t.name).collect::<Vec<_>>();
-    let mut live = names(client.query_prefix("/").await.unwrap());
-    live.retain(|n| !n.starts_with("/__"));
-    check(live);
-    master.start_kill().unwrap();
-    master.wait().await.unwrap();
-    let _master = spawn_pinball(&["-c", cfg, "-m", "master"], dir.path());
-    wait_until(secs(60), "the restarted master is ready", || async {
-        ready(port).await.0 == 200
-    })
-    .await;
-    let mut reloaded = names(client.query_prefix("/").await.unwrap());
-    reloaded.retain(|n| !n.starts_with("/__"));
-    check(reloaded);
+    assert_writes_kept(&client, "/", &acked, &refused).await;
+    let _master = restart_master(&mut master, cfg, dir.path(), port).await;
+    assert_writes_kept(&client, "/", &acked, &refused).await;
 }
 
 #[tokio::test]

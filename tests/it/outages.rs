@@ -24,13 +24,6 @@ fn one_try(port: u16) -> HttpMasterClient {
     HttpMasterClient::new("127.0.0.1", port, policy)
 }
 
-async fn ready(port: u16) -> (u16, serde_json::Value) {
-    match reqwest::get(format!("http://127.0.0.1:{port}/ready")).await {
-        Ok(r) => (r.status().as_u16(), r.json().await.unwrap_or_default()),
-        Err(_) => (0, serde_json::Value::Null),
-    }
-}
-
 /// Writes `/load/N` tokens one after another until told to stop; returns the names the master
 /// acknowledged and the names it said were not committed (an unknown outcome is in neither).
 struct Load {
@@ -76,29 +69,6 @@ impl Load {
     }
 }
 
-/// Every acknowledged name is in the master, and no name it said was not committed.
-async fn assert_all_there(client: &dyn MasterClient, acked: &[String], refused: &[String]) {
-    let have: std::collections::BTreeSet<String> = client
-        .query_prefix("/load/")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
-    let missing: Vec<&String> = acked.iter().filter(|n| !have.contains(*n)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} acknowledged writes are missing, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
-    let phantoms: Vec<&String> = refused.iter().filter(|n| have.contains(*n)).collect();
-    assert!(
-        phantoms.is_empty(),
-        "writes the master called not committed are there: {phantoms:?}"
-    );
-}
-
 #[derive(Default)]
 struct Worst {
     health: Duration,
@@ -128,14 +98,8 @@ async fn a_mariadb_stopped_for_30_s_then_killed_is_told_at_once_and_healed_witho
     let mut master = spawn_pinball(&["-c", cfg, "-m", "master"], dir.path());
     let _ui = spawn_pinball(&["-c", cfg, "-m", "ui"], dir.path());
     let client = one_try(port);
-    wait_until(secs(60), "the master is ready", || async {
-        ready(port).await.0 == 200
-    })
-    .await;
-    wait_until(secs(60), "the UI is ready", || async {
-        ready(ui_port).await.0 == 200
-    })
-    .await;
+    wait_until(secs(60), "the master is ready", || is_ready(port)).await;
+    wait_until(secs(60), "the UI is ready", || is_ready(ui_port)).await;
 
     // 1. Stopped cleanly, for 30 s, under a steady load.
     let steady: Vec<Token> = (0..10)
@@ -224,17 +188,14 @@ async fn a_mariadb_stopped_for_30_s_then_killed_is_told_at_once_and_healed_witho
     assert!(worst.ui < secs(3), "the UI took {:?}", worst.ui);
     db.up().await;
     let up = Instant::now();
-    wait_until(secs(30), "the master takes writes again", || async {
-        ready(port).await.0 == 200
-    })
-    .await;
+    wait_until(secs(30), "the master takes writes again", || is_ready(port)).await;
     eprintln!(
         "MariaDB back: the master was ready again {:?} after it",
         up.elapsed()
     );
     let (acked, refused) = load.finish().await;
     assert!(!refused.is_empty(), "the load met the outage");
-    assert_all_there(&client, &acked, &refused).await;
+    assert_writes_kept(&client, "/load/", &acked, &refused).await;
 
     // 2. Killed -9 under load, and started again.
     let load = Load::start(port, "kill");
@@ -248,10 +209,7 @@ async fn a_mariadb_stopped_for_30_s_then_killed_is_told_at_once_and_healed_witho
     })
     .await;
     db.up().await;
-    wait_until(secs(30), "the master takes writes again", || async {
-        ready(port).await.0 == 200
-    })
-    .await;
+    wait_until(secs(30), "the master takes writes again", || is_ready(port)).await;
     let healed_writes = {
         let mut ok = 0;
         for n in 0..20 {
@@ -265,18 +223,12 @@ async fn a_mariadb_stopped_for_30_s_then_killed_is_told_at_once_and_healed_witho
     };
     assert_eq!(healed_writes, 20, "every write after the outage lands");
     let (acked_kill, refused_kill) = load.finish().await;
-    assert_all_there(&client, &acked_kill, &refused_kill).await;
+    assert_writes_kept(&client, "/load/", &acked_kill, &refused_kill).await;
 
     // 3. What memory holds is what the database holds: a master started afresh reads it.
-    master.start_kill().unwrap();
-    master.wait().await.unwrap();
-    let _master = spawn_pinball(&["-c", cfg, "-m", "master"], dir.path());
-    wait_until(secs(60), "the restarted master is ready", || async {
-        ready(port).await.0 == 200
-    })
-    .await;
+    let _master = restart_master(&mut master, cfg, dir.path(), port).await;
     let all: Vec<String> = acked.into_iter().chain(acked_kill).collect();
-    assert_all_there(&client, &all, &[]).await;
+    assert_writes_kept(&client, "/load/", &all, &[]).await;
 }
 
 fn secs(n: u64) -> Duration {

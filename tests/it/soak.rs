@@ -61,12 +61,6 @@ impl Role {
     }
 }
 
-async fn ready(port: u16) -> bool {
-    reqwest::get(format!("http://127.0.0.1:{port}/ready"))
-        .await
-        .is_ok_and(|r| r.status() == 200)
-}
-
 /// A command that, as its last act, appends "instance job execution" to `runs`.
 fn command(runs: &Path) -> String {
     format!(
@@ -143,7 +137,7 @@ async fn soak(run: Run) {
         Role::new("scheduler", &cfg, "scheduler"),
     ];
     master.start(dir.path());
-    wait_until(secs(60), "the master is ready", || ready(port)).await;
+    wait_until(secs(60), "the master is ready", || is_ready(port)).await;
     let cfg_s = cfg.to_str().unwrap();
     let out = pinball_out(&["-c", cfg_s, "import", "-f", "reschedule"], dir.path()).await;
     assert!(
@@ -209,7 +203,7 @@ async fn soak(run: Run) {
                 master.kill().await;
                 tokio::time::sleep(Duration::from_millis(rng.u64(200..1_500))).await;
                 master.start(dir.path());
-                wait_until(secs(60), "the master is back", || ready(port)).await;
+                wait_until(secs(60), "the master is back", || is_ready(port)).await;
             }
             4 => {
                 let db = db.as_mut().expect("a database of the test's own");
@@ -221,7 +215,7 @@ async fn soak(run: Run) {
                 db_kills += 1;
                 tokio::time::sleep(Duration::from_millis(rng.u64(500..3_000))).await;
                 db.up().await;
-                wait_until(secs(60), "the master takes writes again", || ready(port)).await;
+                wait_until(secs(60), "the master takes writes again", || is_ready(port)).await;
             }
             k => {
                 let r = &mut others[k - 1];
@@ -243,18 +237,7 @@ async fn soak(run: Run) {
     .await;
 
     // Every acknowledged write is there.
-    let have: BTreeSet<String> = patient
-        .query_prefix("/soak/ack/")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
-    let missing: Vec<&String> = acked.iter().filter(|n| !have.contains(*n)).collect();
-    assert!(
-        missing.is_empty(),
-        "acknowledged writes missing: {missing:?}"
-    );
+    assert_writes_kept(&patient, "/soak/ack/", &acked, &[]).await;
 
     // Every instance is archived, every job succeeded, its runs match its history.
     let store = storage::open(&run.url).unwrap();

@@ -3,6 +3,7 @@
 //! (`wait_until`), and names from test literals.
 
 mod app;
+mod checks;
 mod cluster;
 mod mariadb;
 mod process;
@@ -17,6 +18,7 @@ use pinball::token::name::{InstanceId, JobName, WorkflowName};
 use tempfile::TempDir;
 
 pub use app::*;
+pub use checks::*;
 pub use cluster::*;
 pub use mariadb::OwnMariaDb;
 pub use process::*;
