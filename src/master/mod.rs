@@ -5,7 +5,6 @@
 pub mod api;
 pub mod auth;
 pub mod client;
-mod dbwatch;
 pub mod http;
 pub mod openapi;
 pub mod pattern;

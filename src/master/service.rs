@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{RwLock, mpsc, oneshot};
 
-use super::dbwatch::{DbWatch, spawn_monitor};
 use super::pattern::Pattern;
 use super::state::{AnswerBudget, Entry, State};
-use crate::storage::{Loaded, Storage};
+use crate::storage::{DbWatch, Loaded, Storage, spawn_monitor};
 use crate::token::MasterError;
 use crate::token::*;
 

@@ -3,6 +3,7 @@
 //! per batch); the UI reads through it. SQL lives only in this module's files.
 
 mod cause;
+mod health;
 mod migrate;
 mod mysql;
 mod sql;
@@ -11,6 +12,7 @@ mod sqlite;
 use async_trait::async_trait;
 
 pub use cause::Cause;
+pub use health::{DbStatus, DbWatch, spawn_monitor};
 pub use mysql::MysqlStorage;
 pub use sqlite::SqliteStorage;
 

@@ -42,6 +42,8 @@ pub struct Ui {
     /// The anti-forgery token every action must carry: 128 bits from the OS's secure random
     /// source, per process, embedded in pages (another site cannot read it).
     pub csrf: Arc<str>,
+    /// The database as the UI's monitor last saw it (pinged while the UI serves).
+    pub db: Arc<crate::storage::DbWatch>,
     /// Who may sign in (none: the UI is open, which start-up allows on loopback only).
     pub users: Arc<auth::Users>,
     /// Host names the UI answers to beyond IP addresses and `localhost`.
@@ -54,6 +56,7 @@ impl Ui {
         getrandom::fill(&mut bytes).expect("the OS has a secure random source");
         let csrf: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         Ui {
+            db: Arc::new(crate::storage::DbWatch::new()),
             data,
             client,
             ops: OpsSettings::from_config(&config),
@@ -108,7 +111,10 @@ pub fn router(ui: Ui) -> Router {
         .merge(actions::router(ui.clone()))
         .merge(auth::router(ui.clone()))
         .merge(statics)
-        .layer(axum::middleware::from_fn(within_bound))
+        .layer(axum::middleware::from_fn_with_state(
+            ui.db.clone(),
+            within_bound,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             ui.clone(),
             auth::guard,
@@ -142,24 +148,38 @@ async fn ready(store: Arc<dyn crate::storage::Storage>) -> Response {
 /// How long a page or an API answer may wait for the database before the UI answers 503.
 const ANSWER_WITHIN: Duration = Duration::from_millis(1800);
 
-/// Answers 503 (a page, or JSON under `/api/`) when the database keeps a request waiting
-/// longer than [`ANSWER_WITHIN`], so a database outage never hangs a browser.
-async fn within_bound(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+/// Answers 503 (a page, or JSON under `/api/`) at once while the monitor finds the database
+/// unreachable, and when the database keeps a request waiting longer than [`ANSWER_WITHIN`],
+/// so a database outage never hangs a browser.
+async fn within_bound(
+    axum::extract::State(db): axum::extract::State<Arc<crate::storage::DbWatch>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let api = req.uri().path().starts_with("/api/");
     let path = req.uri().path().to_owned();
-    match tokio::time::timeout(ANSWER_WITHIN, next.run(req)).await {
-        Ok(answer) => answer,
-        Err(_) => {
-            let e = error::UiError::Database(crate::storage::StorageError::unavailable(
+    let status = db.status();
+    let trouble = if path.starts_with("/static/") || !status.is_unreachable() {
+        match tokio::time::timeout(ANSWER_WITHIN, next.run(req)).await {
+            Ok(answer) => return answer,
+            Err(_) => crate::storage::StorageError::unavailable(
                 crate::storage::Cause::Timeout,
                 format!("{path} waited more than {} ms", ANSWER_WITHIN.as_millis()),
-            ));
-            if api {
-                e.into_response()
-            } else {
-                error::PageError(e).into_response()
-            }
+            ),
         }
+    } else {
+        crate::storage::StorageError::unavailable(
+            status
+                .trouble()
+                .unwrap_or(crate::storage::Cause::Unreachable),
+            format!("{path} refused while the database does not answer its ping"),
+        )
+    };
+    let e = error::UiError::Database(trouble);
+    if api {
+        e.into_response()
+    } else {
+        error::PageError(e).into_response()
     }
 }
 
@@ -171,6 +191,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "ui listening");
+    crate::storage::spawn_monitor(Arc::downgrade(&ui.db), ui.data.store.clone());
     let data = ui.data.clone();
     let summarizer = tokio::spawn(async move {
         loop {

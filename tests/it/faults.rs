@@ -171,13 +171,19 @@ async fn a_failed_commit_changes_nothing_and_an_unknown_one_is_reloaded() {
     next.store(FAIL_AFTER, Ordering::SeqCst);
     let err = master.modify(insert("/maybe")).await.unwrap_err();
     assert!(matches!(err, MasterError::Unavailable(_)), "{err:?}");
-    // The next call reloads first: the change the database did keep is there.
-    let t = master
-        .modify(insert("/next"))
-        .await
-        .unwrap()
-        .updates
-        .remove(0);
+    // The master reloads before it takes another write (refusing writes until then, as a
+    // client retrying sees): the change the database did keep is there.
+    let started = std::time::Instant::now();
+    let t = loop {
+        match master.modify(insert("/next")).await {
+            Ok(mut r) => break r.updates.remove(0),
+            Err(MasterError::Unavailable(m)) => {
+                assert!(started.elapsed() < std::time::Duration::from_secs(5), "{m}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     let all = everything(&master).await;
     let names: Vec<&str> = all
         .iter()

@@ -75,6 +75,9 @@ struct Worst {
     query: Duration,
     write: Duration,
     ui: Duration,
+    /// The worst UI page after the first (which may wait before the UI's monitor notices).
+    ui_later: Duration,
+    pages: usize,
 }
 
 #[tokio::test]
@@ -167,13 +170,17 @@ async fn a_mariadb_stopped_for_30_s_then_killed_is_told_at_once_and_healed_witho
             .await
             .unwrap();
         worst.ui = worst.ui.max(t.elapsed());
+        if worst.pages > 0 {
+            worst.ui_later = worst.ui_later.max(t.elapsed());
+        }
+        worst.pages += 1;
         assert_eq!(page.status(), 503);
         assert!(page.text().await.unwrap().contains("database"));
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     eprintln!(
-        "MariaDB stopped for 30 s: /ready told in {told:?}; worst health {:?}, query {:?}, refused write {:?}, UI page {:?}",
-        worst.health, worst.query, worst.write, worst.ui
+        "MariaDB stopped for 30 s: /ready told in {told:?}; worst health {:?}, query {:?}, refused write {:?}, UI page {:?} (the first), {:?} (later ones)",
+        worst.health, worst.query, worst.write, worst.ui, worst.ui_later
     );
     // What the issue measured before: 8-10 s reads, 10-25 s UI pages. Under a second (and
     // the UI's 2 s bound) shows nothing waits for the database.

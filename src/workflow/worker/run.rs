@@ -176,9 +176,7 @@ impl Worker {
             return self.commit(jt, RunEnd::Finished(job)).await;
         }
         job.history.push(record);
-        // The claim already holds the lease. The start (the open record the UI shows as RUNNING,
-        // and that an heir counts if this worker dies) is written by the first lease renewal,
-        // right after the spawn, so it is not on the path from one job to the next.
+        // The claim already holds the lease; `execute` commits the start, then runs the command.
         let (jt, end) = self.execute(jt, job, shutdown).await;
         self.commit(&jt, end).await
     }
@@ -265,7 +263,6 @@ impl Worker {
     ) -> (JobToken, RunEnd) {
         let index = job.history.len() - 1;
         let spec = self.spec(jt, &job, index);
-        tracing::info!(worker = %self.name, job = %jt.token.name, execution = index, "job started");
         let (reports_tx, mut reports) = mpsc::unbounded_channel();
         let (abort, abort_rx) = watch::channel(false);
         let run = executor::run(spec, reports_tx, abort_rx);
@@ -281,9 +278,22 @@ impl Worker {
             unreachable_since: None,
         };
         let level = Level::Instance(jt.workflow.clone(), jt.instance.clone());
+        // The start (the open record the UI shows as RUNNING, and that an heir finds if this
+        // worker dies) is committed before the command runs. Were it written beside the run, a
+        // worker dying after a short job ended but before that write landed would leave a run
+        // the history never saw, and the next worker would run the job again unseen (the soak
+        // found one in 10,000 jobs).
+        if !self.record_start(&mut r).await {
+            tracing::warn!(worker = %self.name, job = %jt.token.name, "the job's start could not be recorded; it was not run");
+            let latest = JobToken {
+                token: r.token,
+                ..jt.clone()
+            };
+            return (latest, RunEnd::LostLease);
+        }
+        tracing::info!(worker = %self.name, job = %jt.token.name, execution = index, "job started");
         let renew_every = self.renew_every();
-        // The first tick fires at once: it publishes the start.
-        let mut tick = tokio::time::interval(renew_every);
+        let mut tick = tokio::time::interval_at(Instant::now() + renew_every, renew_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut renewing: Option<InFlight<Token>> = None;
         let mut watching: Option<InFlight<(Signals, i64)>> =
@@ -371,6 +381,24 @@ impl Worker {
             }
         }
         self.finish(r, result, ended).await
+    }
+
+    /// Commits the open record before the command runs, through an outage of the master up to
+    /// its grace. Returns false when the lease is lost (another worker has the job) or the
+    /// master stayed away too long: then the command must not run.
+    async fn record_start(&self, r: &mut Running<'_>) -> bool {
+        loop {
+            let answer = self.renew(r).await;
+            let landed = answer.is_ok();
+            self.renewed(r, answer);
+            if landed {
+                return true;
+            }
+            if r.stop.is_some() {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// A renewal of the lease (from the master's clock), which also writes the properties

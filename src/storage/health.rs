@@ -1,14 +1,15 @@
-//! What the master knows about its database, kept apart from the state lock so `/health`,
-//! `/ready` and the writer read it without waiting for the database. A monitor task pings the
+//! What a process knows about its database, kept apart from everything that waits for it, so
+//! health checks, `/ready` and the master's writer read it at once. A monitor task pings the
 //! database every [`PING_EVERY`] with a bound of [`PING_WITHIN`], so an outage shows within a
-//! second; the writer records whether its commits land.
+//! second; the master's writer also records whether its commits land. The UI uses the same
+//! watch to answer 503 at once while the database is unreachable.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::storage::{Cause, Storage};
+use super::{Cause, Storage};
 
 /// How often the monitor pings the database.
 const PING_EVERY: Duration = Duration::from_millis(100);
@@ -17,7 +18,7 @@ const PING_WITHIN: Duration = Duration::from_millis(700);
 
 /// The database as the master last saw it.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(super) struct DbStatus {
+pub struct DbStatus {
     /// Why the last ping failed (`None`: it answered).
     pub unreachable: Option<Cause>,
     /// Why the last commit failed, when none has landed since.
@@ -40,10 +41,16 @@ impl DbStatus {
 }
 
 /// Shared between the monitor, the writer and the readers.
-pub(super) struct DbWatch {
+pub struct DbWatch {
     status: Mutex<DbStatus>,
     /// Whether the last ping answered: the writer waits on it to retry at once.
     reachable: watch::Sender<bool>,
+}
+
+impl Default for DbWatch {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl DbWatch {
@@ -72,14 +79,14 @@ impl DbWatch {
         match (was, s.trouble()) {
             (None, Some(cause)) => {
                 s.since = Some(crate::clock::now_f64());
-                tracing::error!(%cause, "the master's database is in trouble: writes are refused, reads are served from memory");
+                tracing::error!(%cause, "the database is in trouble");
             }
             (Some(_), None) => {
                 s.since = None;
-                tracing::info!("the master's database is back: writes are accepted again");
+                tracing::info!("the database answers again");
             }
             (Some(a), Some(b)) if a != b => {
-                tracing::warn!(was = %a, now = %b, "the master's database trouble changed")
+                tracing::warn!(was = %a, now = %b, "the database's trouble changed")
             }
             _ => {}
         }
@@ -106,7 +113,7 @@ impl DbWatch {
 }
 
 /// Pings the database until `watch` is dropped by everyone else.
-pub(super) fn spawn_monitor(watch: Weak<DbWatch>, storage: Arc<dyn Storage>) {
+pub fn spawn_monitor(watch: Weak<DbWatch>, storage: Arc<dyn Storage>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PING_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -119,7 +126,7 @@ pub(super) fn spawn_monitor(watch: Weak<DbWatch>, storage: Arc<dyn Storage>) {
                 Ok(Err(e)) => {
                     let cause = e.cause().unwrap_or(Cause::Unreachable);
                     if watch.status().unreachable.is_none() {
-                        tracing::warn!(error = %e, "the master's database does not answer its ping");
+                        tracing::warn!(error = %e, "the database does not answer its ping");
                     }
                     // A server that answers with an error (a full disk) is still reachable;
                     // commits say what they meet.
