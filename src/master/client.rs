@@ -37,6 +37,17 @@ pub trait MasterClient: Send + Sync {
             .find(|t| t.name == name))
     }
 
+    /// Answers any number of queries, in requests of at most
+    /// [`MAX_QUERIES_PER_REQUEST`](crate::token::MAX_QUERIES_PER_REQUEST) queries each: each
+    /// request is one consistent read, the whole is not (callers' writes are version-checked).
+    async fn query_many(&self, queries: Vec<Query>) -> Result<Vec<Vec<Token>>, MasterError> {
+        let mut out = Vec::with_capacity(queries.len());
+        for chunk in queries.chunks(crate::token::MAX_QUERIES_PER_REQUEST) {
+            out.extend(self.query(QueryRequest::new(chunk.to_vec())).await?.tokens);
+        }
+        Ok(out)
+    }
+
     /// Every token whose name starts with `prefix`, in name order.
     async fn query_prefix(&self, prefix: &str) -> Result<Vec<Token>, MasterError> {
         let req = QueryRequest::new(vec![Query {

@@ -60,11 +60,8 @@ async fn read_downstream(
         .collect();
     let level = Level::Instance(w.clone(), i.clone());
     queries.extend(level.visible_levels().iter().map(|l| q(l.signal_prefix())));
-    let mut answer = client
-        .query(QueryRequest::new(queries))
-        .await?
-        .tokens
-        .into_iter();
+    // A job with more than 500 downstream jobs needs more than one request.
+    let mut answer = client.query_many(queries).await?.into_iter();
     let mut waiting: Vec<(JobName, Option<JobToken>)> = Vec::new();
     for o in &job.outputs {
         let exact = |tokens: Vec<Token>, state| {
@@ -127,7 +124,7 @@ async fn ready_with(
             max_tokens: Some(1),
         })
         .collect();
-    let answer = client.query(QueryRequest::new(queries)).await?.tokens;
+    let answer = client.query_many(queries).await?;
     Ok(answer
         .into_iter()
         .map(|mut events| events.pop())

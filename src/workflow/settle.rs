@@ -212,7 +212,7 @@ pub async fn running_instances(
             max_tokens: None,
         })
         .collect();
-    let answers = client.query(QueryRequest::new(queries)).await?.tokens;
+    let answers = client.query_many(queries).await?;
     let finished = |tokens: &Vec<Token>| {
         tokens.iter().any(|t| {
             super::signal::Signal::from_token(t).is_some_and(|s| s.attributes.timestamp.is_some())

@@ -88,6 +88,30 @@ async fn diamond_on(url: &str) {
 }
 
 #[tokio::test]
+async fn a_fan_out_wider_than_one_request_runs_every_job_and_its_sink_once() {
+    // 600 downstream jobs need 1,200 queries to read: more than one request may carry. The
+    // first job's success failed on that limit and was retried for ever.
+    let mut yaml = String::from("workflows:\n  wide:\n    jobs:\n      root: {command: 'true'}\n");
+    let fan: Vec<String> = (0..600).map(|k| format!("f{k:03}")).collect();
+    for f in &fan {
+        yaml += &format!("      {f}: {{command: 'true', depends_on: [root]}}\n");
+    }
+    yaml += &format!("      sink: {{command: 'true', depends_on: [{}]}}\n", fan.join(", "));
+    let c = cluster(&yaml, 4, 0).await;
+    let i = c.start("wide").await;
+    c.archived("wide", &i, secs(120)).await;
+    let jobs = c.jobs("wide", &i).await;
+    assert_eq!(jobs.len(), 602);
+    assert!(
+        jobs.values()
+            .all(|j| j.job.history.len() == 1 && j.job.history[0].exit_code == Some(0)),
+        "every job ran once and succeeded"
+    );
+    assert_eq!(jobs["sink"].job.history[0].events.len(), 600);
+    c.stop().await;
+}
+
+#[tokio::test]
 async fn a_failing_job_is_retried_with_its_events_then_fails_for_good() {
     let c = cluster(
         "workflows:\n  r:\n    jobs:\n      up: {command: 'echo PINBALL:EVENT_ATTR:v=42'}\n      flaky:\n        depends_on: [up]\n        max_attempts: 2\n        command: 'echo value=%(v)s; exit 1'\n",
