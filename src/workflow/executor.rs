@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::fs::File;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::Command;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 /// The longest "line" written or parsed at once (PINBALL_SPEC §10.2).
@@ -144,7 +144,11 @@ fn signal_group(pgid: u32, signal: i32) {
 /// the shell; a `pre_exec` hook would do the same but forces a full fork() of the worker
 /// process (posix_spawn cannot run hooks), which made every spawn copy the worker's page
 /// tables: 66% of a 500-job fan-out's time was spent there.
-fn command(spec: &ExecSpec) -> Command {
+///
+/// A gated command's shell waits for one line on its stdin before it runs the command (with
+/// stdin back on /dev/null), so the process starts while the worker records the start, and
+/// the command itself runs only once that is durable.
+fn command(spec: &ExecSpec, gated: bool) -> Command {
     let mut c = match setpriv() {
         Some(setpriv) => {
             let mut c = Command::new(setpriv);
@@ -157,9 +161,15 @@ fn command(spec: &ExecSpec) -> Command {
             c
         }
     };
-    c.arg(&spec.command)
+    // One line, so the command's own line numbers (in the shell's errors) stay as written.
+    let script = if gated {
+        format!("read -r _ || exit 97; exec </dev/null; {}", spec.command)
+    } else {
+        spec.command.clone()
+    };
+    c.arg(script)
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
+        .stdin(if gated { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -173,7 +183,39 @@ pub async fn run(
     reports: mpsc::UnboundedSender<Report>,
     abort: watch::Receiver<bool>,
 ) -> std::io::Result<ExecResult> {
-    let mut child = command(&spec).spawn()?;
+    run_inner(spec, reports, abort, None).await
+}
+
+/// [`run`], but the command starts only when `gate` is sent to: the process is spawned at
+/// once and waits. A gate dropped unsent kills it before the command ran (an error).
+pub async fn run_after(
+    spec: ExecSpec,
+    reports: mpsc::UnboundedSender<Report>,
+    abort: watch::Receiver<bool>,
+    gate: oneshot::Receiver<()>,
+) -> std::io::Result<ExecResult> {
+    run_inner(spec, reports, abort, Some(gate)).await
+}
+
+async fn run_inner(
+    spec: ExecSpec,
+    reports: mpsc::UnboundedSender<Report>,
+    abort: watch::Receiver<bool>,
+    gate: Option<oneshot::Receiver<()>>,
+) -> std::io::Result<ExecResult> {
+    let mut child = command(&spec, gate.is_some()).spawn()?;
+    if let Some(gate) = gate {
+        let mut stdin = child.stdin.take().expect("piped");
+        if gate.await.is_err() {
+            signal_group(child.id().unwrap_or(0), libc::SIGKILL);
+            let _ = child.wait().await;
+            return Err(std::io::Error::other(
+                "the command was not started: its start could not be recorded",
+            ));
+        }
+        stdin.write_all(b"\n").await?;
+        drop(stdin);
+    }
     let out = tokio::spawn(pump(
         child.stdout.take().expect("piped"),
         spec.stdout_log.clone(),
@@ -379,6 +421,38 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(dir.path().join("err")).unwrap(),
             "fine\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_gated_command_runs_only_once_its_gate_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let cmd = format!(
+            "touch {}; echo $PINBALL_JOB; read -r line; echo \"[$line]\"",
+            marker.display()
+        );
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let (_abort_tx, abort) = watch::channel(false);
+
+        let (closed, gate) = oneshot::channel();
+        let run = tokio::spawn(run_after(spec(&dir, &cmd), tx.clone(), abort.clone(), gate));
+        drop(closed);
+        assert!(
+            run.await.unwrap().is_err(),
+            "a gate dropped unsent runs nothing"
+        );
+        assert!(!marker.exists(), "the command did not start");
+
+        let (open, gate) = oneshot::channel();
+        let run = tokio::spawn(run_after(spec(&dir, &cmd), tx, abort, gate));
+        open.send(()).unwrap();
+        assert_eq!(run.await.unwrap().unwrap().exit_code, 0);
+        assert!(marker.exists());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out")).unwrap(),
+            "some_job\n[]\n",
+            "its stdin is /dev/null, as ungated"
         );
     }
 

@@ -96,7 +96,10 @@ async fn a_fan_out_wider_than_one_request_runs_every_job_and_its_sink_once() {
     for f in &fan {
         yaml += &format!("      {f}: {{command: 'true', depends_on: [root]}}\n");
     }
-    yaml += &format!("      sink: {{command: 'true', depends_on: [{}]}}\n", fan.join(", "));
+    yaml += &format!(
+        "      sink: {{command: 'true', depends_on: [{}]}}\n",
+        fan.join(", ")
+    );
     let c = cluster(&yaml, 4, 0).await;
     let i = c.start("wide").await;
     c.archived("wide", &i, secs(120)).await;

@@ -265,7 +265,8 @@ impl Worker {
         let spec = self.spec(jt, &job, index);
         let (reports_tx, mut reports) = mpsc::unbounded_channel();
         let (abort, abort_rx) = watch::channel(false);
-        let run = executor::run(spec, reports_tx, abort_rx);
+        let (open_gate, gate) = tokio::sync::oneshot::channel();
+        let run = executor::run_after(spec, reports_tx, abort_rx, gate);
         tokio::pin!(run);
         let mut r = Running {
             jt,
@@ -282,15 +283,34 @@ impl Worker {
         // worker dies) is committed before the command runs. Were it written beside the run, a
         // worker dying after a short job ended but before that write landed would leave a run
         // the history never saw, and the next worker would run the job again unseen (the soak
-        // found one in 10,000 jobs).
-        if !self.record_start(&mut r).await {
+        // found one in 10,000 jobs). The process is spawned meanwhile, held at its gate, so the
+        // commit and the spawn overlap.
+        let mut spawn_failed = None;
+        let recorded = {
+            let record = self.record_start(&mut r);
+            tokio::pin!(record);
+            loop {
+                tokio::select! {
+                    biased;
+                    recorded = &mut record => break recorded,
+                    // Only a failed spawn ends before the gate opens.
+                    result = &mut run, if spawn_failed.is_none() => spawn_failed = Some(result),
+                }
+            }
+        };
+        if !recorded {
             tracing::warn!(worker = %self.name, job = %jt.token.name, "the job's start could not be recorded; it was not run");
+            drop(open_gate);
             let latest = JobToken {
                 token: r.token,
                 ..jt.clone()
             };
             return (latest, RunEnd::LostLease);
         }
+        if let Some(result) = spawn_failed {
+            return self.finish(r, result, clock::now_f64()).await;
+        }
+        let _ = open_gate.send(());
         tracing::info!(worker = %self.name, job = %jt.token.name, execution = index, "job started");
         let renew_every = self.renew_every();
         let mut tick = tokio::time::interval_at(Instant::now() + renew_every, renew_every);
