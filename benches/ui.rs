@@ -261,7 +261,7 @@ async fn long_history() {
             action: Action::ARCHIVE,
             attributes: Attributes {
                 timestamp: Some(1.7e9 + k as f64 * 60.0 + 10.0),
-                generation: None,
+                ..Attributes::default()
             },
         };
         batch.push(Token::new(

@@ -82,7 +82,7 @@ impl Ops<'_> {
     pub async fn abort(&self, level: &Level) -> Result<Done, OpsError> {
         let attributes = Attributes {
             timestamp: Some(crate::clock::now_f64()),
-            generation: None,
+            ..Attributes::default()
         };
         Ok(set_signal(self.client(), level, Action::ABORT, attributes).await?)
     }
@@ -94,8 +94,8 @@ impl Ops<'_> {
     /// `exit`: workers of a generation older than this configuration's exit after their job.
     pub async fn exit(&self, level: &Level) -> Result<Done, OpsError> {
         let attributes = Attributes {
-            timestamp: None,
             generation: Some(self.settings.generation),
+            ..Attributes::default()
         };
         Ok(set_signal(self.client(), level, Action::EXIT, attributes).await?)
     }

@@ -204,7 +204,7 @@ impl Scheduler {
         if abort_running {
             let attributes = Attributes {
                 timestamp: Some(crate::clock::now() as f64),
-                generation: None,
+                ..Attributes::default()
             };
             for i in settle::running_instances(c, &w).await? {
                 let level = Level::Instance(w.clone(), i.clone());

@@ -110,18 +110,42 @@ pub fn retry(jt: &JobToken, job: &Job, owner: &str, now: i64) -> ModifyRequest {
 }
 
 /// A final failure (or an aborted run): the job back to waiting, and the instance's ARCHIVE
-/// signal when none is set. Returns the request and whether it sets that signal (the
-/// instance's first final failure).
-pub fn final_failure(jt: &JobToken, job: &Job, archive_set: bool) -> (ModifyRequest, bool) {
+/// signal marked with the instance's first failed job: inserted when none is visible, updated
+/// (version-checked) when a success set it without one. `archive` is the visible ARCHIVE
+/// signal. Returns the request and whether this is the instance's first final failure, which
+/// holds whichever job ends last (a leaf's success sets ARCHIVE first in most instances).
+pub fn final_failure(jt: &JobToken, job: &Job, archive: Option<&Token>) -> (ModifyRequest, bool) {
     let mut req = ModifyRequest {
         updates: vec![jt.rewritten(JobState::Waiting, job)],
         deletes: vec![jt.token.clone()],
         ..ModifyRequest::default()
     };
-    if !archive_set {
-        req.updates.push(archive_signal(&jt.workflow, &jt.instance));
-    }
-    (req, !archive_set)
+    let level = Level::Instance(jt.workflow.clone(), jt.instance.clone());
+    let marked = |mut signal: Signal| {
+        signal.attributes.failed = Some(job.name.to_string());
+        signal
+    };
+    let first = match archive {
+        None => {
+            let signal = marked(Signal::new(Action::ARCHIVE, Attributes::default()));
+            req.updates.push(signal.token(&level));
+            true
+        }
+        Some(t) => match Signal::from_token(t) {
+            Some(s)
+                if s.attributes.failed.is_none()
+                    && t.name == name::signal_token(&level, Action::ARCHIVE) =>
+            {
+                req.updates.push(Token {
+                    data: Some(marked(s).to_data()),
+                    ..t.clone()
+                });
+                true
+            }
+            _ => false,
+        },
+    };
+    (req, first)
 }
 
 /// A run stopped for another worker (shutdown): runnable again, unowned, with its events.
@@ -221,6 +245,7 @@ pub fn stamp_archive(archive: &Token, at: f64) -> Option<Token> {
         Attributes {
             timestamp: Some(at),
             generation: None,
+            ..signal.attributes
         },
     );
     Some(Token {
@@ -369,7 +394,7 @@ mod tests {
     fn a_final_failure_goes_back_to_waiting_and_only_the_first_marks_the_instance() {
         let jobs = instance("workflows:\n  w:\n    jobs:\n      a: {command: x}\n");
         let a = &jobs["a"];
-        let (req, first) = final_failure(a, &ran(a, 1), false);
+        let (req, first) = final_failure(a, &ran(a, 1), None);
         assert!(first);
         assert_eq!(
             names(&req.updates),
@@ -378,9 +403,26 @@ mod tests {
                 "/workflow/w/1/__SIGNAL__/ARCHIVE"
             ]
         );
-        let (req, first) = final_failure(a, &ran(a, 1), true);
+        let marked = &req.updates[1];
+        let failed = |t: &Token| Signal::from_token(t).unwrap().attributes.failed;
+        assert_eq!(failed(marked).as_deref(), Some("a"));
+        // A second failure finds the mark: not the first.
+        let stored = Token {
+            version: Some(7),
+            ..marked.clone()
+        };
+        let (req, first) = final_failure(a, &ran(a, 1), Some(&stored));
         assert!(!first);
         assert_eq!(names(&req.updates), ["/workflow/w/1/job/waiting/a"]);
+        // A success set ARCHIVE without a mark: the failure marks it, versioned, and is first.
+        let by_success = Token {
+            version: Some(8),
+            ..archive_signal(&a.workflow, &a.instance)
+        };
+        let (req, first) = final_failure(a, &ran(a, 1), Some(&by_success));
+        assert!(first);
+        assert_eq!(req.updates[1].version, Some(8));
+        assert_eq!(failed(&req.updates[1]).as_deref(), Some("a"));
     }
 
     #[test]

@@ -185,7 +185,7 @@ pub async fn commit_failure(
         } else {
             let level = Level::Instance(jt.workflow.clone(), jt.instance.clone());
             let signals = Signals::read(client, &level).await?;
-            plan::final_failure(jt, job, signals.get(Action::ARCHIVE).is_some())
+            plan::final_failure(jt, job, signals.token(Action::ARCHIVE))
         };
         match client.modify(req).await {
             Ok(_) if first => return Ok(Committed::FirstFailure),

@@ -31,6 +31,10 @@ pub struct Attributes {
         skip_serializing_if = "Option::is_none"
     )]
     pub generation: Option<u32>,
+    /// ARCHIVE: the job whose final failure was the instance's first, once one failed. The
+    /// workflow's `notify_emails` hear of that failure only, whichever job ends last.
+    #[serde(rename = "FAILED", default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 impl Signal {
@@ -152,7 +156,7 @@ mod tests {
             Action::DRAIN,
             Attributes {
                 timestamp: Some(5.0),
-                generation: None,
+                ..Attributes::default()
             },
         );
         let inst_abort = signal_token_at(&i, Action::ABORT, Attributes::default());
@@ -176,8 +180,8 @@ mod tests {
                 &Level::Global,
                 Action::EXIT,
                 Attributes {
-                    timestamp: None,
                     generation: g,
+                    ..Attributes::default()
                 },
             )])
         };
@@ -192,7 +196,7 @@ mod tests {
             action: Action::ABORT,
             attributes: Attributes {
                 timestamp: Some(1.5),
-                generation: None,
+                ..Attributes::default()
             },
         };
         assert_eq!(

@@ -112,6 +112,45 @@ async fn final_failures_and_the_instance_end_are_emailed_to_the_right_people() {
 }
 
 #[tokio::test]
+async fn the_workflows_addresses_hear_of_the_first_failure_even_when_it_ends_last() {
+    // `ok` is a leaf: its success sets the instance's ARCHIVE signal before `bad` fails. The
+    // failure is still the instance's first, so the workflow's addresses get it (they did not:
+    // "first" meant "ARCHIVE not set yet").
+    let smtp = SmtpServer::start().await;
+    let yaml = "workflows:\n  last:\n    notify_emails: [owner@example.com]\n    jobs:\n      ok: {command: 'true'}\n      bad: {command: 'sleep 1; exit 3', emails: [bad@example.com]}\n";
+    let c = cluster(yaml, 0, 0).await;
+    let (stop, stopped) = watch::channel(false);
+    let s = WorkerSettings {
+        mailer: Some(mailer(smtp.port)),
+        ..settings(c.logs.path(), 0)
+    };
+    let workers = tokio::spawn(run_workers(Arc::new(c.client.clone()), s, 2, stopped));
+    let i = c.start("last").await;
+    c.archived("last", &i, Duration::from_secs(20)).await;
+    let jobs = c.jobs("last", &i).await;
+    assert!(
+        jobs["ok"].job.history[0].end_time < jobs["bad"].job.history[0].end_time,
+        "the failing job ended last"
+    );
+    // Stopped workers have sent every email they owed.
+    let _ = stop.send(true);
+    workers.await.unwrap();
+    let failure = smtp
+        .mails()
+        .into_iter()
+        .find(|m| m.subject() == "Workflow last's job bad finished with exit code 3")
+        .expect("the failure is emailed");
+    assert_eq!(
+        sorted(failure.to),
+        vec![
+            "bad@example.com".to_string(),
+            "owner@example.com".to_string()
+        ]
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
 async fn a_job_past_its_warn_timeout_sends_one_warning() {
     let smtp = SmtpServer::start().await;
     let yaml = "workflows:\n  slow:\n    notify_emails: [owner@example.com]\n    jobs:\n      j: {command: 'sleep 2', warn_timeout_sec: 1, emails: [j@example.com]}\n";
