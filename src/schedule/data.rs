@@ -26,6 +26,9 @@ pub struct ScheduleData {
     /// The instance the scheduler started last (DELAY_UNTIL_SUCCESS looks at how it ended).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_instance: Option<InstanceId>,
+    /// The run time whose "too many instances" email was sent: once per occurrence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub too_many_told: Option<i64>,
 }
 
 impl ScheduleData {
@@ -46,6 +49,7 @@ impl ScheduleData {
             next_run_time: next.as_second(),
             missed_runs: 0,
             last_instance: None,
+            too_many_told: None,
         })
     }
 

@@ -71,12 +71,10 @@ fn next_occurrence(data: &ScheduleData, schedule: &Schedule, now: Timestamp) -> 
     next.map(|t| t.as_second())
 }
 
-/// Decides what to do with a due schedule. `claimed_until` is the token's lease end as
-/// claimed: equal to the run time on the first look at an occurrence, later on re-checks.
+/// Decides what to do with a due schedule.
 pub fn fire(
     data: &ScheduleData,
     schedule: &Schedule,
-    claimed_until: Option<i64>,
     now: Timestamp,
     situation: Situation,
     recheck_sec: i64,
@@ -111,7 +109,7 @@ pub fn fire(
         Decision::Delay => Fire::Delay { at: recheck },
         Decision::TooMany => Fire::TooMany {
             at: recheck,
-            notify: claimed_until == Some(data.next_run_time),
+            notify: data.too_many_told != Some(data.next_run_time),
         },
         Decision::Skip => {
             advanced.missed_runs += 1 + collapsed;
@@ -169,14 +167,14 @@ mod tests {
     #[test]
     fn a_token_claimed_early_goes_back_until_it_is_due() {
         let (data, s) = every_10s("SKIP", false);
-        let step = fire(&data, &s, Some(60), ts("1970-01-01T00:00:59Z"), free(), 10);
+        let step = fire(&data, &s, ts("1970-01-01T00:00:59Z"), free(), 10);
         assert_eq!(step, Fire::NotYet { at: 60 });
     }
 
     #[test]
     fn a_due_run_starts_and_advances_to_the_next_occurrence() {
         let (data, s) = every_10s("SKIP", false);
-        match fire(&data, &s, Some(60), ts("1970-01-01T00:01:00Z"), free(), 10) {
+        match fire(&data, &s, ts("1970-01-01T00:01:00Z"), free(), 10) {
             Fire::Start {
                 data: next,
                 at,
@@ -195,14 +193,14 @@ mod tests {
         // Due at 60, now 95: 70, 80 and 90 have passed too.
         let now = ts("1970-01-01T00:01:35Z");
         let (data, s) = every_10s("START_NEW", false);
-        match fire(&data, &s, Some(60), now, free(), 10) {
+        match fire(&data, &s, now, free(), 10) {
             Fire::Start { data: next, .. } => {
                 assert_eq!((next.next_run_time, next.missed_runs), (100, 3))
             }
             other => panic!("{other:?}"),
         }
         let (data, s) = every_10s("START_NEW", true);
-        match fire(&data, &s, Some(60), now, free(), 10) {
+        match fire(&data, &s, now, free(), 10) {
             Fire::Start { data: next, .. } => {
                 assert_eq!(
                     (next.next_run_time, next.missed_runs),
@@ -222,18 +220,15 @@ mod tests {
             ..free()
         };
         let (data, s) = every_10s("SKIP", false);
-        match fire(&data, &s, Some(60), now, busy, 10) {
+        match fire(&data, &s, now, busy, 10) {
             Fire::Skip { data: next, at } => assert_eq!((at, next.missed_runs), (70, 1)),
             other => panic!("{other:?}"),
         }
         let (data, s) = every_10s("DELAY", false);
-        assert_eq!(
-            fire(&data, &s, Some(60), now, busy, 10),
-            Fire::Delay { at: 70 }
-        );
+        assert_eq!(fire(&data, &s, now, busy, 10), Fire::Delay { at: 70 });
         let (data, s) = every_10s("ABORT_RUNNING", false);
         assert!(matches!(
-            fire(&data, &s, Some(60), now, busy, 10),
+            fire(&data, &s, now, busy, 10),
             Fire::Start {
                 abort_running: true,
                 ..
@@ -244,22 +239,16 @@ mod tests {
             last_failed: true,
             ..free()
         };
-        assert_eq!(
-            fire(&data, &s, Some(60), now, failed, 5),
-            Fire::Delay { at: 65 }
-        );
+        assert_eq!(fire(&data, &s, now, failed, 5), Fire::Delay { at: 65 });
         let (data, s) = every_10s("DELAY", false);
         assert!(
-            matches!(
-                fire(&data, &s, Some(60), now, failed, 5),
-                Fire::Start { .. }
-            ),
+            matches!(fire(&data, &s, now, failed, 5), Fire::Start { .. }),
             "only DELAY_UNTIL_SUCCESS cares how the last one ended"
         );
     }
 
     #[test]
-    fn too_many_instances_notify_on_the_first_look_only() {
+    fn too_many_instances_are_told_once_per_occurrence() {
         let now = ts("1970-01-01T00:01:00Z");
         let full = Situation {
             running: 3,
@@ -267,19 +256,23 @@ mod tests {
         };
         let (data, s) = every_10s("START_NEW", false);
         assert_eq!(
-            fire(&data, &s, Some(60), now, full, 10),
+            fire(&data, &s, now, full, 10),
             Fire::TooMany {
                 at: 70,
                 notify: true
             }
         );
+        let told = ScheduleData {
+            too_many_told: Some(data.next_run_time),
+            ..data.clone()
+        };
         assert_eq!(
-            fire(&data, &s, Some(70), ts("1970-01-01T00:01:10Z"), full, 10),
+            fire(&told, &s, ts("1970-01-01T00:01:10Z"), full, 10),
             Fire::TooMany {
                 at: 80,
                 notify: false
             },
-            "a re-check carries a later lease end"
+            "a re-check of an occurrence already told about"
         );
     }
 
@@ -290,7 +283,7 @@ mod tests {
             has_definition: false,
             ..free()
         };
-        match fire(&data, &s, Some(60), ts("1970-01-01T00:01:00Z"), none, 10) {
+        match fire(&data, &s, ts("1970-01-01T00:01:00Z"), none, 10) {
             Fire::NoDefinition { data: next, at } => {
                 assert_eq!((at, next.missed_runs), (70, 1))
             }

@@ -120,14 +120,7 @@ impl Scheduler {
             None => {
                 let situation = self.situation(&w, &schedule).await?;
                 let recheck = self.settings.recheck.as_secs() as i64;
-                crate::schedule::fire::fire(
-                    &data,
-                    &schedule,
-                    token.expiration_time,
-                    now,
-                    situation,
-                    recheck,
-                )
+                crate::schedule::fire::fire(&data, &schedule, now, situation, recheck)
             }
         };
         self.act(&token, &data, step).await
@@ -170,10 +163,17 @@ impl Scheduler {
             }
             Fire::Delay { at } => self.put_back(token, data, at).await,
             Fire::TooMany { at, notify } => {
-                if notify {
-                    self.too_many(data).await;
+                if !notify {
+                    return self.put_back(token, data, at).await;
                 }
-                self.put_back(token, data, at).await
+                self.too_many(data).await;
+                // Told once per occurrence: the mark travels with the schedule, so a re-check
+                // (or another scheduler) does not send it again.
+                let told = ScheduleData {
+                    too_many_told: Some(data.next_run_time),
+                    ..data.clone()
+                };
+                self.put_back(token, &told, at).await
             }
             Fire::Skip { data: next, at } => self.put_back(token, &next, at).await,
             Fire::Start {

@@ -95,6 +95,62 @@ async fn schedule_data(c: &Cluster) -> ScheduleData {
 }
 
 #[tokio::test]
+async fn a_run_held_back_by_too_many_instances_is_emailed_to_the_workflows_addresses() {
+    // Since the scheduler's claims took their lease from the master's clock, the "first look
+    // at this occurrence" test (lease end == run time) never held, and no email was sent.
+    let smtp = crate::smtp::SmtpServer::start().await;
+    let yaml = "workflows:\n  s:\n    notify_emails: [ops@example.com]\n    schedule: {recurrence: 1S, overrun_policy: START_NEW, max_running_instances: 1}\n    jobs:\n      j: {command: 'sleep 30'}\n";
+    // No workers: the first instance stays running, so the next occurrence is held back.
+    let c = cluster(yaml, 0, 0).await;
+    let (stop, stopped) = watch::channel(false);
+    let settings = SchedulerSettings {
+        default_max_running: 3,
+        poll: Duration::from_secs(1),
+        recheck: Duration::from_secs(30),
+        mailer: Some(pinball::email::Mailer {
+            host: "127.0.0.1".into(),
+            port: smtp.port,
+            user: String::new(),
+            pass: pinball::config::Secret::default(),
+            from: "pinball@example.com".into(),
+        }),
+        store: Some(Arc::from(storage::open(&c.app.url).unwrap())),
+        master_name: c.app.master_name.clone(),
+    };
+    let scheduler = Scheduler {
+        client: Arc::new(c.client.clone()),
+        settings,
+        name: "test_scheduler".into(),
+    };
+    let task = tokio::spawn(scheduler.run(stopped));
+    wait_until(Duration::from_secs(15), "the too-many email", || async {
+        smtp.mails()
+            .iter()
+            .any(|m| m.subject() == "Too many (1) instances running for workflow s !")
+    })
+    .await;
+    let _ = stop.send(true);
+    task.await.unwrap();
+    let mail = smtp
+        .mails()
+        .into_iter()
+        .find(|m| m.subject().starts_with("Too many"))
+        .unwrap();
+    assert_eq!(mail.to, vec!["ops@example.com".to_string()]);
+    assert!(
+        mail.data.contains("reaching the limit of 1"),
+        "{}",
+        mail.data
+    );
+    assert_eq!(
+        schedule_data(&c).await.too_many_told,
+        Some(schedule_data(&c).await.next_run_time),
+        "the schedule remembers the occurrence it told about"
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
 async fn start_new_runs_instances_side_by_side() {
     let c = cluster(&workflow("START_NEW", "1S", "sleep 3", 5), 6, 0).await;
     let w = observe(&c, 4).await;
