@@ -1,46 +1,87 @@
 //! Notification emails (PINBALL_SPEC §10.1): a job's final failure, an instance's end, a job
-//! past its warn timeout. A small SMTP client (EHLO, optional AUTH LOGIN, one message per
-//! call, text and HTML alternatives) over plain TCP; used by the workers. Sending never holds
-//! up a job: failures are logged.
+//! past its warn timeout, too many running instances. Sent with lettre's async SMTP transport:
+//! STARTTLS when the server offers it (or required), implicit TLS with `smtp_ssl`, the AUTH
+//! mechanism the server offers (PLAIN or LOGIN), and credentials never sent in the clear
+//! unless `smtp_allow_plaintext_auth` says so. One message, one envelope per recipient, so a
+//! rejected address does not stop the others. Sending never holds up a job: failures are
+//! logged by the callers.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use base64::Engine;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::response::Response;
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use crate::config::{Config, Secret};
+use crate::config::{Config, Secret, StartTls};
 
+/// The longest one SMTP conversation may take.
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Why an email was not sent.
+/// Why an email was not sent (to some or all of its recipients).
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
-    #[error("cannot connect to SMTP server {server}: {source}")]
-    Connect {
-        server: String,
-        source: std::io::Error,
+    #[error("{address:?} is not an email address: {reason}")]
+    BadAddress { address: String, reason: String },
+    #[error("the SMTP settings cannot be used: {0}")]
+    Settings(String),
+    #[error("the message cannot be built: {0}")]
+    Message(String),
+    #[error("SMTP server {server}: {reason}")]
+    Transport { server: String, reason: String },
+    #[error("not sent to {}: {}", .failed.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>().join(", "), .failed.iter().map(|(r, e)| format!("{r}: {e}")).collect::<Vec<_>>().join("; "))]
+    Recipients {
+        /// Each recipient the server did not take, and why.
+        failed: Vec<(String, String)>,
+        sent: usize,
     },
-    #[error("SMTP server {server} did not answer within {TIMEOUT:?}")]
-    Timeout { server: String },
-    #[error("SMTP server answered {reply:?}, expected {expected}")]
-    Refused { reply: String, expected: u16 },
-    #[error("bad SMTP reply {0:?}")]
-    BadReply(String),
-    #[error("the SMTP server closed the connection")]
-    Closed,
-    #[error("writing to the SMTP server failed: {0}")]
-    Io(#[from] std::io::Error),
+}
+
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Security {
+    /// STARTTLS when the server offers it, plain otherwise (never with credentials).
+    #[default]
+    Opportunistic,
+    /// STARTTLS or no email.
+    Required,
+    /// Plain SMTP (a local relay).
+    Off,
+    /// TLS from the first byte (`smtp_ssl`, port 465).
+    Implicit,
 }
 
 /// The SMTP settings. Its `Debug` shows no password (`pass` is a [`Secret`]).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Mailer {
     pub host: String,
     pub port: u16,
     pub user: String,
     pub pass: Secret,
     pub from: String,
+    pub security: Security,
+    /// Extra certificate authorities (PEM) trusted for the server's certificate.
+    pub ca_file: Option<PathBuf>,
+    /// Whether credentials may go over a connection without TLS.
+    pub allow_plaintext_auth: bool,
+}
+
+/// A mailbox (`ops@example.com` or `Ops Team <ops@example.com>`), or why not. Line breaks and
+/// other control characters are refused (they would inject SMTP commands or headers).
+pub fn parse_mailbox(address: &str) -> Result<Mailbox, MailError> {
+    let bad = |reason: &str| MailError::BadAddress {
+        address: address.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if address.chars().any(char::is_control) {
+        return Err(bad("it holds a line break or another control character"));
+    }
+    address
+        .trim()
+        .parse::<Mailbox>()
+        .map_err(|e| bad(&e.to_string()))
 }
 
 impl Mailer {
@@ -53,10 +94,82 @@ impl Mailer {
             user: c.smtp_user.clone(),
             pass: c.smtp_pass.clone(),
             from,
+            security: if c.smtp_ssl {
+                Security::Implicit
+            } else {
+                match c.smtp_starttls {
+                    StartTls::Opportunistic => Security::Opportunistic,
+                    StartTls::Required => Security::Required,
+                    StartTls::Off => Security::Off,
+                }
+            },
+            ca_file: c.smtp_ca_file.clone().map(PathBuf::from),
+            allow_plaintext_auth: c.smtp_allow_plaintext_auth,
         })
     }
 
-    /// Sends one message to `to` (deduplicated). Does nothing without recipients.
+    fn server(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// The transport these settings describe. Credentials force TLS unless plaintext AUTH is
+    /// allowed: an opportunistic connection becomes a required one.
+    fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailError> {
+        let credentials = !self.user.is_empty();
+        let security = match self.security {
+            Security::Opportunistic if credentials && !self.allow_plaintext_auth => {
+                Security::Required
+            }
+            Security::Off if credentials && !self.allow_plaintext_auth => {
+                return Err(MailError::Settings(
+                    "smtp_user is set but smtp_starttls is off: the password would cross the \
+                     network in the clear; use smtp_starttls: required or smtp_ssl: true, or \
+                     smtp_allow_plaintext_auth: true for a trusted local relay"
+                        .into(),
+                ));
+            }
+            s => s,
+        };
+        let tls = match security {
+            Security::Off => Tls::None,
+            s => {
+                let params = self.tls_parameters()?;
+                match s {
+                    Security::Opportunistic => Tls::Opportunistic(params),
+                    Security::Required => Tls::Required(params),
+                    _ => Tls::Wrapper(params),
+                }
+            }
+        };
+        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.host)
+            .port(self.port)
+            .tls(tls)
+            .timeout(Some(TIMEOUT));
+        if credentials {
+            b = b
+                .credentials(Credentials::new(self.user.clone(), self.pass.0.clone()))
+                .authentication(vec![Mechanism::Plain, Mechanism::Login]);
+        }
+        Ok(b.build())
+    }
+
+    fn tls_parameters(&self) -> Result<TlsParameters, MailError> {
+        let mut b = TlsParameters::builder(self.host.clone());
+        if let Some(path) = &self.ca_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                MailError::Settings(format!("smtp_ca_file {}: {e}", path.display()))
+            })?;
+            let cert = Certificate::from_pem(&pem).map_err(|e| {
+                MailError::Settings(format!("smtp_ca_file {}: {e}", path.display()))
+            })?;
+            b = b.add_root_certificate(cert);
+        }
+        b.build_rustls()
+            .map_err(|e| MailError::Settings(format!("TLS: {e}")))
+    }
+
+    /// Sends one message to `to` (deduplicated), one envelope per recipient over one
+    /// connection. Does nothing without recipients.
     pub async fn send(
         &self,
         to: &[String],
@@ -64,121 +177,83 @@ impl Mailer {
         text: &str,
         html: &str,
     ) -> Result<(), MailError> {
+        self.send_reporting(to, subject, text, html).await.map(drop)
+    }
+
+    /// [`Mailer::send`], answering the server's reply for each recipient.
+    pub async fn send_reporting(
+        &self,
+        to: &[String],
+        subject: &str,
+        text: &str,
+        html: &str,
+    ) -> Result<Vec<(String, Response)>, MailError> {
         let mut rcpt: Vec<&String> = to.iter().collect();
         rcpt.sort();
         rcpt.dedup();
         if rcpt.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        tokio::time::timeout(TIMEOUT, self.converse(&rcpt, subject, text, html))
-            .await
-            .map_err(|_| MailError::Timeout {
-                server: format!("{}:{}", self.host, self.port),
-            })?
-    }
-
-    async fn converse(
-        &self,
-        rcpt: &[&String],
-        subject: &str,
-        text: &str,
-        html: &str,
-    ) -> Result<(), MailError> {
-        let stream = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|source| MailError::Connect {
-                server: format!("{}:{}", self.host, self.port),
-                source,
-            })?;
-        let (read, mut write) = stream.into_split();
-        let mut read = BufReader::new(read);
-        expect(&mut read, 220).await?;
-        command(&mut write, &mut read, "EHLO pinball", 250).await?;
-        if !self.user.is_empty() {
-            command(&mut write, &mut read, "AUTH LOGIN", 334).await?;
-            command(&mut write, &mut read, &base64(self.user.as_bytes()), 334).await?;
-            command(&mut write, &mut read, &base64(self.pass.0.as_bytes()), 235).await?;
+        let from = parse_mailbox(&self.from)?;
+        let mailboxes = rcpt
+            .iter()
+            .map(|r| parse_mailbox(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Date is added by the builder; the Message-ID names this host.
+        let mut builder = lettre::Message::builder()
+            .from(from.clone())
+            .message_id(None)
+            .subject(subject);
+        for m in &mailboxes {
+            builder = builder.to(m.clone());
         }
-        command(
-            &mut write,
-            &mut read,
-            &format!("MAIL FROM:<{}>", self.from),
-            250,
-        )
-        .await?;
-        for r in rcpt {
-            command(&mut write, &mut read, &format!("RCPT TO:<{r}>"), 250).await?;
-        }
-        command(&mut write, &mut read, "DATA", 354).await?;
-        let message = compose(&self.from, rcpt, subject, text, html);
-        write.write_all(message.as_bytes()).await?;
-        command(&mut write, &mut read, "\r\n.", 250).await?;
-        let _ = command(&mut write, &mut read, "QUIT", 221).await;
-        Ok(())
-    }
-}
-
-/// The message: headers, then text and HTML alternatives; lines starting with `.` are
-/// dot-stuffed and every line ends in CRLF.
-fn compose(from: &str, to: &[&String], subject: &str, text: &str, html: &str) -> String {
-    let boundary = format!("pinball-{:016x}", fastrand::u64(..));
-    let to: Vec<&str> = to.iter().map(|s| s.as_str()).collect();
-    let body = format!(
-        "From: {from}\nTo: {}\nSubject: {subject}\nMIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=\"{boundary}\"\n\n\
-         --{boundary}\nContent-Type: text/plain; charset=utf-8\n\n{text}\n--{boundary}\nContent-Type: text/html; charset=utf-8\n\n{html}\n--{boundary}--",
-        to.join(", ")
-    );
-    body.lines()
-        .map(|l| {
-            if l.starts_with('.') {
-                format!(".{l}\r\n")
-            } else {
-                format!("{l}\r\n")
+        let message = builder
+            .multipart(MultiPart::alternative_plain_html(
+                text.to_owned(),
+                html.to_owned(),
+            ))
+            .map_err(|e| MailError::Message(e.to_string()))?;
+        let bytes = message.formatted();
+        let transport = self.transport()?;
+        let (mut sent, mut failed) = (Vec::new(), Vec::new());
+        for (r, m) in rcpt.iter().zip(&mailboxes) {
+            let envelope =
+                lettre::address::Envelope::new(Some(from.email.clone()), vec![m.email.clone()])
+                    .map_err(|e| MailError::Message(e.to_string()))?;
+            match tokio::time::timeout(TIMEOUT, transport.send_raw(&envelope, &bytes)).await {
+                Ok(Ok(response)) => sent.push((r.to_string(), response)),
+                Ok(Err(e)) if e.is_permanent() || e.is_transient() => {
+                    failed.push((r.to_string(), e.to_string()))
+                }
+                // The connection or TLS failed: the next recipient would meet the same.
+                Ok(Err(e)) => {
+                    return Err(MailError::Transport {
+                        server: self.server(),
+                        reason: e.to_string(),
+                    });
+                }
+                Err(_) => {
+                    return Err(MailError::Transport {
+                        server: self.server(),
+                        reason: format!("no answer within {} s", TIMEOUT.as_secs()),
+                    });
+                }
             }
-        })
-        .collect()
-}
-
-async fn command<R: tokio::io::AsyncBufRead + Unpin>(
-    write: &mut tokio::net::tcp::OwnedWriteHalf,
-    read: &mut R,
-    line: &str,
-    code: u16,
-) -> Result<(), MailError> {
-    write.write_all(format!("{line}\r\n").as_bytes()).await?;
-    expect(read, code).await
-}
-
-/// Reads one (possibly multi-line) reply and checks its code.
-async fn expect<R: tokio::io::AsyncBufRead + Unpin>(
-    read: &mut R,
-    code: u16,
-) -> Result<(), MailError> {
-    loop {
-        let mut line = String::new();
-        if read.read_line(&mut line).await? == 0 {
-            return Err(MailError::Closed);
         }
-        let got: u16 = line
-            .get(..3)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| MailError::BadReply(line.clone()))?;
-        if line.as_bytes().get(3) == Some(&b'-') {
-            continue;
-        }
-        return if got == code {
-            Ok(())
+        if failed.is_empty() {
+            Ok(sent)
         } else {
-            Err(MailError::Refused {
-                reply: line.trim_end().to_owned(),
-                expected: code,
+            Err(MailError::Recipients {
+                sent: sent.len(),
+                failed,
             })
-        };
+        }
     }
 }
 
-fn base64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+/// The address part of a mailbox, for logs and envelopes.
+pub fn address_of(mailbox: &str) -> Option<Address> {
+    parse_mailbox(mailbox).ok().map(|m| m.email)
 }
 
 /// Escapes text for HTML bodies (askama's escaper: the one the dashboard's pages use).
@@ -196,15 +271,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base64_matches_known_values() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"user@example.com"), "dXNlckBleGFtcGxlLmNvbQ==");
-    }
-
-    #[test]
     fn html_escaping_covers_every_special_character() {
         assert_eq!(
             html_escape(r#"<a href="x">it's & more</a>"#),
@@ -215,21 +281,45 @@ mod tests {
     #[test]
     fn the_password_is_not_in_debug_output() {
         let m = Mailer {
-            host: "h".into(),
-            port: 25,
             user: "u".into(),
             pass: Secret("hunter2".into()),
-            from: "f@x".into(),
+            ..Mailer::default()
         };
         assert!(!format!("{m:?}").contains("hunter2"));
     }
 
     #[test]
-    fn messages_are_dot_stuffed_with_crlf_lines() {
-        let to = "a@x".to_string();
-        let m = compose("p@x", &[&to], "S", "line\n.hidden", "<b>x</b>");
-        assert!(m.contains("\r\n..hidden\r\n"));
-        assert!(m.contains("Subject: S\r\n"));
-        assert!(!m.replace("\r\n", "").contains('\n'));
+    fn mailboxes_take_names_and_refuse_injection() {
+        let m = parse_mailbox("Ops Team <ops@example.com>").unwrap();
+        assert_eq!(m.email.to_string(), "ops@example.com");
+        assert_eq!(m.name.as_deref(), Some("Ops Team"));
+        assert!(parse_mailbox("a@example.com").is_ok());
+        for bad in [
+            "a@example.com\r\nRCPT TO:<evil@example.com>",
+            "a@example.com>\nDATA",
+            "not an address",
+            "",
+        ] {
+            assert!(parse_mailbox(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn credentials_never_go_in_the_clear_unless_allowed() {
+        let m = Mailer {
+            host: "localhost".into(),
+            port: 25,
+            user: "u".into(),
+            pass: Secret("p".into()),
+            from: "f@example.com".into(),
+            security: Security::Off,
+            ..Mailer::default()
+        };
+        assert!(matches!(m.transport(), Err(MailError::Settings(_))));
+        let allowed = Mailer {
+            allow_plaintext_auth: true,
+            ..m
+        };
+        assert!(allowed.transport().is_ok());
     }
 }

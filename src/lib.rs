@@ -9,16 +9,16 @@
 //! | `yaml`      | YAML text read with bounds (size, alias expansion)                     | |
 //! | `token`     | the token, the master API's types and errors, every token name (`name`) | |
 //! | `config`    | the typed YAML configuration                                           | `token` `yaml` |
+//! | `email`     | notification emails: mailboxes, messages, the SMTP transport (lettre) | `config` `clock` |
 //! | `storage`   | persistence behind one trait: SQLite, MySQL/MariaDB, migrations        | `token` `clock` |
 //! | `master`    | LAYER 1, the token master: state, single writer, HTTP API, `MasterClient` | `token` `clock` `config` `storage` |
 //! | `schedule`  | the schedule model: recurrences, cron, policies, `fire(now)`           | `token` `clock` |
-//! | `parser`    | YAML/JSON workflow definitions -> validated graphs                    | `token` `config` `schedule` `yaml` |
-//! | `email`     | sending notification emails                                           | `config` `clock` |
+//! | `parser`    | YAML/JSON workflow definitions -> validated graphs                    | `token` `config` `schedule` `yaml` `email` |
 //! | `workflow`  | LAYER 2 on `MasterClient`: job and signal data, statuses, planners, the worker | `token` `clock` `config` `master` `schedule` `parser` `email` |
 //! | `ops`       | the operator's commands (start, retry, abort, drain, poison, ...)      | `token` `clock` `config` `master` `storage` `schedule` `parser` `workflow` |
 //! | `scheduler` | the loop over schedule tokens (`-m scheduler`)                        | `token` `clock` `config` `master` `storage` `schedule` `workflow` `ops` `email` |
 //! | `ui`        | the dashboard: read model, pages, read API, actions (`-m ui`)          | `token` `clock` `config` `master` `storage` `schedule` `parser` `workflow` `ops` |
-//! | `cli`       | the command line: parses, confirms, calls `ops` and prints             | `token` `clock` `config` `master` `parser` `ops` |
+//! | `cli`       | the command line: parses, confirms, calls `ops` and prints             | `token` `clock` `config` `master` `parser` `ops` `email` |
 //! | `modes`     | runs the components a `-m` list names, in one process                 | `token` `clock` `config` `master` `storage` `schedule` `parser` `email` `workflow` `ops` `scheduler` `ui` |
 //!
 //! Storage is written by the master and read by the UI's read model and, for archived

@@ -48,6 +48,16 @@ const OBSOLETE_KEYS: &[(&str, &str)] = &[
     ("aws_secret_access_key", "S3 job logs"),
 ];
 
+/// `smtp_starttls`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartTls {
+    #[default]
+    Opportunistic,
+    Required,
+    Off,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read configuration file {path}: {source}")]
@@ -112,7 +122,14 @@ pub struct Config {
     pub smtp_port: u16,
     pub smtp_user: String,
     pub smtp_pass: Secret,
+    /// TLS from the first byte (port 465).
     pub smtp_ssl: bool,
+    /// STARTTLS: `opportunistic` (when offered), `required`, or `off`.
+    pub smtp_starttls: StartTls,
+    /// PEM file of extra certificate authorities trusted for the SMTP server.
+    pub smtp_ca_file: Option<String>,
+    /// Whether `smtp_user`'s password may be sent without TLS (a trusted local relay).
+    pub smtp_allow_plaintext_auth: bool,
     pub databases: Option<BTreeMap<String, DjangoDatabase>>,
     pub database_url: Option<Secret>,
     /// Largest request body the master accepts.
@@ -177,6 +194,9 @@ impl Default for Config {
             smtp_user: String::new(),
             smtp_pass: Secret::default(),
             smtp_ssl: false,
+            smtp_starttls: StartTls::Opportunistic,
+            smtp_ca_file: None,
+            smtp_allow_plaintext_auth: false,
             databases: None,
             database_url: None,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
@@ -325,8 +345,12 @@ impl Config {
         if self.client_connect_attempts == 0 {
             return bad("client_connect_attempts must be at least 1".into());
         }
-        if self.smtp_ssl {
-            return bad("smtp_ssl (TLS to the SMTP server) is not supported by this version; send through a local relay on port 25 or 587".into());
+        if !self.smtp_user.is_empty()
+            && !self.smtp_ssl
+            && self.smtp_starttls == StartTls::Off
+            && !self.smtp_allow_plaintext_auth
+        {
+            return bad("smtp_user is set but smtp_starttls is off: the password would cross the network in the clear; use smtp_starttls: required or smtp_ssl: true, or smtp_allow_plaintext_auth: true for a trusted local relay".into());
         }
         if !matches!(self.parser.as_str(), "yaml" | "exec") {
             return bad(format!(

@@ -88,6 +88,36 @@ mod tests {
     }
 
     #[test]
+    fn emails_are_mailboxes_and_a_bad_one_is_named_with_its_workflow_and_job() {
+        let ok = parse(
+            "workflows:\n  wf:\n    notify_emails: ['Ops Team <ops@example.com>']\n    jobs:\n      a: {command: x, emails: [a@example.com]}\n",
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        let injected = parse(
+            "workflows:\n  wf:\n    jobs:\n      a: {command: x, emails: [\"a@example.com\\r\\nRCPT TO:<evil@example.com>\"]}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            injected.contains("test.yaml")
+                && injected.contains("wf")
+                && injected.contains("job a")
+                && injected.contains("emails")
+                && injected.contains("line break"),
+            "{injected}"
+        );
+        let plain = parse(
+            "workflows:\n  wf:\n    notify_emails: [nobody]\n    jobs:\n      a: {command: x}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            plain.contains("notify_emails") && plain.contains("\"nobody\" is not an email address"),
+            "{plain}"
+        );
+    }
+
+    #[test]
     fn priority_is_own_plus_everything_downstream() {
         let wfs = parse("workflows:\n  wf:\n    jobs:\n      parent: {command: x}\n      child: {command: x, depends_on: [parent], priority: 30}\n").unwrap();
         let g = wfs["wf"].graph();

@@ -99,14 +99,23 @@ pub fn validate(def: &WorkflowDef) -> Result<(), Invalid> {
             format!("is part of a cycle ({})", members.join(", ")),
         ));
     }
-    let emails = def
+    // Mailboxes as SMTP will use them: `ops@example.com` or `Ops Team <ops@example.com>`,
+    // never a line break (it would inject SMTP commands).
+    if let Some(e) = def
         .notify_emails
         .iter()
-        .chain(def.jobs.values().flat_map(|j| &j.emails));
-    if let Some(email) = emails.into_iter().find(|e| !e.contains('@')) {
-        return Err(Invalid::Workflow(format!(
-            "{email:?} is not an email address"
-        )));
+        .find_map(|e| crate::email::parse_mailbox(e).err())
+    {
+        return Err(Invalid::Workflow(format!("notify_emails: {e}")));
+    }
+    for (job, jd) in &def.jobs {
+        if let Some(e) = jd
+            .emails
+            .iter()
+            .find_map(|e| crate::email::parse_mailbox(e).err())
+        {
+            return Err(at(job, format!("emails: {e}")));
+        }
     }
     Ok(())
 }

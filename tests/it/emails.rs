@@ -17,6 +17,7 @@ fn mailer(port: u16) -> Mailer {
         user: String::new(),
         pass: pinball::config::Secret::default(),
         from: "pinball@example.com".into(),
+        ..Mailer::default()
     }
 }
 
@@ -93,7 +94,7 @@ async fn final_failures_and_the_instance_end_are_emailed_to_the_right_people() {
     let flaky = by_subject("Workflow em's job flaky finished with exit code 3");
     assert!(flaky.to.contains(&"f@example.com".to_string()));
     assert!(
-        flaky.data.contains("Execution: 1"),
+        flaky.text().contains("Execution: 1"),
         "sent once, after the last attempt, not for the retried one"
     );
     let end = by_subject("FAILURE for workflow em");
@@ -102,7 +103,7 @@ async fn final_failures_and_the_instance_end_are_emailed_to_the_right_people() {
         vec!["owner@example.com".to_string()]
     );
     assert!(
-        end.data
+        end.text()
             .contains(&format!("Workflow em instance {i} started at")),
         "{}",
         end.data

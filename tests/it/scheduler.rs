@@ -113,6 +113,7 @@ async fn a_run_held_back_by_too_many_instances_is_emailed_to_the_workflows_addre
             user: String::new(),
             pass: pinball::config::Secret::default(),
             from: "pinball@example.com".into(),
+            ..Default::default()
         }),
         store: Some(Arc::from(storage::open(&c.app.url).unwrap())),
         master_name: c.app.master_name.clone(),
@@ -138,7 +139,7 @@ async fn a_run_held_back_by_too_many_instances_is_emailed_to_the_workflows_addre
         .unwrap();
     assert_eq!(mail.to, vec!["ops@example.com".to_string()]);
     assert!(
-        mail.data.contains("reaching the limit of 1"),
+        mail.text().contains("reaching the limit of 1"),
         "{}",
         mail.data
     );

@@ -14,11 +14,31 @@ pub struct Mail {
 }
 
 impl Mail {
-    pub fn subject(&self) -> &str {
-        self.data
-            .lines()
-            .find_map(|l| l.strip_prefix("Subject: "))
-            .unwrap_or("")
+    /// A header's value, unfolded (a long header continues on lines that start with a space).
+    pub fn header(&self, name: &str) -> String {
+        let prefix = format!("{name}: ");
+        let mut lines = self.data.lines().skip_while(|l| !l.starts_with(&prefix));
+        let Some(first) = lines.next() else {
+            return String::new();
+        };
+        let mut value = first[prefix.len()..].to_owned();
+        for l in lines.take_while(|l| l.starts_with([' ', '\t'])) {
+            value.push(' ');
+            value.push_str(l.trim_start());
+        }
+        value
+    }
+
+    pub fn subject(&self) -> String {
+        self.header("Subject")
+    }
+
+    /// The text part, decoded (quoted-printable, base64), by a MIME parser.
+    pub fn text(&self) -> String {
+        let parsed = mail_parser::MessageParser::default()
+            .parse(self.data.as_bytes())
+            .expect("the message parses");
+        parsed.body_text(0).expect("a text part").into_owned()
     }
 }
 
@@ -92,7 +112,20 @@ impl SmtpServer {
         server
     }
 
+    /// The messages received, in order: one message sent to several recipients in an envelope
+    /// each (as Pinball sends them) is one entry, with every recipient.
     pub fn mails(&self) -> Vec<Mail> {
-        self.mails.lock().unwrap().clone()
+        let mut out: Vec<Mail> = Vec::new();
+        for m in self.mails.lock().unwrap().iter() {
+            let id = m.header("Message-ID");
+            match out
+                .iter_mut()
+                .find(|o| !id.is_empty() && o.header("Message-ID") == id)
+            {
+                Some(o) => o.to.extend(m.to.iter().cloned()),
+                None => out.push(m.clone()),
+            }
+        }
+        out
     }
 }
