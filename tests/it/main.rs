@@ -25,6 +25,7 @@ mod schedules;
 mod schemathesis;
 mod signals;
 mod smtp;
+mod smtp_tls;
 mod soak;
 mod storage;
 mod substitution;

@@ -8,6 +8,7 @@ mod cluster;
 mod mariadb;
 mod process;
 mod proxy;
+mod real_smtp;
 mod tmpfs;
 
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ pub use cluster::*;
 pub use mariadb::OwnMariaDb;
 pub use process::*;
 pub use proxy::Proxy;
+pub use real_smtp::{RealSmtp, Received, ServerOptions, ServerTls};
 pub use tmpfs::Tmpfs;
 
 /// The YAML of a workflow `w` with one job, `job` written as `name: {command: ...}`.

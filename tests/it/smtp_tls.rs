@@ -1,0 +1,150 @@
+//! The mailer against a real SMTP server (aiosmtpd): STARTTLS with AUTH required, implicit
+//! TLS, one AUTH mechanism only, a recipient refused with 550, credentials kept from a server
+//! without TLS. Every message is read back with a MIME parser.
+
+use pinball::config::Secret;
+use pinball::email::{MailError, Mailer, Security};
+
+use crate::helpers::{RealSmtp, ServerOptions, ServerTls};
+
+fn mailer(server: &RealSmtp, user: &str, pass: &str, security: Security) -> Mailer {
+    Mailer {
+        // The certificate is for `localhost`: the name checked is the one connected to.
+        host: "localhost".into(),
+        port: server.port,
+        user: user.into(),
+        pass: Secret(pass.into()),
+        from: "Pinball <pinball@example.com>".into(),
+        security,
+        ca_file: Some(server.cert()),
+        allow_plaintext_auth: false,
+    }
+}
+
+/// Checks what a strict reader needs of one received message and returns its text part.
+fn well_formed(raw: &[u8]) -> String {
+    let text = String::from_utf8(raw.to_vec()).expect("7-bit clean (encoded) message");
+    assert!(
+        text.split("\r\n").all(|l| l.len() <= 998),
+        "every line within SMTP's 998 bytes"
+    );
+    assert!(!text.replace("\r\n", "").contains('\r'), "no bare CR");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(raw)
+        .expect("the message parses");
+    assert!(parsed.date().is_some(), "a Date header");
+    assert!(parsed.message_id().is_some(), "a Message-ID header");
+    parsed.body_text(0).expect("a text part").into_owned()
+}
+
+#[tokio::test]
+async fn starttls_with_plain_auth_delivers_to_every_recipient_the_server_takes() {
+    let test = "smtp_tls::starttls_with_plain_auth";
+    let Some(server) = RealSmtp::start(
+        test,
+        ServerOptions {
+            tls: ServerTls::StartTls,
+            auth: Some(("pinball", "s3cret")),
+            mechanisms: "PLAIN",
+            reject: &["gone@example.com"],
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    // Opportunistic by default: with credentials, TLS is required all the same.
+    let m = mailer(&server, "pinball", "s3cret", Security::Opportunistic);
+    let long = "x".repeat(3_000);
+    let to = [
+        "a@example.com".to_string(),
+        "Ops Team <ops@example.com>".to_string(),
+        "gone@example.com".to_string(),
+    ];
+    let err = m
+        .send(
+            &to,
+            "Ünïcode subject",
+            &format!("body ✓\n{long}\n.\n"),
+            "<p>x</p>",
+        )
+        .await
+        .unwrap_err();
+    let MailError::Recipients { failed, sent } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(*sent, 2);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].0, "gone@example.com");
+    assert!(failed[0].1.contains("550"), "{err}");
+    let got = server.received();
+    assert_eq!(got.len(), 2, "one envelope per recipient the server took");
+    let mut rcpt: Vec<String> = got.iter().flat_map(|r| r.to.clone()).collect();
+    rcpt.sort();
+    assert_eq!(rcpt, ["a@example.com", "ops@example.com"]);
+    for r in &got {
+        assert!(r.tls && r.auth, "over TLS, authenticated");
+        let text = well_formed(&r.raw);
+        assert!(text.contains("body ✓") && text.contains(&long), "{text}");
+        let parsed = mail_parser::MessageParser::default().parse(&r.raw).unwrap();
+        assert_eq!(parsed.subject(), Some("Ünïcode subject"));
+    }
+}
+
+#[tokio::test]
+async fn implicit_tls_with_login_auth_delivers() {
+    let Some(server) = RealSmtp::start(
+        "smtp_tls::implicit_tls_with_login_auth",
+        ServerOptions {
+            tls: ServerTls::Implicit,
+            auth: Some(("pinball", "s3cret")),
+            mechanisms: "LOGIN",
+            reject: &[],
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let m = mailer(&server, "pinball", "s3cret", Security::Implicit);
+    m.send(&["a@example.com".into()], "s", "t", "<p>t</p>")
+        .await
+        .unwrap();
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].tls && got[0].auth);
+    assert_eq!(well_formed(&got[0].raw).trim_end(), "t");
+}
+
+#[tokio::test]
+async fn credentials_never_go_to_a_server_without_tls_and_a_relay_without_them_works() {
+    let Some(server) = RealSmtp::start(
+        "smtp_tls::credentials_never_go_to_a_server_without_tls",
+        ServerOptions {
+            tls: ServerTls::None,
+            auth: None,
+            mechanisms: "PLAIN,LOGIN",
+            reject: &[],
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let with_password = mailer(&server, "pinball", "s3cret", Security::Opportunistic);
+    let err = with_password
+        .send(&["a@example.com".into()], "s", "t", "<p>t</p>")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MailError::Transport { .. }), "{err}");
+    assert!(server.received().is_empty(), "nothing was sent");
+    // A local relay: no credentials, no TLS offered, the mail goes.
+    let relay = mailer(&server, "", "", Security::Opportunistic);
+    relay
+        .send(&["a@example.com".into()], "s", "t", "<p>t</p>")
+        .await
+        .unwrap();
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    assert!(!got[0].tls);
+}
