@@ -14,16 +14,35 @@ use crate::token::name::{InstanceId, JobName, Level, WorkflowName};
 
 pub use crate::ops::Command as UtilCommand;
 
-/// The command argument: one of `ops`' commands, by name (clap lists them in `--help`).
-fn command_parser() -> impl TypedValueParser<Value = UtilCommand> {
-    PossibleValuesParser::new(UtilCommand::ALL.map(UtilCommand::as_str))
-        .map(|s| UtilCommand::parse(&s).expect("one of the possible values"))
+/// What `pinball util` does: one of `ops`' commands, or `test-email` (which needs no master).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UtilVerb {
+    Ops(UtilCommand),
+    TestEmail,
+}
+
+impl From<UtilCommand> for UtilVerb {
+    fn from(c: UtilCommand) -> Self {
+        UtilVerb::Ops(c)
+    }
+}
+
+/// The command argument, by name (clap lists them in `--help`).
+fn command_parser() -> impl TypedValueParser<Value = UtilVerb> {
+    let names = UtilCommand::ALL
+        .map(UtilCommand::as_str)
+        .into_iter()
+        .chain(["test-email"]);
+    PossibleValuesParser::new(names).map(|s| match UtilCommand::parse(&s) {
+        Some(c) => UtilVerb::Ops(c),
+        None => UtilVerb::TestEmail,
+    })
 }
 
 #[derive(Debug, Args)]
 pub struct UtilArgs {
     #[arg(value_parser = command_parser())]
-    pub command: UtilCommand,
+    pub command: UtilVerb,
     /// Do not ask for confirmation.
     #[arg(short = 'f', long = "force")]
     pub force: bool,
@@ -38,6 +57,9 @@ pub struct UtilArgs {
     pub execution: Option<usize>,
     #[arg(short = 'a', long = "age-days", default_value_t = 28)]
     pub age_days: u32,
+    /// `test-email`: the address to send the test message to.
+    #[arg(long = "to")]
+    pub to: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -95,11 +117,15 @@ pub async fn run(
     config: &Config,
     client: &dyn MasterClient,
 ) -> Result<String, CliError> {
-    if !confirm(&format!("run {}", args.command.as_str()), args.force)? {
+    let command = match args.command {
+        UtilVerb::TestEmail => return test_email(args, config).await,
+        UtilVerb::Ops(c) => c,
+    };
+    if !confirm(&format!("run {}", command.as_str()), args.force)? {
         return Ok("not confirmed; nothing changed\n".into());
     }
     let ops = Ops::from_config(client, config);
-    let done = dispatch(args, config, &ops).await;
+    let done = dispatch(args, command, config, &ops).await;
     let created = done.as_ref().ok().and_then(|d| d.created.as_ref());
     let target = Target {
         workflow: args.workflow.as_ref(),
@@ -107,23 +133,21 @@ pub async fn run(
         jobs: &args.jobs,
     };
     let outcome = said(&done);
-    audit::record(
-        client,
-        &super::os_user(),
-        args.command.as_str(),
-        target,
-        outcome,
-    )
-    .await;
+    audit::record(client, &super::os_user(), command.as_str(), target, outcome).await;
     Ok(done?.message)
 }
 
-async fn dispatch(args: &UtilArgs, config: &Config, ops: &Ops<'_>) -> Result<Done, CliError> {
+async fn dispatch(
+    args: &UtilArgs,
+    command: UtilCommand,
+    config: &Config,
+    ops: &Ops<'_>,
+) -> Result<Done, CliError> {
     use UtilCommand::*;
-    let done = match args.command {
+    let done = match command {
         Start => ops.start(args.workflow()?).await?,
         Stop | Retry | Pause | Resume | Disable | Enable | Redo | Reload => {
-            return on_instance(args, config, ops).await;
+            return on_instance(args, command, config, ops).await;
         }
         Drain => ops.drain(&args.level()?).await?,
         Undrain => ops.undrain(&args.level()?).await?,
@@ -142,17 +166,59 @@ async fn dispatch(args: &UtilArgs, config: &Config, ops: &Ops<'_>) -> Result<Don
     Ok(done)
 }
 
+/// `test-email --to ADDRESS`: sends a test message with the configured SMTP settings and
+/// prints the server's answer, so an operator can check them.
+async fn test_email(args: &UtilArgs, config: &Config) -> Result<String, CliError> {
+    let to = args
+        .to
+        .as_deref()
+        .ok_or_else(|| CliError::usage("test-email needs --to ADDRESS"))?;
+    let mailer = crate::email::Mailer::from_config(config).ok_or_else(|| {
+        CliError::usage("default_email is not set: it is the sender of every email")
+    })?;
+    let server = format!("{}:{}", mailer.host, mailer.port);
+    let text = format!(
+        "This is a test message from Pinball, sent through {server} as {}.\n",
+        mailer.from
+    );
+    let html = format!("<p>{}</p>", crate::email::html_escape(&text));
+    match mailer
+        .send_reporting(&[to.to_owned()], "Pinball test email", &text, &html)
+        .await
+    {
+        Ok(answers) => Ok(answers
+            .iter()
+            .map(|(r, answer)| {
+                let words: Vec<&str> = answer.message().collect();
+                format!(
+                    "sent to {r} through {server}: the server answered {} {}\n",
+                    answer.code(),
+                    words.join(" ")
+                )
+            })
+            .collect()),
+        Err(e) => Err(CliError::failed(format!(
+            "the test email was not sent through {server}: {e}"
+        ))),
+    }
+}
+
 /// The commands on one instance (`-w W -i I`).
-async fn on_instance(args: &UtilArgs, config: &Config, ops: &Ops<'_>) -> Result<Done, CliError> {
+async fn on_instance(
+    args: &UtilArgs,
+    command: UtilCommand,
+    config: &Config,
+    ops: &Ops<'_>,
+) -> Result<Done, CliError> {
     use UtilCommand::*;
     let (w, i) = args.instance()?;
-    let done = match args.command {
+    let done = match command {
         Stop => ops.stop(w, i).await?,
         Retry => ops.retry(w, i).await?,
         Pause => ops.pause(w, i).await?,
         Resume => ops.resume(w, i).await?,
         Disable | Enable => {
-            ops.set_disabled(w, i, &args.jobs, args.command == Disable)
+            ops.set_disabled(w, i, &args.jobs, command == Disable)
                 .await?
         }
         Redo => {

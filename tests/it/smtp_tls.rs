@@ -148,3 +148,65 @@ async fn credentials_never_go_to_a_server_without_tls_and_a_relay_without_them_w
     assert_eq!(got.len(), 1);
     assert!(!got[0].tls);
 }
+
+#[tokio::test]
+async fn util_test_email_sends_one_message_and_prints_the_servers_answer() {
+    let Some(server) = RealSmtp::start(
+        "smtp_tls::util_test_email",
+        ServerOptions {
+            tls: ServerTls::StartTls,
+            auth: Some(("pinball", "s3cret")),
+            mechanisms: "PLAIN,LOGIN",
+            reject: &["gone@example.com"],
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("pinball.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "default_email: pinball@example.com\nsmtp_host: localhost\nsmtp_port: {}\nsmtp_user: pinball\nsmtp_pass: s3cret\nsmtp_starttls: required\nsmtp_ca_file: {}\n",
+            server.port,
+            server.cert().display()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let out = crate::helpers::pinball_out(
+        &["-c", cfg, "util", "test-email", "--to", "a@example.com"],
+        dir.path(),
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("sent to a@example.com through localhost:")
+            && stdout.contains("answered 250"),
+        "{stdout}"
+    );
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].tls && got[0].auth);
+    assert!(well_formed(&got[0].raw).contains("test message from Pinball"));
+    // A refused address: a failure that says what the server said, and a non-zero exit.
+    let out = crate::helpers::pinball_out(
+        &["-c", cfg, "util", "test-email", "--to", "gone@example.com"],
+        dir.path(),
+    )
+    .await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("gone@example.com") && stderr.contains("550"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "no password in the output");
+}

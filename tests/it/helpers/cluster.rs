@@ -95,13 +95,14 @@ pub async fn cluster_on(
 /// `pinball util -f COMMAND` with these arguments.
 pub fn util(command: UtilCommand, w: Option<&str>, i: Option<&str>, jobs: &[&str]) -> UtilArgs {
     UtilArgs {
-        command,
+        command: command.into(),
         force: true,
         workflow: w.map(wf),
         instance: i.map(inst),
         jobs: jobs.iter().map(|j| job(j)).collect(),
         execution: None,
         age_days: 28,
+        to: None,
     }
 }
 
