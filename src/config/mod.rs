@@ -48,6 +48,16 @@ const OBSOLETE_KEYS: &[(&str, &str)] = &[
     ("aws_secret_access_key", "S3 job logs"),
 ];
 
+/// This machine's host name (`/proc/sys/kernel/hostname`), or `localhost` when it cannot be
+/// read: what links and names use when the configuration names no host.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// `smtp_starttls`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

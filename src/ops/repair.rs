@@ -15,7 +15,7 @@ use crate::workflow::{definition, progress};
 /// Who paused an instance, as the original wrote it into the owner field.
 fn who() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = crate::config::host_name();
     let at = crate::clock::utc(crate::clock::now());
     format!(
         "workflow_util user {user} machine {} time {}",

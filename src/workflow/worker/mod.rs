@@ -70,9 +70,11 @@ impl WorkerSettings {
             kill_grace: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(c.worker_shutdown_grace_sec),
             mailer: Mailer::from_config(c),
+            // PINBALL_SPEC §10.1: `ui_host`, else this machine's name (a link to localhost
+            // opens nothing on the reader's machine).
             ui_link: format!(
                 "http://{}:{}",
-                c.ui_host.clone().unwrap_or_else(|| "localhost".into()),
+                c.ui_host.clone().unwrap_or_else(crate::config::host_name),
                 c.ui_port
             ),
             outage_grace: Duration::from_secs(c.master_outage_grace_sec),
@@ -83,9 +85,7 @@ impl WorkerSettings {
 
 /// `<host>_<generation>_<pid>_<index>_<ms>_<random>`, every part a `\w` run.
 pub fn owner_name(generation: u32, index: usize) -> String {
-    let host =
-        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "host".into());
-    let host = name::to_word(host.trim());
+    let host = name::to_word(&crate::config::host_name());
     format!(
         "{host}_{generation}_{}_{index}_{}_{}",
         std::process::id(),
@@ -317,5 +317,27 @@ impl Worker {
             // A conflict means the scheduler is handling it right now: nothing to wake.
             let _ = c.modify(ModifyRequest::update(vec![woken])).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_links_name_ui_host_or_this_machine_never_localhost() {
+        let named = Config {
+            ui_host: Some("pinball.example.com".into()),
+            ..Config::default()
+        };
+        assert_eq!(
+            WorkerSettings::from_config(&named).ui_link,
+            format!("http://pinball.example.com:{}", named.ui_port)
+        );
+        let unnamed = Config::default();
+        assert_eq!(
+            WorkerSettings::from_config(&unnamed).ui_link,
+            format!("http://{}:{}", crate::config::host_name(), unnamed.ui_port)
+        );
     }
 }
