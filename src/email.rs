@@ -31,12 +31,22 @@ pub enum MailError {
     Message(String),
     #[error("SMTP server {server}: {reason}")]
     Transport { server: String, reason: String },
-    #[error("not sent to {}: {}", .failed.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>().join(", "), .failed.iter().map(|(r, e)| format!("{r}: {e}")).collect::<Vec<_>>().join("; "))]
+    #[error("not sent to {}", .failed.iter().map(|r| format!("{}: {}", r.recipient, r.reason)).collect::<Vec<_>>().join("; "))]
     Recipients {
         /// Each recipient the server did not take, and why.
-        failed: Vec<(String, String)>,
+        failed: Vec<Refused>,
         sent: usize,
     },
+}
+
+/// A recipient the server did not take.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub recipient: String,
+    /// The server's answer.
+    pub reason: String,
+    /// A 4xx answer: trying again later may work.
+    pub transient: bool,
 }
 
 /// How the connection to the SMTP server is protected.
@@ -54,7 +64,7 @@ pub enum Security {
 }
 
 /// The SMTP settings. Its `Debug` shows no password (`pass` is a [`Secret`]).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Mailer {
     pub host: String,
     pub port: u16,
@@ -66,6 +76,24 @@ pub struct Mailer {
     pub ca_file: Option<PathBuf>,
     /// Whether credentials may go over a connection without TLS.
     pub allow_plaintext_auth: bool,
+    /// How long an email the server does not take is tried again (`email_give_up_sec`).
+    pub give_up: Duration,
+}
+
+impl Default for Mailer {
+    fn default() -> Self {
+        Mailer {
+            host: "localhost".into(),
+            port: 25,
+            user: String::new(),
+            pass: Secret::default(),
+            from: String::new(),
+            security: Security::default(),
+            ca_file: None,
+            allow_plaintext_auth: false,
+            give_up: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// A mailbox (`ops@example.com` or `Ops Team <ops@example.com>`), or why not. Line breaks and
@@ -105,6 +133,7 @@ impl Mailer {
             },
             ca_file: c.smtp_ca_file.clone().map(PathBuf::from),
             allow_plaintext_auth: c.smtp_allow_plaintext_auth,
+            give_up: Duration::from_secs(c.email_give_up_sec),
         })
     }
 
@@ -222,9 +251,11 @@ impl Mailer {
                     .map_err(|e| MailError::Message(e.to_string()))?;
             match tokio::time::timeout(TIMEOUT, transport.send_raw(&envelope, &bytes)).await {
                 Ok(Ok(response)) => sent.push((r.to_string(), response)),
-                Ok(Err(e)) if e.is_permanent() || e.is_transient() => {
-                    failed.push((r.to_string(), e.to_string()))
-                }
+                Ok(Err(e)) if e.is_permanent() || e.is_transient() => failed.push(Refused {
+                    recipient: r.to_string(),
+                    reason: e.to_string(),
+                    transient: e.is_transient(),
+                }),
                 // The connection or TLS failed: the next recipient would meet the same.
                 Ok(Err(e)) => {
                     return Err(MailError::Transport {
@@ -248,6 +279,101 @@ impl Mailer {
                 failed,
             })
         }
+    }
+}
+
+/// One email waiting to be sent.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub to: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Emails queued beyond this are dropped with an error (the SMTP server is far behind).
+const QUEUE: usize = 1000;
+/// The longest wait between two tries of one email.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The sender task: each queued email is delivered on its own, so one the server keeps
+/// refusing holds up no other. A server that is down or slow, or a 4xx answer, is tried again
+/// with backoff (1 s doubling to a minute) until `give_up` has passed since the email was
+/// queued; a 5xx answer gives that recipient up at once. Every give-up is an error log naming
+/// the recipients and the reason. Stops when every queue handle is gone and the deliveries in
+/// hand have ended.
+pub fn spawn_sender(
+    mailer: Mailer,
+) -> (
+    tokio::sync::mpsc::Sender<Outgoing>,
+    tokio::task::JoinHandle<()>,
+) {
+    let give_up = mailer.give_up;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Outgoing>(QUEUE);
+    let task = tokio::spawn(async move {
+        let mailer = std::sync::Arc::new(mailer);
+        let mut deliveries = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => {
+                        deliveries.spawn(deliver(mailer.clone(), m, give_up));
+                    }
+                    None => break,
+                },
+                Some(_) = deliveries.join_next() => {}
+            }
+        }
+        while deliveries.join_next().await.is_some() {}
+    });
+    (tx, task)
+}
+
+async fn deliver(mailer: std::sync::Arc<Mailer>, mut m: Outgoing, give_up: Duration) {
+    let queued = tokio::time::Instant::now();
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let why = match mailer.send(&m.to, &m.subject, &m.text, &m.html).await {
+            Ok(()) => {
+                tracing::info!(subject = m.subject, recipients = m.to.len(), "sent email");
+                return;
+            }
+            Err(MailError::Recipients { failed, sent }) => {
+                for r in failed.iter().filter(|r| !r.transient) {
+                    tracing::error!(
+                        subject = m.subject,
+                        recipient = r.recipient,
+                        reason = r.reason,
+                        "the SMTP server refused a recipient for good; this email is not sent to it"
+                    );
+                }
+                let later: Vec<&Refused> = failed.iter().filter(|r| r.transient).collect();
+                if later.is_empty() {
+                    if sent > 0 {
+                        tracing::info!(subject = m.subject, recipients = sent, "sent email");
+                    }
+                    return;
+                }
+                m.to = later.iter().map(|r| r.recipient.clone()).collect();
+                later
+                    .iter()
+                    .map(|r| format!("{}: {}", r.recipient, r.reason))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+            Err(e @ MailError::Transport { .. }) => e.to_string(),
+            Err(e) => {
+                tracing::error!(subject = m.subject, recipients = ?m.to, error = %e, "cannot send email; giving it up");
+                return;
+            }
+        };
+        if queued.elapsed() + delay > give_up {
+            tracing::error!(subject = m.subject, recipients = ?m.to, reason = why, give_up_sec = give_up.as_secs(), "giving up an email the SMTP server did not take in time");
+            return;
+        }
+        tracing::warn!(subject = m.subject, recipients = ?m.to, reason = why, retry_in_sec = delay.as_secs(), "email not sent yet; trying again");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(MAX_BACKOFF);
     }
 }
 

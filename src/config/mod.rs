@@ -140,6 +140,8 @@ pub struct Config {
     pub smtp_ca_file: Option<String>,
     /// Whether `smtp_user`'s password may be sent without TLS (a trusted local relay).
     pub smtp_allow_plaintext_auth: bool,
+    /// How long an email the SMTP server does not take is tried again before it is given up.
+    pub email_give_up_sec: u64,
     pub databases: Option<BTreeMap<String, DjangoDatabase>>,
     pub database_url: Option<Secret>,
     /// Largest request body the master accepts.
@@ -207,6 +209,7 @@ impl Default for Config {
             smtp_starttls: StartTls::Opportunistic,
             smtp_ca_file: None,
             smtp_allow_plaintext_auth: false,
+            email_give_up_sec: 3600,
             databases: None,
             database_url: None,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,

@@ -17,7 +17,7 @@ fn mailer(server: &RealSmtp, user: &str, pass: &str, security: Security) -> Mail
         from: "Pinball <pinball@example.com>".into(),
         security,
         ca_file: Some(server.cert()),
-        allow_plaintext_auth: false,
+        ..Mailer::default()
     }
 }
 
@@ -75,8 +75,11 @@ async fn starttls_with_plain_auth_delivers_to_every_recipient_the_server_takes()
     };
     assert_eq!(*sent, 2);
     assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0].0, "gone@example.com");
-    assert!(failed[0].1.contains("550"), "{err}");
+    assert_eq!(failed[0].recipient, "gone@example.com");
+    assert!(
+        failed[0].reason.contains("550") && !failed[0].transient,
+        "{err}"
+    );
     let got = server.received();
     assert_eq!(got.len(), 2, "one envelope per recipient the server took");
     let mut rcpt: Vec<String> = got.iter().flat_map(|r| r.to.clone()).collect();
@@ -209,4 +212,68 @@ async fn util_test_email_sends_one_message_and_prints_the_servers_answer() {
         "{stderr}"
     );
     assert!(!stderr.contains("s3cret"), "no password in the output");
+}
+
+#[tokio::test]
+async fn an_email_queued_while_the_server_is_down_arrives_once_it_is_up() {
+    // The server's port answers nothing useful at first: connections are accepted and closed.
+    let port = crate::helpers::free_port();
+    let down = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let tries = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counting = tries.clone();
+    let refuser = tokio::spawn(async move {
+        while let Ok((c, _)) = down.accept().await {
+            counting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(c);
+        }
+    });
+    let m = Mailer {
+        host: "127.0.0.1".into(),
+        port,
+        from: "pinball@example.com".into(),
+        ..Mailer::default()
+    };
+    let (outbox, sender) = pinball::email::spawn_sender(m);
+    outbox
+        .send(pinball::email::Outgoing {
+            to: vec!["a@example.com".into()],
+            subject: "sent while down".into(),
+            text: "t".into(),
+            html: "<p>t</p>".into(),
+        })
+        .await
+        .unwrap();
+    crate::helpers::wait_until(
+        std::time::Duration::from_secs(10),
+        "the sender tried the broken server twice",
+        || async { tries.load(std::sync::atomic::Ordering::SeqCst) >= 2 },
+    )
+    .await;
+    refuser.abort();
+    let _ = refuser.await;
+    let Some(server) = RealSmtp::start_on(
+        "smtp_tls::an_email_queued_while_the_server_is_down",
+        ServerOptions {
+            tls: ServerTls::None,
+            auth: None,
+            mechanisms: "PLAIN,LOGIN",
+            reject: &[],
+        },
+        port,
+    )
+    .await
+    else {
+        return;
+    };
+    drop(outbox);
+    // The sender ends once its deliveries have: the email was sent, or given up.
+    tokio::time::timeout(std::time::Duration::from_secs(120), sender)
+        .await
+        .expect("the email is delivered within the backoff")
+        .unwrap();
+    let got = server.received();
+    assert_eq!(got.len(), 1, "sent once, after the server came up");
+    assert_eq!(got[0].to, ["a@example.com"]);
 }

@@ -103,7 +103,7 @@ pub async fn run_workers(
 ) {
     let (mail, sender) = match settings.mailer.clone() {
         Some(mailer) => {
-            let (tx, task) = notify::spawn_sender(mailer);
+            let (tx, task) = crate::email::spawn_sender(mailer);
             (Some(tx), Some(task))
         }
         None => (None, None),
@@ -134,7 +134,7 @@ pub struct Worker {
     /// The one worker per process that also looks after idle instances (archiving).
     pub sweeper: bool,
     /// Where its emails go to be sent; `None` without a mailer.
-    mail: Option<tokio::sync::mpsc::Sender<notify::Mail>>,
+    mail: Option<tokio::sync::mpsc::Sender<crate::email::Outgoing>>,
 }
 
 impl Worker {

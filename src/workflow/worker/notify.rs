@@ -6,45 +6,17 @@
 
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::Worker;
 use crate::clock::utc;
-use crate::email::Mailer;
 use crate::token::name::{InstanceId, WorkflowName};
 use crate::workflow::instance::JobToken;
 use crate::workflow::job::Job;
 use crate::workflow::settle::InstanceEnd;
 
-/// One email to send.
-pub(super) struct Mail {
-    to: Vec<String>,
-    subject: String,
-    text: String,
-}
-
-/// Emails queued beyond this are dropped with an error (the SMTP server is far behind).
-const QUEUE: usize = 1000;
 /// How long a stopping worker process waits for the emails it still owes.
 const FLUSH: Duration = Duration::from_secs(30);
-
-/// The sender task: sends queued emails one after another until every queue handle is gone.
-pub(super) fn spawn_sender(mailer: Mailer) -> (mpsc::Sender<Mail>, JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::channel::<Mail>(QUEUE);
-    let task = tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            let html = format!("<pre>{}</pre>", crate::email::html_escape(&m.text));
-            match mailer.send(&m.to, &m.subject, &m.text, &html).await {
-                Ok(()) => {
-                    tracing::info!(subject = m.subject, recipients = m.to.len(), "sent email")
-                }
-                Err(e) => tracing::error!(subject = m.subject, error = %e, "cannot send email"),
-            }
-        }
-    });
-    (tx, task)
-}
 
 /// Waits (bounded) for the sender to finish the emails already queued.
 pub(super) async fn flush(sender: JoinHandle<()>) {
@@ -72,7 +44,14 @@ impl Worker {
         if to.is_empty() {
             return;
         }
-        if let Err(e) = outbox.try_send(Mail { to, subject, text }) {
+        let html = format!("<pre>{}</pre>", crate::email::html_escape(&text));
+        let mail = crate::email::Outgoing {
+            to,
+            subject,
+            text,
+            html,
+        };
+        if let Err(e) = outbox.try_send(mail) {
             tracing::error!(error = %e, "the email queue is full; this email is dropped");
         }
     }

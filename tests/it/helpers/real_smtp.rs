@@ -46,6 +46,11 @@ pub struct RealSmtp {
 
 impl RealSmtp {
     pub async fn start(test: &str, o: ServerOptions<'_>) -> Option<RealSmtp> {
+        RealSmtp::start_on(test, o, free_port()).await
+    }
+
+    /// [`RealSmtp::start`] on a given port.
+    pub async fn start_on(test: &str, o: ServerOptions<'_>, port: u16) -> Option<RealSmtp> {
         let Ok(python) = std::env::var("PINBALL_AIOSMTPD_PYTHON") else {
             eprintln!(
                 "SKIPPED ({test}): PINBALL_AIOSMTPD_PYTHON is not set (.ci/run installs aiosmtpd)"
@@ -72,7 +77,6 @@ impl RealSmtp {
             .unwrap();
         assert!(made.success(), "openssl made no certificate");
         std::fs::create_dir(dir.path().join("mail")).unwrap();
-        let port = free_port();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/aiosmtpd_server.py");
         let mut c = tokio::process::Command::new(python);
         c.arg(script)
