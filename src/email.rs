@@ -13,7 +13,7 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::response::Response;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::config::{Config, Secret, StartTls};
 
@@ -375,11 +375,6 @@ async fn deliver(mailer: std::sync::Arc<Mailer>, mut m: Outgoing, give_up: Durat
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(MAX_BACKOFF);
     }
-}
-
-/// The address part of a mailbox, for logs and envelopes.
-pub fn address_of(mailbox: &str) -> Option<Address> {
-    parse_mailbox(mailbox).ok().map(|m| m.email)
 }
 
 /// Escapes text for HTML bodies (askama's escaper: the one the dashboard's pages use).

@@ -372,13 +372,6 @@ impl State {
         }
     }
 
-    /// Undoes a batch whose commit failed: every touched token gets its value from before.
-    pub fn rollback(&mut self, txn: Txn) {
-        for (name, old) in txn.before {
-            self.put_raw(&name, old);
-        }
-    }
-
     /// Takes a sealed batch back out of memory while it commits, so readers keep seeing what
     /// is committed: every touched token gets its value from before the batch, and the visible
     /// version goes back to `version_before`. [`State::redo`] puts the batch back once the

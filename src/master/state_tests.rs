@@ -380,7 +380,7 @@ fn an_outage_gives_job_leases_their_full_length_and_leaves_other_tokens() {
 }
 
 #[test]
-fn rollback_restores_tokens_and_indexes() {
+fn a_detached_batch_leaves_the_tokens_and_indexes_as_before_it() {
     let mut s = fresh();
     modify(
         &mut s,
@@ -392,6 +392,7 @@ fn rollback_restores_tokens_and_indexes() {
     s.claim(&claim_req(p, Some(1), "x", 5000), 1000, &mut Txn::default())
         .unwrap();
     let before = names(&s);
+    let version_before = s.last_version();
     let mut txn = Txn::default();
     let claimed = s
         .claim(&claim_req(p, None, "y", 5000), 1000, &mut txn)
@@ -405,7 +406,8 @@ fn rollback_restores_tokens_and_indexes() {
     )
     .unwrap();
     s.seal(&mut txn);
-    s.rollback(txn);
+    let pending = s.detach(txn, version_before);
+    s.discard(&pending);
     assert_eq!(names(&s), before);
     let again = s
         .claim(&claim_req(p, None, "z", 5000), 1000, &mut Txn::default())
