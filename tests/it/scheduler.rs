@@ -28,15 +28,18 @@ struct Watch {
     instances: BTreeSet<String>,
 }
 
-/// Runs a scheduler for `secs` seconds, sampling the workflow every 100 ms.
-async fn observe(c: &Cluster, secs: u64) -> Watch {
+/// A scheduler for the cluster, sending its emails through `mailer`; stop it with the sender.
+fn spawn_scheduler(
+    c: &Cluster,
+    mailer: Option<pinball::email::Mailer>,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let (stop, stopped) = watch::channel(false);
     let settings = SchedulerSettings {
         default_max_running: 3,
         poll: Duration::from_secs(1),
         // Long: delayed runs must be woken by the instance's end, not found by a re-check.
         recheck: Duration::from_secs(30),
-        mailer: None,
+        mailer,
         store: Some(Arc::from(storage::open(&c.app.url).unwrap())),
         master_name: c.app.master_name.clone(),
     };
@@ -45,7 +48,12 @@ async fn observe(c: &Cluster, secs: u64) -> Watch {
         settings,
         name: "test_scheduler".into(),
     };
-    let task = tokio::spawn(scheduler.run(stopped));
+    (stop, tokio::spawn(scheduler.run(stopped)))
+}
+
+/// Runs a scheduler for `secs` seconds, sampling the workflow every 100 ms.
+async fn observe(c: &Cluster, secs: u64) -> Watch {
+    let (stop, task) = spawn_scheduler(c, None);
     let store = storage::open(&c.app.url).unwrap();
     let mut w = Watch {
         max_running: 0,
@@ -102,28 +110,13 @@ async fn a_run_held_back_by_too_many_instances_is_emailed_to_the_workflows_addre
     let yaml = "workflows:\n  s:\n    notify_emails: [ops@example.com]\n    schedule: {recurrence: 1S, overrun_policy: START_NEW, max_running_instances: 1}\n    jobs:\n      j: {command: 'sleep 30'}\n";
     // No workers: the first instance stays running, so the next occurrence is held back.
     let c = cluster(yaml, 0, 0).await;
-    let (stop, stopped) = watch::channel(false);
-    let settings = SchedulerSettings {
-        default_max_running: 3,
-        poll: Duration::from_secs(1),
-        recheck: Duration::from_secs(30),
-        mailer: Some(pinball::email::Mailer {
-            host: "127.0.0.1".into(),
-            port: smtp.port,
-            user: String::new(),
-            pass: pinball::config::Secret::default(),
-            from: "pinball@example.com".into(),
-            ..Default::default()
-        }),
-        store: Some(Arc::from(storage::open(&c.app.url).unwrap())),
-        master_name: c.app.master_name.clone(),
+    let mailer = pinball::email::Mailer {
+        host: "127.0.0.1".into(),
+        port: smtp.port,
+        from: "pinball@example.com".into(),
+        ..Default::default()
     };
-    let scheduler = Scheduler {
-        client: Arc::new(c.client.clone()),
-        settings,
-        name: "test_scheduler".into(),
-    };
-    let task = tokio::spawn(scheduler.run(stopped));
+    let (stop, task) = spawn_scheduler(&c, Some(mailer));
     wait_until(Duration::from_secs(15), "the too-many email", || async {
         smtp.mails()
             .iter()
