@@ -91,6 +91,7 @@ async fn main() {
         poll: Duration::from_secs(30),
         recheck: Duration::from_secs(2),
         mailer: None,
+        ui_link: "http://pinball.example.com:8080".into(),
         store: None,
         master_name: "default".into(),
     };

@@ -9,9 +9,9 @@
 //! | `yaml`      | YAML text read with bounds (size, alias expansion)                     | |
 //! | `token`     | the token, the master API's types and errors, every token name (`name`) | |
 //! | `config`    | the typed YAML configuration                                           | `token` `yaml` |
-//! | `email`     | notification emails: mailboxes, messages, the SMTP transport (lettre) | `config` `clock` |
 //! | `storage`   | persistence behind one trait: SQLite, MySQL/MariaDB, migrations        | `token` `clock` |
 //! | `master`    | LAYER 1, the token master: state, single writer, HTTP API, `MasterClient` | `token` `clock` `config` `storage` |
+//! | `email`     | notification emails: mailboxes, the SMTP transport (lettre), the durable outbox | `token` `config` `clock` `master` |
 //! | `schedule`  | the schedule model: recurrences, cron, policies, `fire(now)`           | `token` `clock` |
 //! | `parser`    | YAML/JSON workflow definitions -> validated graphs                    | `token` `config` `schedule` `yaml` `email` |
 //! | `workflow`  | LAYER 2 on `MasterClient`: job and signal data, statuses, planners, the worker | `token` `clock` `config` `master` `schedule` `parser` `email` |

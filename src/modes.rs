@@ -180,6 +180,7 @@ fn start_scheduler(
         // Workers wake delayed schedules when an instance ends; this is the fallback.
         recheck: Duration::from_secs(10),
         mailer: crate::email::Mailer::from_config(config),
+        ui_link: crate::workflow::mail::ui_link(config),
         store: Some(Arc::from(storage::open(&url)?)),
         master_name: config.master_name.clone(),
     };

@@ -182,10 +182,13 @@ async fn test_email(args: &UtilArgs, config: &Config) -> Result<String, CliError
         mailer.from
     );
     let html = format!("<p>{}</p>", crate::email::html_escape(&text));
-    match mailer
-        .send_reporting(&[to.to_owned()], "Pinball test email", &text, &html)
-        .await
-    {
+    let message = crate::email::Outgoing::new(
+        vec![to.to_owned()],
+        "Pinball test email".into(),
+        text,
+        Some(html),
+    );
+    match mailer.send(&message).await {
         Ok(answers) => Ok(answers
             .iter()
             .map(|(r, answer)| {

@@ -142,6 +142,8 @@ pub struct Config {
     pub smtp_allow_plaintext_auth: bool,
     /// How long an email the SMTP server does not take is tried again before it is given up.
     pub email_give_up_sec: u64,
+    /// The longest one SMTP conversation step may take before the try counts as failed.
+    pub smtp_timeout_sec: u64,
     pub databases: Option<BTreeMap<String, DjangoDatabase>>,
     pub database_url: Option<Secret>,
     /// Largest request body the master accepts.
@@ -210,6 +212,7 @@ impl Default for Config {
             smtp_ca_file: None,
             smtp_allow_plaintext_auth: false,
             email_give_up_sec: 3600,
+            smtp_timeout_sec: 20,
             databases: None,
             database_url: None,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,

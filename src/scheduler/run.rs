@@ -21,6 +21,7 @@ use crate::token::*;
 use crate::workflow::instance::{new_instance_id, new_instance_tokens, with_start_attributes};
 use crate::workflow::signal::{Action, Attributes};
 use crate::workflow::status::Status;
+use crate::workflow::mail::Notifier;
 use crate::workflow::{definition, settle};
 
 pub struct SchedulerSettings {
@@ -29,7 +30,10 @@ pub struct SchedulerSettings {
     pub poll: Duration,
     /// How soon a delayed run is looked at again.
     pub recheck: Duration,
+    /// Delivers the outbox's emails from this process too; `None` without `default_email`.
     pub mailer: Option<Mailer>,
+    /// Where the emails' links point (the UI).
+    pub ui_link: String,
     /// Read access to the archive, to see how an archived instance ended.
     pub store: Option<Arc<dyn Storage>>,
     pub master_name: String,
@@ -44,6 +48,15 @@ pub struct Scheduler {
 impl Scheduler {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(scheduler = %self.name, "scheduler started");
+        // The outbox's sender: the too-many emails, and any other a process recorded.
+        let sender = self.settings.mailer.clone().map(|mailer| {
+            tokio::spawn(crate::email::run_outbox(
+                self.client.clone(),
+                mailer,
+                self.name.replacen("_scheduler_", "_mail_", 1),
+                shutdown.clone(),
+            ))
+        });
         while !*shutdown.borrow() {
             // A minute's lease, counted by the master from the moment it grants the claim.
             let req = QueryAndOwnRequest {
@@ -74,6 +87,9 @@ impl Scheduler {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
+        }
+        if let Some(sender) = sender {
+            let _ = sender.await;
         }
         tracing::info!(scheduler = %self.name, "scheduler stopped");
     }
@@ -166,14 +182,17 @@ impl Scheduler {
                 if !notify {
                     return self.put_back(token, data, at).await;
                 }
-                self.too_many(data).await;
-                // Told once per occurrence: the mark travels with the schedule, so a re-check
-                // (or another scheduler) does not send it again.
+                // Told once per occurrence: the mark travels with the schedule, and the email
+                // is recorded in the same write, so a re-check (or another scheduler) does not
+                // record it again.
                 let told = ScheduleData {
                     too_many_told: Some(data.next_run_time),
                     ..data.clone()
                 };
-                self.put_back(token, &told, at).await
+                let mut updates = vec![self.schedule_token(token, &told, at)];
+                updates.extend(self.too_many(data).await);
+                self.client.modify(ModifyRequest::update(updates)).await?;
+                Ok(())
             }
             Fire::Skip { data: next, at } => self.put_back(token, &next, at).await,
             Fire::Start {
@@ -264,30 +283,23 @@ impl Scheduler {
             .is_some_and(|(_, o)| *o != Status::SUCCESS)
     }
 
-    async fn too_many(&self, data: &ScheduleData) {
+    /// The too-many email's outbox token (text only, to the schedule's addresses), or `None`
+    /// without a mailer or addresses.
+    async fn too_many(&self, data: &ScheduleData) -> Option<Token> {
         let w = &data.workflow;
-        let (running, limit) = match Schedule::from_def(&data.schedule) {
-            Ok(s) => (
-                settle::running_instances(self.client.as_ref(), w)
-                    .await
-                    .map_or(0, |r| r.len()),
-                s.max_running_instances
-                    .unwrap_or(self.settings.default_max_running),
-            ),
-            Err(_) => return,
-        };
+        let schedule = Schedule::from_def(&data.schedule).ok()?;
+        let running = settle::running_instances(self.client.as_ref(), w)
+            .await
+            .map_or(0, |r| r.len());
+        let limit = schedule
+            .max_running_instances
+            .unwrap_or(self.settings.default_max_running);
         tracing::warn!(workflow = %w, running, limit, "too many instances running; the scheduled run waits");
-        let Some(mailer) = &self.settings.mailer else {
-            return;
+        self.settings.mailer.as_ref()?;
+        let notifier = Notifier {
+            ui_link: self.settings.ui_link.clone(),
         };
-        let subject = format!("Too many ({running}) instances running for workflow {w} !");
-        let text = format!(
-            "There are {running} instances running at the same time for workflow {w}, reaching the limit of {limit}.\n"
-        );
-        let html = format!("<p>{}</p>", crate::email::html_escape(&text));
-        if let Err(e) = mailer.send(&data.emails, &subject, &text, &html).await {
-            tracing::error!(error = %e, "cannot send email");
-        }
+        notifier.too_many(w, running, limit, data.next_run_time, data.emails.clone())
     }
 }
 

@@ -27,17 +27,7 @@ pub fn ago(t: Option<f64>, now: f64) -> String {
     }
 }
 
-/// `1d 2h 3m 4s`, leading zero units left out: `45s`, `2m 0s`.
-pub fn duration(secs: f64) -> String {
-    let s = secs.max(0.0) as u64;
-    let (d, h, m, s) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60, s % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m {s}s"),
-        (0, _, _) => format!("{h}h {m}m {s}s"),
-        _ => format!("{d}d {h}h {m}m {s}s"),
-    }
-}
+pub use crate::clock::duration;
 
 /// The run time from `start` to `end` (or to now while it runs), empty without a start.
 pub fn run_time(start: Option<f64>, end: Option<f64>, now: f64) -> String {

@@ -41,6 +41,17 @@ pub async fn read(
     Ok(found.as_ref().and_then(from_token))
 }
 
+/// The workflow's `notify_emails` (none when it has no definition).
+pub async fn notify_emails(
+    client: &dyn MasterClient,
+    workflow: &WorkflowName,
+) -> Result<Vec<String>, MasterError> {
+    Ok(read(client, workflow)
+        .await?
+        .map(|d| d.notify_emails)
+        .unwrap_or_default())
+}
+
 /// What an import wrote.
 #[derive(Debug, Default, PartialEq)]
 pub struct Imported {

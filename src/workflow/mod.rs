@@ -2,14 +2,16 @@
 //! `job` and `signal` are the data inside tokens; `instance` builds an instance's tokens;
 //! `status` says what users see; `plan` decides, as pure functions, what each step of
 //! progress writes, and `progress` and `settle` read, ask `plan`, and write; `executor` runs a
-//! command; `worker` ties it together; `definition` keeps the workflow definitions in the
+//! command; `mail` builds the notification emails; `worker` ties it together; `definition` keeps the workflow definitions in the
 //! master.
 
 pub mod definition;
 pub mod executor;
 pub mod instance;
 pub mod job;
+pub mod links;
 pub mod logs;
+pub mod mail;
 pub mod plan;
 pub mod progress;
 pub mod settle;

@@ -167,14 +167,26 @@ pub async fn commit_success(
     )))
 }
 
+/// What a final failure's write records beside it: the email for the failure, given whether it
+/// is the instance's first (the outbox token, or `None`).
+pub type FailureEmail<'a> = &'a (dyn Fn(bool) -> Option<Token> + Send + Sync);
+
+/// No email with a failure.
+pub fn no_email(_first: bool) -> Option<Token> {
+    None
+}
+
 /// Commits a failed run: in place for a retry (after `retry_delay_sec`, keeping the triggering
-/// events), or back to waiting with the instance marked finishing.
+/// events), or back to waiting with the instance marked finishing and `email` recorded in the
+/// same write (so the email names the right exit code and recipients, and only the worker
+/// whose write lands records one).
 pub async fn commit_failure(
     client: &dyn MasterClient,
     jt: &JobToken,
     job: &Job,
     owner: &str,
     retry: bool,
+    email: FailureEmail<'_>,
 ) -> Result<Committed, MasterError> {
     // A final failure inserts the instance's ARCHIVE signal unless it is set; another job of
     // the instance ending at the same moment may insert it first. The job still ours, the
@@ -185,7 +197,9 @@ pub async fn commit_failure(
         } else {
             let level = Level::Instance(jt.workflow.clone(), jt.instance.clone());
             let signals = Signals::read(client, &level).await?;
-            plan::final_failure(jt, job, signals.token(Action::ARCHIVE))
+            let (mut req, first) = plan::final_failure(jt, job, signals.token(Action::ARCHIVE));
+            req.updates.extend(email(first));
+            (req, first)
         };
         match client.modify(req).await {
             Ok(_) if first => return Ok(Committed::FirstFailure),

@@ -5,7 +5,9 @@
 use super::instance::JobToken;
 use super::plan::{self, SettleStep};
 use super::progress::{InstanceTokens, make_runnable, read_instance};
-use super::signal::{Action, Signals};
+use super::definition;
+use super::mail::Notifier;
+use super::signal::{Action, Signal, Signals};
 use super::status::{Status, instance_status};
 use crate::master::MasterClient;
 use crate::token::name::{self, InstanceId, JobName, JobState, Level, WorkflowName};
@@ -86,6 +88,7 @@ pub async fn settle(
     w: &WorkflowName,
     i: &InstanceId,
     archive_delay_sec: u64,
+    notifier: Option<&Notifier>,
 ) -> Result<Settled, MasterError> {
     let level = Level::Instance(w.clone(), i.clone());
     // Cheap first: while a job is runnable or running (and no ABORT is set) there is nothing
@@ -121,9 +124,16 @@ pub async fn settle(
         }
         SettleStep::AwaitLeases => return Ok(Settled::Running),
         SettleStep::ArchiveAborted => {
-            archive_all(client, &tokens.all).await?;
+            let end = summarize(&tokens, true);
+            let mut all = tokens.all;
+            if let Some(n) = notifier
+                && !record_abort_end(client, &level, &mut all, &end, n).await?
+            {
+                return Ok(Settled::Running); // another worker is ending it
+            }
+            archive_all(client, &all).await?;
             tracing::info!(workflow = %w, instance = %i, "archived aborted instance");
-            return Ok(Settled::Aborted(summarize(&tokens, true)));
+            return Ok(Settled::Aborted(end));
         }
         SettleStep::Drained => return Ok(Settled::Waiting),
         SettleStep::MakeRunnable => {}
@@ -131,7 +141,50 @@ pub async fn settle(
     if make_runnable(client, w, i, &tokens).await? > 0 || !tokens.is_done() {
         return Ok(Settled::Running);
     }
-    finish(client, &level, tokens, archive_delay_sec).await
+    finish(client, &level, tokens, archive_delay_sec, notifier).await
+}
+
+/// Records an aborted instance's end email with a mark on its ABORT signal, in one
+/// version-checked write, so of the workers about to archive it only one records the email.
+/// `all` gets the marked signal. False when another worker marked it first.
+async fn record_abort_end(
+    client: &dyn MasterClient,
+    level: &Level,
+    all: &mut [Token],
+    end: &InstanceEnd,
+    notifier: &Notifier,
+) -> Result<bool, MasterError> {
+    let Level::Instance(w, i) = level else {
+        unreachable!("settle works on instances")
+    };
+    let abort = name::signal_token(level, Action::ABORT);
+    let Some(at) = all.iter().position(|t| t.name == abort) else {
+        return Ok(true);
+    };
+    let Some(mut signal) = Signal::from_token(&all[at]) else {
+        return Ok(true);
+    };
+    if signal.attributes.notified.is_some() {
+        return Ok(true);
+    }
+    let now = crate::clock::now_f64();
+    signal.attributes.notified = Some(now);
+    let marked = Token {
+        data: Some(signal.to_data()),
+        ..all[at].clone()
+    };
+    let to = definition::notify_emails(client, w).await?;
+    let mut req = ModifyRequest::update(vec![marked]);
+    req.updates
+        .extend(notifier.instance_end(w, i, end, (now * 1000.0) as i64, to));
+    match client.modify(req).await {
+        Ok(mut written) => {
+            all[at] = written.updates.swap_remove(0);
+            Ok(true)
+        }
+        Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Nothing is left to run: stamps the time the instance may be archived (the first worker to
@@ -141,6 +194,7 @@ async fn finish(
     level: &Level,
     tokens: InstanceTokens,
     archive_delay_sec: u64,
+    notifier: Option<&Notifier>,
 ) -> Result<Settled, MasterError> {
     let Level::Instance(w, i) = level else {
         unreachable!("settle works on instances")
@@ -161,7 +215,15 @@ async fn finish(
         tracing::info!(workflow = %w, instance = %i, "archived finished instance");
         return Ok(Settled::Archived);
     };
-    match client.modify(ModifyRequest::update(vec![stamped])).await {
+    // The end email goes in the stamp's write: only the worker whose stamp lands records it.
+    let end = summarize(&tokens, false);
+    let mut req = ModifyRequest::update(vec![stamped]);
+    if let Some(n) = notifier {
+        let to = definition::notify_emails(client, w).await?;
+        req.updates
+            .extend(n.instance_end(w, i, &end, (now * 1000.0) as i64, to));
+    }
+    match client.modify(req).await {
         Ok(_) => {
             tracing::info!(workflow = %w, instance = %i, archive_in_sec = archive_delay_sec, "instance finished");
             if archive_delay_sec == 0 {
@@ -169,7 +231,7 @@ async fn finish(
                 archive_all(client, &now_live.all).await?;
                 tracing::info!(workflow = %w, instance = %i, "archived finished instance");
             }
-            Ok(Settled::Finished(summarize(&tokens, false)))
+            Ok(Settled::Finished(end))
         }
         Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => Ok(Settled::Waiting),
         Err(e) => Err(e),

@@ -35,6 +35,10 @@ pub struct Attributes {
     /// workflow's `notify_emails` hear of that failure only, whichever job ends last.
     #[serde(rename = "FAILED", default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
+    /// ABORT: when the aborted instance's end email was recorded (by the worker about to
+    /// archive it), so no other worker records it again.
+    #[serde(rename = "NOTIFIED", default, skip_serializing_if = "Option::is_none")]
+    pub notified: Option<f64>,
 }
 
 impl Signal {

@@ -40,6 +40,7 @@ fn spawn_scheduler(
         // Long: delayed runs must be woken by the instance's end, not found by a re-check.
         recheck: Duration::from_secs(30),
         mailer,
+        ui_link: "http://pinball.example.com:8080".into(),
         store: Some(Arc::from(storage::open(&c.app.url).unwrap())),
         master_name: c.app.master_name.clone(),
     };

@@ -3,7 +3,7 @@
 //! without TLS. Every message is read back with a MIME parser.
 
 use pinball::config::Secret;
-use pinball::email::{MailError, Mailer, Security};
+use pinball::email::{MailError, Mailer, Outgoing, Security};
 
 use crate::helpers::{RealSmtp, ServerOptions, ServerTls};
 
@@ -19,6 +19,11 @@ fn mailer(server: &RealSmtp, user: &str, pass: &str, security: Security) -> Mail
         ca_file: Some(server.cert()),
         ..Mailer::default()
     }
+}
+
+/// A one-line message to `to`.
+fn simple(to: &str) -> Outgoing {
+    Outgoing::new(vec![to.into()], "s".into(), "t".into(), Some("<p>t</p>".into()))
 }
 
 /// Checks what a strict reader needs of one received message and returns its text part.
@@ -62,12 +67,12 @@ async fn starttls_with_plain_auth_delivers_to_every_recipient_the_server_takes()
         "gone@example.com".to_string(),
     ];
     let err = m
-        .send(
-            &to,
-            "Ünïcode subject",
-            &format!("body ✓\n{long}\n.\n"),
-            "<p>x</p>",
-        )
+        .send(&Outgoing::new(
+            to.to_vec(),
+            "Ünïcode subject".into(),
+            format!("body ✓\n{long}\n.\n"),
+            Some("<p>x</p>".into()),
+        ))
         .await
         .unwrap_err();
     let MailError::Recipients { failed, sent } = &err else {
@@ -110,7 +115,7 @@ async fn implicit_tls_with_login_auth_delivers() {
         return;
     };
     let m = mailer(&server, "pinball", "s3cret", Security::Implicit);
-    m.send(&["a@example.com".into()], "s", "t", "<p>t</p>")
+    m.send(&simple("a@example.com"))
         .await
         .unwrap();
     let got = server.received();
@@ -136,7 +141,7 @@ async fn credentials_never_go_to_a_server_without_tls_and_a_relay_without_them_w
     };
     let with_password = mailer(&server, "pinball", "s3cret", Security::Opportunistic);
     let err = with_password
-        .send(&["a@example.com".into()], "s", "t", "<p>t</p>")
+        .send(&simple("a@example.com"))
         .await
         .unwrap_err();
     assert!(matches!(err, MailError::Transport { .. }), "{err}");
@@ -144,7 +149,7 @@ async fn credentials_never_go_to_a_server_without_tls_and_a_relay_without_them_w
     // A local relay: no credentials, no TLS offered, the mail goes.
     let relay = mailer(&server, "", "", Security::Opportunistic);
     relay
-        .send(&["a@example.com".into()], "s", "t", "<p>t</p>")
+        .send(&simple("a@example.com"))
         .await
         .unwrap();
     let got = server.received();
@@ -212,68 +217,4 @@ async fn util_test_email_sends_one_message_and_prints_the_servers_answer() {
         "{stderr}"
     );
     assert!(!stderr.contains("s3cret"), "no password in the output");
-}
-
-#[tokio::test]
-async fn an_email_queued_while_the_server_is_down_arrives_once_it_is_up() {
-    // The server's port answers nothing useful at first: connections are accepted and closed.
-    let port = crate::helpers::free_port();
-    let down = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let tries = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counting = tries.clone();
-    let refuser = tokio::spawn(async move {
-        while let Ok((c, _)) = down.accept().await {
-            counting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            drop(c);
-        }
-    });
-    let m = Mailer {
-        host: "127.0.0.1".into(),
-        port,
-        from: "pinball@example.com".into(),
-        ..Mailer::default()
-    };
-    let (outbox, sender) = pinball::email::spawn_sender(m);
-    outbox
-        .send(pinball::email::Outgoing {
-            to: vec!["a@example.com".into()],
-            subject: "sent while down".into(),
-            text: "t".into(),
-            html: "<p>t</p>".into(),
-        })
-        .await
-        .unwrap();
-    crate::helpers::wait_until(
-        std::time::Duration::from_secs(10),
-        "the sender tried the broken server twice",
-        || async { tries.load(std::sync::atomic::Ordering::SeqCst) >= 2 },
-    )
-    .await;
-    refuser.abort();
-    let _ = refuser.await;
-    let Some(server) = RealSmtp::start_on(
-        "smtp_tls::an_email_queued_while_the_server_is_down",
-        ServerOptions {
-            tls: ServerTls::None,
-            auth: None,
-            mechanisms: "PLAIN,LOGIN",
-            reject: &[],
-        },
-        port,
-    )
-    .await
-    else {
-        return;
-    };
-    drop(outbox);
-    // The sender ends once its deliveries have: the email was sent, or given up.
-    tokio::time::timeout(std::time::Duration::from_secs(120), sender)
-        .await
-        .expect("the email is delivered within the backoff")
-        .unwrap();
-    let got = server.received();
-    assert_eq!(got.len(), 1, "sent once, after the server came up");
-    assert_eq!(got[0].to, ["a@example.com"]);
 }

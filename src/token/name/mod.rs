@@ -123,6 +123,30 @@ pub fn definition_token(wf: &WorkflowName) -> String {
     format!("{DEFINITION_PREFIX}{wf}")
 }
 
+/// The outbox: each notification email, recorded in the commit of the event that causes it,
+/// until a sender has delivered it. Its name is the event's, so one event records one email.
+pub const OUTBOX_PREFIX: &str = "/email/";
+
+/// A job's final failure in execution `execution`.
+pub fn failure_email_token(wf: &WorkflowName, i: &InstanceId, job: &JobName, execution: usize) -> String {
+    format!("{OUTBOX_PREFIX}failure/{wf}/{i}/{job}/{execution}")
+}
+
+/// Execution `execution` of a job running past its warn timeout.
+pub fn timeout_email_token(wf: &WorkflowName, i: &InstanceId, job: &JobName, execution: usize) -> String {
+    format!("{OUTBOX_PREFIX}timeout/{wf}/{i}/{job}/{execution}")
+}
+
+/// An instance's end, recorded at `at_ms` (an instance retried after its end may end again).
+pub fn end_email_token(wf: &WorkflowName, i: &InstanceId, at_ms: i64) -> String {
+    format!("{OUTBOX_PREFIX}end/{wf}/{i}/{at_ms}")
+}
+
+/// A scheduled run (the occurrence due at `at`) held back by too many running instances.
+pub fn too_many_email_token(wf: &WorkflowName, at: i64) -> String {
+    format!("{OUTBOX_PREFIX}too_many/{wf}/{at}")
+}
+
 /// Where a signal applies: everywhere, one workflow, or one instance.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Level {

@@ -158,14 +158,4 @@ impl Params {
     }
 }
 
-pub fn job_href(w: &WorkflowName, i: &InstanceId, job: &JobName) -> String {
-    format!("/executions/?workflow={w}&instance={i}&job={job}")
-}
-
-pub fn execution_href(w: &WorkflowName, i: &InstanceId, job: &JobName, n: usize) -> String {
-    format!("/execution/?workflow={w}&instance={i}&job={job}&execution={n}")
-}
-
-fn file_href(w: &WorkflowName, i: &InstanceId, job: &JobName, n: usize, kind: &str) -> String {
-    format!("/file/?workflow={w}&instance={i}&job={job}&execution={n}&log_type={kind}")
-}
+pub use crate::workflow::links::{execution_href, file_href, job_href};

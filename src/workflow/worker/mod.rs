@@ -1,7 +1,7 @@
 //! The worker (`-m workers`): claims the best runnable job across every instance in one
 //! long-polling `query_and_own` (here), runs it with its lease renewed (`run`), commits the
 //! outcome with version-checked writes, so a worker that lost its lease can never overwrite
-//! its successor, and sends the emails it owes (`notify`). Signals: global DRAIN stops
+//! its successor, and records the emails it owes in the outbox (`notify`), which a sender task delivers. Signals: global DRAIN stops
 //! claiming, EXIT (older generation) ends the worker, instance or workflow DRAIN/EXIT hand a
 //! claimed job back, ABORT kills running jobs and ends the instance.
 
@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::settle::{self, Settled};
+use super::mail::Notifier;
 use super::signal::{Action, Signals};
 use crate::config::Config;
 use crate::email::Mailer;
@@ -70,13 +71,7 @@ impl WorkerSettings {
             kill_grace: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(c.worker_shutdown_grace_sec),
             mailer: Mailer::from_config(c),
-            // PINBALL_SPEC §10.1: `ui_host`, else this machine's name (a link to localhost
-            // opens nothing on the reader's machine).
-            ui_link: format!(
-                "http://{}:{}",
-                c.ui_host.clone().unwrap_or_else(crate::config::host_name),
-                c.ui_port
-            ),
+            ui_link: crate::workflow::mail::ui_link(c),
             outage_grace: Duration::from_secs(c.master_outage_grace_sec),
             lost_lease_retries: c.lost_lease_retries,
         }
@@ -101,29 +96,36 @@ pub async fn run_workers(
     count: usize,
     shutdown: watch::Receiver<bool>,
 ) {
-    let (mail, sender) = match settings.mailer.clone() {
-        Some(mailer) => {
-            let (tx, task) = crate::email::spawn_sender(mailer);
-            (Some(tx), Some(task))
-        }
-        None => (None, None),
-    };
+    let notifier = settings.mailer.as_ref().map(|_| Notifier {
+        ui_link: settings.ui_link.clone(),
+    });
     let settings = Arc::new(settings);
     let mut tasks = tokio::task::JoinSet::new();
+    // The outbox's sender: every email recorded by any process, this one's included.
+    let (sender_stop, sender_stopped) = watch::channel(false);
+    let sender = settings.mailer.clone().map(|mailer| {
+        let owner = owner_name(settings.generation, count).replacen('_', "_mail_", 1);
+        tokio::spawn(crate::email::run_outbox(
+            client.clone(),
+            mailer,
+            owner,
+            sender_stopped,
+        ))
+    });
     for index in 0..count {
         let worker = Worker {
             client: client.clone(),
             settings: settings.clone(),
             name: owner_name(settings.generation, index),
             sweeper: index == 0,
-            mail: mail.clone(),
+            notifier: notifier.clone(),
         };
         tasks.spawn(worker.run(shutdown.clone()));
     }
-    drop(mail);
     while tasks.join_next().await.is_some() {}
+    let _ = sender_stop.send(true);
     if let Some(sender) = sender {
-        notify::flush(sender).await;
+        let _ = sender.await;
     }
 }
 
@@ -133,8 +135,8 @@ pub struct Worker {
     pub name: String,
     /// The one worker per process that also looks after idle instances (archiving).
     pub sweeper: bool,
-    /// Where its emails go to be sent; `None` without a mailer.
-    mail: Option<tokio::sync::mpsc::Sender<crate::email::Outgoing>>,
+    /// Builds the emails it records in the outbox; `None` without a mailer.
+    notifier: Option<Notifier>,
 }
 
 impl Worker {
@@ -289,12 +291,17 @@ impl Worker {
         Ok(())
     }
 
-    /// Settles an instance and sends its end email when this call ended it.
+    /// Settles an instance (recording its end email when this call ended it).
     async fn settle(&self, w: &WorkflowName, i: &InstanceId) -> Result<(), MasterError> {
-        let settled =
-            settle::settle(self.client.as_ref(), w, i, self.settings.archive_delay_sec).await?;
-        if let Settled::Finished(end) | Settled::Aborted(end) = settled {
-            self.notify_end(w, i, &end).await;
+        let settled = settle::settle(
+            self.client.as_ref(),
+            w,
+            i,
+            self.settings.archive_delay_sec,
+            self.notifier.as_ref(),
+        )
+        .await?;
+        if let Settled::Finished(_) | Settled::Aborted(_) = settled {
             self.wake_schedule(w).await;
         }
         Ok(())
@@ -317,27 +324,5 @@ impl Worker {
             // A conflict means the scheduler is handling it right now: nothing to wake.
             let _ = c.modify(ModifyRequest::update(vec![woken])).await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn email_links_name_ui_host_or_this_machine_never_localhost() {
-        let named = Config {
-            ui_host: Some("pinball.example.com".into()),
-            ..Config::default()
-        };
-        assert_eq!(
-            WorkerSettings::from_config(&named).ui_link,
-            format!("http://pinball.example.com:{}", named.ui_port)
-        );
-        let unnamed = Config::default();
-        assert_eq!(
-            WorkerSettings::from_config(&unnamed).ui_link,
-            format!("http://{}:{}", crate::config::host_name(), unnamed.ui_port)
-        );
     }
 }

@@ -190,7 +190,7 @@ impl Worker {
         if signals.is_set(Action::ABORT, 0) {
             let mut job = jt.job.clone();
             job.events.clear();
-            progress::commit_failure(c, jt, &job, &self.name, false).await?;
+            progress::commit_failure(c, jt, &job, &self.name, false, &progress::no_email).await?;
             self.settle(w, i).await?;
             return Ok(true);
         }
@@ -611,50 +611,39 @@ impl Worker {
             tracing::info!(job = %jt.token.name, "handed the job back for another worker");
             return Ok(());
         }
-        let (job, committed) = self.patiently(|| self.write_end(jt, &end)).await?;
+        let committed = self.patiently(|| self.write_end(jt, &end)).await?;
         if committed == Committed::LostLease {
             tracing::warn!(job = %jt.token.name, "another worker owns this job now; this result is dropped");
             return Ok(());
         }
-        if let Some(job) = job {
-            // A final failure (or an abort) is worth an email; a success or a retry is not.
-            self.notify_failure(jt, job, committed == Committed::FirstFailure)
-                .await;
-        }
         self.settle(&jt.workflow, &jt.instance).await
     }
 
-    /// The version-checked write of a run's end; the job when its end is worth an email.
-    async fn write_end<'e>(
-        &self,
-        jt: &JobToken,
-        end: &'e RunEnd,
-    ) -> Result<(Option<&'e Job>, Committed), MasterError> {
+    /// The version-checked write of a run's end, with the email a final failure (or an
+    /// abort that failed the run) records in the outbox; a success or a retry has none.
+    async fn write_end(&self, jt: &JobToken, end: &RunEnd) -> Result<Committed, MasterError> {
         let c = self.client.as_ref();
+        let name = &self.name;
         Ok(match end {
-            RunEnd::LostLease | RunEnd::HandedBack(_) => (None, Committed::LostLease),
+            RunEnd::LostLease | RunEnd::HandedBack(_) => Committed::LostLease,
             RunEnd::Finished(job) if job.history.last().is_some_and(ExecutionRecord::succeeded) => {
-                (
-                    None,
-                    progress::commit_success(c, jt, job, &self.name).await?,
-                )
+                progress::commit_success(c, jt, job, name).await?
             }
             RunEnd::Finished(job) if job.can_retry() => {
                 tracing::info!(job = %jt.token.name, delay_sec = job.retry_delay_sec, "job failed; it will be retried");
-                (
-                    None,
-                    progress::commit_failure(c, jt, job, &self.name, true).await?,
-                )
+                progress::commit_failure(c, jt, job, name, true, &progress::no_email).await?
             }
-            RunEnd::Finished(job) => {
-                tracing::warn!(job = %jt.token.name, "job failed with no attempts left");
-                let committed = progress::commit_failure(c, jt, job, &self.name, false).await?;
-                (Some(job), committed)
-            }
-            RunEnd::Aborted(job) => {
-                let committed = progress::commit_failure(c, jt, job, &self.name, false).await?;
+            RunEnd::Finished(job) | RunEnd::Aborted(job) => {
                 let failed = !job.history.last().is_some_and(ExecutionRecord::succeeded);
-                (failed.then_some(job), committed)
+                if matches!(end, RunEnd::Finished(_)) {
+                    tracing::warn!(job = %jt.token.name, "job failed with no attempts left");
+                }
+                let email = match failed {
+                    true => self.failure_email(jt, job).await?,
+                    false => super::notify::FailureEmail::none(),
+                };
+                let token = |first| email.token(self, jt, job, first);
+                progress::commit_failure(c, jt, job, name, false, &token).await?
             }
         })
     }

@@ -17,8 +17,9 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::config::{Config, Secret, StartTls};
 
-/// The longest one SMTP conversation may take.
-const TIMEOUT: Duration = Duration::from_secs(20);
+pub mod outbox;
+pub use outbox::{Outgoing, run_outbox};
+
 
 /// Why an email was not sent (to some or all of its recipients).
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,8 @@ pub struct Mailer {
     pub allow_plaintext_auth: bool,
     /// How long an email the server does not take is tried again (`email_give_up_sec`).
     pub give_up: Duration,
+    /// The longest one step of the SMTP conversation may take (`smtp_timeout_sec`).
+    pub timeout: Duration,
 }
 
 impl Default for Mailer {
@@ -92,6 +95,7 @@ impl Default for Mailer {
             ca_file: None,
             allow_plaintext_auth: false,
             give_up: Duration::from_secs(3600),
+            timeout: Duration::from_secs(20),
         }
     }
 }
@@ -134,10 +138,11 @@ impl Mailer {
             ca_file: c.smtp_ca_file.clone().map(PathBuf::from),
             allow_plaintext_auth: c.smtp_allow_plaintext_auth,
             give_up: Duration::from_secs(c.email_give_up_sec),
+            timeout: Duration::from_secs(c.smtp_timeout_sec.max(1)),
         })
     }
 
-    fn server(&self) -> String {
+    pub fn server(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
 
@@ -173,7 +178,7 @@ impl Mailer {
         let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.host)
             .port(self.port)
             .tls(tls)
-            .timeout(Some(TIMEOUT));
+            .timeout(Some(self.timeout));
         if credentials {
             b = b
                 .credentials(Credentials::new(self.user.clone(), self.pass.0.clone()))
@@ -197,26 +202,10 @@ impl Mailer {
             .map_err(|e| MailError::Settings(format!("TLS: {e}")))
     }
 
-    /// Sends one message to `to` (deduplicated), one envelope per recipient over one
-    /// connection. Does nothing without recipients.
-    pub async fn send(
-        &self,
-        to: &[String],
-        subject: &str,
-        text: &str,
-        html: &str,
-    ) -> Result<(), MailError> {
-        self.send_reporting(to, subject, text, html).await.map(drop)
-    }
-
-    /// [`Mailer::send`], answering the server's reply for each recipient.
-    pub async fn send_reporting(
-        &self,
-        to: &[String],
-        subject: &str,
-        text: &str,
-        html: &str,
-    ) -> Result<Vec<(String, Response)>, MailError> {
+    /// Sends `m` to its recipients (deduplicated), one envelope per recipient over one
+    /// connection, answering the server's reply for each. Does nothing without recipients.
+    pub async fn send(&self, m: &Outgoing) -> Result<Vec<(String, Response)>, MailError> {
+        let (to, subject) = (&m.to, &m.subject);
         let mut rcpt: Vec<&String> = to.iter().collect();
         rcpt.sort();
         rcpt.dedup();
@@ -228,28 +217,31 @@ impl Mailer {
             .iter()
             .map(|r| parse_mailbox(r))
             .collect::<Result<Vec<_>, _>>()?;
-        // Date is added by the builder; the Message-ID names this host.
+        // Date is added by the builder; the Message-ID was chosen when the email was recorded,
+        // so every try of one email carries the same one.
         let mut builder = lettre::Message::builder()
             .from(from.clone())
-            .message_id(None)
+            .message_id(Some(m.message_id.clone()))
             .subject(subject);
-        for m in &mailboxes {
-            builder = builder.to(m.clone());
+        for mb in &mailboxes {
+            builder = builder.to(mb.clone());
         }
-        let message = builder
-            .multipart(MultiPart::alternative_plain_html(
-                text.to_owned(),
-                html.to_owned(),
-            ))
-            .map_err(|e| MailError::Message(e.to_string()))?;
+        let message = match &m.html {
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+                m.text.clone(),
+                html.clone(),
+            )),
+            None => builder.singlepart(lettre::message::SinglePart::plain(m.text.clone())),
+        }
+        .map_err(|e| MailError::Message(e.to_string()))?;
         let bytes = message.formatted();
         let transport = self.transport()?;
         let (mut sent, mut failed) = (Vec::new(), Vec::new());
-        for (r, m) in rcpt.iter().zip(&mailboxes) {
+        for (r, mb) in rcpt.iter().zip(&mailboxes) {
             let envelope =
-                lettre::address::Envelope::new(Some(from.email.clone()), vec![m.email.clone()])
+                lettre::address::Envelope::new(Some(from.email.clone()), vec![mb.email.clone()])
                     .map_err(|e| MailError::Message(e.to_string()))?;
-            match tokio::time::timeout(TIMEOUT, transport.send_raw(&envelope, &bytes)).await {
+            match tokio::time::timeout(self.timeout, transport.send_raw(&envelope, &bytes)).await {
                 Ok(Ok(response)) => sent.push((r.to_string(), response)),
                 Ok(Err(e)) if e.is_permanent() || e.is_transient() => failed.push(Refused {
                     recipient: r.to_string(),
@@ -266,7 +258,7 @@ impl Mailer {
                 Err(_) => {
                     return Err(MailError::Transport {
                         server: self.server(),
-                        reason: format!("no answer within {} s", TIMEOUT.as_secs()),
+                        reason: format!("no answer within {} s", self.timeout.as_secs()),
                     });
                 }
             }
@@ -279,101 +271,6 @@ impl Mailer {
                 failed,
             })
         }
-    }
-}
-
-/// One email waiting to be sent.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    pub to: Vec<String>,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-}
-
-/// Emails queued beyond this are dropped with an error (the SMTP server is far behind).
-const QUEUE: usize = 1000;
-/// The longest wait between two tries of one email.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
-
-/// The sender task: each queued email is delivered on its own, so one the server keeps
-/// refusing holds up no other. A server that is down or slow, or a 4xx answer, is tried again
-/// with backoff (1 s doubling to a minute) until `give_up` has passed since the email was
-/// queued; a 5xx answer gives that recipient up at once. Every give-up is an error log naming
-/// the recipients and the reason. Stops when every queue handle is gone and the deliveries in
-/// hand have ended.
-pub fn spawn_sender(
-    mailer: Mailer,
-) -> (
-    tokio::sync::mpsc::Sender<Outgoing>,
-    tokio::task::JoinHandle<()>,
-) {
-    let give_up = mailer.give_up;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Outgoing>(QUEUE);
-    let task = tokio::spawn(async move {
-        let mailer = std::sync::Arc::new(mailer);
-        let mut deliveries = tokio::task::JoinSet::new();
-        loop {
-            tokio::select! {
-                m = rx.recv() => match m {
-                    Some(m) => {
-                        deliveries.spawn(deliver(mailer.clone(), m, give_up));
-                    }
-                    None => break,
-                },
-                Some(_) = deliveries.join_next() => {}
-            }
-        }
-        while deliveries.join_next().await.is_some() {}
-    });
-    (tx, task)
-}
-
-async fn deliver(mailer: std::sync::Arc<Mailer>, mut m: Outgoing, give_up: Duration) {
-    let queued = tokio::time::Instant::now();
-    let mut delay = Duration::from_secs(1);
-    loop {
-        let why = match mailer.send(&m.to, &m.subject, &m.text, &m.html).await {
-            Ok(()) => {
-                tracing::info!(subject = m.subject, recipients = m.to.len(), "sent email");
-                return;
-            }
-            Err(MailError::Recipients { failed, sent }) => {
-                for r in failed.iter().filter(|r| !r.transient) {
-                    tracing::error!(
-                        subject = m.subject,
-                        recipient = r.recipient,
-                        reason = r.reason,
-                        "the SMTP server refused a recipient for good; this email is not sent to it"
-                    );
-                }
-                let later: Vec<&Refused> = failed.iter().filter(|r| r.transient).collect();
-                if later.is_empty() {
-                    if sent > 0 {
-                        tracing::info!(subject = m.subject, recipients = sent, "sent email");
-                    }
-                    return;
-                }
-                m.to = later.iter().map(|r| r.recipient.clone()).collect();
-                later
-                    .iter()
-                    .map(|r| format!("{}: {}", r.recipient, r.reason))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            }
-            Err(e @ MailError::Transport { .. }) => e.to_string(),
-            Err(e) => {
-                tracing::error!(subject = m.subject, recipients = ?m.to, error = %e, "cannot send email; giving it up");
-                return;
-            }
-        };
-        if queued.elapsed() + delay > give_up {
-            tracing::error!(subject = m.subject, recipients = ?m.to, reason = why, give_up_sec = give_up.as_secs(), "giving up an email the SMTP server did not take in time");
-            return;
-        }
-        tracing::warn!(subject = m.subject, recipients = ?m.to, reason = why, retry_in_sec = delay.as_secs(), "email not sent yet; trying again");
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(MAX_BACKOFF);
     }
 }
 
