@@ -20,7 +20,6 @@ use crate::config::{Config, Secret, StartTls};
 pub mod outbox;
 pub use outbox::{Outgoing, run_outbox};
 
-
 /// Why an email was not sent (to some or all of its recipients).
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {

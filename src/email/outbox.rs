@@ -22,9 +22,9 @@ use crate::token::name::OUTBOX_PREFIX;
 use crate::token::*;
 
 /// How long one claim of an email lasts: longer than any delivery may take.
-const LEASE: Duration = Duration::from_secs(120);
+const LEASE: Duration = Duration::from_secs(60);
 /// The longest one delivery (every recipient) may take before it counts as failed.
-const DELIVERY_BOUND: Duration = Duration::from_secs(90);
+const DELIVERY_BOUND: Duration = Duration::from_secs(45);
 /// Emails delivered at the same time by one sender.
 const PARALLEL: usize = 8;
 /// How long a claim waits at the master for an email to appear.
@@ -63,7 +63,11 @@ impl Outgoing {
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
             .collect();
-        let host = if host.is_empty() { "pinball".into() } else { host };
+        let host = if host.is_empty() {
+            "pinball".into()
+        } else {
+            host
+        };
         Outgoing {
             to,
             subject,
@@ -174,16 +178,31 @@ enum Next {
 fn after_try(m: &Outgoing, key: &str, result: Result<usize, MailError>) -> Next {
     match result {
         Ok(sent) => {
-            tracing::info!(email = key, subject = m.subject, recipients = sent, "sent email");
+            tracing::info!(
+                email = key,
+                subject = m.subject,
+                recipients = sent,
+                "sent email"
+            );
             Next::Done
         }
         Err(MailError::Recipients { failed, sent }) => {
             for r in failed.iter().filter(|r| !r.transient) {
-                tracing::error!(email = key, subject = m.subject, recipient = r.recipient, reason = r.reason,
-                    "the SMTP server refused a recipient for good; this email is not sent to it");
+                tracing::error!(
+                    email = key,
+                    subject = m.subject,
+                    recipient = r.recipient,
+                    reason = r.reason,
+                    "the SMTP server refused a recipient for good; this email is not sent to it"
+                );
             }
             if sent > 0 {
-                tracing::info!(email = key, subject = m.subject, recipients = sent, "sent email");
+                tracing::info!(
+                    email = key,
+                    subject = m.subject,
+                    recipients = sent,
+                    "sent email"
+                );
             }
             let later: Vec<_> = failed.into_iter().filter(|r| r.transient).collect();
             if later.is_empty() {
@@ -337,7 +356,10 @@ mod tests {
             transient,
         };
         let result = Err(MailError::Recipients {
-            failed: vec![refused("a@example.com", false), refused("b@example.com", true)],
+            failed: vec![
+                refused("a@example.com", false),
+                refused("b@example.com", true),
+            ],
             sent: 1,
         });
         match after_try(&m, "k", result) {

@@ -19,9 +19,9 @@ use crate::storage::{Storage, Table};
 use crate::token::name::{self, ALL_SCHEDULES, InstanceId, Level, WorkflowName};
 use crate::token::*;
 use crate::workflow::instance::{new_instance_id, new_instance_tokens, with_start_attributes};
+use crate::workflow::mail::Notifier;
 use crate::workflow::signal::{Action, Attributes};
 use crate::workflow::status::Status;
-use crate::workflow::mail::Notifier;
 use crate::workflow::{definition, settle};
 
 pub struct SchedulerSettings {

@@ -54,7 +54,11 @@ impl Notifier {
         let mut v = self.execution_view(jt, job, index, subject);
         v.summary = format!(
             "Job {} of workflow {} instance {} failed with no attempts left: started {}, ran {}, ended {} with exit code {code}.",
-            job.name, jt.workflow, jt.instance, v.start, v.run_time,
+            job.name,
+            jt.workflow,
+            jt.instance,
+            v.start,
+            v.run_time,
             v.end.as_deref().unwrap_or("-")
         );
         let name = name::failure_email_token(&jt.workflow, &jt.instance, &job.name, index);
@@ -176,7 +180,8 @@ impl Notifier {
         };
         let text = EndText { v: &v }.render().expect("templates render");
         let html = EndHtml { v: &v }.render().expect("templates render");
-        Outgoing::new(to, v.subject.clone(), text, Some(html)).token(name::end_email_token(w, i, at_ms))
+        Outgoing::new(to, v.subject.clone(), text, Some(html))
+            .token(name::end_email_token(w, i, at_ms))
     }
 
     /// A scheduled run (due at `due`) held back: `running` instances of `w` reach `limit`.

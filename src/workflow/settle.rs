@@ -2,11 +2,11 @@
 //! stamp the archive time when it is done, archive it when that time has come or when it was
 //! aborted and nothing runs; and reading how instances ended. The decisions are `plan`'s.
 
+use super::definition;
 use super::instance::JobToken;
+use super::mail::Notifier;
 use super::plan::{self, SettleStep};
 use super::progress::{InstanceTokens, make_runnable, read_instance};
-use super::definition;
-use super::mail::Notifier;
 use super::signal::{Action, Signal, Signals};
 use super::status::{Status, instance_status};
 use crate::master::MasterClient;

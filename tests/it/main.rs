@@ -18,6 +18,7 @@ mod helpers;
 mod leases;
 mod limits;
 mod outages;
+mod outbox;
 mod processes;
 mod repair;
 mod scheduler;

@@ -23,23 +23,16 @@ fn mailer(server: &RealSmtp, user: &str, pass: &str, security: Security) -> Mail
 
 /// A one-line message to `to`.
 fn simple(to: &str) -> Outgoing {
-    Outgoing::new(vec![to.into()], "s".into(), "t".into(), Some("<p>t</p>".into()))
+    Outgoing::new(
+        vec![to.into()],
+        "s".into(),
+        "t".into(),
+        Some("<p>t</p>".into()),
+    )
 }
 
-/// Checks what a strict reader needs of one received message and returns its text part.
 fn well_formed(raw: &[u8]) -> String {
-    let text = String::from_utf8(raw.to_vec()).expect("7-bit clean (encoded) message");
-    assert!(
-        text.split("\r\n").all(|l| l.len() <= 998),
-        "every line within SMTP's 998 bytes"
-    );
-    assert!(!text.replace("\r\n", "").contains('\r'), "no bare CR");
-    let parsed = mail_parser::MessageParser::default()
-        .parse(raw)
-        .expect("the message parses");
-    assert!(parsed.date().is_some(), "a Date header");
-    assert!(parsed.message_id().is_some(), "a Message-ID header");
-    parsed.body_text(0).expect("a text part").into_owned()
+    crate::helpers::well_formed(raw).text
 }
 
 #[tokio::test]
@@ -115,9 +108,7 @@ async fn implicit_tls_with_login_auth_delivers() {
         return;
     };
     let m = mailer(&server, "pinball", "s3cret", Security::Implicit);
-    m.send(&simple("a@example.com"))
-        .await
-        .unwrap();
+    m.send(&simple("a@example.com")).await.unwrap();
     let got = server.received();
     assert_eq!(got.len(), 1);
     assert!(got[0].tls && got[0].auth);
@@ -148,10 +139,7 @@ async fn credentials_never_go_to_a_server_without_tls_and_a_relay_without_them_w
     assert!(server.received().is_empty(), "nothing was sent");
     // A local relay: no credentials, no TLS offered, the mail goes.
     let relay = mailer(&server, "", "", Security::Opportunistic);
-    relay
-        .send(&simple("a@example.com"))
-        .await
-        .unwrap();
+    relay.send(&simple("a@example.com")).await.unwrap();
     let got = server.received();
     assert_eq!(got.len(), 1);
     assert!(!got[0].tls);

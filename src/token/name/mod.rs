@@ -128,12 +128,22 @@ pub fn definition_token(wf: &WorkflowName) -> String {
 pub const OUTBOX_PREFIX: &str = "/email/";
 
 /// A job's final failure in execution `execution`.
-pub fn failure_email_token(wf: &WorkflowName, i: &InstanceId, job: &JobName, execution: usize) -> String {
+pub fn failure_email_token(
+    wf: &WorkflowName,
+    i: &InstanceId,
+    job: &JobName,
+    execution: usize,
+) -> String {
     format!("{OUTBOX_PREFIX}failure/{wf}/{i}/{job}/{execution}")
 }
 
 /// Execution `execution` of a job running past its warn timeout.
-pub fn timeout_email_token(wf: &WorkflowName, i: &InstanceId, job: &JobName, execution: usize) -> String {
+pub fn timeout_email_token(
+    wf: &WorkflowName,
+    i: &InstanceId,
+    job: &JobName,
+    execution: usize,
+) -> String {
     format!("{OUTBOX_PREFIX}timeout/{wf}/{i}/{job}/{execution}")
 }
 

@@ -17,8 +17,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::settle::{self, Settled};
 use super::mail::Notifier;
+use super::settle::{self, Settled};
 use super::signal::{Action, Signals};
 use crate::config::Config;
 use crate::email::Mailer;

@@ -35,7 +35,11 @@ impl FailureEmail {
 
 impl Worker {
     /// Reads what a final failure's email needs (the workflow's addresses).
-    pub(super) async fn failure_email(&self, jt: &JobToken, job: &Job) -> Result<FailureEmail, MasterError> {
+    pub(super) async fn failure_email(
+        &self,
+        jt: &JobToken,
+        job: &Job,
+    ) -> Result<FailureEmail, MasterError> {
         if self.notifier.is_none() {
             return Ok(FailureEmail::none());
         }

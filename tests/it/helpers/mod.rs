@@ -24,7 +24,7 @@ pub use cluster::*;
 pub use mariadb::OwnMariaDb;
 pub use process::*;
 pub use proxy::Proxy;
-pub use real_smtp::{RealSmtp, ServerOptions, ServerTls};
+pub use real_smtp::{Parsed, RealSmtp, ServerOptions, ServerTls, well_formed};
 pub use tmpfs::Tmpfs;
 
 /// The YAML of a workflow `w` with one job, `job` written as `name: {command: ...}`.

@@ -149,3 +149,40 @@ impl RealSmtp {
         out
     }
 }
+
+/// A received message as a strict reader sees it.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub subject: String,
+    pub message_id: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+/// Checks what a strict reader needs of one received message (lines within 998 bytes, no bare
+/// CR, a Date and a Message-ID, a text part; parsed with `mail-parser`) and returns it.
+pub fn well_formed(raw: &[u8]) -> Parsed {
+    use mail_parser::MimeHeaders;
+    let text = String::from_utf8(raw.to_vec()).expect("7-bit clean (encoded) message");
+    assert!(
+        text.split("\r\n").all(|l| l.len() <= 998),
+        "every line within SMTP's 998 bytes"
+    );
+    assert!(!text.replace("\r\n", "").contains('\r'), "no bare CR");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(raw)
+        .expect("the message parses");
+    assert!(parsed.date().is_some(), "a Date header");
+    Parsed {
+        subject: parsed.subject().unwrap_or_default().to_owned(),
+        message_id: parsed.message_id().expect("a Message-ID header").to_owned(),
+        text: parsed.body_text(0).expect("a text part").into_owned(),
+        // An HTML alternative only in multipart/alternative (the parser makes HTML of any
+        // text part otherwise).
+        html: parsed
+            .content_type()
+            .is_some_and(|c| c.ctype() == "multipart" && c.subtype() == Some("alternative"))
+            .then(|| parsed.body_html(0).map(|h| h.into_owned()))
+            .flatten(),
+    }
+}
