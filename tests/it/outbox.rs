@@ -80,6 +80,40 @@ fn assert_no_duplicates(got: &[(String, Parsed)]) {
     }
 }
 
+/// The server got, each exactly once, the failure of `job` (to dev@ and, as the instance's first,
+/// ops@) and the instance's end (to ops@).
+fn assert_failure_and_end_once(server: &RealSmtp, w: &str, job: &str, code: i32) {
+    let got = delivered(server);
+    assert_no_duplicates(&got);
+    let mut subjects: Vec<(String, String)> = got
+        .iter()
+        .map(|(to, m)| (to.clone(), m.subject.clone()))
+        .collect();
+    subjects.sort();
+    let failure = format!("Workflow {w}'s job {job} finished with exit code {code}");
+    let pair = |to: &str, s: &str| (to.to_owned(), s.to_owned());
+    assert_eq!(
+        subjects,
+        [
+            pair("dev@example.com", &failure),
+            pair("ops@example.com", &format!("FAILURE for workflow {w}")),
+            pair("ops@example.com", &failure),
+        ]
+    );
+}
+
+/// Starts an instance of `w` with `pinball util` as a process.
+async fn util_start(cfg: &str, w: &str, dir: &std::path::Path) -> String {
+    let out = pinball_out(&["-c", cfg, "util", "-f", "-w", w, "start"], dir).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    started_instance(&stdout)
+}
+
 #[tokio::test]
 async fn every_email_of_the_spec_arrives_at_a_starttls_server_with_its_table_and_links() {
     let Some(server) = RealSmtp::start(
@@ -356,27 +390,7 @@ async fn a_server_that_never_answers_holds_up_no_job_and_the_email_arrives_from_
         || async { outbox(&c.client).await.is_empty() },
     )
     .await;
-    let got = delivered(&server);
-    assert_no_duplicates(&got);
-    let mut subjects: Vec<(String, String)> = got
-        .iter()
-        .map(|(to, m)| (to.clone(), m.subject.clone()))
-        .collect();
-    subjects.sort();
-    assert_eq!(
-        subjects,
-        [
-            (
-                "dev@example.com".into(),
-                "Workflow hung's job bad finished with exit code 5".into()
-            ),
-            ("ops@example.com".into(), "FAILURE for workflow hung".into()),
-            (
-                "ops@example.com".into(),
-                "Workflow hung's job bad finished with exit code 5".into()
-            ),
-        ]
-    );
+    assert_failure_and_end_once(&server, "hung", "bad", 5);
     let _ = stop.send(true);
     workers.await.unwrap();
     c.stop().await;
@@ -431,6 +445,7 @@ async fn three_worker_processes_ending_25_instances_at_once_email_each_event_exa
     })
     .await;
     std::fs::write(&go, "").unwrap();
+    let released = std::time::Instant::now();
     wait_until(
         Duration::from_secs(120),
         "every instance archived and every email sent",
@@ -444,6 +459,10 @@ async fn three_worker_processes_ending_25_instances_at_once_email_each_event_exa
         },
     )
     .await;
+    eprintln!(
+        "figure: 50 failures in 25 instances, their 100 envelopes delivered {:.1} s after the release",
+        released.elapsed().as_secs_f64()
+    );
     let got = delivered(&server);
     assert_no_duplicates(&got);
     // (recipient, subject) -> the instances it was about.
@@ -529,16 +548,7 @@ async fn a_master_killed_between_a_failure_and_its_send_still_delivers_the_email
     // Nothing listens on smtp_port yet: the email stays in the outbox.
     let workers_cfg = worker_config(dir.path(), master_port, 1, smtp_port);
     let mut worker = spawn_pinball(&["-c", &workers_cfg, "-m", "workers"], dir.path());
-    let out = pinball_out(
-        &["-c", &workers_cfg, "util", "-f", "-w", "crash", "start"],
-        dir.path(),
-    )
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    util_start(&workers_cfg, "crash", dir.path()).await;
     wait_until(
         Duration::from_secs(30),
         "the failure and the end are in the outbox",
@@ -564,28 +574,45 @@ async fn a_master_killed_between_a_failure_and_its_send_still_delivers_the_email
         || async { outbox(&client).await.is_empty() },
     )
     .await;
-    let got = delivered(&server);
-    assert_no_duplicates(&got);
-    let mut subjects: Vec<(String, String)> = got
-        .iter()
-        .map(|(to, m)| (to.clone(), m.subject.clone()))
-        .collect();
-    subjects.sort();
-    assert_eq!(
-        subjects,
-        [
-            (
-                "dev@example.com".into(),
-                "Workflow crash's job a finished with exit code 6".into()
-            ),
-            (
-                "ops@example.com".into(),
-                "FAILURE for workflow crash".into()
-            ),
-            (
-                "ops@example.com".into(),
-                "Workflow crash's job a finished with exit code 6".into()
-            ),
-        ]
+    assert_failure_and_end_once(&server, "crash", "a", 6);
+}
+
+#[tokio::test]
+async fn an_email_the_server_never_takes_is_given_up_after_email_give_up_sec() {
+    if std::env::var("PINBALL_AIOSMTPD_PYTHON").is_err() {
+        eprintln!("SKIPPED (outbox::given_up): PINBALL_AIOSMTPD_PYTHON is not set");
+        return;
+    }
+    let port = free_port(); // refused, every try
+    let yaml =
+        "workflows:\n  gone:\n    jobs:\n      a: {command: 'exit 7', emails: [dev@example.com]}\n";
+    let c = cluster(yaml, 0, 0).await;
+    let (stop, stopped) = watch::channel(false);
+    let s = WorkerSettings {
+        mailer: Some(Mailer {
+            give_up: Duration::from_secs(2),
+            ..relay(port)
+        }),
+        ..settings(c.logs.path(), 0)
+    };
+    let workers = tokio::spawn(run_workers(Arc::new(c.client.clone()), s, 1, stopped));
+    let i = c.start("gone").await;
+    c.archived("gone", &i, Duration::from_secs(20)).await;
+    wait_until(
+        Duration::from_secs(30),
+        "the email is given up and leaves the outbox",
+        || async { outbox(&c.client).await.is_empty() },
+    )
+    .await;
+    // A server now would get nothing: the email is gone for good, not waiting.
+    let server = RealSmtp::start_on("outbox::given_up", plain(), port)
+        .await
+        .unwrap();
+    let _ = stop.send(true);
+    workers.await.unwrap();
+    assert!(
+        server.received().is_empty(),
+        "nothing was sent after the give-up"
     );
+    c.stop().await;
 }
