@@ -83,13 +83,20 @@ refreshLabel();
 setInterval(refreshLabel, 5000);
 
 // ---- flash messages -------------------------------------------------------------------------
-function flash(text, bad) {
+function flash(text, bad, link) {
   const f = $("#flash");
   f.textContent = text;
+  if (link) {
+    const a = document.createElement("a");
+    a.href = link.href;
+    a.textContent = link.text;
+    f.append(" ", a);
+  }
   f.className = bad ? "bad" : "good";
   f.hidden = false;
   clearTimeout(flash.timer);
-  flash.timer = setTimeout(() => (f.hidden = true), 8000);
+  // A link to a new instance stays until the next message.
+  if (!link) flash.timer = setTimeout(() => (f.hidden = true), 8000);
 }
 
 // ---- the graph: colours, selection, pan and zoom, search ------------------------------------
@@ -328,7 +335,9 @@ for (const b of $$("button.action")) {
     try {
       const r = await fetch("/command/", { method: "POST", body: form });
       const j = await r.json();
-      if (r.ok) flash(j.message || "done", false); else flash(j.error ? j.error.message : r.statusText, true);
+      if (!r.ok) flash(j.error ? j.error.message : r.statusText, true);
+      else if (j.created) flash(j.message, false, { href: j.created.href, text: `Open instance ${j.created.instance}` });
+      else flash(j.message || "done", false);
     } catch (e) {
       flash("The UI did not answer: " + e, true);
     } finally {

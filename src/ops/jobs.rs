@@ -77,7 +77,9 @@ impl Ops<'_> {
     async fn retry_archived(&self, w: &WorkflowName, i: &InstanceId) -> Result<Done, OpsError> {
         let archived = self.archived(&name::instance_prefix(w, i)).await?;
         if archived.is_empty() {
-            return Ok(Done::say(format!("workflow {w} instance {i} not found\n")));
+            return Ok(Done::refuse(format!(
+                "workflow {w} instance {i} not found\n"
+            )));
         }
         let new = new_instance_id();
         // A name archived twice (a retried instance archived again) keeps its latest copy.
@@ -127,16 +129,17 @@ impl Ops<'_> {
         job: &JobName,
         n: usize,
     ) -> Result<Done, OpsError> {
+        self.refuse_history("redo", w, i, false).await?;
         let c = self.client();
         let waiting = name::job_token(w, i, JobState::Waiting, job);
         let Some(token) = c.get(&waiting).await? else {
-            return Ok(Done::say(
+            return Ok(Done::refuse(
                 "workflow must be running, the job must be finished and it cannot be runnable\n",
             ));
         };
         let jt = JobToken::parse(token).map_err(|e| OpsError::Failed(e.to_string()))?;
         let Some(record) = jt.job.history.get(n) else {
-            return Ok(Done::say(format!(
+            return Ok(Done::refuse(format!(
                 "could not find execution {n} in job history\n"
             )));
         };
@@ -167,6 +170,7 @@ impl Ops<'_> {
             return Err(OpsError::Input("this command needs -j JOB[,JOB...]".into()));
         }
         let verb = if disabled { "disable" } else { "enable" };
+        self.refuse_history(verb, w, i, false).await?;
         let now = crate::clock::now();
         for attempt in 1..=10 {
             let all = c.query_prefix(&name::job_prefix(w, i)).await?;
@@ -179,7 +183,7 @@ impl Ops<'_> {
             }
             let missing: Vec<&JobName> = jobs.iter().filter(|j| !by_job.contains_key(*j)).collect();
             if !missing.is_empty() {
-                return Ok(Done::say(format!(
+                return Ok(Done::refuse(format!(
                     "job(s) {} not found in the master.  Note that only jobs of a running workflow can be {verb}d\n",
                     py_list(&missing)
                 )));
@@ -213,7 +217,9 @@ impl Ops<'_> {
                 )));
             }
         }
-        Ok(Done::say(format!("failed to {verb} job(s) in 10 tries\n")))
+        Ok(Done::refuse(format!(
+            "failed to {verb} job(s) in 10 tries\n"
+        )))
     }
 
     /// `reload`: applies the definition of W in `defs` to jobs of a running instance: their

@@ -9,6 +9,7 @@ mod cleanup;
 mod jobs;
 mod repair;
 mod signals;
+mod standing;
 mod start;
 
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ use crate::token::MasterError;
 use crate::token::name::{InstanceId, WorkflowName};
 
 pub use signals::{remove_signal, set_signal};
+pub use standing::Standing;
 
 /// Every operator command, as `pinball util` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +145,9 @@ pub struct Ops<'a> {
 pub struct Done {
     pub message: String,
     pub created: Option<(WorkflowName, InstanceId)>,
+    /// The command did nothing because the instance does not allow it: the CLI prints the
+    /// original's message (scripts parse it), the UI shows it as an error.
+    pub refused: bool,
 }
 
 impl Done {
@@ -150,13 +155,22 @@ impl Done {
         Done {
             message: message.into(),
             created: None,
+            refused: false,
+        }
+    }
+
+    /// Nothing done, and why.
+    pub(crate) fn refuse(message: impl Into<String>) -> Done {
+        Done {
+            refused: true,
+            ..Done::say(message)
         }
     }
 
     fn created(message: impl Into<String>, w: &WorkflowName, i: &InstanceId) -> Done {
         Done {
-            message: message.into(),
             created: Some((w.clone(), i.clone())),
+            ..Done::say(message)
         }
     }
 }

@@ -70,12 +70,30 @@ pub async fn remove_signal(
 }
 
 impl Ops<'_> {
+    /// Sets `action` at `level`, refusing an instance that has finished or is archived.
+    async fn set(&self, level: &Level, action: Action, a: Attributes) -> Result<Done, OpsError> {
+        if let Level::Instance(w, i) = level {
+            let what = action.as_str().to_lowercase();
+            self.refuse_history(&what, w, i, true).await?;
+        }
+        Ok(set_signal(self.client(), level, action, a).await?)
+    }
+
+    /// Removes `action` at `level`, refusing an archived instance.
+    async fn remove(&self, level: &Level, action: Action) -> Result<Done, OpsError> {
+        if let Level::Instance(w, i) = level {
+            let what = format!("un{}", action.as_str().to_lowercase());
+            self.refuse_history(&what, w, i, false).await?;
+        }
+        Ok(remove_signal(self.client(), level, action).await?)
+    }
+
     pub async fn drain(&self, level: &Level) -> Result<Done, OpsError> {
-        Ok(set_signal(self.client(), level, Action::DRAIN, Attributes::default()).await?)
+        self.set(level, Action::DRAIN, Attributes::default()).await
     }
 
     pub async fn undrain(&self, level: &Level) -> Result<Done, OpsError> {
-        Ok(remove_signal(self.client(), level, Action::DRAIN).await?)
+        self.remove(level, Action::DRAIN).await
     }
 
     /// `abort`: running jobs are killed, nothing more starts, the instances end as ABORTED.
@@ -84,11 +102,11 @@ impl Ops<'_> {
             timestamp: Some(crate::clock::now_f64()),
             ..Attributes::default()
         };
-        Ok(set_signal(self.client(), level, Action::ABORT, attributes).await?)
+        self.set(level, Action::ABORT, attributes).await
     }
 
     pub async fn unabort(&self, level: &Level) -> Result<Done, OpsError> {
-        Ok(remove_signal(self.client(), level, Action::ABORT).await?)
+        self.remove(level, Action::ABORT).await
     }
 
     /// `exit`: workers of a generation older than this configuration's exit after their job.
@@ -97,10 +115,10 @@ impl Ops<'_> {
             generation: Some(self.settings.generation),
             ..Attributes::default()
         };
-        Ok(set_signal(self.client(), level, Action::EXIT, attributes).await?)
+        self.set(level, Action::EXIT, attributes).await
     }
 
     pub async fn unexit(&self, level: &Level) -> Result<Done, OpsError> {
-        Ok(remove_signal(self.client(), level, Action::EXIT).await?)
+        self.remove(level, Action::EXIT).await
     }
 }

@@ -193,6 +193,11 @@ async fn command(State(ui): State<Ui>, ActionForm(f): ActionForm) -> Result<Resp
     );
     let ops = Ops::new(ui.client.as_ref(), ui.ops.clone()).with_store(ui.data.store.clone());
     let result = run(&ops, c, &target).await;
+    // A refusal (the instance does not allow it) is an error here, in the original's words.
+    let result = match result {
+        Ok(done) if done.refused => Err(UiError::Conflict(done.message.trim_end().to_owned())),
+        r => r,
+    };
     let outcome = match &result {
         Ok(done) => Ok(done.message.as_str()),
         Err(e) => Err(e.to_string()),
@@ -215,7 +220,15 @@ async fn command(State(ui): State<Ui>, ActionForm(f): ActionForm) -> Result<Resp
     match result {
         Ok(done) => {
             let message = done.message.trim_end().to_owned();
-            Ok(Json(serde_json::json!({"message": message})).into_response())
+            // A new instance (start, retry of an archived one, poison into a new one): its page.
+            let created = done.created.map(|(w, i)| {
+                serde_json::json!({
+                    "workflow": w,
+                    "instance": i,
+                    "href": crate::workflow::links::jobs_href(&w, &i),
+                })
+            });
+            Ok(Json(serde_json::json!({"message": message, "created": created})).into_response())
         }
         Err(e) => {
             tracing::warn!(command = c.as_str(), error = %e, "ui action failed");

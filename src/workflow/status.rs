@@ -98,9 +98,16 @@ pub fn instance_status(
     aborted: bool,
     finished: bool,
 ) -> InstanceStatus {
+    // Its own start: executions copied from the instance it was retried from do not count.
     let start_time = jobs
         .iter()
-        .filter_map(|j| j.job.history.first().map(|r| r.start_time))
+        .filter_map(|j| {
+            j.job
+                .history
+                .iter()
+                .find(|r| r.instance == j.instance)
+                .map(|r| r.start_time)
+        })
         .reduce(f64::min);
     let open = jobs
         .iter()

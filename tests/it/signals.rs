@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use pinball::cli::util::UtilCommand;
 use pinball::config::Config;
+use pinball::master::MasterClient;
 use pinball::token::name::Level;
 use pinball::workflow::signal::{Action, Signals};
 use pinball::workflow::worker::{WorkerSettings, run_workers};
@@ -155,5 +156,84 @@ async fn a_workflow_level_abort_ends_its_running_instances_as_aborted() {
         "archived as aborted"
     );
     assert!(c.jobs("wa", &i).await["next"].job.history.is_empty());
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn signals_and_job_edits_refuse_an_archived_instance_and_leave_its_history() {
+    // The dashboard and the CLI could abort, drain, redo or disable an archived instance: it
+    // came back as RUNNING, then was archived again as ABORTED, its FAILURE gone.
+    let c = cluster(
+        "workflows:\n  done:\n    jobs:\n      a: {command: 'exit 3'}\n",
+        1,
+        0,
+    )
+    .await;
+    let i = c.start("done").await;
+    let before = c.archived("done", &i, secs(20)).await;
+    let run = |command, jobs: &'static [&'static str]| {
+        let mut args = util(command, Some("done"), Some(&i), jobs);
+        if command == UtilCommand::Redo {
+            args.execution = Some(0);
+        }
+        let (config, client) = (c.config(), c.client.clone());
+        async move { pinball::cli::util::run(&args, &config, &client).await }
+    };
+    for (command, jobs) in [
+        (UtilCommand::Abort, &[][..]),
+        (UtilCommand::Drain, &[][..]),
+        (UtilCommand::Exit, &[][..]),
+        (UtilCommand::Undrain, &[][..]),
+        (UtilCommand::Unabort, &[][..]),
+        (UtilCommand::Redo, &["a"][..]),
+        (UtilCommand::Disable, &["a"][..]),
+        (UtilCommand::Enable, &["a"][..]),
+    ] {
+        let e = run(command, jobs).await.expect_err("refused");
+        assert_eq!(e.status, 1, "{command:?}: {}", e.message);
+        assert!(
+            e.message.contains("has finished (FAILURE) and is archived")
+                && e.message
+                    .contains(&format!("pinball util -w done -i {i} retry")),
+            "{command:?} says why and what to do: {}",
+            e.message
+        );
+    }
+    assert!(
+        c.client
+            .query_prefix(&format!("/workflow/done/{i}/"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing of it is alive again"
+    );
+    let after = c.archived("done", &i, secs(5)).await;
+    assert_eq!(after, before, "its archived history is unchanged");
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_finished_instance_refuses_new_signals_until_it_is_archived() {
+    let c = cluster(
+        "workflows:\n  fin:\n    jobs:\n      a: {command: 'exit 3'}\n",
+        1,
+        3600,
+    )
+    .await;
+    let i = c.start("fin").await;
+    c.wait_finished("fin", &i, secs(20)).await;
+    let args = util(UtilCommand::Abort, Some("fin"), Some(&i), &[]);
+    let e = pinball::cli::util::run(&args, &c.config(), &c.client)
+        .await
+        .expect_err("refused");
+    assert!(
+        e.message.contains("has finished (FAILURE)"),
+        "{}",
+        e.message
+    );
+    let signals = Signals::read(&c.client, &Level::Instance(wf("fin"), inst(&i)))
+        .await
+        .unwrap();
+    assert!(signals.get(Action::ABORT).is_none(), "no ABORT was set");
     c.stop().await;
 }

@@ -52,6 +52,10 @@ struct InstancePageView {
     legend: Vec<(&'static str, &'static str)>,
     live: bool,
     signals: Vec<String>,
+    /// The actions that apply to this instance as it stands.
+    can: Can,
+    /// The instances its jobs' earlier executions ran in (it is a retry of them).
+    retried_from: Vec<String>,
     /// Jobs in the table (after the search), and in the instance.
     count: usize,
     total: usize,
@@ -64,6 +68,33 @@ struct InstancePageView {
     last: usize,
     prev: Option<usize>,
     next: Option<usize>,
+}
+
+/// The actions an instance offers: signals only while it runs (an archived instance's history
+/// cannot change), their removal while they are set, retry once it has ended, job edits while
+/// it is in the master; poison always (an archived one is copied).
+#[derive(Debug, Default, PartialEq)]
+struct Can {
+    drain: bool,
+    undrain: bool,
+    abort: bool,
+    unabort: bool,
+    retry: bool,
+    edit_jobs: bool,
+}
+
+impl Can {
+    fn of(live: bool, running: bool, signals: &[String]) -> Can {
+        let set = |a: Action| signals.iter().any(|s| s == a.as_str());
+        Can {
+            drain: live && running && !set(Action::DRAIN),
+            undrain: live && set(Action::DRAIN),
+            abort: live && running && !set(Action::ABORT),
+            unabort: live && set(Action::ABORT),
+            retry: !running || !live,
+            edit_jobs: live,
+        }
+    }
 }
 
 /// Jobs table rows per page: a browser lays out a 10,000-row table for seconds.
@@ -288,6 +319,36 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
         gantt: timeline(&inst, w, i, now),
         legend: LEGEND.iter().map(|s| (s.as_str(), s.colour())).collect(),
         live: inst.live,
+        can: Can::of(inst.live, running, &signals),
+        retried_from: inst
+            .jobs
+            .iter()
+            .flat_map(|jt| jt.job.history.iter().map(|r| r.instance.to_string()))
+            .filter(|from| from != i.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
         signals,
     })
+}
+
+#[cfg(test)]
+mod can_tests {
+    use super::*;
+
+    #[test]
+    fn an_archived_instance_offers_retry_and_no_signal() {
+        let archived = Can::of(false, false, &["ABORT".to_string()]);
+        assert_eq!(
+            archived,
+            Can {
+                retry: true,
+                ..Can::default()
+            }
+        );
+        let running = Can::of(true, true, &["DRAIN".to_string()]);
+        assert!(running.undrain && !running.drain && running.abort && !running.retry);
+        let finished = Can::of(true, false, &[]);
+        assert!(!finished.abort && !finished.drain && finished.retry && finished.edit_jobs);
+    }
 }
