@@ -160,7 +160,9 @@ function showSelection() {
   for (const n of $$("g.node", graph)) n.classList.toggle("selected", selected.has(n.dataset.job));
   const list = Array.from(selected).sort();
   const s = $("#selection");
-  if (s) s.textContent = list.length ? `Selected: ${list.join(", ")}` : "Click jobs in the graph to select them.";
+  if (s) s.textContent = list.length ? `Selected: ${list.join(", ")}` : "Click a job for its details; Ctrl-click (or Space) selects it.";
+  const pick = $("#job-panel [data-pick]");
+  if (pick) pick.textContent = selected.has(pick.dataset.pick) ? "Unselect" : "Select";
   for (const b of $$("button.action.jobs")) b.disabled = list.length === 0;
 }
 
@@ -186,13 +188,32 @@ if (graph) {
     const p = toPoint(e);
     zoom(e.deltaY > 0 ? 1.15 : 1 / 1.15, p.x, p.y);
   }, { passive: false });
+  const toggle = (job) => {
+    if (selected.has(job)) selected.delete(job); else selected.add(job);
+    showSelection();
+  };
   graph.addEventListener("click", (e) => {
     const n = e.target.closest("g.node");
     if (!n || moved) return;
-    const job = n.dataset.job;
-    if (selected.has(job)) selected.delete(job); else selected.add(job);
-    showSelection();
+    if (e.ctrlKey || e.metaKey || e.shiftKey) toggle(n.dataset.job); else openPanel(n.dataset.job);
   });
+  graph.addEventListener("keydown", (e) => {
+    const n = e.target.closest("g.node");
+    if (!n) return;
+    if (e.key === "Enter") { e.preventDefault(); openPanel(n.dataset.job); }
+    if (e.key === " ") { e.preventDefault(); toggle(n.dataset.job); }
+    if (e.key === "Escape") closePanel();
+  });
+  const panelBox = $("#job-panel");
+  if (panelBox) {
+    panelBox.addEventListener("click", (e) => {
+      const go = e.target.closest("[data-open]");
+      if (go) { e.preventDefault(); openPanel(go.dataset.open); const n = nodeOf(go.dataset.open); if (n) n.focus(); }
+      const pick = e.target.closest("[data-pick]");
+      if (pick) toggle(pick.dataset.pick);
+      if (e.target.closest("[data-close]")) closePanel();
+    });
+  }
   const menu = $("#graph-menu");
   let menuJob = null;
   graph.addEventListener("contextmenu", (e) => {
@@ -235,6 +256,60 @@ if (graph) {
     });
   }
   showSelection();
+}
+
+// ---- the job panel: a node's executions, logs, neighbours and selection -------------------
+function parents() {
+  const out = {};
+  for (const e of (graph.dataset.edges || "").split(";")) {
+    const [p, c] = e.split(">");
+    if (c) (out[c] = out[c] || []).push(p);
+  }
+  return out;
+}
+
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  for (const k of kids) e.append(k);
+  return e;
+}
+
+function closePanel() {
+  const p = $("#job-panel");
+  if (p) p.hidden = true;
+}
+
+async function openPanel(job) {
+  const box = $("#job-panel"), panel = $(".graph-panel[data-jobs-api]");
+  if (!box || !panel) return;
+  const scope = $(".actions[data-workflow]");
+  const w = scope.dataset.workflow, i = scope.dataset.instance;
+  const q = (n) => `workflow=${encodeURIComponent(w)}&instance=${encodeURIComponent(i)}&job=${encodeURIComponent(job)}` + (n === undefined ? "" : `&execution=${n}`);
+  const node = nodeOf(job);
+  box.replaceChildren(
+    el("h3", {}, el("a", { href: "/executions/?" + q() }, job), " ", el("span", { class: "status", "data-status": node ? node.dataset.status : "" }, node ? node.dataset.status : "")),
+    el("p", { class: "muted" }, "Loading its executions…"));
+  box.hidden = false;
+  let rows = [];
+  try {
+    const r = await fetch(`${panel.dataset.jobsApi}/${encodeURIComponent(job)}/executions`);
+    if (r.ok) rows = await r.json();
+  } catch (e) { /* shown as none */ }
+  const list = el("ol", { class: "executions", start: "0" });
+  for (const x of rows) {
+    const logs = ["stdout", "stderr", "pinlog"].map((k) => el("a", { href: `/file/?${q(x.execution)}&log_type=${k}` }, k));
+    const code = x.exit_code === null || x.exit_code === undefined ? "" : ` exit ${x.exit_code}`;
+    list.append(el("li", {}, el("a", { href: `/execution/?${q(x.execution)}` }, `#${x.execution} ${x.status}${code}`), " ", ...logs.flatMap((a) => [a, " "])));
+  }
+  const links = (jobs) => jobs.length ? jobs.flatMap((j) => [el("a", { href: "#", "data-open": j }, j), " "]) : ["none"];
+  box.replaceChildren(
+    el("h3", {}, el("a", { href: "/executions/?" + q() }, job), " ", el("span", { class: "status" }, node ? node.dataset.status : "")),
+    el("p", {}, "Upstream: ", ...links(parents()[job] || [])),
+    el("p", {}, "Downstream: ", ...links(children()[job] || [])),
+    rows.length ? list : el("p", { class: "muted" }, "Not run yet."),
+    el("p", {}, el("button", { type: "button", "data-pick": job }, selected.has(job) ? "Unselect" : "Select"), " for Poison, Disable or Enable · ",
+      el("button", { type: "button", "data-close": "1" }, "Close")));
 }
 
 // ---- the graph's colours, from the JSON read API ---------------------------------------------

@@ -28,6 +28,8 @@ pub struct OpenLog {
     pub kinds: Vec<String>,
     /// Why the log is incomplete, when the worker could not write all of it.
     pub trouble: Option<String>,
+    /// How the execution ended and how long it ran: `exit code 3 after 2m 5s`.
+    pub outcome: String,
 }
 
 /// The last bytes of a log, as text.
@@ -37,6 +39,20 @@ pub struct LogText {
     pub running: bool,
     pub kinds: Vec<String>,
     pub trouble: Option<String>,
+    pub outcome: String,
+}
+
+/// `exit code 3 after 2m 5s`, `running for 12s`, `lost after 40s: ...`.
+fn outcome(record: &crate::workflow::job::ExecutionRecord) -> String {
+    let ran = crate::clock::duration(
+        record.end_time.unwrap_or_else(crate::clock::now_f64) - record.start_time,
+    );
+    match (&record.lost, record.exit_code, record.end_time) {
+        (Some(why), _, _) => format!("lost after {ran}: {why}"),
+        (None, Some(code), _) => format!("exit code {code} after {ran}"),
+        (None, None, None) => format!("running for {ran}"),
+        (None, None, Some(_)) => format!("ended after {ran}, no exit code"),
+    }
 }
 
 pub async fn open_log(
@@ -93,6 +109,7 @@ pub async fn open_log(
         running,
         kinds,
         trouble: record.log_trouble.get(kind).cloned(),
+        outcome: outcome(record),
     })
 }
 
@@ -115,6 +132,7 @@ impl OpenLog {
             running: self.running,
             kinds: self.kinds,
             trouble: self.trouble,
+            outcome: self.outcome,
         }
     }
 

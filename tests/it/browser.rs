@@ -312,3 +312,124 @@ async fn an_archived_instance_keeps_its_history_and_retry_links_to_the_new_insta
     );
     b.screenshot("retried-new-instance").await;
 }
+
+#[tokio::test]
+async fn the_failure_comes_first_and_a_keyboard_alone_can_select_and_poison() {
+    let dir = tempfile::tempdir().unwrap();
+    let (master, ui) = (free_port(), free_port());
+    std::fs::write(
+        dir.path().join("workflows.yaml"),
+        "workflows:\n  etl:\n    jobs:\n      extract: {command: 'true'}\n      zz_transform: {command: 'echo first line >&2; echo the real cause >&2; exit 4', depends_on: [extract]}\n      load: {command: 'true', depends_on: [zz_transform]}\n      audit: {command: 'echo fine', depends_on: [extract]}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("pinball.yaml"),
+        format!(
+            "database_url: sqlite://pinball.db\nmaster_port: {master}\nui_port: {ui}\nworkers: 2\narchive_delay_sec: 600\nlocal_logs_dir_prefix: {}/logs/\nparser_params:\n  workflows_config: workflows.yaml\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let _all = spawn_pinball(&["-m", "all"], dir.path());
+    let root = format!("http://127.0.0.1:{ui}");
+    wait_until(LONG, "the UI serves the imported workflows", || async {
+        match reqwest::get(format!("{root}/api/v1/workflows")).await {
+            Ok(r) => r.text().await.is_ok_and(|t| t.contains("etl")),
+            Err(_) => false,
+        }
+    })
+    .await;
+    let i = start(dir.path(), "etl").await;
+    wait_until(LONG, "the instance ends", || async {
+        instance_row(&root, "etl", &i).await["status"] == "FAILURE"
+    })
+    .await;
+    let b = Browser::start().await;
+    b.goto(&format!("{root}/jobs/?workflow=etl&instance={i}"))
+        .await;
+    // What went wrong leads the page: the job, its exit code, attempts and its stderr's end.
+    let banner = b.wait_for(".failure-banner", LONG).await;
+    let said = b.text(&banner).await;
+    assert!(
+        said.contains("zz_transform failed: exit code 4, attempt 1"),
+        "{said}"
+    );
+    let tail = b.find(".failure-banner .stderr-tail").await.unwrap();
+    assert_eq!(b.text(&tail).await, "first line\nthe real cause");
+    // The failed job is first in the table, though its name sorts last.
+    let first_row = b.find("#jobs-table tbody tr").await.unwrap();
+    assert_eq!(
+        b.attribute(&first_row, "data-job").await.as_deref(),
+        Some("zz_transform")
+    );
+    b.screenshot("failure-first").await;
+
+    // A click opens the job's panel: its executions, logs and neighbours.
+    let node = b.find("#job-audit").await.unwrap();
+    b.click(&node).await;
+    b.wait_until(
+        "const p = document.getElementById('job-panel'); return !p.hidden && p.textContent.includes('#0 SUCCESS exit 0');",
+        LONG,
+        "the panel shows audit's execution",
+    )
+    .await;
+    let panel = b.find("#job-panel").await.unwrap();
+    let text = b.text(&panel).await;
+    assert!(text.contains("Upstream: extract"), "{text}");
+    assert!(text.contains("Downstream: none"), "{text}");
+    assert!(
+        b.find("#job-panel a[href*='log_type=stderr']")
+            .await
+            .is_some(),
+        "a link to its logs"
+    );
+    b.screenshot("job-panel").await;
+
+    // The keyboard alone: Tab to the failed node, Space selects it, Shift-Tab to Poison, Enter.
+    b.goto(&format!("{root}/jobs/?workflow=etl&instance={i}"))
+        .await;
+    b.wait_for("#graph", LONG).await;
+    b.tab_to(
+        "return document.activeElement && document.activeElement.dataset.job === 'zz_transform';",
+        false,
+        60,
+    )
+    .await;
+    b.press(" ", false).await;
+    b.wait_until(
+        "return document.getElementById('selection').textContent === 'Selected: zz_transform';",
+        LONG,
+        "Space selects the focused job",
+    )
+    .await;
+    b.tab_to(
+        "return document.activeElement && document.activeElement.dataset.command === 'poison';",
+        true,
+        60,
+    )
+    .await;
+    b.press("\u{E007}", false).await;
+    let question = b.accept_dialog().await;
+    assert!(
+        question.starts_with("Poison jobs zz_transform of workflow etl"),
+        "{question}"
+    );
+    b.wait_until(
+        "return document.getElementById('flash').textContent.startsWith('poisoned workflow etl');",
+        LONG,
+        "the poison is done",
+    )
+    .await;
+
+    // The log page says how the execution ended.
+    b.goto(&format!(
+        "{root}/file/?workflow=etl&instance={i}&job=zz_transform&execution=0&log_type=stderr"
+    ))
+    .await;
+    let outcome = b.wait_for("#log-outcome", LONG).await;
+    let outcome = b.text(&outcome).await;
+    assert!(
+        outcome.starts_with("Execution 0: exit code 4 after"),
+        "{outcome}"
+    );
+}

@@ -21,11 +21,23 @@ fn mailer(port: u16) -> Mailer {
     }
 }
 
-async fn wait_for_mails(smtp: &SmtpServer, n: usize, within: Duration) -> Vec<Mail> {
+/// Waits for `n` emails and for the outbox to be empty: every envelope of each delivered.
+async fn wait_for_mails(
+    c: &crate::helpers::Cluster,
+    smtp: &SmtpServer,
+    n: usize,
+    within: Duration,
+) -> Vec<Mail> {
+    use pinball::master::MasterClient;
     let started = Instant::now();
     loop {
         let mails = smtp.mails();
-        if mails.len() >= n {
+        let outbox = c
+            .client
+            .query_prefix(pinball::token::name::OUTBOX_PREFIX)
+            .await
+            .unwrap();
+        if mails.len() >= n && outbox.is_empty() {
             return mails;
         }
         assert!(
@@ -54,7 +66,7 @@ async fn final_failures_and_the_instance_end_are_emailed_to_the_right_people() {
     };
     let workers = tokio::spawn(run_workers(Arc::new(c.client.clone()), s, 3, stopped));
     let i = c.start("em").await;
-    let mails = wait_for_mails(&smtp, 4, Duration::from_secs(20)).await;
+    let mails = wait_for_mails(&c, &smtp, 4, Duration::from_secs(20)).await;
     // Stopped workers have sent every email they owed: nothing more can come.
     let _ = stop.send(true);
     workers.await.unwrap();
@@ -133,7 +145,7 @@ async fn the_workflows_addresses_hear_of_the_first_failure_even_when_it_ends_las
         jobs["ok"].job.history[0].end_time < jobs["bad"].job.history[0].end_time,
         "the failing job ended last"
     );
-    let failure = wait_for_mails(&smtp, 2, Duration::from_secs(20))
+    let failure = wait_for_mails(&c, &smtp, 2, Duration::from_secs(20))
         .await
         .into_iter()
         .find(|m| m.subject() == "Workflow last's job bad finished with exit code 3")
@@ -162,7 +174,7 @@ async fn a_job_past_its_warn_timeout_sends_one_warning() {
     };
     let workers = tokio::spawn(run_workers(Arc::new(c.client.clone()), s, 1, stopped));
     c.start("slow").await;
-    let mails = wait_for_mails(&smtp, 2, Duration::from_secs(20)).await;
+    let mails = wait_for_mails(&c, &smtp, 2, Duration::from_secs(20)).await;
     let warning: Vec<&Mail> = mails
         .iter()
         .filter(|m| m.subject() == "Workflow slow's job j exceeded timeout")

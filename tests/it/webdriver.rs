@@ -144,6 +144,43 @@ impl Browser {
             .await;
     }
 
+    /// Presses `keys` on the keyboard (WebDriver key actions, to whatever has the focus):
+    /// `"\u{E004}"` is Tab, `"\u{E007}"` Enter, `" "` Space; `shift` holds Shift meanwhile.
+    pub async fn press(&self, keys: &str, shift: bool) {
+        let mut actions = Vec::new();
+        if shift {
+            actions.push(json!({"type": "keyDown", "value": "\u{E008}"}));
+        }
+        for c in keys.chars() {
+            actions.push(json!({"type": "keyDown", "value": c.to_string()}));
+            actions.push(json!({"type": "keyUp", "value": c.to_string()}));
+        }
+        if shift {
+            actions.push(json!({"type": "keyUp", "value": "\u{E008}"}));
+        }
+        self.post(
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}),
+        )
+        .await;
+    }
+
+    /// Presses Tab (Shift-Tab with `back`) until `script` is true of the focused element
+    /// (`document.activeElement`), at most `limit` times.
+    pub async fn tab_to(&self, script: &str, back: bool, limit: usize) {
+        for _ in 0..limit {
+            if self.execute(script).await == Value::Bool(true) {
+                return;
+            }
+            self.press("\u{E004}", back).await;
+        }
+        assert_eq!(
+            self.execute(script).await,
+            Value::Bool(true),
+            "the keyboard never reached it: {script}"
+        );
+    }
+
     /// The cookies the browser holds for the current page, as WebDriver describes them
     /// (`name`, `value`, `httpOnly`, `sameSite`, `secure`, `expiry`).
     pub async fn cookies(&self) -> Vec<Value> {

@@ -132,8 +132,9 @@ fn write_node(out: &mut String, (cx, y, w): (f64, f64, f64), node: &GraphNode) {
     let fill = node.status.colour();
     let _ = write!(
         out,
-        r#"<g class="node{}" id="job-{name}" data-job="{name}" data-status="{}">"#,
+        r#"<g class="node{}" id="job-{name}" data-job="{name}" data-status="{}" tabindex="0" role="button" aria-label="{name}: {}">"#,
         if node.condition { " condition" } else { "" },
+        node.status.as_str(),
         node.status.as_str()
     );
     let (x, cx, y, w) = (px(cx - w / 2.0), px(cx), px(y), px(w));

@@ -30,6 +30,8 @@ struct FilePage {
     running: bool,
     /// Why the log is incomplete (the worker could not write it all).
     trouble: Option<String>,
+    /// The execution's exit code and run time.
+    outcome: String,
     api: String,
     kinds: Vec<(String, String)>,
 }
@@ -63,6 +65,7 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
         size: log.size,
         running: log.running,
         trouble: log.trouble,
+        outcome: log.outcome,
         api: log_url(w, i, job, n, kind),
         kinds,
     })

@@ -11,7 +11,7 @@ use crate::token::name::{InstanceId, Level, Name, WorkflowName};
 use crate::ui::Ui;
 use crate::ui::data::{Instance, depends_on, execution_status};
 use crate::ui::error::{PageError, PageQuery, QueryIn, UiError};
-use crate::ui::format::run_time;
+use crate::ui::format::{run_secs, run_time};
 use crate::ui::{gantt, graph};
 use crate::workflow::instance::JobToken;
 use crate::workflow::signal::Action;
@@ -31,8 +31,101 @@ pub struct JobView {
     pub last_start: When,
     pub last_end: When,
     pub run_time: String,
+    /// The run time in seconds: what the column sorts by.
+    pub run_secs: String,
     pub attempts: usize,
     pub depends_on: String,
+}
+
+/// What went wrong, at the top of the instance page: the instance's first failed job (by
+/// when its last run ended), its exit code, attempts and the end of its stderr.
+pub struct FailureView {
+    pub job: String,
+    pub href: String,
+    pub exit_code: String,
+    pub attempts: usize,
+    pub ended: When,
+    /// The last lines of its stderr (or why they cannot be shown).
+    pub tail: String,
+    pub stderr_href: Option<String>,
+    pub stdout_href: Option<String>,
+    /// Further failed jobs.
+    pub others: usize,
+}
+
+/// Lines of stderr the failure banner shows, from at most this many bytes.
+const TAIL_LINES: usize = 20;
+const TAIL_BYTES: u64 = 8 * 1024;
+
+/// Failed first, then running, pending, and the rest; by name within each.
+fn table_rank(s: Status) -> u8 {
+    match s {
+        Status::FAILURE | Status::ABORTED => 0,
+        Status::RUNNING => 1,
+        Status::PENDING => 2,
+        _ => 3,
+    }
+}
+
+async fn failure_view(
+    ui: &Ui,
+    inst: &Instance,
+    w: &WorkflowName,
+    i: &InstanceId,
+    now: f64,
+) -> Option<FailureView> {
+    let failed: Vec<&JobToken> = inst
+        .jobs
+        .iter()
+        .filter(|jt| job_status(jt) == Status::FAILURE)
+        .collect();
+    let first = failed.iter().min_by(|a, b| {
+        let end = |jt: &JobToken| {
+            jt.job
+                .history
+                .last()
+                .and_then(|r| r.end_time)
+                .unwrap_or(f64::MAX)
+        };
+        end(a).total_cmp(&end(b))
+    })?;
+    let n = first.job.history.len().checked_sub(1)?;
+    let record = &first.job.history[n];
+    let job = &first.job.name;
+    let has = |kind: &str| {
+        record
+            .logs
+            .contains_key(kind)
+            .then(|| super::file_href(w, i, job, n, kind))
+    };
+    let tail = match crate::ui::logs::open_log(ui, (w, i, job), n, "stderr").await {
+        Ok(log) => {
+            let text = log.tail(TAIL_BYTES).await.text;
+            let lines: Vec<&str> = text.lines().collect();
+            let shown = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n");
+            if shown.trim().is_empty() {
+                "(its stderr is empty)".to_owned()
+            } else {
+                shown
+            }
+        }
+        Err(e) => format!("(its stderr cannot be shown: {e})"),
+    };
+    Some(FailureView {
+        job: job.to_string(),
+        href: execution_href(w, i, job, n),
+        exit_code: match (&record.lost, record.exit_code) {
+            (Some(why), _) => format!("none (lost: {why})"),
+            (None, Some(c)) => c.to_string(),
+            (None, None) => "none".to_owned(),
+        },
+        attempts: first.job.history.len(),
+        ended: when(record.end_time, now),
+        tail,
+        stderr_href: has("stderr"),
+        stdout_href: has("stdout"),
+        others: failed.len() - 1,
+    })
 }
 
 #[derive(Template)]
@@ -54,6 +147,8 @@ struct InstancePageView {
     signals: Vec<String>,
     /// The actions that apply to this instance as it stands.
     can: Can,
+    /// What went wrong, when a job failed.
+    failure: Option<FailureView>,
     /// The instances its jobs' earlier executions ran in (it is a retry of them).
     retried_from: Vec<String>,
     /// Jobs in the table (after the search), and in the instance.
@@ -236,6 +331,9 @@ fn job_view(jt: &JobToken, running: bool, span: (f64, f64), now: f64) -> JobView
         run_time: last.map_or_else(String::new, |r| {
             run_time(Some(r.start_time), r.end_time, now)
         }),
+        run_secs: last.map_or_else(String::new, |r| {
+            run_secs(Some(r.start_time), r.end_time, now)
+        }),
         attempts: jt.job.history.len(),
         depends_on: depends_on(jt).join(", "),
     }
@@ -243,14 +341,17 @@ fn job_view(jt: &JobToken, running: bool, span: (f64, f64), now: f64) -> JobView
 
 /// The jobs that match the table's search (a name part, or a status), across all pages.
 fn matching<'a>(inst: &'a Instance, q: &str) -> Vec<&'a JobToken> {
-    inst.jobs
+    let mut found: Vec<&JobToken> = inst
+        .jobs
         .iter()
         .filter(|jt| {
             q.is_empty()
                 || jt.job.name.contains(q)
                 || job_status(jt).as_str().eq_ignore_ascii_case(q)
         })
-        .collect()
+        .collect();
+    found.sort_by_key(|jt| (table_rank(job_status(jt)), jt.job.name.as_str()));
+    found
 }
 
 pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>) -> PageResult {
@@ -320,6 +421,7 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
         legend: LEGEND.iter().map(|s| (s.as_str(), s.colour())).collect(),
         live: inst.live,
         can: Can::of(inst.live, running, &signals),
+        failure: failure_view(&ui, &inst, w, i, now).await,
         retried_from: inst
             .jobs
             .iter()
