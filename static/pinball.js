@@ -313,9 +313,13 @@ async function openPanel(job) {
 }
 
 // ---- the graph's colours, from the JSON read API ---------------------------------------------
-const COLOURS = {
-  NEVER_RUN: "#dddddd", PENDING: "#ffcc00", RUNNING: "#66ccff", SUCCESS: "#89e894",
-  FAILURE: "#ff3333", ABORTED: "#ff3333", DISABLED: "#ffffff", UNKNOWN: "#000000",
+// Each state's fill, icon and words: the server's palette (workflow::status::Look).
+const LOOKS = {
+  NEVER_RUN: ["#e4e4e4", "○", "never run"], PENDING: ["#f0e442", "◔", "pending"],
+  WAITING_RETRY: ["#f5c77e", "↻", "waiting to retry"], POLLING: ["#bfe1f5", "◎", "polling its condition"],
+  RUNNING: ["#56b4e9", "▶", "running"], SUCCESS: ["#009e73", "✓", "success"], FAILURE: ["#d55e00", "✗", "failure"],
+  KILLED: ["#e69f00", "⚡", "killed"], ABORTED: ["#cc79a7", "■", "aborted"], DISABLED: ["#ffffff", "⊘", "disabled"],
+  UNKNOWN: ["#b0b0b0", "?", "unknown"],
 };
 
 async function refreshGraph() {
@@ -323,16 +327,17 @@ async function refreshGraph() {
   if (!graph || !panel) return;
   const r = await fetch(panel.dataset.jobsApi);
   if (!r.ok) return;
-  const running = $("#instance-status") && $("#instance-status").textContent === "RUNNING";
   for (const j of await r.json()) {
     const n = nodeOf(j.job);
     if (!n) continue;
-    let status = j.status;
-    if (status === "FAILURE" && running && n.classList.contains("condition")) status = "PENDING";
+    const status = j.state || j.status;
     if (n.dataset.status !== status) {
+      const [fill, icon, words] = LOOKS[status] || LOOKS.UNKNOWN;
       n.dataset.status = status;
-      $(".shape", n).setAttribute("fill", COLOURS[status] || "#000000");
-      $("title", n).textContent = `${j.job}: ${status}`;
+      $(".shape", n).setAttribute("fill", fill);
+      $(".icon", n).textContent = icon;
+      $("title", n).textContent = `${j.job}: ${words}`;
+      n.setAttribute("aria-label", `${j.job}: ${words}`);
     }
   }
 }

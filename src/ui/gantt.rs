@@ -114,7 +114,7 @@ mod tests {
         let late = s.find("late #0").unwrap();
         assert!(early < late, "rows are in start order");
         // The running bar spans the whole chart (until now), the failed one its second half.
-        assert!(s.contains(r##"fill="#66ccff" x="220" y="24" width="900""##));
-        assert!(s.contains(r##"fill="#ff3333" x="670" y="42" width="450""##));
+        assert!(s.contains(r##"fill="#56b4e9" x="220" y="24" width="900""##));
+        assert!(s.contains(r##"fill="#d55e00" x="670" y="42" width="450""##));
     }
 }

@@ -55,6 +55,10 @@ pub struct ExecutionRecord {
     /// them (a full disk). The job ran on; its outcome is its own exit code.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub log_trouble: BTreeMap<String, String>,
+    /// Set when the command was killed rather than ending by itself: by an abort of its
+    /// instance, or past its `abort_timeout_sec`. Says which.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub killed: Option<String>,
 }
 
 impl ExecutionRecord {
@@ -73,6 +77,7 @@ impl ExecutionRecord {
             logs: BTreeMap::new(),
             lost: None,
             log_trouble: BTreeMap::new(),
+            killed: None,
         }
     }
 

@@ -52,16 +52,153 @@ impl Status {
     }
 
     /// The graph colour, as in the original.
+    /// The status's fill, from the palette of [`Look`].
+    pub fn colour(self) -> &'static str {
+        Look::from(self).colour()
+    }
+}
+
+/// How a job, an execution or an instance looks in the dashboard: a status, refined where the
+/// status alone misleads (a job waiting for its retry, a condition between polls, a run killed
+/// by an abort), each with its own colour, icon and words. The palette is Okabe and Ito's,
+/// which colour-blind readers tell apart, with fills that differ in lightness too; dark text
+/// on every fill meets WCAG AA (4.5:1). The read API's `status` stays CONTRACT §5's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[allow(non_camel_case_types)]
+pub enum Look {
+    NEVER_RUN,
+    PENDING,
+    WAITING_RETRY,
+    POLLING,
+    RUNNING,
+    SUCCESS,
+    FAILURE,
+    KILLED,
+    ABORTED,
+    DISABLED,
+    UNKNOWN,
+}
+
+impl From<Status> for Look {
+    fn from(s: Status) -> Look {
+        match s {
+            Status::RUNNING => Look::RUNNING,
+            Status::SUCCESS => Look::SUCCESS,
+            Status::FAILURE => Look::FAILURE,
+            Status::ABORTED => Look::ABORTED,
+            Status::NEVER_RUN => Look::NEVER_RUN,
+            Status::PENDING => Look::PENDING,
+            Status::DISABLED => Look::DISABLED,
+            Status::UNKNOWN => Look::UNKNOWN,
+        }
+    }
+}
+
+impl Look {
+    pub const ALL: [Look; 11] = [
+        Look::NEVER_RUN,
+        Look::PENDING,
+        Look::WAITING_RETRY,
+        Look::POLLING,
+        Look::RUNNING,
+        Look::SUCCESS,
+        Look::FAILURE,
+        Look::KILLED,
+        Look::ABORTED,
+        Look::DISABLED,
+        Look::UNKNOWN,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Look::NEVER_RUN => "NEVER_RUN",
+            Look::PENDING => "PENDING",
+            Look::WAITING_RETRY => "WAITING_RETRY",
+            Look::POLLING => "POLLING",
+            Look::RUNNING => "RUNNING",
+            Look::SUCCESS => "SUCCESS",
+            Look::FAILURE => "FAILURE",
+            Look::KILLED => "KILLED",
+            Look::ABORTED => "ABORTED",
+            Look::DISABLED => "DISABLED",
+            Look::UNKNOWN => "UNKNOWN",
+        }
+    }
+
+    /// In words, for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Look::NEVER_RUN => "never run",
+            Look::PENDING => "pending",
+            Look::WAITING_RETRY => "waiting to retry",
+            Look::POLLING => "polling its condition",
+            Look::RUNNING => "running",
+            Look::SUCCESS => "success",
+            Look::FAILURE => "failure",
+            Look::KILLED => "killed",
+            Look::ABORTED => "aborted",
+            Look::DISABLED => "disabled",
+            Look::UNKNOWN => "unknown",
+        }
+    }
+
+    /// Shown beside the colour, so no state is told by colour alone.
+    pub fn icon(self) -> &'static str {
+        match self {
+            Look::NEVER_RUN => "○",
+            Look::PENDING => "◔",
+            Look::WAITING_RETRY => "↻",
+            Look::POLLING => "◎",
+            Look::RUNNING => "▶",
+            Look::SUCCESS => "✓",
+            Look::FAILURE => "✗",
+            Look::KILLED => "⚡",
+            Look::ABORTED => "■",
+            Look::DISABLED => "⊘",
+            Look::UNKNOWN => "?",
+        }
+    }
+
     pub fn colour(self) -> &'static str {
         match self {
-            Status::UNKNOWN => "#000000",
-            Status::NEVER_RUN => "#dddddd",
-            Status::RUNNING => "#66ccff",
-            Status::FAILURE | Status::ABORTED => "#ff3333",
-            Status::SUCCESS => "#89e894",
-            Status::DISABLED => "#ffffff",
-            Status::PENDING => "#ffcc00",
+            Look::NEVER_RUN => "#e4e4e4",
+            Look::PENDING => "#f0e442",
+            Look::WAITING_RETRY => "#f5c77e",
+            Look::POLLING => "#bfe1f5",
+            Look::RUNNING => "#56b4e9",
+            Look::SUCCESS => "#009e73",
+            Look::FAILURE => "#d55e00",
+            Look::KILLED => "#e69f00",
+            Look::ABORTED => "#cc79a7",
+            Look::DISABLED => "#ffffff",
+            Look::UNKNOWN => "#b0b0b0",
         }
+    }
+}
+
+/// How a job looks: its status, a runnable job whose last run failed shown as waiting for its
+/// retry (a condition: polling), and a failure whose command was killed shown as killed.
+pub fn job_look(jt: &JobToken) -> Look {
+    let status = job_status(jt);
+    let last = jt.job.history.last();
+    match (status, last) {
+        (Status::PENDING, Some(r)) if r.end_time.is_some() && !r.succeeded() => {
+            if jt.job.is_condition() {
+                Look::POLLING
+            } else {
+                Look::WAITING_RETRY
+            }
+        }
+        (Status::FAILURE, Some(r)) if r.killed.is_some() => Look::KILLED,
+        (s, _) => Look::from(s),
+    }
+}
+
+/// Attempts a job made: its executions, except that a condition's polls are one attempt.
+pub fn attempts(jt: &JobToken) -> usize {
+    match (jt.job.is_condition(), jt.job.history.len()) {
+        (true, n) => n.min(1),
+        (false, n) => n,
     }
 }
 
@@ -75,6 +212,8 @@ pub fn job_status(jt: &JobToken) -> Status {
         None if jt.job.disabled => Status::DISABLED,
         None => Status::NEVER_RUN,
         Some(r) if jt.state == JobState::Runnable && r.end_time.is_none() => Status::RUNNING,
+        // Runnable again after a run (a retry waiting for its delay, a redo): not started yet.
+        Some(_) if jt.state == JobState::Runnable && !jt.job.disabled => Status::PENDING,
         Some(_) if jt.job.disabled => Status::DISABLED,
         Some(r) if !r.succeeded() => Status::FAILURE,
         Some(_) => Status::SUCCESS,
@@ -254,11 +393,19 @@ mod tests {
             job_status(&job(JobState::Runnable, false, &[(1.0, None, 0)])),
             Status::RUNNING
         );
-        assert_eq!(
-            job_status(&job(JobState::Runnable, false, &[(1.0, Some(2.0), 1)])),
-            Status::FAILURE,
-            "awaiting a retry shows FAILURE"
-        );
+        // Waiting for its retry: not a failure (it showed red FAILURE), pending, and it looks
+        // like a retry on its way; a condition between polls looks like polling.
+        let retrying = job(JobState::Runnable, false, &[(1.0, Some(2.0), 1)]);
+        assert_eq!(job_status(&retrying), Status::PENDING);
+        assert_eq!(job_look(&retrying), Look::WAITING_RETRY);
+        let mut polling = retrying.clone();
+        polling.job.job_type = crate::workflow::job::JobType::ShellConditionJob;
+        assert_eq!(job_look(&polling), Look::POLLING);
+        assert_eq!(attempts(&polling), 1, "polls are not attempts");
+        let mut killed = job(JobState::Waiting, false, &[(1.0, Some(2.0), -9)]);
+        killed.job.history[0].killed = Some("by an abort of its instance".into());
+        assert_eq!(job_status(&killed), Status::FAILURE);
+        assert_eq!(job_look(&killed), Look::KILLED);
         assert_eq!(
             job_status(&job(JobState::Waiting, true, &[(1.0, Some(1.0), 0)])),
             Status::DISABLED
@@ -327,10 +474,33 @@ mod tests {
     }
 
     #[test]
-    fn colours_are_the_originals() {
-        assert_eq!(Status::RUNNING.colour(), "#66ccff");
-        assert_eq!(Status::FAILURE.colour(), "#ff3333");
-        assert_eq!(Status::SUCCESS.colour(), "#89e894");
-        assert_eq!(Status::PENDING.colour(), "#ffcc00");
+    fn every_look_has_its_own_colour_and_icon_and_dark_text_reads_on_it() {
+        let colours: std::collections::BTreeSet<_> = Look::ALL.iter().map(|l| l.colour()).collect();
+        let icons: std::collections::BTreeSet<_> = Look::ALL.iter().map(|l| l.icon()).collect();
+        assert_eq!(colours.len(), Look::ALL.len());
+        assert_eq!(icons.len(), Look::ALL.len());
+        let luminance = |hex: &str| {
+            let c = |i: usize| {
+                let v = u8::from_str_radix(&hex[i..i + 2], 16).unwrap() as f64 / 255.0;
+                if v <= 0.04045 {
+                    v / 12.92
+                } else {
+                    ((v + 0.055) / 1.055).powf(2.4)
+                }
+            };
+            0.2126 * c(1) + 0.7152 * c(3) + 0.0722 * c(5)
+        };
+        let text = luminance("#111111");
+        for l in Look::ALL {
+            let ratio = (luminance(l.colour()) + 0.05) / (text + 0.05);
+            assert!(ratio >= 4.5, "{l:?}: {ratio:.2}");
+        }
+        // States told apart by lightness as well as hue (the old SUCCESS and PENDING were 1.01).
+        let contrast = |a: Look, b: Look| {
+            let (x, y) = (luminance(a.colour()), luminance(b.colour()));
+            (x.max(y) + 0.05) / (x.min(y) + 0.05)
+        };
+        assert!(contrast(Look::SUCCESS, Look::PENDING) > 2.0);
+        assert!(contrast(Look::RUNNING, Look::POLLING) > 1.5);
     }
 }

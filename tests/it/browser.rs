@@ -98,7 +98,7 @@ async fn an_operator_runs_pinball_from_the_browser() {
     let first = b.find("#job-first .shape").await.unwrap();
     assert_eq!(
         b.attribute(&first, "fill").await.as_deref(),
-        Some("#66ccff")
+        Some("#56b4e9")
     );
     b.screenshot("instance-running").await;
     // The page follows the run by itself: colours change without a reload.
@@ -107,7 +107,7 @@ async fn an_operator_runs_pinball_from_the_browser() {
     let second = b.find("#job-second .shape").await.unwrap();
     assert_eq!(
         b.attribute(&second, "fill").await.as_deref(),
-        Some("#89e894")
+        Some("#009e73")
     );
     assert_eq!(
         b.execute("return window.notReloaded === true;").await,
@@ -432,4 +432,114 @@ async fn the_failure_comes_first_and_a_keyboard_alone_can_select_and_poison() {
         outcome.starts_with("Execution 0: exit code 4 after"),
         "{outcome}"
     );
+}
+
+#[tokio::test]
+async fn waiting_to_retry_polling_killed_and_aborted_each_look_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (master, ui) = (free_port(), free_port());
+    std::fs::write(
+        dir.path().join("workflows.yaml"),
+        "workflows:\n  states:\n    jobs:\n      flaky: {command: 'exit 1', max_attempts: 3, retry_delay_sec: 600}\n      gate: {condition: true, command: 'false', retry_delay_sec: 600}\n  long:\n    jobs:\n      wait: {command: 'sleep 120'}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("pinball.yaml"),
+        format!(
+            "database_url: sqlite://pinball.db\nmaster_port: {master}\nui_port: {ui}\nworkers: 3\narchive_delay_sec: 600\nlocal_logs_dir_prefix: {}/logs/\nparser_params:\n  workflows_config: workflows.yaml\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let _all = spawn_pinball(&["-m", "all"], dir.path());
+    let root = format!("http://127.0.0.1:{ui}");
+    wait_until(LONG, "the UI serves the imported workflows", || async {
+        match reqwest::get(format!("{root}/api/v1/workflows")).await {
+            Ok(r) => r.text().await.is_ok_and(|t| t.contains("states")),
+            Err(_) => false,
+        }
+    })
+    .await;
+    let i = start(dir.path(), "states").await;
+    let long = start(dir.path(), "long").await;
+    let b = Browser::start().await;
+    b.goto(&format!("{root}/jobs/?workflow=states&instance={i}"))
+        .await;
+    b.wait_until(
+        &node_is("flaky", "WAITING_RETRY"),
+        LONG,
+        "flaky waits for its retry",
+    )
+    .await;
+    b.wait_until(&node_is("gate", "POLLING"), LONG, "gate polls")
+        .await;
+    let fill = |job: &str| {
+        format!("return document.querySelector('#job-{job} .shape').getAttribute('fill');")
+    };
+    let icon =
+        |job: &str| format!("return document.querySelector('#job-{job} .icon').textContent;");
+    let (flaky_fill, gate_fill) = (
+        b.execute(&fill("flaky")).await,
+        b.execute(&fill("gate")).await,
+    );
+    assert_ne!(flaky_fill, gate_fill);
+    assert_eq!(b.execute(&icon("flaky")).await, "↻");
+    assert_eq!(b.execute(&icon("gate")).await, "◎");
+    // The table says the same, and a condition's polls are not attempts.
+    b.goto(&format!("{root}/jobs/?workflow=states&instance={i}"))
+        .await;
+    let badge = b.wait_for("tr[data-job=flaky] .status", LONG).await;
+    assert_eq!(
+        b.attribute(&badge, "data-state").await.as_deref(),
+        Some("WAITING_RETRY")
+    );
+    let gate_row = b.find("tr[data-job=gate]").await.unwrap();
+    assert!(b.text(&gate_row).await.contains("POLLING"));
+    b.screenshot("states-waiting").await;
+
+    // Killed by an abort, in an ABORTED instance: neither looks like a failure.
+    b.goto(&format!("{root}/jobs/?workflow=long&instance={long}"))
+        .await;
+    b.wait_until(&node_is("wait", "RUNNING"), LONG, "wait runs")
+        .await;
+    let out = pinball_out(
+        &["util", "-f", "-w", "long", "-i", &long, "abort"],
+        dir.path(),
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    b.wait_until(&node_is("wait", "KILLED"), LONG, "wait is shown killed")
+        .await;
+    b.wait_until(
+        "return document.getElementById('instance-status').textContent === 'ABORTED';",
+        LONG,
+        "the instance ends ABORTED",
+    )
+    .await;
+    b.goto(&format!("{root}/jobs/?workflow=long&instance={long}"))
+        .await;
+    let status = b.wait_for("#instance-status", LONG).await;
+    let aborted = b.attribute(&status, "style").await.unwrap();
+    let banner = b.wait_for(".failure-banner h2", LONG).await;
+    assert!(
+        b.text(&banner)
+            .await
+            .contains("wait was killed (by an abort of its instance)"),
+        "the banner says how it ended"
+    );
+    assert_eq!(b.execute(&icon("wait")).await, "⚡");
+    assert_ne!(
+        b.execute(&fill("wait")).await,
+        "#d55e00",
+        "killed is not failure's colour"
+    );
+    assert!(
+        !aborted.contains("#d55e00"),
+        "ABORTED is not FAILURE's colour: {aborted}"
+    );
+    b.screenshot("states-killed-aborted").await;
 }

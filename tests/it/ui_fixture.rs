@@ -46,6 +46,7 @@ fn fixture_job(w: usize, i: usize, job: &str, base: f64) -> Token {
             logs: Default::default(),
             lost: None,
             log_trouble: Default::default(),
+            killed: None,
         })
         .collect();
     Token::new(&jt.token.name, Some(jt.job.to_data()))

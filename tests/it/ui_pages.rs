@@ -99,7 +99,7 @@ async fn pages_show_live_and_archived_instances_with_their_statuses() {
     // table with progress bars, the timeline with both attempts of the failed job.
     let (_, html) = page(format!("{ui}/jobs/?workflow=good&instance={good}")).await;
     assert!(
-        html.contains(r##"data-job="a" data-status="SUCCESS"><rect class="shape" fill="#89e894""##)
+        html.contains(r##"data-job="a" data-status="SUCCESS" tabindex="0" role="button" aria-label="a: success"><rect class="shape" fill="#009e73""##)
     );
     assert!(html.contains(r#"class="node condition" id="job-c""#));
     assert!(html.contains(r#"<path class="edge" id="a/b""#));
@@ -115,7 +115,7 @@ async fn pages_show_live_and_archived_instances_with_their_statuses() {
     assert!(html.contains("<tr data-job=\"x\">"));
     let (_, html) = page(format!("{ui}/jobs/?workflow=bad&instance={bad}")).await;
     assert!(
-        html.contains(r##"data-job="x" data-status="FAILURE"><rect class="shape" fill="#ff3333""##)
+        html.contains(r##"data-job="x" data-status="FAILURE" tabindex="0" role="button" aria-label="x: failure"><rect class="shape" fill="#d55e00""##)
     );
     assert!(html.contains(">x #0</text>") && html.contains(">x #1</text>"));
     // `latest` goes to the newest instance.

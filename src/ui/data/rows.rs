@@ -10,7 +10,9 @@ use crate::token::Token;
 use crate::token::name::{self, InstanceId, JobName, JobState, Level, Name, WorkflowName};
 use crate::workflow::instance::JobToken;
 use crate::workflow::signal::{Action, Signal};
-use crate::workflow::status::{InstanceStatus, Status, instance_status, job_status};
+use crate::workflow::status::{
+    InstanceStatus, Look, Status, attempts, instance_status, job_look, job_status,
+};
 
 /// One instance's tokens and where they live.
 #[derive(Debug, Default)]
@@ -87,9 +89,14 @@ pub struct InstancePage {
 pub struct JobRow {
     pub job: JobName,
     pub status: Status,
+    /// The status as the dashboard shows it: also `WAITING_RETRY`, `POLLING`, `KILLED`.
+    pub state: Look,
     pub last_start_time: Option<f64>,
     pub last_end_time: Option<f64>,
+    /// Executions, except that a condition's polls count as one attempt.
     pub attempts: usize,
+    /// Every execution (a condition's polls included).
+    pub executions: usize,
     pub depends_on: Vec<JobName>,
 }
 
@@ -98,6 +105,8 @@ pub struct ExecutionRow {
     pub instance: InstanceId,
     pub execution: usize,
     pub status: Status,
+    /// As the dashboard shows it: also `KILLED` (by an abort or a timeout).
+    pub state: Look,
     pub exit_code: Option<i32>,
     pub cleanup_exit_code: Option<i32>,
     /// Why the execution was lost with its worker (it is not counted as an attempt).
@@ -177,14 +186,24 @@ pub fn execution_status(jt: &JobToken, n: usize) -> Status {
     }
 }
 
+/// How one execution looks: its status, or killed.
+pub fn execution_look(jt: &JobToken, n: usize) -> Look {
+    match execution_status(jt, n) {
+        Status::FAILURE if jt.job.history[n].killed.is_some() => Look::KILLED,
+        s => Look::from(s),
+    }
+}
+
 pub fn job_row(jt: &JobToken) -> JobRow {
     let last = jt.job.history.last();
     JobRow {
         job: jt.job.name.clone(),
         status: job_status(jt),
+        state: job_look(jt),
         last_start_time: last.map(|r| r.start_time),
         last_end_time: last.and_then(|r| r.end_time),
-        attempts: jt.job.history.len(),
+        attempts: attempts(jt),
+        executions: jt.job.history.len(),
         depends_on: depends_on(jt),
     }
 }
@@ -212,6 +231,7 @@ pub(super) fn execution_rows(jt: &JobToken) -> Vec<ExecutionRow> {
             instance: r.instance.clone(),
             execution: n,
             status: execution_status(jt, n),
+            state: execution_look(jt, n),
             exit_code: r.exit_code,
             cleanup_exit_code: r.cleanup_exit_code,
             lost: r.lost.clone(),

@@ -9,12 +9,12 @@ use std::fmt::Write;
 
 pub use layout::{Layout, layout};
 
-use crate::workflow::status::Status;
+use crate::workflow::status::Look;
 
 pub struct GraphNode {
     pub name: String,
     pub depends_on: Vec<String>,
-    pub status: Status,
+    pub status: Look,
     pub condition: bool,
 }
 
@@ -135,7 +135,7 @@ fn write_node(out: &mut String, (cx, y, w): (f64, f64, f64), node: &GraphNode) {
         r#"<g class="node{}" id="job-{name}" data-job="{name}" data-status="{}" tabindex="0" role="button" aria-label="{name}: {}">"#,
         if node.condition { " condition" } else { "" },
         node.status.as_str(),
-        node.status.as_str()
+        node.status.label()
     );
     let (x, cx, y, w) = (px(cx - w / 2.0), px(cx), px(y), px(w));
     if node.condition {
@@ -161,9 +161,10 @@ fn write_node(out: &mut String, (cx, y, w): (f64, f64, f64), node: &GraphNode) {
     }
     let _ = write!(
         out,
-        r#"<text x="{cx}" y="{}">{name}</text><title>{name}: {}</title></g>"#,
+        r#"<text x="{cx}" y="{}"><tspan class="icon">{}</tspan> {name}</text><title>{name}: {}</title></g>"#,
         y + NODE_H as i64 / 2 + 5,
-        node.status.as_str()
+        node.status.icon(),
+        node.status.label()
     );
 }
 
@@ -180,7 +181,7 @@ mod tests {
         GraphNode {
             name: name.into(),
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
-            status: Status::NEVER_RUN,
+            status: Look::NEVER_RUN,
             condition: false,
         }
     }
@@ -204,11 +205,11 @@ mod tests {
     #[test]
     fn the_svg_names_every_node_and_edge_and_colours_by_status() {
         let mut nodes = vec![node("a", &[]), node("b<x>", &["a"])];
-        nodes[0].status = Status::FAILURE;
+        nodes[0].status = Look::FAILURE;
         nodes[1].condition = true;
         let s = svg(&nodes);
         assert!(s.contains(
-            r##"id="job-a" data-job="a" data-status="FAILURE"><rect class="shape" fill="#ff3333""##
+            r##"id="job-a" data-job="a" data-status="FAILURE" tabindex="0" role="button" aria-label="a: failure"><rect class="shape" fill="#d55e00""##
         ));
         assert!(s.contains(r#"id="a/b&#60;x&#62;""#));
         assert!(s.contains(r#"class="node condition" id="job-b&#60;x&#62;""#));
@@ -265,5 +266,25 @@ mod tests {
         assert_eq!(l.boxes[1].1, l.boxes[50].1);
         assert!(l.boxes[51].1 > l.boxes[1].1);
         assert!(l.width > 50.0 * 70.0);
+    }
+}
+
+#[cfg(test)]
+mod palette_tests {
+    use crate::workflow::status::Look;
+
+    #[test]
+    fn the_pages_script_knows_every_look_as_the_server_draws_it() {
+        let js = include_str!("../../../static/pinball.js");
+        for l in Look::ALL {
+            let entry = format!(
+                "{}: [\"{}\", \"{}\", \"{}\"]",
+                l.as_str(),
+                l.colour(),
+                l.icon(),
+                l.label()
+            );
+            assert!(js.contains(&entry), "pinball.js lacks {entry}");
+        }
     }
 }

@@ -9,13 +9,13 @@ use axum::response::{IntoResponse, Redirect};
 use super::{Head, PageResult, Params, When, execution_href, respond, when};
 use crate::token::name::{InstanceId, Level, Name, WorkflowName};
 use crate::ui::Ui;
-use crate::ui::data::{Instance, depends_on, execution_status};
+use crate::ui::data::{Instance, depends_on, execution_look, execution_status};
 use crate::ui::error::{PageError, PageQuery, QueryIn, UiError};
 use crate::ui::format::{run_secs, run_time};
 use crate::ui::{gantt, graph};
 use crate::workflow::instance::JobToken;
 use crate::workflow::signal::Action;
-use crate::workflow::status::{Status, job_status};
+use crate::workflow::status::{Look, Status, attempts, job_look, job_status};
 
 pub struct Segment {
     pub percent: u32,
@@ -26,6 +26,8 @@ pub struct JobView {
     pub job: String,
     pub info: Vec<String>,
     pub status: &'static str,
+    pub label: &'static str,
+    pub icon: &'static str,
     pub colour: &'static str,
     pub progress: Vec<Segment>,
     pub last_start: When,
@@ -34,6 +36,8 @@ pub struct JobView {
     /// The run time in seconds: what the column sorts by.
     pub run_secs: String,
     pub attempts: usize,
+    /// A condition's polls (its executions).
+    pub polls: Option<usize>,
     pub depends_on: String,
 }
 
@@ -41,6 +45,8 @@ pub struct JobView {
 /// when its last run ended), its exit code, attempts and the end of its stderr.
 pub struct FailureView {
     pub job: String,
+    /// `failed`, or `was killed (by an abort of its instance)`.
+    pub verb: String,
     pub href: String,
     pub exit_code: String,
     pub attempts: usize,
@@ -57,12 +63,12 @@ pub struct FailureView {
 const TAIL_LINES: usize = 20;
 const TAIL_BYTES: u64 = 8 * 1024;
 
-/// Failed first, then running, pending, and the rest; by name within each.
-fn table_rank(s: Status) -> u8 {
+/// Failed first, then running, waiting, and the rest; by name within each.
+fn table_rank(s: Look) -> u8 {
     match s {
-        Status::FAILURE | Status::ABORTED => 0,
-        Status::RUNNING => 1,
-        Status::PENDING => 2,
+        Look::FAILURE | Look::KILLED | Look::ABORTED => 0,
+        Look::RUNNING => 1,
+        Look::WAITING_RETRY | Look::POLLING | Look::PENDING => 2,
         _ => 3,
     }
 }
@@ -77,7 +83,7 @@ async fn failure_view(
     let failed: Vec<&JobToken> = inst
         .jobs
         .iter()
-        .filter(|jt| job_status(jt) == Status::FAILURE)
+        .filter(|jt| matches!(job_look(jt), Look::FAILURE | Look::KILLED))
         .collect();
     let first = failed.iter().min_by(|a, b| {
         let end = |jt: &JobToken| {
@@ -113,6 +119,10 @@ async fn failure_view(
     };
     Some(FailureView {
         job: job.to_string(),
+        verb: match &record.killed {
+            Some(why) => format!("was killed ({why})"),
+            None => "failed".to_owned(),
+        },
         href: execution_href(w, i, job, n),
         exit_code: match (&record.lost, record.exit_code) {
             (Some(why), _) => format!("none (lost: {why})"),
@@ -142,7 +152,7 @@ struct InstancePageView {
     jobs: Vec<JobView>,
     graph: String,
     gantt: String,
-    legend: Vec<(&'static str, &'static str)>,
+    legend: Vec<Look>,
     live: bool,
     signals: Vec<String>,
     /// The actions that apply to this instance as it stands.
@@ -195,16 +205,6 @@ impl Can {
 /// Jobs table rows per page: a browser lays out a 10,000-row table for seconds.
 pub const JOBS_PAGE: usize = 250;
 
-pub const LEGEND: [Status; 7] = [
-    Status::NEVER_RUN,
-    Status::PENDING,
-    Status::RUNNING,
-    Status::SUCCESS,
-    Status::FAILURE,
-    Status::DISABLED,
-    Status::UNKNOWN,
-];
-
 fn job_info(jt: &JobToken) -> Vec<String> {
     let j = &jt.job;
     let mut info = vec![j.command.clone()];
@@ -237,20 +237,19 @@ fn job_info(jt: &JobToken) -> Vec<String> {
 
 /// PINBALL_SPEC §8.3: the share of the instance's duration before the job's first start, then
 /// one segment per execution (at least 1%), coloured by how it ended.
-pub fn progress(jt: &JobToken, inst_start: f64, inst_end: f64) -> Vec<(u32, Status)> {
+pub fn progress(jt: &JobToken, inst_start: f64, inst_end: f64) -> Vec<(u32, Look)> {
     let total = (inst_end - inst_start).max(1.0);
     let Some(first) = jt.job.history.first() else {
         return Vec::new();
     };
     let mut out = vec![(
         (100.0 * (first.start_time - inst_start) / total) as u32,
-        Status::UNKNOWN,
+        Look::UNKNOWN,
     )];
     for (n, r) in jt.job.history.iter().enumerate() {
-        let status = match execution_status(jt, n) {
-            Status::RUNNING => Status::RUNNING,
-            Status::SUCCESS => Status::SUCCESS,
-            _ => Status::FAILURE,
+        let status = match execution_look(jt, n) {
+            l @ (Look::RUNNING | Look::SUCCESS | Look::KILLED) => l,
+            _ => Look::FAILURE,
         };
         let d = r.end_time.unwrap_or(inst_end) - r.start_time;
         out.push((((100.0 * d / total) as u32).max(1), status));
@@ -258,25 +257,14 @@ pub fn progress(jt: &JobToken, inst_start: f64, inst_end: f64) -> Vec<(u32, Stat
     out
 }
 
-/// The colour a job gets: its status, except that a failed condition in a running instance is
-/// not final (it may be retried).
-fn shown_status(jt: &JobToken, running: bool) -> Status {
-    let st = job_status(jt);
-    if jt.job.is_condition() && st == Status::FAILURE && running {
-        Status::PENDING
-    } else {
-        st
-    }
-}
-
-fn graph_svg(inst: &Instance, running: bool) -> String {
+fn graph_svg(inst: &Instance) -> String {
     let nodes: Vec<graph::GraphNode> = inst
         .jobs
         .iter()
         .map(|jt| graph::GraphNode {
             name: jt.job.name.to_string(),
             depends_on: depends_on(jt).into_iter().map(String::from).collect(),
-            status: shown_status(jt, running),
+            status: job_look(jt),
             condition: jt.job.is_condition(),
         })
         .collect();
@@ -306,7 +294,7 @@ fn timeline(inst: &Instance, w: &WorkflowName, i: &InstanceId, now: f64) -> Stri
 }
 
 /// One jobs table row.
-fn job_view(jt: &JobToken, running: bool, span: (f64, f64), now: f64) -> JobView {
+fn job_view(jt: &JobToken, span: (f64, f64), now: f64) -> JobView {
     let last = jt.job.history.last();
     let progress = progress(jt, span.0, span.1)
         .into_iter()
@@ -323,8 +311,10 @@ fn job_view(jt: &JobToken, running: bool, span: (f64, f64), now: f64) -> JobView
     JobView {
         job: jt.job.name.to_string(),
         info: job_info(jt),
-        status: job_status(jt).as_str(),
-        colour: shown_status(jt, running).colour(),
+        status: job_look(jt).as_str(),
+        label: job_look(jt).label(),
+        icon: job_look(jt).icon(),
+        colour: job_look(jt).colour(),
         progress,
         last_start: when(last.map(|r| r.start_time), now),
         last_end: when(last.and_then(|r| r.end_time), now),
@@ -334,7 +324,8 @@ fn job_view(jt: &JobToken, running: bool, span: (f64, f64), now: f64) -> JobView
         run_secs: last.map_or_else(String::new, |r| {
             run_secs(Some(r.start_time), r.end_time, now)
         }),
-        attempts: jt.job.history.len(),
+        attempts: attempts(jt),
+        polls: jt.job.is_condition().then_some(jt.job.history.len()),
         depends_on: depends_on(jt).join(", "),
     }
 }
@@ -348,9 +339,10 @@ fn matching<'a>(inst: &'a Instance, q: &str) -> Vec<&'a JobToken> {
             q.is_empty()
                 || jt.job.name.contains(q)
                 || job_status(jt).as_str().eq_ignore_ascii_case(q)
+                || job_look(jt).as_str().eq_ignore_ascii_case(q)
         })
         .collect();
-    found.sort_by_key(|jt| (table_rank(job_status(jt)), jt.job.name.as_str()));
+    found.sort_by_key(|jt| (table_rank(job_look(jt)), jt.job.name.as_str()));
     found
 }
 
@@ -379,7 +371,7 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
         .iter()
         .skip(from)
         .take(JOBS_PAGE)
-        .map(|jt| job_view(jt, running, span, now))
+        .map(|jt| job_view(jt, span, now))
         .collect();
     let signals: Vec<String> = inst
         .signals
@@ -415,10 +407,10 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
         graph: if p.live.is_some() {
             String::new()
         } else {
-            graph_svg(&inst, running)
+            graph_svg(&inst)
         },
         gantt: timeline(&inst, w, i, now),
-        legend: LEGEND.iter().map(|s| (s.as_str(), s.colour())).collect(),
+        legend: Look::ALL.to_vec(),
         live: inst.live,
         can: Can::of(inst.live, running, &signals),
         failure: failure_view(&ui, &inst, w, i, now).await,

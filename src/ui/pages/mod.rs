@@ -24,7 +24,7 @@ use super::error::{PageError, UiError};
 use super::format::{ago, utc};
 use crate::token::name::{InstanceId, JobName, Level, WorkflowName};
 
-pub use instance::{JOBS_PAGE, LEGEND, progress};
+pub use instance::{JOBS_PAGE, progress};
 
 pub fn router(ui: Ui) -> Router {
     Router::new()

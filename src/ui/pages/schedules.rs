@@ -11,7 +11,7 @@ use crate::ui::Ui;
 use crate::ui::data::ScheduleRow;
 use crate::ui::error::{PageError, PageQuery, QueryIn, UiError};
 use crate::ui::graph;
-use crate::workflow::status::Status;
+use crate::workflow::status::Look;
 
 pub struct ScheduleView {
     pub workflow: String,
@@ -101,7 +101,7 @@ pub(super) async fn schedule(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Para
         .map(|(name, j)| graph::GraphNode {
             name: name.to_string(),
             depends_on: j.depends_on.iter().map(|d| d.to_string()).collect(),
-            status: Status::NEVER_RUN,
+            status: Look::NEVER_RUN,
             condition: j.def.condition,
         })
         .collect();

@@ -526,8 +526,11 @@ impl Worker {
                     tracing::error!(job = %jt.token.name, execution = r.index, log = kind, trouble = %why, "the job's log is incomplete");
                     record.log_trouble.insert(kind.to_owned(), why);
                 }
-                if let Some(reason) = done.killed_because.filter(|_| r.stop.is_none()) {
+                if r.stop == Some(Stop::Aborted) {
+                    record.killed = Some("by an abort of its instance".into());
+                } else if let Some(reason) = done.killed_because.filter(|_| r.stop.is_none()) {
                     logs::pinlog(&dir, &jt.job.name, record, &format!("killed: {reason}"));
+                    record.killed = Some(reason);
                 }
             }
             Err(e) => {
