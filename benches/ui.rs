@@ -8,7 +8,10 @@
 //!    page, a workflow's instances page and one instance page, p95 of 50 requests each
 //!    (target ≤ 200 ms).
 //!
-//! `PINBALL_BENCH_ONLY=instance|history|running` runs one part.
+//! 4. The runs grid of a workflow with 25 instances of 1,000 jobs: server time and fully
+//!    rendered in chromium (target: within 1 s).
+//!
+//! `PINBALL_BENCH_ONLY=instance|history|running|grid` runs one part.
 //!
 //! Needs Debian's chromium and chromium-driver for the rendering figures.
 
@@ -169,6 +172,60 @@ async fn instance_pages(browser: Option<&webdriver::Browser>) {
                 "instance page, {jobs} jobs: rendered in chromium {p50:.0} ms median, {p95:.0} ms p95"
             );
         }
+    }
+}
+
+async fn runs_grid(browser: Option<&webdriver::Browser>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("grid.db").display());
+    let master = Master::start(storage::open(&url).unwrap(), "default").await;
+    let client = LocalMasterClient(master.clone());
+    let root = serve_ui(&url, &master).await;
+    let http = reqwest::Client::new();
+    let (runs, jobs) = (25, 1_000);
+    let def = layered(jobs, 100);
+    for k in 0..runs {
+        let i = format!("{}", 1_700_000_000_000u64 + k as u64 * 60_000);
+        let tokens = finished_instance(
+            "grid",
+            &i,
+            &def,
+            1.7e9 + k as f64 * 60.0,
+            (k % 3 == 0) as i32,
+        );
+        for chunk in tokens.chunks(2_000) {
+            client
+                .modify(ModifyRequest::update(chunk.to_vec()))
+                .await
+                .unwrap();
+        }
+    }
+    let page = format!("{root}/instances/?workflow=grid");
+    let (p50, p95, size) = time_get(&http, &page, 10).await;
+    println!(
+        "runs grid, {runs} instances x {jobs} jobs: server {p50:.0} ms median, {p95:.0} ms p95 ({} KiB of HTML)",
+        size / 1024
+    );
+    if let Some(b) = browser {
+        let mut ms = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            b.goto(&page).await;
+            let cells = b
+                .execute("document.getElementById('runs-grid').getBoundingClientRect(); document.body.offsetHeight; return document.querySelectorAll('#runs-grid td a').length;")
+                .await;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(
+                cells.as_u64(),
+                Some((runs * jobs) as u64),
+                "every cell is drawn"
+            );
+        }
+        b.goto("about:blank").await;
+        let (p50, p95) = stats(ms);
+        println!(
+            "runs grid, {runs} instances x {jobs} jobs: rendered in chromium {p50:.0} ms median, {p95:.0} ms p95"
+        );
     }
 }
 
@@ -347,6 +404,9 @@ fn main() {
         }
         if run("running") {
             running_instances().await;
+        }
+        if run("grid") {
+            runs_grid(browser.as_ref()).await;
         }
     });
     std::thread::sleep(Duration::from_millis(10));

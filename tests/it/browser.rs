@@ -543,3 +543,92 @@ async fn waiting_to_retry_polling_killed_and_aborted_each_look_their_own() {
     );
     b.screenshot("states-killed-aborted").await;
 }
+
+#[tokio::test]
+async fn the_runs_grid_shows_each_job_of_each_recent_run_and_charts_its_durations() {
+    let dir = tempfile::tempdir().unwrap();
+    let (master, ui) = (free_port(), free_port());
+    let count = dir.path().join("count");
+    // `b` fails in the second instance only.
+    std::fs::write(
+        dir.path().join("workflows.yaml"),
+        format!(
+            "workflows:\n  daily:\n    jobs:\n      a: {{command: 'true'}}\n      b: {{command: 'echo x >> {c}; test $(wc -l < {c}) -ne 2', depends_on: [a]}}\n      c: {{command: 'true', depends_on: [b]}}\n",
+            c = count.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("pinball.yaml"),
+        format!(
+            "database_url: sqlite://pinball.db\nmaster_port: {master}\nui_port: {ui}\nworkers: 2\narchive_delay_sec: 0\nlocal_logs_dir_prefix: {}/logs/\nparser_params:\n  workflows_config: workflows.yaml\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let _all = spawn_pinball(&["-m", "all"], dir.path());
+    let root = format!("http://127.0.0.1:{ui}");
+    wait_until(LONG, "the UI serves the imported workflows", || async {
+        match reqwest::get(format!("{root}/api/v1/workflows")).await {
+            Ok(r) => r.text().await.is_ok_and(|t| t.contains("daily")),
+            Err(_) => false,
+        }
+    })
+    .await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let i = start(dir.path(), "daily").await;
+        wait_until(LONG, "the instance ends", || async {
+            instance_row(&root, "daily", &i).await["status"] != "RUNNING"
+        })
+        .await;
+        ids.push(i);
+    }
+    let b = Browser::start().await;
+    b.goto(&format!("{root}/instances/?workflow=daily")).await;
+    b.wait_for("#runs-grid", LONG).await;
+    let states = b
+        .execute(
+            "return Array.from(document.querySelectorAll('#runs-grid tbody tr')).map(r => [r.dataset.job, Array.from(r.querySelectorAll('td')).map(td => { const a = td.querySelector('a'); return a ? a.dataset.state : ''; })]);",
+        )
+        .await;
+    assert_eq!(
+        states,
+        serde_json::json!([
+            ["a", ["SUCCESS", "SUCCESS", "SUCCESS"]],
+            ["b", ["SUCCESS", "FAILURE", "SUCCESS"]],
+            ["c", ["SUCCESS", "NEVER_RUN", "SUCCESS"]],
+        ]),
+        "oldest run first; the second run's b failed and c never ran"
+    );
+    b.screenshot("runs-grid").await;
+    // A cell opens that execution.
+    let failed = b
+        .find("#runs-grid tr[data-job=b] td:nth-of-type(2) a")
+        .await
+        .unwrap();
+    b.click(&failed).await;
+    b.wait_until(
+        &format!(
+            "return location.pathname === '/execution/' && location.search.includes('instance={}') && location.search.includes('job=b');",
+            ids[1]
+        ),
+        LONG,
+        "the cell opens b's execution in the second run",
+    )
+    .await;
+    // A job's durations over the runs, one bar per run that ran it.
+    b.goto(&format!("{root}/instances/?workflow=daily&chart=b"))
+        .await;
+    let chart = b.wait_for("#durations-chart", LONG).await;
+    assert!(
+        b.attribute(&chart, "aria-label")
+            .await
+            .unwrap()
+            .starts_with("durations of b over the last 3 runs")
+    );
+    let bars = b
+        .execute("return document.querySelectorAll('#durations-chart rect.bar').length;")
+        .await;
+    assert_eq!(bars, 3);
+}

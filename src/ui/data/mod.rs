@@ -285,6 +285,26 @@ impl DataLayer {
         }))
     }
 
+    /// The workflow's newest `limit` instances with their jobs, oldest first: the runs grid.
+    pub async fn recent(
+        &self,
+        w: &WorkflowName,
+        limit: u32,
+    ) -> Result<Vec<(InstanceRow, Instance)>, StorageError> {
+        let Some(page) = self.instances(w, 0, limit).await? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(page.rows.len());
+        for row in page.rows {
+            if let Some(inst) = self.instance(w, &row.instance).await? {
+                out.push((row, inst));
+            }
+        }
+        // Ids are creation times in ms: by id is oldest first.
+        out.sort_by_key(|(r, _)| r.instance.as_str().parse::<u64>().unwrap_or(u64::MAX));
+        Ok(out)
+    }
+
     /// The newest instance: `latest` in URLs.
     pub async fn latest_instance(
         &self,

@@ -3,12 +3,14 @@
 use askama::Template;
 use axum::extract::State;
 
+use super::grid::{DEFAULT_RUNS, Grid, MAX_RUNS, grid};
 use super::{Head, PageResult, Params, When, respond, when};
 use crate::token::name::Level;
 use crate::ui::Ui;
 use crate::ui::data::InstancePage;
 use crate::ui::error::{PageError, PageQuery, QueryIn};
 use crate::ui::format::{run_secs, run_time};
+use crate::workflow::status::Look;
 
 pub struct InstanceView {
     pub instance: String,
@@ -31,6 +33,8 @@ struct InstancesPage {
     last: u64,
     prev: Option<u64>,
     next: Option<u64>,
+    grid: Grid,
+    looks: [Look; 11],
 }
 
 /// Instances per page.
@@ -64,6 +68,13 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
         })
         .collect();
     let total = page_data.total;
+    let runs = p.runs.unwrap_or(DEFAULT_RUNS).clamp(1, MAX_RUNS);
+    let recent = ui
+        .data
+        .recent(w, runs as u32)
+        .await
+        .map_err(PageError::from)?;
+    let grid = grid(w, &recent, p.chart.as_ref(), runs, now);
     respond(&InstancesPage {
         head: Head::new(&ui, format!("{w} instances"), &Level::Workflow(w.clone())),
         workflow: w.to_string(),
@@ -73,5 +84,7 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
         next: (p.offset + (PAGE as u64) < total).then_some(p.offset + PAGE as u64),
         rows,
         total,
+        grid,
+        looks: Look::ALL,
     })
 }

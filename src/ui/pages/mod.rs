@@ -6,6 +6,7 @@
 mod audit;
 mod executions;
 mod file;
+mod grid;
 mod instance;
 mod instances;
 mod schedules;
@@ -141,6 +142,10 @@ struct Params {
     /// Set by the live refresh: the heavy, separately refreshed parts (the graph) are left out.
     #[serde(default)]
     live: Option<u8>,
+    /// How many recent instances the runs grid shows (default 25, at most 100).
+    runs: Option<usize>,
+    /// The job whose durations the runs chart shows.
+    chart: Option<JobName>,
 }
 
 impl Params {
