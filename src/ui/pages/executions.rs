@@ -9,7 +9,7 @@ use crate::token::name::{JobName, Level, WorkflowName};
 use crate::ui::Ui;
 use crate::ui::data::ExecutionRow;
 use crate::ui::error::{PageError, PageQuery, QueryIn, UiError};
-use crate::ui::format::run_time;
+use crate::ui::format::{run_secs, run_time};
 
 pub struct ExecutionView {
     pub instance: String,
@@ -23,6 +23,8 @@ pub struct ExecutionView {
     pub start: When,
     pub end: When,
     pub run_time: String,
+    /// The run time in seconds: what the column sorts by.
+    pub run_secs: String,
     pub worker: String,
     pub logs: Vec<(String, String)>,
     /// Incomplete logs and why, as one line (empty when every log is whole).
@@ -51,6 +53,7 @@ fn execution_view(w: &WorkflowName, job: &JobName, r: ExecutionRow, now: f64) ->
         start: when(Some(r.start_time), now),
         end: when(r.end_time, now),
         run_time: run_time(Some(r.start_time), r.end_time, now),
+        run_secs: run_secs(Some(r.start_time), r.end_time, now),
         worker: r.worker.clone(),
         logs: r
             .log_urls

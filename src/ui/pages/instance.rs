@@ -38,7 +38,9 @@ pub struct JobView {
     pub attempts: usize,
     /// A condition's polls (its executions).
     pub polls: Option<usize>,
-    pub depends_on: String,
+    pub depends_on: Vec<String>,
+    /// The jobs that wait for it.
+    pub downstream: Vec<String>,
 }
 
 /// What went wrong, at the top of the instance page: the instance's first failed job (by
@@ -326,7 +328,8 @@ fn job_view(jt: &JobToken, span: (f64, f64), now: f64) -> JobView {
         }),
         attempts: attempts(jt),
         polls: jt.job.is_condition().then_some(jt.job.history.len()),
-        depends_on: depends_on(jt).join(", "),
+        depends_on: depends_on(jt).iter().map(|d| d.to_string()).collect(),
+        downstream: jt.job.outputs.iter().map(|d| d.to_string()).collect(),
     }
 }
 

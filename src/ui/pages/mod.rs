@@ -10,6 +10,7 @@ mod grid;
 mod instance;
 mod instances;
 mod schedules;
+mod search;
 mod tokens;
 mod workflows;
 
@@ -42,6 +43,7 @@ pub fn router(ui: Ui) -> Router {
         .route("/token_paths/", get(tokens::token_paths))
         .route("/token/", get(tokens::token))
         .route("/audit/", get(audit::show))
+        .route("/search/", get(search::show))
         .fallback(not_found)
         .with_state(ui)
 }
