@@ -120,8 +120,9 @@ function setView(v) {
 function fit() {
   const w = parseFloat(graph.dataset.width), h = parseFloat(graph.dataset.height);
   const box = graph.getBoundingClientRect();
-  // The whole graph when it fits legibly; a huge one starts at its top, a third of full size.
-  const scale = Math.min(Math.max(Math.min(box.width / w, box.height / h), 0.33), 1.2);
+  // The whole graph when it fits legibly; a larger one starts at its top, its labels still
+  // readable (0.8 of full size: 12 px labels stay near 10 px), and pans or pinches from there.
+  const scale = Math.min(Math.max(Math.min(box.width / w, box.height / h), 0.8), 1.2);
   const vw = box.width / scale, vh = box.height / scale;
   setView({ x: (w - vw) / 2, y: h <= vh ? (h - vh) / 2 : 0, w: vw, h: vh });
 }
@@ -168,13 +169,35 @@ function showSelection() {
 
 if (graph) {
   fit();
+  // Pan with a mouse or one finger, pinch with two (pointer events cover both).
   let drag = null, moved = false;
-  graph.addEventListener("mousedown", (e) => {
-    if (e.button !== 0) return;
-    drag = { x: e.clientX, y: e.clientY, view: { ...view } };
-    moved = false;
+  const pointers = new Map();
+  let pinch = null;
+  graph.addEventListener("pointerdown", (e) => {
+    if (e.pointerType === "mouse" && e.button !== 0) return;
+    pointers.set(e.pointerId, { x: e.clientX, y: e.clientY });
+    if (pointers.size === 1) {
+      drag = { x: e.clientX, y: e.clientY, view: { ...view } };
+      moved = false;
+    } else if (pointers.size === 2) {
+      const [a, b] = Array.from(pointers.values());
+      pinch = { d: Math.hypot(a.x - b.x, a.y - b.y), view: { ...view }, mid: toPoint({ clientX: (a.x + b.x) / 2, clientY: (a.y + b.y) / 2 }) };
+      drag = null;
+    }
   });
-  window.addEventListener("mousemove", (e) => {
+  window.addEventListener("pointermove", (e) => {
+    if (!pointers.has(e.pointerId)) return;
+    pointers.set(e.pointerId, { x: e.clientX, y: e.clientY });
+    if (pinch && pointers.size === 2) {
+      const [a, b] = Array.from(pointers.values());
+      const d = Math.hypot(a.x - b.x, a.y - b.y);
+      if (d > 0) {
+        const f = pinch.d / d, v = pinch.view, m = pinch.mid;
+        setView({ x: m.x - (m.x - v.x) * f, y: m.y - (m.y - v.y) * f, w: v.w * f, h: v.h * f });
+        moved = true;
+      }
+      return;
+    }
     if (!drag) return;
     const box = graph.getBoundingClientRect();
     const dx = ((e.clientX - drag.x) / box.width) * drag.view.w;
@@ -182,7 +205,13 @@ if (graph) {
     if (Math.abs(e.clientX - drag.x) + Math.abs(e.clientY - drag.y) > 3) moved = true;
     setView({ ...drag.view, x: drag.view.x - dx, y: drag.view.y - dy });
   });
-  window.addEventListener("mouseup", () => (drag = null));
+  const release = (e) => {
+    pointers.delete(e.pointerId);
+    if (pointers.size < 2) pinch = null;
+    if (pointers.size === 0) drag = null;
+  };
+  window.addEventListener("pointerup", release);
+  window.addEventListener("pointercancel", release);
   graph.addEventListener("wheel", (e) => {
     e.preventDefault();
     const p = toPoint(e);
@@ -426,4 +455,67 @@ for (const b of $$("button.action")) {
     refreshLabel();
     setTimeout(refreshOnce, 300);
   });
+}
+
+// ---- keyboard shortcuts: / search, f fit the graph, p poison, r retry, Escape closes ---------
+document.addEventListener("keydown", (e) => {
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  const t = e.target;
+  if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.isContentEditable)) return;
+  const click = (sel) => { const b = $(sel); if (b && !b.disabled) { e.preventDefault(); b.click(); } };
+  if (e.key === "/") { const q = $("#nav-q"); if (q) { e.preventDefault(); q.focus(); } }
+  else if (e.key === "f") click('[data-zoom="fit"]');
+  else if (e.key === "p") click('button[data-command="poison"]');
+  else if (e.key === "r") click('button[data-command="retry"]');
+  else if (e.key === "Escape") closePanel();
+});
+
+// ---- the runs grid: rows drawn as they scroll into view ----------------------------------------
+const runsData = $("#runs-data");
+if (runsData) {
+  const g = JSON.parse(runsData.textContent);
+  const body = $("#runs-grid tbody");
+  const enc = encodeURIComponent;
+  let drawn = 0;
+  const draw = (n) => {
+    const end = Math.min(g.rows.length, drawn + n);
+    const frag = document.createDocumentFragment();
+    for (; drawn < end; drawn++) {
+      const [job, cells] = g.rows[drawn];
+      const tr = document.createElement("tr");
+      tr.dataset.job = job;
+      const th = document.createElement("th");
+      th.scope = "row";
+      const name = document.createElement("a");
+      name.href = `/instances/?workflow=${enc(g.workflow)}&runs=${g.columns.length}&chart=${enc(job)}#durations`;
+      name.title = `chart ${job}'s durations`;
+      name.textContent = job;
+      th.append(name);
+      tr.append(th);
+      cells.forEach((c, k) => {
+        const td = document.createElement("td");
+        if (c) {
+          const [look, text, n] = c;
+          const [state, , icon, words] = g.looks[look];
+          const a = document.createElement("a");
+          const base = `workflow=${enc(g.workflow)}&instance=${enc(g.columns[k])}&job=${enc(job)}`;
+          a.href = n >= 0 ? `/execution/?${base}&execution=${n}` : `/executions/?${base}`;
+          a.className = "l-" + state;
+          a.dataset.state = state;
+          a.title = `${job} in ${g.columns[k]}: ${words}${text ? ", " + text : ""}`;
+          a.textContent = icon + text;
+          td.append(a);
+        }
+        tr.append(td);
+      });
+      frag.append(tr);
+    }
+    body.append(frag);
+  };
+  draw(60);
+  const wrap = $(".runs-grid-wrap");
+  const more = () => {
+    if (drawn < g.rows.length && wrap.scrollTop + wrap.clientHeight > wrap.scrollHeight - 400) draw(200);
+  };
+  wrap.addEventListener("scroll", more, { passive: true });
 }

@@ -10,7 +10,7 @@ pub mod data;
 mod def;
 pub mod fire;
 pub mod policy;
-mod recurrence;
+pub mod recurrence;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;

@@ -23,6 +23,22 @@ pub struct Recurrence {
 }
 
 impl Recurrence {
+    /// In words: `every 1 minute`, `every 2 days`, `every year`... (`1M` read as a month).
+    pub fn describe(&self) -> String {
+        let unit = match self.unit {
+            Unit::Seconds => "second",
+            Unit::Minutes => "minute",
+            Unit::Hours => "hour",
+            Unit::Days => "day",
+            Unit::Weeks => "week",
+            Unit::Years => "year",
+        };
+        match self.n {
+            1 => format!("every 1 {unit}"),
+            n => format!("every {n} {unit}s"),
+        }
+    }
+
     pub fn parse(text: &str) -> Result<Recurrence, ScheduleError> {
         let bad = |m: String| ScheduleError::new(Field::Recurrence, m);
         let split = text
@@ -84,5 +100,19 @@ impl Recurrence {
                 Unit::Weeks => 7 * 86_400,
                 Unit::Years => 365 * 86_400,
             }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recurrences_read_in_words() {
+        let words = |t: &str| Recurrence::parse(t).unwrap().describe();
+        assert_eq!(words("1M"), "every 1 minute");
+        assert_eq!(words("15M"), "every 15 minutes");
+        assert_eq!(words("1D"), "every 1 day");
+        assert_eq!(words("2w"), "every 2 weeks");
     }
 }

@@ -202,7 +202,7 @@ async fn admit(
         });
     }
     let path = uri.path();
-    if path == "/login" || path.starts_with("/static/") {
+    if path == "/login" || path == "/favicon.ico" || path.starts_with("/static/") {
         return Ok(UiCaller {
             user: None,
             role: Role::Viewer,

@@ -76,34 +76,34 @@ impl Ui {
 const SCRIPT: &str = include_str!("../../static/pinball.js");
 const STYLE: &str = include_str!("../../static/pinball.css");
 
+const FAVICON: &str = include_str!("../../static/favicon.svg");
+
+/// A file compiled into the binary, served with its type and a short cache lifetime.
+fn static_file(content_type: &'static str, body: &'static str) -> axum::routing::MethodRouter {
+    get(move || async move {
+        (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "max-age=300"),
+            ],
+            body,
+        )
+            .into_response()
+    })
+}
+
 pub fn router(ui: Ui) -> Router {
     let statics = Router::new()
         .route(
             "/static/pinball.js",
-            get(|| async {
-                (
-                    [
-                        (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-                        (header::CACHE_CONTROL, "max-age=300"),
-                    ],
-                    SCRIPT,
-                )
-                    .into_response()
-            }),
+            static_file("text/javascript; charset=utf-8", SCRIPT),
         )
         .route(
             "/static/pinball.css",
-            get(|| async {
-                (
-                    [
-                        (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-                        (header::CACHE_CONTROL, "max-age=300"),
-                    ],
-                    STYLE,
-                )
-                    .into_response()
-            }),
-        );
+            static_file("text/css; charset=utf-8", STYLE),
+        )
+        .route("/static/favicon.svg", static_file("image/svg+xml", FAVICON))
+        .route("/favicon.ico", static_file("image/svg+xml", FAVICON));
     let sessions = auth::sessions(&ui.config);
     Router::new()
         .merge(api::router(ui.clone()))

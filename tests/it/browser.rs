@@ -632,3 +632,158 @@ async fn the_runs_grid_shows_each_job_of_each_recent_run_and_charts_its_duration
         .await;
     assert_eq!(bars, 3);
 }
+
+/// axe-core's violations of impact `serious` or `critical` on the page open in `b`.
+async fn axe_violations(b: &Browser, axe: &str) -> Vec<String> {
+    b.execute(&format!("{axe}\n;return true;")).await;
+    let found = b
+        .execute(
+            "return axe.run(document, {resultTypes: ['violations']}).then(r => r.violations
+               .filter(v => v.impact === 'serious' || v.impact === 'critical')
+               .map(v => `${v.id} (${v.impact}): ${v.help}; ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | ')}`));",
+        )
+        .await;
+    found
+        .as_array()
+        .unwrap_or_else(|| panic!("axe did not run: {found}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_page_passes_axe_in_light_and_dark_and_the_lists_fit_a_phone() {
+    let Ok(axe_path) = std::env::var("PINBALL_AXE_JS") else {
+        eprintln!("SKIPPED (browser::axe): PINBALL_AXE_JS is not set (.ci/run installs axe-core)");
+        return;
+    };
+    let axe = std::fs::read_to_string(&axe_path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (master, ui) = (free_port(), free_port());
+    std::fs::write(
+        dir.path().join("workflows.yaml"),
+        "workflows:\n  nightly_etl_with_a_long_name:\n    owner: data-eng\n    schedule: {recurrence: 1M, overrun_policy: SKIP}\n    jobs:\n      extract: {command: \"echo 'extracting'\\nsleep 0 && echo one more line with a long command that would widen every table on a phone screen\"}\n      transform: {command: 'echo oops >&2; exit 2', depends_on: [extract]}\n      gate: {condition: true, command: 'true'}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("pinball.yaml"),
+        format!(
+            "database_url: sqlite://pinball.db\nmaster_port: {master}\nui_port: {ui}\nworkers: 2\narchive_delay_sec: 600\nlocal_logs_dir_prefix: {}/logs/\nparser_params:\n  workflows_config: workflows.yaml\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let _all = spawn_pinball(&["-m", "all"], dir.path());
+    let root = format!("http://127.0.0.1:{ui}");
+    let w = "nightly_etl_with_a_long_name";
+    wait_until(LONG, "the UI serves the imported workflows", || async {
+        match reqwest::get(format!("{root}/api/v1/workflows")).await {
+            Ok(r) => r.text().await.is_ok_and(|t| t.contains(w)),
+            Err(_) => false,
+        }
+    })
+    .await;
+    let i = start(dir.path(), w).await;
+    wait_until(LONG, "the instance ends", || async {
+        instance_row(&root, w, &i).await["status"] == "FAILURE"
+    })
+    .await;
+    let q = format!("workflow={w}&instance={i}&job=transform");
+    let pages = [
+        ("workflows", "/workflows/".to_string(), true),
+        ("instances", format!("/instances/?workflow={w}"), true),
+        (
+            "instance",
+            format!("/jobs/?workflow={w}&instance={i}"),
+            true,
+        ),
+        ("executions", format!("/executions/?{q}"), true),
+        (
+            "job-executions",
+            format!("/job_executions/?workflow={w}&job=transform"),
+            true,
+        ),
+        ("execution", format!("/execution/?{q}&execution=0"), false),
+        (
+            "file",
+            format!("/file/?{q}&execution=0&log_type=stderr"),
+            false,
+        ),
+        ("schedules", "/schedules/".to_string(), true),
+        ("schedule", format!("/schedule/?workflow={w}"), false),
+        ("tokens", "/token_paths/?path=/workflow/".to_string(), true),
+        (
+            "token",
+            format!("/token/?path=/schedule/workflow/{w}"),
+            false,
+        ),
+        ("audit", "/audit/".to_string(), true),
+        ("search", "/search/?q=etl".to_string(), true),
+        ("not-found", "/nothing/here".to_string(), false),
+    ];
+    let b = Browser::start().await;
+    let mut problems = Vec::new();
+    for dark in [false, true] {
+        b.dark(dark).await;
+        for (name, path, _) in &pages {
+            b.goto(&format!("{root}{path}")).await;
+            b.wait_for("main", LONG).await;
+            for v in axe_violations(&b, &axe).await {
+                problems.push(format!("{name}{}: {v}", if dark { " (dark)" } else { "" }));
+            }
+            b.screenshot(&format!(
+                "page-{name}-{}",
+                if dark { "dark" } else { "light" }
+            ))
+            .await;
+        }
+    }
+    // Dark really is dark.
+    let bg = b
+        .execute("return getComputedStyle(document.body).backgroundColor;")
+        .await;
+    assert_eq!(
+        bg, "rgb(13, 17, 23)",
+        "the dark theme follows prefers-color-scheme"
+    );
+    b.dark(false).await;
+    assert!(
+        problems.is_empty(),
+        "axe-core found:\n{}",
+        problems.join("\n")
+    );
+
+    // A phone: the list pages never scroll sideways.
+    b.phone(true).await;
+    for (name, path, list) in &pages {
+        if !list {
+            continue;
+        }
+        b.goto(&format!("{root}{path}")).await;
+        b.wait_for("main", LONG).await;
+        let wide = b
+            .execute("return [document.documentElement.scrollWidth, window.innerWidth];")
+            .await;
+        assert!(
+            wide[0].as_u64() <= wide[1].as_u64(),
+            "{name} scrolls sideways on a 390 px phone: {wide}"
+        );
+        b.screenshot(&format!("phone-{name}")).await;
+    }
+    // Commands keep their line breaks; recurrences read in words.
+    b.phone(false).await;
+    b.goto(&format!(
+        "{root}/execution/?workflow={w}&instance={i}&job=extract&execution=0"
+    ))
+    .await;
+    let info = b.wait_for("td.info", LONG).await;
+    assert!(
+        b.text(&info).await.contains("'extracting'\nsleep 0"),
+        "the command's newline is kept"
+    );
+    b.goto(&format!("{root}/schedules/")).await;
+    let table = b.wait_for("#schedules-table, table.data", LONG).await;
+    assert!(b.text(&table).await.contains("every 1 minute"));
+    let icon = reqwest::get(format!("{root}/favicon.ico")).await.unwrap();
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+}

@@ -94,6 +94,36 @@ impl Browser {
         self.call(reqwest::Method::GET, path, None).await
     }
 
+    /// A Chrome DevTools command (chromedriver's `goog/cdp/execute`).
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.post("/goog/cdp/execute", json!({"cmd": cmd, "params": params}))
+            .await
+    }
+
+    /// Pages as a system in dark mode (or light) sees them.
+    pub async fn dark(&self, on: bool) {
+        let value = if on { "dark" } else { "light" };
+        self.cdp(
+            "Emulation.setEmulatedMedia",
+            json!({"features": [{"name": "prefers-color-scheme", "value": value}]}),
+        )
+        .await;
+    }
+
+    /// A phone's screen (390 × 844 CSS pixels, touch) or back to the window's own.
+    pub async fn phone(&self, on: bool) {
+        if on {
+            self.cdp(
+                "Emulation.setDeviceMetricsOverride",
+                json!({"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true}),
+            )
+            .await;
+        } else {
+            self.cdp("Emulation.clearDeviceMetricsOverride", json!({}))
+                .await;
+        }
+    }
+
     pub async fn goto(&self, url: &str) {
         self.post("/url", json!({"url": url})).await;
     }

@@ -247,17 +247,31 @@ impl DataLayer {
         offset: u64,
         limit: u32,
     ) -> Result<Option<InstancePage>, StorageError> {
+        Ok(self.instances_and_recent(w, offset, limit, 0).await?.0)
+    }
+
+    /// [`DataLayer::instances`], and the newest `runs` instances with their jobs, oldest
+    /// first (the runs grid), from one read of the live tokens.
+    pub async fn instances_and_recent(
+        &self,
+        w: &WorkflowName,
+        offset: u64,
+        limit: u32,
+        runs: u32,
+    ) -> Result<(Option<InstancePage>, Vec<(InstanceRow, Instance)>), StorageError> {
         self.summaries.catch_up().await?;
-        let live: BTreeMap<InstanceId, InstanceStatus> = self
+        let live: BTreeMap<InstanceId, Instance> = self
             .live_instances(&name::workflow_prefix(w))
             .await?
             .into_iter()
-            .map(|((_, i), inst)| (i, inst.status()))
+            .map(|((_, i), inst)| (i, inst))
             .collect();
-        let (summaries, archived_total) =
-            self.store.summaries(&self.master, w, offset, limit).await?;
+        let (summaries, archived_total) = self
+            .store
+            .summaries(&self.master, w, offset, limit.max(runs))
+            .await?;
         if live.is_empty() && archived_total == 0 {
-            return Ok(None);
+            return Ok((None, Vec::new()));
         }
         let row = |instance: InstanceId, s: InstanceStatus| InstanceRow {
             instance,
@@ -265,44 +279,45 @@ impl DataLayer {
             start_time: s.start_time,
             end_time: s.end_time,
         };
+        // A summary of a live instance (retried in place) is stale: its live row stands.
+        let finished: Vec<InstanceRow> = summaries
+            .iter()
+            .filter_map(summary_status)
+            .filter(|(_, i, _)| !live.contains_key(i))
+            .map(|(_, i, s)| row(i, s))
+            .collect();
         let mut rows = Vec::new();
         if offset == 0 {
-            rows.extend(live.iter().rev().map(|(i, s)| row(i.clone(), s.clone())));
+            rows.extend(
+                live.iter()
+                    .rev()
+                    .map(|(i, inst)| row(i.clone(), inst.status())),
+            );
         }
-        // A summary of a live instance (retried in place) is stale: its live row stands.
-        rows.extend(
-            summaries
-                .iter()
-                .filter_map(summary_status)
-                .filter(|(_, i, _)| !live.contains_key(i))
-                .map(|(_, i, s)| row(i, s)),
-        );
-        Ok(Some(InstancePage {
+        rows.extend(finished.iter().take(limit as usize).cloned());
+        let page = InstancePage {
             rows,
             total: archived_total + live.len() as u64,
             offset,
             limit,
-        }))
-    }
-
-    /// The workflow's newest `limit` instances with their jobs, oldest first: the runs grid.
-    pub async fn recent(
-        &self,
-        w: &WorkflowName,
-        limit: u32,
-    ) -> Result<Vec<(InstanceRow, Instance)>, StorageError> {
-        let Some(page) = self.instances(w, 0, limit).await? else {
-            return Ok(Vec::new());
         };
-        let mut out = Vec::with_capacity(page.rows.len());
-        for row in page.rows {
-            if let Some(inst) = self.instance(w, &row.instance).await? {
-                out.push((row, inst));
+        // The grid: the newest live ones (already read), then the newest finished ones.
+        let mut recent: Vec<(InstanceRow, Instance)> = Vec::new();
+        if offset == 0 && runs > 0 {
+            for (i, inst) in live.into_iter().rev().take(runs as usize) {
+                let status = inst.status();
+                recent.push((row(i, status), inst));
             }
+            let more = runs as usize - recent.len();
+            for r in finished.into_iter().take(more) {
+                if let Some(inst) = self.instance(w, &r.instance).await? {
+                    recent.push((r, inst));
+                }
+            }
+            // Ids are creation times in ms: by id is oldest first.
+            recent.sort_by_key(|(r, _)| r.instance.as_str().parse::<u64>().unwrap_or(u64::MAX));
         }
-        // Ids are creation times in ms: by id is oldest first.
-        out.sort_by_key(|(r, _)| r.instance.as_str().parse::<u64>().unwrap_or(u64::MAX));
-        Ok(out)
+        Ok((Some(page), recent))
     }
 
     /// The newest instance: `latest` in URLs.

@@ -65,7 +65,7 @@ pub fn svg(nodes: &[GraphNode]) -> String {
     let mut out = String::with_capacity(nodes.len() * 300 + edges.len() * 90 + 1024);
     let _ = write!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" id="graph" class="graph{}" viewBox="0 0 {w} {h}" data-width="{w}" data-height="{h}" data-edges="{}" role="img" aria-label="job graph"><g id="viewport"><g class="edges">"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" id="graph" class="graph{}" viewBox="0 0 {w} {h}" data-width="{w}" data-height="{h}" data-edges="{}" role="group" aria-label="job graph: Enter on a job opens its details, Space selects it"><g id="viewport"><g class="edges">"#,
         if nodes.len() > LARGE { " large" } else { "" },
         listed.join(";"),
         w = px(l.width),

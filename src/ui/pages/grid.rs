@@ -27,12 +27,13 @@ pub struct Cell {
     /// `2m`, `45s`: the last run's duration (so far, while it runs).
     pub text: String,
     pub href: String,
+    /// The execution it opens (none: it never ran there).
+    pub execution: Option<usize>,
     pub seconds: Option<f64>,
 }
 
 pub struct Row {
     pub job: String,
-    pub chart_href: String,
     pub cells: Vec<Option<Cell>>,
 }
 
@@ -42,6 +43,30 @@ pub struct Grid {
     /// The chart of one job's durations (SVG), and its job.
     pub chart: String,
     pub chart_job: String,
+}
+
+impl Grid {
+    /// The cells as compact JSON for the page's script, which draws the rows as they scroll
+    /// into view (a browser lays out 25,000 table cells for seconds): `{"workflow", "looks":
+    /// [[name, fill, icon, words]], "columns": [instance], "rows": [[job, [[look, text,
+    /// execution|-1] | null]]]}`. Safe inside `<script type="application/json">`.
+    pub fn json(&self, w: &WorkflowName) -> String {
+        let index = |l: Look| Look::ALL.iter().position(|x| *x == l).unwrap_or(0);
+        let value = serde_json::json!({
+            "workflow": w,
+            "looks": Look::ALL.iter().map(|l| [l.as_str(), l.colour(), l.icon(), l.label()]).collect::<Vec<_>>(),
+            "columns": self.columns.iter().map(|c| &c.instance).collect::<Vec<_>>(),
+            "rows": self.rows.iter().map(|r| serde_json::json!([
+                r.job,
+                r.cells.iter().map(|c| c.as_ref().map(|c| serde_json::json!([
+                    index(c.look),
+                    c.text,
+                    c.execution.map_or(-1, |n| n as i64),
+                ]))).collect::<Vec<_>>(),
+            ])).collect::<Vec<_>>(),
+        });
+        value.to_string().replace("</", "<\\/")
+    }
 }
 
 /// `45s`, `12m`, `3h`, `2d`: short enough for a cell.
@@ -77,6 +102,7 @@ fn cell(
                 look,
                 text: short(secs),
                 href: execution_href(w, i, &jt.job.name, n),
+                execution: Some(n),
                 seconds: Some(secs),
             }
         }
@@ -84,6 +110,7 @@ fn cell(
             look,
             text: String::new(),
             href: links::job_href(w, i, &jt.job.name),
+            execution: None,
             seconds: None,
         },
     }
@@ -93,7 +120,6 @@ pub fn grid(
     w: &WorkflowName,
     recent: &[(InstanceRow, Instance)],
     chart: Option<&JobName>,
-    runs: usize,
     now: f64,
 ) -> Grid {
     let jobs: BTreeSet<&JobName> = recent
@@ -122,7 +148,6 @@ pub fn grid(
         .zip(cells)
         .map(|(j, cells)| Row {
             job: j.to_string(),
-            chart_href: format!("/instances/?workflow={w}&runs={runs}&chart={j}#durations"),
             cells,
         })
         .collect();
@@ -173,7 +198,7 @@ fn durations_svg(row: &Row, columns: &[Column]) -> String {
     let mut out = String::new();
     let _ = write!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" id="durations-chart" viewBox="0 0 {width} {}" width="{width}" height="{}" role="img" aria-label="durations of {} over the last {} runs, longest {}">"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" id="durations-chart" viewBox="0 0 {width} {}" width="{width}" height="{}" role="group" aria-label="durations of {} over the last {} runs, longest {}">"#,
         H + 24.0,
         H + 24.0,
         crate::email::html_escape(&row.job),

@@ -34,6 +34,8 @@ struct InstancesPage {
     prev: Option<u64>,
     next: Option<u64>,
     grid: Grid,
+    /// The grid's cells, for the script that draws them.
+    grid_json: String,
     looks: [Look; 11],
 }
 
@@ -43,9 +45,10 @@ const PAGE: u32 = 100;
 pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>) -> PageResult {
     let now = crate::clock::now_f64();
     let w = p.workflow()?;
-    let found = ui
+    let runs = p.runs.unwrap_or(DEFAULT_RUNS).clamp(1, MAX_RUNS);
+    let (found, recent) = ui
         .data
-        .instances(w, p.offset, PAGE)
+        .instances_and_recent(w, p.offset, PAGE, runs as u32)
         .await
         .map_err(PageError::from)?;
     let page_data = found.unwrap_or(InstancePage {
@@ -68,13 +71,8 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
         })
         .collect();
     let total = page_data.total;
-    let runs = p.runs.unwrap_or(DEFAULT_RUNS).clamp(1, MAX_RUNS);
-    let recent = ui
-        .data
-        .recent(w, runs as u32)
-        .await
-        .map_err(PageError::from)?;
-    let grid = grid(w, &recent, p.chart.as_ref(), runs, now);
+    let grid = grid(w, &recent, p.chart.as_ref(), now);
+    let grid_json = grid.json(w);
     respond(&InstancesPage {
         head: Head::new(&ui, format!("{w} instances"), &Level::Workflow(w.clone())),
         workflow: w.to_string(),
@@ -85,6 +83,7 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
         rows,
         total,
         grid,
+        grid_json,
         looks: Look::ALL,
     })
 }

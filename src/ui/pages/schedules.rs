@@ -26,7 +26,9 @@ pub struct ScheduleView {
 
 fn schedule_view(s: ScheduleRow, now: f64) -> ScheduleView {
     let mut recurrence = match (&s.recurrence, &s.cron) {
-        (Some(r), _) => format!("every {r}"),
+        (Some(r), _) => crate::schedule::recurrence::Recurrence::parse(r)
+            .map(|r| r.describe())
+            .unwrap_or_else(|_| format!("every {r}")),
         (None, Some(c)) => format!("cron {c}"),
         _ => String::new(),
     };
