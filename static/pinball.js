@@ -512,10 +512,12 @@ if (runsData) {
     }
     body.append(frag);
   };
+  // The first screenful at once; the rest in batches after it, so the page is usable at once.
   draw(60);
-  const wrap = $(".runs-grid-wrap");
-  const more = () => {
-    if (drawn < g.rows.length && wrap.scrollTop + wrap.clientHeight > wrap.scrollHeight - 400) draw(200);
+  const rest = () => {
+    if (drawn >= g.rows.length) return;
+    draw(250);
+    setTimeout(rest, 0);
   };
-  wrap.addEventListener("scroll", more, { passive: true });
+  setTimeout(rest, 0);
 }

@@ -432,6 +432,53 @@ async fn the_failure_comes_first_and_a_keyboard_alone_can_select_and_poison() {
         outcome.starts_with("Execution 0: exit code 4 after"),
         "{outcome}"
     );
+    // Touch: one finger pans the graph, two pinch it.
+    b.goto(&format!("{root}/jobs/?workflow=etl&instance={i}"))
+        .await;
+    b.wait_for("#graph", LONG).await;
+    let view =
+        "return document.getElementById('graph').getAttribute('viewBox').split(' ').map(Number);";
+    let at = |x: f64, y: f64| serde_json::json!({"x": x, "y": y});
+    let touch = |kind: &str, points: Vec<serde_json::Value>| serde_json::json!({"type": kind, "touchPoints": points});
+    let centre = b
+        .execute("const r = document.getElementById('graph').getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2];")
+        .await;
+    let (cx, cy) = (centre[0].as_f64().unwrap(), centre[1].as_f64().unwrap());
+    let before = b.execute(view).await;
+    b.cdp(
+        "Input.dispatchTouchEvent",
+        touch("touchStart", vec![at(cx, cy)]),
+    )
+    .await;
+    b.cdp(
+        "Input.dispatchTouchEvent",
+        touch("touchMove", vec![at(cx + 80.0, cy + 40.0)]),
+    )
+    .await;
+    b.cdp("Input.dispatchTouchEvent", touch("touchEnd", vec![]))
+        .await;
+    let panned = b.execute(view).await;
+    assert!(
+        panned[0].as_f64() < before[0].as_f64(),
+        "dragging right shows what is left: {before} {panned}"
+    );
+    b.cdp(
+        "Input.dispatchTouchEvent",
+        touch("touchStart", vec![at(cx - 20.0, cy), at(cx + 20.0, cy)]),
+    )
+    .await;
+    b.cdp(
+        "Input.dispatchTouchEvent",
+        touch("touchMove", vec![at(cx - 80.0, cy), at(cx + 80.0, cy)]),
+    )
+    .await;
+    b.cdp("Input.dispatchTouchEvent", touch("touchEnd", vec![]))
+        .await;
+    let pinched = b.execute(view).await;
+    assert!(
+        pinched[2].as_f64().unwrap() < panned[2].as_f64().unwrap() * 0.5,
+        "spreading two fingers zooms in: {panned} {pinched}"
+    );
 }
 
 #[tokio::test]
