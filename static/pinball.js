@@ -474,49 +474,39 @@ document.addEventListener("keydown", (e) => {
 const runsData = $("#runs-data");
 if (runsData) {
   const g = JSON.parse(runsData.textContent);
-  const body = $("#runs-grid tbody");
+  const body = $("#runs-grid .rg-body");
   const enc = encodeURIComponent;
   let drawn = 0;
+  // Names are \w+ and ids digits, but nothing from a token goes into HTML unescaped.
+  const esc = (t) => String(t).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  const cols = g.columns.map((i) => `&amp;instance=${esc(enc(i))}`);
+  const looks = g.looks.map(([state, , icon]) => [esc(state), esc(icon)]);
   const draw = (n) => {
     const end = Math.min(g.rows.length, drawn + n);
-    const frag = document.createDocumentFragment();
+    const html = [];
     for (; drawn < end; drawn++) {
       const [job, cells] = g.rows[drawn];
-      const tr = document.createElement("tr");
-      tr.dataset.job = job;
-      const th = document.createElement("th");
-      th.scope = "row";
-      const name = document.createElement("a");
-      name.href = `/instances/?workflow=${enc(g.workflow)}&runs=${g.columns.length}&chart=${enc(job)}#durations`;
-      name.title = `chart ${job}'s durations`;
-      name.textContent = job;
-      th.append(name);
-      tr.append(th);
-      cells.forEach((c, k) => {
-        const td = document.createElement("td");
-        if (c) {
-          const [look, text, n] = c;
-          const [state, , icon, words] = g.looks[look];
-          const a = document.createElement("a");
-          const base = `workflow=${enc(g.workflow)}&instance=${enc(g.columns[k])}&job=${enc(job)}`;
-          a.href = n >= 0 ? `/execution/?${base}&execution=${n}` : `/executions/?${base}`;
-          a.className = "l-" + state;
-          a.dataset.state = state;
-          a.title = `${job} in ${g.columns[k]}: ${words}${text ? ", " + text : ""}`;
-          a.textContent = icon + text;
-          td.append(a);
-        }
-        tr.append(td);
-      });
-      frag.append(tr);
+      const j = esc(job), q = `workflow=${esc(enc(g.workflow))}`, jq = `&amp;job=${esc(enc(job))}`;
+      html.push(`<div class="rg-row" role="row" data-job="${j}"><span class="rg-job" role="rowheader"><a href="/instances/?${q}&amp;runs=${g.columns.length}&amp;chart=${esc(enc(job))}#durations">${j}</a></span>`);
+      for (let k = 0; k < cells.length; k++) {
+        const c = cells[k];
+        if (!c) { html.push('<span role="cell"></span>'); continue; }
+        const [state, icon] = looks[c[0]];
+        const href = c[2] >= 0 ? `/execution/?${q}${cols[k]}${jq}&amp;execution=${c[2]}` : `/executions/?${q}${cols[k]}${jq}`;
+        html.push(`<span role="cell"><a class="l-${state}" data-state="${state}" href="${href}">${icon}${esc(c[1])}</a></span>`);
+      }
+      html.push("</div>");
     }
-    body.append(frag);
+    body.insertAdjacentHTML("beforeend", html.join(""));
   };
-  // The first screenful at once; the rest in batches after it, so the page is usable at once.
+  // The first screenful at once; the rest right after it, so the page is usable at once.
   draw(60);
   const rest = () => {
-    if (drawn >= g.rows.length) return;
-    draw(250);
+    if (drawn >= g.rows.length) {
+      body.dataset.drawnAt = Math.round(performance.now()); // when the last row was drawn
+      return;
+    }
+    draw(g.rows.length);
     setTimeout(rest, 0);
   };
   setTimeout(rest, 0);

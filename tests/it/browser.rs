@@ -636,7 +636,7 @@ async fn the_runs_grid_shows_each_job_of_each_recent_run_and_charts_its_duration
     b.wait_for("#runs-grid", LONG).await;
     let states = b
         .execute(
-            "return Array.from(document.querySelectorAll('#runs-grid tbody tr')).map(r => [r.dataset.job, Array.from(r.querySelectorAll('td')).map(td => { const a = td.querySelector('a'); return a ? a.dataset.state : ''; })]);",
+            "return Array.from(document.querySelectorAll('#runs-grid [role=row][data-job]')).map(r => [r.dataset.job, Array.from(r.querySelectorAll('[role=cell]')).map(td => { const a = td.querySelector('a'); return a ? a.dataset.state : ''; })]);",
         )
         .await;
     assert_eq!(
@@ -651,7 +651,7 @@ async fn the_runs_grid_shows_each_job_of_each_recent_run_and_charts_its_duration
     b.screenshot("runs-grid").await;
     // A cell opens that execution.
     let failed = b
-        .find("#runs-grid tr[data-job=b] td:nth-of-type(2) a")
+        .find("#runs-grid [data-job=b] span:nth-of-type(3) a")
         .await
         .unwrap();
     b.click(&failed).await;

@@ -18,6 +18,7 @@ pub struct ExecutionView {
     pub info: String,
     pub properties: String,
     pub status: &'static str,
+    pub icon: &'static str,
     pub colour: &'static str,
     pub exit_code: String,
     pub start: When,
@@ -42,8 +43,9 @@ fn execution_view(w: &WorkflowName, job: &JobName, r: ExecutionRow, now: f64) ->
             .map(|(k, v)| format!("{k}={}", v.join(",")))
             .collect::<Vec<_>>()
             .join(", "),
-        status: r.status.as_str(),
-        colour: r.status.colour(),
+        status: r.state.as_str(),
+        icon: r.state.icon(),
+        colour: r.state.colour(),
         exit_code: match (r.exit_code, r.cleanup_exit_code) {
             _ if r.lost.is_some() => format!("lost: {}", r.lost.as_deref().unwrap_or_default()),
             (Some(c), Some(k)) => format!("{c} (cleanup {k})"),

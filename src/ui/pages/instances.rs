@@ -16,6 +16,7 @@ pub struct InstanceView {
     pub instance: String,
     pub status: &'static str,
     pub colour: &'static str,
+    pub icon: &'static str,
     pub start: When,
     pub end: When,
     pub run_time: String,
@@ -63,6 +64,7 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
         .map(|r| InstanceView {
             status: r.status.as_str(),
             colour: r.status.colour(),
+            icon: crate::workflow::status::Look::from(r.status).icon(),
             start: when(r.start_time, now),
             end: when(r.end_time, now),
             run_time: run_time(r.start_time, r.end_time, now),
