@@ -23,14 +23,44 @@ async fn start(dir: &std::path::Path, w: &str) -> String {
     started_instance(&String::from_utf8_lossy(&out.stdout))
 }
 
+/// `pinball -m all` in `dir` with the `workflows` YAML, `workers` workers, finished instances
+/// kept `archive_delay_sec`; the UI's root once it serves workflow `w`.
+async fn run_all(
+    dir: &std::path::Path,
+    workflows: &str,
+    workers: u32,
+    archive_delay_sec: u64,
+    w: &str,
+) -> (tokio::process::Child, String) {
+    let (master, ui) = (free_port(), free_port());
+    std::fs::write(dir.join("workflows.yaml"), workflows).unwrap();
+    std::fs::write(
+        dir.join("pinball.yaml"),
+        format!(
+            "database_url: sqlite://pinball.db\nmaster_port: {master}\nui_port: {ui}\nworkers: {workers}\narchive_delay_sec: {archive_delay_sec}\nlocal_logs_dir_prefix: {}/logs/\nparser_params:\n  workflows_config: workflows.yaml\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let all = spawn_pinball(&["-m", "all"], dir);
+    let root = format!("http://127.0.0.1:{ui}");
+    wait_until(LONG, "the UI serves the imported workflows", || async {
+        match reqwest::get(format!("{root}/api/v1/workflows")).await {
+            Ok(r) => r.text().await.is_ok_and(|t| t.contains(w)),
+            Err(_) => false,
+        }
+    })
+    .await;
+    (all, root)
+}
+
 #[tokio::test]
 async fn an_operator_runs_pinball_from_the_browser() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("marker");
-    let (master, ui) = (free_port(), free_port());
-    std::fs::write(
-        dir.path().join("workflows.yaml"),
-        format!(
+    let (_all, root) = run_all(
+        dir.path(),
+        &format!(
             "workflows:
   pipeline:
     owner: data-eng
@@ -46,24 +76,10 @@ async fn an_operator_runs_pinball_from_the_browser() {
 ",
             m = marker.display()
         ),
+        3,
+        300,
+        "pipeline",
     )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("pinball.yaml"),
-        format!(
-            "database_url: sqlite://pinball.db\nmaster_port: {master}\nui_port: {ui}\nworkers: 3\narchive_delay_sec: 300\nlocal_logs_dir_prefix: {}/logs/\nparser_params:\n  workflows_config: workflows.yaml\n",
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let _all = spawn_pinball(&["-m", "all"], dir.path());
-    let root = format!("http://127.0.0.1:{ui}");
-    wait_until(LONG, "the UI serves the imported workflows", || async {
-        match reqwest::get(format!("{root}/api/v1/workflows")).await {
-            Ok(r) => r.text().await.is_ok_and(|t| t.contains("pipeline")),
-            Err(_) => false,
-        }
-    })
     .await;
     let b = Browser::start().await;
 
@@ -188,32 +204,16 @@ async fn instance_row(root: &str, w: &str, i: &str) -> serde_json::Value {
 async fn an_archived_instance_keeps_its_history_and_retry_links_to_the_new_instance() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("marker");
-    let (master, ui) = (free_port(), free_port());
-    std::fs::write(
-        dir.path().join("workflows.yaml"),
-        format!(
+    let (_all, root) = run_all(
+        dir.path(),
+        &format!(
             "workflows:\n  fragile:\n    jobs:\n      check: {{command: 'test -e {} || exit 3'}}\n",
             marker.display()
         ),
+        1,
+        0,
+        "fragile",
     )
-    .unwrap();
-    // Archived as soon as it ends.
-    std::fs::write(
-        dir.path().join("pinball.yaml"),
-        format!(
-            "database_url: sqlite://pinball.db\nmaster_port: {master}\nui_port: {ui}\nworkers: 1\narchive_delay_sec: 0\nlocal_logs_dir_prefix: {}/logs/\nparser_params:\n  workflows_config: workflows.yaml\n",
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let _all = spawn_pinball(&["-m", "all"], dir.path());
-    let root = format!("http://127.0.0.1:{ui}");
-    wait_until(LONG, "the UI serves the imported workflows", || async {
-        match reqwest::get(format!("{root}/api/v1/workflows")).await {
-            Ok(r) => r.text().await.is_ok_and(|t| t.contains("fragile")),
-            Err(_) => false,
-        }
-    })
     .await;
     let old = start(dir.path(), "fragile").await;
     let page = format!("{root}/jobs/?workflow=fragile&instance={old}");
@@ -316,29 +316,7 @@ async fn an_archived_instance_keeps_its_history_and_retry_links_to_the_new_insta
 #[tokio::test]
 async fn the_failure_comes_first_and_a_keyboard_alone_can_select_and_poison() {
     let dir = tempfile::tempdir().unwrap();
-    let (master, ui) = (free_port(), free_port());
-    std::fs::write(
-        dir.path().join("workflows.yaml"),
-        "workflows:\n  etl:\n    jobs:\n      extract: {command: 'true'}\n      zz_transform: {command: 'echo first line >&2; echo the real cause >&2; exit 4', depends_on: [extract]}\n      load: {command: 'true', depends_on: [zz_transform]}\n      audit: {command: 'echo fine', depends_on: [extract]}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("pinball.yaml"),
-        format!(
-            "database_url: sqlite://pinball.db\nmaster_port: {master}\nui_port: {ui}\nworkers: 2\narchive_delay_sec: 600\nlocal_logs_dir_prefix: {}/logs/\nparser_params:\n  workflows_config: workflows.yaml\n",
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let _all = spawn_pinball(&["-m", "all"], dir.path());
-    let root = format!("http://127.0.0.1:{ui}");
-    wait_until(LONG, "the UI serves the imported workflows", || async {
-        match reqwest::get(format!("{root}/api/v1/workflows")).await {
-            Ok(r) => r.text().await.is_ok_and(|t| t.contains("etl")),
-            Err(_) => false,
-        }
-    })
-    .await;
+    let (_all, root) = run_all(dir.path(), "workflows:\n  etl:\n    jobs:\n      extract: {command: 'true'}\n      zz_transform: {command: 'echo first line >&2; echo the real cause >&2; exit 4', depends_on: [extract]}\n      load: {command: 'true', depends_on: [zz_transform]}\n      audit: {command: 'echo fine', depends_on: [extract]}\n", 2, 600, "etl").await;
     let i = start(dir.path(), "etl").await;
     wait_until(LONG, "the instance ends", || async {
         instance_row(&root, "etl", &i).await["status"] == "FAILURE"
@@ -484,29 +462,7 @@ async fn the_failure_comes_first_and_a_keyboard_alone_can_select_and_poison() {
 #[tokio::test]
 async fn waiting_to_retry_polling_killed_and_aborted_each_look_their_own() {
     let dir = tempfile::tempdir().unwrap();
-    let (master, ui) = (free_port(), free_port());
-    std::fs::write(
-        dir.path().join("workflows.yaml"),
-        "workflows:\n  states:\n    jobs:\n      flaky: {command: 'exit 1', max_attempts: 3, retry_delay_sec: 600}\n      gate: {condition: true, command: 'false', retry_delay_sec: 600}\n  long:\n    jobs:\n      wait: {command: 'sleep 120'}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("pinball.yaml"),
-        format!(
-            "database_url: sqlite://pinball.db\nmaster_port: {master}\nui_port: {ui}\nworkers: 3\narchive_delay_sec: 600\nlocal_logs_dir_prefix: {}/logs/\nparser_params:\n  workflows_config: workflows.yaml\n",
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let _all = spawn_pinball(&["-m", "all"], dir.path());
-    let root = format!("http://127.0.0.1:{ui}");
-    wait_until(LONG, "the UI serves the imported workflows", || async {
-        match reqwest::get(format!("{root}/api/v1/workflows")).await {
-            Ok(r) => r.text().await.is_ok_and(|t| t.contains("states")),
-            Err(_) => false,
-        }
-    })
-    .await;
+    let (_all, root) = run_all(dir.path(), "workflows:\n  states:\n    jobs:\n      flaky: {command: 'exit 1', max_attempts: 3, retry_delay_sec: 600}\n      gate: {condition: true, command: 'false', retry_delay_sec: 600}\n  long:\n    jobs:\n      wait: {command: 'sleep 120'}\n", 3, 600, "states").await;
     let i = start(dir.path(), "states").await;
     let long = start(dir.path(), "long").await;
     let b = Browser::start().await;
@@ -594,34 +550,12 @@ async fn waiting_to_retry_polling_killed_and_aborted_each_look_their_own() {
 #[tokio::test]
 async fn the_runs_grid_shows_each_job_of_each_recent_run_and_charts_its_durations() {
     let dir = tempfile::tempdir().unwrap();
-    let (master, ui) = (free_port(), free_port());
     let count = dir.path().join("count");
     // `b` fails in the second instance only.
-    std::fs::write(
-        dir.path().join("workflows.yaml"),
-        format!(
+    let (_all, root) = run_all(dir.path(), &format!(
             "workflows:\n  daily:\n    jobs:\n      a: {{command: 'true'}}\n      b: {{command: 'echo x >> {c}; test $(wc -l < {c}) -ne 2', depends_on: [a]}}\n      c: {{command: 'true', depends_on: [b]}}\n",
             c = count.display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("pinball.yaml"),
-        format!(
-            "database_url: sqlite://pinball.db\nmaster_port: {master}\nui_port: {ui}\nworkers: 2\narchive_delay_sec: 0\nlocal_logs_dir_prefix: {}/logs/\nparser_params:\n  workflows_config: workflows.yaml\n",
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let _all = spawn_pinball(&["-m", "all"], dir.path());
-    let root = format!("http://127.0.0.1:{ui}");
-    wait_until(LONG, "the UI serves the imported workflows", || async {
-        match reqwest::get(format!("{root}/api/v1/workflows")).await {
-            Ok(r) => r.text().await.is_ok_and(|t| t.contains("daily")),
-            Err(_) => false,
-        }
-    })
-    .await;
+        ), 2, 0, "daily").await;
     let mut ids = Vec::new();
     for _ in 0..3 {
         let i = start(dir.path(), "daily").await;
@@ -706,30 +640,8 @@ async fn every_page_passes_axe_in_light_and_dark_and_the_lists_fit_a_phone() {
     };
     let axe = std::fs::read_to_string(&axe_path).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (master, ui) = (free_port(), free_port());
-    std::fs::write(
-        dir.path().join("workflows.yaml"),
-        "workflows:\n  nightly_etl_with_a_long_name:\n    owner: data-eng\n    schedule: {recurrence: 1M, overrun_policy: SKIP}\n    jobs:\n      extract: {command: \"echo 'extracting'\\nsleep 0 && echo one more line with a long command that would widen every table on a phone screen\"}\n      transform: {command: 'echo oops >&2; exit 2', depends_on: [extract]}\n      gate: {condition: true, command: 'true'}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("pinball.yaml"),
-        format!(
-            "database_url: sqlite://pinball.db\nmaster_port: {master}\nui_port: {ui}\nworkers: 2\narchive_delay_sec: 600\nlocal_logs_dir_prefix: {}/logs/\nparser_params:\n  workflows_config: workflows.yaml\n",
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let _all = spawn_pinball(&["-m", "all"], dir.path());
-    let root = format!("http://127.0.0.1:{ui}");
     let w = "nightly_etl_with_a_long_name";
-    wait_until(LONG, "the UI serves the imported workflows", || async {
-        match reqwest::get(format!("{root}/api/v1/workflows")).await {
-            Ok(r) => r.text().await.is_ok_and(|t| t.contains(w)),
-            Err(_) => false,
-        }
-    })
-    .await;
+    let (_all, root) = run_all(dir.path(), "workflows:\n  nightly_etl_with_a_long_name:\n    owner: data-eng\n    schedule: {recurrence: 1M, overrun_policy: SKIP}\n    jobs:\n      extract: {command: \"echo 'extracting'\\nsleep 0 && echo one more line with a long command that would widen every table on a phone screen\"}\n      transform: {command: 'echo oops >&2; exit 2', depends_on: [extract]}\n      gate: {condition: true, command: 'true'}\n", 2, 600, w).await;
     let i = start(dir.path(), w).await;
     wait_until(LONG, "the instance ends", || async {
         instance_row(&root, w, &i).await["status"] == "FAILURE"

@@ -128,7 +128,7 @@ async fn pages_show_live_and_archived_instances_with_their_statuses() {
         "{ui}/executions/?workflow=bad&instance={bad}&job=x"
     ))
     .await;
-    assert_eq!(html.matches(">FAILURE<").count(), 2, "both attempts");
+    assert_eq!(html.matches(" FAILURE</span>").count(), 2, "both attempts");
     let (_, html) = page(format!(
         "{ui}/execution/?workflow=good&instance={good}&job=a&execution=0"
     ))

@@ -9,6 +9,7 @@ use std::fmt::Write;
 use super::execution_href;
 use crate::token::name::{InstanceId, JobName, WorkflowName};
 use crate::ui::data::{Instance, InstanceRow};
+use crate::ui::graph::escape;
 use crate::workflow::links;
 use crate::workflow::status::{Look, job_look};
 
@@ -201,7 +202,7 @@ fn durations_svg(row: &Row, columns: &[Column]) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" id="durations-chart" viewBox="0 0 {width} {}" width="{width}" height="{}" role="group" aria-label="durations of {} over the last {} runs, longest {}">"#,
         H + 24.0,
         H + 24.0,
-        crate::email::html_escape(&row.job),
+        escape(&row.job),
         columns.len(),
         crate::clock::duration(max)
     );
@@ -218,11 +219,11 @@ fn durations_svg(row: &Row, columns: &[Column]) -> String {
         let _ = write!(
             out,
             r#"<a href="{}"><rect class="bar" x="{x}" y="{}" width="{}" height="{h}" fill="{}"><title>{}: {} ({})</title></rect><text x="{}" y="{}" class="mark">{}</text></a>"#,
-            crate::email::html_escape(&c.href),
+            escape(&c.href),
             H - h,
             BAR - 4.0,
             c.look.colour(),
-            crate::email::html_escape(&columns[k].instance),
+            escape(&columns[k].instance),
             crate::clock::duration(secs),
             c.look.label(),
             x + (BAR - 4.0) / 2.0,
