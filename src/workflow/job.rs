@@ -37,9 +37,12 @@ pub struct ExecutionRecord {
     pub cleanup_exit_code: Option<i32>,
     #[serde(default)]
     pub events: Vec<Event>,
-    /// The host and owner name of the worker that ran it.
+    /// The owner name of the worker that ran it (`<host>_<generation>_<pid>_<slot>_...`).
     #[serde(default)]
     pub worker: String,
+    /// The machine it ran on (empty in records written before hosts were recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
     /// `PINBALL:key=value` lines; each key keeps its distinct values in emission order.
     #[serde(default)]
     pub properties: BTreeMap<String, Vec<String>>,
@@ -73,6 +76,7 @@ impl ExecutionRecord {
             cleanup_exit_code: None,
             events: Vec::new(),
             worker: String::new(),
+            host: String::new(),
             properties: BTreeMap::new(),
             logs: BTreeMap::new(),
             lost: None,

@@ -9,6 +9,7 @@ mod claims;
 mod cli;
 mod confinement;
 mod crash;
+mod deploy;
 mod emails;
 mod execution;
 mod faults;

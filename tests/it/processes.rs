@@ -90,6 +90,13 @@ async fn a_worker_killed_mid_job_without_lost_lease_retries_costs_an_attempt() {
     );
     assert_eq!(history[1].exit_code, Some(0));
     assert_ne!(history[1].worker, first_owner, "a different worker ran it");
+    for r in &history {
+        assert_eq!(
+            r.host,
+            pinball::config::host_name(),
+            "each execution names its host"
+        );
+    }
     app.stop().await;
 }
 

@@ -42,6 +42,7 @@ fn fixture_job(w: usize, i: usize, job: &str, base: f64) -> Token {
             cleanup_exit_code: None,
             events: vec![],
             worker: "w".into(),
+            host: "h".into(),
             properties: Default::default(),
             logs: Default::default(),
             lost: None,

@@ -129,6 +129,8 @@ async fn pages_show_live_and_archived_instances_with_their_statuses() {
     ))
     .await;
     assert_eq!(html.matches(" FAILURE</span>").count(), 2, "both attempts");
+    let host = format!("<td>{}</td>", pinball::config::host_name());
+    assert_eq!(html.matches(&host).count(), 2, "each execution's host");
     let (_, html) = page(format!(
         "{ui}/execution/?workflow=good&instance={good}&job=a&execution=0"
     ))

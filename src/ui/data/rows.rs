@@ -118,6 +118,8 @@ pub struct ExecutionRow {
     pub start_time: f64,
     pub end_time: Option<f64>,
     pub worker: String,
+    /// The machine it ran on.
+    pub host: String,
     pub info: String,
     pub properties: BTreeMap<String, Vec<String>>,
     /// Log kind -> URL of this API that serves it.
@@ -239,6 +241,7 @@ pub(super) fn execution_rows(jt: &JobToken) -> Vec<ExecutionRow> {
             start_time: r.start_time,
             end_time: r.end_time,
             worker: r.worker.clone(),
+            host: r.host.clone(),
             info: r.info.clone(),
             properties: r.properties.clone(),
             log_urls: r

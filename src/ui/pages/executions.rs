@@ -27,6 +27,7 @@ pub struct ExecutionView {
     /// The run time in seconds: what the column sorts by.
     pub run_secs: String,
     pub worker: String,
+    pub host: String,
     pub logs: Vec<(String, String)>,
     /// Incomplete logs and why, as one line (empty when every log is whole).
     pub log_trouble: String,
@@ -57,6 +58,7 @@ fn execution_view(w: &WorkflowName, job: &JobName, r: ExecutionRow, now: f64) ->
         run_time: run_time(Some(r.start_time), r.end_time, now),
         run_secs: run_secs(Some(r.start_time), r.end_time, now),
         worker: r.worker.clone(),
+        host: r.host.clone(),
         logs: r
             .log_urls
             .keys()
