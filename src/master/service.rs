@@ -270,6 +270,7 @@ impl Master {
             last_version: state.last_version(),
             uptime_sec: self.shared.started.elapsed().as_secs(),
             parked_claims: self.shared.parked.load(Ordering::Relaxed),
+            emails_waiting: state.count_prefix(crate::token::name::OUTBOX_PREFIX),
         })
     }
 

@@ -305,6 +305,17 @@ impl State {
         self.tokens.len() - 1
     }
 
+    /// How many tokens have names starting with `prefix` (an ordered range: no scan).
+    pub fn count_prefix(&self, prefix: &str) -> usize {
+        self.tokens
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .count()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

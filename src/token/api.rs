@@ -169,6 +169,9 @@ pub struct Health {
     /// Claims waiting (`wait_ms`) for a token to become claimable: idle workers and schedulers.
     #[serde(default)]
     pub parked_claims: usize,
+    /// Notification emails recorded and not yet delivered (the outbox, `/email/`).
+    #[serde(default)]
+    pub emails_waiting: usize,
 }
 
 /// `POST /api/v1/audit`: one operator action, as the CLI or the UI ran it. The master adds when

@@ -301,6 +301,11 @@ async fn an_email_recorded_while_the_server_is_down_for_20_s_arrives_once_it_is_
     let down_since = tokio::time::Instant::now();
     let pending = outbox(&c.client).await;
     assert_eq!(pending.len(), 1, "kept in the outbox: {pending:?}");
+    assert_eq!(
+        c.client.health().await.unwrap().emails_waiting,
+        1,
+        "health counts it"
+    );
     // The outage under test: the server stays down for 20 s.
     tokio::time::sleep_until(down_since + Duration::from_secs(20)).await;
     let server = RealSmtp::start_on("outbox::down_for_20_s", plain(), port)
@@ -314,6 +319,7 @@ async fn an_email_recorded_while_the_server_is_down_for_20_s_arrives_once_it_is_
     .await;
     let got = delivered(&server);
     assert_eq!(got.len(), 1, "delivered once");
+    assert_eq!(c.client.health().await.unwrap().emails_waiting, 0);
     assert_eq!(got[0].0, "dev@example.com");
     assert_eq!(
         got[0].1.subject,
