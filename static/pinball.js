@@ -142,14 +142,20 @@ function toPoint(evt) {
   };
 }
 
-function children() {
+// The graph's edges by one end: `children()` maps a job to the jobs after it, `parents()` to
+// the jobs before it.
+function edgesBy(down) {
   const out = {};
   for (const e of (graph.dataset.edges || "").split(";")) {
     const [p, c] = e.split(">");
-    if (c) (out[p] = out[p] || []).push(c);
+    if (!c) continue;
+    const [from, to] = down ? [p, c] : [c, p];
+    (out[from] = out[from] || []).push(to);
   }
   return out;
 }
+const children = () => edgesBy(true);
+const parents = () => edgesBy(false);
 
 function downstream(job) {
   const kids = children(), seen = new Set([job]), todo = [job];
@@ -288,15 +294,6 @@ if (graph) {
 }
 
 // ---- the job panel: a node's executions, logs, neighbours and selection -------------------
-function parents() {
-  const out = {};
-  for (const e of (graph.dataset.edges || "").split(";")) {
-    const [p, c] = e.split(">");
-    if (c) (out[c] = out[c] || []).push(p);
-  }
-  return out;
-}
-
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);

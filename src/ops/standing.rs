@@ -48,19 +48,17 @@ impl Ops<'_> {
         i: &InstanceId,
         finished_too: bool,
     ) -> Result<(), OpsError> {
-        let retry = format!(
-            "to run its failed jobs again, retry it (pinball util -w {w} -i {i} retry), which copies it into a new instance"
-        );
+        let retry =
+            format!("to run its failed jobs again, retry it (pinball util -w {w} -i {i} retry)");
         match self.standing(w, i).await? {
             Standing::Running => Ok(()),
             Standing::Finished(_) if !finished_too => Ok(()),
             Standing::Finished(s) => Err(OpsError::Failed(format!(
-                "{what} refused: workflow {w} instance {i} has finished ({}), and {what} would only rewrite how it ended; {}",
-                s.as_str(),
-                retry.replacen(", which copies it into a new instance", "", 1)
+                "{what} refused: workflow {w} instance {i} has finished ({}), and {what} would only rewrite how it ended; {retry}",
+                s.as_str()
             ))),
             Standing::Archived(s) => Err(OpsError::Failed(format!(
-                "{what} refused: workflow {w} instance {i} has finished ({}) and is archived, and its history cannot change; {retry}",
+                "{what} refused: workflow {w} instance {i} has finished ({}) and is archived, and its history cannot change; {retry}, which copies it into a new instance",
                 s.map_or("ended", Status::as_str)
             ))),
             Standing::Missing => Err(OpsError::Failed(format!(

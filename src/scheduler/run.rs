@@ -295,11 +295,13 @@ impl Scheduler {
             .max_running_instances
             .unwrap_or(self.settings.default_max_running);
         tracing::warn!(workflow = %w, running, limit, "too many instances running; the scheduled run waits");
-        self.settings.mailer.as_ref()?;
-        let notifier = Notifier {
-            ui_link: self.settings.ui_link.clone(),
-        };
-        notifier.too_many(w, running, limit, data.next_run_time, data.emails.clone())
+        Notifier::of(self.settings.mailer.as_ref(), &self.settings.ui_link)?.too_many(
+            w,
+            running,
+            limit,
+            data.next_run_time,
+            data.emails.clone(),
+        )
     }
 }
 

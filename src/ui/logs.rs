@@ -64,6 +64,17 @@ pub async fn open_log(
     let jt = ui.data.job(w, i, job).await?.ok_or_else(|| {
         UiError::NotFound(format!("job {job} of workflow {w} instance {i} not found"))
     })?;
+    open_job_log(ui, &jt, n, kind).await
+}
+
+/// [`open_log`] of a job already read.
+pub async fn open_job_log(
+    ui: &Ui,
+    jt: &crate::workflow::instance::JobToken,
+    n: usize,
+    kind: &str,
+) -> Result<OpenLog, UiError> {
+    let (w, i, job) = (&jt.workflow, &jt.instance, &jt.job.name);
     let record = jt
         .job
         .history
@@ -79,7 +90,7 @@ pub async fn open_log(
         tracing::warn!(workflow = %w, instance = %i, job = %job, execution = n, kind, error = %e, "ui refused a log path");
         UiError::NotFound(e.to_string())
     })?;
-    let running = execution_status(&jt, n) == Status::RUNNING;
+    let running = execution_status(jt, n) == Status::RUNNING;
     let kinds = record
         .logs
         .keys()

@@ -39,6 +39,13 @@ pub fn ui_link(c: &Config) -> String {
 }
 
 impl Notifier {
+    /// The notifier of a process with `mailer` (none without one: nothing would deliver).
+    pub fn of(mailer: Option<&crate::email::Mailer>, ui_link: &str) -> Option<Notifier> {
+        mailer.map(|_| Notifier {
+            ui_link: ui_link.to_owned(),
+        })
+    }
+
     fn url(&self, path: String) -> String {
         format!("{}{path}", self.ui_link)
     }

@@ -169,7 +169,7 @@ pub async fn commit_success(
 
 /// What a final failure's write records beside it: the email for the failure, given whether it
 /// is the instance's first (the outbox token, or `None`).
-pub type FailureEmail<'a> = &'a (dyn Fn(bool) -> Option<Token> + Send + Sync);
+pub type FailureNotice<'a> = &'a (dyn Fn(bool) -> Option<Token> + Send + Sync);
 
 /// No email with a failure.
 pub fn no_email(_first: bool) -> Option<Token> {
@@ -186,7 +186,7 @@ pub async fn commit_failure(
     job: &Job,
     owner: &str,
     retry: bool,
-    email: FailureEmail<'_>,
+    email: FailureNotice<'_>,
 ) -> Result<Committed, MasterError> {
     // A final failure inserts the instance's ARCHIVE signal unless it is set; another job of
     // the instance ending at the same moment may insert it first. The job still ours, the

@@ -106,7 +106,7 @@ async fn failure_view(
             .contains_key(kind)
             .then(|| super::file_href(w, i, job, n, kind))
     };
-    let tail = match crate::ui::logs::open_log(ui, (w, i, job), n, "stderr").await {
+    let tail = match crate::ui::logs::open_job_log(ui, first, n, "stderr").await {
         Ok(log) => {
             let text = log.tail(TAIL_BYTES).await.text;
             let lines: Vec<&str> = text.lines().collect();
@@ -298,6 +298,7 @@ fn timeline(inst: &Instance, w: &WorkflowName, i: &InstanceId, now: f64) -> Stri
 
 /// One jobs table row.
 fn job_view(jt: &JobToken, span: (f64, f64), now: f64) -> JobView {
+    let look = job_look(jt);
     let last = jt.job.history.last();
     let progress = progress(jt, span.0, span.1)
         .into_iter()
@@ -314,10 +315,10 @@ fn job_view(jt: &JobToken, span: (f64, f64), now: f64) -> JobView {
     JobView {
         job: jt.job.name.to_string(),
         info: job_info(jt),
-        status: job_look(jt).as_str(),
-        label: job_look(jt).label(),
-        icon: job_look(jt).icon(),
-        colour: job_look(jt).colour(),
+        status: look.as_str(),
+        label: look.label(),
+        icon: look.icon(),
+        colour: look.colour(),
         progress,
         last_start: when(last.map(|r| r.start_time), now),
         last_end: when(last.and_then(|r| r.end_time), now),
@@ -346,7 +347,7 @@ fn matching<'a>(inst: &'a Instance, q: &str) -> Vec<&'a JobToken> {
                 || job_look(jt).as_str().eq_ignore_ascii_case(q)
         })
         .collect();
-    found.sort_by_key(|jt| (table_rank(job_look(jt)), jt.job.name.as_str()));
+    found.sort_by_cached_key(|jt| (table_rank(job_look(jt)), jt.job.name.as_str()));
     found
 }
 

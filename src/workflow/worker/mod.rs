@@ -96,9 +96,7 @@ pub async fn run_workers(
     count: usize,
     shutdown: watch::Receiver<bool>,
 ) {
-    let notifier = settings.mailer.as_ref().map(|_| Notifier {
-        ui_link: settings.ui_link.clone(),
-    });
+    let notifier = Notifier::of(settings.mailer.as_ref(), &settings.ui_link);
     let settings = Arc::new(settings);
     let mut tasks = tokio::task::JoinSet::new();
     // The outbox's sender: every email recorded by any process, this one's included.
