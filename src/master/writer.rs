@@ -107,8 +107,9 @@ struct Writer {
     closing: bool,
     /// When unhealthy: the next time to try reloading.
     retry_at: Option<(Instant, Duration)>,
-    /// A commit failed and none has succeeded since: leases are kept from running out (their
-    /// holders cannot renew them) until the database takes commits again.
+    /// A commit failed, or writes were refused for an unreachable database, and none has
+    /// succeeded since: leases are kept from running out (their holders cannot renew them)
+    /// until the database takes commits again.
     frozen: bool,
 }
 
@@ -183,6 +184,14 @@ impl Writer {
             None => cmds,
         };
         if let Some(cause) = trouble {
+            // Writes refused for an unreachable database are commits that cannot happen: the
+            // holders cannot renew their leases, so the leases are held as after a failed
+            // commit (a lease otherwise ran out in memory during the outage, and the first
+            // claim after it took a job whose worker was only waiting to commit its end).
+            if !self.frozen {
+                self.frozen = true;
+                tracing::warn!("leases are held while the database takes no commits");
+            }
             // Parked claims cannot be granted without the database: their callers back off.
             let err = refused_while(cause);
             for p in self.parked.drain(..) {
