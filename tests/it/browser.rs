@@ -186,18 +186,24 @@ async fn an_operator_runs_pinball_from_the_browser() {
     b.screenshot("aborted").await;
 }
 
-/// The instance's `{"status", "start_time", ...}` from the read API.
-async fn instance_row(root: &str, w: &str, i: &str) -> serde_json::Value {
+/// The instance's `{"status", "start_time", ...}` from the read API, `None` while the list
+/// does not show it (yet).
+async fn instance_row(root: &str, w: &str, i: &str) -> Option<serde_json::Value> {
     let rows: Vec<serde_json::Value> =
         reqwest::get(format!("{root}/api/v1/workflows/{w}/instances"))
             .await
-            .unwrap()
+            .ok()?
             .json()
             .await
-            .unwrap();
-    rows.into_iter()
-        .find(|r| r["instance"] == i)
-        .unwrap_or_else(|| panic!("no instance {i} of {w}"))
+            .ok()?;
+    rows.into_iter().find(|r| r["instance"] == i)
+}
+
+/// Whether the read API shows the instance with a status for which `ok` holds.
+async fn instance_is(root: &str, w: &str, i: &str, ok: impl Fn(&str) -> bool) -> bool {
+    instance_row(root, w, i)
+        .await
+        .is_some_and(|r| r["status"].as_str().is_some_and(&ok))
 }
 
 #[tokio::test]
@@ -262,7 +268,7 @@ async fn an_archived_instance_keeps_its_history_and_retry_links_to_the_new_insta
     assert_eq!(cli.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&cli.stderr).contains("archived"));
     // History intact: still FAILURE, still archived, nothing alive again.
-    let row = instance_row(&root, "fragile", &old).await;
+    let row = instance_row(&root, "fragile", &old).await.unwrap();
     assert_eq!(row["status"], "FAILURE", "{row}");
     b.goto(&page).await;
     b.wait_for(".summary .muted", LONG).await;
@@ -285,15 +291,11 @@ async fn an_archived_instance_keeps_its_history_and_retry_links_to_the_new_insta
     let url = b.url().await;
     let new = url.rsplit("instance=").next().unwrap().to_owned();
     assert_ne!(new, old);
-    let back = b
-        .wait_for(
-            &format!("a[href='/jobs/?workflow=fragile&instance={old}']"),
-            LONG,
-        )
-        .await;
+    let back = format!("a[href='/jobs/?workflow=fragile&instance={old}']");
+    b.wait_for(&back, LONG).await;
     assert_eq!(
-        b.text(&back).await,
-        old,
+        b.text_of(&back).await.as_deref(),
+        Some(old.as_str()),
         "links back to the instance it came from"
     );
     b.wait_until(
@@ -303,8 +305,8 @@ async fn an_archived_instance_keeps_its_history_and_retry_links_to_the_new_insta
     )
     .await;
     let (old_row, new_row) = (
-        instance_row(&root, "fragile", &old).await,
-        instance_row(&root, "fragile", &new).await,
+        instance_row(&root, "fragile", &old).await.unwrap(),
+        instance_row(&root, "fragile", &new).await.unwrap(),
     );
     assert!(
         new_row["start_time"].as_f64().unwrap() >= old_row["end_time"].as_f64().unwrap(),
@@ -319,7 +321,7 @@ async fn the_failure_comes_first_and_a_keyboard_alone_can_select_and_poison() {
     let (_all, root) = run_all(dir.path(), "workflows:\n  etl:\n    jobs:\n      extract: {command: 'true'}\n      zz_transform: {command: 'echo first line >&2; echo the real cause >&2; exit 4', depends_on: [extract]}\n      load: {command: 'true', depends_on: [zz_transform]}\n      audit: {command: 'echo fine', depends_on: [extract]}\n", 2, 600, "etl").await;
     let i = start(dir.path(), "etl").await;
     wait_until(LONG, "the instance ends", || async {
-        instance_row(&root, "etl", &i).await["status"] == "FAILURE"
+        instance_is(&root, "etl", &i, |s| s == "FAILURE").await
     })
     .await;
     let b = Browser::start().await;
@@ -335,9 +337,10 @@ async fn the_failure_comes_first_and_a_keyboard_alone_can_select_and_poison() {
     let tail = b.find(".failure-banner .stderr-tail").await.unwrap();
     assert_eq!(b.text(&tail).await, "first line\nthe real cause");
     // The failed job is first in the table, though its name sorts last.
-    let first_row = b.find("#jobs-table tbody tr").await.unwrap();
     assert_eq!(
-        b.attribute(&first_row, "data-job").await.as_deref(),
+        b.attribute_of("#jobs-table tbody tr", "data-job")
+            .await
+            .as_deref(),
         Some("zz_transform")
     );
     b.screenshot("failure-first").await;
@@ -491,13 +494,15 @@ async fn waiting_to_retry_polling_killed_and_aborted_each_look_their_own() {
     // The table says the same, and a condition's polls are not attempts.
     b.goto(&format!("{root}/jobs/?workflow=states&instance={i}"))
         .await;
-    let badge = b.wait_for("tr[data-job=flaky] .status", LONG).await;
+    b.wait_for("tr[data-job=flaky] .status", LONG).await;
     assert_eq!(
-        b.attribute(&badge, "data-state").await.as_deref(),
+        b.attribute_of("tr[data-job=flaky] .status", "data-state")
+            .await
+            .as_deref(),
         Some("WAITING_RETRY")
     );
-    let gate_row = b.find("tr[data-job=gate]").await.unwrap();
-    assert!(b.text(&gate_row).await.contains("POLLING"));
+    let gate_row = b.text_of("tr[data-job=gate]").await.unwrap();
+    assert!(gate_row.contains("POLLING"), "{gate_row}");
     b.screenshot("states-waiting").await;
 
     // Killed by an abort, in an ABORTED instance: neither looks like a failure.
@@ -525,8 +530,8 @@ async fn waiting_to_retry_polling_killed_and_aborted_each_look_their_own() {
     .await;
     b.goto(&format!("{root}/jobs/?workflow=long&instance={long}"))
         .await;
-    let status = b.wait_for("#instance-status", LONG).await;
-    let aborted = b.attribute(&status, "style").await.unwrap();
+    b.wait_for("#instance-status", LONG).await;
+    let aborted = b.attribute_of("#instance-status", "style").await.unwrap();
     let banner = b.wait_for(".failure-banner h2", LONG).await;
     assert!(
         b.text(&banner)
@@ -560,7 +565,7 @@ async fn the_runs_grid_shows_each_job_of_each_recent_run_and_charts_its_duration
     for _ in 0..3 {
         let i = start(dir.path(), "daily").await;
         wait_until(LONG, "the instance ends", || async {
-            instance_row(&root, "daily", &i).await["status"] != "RUNNING"
+            instance_is(&root, "daily", &i, |s| s != "RUNNING").await
         })
         .await;
         ids.push(i);
@@ -644,7 +649,7 @@ async fn every_page_passes_axe_in_light_and_dark_and_the_lists_fit_a_phone() {
     let (_all, root) = run_all(dir.path(), "workflows:\n  nightly_etl_with_a_long_name:\n    owner: data-eng\n    schedule: {recurrence: 1M, overrun_policy: SKIP}\n    jobs:\n      extract: {command: \"echo 'extracting'\\nsleep 0 && echo one more line with a long command that would widen every table on a phone screen\"}\n      transform: {command: 'echo oops >&2; exit 2', depends_on: [extract]}\n      gate: {condition: true, command: 'true'}\n", 2, 600, w).await;
     let i = start(dir.path(), w).await;
     wait_until(LONG, "the instance ends", || async {
-        instance_row(&root, w, &i).await["status"] == "FAILURE"
+        instance_is(&root, w, &i, |s| s == "FAILURE").await
     })
     .await;
     let q = format!("workflow={w}&instance={i}&job=transform");

@@ -236,6 +236,32 @@ impl Browser {
             .map(str::to_owned)
     }
 
+    /// The rendered text of the first element matching `css`, found and read in one step (a
+    /// page's live refresh may replace an element between a find and a read).
+    pub async fn text_of(&self, css: &str) -> Option<String> {
+        let css = serde_json::to_string(css).unwrap();
+        self.execute(&format!(
+            "const e = document.querySelector({css}); return e ? e.innerText : null;"
+        ))
+        .await
+        .as_str()
+        .map(str::to_owned)
+    }
+
+    /// An attribute of the first element matching `css`, found and read in one step.
+    pub async fn attribute_of(&self, css: &str, name: &str) -> Option<String> {
+        let (css, name) = (
+            serde_json::to_string(css).unwrap(),
+            serde_json::to_string(name).unwrap(),
+        );
+        self.execute(&format!(
+            "const e = document.querySelector({css}); return e ? e.getAttribute({name}) : null;"
+        ))
+        .await
+        .as_str()
+        .map(str::to_owned)
+    }
+
     /// Runs `script` in the page and returns its result.
     pub async fn execute(&self, script: &str) -> Value {
         self.post("/execute/sync", json!({"script": script, "args": []}))
