@@ -65,9 +65,15 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_documents() {
     let _all = spawn_pinball(&["-m", "all"], dir.path());
     let client = pinball::master::HttpMasterClient::new("127.0.0.1", master, quick_policy())
         .with_token(Some(&pinball::config::Secret(OPERATOR.into())));
-    wait_until(Duration::from_secs(30), "the master serves", || async {
-        pinball::master::MasterClient::health(&client).await.is_ok()
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "the master serves and has loaded the definitions",
+        || async {
+            pinball::workflow::definition::read(&client, &wf("w"))
+                .await
+                .is_ok_and(|d| d.is_some())
+        },
+    )
     .await;
     // Something to read: a finished instance with a success, a failure and their logs.
     let out = pinball_out(&["util", "-f", "-w", "w", "start"], dir.path()).await;
