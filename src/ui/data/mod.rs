@@ -200,6 +200,8 @@ impl DataLayer {
     pub async fn workflows(&self) -> Result<Vec<WorkflowRow>, StorageError> {
         self.summaries.catch_up().await?;
         let live = self.live_statuses().await?;
+        // As in `instances_and_recent`: what was archived during the live read.
+        self.summaries.catch_up().await?;
         let latest = self.store.latest_summaries(&self.master).await?;
         let defs = self.definitions().await?;
         let schedules: BTreeMap<WorkflowName, i64> = self
@@ -266,6 +268,9 @@ impl DataLayer {
             .into_iter()
             .map(|((_, i), inst)| (i, inst))
             .collect();
+        // An instance archived after the first catch-up and before the live read is in
+        // neither: summarise what was archived meanwhile (one indexed read when nothing was).
+        self.summaries.catch_up().await?;
         let (summaries, archived_total) = self
             .store
             .summaries(&self.master, w, offset, limit.max(runs))
