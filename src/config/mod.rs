@@ -125,6 +125,8 @@ pub struct Config {
     /// How many times a job whose worker died (stopped renewing its lease) runs again without
     /// the lost execution counting as an attempt.
     pub lost_lease_retries: u32,
+    /// The pools a `-m workers` process serves; a job names its pool with `pool:`.
+    pub pools: Vec<String>,
     pub parser: String,
     pub parser_params: ParserParams,
     pub default_email: Option<String>,
@@ -200,6 +202,7 @@ impl Default for Config {
             worker_shutdown_grace_sec: 30,
             master_outage_grace_sec: 600,
             lost_lease_retries: 1,
+            pools: vec![crate::token::DEFAULT_POOL.into()],
             parser: "yaml".into(),
             parser_params: ParserParams::default(),
             default_email: None,
@@ -372,6 +375,18 @@ impl Config {
             return bad(format!(
                 "parser `{}` is unknown; use `yaml` or `exec`",
                 self.parser
+            ));
+        }
+        if self.pools.is_empty() || self.pools.len() > crate::token::MAX_POOLS {
+            return bad(format!(
+                "pools names {} pools; a worker serves between 1 and {} (default: [default])",
+                self.pools.len(),
+                crate::token::MAX_POOLS
+            ));
+        }
+        if let Some(p) = self.pools.iter().find(|p| !crate::token::is_pool_name(p)) {
+            return bad(format!(
+                "pools: `{p}` is not a pool name: letters, digits, _ and - only, at most 64"
             ));
         }
         if self.ui_session_minutes == 0 {
@@ -559,6 +574,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(hash.contains("hash-password"), "{hash}");
+    }
+
+    #[test]
+    fn pools_are_names_and_default_to_default() {
+        assert_eq!(parse("").unwrap().0.pools, ["default"]);
+        assert_eq!(
+            parse("pools: [default, heavy]").unwrap().0.pools,
+            ["default", "heavy"]
+        );
+        for bad in ["pools: []", "pools: ['gpu large']"] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains("pools"), "{bad}: {e}");
+        }
     }
 
     #[test]

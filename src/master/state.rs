@@ -130,22 +130,31 @@ fn place(name: &str, e: &Entry) -> Place {
     (Rank(e.priority), e.version, name.into())
 }
 
-/// The tokens matching one `*` pattern, split into claimable (in line) and leased (by lease
-/// end). Invariant: every matching token is in exactly one set; a leased token whose lease has
-/// ended stays in `leased` until the next claim promotes it.
+/// The tokens matching one `*` pattern, split into claimable (in line, one line per pool) and
+/// leased (by lease end). Invariant: every matching token is in exactly one set; a leased
+/// token whose lease has ended stays in `leased` until the next claim promotes it.
 #[derive(Debug)]
 struct ClaimIndex {
     pattern: Pattern,
-    claimable: BTreeSet<Place>,
+    claimable: BTreeMap<Box<str>, BTreeSet<Place>>,
     leased: BTreeSet<(i64, Box<str>)>,
 }
 
 impl ClaimIndex {
     fn insert(&mut self, name: &str, e: &Entry) {
         match e.lease_end() {
-            Some(t) => self.leased.insert((t, name.into())),
-            None => self.claimable.insert(place(name, e)),
-        };
+            Some(t) => {
+                self.leased.insert((t, name.into()));
+            }
+            None => self.line_up(name, e),
+        }
+    }
+
+    fn line_up(&mut self, name: &str, e: &Entry) {
+        self.claimable
+            .entry(pool_of(e.data.as_deref()))
+            .or_default()
+            .insert(place(name, e));
     }
 
     fn remove(&mut self, name: &str, e: &Entry) {
@@ -154,7 +163,13 @@ impl ClaimIndex {
         {
             return;
         }
-        self.claimable.remove(&place(name, e));
+        let pool = pool_of(e.data.as_deref());
+        if let Some(line) = self.claimable.get_mut(&pool) {
+            line.remove(&place(name, e));
+            if line.is_empty() {
+                self.claimable.remove(&pool);
+            }
+        }
     }
 
     /// Moves tokens whose lease ended at or before `now` to the claimable set.
@@ -164,9 +179,39 @@ impl ClaimIndex {
         {
             let (_, name) = self.leased.pop_first().expect("checked first");
             if let Some(e) = tokens.get(&name) {
-                self.claimable.insert(place(&name, e));
+                self.line_up(&name, e);
             }
         }
+    }
+
+    /// The best `limit` claimable names of `pools` (every pool when `None`), best first: the
+    /// heads of each pool's line, merged.
+    fn best(&self, pools: Option<&[String]>, limit: usize) -> Vec<Box<str>> {
+        let mut found: Vec<&Place> = match pools {
+            None => self
+                .claimable
+                .values()
+                .flat_map(|line| line.iter().take(limit))
+                .collect(),
+            Some(pools) => pools
+                .iter()
+                .filter_map(|p| self.claimable.get(p.as_str()))
+                .flat_map(|line| line.iter().take(limit))
+                .collect(),
+        };
+        if self.claimable.len() > 1 {
+            found.sort();
+            found.dedup();
+        }
+        found
+            .into_iter()
+            .take(limit)
+            .map(|(_, _, n)| n.clone())
+            .collect()
+    }
+
+    fn len(&self) -> usize {
+        self.claimable.values().map(BTreeSet::len).sum::<usize>() + self.leased.len()
     }
 }
 
@@ -611,7 +656,8 @@ impl State {
         if expires <= now {
             return Ok(Claim::default());
         }
-        let (names, mut next_lease_end) = self.claimable(&pattern, now, limit);
+        let (names, mut next_lease_end) =
+            self.claimable(&pattern, req.pools.as_deref(), now, limit);
         let mut tokens = Vec::with_capacity(names.len());
         for name in names {
             let mut entry = self.tokens[&*name].clone();
@@ -634,6 +680,7 @@ impl State {
     fn claimable(
         &mut self,
         pattern: &Pattern,
+        pools: Option<&[String]>,
         now: i64,
         limit: usize,
     ) -> (Vec<Box<str>>, Option<i64>) {
@@ -645,12 +692,7 @@ impl State {
             }
             let index = self.indexes.get_mut(pattern.as_str()).expect("built above");
             index.promote(now, &self.tokens);
-            let names = index
-                .claimable
-                .iter()
-                .take(limit)
-                .map(|(_, _, n)| n.clone())
-                .collect();
+            let names = index.best(pools, limit);
             return (names, index.leased.first().map(|(t, _)| *t));
         }
         let mut found: Vec<Place> = Vec::new();
@@ -662,7 +704,7 @@ impl State {
             if e.is_owned(now) {
                 let end = e.lease_end().expect("owned tokens have a lease");
                 next_lease_end = Some(next_lease_end.map_or(end, |t| t.min(end)));
-            } else {
+            } else if pools.is_none_or(|p| p.iter().any(|p| *p == *pool_of(e.data.as_deref()))) {
                 found.push(place(name, e));
             }
         }
@@ -676,7 +718,7 @@ impl State {
     fn build_index(&mut self, pattern: &Pattern) {
         let mut index = ClaimIndex {
             pattern: pattern.clone(),
-            claimable: BTreeSet::new(),
+            claimable: BTreeMap::new(),
             leased: BTreeSet::new(),
         };
         for (name, e) in self
@@ -687,7 +729,7 @@ impl State {
         }
         tracing::info!(
             pattern = pattern.as_str(),
-            tokens = index.claimable.len() + index.leased.len(),
+            tokens = index.len(),
             "built claim index"
         );
         self.indexes.insert(pattern.as_str().to_owned(), index);

@@ -284,6 +284,71 @@ fn a_claim_takes_the_highest_priority_first() {
 }
 
 #[test]
+fn a_claim_naming_pools_takes_only_their_tokens_best_first() {
+    for prefix in ["/w/", "/w/*/"] {
+        let mut s = fresh();
+        let job = |i: usize, pool: Option<&str>, priority: f64| Token {
+            priority,
+            data: Some(match pool {
+                Some(p) => format!(r#"{{"pool":"{p}","command":"x"}}"#),
+                None => r#"{"command":"echo \"pool\""}"#.into(),
+            }),
+            ..tok(&format!("/w/{i}/j"), None)
+        };
+        let updates = vec![
+            job(0, None, 1.0),
+            job(1, Some("heavy"), 5.0),
+            job(2, Some("default"), 3.0),
+            job(3, Some("gpu"), 9.0),
+            job(4, Some("heavy"), 2.0),
+        ];
+        modify(&mut s, updates, vec![]).unwrap();
+        let mut claim = |pools: Option<Vec<&str>>, max: u32| {
+            let req = QueryAndOwnRequest {
+                pools: pools.map(|p| p.into_iter().map(String::from).collect()),
+                ..claim_req(prefix, Some(max), "o", 2000)
+            };
+            req.validate().unwrap();
+            let got = s.claim(&req, 1000, &mut Txn::default()).unwrap();
+            got.tokens.into_iter().map(|t| t.name).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            claim(Some(vec!["default"]), 5),
+            ["/w/2/j", "/w/0/j"],
+            "{prefix}: no pool means default"
+        );
+        assert_eq!(
+            claim(Some(vec!["heavy", "nothing_here"]), 1),
+            ["/w/1/j"],
+            "{prefix}"
+        );
+        assert_eq!(claim(None, 5), ["/w/3/j", "/w/4/j"], "{prefix}: every pool");
+        assert!(claim(None, 5).is_empty(), "{prefix}");
+    }
+}
+
+#[test]
+fn a_claim_names_real_pools() {
+    for (pools, ok) in [
+        (vec![], false),
+        (vec!["heavy", "gpu-large"], true),
+        (vec!["a b"], false),
+        (vec![""], false),
+    ] {
+        let req = QueryAndOwnRequest {
+            pools: Some(pools.iter().map(|p| p.to_string()).collect()),
+            ..claim_req("/w/", Some(1), "o", 2000)
+        };
+        assert_eq!(req.validate().is_ok(), ok, "{pools:?}");
+    }
+    let many = QueryAndOwnRequest {
+        pools: Some((0..17).map(|i| format!("p{i}")).collect()),
+        ..claim_req("/w/", Some(1), "o", 2000)
+    };
+    assert!(many.validate().unwrap_err().to_string().contains("16"));
+}
+
+#[test]
 fn a_lease_that_ends_makes_the_token_claimable_again() {
     let mut s = fresh();
     modify(&mut s, vec![tok("/w/1/j", None)], vec![]).unwrap();

@@ -36,6 +36,9 @@ pub struct JobDef {
     pub cleanup_template: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disabled: bool,
+    /// The workers that may run it: those serving this pool (default `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
 }
 
 /// One workflow as written in YAML.

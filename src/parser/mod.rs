@@ -145,6 +145,10 @@ mod tests {
                 "job a: max_attempts must be at least 1",
             ),
             (
+                "workflows:\n  wf:\n    jobs:\n      a: {command: x, pool: 'big one'}\n",
+                "test.yaml: workflow wf: job a: pool `big one` is not a pool name",
+            ),
+            (
                 "workflows:\n  wf-1:\n    jobs:\n      a: {command: x}\n",
                 "workflow name \"wf-1\" is invalid",
             ),

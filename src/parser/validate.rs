@@ -33,6 +33,16 @@ fn validate_job(name: &JobName, job: &JobDef) -> Result<(), Invalid> {
     if let Some(t) = &job.cleanup_template {
         super::template::check(t).map_err(|e| at(name, format!("cleanup_template: {e}")))?;
     }
+    if let Some(p) = job
+        .pool
+        .as_deref()
+        .filter(|p| !crate::token::is_pool_name(p))
+    {
+        return Err(at(
+            name,
+            format!("pool `{p}` is not a pool name: letters, digits, _ and - only, at most 64"),
+        ));
+    }
     if job.max_attempts == Some(0) {
         return Err(at(name, "max_attempts must be at least 1"));
     }

@@ -90,6 +90,39 @@ pub struct QueryAndOwnRequest {
     #[serde(default)]
     #[schema(maximum = 600000)]
     pub wait_ms: Option<u64>,
+    /// Claim only tokens of these pools (a token's pool is the string `pool` at the top of
+    /// its JSON data; `default` when it has none). Without it, tokens of every pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 16)]
+    pub pools: Option<Vec<String>>,
+}
+
+/// The pool of a token without one.
+pub const DEFAULT_POOL: &str = "default";
+
+/// Letters, digits, `_` and `-`, at most 64 of them.
+pub fn is_pool_name(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= 64
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The pool a token's data names: the string `pool` at the top of a JSON object, `default`
+/// when there is none. Data that cannot name a pool is not parsed at all.
+pub fn pool_of(data: Option<&str>) -> Box<str> {
+    #[derive(Deserialize)]
+    struct Pooled {
+        pool: Option<String>,
+    }
+    match data {
+        Some(d) if d.contains("\"pool\"") => serde_json::from_str::<Pooled>(d)
+            .ok()
+            .and_then(|p| p.pool)
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| DEFAULT_POOL.into(), String::into_boxed_str),
+        _ => DEFAULT_POOL.into(),
+    }
 }
 
 impl QueryAndOwnRequest {
@@ -111,6 +144,7 @@ impl QueryAndOwnRequest {
                 max_tokens,
             }),
             wait_ms,
+            pools: None,
         }
     }
 }

@@ -343,6 +343,22 @@ impl QueryAndOwnRequest {
                 "wait_ms {w} is longer than the limit of {MAX_WAIT_MS}"
             )));
         }
+        if let Some(pools) = &self.pools {
+            if pools.is_empty() || pools.len() > MAX_POOLS {
+                return Err(MasterError::input(format!(
+                    "pools names {} pools; name between 1 and {MAX_POOLS}, or leave it out to claim from every pool",
+                    pools.len()
+                )));
+            }
+            if let Some(bad) = pools.iter().find(|p| !is_pool_name(p)) {
+                return Err(MasterError::input(format!(
+                    "pool {bad:?} is not a pool name: letters, digits, _ and - only, at most 64"
+                )));
+            }
+        }
         Ok(())
     }
 }
+
+/// The most pools one claim may name.
+pub const MAX_POOLS: usize = 16;

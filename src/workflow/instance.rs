@@ -45,6 +45,11 @@ pub fn job_from_graph(job_name: &JobName, g: &GraphJob) -> Job {
         } else {
             JobType::ShellJob
         },
+        pool: g
+            .def
+            .pool
+            .clone()
+            .filter(|p| p != crate::token::DEFAULT_POOL),
         name: job_name.clone(),
         inputs: if g.depends_on.is_empty() {
             vec![JobName::workflow_start()]

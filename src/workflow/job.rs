@@ -106,6 +106,10 @@ impl ExecutionRecord {
 pub struct Job {
     #[serde(rename = "type")]
     pub job_type: JobType,
+    /// The pool whose workers may claim it (the master reads this field: see
+    /// `token::pool_of`); none is `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
     /// Always the token's job name.
     pub name: JobName,
     pub inputs: Vec<JobName>,
@@ -136,6 +140,7 @@ impl Job {
     pub fn shell(name: JobName, command: impl Into<String>) -> Job {
         Job {
             job_type: JobType::ShellJob,
+            pool: None,
             name,
             inputs: Vec::new(),
             outputs: Vec::new(),

@@ -93,6 +93,7 @@ async fn a_worker_whose_lease_ended_cannot_commit_a_stale_result() {
         query: Some(pattern.clone()),
         wait_ms: Some(5000),
         lease_sec: None,
+        pools: None,
     };
     let stale = c
         .client

@@ -20,6 +20,7 @@ mod leases;
 mod limits;
 mod outages;
 mod outbox;
+mod pools;
 mod processes;
 mod repair;
 mod scheduler;

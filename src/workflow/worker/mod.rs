@@ -54,6 +54,8 @@ pub struct WorkerSettings {
     pub outage_grace: Duration,
     /// Reruns of a job whose worker died that cost no attempt.
     pub lost_lease_retries: u32,
+    /// The pools whose jobs this process claims.
+    pub pools: Vec<String>,
 }
 
 impl WorkerSettings {
@@ -74,6 +76,7 @@ impl WorkerSettings {
             ui_link: crate::workflow::mail::ui_link(c),
             outage_grace: Duration::from_secs(c.master_outage_grace_sec),
             lost_lease_retries: c.lost_lease_retries,
+            pools: c.pools.clone(),
         }
     }
 }
@@ -139,7 +142,7 @@ pub struct Worker {
 
 impl Worker {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        tracing::info!(worker = %self.name, generation = self.settings.generation, "worker started");
+        tracing::info!(worker = %self.name, generation = self.settings.generation, pools = ?self.settings.pools, "worker started");
         let mut last_sweep: Option<Instant> = None;
         // The global signals, watched all along (one parked request at the master), so DRAIN
         // and EXIT reach an idle worker at once, not after its parked claim.
@@ -254,6 +257,7 @@ impl Worker {
     fn claim(&self) -> QueryAndOwnRequest {
         QueryAndOwnRequest {
             lease_sec: Some(self.settings.lease.as_secs().max(1)),
+            pools: Some(self.settings.pools.clone()),
             ..QueryAndOwnRequest::new(
                 &self.name,
                 0,

@@ -46,6 +46,7 @@ pub fn settings(logs: &std::path::Path, archive_delay_sec: u64) -> WorkerSetting
         ui_link: "http://localhost:8080".into(),
         outage_grace: Duration::from_secs(600),
         lost_lease_retries: 1,
+        pools: vec!["default".into()],
     }
 }
 
@@ -124,6 +125,18 @@ impl Cluster {
     pub fn add_workers(&self, n: usize, archive_delay_sec: u64) -> Workers {
         let (stop, stopped) = watch::channel(false);
         let s = settings(self.logs.path(), archive_delay_sec);
+        let task = tokio::spawn(run_workers(Arc::new(self.client.clone()), s, n, stopped));
+        Workers { stop, task }
+    }
+
+    /// Starts `n` more workers of `generation` serving `pools`.
+    pub fn add_pool_workers(&self, n: usize, generation: u32, pools: &[&str]) -> Workers {
+        let (stop, stopped) = watch::channel(false);
+        let s = WorkerSettings {
+            generation,
+            pools: pools.iter().map(|p| p.to_string()).collect(),
+            ..settings(self.logs.path(), 0)
+        };
         let task = tokio::spawn(run_workers(Arc::new(self.client.clone()), s, n, stopped));
         Workers { stop, task }
     }
