@@ -171,6 +171,7 @@ async fn wakeup(server: &Server, rounds: usize) -> (Duration, Duration, Duration
                 }),
                 wait_ms: Some(10_000),
                 lease_sec: None,
+                pools: None,
             };
             let r = client.query_and_own(req).await.unwrap();
             assert_eq!(r.tokens.len(), 1);
