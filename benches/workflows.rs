@@ -81,6 +81,7 @@ async fn rig(url: &str) -> Rig {
         ui_link: "http://localhost:8080".into(),
         outage_grace: Duration::from_secs(600),
         lost_lease_retries: 1,
+        pools: vec!["default".into()],
     };
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(run_workers(
