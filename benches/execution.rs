@@ -36,6 +36,7 @@ fn settings(logs: &std::path::Path) -> WorkerSettings {
         ui_link: "http://localhost:8080".into(),
         outage_grace: Duration::from_secs(600),
         lost_lease_retries: 1,
+        pools: vec!["default".into()],
     }
 }
 
