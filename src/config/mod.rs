@@ -15,6 +15,10 @@ pub use access::{ApiToken, Role, UiUser};
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://pinball.db";
 /// Default largest request body: 64 MiB (job histories make tokens large).
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 << 20;
+/// The most of one job log the master keeps (`log_max_bytes`).
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 16 << 20;
+/// How long the master keeps job logs (`log_retention_days`).
+pub const DEFAULT_LOG_RETENTION_DAYS: u64 = 30;
 
 /// Keys of the original Pinball that this one does not use; accepted with a warning.
 const OBSOLETE_KEYS: &[(&str, &str)] = &[
@@ -127,6 +131,10 @@ pub struct Config {
     pub lost_lease_retries: u32,
     /// The pools a `-m workers` process serves; a job names its pool with `pool:`.
     pub pools: Vec<String>,
+    /// The most bytes of one job log the master stores (the rest stays on the worker's disk).
+    pub log_max_bytes: u64,
+    /// Job logs stored longer than this are deleted (0 keeps them).
+    pub log_retention_days: u64,
     pub parser: String,
     pub parser_params: ParserParams,
     pub default_email: Option<String>,
@@ -203,6 +211,8 @@ impl Default for Config {
             master_outage_grace_sec: 600,
             lost_lease_retries: 1,
             pools: vec![crate::token::DEFAULT_POOL.into()],
+            log_max_bytes: DEFAULT_LOG_MAX_BYTES,
+            log_retention_days: DEFAULT_LOG_RETENTION_DAYS,
             parser: "yaml".into(),
             parser_params: ParserParams::default(),
             default_email: None,

@@ -67,6 +67,7 @@ pub fn router(master: Master, settings: ApiSettings) -> Router {
         .route("/api/v1/group", post(group))
         .route("/api/v1/archive", post(archive))
         .route("/api/v1/audit", post(audit))
+        .route("/api/v1/logs", post(logs))
         .route("/api/v1/health", get(health))
         .route("/api/v1/openapi.json", get(openapi))
         .fallback(not_found)
@@ -107,6 +108,7 @@ fn needed_role(path: &str) -> Option<(Role, &'static str)> {
         "/api/v1/query_and_own" => (Role::Worker, "query_and_own"),
         "/api/v1/archive" => (Role::Worker, "archive"),
         "/api/v1/audit" => (Role::Worker, "audit"),
+        "/api/v1/logs" => (Role::Worker, "logs"),
         _ => return None,
     })
 }
@@ -206,6 +208,23 @@ async fn query_and_own(
     ApiJson(req): ApiJson<QueryAndOwnRequest>,
 ) -> Result<Json<QueryAndOwnResponse>, ApiError> {
     Ok(Json(m.query_and_own(req).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/logs",
+    request_body = LogRequest,
+    responses(
+        (status = 200, description = "the bytes are stored (up to log_max_bytes of each log)", body = LogResponse),
+        Errors,
+    ),
+    tag = "master"
+)]
+async fn logs(
+    State(m): State<Master>,
+    ApiJson(req): ApiJson<LogRequest>,
+) -> Result<Json<LogResponse>, ApiError> {
+    Ok(Json(m.append_log(req).await?))
 }
 
 #[utoipa::path(

@@ -27,6 +27,8 @@ pub trait MasterClient: Send + Sync {
     async fn health(&self) -> Result<Health, MasterError>;
     /// Records an operator action in the audit log.
     async fn audit(&self, req: AuditRequest) -> Result<AuditResponse, MasterError>;
+    /// Sends a piece of a job's log to be stored beside the tokens.
+    async fn append_log(&self, req: LogRequest) -> Result<LogResponse, MasterError>;
 
     /// The token named exactly `name`, if there is one.
     async fn get(&self, name: &str) -> Result<Option<Token>, MasterError> {
@@ -235,6 +237,9 @@ impl MasterClient for HttpMasterClient {
     async fn audit(&self, req: AuditRequest) -> Result<AuditResponse, MasterError> {
         self.call("audit", Some(&req), Duration::ZERO).await
     }
+    async fn append_log(&self, req: LogRequest) -> Result<LogResponse, MasterError> {
+        self.call("logs", Some(&req), Duration::ZERO).await
+    }
 }
 
 /// A client of a master running in this process (tests, `-m all` without a network hop).
@@ -266,5 +271,8 @@ impl MasterClient for LocalMasterClient {
     }
     async fn audit(&self, req: AuditRequest) -> Result<AuditResponse, MasterError> {
         self.0.audit(req, "in-process").await
+    }
+    async fn append_log(&self, req: LogRequest) -> Result<LogResponse, MasterError> {
+        self.0.append_log(req).await
     }
 }

@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod client;
 pub mod http;
+pub mod logs;
 pub mod openapi;
 pub mod pattern;
 pub mod service;

@@ -69,7 +69,7 @@ impl utoipa::Modify for BearerAuth {
 #[openapi(
     info(
         title = "Pinball master",
-        description = "The token master's JSON API (CONTRACT §2): version-checked, all-or-nothing writes, prefix queries, claims with leases, archiving, the audit log."
+        description = "The token master's JSON API (CONTRACT §2): version-checked, all-or-nothing writes, prefix queries, claims with leases, archiving, the audit log, job logs sent by the workers."
     ),
     paths(
         super::api::modify,
@@ -78,6 +78,7 @@ impl utoipa::Modify for BearerAuth {
         super::api::group,
         super::api::archive,
         super::api::audit,
+        super::api::logs,
         super::api::health,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
@@ -129,6 +130,7 @@ mod tests {
             "group",
             "archive",
             "audit",
+            "logs",
             "health",
         ] {
             assert!(

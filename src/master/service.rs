@@ -55,6 +55,7 @@ pub(super) struct Shared {
 pub struct Master {
     shared: Arc<Shared>,
     tx: mpsc::Sender<Command>,
+    logs: super::logs::LogSink,
 }
 
 /// Loads the master's tokens, retrying with backoff while the database is unreachable.
@@ -98,6 +99,8 @@ pub struct MasterOptions {
     /// The names whose leases are workers' leases (jobs): only these are held through an
     /// outage. A schedule's `expiration_time` is its next run, not a lease.
     pub leased_prefix: String,
+    /// How job logs are kept.
+    pub logs: super::logs::LogOptions,
 }
 
 impl Default for MasterOptions {
@@ -107,6 +110,7 @@ impl Default for MasterOptions {
             max_wait_ms: MAX_WAIT_MS,
             lease_sec: 30,
             leased_prefix: crate::token::name::WORKFLOW_PREFIX.to_owned(),
+            logs: super::logs::LogOptions::default(),
         }
     }
 }
@@ -117,6 +121,10 @@ impl MasterOptions {
             max_answer_bytes: c.max_answer_bytes,
             max_wait_ms: c.max_claim_wait_ms.min(MAX_WAIT_MS),
             lease_sec: c.lease_sec,
+            logs: super::logs::LogOptions {
+                max_bytes: c.log_max_bytes,
+                retention_days: c.log_retention_days,
+            },
             ..MasterOptions::default()
         }
     }
@@ -158,6 +166,7 @@ impl Master {
         let storage: Arc<dyn Storage> = Arc::from(storage);
         let db = Arc::new(DbWatch::new());
         spawn_monitor(Arc::downgrade(&db), storage.clone());
+        let logs = super::logs::LogSink::spawn(storage.clone(), name.to_owned(), options.logs);
         let shared = Arc::new(Shared {
             db,
             state: RwLock::new(state),
@@ -170,7 +179,7 @@ impl Master {
         });
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         super::writer::spawn(shared.clone(), storage, rx);
-        Master { shared, tx }
+        Master { shared, tx, logs }
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, MasterError> {
@@ -206,6 +215,11 @@ impl Master {
             action: req,
         };
         self.call(|r| Command::Audit(entry, r)).await
+    }
+
+    /// Stores a piece of a job's log (`/logs`), beside the tokens, not through their writer.
+    pub async fn append_log(&self, req: LogRequest) -> Result<LogResponse, MasterError> {
+        self.logs.append(req).await
     }
 
     pub async fn query_and_own(

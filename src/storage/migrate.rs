@@ -41,6 +41,11 @@ pub fn sqlite() -> Migrator {
             "audit log",
             include_str!("../../migrations/sqlite/0003_audit_log.sql"),
         ),
+        migration(
+            4,
+            "job logs",
+            include_str!("../../migrations/sqlite/0004_job_logs.sql"),
+        ),
     ])
 }
 
@@ -60,6 +65,11 @@ pub fn mysql() -> Migrator {
             3,
             "audit log",
             include_str!("../../migrations/mysql/0003_audit_log.sql"),
+        ),
+        migration(
+            4,
+            "job logs",
+            include_str!("../../migrations/mysql/0004_job_logs.sql"),
         ),
     ])
 }

@@ -149,6 +149,41 @@ pub struct CommitBatch<'a> {
     pub audits: Vec<&'a AuditEntry>,
 }
 
+/// One stored piece of a job's log: bytes `start..start + raw_len` of the `kind` log of
+/// execution `execution` of the job `name` (`/workflow/<wf>/<instance>/<job>`), compressed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogChunk {
+    pub name: String,
+    pub execution: i64,
+    pub kind: String,
+    pub start: i64,
+    pub raw_len: i64,
+    /// The bytes, deflate-compressed.
+    pub data: Vec<u8>,
+    /// The host the job ran on.
+    pub host: String,
+    /// Set on the last chunk the master keeps of a log longer than its bound: the bound.
+    pub truncated_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// What the database holds of one log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogExtent {
+    /// Bytes stored from the start (the end of the last chunk).
+    pub size: i64,
+    pub truncated_at: Option<i64>,
+    pub host: String,
+}
+
+/// Which log: the job (`/workflow/<wf>/<instance>/<job>`), the execution and the kind.
+#[derive(Debug, Clone, Copy)]
+pub struct LogKey<'a> {
+    pub name: &'a str,
+    pub execution: i64,
+    pub kind: &'a str,
+}
+
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
     /// `sqlite` or `mysql`.
@@ -211,6 +246,31 @@ pub trait Storage: Send + Sync + 'static {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, StorageError>;
+    /// Stores log chunks in one transaction; a chunk already stored (same log and start) is
+    /// kept as it was, so a worker's resend changes nothing.
+    async fn write_logs(&self, master: &str, chunks: &[LogChunk]) -> Result<(), StorageError>;
+    /// How much of a log is stored; `None` when nothing is.
+    async fn log_extent(
+        &self,
+        master: &str,
+        key: LogKey<'_>,
+    ) -> Result<Option<LogExtent>, StorageError>;
+    /// Up to `limit` chunks of a log that end after byte `from`, in order.
+    async fn log_chunks(
+        &self,
+        master: &str,
+        key: LogKey<'_>,
+        from: i64,
+        limit: u32,
+    ) -> Result<Vec<LogChunk>, StorageError>;
+    /// Deletes up to `limit` log chunks stored before `created_before` (retention). Returns
+    /// how many.
+    async fn delete_old_logs(
+        &self,
+        master: &str,
+        created_before: i64,
+        limit: u32,
+    ) -> Result<u64, StorageError>;
 }
 
 /// Opens the backend the URL names: `sqlite://file`, `sqlite:///abs/file`, `mysql://...`.

@@ -31,6 +31,10 @@ pub trait Dialect: Database + Sized {
     const SUMMARY_CONFLICT: &'static str;
     /// Inserts a master's row unless it exists (binds: master, created_at).
     const INSERT_MASTER: &'static str;
+    /// The log-chunk insert that keeps a chunk already stored, up to the column list.
+    const INSERT_LOG: &'static str;
+    /// Deletes up to `limit` chunks older than a time (binds: master, created_before, limit).
+    const DELETE_OLD_LOGS: &'static str;
     /// Data bytes per multi-row statement (below the server's packet limit); one larger row
     /// is sent alone.
     const BYTES_PER_STATEMENT: usize;
@@ -90,6 +94,13 @@ mod q {
         "SELECT COUNT(*) FROM instance_summaries WHERE master = ? AND workflow = ?";
     pub const ARCHIVE_QUEUE: &str =
         "SELECT seq, prefix FROM archive_queue WHERE master = ? ORDER BY seq LIMIT ?";
+    pub const LOG_EXTENT: &str = "SELECT MAX(start_byte + raw_len), MAX(truncated_at), MAX(host) \
+         FROM job_logs WHERE master = ? AND name = ? AND execution = ? AND kind = ?";
+    pub const LOG_CHUNKS: &str = "SELECT start_byte, raw_len, data, host, truncated_at, created_at \
+         FROM job_logs WHERE master = ? AND name = ? AND execution = ? AND kind = ? \
+         AND start_byte + raw_len > ? ORDER BY start_byte LIMIT ?";
+    pub const DELETE_LOGS_UNDER: &str =
+        "DELETE FROM job_logs WHERE master = ? AND name >= ? AND name < ?";
     pub const DROP_QUEUE: &str = "DELETE FROM archive_queue WHERE master = ? AND seq <= ?";
     pub const DELETE_SUMMARY: &str =
         "DELETE FROM instance_summaries WHERE master = ? AND prefix = ?";
@@ -257,6 +268,7 @@ where
     for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Option<f64>: Encode<'q, DB> + Type<DB>,
     for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
 {
     fn kind(&self) -> &'static str {
         DB::KIND
@@ -398,6 +410,12 @@ where
             .execute(tx.conn())
             .await?;
         sqlx::query(q::DELETE_SUMMARIES_UNDER)
+            .bind(master)
+            .bind(prefix)
+            .bind(end.as_str())
+            .execute(tx.conn())
+            .await?;
+        sqlx::query(q::DELETE_LOGS_UNDER)
             .bind(master)
             .bind(prefix)
             .bind(end.as_str())
@@ -553,5 +571,118 @@ where
             })
         };
         Ok(rows.iter().map(entry).collect::<Result<Vec<_>, _>>()?)
+    }
+
+    async fn write_logs(&self, master: &str, chunks: &[LogChunk]) -> Result<(), StorageError> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
+        // A chunk is at most a few hundred KiB: a handful per statement stays below the
+        // server's packet limit.
+        let mut start = 0;
+        while start < chunks.len() {
+            let mut bytes = 0;
+            let mut end = start;
+            while end < chunks.len()
+                && (end == start
+                    || bytes + chunks[end].data.len() < DB::BYTES_PER_STATEMENT.min(2 << 20))
+            {
+                bytes += chunks[end].data.len();
+                end += 1;
+            }
+            let mut q = QueryBuilder::<DB>::new(DB::INSERT_LOG);
+            q.push("(master, name, execution, kind, start_byte, raw_len, data, host, truncated_at, created_at) ");
+            q.push_values(&chunks[start..end], |mut b, c| {
+                b.push_bind(master.to_owned())
+                    .push_bind(c.name.clone())
+                    .push_bind(c.execution)
+                    .push_bind(c.kind.clone())
+                    .push_bind(c.start)
+                    .push_bind(c.raw_len)
+                    .push_bind(c.data.clone())
+                    .push_bind(c.host.clone())
+                    .push_bind(c.truncated_at)
+                    .push_bind(c.created_at);
+            });
+            q.build().execute(tx.conn()).await?;
+            start = end;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn log_extent(
+        &self,
+        master: &str,
+        key: LogKey<'_>,
+    ) -> Result<Option<LogExtent>, StorageError> {
+        let row = sqlx::query(q::LOG_EXTENT)
+            .bind(master)
+            .bind(key.name)
+            .bind(key.execution)
+            .bind(key.kind)
+            .fetch_one(&self.pool)
+            .await?;
+        let size: Option<i64> = row.try_get(0)?;
+        Ok(match size {
+            None => None,
+            Some(size) => Some(LogExtent {
+                size,
+                truncated_at: row.try_get(1)?,
+                host: row.try_get::<Option<String>, _>(2)?.unwrap_or_default(),
+            }),
+        })
+    }
+
+    async fn log_chunks(
+        &self,
+        master: &str,
+        key: LogKey<'_>,
+        from: i64,
+        limit: u32,
+    ) -> Result<Vec<LogChunk>, StorageError> {
+        let rows = sqlx::query(q::LOG_CHUNKS)
+            .bind(master)
+            .bind(key.name)
+            .bind(key.execution)
+            .bind(key.kind)
+            .bind(from)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(LogChunk {
+                    name: key.name.to_owned(),
+                    execution: key.execution,
+                    kind: key.kind.to_owned(),
+                    start: r.try_get(0)?,
+                    raw_len: r.try_get(1)?,
+                    data: r.try_get(2)?,
+                    host: r.try_get(3)?,
+                    truncated_at: r.try_get(4)?,
+                    created_at: r.try_get(5)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    async fn delete_old_logs(
+        &self,
+        master: &str,
+        created_before: i64,
+        limit: u32,
+    ) -> Result<u64, StorageError> {
+        let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
+        let done = sqlx::query(DB::DELETE_OLD_LOGS)
+            .bind(master)
+            .bind(created_before)
+            .bind(i64::from(limit))
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await?;
+        Ok(DB::rows_affected(&done))
     }
 }

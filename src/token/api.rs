@@ -247,3 +247,38 @@ pub struct AuditEntry {
     #[serde(flatten)]
     pub action: AuditRequest,
 }
+
+/// The most bytes of log one `/logs` request carries (before base64).
+pub const MAX_LOG_CHUNK: usize = 256 * 1024;
+
+/// `/logs`: bytes `offset..` of one execution's log, as the worker wrote them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogRequest {
+    #[schema(max_length = 255)]
+    pub workflow: String,
+    #[schema(max_length = 255)]
+    pub instance: String,
+    #[schema(max_length = 255)]
+    pub job: String,
+    /// The execution's index in the job's history.
+    #[schema(minimum = 0)]
+    pub execution: u32,
+    /// `stdout`, `stderr` or `pinlog`.
+    pub kind: String,
+    /// Where in the log these bytes start.
+    #[schema(minimum = 0)]
+    pub offset: u64,
+    /// The bytes, base64 (standard alphabet, padded), at most 256 KiB of them.
+    pub data: String,
+    /// The host the job runs on.
+    #[schema(max_length = 255)]
+    pub host: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LogResponse {
+    /// Set when the master keeps no more of this log (`log_max_bytes`): send no more of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_at: Option<u64>,
+}

@@ -9,8 +9,9 @@ use axum::body::{Body, Bytes};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::Ui;
-use super::data::execution_status;
+use super::data::{DataLayer, execution_status};
 use super::error::UiError;
+use crate::storage::LogKey;
 use crate::token::name::{InstanceId, JobName, WorkflowName};
 use crate::workflow::logs;
 use crate::workflow::status::Status;
@@ -19,15 +20,32 @@ use crate::workflow::status::Status;
 pub const MAX_TAIL: u64 = 4 << 20;
 const CHUNK: usize = 64 * 1024;
 
-/// An execution's log, opened: the file (none when the job has not written it yet), its size
-/// when opened, whether the execution still runs, and the kinds of log it has.
+/// Where an opened log's bytes come from.
+enum Source {
+    /// The chunks the worker sent to the master, in the database (wherever the job ran).
+    Stored {
+        data: DataLayer,
+        name: String,
+        execution: i64,
+        kind: String,
+    },
+    /// A file in this UI's log directory (a worker on this host, before logs were sent).
+    File(tokio::fs::File),
+    /// Nothing to read: the job printed nothing, or see `missing`.
+    Nothing,
+}
+
+/// An execution's log, opened: where its bytes are, its size when opened, whether the
+/// execution still runs, and the kinds of log it has.
 pub struct OpenLog {
-    file: Option<tokio::fs::File>,
+    source: Source,
     pub size: u64,
     pub running: bool,
     pub kinds: Vec<String>,
-    /// Why the log is incomplete, when the worker could not write all of it.
+    /// Why the log is incomplete, when the worker could not write or send all of it.
     pub trouble: Option<String>,
+    /// Why nothing of the log can be shown, when that is not because the job printed nothing.
+    pub missing: Option<String>,
     /// How the execution ended and how long it ran: `exit code 3 after 2m 5s`.
     pub outcome: String,
 }
@@ -39,8 +57,12 @@ pub struct LogText {
     pub running: bool,
     pub kinds: Vec<String>,
     pub trouble: Option<String>,
+    pub missing: Option<String>,
     pub outcome: String,
 }
+
+/// Chunks read from the database at once.
+const CHUNKS_PER_READ: u32 = 256;
 
 /// `exit code 3 after 2m 5s`, `running for 12s`, `lost after 40s: ...`.
 fn outcome(record: &crate::workflow::job::ExecutionRecord) -> String {
@@ -85,11 +107,6 @@ pub async fn open_job_log(
             "execution {n} of job {job} has no {kind} log"
         )));
     };
-    let root = ui.config.logs_dir();
-    let path = logs::locate(&root, w, job, kind, recorded).map_err(|e| {
-        tracing::warn!(workflow = %w, instance = %i, job = %job, execution = n, kind, error = %e, "ui refused a log path");
-        UiError::NotFound(e.to_string())
-    })?;
     let running = execution_status(jt, n) == Status::RUNNING;
     let kinds = record
         .logs
@@ -97,45 +114,148 @@ pub async fn open_job_log(
         .filter(|k| logs::KINDS.contains(&k.as_str()))
         .cloned()
         .collect();
+    let mut trouble = record.log_trouble.get(kind).cloned();
+    let name = crate::master::logs::log_name(w, i, job);
+    let key = LogKey {
+        name: &name,
+        execution: n as i64,
+        kind,
+    };
+    let (source, size, missing) = match ui.data.store.log_extent(&ui.data.master, key).await? {
+        Some(extent) => {
+            if let Some(at) = extent.truncated_at {
+                trouble.get_or_insert(format!(
+                    "the master keeps the first {at} bytes of this log (log_max_bytes); the rest is only on host {}",
+                    extent.host
+                ));
+            }
+            let source = Source::Stored {
+                data: ui.data.clone(),
+                name: name.clone(),
+                execution: n as i64,
+                kind: kind.to_owned(),
+            };
+            (source, extent.size.max(0) as u64, None)
+        }
+        None => match local_file(ui, jt, n, kind, recorded).await? {
+            Some((file, size)) => (Source::File(file), size, None),
+            None => (Source::Nothing, 0, why_missing(ui, record, running)),
+        },
+    };
+    Ok(OpenLog {
+        source,
+        size,
+        running,
+        kinds,
+        trouble,
+        missing,
+        outcome: outcome(record),
+    })
+}
+
+/// The log in this UI's own log directory, if it is there.
+async fn local_file(
+    ui: &Ui,
+    jt: &crate::workflow::instance::JobToken,
+    n: usize,
+    kind: &str,
+    recorded: &str,
+) -> Result<Option<(tokio::fs::File, u64)>, UiError> {
+    let (w, i, job) = (&jt.workflow, &jt.instance, &jt.job.name);
+    let root = ui.config.logs_dir();
+    let path = logs::locate(&root, w, job, kind, recorded).map_err(|e| {
+        tracing::warn!(workflow = %w, instance = %i, job = %job, execution = n, kind, error = %e, "ui refused a log path");
+        UiError::NotFound(e.to_string())
+    })?;
     let opened = tokio::task::spawn_blocking({
         let (root, path): (PathBuf, PathBuf) = (root.clone(), path.clone());
         move || logs::open_read(&root, &path)
     })
     .await
     .map_err(|e| UiError::Forbidden(e.to_string()))?;
-    let (file, size) = match opened {
-        Ok((f, size)) => (Some(tokio::fs::File::from_std(f)), size),
+    match opened {
+        Ok((f, size)) => Ok(Some((tokio::fs::File::from_std(f), size))),
         // A log that was never written (the job printed nothing) is empty, not missing.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, 0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "ui cannot open a log");
-            return Err(UiError::Forbidden(format!(
+            Err(UiError::Forbidden(format!(
                 "the {kind} log of {job} cannot be shown: {e}"
-            )));
+            )))
         }
-    };
-    Ok(OpenLog {
-        file,
-        size,
-        running,
-        kinds,
-        trouble: record.log_trouble.get(kind).cloned(),
-        outcome: outcome(record),
-    })
+    }
+}
+
+/// Why a log neither the database nor this host has cannot be shown; `None` when the job
+/// simply printed nothing (as far as anyone can tell).
+fn why_missing(
+    ui: &Ui,
+    record: &crate::workflow::job::ExecutionRecord,
+    running: bool,
+) -> Option<String> {
+    let days = ui.config.log_retention_days;
+    let age = crate::clock::now_f64() - record.end_time.unwrap_or(record.start_time);
+    if days > 0 && age > (days * 86_400) as f64 {
+        return Some(format!(
+            "this log is older than log_retention_days ({days} days): the master no longer keeps it"
+        ));
+    }
+    let here = crate::config::host_name();
+    if !record.host.is_empty() && record.host != here {
+        return Some(if running {
+            format!(
+                "nothing of this log has reached the master yet; it is being written on host {}",
+                record.host
+            )
+        } else {
+            format!(
+                "this log was written on host {} and its worker sent none of it to the master (it may have stopped first, or the job printed nothing)",
+                record.host
+            )
+        });
+    }
+    None
 }
 
 impl OpenLog {
     /// The last `tail` bytes (at most [`MAX_TAIL`]), as text.
     pub async fn tail(self, tail: u64) -> LogText {
         let take = tail.min(MAX_TAIL).min(self.size);
+        let from = self.size - take;
         let mut bytes = Vec::with_capacity(take as usize);
-        if let Some(mut file) = self.file
-            && file
-                .seek(std::io::SeekFrom::Start(self.size - take))
-                .await
-                .is_ok()
-        {
-            let _ = file.take(take).read_to_end(&mut bytes).await;
+        match self.source {
+            Source::File(mut file) => {
+                if file.seek(std::io::SeekFrom::Start(from)).await.is_ok() {
+                    let _ = file.take(take).read_to_end(&mut bytes).await;
+                }
+            }
+            Source::Stored {
+                data,
+                name,
+                execution,
+                kind,
+            } => {
+                let key = LogKey {
+                    name: &name,
+                    execution,
+                    kind: &kind,
+                };
+                let mut at = from;
+                while at < self.size {
+                    match read_stored(&data, key, at, self.size).await {
+                        Ok(Some(part)) => {
+                            at += part.len() as u64;
+                            bytes.extend_from_slice(&part);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(log = name, error = %e, "ui cannot read a stored log");
+                            break;
+                        }
+                    }
+                }
+            }
+            Source::Nothing => {}
         }
         LogText {
             text: String::from_utf8_lossy(&bytes).into_owned(),
@@ -143,27 +263,100 @@ impl OpenLog {
             running: self.running,
             kinds: self.kinds,
             trouble: self.trouble,
+            missing: self.missing,
             outcome: self.outcome,
         }
     }
 
-    /// The whole file as it was when opened, in chunks.
+    /// The whole log as it was when opened, in chunks.
     pub fn stream(self) -> Body {
-        let Some(file) = self.file else {
-            return Body::empty();
-        };
-        let reader = file.take(self.size);
-        let chunks = futures_util::stream::unfold(reader, |mut reader| async move {
-            let mut buf = vec![0u8; CHUNK];
-            match reader.read(&mut buf).await {
-                Ok(0) => None,
-                Ok(n) => {
-                    buf.truncate(n);
-                    Some((Ok::<_, std::io::Error>(Bytes::from(buf)), reader))
-                }
-                Err(e) => Some((Err(e), reader)),
+        let size = self.size;
+        match self.source {
+            Source::Nothing => Body::empty(),
+            Source::File(file) => {
+                let reader = file.take(size);
+                let chunks = futures_util::stream::unfold(reader, |mut reader| async move {
+                    let mut buf = vec![0u8; CHUNK];
+                    match reader.read(&mut buf).await {
+                        Ok(0) => None,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            Some((Ok::<_, std::io::Error>(Bytes::from(buf)), reader))
+                        }
+                        Err(e) => Some((Err(e), reader)),
+                    }
+                });
+                Body::from_stream(chunks)
             }
-        });
-        Body::from_stream(chunks)
+            Source::Stored {
+                data,
+                name,
+                execution,
+                kind,
+            } => {
+                let chunks = futures_util::stream::unfold(0u64, move |at| {
+                    let (data, name, kind) = (data.clone(), name.clone(), kind.clone());
+                    async move {
+                        if at >= size {
+                            return None;
+                        }
+                        let key = LogKey {
+                            name: &name,
+                            execution,
+                            kind: &kind,
+                        };
+                        match read_stored(&data, key, at, size).await {
+                            Ok(Some(part)) => {
+                                let next = at + part.len() as u64;
+                                Some((Ok::<_, std::io::Error>(Bytes::from(part)), next))
+                            }
+                            Ok(None) => None,
+                            Err(e) => Some((Err(std::io::Error::other(e.to_string())), size)),
+                        }
+                    }
+                });
+                Body::from_stream(chunks)
+            }
+        }
     }
+}
+
+/// The stored bytes of a log from `at` up to `end` (at most a few MiB at once); `None` when
+/// there are none.
+async fn read_stored(
+    data: &DataLayer,
+    key: LogKey<'_>,
+    at: u64,
+    end: u64,
+) -> Result<Option<Vec<u8>>, UiError> {
+    let chunks = data
+        .store
+        .log_chunks(&data.master, key, at as i64, CHUNKS_PER_READ)
+        .await?;
+    if chunks.is_empty() {
+        return Ok(None);
+    }
+    let want = at..end;
+    let out = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for c in chunks {
+            let start = c.start.max(0) as u64;
+            // Chunks follow each other; a gap (never written) ends the read there.
+            if start > want.start + out.len() as u64 {
+                break;
+            }
+            let raw = crate::master::logs::decompress(&c.data, c.raw_len.max(0) as usize)?;
+            let skip = (want.start + out.len() as u64).saturating_sub(start) as usize;
+            let room = (want.end - want.start) as usize - out.len();
+            out.extend(raw.iter().skip(skip).take(room));
+            if out.len() as u64 >= want.end - want.start {
+                break;
+            }
+        }
+        Ok::<_, std::io::Error>(out)
+    })
+    .await
+    .map_err(|e| UiError::Forbidden(e.to_string()))?
+    .map_err(|e| UiError::Forbidden(format!("a stored log cannot be read: {e}")))?;
+    Ok((!out.is_empty()).then_some(out))
 }

@@ -75,6 +75,39 @@ impl Storage for Flaky {
     ) -> Result<Vec<pinball::token::AuditEntry>, StorageError> {
         self.inner.audit_log(master, before, limit).await
     }
+    async fn write_logs(
+        &self,
+        master: &str,
+        chunks: &[storage::LogChunk],
+    ) -> Result<(), StorageError> {
+        self.inner.write_logs(master, chunks).await
+    }
+    async fn log_extent(
+        &self,
+        master: &str,
+        key: storage::LogKey<'_>,
+    ) -> Result<Option<storage::LogExtent>, StorageError> {
+        self.inner.log_extent(master, key).await
+    }
+    async fn log_chunks(
+        &self,
+        master: &str,
+        key: storage::LogKey<'_>,
+        from: i64,
+        limit: u32,
+    ) -> Result<Vec<storage::LogChunk>, StorageError> {
+        self.inner.log_chunks(master, key, from, limit).await
+    }
+    async fn delete_old_logs(
+        &self,
+        master: &str,
+        created_before: i64,
+        limit: u32,
+    ) -> Result<u64, StorageError> {
+        self.inner
+            .delete_old_logs(master, created_before, limit)
+            .await
+    }
     async fn names(
         &self,
         master: &str,

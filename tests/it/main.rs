@@ -22,6 +22,7 @@ mod outages;
 mod outbox;
 mod pools;
 mod processes;
+mod remote_logs;
 mod repair;
 mod scheduler;
 mod schedules;

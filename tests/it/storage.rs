@@ -268,3 +268,75 @@ async fn a_database_migrated_by_an_earlier_pinball_is_adopted_without_running_ag
         "both adopted and recorded by the new migrator, and the audit log's added"
     );
 }
+
+async fn logs_contract(url: &str) {
+    use pinball::storage::{LogChunk, LogKey};
+    let store = open(url).await;
+    let master = unique_master("logs");
+    let chunk = |start: i64, text: &str, created_at: i64| LogChunk {
+        name: "/workflow/w/1/j".into(),
+        execution: 2,
+        kind: "stdout".into(),
+        start,
+        raw_len: text.len() as i64,
+        data: text.as_bytes().to_vec(),
+        host: "host-b".into(),
+        truncated_at: None,
+        created_at,
+    };
+    let key = LogKey {
+        name: "/workflow/w/1/j",
+        execution: 2,
+        kind: "stdout",
+    };
+    assert_eq!(store.log_extent(&master, key).await.unwrap(), None);
+    store
+        .write_logs(&master, &[chunk(0, "hello ", 100), chunk(6, "world", 100)])
+        .await
+        .unwrap();
+    // A resend of a stored chunk changes nothing.
+    store
+        .write_logs(&master, &[chunk(6, "WORLD", 200), chunk(11, "!", 5000)])
+        .await
+        .unwrap();
+    let extent = store.log_extent(&master, key).await.unwrap().unwrap();
+    assert_eq!((extent.size, extent.host.as_str()), (12, "host-b"), "{url}");
+    let from_7: Vec<(i64, Vec<u8>)> = store
+        .log_chunks(&master, key, 7, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.start, c.data))
+        .collect();
+    assert_eq!(
+        from_7,
+        [(6, b"world".to_vec()), (11, b"!".to_vec())],
+        "{url}: the chunks that end after byte 7, the first stored kept"
+    );
+    let other = LogKey {
+        kind: "stderr",
+        ..key
+    };
+    assert_eq!(store.log_extent(&master, other).await.unwrap(), None);
+    // Retention deletes by age, in batches.
+    assert_eq!(store.delete_old_logs(&master, 1000, 1).await.unwrap(), 1);
+    assert_eq!(store.delete_old_logs(&master, 1000, 10).await.unwrap(), 1);
+    assert_eq!(
+        store.log_chunks(&master, key, 0, 10).await.unwrap().len(),
+        1
+    );
+    // Cleaning up an archived instance takes its logs.
+    store
+        .delete_archived(&master, "/workflow/w/1/")
+        .await
+        .unwrap();
+    assert_eq!(store.log_extent(&master, key).await.unwrap(), None, "{url}");
+}
+
+#[tokio::test]
+async fn job_logs_are_stored_in_chunks_read_by_range_and_deleted_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in backends(&dir, "job_logs_are_stored_in_chunks") {
+        logs_contract(&url).await;
+    }
+}

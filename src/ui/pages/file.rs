@@ -30,6 +30,8 @@ struct FilePage {
     running: bool,
     /// Why the log is incomplete (the worker could not write it all).
     trouble: Option<String>,
+    /// Why there is nothing to show (too old, never sent from its host).
+    missing: Option<String>,
     /// The execution's exit code and run time.
     outcome: String,
     api: String,
@@ -65,6 +67,7 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
         size: log.size,
         running: log.running,
         trouble: log.trouble,
+        missing: log.missing,
         outcome: log.outcome,
         api: log_url(w, i, job, n, kind),
         kinds,

@@ -7,6 +7,7 @@
 
 mod notify;
 mod run;
+mod ship;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -34,6 +34,16 @@ pub enum RunEnd {
     LostLease,
 }
 
+impl RunEnd {
+    /// The job as the run left it; none when another worker owns it now.
+    fn job(&self) -> Option<&Job> {
+        match self {
+            RunEnd::Finished(j) | RunEnd::Aborted(j) | RunEnd::HandedBack(j) => Some(j),
+            RunEnd::LostLease => None,
+        }
+    }
+}
+
 /// Why the worker stopped a command before it ended by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
@@ -175,9 +185,21 @@ impl Worker {
             job.history.push(record);
             return self.commit(jt, RunEnd::Finished(job)).await;
         }
-        job.history.push(record);
+        let of = super::ship::LogOf {
+            workflow: jt.workflow.to_string(),
+            instance: jt.instance.to_string(),
+            job: job.name.to_string(),
+            execution: job.history.len() as u32,
+            host: record.host.clone(),
+        };
+        let shipper = super::ship::Shipper::start(self.client.clone(), of, &record);
+        job.history.push(record.clone());
         // The claim already holds the lease; `execute` commits the start, then runs the command.
         let (jt, end) = self.execute(jt, job, shutdown).await;
+        // The log is complete in the master before the end is (a pinlog written at the end
+        // included), so a finished job's log never shows less than it printed.
+        let last = end.job().and_then(|j| j.history.last()).unwrap_or(&record);
+        shipper.finish(last).await;
         self.commit(&jt, end).await
     }
 

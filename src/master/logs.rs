@@ -1,0 +1,300 @@
+//! Job logs sent by the workers (`/api/v1/logs`), stored in the database beside the tokens so
+//! that every UI can show a log wherever its job ran, and after that host is gone.
+//!
+//! Logs never touch the token writer: they have their own queue and their own small
+//! transactions, batched (one transaction carries every chunk that arrived while the last one
+//! committed), so a job printing megabytes a second does not delay other jobs' commits. Each
+//! log is bounded (`log_max_bytes`); the chunk that reaches the bound is cut there and marked,
+//! and the worker is told to send no more. A full queue answers UNAVAILABLE at once (the
+//! worker keeps the bytes on its disk and sends them again). Chunks older than
+//! `log_retention_days` are deleted in small batches.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::storage::{LogChunk, Storage};
+use crate::token::name::{InstanceId, JobName, WorkflowName};
+use crate::token::{LogRequest, LogResponse, MAX_LOG_CHUNK, MasterError};
+
+/// The kinds of log a worker sends.
+const KINDS: [&str; 3] = ["stdout", "stderr", "pinlog"];
+/// Chunks waiting for the database at most; more are refused (UNAVAILABLE) until it catches up.
+const QUEUE: usize = 256;
+/// Chunks in one transaction at most.
+const BATCH: usize = 64;
+/// Chunks one retention pass deletes per transaction.
+const RETENTION_BATCH: u32 = 500;
+
+/// How the master keeps logs.
+#[derive(Debug, Clone, Copy)]
+pub struct LogOptions {
+    /// The most bytes kept of one log (`log_max_bytes`).
+    pub max_bytes: u64,
+    /// Chunks older than this are deleted (`log_retention_days`; 0 keeps them).
+    pub retention_days: u64,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            max_bytes: crate::config::DEFAULT_LOG_MAX_BYTES,
+            retention_days: crate::config::DEFAULT_LOG_RETENTION_DAYS,
+        }
+    }
+}
+
+type Queued = (LogChunk, oneshot::Sender<Result<(), MasterError>>);
+
+/// The master's log store: a handle to its writer task.
+#[derive(Clone)]
+pub struct LogSink {
+    tx: mpsc::Sender<Queued>,
+    options: LogOptions,
+}
+
+impl LogSink {
+    pub fn spawn(storage: Arc<dyn Storage>, master: String, options: LogOptions) -> LogSink {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(write_loop(storage.clone(), master.clone(), rx));
+        if options.retention_days > 0 {
+            tokio::spawn(retention_loop(storage, master, options.retention_days));
+        }
+        LogSink { tx, options }
+    }
+
+    /// Stores one chunk a worker sent; answers once it is committed.
+    pub async fn append(&self, req: LogRequest) -> Result<LogResponse, MasterError> {
+        let (name, bytes) = checked(&req)?;
+        let limit = self.options.max_bytes;
+        if req.offset > limit {
+            return Ok(LogResponse {
+                truncated_at: Some(limit),
+            });
+        }
+        let keep = bytes.len().min((limit - req.offset) as usize);
+        let cut = keep < bytes.len() || (req.offset == limit && !bytes.is_empty());
+        let raw_len = keep as i64;
+        let data = tokio::task::spawn_blocking(move || compress(&bytes[..keep]))
+            .await
+            .map_err(|e| MasterError::Unavailable(format!("compressing the log failed: {e}")))?;
+        let chunk = LogChunk {
+            name,
+            execution: i64::from(req.execution),
+            kind: req.kind,
+            start: req.offset as i64,
+            raw_len,
+            data,
+            host: req.host,
+            truncated_at: cut.then_some(limit as i64),
+            created_at: crate::clock::now(),
+        };
+        let (reply, done) = oneshot::channel();
+        self.tx.try_send((chunk, reply)).map_err(|_| {
+            MasterError::Unavailable(
+                "the master's log store is busy; the worker keeps the log and sends it again"
+                    .into(),
+            )
+        })?;
+        done.await
+            .map_err(|_| MasterError::Unavailable("the master is shutting down".into()))??;
+        Ok(LogResponse {
+            truncated_at: cut.then_some(limit),
+        })
+    }
+}
+
+/// The job's name in the log table (`/workflow/<wf>/<instance>/<job>`) and the bytes, once
+/// every part of the request is what it must be.
+fn checked(req: &LogRequest) -> Result<(String, Vec<u8>), MasterError> {
+    let bad = |what: &str, e: &dyn std::fmt::Display| MasterError::input(format!("{what}: {e}"));
+    let w: WorkflowName = req.workflow.parse().map_err(|e| bad("workflow", &e))?;
+    let i: InstanceId = req.instance.parse().map_err(|e| bad("instance", &e))?;
+    let j: JobName = req.job.parse().map_err(|e| bad("job", &e))?;
+    if !KINDS.contains(&req.kind.as_str()) {
+        return Err(MasterError::input(format!(
+            "kind {:?} is not a kind of log; use stdout, stderr or pinlog",
+            req.kind
+        )));
+    }
+    if req.host.len() > 255 || req.host.chars().any(char::is_control) {
+        return Err(MasterError::input(
+            "host must be at most 255 characters, none of them a control character",
+        ));
+    }
+    if req.data.len() > MAX_LOG_CHUNK.div_ceil(3) * 4 {
+        return Err(MasterError::input(format!(
+            "data carries more than {MAX_LOG_CHUNK} bytes; send the log in smaller chunks"
+        )));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&req.data)
+        .map_err(|e| bad("data is not base64", &e))?;
+    if req
+        .offset
+        .checked_add(bytes.len() as u64)
+        .is_none_or(|end| end > i64::MAX as u64)
+    {
+        return Err(MasterError::input("offset is too large"));
+    }
+    Ok((log_name(&w, &i, &j), bytes))
+}
+
+/// The job's key in the log table.
+pub fn log_name(w: &WorkflowName, i: &InstanceId, j: &JobName) -> String {
+    format!("{}{j}", crate::token::name::instance_prefix(w, i))
+}
+
+fn compress(bytes: &[u8]) -> Vec<u8> {
+    let mut z = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(bytes.len() / 4 + 64),
+        flate2::Compression::fast(),
+    );
+    z.write_all(bytes).expect("writing to memory");
+    z.finish().expect("writing to memory")
+}
+
+/// A stored chunk's bytes.
+pub fn decompress(data: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(raw_len);
+    flate2::read::DeflateDecoder::new(data)
+        .take(raw_len as u64)
+        .read_to_end(&mut out)?;
+    Ok(out)
+}
+
+async fn write_loop(storage: Arc<dyn Storage>, master: String, mut rx: mpsc::Receiver<Queued>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH
+            && let Ok(more) = rx.try_recv()
+        {
+            batch.push(more);
+        }
+        let (chunks, replies): (Vec<LogChunk>, Vec<_>) = batch.into_iter().unzip();
+        let result = storage.write_logs(&master, &chunks).await;
+        if let Err(e) = &result {
+            tracing::error!(chunks = chunks.len(), error = %e, "cannot store job logs; the workers send them again");
+        }
+        for reply in replies {
+            let _ = reply.send(
+                result
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| MasterError::Unavailable(format!("the log was not stored: {e}"))),
+            );
+        }
+    }
+}
+
+/// Deletes chunks older than `days`, a batch at a time, every ten minutes.
+async fn retention_loop(storage: Arc<dyn Storage>, master: String, days: u64) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let before = crate::clock::now() - (days * 86_400) as i64;
+        let mut deleted = 0;
+        loop {
+            match storage
+                .delete_old_logs(&master, before, RETENTION_BATCH)
+                .await
+            {
+                Ok(n) => {
+                    deleted += n;
+                    if n < u64::from(RETENTION_BATCH) {
+                        break;
+                    }
+                    // Small batches with a pause: the token writer never waits long.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot delete old job logs; trying again later");
+                    break;
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(
+                deleted,
+                older_than_days = days,
+                "deleted old job log chunks"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(data: &[u8]) -> LogRequest {
+        LogRequest {
+            workflow: "w".into(),
+            instance: "1".into(),
+            job: "j".into(),
+            execution: 0,
+            kind: "stdout".into(),
+            offset: 0,
+            data: base64::engine::general_purpose::STANDARD.encode(data),
+            host: "b".into(),
+        }
+    }
+
+    #[test]
+    fn a_chunk_compresses_and_comes_back_whole() {
+        let text = "line of a log\n".repeat(10_000);
+        let z = compress(text.as_bytes());
+        assert!(z.len() < text.len() / 10);
+        assert_eq!(decompress(&z, text.len()).unwrap(), text.as_bytes());
+    }
+
+    #[test]
+    fn requests_name_a_real_log() {
+        assert_eq!(checked(&req(b"hi")).unwrap().0, "/workflow/w/1/j");
+        for (bad, says) in [
+            (
+                LogRequest {
+                    workflow: "../etc".into(),
+                    ..req(b"x")
+                },
+                "workflow",
+            ),
+            (
+                LogRequest {
+                    kind: "passwd".into(),
+                    ..req(b"x")
+                },
+                "kind",
+            ),
+            (
+                LogRequest {
+                    data: "not base64!".into(),
+                    ..req(b"x")
+                },
+                "base64",
+            ),
+            (
+                LogRequest {
+                    host: "a\nb".into(),
+                    ..req(b"x")
+                },
+                "host",
+            ),
+            (req(&vec![b'x'; MAX_LOG_CHUNK + 1]), "smaller chunks"),
+            (
+                LogRequest {
+                    offset: u64::MAX,
+                    ..req(b"x")
+                },
+                "offset",
+            ),
+        ] {
+            let e = checked(&bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{says}: {e}");
+        }
+    }
+}

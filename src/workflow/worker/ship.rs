@@ -1,0 +1,191 @@
+//! Sends an execution's logs to the master while the job runs, so any UI shows them live and
+//! after this host is gone. The executor writes the log files as before; this task reads what
+//! is new in them every [`EVERY`] and sends it in order (`/api/v1/logs`, at most
+//! [`MAX_LOG_CHUNK`] bytes a request). A chunk counts as sent once the master answered it, so
+//! a master that is away only delays the logs: they are on this disk and go once it is back.
+//! The master says when it keeps no more of a log (`log_max_bytes`); then that log is left.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use tokio::sync::watch;
+
+use crate::master::MasterClient;
+use crate::token::{LogRequest, MAX_LOG_CHUNK, MasterError};
+use crate::workflow::job::ExecutionRecord;
+
+/// How often new output is sent: well within the second a live log may lag.
+const EVERY: Duration = Duration::from_millis(250);
+/// Chunks one log sends per round at most, so one loud log does not starve the others.
+const CHUNKS_PER_ROUND: usize = 4;
+/// How long the last sending may take once the job ended, before its end is committed
+/// anyway (the bytes left stay in the log files on this host).
+const LAST_ROUND: Duration = Duration::from_secs(10);
+
+/// Which execution's logs.
+#[derive(Debug, Clone)]
+pub struct LogOf {
+    pub workflow: String,
+    pub instance: String,
+    pub job: String,
+    pub execution: u32,
+    pub host: String,
+}
+
+#[derive(Debug)]
+struct Log {
+    kind: String,
+    path: PathBuf,
+    sent: u64,
+    /// The master keeps no more of it.
+    full: bool,
+}
+
+/// The task sending one execution's logs.
+pub struct Shipper {
+    done: watch::Sender<Option<Vec<(String, PathBuf)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Shipper {
+    /// Starts sending the logs `record` names.
+    pub fn start(client: Arc<dyn MasterClient>, of: LogOf, record: &ExecutionRecord) -> Shipper {
+        let (done, done_rx) = watch::channel(None);
+        let logs = paths(record).into_iter().map(new_log).collect();
+        let task = tokio::spawn(run(client, of, logs, done_rx));
+        Shipper { done, task }
+    }
+
+    /// Sends what is left, the logs `record` names now included (a pinlog written at the
+    /// end), and stops: bounded by [`LAST_ROUND`].
+    pub async fn finish(self, record: &ExecutionRecord) {
+        let _ = self.done.send(Some(paths(record)));
+        let _ = self.task.await;
+    }
+}
+
+fn paths(record: &ExecutionRecord) -> Vec<(String, PathBuf)> {
+    record
+        .logs
+        .iter()
+        .map(|(k, p)| (k.clone(), PathBuf::from(p)))
+        .collect()
+}
+
+fn new_log((kind, path): (String, PathBuf)) -> Log {
+    Log {
+        kind,
+        path,
+        sent: 0,
+        full: false,
+    }
+}
+
+async fn run(
+    client: Arc<dyn MasterClient>,
+    of: LogOf,
+    mut logs: Vec<Log>,
+    mut done: watch::Receiver<Option<Vec<(String, PathBuf)>>>,
+) {
+    let mut tick = tokio::time::interval(EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut warned = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = done.changed() => break,
+        }
+        if let Err(e) = round(client.as_ref(), &of, &mut logs, CHUNKS_PER_ROUND).await
+            && !warned
+        {
+            warned = true;
+            tracing::warn!(job = %of.job, instance = %of.instance, error = %e, "cannot send the job's log to the master yet; it stays on this host until then");
+        }
+    }
+    let more = done.borrow().clone().unwrap_or_default();
+    for (kind, path) in more {
+        if !logs.iter().any(|l| l.kind == kind) {
+            logs.push(new_log((kind, path)));
+        }
+    }
+    let last = async {
+        loop {
+            match round(client.as_ref(), &of, &mut logs, usize::MAX).await {
+                Ok(false) => return Ok(()),
+                Ok(true) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    match tokio::time::timeout(LAST_ROUND, last).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(job = %of.job, instance = %of.instance, error = %e, "the end of the job's log did not reach the master; it stays on this host")
+        }
+        Err(_) => {
+            tracing::warn!(job = %of.job, instance = %of.instance, "sending the end of the job's log took too long; the rest stays on this host")
+        }
+    }
+}
+
+/// Sends up to `chunks` new chunks of each log. Returns whether anything was sent.
+async fn round(
+    client: &dyn MasterClient,
+    of: &LogOf,
+    logs: &mut [Log],
+    chunks: usize,
+) -> Result<bool, MasterError> {
+    let mut sent_any = false;
+    for log in logs.iter_mut().filter(|l| !l.full) {
+        for _ in 0..chunks {
+            let (path, from) = (log.path.clone(), log.sent);
+            let Ok(Some(bytes)) = tokio::task::spawn_blocking(move || read_from(&path, from)).await
+            else {
+                break;
+            };
+            let answer = client
+                .append_log(LogRequest {
+                    workflow: of.workflow.clone(),
+                    instance: of.instance.clone(),
+                    job: of.job.clone(),
+                    execution: of.execution,
+                    kind: log.kind.clone(),
+                    offset: log.sent,
+                    data: base64::engine::general_purpose::STANDARD.encode(&bytes),
+                    host: of.host.clone(),
+                })
+                .await?;
+            log.sent += bytes.len() as u64;
+            sent_any = true;
+            if let Some(at) = answer.truncated_at {
+                tracing::info!(job = %of.job, log = %log.kind, kept_bytes = at, "the master keeps no more of this log (log_max_bytes); the rest stays on this host");
+                log.full = true;
+                break;
+            }
+        }
+    }
+    Ok(sent_any)
+}
+
+/// Up to [`MAX_LOG_CHUNK`] bytes of the file from `offset`; `None` when there are none (yet).
+fn read_from(path: &std::path::Path, offset: u64) -> Option<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let len = file.metadata().ok()?.len();
+    if len <= offset {
+        return None;
+    }
+    file.seek(SeekFrom::Start(offset)).ok()?;
+    let mut bytes = Vec::with_capacity(((len - offset) as usize).min(MAX_LOG_CHUNK));
+    file.take(MAX_LOG_CHUNK as u64)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    (!bytes.is_empty()).then_some(bytes)
+}

@@ -1,0 +1,167 @@
+//! Logs of jobs that ran elsewhere: the worker sends them to the master while the job runs,
+//! the UI reads them from the database, live and after the worker's host (its log files) is
+//! gone, and says why when there is nothing to show.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use pinball::master::logs::LogOptions;
+use pinball::master::service::MasterOptions;
+use pinball::master::{Master, MasterClient};
+use pinball::storage::{self, LogKey};
+use pinball::token::{LogRequest, ModifyRequest, Token};
+use pinball::ui::Ui;
+use pinball::ui::data::DataLayer;
+
+use crate::helpers::*;
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// A UI on the cluster's database whose own log directory is empty: whatever it shows of a
+/// log came through the master.
+async fn ui_elsewhere(c: &Cluster, logs: &std::path::Path) -> String {
+    let data = DataLayer::new(
+        Arc::from(storage::open(&c.app.url).unwrap()),
+        c.app.master_name.clone(),
+        3,
+    );
+    let mut config = c.config();
+    config.local_logs_dir_prefix = Some(logs.display().to_string());
+    let ui = Ui::new(data, Arc::new(c.client.clone()), Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let root = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(pinball::ui::serve(ui, listener, std::future::pending()));
+    root
+}
+
+/// The log through the UI's read API: (running, text).
+async fn log(root: &str, w: &str, i: &str, job: &str, kind: &str) -> (bool, String) {
+    let r = reqwest::get(format!(
+        "{root}/api/v1/workflows/{w}/instances/{i}/jobs/{job}/executions/0/logs/{kind}"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let running = r.headers()["x-log-running"] == "1";
+    (running, r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_log_written_elsewhere_is_shown_live_and_after_its_host_is_gone() {
+    let gate = tempfile::tempdir().unwrap();
+    let go = gate.path().join("go");
+    let yaml = format!(
+        "workflows:\n  w:\n    jobs:\n      talk: {{command: 'echo first; echo warming up >&2; while [ ! -e {} ]; do sleep 0.05; done; echo second'}}\n      quiet: {{command: 'true', depends_on: [talk]}}\n",
+        go.display()
+    );
+    let c = cluster(&yaml, 2, 600).await;
+    let empty = tempfile::tempdir().unwrap();
+    let root = ui_elsewhere(&c, empty.path()).await;
+    let i = c.start("w").await;
+    c.wait_running("w", &i, "talk", LONG).await;
+    // Live: what the job printed shows while it runs, before it ends.
+    wait_until(LONG, "the first line shows while the job runs", || async {
+        let (running, text) = log(&root, "w", &i, "talk", "stdout").await;
+        running && text == "first\n"
+    })
+    .await;
+    std::fs::write(&go, "").unwrap();
+    c.wait_finished("w", &i, LONG).await;
+    // The worker's host is gone: its log files with it.
+    std::fs::remove_dir_all(c.logs.path().join("w")).unwrap();
+    assert_eq!(
+        log(&root, "w", &i, "talk", "stdout").await,
+        (false, "first\nsecond\n".into())
+    );
+    assert_eq!(
+        log(&root, "w", &i, "talk", "stderr").await.1,
+        "warming up\n"
+    );
+    let page = reqwest::get(format!(
+        "{root}/file/?workflow=w&instance={i}&job=talk&execution=0&log_type=stdout"
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(page.contains("first\nsecond"), "{page}");
+    assert!(!page.contains("log-missing"), "{page}");
+
+    // A job whose host never sent anything: the page says why, not just nothing.
+    let jt = c.jobs("w", &i).await.remove("quiet").unwrap();
+    let mut data: serde_json::Value =
+        serde_json::from_str(jt.token.data.as_deref().unwrap()).unwrap();
+    data["history"][0]["host"] = "gone-host".into();
+    data["history"][0]["logs"]["stdout"] =
+        format!("{}/w/{i}/quiet.1.stdout", c.logs.path().display()).into();
+    c.client
+        .modify(ModifyRequest::update(vec![Token {
+            data: Some(data.to_string()),
+            ..jt.token.clone()
+        }]))
+        .await
+        .unwrap();
+    let page = reqwest::get(format!(
+        "{root}/file/?workflow=w&instance={i}&job=quiet&execution=0&log_type=stdout"
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        page.contains("id=\"log-missing\"") && page.contains("written on host gone-host"),
+        "{page}"
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn the_master_keeps_each_log_up_to_its_bound_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("pinball.db").display());
+    let options = MasterOptions {
+        logs: LogOptions {
+            max_bytes: 1000,
+            retention_days: 0,
+        },
+        ..MasterOptions::default()
+    };
+    let master = Master::start_with(storage::open(&url).unwrap(), "default", options).await;
+    let send = |offset: u64, bytes: Vec<u8>| LogRequest {
+        workflow: "w".into(),
+        instance: "1".into(),
+        job: "loud".into(),
+        execution: 0,
+        kind: "stdout".into(),
+        offset,
+        data: base64::engine::general_purpose::STANDARD.encode(bytes),
+        host: "b".into(),
+    };
+    let first = master.append_log(send(0, vec![b'x'; 600])).await.unwrap();
+    assert_eq!(first.truncated_at, None);
+    let second = master.append_log(send(600, vec![b'y'; 600])).await.unwrap();
+    assert_eq!(
+        second.truncated_at,
+        Some(1000),
+        "the worker is told to stop"
+    );
+    let store = storage::open(&url).unwrap();
+    let key = LogKey {
+        name: "/workflow/w/1/loud",
+        execution: 0,
+        kind: "stdout",
+    };
+    let extent = store.log_extent("default", key).await.unwrap().unwrap();
+    assert_eq!((extent.size, extent.truncated_at), (1000, Some(1000)));
+    let bad = master
+        .append_log(LogRequest {
+            job: "../../etc/passwd".into(),
+            ..send(0, vec![b'z'])
+        })
+        .await
+        .unwrap_err();
+    assert!(bad.to_string().contains("job"), "{bad}");
+}
