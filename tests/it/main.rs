@@ -16,6 +16,7 @@ mod faults;
 mod full_disks;
 mod fuzz;
 mod helpers;
+mod hosts;
 mod leases;
 mod limits;
 mod outages;
