@@ -50,6 +50,18 @@ async fn a_planted_log_path_serves_nothing_outside_the_log_directory() {
     assert_eq!(status, 200);
     assert!(body.contains("inside"), "the real log is shown");
 
+    // The log the worker sent is found by its job and execution, never by a recorded path.
+    plant_stdout(&c, "w", &i, "j", "/etc/passwd").await;
+    let (status, body) = get(raw.clone()).await;
+    assert_eq!((status, body.as_str()), (200, "inside\n"));
+    // Without it (a log from before logs were sent) the UI looks on its own disk, and only
+    // inside its log directory.
+    let store = pinball::storage::open(&c.app.url).unwrap();
+    store
+        .delete_old_logs(&c.app.master_name, i64::MAX, 1000)
+        .await
+        .unwrap();
+
     for planted in ["/etc/passwd", "/dev/zero", "/proc/self/environ"] {
         plant_stdout(&c, "w", &i, "j", planted).await;
         for url in [page(""), page("&full=1"), raw.clone()] {

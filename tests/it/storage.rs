@@ -264,8 +264,8 @@ async fn a_database_migrated_by_an_earlier_pinball_is_adopted_without_running_ag
             .unwrap();
     assert_eq!(
         applied,
-        vec![1, 2, 3],
-        "both adopted and recorded by the new migrator, and the audit log's added"
+        vec![1, 2, 3, 4],
+        "both adopted and recorded by the new migrator, and the audit log's and job logs' added"
     );
 }
 
