@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::fs::File;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -55,64 +55,69 @@ pub fn parse_magic(line: &str) -> Option<(String, String)> {
     (!key.is_empty()).then(|| (key.to_owned(), value.to_owned()))
 }
 
-/// Copies `from` to the log file line by line (at most [`MAX_LINE`] bytes at a time), flushing
-/// each, and reports magic lines. The file is created with the first output: a job that prints
-/// nothing costs no file (creating two empty files per job was most of a fan-out's time).
-/// When the log cannot be opened or written (a full disk), the output is still read to its end
-/// and its magic lines still reported, so the job never dies of a closed pipe; the answer says
-/// where the log stops and why.
+/// Copies `from` to the log file as it comes (a block at a time: a job printing megabytes a
+/// second costs a write per block, not per line), and reports magic lines, each line at most
+/// [`MAX_LINE`] bytes (a longer one is taken in pieces). The file is created with the first
+/// output: a job that prints nothing costs no file (creating two empty files per job was most
+/// of a fan-out's time). When the log cannot be opened or written (a full disk), the output is
+/// still read to its end and its magic lines still reported, so the job never dies of a closed
+/// pipe; the answer says where the log stops and why.
 async fn pump(
-    from: impl AsyncRead + Unpin,
+    mut from: impl AsyncRead + Unpin,
     path: PathBuf,
     reports: mpsc::UnboundedSender<Report>,
 ) -> std::io::Result<Option<String>> {
     let mut file: Option<File> = None;
     let mut written: u64 = 0;
     let mut trouble: Option<String> = None;
-    let mut reader = BufReader::with_capacity(MAX_LINE, from);
-    let mut line = Vec::with_capacity(256);
+    let mut block = vec![0u8; BLOCK];
+    let mut line: Vec<u8> = Vec::with_capacity(256);
     loop {
-        line.clear();
-        // Read up to a newline, but never buffer more than MAX_LINE bytes.
-        loop {
-            let available = reader.fill_buf().await?;
-            if available.is_empty() {
-                break;
-            }
-            let room = MAX_LINE - line.len();
-            let (take, done) = match available.iter().take(room).position(|b| *b == b'\n') {
-                Some(i) => (i + 1, true),
-                None => (
-                    available.len().min(room),
-                    line.len() + available.len().min(room) >= MAX_LINE,
-                ),
-            };
-            line.extend_from_slice(&available[..take]);
-            reader.consume(take);
-            if done {
-                break;
-            }
-        }
-        if line.is_empty() {
+        let n = from.read(&mut block).await?;
+        if n == 0 {
+            magic(&line, &reports);
             return Ok(trouble);
         }
+        let got = &block[..n];
         if trouble.is_none()
-            && let Err(e) = write_line(&mut file, &path, &line).await
+            && let Err(e) = write_block(&mut file, &path, got).await
         {
             tracing::error!(file = %path.display(), bytes_written = written, error = %e, "a job log cannot be written; its output is read on and dropped");
             trouble = Some(format!("cut short after {written} bytes: {e}"));
         }
         if trouble.is_none() {
-            written += line.len() as u64;
+            written += n as u64;
         }
-        if let Some((k, v)) = parse_magic(&String::from_utf8_lossy(&line)) {
-            let _ = reports.send(Report::Property(k, v));
+        for piece in got.split_inclusive(|b| *b == b'\n') {
+            line.extend_from_slice(piece);
+            while line.len() >= MAX_LINE {
+                let rest = line.split_off(MAX_LINE);
+                magic(&line, &reports);
+                line = rest;
+            }
+            if line.last() == Some(&b'\n') {
+                magic(&line, &reports);
+                line.clear();
+            }
         }
     }
 }
 
-/// Appends one line to the log, opening it first if needed.
-async fn write_line(
+/// Bytes read from a job's output at once.
+const BLOCK: usize = 64 * 1024;
+
+/// Reports `line` if it is a magic line.
+fn magic(line: &[u8], reports: &mpsc::UnboundedSender<Report>) {
+    if !line.trim_ascii_start().starts_with(b"PINBALL:") {
+        return;
+    }
+    if let Some((k, v)) = parse_magic(&String::from_utf8_lossy(line)) {
+        let _ = reports.send(Report::Property(k, v));
+    }
+}
+
+/// Appends a block to the log, opening it first if needed.
+async fn write_block(
     file: &mut Option<File>,
     path: &std::path::Path,
     line: &[u8],

@@ -751,3 +751,48 @@ async fn every_page_passes_axe_in_light_and_dark_and_the_lists_fit_a_phone() {
     let icon = reqwest::get(format!("{root}/favicon.ico")).await.unwrap();
     assert_eq!(icon.headers()["content-type"], "image/svg+xml");
 }
+
+#[tokio::test]
+async fn a_running_job_s_log_page_follows_its_output_without_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = dir.path().join("gate");
+    let (_all, root) = run_all(
+        dir.path(),
+        &format!(
+            "workflows:\n  talk:\n    jobs:\n      t: {{command: 'echo first; while [ ! -e {} ]; do sleep 0.05; done; echo second; sleep 30'}}\n",
+            gate.display()
+        ),
+        1,
+        600,
+        "talk",
+    )
+    .await;
+    let i = start(dir.path(), "talk").await;
+    let api = format!("{root}/api/v1/workflows/talk/instances/{i}/jobs/t/executions/0/logs/stdout");
+    wait_until(LONG, "the job runs and has printed", || async {
+        match reqwest::get(&api).await {
+            Ok(r) => r.text().await.is_ok_and(|t| t == "first\n"),
+            Err(_) => false,
+        }
+    })
+    .await;
+    let b = Browser::start().await;
+    b.goto(&format!(
+        "{root}/file/?workflow=talk&instance={i}&job=t&execution=0&log_type=stdout"
+    ))
+    .await;
+    b.wait_until(
+        "const l = document.getElementById('log'); return !!l && l.textContent === 'first\\n' && !!document.getElementById('log-follow');",
+        LONG,
+        "the page shows the first line while the job runs",
+    )
+    .await;
+    std::fs::write(&gate, "").unwrap();
+    b.wait_until(
+        "return document.getElementById('log').textContent === 'first\\nsecond\\n';",
+        LONG,
+        "the page shows the next line without a reload",
+    )
+    .await;
+    b.screenshot("log-following").await;
+}
