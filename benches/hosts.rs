@@ -194,21 +194,6 @@ async fn measure(rig: &Rig, label: &str, workers: &[u32]) {
     );
 }
 
-fn worker_config(dir: &Path, master: &str, port: u16, workers: u32) -> String {
-    let logs = dir.join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let path = dir.join("pinball.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "master_host: {master}\nmaster_port: {port}\napi_token: {WORKER}\nworkers: {workers}\nlocal_logs_dir_prefix: {}\n",
-            logs.display()
-        ),
-    )
-    .unwrap();
-    path.display().to_string()
-}
-
 /// The pid of the local MariaDB server when the database is MySQL on this host.
 fn mariadb_pid(url: &str) -> u32 {
     if !url.starts_with("mysql://") {
@@ -310,7 +295,7 @@ async fn main() {
     }
 
     // One host, 8 workers.
-    let b8 = worker_config(&b_dir, &b.a_addr, port, 8);
+    let b8 = netns::worker_config(&b_dir, (&b.a_addr, port, WORKER), 8, "");
     let mut one = netns::spawn_on(&b, "host-b", &b_dir, &["-c", &b8, "-m", "workers"]);
     measure(&rig, "workers on one host (8)", &[one.id().unwrap()]).await;
 
@@ -341,8 +326,8 @@ async fn main() {
     wait_gone(&mut one).await;
 
     // Two hosts, 4 workers each.
-    let b4 = worker_config(&b_dir, &b.a_addr, port, 4);
-    let c4 = worker_config(&c_dir, &c.a_addr, port, 4);
+    let b4 = netns::worker_config(&b_dir, (&b.a_addr, port, WORKER), 4, "");
+    let c4 = netns::worker_config(&c_dir, (&c.a_addr, port, WORKER), 4, "");
     let mut on_b = netns::spawn_on(&b, "host-b", &b_dir, &["-c", &b4, "-m", "workers"]);
     let mut on_c = netns::spawn_on(&c, "host-c", &c_dir, &["-c", &c4, "-m", "workers"]);
     measure(

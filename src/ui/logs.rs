@@ -23,12 +23,7 @@ const CHUNK: usize = 64 * 1024;
 /// Where an opened log's bytes come from.
 enum Source {
     /// The chunks the worker sent to the master, in the database (wherever the job ran).
-    Stored {
-        data: DataLayer,
-        name: String,
-        execution: i64,
-        kind: String,
-    },
+    Stored(DataLayer, StoredLog),
     /// A file in this UI's log directory (a worker on this host, before logs were sent).
     File(tokio::fs::File),
     /// Nothing to read: the job printed nothing, or see `missing`.
@@ -59,6 +54,24 @@ pub struct LogText {
     pub trouble: Option<String>,
     pub missing: Option<String>,
     pub outcome: String,
+}
+
+/// Which stored log: [`LogKey`], owned.
+#[derive(Clone)]
+struct StoredLog {
+    name: String,
+    execution: i64,
+    kind: String,
+}
+
+impl StoredLog {
+    fn key(&self) -> LogKey<'_> {
+        LogKey {
+            name: &self.name,
+            execution: self.execution,
+            kind: &self.kind,
+        }
+    }
 }
 
 /// Chunks read from the database at once.
@@ -115,13 +128,17 @@ pub async fn open_job_log(
         .cloned()
         .collect();
     let mut trouble = record.log_trouble.get(kind).cloned();
-    let name = crate::master::logs::log_name(w, i, job);
-    let key = LogKey {
-        name: &name,
+    let stored = StoredLog {
+        name: crate::master::logs::log_name(w, i, job),
         execution: n as i64,
-        kind,
+        kind: kind.to_owned(),
     };
-    let (source, size, missing) = match ui.data.store.log_extent(&ui.data.master, key).await? {
+    let extent = ui
+        .data
+        .store
+        .log_extent(&ui.data.master, stored.key())
+        .await?;
+    let (source, size, missing) = match extent {
         Some(extent) => {
             if let Some(at) = extent.truncated_at {
                 trouble.get_or_insert(format!(
@@ -129,12 +146,7 @@ pub async fn open_job_log(
                     extent.host
                 ));
             }
-            let source = Source::Stored {
-                data: ui.data.clone(),
-                name: name.clone(),
-                execution: n as i64,
-                kind: kind.to_owned(),
-            };
+            let source = Source::Stored(ui.data.clone(), stored);
             (source, extent.size.max(0) as u64, None)
         }
         None => match local_file(ui, jt, n, kind, recorded).await? {
@@ -229,27 +241,17 @@ impl OpenLog {
                     let _ = file.take(take).read_to_end(&mut bytes).await;
                 }
             }
-            Source::Stored {
-                data,
-                name,
-                execution,
-                kind,
-            } => {
-                let key = LogKey {
-                    name: &name,
-                    execution,
-                    kind: &kind,
-                };
+            Source::Stored(data, log) => {
                 let mut at = from;
                 while at < self.size {
-                    match read_stored(&data, key, at, self.size).await {
+                    match read_stored(&data, log.key(), at, self.size).await {
                         Ok(Some(part)) => {
                             at += part.len() as u64;
                             bytes.extend_from_slice(&part);
                         }
                         Ok(None) => break,
                         Err(e) => {
-                            tracing::warn!(log = name, error = %e, "ui cannot read a stored log");
+                            tracing::warn!(log = log.name, error = %e, "ui cannot read a stored log");
                             break;
                         }
                     }
@@ -288,24 +290,14 @@ impl OpenLog {
                 });
                 Body::from_stream(chunks)
             }
-            Source::Stored {
-                data,
-                name,
-                execution,
-                kind,
-            } => {
+            Source::Stored(data, log) => {
                 let chunks = futures_util::stream::unfold(0u64, move |at| {
-                    let (data, name, kind) = (data.clone(), name.clone(), kind.clone());
+                    let (data, log) = (data.clone(), log.clone());
                     async move {
                         if at >= size {
                             return None;
                         }
-                        let key = LogKey {
-                            name: &name,
-                            execution,
-                            kind: &kind,
-                        };
-                        match read_stored(&data, key, at, size).await {
+                        match read_stored(&data, log.key(), at, size).await {
                             Ok(Some(part)) => {
                                 let next = at + part.len() as u64;
                                 Some((Ok::<_, std::io::Error>(Bytes::from(part)), next))

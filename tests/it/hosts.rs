@@ -9,7 +9,7 @@
 //! says why it is skipped.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use pinball::config::Secret;
@@ -19,25 +19,9 @@ use pinball::workflow::instance::JobToken;
 
 use crate::access::{OPERATOR, WORKER, api_tokens_yaml};
 use crate::helpers::*;
-use crate::netns::{Hosts, hosts_allowed, spawn_on};
+use crate::netns::{Hosts, hosts_allowed, spawn_on, worker_config};
 
 const LONG: Duration = Duration::from_secs(120);
-
-/// The configuration of a workers host: the master by `master` only, the worker's token.
-pub fn worker_config(dir: &Path, master: &str, port: u16, pools: &str, workers: u32) -> PathBuf {
-    let logs = dir.join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let path = dir.join("pinball.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "master_host: {master}\nmaster_port: {port}\napi_token: {WORKER}\nworkers: {workers}\nlease_sec: 3\nworker_poll_time_sec: 1\nlocal_logs_dir_prefix: {}\npools: {pools}\n",
-            logs.display()
-        ),
-    )
-    .unwrap();
-    path
-}
 
 fn wide_workflows(gate: &Path) -> String {
     let mut y = format!(
@@ -135,10 +119,21 @@ async fn workers_on_two_other_hosts_run_a_workflow_whose_logs_the_ui_shows() {
     };
 
     // C serves default and heavy; B only default. Each reaches A by its own link only.
-    let b_cfg = worker_config(&b_dir, &b.a_addr, port, "[default]", 4);
-    let c_cfg = worker_config(&c_dir, &c.a_addr, port, "[default, heavy]", 4);
-    let c_args = ["-c", c_cfg.to_str().unwrap(), "-m", "workers"];
-    let b_args = ["-c", b_cfg.to_str().unwrap(), "-m", "workers"];
+    let quick = "lease_sec: 3\nworker_poll_time_sec: 1\n";
+    let b_cfg = worker_config(
+        &b_dir,
+        (&b.a_addr, port, WORKER),
+        4,
+        &format!("{quick}pools: [default]\n"),
+    );
+    let c_cfg = worker_config(
+        &c_dir,
+        (&c.a_addr, port, WORKER),
+        4,
+        &format!("{quick}pools: [default, heavy]\n"),
+    );
+    let c_args = ["-c", c_cfg.as_str(), "-m", "workers"];
+    let b_args = ["-c", b_cfg.as_str(), "-m", "workers"];
     let mut c_proc = spawn_on(&c, "host-c", &c_dir, &c_args);
 
     // A job running on C: its log is live in the UI on A.

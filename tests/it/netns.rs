@@ -111,3 +111,26 @@ pub fn spawn_on(host: &Host, hostname: &str, dir: &Path, args: &[&str]) -> tokio
         .spawn()
         .unwrap()
 }
+
+/// Writes the configuration of a workers host in `dir`: the master by `(address, port)` only,
+/// with the API `token`, `workers` slots, its logs in `dir/logs`, and `extra` keys. Returns
+/// its path.
+pub fn worker_config(
+    dir: &Path,
+    (master, port, token): (&str, u16, &str),
+    workers: u32,
+    extra: &str,
+) -> String {
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let path = dir.join("pinball.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "master_host: {master}\nmaster_port: {port}\napi_token: {token}\nworkers: {workers}\nlocal_logs_dir_prefix: {}\n{extra}",
+            logs.display()
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}

@@ -2,7 +2,6 @@
 //! the UI reads them from the database, live and after the worker's host (its log files) is
 //! gone, and says why when there is nothing to show.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -11,8 +10,6 @@ use pinball::master::service::MasterOptions;
 use pinball::master::{Master, MasterClient};
 use pinball::storage::{self, LogKey};
 use pinball::token::{LogRequest, ModifyRequest, Token};
-use pinball::ui::Ui;
-use pinball::ui::data::DataLayer;
 
 use crate::helpers::*;
 
@@ -21,18 +18,9 @@ const LONG: Duration = Duration::from_secs(30);
 /// A UI on the cluster's database whose own log directory is empty: whatever it shows of a
 /// log came through the master.
 async fn ui_elsewhere(c: &Cluster, logs: &std::path::Path) -> String {
-    let data = DataLayer::new(
-        Arc::from(storage::open(&c.app.url).unwrap()),
-        c.app.master_name.clone(),
-        3,
-    );
     let mut config = c.config();
     config.local_logs_dir_prefix = Some(logs.display().to_string());
-    let ui = Ui::new(data, Arc::new(c.client.clone()), Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let root = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(pinball::ui::serve(ui, listener, std::future::pending()));
-    root
+    crate::ui_api::ui_server_with(c, config).await
 }
 
 /// The log through the UI's read API: (running, text).

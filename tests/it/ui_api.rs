@@ -14,12 +14,16 @@ use crate::helpers::{Cluster, cluster, one_job};
 
 /// A UI server on the cluster's database and master; returns its root URL.
 pub async fn ui_server(c: &Cluster) -> String {
+    ui_server_with(c, c.config()).await
+}
+
+/// [`ui_server`] with `config` (the cluster's master filled in).
+pub async fn ui_server_with(c: &Cluster, mut config: pinball::config::Config) -> String {
     let data = DataLayer::new(
         Arc::from(storage::open(&c.app.url).unwrap()),
         c.app.master_name.clone(),
         3,
     );
-    let mut config = c.config();
     config.master_host = c.app.addr.ip().to_string();
     config.master_port = c.app.addr.port();
     let ui = Ui::new(data, Arc::new(c.client.clone()), Arc::new(config));

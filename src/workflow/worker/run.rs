@@ -191,6 +191,7 @@ impl Worker {
             job: job.name.to_string(),
             execution: job.history.len() as u32,
             host: record.host.clone(),
+            root: self.settings.logs_dir.clone(),
         };
         let shipper = super::ship::Shipper::start(self.client.clone(), of, &record);
         job.history.push(record.clone());

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::master::MasterClient;
 use crate::token::{LogRequest, MAX_LOG_CHUNK, MasterError};
 use crate::workflow::job::ExecutionRecord;
+use crate::workflow::logs;
 
 /// How often new output is sent: well within the second a live log may lag.
 const EVERY: Duration = Duration::from_millis(250);
@@ -33,6 +34,8 @@ pub struct LogOf {
     pub job: String,
     pub execution: u32,
     pub host: String,
+    /// The worker's log directory, which every log it sends is inside.
+    pub root: PathBuf,
 }
 
 #[derive(Debug)]
@@ -141,8 +144,9 @@ async fn round(
     let mut sent_any = false;
     for log in logs.iter_mut().filter(|l| !l.full) {
         for _ in 0..chunks {
-            let (path, from) = (log.path.clone(), log.sent);
-            let Ok(Some(bytes)) = tokio::task::spawn_blocking(move || read_from(&path, from)).await
+            let (root, path, from) = (of.root.clone(), log.path.clone(), log.sent);
+            let Ok(Some(bytes)) =
+                tokio::task::spawn_blocking(move || read_from(&root, &path, from)).await
             else {
                 break;
             };
@@ -170,15 +174,10 @@ async fn round(
     Ok(sent_any)
 }
 
-/// Up to [`MAX_LOG_CHUNK`] bytes of the file from `offset`; `None` when there are none (yet).
-fn read_from(path: &std::path::Path, offset: u64) -> Option<Vec<u8>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
-    let len = file.metadata().ok()?.len();
+/// Up to [`MAX_LOG_CHUNK`] bytes of the log from `offset`, opened as the UI opens logs (inside
+/// `root`, no symbolic link, a regular file); `None` when there are none (yet).
+fn read_from(root: &std::path::Path, path: &std::path::Path, offset: u64) -> Option<Vec<u8>> {
+    let (mut file, len) = logs::open_read(root, path).ok()?;
     if len <= offset {
         return None;
     }
