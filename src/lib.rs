@@ -7,19 +7,20 @@
 //! |-------------|-----------------------------------------------------------------------|---------|
 //! | `clock`     | the wall clock and UTC text (jiff)                                     | |
 //! | `yaml`      | YAML text read with bounds (size, alias expansion)                     | |
+//! | `metrics`   | the process's Prometheus recorder, metric names, the HTTP request layer | |
 //! | `token`     | the token, the master API's types and errors, every token name (`name`) | |
 //! | `config`    | the typed YAML configuration                                           | `token` `yaml` |
-//! | `storage`   | persistence behind one trait: SQLite, MySQL/MariaDB, migrations        | `token` `clock` |
-//! | `master`    | LAYER 1, the token master: state, single writer, HTTP API, `MasterClient` | `token` `clock` `config` `storage` |
-//! | `email`     | notification emails: mailboxes, the SMTP transport (lettre), the durable outbox | `token` `config` `clock` `master` |
+//! | `storage`   | persistence behind one trait: SQLite, MySQL/MariaDB, migrations        | `token` `clock` `metrics` |
+//! | `master`    | LAYER 1, the token master: state, single writer, HTTP API, `MasterClient` | `token` `clock` `config` `storage` `metrics` |
+//! | `email`     | notification emails: mailboxes, the SMTP transport (lettre), the durable outbox | `token` `config` `clock` `master` `metrics` |
 //! | `schedule`  | the schedule model: recurrences, cron, policies, `fire(now)`           | `token` `clock` |
 //! | `parser`    | YAML/JSON workflow definitions -> validated graphs                    | `token` `config` `schedule` `yaml` `email` |
-//! | `workflow`  | LAYER 2 on `MasterClient`: job and signal data, statuses, planners, the worker | `token` `clock` `config` `master` `schedule` `parser` `email` |
-//! | `ops`       | the operator's commands (start, retry, abort, drain, poison, ...)      | `token` `clock` `config` `master` `storage` `schedule` `parser` `workflow` |
-//! | `scheduler` | the loop over schedule tokens (`-m scheduler`)                        | `token` `clock` `config` `master` `storage` `schedule` `workflow` `ops` `email` |
-//! | `ui`        | the dashboard: read model, pages, read API, actions (`-m ui`)          | `token` `clock` `config` `master` `storage` `schedule` `parser` `workflow` `ops` |
-//! | `cli`       | the command line: parses, confirms, calls `ops` and prints             | `token` `clock` `config` `master` `parser` `ops` `email` |
-//! | `modes`     | runs the components a `-m` list names, in one process                 | `token` `clock` `config` `master` `storage` `schedule` `parser` `email` `workflow` `ops` `scheduler` `ui` |
+//! | `workflow`  | LAYER 2 on `MasterClient`: job and signal data, statuses, planners, the worker | `token` `clock` `config` `master` `schedule` `parser` `email` `metrics` |
+//! | `ops`       | the operator's commands (start, retry, abort, drain, poison, ...)      | `token` `clock` `config` `master` `storage` `schedule` `parser` `workflow` `metrics` |
+//! | `scheduler` | the loop over schedule tokens (`-m scheduler`)                        | `token` `clock` `config` `master` `storage` `schedule` `workflow` `ops` `email` `metrics` |
+//! | `ui`        | the dashboard: read model, pages, read API, actions (`-m ui`)          | `token` `clock` `config` `master` `storage` `schedule` `parser` `workflow` `ops` `metrics` |
+//! | `cli`       | the command line: parses, confirms, calls `ops` and prints             | `token` `clock` `config` `master` `parser` `ops` `email` `metrics` |
+//! | `modes`     | runs the components a `-m` list names, in one process                 | `token` `clock` `config` `master` `storage` `schedule` `parser` `email` `workflow` `ops` `scheduler` `ui` `metrics` |
 //!
 //! Storage is written by the master and read by the UI's read model and, for archived
 //! instances only, by `ops` and the scheduler; every other component reaches the master
@@ -30,6 +31,7 @@ pub mod clock;
 pub mod config;
 pub mod email;
 pub mod master;
+pub mod metrics;
 pub mod modes;
 pub mod ops;
 pub mod parser;

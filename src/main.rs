@@ -3,18 +3,24 @@
 
 use clap::Parser;
 use pinball::cli::{self, Cli, CliError, Command};
-use pinball::config::Config;
+use pinball::config::{Config, LogFormat};
 use pinball::master::HttpMasterClient;
 use pinball::modes;
 
 fn main() {
     let cli = Cli::parse();
-    init_tracing();
+    // The configuration names the log format; its own errors are printed without tracing.
+    let loaded = Config::load(cli.config.as_deref());
+    init_tracing(
+        loaded
+            .as_ref()
+            .map_or(LogFormat::Text, |(c, _)| c.log_format),
+    );
     let status = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(run(cli)),
+        Ok(rt) => rt.block_on(run(cli, loaded)),
         Err(e) => Err(CliError::failed(format!("cannot start the runtime: {e}"))),
     };
     match status {
@@ -26,9 +32,11 @@ fn main() {
     }
 }
 
-async fn run(cli: Cli) -> Result<String, CliError> {
-    let (config, warnings) =
-        Config::load(cli.config.as_deref()).map_err(|e| CliError::usage(e.to_string()))?;
+async fn run(
+    cli: Cli,
+    loaded: Result<(Config, Vec<String>), pinball::config::ConfigError>,
+) -> Result<String, CliError> {
+    let (config, warnings) = loaded.map_err(|e| CliError::usage(e.to_string()))?;
     for w in warnings {
         tracing::warn!("{w}");
     }
@@ -77,8 +85,9 @@ async fn run(cli: Cli) -> Result<String, CliError> {
     }
 }
 
-/// Logs go to stderr; `PINBALL_LOG` (or `RUST_LOG`) sets the filter, e.g. `info,pinball=debug`.
-fn init_tracing() {
+/// Logs go to stderr, as text or one JSON object a line (`log_format`); `PINBALL_LOG` (or
+/// `RUST_LOG`) sets the filter, e.g. `info,pinball=debug`.
+fn init_tracing(format: LogFormat) {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
     let spec = std::env::var("PINBALL_LOG")
@@ -87,14 +96,21 @@ fn init_tracing() {
     let filter: Targets = spec
         .parse()
         .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO));
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(false),
-        )
-        .with(filter)
-        .init();
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    match format {
+        LogFormat::Text => tracing_subscriber::registry()
+            .with(layer)
+            .with(filter)
+            .init(),
+        // The event's fields (workflow, instance, job, execution, ...) at the top level of
+        // each object, beside timestamp, level, target and message.
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(layer.json().flatten_event(true).with_current_span(false))
+            .with(filter)
+            .init(),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when

@@ -67,6 +67,8 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    // The recorder first, so nothing recorded while starting is lost.
+    crate::metrics::handle();
     let mut tasks = Tasks::new();
     let mut local: Option<Master> = None;
     for mode in &modes {
@@ -80,6 +82,12 @@ pub async fn run(
             Mode::Scheduler => start_scheduler(&config, local.as_ref(), stop, &mut tasks)?,
             Mode::Ui => start_ui(&config, local.as_ref(), stop, &mut tasks).await?,
         }
+    }
+    if modes
+        .iter()
+        .any(|m| matches!(m, Mode::Workers | Mode::Scheduler))
+    {
+        start_probes(&config, local.as_ref(), &modes, stop_rx.clone(), &mut tasks).await?;
     }
     while let Some(result) = tasks.join_next().await {
         result.context("a component panicked")??;
@@ -246,6 +254,61 @@ async fn start_ui(
     tracing::info!("starting ui");
     let ui = crate::ui::Ui::new(data, client, Arc::new(config.clone()));
     tasks.spawn(crate::ui::serve(ui, listener, wait_for(stop)));
+    Ok(())
+}
+
+/// The `metrics_bind` listener of a workers or scheduler process: `/health`, `/ready`,
+/// `/metrics`. Closed like the others: beyond loopback it needs `api_tokens` (or
+/// `allow_unauthenticated`).
+async fn start_probes(
+    config: &Config,
+    local: Option<&Master>,
+    modes: &[Mode],
+    stop: watch::Receiver<bool>,
+    tasks: &mut Tasks,
+) -> anyhow::Result<()> {
+    let Some(bind) = &config.metrics_bind else {
+        return Ok(());
+    };
+    let (host, port) = crate::config::split_host_port(bind)
+        .with_context(|| format!("metrics_bind `{bind}` must be HOST:PORT"))?;
+    let access = crate::master::auth::Access::new(&config.api_tokens);
+    let how = exposure(
+        "metrics listener",
+        host,
+        (!access.is_open()).then(|| "metrics need a viewer token".to_owned()),
+        "api_tokens",
+        config.allow_unauthenticated,
+    )?;
+    let listener = TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("cannot listen on {bind} (metrics_bind)"))?;
+    let what = if modes.contains(&Mode::Workers) {
+        "workers"
+    } else {
+        "scheduler"
+    };
+    let probes = crate::master::probes::Probes {
+        access,
+        host_names: crate::master::auth::host_names([host]).into(),
+        client: client_of(
+            config,
+            local,
+            RetryPolicy {
+                attempts: 1,
+                timeout: Duration::from_secs(2),
+                ..Default::default()
+            },
+        ),
+        what,
+    };
+    tracing::info!(addr = %listener.local_addr()?, access = %how, "{what} metrics listening");
+    let limits = crate::master::http::ServeLimits::from_config(config);
+    let app = crate::master::probes::probe_router(probes);
+    tasks.spawn(async move {
+        crate::master::http::serve(listener, app, limits, wait_for(stop)).await?;
+        Ok(())
+    });
     Ok(())
 }
 

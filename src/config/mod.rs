@@ -189,6 +189,31 @@ pub struct Config {
     pub ui_cookie_secure: bool,
     /// How long a UI session lasts without use, in minutes.
     pub ui_session_minutes: u64,
+    /// `HOST:PORT` where `-m workers` and `-m scheduler` serve `/metrics`, `/health` and
+    /// `/ready` (none by default).
+    pub metrics_bind: Option<String>,
+    /// `text` (default) or `json`: one JSON object per log line.
+    pub log_format: LogFormat,
+    /// Archived instances that ended longer ago than this are deleted in the background, with
+    /// their summaries and logs (none by default: history is kept).
+    pub retention_days: Option<u32>,
+}
+
+/// `HOST:PORT` (an IPv6 host in brackets) split into its parts.
+pub fn split_host_port(text: &str) -> Option<(&str, u16)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then_some(())?;
+    Some((host, port.parse().ok()?))
+}
+
+/// `log_format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for Config {
@@ -245,6 +270,9 @@ impl Default for Config {
             ui_users: Vec::new(),
             ui_cookie_secure: false,
             ui_session_minutes: 8 * 60,
+            metrics_bind: None,
+            log_format: LogFormat::Text,
+            retention_days: None,
         }
     }
 }
@@ -398,6 +426,16 @@ impl Config {
             return bad(format!(
                 "pools: `{p}` is not a pool name: letters, digits, _ and - only, at most 64"
             ));
+        }
+        if let Some(bind) = &self.metrics_bind
+            && split_host_port(bind).is_none()
+        {
+            return bad(format!(
+                "metrics_bind `{bind}` must be HOST:PORT, e.g. 127.0.0.1:9100"
+            ));
+        }
+        if self.retention_days == Some(0) {
+            return bad("retention_days must be at least 1 (leave it out to keep history)".into());
         }
         if self.ui_session_minutes == 0 {
             return bad("ui_session_minutes must be at least 1".into());

@@ -178,6 +178,7 @@ enum Next {
 fn after_try(m: &Outgoing, key: &str, result: Result<usize, MailError>) -> Next {
     match result {
         Ok(sent) => {
+            metrics::counter!(crate::metrics::EMAILS_SENT).increment(sent as u64);
             tracing::info!(
                 email = key,
                 subject = m.subject,
@@ -187,7 +188,9 @@ fn after_try(m: &Outgoing, key: &str, result: Result<usize, MailError>) -> Next 
             Next::Done
         }
         Err(MailError::Recipients { failed, sent }) => {
+            metrics::counter!(crate::metrics::EMAILS_SENT).increment(sent as u64);
             for r in failed.iter().filter(|r| !r.transient) {
+                metrics::counter!(crate::metrics::EMAILS_FAILED).increment(1);
                 tracing::error!(
                     email = key,
                     subject = m.subject,
@@ -223,6 +226,7 @@ fn after_try(m: &Outgoing, key: &str, result: Result<usize, MailError>) -> Next 
         },
         // The settings or the message itself: no later try can do better.
         Err(e) => {
+            metrics::counter!(crate::metrics::EMAILS_FAILED).increment(m.to.len() as u64);
             tracing::error!(email = key, subject = m.subject, recipients = ?m.to, error = %e, "cannot send email; giving it up");
             Next::Done
         }
@@ -267,12 +271,14 @@ impl Sender {
         let now = crate::clock::now();
         let wait = backoff(m.attempts + 1);
         if now + wait > m.created + self.mailer.give_up.as_secs() as i64 {
+            metrics::counter!(crate::metrics::EMAILS_FAILED).increment(to.len() as u64);
             tracing::error!(email = key, subject = m.subject, recipients = ?to, reason,
                 attempts = m.attempts + 1, give_up_sec = self.mailer.give_up.as_secs(),
                 "giving up an email the SMTP server did not take in time");
             self.write(ModifyRequest::delete(vec![token])).await;
             return;
         }
+        metrics::counter!(crate::metrics::EMAIL_RETRIES).increment(1);
         tracing::warn!(email = key, subject = m.subject, recipients = ?to, reason, retry_in_sec = wait,
             "email not sent yet; trying again");
         m.to = to;

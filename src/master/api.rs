@@ -70,12 +70,16 @@ pub fn router(master: Master, settings: ApiSettings) -> Router {
         .route("/api/v1/logs", post(logs))
         .route("/api/v1/health", get(health))
         .route("/api/v1/openapi.json", get(openapi))
+        .route("/metrics", get(|| async { crate::metrics::answer() }))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(settings.max_request_bytes))
         .layer(middleware::from_fn_with_state(settings, guard))
         // Probes for load balancers and orchestrators: no token, no data beyond the answer.
         .route("/health", get(alive))
         .route("/ready", get(ready))
+        .route_layer(middleware::from_fn(|req, next| {
+            crate::metrics::track("master", req, next)
+        }))
         .with_state(master)
 }
 
@@ -104,6 +108,7 @@ fn needed_role(path: &str) -> Option<(Role, &'static str)> {
         "/api/v1/group" => (Role::Viewer, "group"),
         "/api/v1/health" => (Role::Viewer, "health"),
         "/api/v1/openapi.json" => (Role::Viewer, "the API's description"),
+        "/metrics" => (Role::Viewer, "metrics"),
         "/api/v1/modify" => (Role::Worker, "modify"),
         "/api/v1/query_and_own" => (Role::Worker, "query_and_own"),
         "/api/v1/archive" => (Role::Worker, "archive"),

@@ -9,6 +9,7 @@ pub mod http;
 pub mod logs;
 pub mod openapi;
 pub mod pattern;
+pub mod probes;
 pub mod service;
 pub mod state;
 mod watch;

@@ -345,6 +345,17 @@ impl State {
         state
     }
 
+    /// For a claim pattern with an index: how many matching tokens wait to be claimed and how
+    /// many are leased (a lease that ended counts until the next claim finds it).
+    pub fn claim_counts(&self, pattern: &str) -> Option<(usize, usize)> {
+        self.indexes.get(pattern).map(|i| {
+            (
+                i.claimable.values().map(BTreeSet::len).sum(),
+                i.leased.len(),
+            )
+        })
+    }
+
     /// Number of tokens, the master's own bookkeeping token excluded.
     pub fn len(&self) -> usize {
         self.tokens.len() - 1

@@ -5,7 +5,7 @@
 //! them, so a claim is granted in the same commit as the insert that made a token claimable,
 //! with no polling and no database work while waiting.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -48,6 +48,8 @@ impl Outcome {
 struct Parked {
     req: QueryAndOwnRequest,
     pattern: Pattern,
+    /// When it was parked, for the claim-wait metric.
+    since: Instant,
     deadline: Instant,
     /// The earliest lease end (seconds) among matching tokens: retry then.
     next_lease_end: Option<i64>,
@@ -92,6 +94,7 @@ pub(super) fn spawn(shared: Arc<Shared>, storage: Arc<dyn Storage>, rx: mpsc::Re
         closing: false,
         retry_at: None,
         frozen: false,
+        runnable_since: HashMap::new(),
     };
     tokio::spawn(writer.run());
 }
@@ -111,6 +114,16 @@ struct Writer {
     /// succeeded since: leases are kept from running out (their holders cannot renew them)
     /// until the database takes commits again.
     frozen: bool,
+    /// When each runnable job no worker holds was committed, for the job-to-job metric.
+    runnable_since: HashMap<Box<str>, Instant>,
+}
+
+/// The most runnable jobs whose start the job-to-job metric follows at once.
+const MAX_FOLLOWED: usize = 100_000;
+
+/// Whether `name` is a runnable job token (what workers claim).
+fn is_runnable_job(name: &str) -> bool {
+    name.starts_with(crate::token::name::WORKFLOW_PREFIX) && name.contains("/job/runnable/")
 }
 
 impl Writer {
@@ -141,6 +154,7 @@ impl Writer {
             self.shared
                 .parked
                 .store(self.parked.len(), Ordering::Relaxed);
+            metrics::gauge!(crate::metrics::PARKED).set(self.parked.len() as f64);
         }
         for p in self.parked.drain(..) {
             let _ = p.reply.send(Ok(QueryAndOwnResponse::default()));
@@ -230,7 +244,9 @@ impl Writer {
                 } else {
                     Vec::new()
                 };
+                self.follow_runnable(&pending);
                 state.redo(pending);
+                record_state(&state);
                 outcomes.into_iter().for_each(|o| o.send(None));
                 self.watches.wake(&state, &touched);
             }
@@ -282,6 +298,7 @@ impl Writer {
                         self.parked.push_back(Parked {
                             req,
                             pattern,
+                            since: Instant::now(),
                             deadline,
                             next_lease_end: claim.next_lease_end,
                             reply,
@@ -308,6 +325,9 @@ impl Writer {
     /// reload before it writes again.
     async fn commit(&mut self, pending: &Pending) -> Result<(), StorageError> {
         let batch = commit_batch(pending);
+        let rows =
+            batch.upserts.len() + batch.deletes.len() + batch.archived.len() + batch.audits.len();
+        let started = Instant::now();
         let mut reachable = self.reachable.clone();
         let gone = async move {
             let _ = reachable.wait_for(|r| !*r).await;
@@ -324,6 +344,15 @@ impl Writer {
                 detail: "the database stopped answering during the commit".into(),
             }),
         };
+        let outcome = match &result {
+            Ok(()) => "ok",
+            Err(StorageError::CommitUnknown { .. }) => "unknown",
+            Err(_) => "failed",
+        };
+        metrics::histogram!(crate::metrics::COMMIT_DURATION)
+            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!(crate::metrics::COMMIT_ROWS).record(rows as f64);
+        metrics::counter!(crate::metrics::COMMITS, "result" => outcome).increment(1);
         match &result {
             Ok(()) => {
                 self.shared.db.commit_result(None);
@@ -390,12 +419,14 @@ impl Writer {
                     }
                     result => {
                         let result = result.map(|c| QueryAndOwnResponse { tokens: c.tokens });
+                        claim_waited(p.since, result.as_ref().is_ok_and(|r| !r.tokens.is_empty()));
                         outcomes.push(Outcome::Claim(p.reply, result));
                         continue;
                     }
                 }
             }
             if p.deadline <= instant {
+                claim_waited(p.since, false);
                 outcomes.push(Outcome::Claim(p.reply, Ok(QueryAndOwnResponse::default())));
                 continue;
             }
@@ -446,6 +477,48 @@ impl Writer {
             }
         }
     }
+}
+
+impl Writer {
+    /// After a commit: runnable jobs it created start their clock; those it gave to a worker
+    /// are observed (the job-to-job latency) and forgotten, as are deleted ones.
+    fn follow_runnable(&mut self, pending: &Pending) {
+        let now = Instant::now();
+        for (name, entry) in pending.rows().filter(|(n, _)| is_runnable_job(n)) {
+            match entry {
+                Some(e) if e.owner.is_none() => {
+                    if self.runnable_since.len() < MAX_FOLLOWED {
+                        self.runnable_since.entry(name.into()).or_insert(now);
+                    }
+                }
+                Some(_) => {
+                    if let Some(since) = self.runnable_since.remove(name) {
+                        metrics::histogram!(crate::metrics::JOB_TO_JOB)
+                            .record(now.duration_since(since).as_secs_f64());
+                    }
+                }
+                None => {
+                    self.runnable_since.remove(name);
+                }
+            }
+        }
+    }
+}
+
+/// The gauges of what memory holds, after a batch.
+fn record_state(state: &State) {
+    metrics::gauge!(crate::metrics::TOKENS).set(state.len() as f64);
+    if let Some((waiting, held)) = state.claim_counts(crate::token::name::ALL_RUNNABLE_JOBS) {
+        metrics::gauge!(crate::metrics::JOBS_RUNNABLE).set(waiting as f64);
+        metrics::gauge!(crate::metrics::JOBS_RUNNING).set(held as f64);
+    }
+}
+
+/// A parked claim was answered: granted a token, or empty at its deadline (or shutdown).
+fn claim_waited(since: Instant, granted: bool) {
+    let outcome = if granted { "granted" } else { "empty" };
+    metrics::histogram!(crate::metrics::CLAIM_WAIT, "outcome" => outcome)
+        .record(since.elapsed().as_secs_f64());
 }
 
 /// Answers every write in `cmds` with `err`; returns what needs no database (watches, close).

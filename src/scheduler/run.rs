@@ -240,7 +240,9 @@ impl Scheduler {
         next.last_instance = Some(instance.clone());
         updates.push(self.schedule_token(token, &next, at));
         c.modify(ModifyRequest::update(updates)).await?;
-        tracing::info!(workflow = %w, instance = %instance, "started a scheduled instance");
+        let skew = (crate::clock::now_ms() as f64 / 1000.0 - scheduled_time as f64).max(0.0);
+        metrics::histogram!(crate::metrics::SCHEDULE_SKEW).record(skew);
+        tracing::info!(workflow = %w, instance = %instance, skew_sec = skew, "started a scheduled instance");
         Ok(())
     }
 

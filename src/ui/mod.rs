@@ -105,6 +105,11 @@ pub fn router(ui: Ui) -> Router {
         .route("/static/favicon.svg", static_file("image/svg+xml", FAVICON))
         .route("/favicon.ico", static_file("image/svg+xml", FAVICON));
     let sessions = auth::sessions(&ui.config);
+    let probe = MetricsAccess {
+        access: crate::master::auth::Access::new(&ui.config.api_tokens),
+        host_names: ui.host_names.clone(),
+        signed_in_only: !ui.config.ui_users.is_empty(),
+    };
     Router::new()
         .merge(api::router(ui.clone()))
         .merge(pages::router(ui.clone()))
@@ -126,6 +131,34 @@ pub fn router(ui: Ui) -> Router {
             get(|| async { axum::Json(serde_json::json!({"status": "alive"})) }),
         )
         .route("/ready", get(move || ready(ui.data.store.clone())))
+        .route(
+            "/metrics",
+            get(move |headers| metrics(probe.clone(), headers)),
+        )
+        .route_layer(axum::middleware::from_fn(|req, next| {
+            crate::metrics::track("ui", req, next)
+        }))
+}
+
+/// Who may read the UI's `/metrics`: with `api_tokens`, a token of the viewer role or above
+/// (the master's tokens: a scraper has no session); without them, only a UI open to all.
+#[derive(Clone)]
+struct MetricsAccess {
+    access: crate::master::auth::Access,
+    host_names: Arc<[String]>,
+    signed_in_only: bool,
+}
+
+/// `GET /metrics`: this process's metrics, behind [`MetricsAccess`].
+async fn metrics(who: MetricsAccess, headers: axum::http::HeaderMap) -> Response {
+    if who.signed_in_only && who.access.is_open() {
+        return crate::master::api::ApiError::Master(crate::token::MasterError::Unauthorized(
+            "the UI needs a sign-in and a scraper has none: set api_tokens and scrape with a viewer token"
+                .into(),
+        ))
+        .into_response();
+    }
+    crate::master::probes::guarded(&who.access, &who.host_names, &headers)
 }
 
 /// `GET /ready`: 200 when the database answers within a second, 503 with the reason otherwise.

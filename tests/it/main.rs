@@ -19,6 +19,7 @@ mod helpers;
 mod hosts;
 mod leases;
 mod limits;
+mod metrics;
 mod netns;
 mod outages;
 mod outbox;

@@ -180,6 +180,10 @@ async fn the_ui_needs_a_sign_in_and_only_operators_act() {
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("UNAUTHORIZED"), "{body}");
     assert_eq!(get(root, "/static/pinball.css", None).await.0, 200);
+    // Metrics: a scraper has no session, and this UI has no api_tokens to check one against.
+    let (status, _, body) = get(root, "/metrics", None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("api_tokens"), "{body}");
     let (status, _, body) = get(root, "/login", None).await;
     assert_eq!(status, 200);
     assert!(body.contains("name=\"password\""), "{body}");

@@ -123,7 +123,7 @@ impl Worker {
             }
         };
         if let Err(e) = self.handle_job(&jt, shutdown).await {
-            tracing::error!(worker = %self.name, job = %jt.token.name, error = %e, "job handling failed; its lease will expire and another worker will retry it");
+            tracing::error!(worker = %self.name, workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, error = %e, "job handling failed; its lease will expire and another worker will retry it");
         }
     }
 
@@ -155,7 +155,7 @@ impl Worker {
                     "execution lost: {reason}; it runs again and is not counted as an attempt"
                 );
                 logs::pinlog(&dir, &jt.job.name, record, &message);
-                tracing::warn!(job = %jt.token.name, %reason, "previous execution was lost with its worker; running the job again without counting an attempt");
+                tracing::warn!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, %reason, "previous execution was lost with its worker; running the job again without counting an attempt");
                 job.events = events;
             } else {
                 let record = job.history.last_mut().expect("the open record");
@@ -165,7 +165,7 @@ impl Worker {
                     "executor failed to renew job ownership on time ({reason}; lost_lease_retries used up)"
                 );
                 logs::pinlog(&dir, &jt.job.name, record, &message);
-                tracing::warn!(job = %jt.token.name, %reason, "previous execution lost its lease with no lost_lease_retries left; counted as a failed attempt");
+                tracing::warn!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, %reason, "previous execution lost its lease with no lost_lease_retries left; counted as a failed attempt");
                 return self.commit(jt, RunEnd::Finished(job)).await;
             }
         }
@@ -174,7 +174,7 @@ impl Worker {
             record.end_time = Some(record.start_time);
             record.exit_code = Some(0);
             job.history.push(record);
-            tracing::info!(job = %jt.token.name, "job is disabled: completed without running");
+            tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "job is disabled: completed without running");
             return self.commit(jt, RunEnd::Finished(job)).await;
         }
         logs::assign(&dir, &job.name, job.history.len(), &mut record);
@@ -323,7 +323,7 @@ impl Worker {
             }
         };
         if !recorded {
-            tracing::warn!(worker = %self.name, job = %jt.token.name, "the job's start could not be recorded; it was not run");
+            tracing::warn!(worker = %self.name, workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "the job's start could not be recorded; it was not run");
             drop(open_gate);
             let latest = JobToken {
                 token: r.token,
@@ -335,7 +335,7 @@ impl Worker {
             return self.finish(r, result, clock::now_f64()).await;
         }
         let _ = open_gate.send(());
-        tracing::info!(worker = %self.name, job = %jt.token.name, execution = index, "job started");
+        tracing::info!(worker = %self.name, workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, execution = index, "job started");
         let renew_every = self.renew_every();
         let mut tick = tokio::time::interval_at(Instant::now() + renew_every, renew_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -355,7 +355,7 @@ impl Worker {
                         flush_at.get_or_insert_with(|| Instant::now() + PROPERTY_FLUSH);
                     }
                     Report::WarnTimeout => {
-                        tracing::warn!(job = %jt.token.name, "job exceeded its warn_timeout_sec");
+                        tracing::warn!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "job exceeded its warn_timeout_sec");
                         // The watch is not left unpolled across another await (see the
                         // worker's sweep); it reads afresh after.
                         drop(watching.take());
@@ -371,13 +371,13 @@ impl Worker {
                     let after = match answer {
                         Ok((signals, version)) => {
                             if signals.is_set(Action::ABORT, 0) && r.stop.is_none() {
-                                tracing::info!(job = %jt.token.name, "ABORT is set: stopping the job");
+                                tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "ABORT is set: stopping the job");
                                 r.stop(Stop::Aborted);
                             }
                             Some(version)
                         }
                         Err(e) => {
-                            tracing::debug!(job = %jt.token.name, error = %e, "cannot watch the signals yet");
+                            tracing::debug!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, error = %e, "cannot watch the signals yet");
                             None
                         }
                     };
@@ -394,7 +394,7 @@ impl Worker {
                 }
                 _ = shutdown.changed(), if shutdown_deadline.is_none() => {
                     shutdown_deadline = Some(Instant::now() + self.settings.shutdown_grace);
-                    tracing::info!(job = %jt.token.name, grace_sec = self.settings.shutdown_grace.as_secs(), "shutting down: letting the job finish");
+                    tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, grace_sec = self.settings.shutdown_grace.as_secs(), "shutting down: letting the job finish");
                 },
                 _ = sleep_until(shutdown_deadline), if r.stop.is_none() => r.stop(Stop::HandedBack),
             }
@@ -420,7 +420,7 @@ impl Worker {
                 Ok(Some(version)) => r.token.version = Some(version),
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(job = %jt.token.name, error = %e, "cannot tell whether the last renewal landed")
+                    tracing::warn!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, error = %e, "cannot tell whether the last renewal landed")
                 }
             }
         }
@@ -494,23 +494,23 @@ impl Worker {
         match answer {
             Ok(token) => {
                 if r.unreachable_since.take().is_some() {
-                    tracing::info!(job = %jt.token.name, "the master answers again; the lease is renewed");
+                    tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "the master answers again; the lease is renewed");
                 }
                 r.token = token;
                 r.unsure = None;
             }
             Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => {
-                tracing::error!(job = %jt.token.name, "lost the job's lease; killing it");
+                tracing::error!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "lost the job's lease; killing it");
                 r.unsure = None;
                 r.stop(Stop::LostLease);
             }
             Err(e) => {
                 let since = *r.unreachable_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= self.settings.outage_grace {
-                    tracing::error!(job = %jt.token.name, error = %e, grace_sec = self.settings.outage_grace.as_secs(), "the master has been unreachable longer than master_outage_grace_sec; giving the job up");
+                    tracing::error!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, error = %e, grace_sec = self.settings.outage_grace.as_secs(), "the master has been unreachable longer than master_outage_grace_sec; giving the job up");
                     r.stop(Stop::LostLease);
                 } else {
-                    tracing::warn!(job = %jt.token.name, error = %e, "cannot renew the lease yet; the job runs on")
+                    tracing::warn!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, error = %e, "cannot renew the lease yet; the job runs on")
                 }
             }
         }
@@ -547,7 +547,7 @@ impl Worker {
             Ok(done) => {
                 record.exit_code = Some(done.exit_code);
                 for (kind, why) in done.log_trouble {
-                    tracing::error!(job = %jt.token.name, execution = r.index, log = kind, trouble = %why, "the job's log is incomplete");
+                    tracing::error!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, execution = r.index, log = kind, trouble = %why, "the job's log is incomplete");
                     record.log_trouble.insert(kind.to_owned(), why);
                 }
                 if r.stop == Some(Stop::Aborted) {
@@ -564,7 +564,20 @@ impl Worker {
             }
         }
         let exit_code = record.exit_code;
-        tracing::info!(worker = %self.name, job = %jt.token.name, exit_code, "job ended");
+        let outcome = match r.stop {
+            Some(Stop::LostLease) => "lost_lease",
+            Some(Stop::Aborted) => "aborted",
+            Some(Stop::HandedBack) => "handed_back",
+            None if record.killed.is_some() => "killed",
+            None if exit_code == Some(0) => "success",
+            None => "failure",
+        };
+        let workflow = jt.workflow.as_str().to_owned();
+        metrics::histogram!(crate::metrics::JOB_DURATION, "workflow" => workflow.clone())
+            .record((ended - record.start_time).max(0.0));
+        metrics::counter!(crate::metrics::JOBS_FINISHED, "workflow" => workflow, "outcome" => outcome)
+            .increment(1);
+        tracing::info!(worker = %self.name, workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, execution = r.index, exit_code, outcome, "job ended");
         if exit_code != Some(0) && r.stop.is_none() {
             self.cleanup(jt, &mut r.job, r.index).await;
         }
@@ -635,12 +648,12 @@ impl Worker {
         if let RunEnd::HandedBack(job) = &end {
             self.patiently(|| c.modify(plan::hand_back(jt, job)))
                 .await?;
-            tracing::info!(job = %jt.token.name, "handed the job back for another worker");
+            tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "handed the job back for another worker");
             return Ok(());
         }
         let committed = self.patiently(|| self.write_end(jt, &end)).await?;
         if committed == Committed::LostLease {
-            tracing::warn!(job = %jt.token.name, "another worker owns this job now; this result is dropped");
+            tracing::warn!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "another worker owns this job now; this result is dropped");
             return Ok(());
         }
         self.settle(&jt.workflow, &jt.instance).await
@@ -657,13 +670,13 @@ impl Worker {
                 progress::commit_success(c, jt, job, name).await?
             }
             RunEnd::Finished(job) if job.can_retry() => {
-                tracing::info!(job = %jt.token.name, delay_sec = job.retry_delay_sec, "job failed; it will be retried");
+                tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, delay_sec = job.retry_delay_sec, "job failed; it will be retried");
                 progress::commit_failure(c, jt, job, name, true, &progress::no_email).await?
             }
             RunEnd::Finished(job) | RunEnd::Aborted(job) => {
                 let failed = !job.history.last().is_some_and(ExecutionRecord::succeeded);
                 if matches!(end, RunEnd::Finished(_)) {
-                    tracing::warn!(job = %jt.token.name, "job failed with no attempts left");
+                    tracing::warn!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "job failed with no attempts left");
                 }
                 let email = match failed {
                     true => self.failure_email(jt, job).await?,
