@@ -63,10 +63,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let stopper = stop_tx.clone();
     tokio::spawn(async move {
         shutdown.await;
-        let _ = stop_tx.send(true);
+        let _ = stopper.send(true);
     });
+    // A process of workers alone ends when its workers retire (EXIT for an older generation),
+    // its metrics listener with it: that is how an upgrade replaces it.
+    let retire = (modes == [Mode::Workers]).then(|| stop_tx.clone());
     // The recorder first, so nothing recorded while starting is lost.
     crate::metrics::handle();
     let mut tasks = Tasks::new();
@@ -78,7 +83,9 @@ pub async fn run(
                 Some(m) => local = Some(m),
                 None => return Ok(()), // stopped while the database was unreachable
             },
-            Mode::Workers => start_workers(&config, local.as_ref(), stop, &mut tasks).await?,
+            Mode::Workers => {
+                start_workers(&config, local.as_ref(), stop, retire.clone(), &mut tasks).await?
+            }
             Mode::Scheduler => start_scheduler(&config, local.as_ref(), stop, &mut tasks)?,
             Mode::Ui => start_ui(&config, local.as_ref(), stop, &mut tasks).await?,
         }
@@ -157,6 +164,7 @@ async fn start_workers(
     config: &Config,
     local: Option<&Master>,
     stop: watch::Receiver<bool>,
+    retire: Option<Arc<watch::Sender<bool>>>,
     tasks: &mut Tasks,
 ) -> anyhow::Result<()> {
     let client = client_of(config, local, RetryPolicy::from_config(config));
@@ -168,7 +176,11 @@ async fn start_workers(
     let count = config.workers as usize;
     tracing::info!(workers = count, logs = %settings.logs_dir.display(), "starting workers");
     tasks.spawn(async move {
-        run_workers(client, settings, count, stop).await;
+        run_workers(client, settings, count, stop.clone()).await;
+        if let Some(retire) = retire.filter(|_| !*stop.borrow()) {
+            tracing::info!("every worker of this process has retired: the process exits");
+            let _ = retire.send(true);
+        }
         Ok(())
     });
     Ok(())

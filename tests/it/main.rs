@@ -40,5 +40,6 @@ mod ui_access;
 mod ui_api;
 mod ui_fixture;
 mod ui_pages;
+mod upgrade;
 mod webdriver;
 mod workflows;
