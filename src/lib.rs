@@ -19,7 +19,7 @@
 //! | `ops`       | the operator's commands (start, retry, abort, drain, poison, ...)      | `token` `clock` `config` `master` `storage` `schedule` `parser` `workflow` `metrics` |
 //! | `scheduler` | the loop over schedule tokens (`-m scheduler`)                        | `token` `clock` `config` `master` `storage` `schedule` `workflow` `ops` `email` `metrics` |
 //! | `ui`        | the dashboard: read model, pages, read API, actions (`-m ui`)          | `token` `clock` `config` `master` `storage` `schedule` `parser` `workflow` `ops` `metrics` |
-//! | `cli`       | the command line: parses, confirms, calls `ops` and prints             | `token` `clock` `config` `master` `parser` `ops` `email` `metrics` |
+//! | `cli`       | the command line: parses, confirms, calls `ops` and prints             | `token` `clock` `config` `master` `storage` `parser` `ops` `email` `metrics` |
 //! | `modes`     | runs the components a `-m` list names, in one process                 | `token` `clock` `config` `master` `storage` `schedule` `parser` `email` `workflow` `ops` `scheduler` `ui` `metrics` |
 //!
 //! Storage is written by the master and read by the UI's read model and, for archived

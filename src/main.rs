@@ -79,6 +79,7 @@ async fn run(
             cli::util::run_import(&args, &config, &client).await
         }
         (None, Some(Command::HashPassword)) => cli::hash_password(),
+        (None, Some(Command::Db(args))) => cli::db::run(&args, &config).await,
         (None, None) => Err(CliError::usage(
             "nothing to do: give -m MODES or a command (see --help)",
         )),

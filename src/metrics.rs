@@ -147,7 +147,7 @@ fn describe() {
     );
     describe_counter!(
         RETENTION_DELETED,
-        "Archived instances deleted by retention_days or util cleanup"
+        "Archived instances deleted by retention_days"
     );
 }
 

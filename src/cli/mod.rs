@@ -3,6 +3,7 @@
 //! the domain (`ops`, `MasterClient`) and prints; it decides nothing itself. Exit status: 0
 //! success, 1 the operation failed, 2 bad usage or input.
 
+pub mod db;
 pub mod token;
 pub mod util;
 
@@ -43,6 +44,8 @@ pub enum Command {
     Import(util::ImportArgs),
     /// Read a password from stdin and print its argon2id hash, for `ui_users`.
     HashPassword,
+    /// Move or check the database: `db copy --from URL --to URL`, `db check`.
+    Db(db::DbArgs),
 }
 
 /// `pinball hash-password`: the password from the terminal (asked twice, not echoed) or the

@@ -10,6 +10,7 @@ pub mod logs;
 pub mod openapi;
 pub mod pattern;
 pub mod probes;
+pub mod retention;
 pub mod service;
 pub mod state;
 mod watch;

@@ -101,6 +101,8 @@ pub struct MasterOptions {
     pub leased_prefix: String,
     /// How job logs are kept.
     pub logs: super::logs::LogOptions,
+    /// Archived instances older than this many days are deleted in the background.
+    pub retention_days: Option<u32>,
 }
 
 impl Default for MasterOptions {
@@ -111,6 +113,7 @@ impl Default for MasterOptions {
             lease_sec: 30,
             leased_prefix: crate::token::name::WORKFLOW_PREFIX.to_owned(),
             logs: super::logs::LogOptions::default(),
+            retention_days: None,
         }
     }
 }
@@ -125,6 +128,7 @@ impl MasterOptions {
                 max_bytes: c.log_max_bytes,
                 retention_days: c.log_retention_days,
             },
+            retention_days: c.retention_days,
             ..MasterOptions::default()
         }
     }
@@ -167,6 +171,9 @@ impl Master {
         let db = Arc::new(DbWatch::new());
         spawn_monitor(Arc::downgrade(&db), storage.clone());
         let logs = super::logs::LogSink::spawn(storage.clone(), name.to_owned(), options.logs);
+        if let Some(days) = options.retention_days {
+            super::retention::spawn(storage.clone(), name.to_owned(), days);
+        }
         let shared = Arc::new(Shared {
             db,
             state: RwLock::new(state),

@@ -46,6 +46,11 @@ pub fn sqlite() -> Migrator {
             "job logs",
             include_str!("../../migrations/sqlite/0004_job_logs.sql"),
         ),
+        migration(
+            5,
+            "archive age",
+            include_str!("../../migrations/sqlite/0005_archive_age.sql"),
+        ),
     ])
 }
 
@@ -70,6 +75,11 @@ pub fn mysql() -> Migrator {
             4,
             "job logs",
             include_str!("../../migrations/mysql/0004_job_logs.sql"),
+        ),
+        migration(
+            5,
+            "archive age",
+            include_str!("../../migrations/mysql/0005_archive_age.sql"),
         ),
     ])
 }

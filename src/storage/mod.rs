@@ -3,6 +3,7 @@
 //! per batch); the UI reads through it. SQL lives only in this module's files.
 
 mod cause;
+pub mod copy;
 mod health;
 mod migrate;
 mod mysql;
@@ -147,6 +148,9 @@ pub struct CommitBatch<'a> {
     pub version_floor: i64,
     /// Audit-log entries written in the same transaction (their `id` is assigned).
     pub audits: Vec<&'a AuditEntry>,
+    /// When the `archived` rows were archived (seconds); now when `None`. Set by `db copy`,
+    /// which keeps each row's own time, and by tests of retention.
+    pub archived_at: Option<i64>,
 }
 
 /// One stored piece of a job's log: bytes `start..start + raw_len` of the `kind` log of
@@ -263,6 +267,50 @@ pub trait Storage: Send + Sync + 'static {
         from: i64,
         limit: u32,
     ) -> Result<Vec<LogChunk>, StorageError>;
+    /// Up to `limit` archived instances (their `/workflow/W/I/` prefixes) whose every token
+    /// was archived before `archived_before`, oldest first (`retention_days`).
+    async fn expired_archives(
+        &self,
+        master: &str,
+        archived_before: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError>;
+    /// Every master with its creation time (`db copy`).
+    async fn copy_masters(&self) -> Result<Vec<(String, String)>, StorageError>;
+    /// Up to `limit` rows of one master in a table, in key order, after the key `after`.
+    async fn copy_page(
+        &self,
+        table: &copy::TableSpec,
+        master: &str,
+        after: Option<&[copy::Value]>,
+        limit: u32,
+    ) -> Result<Vec<copy::Row>, StorageError>;
+    /// Inserts copied rows in one transaction; a row whose key is there already is skipped.
+    /// A surrogate id is not copied: the target assigns its own.
+    async fn copy_insert(
+        &self,
+        table: &copy::TableSpec,
+        rows: &[copy::Row],
+    ) -> Result<(), StorageError>;
+    /// The greatest key of a master's rows in a table (where an interrupted copy resumes).
+    async fn copy_last_key(
+        &self,
+        table: &copy::TableSpec,
+        master: &str,
+    ) -> Result<Option<Vec<copy::Value>>, StorageError>;
+    /// The key of a master's row at `offset` in key order.
+    async fn copy_key_at(
+        &self,
+        table: &copy::TableSpec,
+        master: &str,
+        offset: u64,
+    ) -> Result<Option<Vec<copy::Value>>, StorageError>;
+    /// A master's rows in a table.
+    async fn copy_count(&self, table: &copy::TableSpec, master: &str) -> Result<u64, StorageError>;
+    /// The schema version the migrations recorded (`None`: never migrated).
+    async fn schema_version(&self) -> Result<Option<i64>, StorageError>;
+    /// The database's size on disk, where it can tell.
+    async fn size_bytes(&self) -> Result<Option<u64>, StorageError>;
     /// Deletes up to `limit` log chunks stored before `created_before` (retention). Returns
     /// how many.
     async fn delete_old_logs(

@@ -49,6 +49,12 @@ impl Dialect for MySql {
     const INSERT_MASTER: &'static str =
         "INSERT IGNORE INTO masters (master, version_floor, created_at) VALUES (?, 0, ?)";
     const BYTES_PER_STATEMENT: usize = 4 << 20;
+    const SIZE_BYTES: &'static str = "SELECT CAST(SUM(data_length + index_length) AS SIGNED) \
+         FROM information_schema.tables WHERE table_schema = DATABASE()";
+
+    fn skip_duplicates(column: &str) -> String {
+        format!(" ON DUPLICATE KEY UPDATE {column} = {column}")
+    }
     const INSERT_LOG: &'static str = "INSERT IGNORE INTO job_logs ";
     const DELETE_OLD_LOGS: &'static str =
         "DELETE FROM job_logs WHERE master = ? AND created_at < ? ORDER BY created_at LIMIT ?";

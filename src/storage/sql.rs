@@ -38,6 +38,12 @@ pub trait Dialect: Database + Sized {
     /// Data bytes per multi-row statement (below the server's packet limit); one larger row
     /// is sent alone.
     const BYTES_PER_STATEMENT: usize;
+    /// The database's size in bytes (one row, one integer column).
+    const SIZE_BYTES: &'static str;
+
+    /// What follows a copy insert's values so a row whose key exists is skipped (`column`
+    /// is the key's first).
+    fn skip_duplicates(column: &str) -> String;
 
     fn migrator() -> Migrator;
 
@@ -75,6 +81,12 @@ mod q {
     pub const COUNT_ARCHIVED: &str = "SELECT COUNT(*) FROM archived_tokens WHERE master = ?";
     pub const MASTER: &str = "SELECT version_floor, created_at FROM masters WHERE master = ?";
     pub const FLOOR: &str = "UPDATE masters SET version_floor = ? WHERE master = ?";
+    /// The names archived longest ago (the age index), for retention.
+    pub const OLDEST_ARCHIVED: &str = "SELECT name FROM archived_tokens WHERE master = ? \
+         AND archived_at < ? ORDER BY archived_at LIMIT ?";
+    /// When an instance was last archived (its key range).
+    pub const LAST_ARCHIVED: &str = "SELECT MAX(archived_at) FROM archived_tokens WHERE master = ? \
+         AND name >= ? AND name < ?";
     pub const DELETE_ARCHIVED: &str =
         "DELETE FROM archived_tokens WHERE master = ? AND name >= ? AND name < ?";
     /// The distinct workflows with summaries, by skipping through the index (a recursive
@@ -252,6 +264,46 @@ fn push_token<DB: Database>(
         .push_bind(t.data.map(str::to_owned));
 }
 
+impl<DB> SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<f64>: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<Vec<u8>>: Decode<'q, DB> + Type<DB>,
+{
+    /// The key of a master's row `offset` rows into the table in key order (`DESC`: from
+    /// the end).
+    async fn key_where(
+        &self,
+        table: &copy::TableSpec,
+        master: &str,
+        direction: &str,
+        offset: u64,
+    ) -> Result<Option<Vec<copy::Value>>, StorageError> {
+        let sql = format!(
+            "SELECT {} FROM {} WHERE master = ? ORDER BY {} LIMIT 1 OFFSET ?",
+            column_list(table, false),
+            table.name,
+            order_list(table, direction)
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(master.to_owned())
+            .bind(offset as i64)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(table.key(&read_values(&r, table)?)),
+            None => None,
+        })
+    }
+}
+
 #[async_trait]
 impl<DB> Storage for SqlStore<DB>
 where
@@ -266,10 +318,151 @@ where
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<f64>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<f64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<Vec<u8>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
 {
+    async fn copy_masters(&self) -> Result<Vec<(String, String)>, StorageError> {
+        let rows = sqlx::query("SELECT master, created_at FROM masters ORDER BY master")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    async fn copy_page(
+        &self,
+        table: &copy::TableSpec,
+        master: &str,
+        after: Option<&[copy::Value]>,
+        limit: u32,
+    ) -> Result<Vec<copy::Row>, StorageError> {
+        let order: Vec<_> = table.order().collect();
+        if order.is_empty() && after.is_some() {
+            return Ok(Vec::new()); // one row a master, and it was read
+        }
+        let mut q = QueryBuilder::<DB>::new(format!(
+            "SELECT {} FROM {} WHERE master = ",
+            column_list(table, false),
+            table.name
+        ));
+        q.push_bind(master.to_owned());
+        if let Some(after) = after {
+            // Keyset order, spelled out: (k1 > a) OR (k1 = a AND k2 > b) OR ...
+            q.push(" AND (");
+            for (i, (_, column, kind)) in order.iter().enumerate() {
+                if i > 0 {
+                    q.push(" OR ");
+                }
+                q.push("(");
+                for (j, (_, earlier, kind)) in order.iter().enumerate().take(i) {
+                    q.push(format!("{earlier} = "));
+                    push_value(&mut q, &after[j], *kind);
+                    q.push(" AND ");
+                }
+                q.push(format!("{column} > "));
+                push_value(&mut q, &after[i], *kind);
+                q.push(")");
+            }
+            q.push(")");
+        }
+        q.push(format!(" ORDER BY {} LIMIT ", order_list(table, "")));
+        q.push_bind(i64::from(limit));
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| read_values(r, table).map_err(StorageError::from))
+            .collect()
+    }
+
+    async fn copy_insert(
+        &self,
+        table: &copy::TableSpec,
+        rows: &[copy::Row],
+    ) -> Result<(), StorageError> {
+        let skip = usize::from(table.surrogate);
+        let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
+        let head = format!(
+            "INSERT INTO {} ({}) ",
+            table.name,
+            column_list(table, table.surrogate)
+        );
+        let tail = if table.surrogate {
+            String::new()
+        } else {
+            DB::skip_duplicates(table.columns[0].0)
+        };
+        let mut start = 0;
+        while start < rows.len() {
+            // Statements below the server's packet limit; a larger row goes alone.
+            let mut end = start;
+            let mut bytes = 0;
+            while end < rows.len() && end - start < ROWS_PER_STATEMENT {
+                let size: usize = rows[end].iter().map(copy::Value::size).sum();
+                if end > start && bytes + size > DB::BYTES_PER_STATEMENT.min(4 << 20) {
+                    break;
+                }
+                bytes += size;
+                end += 1;
+            }
+            let mut q = QueryBuilder::<DB>::new(&head);
+            q.push_values(&rows[start..end], |mut b, row| {
+                for (value, (_, kind)) in row.iter().zip(table.columns).skip(skip) {
+                    bind_value(&mut b, value, *kind);
+                }
+            });
+            q.push(&tail);
+            q.build().execute(tx.conn()).await?;
+            start = end;
+        }
+        tx.commit().await
+    }
+
+    async fn copy_last_key(
+        &self,
+        table: &copy::TableSpec,
+        master: &str,
+    ) -> Result<Option<Vec<copy::Value>>, StorageError> {
+        self.key_where(table, master, " DESC", 0).await
+    }
+
+    async fn copy_key_at(
+        &self,
+        table: &copy::TableSpec,
+        master: &str,
+        offset: u64,
+    ) -> Result<Option<Vec<copy::Value>>, StorageError> {
+        self.key_where(table, master, "", offset).await
+    }
+
+    async fn copy_count(&self, table: &copy::TableSpec, master: &str) -> Result<u64, StorageError> {
+        let sql = format!("SELECT COUNT(*) FROM {} WHERE master = ?", table.name);
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(master)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? as u64)
+    }
+
+    async fn schema_version(&self) -> Result<Option<i64>, StorageError> {
+        match sqlx::query("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await
+        {
+            Ok(row) => Ok(row.try_get(0)?),
+            // No such table: never migrated. Anything else (unreachable) is an error.
+            Err(sqlx::Error::Database(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn size_bytes(&self) -> Result<Option<u64>, StorageError> {
+        let row = sqlx::query(DB::SIZE_BYTES).fetch_one(&self.pool).await?;
+        Ok(row.try_get::<Option<i64>, _>(0)?.map(|b| b.max(0) as u64))
+    }
+
     fn kind(&self) -> &'static str {
         DB::KIND
     }
@@ -308,7 +501,7 @@ where
 
     async fn commit(&self, master: &str, batch: &CommitBatch<'_>) -> Result<(), StorageError> {
         let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
-        let now = unix_now();
+        let now = batch.archived_at.unwrap_or_else(unix_now);
         for part in chunks(&batch.archived, ROWS_PER_STATEMENT, DB::BYTES_PER_STATEMENT) {
             let mut q = QueryBuilder::<DB>::new(DB::INSERT_ARCHIVED);
             q.push_values(part, |mut b, t| {
@@ -423,6 +616,44 @@ where
             .await?;
         tx.commit().await?;
         Ok(DB::rows_affected(&done))
+    }
+
+    async fn expired_archives(
+        &self,
+        master: &str,
+        archived_before: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        // The oldest rows name the oldest instances; an instance also archived later (part of
+        // it, again) is kept until its last archiving is old enough.
+        let rows = sqlx::query(q::OLDEST_ARCHIVED)
+            .bind(master)
+            .bind(archived_before)
+            .bind(i64::from(limit) * 64)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut prefixes: Vec<String> = Vec::new();
+        for row in &rows {
+            let name: String = row.try_get(0)?;
+            let prefix = crate::token::name::archive_prefix(&name);
+            if prefixes.iter().any(|p| p == prefix) {
+                continue;
+            }
+            let last: Option<i64> = sqlx::query(q::LAST_ARCHIVED)
+                .bind(master)
+                .bind(prefix)
+                .bind(prefix_end(prefix).as_str())
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?;
+            if last.is_some_and(|t| t < archived_before) {
+                prefixes.push(prefix.to_owned());
+                if prefixes.len() >= limit as usize {
+                    break;
+                }
+            }
+        }
+        Ok(prefixes)
     }
 
     async fn archive_queue(
@@ -685,4 +916,99 @@ where
         tx.commit().await?;
         Ok(DB::rows_affected(&done))
     }
+}
+
+/// A table's columns, comma-separated (names from [`copy::TABLES`], never from input),
+/// without the first (a surrogate id) when `skip_id`.
+fn column_list(table: &copy::TableSpec, skip_id: bool) -> String {
+    table
+        .columns
+        .iter()
+        .skip(usize::from(skip_id))
+        .map(|c| c.0)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The ORDER BY list of a master's rows: the key without `master` (`master` alone when it is
+/// the whole key), each with `direction`.
+fn order_list(table: &copy::TableSpec, direction: &str) -> String {
+    let order: Vec<String> = table
+        .order()
+        .map(|(_, c, _)| format!("{c}{direction}"))
+        .collect();
+    if order.is_empty() {
+        format!("master{direction}")
+    } else {
+        order.join(", ")
+    }
+}
+
+/// Reads a row's columns by their declared kinds.
+fn read_values<R: Row>(row: &R, table: &copy::TableSpec) -> Result<copy::Row, sqlx::Error>
+where
+    usize: ColumnIndex<R>,
+    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<f64>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<Vec<u8>>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    use copy::{Kind, Value};
+    table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, kind))| {
+            Ok(match kind {
+                Kind::Int => row.try_get::<Option<i64>, _>(i)?.map(Value::Int),
+                Kind::Real => row.try_get::<Option<f64>, _>(i)?.map(Value::Real),
+                Kind::Text => row.try_get::<Option<String>, _>(i)?.map(Value::Text),
+                Kind::Blob => row.try_get::<Option<Vec<u8>>, _>(i)?.map(Value::Blob),
+            }
+            .unwrap_or(Value::Null))
+        })
+        .collect()
+}
+
+fn bind_value<DB: Database>(
+    b: &mut sqlx::query_builder::Separated<'_, DB, &'static str>,
+    value: &copy::Value,
+    kind: copy::Kind,
+) where
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<f64>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<Vec<u8>>: Encode<'q, DB> + Type<DB>,
+{
+    use copy::{Kind, Value};
+    match (value, kind) {
+        (Value::Int(v), _) => b.push_bind(Some(*v)),
+        (Value::Real(v), _) => b.push_bind(Some(*v)),
+        (Value::Text(v), _) => b.push_bind(Some(v.clone())),
+        (Value::Blob(v), _) => b.push_bind(Some(v.clone())),
+        (Value::Null, Kind::Int) => b.push_bind(None::<i64>),
+        (Value::Null, Kind::Real) => b.push_bind(None::<f64>),
+        (Value::Null, Kind::Text) => b.push_bind(None::<String>),
+        (Value::Null, Kind::Blob) => b.push_bind(None::<Vec<u8>>),
+    };
+}
+
+fn push_value<DB: Database>(q: &mut QueryBuilder<DB>, value: &copy::Value, kind: copy::Kind)
+where
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<f64>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<Vec<u8>>: Encode<'q, DB> + Type<DB>,
+{
+    use copy::{Kind, Value};
+    match (value, kind) {
+        (Value::Int(v), _) => q.push_bind(Some(*v)),
+        (Value::Real(v), _) => q.push_bind(Some(*v)),
+        (Value::Text(v), _) => q.push_bind(Some(v.clone())),
+        (Value::Blob(v), _) => q.push_bind(Some(v.clone())),
+        (Value::Null, Kind::Int) => q.push_bind(None::<i64>),
+        (Value::Null, Kind::Real) => q.push_bind(None::<f64>),
+        (Value::Null, Kind::Text) => q.push_bind(None::<String>),
+        (Value::Null, Kind::Blob) => q.push_bind(None::<Vec<u8>>),
+    };
 }

@@ -71,6 +71,12 @@ impl Dialect for Sqlite {
          end_time = excluded.end_time, sort_time = excluded.sort_time, data = excluded.data";
     const INSERT_MASTER: &'static str = "INSERT INTO masters (master, version_floor, created_at) VALUES (?, 0, ?) ON CONFLICT (master) DO NOTHING";
     const BYTES_PER_STATEMENT: usize = usize::MAX;
+    const SIZE_BYTES: &'static str =
+        "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()";
+
+    fn skip_duplicates(_column: &str) -> String {
+        " ON CONFLICT DO NOTHING".into()
+    }
     const INSERT_LOG: &'static str = "INSERT OR IGNORE INTO job_logs ";
     const DELETE_OLD_LOGS: &'static str = "DELETE FROM job_logs WHERE (master, name, execution, kind, start_byte) IN \
          (SELECT master, name, execution, kind, start_byte FROM job_logs WHERE master = ? AND created_at < ? LIMIT ?)";

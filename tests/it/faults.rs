@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use async_trait::async_trait;
 use pinball::master::{Master, MasterClient, MasterError};
+use pinball::storage::copy::{Row, TableSpec, Value};
 use pinball::storage::{self, CommitBatch, InstanceSummary, Loaded, Storage, StorageError, Table};
 use pinball::token::*;
 
@@ -97,6 +98,55 @@ impl Storage for Flaky {
         limit: u32,
     ) -> Result<Vec<storage::LogChunk>, StorageError> {
         self.inner.log_chunks(master, key, from, limit).await
+    }
+    async fn copy_masters(&self) -> Result<Vec<(String, String)>, StorageError> {
+        self.inner.copy_masters().await
+    }
+    async fn copy_page(
+        &self,
+        table: &TableSpec,
+        master: &str,
+        after: Option<&[Value]>,
+        limit: u32,
+    ) -> Result<Vec<Row>, StorageError> {
+        self.inner.copy_page(table, master, after, limit).await
+    }
+    async fn copy_insert(&self, table: &TableSpec, rows: &[Row]) -> Result<(), StorageError> {
+        self.inner.copy_insert(table, rows).await
+    }
+    async fn copy_last_key(
+        &self,
+        table: &TableSpec,
+        master: &str,
+    ) -> Result<Option<Vec<Value>>, StorageError> {
+        self.inner.copy_last_key(table, master).await
+    }
+    async fn copy_key_at(
+        &self,
+        table: &TableSpec,
+        master: &str,
+        offset: u64,
+    ) -> Result<Option<Vec<Value>>, StorageError> {
+        self.inner.copy_key_at(table, master, offset).await
+    }
+    async fn copy_count(&self, table: &TableSpec, master: &str) -> Result<u64, StorageError> {
+        self.inner.copy_count(table, master).await
+    }
+    async fn schema_version(&self) -> Result<Option<i64>, StorageError> {
+        self.inner.schema_version().await
+    }
+    async fn size_bytes(&self) -> Result<Option<u64>, StorageError> {
+        self.inner.size_bytes().await
+    }
+    async fn expired_archives(
+        &self,
+        master: &str,
+        archived_before: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        self.inner
+            .expired_archives(master, archived_before, limit)
+            .await
     }
     async fn delete_old_logs(
         &self,

@@ -108,6 +108,7 @@ async fn contract(url: &str) {
         archived: archived.to_vec(),
         version_floor: 21,
         audits: vec![&audit, &audit],
+        archived_at: None,
     };
     store.commit(&master, &batch).await.unwrap();
     let log = store.audit_log(&master, None, 10).await.unwrap();
@@ -264,8 +265,8 @@ async fn a_database_migrated_by_an_earlier_pinball_is_adopted_without_running_ag
             .unwrap();
     assert_eq!(
         applied,
-        vec![1, 2, 3, 4],
-        "both adopted and recorded by the new migrator, and the audit log's and job logs' added"
+        vec![1, 2, 3, 4, 5],
+        "both adopted and recorded by the new migrator, and the audit log's, job logs' and archive age's added"
     );
 }
 

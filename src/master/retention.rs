@@ -1,0 +1,59 @@
+//! `retention_days`: archived instances whose last archiving is older than that are deleted in
+//! the background, with their summaries and stored logs, one instance a transaction with a
+//! pause between, so the token writer never waits behind a long delete.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::storage::Storage;
+
+/// Instances looked up at once.
+const BATCH: u32 = 20;
+/// The pause after each deleted instance.
+const PAUSE: Duration = Duration::from_millis(50);
+/// How often a pass runs once nothing old is left.
+const EVERY: Duration = Duration::from_secs(600);
+
+/// Runs passes until the process ends: the first at once, then every ten minutes.
+pub fn spawn(storage: Arc<dyn Storage>, master: String, days: u32) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(EVERY);
+        loop {
+            tick.tick().await;
+            match pass(storage.as_ref(), &master, days).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(
+                    deleted,
+                    older_than_days = days,
+                    "retention deleted archived instances"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention cannot delete old instances now; trying again later")
+                }
+            }
+        }
+    });
+}
+
+/// Deletes every archived instance archived more than `days` ago. Returns how many.
+pub async fn pass(
+    storage: &dyn Storage,
+    master: &str,
+    days: u32,
+) -> Result<u64, crate::storage::StorageError> {
+    let before = crate::clock::now() - i64::from(days) * 86_400;
+    let mut deleted = 0;
+    loop {
+        let old = storage.expired_archives(master, before, BATCH).await?;
+        for prefix in &old {
+            let tokens = storage.delete_archived(master, prefix).await?;
+            deleted += 1;
+            metrics::counter!(crate::metrics::RETENTION_DELETED).increment(1);
+            tracing::debug!(instance = %prefix, tokens, "retention deleted an archived instance");
+            tokio::time::sleep(PAUSE).await;
+        }
+        if old.len() < BATCH as usize {
+            return Ok(deleted);
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! `pinball db copy` from the embedded SQLite file to MariaDB, as an operator moves a
+//! deployment: real history made by `pinball -m all`, a bulk of older history beside it, the
+//! copy SIGKILLed midway and run again (it resumes, duplicating nothing), `db check` on the
+//! result, and a master and UI started on MariaDB that serve the same history.
+
+use std::path::Path;
+use std::time::Duration;
+
+use pinball::storage::copy::TABLES;
+use pinball::storage::{CommitBatch, LogChunk, Storage, TokenRef};
+use pinball::token::Token;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn config(dir: &Path, name: &str, url: &str, master: &str, ports: (u16, u16)) -> String {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            "database_url: {url}\nmaster_name: {master}\nmaster_port: {}\nui_port: {}\nworkers: 2\n\
+             worker_poll_time_sec: 1\narchive_delay_sec: 0\nlocal_logs_dir_prefix: {logs}\n\
+             parser_params: {{workflows_config: {wf}}}\n",
+            ports.0,
+            ports.1,
+            logs = dir.join("logs").display(),
+            wf = dir.join("wf.yaml").display(),
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+async fn get_json(port: u16, path: &str) -> Value {
+    reqwest::get(format!("http://127.0.0.1:{port}{path}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// What the UI's read API shows of workflow `w`: its instances and each one's jobs.
+async fn history(ui: u16) -> Value {
+    let instances = get_json(ui, "/api/v1/workflows/w/instances").await;
+    let mut jobs = Vec::new();
+    for i in instances.as_array().unwrap() {
+        let id = i["instance"].as_str().unwrap();
+        jobs.push(get_json(ui, &format!("/api/v1/workflows/w/instances/{id}/jobs")).await);
+    }
+    serde_json::json!({"instances": instances, "jobs": jobs})
+}
+
+/// Older history written straight into the source: 4,000 archived instances of 10 tokens
+/// and 300 stored log chunks of 16 KiB, so the copy takes long enough to interrupt.
+async fn bulk(store: &dyn Storage, master: &str) {
+    let tokens: Vec<Token> = (0..40_000)
+        .map(|k| Token {
+            version: Some(1),
+            ..Token::new(
+                format!("/workflow/bulk/{:05}/job/waiting/j{}", k / 10, k % 10),
+                Some(format!("{{\"n\": {k}}}")),
+            )
+        })
+        .collect();
+    for part in tokens.chunks(2_000) {
+        let batch = CommitBatch {
+            archived: part.iter().map(TokenRef::from).collect(),
+            archived_at: Some(now() - 90 * 86_400),
+            ..Default::default()
+        };
+        store.commit(master, &batch).await.unwrap();
+    }
+    let chunks: Vec<LogChunk> = (0..300)
+        .map(|k| LogChunk {
+            name: format!("/workflow/bulk/{:05}/j0", k),
+            execution: 0,
+            kind: "stdout".into(),
+            start: 0,
+            raw_len: 16_384,
+            data: vec![b'x'; 16_384],
+            host: "old-host".into(),
+            truncated_at: None,
+            created_at: now(),
+        })
+        .collect();
+    store.write_logs(master, &chunks).await.unwrap();
+}
+
+async fn counts(store: &dyn Storage, master: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    for spec in TABLES {
+        out.push(store.copy_count(spec, master).await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_copy_to_mariadb_survives_an_interruption_and_serves_the_same_history() {
+    let Some(mysql) = mysql_url("db_copy") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("wf.yaml"),
+        "workflows:\n  w:\n    jobs:\n      a: {command: 'echo from a'}\n      b: {command: 'echo from b', depends_on: [a]}\n      c: {command: 'echo failing >&2; exit 4', depends_on: [a]}\n",
+    )
+    .unwrap();
+    let master = unique_master("copy");
+    let sqlite = format!("sqlite://{}", d.join("pinball.db").display());
+
+    // Real history on SQLite: three instances run and archived by `-m all`.
+    let ports = (free_port(), free_port());
+    let source = config(d, "source", &sqlite, &master, ports);
+    let mut all = spawn_pinball(&["-c", &source, "-m", "all"], d);
+    wait_until(LONG, "the source master is ready", || is_ready(ports.0)).await;
+    for _ in 0..3 {
+        let out = pinball_out(&["-c", &source, "util", "-f", "-w", "w", "start"], d).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    wait_until(
+        LONG,
+        "three instances are archived and summarized",
+        || async {
+            let v = get_json(ports.1, "/api/v1/workflows/w/instances").await;
+            v.as_array()
+                .is_some_and(|a| a.len() == 3 && a.iter().all(|i| i["status"] == "FAILURE"))
+        },
+    )
+    .await;
+    let before = history(ports.1).await;
+    let pid = all.id().unwrap() as i32;
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    all.wait().await.unwrap();
+    let src = pinball::storage::open(&sqlite).unwrap();
+    bulk(src.as_ref(), &master).await;
+    let expected = counts(src.as_ref(), &master).await;
+
+    // The first copy is killed midway through the archive.
+    let mut first = spawn_pinball(&["db", "copy", "--from", &sqlite, "--to", &mysql], d);
+    let target = pinball::storage::open(&mysql).unwrap();
+    let archived = &TABLES[2];
+    assert_eq!(archived.name, "archived_tokens");
+    wait_until(LONG, "the copy has started on the archive", || async {
+        target.copy_count(archived, &master).await.unwrap_or(0) > 0
+    })
+    .await;
+    first.kill().await.unwrap();
+    first.wait().await.unwrap();
+    let partial = target.copy_count(archived, &master).await.unwrap();
+    assert!(
+        partial < expected[2],
+        "the copy was interrupted midway ({partial} of {} archived rows)",
+        expected[2]
+    );
+
+    // Run again: it resumes after what is there, and verifies every count.
+    let out = pinball_out(&["db", "copy", "--from", &sqlite, "--to", &mysql], d).await;
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("resumed after"), "{said}");
+    assert!(
+        said.contains("every table holds as many rows as the source"),
+        "{said}"
+    );
+    assert_eq!(counts(target.as_ref(), &master).await, expected);
+    // Each archived token once, with its own archive time.
+    let again = target
+        .expired_archives(&master, now() - 60 * 86_400, 5)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 5, "the bulk history kept its archive time");
+
+    let out = pinball_out(&["db", "check", "--url", &mysql], d).await;
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("schema version 5 (current)"), "{said}");
+    assert!(said.contains("archived_tokens"), "{said}");
+
+    // A master and UI on MariaDB serve the same history.
+    let ports = (free_port(), free_port());
+    let moved = config(d, "moved", &mysql, &master, ports);
+    let _front = spawn_pinball(&["-c", &moved, "-m", "master,ui"], d);
+    wait_until(LONG, "the master on MariaDB is ready", || is_ready(ports.0)).await;
+    wait_until(
+        LONG,
+        "the UI on MariaDB shows the three instances",
+        || async {
+            get_json(ports.1, "/api/v1/workflows/w/instances")
+                .await
+                .as_array()
+                .is_some_and(|a| a.len() == 3)
+        },
+    )
+    .await;
+    assert_eq!(history(ports.1).await, before);
+    let health = get_json(ports.0, "/api/v1/health").await;
+    assert_eq!(health["storage"], "mysql");
+    assert_eq!(health["tokens"].as_u64(), Some(expected[1]));
+
+    // A copy into a database holding another master of the same name is refused.
+    let other = format!("sqlite://{}", d.join("other.db").display());
+    let o = pinball::storage::open(&other).unwrap();
+    o.migrate().await.unwrap();
+    o.load_active(&master).await.unwrap();
+    drop(o);
+    let out = pinball_out(&["db", "copy", "--from", &other, "--to", &mysql], d).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already holds a master"), "{err}");
+}
