@@ -360,11 +360,11 @@ where
                 q.push("(");
                 for (j, (_, earlier, kind)) in order.iter().enumerate().take(i) {
                     q.push(format!("{earlier} = "));
-                    push_value(&mut q, &after[j], *kind);
+                    bind_copied!(q, &after[j], *kind);
                     q.push(" AND ");
                 }
                 q.push(format!("{column} > "));
-                push_value(&mut q, &after[i], *kind);
+                bind_copied!(q, &after[i], *kind);
                 q.push(")");
             }
             q.push(")");
@@ -410,7 +410,7 @@ where
             let mut q = QueryBuilder::<DB>::new(&head);
             q.push_values(&rows[start..end], |mut b, row| {
                 for (value, (_, kind)) in row.iter().zip(table.columns).skip(skip) {
-                    bind_value(&mut b, value, *kind);
+                    bind_copied!(b, value, *kind);
                 }
             });
             q.push(&tail);
@@ -970,45 +970,21 @@ where
         .collect()
 }
 
-fn bind_value<DB: Database>(
-    b: &mut sqlx::query_builder::Separated<'_, DB, &'static str>,
-    value: &copy::Value,
-    kind: copy::Kind,
-) where
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<f64>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<Vec<u8>>: Encode<'q, DB> + Type<DB>,
-{
-    use copy::{Kind, Value};
-    match (value, kind) {
-        (Value::Int(v), _) => b.push_bind(Some(*v)),
-        (Value::Real(v), _) => b.push_bind(Some(*v)),
-        (Value::Text(v), _) => b.push_bind(Some(v.clone())),
-        (Value::Blob(v), _) => b.push_bind(Some(v.clone())),
-        (Value::Null, Kind::Int) => b.push_bind(None::<i64>),
-        (Value::Null, Kind::Real) => b.push_bind(None::<f64>),
-        (Value::Null, Kind::Text) => b.push_bind(None::<String>),
-        (Value::Null, Kind::Blob) => b.push_bind(None::<Vec<u8>>),
-    };
+/// Binds one copied value on `$target` (a query builder or one of its separated lists), a
+/// NULL typed by the column's kind.
+macro_rules! bind_copied {
+    ($target:expr, $value:expr, $kind:expr) => {{
+        use copy::{Kind, Value};
+        match ($value, $kind) {
+            (Value::Int(v), _) => $target.push_bind(Some(*v)),
+            (Value::Real(v), _) => $target.push_bind(Some(*v)),
+            (Value::Text(v), _) => $target.push_bind(Some(v.clone())),
+            (Value::Blob(v), _) => $target.push_bind(Some(v.clone())),
+            (Value::Null, Kind::Int) => $target.push_bind(None::<i64>),
+            (Value::Null, Kind::Real) => $target.push_bind(None::<f64>),
+            (Value::Null, Kind::Text) => $target.push_bind(None::<String>),
+            (Value::Null, Kind::Blob) => $target.push_bind(None::<Vec<u8>>),
+        };
+    }};
 }
-
-fn push_value<DB: Database>(q: &mut QueryBuilder<DB>, value: &copy::Value, kind: copy::Kind)
-where
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<f64>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<Vec<u8>>: Encode<'q, DB> + Type<DB>,
-{
-    use copy::{Kind, Value};
-    match (value, kind) {
-        (Value::Int(v), _) => q.push_bind(Some(*v)),
-        (Value::Real(v), _) => q.push_bind(Some(*v)),
-        (Value::Text(v), _) => q.push_bind(Some(v.clone())),
-        (Value::Blob(v), _) => q.push_bind(Some(v.clone())),
-        (Value::Null, Kind::Int) => q.push_bind(None::<i64>),
-        (Value::Null, Kind::Real) => q.push_bind(None::<f64>),
-        (Value::Null, Kind::Text) => q.push_bind(None::<String>),
-        (Value::Null, Kind::Blob) => q.push_bind(None::<Vec<u8>>),
-    };
-}
+use bind_copied;
