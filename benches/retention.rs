@@ -1,6 +1,6 @@
 //! `cargo bench --bench retention`: what `retention_days` costs the master's commits. A master
 //! on SQLite (and MariaDB with `PINBALL_TEST_MYSQL_URL`) takes a steady 200 writes/s while its
-//! archive holds 3,000 instances archived a year ago; the commit latency is measured in three
+//! archive holds 3,000 instances archived a year ago; the commit latency is measured in four
 //! alternating pairs of 5 s windows, without retention and while a retention pass deletes
 //! those instances.
 
@@ -14,7 +14,7 @@ use pinball::token::{ModifyRequest, Token};
 const RATE: u64 = 200;
 /// Each condition is measured in `ROUNDS` windows of `PHASE`, alternating, after a warm-up.
 const PHASE: Duration = Duration::from_secs(5);
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 4;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -72,8 +72,12 @@ async fn run(url: &str, what: &str) {
     let client = LocalMasterClient(m.clone());
     steady(&client, "/bench/warm").await;
     let (mut quiet, mut busy) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        quiet.extend(steady(&client, "/bench/quiet").await);
+    // The noise: the p99 of the even rounds' quiet windows against the odd rounds'.
+    let (mut even, mut odd) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let window = steady(&client, "/bench/quiet").await;
+        if round % 2 == 0 { &mut even } else { &mut odd }.extend(window.iter().copied());
+        quiet.extend(window);
         let deleting = {
             let (store, master) = (store.clone(), master.clone());
             tokio::spawn(async move {
@@ -83,8 +87,10 @@ async fn run(url: &str, what: &str) {
         busy.extend(steady(&client, "/bench/busy").await);
         deleting.abort();
     }
-    quiet.sort_by(f64::total_cmp);
-    busy.sort_by(f64::total_cmp);
+    for v in [&mut quiet, &mut busy, &mut even, &mut odd] {
+        v.sort_by(f64::total_cmp);
+    }
+    let noise = (percentile(&odd, 0.99) / percentile(&even, 0.99) - 1.0) * 100.0;
     let left = store
         .expired_archives(&master, pinball::clock::now() - 30 * 86_400, 10_000)
         .await
@@ -95,7 +101,7 @@ async fn run(url: &str, what: &str) {
     println!(
         "{what}: commit latency at {RATE}/s without retention p50 {q50:.2} ms p99 {q99:.2} ms; \
          while retention deletes p50 {b50:.2} ms (+{:.0} %) p99 {b99:.2} ms (+{:.0} %); \
-         {} of 3000 old instances deleted in {} s",
+         {} of 3000 old instances deleted in {} s; noise: p99 of quiet windows {noise:+.0} % between halves",
         (b50 / q50 - 1.0) * 100.0,
         (b99 / q99 - 1.0) * 100.0,
         3000 - left,

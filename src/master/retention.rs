@@ -1,6 +1,6 @@
 //! `retention_days`: archived instances whose last archiving is older than that are deleted in
 //! the background, with their summaries and stored logs, one instance a transaction with a
-//! pause twenty times as long as the delete after each, so the token writer seldom waits
+//! pause a hundred times as long as the delete after each, so the token writer seldom waits
 //! behind one (`cargo bench --bench retention` measures it).
 
 use std::sync::Arc;
@@ -10,10 +10,10 @@ use crate::storage::Storage;
 
 /// Instances looked up at once.
 const BATCH: u32 = 20;
-/// The pause after each deleted instance, as a multiple of the time its delete took: the
-/// database is busy with retention at most 1/21 of the time, so few of the master's commits
+/// The pause after each deleted instance (and each look-up), as a multiple of the time it took: the
+/// database is busy with retention at most 1/101 of the time, so few of the master's commits
 /// ever wait behind one.
-const PAUSE_FACTOR: u32 = 20;
+const PAUSE_FACTOR: u32 = 100;
 /// The shortest pause.
 const MIN_PAUSE: Duration = Duration::from_millis(20);
 /// How often a pass runs once nothing old is left.
@@ -49,7 +49,10 @@ pub async fn pass(
     let before = crate::clock::now() - i64::from(days) * 86_400;
     let mut deleted = 0;
     loop {
+        let started = std::time::Instant::now();
         let old = storage.expired_archives(master, before, BATCH).await?;
+        // The look-up is database work too: paced like the deletes.
+        tokio::time::sleep((started.elapsed() * PAUSE_FACTOR).max(MIN_PAUSE)).await;
         for prefix in &old {
             let started = std::time::Instant::now();
             let tokens = storage.delete_archived(master, prefix).await?;
@@ -59,7 +62,7 @@ pub async fn pass(
             tracing::debug!(instance = %prefix, tokens, "retention deleted an archived instance");
             tokio::time::sleep((took * PAUSE_FACTOR).max(MIN_PAUSE)).await;
         }
-        if old.len() < BATCH as usize {
+        if old.is_empty() {
             return Ok(deleted);
         }
     }

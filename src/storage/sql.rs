@@ -629,7 +629,7 @@ where
         let rows = sqlx::query(q::OLDEST_ARCHIVED)
             .bind(master)
             .bind(archived_before)
-            .bind(i64::from(limit) * 64)
+            .bind(i64::from(limit) * 16)
             .fetch_all(&self.pool)
             .await?;
         let mut prefixes: Vec<String> = Vec::new();

@@ -294,8 +294,22 @@ async fn cleanup_removes_only_instances_older_than_the_age() {
         data: Some(old_job.job.to_data()),
         ..old_job.token.clone()
     };
+    // Instance 2 was aborted long ago before any job ran; instance 3 was aborted just now.
+    use pinball::workflow::signal::{Attributes, Signal};
+    let aborted = |i: &str, at: f64| {
+        let level = name::Level::Instance(wf("ch"), inst(i));
+        let attributes = Attributes {
+            timestamp: Some(at),
+            ..Attributes::default()
+        };
+        Token {
+            version: Some(1),
+            ..Signal::new(name::Action::ABORT, attributes).token(&level)
+        }
+    };
+    let (long_ago, just_now) = (aborted("2", 30.0), aborted("3", now() as f64));
     let batch = pinball::storage::CommitBatch {
-        archived: vec![(&old).into()],
+        archived: vec![(&old).into(), (&long_ago).into(), (&just_now).into()],
         version_floor: 0,
         ..Default::default()
     };
@@ -313,15 +327,19 @@ async fn cleanup_removes_only_instances_older_than_the_age() {
     args.age_days = 10;
     assert_eq!(
         c.util_with(args).await,
-        "removed 1 token(s) and 1 directory(ies)\n"
+        "removed 2 token(s) and 1 directory(ies)\n"
     );
-    assert!(
-        store
-            .read(&c.app.master_name, Table::Archived, "/workflow/ch/1/")
+    for (i, kept) in [("1", false), ("2", false), ("3", true)] {
+        let left = store
+            .read(
+                &c.app.master_name,
+                Table::Archived,
+                &format!("/workflow/ch/{i}/"),
+            )
             .await
-            .unwrap()
-            .is_empty()
-    );
+            .unwrap();
+        assert_eq!(!left.is_empty(), kept, "instance {i}: {left:?}");
+    }
     assert!(
         !store
             .read(
