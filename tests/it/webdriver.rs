@@ -15,6 +15,16 @@ pub struct Browser {
     _driver: tokio::process::Child,
 }
 
+impl Drop for Browser {
+    /// chromedriver leads a process group of its own: killing the group ends the chromium it
+    /// started too (killing chromedriver alone left chromium's processes running).
+    fn drop(&mut self) {
+        if let Some(pid) = self._driver.id() {
+            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+        }
+    }
+}
+
 fn chromedriver() -> String {
     for candidate in ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"] {
         if std::path::Path::new(candidate).exists() {
@@ -36,6 +46,7 @@ impl Browser {
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .expect("chromedriver starts");
