@@ -95,9 +95,11 @@ async fn a_worker_whose_lease_ended_cannot_commit_a_stale_result() {
         lease_sec: None,
         pools: None,
     };
+    // Two seconds, not one: the master grants no lease that has already ended, and `now() + 1`
+    // had ended when the master's clock crossed into the next second before granting it.
     let stale = c
         .client
-        .query_and_own(claim("slow_worker", now() + 1))
+        .query_and_own(claim("slow_worker", now() + 2))
         .await
         .unwrap()
         .tokens
