@@ -14,9 +14,10 @@ use serde::de::DeserializeOwned;
 
 use std::time::Duration;
 
-use super::auth::{Access, Caller, host_allowed, host_names, same_origin};
+use super::auth::{Access, Caller, admit, host_names};
 use super::http::ServeLimits;
 use super::openapi::{Errors, WriteErrors};
+use super::probes::{alive, readiness};
 use super::service::Master;
 use crate::config::{Config, Role};
 use crate::token::MasterError;
@@ -83,22 +84,10 @@ pub fn router(master: Master, settings: ApiSettings) -> Router {
         .with_state(master)
 }
 
-/// `GET /health`: the process answers.
-async fn alive() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "alive"}))
-}
-
 /// `GET /ready`: 200 when the master takes writes (its database answers and commits land),
 /// 503 with the reason otherwise. It never waits for the database.
 async fn ready(State(m): State<Master>) -> Response {
-    match m.ready() {
-        Ok(()) => Json(serde_json::json!({"ready": true})).into_response(),
-        Err(reason) => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"ready": false, "reason": reason})),
-        )
-            .into_response(),
-    }
+    readiness(m.ready())
 }
 
 /// The role each endpoint needs; `None` for paths that are not endpoints.
@@ -120,24 +109,13 @@ fn needed_role(path: &str) -> Option<(Role, &'static str)> {
 
 /// Every request: from no other site, with a known token whose role allows the endpoint.
 async fn guard(State(settings): State<ApiSettings>, mut req: Request, next: Next) -> Response {
-    let access = &settings.access;
-    let checked = (|| {
-        if !host_allowed(req.headers(), &settings.host_names) {
-            return Err(MasterError::Forbidden(
-                "this master does not answer to that host name (Host header); use its address or master_host".into(),
-            ));
-        }
-        if !same_origin(req.headers()) {
-            return Err(MasterError::Forbidden(
-                "requests from web pages of other sites are refused".into(),
-            ));
-        }
-        let caller = access.authenticate(req.headers())?;
-        if let Some((role, what)) = needed_role(req.uri().path()) {
-            caller.require(role, what)?;
-        }
-        Ok(caller)
-    })();
+    let checked = admit(
+        &settings.access,
+        &settings.host_names,
+        req.headers(),
+        needed_role(req.uri().path()),
+        "this master does not answer to that host name (Host header); use its address or master_host",
+    );
     match checked {
         Ok(caller) => {
             req.extensions_mut().insert(caller);

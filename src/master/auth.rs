@@ -137,6 +137,31 @@ impl Access {
     }
 }
 
+/// The checks a guarded request passes, on the master's API and on every `/metrics`: a `Host`
+/// this server answers to (`wrong_host` says why not), no page of another site, a known
+/// token, and (when `needed` names one) a role that allows the call.
+pub fn admit(
+    access: &Access,
+    host_names: &[String],
+    headers: &HeaderMap,
+    needed: Option<(Role, &str)>,
+    wrong_host: &str,
+) -> Result<Caller, MasterError> {
+    if !host_allowed(headers, host_names) {
+        return Err(MasterError::Forbidden(wrong_host.to_owned()));
+    }
+    if !same_origin(headers) {
+        return Err(MasterError::Forbidden(
+            "requests from web pages of other sites are refused".into(),
+        ));
+    }
+    let caller = access.authenticate(headers)?;
+    if let Some((role, what)) = needed {
+        caller.require(role, what)?;
+    }
+    Ok(caller)
+}
+
 /// Whether the `Host` a request names is one of this server's: an IP address (a page cannot make
 /// a browser send one with a name of its own), `localhost`, or one of `names` (the configured
 /// host names). A page served as `evil.example`, resolved to this machine (DNS rebinding), sends

@@ -27,10 +27,7 @@ pub fn probe_router(probes: Probes) -> axum::Router {
     let metrics = probes.clone();
     let ready = probes.clone();
     axum::Router::new()
-        .route(
-            "/health",
-            get(|| async { axum::Json(serde_json::json!({"status": "alive"})) }),
-        )
+        .route("/health", get(alive))
         .route("/ready", get(move || probe_ready(ready.clone())))
         .route(
             "/metrics",
@@ -44,42 +41,49 @@ pub fn probe_router(probes: Probes) -> axum::Router {
         }))
 }
 
-/// `/metrics` behind the API's checks: a known host name, no other site's page, and (with
-/// `api_tokens`) a token of the viewer role or above.
+/// `/metrics` behind the API's checks ([`super::auth::admit`]): a known host name, no other
+/// site's page, and (with `api_tokens`) a token of the viewer role or above.
 pub fn guarded(
     access: &super::auth::Access,
     host_names: &[String],
     headers: &axum::http::HeaderMap,
 ) -> Response {
-    use super::auth::{host_allowed, same_origin};
-    let refuse = |e: crate::token::MasterError| {
-        tracing::warn!(error = %e, "refused a metrics request");
-        super::api::ApiError::Master(e).into_response()
-    };
-    if !host_allowed(headers, host_names) {
-        return refuse(crate::token::MasterError::Forbidden(
-            "this listener does not answer to that host name (Host header)".into(),
-        ));
+    match super::auth::admit(
+        access,
+        host_names,
+        headers,
+        Some((crate::config::Role::Viewer, "metrics")),
+        "this listener does not answer to that host name (Host header)",
+    ) {
+        Ok(_) => crate::metrics::answer(),
+        Err(e) => {
+            tracing::warn!(error = %e, "refused a metrics request");
+            super::api::ApiError::Master(e).into_response()
+        }
     }
-    if !same_origin(headers) {
-        return refuse(crate::token::MasterError::Forbidden(
-            "requests from web pages of other sites are refused".into(),
-        ));
-    }
-    match access
-        .authenticate(headers)
-        .and_then(|c| c.require(crate::config::Role::Viewer, "metrics"))
-    {
-        Ok(()) => crate::metrics::answer(),
-        Err(e) => refuse(e),
+}
+
+/// `GET /health` on every listener: the process answers.
+pub async fn alive() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "alive"}))
+}
+
+/// A `/ready` answer on every listener: 200 `{"ready": true}`, or 503 `{"ready": false,
+/// "reason"}`.
+pub fn readiness(result: Result<(), String>) -> Response {
+    match result {
+        Ok(()) => axum::Json(serde_json::json!({"ready": true})).into_response(),
+        Err(reason) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"ready": false, "reason": reason})),
+        )
+            .into_response(),
     }
 }
 
 async fn probe_ready(p: Probes) -> Response {
     let reason = match tokio::time::timeout(READY_WITHIN, p.client.health()).await {
-        Ok(Ok(h)) if h.status == "ok" => {
-            return axum::Json(serde_json::json!({"ready": true})).into_response();
-        }
+        Ok(Ok(h)) if h.status == "ok" => return readiness(Ok(())),
         Ok(Ok(h)) => format!("the master is {}: its database is {}", h.status, h.database),
         Ok(Err(e)) => format!("the master does not answer: {e}"),
         Err(_) => format!(
@@ -88,9 +92,5 @@ async fn probe_ready(p: Probes) -> Response {
         ),
     };
     tracing::debug!(what = p.what, %reason, "not ready");
-    (
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        axum::Json(serde_json::json!({"ready": false, "reason": reason})),
-    )
-        .into_response()
+    readiness(Err(reason))
 }

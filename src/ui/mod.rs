@@ -126,10 +126,7 @@ pub fn router(ui: Ui) -> Router {
         ))
         .layer(sessions)
         // Probes for load balancers: no session, no data beyond the answer.
-        .route(
-            "/health",
-            get(|| async { axum::Json(serde_json::json!({"status": "alive"})) }),
-        )
+        .route("/health", get(crate::master::probes::alive))
         .route("/ready", get(move || ready(ui.data.store.clone())))
         .route(
             "/metrics",
@@ -163,19 +160,16 @@ async fn metrics(who: MetricsAccess, headers: axum::http::HeaderMap) -> Response
 
 /// `GET /ready`: 200 when the database answers within a second, 503 with the reason otherwise.
 async fn ready(store: Arc<dyn crate::storage::Storage>) -> Response {
-    let reason = match tokio::time::timeout(Duration::from_secs(1), store.ping()).await {
-        Ok(Ok(())) => return axum::Json(serde_json::json!({"ready": true})).into_response(),
-        Ok(Err(e)) => e
-            .cause()
-            .map_or("the database cannot be read", |c| c.says())
-            .to_owned(),
-        Err(_) => crate::storage::Cause::Timeout.says().to_owned(),
-    };
-    (
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        axum::Json(serde_json::json!({"ready": false, "reason": reason})),
+    crate::master::probes::readiness(
+        match tokio::time::timeout(Duration::from_secs(1), store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e
+                .cause()
+                .map_or("the database cannot be read", |c| c.says())
+                .to_owned()),
+            Err(_) => Err(crate::storage::Cause::Timeout.says().to_owned()),
+        },
     )
-        .into_response()
 }
 
 /// How long a page or an API answer may wait for the database before the UI answers 503.
