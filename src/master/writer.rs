@@ -95,6 +95,8 @@ pub(super) fn spawn(shared: Arc<Shared>, storage: Arc<dyn Storage>, rx: mpsc::Re
         retry_at: None,
         frozen: false,
         runnable_since: HashMap::new(),
+        runnable: Pattern::parse(crate::token::name::ALL_RUNNABLE_JOBS)
+            .expect("the runnable-jobs pattern is valid"),
     };
     tokio::spawn(writer.run());
 }
@@ -116,15 +118,12 @@ struct Writer {
     frozen: bool,
     /// When each runnable job no worker holds was committed, for the job-to-job metric.
     runnable_since: HashMap<Box<str>, Instant>,
+    /// What workers claim: the runnable jobs of every instance.
+    runnable: Pattern,
 }
 
 /// The most runnable jobs whose start the job-to-job metric follows at once.
 const MAX_FOLLOWED: usize = 100_000;
-
-/// Whether `name` is a runnable job token (what workers claim).
-fn is_runnable_job(name: &str) -> bool {
-    name.starts_with(crate::token::name::WORKFLOW_PREFIX) && name.contains("/job/runnable/")
-}
 
 impl Writer {
     async fn run(mut self) {
@@ -435,6 +434,30 @@ impl Writer {
         self.parked = still;
     }
 
+    /// After a commit: runnable jobs it created start their clock; those it gave to a worker
+    /// are observed (the job-to-job latency) and forgotten, as are deleted ones.
+    fn follow_runnable(&mut self, pending: &Pending) {
+        let now = Instant::now();
+        for (name, entry) in pending.rows().filter(|(n, _)| self.runnable.matches(n)) {
+            match entry {
+                Some(e) if e.owner.is_none() => {
+                    if self.runnable_since.len() < MAX_FOLLOWED {
+                        self.runnable_since.entry(name.into()).or_insert(now);
+                    }
+                }
+                Some(_) => {
+                    if let Some(since) = self.runnable_since.remove(name) {
+                        metrics::histogram!(crate::metrics::JOB_TO_JOB)
+                            .record(now.duration_since(since).as_secs_f64());
+                    }
+                }
+                None => {
+                    self.runnable_since.remove(name);
+                }
+            }
+        }
+    }
+
     /// Reloads memory from the database after a commit with an unknown outcome. Returns whether
     /// the master is healthy again; otherwise schedules the next attempt with backoff. The
     /// tokens are read and indexed without the state lock (only the writer changes the state,
@@ -474,32 +497,6 @@ impl Writer {
                 tracing::warn!(error = %e, retry_in_ms = next.as_millis() as u64, "database still unavailable; master cannot reload yet");
                 self.retry_at = Some((Instant::now() + next, next));
                 false
-            }
-        }
-    }
-}
-
-impl Writer {
-    /// After a commit: runnable jobs it created start their clock; those it gave to a worker
-    /// are observed (the job-to-job latency) and forgotten, as are deleted ones.
-    fn follow_runnable(&mut self, pending: &Pending) {
-        let now = Instant::now();
-        for (name, entry) in pending.rows().filter(|(n, _)| is_runnable_job(n)) {
-            match entry {
-                Some(e) if e.owner.is_none() => {
-                    if self.runnable_since.len() < MAX_FOLLOWED {
-                        self.runnable_since.entry(name.into()).or_insert(now);
-                    }
-                }
-                Some(_) => {
-                    if let Some(since) = self.runnable_since.remove(name) {
-                        metrics::histogram!(crate::metrics::JOB_TO_JOB)
-                            .record(now.duration_since(since).as_secs_f64());
-                    }
-                }
-                None => {
-                    self.runnable_since.remove(name);
-                }
             }
         }
     }
