@@ -178,9 +178,6 @@ pub const TABLES: &[TableSpec] = &[
     },
 ];
 
-/// The latest schema version this binary knows (the number of its last migration).
-pub const SCHEMA_VERSION: i64 = 5;
-
 /// What `db copy` reports as it goes.
 #[derive(Debug, Clone)]
 pub enum Progress<'a> {
@@ -314,33 +311,41 @@ pub struct Check {
 /// Reads the schema version, every table with all its columns, their row counts and size.
 /// Refuses a database that is behind or ahead of this binary, or misses a table or column.
 pub async fn check(store: &dyn Storage) -> Result<Check, CopyError> {
+    let latest = super::migrate::latest_version();
     let version = store.schema_version().await?;
     match version {
-        Some(v) if v == SCHEMA_VERSION => {}
-        Some(v) if v > SCHEMA_VERSION => {
+        Some(v) if v == latest => {}
+        Some(v) if v > latest => {
             return Err(CopyError::Refused(format!(
-                "the schema is at version {v}, newer than this pinball knows ({SCHEMA_VERSION}): use a newer pinball"
+                "the schema is at version {v}, newer than this pinball knows ({latest}): use a newer pinball"
             )));
         }
         other => {
             return Err(CopyError::Refused(format!(
-                "the schema is at version {}, this pinball needs {SCHEMA_VERSION}: start a master on it (or run `db copy` into it), which migrates it",
+                "the schema is at version {}, this pinball needs {latest}: start a master on it (or run `db copy` into it), which migrates it",
                 other.map_or("none".to_owned(), |v| v.to_string())
             )));
         }
     }
+    let masters: Vec<String> = store
+        .copy_masters()
+        .await?
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect();
     let mut tables = Vec::new();
     for spec in TABLES {
-        // Reading every column proves the table and its columns are there.
+        // Reading every column proves the table and its columns are there, masters or not.
+        let probe = masters.first().map_or("", String::as_str);
+        store.copy_page(spec, probe, None, 1).await.map_err(|e| {
+            CopyError::Refused(format!(
+                "table {} is missing or lacks a column: {e}",
+                spec.name
+            ))
+        })?;
         let mut rows = 0;
-        for (master, _) in store.copy_masters().await? {
-            store.copy_page(spec, &master, None, 1).await.map_err(|e| {
-                CopyError::Refused(format!(
-                    "table {} is missing or lacks a column: {e}",
-                    spec.name
-                ))
-            })?;
-            rows += store.copy_count(spec, &master).await?;
+        for master in &masters {
+            rows += store.copy_count(spec, master).await?;
         }
         tables.push((spec.name, rows));
     }

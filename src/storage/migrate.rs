@@ -84,6 +84,12 @@ pub fn mysql() -> Migrator {
     ])
 }
 
+/// The schema version this binary migrates to: its last migration's number (the same for
+/// both backends).
+pub fn latest_version() -> i64 {
+    sqlite().iter().map(|m| m.version).max().unwrap_or(0)
+}
+
 /// The highest version the runner of earlier versions recorded (its table does not exist on a
 /// database it never migrated; its migrations are the same files).
 pub const LEGACY_VERSION: &str = "SELECT MAX(version) FROM pinball_migrations";
