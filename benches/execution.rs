@@ -37,6 +37,7 @@ fn settings(logs: &std::path::Path) -> WorkerSettings {
         outage_grace: Duration::from_secs(600),
         lost_lease_retries: 1,
         pools: vec!["default".into()],
+        launch: Default::default(),
     }
 }
 

@@ -82,6 +82,7 @@ async fn rig(url: &str) -> Rig {
         outage_grace: Duration::from_secs(600),
         lost_lease_retries: 1,
         pools: vec!["default".into()],
+        launch: Default::default(),
     };
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(run_workers(

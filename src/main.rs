@@ -8,9 +8,15 @@ use pinball::master::HttpMasterClient;
 use pinball::modes;
 
 fn main() {
+    // SAFETY: the first thing the process does, before any other thread exists.
+    unsafe { pinball::config::env::take_secrets() };
     let cli = Cli::parse();
     // The configuration names the log format; its own errors are printed without tracing.
     let loaded = Config::load(cli.config.as_deref());
+    if let Ok((config, _)) = &loaded {
+        // SAFETY: still the only thread.
+        unsafe { pinball::config::env::scrub_secrets(config) };
+    }
     init_tracing(
         loaded
             .as_ref()

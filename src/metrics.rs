@@ -74,6 +74,7 @@ pub const SCHEDULE_SKEW: &str = "pinball_schedule_skew_seconds";
 pub const EMAILS_SENT: &str = "pinball_emails_sent_total";
 pub const EMAIL_RETRIES: &str = "pinball_email_retries_total";
 pub const EMAILS_FAILED: &str = "pinball_emails_failed_total";
+pub const UI_LOGIN_FAILURES: &str = "pinball_ui_login_failures_total";
 pub const RETENTION_DELETED: &str = "pinball_retention_deleted_instances_total";
 
 fn describe() {
@@ -146,6 +147,10 @@ fn describe() {
         "Recipients given up (refused, or still failing after email_give_up_sec)"
     );
     describe_counter!(
+        UI_LOGIN_FAILURES,
+        "UI sign-ins refused, by reason (wrong_password, locked, busy)"
+    );
+    describe_counter!(
         RETENTION_DELETED,
         "Archived instances deleted by retention_days"
     );
@@ -168,22 +173,112 @@ pub fn answer() -> Response {
         .into_response()
 }
 
+/// The `method` label: a closed set, whatever method a client invents (hyper accepts any
+/// extension method, of any length).
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    match *method {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::HEAD => "HEAD",
+        _ => "other",
+    }
+}
+
+/// Answers not counted: refused before any handler ran (no credentials, another host name, a
+/// method the route does not take), so a stranger cannot move the request series at all.
+fn refused_unheard(status: axum::http::StatusCode) -> bool {
+    use axum::http::StatusCode;
+    matches!(
+        status,
+        StatusCode::UNAUTHORIZED | StatusCode::METHOD_NOT_ALLOWED | StatusCode::MISDIRECTED_REQUEST
+    )
+}
+
 /// Counts and times every request of the routes it is layered on (`route_layer`, so the
-/// endpoint is the matched route, never a caller's arbitrary path).
+/// endpoint is the matched route, never a caller's arbitrary path). Every label comes from a
+/// closed set: the listener, the route table, [`method_label`], and the status codes Pinball
+/// itself answers with.
 pub async fn track(listener: &'static str, req: Request, next: Next) -> Response {
     let endpoint = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "other".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let started = Instant::now();
     let response = next.run(req).await;
+    if refused_unheard(response.status()) {
+        return response;
+    }
     let status = response.status().as_u16().to_string();
     metrics::histogram!(HTTP_DURATION, "listener" => listener, "endpoint" => endpoint.clone())
         .record(started.elapsed().as_secs_f64());
     metrics::counter!(HTTP_REQUESTS, "listener" => listener, "endpoint" => endpoint, "method" => method, "status" => status)
         .increment(1);
     response
+}
+
+/// Label values admitted one at a time once a caller has checked them (a workflow whose
+/// definition exists), at most `cap` of them; every other value is reported as `other`. A value
+/// found wanting is not asked about again for [`RECHECK`] (at most `cap` such are remembered).
+pub struct Admitted {
+    names: std::sync::Mutex<Names>,
+    cap: usize,
+}
+
+#[derive(Default)]
+struct Names {
+    admitted: std::collections::HashSet<String>,
+    refused: std::collections::HashMap<String, Instant>,
+}
+
+/// How long a value found wanting stays `other` before it is checked again.
+pub const RECHECK: Duration = Duration::from_secs(60);
+
+impl Admitted {
+    pub fn new(cap: usize) -> Admitted {
+        Admitted {
+            names: Default::default(),
+            cap,
+        }
+    }
+
+    fn names(&self) -> std::sync::MutexGuard<'_, Names> {
+        self.names.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `Some(label)` when `value` is known (admitted, or refused lately); `None` when it
+    /// should be checked.
+    pub fn known(&self, value: &str) -> Option<String> {
+        let names = self.names();
+        if names.admitted.contains(value) {
+            return Some(value.to_owned());
+        }
+        let refused = names.refused.get(value)?;
+        (refused.elapsed() < RECHECK).then(|| "other".to_owned())
+    }
+
+    /// Records a check's verdict and answers the label: `value` if admitted (there is room),
+    /// `other` otherwise.
+    pub fn checked(&self, value: &str, passed: bool) -> String {
+        let mut names = self.names();
+        if passed {
+            names.refused.remove(value);
+            if names.admitted.len() < self.cap {
+                names.admitted.insert(value.to_owned());
+            }
+            if names.admitted.contains(value) {
+                return value.to_owned();
+            }
+        } else {
+            if names.refused.len() >= self.cap {
+                names.refused.retain(|_, at| at.elapsed() < RECHECK);
+            }
+            if names.refused.len() < self.cap {
+                names.refused.insert(value.to_owned(), Instant::now());
+            }
+        }
+        "other".to_owned()
+    }
 }
 
 #[cfg(test)]
@@ -198,5 +293,29 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("pinball_build_info{version="), "{text}");
+    }
+
+    #[test]
+    fn a_method_label_is_one_of_four_whatever_the_client_sends() {
+        let invented = axum::http::Method::from_bytes(&[b'X'; 1000]).unwrap();
+        assert_eq!(super::method_label(&invented), "other");
+        assert_eq!(super::method_label(&axum::http::Method::DELETE), "other");
+        assert_eq!(super::method_label(&axum::http::Method::GET), "GET");
+    }
+
+    #[test]
+    fn admitted_labels_stop_at_their_cap() {
+        let a = super::Admitted::new(2);
+        assert_eq!(a.known("a"), None);
+        assert_eq!(a.checked("a", true), "a");
+        assert_eq!(a.checked("b", true), "b");
+        assert_eq!(a.checked("c", true), "other", "beyond the cap");
+        assert_eq!(a.known("a").as_deref(), Some("a"));
+        assert_eq!(a.checked("d", false), "other");
+        assert_eq!(
+            a.known("d").as_deref(),
+            Some("other"),
+            "not asked again at once"
+        );
     }
 }

@@ -171,7 +171,10 @@ async fn start_workers(
     if let Some(m) = local {
         import_definitions(config, m).await;
     }
-    let settings = WorkerSettings::from_config(config);
+    let settings = WorkerSettings::try_from_config(config).map_err(anyhow::Error::msg)?;
+    if let Some(user) = &settings.launch.user {
+        tracing::info!(job_user = %user.name, uid = user.uid, "jobs run as job_user");
+    }
     crate::workflow::logs::prepare_root(&settings.logs_dir)?;
     let count = config.workers as usize;
     tracing::info!(workers = count, logs = %settings.logs_dir.display(), "starting workers");

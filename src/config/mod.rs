@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub mod access;
+pub mod env;
 pub use access::{ApiToken, Role, UiUser};
 
 /// The default database: an SQLite file in the working directory.
@@ -197,6 +198,14 @@ pub struct Config {
     /// Archived instances that ended longer ago than this are deleted in the background, with
     /// their summaries and logs (none by default: history is kept).
     pub retention_days: Option<u32>,
+    /// Environment variables (names, or prefixes ending in `*`) that jobs, cleanup commands
+    /// and the `exec` parser may get; empty: all but Pinball's secrets and `env_deny`.
+    pub env_allow: Vec<String>,
+    /// Environment variables (names, or prefixes ending in `*`) they never get.
+    pub env_deny: Vec<String>,
+    /// The OS user that jobs and cleanup commands run as (the workers must run as root);
+    /// none: the workers' own user.
+    pub job_user: Option<String>,
 }
 
 /// `HOST:PORT` (an IPv6 host in brackets) split into its parts.
@@ -273,6 +282,9 @@ impl Default for Config {
             metrics_bind: None,
             log_format: LogFormat::Text,
             retention_days: None,
+            env_allow: Vec::new(),
+            env_deny: Vec::new(),
+            job_user: None,
         }
     }
 }
@@ -448,10 +460,9 @@ impl Config {
 
     /// The token this process presents to the master: `PINBALL_API_TOKEN`, else `api_token`.
     pub fn presented_token(&self) -> Option<Secret> {
-        match std::env::var("PINBALL_API_TOKEN") {
-            Ok(t) if !t.is_empty() => Some(Secret(t)),
-            _ => self.api_token.clone(),
-        }
+        env::secret_var("PINBALL_API_TOKEN")
+            .map(Secret)
+            .or_else(|| self.api_token.clone())
     }
 
     /// The database to use: `database_url`, else `databases.default`, else the SQLite default.

@@ -101,7 +101,7 @@ fn needed_role(path: &str) -> Option<(Role, &'static str)> {
         "/api/v1/modify" => (Role::Worker, "modify"),
         "/api/v1/query_and_own" => (Role::Worker, "query_and_own"),
         "/api/v1/archive" => (Role::Worker, "archive"),
-        "/api/v1/audit" => (Role::Worker, "audit"),
+        "/api/v1/audit" => (Role::Operator, "audit"),
         "/api/v1/logs" => (Role::Worker, "logs"),
         _ => return None,
     })
@@ -156,7 +156,63 @@ async fn modify(
     ApiJson(req): ApiJson<ModifyRequest>,
 ) -> Result<Json<ModifyResponse>, ApiError> {
     may_write_all(&caller, req.updates.iter().chain(&req.deletes))?;
-    Ok(Json(m.modify(req).await?))
+    // What an operator's token writes to the control plane is audited (a worker's instance
+    // signals are routine, and an open master knows no one to name).
+    let control = (caller.authenticated && caller.role == Role::Operator)
+        .then(|| control_writes(&req))
+        .flatten();
+    let answer = m.modify(req).await?;
+    if let Some(entry) = control {
+        // The master's own record of what it applied, named by the token that asked; a
+        // failure to record is logged, the write stands.
+        if let Err(e) = m.audit(entry, &caller.name).await {
+            tracing::error!(error = %e, via = %caller.name, "could not audit a write of signals, schedules or definitions");
+        }
+    }
+    Ok(Json(answer))
+}
+
+/// The audit entry of a `/modify` that writes signals, schedules or definitions (the control
+/// plane), naming every such token; `None` for a modify of jobs and events only. The actor is
+/// the token (`via`); the UI and the command line add entries naming their users.
+fn control_writes(req: &ModifyRequest) -> Option<AuditRequest> {
+    use crate::token::name::Name;
+    let mut workflows = std::collections::BTreeSet::new();
+    let mut lines = Vec::new();
+    let written = req.updates.iter().map(|t| ("set", t));
+    let deleted = req.deletes.iter().map(|t| ("deleted", t));
+    for (verb, t) in written.chain(deleted) {
+        let workflow = match Name::parse(&t.name) {
+            Some(Name::Signal { level, .. }) => level.workflow().cloned(),
+            Some(Name::Schedule { workflow } | Name::Definition { workflow }) => Some(workflow),
+            _ => continue,
+        };
+        workflows.extend(workflow);
+        lines.push(format!("{verb} {}", t.name));
+    }
+    if lines.is_empty() {
+        return None;
+    }
+    let mut result = lines.join("\n");
+    if result.len() > MAX_AUDIT_RESULT {
+        let mut end = MAX_AUDIT_RESULT - 3;
+        while !result.is_char_boundary(end) {
+            end -= 1;
+        }
+        result.truncate(end);
+        result.push_str("...");
+    }
+    Some(AuditRequest {
+        actor: "(api)".into(),
+        command: "modify".into(),
+        workflow: (workflows.len() == 1)
+            .then(|| workflows.pop_first().map(|w| w.to_string()))
+            .flatten(),
+        instance: None,
+        jobs: Vec::new(),
+        ok: true,
+        result,
+    })
 }
 
 #[utoipa::path(

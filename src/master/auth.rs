@@ -19,6 +19,8 @@ pub struct Caller {
     /// The token's `name` from `api_tokens`, or `anonymous` on an open master.
     pub name: Arc<str>,
     pub role: Role,
+    /// Whether the caller showed a token (false on an open master).
+    pub authenticated: bool,
 }
 
 impl Caller {
@@ -27,6 +29,7 @@ impl Caller {
         Caller {
             name: "anonymous".into(),
             role: Role::Operator,
+            authenticated: false,
         }
     }
 
@@ -130,6 +133,7 @@ impl Access {
             .map(|e| Caller {
                 name: e.name.clone(),
                 role: e.role,
+                authenticated: true,
             })
             .ok_or_else(|| {
                 MasterError::Unauthorized("the API token is not one this master knows".into())
@@ -278,6 +282,7 @@ mod tests {
         let worker = Caller {
             name: "w".into(),
             role: Role::Worker,
+            authenticated: true,
         };
         assert!(worker.may_write("/workflow/wf/1/job/runnable/a").is_ok());
         assert!(worker.may_write("/workflow/wf/1/__SIGNAL__/ABORT").is_ok());

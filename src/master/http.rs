@@ -65,7 +65,7 @@ pub async fn serve(
             permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
             () = &mut shutdown => break,
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -82,8 +82,12 @@ pub async fn serve(
         let service =
             hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let app = app.clone();
+                let mut req = req.map(axum::body::Body::new);
+                // Who is asking, for per-address bounds (`ConnectInfo` reads it).
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
                 async move {
-                    let response = app.oneshot(req.map(axum::body::Body::new)).await;
+                    let response = app.oneshot(req).await;
                     Ok::<_, Infallible>(response.unwrap_or_else(|never| match never {}))
                 }
             });

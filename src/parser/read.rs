@@ -27,6 +27,7 @@ pub fn load_from_config(config: &Config) -> Result<Definitions, ParseError> {
             let timeout = p.timeout_sec.map_or(EXEC_TIMEOUT, Duration::from_secs);
             run_exec(
                 command,
+                &config.child_env(),
                 timeout,
                 p.max_output_bytes.unwrap_or(EXEC_MAX_OUTPUT),
             )
@@ -60,6 +61,7 @@ fn read_bounded(from: impl Read, limit: usize) -> std::io::Result<(Vec<u8>, bool
 /// threads, and kills the whole group when it runs past `timeout` or prints past `max_output`.
 fn run_exec(
     command: &str,
+    env: &[(std::ffi::OsString, std::ffi::OsString)],
     timeout: Duration,
     max_output: usize,
 ) -> Result<Definitions, ParseError> {
@@ -72,6 +74,8 @@ fn run_exec(
     let started = std::time::Instant::now();
     let mut child = std::process::Command::new("/bin/sh")
         .args(["-c", command])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -233,10 +237,15 @@ pub fn parse_json(text: &str, origin: &str) -> Result<Definitions, ParseError> {
 mod tests {
     use super::*;
 
+    fn env() -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+        Config::default().child_env()
+    }
+
     #[test]
     fn the_exec_parser_reads_what_its_program_prints() {
         let defs = run_exec(
             r#"echo '{"workflows": {"w": {"jobs": {"j": {"command": "true"}}}}}'"#,
+            &env(),
             EXEC_TIMEOUT,
             EXEC_MAX_OUTPUT,
         )
@@ -246,10 +255,12 @@ mod tests {
 
     #[test]
     fn a_program_that_runs_too_long_is_stopped() {
-        let err = run_exec("sleep 600", Duration::from_secs(1), EXEC_MAX_OUTPUT).unwrap_err();
+        let err =
+            run_exec("sleep 600", &env(), Duration::from_secs(1), EXEC_MAX_OUTPUT).unwrap_err();
         assert!(err.to_string().contains("timeout_sec"), "{err}");
         let err = run_exec(
             "echo '{}'; exec sleep 600",
+            &env(),
             Duration::from_secs(1),
             EXEC_MAX_OUTPUT,
         )
@@ -259,7 +270,7 @@ mod tests {
 
     #[test]
     fn a_program_that_prints_too_much_is_stopped() {
-        let err = run_exec("yes", EXEC_TIMEOUT, 1 << 20).unwrap_err();
+        let err = run_exec("yes", &env(), EXEC_TIMEOUT, 1 << 20).unwrap_err();
         assert!(err.to_string().contains("max_output_bytes"), "{err}");
     }
 }

@@ -279,6 +279,12 @@ impl AuditRequest {
             if v.len() > MAX_AUDIT_FIELD {
                 return long(what, v.len(), MAX_AUDIT_FIELD);
             }
+            if let Some(c) = v.chars().find(|c| !shown_as_is(*c)) {
+                return Err(MasterError::input(format!(
+                    "audit {what} holds the character U+{:04X}, which would not show as written; use printable text",
+                    c as u32
+                )));
+            }
         }
         for (what, v) in [("workflow", &self.workflow), ("instance", &self.instance)] {
             if let Some(v) = v
@@ -297,8 +303,32 @@ impl AuditRequest {
         if self.result.len() > MAX_AUDIT_RESULT {
             return long("result", self.result.len(), MAX_AUDIT_RESULT);
         }
+        if let Some(c) = self
+            .result
+            .chars()
+            .find(|c| !matches!(c, '\n' | '\t') && !shown_as_is(*c))
+        {
+            return Err(MasterError::input(format!(
+                "audit result holds the character U+{:04X}, which would not show as written",
+                c as u32
+            )));
+        }
         Ok(())
     }
+}
+
+/// Whether `c` shows as itself in a log or a page: no control character, and none of the
+/// invisible marks that reorder or hide text (bidirectional controls, zero-width characters).
+pub fn shown_as_is(c: char) -> bool {
+    !c.is_control()
+        && !matches!(
+            c,
+            '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{FEFF}'
+                | '\u{061C}'
+        )
 }
 
 fn check_count(what: &str, n: usize) -> Result<(), MasterError> {

@@ -4,26 +4,29 @@
 //! sent to `/login` (the JSON read API answers 401). Sessions live in this process's memory
 //! (tower-sessions), behind a signed `HttpOnly`, `SameSite=Strict` cookie that expires after
 //! `ui_session_minutes` without use; signing in gives a new session id, signing out deletes it.
-//! Passwords are checked against argon2id hashes, two at a time at most, so a crowd of sign-ins
-//! cannot exhaust the machine. Every answer says how a browser must treat it: a content
+//! Passwords are checked against argon2id hashes on a pool of their own with short queues, and
+//! repeated failures from one address or for one user back off (`signin`), so a crowd of
+//! sign-ins can neither exhaust the machine nor guess on. Every answer says how a browser must treat it: a content
 //! security policy that runs only this UI's own script, no framing, no sniffing.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant;
 
 use askama::Template;
-use axum::extract::{Form, Query, Request, State};
+use axum::extract::{ConnectInfo, Extension, Form, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
 use tower_sessions::cookie::{Key, SameSite};
 use tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer};
 
 use super::Ui;
-use crate::config::access::{hash_password, verify_password};
+use super::signin::{Refusal, Throttle, Verifier};
+use crate::config::access::hash_password;
 use crate::config::{Config, Role, UiUser};
 use crate::master::auth::{host_allowed, host_names, same_origin};
 
@@ -71,8 +74,10 @@ struct SessionUser {
 /// The UI's users and what checking them needs.
 pub struct Users {
     by_name: HashMap<String, (String, Role)>,
-    /// Argon2 checks running at once (each takes ~19 MiB and tens of milliseconds).
-    checks: Semaphore,
+    /// Checks the passwords, a bounded number at a time.
+    verifier: Verifier,
+    /// Failed sign-ins lately, by address and by user.
+    throttle: Throttle,
     /// Checked when the name is unknown, so the answer takes as long either way.
     decoy: String,
 }
@@ -84,7 +89,8 @@ impl Users {
                 .iter()
                 .map(|u| (u.username.clone(), (u.password_hash.0.clone(), u.role)))
                 .collect(),
-            checks: Semaphore::new(2),
+            verifier: Verifier::new(),
+            throttle: Throttle::default(),
             decoy: hash_password("not a password of anybody's").unwrap_or_default(),
         }
     }
@@ -93,18 +99,37 @@ impl Users {
         self.by_name.is_empty()
     }
 
-    /// The role of `username` if `password` is theirs.
-    async fn check(&self, username: &str, password: &str) -> Option<Role> {
+    /// The role of `username` if `password` is theirs; refused unchecked while `from` or the
+    /// user is locked out, or while the check queue is full.
+    async fn check(
+        &self,
+        from: IpAddr,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<Role>, Refusal> {
         let (hash, role) = match self.by_name.get(username) {
-            Some((h, r)) => (h.clone(), Some(*r)),
-            None => (self.decoy.clone(), None),
+            Some((h, r)) => (h.as_str(), Some(*r)),
+            None => (self.decoy.as_str(), None),
         };
-        let _slot = self.checks.acquire().await.ok()?;
-        let password = password.to_owned();
-        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .unwrap_or(false);
-        role.filter(|_| matches)
+        let user = role.map(|_| username);
+        if let Some(wait) = self.throttle.locked(from, user, Instant::now()) {
+            return Err(Refusal::Locked(wait));
+        }
+        let answer = self.verifier.submit(password, hash, role.is_some())?;
+        let matches = answer.await.unwrap_or(false);
+        match role.filter(|_| matches) {
+            Some(role) => {
+                self.throttle.succeeded(username);
+                Ok(Some(role))
+            }
+            None => {
+                let failure = self.throttle.failed(from, user, Instant::now());
+                if let Some(lock) = failure.locked_for {
+                    tracing::warn!(address = %from, user = ?username, lock_sec = lock.as_secs(), "ui sign-in locked out after repeated failures");
+                }
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -276,14 +301,23 @@ async fn login_page(State(ui): State<Ui>, Query(q): Query<LoginQuery>) -> Respon
     super::pages::render(&page).into_response()
 }
 
-async fn login(State(ui): State<Ui>, session: Session, Form(f): Form<LoginForm>) -> Response {
+async fn login(
+    State(ui): State<Ui>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    session: Session,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let next = local_path(f.next.as_deref()).to_owned();
     let username = f.username.trim();
     if username.len() > 64 || f.password.len() > 1024 {
         return login_failed(next, "the username or password is too long");
     }
-    match ui.users.check(username, &f.password).await {
-        Some(role) => {
+    let from = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.0.ip());
+    let failure = |reason: &'static str| {
+        metrics::counter!(crate::metrics::UI_LOGIN_FAILURES, "reason" => reason).increment(1);
+    };
+    match ui.users.check(from, username, &f.password).await {
+        Ok(Some(role)) => {
             let user = SessionUser {
                 username: username.to_owned(),
                 role,
@@ -299,11 +333,36 @@ async fn login(State(ui): State<Ui>, session: Session, Form(f): Form<LoginForm>)
             tracing::info!(user = ?username, role = %role, "ui user signed in");
             Redirect::to(&next).into_response()
         }
-        None => {
-            tracing::warn!(user = ?username, "ui sign-in failed");
+        Ok(None) => {
+            failure("wrong_password");
+            tracing::warn!(user = ?username, address = %from, "ui sign-in failed");
             login_failed(next, "wrong username or password")
         }
+        Err(Refusal::Locked(wait)) => {
+            failure("locked");
+            let secs = wait.as_secs() + 1;
+            let message = format!("too many failed sign-ins; try again in {secs} seconds");
+            too_many(next, &message, secs)
+        }
+        Err(Refusal::Busy) => {
+            failure("busy");
+            too_many(next, "too many sign-ins at once; try again in a moment", 1)
+        }
     }
+}
+
+/// 429 with the sign-in page, its message and when to come back.
+fn too_many(next: String, message: &str, retry_after_sec: u64) -> Response {
+    let page = LoginPage {
+        next,
+        error: message.into(),
+    };
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, retry_after_sec.to_string())],
+        super::pages::render(&page),
+    )
+        .into_response()
 }
 
 fn login_failed(next: String, error: &str) -> Response {

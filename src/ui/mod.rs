@@ -15,6 +15,7 @@ pub mod graph;
 pub mod logs;
 pub mod openapi;
 pub mod pages;
+pub mod signin;
 pub mod summaries;
 
 use std::sync::Arc;

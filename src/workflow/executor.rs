@@ -3,8 +3,10 @@
 //! appear, and the abort timeout or an abort request ending the whole group (SIGTERM, then
 //! SIGKILL after a grace period). Called by the worker; knows nothing about tokens.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::fs::File;
@@ -16,10 +18,109 @@ use tokio::time::Instant;
 /// The longest "line" written or parsed at once (PINBALL_SPEC §10.2).
 pub const MAX_LINE: usize = 16 * 1024;
 
+/// Who every command of a worker process runs as, and the environment it starts from.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The environment before the job's own variables: `Config::child_env` (none of
+    /// Pinball's secrets).
+    pub base_env: Vec<(OsString, OsString)>,
+    /// `job_user`: the OS user commands run as (none: the worker's own).
+    pub user: Option<JobUser>,
+}
+
+impl Default for Launch {
+    fn default() -> Self {
+        Launch {
+            base_env: crate::config::Config::default().child_env(),
+            user: None,
+        }
+    }
+}
+
+impl Launch {
+    /// From the configuration: `child_env`, and `job_user` looked up (it must exist, and
+    /// switching to it needs root and `setpriv`).
+    pub fn from_config(c: &crate::config::Config) -> Result<Launch, String> {
+        let user = match c.job_user.as_deref() {
+            None => None,
+            Some(name) => {
+                let user = JobUser::resolve(name)?;
+                // SAFETY: geteuid has no preconditions.
+                if unsafe { libc::geteuid() } != 0 {
+                    return Err(format!(
+                        "job_user `{name}` needs the workers to run as root (they switch to it for each job)"
+                    ));
+                }
+                if setpriv().is_none() {
+                    return Err(format!(
+                        "job_user `{name}` needs util-linux's setpriv (/usr/bin/setpriv), which this machine lacks"
+                    ));
+                }
+                Some(user)
+            }
+        };
+        let mut base_env = c.child_env();
+        if let Some(u) = &user {
+            base_env.retain(|(k, _)| !matches!(k.to_str(), Some("HOME" | "USER" | "LOGNAME")));
+            base_env.extend([
+                ("HOME".into(), u.home.clone().into()),
+                ("USER".into(), u.name.clone().into()),
+                ("LOGNAME".into(), u.name.clone().into()),
+            ]);
+        }
+        Ok(Launch { base_env, user })
+    }
+}
+
+/// An OS user, as the password database has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+}
+
+impl JobUser {
+    /// Looks `name` up in the password database.
+    pub fn resolve(name: &str) -> Result<JobUser, String> {
+        let missing = || format!("job_user `{name}` is not a user of this machine");
+        let c_name = std::ffi::CString::new(name).map_err(|_| missing())?;
+        let mut buf = vec![0 as libc::c_char; 16 * 1024];
+        // SAFETY: getpwnam_r writes into `pwd` and `buf` (whose length it is given) only, and
+        // `result` points at `pwd` or is null; the strings it sets live in `buf`, read before
+        // `buf` is dropped.
+        unsafe {
+            let mut pwd: libc::passwd = std::mem::zeroed();
+            let mut result: *mut libc::passwd = std::ptr::null_mut();
+            let rc = libc::getpwnam_r(
+                c_name.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            );
+            if rc != 0 || result.is_null() {
+                return Err(missing());
+            }
+            let home = std::ffi::CStr::from_ptr(pwd.pw_dir).to_string_lossy();
+            Ok(JobUser {
+                name: name.to_owned(),
+                uid: pwd.pw_uid,
+                gid: pwd.pw_gid,
+                home: PathBuf::from(home.as_ref()),
+            })
+        }
+    }
+}
+
 /// What to run and where its output goes.
 #[derive(Debug, Clone)]
 pub struct ExecSpec {
     pub command: String,
+    /// Who it runs as and the environment it starts from.
+    pub launch: Arc<Launch>,
+    /// Its own variables, over `launch.base_env`.
     pub env: Vec<(String, String)>,
     pub stdout_log: PathBuf,
     pub stderr_log: PathBuf,
@@ -157,7 +258,13 @@ fn command(spec: &ExecSpec, gated: bool) -> Command {
     let mut c = match setpriv() {
         Some(setpriv) => {
             let mut c = Command::new(setpriv);
-            c.args(["--pdeathsig", "KILL", "--", "/bin/sh", "-c"]);
+            c.args(["--pdeathsig", "KILL"]);
+            if let Some(u) = &spec.launch.user {
+                c.arg(format!("--reuid={}", u.uid))
+                    .arg(format!("--regid={}", u.gid))
+                    .arg("--init-groups");
+            }
+            c.args(["--", "/bin/sh", "-c"]);
             c
         }
         None => {
@@ -173,6 +280,8 @@ fn command(spec: &ExecSpec, gated: bool) -> Command {
         spec.command.clone()
     };
     c.arg(script)
+        .env_clear()
+        .envs(spec.launch.base_env.iter().map(|(k, v)| (k, v)))
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(if gated { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
@@ -333,6 +442,7 @@ mod tests {
     fn spec(dir: &tempfile::TempDir, command: &str) -> ExecSpec {
         ExecSpec {
             command: command.into(),
+            launch: Default::default(),
             env: vec![("PINBALL_JOB".into(), "some_job".into())],
             stdout_log: dir.path().join("out"),
             stderr_log: dir.path().join("err"),

@@ -450,3 +450,66 @@ async fn a_metrics_listener_beyond_loopback_needs_tokens() {
         "{err}"
     );
 }
+
+/// The series of a scrape: each sample's name and labels, without its value.
+fn series(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' ').map(|(key, _)| key.to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn invented_methods_add_no_series_on_any_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = crate::access::master_with(dir.path(), &api_tokens_yaml()).await;
+    let port = master.port;
+    // Twice, so the scrape's own series exists before the baseline is taken.
+    get(port, "/metrics", Some(VIEWER)).await;
+    let (_, before) = get(port, "/metrics", Some(VIEWER)).await;
+    // 10,000 requests, each with a method of 1,000 random letters, on the probes, the API
+    // (without credentials and with a viewer's) and /metrics itself.
+    let paths = [
+        "/health",
+        "/ready",
+        "/api/v1/query",
+        "/metrics",
+        "/api/v1/health",
+    ];
+    let mut senders = Vec::new();
+    for s in 0..20 {
+        senders.push(tokio::spawn(async move {
+            let c = reqwest::Client::new();
+            let mut answered = 0;
+            for n in 0..500 {
+                let word: String = (0..1000).map(|_| fastrand::uppercase()).collect();
+                let method = reqwest::Method::from_bytes(word.as_bytes()).unwrap();
+                let path = paths[(s + n) % paths.len()];
+                let mut req = c.request(method, format!("http://127.0.0.1:{port}{path}"));
+                if n % 2 == 0 {
+                    req = req.bearer_auth(VIEWER);
+                }
+                if req.send().await.is_ok() {
+                    answered += 1;
+                }
+            }
+            answered
+        }));
+    }
+    let mut answered = 0;
+    for s in senders {
+        answered += s.await.unwrap();
+    }
+    assert_eq!(answered, 10_000, "every request was answered");
+    let (status, after) = get(port, "/metrics", Some(VIEWER)).await;
+    assert_eq!(status, 200);
+    let (old, new) = (series(&before), series(&after));
+    let added: Vec<_> = new.difference(&old).collect();
+    assert!(added.is_empty(), "new series: {added:#?}");
+    assert!(
+        after.len() < before.len() + 1024,
+        "/metrics grew from {} to {} bytes",
+        before.len(),
+        after.len()
+    );
+}

@@ -166,6 +166,14 @@ pub enum Level {
 }
 
 impl Level {
+    /// The workflow a workflow or instance level belongs to.
+    pub fn workflow(&self) -> Option<&WorkflowName> {
+        match self {
+            Level::Global => None,
+            Level::Workflow(w) | Level::Instance(w, _) => Some(w),
+        }
+    }
+
     pub fn signal_prefix(&self) -> String {
         match self {
             Level::Global => format!("{WORKFLOW_PREFIX}{SIGNAL_SEGMENT}/"),

@@ -57,9 +57,21 @@ pub struct WorkerSettings {
     pub lost_lease_retries: u32,
     /// The pools whose jobs this process claims.
     pub pools: Vec<String>,
+    /// Who jobs run as and the environment they start from (never Pinball's secrets).
+    pub launch: Arc<crate::workflow::executor::Launch>,
 }
 
 impl WorkerSettings {
+    /// The settings of `c`, its `job_user` resolved (an error names what is wrong with it).
+    pub fn try_from_config(c: &Config) -> Result<WorkerSettings, String> {
+        Ok(WorkerSettings {
+            launch: Arc::new(crate::workflow::executor::Launch::from_config(c)?),
+            ..WorkerSettings::from_config(c)
+        })
+    }
+
+    /// The settings of `c`, jobs run as the workers' own user with `c`'s cleaned environment
+    /// (`try_from_config` also resolves `job_user`).
     pub fn from_config(c: &Config) -> WorkerSettings {
         WorkerSettings {
             generation: c.generation,
@@ -78,6 +90,10 @@ impl WorkerSettings {
             outage_grace: Duration::from_secs(c.master_outage_grace_sec),
             lost_lease_retries: c.lost_lease_retries,
             pools: c.pools.clone(),
+            launch: Arc::new(crate::workflow::executor::Launch {
+                base_env: c.child_env(),
+                user: None,
+            }),
         }
     }
 }
@@ -102,6 +118,7 @@ pub async fn run_workers(
 ) {
     let notifier = Notifier::of(settings.mailer.as_ref(), &settings.ui_link);
     let settings = Arc::new(settings);
+    let labels = Arc::new(crate::metrics::Admitted::new(WORKFLOW_LABELS));
     let mut tasks = tokio::task::JoinSet::new();
     // The outbox's sender: every email recorded by any process, this one's included.
     let (sender_stop, sender_stopped) = watch::channel(false);
@@ -121,6 +138,7 @@ pub async fn run_workers(
             name: owner_name(settings.generation, index),
             sweeper: index == 0,
             notifier: notifier.clone(),
+            labels: labels.clone(),
         };
         tasks.spawn(worker.run(shutdown.clone()));
     }
@@ -139,7 +157,13 @@ pub struct Worker {
     pub sweeper: bool,
     /// Builds the emails it records in the outbox; `None` without a mailer.
     notifier: Option<Notifier>,
+    /// The workflows its job metrics name (those with a definition); others are `other`.
+    labels: Arc<crate::metrics::Admitted>,
 }
+
+/// Workflows a process's job metrics name at most, so the series stay bounded whatever
+/// workflow names a worker token invents.
+pub const WORKFLOW_LABELS: usize = 500;
 
 impl Worker {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {

@@ -264,6 +264,7 @@ impl Worker {
         }
         ExecSpec {
             command,
+            launch: self.settings.launch.clone(),
             env,
             stdout_log: record.logs["stdout"].clone().into(),
             stderr_log: record.logs["stderr"].clone().into(),
@@ -572,7 +573,7 @@ impl Worker {
             None if exit_code == Some(0) => "success",
             None => "failure",
         };
-        let workflow = jt.workflow.as_str().to_owned();
+        let workflow = self.workflow_label(&jt.workflow).await;
         metrics::histogram!(crate::metrics::JOB_DURATION, "workflow" => workflow.clone())
             .record((ended - record.start_time).max(0.0));
         metrics::counter!(crate::metrics::JOBS_FINISHED, "workflow" => workflow, "outcome" => outcome)
@@ -592,6 +593,21 @@ impl Worker {
             ..jt.clone()
         };
         (latest, end)
+    }
+
+    /// The `workflow` label of a job metric: the workflow's name when its definition exists
+    /// (asked of the master once per name), `other` otherwise.
+    async fn workflow_label(&self, wf: &crate::token::name::WorkflowName) -> String {
+        if let Some(label) = self.labels.known(wf.as_str()) {
+            return label;
+        }
+        let defined = matches!(
+            self.client
+                .get(&crate::token::name::definition_token(wf))
+                .await,
+            Ok(Some(_))
+        );
+        self.labels.checked(wf.as_str(), defined)
     }
 
     /// Runs the cleanup template after a failed run, with the `kill_id` values it reported.
@@ -618,6 +634,7 @@ impl Worker {
                 banner("Start"),
                 banner("End")
             ),
+            launch: self.settings.launch.clone(),
             env: {
                 env.extend([
                     ("PINBALL_WORKFLOW".into(), jt.workflow.to_string()),

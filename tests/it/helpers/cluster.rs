@@ -47,6 +47,7 @@ pub fn settings(logs: &std::path::Path, archive_delay_sec: u64) -> WorkerSetting
         outage_grace: Duration::from_secs(600),
         lost_lease_retries: 1,
         pools: vec!["default".into()],
+        launch: Default::default(),
     }
 }
 

@@ -1,0 +1,181 @@
+//! Jobs never hold Pinball's credentials (issue 22, H3): a real master with API tokens, a real
+//! `-m workers` process given its token the way the documented unit gives it (the environment,
+//! and a second variable holding the same value, as an `EnvironmentFile` might), and jobs,
+//! a cleanup command and an `exec` parser that look for it everywhere they can: their own
+//! environment and their parent's `/proc/PID/environ`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::access::{WORKER, api_tokens_yaml, master_with};
+use crate::helpers::*;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// Every file in `dir` whose name ends in `.env`, with its text.
+fn dumps(dir: &Path) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "env"))
+        .map(|p| {
+            let text = std::fs::read(&p).unwrap();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, String::from_utf8_lossy(&text).into_owned())
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn a_job_its_cleanup_and_the_exec_parser_find_no_token_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spy = d.join("spy");
+    std::fs::create_dir(&spy).unwrap();
+    let s = spy.display();
+    // The job dumps its environment and its parent's (the worker's), then fails, so its
+    // cleanup command runs and dumps its own.
+    let yaml = format!(
+        "workflows:\n  w:\n    jobs:\n      j:\n        command: \"env > {s}/job.env; tr '\\\\0' '\\\\n' < /proc/$PPID/environ > {s}/parent.env; echo ran > {s}/ran; exit 1\"\n        cleanup_template: \"env > {s}/cleanup.env\"\n"
+    );
+    std::fs::write(d.join("workflows.yaml"), &yaml).unwrap();
+    // The exec parser prints the same definitions, as JSON, after dumping its environment.
+    let defs =
+        serde_json::to_string(&serde_yaml::from_str::<serde_json::Value>(&yaml).unwrap()).unwrap();
+    std::fs::write(d.join("defs.json"), defs).unwrap();
+    let master = master_with(d, &api_tokens_yaml()).await;
+    let config = d.join("workers.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url: sqlite://{}\nmaster_port: {}\nworkers: 1\nlocal_logs_dir_prefix: {}\nparser: exec\nparser_params:\n  command: 'env > {s}/parser.env; cat {}'\n",
+            d.join("pinball.db").display(),
+            master.port,
+            d.join("logs").display(),
+            d.join("defs.json").display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"));
+        c.arg("-c")
+            .arg(&config)
+            .args(args)
+            .current_dir(d)
+            .env("PINBALL_API_TOKEN", WORKER)
+            .env("DEPLOY_TOKEN_COPY", WORKER)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        c
+    };
+    // The command line, with an operator's token, imports (running the exec parser) and
+    // starts the instance.
+    for args in [&["import", "-f"][..], &["util", "-f", "-w", "w", "start"]] {
+        let out = run(args)
+            .env("PINBALL_API_TOKEN", crate::access::OPERATOR)
+            .env("DEPLOY_TOKEN_COPY", crate::access::OPERATOR)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut workers = run(&["-m", "workers"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(LONG, "the job and its cleanup ran", || async {
+        spy.join("cleanup.env").exists() && spy.join("ran").exists()
+    })
+    .await;
+    let _ = workers.kill().await;
+
+    let found = dumps(&spy);
+    let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["cleanup.env", "job.env", "parent.env", "parser.env"],
+        "every command dumped what it could see"
+    );
+    for (name, text) in &found {
+        assert!(
+            !text.contains(WORKER),
+            "{name} holds the worker's token:\n{text}"
+        );
+        assert!(
+            !text.contains(crate::access::OPERATOR),
+            "{name} holds a token:\n{text}"
+        );
+        if name != "parent.env" {
+            assert!(!text.contains("DEPLOY_TOKEN_COPY"), "{name}:\n{text}");
+        }
+    }
+    // The job still has its own variables and the ordinary ones.
+    let job = &found[1].1;
+    assert!(job.contains("PINBALL_JOB=j"), "{job}");
+    assert!(job.contains("PATH="), "{job}");
+    // The worker's own environment (what a job running as its user reads in /proc) kept the
+    // variable's name but not its value.
+    let parent = &found[2].1;
+    assert!(parent.contains("PINBALL_API_TOKEN="), "{parent}");
+}
+
+#[tokio::test]
+async fn env_deny_keeps_a_variable_from_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("job.env");
+    std::fs::write(
+        d.join("workflows.yaml"),
+        format!(
+            "workflows:\n  w:\n    jobs:\n      j: {{command: 'env > {}'}}\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let config = d.join("pinball.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url: sqlite://{}\nmaster_port: {}\nworkers: 1\nlocal_logs_dir_prefix: {}\nparser_params:\n  workflows_config: {}\nenv_deny: [AWS_*]\n",
+            d.join("pinball.db").display(),
+            free_port(),
+            d.join("logs").display(),
+            d.join("workflows.yaml").display()
+        ),
+    )
+    .unwrap();
+    let mut all = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
+        .args(["-c", config.to_str().unwrap(), "-m", "master,workers"])
+        .current_dir(d)
+        .env("AWS_SECRET_ACCESS_KEY", "do-not-pass-this-on")
+        .env("KEEP_ME", "passed")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let cfg = config.to_str().unwrap();
+    wait_until(LONG, "the instance starts", || async {
+        pinball_out(&["-c", cfg, "util", "-f", "-w", "w", "start"], d)
+            .await
+            .status
+            .success()
+    })
+    .await;
+    wait_until(LONG, "the job ran", || async {
+        std::fs::read_to_string(&out).is_ok_and(|t| t.contains("KEEP_ME"))
+    })
+    .await;
+    let _ = all.kill().await;
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("KEEP_ME=passed"), "{text}");
+    assert!(!text.contains("AWS_SECRET_ACCESS_KEY"), "{text}");
+}
