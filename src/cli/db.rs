@@ -5,6 +5,7 @@ use clap::{Args, Subcommand};
 
 use super::CliError;
 use crate::config::Config;
+use crate::config::env::secret_var;
 use crate::storage::copy::{self, CopyError, Progress};
 use crate::storage::{self, redact_url};
 
@@ -18,15 +19,18 @@ pub struct DbArgs {
 pub enum DbCommand {
     /// Copy every table (tokens, archive, summaries, audit log, job logs) into another
     /// database, e.g. sqlite://pinball.db to mysql://user:pass@host/pinball. Stop the master
-    /// first. An interrupted copy resumes where it stopped when run again.
+    /// first. An interrupted copy resumes where it stopped when run again. A URL with a
+    /// password is best given as PINBALL_DB_FROM / PINBALL_DB_TO, which `ps` does not show.
     Copy {
+        /// The source (default: PINBALL_DB_FROM, else the configured database).
         #[arg(long = "from")]
-        from: String,
+        from: Option<String>,
+        /// The target (default: PINBALL_DB_TO).
         #[arg(long = "to")]
-        to: String,
+        to: Option<String>,
     },
-    /// Verify the schema of a database (the configured one without --url) and report the
-    /// rows of each table and its size.
+    /// Verify the schema of an existing database and report the rows of each table and its
+    /// size (--url, else PINBALL_DB_URL, else the configured database).
     Check {
         #[arg(long = "url")]
         url: Option<String>,
@@ -44,14 +48,29 @@ fn open(url: &str) -> Result<Box<dyn storage::Storage>, CliError> {
 }
 
 pub async fn run(args: &DbArgs, config: &Config) -> Result<String, CliError> {
+    let configured = || {
+        config
+            .database_url()
+            .map_err(|e| CliError::usage(e.to_string()))
+    };
     match &args.command {
-        DbCommand::Copy { from, to } => copy_db(from, to).await,
+        DbCommand::Copy { from, to } => {
+            let from = match from.clone().or_else(|| secret_var("PINBALL_DB_FROM")) {
+                Some(u) => u,
+                None => configured()?,
+            };
+            let to = to
+                .clone()
+                .or_else(|| secret_var("PINBALL_DB_TO"))
+                .ok_or_else(|| {
+                    CliError::usage("db copy needs a target: --to URL, or PINBALL_DB_TO")
+                })?;
+            copy_db(&from, &to).await
+        }
         DbCommand::Check { url } => {
-            let url = match url {
-                Some(u) => u.clone(),
-                None => config
-                    .database_url()
-                    .map_err(|e| CliError::usage(e.to_string()))?,
+            let url = match url.clone().or_else(|| secret_var("PINBALL_DB_URL")) {
+                Some(u) => u,
+                None => configured()?,
             };
             check_db(&url).await
         }
@@ -127,6 +146,15 @@ async fn copy_db(from: &str, to: &str) -> Result<String, CliError> {
 }
 
 async fn check_db(url: &str) -> Result<String, CliError> {
+    // A check looks; it never leaves a new, empty database behind.
+    if let Some(path) = storage::sqlite_path(url)
+        && !std::path::Path::new(path).exists()
+    {
+        return Err(CliError::failed(format!(
+            "{}: no such database file",
+            redact_url(url)
+        )));
+    }
     let store = open(url)?;
     let c = copy::check(store.as_ref()).await?;
     let mut out = format!(

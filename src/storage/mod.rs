@@ -321,13 +321,16 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<u64, StorageError>;
 }
 
+/// The file a `sqlite://` URL names, if it is one.
+pub fn sqlite_path(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+}
+
 /// Opens the backend the URL names: `sqlite://file`, `sqlite:///abs/file`, `mysql://...`.
 /// Nothing is connected yet; call [`Storage::migrate`] (with retries) before use.
 pub fn open(url: &str) -> Result<Box<dyn Storage>, StorageError> {
-    if let Some(path) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    {
+    if let Some(path) = sqlite_path(url) {
         Ok(Box::new(SqliteStorage::open(path)?))
     } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
         Ok(Box::new(MysqlStorage::open(url)?))

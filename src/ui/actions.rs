@@ -164,15 +164,16 @@ async fn run(ops: &Ops<'_>, c: Command, t: &Target) -> Result<Done, UiError> {
 
 async fn command(State(ui): State<Ui>, ActionForm(f): ActionForm) -> Result<Response, UiError> {
     // The guard already refused requests from other sites; the token proves the page was ours.
+    let caller = super::auth::current();
+    let expected = ui.csrf_of(&caller);
     let token_ok: bool =
-        subtle::ConstantTimeEq::ct_eq(f.csrf.as_bytes(), ui.csrf.as_bytes()).into();
+        subtle::ConstantTimeEq::ct_eq(f.csrf.as_bytes(), expected.as_bytes()).into();
     if !token_ok {
         tracing::warn!(command = ?f.command, "ui refused an action without a valid anti-forgery token");
         return Err(UiError::Forbidden(
             "this action did not come from a Pinball page; reload the page and try again".into(),
         ));
     }
-    let caller = super::auth::current();
     if !caller.may_act() {
         tracing::warn!(user = ?caller.user, command = ?f.command, "ui refused an action of a viewer");
         return Err(UiError::Forbidden(

@@ -22,7 +22,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tower_sessions::cookie::{Key, SameSite};
-use tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer};
+use tower_sessions::{Expiry, Session, SessionManagerLayer};
+
+use super::sessions::BoundedStore;
 
 use super::Ui;
 use super::signin::{Refusal, Throttle, Verifier};
@@ -38,6 +40,8 @@ pub struct UiCaller {
     /// The signed-in user; `None` on a UI without `ui_users`.
     pub user: Option<String>,
     pub role: Role,
+    /// The session's anti-forgery token (`None` without a session: the UI's own serves).
+    pub csrf: Option<String>,
 }
 
 impl UiCaller {
@@ -62,6 +66,7 @@ pub fn current() -> UiCaller {
     CALLER.try_with(Clone::clone).unwrap_or(UiCaller {
         user: None,
         role: Role::Viewer,
+        csrf: None,
     })
 }
 
@@ -69,6 +74,8 @@ pub fn current() -> UiCaller {
 struct SessionUser {
     username: String,
     role: Role,
+    /// The anti-forgery token of this session's pages and actions.
+    csrf: String,
 }
 
 /// The UI's users and what checking them needs.
@@ -141,9 +148,10 @@ pub fn ui_host_names(c: &Config) -> Vec<String> {
 /// The session layer: a fresh signing key per process (sessions end when the UI restarts).
 pub fn sessions(
     c: &Config,
-) -> SessionManagerLayer<MemoryStore, tower_sessions::service::SignedCookie> {
+    store: BoundedStore,
+) -> SessionManagerLayer<BoundedStore, tower_sessions::service::SignedCookie> {
     let minutes = i64::try_from(c.ui_session_minutes).unwrap_or(i64::MAX / 60);
-    SessionManagerLayer::new(MemoryStore::default())
+    SessionManagerLayer::new(store)
         .with_name("pinball_session")
         .with_http_only(true)
         .with_same_site(SameSite::Strict)
@@ -218,12 +226,14 @@ async fn admit(
         return Ok(UiCaller {
             user: None,
             role: Role::Operator,
+            csrf: None,
         });
     }
     if let Ok(Some(u)) = session.get::<SessionUser>(USER_KEY).await {
         return Ok(UiCaller {
             user: Some(u.username),
             role: u.role,
+            csrf: Some(u.csrf),
         });
     }
     let path = uri.path();
@@ -231,6 +241,7 @@ async fn admit(
         return Ok(UiCaller {
             user: None,
             role: Role::Viewer,
+            csrf: None,
         });
     }
     if path.starts_with("/api/") {
@@ -321,6 +332,7 @@ async fn login(
             let user = SessionUser {
                 username: username.to_owned(),
                 role,
+                csrf: super::random_hex(),
             };
             let stored = match session.cycle_id().await {
                 Ok(()) => session.insert(USER_KEY, &user).await,

@@ -15,6 +15,7 @@ pub mod graph;
 pub mod logs;
 pub mod openapi;
 pub mod pages;
+pub mod sessions;
 pub mod signin;
 pub mod summaries;
 
@@ -40,38 +41,53 @@ pub struct Ui {
     pub config: Arc<Config>,
     /// What the actions' commands need to know.
     pub ops: OpsSettings,
-    /// The anti-forgery token every action must carry: 128 bits from the OS's secure random
-    /// source, per process, embedded in pages (another site cannot read it).
+    /// The anti-forgery token every action must carry on a UI without users: 128 bits from the
+    /// OS's secure random source, per process, embedded in pages (another site cannot read
+    /// it). With users, each session has its own ([`Ui::csrf_of`]).
     pub csrf: Arc<str>,
     /// The database as the UI's monitor last saw it (pinged while the UI serves).
     pub db: Arc<crate::storage::DbWatch>,
     /// Who may sign in (none: the UI is open, which start-up allows on loopback only).
     pub users: Arc<auth::Users>,
+    /// The signed-in users' sessions.
+    pub sessions: sessions::BoundedStore,
     /// Host names the UI answers to beyond IP addresses and `localhost`.
     pub host_names: Arc<[String]>,
 }
 
 impl Ui {
     pub fn new(data: DataLayer, client: Arc<dyn MasterClient>, config: Arc<Config>) -> Self {
-        let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).expect("the OS has a secure random source");
-        let csrf: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let csrf = random_hex();
         Ui {
             db: Arc::new(crate::storage::DbWatch::new()),
             data,
             client,
             ops: OpsSettings::from_config(&config),
             users: Arc::new(auth::Users::new(&config.ui_users)),
+            sessions: sessions::BoundedStore::default(),
             host_names: auth::ui_host_names(&config).into(),
             config,
             csrf: csrf.into(),
         }
     }
 
+    /// The anti-forgery token that pages and actions of this request carry: the session's
+    /// own, or the process's on a UI without users.
+    pub fn csrf_of(&self, caller: &auth::UiCaller) -> String {
+        caller.csrf.clone().unwrap_or_else(|| self.csrf.to_string())
+    }
+
     /// Where the master is, for the status label.
     pub fn master_addr(&self) -> String {
         format!("{}:{}", self.config.master_host, self.config.master_port)
     }
+}
+
+/// 128 bits from the OS's secure random source, as hex.
+pub fn random_hex() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the OS has a secure random source");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 const SCRIPT: &str = include_str!("../../static/pinball.js");
@@ -105,7 +121,7 @@ pub fn router(ui: Ui) -> Router {
         )
         .route("/static/favicon.svg", static_file("image/svg+xml", FAVICON))
         .route("/favicon.ico", static_file("image/svg+xml", FAVICON));
-    let sessions = auth::sessions(&ui.config);
+    let sessions = auth::sessions(&ui.config, ui.sessions.clone());
     let probe = MetricsAccess {
         access: crate::master::auth::Access::new(&ui.config.api_tokens),
         host_names: ui.host_names.clone(),
@@ -232,6 +248,7 @@ pub async fn serve(
             }
         }
     });
+    ui.sessions.purge_every(Duration::from_secs(60));
     let limits = crate::master::http::ServeLimits::from_config(&ui.config);
     let served = crate::master::http::serve(listener, router(ui), limits, shutdown).await;
     summarizer.abort();

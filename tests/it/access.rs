@@ -332,3 +332,61 @@ async fn workers_and_the_scheduler_need_only_the_worker_role() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_audit_log_names_who_really_asked_and_shows_text_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = master_with(dir.path(), &api_tokens_yaml()).await;
+    let port = master.port;
+    let json_type = ("content-type", "application/json");
+    let entry = |actor: &str| {
+        json!({"actor": actor, "command": "start", "ok": true, "result": "started"}).to_string()
+    };
+    // A worker's token writes no audit entry, whoever it claims to be.
+    let (status, body) = post(
+        port,
+        "audit",
+        &[json_type, ("authorization", &bearer(WORKER))],
+        &entry("alice"),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (403, "FORBIDDEN"), "{body}");
+    // An operator's actor text must show as written: no controls, no reordering marks.
+    for forged in ["ali\u{202E}ecil", "alice\nroot", "a\u{200B}lice"] {
+        let (status, body) = post(
+            port,
+            "audit",
+            &[json_type, ("authorization", &bearer(OPERATOR))],
+            &entry(forged),
+        )
+        .await;
+        assert_eq!(status, 400, "{forged:?}: {body}");
+        assert!(body.to_string().contains("U+"), "{body}");
+    }
+    // An operator's raw write of a signal is audited by the master itself, under the token's
+    // name; a worker's write of an instance's job is not (it is routine).
+    let ops = client(port, Some(OPERATOR));
+    ops.modify(ModifyRequest {
+        updates: vec![Token::new("/workflow/__SIGNAL__/DRAIN", Some("{}".into()))],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    client(port, Some(WORKER))
+        .modify(ModifyRequest {
+            updates: vec![Token::new("/workflow/w/1/job/waiting/j", Some("{}".into()))],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let store = pinball::storage::open(&format!(
+        "sqlite://{}",
+        dir.path().join("pinball.db").display()
+    ))
+    .unwrap();
+    let log = store.audit_log("default", None, 10).await.unwrap();
+    assert_eq!(log.len(), 1, "{log:#?}");
+    assert_eq!(log[0].via, "ops");
+    assert_eq!(log[0].action.command, "modify");
+    assert_eq!(log[0].action.result, "set /workflow/__SIGNAL__/DRAIN");
+}

@@ -143,8 +143,18 @@ async fn a_copy_to_mariadb_survives_an_interruption_and_serves_the_same_history(
     bulk(src.as_ref(), &master).await;
     let expected = counts(src.as_ref(), &master).await;
 
-    // The first copy is killed midway through the archive.
-    let mut first = spawn_pinball(&["db", "copy", "--from", &sqlite, "--to", &mysql], d);
+    // The first copy is killed midway through the archive. It is given its target the way
+    // the README says, in the environment: neither `ps` (its command line) nor its own
+    // environment (what /proc shows) holds the database's password while it runs.
+    let mut first = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
+        .args(["db", "copy", "--from", &sqlite])
+        .env("PINBALL_DB_TO", &mysql)
+        .current_dir(d)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
     let target = pinball::storage::open(&mysql).unwrap();
     let archived = &TABLES[2];
     assert_eq!(archived.name, "archived_tokens");
@@ -152,6 +162,16 @@ async fn a_copy_to_mariadb_survives_an_interruption_and_serves_the_same_history(
         target.copy_count(archived, &master).await.unwrap_or(0) > 0
     })
     .await;
+    let password = password_of(&mysql);
+    let pid = first.id().unwrap();
+    for shown in ["cmdline", "environ"] {
+        let text = std::fs::read(format!("/proc/{pid}/{shown}")).unwrap();
+        let text = String::from_utf8_lossy(&text);
+        assert!(
+            !text.contains(&format!(":{password}@")),
+            "/proc/{pid}/{shown} shows the password: {text}"
+        );
+    }
     first.kill().await.unwrap();
     first.wait().await.unwrap();
     let partial = target.copy_count(archived, &master).await.unwrap();
@@ -182,7 +202,13 @@ async fn a_copy_to_mariadb_survives_an_interruption_and_serves_the_same_history(
         .unwrap();
     assert_eq!(again.len(), 5, "the bulk history kept its archive time");
 
-    let out = pinball_out(&["db", "check", "--url", &mysql], d).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
+        .args(["db", "check"])
+        .env("PINBALL_DB_URL", &mysql)
+        .current_dir(d)
+        .output()
+        .await
+        .unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{said}");
     assert!(said.contains("schema version 5 (current)"), "{said}");
@@ -219,4 +245,23 @@ async fn a_copy_to_mariadb_survives_an_interruption_and_serves_the_same_history(
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("already holds a master"), "{err}");
+}
+
+/// The password of a `mysql://user:password@host/db` URL.
+fn password_of(url: &str) -> String {
+    let rest = url.split_once("://").unwrap().1;
+    let userinfo = rest.rsplit_once('@').unwrap().0;
+    userinfo.split_once(':').unwrap().1.to_owned()
+}
+
+#[tokio::test]
+async fn db_check_of_a_missing_file_says_so_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("never.db");
+    let url = format!("sqlite://{}", missing.display());
+    let out = pinball_out(&["db", "check", "--url", &url], dir.path()).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no such database file"), "{err}");
+    assert!(!missing.exists(), "db check created {}", missing.display());
 }

@@ -220,6 +220,7 @@ async fn the_ui_needs_a_sign_in_and_only_operators_act() {
 
     // An operator acts; the audit log names them, the action and the result.
     let (operator, _) = sign_in(root, "alice", "alice's password").await.unwrap();
+    let token = csrf(&get(root, "/workflows/", Some(&operator)).await.2);
     let (status, body) = act(
         root,
         &operator,
@@ -481,4 +482,44 @@ async fn a_request_cannot_forge_lines_in_the_log() {
             .any(|l| l.contains("FORGED") && !l.contains("refused")),
         "a request's text stays inside its own log line: {text}"
     );
+}
+
+#[tokio::test]
+async fn each_session_has_its_own_anti_forgery_token() {
+    let d = deploy(true).await;
+    let root = &d.root;
+    let (first, _) = sign_in(root, "alice", "alice's password").await.unwrap();
+    let (second, _) = sign_in(root, "alice", "alice's password").await.unwrap();
+    let token_of = |cookie: String| async move {
+        let (status, _, page) = get(root, "/workflows/", Some(&cookie)).await;
+        assert_eq!(status, 200);
+        csrf(&page)
+    };
+    let (a, b) = (
+        token_of(first.clone()).await,
+        token_of(second.clone()).await,
+    );
+    assert_ne!(a, b, "two sessions share an anti-forgery token");
+    assert_eq!(
+        a,
+        token_of(first.clone()).await,
+        "a session keeps its token"
+    );
+    // One session's token does not act for another.
+    let (status, body) = act(
+        root,
+        &second,
+        &a,
+        &[("command", "drain"), ("workflow", "w")],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = act(
+        root,
+        &second,
+        &b,
+        &[("command", "drain"), ("workflow", "w")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
 }

@@ -64,7 +64,7 @@ impl Head {
         let caller = super::auth::current();
         Head {
             title: title.into(),
-            csrf: ui.csrf.to_string(),
+            csrf: ui.csrf_of(&caller),
             user: caller.user.unwrap_or_default(),
             role: caller.role.as_str(),
             scope: match scope {
