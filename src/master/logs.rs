@@ -247,6 +247,7 @@ mod tests {
             offset: 0,
             data: base64::engine::general_purpose::STANDARD.encode(data),
             host: "b".into(),
+            owner: "b_1_1_0".into(),
         }
     }
 

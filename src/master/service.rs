@@ -225,8 +225,37 @@ impl Master {
     }
 
     /// Stores a piece of a job's log (`/logs`), beside the tokens, not through their writer.
+    /// Only the worker holding the job's lease may send it: a log for a job nobody runs, or
+    /// that another worker holds, is refused (so no one can pre-empt or forge a job's output,
+    /// nor fill the database with logs of executions that do not exist).
     pub async fn append_log(&self, req: LogRequest) -> Result<LogResponse, MasterError> {
+        self.held_by(&req).await?;
         self.logs.append(req).await
+    }
+
+    async fn held_by(&self, req: &LogRequest) -> Result<(), MasterError> {
+        use crate::token::name::{JobState, job_token};
+        let refused = || {
+            MasterError::Forbidden(format!(
+                "no worker named {:?} holds job {} of workflow {} instance {}; a job's log is taken only from the worker running it",
+                req.owner, req.job, req.workflow, req.instance
+            ))
+        };
+        let (Ok(w), Ok(i), Ok(j)) = (req.workflow.parse(), req.instance.parse(), req.job.parse())
+        else {
+            return Err(MasterError::input(
+                "workflow, instance and job must be names",
+            ));
+        };
+        if req.owner.is_empty() || req.owner.len() > 255 {
+            return Err(refused());
+        }
+        let name = job_token(&w, &i, JobState::Runnable, &j);
+        let state = self.shared.state.read().await;
+        let held = state
+            .get(&name)
+            .is_some_and(|e| e.owner.as_deref() == Some(req.owner.as_str()));
+        if held { Ok(()) } else { Err(refused()) }
     }
 
     pub async fn query_and_own(

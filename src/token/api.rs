@@ -274,6 +274,10 @@ pub struct LogRequest {
     /// The host the job runs on.
     #[schema(max_length = 255)]
     pub host: String,
+    /// The worker sending it (its owner name), which must hold the job's lease.
+    #[serde(default)]
+    #[schema(max_length = 255)]
+    pub owner: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

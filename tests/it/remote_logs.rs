@@ -118,6 +118,18 @@ async fn the_master_keeps_each_log_up_to_its_bound_and_says_so() {
         ..MasterOptions::default()
     };
     let master = Master::start_with(storage::open(&url).unwrap(), "default", options).await;
+    // A worker holds the job.
+    master
+        .modify(ModifyRequest {
+            updates: vec![Token {
+                owner: Some("b_1_100_0".into()),
+                expiration_time: Some(now() + 600),
+                ..Token::new("/workflow/w/1/job/runnable/loud", Some("{}".into()))
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let send = |offset: u64, bytes: Vec<u8>| LogRequest {
         workflow: "w".into(),
         instance: "1".into(),
@@ -127,6 +139,7 @@ async fn the_master_keeps_each_log_up_to_its_bound_and_says_so() {
         offset,
         data: base64::engine::general_purpose::STANDARD.encode(bytes),
         host: "b".into(),
+        owner: "b_1_100_0".into(),
     };
     let first = master.append_log(send(0, vec![b'x'; 600])).await.unwrap();
     assert_eq!(first.truncated_at, None);
@@ -152,4 +165,33 @@ async fn the_master_keeps_each_log_up_to_its_bound_and_says_so() {
         .await
         .unwrap_err();
     assert!(bad.to_string().contains("job"), "{bad}");
+
+    // Nobody but the holder writes the job's log: another worker, an execution of a job
+    // nobody runs, a sender that names no worker.
+    for forged in [
+        LogRequest {
+            owner: "c_1_200_0".into(),
+            ..send(1000, vec![b'f'])
+        },
+        LogRequest {
+            job: "nobody_runs_me".into(),
+            ..send(0, vec![b'f'])
+        },
+        LogRequest {
+            owner: String::new(),
+            ..send(0, vec![b'f'])
+        },
+    ] {
+        let e = master.append_log(forged.clone()).await.unwrap_err();
+        assert!(
+            matches!(e, pinball::master::MasterError::Forbidden(_)),
+            "{forged:?}: {e}"
+        );
+        assert!(
+            e.to_string().contains("only from the worker running it"),
+            "{e}"
+        );
+    }
+    let extent = store.log_extent("default", key).await.unwrap().unwrap();
+    assert_eq!(extent.size, 1000, "nothing forged was stored");
 }

@@ -192,6 +192,7 @@ impl Worker {
             execution: job.history.len() as u32,
             host: record.host.clone(),
             root: self.settings.logs_dir.clone(),
+            owner: self.name.clone(),
         };
         let shipper = super::ship::Shipper::start(self.client.clone(), of, &record);
         job.history.push(record.clone());

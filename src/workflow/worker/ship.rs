@@ -36,6 +36,8 @@ pub struct LogOf {
     pub host: String,
     /// The worker's log directory, which every log it sends is inside.
     pub root: PathBuf,
+    /// The worker's owner name (the master takes a job's log only from its holder).
+    pub owner: String,
 }
 
 #[derive(Debug)]
@@ -160,8 +162,20 @@ async fn round(
                     offset: log.sent,
                     data: base64::engine::general_purpose::STANDARD.encode(&bytes),
                     host: of.host.clone(),
+                    owner: of.owner.clone(),
                 })
-                .await?;
+                .await;
+            let answer = match answer {
+                Ok(a) => a,
+                Err(MasterError::Forbidden(why)) => {
+                    // This worker no longer holds the job (its lease was lost): whoever runs
+                    // it now sends its own log.
+                    tracing::warn!(job = %of.job, log = %log.kind, reason = %why, "the master takes no more of this log from this worker; the rest stays on this host");
+                    log.full = true;
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             log.sent += bytes.len() as u64;
             sent_any = true;
             if let Some(at) = answer.truncated_at {
