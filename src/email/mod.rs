@@ -18,6 +18,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use crate::config::{Config, Secret, StartTls};
 
 pub mod outbox;
+pub mod recipients;
 pub use outbox::{Outgoing, run_outbox};
 
 /// Why an email was not sent (to some or all of its recipients).

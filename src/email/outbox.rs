@@ -254,6 +254,25 @@ impl Sender {
             self.write(ModifyRequest::delete(vec![token])).await;
             return;
         };
+        // Only to the addresses the workflow's definition names (see `recipients`).
+        let allowed = match super::recipients::allowed(self.client.as_ref(), &key).await {
+            Ok(a) => a,
+            Err(e) => {
+                // Its lease runs out and it is tried again then.
+                tracing::warn!(email = key, error = %e, "cannot read the workflow's definition to check an email's recipients; trying again later");
+                return;
+            }
+        };
+        let (to, refused) = super::recipients::split(std::mem::take(&mut m.to), &allowed);
+        if !refused.is_empty() {
+            metrics::counter!(crate::metrics::EMAILS_FAILED).increment(refused.len() as u64);
+            tracing::error!(email = key, recipients = ?refused, "dropped recipients that the workflow's definition does not name");
+        }
+        if to.is_empty() {
+            self.write(ModifyRequest::delete(vec![token])).await;
+            return;
+        }
+        m.to = to;
         let result = match tokio::time::timeout(DELIVERY_BOUND, self.mailer.send(&m)).await {
             Ok(r) => r.map(|sent| sent.len()),
             Err(_) => Err(MailError::Transport {

@@ -622,3 +622,60 @@ async fn an_email_the_server_never_takes_is_given_up_after_email_give_up_sec() {
     );
     c.stop().await;
 }
+
+#[tokio::test]
+async fn the_outbox_writes_only_to_addresses_the_workflow_names() {
+    if std::env::var("PINBALL_AIOSMTPD_PYTHON").is_err() {
+        eprintln!("SKIPPED (outbox::named_only): PINBALL_AIOSMTPD_PYTHON is not set");
+        return;
+    }
+    let server = RealSmtp::start("outbox::named_only", plain())
+        .await
+        .unwrap();
+    let yaml = "workflows:\n  named:\n    notify_emails: [ops@example.com]\n    jobs:\n      a: {command: 'true', emails: [dev@example.com]}\n";
+    let c = cluster(yaml, 0, 0).await;
+    // Emails forged into the outbox (a worker's token may write tokens): one to the
+    // workflow's own addresses and a stranger, one for a workflow with no definition.
+    let forged = |to: &[&str]| {
+        Outgoing::new(
+            to.iter().map(|s| s.to_string()).collect(),
+            "Your password expired".into(),
+            "Sign in at https://phish.example/".into(),
+            None,
+        )
+    };
+    c.client
+        .modify(pinball::token::ModifyRequest::update(vec![
+            forged(&[
+                "ops@example.com",
+                "victim@elsewhere.example",
+                "DEV@example.com",
+            ])
+            .token(format!("{OUTBOX_PREFIX}failure/named/1/a/0"))
+            .unwrap(),
+            forged(&["victim@elsewhere.example"])
+                .token(format!("{OUTBOX_PREFIX}end/undefined/1/1700000000000"))
+                .unwrap(),
+        ]))
+        .await
+        .unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let s = WorkerSettings {
+        mailer: Some(relay(server.port)),
+        ..settings(c.logs.path(), 0)
+    };
+    let workers = tokio::spawn(run_workers(Arc::new(c.client.clone()), s, 1, stopped));
+    wait_until(Duration::from_secs(30), "the outbox is empty", || async {
+        outbox(&c.client).await.is_empty()
+    })
+    .await;
+    let _ = stop.send(true);
+    workers.await.unwrap();
+    let to: BTreeSet<String> = delivered(&server).into_iter().map(|(r, _)| r).collect();
+    assert_eq!(
+        to,
+        BTreeSet::from(["ops@example.com".to_string(), "DEV@example.com".to_string()]),
+        "only the workflow's own addresses got mail"
+    );
+    c.stop().await;
+}
