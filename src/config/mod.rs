@@ -161,6 +161,11 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// Largest answer of one `/query`, in bytes of names and data.
     pub max_answer_bytes: usize,
+    /// The most tokens one `/query` may look at.
+    pub max_query_visits: usize,
+    /// The most bytes of answers the master holds at once, all requests together; a request
+    /// beyond it is answered UNAVAILABLE at once.
+    pub max_answers_bytes_total: usize,
     /// Longest a claim waits for a claimable token, whatever its `wait_ms` asks.
     pub max_claim_wait_ms: u64,
     pub client_connect_attempts: u32,
@@ -264,6 +269,8 @@ impl Default for Config {
             database_url: None,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             max_answer_bytes: crate::token::DEFAULT_MAX_ANSWER_BYTES,
+            max_query_visits: crate::token::DEFAULT_MAX_QUERY_VISITS,
+            max_answers_bytes_total: crate::token::DEFAULT_MAX_ANSWERS_BYTES_TOTAL,
             max_claim_wait_ms: crate::token::MAX_WAIT_MS,
             client_connect_attempts: 10,
             client_timeout_sec: 60,

@@ -228,8 +228,46 @@ fn control_writes(req: &ModifyRequest) -> Option<AuditRequest> {
 async fn query(
     State(m): State<Master>,
     ApiJson(req): ApiJson<QueryRequest>,
-) -> Result<Json<QueryResponse>, ApiError> {
-    Ok(Json(m.query(req).await?))
+) -> Result<Response, ApiError> {
+    let answer = m.query_answer(req).await?;
+    Ok(held_until_sent(&answer.response, answer.charge))
+}
+
+/// The JSON of `body`, sent in pieces that keep `charge` (its share of
+/// `max_answers_bytes_total`) until the last piece has gone to the connection.
+fn held_until_sent(body: &impl serde::Serialize, charge: super::budget::Charge) -> Response {
+    const PIECE: usize = 64 * 1024;
+    let bytes = match serde_json::to_vec(body) {
+        Ok(b) => Bytes::from(b),
+        Err(e) => {
+            return ApiError::Master(MasterError::Unavailable(format!(
+                "the answer could not be written: {e}"
+            )))
+            .into_response();
+        }
+    };
+    let length = bytes.len();
+    let pieces = (0..bytes.len().div_ceil(PIECE).max(1)).map(move |n| {
+        let end = ((n + 1) * PIECE).min(bytes.len());
+        Ok::<_, std::convert::Infallible>(bytes.slice(n * PIECE..end))
+    });
+    let mut charge = Some(charge);
+    let mut pieces = pieces.peekable();
+    let stream = futures_util::stream::poll_fn(move |_| {
+        let next = pieces.next();
+        if pieces.peek().is_none() {
+            charge.take();
+        }
+        std::task::Poll::Ready(next)
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::CONTENT_LENGTH, length.to_string()),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 #[utoipa::path(

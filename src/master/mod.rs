@@ -4,12 +4,14 @@
 
 pub mod api;
 pub mod auth;
+pub mod budget;
 pub mod client;
 pub mod http;
 pub mod logs;
 pub mod openapi;
 pub mod pattern;
 pub mod probes;
+pub mod read;
 pub mod retention;
 pub mod service;
 pub mod state;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{RwLock, mpsc, oneshot};
 
 use super::pattern::Pattern;
-use super::state::{AnswerBudget, Entry, State};
+use super::state::{Entry, State};
 use crate::storage::{DbWatch, Loaded, Storage, spawn_monitor};
 use crate::token::MasterError;
 use crate::token::*;
@@ -29,7 +29,7 @@ pub(super) enum Command {
     /// An audit-log entry, committed with the batch it lands in.
     Audit(AuditEntry, Reply<AuditResponse>),
     /// A query that waits for a change (`wait_ms` with `after_version`).
-    Watch(QueryRequest, Reply<QueryResponse>),
+    Watch(QueryRequest, Reply<super::read::Answer>),
     /// Answer every parked claim now and park no more (shutdown).
     Close,
 }
@@ -46,6 +46,8 @@ pub(super) struct Shared {
     pub(super) options: MasterOptions,
     /// The database as the monitor and the writer last saw it.
     pub(super) db: Arc<DbWatch>,
+    /// The bounds every read shares.
+    pub(super) reads: super::read::ReadLimits,
     storage_kind: &'static str,
     started: Instant,
 }
@@ -103,6 +105,11 @@ pub struct MasterOptions {
     pub logs: super::logs::LogOptions,
     /// Archived instances older than this many days are deleted in the background.
     pub retention_days: Option<u32>,
+    /// The most tokens one `/query` may look at (`max_query_visits`).
+    pub max_query_visits: usize,
+    /// The most bytes of answers held at once, all requests together
+    /// (`max_answers_bytes_total`).
+    pub max_answers_bytes_total: usize,
 }
 
 impl Default for MasterOptions {
@@ -114,6 +121,8 @@ impl Default for MasterOptions {
             leased_prefix: crate::token::name::WORKFLOW_PREFIX.to_owned(),
             logs: super::logs::LogOptions::default(),
             retention_days: None,
+            max_query_visits: crate::token::DEFAULT_MAX_QUERY_VISITS,
+            max_answers_bytes_total: crate::token::DEFAULT_MAX_ANSWERS_BYTES_TOTAL,
         }
     }
 }
@@ -129,6 +138,8 @@ impl MasterOptions {
                 retention_days: c.log_retention_days,
             },
             retention_days: c.retention_days,
+            max_query_visits: c.max_query_visits,
+            max_answers_bytes_total: c.max_answers_bytes_total,
             ..MasterOptions::default()
         }
     }
@@ -175,6 +186,11 @@ impl Master {
             super::retention::spawn(storage.clone(), name.to_owned(), days);
         }
         let shared = Arc::new(Shared {
+            reads: super::read::ReadLimits::new(
+                options.max_answer_bytes,
+                options.max_query_visits,
+                options.max_answers_bytes_total,
+            ),
             db,
             state: RwLock::new(state),
             healthy: AtomicBool::new(true),
@@ -271,23 +287,28 @@ impl Master {
         self.call(|r| Command::Claim(req, r)).await
     }
 
-    pub async fn query(&self, mut req: QueryRequest) -> Result<QueryResponse, MasterError> {
+    pub async fn query(&self, req: QueryRequest) -> Result<QueryResponse, MasterError> {
+        Ok(self.query_answer(req).await?.response)
+    }
+
+    /// `/query`, with the share of `max_answers_bytes_total` its answer holds until dropped.
+    pub async fn query_answer(
+        &self,
+        mut req: QueryRequest,
+    ) -> Result<super::read::Answer, MasterError> {
         req.validate()?;
         if req.wait_ms.is_some() {
             req.wait_ms = req.wait_ms.map(|w| w.min(self.shared.options.max_wait_ms));
             return self.call(|r| Command::Watch(req, r)).await;
         }
-        let mut budget = AnswerBudget::new(self.shared.options.max_answer_bytes);
-        let state = self.shared.state.read().await;
-        let tokens = req
-            .queries
-            .iter()
-            .map(|q| state.query(q, &mut budget))
-            .collect::<Result<_, _>>()?;
-        Ok(QueryResponse {
-            tokens,
-            version: state.last_version(),
-        })
+        let quick = {
+            let state = self.shared.state.read().await;
+            super::read::quick(&state, &req, &self.shared.reads)
+        };
+        match quick {
+            Some(answer) => answer,
+            None => super::read::long(self.shared.clone(), req, self.shared.reads.clone()).await,
+        }
     }
 
     pub async fn group(&self, req: GroupRequest) -> Result<GroupResponse, MasterError> {

@@ -72,31 +72,93 @@ impl Entry {
     }
 }
 
-/// What is left of the bytes one answer may carry.
-#[derive(Debug)]
-pub struct AnswerBudget {
-    left: usize,
-    limit: usize,
+pub use super::budget::AnswerBudget;
+
+/// The matches of one query: every one, or the best `max_tokens` by priority (then name) in
+/// a heap that never holds more than that (a full sort of every match would not be bounded).
+pub struct Found {
+    max: Option<usize>,
+    all: Vec<Token>,
+    best: std::collections::BinaryHeap<Ranked>,
 }
 
-/// What one answered token costs beyond its name and data: the JSON around them.
-const TOKEN_OVERHEAD: usize = 96;
+/// A token in the heap, ordered by (priority, highest first; name): the heap's top is the
+/// worst kept, the one a better match replaces.
+pub struct Ranked {
+    rank: Rank,
+    token: Token,
+}
 
-impl AnswerBudget {
-    pub fn new(limit: usize) -> Self {
-        AnswerBudget { left: limit, limit }
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.rank, &self.token.name).cmp(&(other.rank, &other.token.name))
+    }
+}
+
+fn answer_bytes(t: &Token) -> usize {
+    t.name.len() + t.data.as_ref().map_or(0, |d| d.len())
+}
+
+impl Found {
+    pub fn new(max_tokens: Option<u32>) -> Found {
+        Found {
+            max: max_tokens.map(|m| m as usize),
+            all: Vec::new(),
+            best: std::collections::BinaryHeap::new(),
+        }
     }
 
-    fn charge(&mut self, bytes: usize) -> Result<(), MasterError> {
-        let cost = bytes + TOKEN_OVERHEAD;
-        if cost > self.left {
-            return Err(MasterError::input(format!(
-                "the answer would be larger than {} bytes (max_answer_bytes); ask for fewer tokens at once (a longer name_prefix, max_tokens, or fewer queries)",
-                self.limit
-            )));
+    fn add(&mut self, name: &str, e: &Entry, budget: &mut AnswerBudget) -> Result<(), MasterError> {
+        let Some(max) = self.max else {
+            budget.charge(name.len() + e.data.as_ref().map_or(0, |d| d.len()))?;
+            self.all.push(e.to_token(name));
+            return Ok(());
+        };
+        if max == 0 {
+            return Ok(());
         }
-        self.left -= cost;
+        let rank = Rank(if e.priority == 0.0 { 0.0 } else { e.priority });
+        if self.best.len() == max
+            && let Some(worst) = self.best.peek()
+            && (rank, name) >= (worst.rank, worst.token.name.as_str())
+        {
+            return Ok(());
+        }
+        budget.charge(name.len() + e.data.as_ref().map_or(0, |d| d.len()))?;
+        self.best.push(Ranked {
+            rank,
+            token: e.to_token(name),
+        });
+        if self.best.len() > max
+            && let Some(out) = self.best.pop()
+        {
+            budget.refund(answer_bytes(&out.token));
+        }
         Ok(())
+    }
+
+    /// The tokens, in name order (or best first with `max_tokens`).
+    pub fn into_tokens(self) -> Vec<Token> {
+        match self.max {
+            None => self.all,
+            Some(_) => self
+                .best
+                .into_sorted_vec()
+                .into_iter()
+                .map(|r| r.token)
+                .collect(),
+        }
     }
 }
 
@@ -298,18 +360,24 @@ pub struct State {
     tokens: BTreeMap<Box<str>, Entry>,
     indexes: HashMap<String, ClaimIndex>,
     last_version: i64,
-    /// The latest deletions with the version of the batch that made them, so a watch armed
-    /// after a deletion it has not seen still learns of it (a deleted token has no version).
-    deletions: std::collections::VecDeque<(i64, Box<str>)>,
+    /// The names the latest batches wrote or deleted, with each batch's version, oldest
+    /// first: a watch asks these, never the whole map (a deleted token has no version left to
+    /// ask, and a broad pattern over every token would hold the writer).
+    changes: std::collections::VecDeque<(i64, Box<str>)>,
+    /// Changes at or below this version are no longer in `changes` (or predate this state).
+    changes_floor: i64,
     /// Names a commit with an unknown outcome touched: the database may hold their new value
     /// or the old one, so reads that would answer them wait for the reload (which builds a
     /// fresh state without them); every other read is answered from memory.
     uncertain: BTreeSet<Box<str>>,
 }
 
-/// How many deletions a state remembers for watches; a watch older than all of them is
+/// How many changed names a state remembers for watches; a watch older than all of them is
 /// answered at once (it may have missed one).
-const REMEMBERED_DELETIONS: usize = 10_000;
+const REMEMBERED_CHANGES: usize = 65_536;
+/// The most (name, pattern) pairs one watch's test compares; a test that would need more
+/// answers the watch at once (a read, bounded like any other, off the writer).
+const MAX_WATCH_TEST: usize = 65_536;
 
 impl State {
     /// Builds the state from stored rows. `version_floor` is the persisted high-water mark:
@@ -328,7 +396,8 @@ impl State {
             tokens,
             indexes: HashMap::new(),
             last_version: version_floor.max(max_row),
-            deletions: std::collections::VecDeque::new(),
+            changes: std::collections::VecDeque::new(),
+            changes_floor: version_floor.max(max_row),
             uncertain: BTreeSet::new(),
         };
         let version = state.next_version();
@@ -510,12 +579,12 @@ impl State {
         let version = blessed.version;
         self.put(BLESSED_VERSION_NAME, Some(blessed), txn);
         for name in txn.before.keys() {
-            if !self.tokens.contains_key(name) {
-                if self.deletions.len() == REMEMBERED_DELETIONS {
-                    self.deletions.pop_front();
-                }
-                self.deletions.push_back((version, name.clone()));
+            if self.changes.len() == REMEMBERED_CHANGES
+                && let Some((v, _)) = self.changes.pop_front()
+            {
+                self.changes_floor = v;
             }
+            self.changes.push_back((version, name.clone()));
         }
     }
 
@@ -586,40 +655,69 @@ impl State {
     /// larger than the master allows.
     pub fn query(&self, q: &Query, budget: &mut AnswerBudget) -> Result<Vec<Token>, MasterError> {
         let pattern = Pattern::parse(&q.name_prefix)?;
-        self.check_certain(&pattern)?;
-        let mut matching: Vec<(&Box<str>, &Entry)> = self
-            .range(pattern.literal_prefix())
-            .filter(|(k, _)| pattern.matches(k))
-            .collect();
-        if let Some(max) = q.max_tokens {
-            // Stable: equal priorities keep name order.
-            matching.sort_by_key(|(_, e)| Rank(e.priority));
-            matching.truncate(max as usize);
+        let mut found = Found::new(q.max_tokens);
+        let mut after = None;
+        loop {
+            after = self.scan(&pattern, after.as_deref(), usize::MAX, budget, &mut found)?;
+            if after.is_none() {
+                return Ok(found.into_tokens());
+            }
         }
-        matching
-            .into_iter()
-            .map(|(k, e)| {
-                budget.charge(k.len() + e.data.as_ref().map_or(0, |d| d.len()))?;
-                Ok(e.to_token(k))
-            })
-            .collect()
+    }
+
+    /// Visits up to `chunk` tokens under `pattern`'s literal prefix, after `after` (exclusive),
+    /// charging `budget` a visit each, and gives the matches to `found`. Returns the last name
+    /// visited when the range goes on, `None` when it is done: a long read goes on from there
+    /// under a new lock, so no read holds the state for long.
+    pub fn scan(
+        &self,
+        pattern: &Pattern,
+        after: Option<&str>,
+        chunk: usize,
+        budget: &mut AnswerBudget,
+        found: &mut Found,
+    ) -> Result<Option<String>, MasterError> {
+        self.check_certain(pattern)?;
+        let prefix = pattern.literal_prefix();
+        let from = match after {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Included(prefix),
+        };
+        let mut last: Option<&str> = None;
+        for (visited, (k, e)) in self
+            .tokens
+            .range::<str, _>((from, Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .enumerate()
+        {
+            if visited == chunk {
+                return Ok(last.map(str::to_owned));
+            }
+            last = Some(k);
+            budget.visit()?;
+            if pattern.matches(k) {
+                found.add(k, e, budget)?;
+            }
+        }
+        Ok(None)
     }
 
     /// Whether a token matching one of `patterns` was written after `version` (a watch's test).
     pub fn changed_since(&self, patterns: &[Pattern], version: i64) -> bool {
-        let forgotten = self.deletions.len() == REMEMBERED_DELETIONS
-            && self.deletions.front().is_some_and(|(v, _)| *v > version);
-        forgotten
-            || self
-                .deletions
-                .iter()
-                .rev()
-                .take_while(|(v, _)| *v > version)
-                .any(|(_, n)| patterns.iter().any(|p| p.matches(n)))
-            || patterns.iter().any(|p| {
-                self.range(p.literal_prefix())
-                    .any(|(k, e)| e.version > version && p.matches(k))
-            })
+        if version >= self.last_version {
+            return false;
+        }
+        if version < self.changes_floor {
+            return true;
+        }
+        let mut compared = 0;
+        for (_, name) in self.changes.iter().rev().take_while(|(v, _)| *v > version) {
+            compared += patterns.len();
+            if compared > MAX_WATCH_TEST || patterns.iter().any(|p| p.matches(name)) {
+                return true;
+            }
+        }
+        false
     }
 
     /// `/group`: counts by the name up to, not including, the first `suffix` after the prefix.

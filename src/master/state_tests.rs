@@ -716,3 +716,57 @@ fn a_watch_learns_of_writes_and_deletions_after_its_version() {
     let other = [Pattern::parse("/w/2/").unwrap()];
     assert!(!s.changed_since(&other, seen), "not a name it watches");
 }
+
+proptest::proptest! {
+    /// The bounded heap keeps exactly what a full stable sort by priority would: the best
+    /// `max` tokens, highest priority first, names in order among equals.
+    #[test]
+    fn max_tokens_keeps_what_a_full_sort_would(
+        priorities in proptest::collection::vec(0u8..4, 0..40),
+        max in 0u32..12,
+    ) {
+        let mut s = fresh();
+        let tokens: Vec<Token> = priorities
+            .iter()
+            .enumerate()
+            .map(|(n, p)| Token {
+                priority: f64::from(*p),
+                ..tok(&format!("/p/{n:02}"), None)
+            })
+            .collect();
+        if !tokens.is_empty() {
+            modify(&mut s, tokens, vec![]).unwrap();
+        }
+        let q = Query { name_prefix: "/p/".into(), max_tokens: Some(max) };
+        let got: Vec<String> = s.query(&q, &mut unbounded()).unwrap().into_iter().map(|t| t.name).collect();
+        let mut all: Vec<(u8, String)> = priorities.iter().enumerate().map(|(n, p)| (*p, format!("/p/{n:02}"))).collect();
+        all.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let want: Vec<String> = all.into_iter().take(max as usize).map(|(_, n)| n).collect();
+        proptest::prop_assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn a_long_read_goes_on_after_the_last_name_it_visited() {
+    let mut s = fresh();
+    let tokens: Vec<Token> = (0..10).map(|n| tok(&format!("/c/{n}"), None)).collect();
+    modify(&mut s, tokens, vec![]).unwrap();
+    let pattern = super::super::pattern::Pattern::parse("/c/").unwrap();
+    let mut found = Found::new(None);
+    let mut budget = unbounded();
+    let mut after = None;
+    let mut rounds = 0;
+    loop {
+        after = s
+            .scan(&pattern, after.as_deref(), 3, &mut budget, &mut found)
+            .unwrap();
+        rounds += 1;
+        if after.is_none() {
+            break;
+        }
+    }
+    assert_eq!(rounds, 4, "ten tokens, three a lock");
+    let names: Vec<String> = found.into_tokens().into_iter().map(|t| t.name).collect();
+    let want: Vec<String> = (0..10).map(|n| format!("/c/{n}")).collect();
+    assert_eq!(names, want, "each token once, in order");
+}

@@ -4,51 +4,52 @@
 //! while a job runs, so an ABORT reaches them within one commit instead of a lease renewal; the
 //! cost per running job is one parked request, woken only by commits that touch its names.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::pattern::Pattern;
-use super::service::Reply;
-use super::state::{AnswerBudget, State};
+use super::read::{self, Answer};
+use super::service::{Reply, Shared};
+use super::state::State;
 use crate::token::*;
 
 pub(super) struct Watch {
     req: QueryRequest,
     patterns: Vec<Pattern>,
     deadline: Instant,
-    reply: Reply<QueryResponse>,
+    reply: Reply<Answer>,
 }
 
-#[derive(Default)]
 pub(super) struct Watches {
     parked: Vec<Watch>,
-    budget: usize,
+    shared: Arc<Shared>,
 }
 
 impl Watches {
-    pub(super) fn new(answer_budget: usize) -> Self {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
         Watches {
             parked: Vec::new(),
-            budget: answer_budget,
+            shared,
         }
     }
 
+    /// Answers a small read here; a larger one is read in chunks on the blocking pool, once
+    /// the writer has let go of the state (see `read`).
     fn answer(&self, state: &State, w: Watch) {
-        let mut budget = AnswerBudget::new(self.budget);
-        let answer = w
-            .req
-            .queries
-            .iter()
-            .map(|q| state.query(q, &mut budget))
-            .collect::<Result<Vec<_>, _>>()
-            .map(|tokens| QueryResponse {
-                tokens,
-                version: state.last_version(),
-            });
-        let _ = w.reply.send(answer);
+        let limits = &self.shared.reads;
+        match read::quick(state, &w.req, limits) {
+            Some(answer) => drop(w.reply.send(answer)),
+            None => {
+                let (shared, limits) = (self.shared.clone(), limits.clone());
+                tokio::spawn(async move {
+                    let _ = w.reply.send(read::long(shared, w.req, limits).await);
+                });
+            }
+        }
     }
 
     /// Answers at once when something already changed after `after_version`, else parks.
-    pub(super) fn add(&mut self, state: &State, req: QueryRequest, reply: Reply<QueryResponse>) {
+    pub(super) fn add(&mut self, state: &State, req: QueryRequest, reply: Reply<Answer>) {
         let patterns = match req
             .queries
             .iter()

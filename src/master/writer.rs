@@ -83,14 +83,13 @@ const COMMIT_WITHIN: Duration = Duration::from_secs(20);
 
 /// Starts the writer task for `shared`, fed by `rx`; it stops when every sender is gone.
 pub(super) fn spawn(shared: Arc<Shared>, storage: Arc<dyn Storage>, rx: mpsc::Receiver<Command>) {
-    let shared_budget = shared.options.max_answer_bytes;
     let writer = Writer {
+        watches: Watches::new(shared.clone()),
         reachable: shared.db.subscribe(),
         shared,
         storage,
         rx,
         parked: VecDeque::new(),
-        watches: Watches::new(shared_budget),
         closing: false,
         retry_at: None,
         frozen: false,

@@ -26,6 +26,11 @@ pub const MAX_TOKENS_PER_REQUEST: usize = 50_000;
 /// Most queries one `/query` may carry.
 pub const MAX_QUERIES_PER_REQUEST: usize = 1_000;
 /// Default largest answer of one `/query`, in bytes of names and data (`max_answer_bytes`).
+/// Tokens one `/query` may look at, by default (`max_query_visits`).
+pub const DEFAULT_MAX_QUERY_VISITS: usize = 2_000_000;
+/// Bytes of answers a master holds at once, all requests together, by default
+/// (`max_answers_bytes_total`).
+pub const DEFAULT_MAX_ANSWERS_BYTES_TOTAL: usize = 512 << 20;
 pub const DEFAULT_MAX_ANSWER_BYTES: usize = 256 << 20;
 /// Longest lease the master grants by `lease_sec`: a day.
 pub const MAX_LEASE_SEC: u64 = 86_400;

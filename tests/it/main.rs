@@ -26,6 +26,7 @@ mod outages;
 mod outbox;
 mod pools;
 mod processes;
+mod read_load;
 mod remote_logs;
 mod repair;
 mod retention;
