@@ -176,8 +176,12 @@ pub struct Config {
     pub client_header_timeout_sec: u64,
     /// How long the master and the UI wait for a request's whole body.
     pub client_body_timeout_sec: u64,
-    /// Connections the master and the UI each serve at once; more wait.
+    /// Connections the master and the UI each serve at once; more wait. A quarter is kept
+    /// for authenticated callers.
     pub max_connections: usize,
+    /// Requests one API token may have waiting at the master at once (default: half of
+    /// `max_connections`).
+    pub max_parked_per_token: Option<usize>,
     /// Where the master listens; `master_host` is where clients find it.
     pub master_bind: String,
     /// Where the UI listens; `ui_host` is the name used in links.
@@ -278,6 +282,7 @@ impl Default for Config {
             client_header_timeout_sec: 30,
             client_body_timeout_sec: 60,
             max_connections: 1000,
+            max_parked_per_token: None,
             master_bind: "127.0.0.1".into(),
             ui_bind: "127.0.0.1".into(),
             allow_unauthenticated: false,

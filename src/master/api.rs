@@ -12,11 +12,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::auth::{Access, Caller, admit, host_names};
 use super::http::ServeLimits;
 use super::openapi::{Errors, WriteErrors};
+use super::parking::Parking;
 use super::probes::{alive, readiness};
 use super::service::Master;
 use crate::config::{Config, Role};
@@ -35,6 +37,8 @@ pub struct ApiSettings {
     /// How long a client may take to send a request's body.
     pub body_timeout: Duration,
     pub limits: ServeLimits,
+    /// Requests each token may have parked at once.
+    pub parking: Arc<Parking>,
 }
 
 impl ApiSettings {
@@ -45,6 +49,11 @@ impl ApiSettings {
             max_request_bytes: c.max_request_bytes,
             body_timeout: Duration::from_secs(c.client_body_timeout_sec.max(1)),
             limits: ServeLimits::from_config(c),
+            parking: Parking::new(
+                c.max_parked_per_token
+                    .unwrap_or(c.max_connections / 2)
+                    .max(1),
+            ),
         }
     }
 
@@ -56,6 +65,7 @@ impl ApiSettings {
             max_request_bytes,
             body_timeout: Duration::from_secs(60),
             limits: ServeLimits::default(),
+            parking: Parking::new(usize::MAX),
         }
     }
 }
@@ -118,7 +128,9 @@ async fn guard(State(settings): State<ApiSettings>, mut req: Request, next: Next
     );
     match checked {
         Ok(caller) => {
+            super::conns::trust(req.extensions());
             req.extensions_mut().insert(caller);
+            req.extensions_mut().insert(settings.parking.clone());
             req.extensions_mut()
                 .insert(BodyDeadline(settings.body_timeout));
             next.run(req).await
@@ -227,8 +239,14 @@ fn control_writes(req: &ModifyRequest) -> Option<AuditRequest> {
 )]
 async fn query(
     State(m): State<Master>,
+    Extension(caller): Extension<Caller>,
+    Extension(parking): Extension<Arc<Parking>>,
     ApiJson(req): ApiJson<QueryRequest>,
 ) -> Result<Response, ApiError> {
+    let _slot = match park(&parking, &caller, req.wait_ms) {
+        Ok(slot) => slot,
+        Err(refused) => return Ok(*refused),
+    };
     let answer = m.query_answer(req).await?;
     Ok(held_until_sent(&answer.response, answer.charge))
 }
@@ -282,9 +300,44 @@ fn held_until_sent(body: &impl serde::Serialize, charge: super::budget::Charge) 
 )]
 async fn query_and_own(
     State(m): State<Master>,
+    Extension(caller): Extension<Caller>,
+    Extension(parking): Extension<Arc<Parking>>,
     ApiJson(req): ApiJson<QueryAndOwnRequest>,
-) -> Result<Json<QueryAndOwnResponse>, ApiError> {
-    Ok(Json(m.query_and_own(req).await?))
+) -> Result<Response, ApiError> {
+    let _slot = match park(&parking, &caller, req.wait_ms) {
+        Ok(slot) => slot,
+        Err(refused) => return Ok(*refused),
+    };
+    Ok(Json(m.query_and_own(req).await?).into_response())
+}
+
+/// A place for a request that waits (`wait_ms`), or the refusal to send (its connection
+/// closed, so the place it would hold goes to another caller).
+fn park(
+    parking: &Arc<Parking>,
+    caller: &Caller,
+    wait_ms: Option<u64>,
+) -> Result<Option<super::parking::Slot>, Box<Response>> {
+    if wait_ms.unwrap_or(0) == 0 {
+        return Ok(None);
+    }
+    match parking.take(&caller.name) {
+        Some(slot) => Ok(Some(slot)),
+        None => {
+            tracing::warn!(token = %caller.name, max = parking.cap(), "refused a waiting request: the token has its most requests parked");
+            let mut response = ApiError::Master(MasterError::Unavailable(format!(
+                "the token `{}` has {} requests waiting at the master already (max_parked_per_token); wait for one to end",
+                caller.name,
+                parking.cap()
+            )))
+            .into_response();
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            Err(Box::new(response))
+        }
+    }
 }
 
 #[utoipa::path(

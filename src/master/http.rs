@@ -1,8 +1,10 @@
 //! Serving a router over HTTP/1 with bounds, for the master's API and the UI alike: a client
 //! must send a request's headers within `header_timeout` (idle keep-alive connections are closed
 //! after it too), at most `max_connections` are served at once (more wait in the kernel's
-//! backlog), and on shutdown open connections get `drain` to finish. axum's own `serve` has
-//! none of these, so a few hundred half-open connections could hold a listener for ever.
+//! backlog), of which unauthenticated ones hold at most all but a reserve, and a few per
+//! address (`conns`), and on shutdown open connections get `drain` to finish. axum's own
+//! `serve` has none of these, so a few hundred half-open connections could hold a listener for
+//! ever.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,26 +23,38 @@ use tower::ServiceExt;
 pub struct ServeLimits {
     pub header_timeout: Duration,
     pub max_connections: usize,
+    /// Connections kept for authenticated callers: strangers hold at most the rest.
+    pub reserve: usize,
+    /// Unauthenticated connections from one address at most.
+    pub per_address: usize,
     /// How long open connections may take to finish once shutdown begins.
     pub drain: Duration,
 }
 
 impl Default for ServeLimits {
     fn default() -> Self {
-        ServeLimits {
-            header_timeout: Duration::from_secs(30),
-            max_connections: 1000,
-            drain: Duration::from_secs(5),
-        }
+        ServeLimits::for_connections(Duration::from_secs(30), 1000)
     }
 }
 
 impl ServeLimits {
     pub fn from_config(c: &crate::config::Config) -> Self {
+        ServeLimits::for_connections(
+            Duration::from_secs(c.client_header_timeout_sec.max(1)),
+            c.max_connections,
+        )
+    }
+
+    /// A quarter of the connections kept for authenticated callers; strangers from one
+    /// address hold at most an eighth (and at least four).
+    fn for_connections(header_timeout: Duration, max_connections: usize) -> Self {
+        let max = max_connections.max(1);
         ServeLimits {
-            header_timeout: Duration::from_secs(c.client_header_timeout_sec.max(1)),
-            max_connections: c.max_connections.max(1),
-            ..Default::default()
+            header_timeout,
+            max_connections: max,
+            reserve: max / 4,
+            per_address: (max / 8).max(4),
+            drain: Duration::from_secs(5),
         }
     }
 }
@@ -58,6 +72,10 @@ pub async fn serve(
         .header_read_timeout(limits.header_timeout)
         .keep_alive(true);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let conns = Arc::new(super::conns::Connections::new(
+        limits.max_connections - limits.reserve,
+        limits.per_address,
+    ));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -78,7 +96,9 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let standing = conns.admit(peer.ip());
         let app = app.clone();
+        let on_request = standing.clone();
         let service =
             hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let app = app.clone();
@@ -86,6 +106,7 @@ pub async fn serve(
                 // Who is asking, for per-address bounds (`ConnectInfo` reads it).
                 req.extensions_mut()
                     .insert(axum::extract::ConnectInfo(peer));
+                req.extensions_mut().insert(on_request.clone());
                 async move {
                     let response = app.oneshot(req).await;
                     Ok::<_, Infallible>(response.unwrap_or_else(|never| match never {}))
@@ -93,9 +114,15 @@ pub async fn serve(
             });
         let conn = http.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
+        let conns = conns.clone();
         tokio::spawn(async move {
-            // A client that hangs up or is timed out ends here; nothing to report.
-            let _ = conn.await;
+            // A client that hangs up or is timed out ends here; nothing to report. A stranger
+            // closed to admit another ends when told.
+            tokio::select! {
+                _ = conn => {}
+                () = standing.close.notified() => {}
+            }
+            conns.forget(&standing);
             drop(permit);
         });
     }

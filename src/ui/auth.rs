@@ -192,7 +192,12 @@ fn refused(status: StatusCode, code: &str, message: &str) -> Response {
 pub async fn guard(State(ui): State<Ui>, session: Session, req: Request, next: Next) -> Response {
     let (method, uri) = (req.method().clone(), req.uri().clone());
     let mut response = match admit(&ui, &session, req.headers(), &method, &uri).await {
-        Ok(caller) => CALLER.scope(caller, next.run(req)).await,
+        Ok(caller) => {
+            if caller.user.is_some() || ui.users.is_empty() {
+                crate::master::conns::trust(req.extensions());
+            }
+            CALLER.scope(caller, next.run(req)).await
+        }
         Err(response) => response,
     };
     protect(&mut response);

@@ -8,6 +8,7 @@ mod browser;
 mod claims;
 mod cli;
 mod confinement;
+mod connections;
 mod crash;
 mod db_copy;
 mod deploy;
