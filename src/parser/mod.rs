@@ -7,6 +7,7 @@
 mod def;
 mod graph;
 mod read;
+mod shell_scan;
 pub mod template;
 mod validate;
 

@@ -4,14 +4,14 @@
 //! (`${PINBALL_ATTR_key:+"$PINBALL_ATTR_key"}`: the value as one word, nothing when it is
 //! absent or empty), which the shell expands without parsing what it expands to.
 //!
-//! That holds only where the shell expands the reference once: outside quotes, including inside
-//! `$(...)` and backquotes. Inside `'...'` a reference would not expand; inside `"..."` it would,
-//! but the string may be handed to a shell again (`sh -c "echo %(x)s"`, `ssh host "..."`), which
-//! would parse the value. So a placeholder inside quotes, or after a backslash, is refused, at
-//! import with the job's name, and by the worker for definitions stored before this rule.
+//! The rule a user can check: a value reaches the job's own shell as one word, and nowhere
+//! else. Wherever an expanded word would be parsed again (quotes, here-documents, arithmetic,
+//! `sh -c`, `eval`, `ssh`, ... : `shell_scan` lists them) a placeholder is refused, at import
+//! with the job's name, and by the worker for definitions stored before the rule.
 
 use std::collections::BTreeMap;
 
+use super::shell_scan::{Piece, scan};
 use crate::token::name::is_word;
 
 /// The environment variable that carries attribute `key`.
@@ -28,119 +28,31 @@ pub enum TemplateError {
     )]
     BadKey { key: String },
     #[error(
-        "the placeholder %({key})s is inside {quotes} in the command; a value substituted there could be run as shell code. Write it outside quotes (Pinball passes it as one word: echo \"Z=\"%({key})s), or use the variable \"$PINBALL_ATTR_{key}\" inside double quotes"
+        "the placeholder %({key})s is inside {quotes} in the command; a value substituted there could be run as shell code. Write it outside quotes, as a word of its own (echo Z= %({key})s), or use the variable \"$PINBALL_ATTR_{key}\" inside double quotes"
     )]
     Quoted { key: String, quotes: &'static str },
     #[error("the placeholder %({key})s follows a backslash in the command; remove the backslash")]
     Escaped { key: String },
-}
-
-/// Where the scanner is in the shell's syntax.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ctx {
-    /// Unquoted: the command itself, or inside `$(...)` (with its open parentheses counted).
-    Plain {
-        parens: u32,
-    },
-    Backquote,
-    Single,
-    Double,
-}
-
-/// One piece of a template.
-enum Piece<'a> {
-    Text(&'a str),
-    Percent,
-    Placeholder(&'a str),
-}
-
-/// Splits `template` into text and placeholders, checking each placeholder's context.
-fn scan(template: &str) -> Result<Vec<Piece<'_>>, TemplateError> {
-    let bytes = template.as_bytes();
-    let mut pieces = Vec::new();
-    let mut stack = vec![Ctx::Plain { parens: 0 }];
-    let mut text_from = 0;
-    let mut i = 0;
-    let mut escaped = false;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' && bytes.get(i + 1) == Some(&b'%') {
-            pieces.push(Piece::Text(&template[text_from..i]));
-            pieces.push(Piece::Percent);
-            i += 2;
-            text_from = i;
-            escaped = false;
-            continue;
-        }
-        if b == b'%' && bytes.get(i + 1) == Some(&b'(') {
-            let close = template[i + 2..]
-                .find(")s")
-                .ok_or(TemplateError::Unterminated { at: i })?;
-            let key = &template[i + 2..i + 2 + close];
-            if !is_word(key) {
-                return Err(TemplateError::BadKey { key: key.into() });
-            }
-            let quotes = match stack.last() {
-                Some(Ctx::Single) => Some("single quotes"),
-                Some(Ctx::Double) => Some("double quotes"),
-                _ => None,
-            };
-            if let Some(quotes) = quotes {
-                return Err(TemplateError::Quoted {
-                    key: key.into(),
-                    quotes,
-                });
-            }
-            if escaped {
-                return Err(TemplateError::Escaped { key: key.into() });
-            }
-            pieces.push(Piece::Text(&template[text_from..i]));
-            pieces.push(Piece::Placeholder(key));
-            i += 2 + close + 2;
-            text_from = i;
-            continue;
-        }
-        let ctx = *stack.last().expect("the stack keeps its bottom");
-        if escaped {
-            escaped = false;
-            i += 1;
-            continue;
-        }
-        match (ctx, b) {
-            (Ctx::Single, b'\'') => {
-                stack.pop();
-            }
-            (Ctx::Single, _) => {}
-            (_, b'\\') => escaped = true,
-            (Ctx::Double, b'"') => {
-                stack.pop();
-            }
-            (Ctx::Plain { .. } | Ctx::Backquote, b'\'') => stack.push(Ctx::Single),
-            (Ctx::Plain { .. } | Ctx::Backquote, b'"') => stack.push(Ctx::Double),
-            (_, b'$') if bytes.get(i + 1) == Some(&b'(') => {
-                stack.push(Ctx::Plain { parens: 0 });
-                i += 1;
-            }
-            (Ctx::Backquote, b'`') => {
-                stack.pop();
-            }
-            (_, b'`') => stack.push(Ctx::Backquote),
-            (Ctx::Plain { parens }, b'(') if stack.len() > 1 => {
-                *stack.last_mut().expect("not empty") = Ctx::Plain { parens: parens + 1 };
-            }
-            (Ctx::Plain { parens }, b')') if stack.len() > 1 => {
-                if parens == 0 {
-                    stack.pop();
-                } else {
-                    *stack.last_mut().expect("not empty") = Ctx::Plain { parens: parens - 1 };
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    pieces.push(Piece::Text(&template[text_from..]));
-    Ok(pieces)
+    #[error(
+        "the placeholder %({key})s is glued to a quote in the command, so its value would join quoted text into one string that may be parsed again; make it a word of its own, or use \"$PINBALL_ATTR_{key}\" inside the quotes"
+    )]
+    NextToQuote { key: String },
+    #[error(
+        "the placeholder %({key})s is in a here-document's body, which a shell reads as a script; use \"$PINBALL_ATTR_{key}\" in a here-document whose delimiter is quoted (<<'EOF'), or in a script file"
+    )]
+    HereDocument { key: String },
+    #[error(
+        "the placeholder %({key})s is an argument of `{command}`, which parses it again as code; pass the value as \"$PINBALL_ATTR_{key}\" in a script or a quoted here-document instead"
+    )]
+    Reparsed { key: String, command: String },
+    #[error(
+        "the placeholder %({key})s is inside {context}, which evaluates its text as an expression; check the value first, in a script that reads \"$PINBALL_ATTR_{key}\""
+    )]
+    Evaluated { key: String, context: &'static str },
+    #[error(
+        "the placeholder %({key})s stands where a command name goes, so its value would be run as a program; name the command in the template and pass the value as an argument"
+    )]
+    CommandName { key: String },
 }
 
 /// Checks that every placeholder of `template` is where its value stays data.
@@ -242,9 +154,9 @@ mod tests {
         assert_eq!(run("echo 100%%", &[]), "100%\n");
         assert_eq!(run("echo Z=%(x)s", &[("x", "v")]), "Z=v\n");
         assert_eq!(
-            run("echo \"Z=\"%(x)s", &[("x", "a  b")]),
-            "Z=a  b\n",
-            "quotes closed before the placeholder"
+            run("echo \"Z=\" %(x)s", &[("x", "a  b")]),
+            "Z= a  b\n",
+            "a word of its own after quoted text"
         );
     }
 
@@ -289,6 +201,123 @@ mod tests {
             "echo $( (echo a) ; echo %(x)s )",
         ] {
             assert!(check(fine).is_ok(), "{fine}");
+        }
+    }
+
+    /// Every form the security review ran as code, each refused with what to write instead.
+    const REPARSED: &[&str] = &[
+        "sh <<EOF\necho %(h)s\nEOF",
+        "cat <<-END\n\tvalue %(h)s\n\tEND",
+        "sh -c \"echo \"%(d)s",
+        "sh -c 'echo '%(s)s",
+        "echo $(( %(rows)s * 2 ))",
+        "(( %(x)s > 1 ))",
+        "[[ %(x)s -eq 1 ]]",
+        "let n=%(x)s",
+        "declare -i n=%(x)s",
+        "typeset -i n=%(x)s",
+        "echo $[ %(x)s + 1 ]",
+        "echo ${x:-%(y)s}",
+        "a[%(x)s]=1",
+        "bash -c %(x)s",
+        "sh -c 'echo $1' _ %(x)s",
+        "dash -ec %(x)s",
+        "eval %(x)s",
+        "su -c %(x)s",
+        "su root -c %(x)s",
+        "ssh host %(x)s",
+        "xargs %(x)s",
+        "env FOO=1 sh -c %(x)s",
+        "env -S %(x)s",
+        "sudo -u bob bash -c %(x)s",
+        "nice -n 5 timeout 10 bash -c %(x)s",
+        "/usr/bin/python3 -c %(x)s",
+        "perl -e %(x)s",
+        "%(x)s arg",
+        "true; %(x)s",
+        "echo ok && eval \"$(echo %(x)s)\"",
+        "echo $(eval %(x)s)",
+    ];
+
+    #[test]
+    fn a_placeholder_that_would_be_parsed_again_is_refused_with_the_way_out() {
+        for template in REPARSED {
+            let err = check(template).expect_err(template);
+            let message = err.to_string();
+            assert!(
+                message.contains("%(")
+                    && (message.contains("PINBALL_ATTR_")
+                        || matches!(err, TemplateError::CommandName { .. })),
+                "{template}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_placeholder_as_a_word_of_the_job_s_own_shell_is_accepted() {
+        for fine in [
+            "echo %(x)s",
+            "X=%(v)s mycmd",
+            "env X=%(v)s mycmd",
+            "bash script.sh %(x)s",
+            "python3 script.py %(x)s",
+            "cat <<'EOF'\nhello 100%%\nEOF\necho %(x)s",
+            "mycmd > %(f)s",
+            "cat <<< %(x)s",
+            "for i in %(x)s; do echo $i; done",
+            "if true; then echo %(x)s; fi",
+            "timeout 10 myprog %(x)s",
+            "sudo -u bob myprog %(x)s",
+            "test %(x)s -eq 1",
+            "echo a # %(x)s is only a comment",
+        ] {
+            assert!(check(fine).is_ok(), "{fine}: {:?}", check(fine));
+        }
+        assert_eq!(
+            run("cat <<EOF\n100%%\nEOF\necho %(x)s", &[("x", "v")]),
+            "100%\nv\n"
+        );
+    }
+
+    /// Without the rule, the forms above run a value as code under bash (what /bin/sh is on
+    /// RHEL, Fedora and Arch): the refusal is what stops it.
+    #[test]
+    fn under_bash_the_refused_forms_would_run_the_value() {
+        if !std::path::Path::new("/bin/bash").exists() {
+            eprintln!("SKIPPED (template::under_bash): no /bin/bash");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let proof = dir.path().join("ran");
+        let value = format!("a[$(touch {})]", proof.display());
+        for template in [
+            "echo $(( %(x)s * 2 ))",
+            "let n=%(x)s",
+            "[[ %(x)s -eq 1 ]]",
+            "bash -c %(x)s",
+        ] {
+            assert!(check(template).is_err(), "{template}");
+            // What the old substitution would have run.
+            let command = template.replace("%(x)s", "${PINBALL_ATTR_x:+\"$PINBALL_ATTR_x\"}");
+            let _ = std::fs::remove_file(&proof);
+            let _ = std::process::Command::new("/bin/bash")
+                .args(["-c", &command])
+                .env_clear()
+                .env("PATH", "/usr/bin:/bin")
+                .env(
+                    "PINBALL_ATTR_x",
+                    if template.starts_with("bash") {
+                        format!("touch {}", proof.display())
+                    } else {
+                        value.clone()
+                    },
+                )
+                .output()
+                .unwrap();
+            assert!(
+                proof.exists(),
+                "{template} would not have run the value: the test proves nothing"
+            );
         }
     }
 }

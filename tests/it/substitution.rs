@@ -55,6 +55,20 @@ async fn a_placeholder_inside_quotes_is_refused_at_import() {
         (r#"echo "Z=%(x)s""#, "double quotes"),
         (r#"sh -c "echo %(x)s""#, "double quotes"),
         ("echo 'Z=%(x)s'", "single quotes"),
+        // Every form the security review ran as code (issue 22, M1), each named for what it is.
+        ("sh <<EOF\necho %(x)s\nEOF", "here-document"),
+        (r#"sh -c "echo "%(x)s"#, "glued to a quote"),
+        ("sh -c 'echo '%(x)s", "glued to a quote"),
+        ("echo $(( %(x)s * 2 ))", "arithmetic"),
+        ("[[ %(x)s -eq 1 ]]", "[[ ]] test"),
+        ("let n=%(x)s", "`let`"),
+        ("declare -i n=%(x)s", "`declare -i`"),
+        ("typeset -i n=%(x)s", "`typeset -i`"),
+        ("env A=1 sh -c %(x)s", "`sh -c`"),
+        ("eval %(x)s", "`eval`"),
+        ("su -c %(x)s", "`su`"),
+        ("ssh host %(x)s", "`ssh`"),
+        ("xargs %(x)s", "`xargs`"),
     ] {
         let defs = dir.path().join("defs.yaml");
         std::fs::write(

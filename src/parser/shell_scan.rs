@@ -1,0 +1,690 @@
+//! Where each `%(key)s` placeholder of a job command sits in the shell's syntax, so that a
+//! value reaches the job's own shell as one word, and nowhere else. Called by `template`.
+//!
+//! This is a scanner of our own, on purpose: it does not need to understand a whole script,
+//! only to find every context in which an expanded word would be parsed again, and to refuse
+//! a placeholder there. The parsers we looked at do not fit: yash-syntax is GPL-3.0 (this
+//! binary is Apache-2.0), conch-parser has not been maintained since 2019, and brush-parser
+//! brings a snapshot-testing library and a cache among its run-time dependencies.
+//!
+//! A placeholder is refused
+//! - inside quotes or after a backslash (the string may go to a shell again);
+//! - next to a quote (`"a"%(x)s`, `%(x)s'b'`: one word glued from quoted pieces, as handed
+//!   to `sh -c` and the like);
+//! - in a here-document's body;
+//! - in arithmetic (`$(( ))`, `(( ))`, `$[ ]`), a `[[ ]]` test, a `${...}` expansion, or an
+//!   array subscript, all of which bash evaluates as expressions;
+//! - as the command itself, or as any argument of a command that parses its arguments as
+//!   code: a shell or an interpreter given `-c`/`-e`, `eval`, `ssh`, `xargs`, `su`, `source`,
+//!   `.`, `trap`, `alias`, `let`, `declare -i`/`typeset -i` (after wrappers such as `env`,
+//!   `sudo`, `nice`, `timeout`, `nohup`, `exec`, `command`, which run the next word).
+
+use super::template::TemplateError;
+use crate::token::name::is_word;
+
+/// One piece of a template.
+pub enum Piece<'a> {
+    Text(&'a str),
+    Percent,
+    Placeholder(&'a str),
+}
+
+/// Where the scanner is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ctx {
+    /// Commands: the script itself, or inside `$(...)` (its open parentheses counted).
+    Plain {
+        parens: u32,
+    },
+    Backquote,
+    Single,
+    Double,
+    /// `$((`, `((` or `$[`: until its parentheses (or bracket) close.
+    Arith {
+        parens: u32,
+        bracket: bool,
+    },
+    /// `[[ ... ]]`.
+    Test,
+    /// `${ ... }`: until its braces close.
+    Brace {
+        depth: u32,
+    },
+}
+
+/// Shells: a placeholder in any argument of one given `-c` is refused.
+const SHELLS: &[&str] = &[
+    "sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "yash", "busybox", "fish", "csh", "tcsh",
+];
+/// Interpreters, and their options that take code: a placeholder in any argument of one
+/// given such an option is refused.
+const INTERPRETERS: &[(&str, &[&str])] = &[
+    ("python", &["c"]),
+    ("python2", &["c"]),
+    ("python3", &["c"]),
+    ("perl", &["e", "E"]),
+    ("ruby", &["e"]),
+    ("node", &["e", "p"]),
+    ("nodejs", &["e", "p"]),
+    ("php", &["r"]),
+    ("lua", &["e"]),
+    ("Rscript", &["e"]),
+    ("osascript", &["e"]),
+];
+/// Commands whose arguments are code, a command line, or a file of code: always refused.
+const REPARSERS: &[&str] = &[
+    "eval", "ssh", "xargs", "su", "source", ".", "trap", "alias", "let", "runuser", "watch",
+    "parallel",
+];
+/// Commands that declare variables: refused with an option holding `i` (integer: arithmetic).
+const DECLARERS: &[&str] = &["declare", "typeset", "local", "readonly", "export"];
+/// Commands that run the next word as a command, and their options that take an argument.
+const WRAPPERS: &[(&str, &str)] = &[
+    ("env", "uCP"),
+    ("sudo", "ugCDhprtUT"),
+    ("doas", "uC"),
+    ("nice", "n"),
+    ("ionice", "cnp"),
+    ("timeout", "sk"),
+    ("nohup", ""),
+    ("exec", "a"),
+    ("command", ""),
+    ("builtin", ""),
+    ("time", "fo"),
+    ("stdbuf", "ioe"),
+    ("setsid", ""),
+    ("chrt", ""),
+    ("taskset", ""),
+    ("flock", "wEs"),
+    ("unbuffer", ""),
+];
+/// Words that open or close a compound command, skipped where a command name would stand.
+const RESERVED: &[&str] = &[
+    "if", "then", "else", "elif", "fi", "do", "done", "while", "until", "{", "}", "!", "in",
+];
+
+/// A word of the current simple command: its raw text, and the placeholders in it.
+#[derive(Debug, Default, Clone)]
+struct Word {
+    text: String,
+    keys: Vec<String>,
+}
+
+/// The simple command being read at one command level.
+#[derive(Debug, Default)]
+struct Command {
+    words: Vec<Word>,
+    current: Word,
+    /// The next word is a redirection's target, not part of the command.
+    redirect: bool,
+}
+
+impl Command {
+    fn end_word(&mut self) {
+        if self.current.text.is_empty() && self.current.keys.is_empty() {
+            return;
+        }
+        let w = std::mem::take(&mut self.current);
+        if std::mem::take(&mut self.redirect) {
+            return;
+        }
+        if self.words.is_empty() && w.keys.is_empty() && RESERVED.contains(&w.text.as_str()) {
+            return;
+        }
+        self.words.push(w);
+    }
+
+    /// Ends the command: refuses a placeholder in a word its command would parse again.
+    fn end(&mut self) -> Result<(), TemplateError> {
+        self.end_word();
+        let words = std::mem::take(&mut self.words);
+        judge(&words)
+    }
+}
+
+/// The last path segment of a command word.
+fn base(word: &str) -> &str {
+    word.rsplit('/').next().unwrap_or(word)
+}
+
+fn is_assignment(word: &str) -> bool {
+    word.split_once('=')
+        .is_some_and(|(name, _)| is_word(name) && !name.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// Whether an option word names one of `letters` (`-u`, `-nu`), or `--long` is given.
+fn takes_argument(word: &str, letters: &str) -> bool {
+    word.strip_prefix('-')
+        .filter(|o| !o.starts_with('-') && !o.contains('='))
+        .and_then(|o| o.chars().last())
+        .is_some_and(|c| letters.contains(c))
+}
+
+/// The rules of the module's header for one simple command.
+fn judge(words: &[Word]) -> Result<(), TemplateError> {
+    if words.iter().all(|w| w.keys.is_empty()) {
+        return Ok(());
+    }
+    // Assignments before the command (their values stay data).
+    let mut i = 0;
+    while i < words.len() && is_assignment(&words[i].text) {
+        i += 1;
+    }
+    // Through the wrappers to the command they run.
+    loop {
+        let Some(w) = words.get(i) else {
+            return Ok(());
+        };
+        if let Some(key) = w.keys.first() {
+            return Err(TemplateError::CommandName { key: key.clone() });
+        }
+        let Some((name, letters)) = WRAPPERS.iter().find(|(n, _)| *n == base(&w.text)) else {
+            break;
+        };
+        if *name == "env"
+            && words[i + 1..]
+                .iter()
+                .take_while(|w| w.text.starts_with('-'))
+                .any(|w| w.text == "-S" || w.text.starts_with("--split-string"))
+        {
+            return refuse(&words[i + 1..], "env -S");
+        }
+        i += 1;
+        while let Some(w) = words.get(i) {
+            let t = w.text.as_str();
+            if *name == "env" && is_assignment(t) {
+                i += 1;
+                continue;
+            }
+            if !w.keys.is_empty() {
+                break;
+            }
+            if t == "--" {
+                i += 1;
+                break;
+            }
+            if t.starts_with('-') {
+                i += if takes_argument(t, letters) { 2 } else { 1 };
+            } else if *name == "timeout" && t.starts_with(|c: char| c.is_ascii_digit()) {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+    }
+    let command = base(&words[i].text);
+    let args = &words[i + 1..];
+    let option = |letters: &[&str]| {
+        args.iter().any(|w| {
+            w.keys.is_empty()
+                && w.text.starts_with('-')
+                && !w.text.starts_with("--")
+                && letters.iter().any(|l| w.text[1..].contains(l))
+        })
+    };
+    if SHELLS.contains(&command) && option(&["c"]) {
+        return refuse(args, &format!("{command} -c"));
+    }
+    let interpreter = INTERPRETERS.iter().find(|(p, _)| {
+        command == *p || (command.starts_with(p) && command[p.len()..].starts_with(['.', '3']))
+    });
+    if let Some((_, code)) = interpreter
+        && (option(code) || args.iter().any(|w| w.text == "--eval"))
+    {
+        return refuse(args, &format!("{command} -{}", code[0]));
+    }
+    if REPARSERS.contains(&command) {
+        return refuse(args, command);
+    }
+    if DECLARERS.contains(&command) && option(&["i"]) {
+        return refuse(args, &format!("{command} -i"));
+    }
+    Ok(())
+}
+
+fn refuse(args: &[Word], command: &str) -> Result<(), TemplateError> {
+    match args.iter().find_map(|w| w.keys.first()) {
+        Some(key) => Err(TemplateError::Reparsed {
+            key: key.clone(),
+            command: command.to_owned(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A here-document waiting for its body: its delimiter, and whether tabs are stripped.
+struct HereDoc {
+    delimiter: String,
+    strip_tabs: bool,
+}
+
+/// Splits `template` into text and placeholders, checking each placeholder's context.
+pub fn scan(template: &str) -> Result<Vec<Piece<'_>>, TemplateError> {
+    Scanner {
+        t: template,
+        b: template.as_bytes(),
+        i: 0,
+        pieces: Vec::new(),
+        text_from: 0,
+        stack: vec![Ctx::Plain { parens: 0 }],
+        commands: vec![Command::default()],
+        heredocs: Vec::new(),
+        escaped: false,
+    }
+    .run()
+}
+
+struct Scanner<'a> {
+    t: &'a str,
+    b: &'a [u8],
+    i: usize,
+    pieces: Vec<Piece<'a>>,
+    text_from: usize,
+    stack: Vec<Ctx>,
+    /// One simple command per command level (the script, each `$(...)` and backquote).
+    commands: Vec<Command>,
+    heredocs: Vec<HereDoc>,
+    escaped: bool,
+}
+
+impl<'a> Scanner<'a> {
+    fn ctx(&self) -> Ctx {
+        *self.stack.last().expect("the stack keeps its bottom")
+    }
+
+    fn at(&self, offset: usize) -> Option<u8> {
+        self.b.get(self.i + offset).copied()
+    }
+
+    fn command(&mut self) -> &mut Command {
+        self.commands.last_mut().expect("one command per level")
+    }
+
+    fn push_text(&mut self, upto: usize) {
+        self.pieces.push(Piece::Text(&self.t[self.text_from..upto]));
+    }
+
+    /// Reads `%(key)s` at `self.i`; returns the key and moves past it.
+    fn placeholder(&mut self) -> Result<&'a str, TemplateError> {
+        let start = self.i;
+        let close = self.t[start + 2..]
+            .find(")s")
+            .ok_or(TemplateError::Unterminated { at: start })?;
+        let key = &self.t[start + 2..start + 2 + close];
+        if !is_word(key) {
+            return Err(TemplateError::BadKey { key: key.into() });
+        }
+        self.push_text(start);
+        self.pieces.push(Piece::Placeholder(key));
+        self.i = start + 2 + close + 2;
+        self.text_from = self.i;
+        Ok(key)
+    }
+
+    fn run(mut self) -> Result<Vec<Piece<'a>>, TemplateError> {
+        while self.i < self.b.len() {
+            let c = self.b[self.i];
+            if c == b'%' && self.at(1) == Some(b'%') {
+                self.push_text(self.i);
+                self.pieces.push(Piece::Percent);
+                self.i += 2;
+                self.text_from = self.i;
+                self.escaped = false;
+                if self.in_commands() {
+                    self.command().current.text.push('%');
+                }
+                continue;
+            }
+            if c == b'%' && self.at(1) == Some(b'(') {
+                self.on_placeholder()?;
+                continue;
+            }
+            if self.escaped {
+                self.escaped = false;
+                self.word_char(c);
+                self.i += 1;
+                continue;
+            }
+            self.step(c)?;
+        }
+        while self.commands.len() > 1 {
+            self.commands.pop();
+        }
+        self.command().end()?;
+        self.push_text(self.b.len());
+        Ok(self.pieces)
+    }
+
+    fn in_commands(&self) -> bool {
+        matches!(self.ctx(), Ctx::Plain { .. } | Ctx::Backquote)
+    }
+
+    fn word_char(&mut self, c: u8) {
+        if self.in_commands() || matches!(self.ctx(), Ctx::Single | Ctx::Double) {
+            self.command().current.text.push(c as char);
+        }
+    }
+
+    fn on_placeholder(&mut self) -> Result<(), TemplateError> {
+        let ctx = self.ctx();
+        let before = self.i.checked_sub(1).map(|p| self.b[p]);
+        let escaped = std::mem::take(&mut self.escaped);
+        let key = self.placeholder()?.to_owned();
+        let refused = match ctx {
+            Ctx::Single => Some(TemplateError::Quoted {
+                key,
+                quotes: "single quotes",
+            }),
+            Ctx::Double => Some(TemplateError::Quoted {
+                key,
+                quotes: "double quotes",
+            }),
+            Ctx::Arith { .. } => Some(TemplateError::Evaluated {
+                key,
+                context: "arithmetic",
+            }),
+            Ctx::Test => Some(TemplateError::Evaluated {
+                key,
+                context: "a [[ ]] test",
+            }),
+            Ctx::Brace { .. } => Some(TemplateError::Evaluated {
+                key,
+                context: "a ${...} expansion",
+            }),
+            Ctx::Plain { .. } | Ctx::Backquote if escaped => Some(TemplateError::Escaped { key }),
+            Ctx::Plain { .. } | Ctx::Backquote => {
+                let after = self.at(0);
+                let word = &self.command().current.text;
+                if matches!(before, Some(b'\'' | b'"')) || matches!(after, Some(b'\'' | b'"')) {
+                    Some(TemplateError::NextToQuote { key })
+                } else if word.contains('[') && !word.contains(']') {
+                    Some(TemplateError::Evaluated {
+                        key,
+                        context: "an array subscript",
+                    })
+                } else {
+                    self.command().current.keys.push(key);
+                    None
+                }
+            }
+        };
+        refused.map_or(Ok(()), Err)
+    }
+
+    /// One byte outside a placeholder.
+    fn step(&mut self, c: u8) -> Result<(), TemplateError> {
+        let ctx = self.ctx();
+        let mut advance = 1;
+        match (ctx, c) {
+            (Ctx::Single, b'\'') => {
+                self.stack.pop();
+                self.word_char(c);
+            }
+            (Ctx::Single, _) => self.word_char(c),
+            (_, b'\\') => {
+                self.escaped = true;
+                self.word_char(c);
+            }
+            (Ctx::Double, b'"') => {
+                self.stack.pop();
+                self.word_char(c);
+            }
+            (Ctx::Double, b'$') if self.at(1) == Some(b'(') && self.at(2) != Some(b'(') => {
+                self.open_commands();
+                advance = 2;
+            }
+            (Ctx::Double, b'`') => {
+                self.stack.push(Ctx::Backquote);
+                self.commands.push(Command::default());
+            }
+            (Ctx::Double, _) => self.word_char(c),
+            (Ctx::Arith { parens, bracket }, _) => {
+                let close = if bracket { b']' } else { b')' };
+                match c {
+                    b'(' if !bracket => self.set(Ctx::Arith {
+                        parens: parens + 1,
+                        bracket,
+                    }),
+                    _ if c == close && parens == 0 => {
+                        self.stack.pop();
+                        // `))`: the second parenthesis closes the expression too.
+                        if !bracket && self.at(1) == Some(b')') {
+                            advance = 2;
+                        }
+                    }
+                    b')' => self.set(Ctx::Arith {
+                        parens: parens.saturating_sub(1),
+                        bracket,
+                    }),
+                    _ => {}
+                }
+            }
+            (Ctx::Brace { depth }, b'}') => {
+                if depth == 0 {
+                    self.stack.pop();
+                } else {
+                    self.set(Ctx::Brace { depth: depth - 1 });
+                }
+            }
+            (Ctx::Brace { depth }, b'{') => self.set(Ctx::Brace { depth: depth + 1 }),
+            (Ctx::Brace { .. }, _) => {}
+            (Ctx::Test, b']') if self.at(1) == Some(b']') => {
+                self.stack.pop();
+                advance = 2;
+            }
+            (Ctx::Test, b'\'') => self.stack.push(Ctx::Single),
+            (Ctx::Test, b'"') => self.stack.push(Ctx::Double),
+            (Ctx::Test, _) => {}
+            (Ctx::Plain { .. } | Ctx::Backquote, _) => advance = self.command_byte(c)?,
+        }
+        self.i += advance;
+        Ok(())
+    }
+
+    fn set(&mut self, ctx: Ctx) {
+        *self.stack.last_mut().expect("not empty") = ctx;
+    }
+
+    fn open_commands(&mut self) {
+        self.stack.push(Ctx::Plain { parens: 0 });
+        self.commands.push(Command::default());
+    }
+
+    fn close_commands(&mut self) -> Result<(), TemplateError> {
+        self.stack.pop();
+        let mut inner = self.commands.pop().unwrap_or_default();
+        let keys: Vec<String> = inner
+            .words
+            .iter()
+            .chain([&inner.current])
+            .flat_map(|w| w.keys.iter().cloned())
+            .collect();
+        inner.end()?;
+        // The substitution is part of the enclosing word, and so is what it prints, values
+        // included: `eval "$(echo %(x)s)"` is refused like `eval %(x)s`.
+        if self.in_commands() || matches!(self.ctx(), Ctx::Double) {
+            let word = &mut self.command().current;
+            word.text.push('$');
+            word.keys.extend(keys);
+        }
+        Ok(())
+    }
+
+    /// A byte where commands are read; returns how far to move.
+    fn command_byte(&mut self, c: u8) -> Result<usize, TemplateError> {
+        let ctx = self.ctx();
+        let at_start = {
+            let cmd = self.command();
+            cmd.words.is_empty() && cmd.current.text.is_empty() && cmd.current.keys.is_empty()
+        };
+        match c {
+            b'\'' => {
+                self.stack.push(Ctx::Single);
+                self.word_char(c);
+            }
+            b'"' => {
+                self.stack.push(Ctx::Double);
+                self.word_char(c);
+            }
+            b'$' if self.at(1) == Some(b'(') && self.at(2) == Some(b'(') => {
+                self.stack.push(Ctx::Arith {
+                    parens: 0,
+                    bracket: false,
+                });
+                self.word_char(b'$');
+                return Ok(3);
+            }
+            b'$' if self.at(1) == Some(b'[') => {
+                self.stack.push(Ctx::Arith {
+                    parens: 0,
+                    bracket: true,
+                });
+                self.word_char(b'$');
+                return Ok(2);
+            }
+            b'$' if self.at(1) == Some(b'(') => {
+                self.open_commands();
+                return Ok(2);
+            }
+            b'$' if self.at(1) == Some(b'{') => {
+                self.stack.push(Ctx::Brace { depth: 0 });
+                self.word_char(b'$');
+                return Ok(2);
+            }
+            b'`' if ctx == Ctx::Backquote => self.close_commands()?,
+            b'`' => {
+                self.stack.push(Ctx::Backquote);
+                self.commands.push(Command::default());
+            }
+            b'(' if at_start && self.at(1) == Some(b'(') => {
+                self.stack.push(Ctx::Arith {
+                    parens: 0,
+                    bracket: false,
+                });
+                return Ok(2);
+            }
+            b'[' if at_start && self.at(1) == Some(b'[') && self.blank_or_end(2) => {
+                self.stack.push(Ctx::Test);
+                return Ok(2);
+            }
+            b'(' => {
+                self.command().end()?;
+                if let Ctx::Plain { parens } = ctx
+                    && self.stack.len() > 1
+                {
+                    self.set(Ctx::Plain { parens: parens + 1 });
+                }
+            }
+            b')' => match ctx {
+                Ctx::Plain { parens: 0 } if self.stack.len() > 1 => self.close_commands()?,
+                Ctx::Plain { parens } if self.stack.len() > 1 => {
+                    self.command().end()?;
+                    self.set(Ctx::Plain { parens: parens - 1 });
+                }
+                _ => self.command().end()?,
+            },
+            b' ' | b'\t' => self.command().end_word(),
+            b'\n' => {
+                self.command().end()?;
+                self.here_documents()?;
+            }
+            b';' | b'&' | b'|' => self.command().end()?,
+            b'<' if self.at(1) == Some(b'<') && self.at(2) != Some(b'<') => {
+                self.command().end_word();
+                let strip_tabs = self.at(2) == Some(b'-');
+                let skip = if strip_tabs { 3 } else { 2 };
+                self.i += skip;
+                let delimiter = self.delimiter();
+                self.heredocs.push(HereDoc {
+                    delimiter,
+                    strip_tabs,
+                });
+                return Ok(0);
+            }
+            b'<' | b'>' => {
+                self.command().end_word();
+                self.command().redirect = true;
+                while matches!(self.at(1), Some(b'<' | b'>' | b'&' | b'|')) {
+                    self.i += 1;
+                }
+            }
+            b'#' if self.command().current.text.is_empty() => {
+                // A comment, to the end of the line.
+                while self.i < self.b.len() && self.b[self.i] != b'\n' {
+                    self.i += 1;
+                }
+                return Ok(0);
+            }
+            _ => self.word_char(c),
+        }
+        Ok(1)
+    }
+
+    fn blank_or_end(&self, offset: usize) -> bool {
+        self.at(offset).is_none_or(|c| c.is_ascii_whitespace())
+    }
+
+    /// Reads a here-document's delimiter word (quotes removed) after `<<`.
+    fn delimiter(&mut self) -> String {
+        while matches!(self.at(0), Some(b' ' | b'\t')) {
+            self.i += 1;
+        }
+        let mut d = String::new();
+        while let Some(c) = self.at(0) {
+            if c.is_ascii_whitespace() || matches!(c, b';' | b'&' | b'|' | b'<' | b'>' | b')') {
+                break;
+            }
+            if !matches!(c, b'\'' | b'"' | b'\\') {
+                d.push(c as char);
+            }
+            self.i += 1;
+        }
+        d
+    }
+
+    /// After a newline: the bodies of the here-documents the line opened, each up to its
+    /// delimiter line. A placeholder there is refused; `%%` is still a percent sign.
+    fn here_documents(&mut self) -> Result<(), TemplateError> {
+        let docs = std::mem::take(&mut self.heredocs);
+        let mut pos = self.i + 1;
+        for doc in docs {
+            loop {
+                if pos >= self.b.len() {
+                    break;
+                }
+                let end = self.t[pos..].find('\n').map_or(self.b.len(), |n| pos + n);
+                let line = &self.t[pos..end];
+                let shown = if doc.strip_tabs {
+                    line.trim_start_matches('\t')
+                } else {
+                    line
+                };
+                if shown == doc.delimiter {
+                    pos = end;
+                    break;
+                }
+                if let Some(at) = line.find("%(") {
+                    let key = line[at + 2..].split(")s").next().unwrap_or("").to_owned();
+                    return Err(TemplateError::HereDocument { key });
+                }
+                let mut from = pos;
+                while let Some(p) = self.t[from..end].find("%%") {
+                    self.push_text_range(from + p);
+                    self.pieces.push(Piece::Percent);
+                    self.text_from = from + p + 2;
+                    from = from + p + 2;
+                }
+                pos = end + 1;
+            }
+        }
+        // Continue after the last body (at its delimiter's newline, read as a command end).
+        if pos > self.i + 1 {
+            self.i = pos.min(self.b.len()).saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    fn push_text_range(&mut self, upto: usize) {
+        self.pieces.push(Piece::Text(&self.t[self.text_from..upto]));
+    }
+}
