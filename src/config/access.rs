@@ -46,6 +46,14 @@ pub struct ApiToken {
     pub name: String,
     pub token: Secret,
     pub role: Role,
+    /// Owner names this token may claim and write as must start with this (a worker host's
+    /// name, say): its claims, the owners it sets, the jobs it may rewrite while another
+    /// owner holds them, the logs it sends.
+    #[serde(default)]
+    pub owner_prefix: Option<String>,
+    /// The pools whose jobs this token may claim.
+    #[serde(default)]
+    pub pools: Option<Vec<String>>,
 }
 
 /// One entry of `ui_users`.
@@ -89,6 +97,24 @@ pub(super) fn validate_tokens(tokens: &[ApiToken]) -> Result<(), ConfigError> {
         if t.token.0.len() < MIN_TOKEN_LEN || !is_header_safe(&t.token.0) {
             return bad(format!(
                 "api_tokens: the token of `{}` must be at least {MIN_TOKEN_LEN} visible ASCII characters without spaces (make one with `openssl rand -hex 32`)",
+                t.name
+            ));
+        }
+        if let Some(p) = &t.owner_prefix
+            && (p.is_empty()
+                || p.len() > 64
+                || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        {
+            return bad(format!(
+                "api_tokens: the owner_prefix of `{}` must be 1-64 letters, digits or _ (owner names are `<host>_<generation>_...`)",
+                t.name
+            ));
+        }
+        if let Some(pools) = &t.pools
+            && (pools.is_empty() || pools.iter().any(|p| !crate::token::is_pool_name(p)))
+        {
+            return bad(format!(
+                "api_tokens: the pools of `{}` must be one or more pool names (letters, digits, _ and -)",
                 t.name
             ));
         }

@@ -177,6 +177,8 @@ mod tests {
                 name: "w".into(),
                 token: Secret("worker-token-0123456789".into()),
                 role: Role::Worker,
+                owner_prefix: None,
+                pools: None,
             }],
             smtp_pass: Secret("hunter2".into()),
             database_url: Some(Secret("mysql://u:dbpass-987654@h/p".into())),

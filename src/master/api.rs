@@ -168,6 +168,9 @@ async fn modify(
     ApiJson(req): ApiJson<ModifyRequest>,
 ) -> Result<Json<ModifyResponse>, ApiError> {
     may_write_all(&caller, req.updates.iter().chain(&req.deletes))?;
+    if let Some(b) = &caller.binding {
+        m.check_binding(&caller.name, b, &req).await?;
+    }
     // What an operator's token writes to the control plane is audited (a worker's instance
     // signals are routine, and an open master knows no one to name).
     let control = (caller.authenticated && caller.role == Role::Operator)
@@ -304,6 +307,11 @@ async fn query_and_own(
     Extension(parking): Extension<Arc<Parking>>,
     ApiJson(req): ApiJson<QueryAndOwnRequest>,
 ) -> Result<Response, ApiError> {
+    let mut req = req;
+    if let Some(b) = &caller.binding {
+        b.check_owner(&caller.name, &req.owner)?;
+        req.pools = b.claim_pools(&caller.name, req.pools.take())?;
+    }
     let _slot = match park(&parking, &caller, req.wait_ms) {
         Ok(slot) => slot,
         Err(refused) => return Ok(*refused),
@@ -352,8 +360,12 @@ fn park(
 )]
 async fn logs(
     State(m): State<Master>,
+    Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<LogRequest>,
 ) -> Result<Json<LogResponse>, ApiError> {
+    if let Some(b) = &caller.binding {
+        b.check_owner(&caller.name, &req.owner)?;
+    }
     Ok(Json(m.append_log(req).await?))
 }
 

@@ -21,6 +21,48 @@ pub struct Caller {
     pub role: Role,
     /// Whether the caller showed a token (false on an open master).
     pub authenticated: bool,
+    /// What the token is bound to (`owner_prefix`, `pools`), if anything.
+    pub binding: Option<Arc<Binding>>,
+}
+
+/// The owner names and pools an API token is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub owner_prefix: Option<String>,
+    pub pools: Option<Vec<String>>,
+}
+
+impl Binding {
+    /// Refuses `owner` unless it starts with the token's `owner_prefix`.
+    pub fn check_owner(&self, token: &str, owner: &str) -> Result<(), MasterError> {
+        match &self.owner_prefix {
+            Some(p) if !owner.starts_with(p.as_str()) => Err(MasterError::Forbidden(format!(
+                "the token `{token}` acts only as owners starting with `{p}` (owner_prefix), not as `{owner}`"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The pools a claim may take: the claim's own, each of them the token's, or, when it
+    /// names none, the token's.
+    pub fn claim_pools(
+        &self,
+        token: &str,
+        asked: Option<Vec<String>>,
+    ) -> Result<Option<Vec<String>>, MasterError> {
+        let Some(allowed) = &self.pools else {
+            return Ok(asked);
+        };
+        match asked {
+            None => Ok(Some(allowed.clone())),
+            Some(asked) => match asked.iter().find(|p| !allowed.contains(p)) {
+                Some(p) => Err(MasterError::Forbidden(format!(
+                    "the token `{token}` claims only jobs of the pools {allowed:?}, not of `{p}`"
+                ))),
+                None => Ok(Some(asked)),
+            },
+        }
+    }
 }
 
 impl Caller {
@@ -30,6 +72,7 @@ impl Caller {
             name: "anonymous".into(),
             role: Role::Operator,
             authenticated: false,
+            binding: None,
         }
     }
 
@@ -58,6 +101,7 @@ struct Entry {
     name: Arc<str>,
     digest: [u8; 32],
     role: Role,
+    binding: Option<Arc<Binding>>,
 }
 
 /// The master's API tokens; empty means open.
@@ -84,6 +128,12 @@ impl Access {
                 name: t.name.as_str().into(),
                 digest: digest(t.token.0.as_bytes()),
                 role: t.role,
+                binding: (t.owner_prefix.is_some() || t.pools.is_some()).then(|| {
+                    Arc::new(Binding {
+                        owner_prefix: t.owner_prefix.clone(),
+                        pools: t.pools.clone(),
+                    })
+                }),
             })
             .collect();
         Access {
@@ -134,6 +184,7 @@ impl Access {
                 name: e.name.clone(),
                 role: e.role,
                 authenticated: true,
+                binding: e.binding.clone(),
             })
             .ok_or_else(|| {
                 MasterError::Unauthorized("the API token is not one this master knows".into())
@@ -229,11 +280,15 @@ mod tests {
                 name: "ops".into(),
                 token: Secret("operator-token-0123456789".into()),
                 role: Role::Operator,
+                owner_prefix: None,
+                pools: None,
             },
             ApiToken {
                 name: "grafana".into(),
                 token: Secret("viewer-token-0123456789".into()),
                 role: Role::Viewer,
+                owner_prefix: None,
+                pools: None,
             },
         ])
     }
@@ -283,6 +338,7 @@ mod tests {
             name: "w".into(),
             role: Role::Worker,
             authenticated: true,
+            binding: None,
         };
         assert!(worker.may_write("/workflow/wf/1/job/runnable/a").is_ok());
         assert!(worker.may_write("/workflow/wf/1/__SIGNAL__/ABORT").is_ok());

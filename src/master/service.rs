@@ -274,6 +274,37 @@ impl Master {
         if held { Ok(()) } else { Err(refused()) }
     }
 
+    /// Refuses a `/modify` of a token bound to `owner_prefix` that sets another owner, or
+    /// rewrites a token another owner holds.
+    pub async fn check_binding(
+        &self,
+        token: &str,
+        binding: &super::auth::Binding,
+        req: &ModifyRequest,
+    ) -> Result<(), MasterError> {
+        for t in &req.updates {
+            if let Some(owner) = t.owner.as_deref().filter(|o| !o.is_empty()) {
+                binding.check_owner(token, owner)?;
+            }
+        }
+        let now = crate::clock::now();
+        let state = self.shared.state.read().await;
+        for t in req.updates.iter().chain(&req.deletes) {
+            if let Some(e) = state.get(&t.name)
+                && let Some(owner) = e.owner.as_deref().filter(|o| !o.is_empty())
+                && e.expiration_time.is_some_and(|x| x > now)
+            {
+                binding.check_owner(token, owner).map_err(|_| {
+                    MasterError::Forbidden(format!(
+                        "{} is held by `{owner}`, which the token `{token}` may not act as (owner_prefix)",
+                        t.name
+                    ))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     pub async fn query_and_own(
         &self,
         mut req: QueryAndOwnRequest,

@@ -390,3 +390,104 @@ async fn the_audit_log_names_who_really_asked_and_shows_text_as_written() {
     assert_eq!(log[0].action.command, "modify");
     assert_eq!(log[0].action.result, "set /workflow/__SIGNAL__/DRAIN");
 }
+
+#[tokio::test]
+async fn a_worker_token_bound_to_an_owner_prefix_and_pools_acts_only_within_them() {
+    const HOST_B: &str = "host-b-token-0123456789abcdef";
+    let dir = tempfile::tempdir().unwrap();
+    let master = master_with(
+        dir.path(),
+        &format!(
+            "{}  - {{name: host_b, token: {HOST_B}, role: worker, owner_prefix: hostb_, pools: [heavy]}}\n",
+            api_tokens_yaml()
+        ),
+    )
+    .await;
+    let b = client(master.port, Some(HOST_B));
+    let ops = client(master.port, Some(OPERATOR));
+    let job = |name: &str, pool: &str| {
+        Token::new(
+            format!("/workflow/w/1/job/runnable/{name}"),
+            Some(format!(r#"{{"pool": "{pool}"}}"#)),
+        )
+    };
+    ops.modify(ModifyRequest::update(vec![
+        job("light", "default"),
+        job("big", "heavy"),
+    ]))
+    .await
+    .unwrap();
+    fn forbidden<T: std::fmt::Debug>(r: Result<T, MasterError>) -> String {
+        let e = r.expect_err("refused");
+        assert!(matches!(e, MasterError::Forbidden(_)), "{e}");
+        e.to_string()
+    }
+    let exp = now() + 60;
+    // Claims: as another host's owner, or of another pool, are refused.
+    let e = forbidden(
+        b.query_and_own(claim("/workflow/", None, "hostc_1_1_0", exp, None))
+            .await,
+    );
+    assert!(e.contains("owner_prefix"), "{e}");
+    let e = forbidden(
+        b.query_and_own(QueryAndOwnRequest {
+            pools: Some(vec!["default".into()]),
+            ..claim("/workflow/", None, "hostb_1_1_0", exp, None)
+        })
+        .await,
+    );
+    assert!(e.contains("heavy"), "{e}");
+    // A claim naming no pool takes the token's pools only.
+    let got = b
+        .query_and_own(claim("/workflow/", None, "hostb_1_1_0", exp, None))
+        .await
+        .unwrap();
+    let names: Vec<&str> = got.tokens.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["/workflow/w/1/job/runnable/big"]);
+    // A job another host holds cannot be rewritten, nor can an owner of another host be set.
+    let held = ops
+        .query_and_own(claim(
+            "/workflow/w/1/job/runnable/light",
+            None,
+            "hostc_1_1_0",
+            exp,
+            None,
+        ))
+        .await
+        .unwrap()
+        .tokens
+        .remove(0);
+    let e = forbidden(
+        b.modify(ModifyRequest::update(vec![Token {
+            data: Some(r#"{"command": "touch /tmp/pwned"}"#.into()),
+            ..held.clone()
+        }]))
+        .await,
+    );
+    assert!(e.contains("hostc_1_1_0"), "{e}");
+    let e = forbidden(
+        b.modify(ModifyRequest::update(vec![Token {
+            owner: Some("hostc_9".into()),
+            expiration_time: Some(exp),
+            ..Token::new("/workflow/w/2/job/runnable/x", Some("{}".into()))
+        }]))
+        .await,
+    );
+    assert!(e.contains("owner_prefix"), "{e}");
+    // Nor can it send a log as another host's worker.
+    let e = forbidden(
+        b.append_log(LogRequest {
+            workflow: "w".into(),
+            instance: "1".into(),
+            job: "light".into(),
+            execution: 0,
+            kind: "stdout".into(),
+            offset: 0,
+            data: String::new(),
+            host: "b".into(),
+            owner: "hostc_1_1_0".into(),
+        })
+        .await,
+    );
+    assert!(e.contains("owner_prefix"), "{e}");
+}
