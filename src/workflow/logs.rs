@@ -99,12 +99,42 @@ pub fn assign(dir: &Path, job: &JobName, n: usize, record: &mut ExecutionRecord)
     }
 }
 
-/// Creates `dir` and its missing parents, private to this user.
+/// Creates `dir` and its missing parents, private to this user (below a held log directory,
+/// through its handle: `logroot`).
 pub fn create_dir(dir: &Path) -> io::Result<()> {
+    if let Some(done) = super::logroot::create_dir(dir) {
+        return done;
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
+}
+
+/// Refuses a log directory below a folder another user could swap it out of: every folder
+/// above it must belong to root or to this user, and be writable by no one else unless it is
+/// sticky (as /tmp is: others cannot rename what is ours there).
+fn check_ancestors(root: &Path, me: u32) -> Result<(), String> {
+    let absolute = std::fs::canonicalize(root).map_err(|e| e.to_string())?;
+    for dir in absolute.ancestors().skip(1) {
+        let meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mode = meta.permissions().mode();
+        if meta.uid() != 0 && meta.uid() != me {
+            return Err(format!(
+                "lies in {}, which belongs to user {}: that user could put another folder in its place; choose a directory whose parents belong to root or to this user",
+                dir.display(),
+                meta.uid()
+            ));
+        }
+        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            return Err(format!(
+                "lies in {}, which other users may write (mode {:o}): they could put another folder in its place; choose another local_logs_dir_prefix",
+                dir.display(),
+                mode & 0o7777
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Makes sure the log directory exists and is this user's alone: a real directory (not a
@@ -144,11 +174,18 @@ pub fn prepare_root(root: &Path) -> Result<(), LogError> {
             mode & 0o7777
         )));
     }
-    Ok(())
+    check_ancestors(root, me).map_err(unsafe_)?;
+    // From here on, logs are written through this handle, whatever happens to the path.
+    super::logroot::hold(root).map_err(io)
 }
 
 /// Opens a log for appending, creating it 0600; a symbolic link in its place is refused.
 pub fn open_append(path: &Path) -> io::Result<File> {
+    if let Some(opened) =
+        super::logroot::open(path, libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND)
+    {
+        return opened;
+    }
     OpenOptions::new()
         .create(true)
         .append(true)
@@ -162,6 +199,14 @@ pub fn open_append(path: &Path) -> io::Result<File> {
 /// the file and its size at opening.
 pub fn open_read(root: &Path, path: &Path) -> io::Result<(File, u64)> {
     let refused = |what: &str| io::Error::new(io::ErrorKind::PermissionDenied, what.to_owned());
+    if let Some(opened) = super::logroot::open(path, libc::O_RDONLY | libc::O_NONBLOCK) {
+        let file = opened?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(refused("the log is not a regular file"));
+        }
+        return Ok((file, meta.len()));
+    }
     let mut dir = path.parent();
     while let Some(d) = dir.filter(|d| d.starts_with(root) && *d != root) {
         if std::fs::symlink_metadata(d)?.file_type().is_symlink() {

@@ -10,6 +10,7 @@ pub mod executor;
 pub mod instance;
 pub mod job;
 pub mod links;
+pub mod logroot;
 pub mod logs;
 pub mod mail;
 pub mod plan;

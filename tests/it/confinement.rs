@@ -224,3 +224,58 @@ async fn a_job_whose_data_names_a_path_is_not_run() {
     );
     c.stop().await;
 }
+
+/// `pinball -m workers` with its logs in `logs`: its exit code and what it said.
+async fn workers_with_logs_in(
+    dir: &std::path::Path,
+    logs: &std::path::Path,
+) -> (Option<i32>, String) {
+    let config = dir.join("workers.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url: sqlite://{}\nmaster_port: {}\nlocal_logs_dir_prefix: {}\n",
+            dir.join("pinball.db").display(),
+            crate::helpers::free_port(),
+            logs.display()
+        ),
+    )
+    .unwrap();
+    let out =
+        crate::helpers::pinball_out(&["-c", config.to_str().unwrap(), "-m", "workers"], dir).await;
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_log_directory_another_user_could_swap_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // A folder others may write, without the sticky bit: anyone could rename the logs away.
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let logs = open.join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (code, said) = workers_with_logs_in(dir.path(), &logs).await;
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("other users may write"), "{said}");
+    // A folder that belongs to another user (root only can make one).
+    // SAFETY: geteuid only reads the process's user id.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED (confinement::swap, another user's folder): not root");
+        return;
+    }
+    let theirs = dir.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let logs = theirs.join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (code, said) = workers_with_logs_in(dir.path(), &logs).await;
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("belongs to user 65534"), "{said}");
+}
