@@ -31,6 +31,9 @@ pub enum UiError {
     Database(#[from] StorageError),
     #[error("the master is unavailable: {0}")]
     Master(MasterError),
+    /// The UI itself cannot answer now (stopping, or a page that failed to build).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<MasterError> for UiError {
@@ -63,7 +66,9 @@ impl UiError {
             UiError::BadInput(_) => StatusCode::BAD_REQUEST,
             UiError::Forbidden(_) => StatusCode::FORBIDDEN,
             UiError::Conflict(_) => StatusCode::CONFLICT,
-            UiError::Database(_) | UiError::Master(_) => StatusCode::SERVICE_UNAVAILABLE,
+            UiError::Database(_) | UiError::Master(_) | UiError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -73,7 +78,7 @@ impl UiError {
             UiError::BadInput(_) => "INPUT_ERROR",
             UiError::Forbidden(_) => "FORBIDDEN",
             UiError::Conflict(_) => "FAILED",
-            UiError::Database(_) | UiError::Master(_) => "UNAVAILABLE",
+            UiError::Database(_) | UiError::Master(_) | UiError::Unavailable(_) => "UNAVAILABLE",
         }
     }
 

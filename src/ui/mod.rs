@@ -51,6 +51,8 @@ pub struct Ui {
     pub users: Arc<auth::Users>,
     /// The signed-in users' sessions.
     pub sessions: sessions::BoundedStore,
+    /// Heavy pages (the runs grid) built at once on the blocking pool; more wait their turn.
+    pub heavy_pages: Arc<tokio::sync::Semaphore>,
     /// Host names the UI answers to beyond IP addresses and `localhost`.
     pub host_names: Arc<[String]>,
 }
@@ -65,6 +67,7 @@ impl Ui {
             ops: OpsSettings::from_config(&config),
             users: Arc::new(auth::Users::new(&config.ui_users)),
             sessions: sessions::BoundedStore::default(),
+            heavy_pages: Arc::new(tokio::sync::Semaphore::new(HEAVY_PAGES)),
             host_names: auth::ui_host_names(&config).into(),
             config,
             csrf: csrf.into(),
@@ -82,6 +85,9 @@ impl Ui {
         format!("{}:{}", self.config.master_host, self.config.master_port)
     }
 }
+
+/// Heavy pages built at once.
+const HEAVY_PAGES: usize = 2;
 
 /// 128 bits from the OS's secure random source, as hex.
 pub fn random_hex() -> String {

@@ -166,3 +166,96 @@ async fn repeated_failures_lock_out_the_address_and_the_user_until_the_lock_ends
     assert_eq!(status, 429, "the address is still locked");
     assert!(retry.is_some_and(|s| s >= 2), "{retry:?}");
 }
+
+#[tokio::test]
+async fn six_big_runs_grids_at_once_leave_the_master_in_the_same_process_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let jobs: String = (0..300)
+        .map(|n| format!("      j{n:03}: {{command: 'true'}}\n"))
+        .collect();
+    std::fs::write(
+        d.join("wf.yaml"),
+        format!("workflows:\n  wide:\n    jobs:\n{jobs}"),
+    )
+    .unwrap();
+    let (master_port, ui_port) = (crate::helpers::free_port(), crate::helpers::free_port());
+    let config = d.join("pinball.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url: sqlite://{}\nmaster_port: {master_port}\nui_port: {ui_port}\nparser_params:\n  workflows_config: {}\nlocal_logs_dir_prefix: {}\n",
+            d.join("pinball.db").display(),
+            d.join("wf.yaml").display(),
+            d.join("logs").display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let _all = crate::helpers::spawn_pinball(&["-c", cfg, "-m", "master,ui"], d);
+    let health = format!("http://127.0.0.1:{master_port}/api/v1/health");
+    wait_until(Duration::from_secs(30), "the master answers", || async {
+        reqwest::get(&health)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    let out = crate::helpers::pinball_out(&["-c", cfg, "import", "-f"], d).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 60 runs of 300 jobs: a grid of 18,000 cells.
+    for _ in 0..60 {
+        let out =
+            crate::helpers::pinball_out(&["-c", cfg, "util", "-f", "-w", "wide", "start"], d).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let grid = format!("http://127.0.0.1:{ui_port}/instances/?workflow=wide&runs=100");
+    let until = Instant::now() + Duration::from_secs(6);
+    let mut viewers = Vec::new();
+    for _ in 0..6 {
+        let grid = grid.clone();
+        viewers.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while Instant::now() < until {
+                let r = reqwest::get(&grid).await.unwrap();
+                statuses.push(r.status().as_u16());
+                let _ = r.bytes().await;
+            }
+            statuses
+        }));
+    }
+    let mut waits = Vec::new();
+    while Instant::now() < until {
+        let started = Instant::now();
+        let r = reqwest::get(&health).await.unwrap();
+        assert!(r.status().is_success());
+        waits.push(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut pages = Vec::new();
+    for v in viewers {
+        pages.extend(v.await.unwrap());
+    }
+    waits.sort();
+    let p99 = waits[(waits.len() - 1) * 99 / 100];
+    eprintln!(
+        "{} grids served; master health p99 {p99:?} over {} probes",
+        pages.len(),
+        waits.len()
+    );
+    assert!(
+        !pages.is_empty() && pages.iter().all(|s| *s == 200),
+        "{pages:?}"
+    );
+    assert!(
+        p99 < Duration::from_millis(250),
+        "the master's health took {p99:?} (p99)"
+    );
+}

@@ -70,21 +70,32 @@ impl DataLayer {
         &self,
         prefix: &str,
     ) -> Result<BTreeMap<(WorkflowName, InstanceId), Instance>, StorageError> {
-        let mut out: BTreeMap<(WorkflowName, InstanceId), Instance> = BTreeMap::new();
-        for (t, _) in self.tokens(prefix, false).await? {
-            let key = match Name::parse(&t.name) {
-                Some(Name::Job {
-                    workflow, instance, ..
-                }) => (workflow, instance),
-                Some(Name::Signal {
-                    level: Level::Instance(w, i),
-                    ..
-                }) => (w, i),
-                _ => continue,
-            };
-            out.entry(key).or_default().add(t, false);
-        }
-        Ok(out)
+        let tokens = self.tokens(prefix, false).await?;
+        // Parsing every job's JSON is the costly part: on the blocking pool, never on a thread
+        // the master (in the same process) answers from.
+        let parse = move || {
+            let mut out: BTreeMap<(WorkflowName, InstanceId), Instance> = BTreeMap::new();
+            for (t, _) in tokens {
+                let key = match Name::parse(&t.name) {
+                    Some(Name::Job {
+                        workflow, instance, ..
+                    }) => (workflow, instance),
+                    Some(Name::Signal {
+                        level: Level::Instance(w, i),
+                        ..
+                    }) => (w, i),
+                    _ => continue,
+                };
+                out.entry(key).or_default().add(t, false);
+            }
+            out
+        };
+        tokio::task::spawn_blocking(parse).await.map_err(|e| {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+            StorageError::unavailable(crate::storage::Cause::Timeout, "the UI is stopping")
+        })
     }
 
     /// The statuses of every live instance, read from names where names say enough: a live

@@ -7,7 +7,7 @@ use super::grid::{DEFAULT_RUNS, Grid, MAX_RUNS, grid};
 use super::{Head, PageResult, Params, When, respond, when};
 use crate::token::name::Level;
 use crate::ui::Ui;
-use crate::ui::data::InstancePage;
+use crate::ui::data::{Instance, InstancePage, InstanceRow};
 use crate::ui::error::{PageError, PageQuery, QueryIn};
 use crate::ui::format::{run_secs, run_time};
 use crate::workflow::status::Look;
@@ -73,19 +73,57 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
         })
         .collect();
     let total = page_data.total;
-    let grid = grid(w, &recent, p.chart.as_ref(), now);
-    let grid_json = grid.json(w);
-    respond(&InstancesPage {
-        head: Head::new(&ui, format!("{w} instances"), &Level::Workflow(w.clone())),
-        workflow: w.to_string(),
-        first: if rows.is_empty() { 0 } else { p.offset + 1 },
-        last: p.offset + rows.len() as u64,
-        prev: (p.offset > 0).then(|| p.offset.saturating_sub(PAGE as u64)),
-        next: (p.offset + (PAGE as u64) < total).then_some(p.offset + PAGE as u64),
-        rows,
-        total,
-        grid,
-        grid_json,
-        looks: Look::ALL,
+    let head = Head::new(&ui, format!("{w} instances"), &Level::Workflow(w.clone()));
+    let (w, chart) = (w.clone(), p.chart.clone());
+    let offset = p.offset;
+    // The grid is built, and the page rendered, on the blocking pool, a few at a time (the
+    // permit goes with the work), within a bound on its cells.
+    let permit = ui.heavy_pages.clone().acquire_owned().await.map_err(|_| {
+        PageError(crate::ui::error::UiError::Unavailable(
+            "the UI is stopping".into(),
+        ))
+    })?;
+    let built = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let recent = within_cells(recent);
+        let grid = grid(&w, &recent, chart.as_ref(), now);
+        let grid_json = grid.json(&w);
+        respond(&InstancesPage {
+            head,
+            workflow: w.to_string(),
+            first: if rows.is_empty() { 0 } else { offset + 1 },
+            last: offset + rows.len() as u64,
+            prev: (offset > 0).then(|| offset.saturating_sub(PAGE as u64)),
+            next: (offset + (PAGE as u64) < total).then_some(offset + PAGE as u64),
+            rows,
+            total,
+            grid,
+            grid_json,
+            looks: Look::ALL,
+        })
     })
+    .await;
+    built.unwrap_or_else(|e| {
+        Err(PageError(crate::ui::error::UiError::Unavailable(format!(
+            "the page could not be built: {e}"
+        ))))
+    })
+}
+
+/// The most cells (jobs × runs) one grid shows: the newest runs that fit.
+pub const MAX_GRID_CELLS: usize = 50_000;
+
+/// The newest of `recent` (oldest first) whose cells fit in [`MAX_GRID_CELLS`].
+fn within_cells(mut recent: Vec<(InstanceRow, Instance)>) -> Vec<(InstanceRow, Instance)> {
+    let jobs = recent
+        .iter()
+        .map(|(_, i)| i.jobs.len())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let fit = (MAX_GRID_CELLS / jobs).max(1);
+    if recent.len() > fit {
+        recent.drain(..recent.len() - fit);
+    }
+    recent
 }
