@@ -179,3 +179,83 @@ async fn env_deny_keeps_a_variable_from_jobs() {
     assert!(text.contains("KEEP_ME=passed"), "{text}");
     assert!(!text.contains("AWS_SECRET_ACCESS_KEY"), "{text}");
 }
+
+#[tokio::test]
+async fn job_user_runs_jobs_as_a_user_who_cannot_read_the_config_or_the_worker() {
+    // SAFETY: geteuid only reads the process's user id.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED (secrets::job_user): switching users needs root");
+        return;
+    }
+    let Ok(nobody) = pinball::workflow::executor::JobUser::resolve("nobody") else {
+        eprintln!("SKIPPED (secrets::job_user): this machine has no user nobody");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = d.join("pinball.yaml");
+    let command = format!(
+        "id -u; cat {} || echo no-config; tr '\\\\0' '\\\\n' < /proc/$PPID/environ || echo no-environ",
+        config.display()
+    );
+    std::fs::write(
+        d.join("workflows.yaml"),
+        format!("workflows:\n  w:\n    jobs:\n      j: {{command: \"{command}\"}}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "database_url: sqlite://{}\nmaster_port: {}\nworkers: 1\nlocal_logs_dir_prefix: {}\nparser_params:\n  workflows_config: {}\njob_user: nobody\nsmtp_pass: a-password-jobs-must-not-read\n",
+            d.join("pinball.db").display(),
+            free_port(),
+            d.join("logs").display(),
+            d.join("workflows.yaml").display()
+        ),
+    )
+    .unwrap();
+    // As the README says: the configuration is the workers' user's alone.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cfg = config.to_str().unwrap();
+    let mut all = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
+        .args(["-c", cfg, "-m", "master,workers"])
+        .current_dir(d)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_until(LONG, "the instance starts", || async {
+        pinball_out(&["-c", cfg, "util", "-f", "-w", "w", "start"], d)
+            .await
+            .status
+            .success()
+    })
+    .await;
+    let logs = d.join("logs").join("pinball_job_logs").join("w");
+    let stdout = || -> Option<String> {
+        let instance = std::fs::read_dir(&logs).ok()?.next()?.ok()?.path();
+        let log = std::fs::read_dir(instance)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().ends_with(".stdout"))?;
+        std::fs::read_to_string(log.path())
+            .ok()
+            .filter(|t| t.contains("no-environ") || t.lines().count() > 2)
+    };
+    wait_until(LONG, "the job ran", || async { stdout().is_some() }).await;
+    let _ = all.kill().await;
+    let out = stdout().unwrap();
+    assert_eq!(
+        out.lines().next(),
+        Some(nobody.uid.to_string().as_str()),
+        "{out}"
+    );
+    assert!(out.contains("no-config"), "the job read the config: {out}");
+    assert!(!out.contains("a-password-jobs-must-not-read"), "{out}");
+    assert!(
+        out.contains("no-environ"),
+        "the job read the worker's environment: {out}"
+    );
+}
