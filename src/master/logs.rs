@@ -54,16 +54,24 @@ type Queued = (LogChunk, oneshot::Sender<Result<(), MasterError>>);
 pub struct LogSink {
     tx: mpsc::Sender<Queued>,
     options: LogOptions,
+    storage: Arc<dyn Storage>,
+    master: String,
 }
 
 impl LogSink {
     pub fn spawn(storage: Arc<dyn Storage>, master: String, options: LogOptions) -> LogSink {
+        let (storage_for_checks, master_for_checks) = (storage.clone(), master.clone());
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(write_loop(storage.clone(), master.clone(), rx));
         if options.retention_days > 0 {
             tokio::spawn(retention_loop(storage, master, options.retention_days));
         }
-        LogSink { tx, options }
+        LogSink {
+            tx,
+            options,
+            storage: storage_for_checks,
+            master: master_for_checks,
+        }
     }
 
     /// Stores one chunk a worker sent; answers once it is committed.
@@ -78,14 +86,24 @@ impl LogSink {
         let keep = bytes.len().min((limit - req.offset) as usize);
         let cut = keep < bytes.len() || (req.offset == limit && !bytes.is_empty());
         let raw_len = keep as i64;
-        let data = tokio::task::spawn_blocking(move || compress(&bytes[..keep]))
+        let skip = match keep {
+            0 => 0,
+            _ => self.stored_already(&name, &req, &bytes[..keep]).await?,
+        };
+        if keep > 0 && skip == keep {
+            return Ok(LogResponse {
+                truncated_at: cut.then_some(limit),
+            });
+        }
+        let (start, raw_len) = (req.offset as i64 + skip as i64, raw_len - skip as i64);
+        let data = tokio::task::spawn_blocking(move || compress(&bytes[skip..keep]))
             .await
             .map_err(|e| MasterError::Unavailable(format!("compressing the log failed: {e}")))?;
         let chunk = LogChunk {
             name,
             execution: i64::from(req.execution),
             kind: req.kind,
-            start: req.offset as i64,
+            start,
             raw_len,
             data,
             host: req.host,
@@ -104,6 +122,64 @@ impl LogSink {
         Ok(LogResponse {
             truncated_at: cut.then_some(limit),
         })
+    }
+}
+
+impl LogSink {
+    /// How many leading bytes of this chunk are stored already (a resend after a lost answer,
+    /// perhaps with more bytes since). Bytes that overlap what is stored but differ from it are
+    /// refused, never dropped in silence: the first writer's bytes stay, and the sender is told.
+    async fn stored_already(
+        &self,
+        name: &str,
+        req: &LogRequest,
+        bytes: &[u8],
+    ) -> Result<usize, MasterError> {
+        let unavailable = |e: crate::storage::StorageError| MasterError::Unavailable(e.to_string());
+        let key = crate::storage::LogKey {
+            name,
+            execution: i64::from(req.execution),
+            kind: &req.kind,
+        };
+        let offset = req.offset as i64;
+        let extent = self
+            .storage
+            .log_extent(&self.master, key)
+            .await
+            .map_err(unavailable)?;
+        let Some(stored_end) = extent.map(|e| e.size).filter(|s| *s > offset) else {
+            return Ok(0);
+        };
+        let overlap = ((stored_end - offset) as usize).min(bytes.len());
+        // The stored bytes of [offset, offset + overlap): a few chunks at most (each a send).
+        let mut stored = Vec::with_capacity(overlap);
+        let mut from = offset;
+        while (stored.len()) < overlap {
+            let chunks = self
+                .storage
+                .log_chunks(&self.master, key, from, 4)
+                .await
+                .map_err(unavailable)?;
+            if chunks.is_empty() {
+                break;
+            }
+            for c in chunks {
+                let raw = decompress(&c.data, c.raw_len as usize).map_err(|e| {
+                    MasterError::Unavailable(format!("a stored log cannot be read: {e}"))
+                })?;
+                let skip = (from - c.start).max(0) as usize;
+                stored.extend_from_slice(raw.get(skip..).unwrap_or_default());
+                from = c.start + c.raw_len;
+            }
+        }
+        stored.truncate(overlap);
+        if stored.len() == overlap && stored == bytes[..overlap] {
+            return Ok(overlap);
+        }
+        Err(MasterError::VersionConflict(format!(
+            "other bytes of the {} log of execution {} are stored from byte {offset}; a log is written once, by the worker that ran it",
+            req.kind, req.execution
+        )))
     }
 }
 

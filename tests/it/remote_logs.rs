@@ -166,6 +166,38 @@ async fn the_master_keeps_each_log_up_to_its_bound_and_says_so() {
         .unwrap_err();
     assert!(bad.to_string().contains("job"), "{bad}");
 
+    // A resend after a lost answer stores nothing twice, and one that carries more than was
+    // stored adds only the rest; other bytes where bytes are stored are refused, the first kept.
+    let again = [vec![b'x'; 600], vec![b'y'; 600]].concat();
+    master.append_log(send(0, again)).await.unwrap();
+    let e = master
+        .append_log(send(0, vec![b'q'; 600]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, pinball::master::MasterError::VersionConflict(_)),
+        "{e}"
+    );
+    let second = |offset: u64, bytes: Vec<u8>| LogRequest {
+        execution: 1,
+        ..send(offset, bytes)
+    };
+    master.append_log(second(0, vec![b'a'; 100])).await.unwrap();
+    let longer = [vec![b'a'; 100], vec![b'b'; 50]].concat();
+    master.append_log(second(0, longer.clone())).await.unwrap();
+    let key1 = LogKey {
+        execution: 1,
+        ..key
+    };
+    let chunks = store.log_chunks("default", key1, 0, 10).await.unwrap();
+    let stored: Vec<u8> = chunks
+        .iter()
+        .flat_map(|c| pinball::master::logs::decompress(&c.data, c.raw_len as usize).unwrap())
+        .collect();
+    assert_eq!(stored, longer, "each byte once, in order");
+    let extent = store.log_extent("default", key).await.unwrap().unwrap();
+    assert_eq!(extent.size, 1000, "the first bytes were kept");
+
     // Nobody but the holder writes the job's log: another worker, an execution of a job
     // nobody runs, a sender that names no worker.
     for forged in [

@@ -167,9 +167,9 @@ async fn round(
                 .await;
             let answer = match answer {
                 Ok(a) => a,
-                Err(MasterError::Forbidden(why)) => {
-                    // This worker no longer holds the job (its lease was lost): whoever runs
-                    // it now sends its own log.
+                Err(MasterError::Forbidden(why) | MasterError::VersionConflict(why)) => {
+                    // This worker no longer holds the job (its lease was lost), or the master
+                    // holds other bytes here: whoever runs it now sends its own log.
                     tracing::warn!(job = %of.job, log = %log.kind, reason = %why, "the master takes no more of this log from this worker; the rest stays on this host");
                     log.full = true;
                     break;
