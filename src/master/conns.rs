@@ -3,22 +3,29 @@
 //! its requests carries valid credentials (an API token, a UI session; on an open listener,
 //! any request that passed the check). Strangers may hold at most `max_connections` less a
 //! reserve kept for trusted connections, and at most `per_address` of them may come from one
-//! address; beyond either, the oldest such stranger is closed to admit the newcomer. So slow
-//! or idle unauthenticated sockets, however many, never keep a worker, the UI or the command
-//! line from connecting: a real client sends its request at once and is trusted before it is
-//! the oldest stranger. Used by `http::serve` and the master's and the UI's access checks.
+//! address; beyond either, and whenever every connection is taken, the oldest such stranger is
+//! closed to make room. A new connection has [`GRACE`] to send its first request before it may
+//! be closed so, however fast strangers come: so slow or idle unauthenticated sockets, however
+//! many, never keep a worker, the UI or the command line from connecting. Used by
+//! `http::serve` and the master's and the UI's access checks.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
+
+/// How long a new connection is safe from being closed to make room: time enough to send its
+/// first request.
+pub const GRACE: Duration = Duration::from_millis(250);
 
 /// One connection's standing.
 #[derive(Debug)]
 pub struct Standing {
     addr: IpAddr,
+    since: Instant,
     trusted: AtomicBool,
     /// Told to close (it was the oldest stranger); counted no more.
     evicted: AtomicBool,
@@ -33,6 +40,11 @@ impl Standing {
 
     fn is_stranger(&self) -> bool {
         !self.is_trusted() && !self.evicted.load(Ordering::Relaxed)
+    }
+
+    /// A stranger past its grace: one that may be closed to make room.
+    fn is_closable(&self, now: Instant) -> bool {
+        self.is_stranger() && now.duration_since(self.since) >= GRACE
     }
 
     fn evict(&self) {
@@ -69,8 +81,13 @@ impl Connections {
 
     /// Registers a connection from `addr`; closes the oldest strangers beyond the bounds.
     pub fn admit(&self, addr: IpAddr) -> Arc<Standing> {
+        self.admit_at(addr, Instant::now())
+    }
+
+    fn admit_at(&self, addr: IpAddr, now: Instant) -> Arc<Standing> {
         let new = Arc::new(Standing {
             addr,
+            since: now,
             trusted: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
             close: Notify::new(),
@@ -82,19 +99,33 @@ impl Connections {
             .filter(|s| s.is_stranger() && s.addr == addr)
             .count();
         if from_here > self.per_address
-            && let Some(oldest) = open.iter().find(|s| s.is_stranger() && s.addr == addr)
+            && let Some(oldest) = open.iter().find(|s| s.is_closable(now) && s.addr == addr)
         {
             tracing::warn!(address = %addr, per_address = self.per_address, "closing the oldest unauthenticated connection of an address to admit a new one");
             oldest.evict();
         }
         let strangers = open.iter().filter(|s| s.is_stranger()).count();
         if strangers > self.strangers
-            && let Some(oldest) = open.iter().find(|s| s.is_stranger())
+            && let Some(oldest) = open.iter().find(|s| s.is_closable(now))
         {
             tracing::warn!(address = %oldest.addr, strangers = self.strangers, "closing the oldest unauthenticated connection to admit a new one");
             oldest.evict();
         }
         new
+    }
+
+    /// Every connection is taken: closes the oldest stranger past its grace, if there is one.
+    pub fn make_room(&self) -> bool {
+        let now = Instant::now();
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        match open.iter().find(|s| s.is_closable(now)) {
+            Some(oldest) => {
+                tracing::warn!(address = %oldest.addr, "every connection is taken: closing the oldest unauthenticated one");
+                oldest.evict();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Forgets a connection that ended.
@@ -118,12 +149,19 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// Connections made `ago` (past their grace when more than [`GRACE`]).
+    fn admitted(c: &Connections, addr: &str, ago: Duration) -> Arc<Standing> {
+        c.admit_at(ip(addr), Instant::now() - ago)
+    }
+
+    const OLD: Duration = Duration::from_secs(5);
+
     #[test]
     fn strangers_beyond_an_address_s_share_close_its_oldest() {
         let c = Connections::new(100, 2);
-        let first = c.admit(ip("10.0.0.1"));
-        let second = c.admit(ip("10.0.0.1"));
-        let _other = c.admit(ip("10.0.0.2"));
+        let first = admitted(&c, "10.0.0.1", OLD);
+        let second = admitted(&c, "10.0.0.1", OLD);
+        let _other = admitted(&c, "10.0.0.2", OLD);
         let third = c.admit(ip("10.0.0.1"));
         assert!(
             first.evicted.load(Ordering::Relaxed),
@@ -137,16 +175,29 @@ mod tests {
     #[test]
     fn trusted_connections_are_never_closed_to_admit_strangers() {
         let c = Connections::new(2, 100);
-        let worker = c.admit(ip("10.0.0.1"));
+        let worker = admitted(&c, "10.0.0.1", OLD);
         trust_standing(&worker);
-        let a = c.admit(ip("10.0.0.2"));
-        let b = c.admit(ip("10.0.0.3"));
+        let a = admitted(&c, "10.0.0.2", OLD);
+        let b = admitted(&c, "10.0.0.3", OLD);
         let d = c.admit(ip("10.0.0.4"));
         assert!(!worker.evicted.load(Ordering::Relaxed));
         assert!(a.evicted.load(Ordering::Relaxed), "the oldest stranger");
         assert!(!b.evicted.load(Ordering::Relaxed) && !d.evicted.load(Ordering::Relaxed));
         c.forget(&a);
         assert_eq!(c.strangers(), 2);
+    }
+
+    #[test]
+    fn a_new_connection_has_its_grace_to_send_a_request() {
+        let c = Connections::new(1, 1);
+        let fresh = c.admit(ip("10.0.0.1"));
+        let newer = c.admit(ip("10.0.0.1"));
+        assert!(!fresh.evicted.load(Ordering::Relaxed), "within its grace");
+        assert!(!c.make_room(), "nobody past the grace to close");
+        let old = admitted(&c, "10.0.0.2", OLD);
+        assert!(c.make_room());
+        assert!(old.evicted.load(Ordering::Relaxed));
+        assert!(!newer.evicted.load(Ordering::Relaxed));
     }
 
     fn trust_standing(s: &Arc<Standing>) {

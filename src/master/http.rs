@@ -79,9 +79,23 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            () = &mut shutdown => break,
+        // A slot first. When every slot is taken, the oldest stranger past its grace gives its
+        // slot up (looked for again every quarter of the grace while none is).
+        let permit = loop {
+            if let Ok(p) = slots.clone().try_acquire_owned() {
+                break Some(p);
+            }
+            conns.make_room();
+            tokio::select! {
+                permit = slots.clone().acquire_owned() => {
+                    break Some(permit.expect("the semaphore is never closed"))
+                }
+                () = tokio::time::sleep(super::conns::GRACE / 4) => {}
+                () = &mut shutdown => break None,
+            }
+        };
+        let Some(permit) = permit else {
+            break;
         };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {

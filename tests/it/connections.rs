@@ -115,14 +115,7 @@ async fn slow_strangers_and_one_token_s_watches_cannot_starve_the_workers() {
     .await;
 
     // Meanwhile, the real work: the command line starts the chain, the workers run it.
-    let mut workers = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
-        .args(["-c", workers_cfg.to_str().unwrap(), "-m", "workers"])
-        .current_dir(d)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut workers = spawn_pinball(&["-c", workers_cfg.to_str().unwrap(), "-m", "workers"], d);
     let out = tokio::time::timeout(
         Duration::from_secs(20),
         pinball_out(&["-c", ops, "util", "-f", "-w", "chain", "start"], d),

@@ -127,6 +127,34 @@ async fn a_job_its_cleanup_and_the_exec_parser_find_no_token_anywhere() {
     assert!(parent.contains("PINBALL_API_TOKEN="), "{parent}");
 }
 
+/// A configuration for `-m master,workers` in `d` running `workflows.yaml`, with `extra` keys.
+fn single_host_config(d: &Path, extra: &str) -> std::path::PathBuf {
+    let config = d.join("pinball.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url: sqlite://{}\nmaster_port: {}\nworkers: 1\nlocal_logs_dir_prefix: {}\nparser_params:\n  workflows_config: {}\n{extra}",
+            d.join("pinball.db").display(),
+            free_port(),
+            d.join("logs").display(),
+            d.join("workflows.yaml").display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Starts an instance of `w` once the master of `cfg` answers.
+async fn start_when_up(cfg: &str, d: &Path) {
+    wait_until(LONG, "the instance starts", || async {
+        pinball_out(&["-c", cfg, "util", "-f", "-w", "w", "start"], d)
+            .await
+            .status
+            .success()
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn env_deny_keeps_a_variable_from_jobs() {
     let dir = tempfile::tempdir().unwrap();
@@ -140,36 +168,17 @@ async fn env_deny_keeps_a_variable_from_jobs() {
         ),
     )
     .unwrap();
-    let config = d.join("pinball.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "database_url: sqlite://{}\nmaster_port: {}\nworkers: 1\nlocal_logs_dir_prefix: {}\nparser_params:\n  workflows_config: {}\nenv_deny: [AWS_*]\n",
-            d.join("pinball.db").display(),
-            free_port(),
-            d.join("logs").display(),
-            d.join("workflows.yaml").display()
-        ),
-    )
-    .unwrap();
-    let mut all = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
-        .args(["-c", config.to_str().unwrap(), "-m", "master,workers"])
-        .current_dir(d)
-        .env("AWS_SECRET_ACCESS_KEY", "do-not-pass-this-on")
-        .env("KEEP_ME", "passed")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let config = single_host_config(d, "env_deny: [AWS_*]\n");
     let cfg = config.to_str().unwrap();
-    wait_until(LONG, "the instance starts", || async {
-        pinball_out(&["-c", cfg, "util", "-f", "-w", "w", "start"], d)
-            .await
-            .status
-            .success()
-    })
-    .await;
+    let mut all = pinball_with_env(
+        &["-c", cfg, "-m", "master,workers"],
+        d,
+        &[
+            ("AWS_SECRET_ACCESS_KEY", "do-not-pass-this-on"),
+            ("KEEP_ME", "passed"),
+        ],
+    );
+    start_when_up(cfg, d).await;
     wait_until(LONG, "the job ran", || async {
         std::fs::read_to_string(&out).is_ok_and(|t| t.contains("KEEP_ME"))
     })
@@ -203,36 +212,16 @@ async fn job_user_runs_jobs_as_a_user_who_cannot_read_the_config_or_the_worker()
         format!("workflows:\n  w:\n    jobs:\n      j: {{command: \"{command}\"}}\n"),
     )
     .unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "database_url: sqlite://{}\nmaster_port: {}\nworkers: 1\nlocal_logs_dir_prefix: {}\nparser_params:\n  workflows_config: {}\njob_user: nobody\nsmtp_pass: a-password-jobs-must-not-read\n",
-            d.join("pinball.db").display(),
-            free_port(),
-            d.join("logs").display(),
-            d.join("workflows.yaml").display()
-        ),
-    )
-    .unwrap();
+    single_host_config(
+        d,
+        "job_user: nobody\nsmtp_pass: a-password-jobs-must-not-read\n",
+    );
     // As the README says: the configuration is the workers' user's alone.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
     let cfg = config.to_str().unwrap();
-    let mut all = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
-        .args(["-c", cfg, "-m", "master,workers"])
-        .current_dir(d)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    wait_until(LONG, "the instance starts", || async {
-        pinball_out(&["-c", cfg, "util", "-f", "-w", "w", "start"], d)
-            .await
-            .status
-            .success()
-    })
-    .await;
+    let mut all = pinball_with_env(&["-c", cfg, "-m", "master,workers"], d, &[]);
+    start_when_up(cfg, d).await;
     let logs = d.join("logs").join("pinball_job_logs").join("w");
     let stdout = || -> Option<String> {
         let instance = std::fs::read_dir(&logs).ok()?.next()?.ok()?.path();

@@ -85,3 +85,17 @@ pub async fn pinball_out(args: &[&str], dir: &Path) -> std::process::Output {
         .await
         .unwrap()
 }
+
+/// Starts `pinball ARGS` in `dir` with `env` added, its output discarded.
+pub fn pinball_with_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
