@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,10 @@ pub const GRACE: Duration = Duration::from_millis(250);
 pub struct Standing {
     addr: IpAddr,
     since: Instant,
+    /// Requests being answered on it now (one at a time on HTTP/1).
+    busy: AtomicUsize,
+    /// When it last finished answering a request, in milliseconds after `since`.
+    idle_since_ms: AtomicU64,
     trusted: AtomicBool,
     /// Told to close (it was the oldest stranger); counted no more.
     evicted: AtomicBool,
@@ -42,14 +46,59 @@ impl Standing {
         !self.is_trusted() && !self.evicted.load(Ordering::Relaxed)
     }
 
-    /// A stranger past its grace: one that may be closed to make room.
+    /// A stranger that is not being answered and has been idle (or silent since it came) for
+    /// its grace: one that may be closed to make room. A request whose headers have arrived is
+    /// never cut off, however long its answer takes.
     fn is_closable(&self, now: Instant) -> bool {
-        self.is_stranger() && now.duration_since(self.since) >= GRACE
+        let idle_since =
+            self.since + Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
+        self.is_stranger()
+            && self.busy.load(Ordering::Relaxed) == 0
+            && now.saturating_duration_since(idle_since) >= GRACE
+    }
+
+    /// Whether it may close now that it was told to: no request of its is being answered (if
+    /// one is, it is a stranger no more to the eviction that chose it, and stays).
+    pub fn spare(&self) -> bool {
+        if self.busy.load(Ordering::Relaxed) == 0 {
+            return true;
+        }
+        self.evicted.store(false, Ordering::Relaxed);
+        false
+    }
+
+    /// A request's headers arrived: it is being answered.
+    fn request_began(&self) {
+        self.busy.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Its answer is ready.
+    fn request_ended(&self) {
+        let ms = self.since.elapsed().as_millis() as u64;
+        self.idle_since_ms.store(ms, Ordering::Relaxed);
+        self.busy.fetch_sub(1, Ordering::Relaxed);
     }
 
     fn evict(&self) {
         self.evicted.store(true, Ordering::Relaxed);
         self.close.notify_one();
+    }
+}
+
+/// A request being answered on a connection, from its headers to its answer (or until it is
+/// dropped): the connection is not closed to make room meanwhile.
+pub struct Answering(Arc<Standing>);
+
+impl Answering {
+    pub fn new(standing: Arc<Standing>) -> Answering {
+        standing.request_began();
+        Answering(standing)
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.request_ended();
     }
 }
 
@@ -88,6 +137,8 @@ impl Connections {
         let new = Arc::new(Standing {
             addr,
             since: now,
+            busy: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
             trusted: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
             close: Notify::new(),
@@ -185,6 +236,21 @@ mod tests {
         assert!(!b.evicted.load(Ordering::Relaxed) && !d.evicted.load(Ordering::Relaxed));
         c.forget(&a);
         assert_eq!(c.strangers(), 2);
+    }
+
+    #[test]
+    fn a_request_being_answered_keeps_its_connection() {
+        let c = Connections::new(1, 1);
+        let slow_to_answer = admitted(&c, "10.0.0.1", OLD);
+        let answering = Answering::new(slow_to_answer.clone());
+        let _silent = admitted(&c, "10.0.0.2", OLD);
+        assert!(c.make_room());
+        assert!(!slow_to_answer.evicted.load(Ordering::Relaxed));
+        drop(answering);
+        assert!(
+            !slow_to_answer.is_closable(Instant::now()),
+            "idle for less than its grace"
+        );
     }
 
     #[test]

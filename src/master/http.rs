@@ -121,8 +121,10 @@ pub async fn serve(
                 req.extensions_mut()
                     .insert(axum::extract::ConnectInfo(peer));
                 req.extensions_mut().insert(on_request.clone());
+                let answering = super::conns::Answering::new(on_request.clone());
                 async move {
                     let response = app.oneshot(req).await;
+                    drop(answering);
                     Ok::<_, Infallible>(response.unwrap_or_else(|never| match never {}))
                 }
             });
@@ -131,10 +133,19 @@ pub async fn serve(
         let conns = conns.clone();
         tokio::spawn(async move {
             // A client that hangs up or is timed out ends here; nothing to report. A stranger
-            // closed to admit another ends when told.
-            tokio::select! {
-                _ = conn => {}
-                () = standing.close.notified() => {}
+            // closed to make room ends when told, unless a request of its began meanwhile: the
+            // request is polled by this task, so none is cut off half answered (one that
+            // committed would lose its answer).
+            tokio::pin!(conn);
+            loop {
+                tokio::select! {
+                    _ = &mut conn => break,
+                    () = standing.close.notified() => {
+                        if standing.spare() {
+                            break;
+                        }
+                    }
+                }
             }
             conns.forget(&standing);
             drop(permit);
