@@ -30,7 +30,18 @@ fn main() {
         Err(e) => Err(CliError::failed(format!("cannot start the runtime: {e}"))),
     };
     match status {
-        Ok(output) => print!("{output}"),
+        Ok(output) => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            // A reader that went away (`| head -1`) has what it wanted: end quietly.
+            match out.write_all(output.as_bytes()).and_then(|()| out.flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("pinball: cannot write the output: {e}");
+                    std::process::exit(1);
+                }
+                _ => {}
+            }
+        }
         Err(e) => {
             eprintln!("pinball: {}", e.message);
             std::process::exit(e.status);

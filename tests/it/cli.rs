@@ -145,3 +145,35 @@ async fn a_token_command_without_a_master_fails_with_status_one() {
         stderr(&o)
     );
 }
+
+#[tokio::test]
+async fn a_closed_pipe_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&dir).await;
+    let port = app.addr.port().to_string();
+    let tokens: Vec<_> = (0..5000)
+        .map(|n| pinball::token::Token::new(format!("/many/{n:05}"), Some("x".repeat(100))))
+        .collect();
+    app.insert(tokens).await;
+    // As `pinball token ls /many | head -1`: the reader goes away after one line.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
+        .args(["token", "-p", &port, "-r", "cat", "/many"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut first = String::new();
+    use tokio::io::AsyncBufReadExt;
+    tokio::io::BufReader::new(stdout)
+        .read_line(&mut first)
+        .await
+        .unwrap();
+    // The pipe closes here, before the command has printed everything.
+    let out = child.wait_with_output().await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!first.is_empty());
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
