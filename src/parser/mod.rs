@@ -76,6 +76,37 @@ mod tests {
         parse_yaml(text, "test.yaml")
     }
 
+    /// A command as long as `MAX_COMMAND_BYTES` runs (with the worker's wrapping); one longer
+    /// than the operating system takes is refused at import, naming the job and the bound.
+    #[test]
+    fn a_command_longer_than_the_os_runs_is_refused_at_import() {
+        let max = validate::MAX_COMMAND_BYTES;
+        let command = |len: usize| format!("true #{}", "x".repeat(len - 7));
+        let yaml =
+            |c: &str| format!("workflows:\n  wf:\n    jobs:\n      big: {{command: '{c}'}}\n");
+        assert!(parse(&yaml(&command(max))).is_ok());
+        // As long as the worker's start gate makes it (`read -r _ || exit 97; exec </dev/null; `).
+        let wrapped = format!("true; {:<38}{}", "", command(max));
+        let ran = std::process::Command::new("/bin/sh")
+            .args(["-c", &format!("{wrapped}\n")])
+            .stdin(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ran.success(), "the longest command runs");
+        let err = parse(&yaml(&command(1 << 20))).unwrap_err().to_string();
+        assert!(
+            err.contains("big") && err.contains(&max.to_string()),
+            "{err}"
+        );
+        let too_long = std::process::Command::new("/bin/sh")
+            .args(["-c", &command(1 << 20)])
+            .status();
+        assert!(
+            too_long.is_err(),
+            "the operating system refuses 1 MiB in one argument"
+        );
+    }
+
     #[test]
     fn a_workflow_with_a_final_job_gets_a_final_job_depending_on_every_leaf() {
         let wfs = parse(

@@ -25,13 +25,37 @@ fn at(job: &JobName, message: impl Into<String>) -> Invalid {
     }
 }
 
+/// The longest command that reaches `/bin/sh -c` as one argument: Linux takes at most 128 KiB
+/// (MAX_ARG_STRLEN, its NUL included) in one argument, and the worker wraps the command in up
+/// to 512 bytes of its own (the start gate, the cleanup banners).
+pub const MAX_COMMAND_BYTES: usize = 128 * 1024 - 1 - 512;
+
+/// Refuses a command (as substituted, placeholders become variable references) that the
+/// operating system would not run.
+fn check_length(name: &JobName, what: &str, template: &str) -> Result<(), Invalid> {
+    let substituted = super::template::substitute(template, &Default::default())
+        .map(|s| s.command.len())
+        .unwrap_or(template.len());
+    if substituted > MAX_COMMAND_BYTES {
+        return Err(at(
+            name,
+            format!(
+                "{what} is {substituted} bytes once its placeholders are filled in; the operating system runs at most {MAX_COMMAND_BYTES} bytes in one command: put the script in a file and run the file"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn validate_job(name: &JobName, job: &JobDef) -> Result<(), Invalid> {
     if job.command.trim().is_empty() {
         return Err(at(name, "command is empty"));
     }
     super::template::check(&job.command).map_err(|e| at(name, format!("command: {e}")))?;
+    check_length(name, "command", &job.command)?;
     if let Some(t) = &job.cleanup_template {
         super::template::check(t).map_err(|e| at(name, format!("cleanup_template: {e}")))?;
+        check_length(name, "cleanup_template", t)?;
     }
     if let Some(p) = job
         .pool
