@@ -141,6 +141,12 @@ async fn start_master(
         .await
         .with_context(|| format!("cannot listen on {host}:{port} (master_bind, master_port)"))?;
     let url = config.database_url()?;
+    let serving = listener
+        .local_addr()
+        .map_or_else(|_| format!("{host}:{port}"), |a| a.to_string());
+    // One master per database and name: held before anything is loaded, for the process's life.
+    let hold = storage::exclusive::hold(&url, &config.master_name, &serving)
+        .map_err(anyhow::Error::msg)?;
     let store = storage::open(&url)?;
     tracing::info!(database = %storage::redact_url(&url), master = %config.master_name, access = %access, "starting master");
     // Loading retries while the database is unreachable; a shutdown ends the wait.
@@ -151,12 +157,11 @@ async fn start_master(
             return Ok(None);
         }
     };
-    tasks.spawn(api::serve(
-        master.clone(),
-        listener,
-        settings,
-        wait_for(stop),
-    ));
+    let serve = api::serve(master.clone(), listener, settings, wait_for(stop));
+    tasks.spawn(async move {
+        let _hold = hold;
+        serve.await
+    });
     Ok(Some(master))
 }
 

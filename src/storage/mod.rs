@@ -4,6 +4,7 @@
 
 mod cause;
 pub mod copy;
+pub mod exclusive;
 mod health;
 mod migrate;
 mod mysql;

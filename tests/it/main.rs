@@ -23,6 +23,7 @@ mod leases;
 mod limits;
 mod metrics;
 mod netns;
+mod one_master;
 mod outages;
 mod outbox;
 mod pools;
