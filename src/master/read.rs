@@ -20,7 +20,7 @@ use crate::token::*;
 /// Visits a read may make under the lock it first took.
 pub(super) const QUICK_VISITS: usize = 4096;
 /// Visits between two locks of a long read.
-pub(super) const CHUNK: usize = 8192;
+pub(super) const CHUNK: usize = 4096;
 /// Long reads running at once (each holds a blocking thread; more wait their turn).
 pub(super) const SCANS: usize = 2;
 

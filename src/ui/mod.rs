@@ -86,8 +86,9 @@ impl Ui {
     }
 }
 
-/// Heavy pages built at once.
-const HEAVY_PAGES: usize = 2;
+/// Heavy pages built at once: one, so a core stays free for everything else (the master, in
+/// `-m all`).
+const HEAVY_PAGES: usize = 1;
 
 /// 128 bits from the OS's secure random source, as hex.
 pub fn random_hex() -> String {

@@ -250,10 +250,10 @@ async fn six_big_runs_grids_at_once_leave_the_master_in_the_same_process_answeri
         pages.len(),
         waits.len()
     );
-    assert!(
-        !pages.is_empty() && pages.iter().all(|s| *s == 200),
-        "{pages:?}"
-    );
+    // Each page is served, or refused at once as busy (503) when it waited past the UI's
+    // bound for its turn: never a hang.
+    assert!(pages.contains(&200), "{pages:?}");
+    assert!(pages.iter().all(|s| matches!(s, 200 | 503)), "{pages:?}");
     assert!(
         p99 < Duration::from_millis(250),
         "the master's health took {p99:?} (p99)"
