@@ -83,10 +83,15 @@ unsafe fn overwrite_and_remove(name: &std::ffi::OsStr) {
     }
 }
 
+/// Secrets shorter than this are not looked for in values at all (a one-letter password
+/// would withhold every `X=1`); they are still never passed by name.
+const MATCH_MIN_LEN: usize = 4;
+
 /// Whether `value` holds one of `secrets`.
 fn holds_secret(secrets: &[String], value: &str) -> bool {
     secrets
         .iter()
+        .filter(|s| s.len() >= MATCH_MIN_LEN)
         .any(|s| value == s || (s.len() >= SUBSTRING_MATCH_LEN && value.contains(s.as_str())))
 }
 
@@ -197,6 +202,16 @@ mod tests {
             ]),
         );
         assert_eq!(names(&env), ["PATH", "NOT_SMTP"]);
+    }
+
+    #[test]
+    fn a_very_short_password_withholds_nothing_by_value() {
+        let c = Config {
+            smtp_pass: Secret("1".into()),
+            ..Config::default()
+        };
+        let env = child_env_from(&c, vars(&[("PYTHONUNBUFFERED", "1")]));
+        assert_eq!(names(&env), ["PYTHONUNBUFFERED"]);
     }
 
     #[test]
