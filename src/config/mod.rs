@@ -215,6 +215,8 @@ pub struct Config {
     /// The OS user that jobs and cleanup commands run as (the workers must run as root);
     /// none: the workers' own user.
     pub job_user: Option<String>,
+    /// How long processes a job left running may outlive its shell before they are ended.
+    pub job_linger_sec: u64,
 }
 
 /// `HOST:PORT` (an IPv6 host in brackets) split into its parts.
@@ -297,6 +299,7 @@ impl Default for Config {
             env_allow: Vec::new(),
             env_deny: Vec::new(),
             job_user: None,
+            job_linger_sec: 0,
         }
     }
 }

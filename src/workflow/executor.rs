@@ -26,6 +26,8 @@ pub struct Launch {
     pub base_env: Vec<(OsString, OsString)>,
     /// `job_user`: the OS user commands run as (none: the worker's own).
     pub user: Option<JobUser>,
+    /// `job_linger_sec`: how long what a job left running may outlive its shell.
+    pub linger: Duration,
 }
 
 impl Default for Launch {
@@ -33,6 +35,7 @@ impl Default for Launch {
         Launch {
             base_env: crate::config::Config::default().child_env(),
             user: None,
+            linger: Duration::ZERO,
         }
     }
 }
@@ -68,7 +71,11 @@ impl Launch {
                 ("LOGNAME".into(), u.name.clone().into()),
             ]);
         }
-        Ok(Launch { base_env, user })
+        Ok(Launch {
+            base_env,
+            user,
+            linger: Duration::from_secs(c.job_linger_sec),
+        })
     }
 }
 
@@ -340,7 +347,11 @@ async fn run_inner(
         spec.stderr_log.clone(),
         reports.clone(),
     ));
+    let pgid = child.id().unwrap_or(0);
     let (status, killed_because) = supervise(&mut child, &spec, &reports, abort).await?;
+    // What the job left running in its group ends with it (after `job_linger_sec`), so no
+    // background process outlives its job, and none holds the job's output open.
+    end_leftovers(pgid, spec.launch.linger, spec.kill_grace);
     // Output still buffered in the pipes is written out; a grandchild that keeps a pipe open
     // does not hold the job forever.
     let mut log_trouble = Vec::new();
@@ -418,6 +429,24 @@ async fn supervise(
     }
 }
 
+/// Ends the processes a job left in its group once its shell exited: at once (SIGKILL) with no
+/// linger, else SIGTERM after the linger and SIGKILL after the grace.
+fn end_leftovers(pgid: u32, linger: Duration, grace: Duration) {
+    if pgid == 0 {
+        return;
+    }
+    if linger.is_zero() {
+        signal_group(pgid, libc::SIGKILL);
+        return;
+    }
+    tokio::spawn(async move {
+        tokio::time::sleep(linger).await;
+        signal_group(pgid, libc::SIGTERM);
+        tokio::time::sleep(grace).await;
+        signal_group(pgid, libc::SIGKILL);
+    });
+}
+
 /// `setpriv` (util-linux), if this machine has it.
 fn setpriv() -> Option<&'static str> {
     static FOUND: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
@@ -461,6 +490,38 @@ mod tests {
             reports.push(r);
         }
         (result, reports)
+    }
+
+    #[tokio::test]
+    async fn what_a_job_leaves_running_ends_with_it_and_holds_nothing_open() {
+        let dir = tempfile::tempdir().unwrap();
+        // The background sleep keeps the job's stdout open and would run for five minutes.
+        let started = std::time::Instant::now();
+        let (result, _) = exec(spec(&dir, "sleep 300 & echo $!; exit 0")).await;
+        assert_eq!(result.exit_code, 0);
+        assert!(result.log_trouble.is_empty(), "{:?}", result.log_trouble);
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "the job's end waited for its background process"
+        );
+        let pid = std::fs::read_to_string(dir.path().join("out")).unwrap();
+        let stat = std::path::PathBuf::from(format!("/proc/{}/stat", pid.trim()));
+        // Running, or a zombie its new parent has not reaped yet (dead all the same).
+        let alive = || {
+            std::fs::read_to_string(&stat)
+                .ok()
+                .and_then(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .map(|r| r.trim_start().starts_with('Z'))
+                })
+                .is_some_and(|zombie| !zombie)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while alive() && std::time::Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
+        assert!(!alive(), "the background process outlived its job");
     }
 
     #[test]

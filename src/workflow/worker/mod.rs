@@ -93,6 +93,7 @@ impl WorkerSettings {
             launch: Arc::new(crate::workflow::executor::Launch {
                 base_env: c.child_env(),
                 user: None,
+                linger: Duration::from_secs(c.job_linger_sec),
             }),
         }
     }
