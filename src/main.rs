@@ -11,6 +11,11 @@ fn main() {
     // SAFETY: the first thing the process does, before any other thread exists.
     unsafe { pinball::config::env::take_secrets() };
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::ReapJobs)) {
+        // The workers' helper: no configuration, no runtime; it ends when its worker does.
+        pinball::workflow::reaper::serve(std::io::stdin().lock());
+        return;
+    }
     // The configuration names the log format; its own errors are printed without tracing.
     let loaded = Config::load(cli.config.as_deref());
     if let Ok((config, _)) = &loaded {
@@ -97,6 +102,8 @@ async fn run(
         }
         (None, Some(Command::HashPassword)) => cli::hash_password(),
         (None, Some(Command::Db(args))) => cli::db::run(&args, &config).await,
+        // Served before the configuration is read (see `main`).
+        (None, Some(Command::ReapJobs)) => Ok(String::new()),
         (None, None) => Err(CliError::usage(
             "nothing to do: give -m MODES or a command (see --help)",
         )),

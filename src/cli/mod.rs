@@ -46,6 +46,9 @@ pub enum Command {
     HashPassword,
     /// Move or check the database: `db copy --from URL --to URL`, `db check`.
     Db(db::DbArgs),
+    /// The helper a workers process starts so its jobs' processes die with it (internal).
+    #[command(hide = true)]
+    ReapJobs,
 }
 
 /// `pinball hash-password`: the password from the terminal (asked twice, not echoed) or the

@@ -28,6 +28,8 @@ pub struct Launch {
     pub user: Option<JobUser>,
     /// `job_linger_sec`: how long what a job left running may outlive its shell.
     pub linger: Duration,
+    /// Kills the jobs' groups if this worker dies (`reaper`); none in tests.
+    pub reaper: Option<Arc<super::reaper::Reaper>>,
 }
 
 impl Default for Launch {
@@ -36,6 +38,7 @@ impl Default for Launch {
             base_env: crate::config::Config::default().child_env(),
             user: None,
             linger: Duration::ZERO,
+            reaper: None,
         }
     }
 }
@@ -71,10 +74,15 @@ impl Launch {
                 ("LOGNAME".into(), u.name.clone().into()),
             ]);
         }
+        let program = std::env::current_exe()
+            .map_err(|e| format!("cannot find this program to start the job reaper: {e}"))?;
+        let reaper = super::reaper::Reaper::start(&program)
+            .map_err(|e| format!("cannot start the job reaper ({}): {e}", program.display()))?;
         Ok(Launch {
             base_env,
             user,
             linger: Duration::from_secs(c.job_linger_sec),
+            reaper: Some(Arc::new(reaper)),
         })
     }
 }
@@ -325,6 +333,9 @@ async fn run_inner(
     gate: Option<oneshot::Receiver<()>>,
 ) -> std::io::Result<ExecResult> {
     let mut child = command(&spec, gate.is_some()).spawn()?;
+    if let (Some(reaper), Some(pgid)) = (&spec.launch.reaper, child.id()) {
+        reaper.watch(pgid);
+    }
     if let Some(gate) = gate {
         let mut stdin = child.stdin.take().expect("piped");
         if gate.await.is_err() {
@@ -351,7 +362,7 @@ async fn run_inner(
     let (status, killed_because) = supervise(&mut child, &spec, &reports, abort).await?;
     // What the job left running in its group ends with it (after `job_linger_sec`), so no
     // background process outlives its job, and none holds the job's output open.
-    end_leftovers(pgid, spec.launch.linger, spec.kill_grace);
+    end_leftovers(pgid, &spec.launch, spec.kill_grace);
     // Output still buffered in the pipes is written out; a grandchild that keeps a pipe open
     // does not hold the job forever.
     let mut log_trouble = Vec::new();
@@ -431,19 +442,23 @@ async fn supervise(
 
 /// Ends the processes a job left in its group once its shell exited: at once (SIGKILL) with no
 /// linger, else SIGTERM after the linger and SIGKILL after the grace.
-fn end_leftovers(pgid: u32, linger: Duration, grace: Duration) {
+fn end_leftovers(pgid: u32, launch: &Launch, grace: Duration) {
     if pgid == 0 {
         return;
     }
-    if linger.is_zero() {
+    let reaper = launch.reaper.clone();
+    if launch.linger.is_zero() {
         signal_group(pgid, libc::SIGKILL);
+        reaper.inspect(|r| r.forget(pgid));
         return;
     }
+    let linger = launch.linger;
     tokio::spawn(async move {
         tokio::time::sleep(linger).await;
         signal_group(pgid, libc::SIGTERM);
         tokio::time::sleep(grace).await;
         signal_group(pgid, libc::SIGKILL);
+        reaper.inspect(|r| r.forget(pgid));
     });
 }
 

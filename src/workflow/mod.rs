@@ -15,6 +15,7 @@ pub mod logs;
 pub mod mail;
 pub mod plan;
 pub mod progress;
+pub mod reaper;
 pub mod settle;
 pub mod signal;
 pub mod status;

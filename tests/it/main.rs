@@ -27,6 +27,7 @@ mod one_master;
 mod outages;
 mod outbox;
 mod pools;
+mod process_tree;
 mod processes;
 mod read_load;
 mod remote_logs;

@@ -94,6 +94,7 @@ impl WorkerSettings {
                 base_env: c.child_env(),
                 user: None,
                 linger: Duration::from_secs(c.job_linger_sec),
+                reaper: None,
             }),
         }
     }

@@ -1,0 +1,89 @@
+//! A job's processes die with its worker (issue 23, F4), with real processes: a `-m workers`
+//! process runs a job whose shell has started two more processes, and is SIGKILLed; within a
+//! second none of the job's processes runs on.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::access::master_with;
+use crate::helpers::*;
+
+/// Whether process `pid` runs (a zombie waiting to be reaped does not).
+fn runs(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|r| !r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+fn pid_in(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+#[tokio::test]
+async fn a_killed_worker_s_job_leaves_no_process_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (bg, fg) = (d.join("bg.pid"), d.join("fg.pid"));
+    std::fs::write(
+        d.join("wf.yaml"),
+        format!(
+            "workflows:\n  w:\n    jobs:\n      j: {{command: 'sleep 301 & echo $! > {}; sleep 302 & echo $! > {}; wait'}}\n",
+            bg.display(),
+            fg.display()
+        ),
+    )
+    .unwrap();
+    let master = master_with(d, "").await;
+    let config = d.join("workers.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url: sqlite://{}\nmaster_port: {}\nworkers: 1\nlocal_logs_dir_prefix: {}\nparser_params:\n  workflows_config: {}\n",
+            d.join("pinball.db").display(),
+            master.port,
+            d.join("logs").display(),
+            d.join("wf.yaml").display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    for args in [&["import", "-f"][..], &["util", "-f", "-w", "w", "start"]] {
+        let mut full = vec!["-c", cfg];
+        full.extend_from_slice(args);
+        let out = pinball_out(&full, d).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut workers = spawn_pinball(&["-c", cfg, "-m", "workers"], d);
+    wait_until(
+        Duration::from_secs(30),
+        "the job's processes run",
+        || async { pid_in(&bg).is_some_and(|p| runs(&p)) && pid_in(&fg).is_some_and(|p| runs(&p)) },
+    )
+    .await;
+    let (bg, fg) = (pid_in(&bg).unwrap(), pid_in(&fg).unwrap());
+    workers.start_kill().unwrap();
+    workers.wait().await.unwrap();
+    let killed = Instant::now();
+    wait_until(
+        Duration::from_secs(1),
+        "every process of the job is gone",
+        || async { !runs(&bg) && !runs(&fg) },
+    )
+    .await;
+    eprintln!(
+        "the job's processes were gone {:?} after its worker",
+        killed.elapsed()
+    );
+}
