@@ -569,6 +569,13 @@ impl State {
         }
     }
 
+    /// Makes `txn` write something though no request did: the blessed version token, so the
+    /// batch is a real commit (a probe of a database that refused the last one).
+    pub fn probe(&mut self, txn: &mut Txn) {
+        let blessed = self.tokens[BLESSED_VERSION_NAME].clone();
+        self.put(BLESSED_VERSION_NAME, Some(blessed), txn);
+    }
+
     /// Closes a batch that changed something: advances the visible blessed version.
     pub fn seal(&mut self, txn: &mut Txn) {
         if txn.is_empty() {

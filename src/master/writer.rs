@@ -121,6 +121,9 @@ struct Writer {
     runnable: Pattern,
 }
 
+/// How often a writer whose last commit failed tries one of its own.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+
 /// The most runnable jobs whose start the job-to-job metric follows at once.
 const MAX_FOLLOWED: usize = 100_000;
 
@@ -171,9 +174,21 @@ impl Writer {
         self.parked
             .iter()
             .flat_map(|p| [Some(p.deadline), p.next_lease_end.map(lease)])
-            .chain([self.retry_at.map(|(t, _)| t), self.watches.next_deadline()])
+            .chain([
+                self.retry_at.map(|(t, _)| t),
+                self.watches.next_deadline(),
+                self.probe_due().then(|| now + PROBE_EVERY),
+            ])
             .flatten()
             .min()
+    }
+
+    /// Whether the last commit failed on a database that still answers (a full disk, a
+    /// read-only file): the writer then commits a probe of its own every [`PROBE_EVERY`], so
+    /// `/ready` turns 200 once the database takes commits again, with no client writing.
+    fn probe_due(&self) -> bool {
+        let db = self.shared.db.status();
+        db.failing.is_some() && !db.is_unreachable()
     }
 
     async fn run_batch(&mut self, cmds: Vec<Command>) {
@@ -222,6 +237,9 @@ impl Writer {
         let mut outcomes = self.apply(cmds, &mut state, &mut txn, now);
         if trouble.is_none() {
             self.retry_parked(&mut state, &mut txn, now, &mut outcomes);
+        }
+        if txn.is_empty() && self.probe_due() {
+            state.probe(&mut txn);
         }
         state.seal(&mut txn);
         if txn.is_empty() {

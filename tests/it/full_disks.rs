@@ -93,9 +93,17 @@ async fn a_full_sqlite_disk_refuses_writes_and_heals_when_grown_without_a_restar
         refused.push(name);
     }
 
-    // Grown: the master takes writes again by itself, every one of them.
+    // Grown: the master finds out by itself (a load balancer gating on /ready sends nothing
+    // until then), and takes writes again, every one of them.
     disk.resize("64m");
     let healed = std::time::Instant::now();
+    wait_until(
+        secs(10),
+        "/ready turns 200 with no client writing",
+        || async { ready(port).await.0 == 200 },
+    )
+    .await;
+    eprintln!("ready again {:?} after the disk grew", healed.elapsed());
     loop {
         let name = format!("/after/{}", acked.len());
         match client.modify(write(&name, 100)).await {
