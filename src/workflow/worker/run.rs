@@ -146,7 +146,10 @@ impl Worker {
                 "" => "its worker".to_owned(),
                 w => format!("worker {w}"),
             };
-            let reason = format!("{who} stopped renewing its lease");
+            // Alive or not: a worker cut off from the master looks the same from here.
+            let reason = format!(
+                "{who} did not renew its lease in time (it died, or could not reach the master)"
+            );
             record.lost = Some(reason.clone());
             let events = record.events.clone();
             if job.lost_in_a_row() <= self.settings.lost_lease_retries as usize {
@@ -728,7 +731,8 @@ impl Worker {
                 }
                 other => {
                     if told && other.is_ok() {
-                        tracing::info!(worker = %self.name, "the master took the job's end");
+                        // Answered: whether it took this worker's end is the caller's to say.
+                        tracing::info!(worker = %self.name, "the master answers again");
                     }
                     return other;
                 }
