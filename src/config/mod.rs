@@ -179,8 +179,8 @@ pub struct Config {
     /// Connections the master and the UI each serve at once; more wait. A quarter is kept
     /// for authenticated callers.
     pub max_connections: usize,
-    /// Requests one API token may have waiting at the master at once (default: a quarter
-    /// of `max_connections`).
+    /// Requests one API token may have waiting at the master at once (default: half of
+    /// `max_connections`).
     pub max_parked_per_token: Option<usize>,
     /// Where the master listens; `master_host` is where clients find it.
     pub master_bind: String,

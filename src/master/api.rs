@@ -51,7 +51,7 @@ impl ApiSettings {
             limits: ServeLimits::from_config(c),
             parking: Parking::new(
                 c.max_parked_per_token
-                    .unwrap_or(c.max_connections / 4)
+                    .unwrap_or(c.max_connections / 2)
                     .max(1),
             ),
         }

@@ -1,5 +1,5 @@
 //! How many requests one API token may have parked at the master at once (watches and claims
-//! that wait): `max_parked_per_token`, by default a quarter of `max_connections`. A parked request
+//! that wait): `max_parked_per_token`, by default half of `max_connections`. A parked request
 //! holds a connection for up to its wait, so without this bound one token's watches (a
 //! viewer's dashboard, say) could hold every connection the workers need. A request beyond it
 //! is answered UNAVAILABLE at once and its connection closed. The slot is held by the request

@@ -61,7 +61,14 @@ async fn slow_strangers_and_one_token_s_watches_cannot_starve_the_workers() {
         format!("workflows:\n  chain:\n    jobs:\n{chain}"),
     )
     .unwrap();
-    let master = master_with(d, &format!("{}max_connections: 40\n", api_tokens_yaml())).await;
+    let master = master_with(
+        d,
+        &format!(
+            "{}max_connections: 40\nmax_parked_per_token: 10\n",
+            api_tokens_yaml()
+        ),
+    )
+    .await;
     let port = master.port;
     let common = format!(
         "database_url: sqlite://{}\nmaster_port: {port}\nparser_params:\n  workflows_config: {}\nlocal_logs_dir_prefix: {}\nworkers: 2\nworker_poll_time_sec: 1\n",
