@@ -304,6 +304,13 @@ impl<'a> Scanner<'a> {
         self.pieces.push(Piece::Text(&self.t[self.text_from..upto]));
     }
 
+    /// `%%` at byte `at`: the text before it, then a percent sign; the text goes on after it.
+    fn percent(&mut self, at: usize) {
+        self.push_text(at);
+        self.pieces.push(Piece::Percent);
+        self.text_from = at + 2;
+    }
+
     /// Reads `%(key)s` at `self.i`; returns the key and moves past it.
     fn placeholder(&mut self) -> Result<&'a str, TemplateError> {
         let start = self.i;
@@ -325,10 +332,8 @@ impl<'a> Scanner<'a> {
         while self.i < self.b.len() {
             let c = self.b[self.i];
             if c == b'%' && self.at(1) == Some(b'%') {
-                self.push_text(self.i);
-                self.pieces.push(Piece::Percent);
+                self.percent(self.i);
                 self.i += 2;
-                self.text_from = self.i;
                 self.escaped = false;
                 if self.in_commands() {
                     self.command().current.text.push('%');
@@ -663,16 +668,20 @@ impl<'a> Scanner<'a> {
                     pos = end;
                     break;
                 }
-                if let Some(at) = line.find("%(") {
-                    let key = line[at + 2..].split(")s").next().unwrap_or("").to_owned();
-                    return Err(TemplateError::HereDocument { key });
-                }
+                // Each `%` in order: `%%` is a percent sign, `%(` a refused placeholder.
                 let mut from = pos;
-                while let Some(p) = self.t[from..end].find("%%") {
-                    self.push_text_range(from + p);
-                    self.pieces.push(Piece::Percent);
-                    self.text_from = from + p + 2;
-                    from = from + p + 2;
+                while let Some(p) = self.t[from..end].find('%').map(|p| from + p) {
+                    match self.b.get(p + 1) {
+                        Some(b'%') => self.percent(p),
+                        Some(b'(') => {
+                            let key = self.t[p + 2..end].split(")s").next().unwrap_or("");
+                            return Err(TemplateError::HereDocument {
+                                key: key.to_owned(),
+                            });
+                        }
+                        _ => {}
+                    }
+                    from = (p + 2).min(end);
                 }
                 pos = end + 1;
             }
@@ -682,9 +691,5 @@ impl<'a> Scanner<'a> {
             self.i = pos.min(self.b.len()).saturating_sub(1);
         }
         Ok(())
-    }
-
-    fn push_text_range(&mut self, upto: usize) {
-        self.pieces.push(Piece::Text(&self.t[self.text_from..upto]));
     }
 }

@@ -262,6 +262,7 @@ mod tests {
             "bash script.sh %(x)s",
             "python3 script.py %(x)s",
             "cat <<'EOF'\nhello 100%%\nEOF\necho %(x)s",
+            "cat <<EOF\n100%%(not a placeholder)s%\nEOF",
             "mycmd > %(f)s",
             "cat <<< %(x)s",
             "for i in %(x)s; do echo $i; done",
