@@ -34,19 +34,25 @@ pub struct Launch {
 
 impl Default for Launch {
     fn default() -> Self {
-        Launch {
-            base_env: crate::config::Config::default().child_env(),
-            user: None,
-            linger: Duration::ZERO,
-            reaper: None,
-        }
+        Launch::plain(&crate::config::Config::default())
     }
 }
 
 impl Launch {
-    /// From the configuration: `child_env`, and `job_user` looked up (it must exist, and
-    /// switching to it needs root and `setpriv`).
-    pub fn from_config(c: &crate::config::Config) -> Result<Launch, String> {
+    /// `c`'s cleaned environment and linger; jobs run as the worker's own user, with no
+    /// reaper (what tests and in-process workers use).
+    pub fn plain(c: &crate::config::Config) -> Launch {
+        Launch {
+            base_env: c.child_env(),
+            user: None,
+            linger: Duration::from_secs(c.job_linger_sec),
+            reaper: None,
+        }
+    }
+
+    /// This launch as a `-m workers` process runs it: `job_user` looked up (it must exist,
+    /// and switching to it needs root and `setpriv`), and the reaper started.
+    pub fn for_workers(self, c: &crate::config::Config) -> Result<Launch, String> {
         let user = match c.job_user.as_deref() {
             None => None,
             Some(name) => {
@@ -65,7 +71,7 @@ impl Launch {
                 Some(user)
             }
         };
-        let mut base_env = c.child_env();
+        let mut base_env = self.base_env;
         if let Some(u) = &user {
             base_env.retain(|(k, _)| !matches!(k.to_str(), Some("HOME" | "USER" | "LOGNAME")));
             base_env.extend([
@@ -81,8 +87,8 @@ impl Launch {
         Ok(Launch {
             base_env,
             user,
-            linger: Duration::from_secs(c.job_linger_sec),
             reaper: Some(Arc::new(reaper)),
+            ..self
         })
     }
 }
@@ -333,9 +339,14 @@ async fn run_inner(
     gate: Option<oneshot::Receiver<()>>,
 ) -> std::io::Result<ExecResult> {
     let mut child = command(&spec, gate.is_some()).spawn()?;
-    if let (Some(reaper), Some(pgid)) = (&spec.launch.reaper, child.id()) {
-        reaper.watch(pgid);
-    }
+    let pgid = child.id().unwrap_or(0);
+    // Told to the reaper until the group has ended, whichever way this function returns.
+    let watched = spec
+        .launch
+        .reaper
+        .as_ref()
+        .filter(|_| pgid != 0)
+        .map(|r| r.watch(pgid));
     if let Some(gate) = gate {
         let mut stdin = child.stdin.take().expect("piped");
         if gate.await.is_err() {
@@ -358,11 +369,10 @@ async fn run_inner(
         spec.stderr_log.clone(),
         reports.clone(),
     ));
-    let pgid = child.id().unwrap_or(0);
     let (status, killed_because) = supervise(&mut child, &spec, &reports, abort).await?;
     // What the job left running in its group ends with it (after `job_linger_sec`), so no
     // background process outlives its job, and none holds the job's output open.
-    end_leftovers(pgid, &spec.launch, spec.kill_grace);
+    end_leftovers(pgid, spec.launch.linger, spec.kill_grace, watched);
     // Output still buffered in the pipes is written out; a grandchild that keeps a pipe open
     // does not hold the job forever.
     let mut log_trouble = Vec::new();
@@ -441,24 +451,27 @@ async fn supervise(
 }
 
 /// Ends the processes a job left in its group once its shell exited: at once (SIGKILL) with no
-/// linger, else SIGTERM after the linger and SIGKILL after the grace.
-fn end_leftovers(pgid: u32, launch: &Launch, grace: Duration) {
+/// linger, else SIGTERM after the linger and SIGKILL after the grace. The reaper forgets the
+/// group when `watched` is dropped, once the group is ended.
+fn end_leftovers(
+    pgid: u32,
+    linger: Duration,
+    grace: Duration,
+    watched: Option<super::reaper::Watched>,
+) {
     if pgid == 0 {
         return;
     }
-    let reaper = launch.reaper.clone();
-    if launch.linger.is_zero() {
+    if linger.is_zero() {
         signal_group(pgid, libc::SIGKILL);
-        reaper.inspect(|r| r.forget(pgid));
         return;
     }
-    let linger = launch.linger;
     tokio::spawn(async move {
+        let _watched = watched;
         tokio::time::sleep(linger).await;
         signal_group(pgid, libc::SIGTERM);
         tokio::time::sleep(grace).await;
         signal_group(pgid, libc::SIGKILL);
-        reaper.inspect(|r| r.forget(pgid));
     });
 }
 

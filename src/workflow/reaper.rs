@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The worker's end: the helper process and the pipe to it.
 #[derive(Debug)]
@@ -41,14 +41,27 @@ impl Reaper {
         }
     }
 
-    /// A job's group started.
-    pub fn watch(&self, pgid: u32) {
+    /// A job's group started: the reaper holds it until the answer is dropped (the group
+    /// ended), so no early return leaves a stale group, whose number may be reused, behind.
+    pub fn watch(self: &Arc<Self>, pgid: u32) -> Watched {
         self.say(format!("+{pgid}\n"));
+        Watched {
+            reaper: self.clone(),
+            pgid,
+        }
     }
+}
 
-    /// A job's group ended.
-    pub fn forget(&self, pgid: u32) {
-        self.say(format!("-{pgid}\n"));
+/// A job's group the reaper kills if the worker dies; dropping it tells the reaper to forget it.
+#[derive(Debug)]
+pub struct Watched {
+    reaper: Arc<Reaper>,
+    pgid: u32,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.reaper.say(format!("-{}\n", self.pgid));
     }
 }
 

@@ -64,9 +64,11 @@ pub struct WorkerSettings {
 impl WorkerSettings {
     /// The settings of `c`, its `job_user` resolved (an error names what is wrong with it).
     pub fn try_from_config(c: &Config) -> Result<WorkerSettings, String> {
+        let plain = WorkerSettings::from_config(c);
+        let launch = (*plain.launch).clone().for_workers(c)?;
         Ok(WorkerSettings {
-            launch: Arc::new(crate::workflow::executor::Launch::from_config(c)?),
-            ..WorkerSettings::from_config(c)
+            launch: Arc::new(launch),
+            ..plain
         })
     }
 
@@ -90,12 +92,7 @@ impl WorkerSettings {
             outage_grace: Duration::from_secs(c.master_outage_grace_sec),
             lost_lease_retries: c.lost_lease_retries,
             pools: c.pools.clone(),
-            launch: Arc::new(crate::workflow::executor::Launch {
-                base_env: c.child_env(),
-                user: None,
-                linger: Duration::from_secs(c.job_linger_sec),
-                reaper: None,
-            }),
+            launch: Arc::new(crate::workflow::executor::Launch::plain(c)),
         }
     }
 }
