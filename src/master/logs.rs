@@ -60,17 +60,20 @@ pub struct LogSink {
 
 impl LogSink {
     pub fn spawn(storage: Arc<dyn Storage>, master: String, options: LogOptions) -> LogSink {
-        let (storage_for_checks, master_for_checks) = (storage.clone(), master.clone());
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(write_loop(storage.clone(), master.clone(), rx));
         if options.retention_days > 0 {
-            tokio::spawn(retention_loop(storage, master, options.retention_days));
+            tokio::spawn(retention_loop(
+                storage.clone(),
+                master.clone(),
+                options.retention_days,
+            ));
         }
         LogSink {
             tx,
             options,
-            storage: storage_for_checks,
-            master: master_for_checks,
+            storage,
+            master,
         }
     }
 
@@ -123,9 +126,7 @@ impl LogSink {
             truncated_at: cut.then_some(limit),
         })
     }
-}
 
-impl LogSink {
     /// How many leading bytes of this chunk are stored already (a resend after a lost answer,
     /// perhaps with more bytes since). Bytes that overlap what is stored but differ from it are
     /// refused, never dropped in silence: the first writer's bytes stay, and the sender is told.
@@ -183,13 +184,21 @@ impl LogSink {
     }
 }
 
+/// The workflow, instance and job a log request names, each checked to be a name.
+pub fn job_of(req: &LogRequest) -> Result<(WorkflowName, InstanceId, JobName), MasterError> {
+    let bad = |what: &str, e: &dyn std::fmt::Display| MasterError::input(format!("{what}: {e}"));
+    Ok((
+        req.workflow.parse().map_err(|e| bad("workflow", &e))?,
+        req.instance.parse().map_err(|e| bad("instance", &e))?,
+        req.job.parse().map_err(|e| bad("job", &e))?,
+    ))
+}
+
 /// The job's name in the log table (`/workflow/<wf>/<instance>/<job>`) and the bytes, once
 /// every part of the request is what it must be.
 fn checked(req: &LogRequest) -> Result<(String, Vec<u8>), MasterError> {
     let bad = |what: &str, e: &dyn std::fmt::Display| MasterError::input(format!("{what}: {e}"));
-    let w: WorkflowName = req.workflow.parse().map_err(|e| bad("workflow", &e))?;
-    let i: InstanceId = req.instance.parse().map_err(|e| bad("instance", &e))?;
-    let j: JobName = req.job.parse().map_err(|e| bad("job", &e))?;
+    let (w, i, j) = job_of(req)?;
     if !KINDS.contains(&req.kind.as_str()) {
         return Err(MasterError::input(format!(
             "kind {:?} is not a kind of log; use stdout, stderr or pinlog",

@@ -257,12 +257,7 @@ impl Master {
                 req.owner, req.job, req.workflow, req.instance
             ))
         };
-        let (Ok(w), Ok(i), Ok(j)) = (req.workflow.parse(), req.instance.parse(), req.job.parse())
-        else {
-            return Err(MasterError::input(
-                "workflow, instance and job must be names",
-            ));
-        };
+        let (w, i, j) = super::logs::job_of(req)?;
         if req.owner.is_empty() || req.owner.len() > 255 {
             return Err(refused());
         }
