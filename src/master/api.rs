@@ -210,12 +210,7 @@ fn control_writes(req: &ModifyRequest) -> Option<AuditRequest> {
     }
     let mut result = lines.join("\n");
     if result.len() > MAX_AUDIT_RESULT {
-        let mut end = MAX_AUDIT_RESULT - 3;
-        while !result.is_char_boundary(end) {
-            end -= 1;
-        }
-        result.truncate(end);
-        result.push_str("...");
+        result = format!("{}...", clip(&result, MAX_AUDIT_RESULT - 3));
     }
     Some(AuditRequest {
         actor: "(api)".into(),
@@ -305,9 +300,8 @@ async fn query_and_own(
     State(m): State<Master>,
     Extension(caller): Extension<Caller>,
     Extension(parking): Extension<Arc<Parking>>,
-    ApiJson(req): ApiJson<QueryAndOwnRequest>,
+    ApiJson(mut req): ApiJson<QueryAndOwnRequest>,
 ) -> Result<Response, ApiError> {
-    let mut req = req;
     if let Some(b) = &caller.binding {
         b.check_owner(&caller.name, &req.owner)?;
         req.pools = b.claim_pools(&caller.name, req.pools.take())?;

@@ -4,8 +4,8 @@
 
 use crate::master::MasterClient;
 use crate::token::AuditRequest;
-use crate::token::MAX_AUDIT_RESULT;
 use crate::token::name::{InstanceId, JobName, WorkflowName};
+use crate::token::{MAX_AUDIT_RESULT, clip};
 
 /// What an action was applied to.
 #[derive(Debug, Clone, Default)]
@@ -13,15 +13,6 @@ pub struct Target<'a> {
     pub workflow: Option<&'a WorkflowName>,
     pub instance: Option<&'a InstanceId>,
     pub jobs: &'a [JobName],
-}
-
-/// `text` cut to at most `max` bytes, on a character boundary.
-fn clip(text: &str, max: usize) -> String {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
 }
 
 /// Records that `actor` ran `command` on `target`, with its message or its error.
@@ -37,13 +28,13 @@ pub async fn record(
         Err(e) => (false, e),
     };
     let req = AuditRequest {
-        actor: clip(actor, crate::token::MAX_AUDIT_FIELD),
+        actor: clip(actor, crate::token::MAX_AUDIT_FIELD).to_owned(),
         command: command.to_owned(),
         workflow: target.workflow.map(|w| w.to_string()),
         instance: target.instance.map(|i| i.to_string()),
         jobs: target.jobs.iter().map(|j| j.to_string()).collect(),
         ok,
-        result: clip(result.trim_end(), MAX_AUDIT_RESULT),
+        result: clip(result.trim_end(), MAX_AUDIT_RESULT).to_owned(),
     };
     if let Err(e) = client.audit(req).await {
         tracing::error!(command, actor = ?actor, error = %e, "could not write the audit log entry of an action");

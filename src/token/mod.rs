@@ -270,6 +270,15 @@ impl QueryRequest {
 pub const MAX_AUDIT_RESULT: usize = 4096;
 pub const MAX_AUDIT_FIELD: usize = 255;
 
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+pub fn clip(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 impl AuditRequest {
     pub fn validate(&self) -> Result<(), MasterError> {
         let long = |what: &str, len: usize, max: usize| {
