@@ -120,22 +120,24 @@ impl Found {
     }
 
     fn add(&mut self, name: &str, e: &Entry, budget: &mut AnswerBudget) -> Result<(), MasterError> {
+        let bytes = name.len() + e.data.as_ref().map_or(0, |d| d.len());
         let Some(max) = self.max else {
-            budget.charge(name.len() + e.data.as_ref().map_or(0, |d| d.len()))?;
+            budget.charge(bytes)?;
             self.all.push(e.to_token(name));
             return Ok(());
         };
         if max == 0 {
             return Ok(());
         }
-        let rank = Rank(if e.priority == 0.0 { 0.0 } else { e.priority });
+        // Entries hold -0.0 as 0.0 already (`Entry::from_token`).
+        let rank = Rank(e.priority);
         if self.best.len() == max
             && let Some(worst) = self.best.peek()
             && (rank, name) >= (worst.rank, worst.token.name.as_str())
         {
             return Ok(());
         }
-        budget.charge(name.len() + e.data.as_ref().map_or(0, |d| d.len()))?;
+        budget.charge(bytes)?;
         self.best.push(Ranked {
             rank,
             token: e.to_token(name),
@@ -663,13 +665,9 @@ impl State {
     pub fn query(&self, q: &Query, budget: &mut AnswerBudget) -> Result<Vec<Token>, MasterError> {
         let pattern = Pattern::parse(&q.name_prefix)?;
         let mut found = Found::new(q.max_tokens);
-        let mut after = None;
-        loop {
-            after = self.scan(&pattern, after.as_deref(), usize::MAX, budget, &mut found)?;
-            if after.is_none() {
-                return Ok(found.into_tokens());
-            }
-        }
+        // One pass, under the caller's lock (`read` reads long queries in chunks instead).
+        self.scan(&pattern, None, usize::MAX, budget, &mut found)?;
+        Ok(found.into_tokens())
     }
 
     /// Visits up to `chunk` tokens under `pattern`'s literal prefix, after `after` (exclusive),
