@@ -82,14 +82,11 @@ pub(super) fn quick(
 }
 
 /// Answers `req` on the blocking pool, in chunks (see the module's header).
-pub(super) async fn long(
-    shared: Arc<Shared>,
-    req: QueryRequest,
-    limits: ReadLimits,
-) -> Result<Answer, MasterError> {
+pub(super) async fn long(shared: Arc<Shared>, req: QueryRequest) -> Result<Answer, MasterError> {
     // The permit moves into the blocking work: it is held until the scan ends, whatever
     // happens to the request that asked.
-    let permit = limits
+    let permit = shared
+        .reads
         .scans
         .clone()
         .acquire_owned()
@@ -97,17 +94,14 @@ pub(super) async fn long(
         .map_err(|_| MasterError::Unavailable("the master is stopping".into()))?;
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        in_chunks(&shared, &req, &limits)
+        in_chunks(&shared, &req)
     })
     .await
     .map_err(|e| MasterError::Unavailable(format!("a read failed: {e}")))?
 }
 
-fn in_chunks(
-    shared: &Shared,
-    req: &QueryRequest,
-    limits: &ReadLimits,
-) -> Result<Answer, MasterError> {
+fn in_chunks(shared: &Shared, req: &QueryRequest) -> Result<Answer, MasterError> {
+    let limits = &shared.reads;
     let mut budget = limits.budget(limits.max_visits);
     let version = shared.state.blocking_read().last_version();
     let mut tokens = Vec::with_capacity(req.queries.len());

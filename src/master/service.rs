@@ -333,7 +333,7 @@ impl Master {
         };
         match quick {
             Some(answer) => answer,
-            None => super::read::long(self.shared.clone(), req, self.shared.reads.clone()).await,
+            None => super::read::long(self.shared.clone(), req).await,
         }
     }
 

@@ -36,13 +36,12 @@ impl Watches {
     /// Answers a small read here; a larger one is read in chunks on the blocking pool, once
     /// the writer has let go of the state (see `read`).
     fn answer(&self, state: &State, w: Watch) {
-        let limits = &self.shared.reads;
-        match read::quick(state, &w.req, limits) {
+        match read::quick(state, &w.req, &self.shared.reads) {
             Some(answer) => drop(w.reply.send(answer)),
             None => {
-                let (shared, limits) = (self.shared.clone(), limits.clone());
+                let shared = self.shared.clone();
                 tokio::spawn(async move {
-                    let _ = w.reply.send(read::long(shared, w.req, limits).await);
+                    let _ = w.reply.send(read::long(shared, w.req).await);
                 });
             }
         }
