@@ -42,18 +42,15 @@ async fn a_killed_worker_s_job_leaves_no_process_behind() {
     )
     .unwrap();
     let master = master_with(d, "").await;
-    let config = d.join("workers.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "database_url: sqlite://{}\nmaster_port: {}\nworkers: 1\nlocal_logs_dir_prefix: {}\nparser_params:\n  workflows_config: {}\n",
-            d.join("pinball.db").display(),
-            master.port,
-            d.join("logs").display(),
+    let config = local_config(
+        d,
+        "workers.yaml",
+        master.port,
+        &format!(
+            "parser_params:\n  workflows_config: {}\n",
             d.join("wf.yaml").display()
         ),
-    )
-    .unwrap();
+    );
     let cfg = config.to_str().unwrap();
     for args in [&["import", "-f"][..], &["util", "-f", "-w", "w", "start"]] {
         let mut full = vec!["-c", cfg];

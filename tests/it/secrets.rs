@@ -47,18 +47,15 @@ async fn a_job_its_cleanup_and_the_exec_parser_find_no_token_anywhere() {
         serde_json::to_string(&serde_yaml::from_str::<serde_json::Value>(&yaml).unwrap()).unwrap();
     std::fs::write(d.join("defs.json"), defs).unwrap();
     let master = master_with(d, &api_tokens_yaml()).await;
-    let config = d.join("workers.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "database_url: sqlite://{}\nmaster_port: {}\nworkers: 1\nlocal_logs_dir_prefix: {}\nparser: exec\nparser_params:\n  command: 'env > {s}/parser.env; cat {}'\n",
-            d.join("pinball.db").display(),
-            master.port,
-            d.join("logs").display(),
+    let config = local_config(
+        d,
+        "workers.yaml",
+        master.port,
+        &format!(
+            "parser: exec\nparser_params:\n  command: 'env > {s}/parser.env; cat {}'\n",
             d.join("defs.json").display()
         ),
-    )
-    .unwrap();
+    );
     let run = |args: &[&str]| {
         let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"));
         c.arg("-c")
@@ -129,19 +126,12 @@ async fn a_job_its_cleanup_and_the_exec_parser_find_no_token_anywhere() {
 
 /// A configuration for `-m master,workers` in `d` running `workflows.yaml`, with `extra` keys.
 fn single_host_config(d: &Path, extra: &str) -> std::path::PathBuf {
-    let config = d.join("pinball.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "database_url: sqlite://{}\nmaster_port: {}\nworkers: 1\nlocal_logs_dir_prefix: {}\nparser_params:\n  workflows_config: {}\n{extra}",
-            d.join("pinball.db").display(),
-            free_port(),
-            d.join("logs").display(),
-            d.join("workflows.yaml").display()
-        ),
-    )
-    .unwrap();
-    config
+    let workflows = d.join("workflows.yaml");
+    let extra = format!(
+        "parser_params:\n  workflows_config: {}\n{extra}",
+        workflows.display()
+    );
+    local_config(d, "pinball.yaml", free_port(), &extra)
 }
 
 /// Starts an instance of `w` once the master of `cfg` answers.

@@ -21,6 +21,22 @@ pub fn write_config(dir: &Path, url: &str, master_name: &str) -> PathBuf {
     path
 }
 
+/// Writes configuration `name` in `dir`: a master on `port` with its SQLite file in `dir`, one
+/// worker with its logs in `dir/logs`, and `extra` keys.
+pub fn local_config(dir: &Path, name: &str, port: u16, extra: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "database_url: sqlite://{}\nmaster_port: {port}\nworkers: 1\nlocal_logs_dir_prefix: {}\n{extra}",
+            dir.join("pinball.db").display(),
+            dir.join("logs").display(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
 /// Starts `pinball -c CONFIG -m master` and waits for the line that says where it listens.
 pub async fn start_master_process(config: &Path) -> Process {
     use tokio::io::AsyncBufReadExt;
