@@ -150,17 +150,40 @@ async fn start_master(
     let store = storage::open(&url)?;
     tracing::info!(database = %storage::redact_url(&url), master = %config.master_name, access = %access, "starting master");
     // Loading retries while the database is unreachable; a shutdown ends the wait.
+    let spec = crate::master::lease::HoldSpec {
+        address: serving,
+        lease: Duration::from_secs(config.master_lease_sec),
+        file_locked: hold.is_some(),
+    };
+    let options = MasterOptions::from_config(config);
     let master = tokio::select! {
-        m = Master::start_with(store, &config.master_name, MasterOptions::from_config(config)) => m,
+        m = Master::serve_exclusively(store, &config.master_name, options, spec) => {
+            m.map_err(anyhow::Error::msg)?
+        }
         () = wait_for(stop.clone()) => {
             tracing::info!("stopped before the master's database answered");
             return Ok(None);
         }
     };
-    let serve = api::serve(master.clone(), listener, settings, wait_for(stop));
+    // Serving ends with the process's stop, or when another master took the lease over.
+    let (deposed_tx, deposed_rx) = tokio::sync::oneshot::channel();
+    let watched = master.clone();
+    let until = async move {
+        tokio::select! {
+            () = wait_for(stop) => {}
+            why = watched.deposed() => drop(deposed_tx.send(why)),
+        }
+    };
+    let serve = api::serve(master.clone(), listener, settings, until);
+    let releasing = master.clone();
     tasks.spawn(async move {
         let _hold = hold;
-        serve.await
+        serve.await?;
+        if let Ok(why) = deposed_rx.await {
+            anyhow::bail!("{why}");
+        }
+        releasing.release().await;
+        Ok(())
     });
     Ok(Some(master))
 }

@@ -122,6 +122,9 @@ pub struct Config {
     pub archive_delay_sec: u64,
     /// A running job's ownership lease, renewed while it runs.
     pub lease_sec: u64,
+    /// How long a master's hold on its database (`master_lease`) outlives its last renewal:
+    /// a second master on the same database and name waits this long for a hung one.
+    pub master_lease_sec: u64,
     /// On SIGTERM, how long workers let running jobs go on before handing them back.
     pub worker_shutdown_grace_sec: u64,
     /// How long a worker keeps a running job, and keeps trying to commit its end, while the
@@ -252,6 +255,7 @@ impl Default for Config {
             job_log_path_prefix: "pinball_job_logs/".into(),
             archive_delay_sec: 12 * 3600,
             lease_sec: 30,
+            master_lease_sec: 10,
             worker_shutdown_grace_sec: 30,
             master_outage_grace_sec: 600,
             lost_lease_retries: 1,
@@ -409,6 +413,12 @@ impl Config {
             return bad(format!(
                 "lease_sec {} is too short; it must be at least 2",
                 self.lease_sec
+            ));
+        }
+        if !(2..=3600).contains(&self.master_lease_sec) {
+            return bad(format!(
+                "master_lease_sec {} must be between 2 and 3600",
+                self.master_lease_sec
             ));
         }
         if self.workers == 0 {

@@ -8,6 +8,7 @@ pub mod budget;
 pub mod client;
 pub mod conns;
 pub mod http;
+pub mod lease;
 pub mod logs;
 pub mod openapi;
 pub mod parking;

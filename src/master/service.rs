@@ -50,6 +50,29 @@ pub(super) struct Shared {
     pub(super) reads: super::read::ReadLimits,
     storage_kind: &'static str,
     started: Instant,
+    /// The epoch of the lease this master holds (`None`: a master that takes none, in tests).
+    pub(super) epoch: Option<i64>,
+    /// Why this master may serve no more (another master took its lease), once it is so.
+    deposed: tokio::sync::watch::Sender<Option<String>>,
+}
+
+impl Shared {
+    /// This master lost its lease: it commits nothing more, and whoever runs it stops it.
+    pub(super) fn depose(&self, why: String) {
+        self.deposed.send_if_modified(|d| {
+            if d.is_some() {
+                return false;
+            }
+            tracing::error!(master = %self.name, reason = %why, "this master no longer holds its lease; it stops");
+            *d = Some(why);
+            true
+        });
+    }
+
+    /// Why this master may serve no more, if it may not.
+    pub(super) fn deposed(&self) -> Option<String> {
+        self.deposed.borrow().clone()
+    }
 }
 
 /// A handle to a running master. Cheap to clone; the writer stops when every handle is gone.
@@ -58,16 +81,30 @@ pub struct Master {
     shared: Arc<Shared>,
     tx: mpsc::Sender<Command>,
     logs: super::logs::LogSink,
+    storage: Arc<dyn Storage>,
 }
 
-/// Loads the master's tokens, retrying with backoff while the database is unreachable.
-async fn load_with_retry(storage: &dyn Storage, name: &str) -> Loaded {
+/// Takes the master's lease (with `hold`) and loads its tokens, retrying with backoff while
+/// the database is unreachable. `Err` says which master holds the lease.
+async fn load_with_retry(
+    storage: &dyn Storage,
+    name: &str,
+    hold: Option<&super::lease::HoldSpec>,
+) -> Result<(Loaded, Option<i64>), String> {
     let mut delay = Duration::from_millis(200);
     loop {
-        let result = match storage.migrate().await {
-            Ok(()) => storage.load_active(name).await,
-            Err(e) => Err(e),
-        };
+        let result: Result<Result<_, String>, crate::storage::StorageError> = async {
+            storage.migrate().await?;
+            let epoch = match hold {
+                Some(spec) => match super::lease::take(storage, name, spec).await? {
+                    Ok(epoch) => Some(epoch),
+                    Err(refused) => return Ok(Err(refused)),
+                },
+                None => None,
+            };
+            Ok(Ok((storage.load_active(name).await?, epoch)))
+        }
+        .await;
         match result {
             Ok(loaded) => return loaded,
             Err(e) => {
@@ -159,8 +196,30 @@ impl Master {
         name: &str,
         options: MasterOptions,
     ) -> Master {
+        Master::open(storage, name, options, None)
+            .await
+            .expect("a master that takes no lease is never refused")
+    }
+
+    /// [`Master::start_with`], holding the lease of `name` as `hold` says (`-m master`): `Err`
+    /// when another master holds it, naming that master.
+    pub async fn serve_exclusively(
+        storage: Box<dyn Storage>,
+        name: &str,
+        options: MasterOptions,
+        hold: super::lease::HoldSpec,
+    ) -> Result<Master, String> {
+        Master::open(storage, name, options, Some(hold)).await
+    }
+
+    async fn open(
+        storage: Box<dyn Storage>,
+        name: &str,
+        options: MasterOptions,
+        hold: Option<super::lease::HoldSpec>,
+    ) -> Result<Master, String> {
         let started = Instant::now();
-        let loaded = load_with_retry(storage.as_ref(), name).await;
+        let (loaded, epoch) = load_with_retry(storage.as_ref(), name, hold.as_ref()).await?;
         let read_ms = started.elapsed().as_millis() as u64;
         let mut state = build_state(loaded);
         let extended = state.extend_leases(
@@ -199,10 +258,53 @@ impl Master {
             options,
             storage_kind: storage.kind(),
             started: Instant::now(),
+            epoch,
+            deposed: tokio::sync::watch::Sender::new(None),
         });
+        if let (Some(epoch), Some(spec)) = (epoch, hold.filter(|h| !h.file_locked)) {
+            super::lease::spawn_renewal(
+                storage.clone(),
+                name.to_owned(),
+                epoch,
+                spec.lease,
+                Arc::downgrade(&shared),
+            );
+        }
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        super::writer::spawn(shared.clone(), storage, rx);
-        Master { shared, tx, logs }
+        super::writer::spawn(shared.clone(), storage.clone(), rx);
+        Ok(Master {
+            shared,
+            tx,
+            logs,
+            storage,
+        })
+    }
+
+    /// Resolves when this master may serve no more (another master took its lease), with why.
+    pub async fn deposed(&self) -> String {
+        let mut rx = self.shared.deposed.subscribe();
+        let why = match rx.wait_for(Option::is_some).await {
+            Ok(why) => why.clone(),
+            Err(_) => None,
+        };
+        match why {
+            Some(why) => why,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Gives the lease up (a clean stop), so the next master takes it at once.
+    pub async fn release(&self) {
+        if let (Some(epoch), None) = (self.shared.epoch, self.shared.deposed()) {
+            match self.storage.release_lease(&self.shared.name, epoch).await {
+                Ok(()) => {
+                    tracing::info!(master = %self.shared.name, epoch, "gave the master's lease up")
+                }
+                Err(e) => {
+                    tracing::warn!(master = %self.shared.name, error = %e, "cannot give the master's lease up; the next master waits for it to expire")
+                }
+            }
+        }
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, MasterError> {

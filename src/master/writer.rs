@@ -59,6 +59,9 @@ struct Parked {
 /// What a caller is told when a batch could not be committed. The database's own words go to
 /// the log (they can name hosts, files and tables), not to the client.
 fn unavailable(e: &StorageError) -> MasterError {
+    if let StorageError::Deposed(why) = e {
+        return MasterError::Unavailable(format!("the change was not committed: {why}"));
+    }
     let cause = e.cause().unwrap_or(Cause::Refused);
     MasterError::Unavailable(match e {
         StorageError::CommitUnknown { .. } => format!(
@@ -196,6 +199,14 @@ impl Writer {
         // (the ping may not have noticed yet): no write waits for a pool timeout then.
         let db = self.shared.db.status();
         let trouble = db.is_unreachable().then(|| db.trouble()).flatten();
+        if let Some(why) = self.shared.deposed() {
+            let err = MasterError::Unavailable(format!("the change was not committed: {why}"));
+            for p in self.parked.drain(..) {
+                let _ = p.reply.send(Err(err.clone()));
+            }
+            reject_writes(cmds, &err);
+            return;
+        }
         let cmds = match trouble {
             // Writes fail at once while the database does not answer; watches and the
             // shutdown need no database.
@@ -340,7 +351,7 @@ impl Writer {
     /// the leases (their holders cannot renew them), and an unknown outcome makes the master
     /// reload before it writes again.
     async fn commit(&mut self, pending: &Pending) -> Result<(), StorageError> {
-        let batch = commit_batch(pending);
+        let batch = commit_batch(pending, self.shared.epoch);
         let rows =
             batch.upserts.len() + batch.deletes.len() + batch.archived.len() + batch.audits.len();
         let started = Instant::now();
@@ -377,6 +388,7 @@ impl Writer {
                     tracing::info!("the database takes commits again; leases run again");
                 }
             }
+            Err(StorageError::Deposed(why)) => self.shared.depose(why.clone()),
             Err(e) => {
                 tracing::error!(error = %e, rows = batch.upserts.len() + batch.deletes.len(), "database commit failed; the batch was not applied");
                 self.shared.db.commit_result(e.cause());
@@ -561,8 +573,9 @@ fn reject(cmd: Command, err: &MasterError) {
 }
 
 /// The rows a sealed batch writes: every touched name's new value (or its deletion).
-fn commit_batch(pending: &Pending) -> CommitBatch<'_> {
+fn commit_batch(pending: &Pending, epoch: Option<i64>) -> CommitBatch<'_> {
     let mut batch = CommitBatch {
+        epoch,
         version_floor: pending.version(),
         ..Default::default()
     };

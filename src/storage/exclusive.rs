@@ -3,8 +3,9 @@
 //! second master on the same file and name finds it taken and stops with the first one's
 //! address. Two masters writing one database would lose acknowledged writes (each keeps its
 //! own versions in memory). The lock ends with its process, however it ends. Called by
-//! `modes` when it starts a master. MySQL/MariaDB masters are held by a lease row instead
-//! (issue 23, to come).
+//! `modes` when it starts a master. On every database the master also takes the lease row
+//! of its name (`master::lease`), whose epoch each commit checks; on SQLite this lock is what
+//! says the row may be taken at once.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};

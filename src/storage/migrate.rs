@@ -51,6 +51,11 @@ pub fn sqlite() -> Migrator {
             "archive age",
             include_str!("../../migrations/sqlite/0005_archive_age.sql"),
         ),
+        migration(
+            6,
+            "master lease and request outcomes",
+            include_str!("../../migrations/sqlite/0006_lease_and_requests.sql"),
+        ),
     ])
 }
 
@@ -80,6 +85,11 @@ pub fn mysql() -> Migrator {
             5,
             "archive age",
             include_str!("../../migrations/mysql/0005_archive_age.sql"),
+        ),
+        migration(
+            6,
+            "master lease and request outcomes",
+            include_str!("../../migrations/mysql/0006_lease_and_requests.sql"),
         ),
     ])
 }

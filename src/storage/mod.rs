@@ -33,6 +33,10 @@ pub enum StorageError {
     BadUrl { url: String, reason: String },
     #[error("database schema migration failed: {0}")]
     Migration(String),
+    /// Another master took this master's lease (a greater epoch): nothing was committed, and
+    /// this master may never commit again.
+    #[error("{0}")]
+    Deposed(String),
 }
 
 impl StorageError {
@@ -49,7 +53,9 @@ impl StorageError {
             StorageError::Unavailable { cause, .. } | StorageError::CommitUnknown { cause, .. } => {
                 Some(*cause)
             }
-            StorageError::BadUrl { .. } | StorageError::Migration(_) => None,
+            StorageError::BadUrl { .. } | StorageError::Migration(_) | StorageError::Deposed(_) => {
+                None
+            }
         }
     }
 }
@@ -139,9 +145,74 @@ fn archive_prefixes<'a>(rows: &[TokenRef<'a>]) -> Vec<&'a str> {
     out
 }
 
+/// What a master asks for when it takes its lease (`master_lease`).
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseClaim<'a> {
+    /// This process: `HOST pid PID boot BOOT_ID`.
+    pub holder: &'a str,
+    /// Where it answers, for whoever finds the lease taken.
+    pub address: &'a str,
+    /// How long the lease lasts without a renewal, by the database's clock.
+    pub lease_ms: i64,
+    pub take: Take,
+}
+
+/// When a lease held by another may be taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// Only when it has expired by the database's clock.
+    IfExpired,
+    /// Also when it is still held under this epoch (its holder is known to be dead).
+    OrReplace(i64),
+    /// Whatever the row says (SQLite: the file lock proves no other master runs).
+    Always,
+}
+
+/// The answer to a [`LeaseClaim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// Taken under this epoch, greater than every one before.
+    Taken { epoch: i64 },
+    /// Held by another master.
+    Held(LeaseHolder),
+}
+
+/// The row of a master's lease, as a master that finds it taken reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseHolder {
+    pub epoch: i64,
+    pub holder: String,
+    pub address: String,
+    /// When it was taken, by the database's clock (milliseconds since the epoch).
+    pub since_ms: i64,
+    /// How long until it expires unless renewed.
+    pub expires_in_ms: i64,
+}
+
+/// The outcome of a write a client sent with an idempotency key, kept in the commit of the
+/// write so that a replay gets the same answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestOutcome {
+    /// The caller and its key.
+    pub key: String,
+    /// SHA-256 of the request, hex: a replay must be the same request.
+    pub body_hash: String,
+    /// What the master answered, compactly (see `master::requests`).
+    pub answer: String,
+    /// When it was committed (seconds).
+    pub created_at: i64,
+}
+
 /// One group commit: applied in a single transaction, all or nothing.
 #[derive(Debug, Default)]
 pub struct CommitBatch<'a> {
+    /// The epoch of the lease this master holds: the commit fails with
+    /// [`StorageError::Deposed`] unless it is still the lease row's (`None`: not checked).
+    pub epoch: Option<i64>,
+    /// Outcomes of the keyed requests this batch answers.
+    pub requests: Vec<&'a RequestOutcome>,
+    /// Outcomes older than this (seconds) are deleted in the same transaction.
+    pub forget_requests_before: Option<i64>,
     pub upserts: Vec<TokenRef<'a>>,
     pub deletes: Vec<&'a str>,
     /// Rows copied into the archive table (their active rows are among `deletes`).
@@ -312,6 +383,30 @@ pub trait Storage: Send + Sync + 'static {
     async fn schema_version(&self) -> Result<Option<i64>, StorageError>;
     /// The database's size on disk, where it can tell.
     async fn size_bytes(&self) -> Result<Option<u64>, StorageError>;
+    /// Takes master `master`'s lease as `claim` says, in one transaction; answers the holder
+    /// when another one holds it.
+    async fn take_lease(
+        &self,
+        master: &str,
+        claim: &LeaseClaim<'_>,
+    ) -> Result<LeaseOutcome, StorageError>;
+    /// Extends the lease by `lease_ms` from the database's now while `epoch` is still the
+    /// row's; false when another master has taken it since. Runs on a connection of its own,
+    /// never behind the pool's writers.
+    async fn renew_lease(
+        &self,
+        master: &str,
+        epoch: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StorageError>;
+    /// Ends the lease held under `epoch` (a clean stop), so the next master takes it at once.
+    async fn release_lease(&self, master: &str, epoch: i64) -> Result<(), StorageError>;
+    /// The outcomes of keyed requests committed at or after `since` (seconds), oldest first.
+    async fn request_outcomes(
+        &self,
+        master: &str,
+        since: i64,
+    ) -> Result<Vec<RequestOutcome>, StorageError>;
     /// Deletes up to `limit` log chunks stored before `created_before` (retention). Returns
     /// how many.
     async fn delete_old_logs(

@@ -31,8 +31,12 @@ impl SqlStore<MySql> {
             // A server that is down or unreachable shows within this, not after minutes of
             // TCP retries: writes fail fast and pages answer 503 within two seconds.
             .acquire_timeout(Duration::from_millis(1500))
+            .connect_lazy_with(options.clone());
+        let lease_pool = MySqlPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_millis(1500))
             .connect_lazy_with(options);
-        Ok(SqlStore { pool })
+        Ok(SqlStore { pool, lease_pool })
     }
 }
 
@@ -51,6 +55,11 @@ impl Dialect for MySql {
     const BYTES_PER_STATEMENT: usize = 4 << 20;
     const SIZE_BYTES: &'static str = "SELECT CAST(SUM(data_length + index_length) AS SIGNED) \
          FROM information_schema.tables WHERE table_schema = DATABASE()";
+
+    const NOW_MS: &'static str = "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)";
+    const LOCK_ROWS: &'static str = " FOR UPDATE";
+    const INSERT_LEASE: &'static str = "INSERT IGNORE INTO master_lease (master, epoch, holder, \
+         address, since_ms, expires_ms) VALUES (?, 0, '', '', 0, 0)";
 
     fn skip_duplicates(column: &str) -> String {
         format!(" ON DUPLICATE KEY UPDATE {column} = {column}")

@@ -40,6 +40,13 @@ pub trait Dialect: Database + Sized {
     const BYTES_PER_STATEMENT: usize;
     /// The database's size in bytes (one row, one integer column).
     const SIZE_BYTES: &'static str;
+    /// The database's clock, in milliseconds since the epoch (an integer expression).
+    const NOW_MS: &'static str;
+    /// What follows a `SELECT` that locks the rows it reads until the transaction ends
+    /// (empty where the write transaction locks the whole database).
+    const LOCK_ROWS: &'static str;
+    /// Inserts a master's lease row unless it exists (binds: master).
+    const INSERT_LEASE: &'static str;
 
     /// What follows a copy insert's values so a row whose key exists is skipped (`column`
     /// is the key's first).
@@ -116,6 +123,15 @@ mod q {
     pub const DROP_QUEUE: &str = "DELETE FROM archive_queue WHERE master = ? AND seq <= ?";
     pub const DELETE_SUMMARY: &str =
         "DELETE FROM instance_summaries WHERE master = ? AND prefix = ?";
+    pub const LEASE_EPOCH: &str = "SELECT epoch FROM master_lease WHERE master = ?";
+    pub const INSERT_REQUEST: &str = "INSERT INTO request_outcomes (master, request_key, \
+         body_hash, answer, created_at) VALUES (?, ?, ?, ?, ?)";
+    pub const FORGET_REQUESTS: &str =
+        "DELETE FROM request_outcomes WHERE master = ? AND created_at < ?";
+    pub const REQUESTS_SINCE: &str = "SELECT request_key, body_hash, answer, created_at FROM \
+         request_outcomes WHERE master = ? AND created_at >= ? ORDER BY created_at";
+    pub const RELEASE_LEASE: &str =
+        "UPDATE master_lease SET expires_ms = 0 WHERE master = ? AND epoch = ?";
     pub const DELETE_SUMMARIES_UNDER: &str =
         "DELETE FROM instance_summaries WHERE master = ? AND prefix >= ? AND prefix < ?";
 }
@@ -123,6 +139,9 @@ mod q {
 /// A database of one dialect, behind a pool.
 pub struct SqlStore<DB: Database> {
     pub(super) pool: Pool<DB>,
+    /// One connection for the master's lease renewals, so a renewal never waits behind the
+    /// pool's writers (the same pool where writes lock the whole file).
+    pub(super) lease_pool: Pool<DB>,
 }
 
 /// One write transaction on a pooled connection of its own. The connection goes back to the
@@ -501,6 +520,39 @@ where
 
     async fn commit(&self, master: &str, batch: &CommitBatch<'_>) -> Result<(), StorageError> {
         let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
+        if let Some(epoch) = batch.epoch {
+            // First, and locked until the commit: a master taking the lease over waits for
+            // this transaction, and this one fails once it has.
+            let sql = format!("{}{}", q::LEASE_EPOCH, DB::LOCK_ROWS);
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(master)
+                .fetch_optional(tx.conn())
+                .await?;
+            let now: Option<i64> = row.map(|r| r.try_get(0)).transpose()?;
+            if now != Some(epoch) {
+                return Err(StorageError::Deposed(format!(
+                    "another master took over master {master} (its lease is at epoch {}, this master's is {epoch}); this master commits nothing more",
+                    now.map_or_else(|| "none".to_owned(), |e| e.to_string())
+                )));
+            }
+        }
+        for r in &batch.requests {
+            sqlx::query(q::INSERT_REQUEST)
+                .bind(master)
+                .bind(r.key.as_str())
+                .bind(r.body_hash.as_str())
+                .bind(r.answer.as_str())
+                .bind(r.created_at)
+                .execute(tx.conn())
+                .await?;
+        }
+        if let Some(before) = batch.forget_requests_before {
+            sqlx::query(q::FORGET_REQUESTS)
+                .bind(master)
+                .bind(before)
+                .execute(tx.conn())
+                .await?;
+        }
         let now = batch.archived_at.unwrap_or_else(unix_now);
         for part in chunks(&batch.archived, ROWS_PER_STATEMENT, DB::BYTES_PER_STATEMENT) {
             let mut q = QueryBuilder::<DB>::new(DB::INSERT_ARCHIVED);
@@ -557,6 +609,120 @@ where
             .execute(tx.conn())
             .await?;
         tx.commit().await
+    }
+
+    async fn take_lease(
+        &self,
+        master: &str,
+        claim: &LeaseClaim<'_>,
+    ) -> Result<LeaseOutcome, StorageError> {
+        let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
+        sqlx::query(DB::INSERT_LEASE)
+            .bind(master)
+            .execute(tx.conn())
+            .await?;
+        let sql = format!(
+            "SELECT epoch, holder, address, since_ms, expires_ms - {} FROM master_lease \
+             WHERE master = ?{}",
+            DB::NOW_MS,
+            DB::LOCK_ROWS
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(master)
+            .fetch_one(tx.conn())
+            .await?;
+        let held = LeaseHolder {
+            epoch: row.try_get(0)?,
+            holder: row.try_get(1)?,
+            address: row.try_get(2)?,
+            since_ms: row.try_get(3)?,
+            expires_in_ms: row.try_get(4)?,
+        };
+        let free = held.expires_in_ms <= 0
+            || match claim.take {
+                Take::IfExpired => false,
+                Take::OrReplace(epoch) => epoch == held.epoch,
+                Take::Always => true,
+            };
+        if !free {
+            return Ok(LeaseOutcome::Held(held));
+        }
+        let sql = format!(
+            "UPDATE master_lease SET epoch = epoch + 1, holder = ?, address = ?, since_ms = {now}, \
+             expires_ms = {now} + ? WHERE master = ?",
+            now = DB::NOW_MS
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(claim.holder)
+            .bind(claim.address)
+            .bind(claim.lease_ms)
+            .bind(master)
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await?;
+        Ok(LeaseOutcome::Taken {
+            epoch: held.epoch + 1,
+        })
+    }
+
+    async fn renew_lease(
+        &self,
+        master: &str,
+        epoch: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StorageError> {
+        let sql = format!(
+            "UPDATE master_lease SET expires_ms = {} + ? WHERE master = ? AND epoch = ?",
+            DB::NOW_MS
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(lease_ms)
+            .bind(master)
+            .bind(epoch)
+            .execute(&self.lease_pool)
+            .await?;
+        if DB::rows_affected(&done) == 1 {
+            return Ok(true);
+        }
+        // MySQL counts changed rows: an expiry renewed within the same millisecond changed
+        // nothing. Whether the lease is still ours is the epoch's to say.
+        let row = sqlx::query(q::LEASE_EPOCH)
+            .bind(master)
+            .fetch_optional(&self.lease_pool)
+            .await?;
+        Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()? == Some(epoch))
+    }
+
+    async fn release_lease(&self, master: &str, epoch: i64) -> Result<(), StorageError> {
+        sqlx::query(q::RELEASE_LEASE)
+            .bind(master)
+            .bind(epoch)
+            .execute(&self.lease_pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn request_outcomes(
+        &self,
+        master: &str,
+        since: i64,
+    ) -> Result<Vec<RequestOutcome>, StorageError> {
+        let rows = sqlx::query(q::REQUESTS_SINCE)
+            .bind(master)
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(RequestOutcome {
+                    key: r.try_get(0)?,
+                    body_hash: r.try_get(1)?,
+                    answer: r.try_get(2)?,
+                    created_at: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
     }
 
     async fn read(

@@ -56,7 +56,11 @@ impl SqlStore<Sqlite> {
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(options);
-        Ok(SqlStore { pool })
+        // A write locks the whole file: a renewal waits for the lock whatever its connection.
+        Ok(SqlStore {
+            lease_pool: pool.clone(),
+            pool,
+        })
     }
 }
 
@@ -73,6 +77,11 @@ impl Dialect for Sqlite {
     const BYTES_PER_STATEMENT: usize = usize::MAX;
     const SIZE_BYTES: &'static str =
         "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()";
+
+    const NOW_MS: &'static str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
+    const LOCK_ROWS: &'static str = "";
+    const INSERT_LEASE: &'static str = "INSERT OR IGNORE INTO master_lease (master, epoch, \
+         holder, address, since_ms, expires_ms) VALUES (?, 0, '', '', 0, 0)";
 
     fn skip_duplicates(_column: &str) -> String {
         " ON CONFLICT DO NOTHING".into()

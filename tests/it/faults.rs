@@ -148,6 +148,31 @@ impl Storage for Flaky {
             .expired_archives(master, archived_before, limit)
             .await
     }
+    async fn take_lease(
+        &self,
+        master: &str,
+        claim: &storage::LeaseClaim<'_>,
+    ) -> Result<storage::LeaseOutcome, StorageError> {
+        self.inner.take_lease(master, claim).await
+    }
+    async fn renew_lease(
+        &self,
+        master: &str,
+        epoch: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StorageError> {
+        self.inner.renew_lease(master, epoch, lease_ms).await
+    }
+    async fn release_lease(&self, master: &str, epoch: i64) -> Result<(), StorageError> {
+        self.inner.release_lease(master, epoch).await
+    }
+    async fn request_outcomes(
+        &self,
+        master: &str,
+        since: i64,
+    ) -> Result<Vec<storage::RequestOutcome>, StorageError> {
+        self.inner.request_outcomes(master, since).await
+    }
     async fn delete_old_logs(
         &self,
         master: &str,

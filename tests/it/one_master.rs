@@ -1,6 +1,8 @@
 //! One master per database (issue 23, F1), with real processes: a second `pinball -m master` on
-//! the same SQLite file and master name stops at start with the first one's address, and the
-//! first serves on; another master name on the same file is a master of its own.
+//! the same SQLite file, or the same MariaDB database, and master name stops at start with the
+//! first one's address, and the first serves on; another master name is a master of its own. A
+//! master that hung past its lease is replaced, and never acknowledges a write again; a master
+//! killed outright is replaced at once.
 
 use std::time::Duration;
 
@@ -52,4 +54,165 @@ async fn a_second_master_on_one_sqlite_file_stops_and_says_who_serves_it() {
         },
     )
     .await;
+}
+
+/// `pinball -c CONFIG -m master` as a second master: its exit code and what it printed, or
+/// `None` when it was still serving after `within` (it is killed then).
+async fn second_master(
+    config: &std::path::Path,
+    dir: &std::path::Path,
+    within: Duration,
+) -> Option<(Option<i32>, String)> {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
+        .args(["-c", config.to_str().unwrap(), "-m", "master"])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let out = tokio::time::timeout(within, child.wait_with_output())
+        .await
+        .ok()?
+        .unwrap();
+    Some((
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+fn mariadb_config(
+    dir: &std::path::Path,
+    url: &str,
+    master: &str,
+    extra: &str,
+) -> std::path::PathBuf {
+    let path = dir.join(format!("{master}.yaml"));
+    std::fs::write(
+        &path,
+        format!("database_url: {url}\nmaster_port: 0\nmaster_name: {master}\n{extra}"),
+    )
+    .unwrap();
+    path
+}
+
+async fn write_one(port: u16, name: &str) -> (u16, serde_json::Value) {
+    let body = serde_json::json!({"updates": [{"name": name, "data": "acknowledged?"}]});
+    post_raw(
+        &format!("http://127.0.0.1:{port}/api/v1/modify"),
+        body.to_string(),
+    )
+    .await
+}
+
+async fn names(port: u16, prefix: &str) -> Vec<String> {
+    let body = serde_json::json!({"queries": [{"name_prefix": prefix}]});
+    let (status, answer) = post_raw(
+        &format!("http://127.0.0.1:{port}/api/v1/query"),
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    answer["tokens"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_second_master_on_one_mariadb_database_stops_and_says_who_serves_it() {
+    let Some(url) = mysql_url("one_master::mariadb") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let master = unique_master("one");
+    let config = mariadb_config(dir.path(), &url, &master, "");
+    let first = start_master_process(&config).await;
+    assert_eq!(write_one(first.port, "/one/before").await.0, 200);
+    let (code, err) = second_master(&config, dir.path(), Duration::from_secs(30))
+        .await
+        .expect("the second master stops at once");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!("master {master} is already served by"))
+            && err.contains(&format!(":{}", first.port)),
+        "{err}"
+    );
+    // The first serves on, and took the write the second never saw.
+    assert_eq!(ready(first.port).await.0, 200);
+    assert_eq!(write_one(first.port, "/one/after").await.0, 200);
+    assert_eq!(
+        names(first.port, "/one/").await,
+        ["/one/after", "/one/before"]
+    );
+}
+
+#[tokio::test]
+async fn a_hung_mariadb_master_is_replaced_and_never_acknowledges_a_write_again() {
+    let Some(url) = mysql_url("one_master::hung") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let master = unique_master("hung");
+    let config = mariadb_config(dir.path(), &url, &master, "master_lease_sec: 2\n");
+    let mut first = start_master_process(&config).await;
+    assert_eq!(write_one(first.port, "/hung/acked").await.0, 200);
+    let pid = first.child.id().unwrap() as i32;
+    // SAFETY: signals to the child this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    // A second master waits for the hung one's lease to run out, then serves.
+    let since = std::time::Instant::now();
+    let second = loop {
+        if let Some(second) = try_master_process(&config).await {
+            break second;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(30),
+            "no second master took over the hung one's lease"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        since.elapsed() >= Duration::from_millis(1500),
+        "the second master did not wait for the hung one's lease to run out"
+    );
+    assert_eq!(write_one(second.port, "/hung/by_second").await.0, 200);
+    // The hung master wakes up: it must not acknowledge a write, and it stops.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let (status, answer) = write_one(first.port, "/hung/by_first").await;
+    assert_ne!(
+        status, 200,
+        "a deposed master acknowledged a write: {answer}"
+    );
+    let exited = tokio::time::timeout(Duration::from_secs(30), first.child.wait())
+        .await
+        .expect("the deposed master stops")
+        .unwrap();
+    assert_eq!(exited.code(), Some(1));
+    // Everything acknowledged is there; the refused write is not.
+    assert_eq!(
+        names(second.port, "/hung/").await,
+        ["/hung/acked", "/hung/by_second"]
+    );
+}
+
+#[tokio::test]
+async fn a_killed_mariadb_master_is_replaced_at_once_without_waiting_for_its_lease() {
+    let Some(url) = mysql_url("one_master::killed") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let master = unique_master("killed");
+    // A lease far longer than the test waits: only knowing its holder is dead lets a new
+    // master in.
+    let config = mariadb_config(dir.path(), &url, &master, "master_lease_sec: 600\n");
+    let mut first = start_master_process(&config).await;
+    assert_eq!(write_one(first.port, "/killed/acked").await.0, 200);
+    first.child.kill().await.unwrap();
+    // Listening, which a master refused the lease never gets to.
+    let second = start_master_process(&config).await;
+    assert_eq!(names(second.port, "/killed/").await, ["/killed/acked"]);
 }

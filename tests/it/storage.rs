@@ -109,6 +109,7 @@ async fn contract(url: &str) {
         version_floor: 21,
         audits: vec![&audit, &audit],
         archived_at: None,
+        ..Default::default()
     };
     store.commit(&master, &batch).await.unwrap();
     let log = store.audit_log(&master, None, 10).await.unwrap();
@@ -170,6 +171,117 @@ async fn the_storage_contract_holds_on_every_backend() {
     let dir = tempfile::tempdir().unwrap();
     for url in backends(&dir, "the_storage_contract_holds_on_every_backend") {
         contract(&url).await;
+    }
+}
+
+/// The master's lease: taken with an epoch greater than every one before, refused to a second
+/// claim while it runs (naming its holder), renewed only under its own epoch, and checked by
+/// every commit: a commit under an epoch that was taken over fails and writes nothing.
+async fn lease_contract(url: &str) {
+    use storage::{LeaseClaim, LeaseOutcome, RequestOutcome, StorageError, Take};
+    let store = open(url).await;
+    let master = unique_master("lease");
+    let claim = |holder: &'static str, take| LeaseClaim {
+        holder,
+        address: "127.0.0.1:9001",
+        lease_ms: 60_000,
+        take,
+    };
+    let first = store
+        .take_lease(&master, &claim("one", Take::IfExpired))
+        .await
+        .unwrap();
+    assert_eq!(first, LeaseOutcome::Taken { epoch: 1 }, "{url}");
+    match store
+        .take_lease(&master, &claim("two", Take::IfExpired))
+        .await
+        .unwrap()
+    {
+        LeaseOutcome::Held(h) => {
+            assert_eq!((h.epoch, h.holder.as_str()), (1, "one"), "{url}");
+            assert_eq!(h.address, "127.0.0.1:9001");
+            assert!(
+                h.expires_in_ms > 50_000 && h.expires_in_ms <= 60_000,
+                "{h:?}"
+            );
+        }
+        other => panic!("{url}: a held lease was taken: {other:?}"),
+    }
+    assert!(store.renew_lease(&master, 1, 60_000).await.unwrap());
+    let outcome = RequestOutcome {
+        key: "caller:key-1".into(),
+        body_hash: "ab".repeat(32),
+        answer: "[[3,null]]".into(),
+        created_at: 1_000,
+    };
+    let batch = CommitBatch {
+        upserts: vec![row("/lease/a", 1, None)],
+        version_floor: 1,
+        epoch: Some(1),
+        requests: vec![&outcome],
+        ..Default::default()
+    };
+    store.commit(&master, &batch).await.unwrap();
+    assert_eq!(
+        store.request_outcomes(&master, 1_000).await.unwrap(),
+        std::slice::from_ref(&outcome),
+        "{url}"
+    );
+    assert!(
+        store
+            .request_outcomes(&master, 1_001)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Taken over: the old epoch neither renews nor commits.
+    let taken = store
+        .take_lease(&master, &claim("two", Take::OrReplace(1)))
+        .await
+        .unwrap();
+    assert_eq!(taken, LeaseOutcome::Taken { epoch: 2 }, "{url}");
+    assert!(
+        !store.renew_lease(&master, 1, 60_000).await.unwrap(),
+        "{url}"
+    );
+    let stale = CommitBatch {
+        upserts: vec![row("/lease/b", 2, None)],
+        version_floor: 2,
+        epoch: Some(1),
+        ..Default::default()
+    };
+    let err = store.commit(&master, &stale).await.unwrap_err();
+    assert!(matches!(err, StorageError::Deposed(_)), "{url}: {err}");
+    let loaded = store.load_active(&master).await.unwrap();
+    let names: Vec<&str> = loaded.tokens.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["/lease/a"],
+        "{url}: the deposed commit wrote nothing"
+    );
+    // A clean stop ends the lease: the next claim takes it at once.
+    store.release_lease(&master, 2).await.unwrap();
+    let next = store
+        .take_lease(&master, &claim("three", Take::IfExpired))
+        .await
+        .unwrap();
+    assert_eq!(next, LeaseOutcome::Taken { epoch: 3 }, "{url}");
+    // Old outcomes are forgotten in a commit.
+    let forget = CommitBatch {
+        version_floor: 2,
+        epoch: Some(3),
+        forget_requests_before: Some(1_001),
+        ..Default::default()
+    };
+    store.commit(&master, &forget).await.unwrap();
+    assert!(store.request_outcomes(&master, 0).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_master_lease_and_request_outcomes_hold_on_every_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in backends(&dir, "the_master_lease_holds_on_every_backend") {
+        lease_contract(&url).await;
     }
 }
 
@@ -265,8 +377,8 @@ async fn a_database_migrated_by_an_earlier_pinball_is_adopted_without_running_ag
             .unwrap();
     assert_eq!(
         applied,
-        vec![1, 2, 3, 4, 5],
-        "both adopted and recorded by the new migrator, and the audit log's, job logs' and archive age's added"
+        vec![1, 2, 3, 4, 5, 6],
+        "both adopted and recorded by the new migrator, and the audit log's, job logs', archive age's and master lease's added"
     );
 }
 

@@ -39,6 +39,14 @@ pub fn local_config(dir: &Path, name: &str, port: u16, extra: &str) -> PathBuf {
 
 /// Starts `pinball -c CONFIG -m master` and waits for the line that says where it listens.
 pub async fn start_master_process(config: &Path) -> Process {
+    try_master_process(config)
+        .await
+        .expect("the master exited before listening")
+}
+
+/// Starts `pinball -c CONFIG -m master`: the process once it listens, or `None` when it exited
+/// before (refused to serve).
+pub async fn try_master_process(config: &Path) -> Option<Process> {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
         .args(["-c", config.to_str().unwrap(), "-m", "master"])
@@ -52,15 +60,14 @@ pub async fn start_master_process(config: &Path) -> Process {
         let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
             .await
             .expect("the master logs its address within a minute")
-            .unwrap()
-            .expect("the master exited before listening");
+            .unwrap()?;
         if let Some(addr) = line.split("master listening addr=").nth(1) {
             break addr.trim().rsplit(':').next().unwrap().parse().unwrap();
         }
     };
     // Keep reading, so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Process { child, port }
+    Some(Process { child, port })
 }
 
 pub fn free_port() -> u16 {

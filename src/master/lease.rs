@@ -1,0 +1,188 @@
+//! One master per database and master name: before it loads anything, a master takes the
+//! `master_lease` row of its name (a greater epoch than every one before), renews it every
+//! fifth of `master_lease_sec` on a connection of its own, and every commit checks the epoch
+//! in its own transaction (`storage::Storage::commit`). A second master finds the row held and
+//! stops with the first one's address; a master whose lease another took (it hung longer than
+//! its lease) can never commit again, and stops too. A lease whose holder is known to be dead
+//! (same host and boot, its process gone) is taken at once, so a master restarted after a
+//! crash does not wait out its old lease.
+
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use crate::storage::{LeaseClaim, LeaseHolder, LeaseOutcome, Storage, StorageError, Take};
+
+/// What a master says about the lease it wants.
+#[derive(Debug, Clone)]
+pub struct HoldSpec {
+    /// Where this master answers (`HOST:PORT`), shown to a master that finds it taken.
+    pub address: String,
+    /// `master_lease_sec`.
+    pub lease: Duration,
+    /// The database is a file this process holds an exclusive lock on (SQLite): the row is
+    /// taken whatever it says, and needs no renewal.
+    pub file_locked: bool,
+}
+
+/// This process, as the lease row records it: `HOST pid PID boot BOOT_ID`.
+pub fn holder_identity() -> String {
+    format!(
+        "{} pid {} boot {}",
+        crate::config::host_name(),
+        std::process::id(),
+        boot_id()
+    )
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|b| b.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Whether `holder` names a process of this host, since its last boot, that is no longer a
+/// running Pinball: its lease can be taken without waiting for it to expire.
+fn holder_is_dead(holder: &str) -> bool {
+    let mut words = holder.split(' ');
+    let (Some(host), Some("pid"), Some(pid), Some("boot"), Some(boot)) = (
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+    ) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    if host != crate::config::host_name() || boot.is_empty() || boot != boot_id() {
+        return false;
+    }
+    if pid == std::process::id() {
+        return false;
+    }
+    // `PID (COMM) STATE ...`: a zombie (Z) or dead (X) process holds nothing.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => match stat.rsplit_once(") ") {
+            Some((head, rest)) => {
+                let comm = head.split_once(" (").map_or("", |(_, c)| c);
+                !comm.starts_with("pinball") || rest.starts_with('Z') || rest.starts_with('X')
+            }
+            None => false,
+        },
+        Err(_) => true,
+    }
+}
+
+/// Why a master may not serve: another holds the lease.
+pub fn refusal(master: &str, held: &LeaseHolder) -> String {
+    let since = crate::clock::utc(held.since_ms / 1000);
+    format!(
+        "master {master} is already served by {} (since {since}; {}); stop that master first: two masters on one database would lose acknowledged writes. Its lease ends {} s after it stops renewing it",
+        if held.address.is_empty() {
+            "another process"
+        } else {
+            &held.address
+        },
+        held.holder,
+        (held.expires_in_ms.max(0) as u64).div_ceil(1000)
+    )
+}
+
+/// Takes the lease of `master`: its epoch, or why another master keeps it (`Ok(Err(..))`).
+pub async fn take(
+    storage: &dyn Storage,
+    master: &str,
+    spec: &HoldSpec,
+) -> Result<Result<i64, String>, StorageError> {
+    let holder = holder_identity();
+    let mut claim = LeaseClaim {
+        holder: &holder,
+        address: &spec.address,
+        lease_ms: spec.lease.as_millis() as i64,
+        take: if spec.file_locked {
+            Take::Always
+        } else {
+            Take::IfExpired
+        },
+    };
+    loop {
+        match storage.take_lease(master, &claim).await? {
+            LeaseOutcome::Taken { epoch } => {
+                tracing::info!(master, epoch, address = %spec.address, "took the master's lease: this process serves it");
+                return Ok(Ok(epoch));
+            }
+            LeaseOutcome::Held(held)
+                if claim.take == Take::IfExpired && holder_is_dead(&held.holder) =>
+            {
+                tracing::info!(master, holder = %held.holder, "the master's lease is held by a process of this host that is gone; taking it over");
+                claim.take = Take::OrReplace(held.epoch);
+            }
+            LeaseOutcome::Held(held) => return Ok(Err(refusal(master, &held))),
+        }
+    }
+}
+
+/// Renews the lease every fifth of its length until the master is gone, or finds it taken by
+/// another master: then `deposed` is told why.
+pub(super) fn spawn_renewal(
+    storage: std::sync::Arc<dyn Storage>,
+    master: String,
+    epoch: i64,
+    lease: Duration,
+    alive: Weak<super::service::Shared>,
+) {
+    let every = (lease / 5).max(Duration::from_millis(200));
+    tokio::spawn(async move {
+        let mut failing_since: Option<Instant> = None;
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(shared) = alive.upgrade() else {
+                return;
+            };
+            match storage
+                .renew_lease(&master, epoch, lease.as_millis() as i64)
+                .await
+            {
+                Ok(true) => {
+                    if failing_since.take().is_some() {
+                        tracing::info!(master, epoch, "the master's lease is renewed again");
+                    }
+                }
+                Ok(false) => {
+                    shared.depose(format!(
+                        "another master took over master {master}: this one's lease (epoch {epoch}) is gone"
+                    ));
+                    return;
+                }
+                Err(e) => {
+                    if failing_since.is_none() {
+                        failing_since = Some(Instant::now());
+                        tracing::warn!(master, epoch, error = %e, "cannot renew the master's lease; commits go on while the epoch is this master's");
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holder_of_this_host_is_dead_only_when_its_process_is_gone() {
+        let me = holder_identity();
+        assert!(!holder_is_dead(&me), "this process is alive");
+        let host = crate::config::host_name();
+        let boot = boot_id();
+        // No process has pid 0 in /proc.
+        assert!(holder_is_dead(&format!("{host} pid 4194304 boot {boot}")));
+        assert!(!holder_is_dead(&format!(
+            "other-host pid 4194304 boot {boot}"
+        )));
+        assert!(!holder_is_dead(&format!("{host} pid 4194304 boot other")));
+        assert!(!holder_is_dead("garbage"));
+    }
+}
