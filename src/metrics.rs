@@ -60,6 +60,7 @@ pub fn handle() -> &'static PrometheusHandle {
 pub const HTTP_REQUESTS: &str = "pinball_http_requests_total";
 pub const HTTP_DURATION: &str = "pinball_http_request_duration_seconds";
 pub const COMMITS: &str = "pinball_commits_total";
+pub const REPLAYS: &str = "pinball_master_replayed_writes_total";
 pub const COMMIT_DURATION: &str = "pinball_commit_duration_seconds";
 pub const COMMIT_ROWS: &str = "pinball_commit_rows";
 pub const TOKENS: &str = "pinball_master_tokens";
@@ -90,6 +91,10 @@ fn describe() {
     describe_counter!(
         COMMITS,
         "Database transactions of the master's writer, by result (ok, failed, unknown)"
+    );
+    describe_counter!(
+        REPLAYS,
+        "Writes answered with the outcome of an earlier request of the same Idempotency-Key (their first answer was lost)"
     );
     describe_histogram!(
         COMMIT_DURATION,

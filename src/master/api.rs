@@ -20,6 +20,7 @@ use super::http::ServeLimits;
 use super::openapi::{Errors, WriteErrors};
 use super::parking::Parking;
 use super::probes::{alive, readiness};
+use super::requests::RequestKey;
 use super::service::Master;
 use crate::config::{Config, Role};
 use crate::token::MasterError;
@@ -154,6 +155,7 @@ fn may_write_all<'a>(
 #[utoipa::path(
     post,
     path = "/api/v1/modify",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 64 characters of A-Z a-z 0-9 - _, the same on every retry of one write: a replay of a committed write gets its first answer (kept 15 minutes); the same key with another request is INPUT_ERROR")),
     request_body = ModifyRequest,
     responses(
         (status = 200, description = "the updates, with their new versions, in request order; committed", body = ModifyResponse),
@@ -165,8 +167,10 @@ fn may_write_all<'a>(
 async fn modify(
     State(m): State<Master>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<ModifyRequest>,
 ) -> Result<Json<ModifyResponse>, ApiError> {
+    let key = request_key(&headers, &caller, &req)?;
     may_write_all(&caller, req.updates.iter().chain(&req.deletes))?;
     if let Some(b) = &caller.binding {
         m.check_binding(&caller.name, b, &req).await?;
@@ -176,16 +180,39 @@ async fn modify(
     let control = (caller.authenticated && caller.role == Role::Operator)
         .then(|| control_writes(&req))
         .flatten();
-    let answer = m.modify(req).await?;
+    // A replay of the write is a replay of its audit entry too.
+    let audit_key = key.clone().map(|k| RequestKey {
+        key: format!("{}/audit", k.key),
+        hash: k.hash,
+    });
+    let answer = m.modify_keyed(req, key).await?;
     if let Some(entry) = control {
         // The master's own record of what it applied, named by the token that asked; a
         // failure to record is logged, the write stands.
-        if let Err(e) = m.audit(entry, &caller.name).await {
+        if let Err(e) = m.audit_keyed(entry, &caller.name, audit_key).await {
             tracing::error!(error = %e, via = %caller.name, "could not audit a write of signals, schedules or definitions");
         }
     }
     Ok(Json(answer))
 }
+
+/// The `Idempotency-Key` a write came with, scoped to its caller and bound to the request.
+fn request_key(
+    headers: &HeaderMap,
+    caller: &Caller,
+    req: &impl serde::Serialize,
+) -> Result<Option<RequestKey>, MasterError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| MasterError::InputError("Idempotency-Key must be printable ASCII".into()))?;
+    RequestKey::new(&caller.name, key, req).map(Some)
+}
+
+/// The header a client names a write with, the same on each of its retries.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// The audit entry of a `/modify` that writes signals, schedules or definitions (the control
 /// plane), naming every such token; `None` for a modify of jobs and events only. The actor is
@@ -289,6 +316,7 @@ fn held_until_sent(body: &impl serde::Serialize, charge: super::budget::Charge) 
 #[utoipa::path(
     post,
     path = "/api/v1/query_and_own",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 64 characters of A-Z a-z 0-9 - _, the same on every retry of one write: a replay of a committed write gets its first answer (kept 15 minutes); the same key with another request is INPUT_ERROR")),
     request_body = QueryAndOwnRequest,
     responses(
         (status = 200, description = "the tokens claimed (none when nothing was claimable within wait_ms)", body = QueryAndOwnResponse),
@@ -300,8 +328,10 @@ async fn query_and_own(
     State(m): State<Master>,
     Extension(caller): Extension<Caller>,
     Extension(parking): Extension<Arc<Parking>>,
+    headers: HeaderMap,
     ApiJson(mut req): ApiJson<QueryAndOwnRequest>,
 ) -> Result<Response, ApiError> {
+    let key = request_key(&headers, &caller, &req)?;
     if let Some(b) = &caller.binding {
         b.check_owner(&caller.name, &req.owner)?;
         req.pools = b.claim_pools(&caller.name, req.pools.take())?;
@@ -310,7 +340,7 @@ async fn query_and_own(
         Ok(slot) => slot,
         Err(refused) => return Ok(*refused),
     };
-    Ok(Json(m.query_and_own(req).await?).into_response())
+    Ok(Json(m.query_and_own_keyed(req, key).await?).into_response())
 }
 
 /// A place for a request that waits (`wait_ms`), or the refusal to send (its connection
@@ -383,6 +413,7 @@ async fn group(
 #[utoipa::path(
     post,
     path = "/api/v1/archive",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 64 characters of A-Z a-z 0-9 - _, the same on every retry of one write: a replay of a committed write gets its first answer (kept 15 minutes); the same key with another request is INPUT_ERROR")),
     request_body = ArchiveRequest,
     responses(
         (status = 200, description = "the tokens moved to the archive", body = ArchiveResponse),
@@ -394,15 +425,18 @@ async fn group(
 async fn archive(
     State(m): State<Master>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<ArchiveRequest>,
 ) -> Result<Json<ArchiveResponse>, ApiError> {
+    let key = request_key(&headers, &caller, &req)?;
     may_write_all(&caller, &req.tokens)?;
-    Ok(Json(m.archive(req).await?))
+    Ok(Json(m.archive_keyed(req, key).await?))
 }
 
 #[utoipa::path(
     post,
     path = "/api/v1/audit",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 64 characters of A-Z a-z 0-9 - _, the same on every retry of one write: a replay of a committed write gets its first answer (kept 15 minutes); the same key with another request is INPUT_ERROR")),
     request_body = AuditRequest,
     responses(
         (status = 200, description = "the action is in the audit log", body = AuditResponse),
@@ -413,9 +447,11 @@ async fn archive(
 async fn audit(
     State(m): State<Master>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<AuditRequest>,
 ) -> Result<Json<AuditResponse>, ApiError> {
-    Ok(Json(m.audit(req, &caller.name).await?))
+    let key = request_key(&headers, &caller, &req)?;
+    Ok(Json(m.audit_keyed(req, &caller.name, key).await?))
 }
 
 #[utoipa::path(

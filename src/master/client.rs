@@ -1,6 +1,7 @@
 //! `MasterClient`: how every other component (workers, scheduler, CLI, UI actions) reaches the
 //! master. `HttpMasterClient` speaks the JSON API and retries transient failures with capped,
-//! jittered backoff (safe: writes are version-checked, so a replay cannot apply twice);
+//! jittered backoff (safe: each write carries one idempotency key on every try, so a replay
+//! gets the first answer and is never applied twice);
 //! `LocalMasterClient` calls a master in the same process.
 
 use std::time::Duration;
@@ -142,12 +143,16 @@ impl HttpMasterClient {
         path: &str,
         body: Option<&Req>,
         extra_wait: Duration,
+        key: Option<&str>,
     ) -> Result<Resp, MasterError> {
         let url = format!("{}/{path}", self.base);
         let mut request = match body {
             Some(b) => self.http.post(&url).json(b),
             None => self.http.get(&url),
         };
+        if let Some(key) = key {
+            request = request.header(super::api::IDEMPOTENCY_KEY, key);
+        }
         if let Some(auth) = &self.auth {
             request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
         }
@@ -183,16 +188,21 @@ impl HttpMasterClient {
         }
     }
 
+    /// Calls `path`, retrying transient failures. A write (`keyed`) carries one
+    /// `Idempotency-Key` on every try: if an answer is lost after the master committed, the
+    /// retry gets that answer instead of being applied again (or refused as a conflict).
     async fn call<Req: Serialize + Sync, Resp: DeserializeOwned>(
         &self,
         path: &str,
         body: Option<&Req>,
         extra_wait: Duration,
+        keyed: bool,
     ) -> Result<Resp, MasterError> {
+        let key = keyed.then(new_key);
         let mut backoff = self.policy.initial_backoff;
         let mut attempt = 1;
         loop {
-            match self.once(path, body, extra_wait).await {
+            match self.once(path, body, extra_wait, key.as_deref()).await {
                 Err(e) if e.is_transient() && attempt < self.policy.attempts => {
                     let sleep = backoff
                         .mul_f64(0.5 + fastrand::f64())
@@ -208,37 +218,47 @@ impl HttpMasterClient {
     }
 }
 
+/// A fresh idempotency key: 128 random bits, hex.
+fn new_key() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes = fastrand::u128(..).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[async_trait]
 impl MasterClient for HttpMasterClient {
     async fn modify(&self, req: ModifyRequest) -> Result<ModifyResponse, MasterError> {
-        self.call("modify", Some(&req), Duration::ZERO).await
+        self.call("modify", Some(&req), Duration::ZERO, true).await
     }
     async fn query(&self, req: QueryRequest) -> Result<QueryResponse, MasterError> {
         let wait = Duration::from_millis(req.wait_ms.unwrap_or(0));
-        self.call("query", Some(&req), wait).await
+        self.call("query", Some(&req), wait, false).await
     }
     async fn query_and_own(
         &self,
         req: QueryAndOwnRequest,
     ) -> Result<QueryAndOwnResponse, MasterError> {
         let wait = Duration::from_millis(req.wait_ms.unwrap_or(0));
-        self.call("query_and_own", Some(&req), wait).await
+        self.call("query_and_own", Some(&req), wait, true).await
     }
     async fn group(&self, req: GroupRequest) -> Result<GroupResponse, MasterError> {
-        self.call("group", Some(&req), Duration::ZERO).await
+        self.call("group", Some(&req), Duration::ZERO, false).await
     }
     async fn archive(&self, req: ArchiveRequest) -> Result<ArchiveResponse, MasterError> {
-        self.call("archive", Some(&req), Duration::ZERO).await
+        self.call("archive", Some(&req), Duration::ZERO, true).await
     }
     async fn health(&self) -> Result<Health, MasterError> {
-        self.call::<(), Health>("health", None, Duration::ZERO)
+        self.call::<(), Health>("health", None, Duration::ZERO, false)
             .await
     }
     async fn audit(&self, req: AuditRequest) -> Result<AuditResponse, MasterError> {
-        self.call("audit", Some(&req), Duration::ZERO).await
+        self.call("audit", Some(&req), Duration::ZERO, true).await
     }
     async fn append_log(&self, req: LogRequest) -> Result<LogResponse, MasterError> {
-        self.call("logs", Some(&req), Duration::ZERO).await
+        // Chunks are stored once by their place in the log: a resend changes nothing.
+        self.call("logs", Some(&req), Duration::ZERO, false).await
     }
 }
 

@@ -15,6 +15,7 @@ pub mod parking;
 pub mod pattern;
 pub mod probes;
 pub mod read;
+pub mod requests;
 pub mod retention;
 pub mod service;
 pub mod state;

@@ -22,12 +22,15 @@ pub(super) const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, MasterError>>;
 
+/// A write's idempotency key, when its client sent one.
+pub(super) type Key = Option<super::requests::RequestKey>;
+
 pub(super) enum Command {
-    Modify(ModifyRequest, Reply<ModifyResponse>),
-    Archive(ArchiveRequest, Reply<ArchiveResponse>),
-    Claim(QueryAndOwnRequest, Reply<QueryAndOwnResponse>),
+    Modify(ModifyRequest, Key, Reply<ModifyResponse>),
+    Archive(ArchiveRequest, Key, Reply<ArchiveResponse>),
+    Claim(QueryAndOwnRequest, Key, Reply<QueryAndOwnResponse>),
     /// An audit-log entry, committed with the batch it lands in.
-    Audit(AuditEntry, Reply<AuditResponse>),
+    Audit(AuditEntry, Key, Reply<AuditResponse>),
     /// A query that waits for a change (`wait_ms` with `after_version`).
     Watch(QueryRequest, Reply<super::read::Answer>),
     /// Answer every parked claim now and park no more (shutdown).
@@ -90,7 +93,7 @@ async fn load_with_retry(
     storage: &dyn Storage,
     name: &str,
     hold: Option<&super::lease::HoldSpec>,
-) -> Result<(Loaded, Option<i64>), String> {
+) -> Result<(Loaded, Vec<crate::storage::RequestOutcome>, Option<i64>), String> {
     let mut delay = Duration::from_millis(200);
     loop {
         let result: Result<Result<_, String>, crate::storage::StorageError> = async {
@@ -102,7 +105,10 @@ async fn load_with_retry(
                 },
                 None => None,
             };
-            Ok(Ok((storage.load_active(name).await?, epoch)))
+            let loaded = storage.load_active(name).await?;
+            let since = crate::clock::now() - super::requests::WINDOW_SEC;
+            let requests = storage.request_outcomes(name, since).await?;
+            Ok(Ok((loaded, requests, epoch)))
         }
         .await;
         match result {
@@ -219,7 +225,9 @@ impl Master {
         hold: Option<super::lease::HoldSpec>,
     ) -> Result<Master, String> {
         let started = Instant::now();
-        let (loaded, epoch) = load_with_retry(storage.as_ref(), name, hold.as_ref()).await?;
+        let (loaded, requests, epoch) =
+            load_with_retry(storage.as_ref(), name, hold.as_ref()).await?;
+        let requests = super::requests::Requests::load(requests);
         let read_ms = started.elapsed().as_millis() as u64;
         let mut state = build_state(loaded);
         let extended = state.extend_leases(
@@ -271,7 +279,7 @@ impl Master {
             );
         }
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        super::writer::spawn(shared.clone(), storage.clone(), rx);
+        super::writer::spawn(shared.clone(), storage.clone(), rx, requests);
         Ok(Master {
             shared,
             tx,
@@ -318,20 +326,47 @@ impl Master {
     }
 
     pub async fn modify(&self, req: ModifyRequest) -> Result<ModifyResponse, MasterError> {
+        self.modify_keyed(req, None).await
+    }
+
+    /// `/modify` with the idempotency key its client sent: a replay of a committed write gets
+    /// the original answer.
+    pub async fn modify_keyed(
+        &self,
+        req: ModifyRequest,
+        key: Key,
+    ) -> Result<ModifyResponse, MasterError> {
         req.validate()?;
-        self.call(|r| Command::Modify(req, r)).await
+        self.call(|r| Command::Modify(req, key, r)).await
     }
 
     pub async fn archive(&self, req: ArchiveRequest) -> Result<ArchiveResponse, MasterError> {
+        self.archive_keyed(req, None).await
+    }
+
+    pub async fn archive_keyed(
+        &self,
+        req: ArchiveRequest,
+        key: Key,
+    ) -> Result<ArchiveResponse, MasterError> {
         req.validate()?;
         if req.tokens.is_empty() {
             return Ok(ArchiveResponse {});
         }
-        self.call(|r| Command::Archive(req, r)).await
+        self.call(|r| Command::Archive(req, key, r)).await
     }
 
     /// Records an operator action in the audit log; `via` names the API token it came with.
     pub async fn audit(&self, req: AuditRequest, via: &str) -> Result<AuditResponse, MasterError> {
+        self.audit_keyed(req, via, None).await
+    }
+
+    pub async fn audit_keyed(
+        &self,
+        req: AuditRequest,
+        via: &str,
+        key: Key,
+    ) -> Result<AuditResponse, MasterError> {
         req.validate()?;
         let entry = AuditEntry {
             id: 0,
@@ -339,7 +374,7 @@ impl Master {
             via: via.to_owned(),
             action: req,
         };
-        self.call(|r| Command::Audit(entry, r)).await
+        self.call(|r| Command::Audit(entry, key, r)).await
     }
 
     /// Stores a piece of a job's log (`/logs`), beside the tokens, not through their writer.
@@ -404,7 +439,15 @@ impl Master {
 
     pub async fn query_and_own(
         &self,
+        req: QueryAndOwnRequest,
+    ) -> Result<QueryAndOwnResponse, MasterError> {
+        self.query_and_own_keyed(req, None).await
+    }
+
+    pub async fn query_and_own_keyed(
+        &self,
         mut req: QueryAndOwnRequest,
+        key: Key,
     ) -> Result<QueryAndOwnResponse, MasterError> {
         req.validate()?;
         let cap = self.shared.options.max_wait_ms;
@@ -412,7 +455,7 @@ impl Master {
         if let Some(q) = &req.query {
             Pattern::parse(&q.name_prefix)?;
         }
-        self.call(|r| Command::Claim(req, r)).await
+        self.call(|r| Command::Claim(req, key, r)).await
     }
 
     pub async fn query(&self, req: QueryRequest) -> Result<QueryResponse, MasterError> {

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use super::pattern::Pattern;
-use super::service::{Command, MAX_BATCH, MAX_RETRY_DELAY, Reply, Shared, build_state};
+use super::requests::{self, Answer, RequestKey, Requests, Seen};
+use super::service::{Command, Key, MAX_BATCH, MAX_RETRY_DELAY, Reply, Shared, build_state};
 use super::state::{Pending, State, Txn};
 use super::watch::Watches;
-use crate::storage::{Cause, CommitBatch, Storage, StorageError, TokenRef};
+use crate::storage::{Cause, CommitBatch, RequestOutcome, Storage, StorageError, TokenRef};
 use crate::token::MasterError;
 use crate::token::*;
 
@@ -47,6 +48,7 @@ impl Outcome {
 
 struct Parked {
     req: QueryAndOwnRequest,
+    key: Key,
     pattern: Pattern,
     /// When it was parked, for the claim-wait metric.
     since: Instant,
@@ -85,8 +87,17 @@ fn refused_while(cause: Cause) -> MasterError {
 const COMMIT_WITHIN: Duration = Duration::from_secs(20);
 
 /// Starts the writer task for `shared`, fed by `rx`; it stops when every sender is gone.
-pub(super) fn spawn(shared: Arc<Shared>, storage: Arc<dyn Storage>, rx: mpsc::Receiver<Command>) {
+pub(super) fn spawn(
+    shared: Arc<Shared>,
+    storage: Arc<dyn Storage>,
+    rx: mpsc::Receiver<Command>,
+    requests: Requests,
+) {
     let writer = Writer {
+        requests,
+        keyed: Keyed::default(),
+        deferred: Vec::new(),
+        forgot_at: Instant::now(),
         watches: Watches::new(shared.clone()),
         reachable: shared.db.subscribe(),
         shared,
@@ -103,7 +114,48 @@ pub(super) fn spawn(shared: Arc<Shared>, storage: Arc<dyn Storage>, rx: mpsc::Re
     tokio::spawn(writer.run());
 }
 
+/// The keyed writes of the batch being built: their keys, and the outcomes its commit keeps.
+#[derive(Default)]
+struct Keyed {
+    keys: std::collections::HashSet<String>,
+    outcomes: Vec<RequestOutcome>,
+    answers: Vec<(RequestKey, Answer)>,
+}
+
+impl Keyed {
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.outcomes.clear();
+        self.answers.clear();
+    }
+
+    /// A keyed write applied: its outcome is committed with the batch.
+    fn applied(&mut self, key: &Key, answer: Answer, now: i64) {
+        if let Some(key) = key {
+            self.keys.insert(key.key.clone());
+            self.outcomes.push(requests::outcome(key, &answer, now));
+            self.answers.push((key.clone(), answer));
+        }
+    }
+}
+
+/// What the writer does with a keyed write.
+enum Check {
+    Apply,
+    /// The original is in this batch: answer the replay after its commit.
+    Defer,
+    Replay(Answer),
+    Refuse(MasterError),
+}
+
 struct Writer {
+    /// The outcomes of committed keyed writes.
+    requests: Requests,
+    keyed: Keyed,
+    /// Replays whose original is in the batch being committed: applied in the next one.
+    deferred: Vec<Command>,
+    /// When outcomes older than their window were last deleted from the database.
+    forgot_at: Instant,
     shared: Arc<Shared>,
     storage: Arc<dyn Storage>,
     /// Whether the database answers its pings (the monitor's view).
@@ -123,6 +175,9 @@ struct Writer {
     /// What workers claim: the runnable jobs of every instance.
     runnable: Pattern,
 }
+
+/// How often outcomes older than their window are deleted from the database.
+const FORGET_EVERY: Duration = Duration::from_secs(60);
 
 /// How often a writer whose last commit failed tries one of its own.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -181,6 +236,7 @@ impl Writer {
                 self.retry_at.map(|(t, _)| t),
                 self.watches.next_deadline(),
                 self.probe_due().then(|| now + PROBE_EVERY),
+                (!self.deferred.is_empty()).then_some(now),
             ])
             .flatten()
             .min()
@@ -194,7 +250,13 @@ impl Writer {
         db.failing.is_some() && !db.is_unreachable()
     }
 
-    async fn run_batch(&mut self, cmds: Vec<Command>) {
+    async fn run_batch(&mut self, mut cmds: Vec<Command>) {
+        if !self.deferred.is_empty() {
+            let mut all = std::mem::take(&mut self.deferred);
+            all.append(&mut cmds);
+            cmds = all;
+        }
+        self.keyed.clear();
         // Unreachable by the monitor's ping, or by a commit that failed on its connection
         // (the ping may not have noticed yet): no write waits for a pool timeout then.
         let db = self.shared.db.status();
@@ -254,6 +316,8 @@ impl Writer {
         }
         state.seal(&mut txn);
         if txn.is_empty() {
+            // Keyed writes that changed nothing have nothing to replay.
+            self.keyed.clear();
             outcomes.into_iter().for_each(|o| o.send(None));
             self.watches.expire(&state, self.closing);
             return;
@@ -272,6 +336,7 @@ impl Writer {
                     Vec::new()
                 };
                 self.follow_runnable(&pending);
+                self.keep_outcomes(now);
                 state.redo(pending);
                 record_state(&state);
                 outcomes.into_iter().for_each(|o| o.send(None));
@@ -301,16 +366,45 @@ impl Writer {
     ) -> Vec<Outcome> {
         let mut outcomes = Vec::with_capacity(cmds.len());
         for cmd in cmds {
+            let check = match &cmd {
+                Command::Modify(_, key, _)
+                | Command::Archive(_, key, _)
+                | Command::Claim(_, key, _)
+                | Command::Audit(_, key, _) => self.check(key),
+                Command::Watch(..) | Command::Close => Check::Apply,
+            };
+            let cmd = match check {
+                Check::Apply => cmd,
+                Check::Defer => {
+                    self.deferred.push(cmd);
+                    continue;
+                }
+                Check::Replay(answer) => {
+                    outcomes.push(replay(cmd, &answer, state));
+                    continue;
+                }
+                Check::Refuse(e) => {
+                    reject(cmd, &e);
+                    continue;
+                }
+            };
             match cmd {
-                Command::Modify(req, reply) => {
-                    outcomes.push(Outcome::Modify(reply, state.modify(&req, now, txn)))
+                Command::Modify(req, key, reply) => {
+                    let result = state.modify(&req, now, txn);
+                    if let Ok(r) = &result {
+                        self.keyed.applied(&key, Answer::of_modify(r), now);
+                    }
+                    outcomes.push(Outcome::Modify(reply, result))
                 }
                 Command::Watch(req, reply) => self.watches.add(state, req, reply),
-                Command::Archive(req, reply) => {
+                Command::Archive(req, key, reply) => {
                     let result = state.archive(&req, txn).map(|()| ArchiveResponse {});
+                    if result.is_ok() {
+                        self.keyed.applied(&key, Answer::Empty, now);
+                    }
                     outcomes.push(Outcome::Archive(reply, result));
                 }
-                Command::Claim(req, reply) => match state.claim(&req, now, txn) {
+                Command::Claim(req, key, reply) => match state.claim(&req, now, txn) {
                     // A claim without a query claims nothing and has nothing to wait for.
                     Ok(claim)
                         if claim.tokens.is_empty()
@@ -324,6 +418,7 @@ impl Writer {
                             Instant::now() + Duration::from_millis(req.wait_ms.unwrap_or(0));
                         self.parked.push_back(Parked {
                             req,
+                            key,
                             pattern,
                             since: Instant::now(),
                             deadline,
@@ -331,13 +426,15 @@ impl Writer {
                             reply,
                         });
                     }
-                    result => outcomes.push(Outcome::Claim(
-                        reply,
-                        result.map(|c| QueryAndOwnResponse { tokens: c.tokens }),
-                    )),
+                    result => {
+                        let result = result.map(|c| QueryAndOwnResponse { tokens: c.tokens });
+                        self.claimed(&key, &result, now);
+                        outcomes.push(Outcome::Claim(reply, result))
+                    }
                 },
-                Command::Audit(entry, reply) => {
+                Command::Audit(entry, key, reply) => {
                     txn.audit(entry);
+                    self.keyed.applied(&key, Answer::Empty, now);
                     outcomes.push(Outcome::Audit(reply));
                 }
                 Command::Close => self.closing = true,
@@ -346,12 +443,54 @@ impl Writer {
         outcomes
     }
 
+    /// What to do with a write of key `key`.
+    fn check(&self, key: &Key) -> Check {
+        let Some(key) = key else {
+            return Check::Apply;
+        };
+        if self.keyed.keys.contains(&key.key) {
+            return Check::Defer;
+        }
+        match self.requests.seen(key) {
+            Seen::New => Check::Apply,
+            Seen::Replay(answer) => {
+                metrics::counter!(crate::metrics::REPLAYS).increment(1);
+                Check::Replay(answer.clone())
+            }
+            Seen::Different => Check::Refuse(MasterError::InputError(
+                "this Idempotency-Key was sent before with another request; a retry must send the same request, a new write a new key".into(),
+            )),
+        }
+    }
+
+    /// A keyed claim answered: one that took tokens is kept for its replay.
+    fn claimed(&mut self, key: &Key, result: &Result<QueryAndOwnResponse, MasterError>, now: i64) {
+        if let Ok(r) = result
+            && !r.tokens.is_empty()
+        {
+            self.keyed.applied(key, Answer::of_claim(r), now);
+        }
+    }
+
+    /// After a commit: the outcomes it kept answer replays from now on.
+    fn keep_outcomes(&mut self, now: i64) {
+        for (key, answer) in self.keyed.answers.drain(..) {
+            self.requests.insert(key.key, key.hash, answer, now);
+        }
+        self.keyed.clear();
+        self.requests.expire(now - requests::WINDOW_SEC);
+    }
+
     /// Commits a sealed batch in one transaction, bounded by [`COMMIT_WITHIN`] and abandoned
     /// (outcome unknown) when the monitor finds the database gone meanwhile. A failure holds
     /// the leases (their holders cannot renew them), and an unknown outcome makes the master
     /// reload before it writes again.
     async fn commit(&mut self, pending: &Pending) -> Result<(), StorageError> {
-        let batch = commit_batch(pending, self.shared.epoch);
+        let mut batch = commit_batch(pending, self.shared.epoch);
+        batch.requests = self.keyed.outcomes.iter().collect();
+        if self.forgot_at.elapsed() >= FORGET_EVERY {
+            batch.forget_requests_before = Some(crate::clock::now() - requests::WINDOW_SEC);
+        }
         let rows =
             batch.upserts.len() + batch.deletes.len() + batch.archived.len() + batch.audits.len();
         let started = Instant::now();
@@ -382,6 +521,9 @@ impl Writer {
         metrics::counter!(crate::metrics::COMMITS, "result" => outcome).increment(1);
         match &result {
             Ok(()) => {
+                if batch.forget_requests_before.is_some() {
+                    self.forgot_at = Instant::now();
+                }
                 self.shared.db.commit_result(None);
                 if self.frozen {
                     self.frozen = false;
@@ -447,6 +589,7 @@ impl Writer {
                     }
                     result => {
                         let result = result.map(|c| QueryAndOwnResponse { tokens: c.tokens });
+                        self.claimed(&p.key, &result, now);
                         claim_waited(p.since, result.as_ref().is_ok_and(|r| !r.tokens.is_empty()));
                         outcomes.push(Outcome::Claim(p.reply, result));
                         continue;
@@ -498,8 +641,23 @@ impl Writer {
         if Instant::now() < at {
             return false;
         }
-        match self.storage.load_active(&self.shared.name).await {
-            Ok(loaded) => {
+        let since = crate::clock::now() - requests::WINDOW_SEC;
+        let loaded = match self.storage.load_active(&self.shared.name).await {
+            Ok(loaded) => match self
+                .storage
+                .request_outcomes(&self.shared.name, since)
+                .await
+            {
+                Ok(outcomes) => Ok((loaded, outcomes)),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        match loaded {
+            Ok((loaded, outcomes)) => {
+                // What the database holds answers replays: a write whose commit was unknown
+                // is known now, one way or the other.
+                self.requests = Requests::load(outcomes);
                 let (patterns, floor) = {
                     let state = self.shared.state.read().await;
                     (state.indexed_patterns(), state.last_version())
@@ -563,12 +721,33 @@ fn reject_writes(cmds: Vec<Command>, err: &MasterError) -> Vec<Command> {
 fn reject(cmd: Command, err: &MasterError) {
     // A caller that went away does not care about its reply.
     match cmd {
-        Command::Modify(_, r) => drop(r.send(Err(err.clone()))),
-        Command::Archive(_, r) => drop(r.send(Err(err.clone()))),
-        Command::Claim(_, r) => drop(r.send(Err(err.clone()))),
-        Command::Audit(_, r) => drop(r.send(Err(err.clone()))),
+        Command::Modify(_, _, r) => drop(r.send(Err(err.clone()))),
+        Command::Archive(_, _, r) => drop(r.send(Err(err.clone()))),
+        Command::Claim(_, _, r) => drop(r.send(Err(err.clone()))),
+        Command::Audit(_, _, r) => drop(r.send(Err(err.clone()))),
         Command::Watch(_, r) => drop(r.send(Err(err.clone()))),
         Command::Close => {}
+    }
+}
+
+/// The answer to a replay of a committed keyed write: the original answer, rebuilt.
+fn replay(cmd: Command, answer: &Answer, state: &State) -> Outcome {
+    let mismatch = || {
+        MasterError::InputError(
+            "this Idempotency-Key was sent before with another kind of request".into(),
+        )
+    };
+    match cmd {
+        Command::Modify(req, _, reply) => {
+            let result = answer.modify_response(&req).ok_or_else(mismatch);
+            Outcome::Modify(reply, result)
+        }
+        Command::Claim(_, _, reply) => {
+            Outcome::Claim(reply, answer.claim_response(state).ok_or_else(mismatch))
+        }
+        Command::Archive(_, _, reply) => Outcome::Archive(reply, Ok(ArchiveResponse {})),
+        Command::Audit(_, _, reply) => Outcome::Audit(reply),
+        Command::Watch(..) | Command::Close => unreachable!("only writes carry keys"),
     }
 }
 

@@ -40,6 +40,36 @@ async fn still_ours(client: &dyn MasterClient, jt: &JobToken) -> Result<bool, Ma
     Ok(current.is_some_and(|t| t.version == jt.token.version))
 }
 
+/// Whether the end this run is writing is in the master already: a write whose answer was
+/// lost (the worker's own retry gave up before it) landed. The job's token, in either state,
+/// holds a record of this execution (its worker and start) with this end time.
+async fn ended_already(
+    client: &dyn MasterClient,
+    jt: &JobToken,
+    job: &Job,
+) -> Result<bool, MasterError> {
+    let Some(ours) = job.history.last().filter(|r| r.end_time.is_some()) else {
+        return Ok(false);
+    };
+    let (w, i, j) = (&jt.workflow, &jt.instance, &job.name);
+    let queries = [JobState::Waiting, JobState::Runnable]
+        .into_iter()
+        .map(|state| q(name::job_token(w, i, state, j)))
+        .collect();
+    for t in client.query_many(queries).await?.into_iter().flatten() {
+        if let Ok(found) = JobToken::parse(t)
+            && found.job.history.iter().any(|r| {
+                r.worker == ours.worker
+                    && r.start_time == ours.start_time
+                    && r.end_time == ours.end_time
+            })
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// What a success needs to know of the instance: each downstream job, and the signals.
 async fn read_downstream(
     client: &dyn MasterClient,
@@ -155,7 +185,10 @@ pub async fn commit_success(
             Ok(_) => return Ok(Committed::Done),
             Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => {
                 if !still_ours(client, jt).await? {
-                    return Ok(Committed::LostLease);
+                    return Ok(match ended_already(client, jt, job).await? {
+                        true => Committed::Done,
+                        false => Committed::LostLease,
+                    });
                 }
             }
             Err(e) => return Err(e),
@@ -207,7 +240,10 @@ pub async fn commit_failure(
             Err(MasterError::VersionConflict(_) | MasterError::NotFound(_))
                 if !still_ours(client, jt).await? =>
             {
-                return Ok(Committed::LostLease);
+                return Ok(match ended_already(client, jt, job).await? {
+                    true => Committed::Done,
+                    false => Committed::LostLease,
+                });
             }
             Err(MasterError::VersionConflict(e)) if !retry => {
                 tracing::info!(job = %jt.token.name, conflict = %e, "the instance's signals changed under the failure's commit; trying again");

@@ -21,6 +21,7 @@ mod helpers;
 mod hosts;
 mod leases;
 mod limits;
+mod lost_answers;
 mod metrics;
 mod netns;
 mod one_master;

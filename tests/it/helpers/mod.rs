@@ -5,6 +5,7 @@
 mod app;
 mod checks;
 mod cluster;
+mod lossy;
 mod mariadb;
 mod process;
 mod proxy;
@@ -21,6 +22,7 @@ use tempfile::TempDir;
 pub use app::*;
 pub use checks::*;
 pub use cluster::*;
+pub use lossy::Lossy;
 pub use mariadb::OwnMariaDb;
 pub use process::*;
 pub use proxy::Proxy;
