@@ -54,6 +54,10 @@ pub struct ExecutionRecord {
     /// worker and why. A lost execution is not an attempt: it has no exit code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost: Option<String>,
+    /// A lost execution that counts as a failed attempt all the same: the job had used up its
+    /// `lost_lease_retries`. It still has no exit code (the process was never seen to exit).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub counted: bool,
     /// Logs that are incomplete (`stdout`, `stderr`) and why: the worker could not write
     /// them (a full disk). The job ran on; its outcome is its own exit code.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -80,6 +84,7 @@ impl ExecutionRecord {
             properties: BTreeMap::new(),
             logs: BTreeMap::new(),
             lost: None,
+            counted: false,
             log_trouble: BTreeMap::new(),
             killed: None,
         }
@@ -193,7 +198,7 @@ impl Job {
             .iter()
             .rev()
             .take_while(|r| r.instance == last.instance)
-            .filter(|r| r.exit_code != Some(0) && r.lost.is_none())
+            .filter(|r| r.exit_code != Some(0) && (r.lost.is_none() || r.counted))
             .count();
         failures < self.max_attempts as usize
     }
@@ -207,7 +212,7 @@ impl Job {
         self.history
             .iter()
             .rev()
-            .take_while(|r| r.instance == last.instance && r.lost.is_some())
+            .take_while(|r| r.instance == last.instance && r.lost.is_some() && !r.counted)
             .count()
     }
 }
@@ -274,6 +279,7 @@ mod tests {
         let lost = |i: &str| ExecutionRecord {
             end_time: Some(1.0),
             lost: Some("worker w stopped renewing its lease".into()),
+            counted: false,
             ..ExecutionRecord::new(InstanceId::parse(i).unwrap(), "", 0.0)
         };
         assert!(!job(1, vec![lost("1"), record("1", 1)]).can_retry());

@@ -78,9 +78,12 @@ async fn a_worker_killed_mid_job_without_lost_lease_retries_costs_an_attempt() {
     let history = job_at(&app.client, &waiting).await.unwrap().job.history;
     assert_eq!(history.len(), 2);
     assert_eq!(
-        history[0].exit_code,
-        Some(1),
-        "the killed attempt is recorded as failed"
+        history[0].exit_code, None,
+        "no exit code the process never returned"
+    );
+    assert!(
+        history[0].lost.is_some() && history[0].counted,
+        "the killed attempt counts as a failed one"
     );
     assert_eq!(history[0].worker, first_owner);
     assert!(

@@ -46,6 +46,7 @@ fn fixture_job(w: usize, i: usize, job: &str, base: f64) -> Token {
             properties: Default::default(),
             logs: Default::default(),
             lost: None,
+            counted: false,
             log_trouble: Default::default(),
             killed: None,
         })

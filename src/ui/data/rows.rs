@@ -182,7 +182,8 @@ pub fn execution_status(jt: &JobToken, n: usize) -> Status {
     match (r.end_time, r.exit_code) {
         (None, _) if last && jt.state == JobState::Runnable => Status::RUNNING,
         (None, _) => Status::UNKNOWN,
-        (Some(_), _) if r.lost.is_some() => Status::ABORTED,
+        // Lost: not an attempt (aborted), unless it was counted as a failed one.
+        (Some(_), _) if r.lost.is_some() && !r.counted => Status::ABORTED,
         (Some(_), Some(0)) => Status::SUCCESS,
         _ => Status::FAILURE,
     }

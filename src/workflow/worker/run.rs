@@ -162,10 +162,10 @@ impl Worker {
                 job.events = events;
             } else {
                 let record = job.history.last_mut().expect("the open record");
-                record.lost = None;
-                record.exit_code = Some(1);
+                // No exit code: the process was never seen to exit. It counts as an attempt.
+                record.counted = true;
                 let message = format!(
-                    "executor failed to renew job ownership on time ({reason}; lost_lease_retries used up)"
+                    "executor failed to renew job ownership on time ({reason}); lost_lease_retries used up, so this execution counts as a failed attempt"
                 );
                 logs::pinlog(&dir, &jt.job.name, record, &message);
                 tracing::warn!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, %reason, "previous execution lost its lease with no lost_lease_retries left; counted as a failed attempt");
