@@ -324,9 +324,11 @@ impl Sender {
         loop {
             match self.client.modify(req.clone()).await {
                 Ok(_) => return,
-                Err(e @ (MasterError::Unavailable(_) | MasterError::Unreachable(_)))
-                    if started.elapsed() < OUTCOME_PATIENCE =>
-                {
+                Err(
+                    e @ (MasterError::Unavailable(_)
+                    | MasterError::Held(_)
+                    | MasterError::Unreachable(_)),
+                ) if started.elapsed() < OUTCOME_PATIENCE => {
                     tracing::debug!(sender = %self.owner, error = %e, "cannot record an email's outcome yet");
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }

@@ -555,14 +555,17 @@ impl IntoResponse for ApiError {
             MasterError::InputError(_) => StatusCode::BAD_REQUEST,
             MasterError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             MasterError::Forbidden(_) => StatusCode::FORBIDDEN,
-            MasterError::Unavailable(_) | MasterError::Unreachable(_) => {
+            MasterError::Unavailable(_) | MasterError::Held(_) | MasterError::Unreachable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
         };
         if status.is_server_error() {
             tracing::warn!(error = %e, "request answered UNAVAILABLE");
         }
-        let body = serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}});
+        let mut body = serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}});
+        if matches!(e, MasterError::Held(_)) {
+            body["error"]["leases_held"] = true.into();
+        }
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

@@ -18,6 +18,12 @@ use crate::token::*;
 #[async_trait]
 pub trait MasterClient: Send + Sync {
     async fn modify(&self, req: ModifyRequest) -> Result<ModifyResponse, MasterError>;
+    /// A `/modify` that renews a lease: retried like any write, except that a master that
+    /// holds its leases for want of a database ([`MasterError::Held`]) is answered at once,
+    /// since that answer is what the renewing worker needs to know.
+    async fn renew(&self, req: ModifyRequest) -> Result<ModifyResponse, MasterError> {
+        self.modify(req).await
+    }
     async fn query(&self, req: QueryRequest) -> Result<QueryResponse, MasterError>;
     async fn query_and_own(
         &self,
@@ -179,8 +185,13 @@ impl HttpMasterClient {
         struct Detail {
             code: String,
             message: String,
+            #[serde(default)]
+            leases_held: bool,
         }
         match serde_json::from_slice::<Body>(&bytes) {
+            Ok(b) if b.error.leases_held && b.error.code == "UNAVAILABLE" => {
+                Err(MasterError::Held(b.error.message))
+            }
             Ok(b) => Err(MasterError::from_code(&b.error.code, b.error.message)),
             Err(_) => Err(MasterError::Unavailable(format!(
                 "{url} answered HTTP {status}"
@@ -198,11 +209,23 @@ impl HttpMasterClient {
         extra_wait: Duration,
         keyed: bool,
     ) -> Result<Resp, MasterError> {
+        self.call_with(path, body, extra_wait, keyed, false).await
+    }
+
+    async fn call_with<Req: Serialize + Sync, Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&Req>,
+        extra_wait: Duration,
+        keyed: bool,
+        answer_held: bool,
+    ) -> Result<Resp, MasterError> {
         let key = keyed.then(new_key);
         let mut backoff = self.policy.initial_backoff;
         let mut attempt = 1;
         loop {
             match self.once(path, body, extra_wait, key.as_deref()).await {
+                Err(e @ MasterError::Held(_)) if answer_held => return Err(e),
                 Err(e) if e.is_transient() && attempt < self.policy.attempts => {
                     let sleep = backoff
                         .mul_f64(0.5 + fastrand::f64())
@@ -231,6 +254,10 @@ fn new_key() -> String {
 impl MasterClient for HttpMasterClient {
     async fn modify(&self, req: ModifyRequest) -> Result<ModifyResponse, MasterError> {
         self.call("modify", Some(&req), Duration::ZERO, true).await
+    }
+    async fn renew(&self, req: ModifyRequest) -> Result<ModifyResponse, MasterError> {
+        self.call_with("modify", Some(&req), Duration::ZERO, true, true)
+            .await
     }
     async fn query(&self, req: QueryRequest) -> Result<QueryResponse, MasterError> {
         let wait = Duration::from_millis(req.wait_ms.unwrap_or(0));

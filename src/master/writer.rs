@@ -65,7 +65,7 @@ fn unavailable(e: &StorageError) -> MasterError {
         return MasterError::Unavailable(format!("the change was not committed: {why}"));
     }
     let cause = e.cause().unwrap_or(Cause::Refused);
-    MasterError::Unavailable(match e {
+    MasterError::Held(match e {
         StorageError::CommitUnknown { .. } => format!(
             "the outcome of this change is unknown: {cause} and the database did not confirm \
              the commit; read the tokens again to see whether it applied (the master reloads \
@@ -77,7 +77,7 @@ fn unavailable(e: &StorageError) -> MasterError {
 
 /// What a write is told while the monitor finds the database unreachable.
 fn refused_while(cause: Cause) -> MasterError {
-    MasterError::Unavailable(format!(
+    MasterError::Held(format!(
         "the change was not committed: {cause}; the master serves reads from memory and takes \
          writes again as soon as the database answers"
     ))
@@ -274,7 +274,7 @@ impl Writer {
             // shutdown need no database.
             Some(cause) => reject_writes(cmds, &refused_while(cause)),
             None if !self.shared.healthy.load(Ordering::Acquire) && !self.try_reload().await => {
-                let err = MasterError::Unavailable(
+                let err = MasterError::Held(
                     "the change was not committed: the master is reloading its tokens from the \
                      database; try again shortly"
                         .into(),

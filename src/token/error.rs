@@ -12,6 +12,12 @@ pub enum MasterError {
     InputError(String),
     #[error("{0}")]
     Unavailable(String),
+    /// UNAVAILABLE from a master that is alive but cannot commit now (its database is away or
+    /// failing, or it is reloading): it grants nothing meanwhile, and gives every lease its
+    /// full length again at its next commit. A worker may count the answer as a renewal for
+    /// the fence of its job. Sent as `"leases_held": true` beside the code.
+    #[error("{0}")]
+    Held(String),
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -32,7 +38,9 @@ impl MasterError {
             MasterError::VersionConflict(_) => "VERSION_CONFLICT",
             MasterError::NotFound(_) => "NOT_FOUND",
             MasterError::InputError(_) => "INPUT_ERROR",
-            MasterError::Unavailable(_) | MasterError::Unreachable(_) => "UNAVAILABLE",
+            MasterError::Unavailable(_) | MasterError::Held(_) | MasterError::Unreachable(_) => {
+                "UNAVAILABLE"
+            }
             MasterError::Unauthorized(_) => "UNAUTHORIZED",
             MasterError::Forbidden(_) => "FORBIDDEN",
         }
@@ -53,7 +61,7 @@ impl MasterError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            MasterError::Unavailable(_) | MasterError::Unreachable(_)
+            MasterError::Unavailable(_) | MasterError::Held(_) | MasterError::Unreachable(_)
         )
     }
 }

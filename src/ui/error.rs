@@ -43,7 +43,9 @@ impl From<MasterError> for UiError {
             MasterError::NotFound(m) => UiError::NotFound(m),
             MasterError::VersionConflict(m) => UiError::Conflict(m),
             MasterError::Forbidden(m) | MasterError::Unauthorized(m) => UiError::Forbidden(m),
-            e @ (MasterError::Unavailable(_) | MasterError::Unreachable(_)) => UiError::Master(e),
+            e @ (MasterError::Unavailable(_)
+            | MasterError::Held(_)
+            | MasterError::Unreachable(_)) => UiError::Master(e),
         }
     }
 }

@@ -154,6 +154,8 @@ pub struct ExecSpec {
 /// Something the running command told us, as it happens.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Report {
+    /// The command's process group exists (its id), before the command runs.
+    Started(u32),
     /// A `PINBALL:key=value` line.
     Property(String, String),
     /// The warn timeout passed (once).
@@ -258,6 +260,25 @@ async fn write_block(
     f.flush().await
 }
 
+/// Stops every process of a job's group where it is (SIGSTOP): it does nothing more until
+/// [`thaw`]. A worker that cannot confirm its lease freezes its job before the master could
+/// give the job to another worker.
+pub fn freeze(pgid: u32) {
+    signal_group(pgid, libc::SIGSTOP);
+}
+
+/// Lets a frozen job's processes go on (SIGCONT).
+pub fn thaw(pgid: u32) {
+    signal_group(pgid, libc::SIGCONT);
+}
+
+/// Ends a frozen job's processes at once, without letting them run another instruction:
+/// SIGKILL acts on stopped processes, and SIGCONT lets the kernel finish them.
+pub fn kill_frozen(pgid: u32) {
+    signal_group(pgid, libc::SIGKILL);
+    signal_group(pgid, libc::SIGCONT);
+}
+
 fn signal_group(pgid: u32, signal: i32) {
     // SAFETY: killpg only sends a signal; a stale group id at worst fails with ESRCH.
     unsafe {
@@ -340,6 +361,9 @@ async fn run_inner(
 ) -> std::io::Result<ExecResult> {
     let mut child = command(&spec, gate.is_some()).spawn()?;
     let pgid = child.id().unwrap_or(0);
+    if pgid != 0 {
+        let _ = reports.send(Report::Started(pgid));
+    }
     // Told to the reaper until the group has ended, whichever way this function returns.
     let watched = spec
         .launch

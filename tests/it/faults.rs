@@ -261,7 +261,7 @@ async fn a_failed_commit_changes_nothing_and_an_unknown_one_is_reloaded() {
     next.store(FAIL_BEFORE, Ordering::SeqCst);
     let err = master.modify(insert("/lost")).await.unwrap_err();
     assert!(
-        matches!(err, MasterError::Unavailable(ref m) if m.contains("not committed")),
+        matches!(err, MasterError::Held(ref m) if m.contains("not committed")),
         "{err:?}"
     );
     let all = everything(&master).await;
@@ -278,14 +278,14 @@ async fn a_failed_commit_changes_nothing_and_an_unknown_one_is_reloaded() {
 
     next.store(FAIL_AFTER, Ordering::SeqCst);
     let err = master.modify(insert("/maybe")).await.unwrap_err();
-    assert!(matches!(err, MasterError::Unavailable(_)), "{err:?}");
+    assert!(matches!(err, MasterError::Held(_)), "{err:?}");
     // The master reloads before it takes another write (refusing writes until then, as a
     // client retrying sees): the change the database did keep is there.
     let started = std::time::Instant::now();
     let t = loop {
         match master.modify(insert("/next")).await {
             Ok(mut r) => break r.updates.remove(0),
-            Err(MasterError::Unavailable(m)) => {
+            Err(MasterError::Held(m) | MasterError::Unavailable(m)) => {
                 assert!(started.elapsed() < std::time::Duration::from_secs(5), "{m}");
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
@@ -337,7 +337,9 @@ async fn killing_the_masters_mariadb_connections_loses_no_acknowledged_write() {
         }
         match app.client.modify(insert(&format!("/k/{i}"))).await {
             Ok(r) => acked.push(r.updates[0].clone()),
-            Err(MasterError::Unavailable(_) | MasterError::Unreachable(_)) => unavailable += 1,
+            Err(
+                MasterError::Held(_) | MasterError::Unavailable(_) | MasterError::Unreachable(_),
+            ) => unavailable += 1,
             Err(e) => panic!("unexpected error {e:?}"),
         }
     }

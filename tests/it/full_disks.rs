@@ -62,7 +62,7 @@ async fn a_full_sqlite_disk_refuses_writes_and_heals_when_grown_without_a_restar
         let name = format!("/fill/{:05}", acked.len());
         match client.modify(write(&name, 20_000)).await {
             Ok(_) => acked.push(name),
-            Err(MasterError::Unavailable(m)) => break m,
+            Err(MasterError::Held(m) | MasterError::Unavailable(m)) => break m,
             Err(e) => panic!("{e}"),
         }
         assert!(acked.len() < 1000, "a 2 MB disk never filled");

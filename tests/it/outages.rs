@@ -48,7 +48,11 @@ impl Load {
                 };
                 match client.modify(req).await {
                     Ok(_) => acked.push(name),
-                    Err(MasterError::Unavailable(m) | MasterError::Unreachable(m)) => {
+                    Err(
+                        MasterError::Held(m)
+                        | MasterError::Unavailable(m)
+                        | MasterError::Unreachable(m),
+                    ) => {
                         if m.contains("not committed") {
                             refused.push(name);
                         }
@@ -148,7 +152,7 @@ async fn a_mariadb_stopped_for_30_s_then_killed_is_told_at_once_and_healed_witho
         // wait for the database, and say so.
         match client.query_prefix("/load/stop/").await {
             Ok(tokens) => assert!(!tokens.is_empty()),
-            Err(MasterError::Unavailable(m)) => assert!(m.contains("unknown"), "{m}"),
+            Err(MasterError::Held(m)) => assert!(m.contains("unknown"), "{m}"),
             Err(e) => panic!("{e}"),
         }
         let t = Instant::now();
@@ -159,7 +163,7 @@ async fn a_mariadb_stopped_for_30_s_then_killed_is_told_at_once_and_healed_witho
             })
             .await;
         worst.write = worst.write.max(t.elapsed());
-        let Err(MasterError::Unavailable(m)) = write else {
+        let Err(MasterError::Held(m)) = write else {
             panic!("a write during the outage got {write:?}")
         };
         assert!(m.contains("not committed"), "{m}");

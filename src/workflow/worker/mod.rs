@@ -8,6 +8,7 @@
 mod notify;
 mod run;
 mod ship;
+mod spool;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -117,6 +118,16 @@ pub async fn run_workers(
 ) {
     let notifier = Notifier::of(settings.mailer.as_ref(), &settings.ui_link);
     let settings = Arc::new(settings);
+    // When the workers must be gone: `worker_shutdown_grace_sec` after the stop, whatever the
+    // master does meanwhile.
+    let (stop_tx, stop_at) = watch::channel(None);
+    let grace = settings.shutdown_grace;
+    let mut stopping = shutdown.clone();
+    let deadline = tokio::spawn(async move {
+        if stopping.wait_for(|s| *s).await.is_ok() {
+            let _ = stop_tx.send(Some(Instant::now() + grace));
+        }
+    });
     let labels = Arc::new(crate::metrics::Admitted::new(WORKFLOW_LABELS));
     let mut tasks = tokio::task::JoinSet::new();
     // The outbox's sender: every email recorded by any process, this one's included.
@@ -138,10 +149,12 @@ pub async fn run_workers(
             sweeper: index == 0,
             notifier: notifier.clone(),
             labels: labels.clone(),
+            stop_at: stop_at.clone(),
         };
         tasks.spawn(worker.run(shutdown.clone()));
     }
     while tasks.join_next().await.is_some() {}
+    deadline.abort();
     let _ = sender_stop.send(true);
     if let Some(sender) = sender {
         let _ = sender.await;
@@ -158,6 +171,8 @@ pub struct Worker {
     notifier: Option<Notifier>,
     /// The workflows its job metrics name (those with a definition); others are `other`.
     labels: Arc<crate::metrics::Admitted>,
+    /// When the worker must be gone, once it is told to stop.
+    stop_at: watch::Receiver<Option<Instant>>,
 }
 
 /// Workflows a process's job metrics name at most, so the series stay bounded whatever
@@ -167,6 +182,9 @@ pub const WORKFLOW_LABELS: usize = 500;
 impl Worker {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(worker = %self.name, generation = self.settings.generation, pools = ?self.settings.pools, "worker started");
+        if self.sweeper {
+            self.commit_pending().await;
+        }
         let mut last_sweep: Option<Instant> = None;
         // The global signals, watched all along (one parked request at the master), so DRAIN
         // and EXIT reach an idle worker at once, not after its parked claim.
@@ -289,6 +307,45 @@ impl Worker {
                 Some(1),
                 Some(self.settings.poll.as_millis() as u64),
             )
+        }
+    }
+
+    /// Resolves when this worker must be gone: `worker_shutdown_grace_sec` after it was told
+    /// to stop (never, until it is).
+    async fn stop_deadline(&self) {
+        let mut rx = self.stop_at.clone();
+        let at = match rx.wait_for(Option::is_some).await {
+            Ok(at) => *at,
+            Err(_) => None,
+        };
+        match at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Whether the stop's grace has run out.
+    fn past_stop_deadline(&self) -> bool {
+        self.stop_at.borrow().is_some_and(|at| Instant::now() >= at)
+    }
+
+    /// Commits the ends an earlier worker process on this host saved when it had to stop
+    /// without a master (`spool`), before this one claims anything.
+    async fn commit_pending(&self) {
+        for (path, jt, end) in spool::pending(&self.settings.logs_dir) {
+            tracing::info!(worker = %self.name, workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "committing the end of a run an earlier worker process saved when it stopped");
+            match self.commit(&jt, end).await {
+                Ok(()) if !self.past_stop_deadline() => {
+                    if let Err(e) = std::fs::remove_file(&path) {
+                        tracing::error!(file = %path.display(), error = %e, "cannot remove a committed pending end");
+                    }
+                }
+                Ok(()) => return, // stopping again: it was saved again
+                Err(e) => {
+                    tracing::error!(worker = %self.name, error = %e, "cannot commit a pending end yet; it stays for the next worker process");
+                    return;
+                }
+            }
         }
     }
 

@@ -66,6 +66,15 @@ struct Running<'a> {
     unsure: Option<Token>,
     /// Since when renewals have failed for want of a master.
     unreachable_since: Option<Instant>,
+    /// The job's process group, once it exists.
+    pgid: Option<u32>,
+    /// When the last renewal the master confirmed was sent: the master's lease runs at least
+    /// `lease_sec - 1` from then (its clock counts whole seconds).
+    confirmed: Instant,
+    /// When the renewal in flight was sent.
+    sent: Option<Instant>,
+    /// Since when the job's processes are frozen, for want of a confirmed lease.
+    frozen_since: Option<Instant>,
 }
 
 /// How long a watch of the signals parks at the master before it is renewed.
@@ -108,7 +117,21 @@ impl Running<'_> {
     fn stop(&mut self, why: Stop) {
         if self.stop.is_none() {
             self.stop = Some(why);
+            // Frozen processes would not act on the executor's SIGTERM, and may not run
+            // another instruction without a lease: they end at once.
+            if let (Some(pgid), Some(_)) = (self.pgid, self.frozen_since.take()) {
+                executor::kill_frozen(pgid);
+            }
             let _ = self.abort.send(true);
+        }
+    }
+
+    /// The lease is confirmed again: frozen processes go on.
+    fn thaw(&mut self) {
+        if let (Some(pgid), Some(since)) = (self.pgid, self.frozen_since.take()) {
+            executor::thaw(pgid);
+            let jt = self.jt;
+            tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, frozen_ms = since.elapsed().as_millis() as u64, "the master confirmed the lease again: the job's processes go on");
         }
     }
 }
@@ -204,7 +227,12 @@ impl Worker {
         // The log is complete in the master before the end is (a pinlog written at the end
         // included), so a finished job's log never shows less than it printed.
         let last = end.job().and_then(|j| j.history.last()).unwrap_or(&record);
-        shipper.finish(last).await;
+        tokio::select! {
+            () = shipper.finish(last) => {}
+            () = self.stop_deadline() => {
+                tracing::warn!(worker = %self.name, job = %jt.job.name, "stopping: the rest of the job's log stays on this host");
+            }
+        }
         self.commit(&jt, end).await
     }
 
@@ -306,6 +334,10 @@ impl Worker {
             abort,
             unsure: None,
             unreachable_since: None,
+            pgid: None,
+            confirmed: Instant::now(),
+            sent: None,
+            frozen_since: None,
         };
         let level = Level::Instance(jt.workflow.clone(), jt.instance.clone());
         // The start (the open record the UI shows as RUNNING, and that an heir finds if this
@@ -322,6 +354,9 @@ impl Worker {
                 tokio::select! {
                     biased;
                     recorded = &mut record => break recorded,
+                    // Told to stop and out of grace before the start was recorded: the
+                    // command never ran; the job's lease ends and another worker runs it.
+                    () = self.stop_deadline() => break false,
                     // Only a failed spawn ends before the gate opens.
                     result = &mut run, if spawn_failed.is_none() => spawn_failed = Some(result),
                 }
@@ -355,6 +390,7 @@ impl Worker {
                 biased;
                 result = &mut run => break result,
                 Some(report) = reports.recv() => match report {
+                    Report::Started(pgid) => r.pgid = Some(pgid),
                     Report::Property(k, v) => {
                         r.record_property(k, v);
                         flush_at.get_or_insert_with(|| Instant::now() + PROPERTY_FLUSH);
@@ -402,17 +438,32 @@ impl Worker {
                     tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, grace_sec = self.settings.shutdown_grace.as_secs(), "shutting down: letting the job finish");
                 },
                 _ = sleep_until(shutdown_deadline), if r.stop.is_none() => r.stop(Stop::HandedBack),
+                // No renewal confirmed within the fence: the master could give the job to
+                // another worker soon. Its processes stop where they are until the master
+                // confirms the lease (they go on) or says another worker has the job (they end).
+                _ = tokio::time::sleep_until(r.confirmed + self.fence()), if r.frozen_since.is_none() && r.stop.is_none() && r.pgid.is_some() => {
+                    if let Some(pgid) = r.pgid {
+                        executor::freeze(pgid);
+                        r.frozen_since = Some(Instant::now());
+                        tracing::warn!(worker = %self.name, workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, unconfirmed_ms = r.confirmed.elapsed().as_millis() as u64, "the lease could not be renewed in time: the job's processes are frozen until the master confirms it, so they never run beside another worker's copy");
+                    }
+                }
             }
         };
         // The end is the moment the process exited, not when the master next answers.
         let ended = clock::now_f64();
         drop(watching);
-        while let Ok(Report::Property(k, v)) = reports.try_recv() {
-            r.record_property(k, v);
+        while let Ok(report) = reports.try_recv() {
+            if let Report::Property(k, v) = report {
+                r.record_property(k, v);
+            }
         }
         // A renewal on its way decides the version the commit must name: let it land.
         if let Some(renewal) = renewing {
-            let answer = renewal.await;
+            let answer = tokio::select! {
+                answer = renewal => answer,
+                () = self.stop_deadline() => Err(MasterError::Unreachable("the worker is stopping".into())),
+            };
             self.renewed(&mut r, answer);
         }
         // A renewal whose answer never came may have landed: the end must name the version it
@@ -461,6 +512,7 @@ impl Worker {
             clock::now() + self.settings.lease.as_secs() as i64,
         );
         let unsure = r.unsure.replace(renewed.clone());
+        r.sent = Some(Instant::now());
         let client = self.client.clone();
         let lease_sec = self.settings.lease.as_secs();
         let renewal = async move {
@@ -473,7 +525,7 @@ impl Worker {
                 lease_sec: Some(lease_sec),
                 ..ModifyRequest::default()
             };
-            Ok(client.modify(req).await?.updates.remove(0))
+            Ok(client.renew(req).await?.updates.remove(0))
         };
         // A renewal never outlives half a lease: the next one starts fresh, so the first to
         // reach a master back from an outage is well within the lease it gives back (the
@@ -487,9 +539,22 @@ impl Worker {
         (self.settings.lease / 2).max(Duration::from_secs(1))
     }
 
-    /// How often a lease is renewed: a third of it, at least a second.
+    /// How often a lease is renewed: a third of it, and at least twice within the fence.
     fn renew_every(&self) -> Duration {
-        (self.settings.lease / 3).max(Duration::from_secs(1))
+        (self.settings.lease / 3)
+            .min(self.fence() / 2)
+            .max(Duration::from_millis(200))
+    }
+
+    /// How long after the last confirmed renewal was sent the job's processes may run: within
+    /// the lease the master counts from when it took that renewal (at least `lease_sec - 1`,
+    /// its clock counting whole seconds), with a fifth to spare for clocks that drift.
+    fn fence(&self) -> Duration {
+        self.settings
+            .lease
+            .saturating_sub(Duration::from_secs(1))
+            .mul_f64(0.8)
+            .max(Duration::from_millis(400))
     }
 
     /// What a renewal's answer means: the new version; a conflict (another worker owns the job,
@@ -501,15 +566,31 @@ impl Worker {
                 if r.unreachable_since.take().is_some() {
                     tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "the master answers again; the lease is renewed");
                 }
+                r.confirmed = r.sent.take().unwrap_or_else(Instant::now);
                 r.token = token;
                 r.unsure = None;
+                r.thaw();
             }
             Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => {
-                tracing::error!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "lost the job's lease; killing it");
+                match (r.frozen_since, r.unreachable_since) {
+                    (Some(_), Some(since)) => {
+                        tracing::error!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, unreachable_sec = since.elapsed().as_secs(), "stopped: the master was unreachable longer than the lease and gave the job to another worker; the frozen processes are killed")
+                    }
+                    _ => {
+                        tracing::error!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "lost the job's lease (another worker has it, or it was edited); killing it")
+                    }
+                }
                 r.unsure = None;
                 r.stop(Stop::LostLease);
             }
             Err(e) => {
+                if matches!(e, MasterError::Held(_)) {
+                    // The master is alive and commits nothing (its database is away): it can
+                    // grant the job to no one until its next commit, which gives the lease its
+                    // full length again. As good as a renewal for the fence.
+                    r.confirmed = r.sent.take().unwrap_or_else(Instant::now);
+                    r.thaw();
+                }
                 let since = *r.unreachable_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= self.settings.outage_grace {
                     tracing::error!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, error = %e, grace_sec = self.settings.outage_grace.as_secs(), "the master has been unreachable longer than master_outage_grace_sec; giving the job up");
@@ -605,12 +686,12 @@ impl Worker {
         if let Some(label) = self.labels.known(wf.as_str()) {
             return label;
         }
-        let defined = matches!(
-            self.client
-                .get(&crate::token::name::definition_token(wf))
-                .await,
-            Ok(Some(_))
-        );
+        let name = crate::token::name::definition_token(wf);
+        let defined = tokio::select! {
+            found = self.client.get(&name) => matches!(found, Ok(Some(_))),
+            // A stopping worker does not wait for an absent master to name a metric.
+            () = self.stop_deadline() => return "other".to_owned(),
+        };
         self.labels.checked(wf.as_str(), defined)
     }
 
@@ -664,15 +745,37 @@ impl Worker {
 
     /// Writes how the run ended, retrying through a master outage (up to the outage grace),
     /// then sends the email it owes and settles the instance.
-    async fn commit(&self, jt: &JobToken, end: RunEnd) -> Result<(), MasterError> {
+    pub(super) async fn commit(&self, jt: &JobToken, end: RunEnd) -> Result<(), MasterError> {
         let c = self.client.as_ref();
+        let saved = |e: MasterError| {
+            if !self.past_stop_deadline() {
+                return Err(e);
+            }
+            // Told to stop, and the master is away: the end waits on this host for the next
+            // worker process, rather than keeping this one beyond its grace.
+            match super::spool::save(&self.settings.logs_dir, jt, &end) {
+                Ok(Some(path)) => {
+                    tracing::warn!(worker = %self.name, workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, file = %path.display(), "stopping without a master: the run's end is saved for the next worker process on this host to commit");
+                    Ok(())
+                }
+                Ok(None) => Ok(()),
+                Err(io) => {
+                    tracing::error!(worker = %self.name, job = %jt.job.name, error = %io, "cannot save the run's end; the job runs again once its lease ends");
+                    Err(e)
+                }
+            }
+        };
         if let RunEnd::HandedBack(job) = &end {
-            self.patiently(|| c.modify(plan::hand_back(jt, job)))
-                .await?;
+            if let Err(e) = self.patiently(|| c.modify(plan::hand_back(jt, job))).await {
+                return saved(e);
+            }
             tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "handed the job back for another worker");
             return Ok(());
         }
-        let committed = self.patiently(|| self.write_end(jt, &end)).await?;
+        let committed = match self.patiently(|| self.write_end(jt, &end)).await {
+            Ok(c) => c,
+            Err(e) => return saved(e),
+        };
         if committed == Committed::LostLease {
             tracing::warn!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "another worker owns this job now; this result is dropped");
             return Ok(());
@@ -719,11 +822,22 @@ impl Worker {
         let mut told = false;
         loop {
             // Bounded like a renewal, so a master back from an outage gets the end well within
-            // the lease it gives back.
-            match bounded(self.call_limit(), f()).await {
-                Err(e @ (MasterError::Unavailable(_) | MasterError::Unreachable(_)))
-                    if started.elapsed() < self.settings.outage_grace =>
-                {
+            // the lease it gives back; and by the stop's grace, once told to stop.
+            let answer = tokio::select! {
+                answer = bounded(self.call_limit(), f()) => answer,
+                () = self.stop_deadline() => Err(MasterError::Unreachable(
+                    "the worker is stopping and its grace ran out".into(),
+                )),
+            };
+            if self.past_stop_deadline() && answer.is_err() {
+                return answer;
+            }
+            match answer {
+                Err(
+                    e @ (MasterError::Unavailable(_)
+                    | MasterError::Held(_)
+                    | MasterError::Unreachable(_)),
+                ) if started.elapsed() < self.settings.outage_grace => {
                     if !std::mem::replace(&mut told, true) {
                         tracing::warn!(worker = %self.name, error = %e, "the master cannot take the job's end yet; trying until it can");
                     }
