@@ -54,6 +54,7 @@ impl ApiSettings {
                 c.max_parked_per_token
                     .unwrap_or(c.max_connections / 2)
                     .max(1),
+                max_parked_total(c.max_connections),
             ),
         }
     }
@@ -66,9 +67,15 @@ impl ApiSettings {
             max_request_bytes,
             body_timeout: Duration::from_secs(60),
             limits: ServeLimits::default(),
-            parking: Parking::new(usize::MAX),
+            parking: Parking::new(usize::MAX, max_parked_total(1000)),
         }
     }
+}
+
+/// Requests parked at once, all tokens together: three quarters of `max_connections`, so a
+/// quarter is always there for renewals and ends, which never wait.
+pub fn max_parked_total(max_connections: usize) -> usize {
+    (max_connections - max_connections / 4).max(1)
 }
 
 pub fn router(master: Master, settings: ApiSettings) -> Router {
@@ -354,15 +361,26 @@ fn park(
         return Ok(None);
     }
     match parking.take(&caller.name) {
-        Some(slot) => Ok(Some(slot)),
-        None => {
-            tracing::warn!(token = %caller.name, max = parking.cap(), "refused a waiting request: the token has its most requests parked");
-            let mut response = ApiError::Master(MasterError::Unavailable(format!(
-                "the token `{}` has {} requests waiting at the master already (max_parked_per_token); wait for one to end",
-                caller.name,
-                parking.cap()
-            )))
-            .into_response();
+        Ok(slot) => Ok(Some(slot)),
+        Err(full) => {
+            let message = match full {
+                super::parking::Full::Token => {
+                    tracing::warn!(token = %caller.name, max = parking.cap(), "refused a waiting request: the token has its most requests parked");
+                    format!(
+                        "the token `{}` has {} requests waiting at the master already (max_parked_per_token); wait for one to end",
+                        caller.name,
+                        parking.cap()
+                    )
+                }
+                super::parking::Full::Master => {
+                    tracing::warn!(token = %caller.name, max = parking.total(), "refused a waiting request: the master has its most requests parked");
+                    format!(
+                        "the master has {} requests waiting already (three quarters of max_connections; the rest are kept for renewals and ends); wait and try again",
+                        parking.total()
+                    )
+                }
+            };
+            let mut response = ApiError::Master(MasterError::Unavailable(message)).into_response();
             response.headers_mut().insert(
                 header::CONNECTION,
                 header::HeaderValue::from_static("close"),
@@ -589,8 +607,9 @@ pub async fn serve(
     tracing::info!(%addr, "master listening");
     let closer = master.clone();
     let limits = settings.limits;
+    let full = master.full_marker();
     let app = router(master, settings);
-    super::http::serve(listener, app, limits, async move {
+    super::http::serve_watched(listener, app, limits, Some(full), async move {
         shutdown.await;
         tracing::info!("master shutting down");
         closer.close().await;

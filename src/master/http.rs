@@ -9,6 +9,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -67,6 +68,18 @@ pub async fn serve(
     limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    serve_watched(listener, app, limits, None, shutdown).await
+}
+
+/// [`serve`], noting in `full` (milliseconds since the epoch) each moment every connection
+/// was taken: a caller on a new connection then waits in the kernel's backlog.
+pub async fn serve_watched(
+    listener: TcpListener,
+    app: Router,
+    limits: ServeLimits,
+    full: Option<Arc<AtomicI64>>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
@@ -84,6 +97,9 @@ pub async fn serve(
         let permit = loop {
             if let Ok(p) = slots.clone().try_acquire_owned() {
                 break Some(p);
+            }
+            if let Some(full) = &full {
+                full.store(crate::clock::now_ms(), Ordering::Relaxed);
             }
             conns.make_room();
             tokio::select! {

@@ -11,8 +11,26 @@ use std::sync::{Arc, Mutex};
 /// Parked requests by token name.
 #[derive(Debug)]
 pub struct Parking {
-    counts: Mutex<HashMap<Arc<str>, usize>>,
+    counts: Mutex<Counts>,
     cap: usize,
+    /// All tokens together at most: below `max_connections`, so renewals and ends (which do
+    /// not wait) always find a connection.
+    total: usize,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    by_token: HashMap<Arc<str>, usize>,
+    all: usize,
+}
+
+/// Why a request may not park.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    /// Its token has `max_parked_per_token` parked already.
+    Token,
+    /// All tokens together have the master's most.
+    Master,
 }
 
 /// One parked request's place; dropping it gives the place back.
@@ -29,20 +47,23 @@ impl Drop for Slot {
             .counts
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = counts.get_mut(&self.token) {
+        counts.all = counts.all.saturating_sub(1);
+        if let Some(n) = counts.by_token.get_mut(&self.token) {
             *n -= 1;
             if *n == 0 {
-                counts.remove(&self.token);
+                counts.by_token.remove(&self.token);
             }
         }
     }
 }
 
 impl Parking {
-    pub fn new(cap: usize) -> Arc<Parking> {
+    /// Up to `cap` parked requests per token and `total` in all.
+    pub fn new(cap: usize, total: usize) -> Arc<Parking> {
         Arc::new(Parking {
-            counts: Mutex::new(HashMap::new()),
+            counts: Mutex::new(Counts::default()),
             cap: cap.max(1),
+            total: total.max(1),
         })
     }
 
@@ -50,15 +71,24 @@ impl Parking {
         self.cap
     }
 
-    /// A place for one more parked request of `token`, if it has fewer than the bound.
-    pub fn take(self: &Arc<Self>, token: &Arc<str>) -> Option<Slot> {
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// A place for one more parked request of `token`, if it and the master are below their
+    /// bounds.
+    pub fn take(self: &Arc<Self>, token: &Arc<str>) -> Result<Slot, Full> {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let n = counts.entry(token.clone()).or_insert(0);
+        if counts.all >= self.total {
+            return Err(Full::Master);
+        }
+        let n = counts.by_token.entry(token.clone()).or_insert(0);
         if *n >= self.cap {
-            return None;
+            return Err(Full::Token);
         }
         *n += 1;
-        Some(Slot {
+        counts.all += 1;
+        Ok(Slot {
             parking: self.clone(),
             token: token.clone(),
         })
@@ -71,16 +101,23 @@ mod tests {
 
     #[test]
     fn a_token_parks_up_to_its_bound_and_gets_places_back() {
-        let p = Parking::new(2);
+        let p = Parking::new(2, 100);
         let (viewer, worker): (Arc<str>, Arc<str>) = ("viewer".into(), "workers".into());
         let a = p.take(&viewer).unwrap();
         let _b = p.take(&viewer).unwrap();
-        assert!(p.take(&viewer).is_none());
-        assert!(
-            p.take(&worker).is_some(),
-            "another token has its own places"
-        );
+        assert_eq!(p.take(&viewer).err(), Some(Full::Token));
+        assert!(p.take(&worker).is_ok(), "another token has its own places");
         drop(a);
-        assert!(p.take(&viewer).is_some());
+        assert!(p.take(&viewer).is_ok());
+    }
+
+    #[test]
+    fn all_tokens_together_park_up_to_the_master_s_bound() {
+        let p = Parking::new(10, 3);
+        let tokens: Vec<Arc<str>> = ["a", "b", "c", "d"].map(Into::into).to_vec();
+        let held: Vec<Slot> = tokens[..3].iter().map(|t| p.take(t).unwrap()).collect();
+        assert_eq!(p.take(&tokens[3]).err(), Some(Full::Master));
+        drop(held);
+        assert!(p.take(&tokens[3]).is_ok(), "places come back");
     }
 }

@@ -57,6 +57,9 @@ pub(super) struct Shared {
     pub(super) epoch: Option<i64>,
     /// Why this master may serve no more (another master took its lease), once it is so.
     deposed: tokio::sync::watch::Sender<Option<String>>,
+    /// When the API's listener last had every connection taken (milliseconds since the
+    /// epoch): callers on new connections, renewals among them, wait meanwhile.
+    pub(super) full_at_ms: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Shared {
@@ -268,6 +271,7 @@ impl Master {
             started: Instant::now(),
             epoch,
             deposed: tokio::sync::watch::Sender::new(None),
+            full_at_ms: Arc::default(),
         });
         if let (Some(epoch), Some(spec)) = (epoch, hold.filter(|h| !h.file_locked)) {
             super::lease::spawn_renewal(
@@ -286,6 +290,11 @@ impl Master {
             logs,
             storage,
         })
+    }
+
+    /// Where the API's listener notes when every connection was taken.
+    pub fn full_marker(&self) -> Arc<std::sync::atomic::AtomicI64> {
+        self.shared.full_at_ms.clone()
     }
 
     /// Resolves when this master may serve no more (another master took its lease), with why.

@@ -107,6 +107,7 @@ pub(super) fn spawn(
         closing: false,
         retry_at: None,
         frozen: false,
+        full: false,
         runnable_since: HashMap::new(),
         runnable: Pattern::parse(crate::token::name::ALL_RUNNABLE_JOBS)
             .expect("the runnable-jobs pattern is valid"),
@@ -170,11 +171,16 @@ struct Writer {
     /// succeeded since: leases are kept from running out (their holders cannot renew them)
     /// until the database takes commits again.
     frozen: bool,
+    /// Whether every connection was taken lately (leases are held meanwhile).
+    full: bool,
     /// When each runnable job no worker holds was committed, for the job-to-job metric.
     runnable_since: HashMap<Box<str>, Instant>,
     /// What workers claim: the runnable jobs of every instance.
     runnable: Pattern,
 }
+
+/// How long after every connection was taken leases are still held.
+const FULL_HOLDS: Duration = Duration::from_secs(2);
 
 /// How often outcomes older than their window are deleted from the database.
 const FORGET_EVERY: Duration = Duration::from_secs(60);
@@ -301,7 +307,22 @@ impl Writer {
         let shared = self.shared.clone();
         let mut state = shared.state.write().await;
         let now = crate::clock::now();
-        if self.frozen && trouble.is_none() {
+        // Every connection taken within the last moments: a renewal may be waiting in the
+        // kernel's backlog, so no lease runs out meanwhile (as when the database is away).
+        let full = crate::clock::now_ms() - self.shared.full_at_ms.load(Ordering::Relaxed)
+            < FULL_HOLDS.as_millis() as i64;
+        if full != self.full {
+            self.full = full;
+            match full {
+                true => tracing::warn!(
+                    "every connection of the master is taken: leases are held until some are free"
+                ),
+                false => {
+                    tracing::info!("the master's connections are free again; leases run again")
+                }
+            }
+        }
+        if (self.frozen && trouble.is_none()) || full {
             let o = &self.shared.options;
             state.extend_leases(&o.leased_prefix, now, o.lease_sec as i64);
         }

@@ -161,3 +161,61 @@ async fn slow_strangers_and_one_token_s_watches_cannot_starve_the_workers() {
         "slow strangers were closed to admit others"
     );
 }
+
+/// F5 of issue 23: requests that wait (claims, watches) hold a connection each; all of them
+/// together hold at most three quarters of `max_connections`, whatever `max_parked_per_token`
+/// allows, so a write on a new connection (a renewal, a job's end) is answered at once while
+/// 60 claims try to park at a master of 40 connections.
+#[tokio::test]
+async fn parked_claims_leave_a_quarter_of_the_connections_for_renewals() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = master_with(
+        dir.path(),
+        "max_connections: 40\nmax_parked_per_token: 1000\n",
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{}/api/v1/query_and_own", master.port);
+    let refused = Arc::new(AtomicUsize::new(0));
+    let mut claims = Vec::new();
+    for n in 0..60 {
+        let (url, refused) = (url.clone(), refused.clone());
+        claims.push(tokio::spawn(async move {
+            // One connection each, as 60 worker processes would hold.
+            let client = reqwest::Client::new();
+            let body = json!({"owner": format!("idle{n}"), "expiration_time": now() + 60,
+                "query": {"name_prefix": "/nothing/"}, "wait_ms": 20_000});
+            let status = client
+                .post(&url)
+                .json(&body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16());
+            if matches!(status, Ok(503)) {
+                refused.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    wait_until(
+        Duration::from_secs(10),
+        "the claims beyond the bound are refused",
+        || async { refused.load(Ordering::SeqCst) >= 30 },
+    )
+    .await;
+    // A write on a connection of its own, as a renewal or a job's end comes.
+    let write = async {
+        let body = json!({"updates": [{"name": "/renewal", "data": "x"}]});
+        reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/api/v1/modify", master.port))
+            .json(&body)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    };
+    let answered = tokio::time::timeout(Duration::from_secs(5), write)
+        .await
+        .expect("a write is answered while claims are parked, not after their 20 s");
+    assert_eq!(answered.unwrap(), 200);
+    for c in claims {
+        c.abort();
+    }
+}
