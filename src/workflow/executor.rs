@@ -539,7 +539,10 @@ mod tests {
         let result = run(spec, tx, abort).await.unwrap();
         let mut reports = vec![];
         while let Ok(r) = rx.try_recv() {
-            reports.push(r);
+            match r {
+                Report::Started(pgid) => assert!(reports.is_empty() && pgid > 0, "first"),
+                r => reports.push(r),
+            }
         }
         (result, reports)
     }
