@@ -522,6 +522,7 @@ impl Master {
             uptime_sec: self.shared.started.elapsed().as_secs(),
             parked_claims: self.shared.parked.load(Ordering::Relaxed),
             emails_waiting: state.count_prefix(crate::token::name::OUTBOX_PREFIX),
+            time: crate::clock::now(),
         })
     }
 

@@ -45,6 +45,34 @@ pub struct Scheduler {
     pub name: String,
 }
 
+/// The lease a claim of due schedules asks for: the master's clock is the claim's expiration
+/// time less this.
+const CLAIM_LEASE_SEC: i64 = 60;
+
+/// A step of the master's clock back by more than this re-plans every schedule.
+const STEP_BACK_SEC: i64 = 60;
+
+/// The master's clock, as the scheduler last read it, with the monotonic instant it was read:
+/// schedules are due by the master's clock (a token is claimable at its next run time), so
+/// the scheduler decides by it too, never by its own, which may be stepped.
+#[derive(Debug, Default)]
+struct MasterTime {
+    last: Option<(i64, std::time::Instant)>,
+}
+
+impl MasterTime {
+    /// Takes a reading; `true` when the master's clock went back by more than
+    /// [`STEP_BACK_SEC`] since the last one (by the monotonic clock between them).
+    fn read(&mut self, master_now: i64) -> bool {
+        let now = std::time::Instant::now();
+        let stepped_back = self.last.is_some_and(|(then, at)| {
+            master_now < then + now.duration_since(at).as_secs() as i64 - STEP_BACK_SEC
+        });
+        self.last = Some((master_now, now));
+        stepped_back
+    }
+}
+
 impl Scheduler {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(scheduler = %self.name, "scheduler started");
@@ -57,10 +85,24 @@ impl Scheduler {
                 shutdown.clone(),
             ))
         });
+        let mut time = MasterTime::default();
         while !*shutdown.borrow() {
+            // The master's clock, before each claim: a step back re-plans every schedule.
+            if let Ok(h) = self.client.health().await
+                && h.time > 0
+                && time.read(h.time)
+            {
+                tracing::warn!(
+                    master_time = h.time,
+                    "the master's clock went back: every schedule is planned again from its definition"
+                );
+                if let Err(e) = self.replan(h.time).await {
+                    tracing::warn!(error = %e, "planning the schedules again failed; it is tried at the next step");
+                }
+            }
             // A minute's lease, counted by the master from the moment it grants the claim.
             let req = QueryAndOwnRequest {
-                lease_sec: Some(60),
+                lease_sec: Some(CLAIM_LEASE_SEC as u64),
                 ..QueryAndOwnRequest::new(
                     &self.name,
                     0,
@@ -130,7 +172,12 @@ impl Scheduler {
                 return Ok(());
             }
         };
-        let now = Timestamp::now();
+        // By the master's clock (the claim's lease end less its length), not this process's:
+        // a scheduler whose clock was stepped ahead must not fire runs for times to come.
+        let now = token
+            .expiration_time
+            .and_then(|t| Timestamp::from_second(t - CLAIM_LEASE_SEC).ok())
+            .unwrap_or_else(Timestamp::now);
         let step = match crate::schedule::fire::before_reading(&data, &schedule, now) {
             Some(step) => step,
             None => {
@@ -140,6 +187,40 @@ impl Scheduler {
             }
         };
         self.act(&token, &data, step).await
+    }
+
+    /// After the master's clock went back: every schedule due later than its definition's next
+    /// run after `master_now` (planned by the clock before the step) is made due then, rather
+    /// than waiting out the difference. A schedule being handled is due already, so it is not
+    /// moved; the write is version-checked all the same.
+    async fn replan(&self, master_now: i64) -> Result<(), MasterError> {
+        let now = Timestamp::from_second(master_now).unwrap_or_else(|_| Timestamp::now());
+        let mut moved = Vec::new();
+        for token in self.client.query_prefix(name::SCHEDULE_PREFIX).await? {
+            let Some(mut data) = ScheduleData::from_token(&token) else {
+                continue;
+            };
+            let Ok(schedule) = Schedule::from_def(&data.schedule) else {
+                continue;
+            };
+            let Some(next) = schedule.next_after(now).map(|t| t.as_second()) else {
+                continue;
+            };
+            if data.next_run_time > next {
+                tracing::info!(workflow = %data.workflow, was = data.next_run_time, now_due = next, "schedule planned again after the clock went back");
+                data.next_run_time = next;
+                moved.push(Token {
+                    version: token.version,
+                    owner: token.owner.clone(),
+                    expiration_time: Some(next),
+                    ..data.to_token(None)
+                });
+            }
+        }
+        if !moved.is_empty() {
+            self.client.modify(ModifyRequest::update(moved)).await?;
+        }
+        Ok(())
     }
 
     /// What the policy needs to know of the workflow.

@@ -206,6 +206,9 @@ pub struct Health {
     /// Notification emails recorded and not yet delivered (the outbox, `/email/`).
     #[serde(default)]
     pub emails_waiting: usize,
+    /// The master's clock (seconds since the epoch): the time leases and schedules are due by.
+    #[serde(default)]
+    pub time: i64,
 }
 
 /// `POST /api/v1/audit`: one operator action, as the CLI or the UI ran it. The master adds when

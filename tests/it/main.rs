@@ -7,6 +7,7 @@ mod bad_input;
 mod browser;
 mod claims;
 mod cli;
+mod clock_steps;
 mod confinement;
 mod connections;
 mod crash;
