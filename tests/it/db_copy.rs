@@ -211,7 +211,7 @@ async fn a_copy_to_mariadb_survives_an_interruption_and_serves_the_same_history(
         .unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{said}");
-    assert!(said.contains("schema version 5 (current)"), "{said}");
+    assert!(said.contains("schema version 6 (current)"), "{said}");
     assert!(said.contains("archived_tokens"), "{said}");
 
     // A master and UI on MariaDB serve the same history.

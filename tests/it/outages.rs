@@ -152,7 +152,7 @@ async fn a_mariadb_stopped_for_30_s_then_killed_is_told_at_once_and_healed_witho
         // wait for the database, and say so.
         match client.query_prefix("/load/stop/").await {
             Ok(tokens) => assert!(!tokens.is_empty()),
-            Err(MasterError::Held(m)) => assert!(m.contains("unknown"), "{m}"),
+            Err(MasterError::Unavailable(m)) => assert!(m.contains("unknown"), "{m}"),
             Err(e) => panic!("{e}"),
         }
         let t = Instant::now();
