@@ -61,17 +61,54 @@ mod tests {
             }
             let text = std::fs::read_to_string(&file).unwrap();
             let uses = map.entry(module.clone()).or_default();
-            for (at, _) in text.match_indices("crate::") {
-                let name: String = text[at + 7..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                if !name.is_empty() && name != module {
-                    uses.insert(name);
-                }
-            }
+            uses.extend(crate_paths(&text).into_iter().filter(|n| *n != module));
         }
         map
+    }
+
+    /// The first segment of every `crate::` path in `text`, grouped ones included
+    /// (`crate::{a, b::c}` names `a` and `b`).
+    fn crate_paths(text: &str) -> BTreeSet<String> {
+        let ident = |s: &str| -> String {
+            s.trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        };
+        let mut names = BTreeSet::new();
+        for (at, _) in text.match_indices("crate::") {
+            let rest = &text[at + 7..];
+            if let Some(group) = rest.strip_prefix('{') {
+                // The items at the group's top level, up to its closing brace.
+                let (mut depth, mut start) = (0usize, 0usize);
+                for (i, c) in group.char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => {
+                            names.insert(ident(&group[start..i]));
+                            break;
+                        }
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => {
+                            names.insert(ident(&group[start..i]));
+                            start = i + 1;
+                        }
+                        _ => {}
+                    }
+                }
+            } else {
+                names.insert(ident(rest));
+            }
+        }
+        names.remove("");
+        names
+    }
+
+    #[test]
+    fn grouped_imports_are_seen() {
+        let text = "use crate::{token::Token, config::{Config, Role},\n    metrics};\nlet x = crate::clock::now();";
+        let found: Vec<String> = crate_paths(text).into_iter().collect();
+        assert_eq!(found, ["clock", "config", "metrics", "token"]);
     }
 
     #[test]

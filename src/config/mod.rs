@@ -674,6 +674,22 @@ mod tests {
     }
 
     #[test]
+    fn every_example_configuration_parses_without_a_warning() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config");
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let (c, warnings) =
+                Config::load(Some(&path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(warnings.is_empty(), "{}: {warnings:?}", path.display());
+            assert!(c.database_url().is_ok(), "{}", path.display());
+            names.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+        names.sort();
+        assert_eq!(names, ["mariadb.yaml", "multi-host.yaml", "sqlite.yaml"]);
+    }
+
+    #[test]
     fn the_example_configuration_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pinball.example.yaml");
         let (c, warnings) = Config::load(Some(&path)).unwrap();

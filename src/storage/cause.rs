@@ -44,7 +44,13 @@ impl Cause {
     pub fn of(e: &sqlx::Error) -> Cause {
         use sqlx::Error as E;
         match e {
-            E::Database(db) => Cause::of_database(db.code().as_deref(), db.message()),
+            E::Database(db) => {
+                let dialect = match db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                    Some(_) => Codes::Sqlite,
+                    None => Codes::SqlState,
+                };
+                Cause::of_database(dialect, db.code().as_deref(), db.message())
+            }
             E::PoolTimedOut => Cause::Timeout,
             E::Io(io) if io.raw_os_error() == Some(28) => Cause::DiskFull,
             E::Io(_) | E::Tls(_) | E::Protocol(_) | E::PoolClosed | E::WorkerCrashed => {
@@ -54,12 +60,30 @@ impl Cause {
         }
     }
 
-    /// Classifies a database's error by its code (SQLite's result code, or MySQL's SQLSTATE)
-    /// and message.
-    fn of_database(code: Option<&str>, message: &str) -> Cause {
+    /// Classifies a database's error by its code (SQLite's result code, or a server's
+    /// SQLSTATE: each read as its own kind, never one as the other) and message.
+    fn of_database(codes: Codes, code: Option<&str>, message: &str) -> Cause {
         let m = message.to_ascii_lowercase();
         // SQLite result codes: the primary code is the low byte of the extended one.
-        let sqlite = code.and_then(|c| c.parse::<u32>().ok()).map(|c| c & 0xff);
+        let sqlite = code
+            .filter(|_| codes == Codes::Sqlite)
+            .and_then(|c| c.parse::<u32>().ok())
+            .map(|c| c & 0xff);
+        // SQLSTATE classes: 08 connection exceptions, 40 transaction rollbacks (deadlocks,
+        // serialization failures), 25006 a read-only transaction, 53100 a full disk.
+        let state = code.filter(|_| codes == Codes::SqlState).unwrap_or("");
+        if state.starts_with("08") {
+            return Cause::Unreachable;
+        }
+        if state.starts_with("40") {
+            return Cause::Busy;
+        }
+        if state == "25006" {
+            return Cause::ReadOnly;
+        }
+        if state == "53100" {
+            return Cause::DiskFull;
+        }
         if sqlite == Some(13)
             || m.contains("disk is full")
             || m.contains("disk full")
@@ -89,6 +113,15 @@ impl Cause {
     }
 }
 
+/// How a database's error codes read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Codes {
+    /// SQLite's numeric result codes.
+    Sqlite,
+    /// Five-character SQLSTATEs (MySQL/MariaDB, PostgreSQL).
+    SqlState,
+}
+
 impl fmt::Display for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.says())
@@ -101,34 +134,58 @@ mod tests {
 
     #[test]
     fn database_errors_are_named_by_what_an_operator_can_do() {
+        use Codes::{SqlState, Sqlite};
         let table = [
-            (Some("13"), "database or disk is full", Cause::DiskFull),
             (
+                Sqlite,
+                Some("13"),
+                "database or disk is full",
+                Cause::DiskFull,
+            ),
+            (
+                SqlState,
                 Some("HY000"),
                 "The table 'active_tokens' is full",
                 Cause::DiskFull,
             ),
             (
+                Sqlite,
                 Some("8"),
                 "attempt to write a readonly database",
                 Cause::ReadOnly,
             ),
-            (Some("5"), "database is locked", Cause::Busy),
-            (Some("517"), "database is locked", Cause::Busy),
+            (Sqlite, Some("5"), "database is locked", Cause::Busy),
+            (Sqlite, Some("517"), "database is locked", Cause::Busy),
             (
+                SqlState,
                 Some("40001"),
                 "Deadlock found when trying to get lock",
                 Cause::Busy,
             ),
             (
+                SqlState,
                 Some("08S01"),
                 "Server shutdown in progress",
                 Cause::Unreachable,
             ),
-            (Some("23000"), "Duplicate entry", Cause::Refused),
+            (SqlState, Some("23000"), "Duplicate entry", Cause::Refused),
+            // A SQLSTATE is not a SQLite code: 21000 (its low byte is 8, SQLite's READONLY)
+            // is a cardinality violation.
+            (
+                SqlState,
+                Some("21000"),
+                "Subquery returns more than 1 row",
+                Cause::Refused,
+            ),
+            (
+                SqlState,
+                Some("25006"),
+                "cannot execute in a read-only transaction",
+                Cause::ReadOnly,
+            ),
         ];
-        for (code, message, want) in table {
-            assert_eq!(Cause::of_database(code, message), want, "{message}");
+        for (codes, code, message, want) in table {
+            assert_eq!(Cause::of_database(codes, code, message), want, "{message}");
         }
     }
 

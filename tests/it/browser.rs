@@ -640,7 +640,9 @@ async fn axe_violations(b: &Browser, axe: &str) -> Vec<String> {
 #[tokio::test]
 async fn every_page_passes_axe_in_light_and_dark_and_the_lists_fit_a_phone() {
     let Ok(axe_path) = std::env::var("PINBALL_AXE_JS") else {
-        eprintln!("SKIPPED (browser::axe): PINBALL_AXE_JS is not set (.ci/run installs axe-core)");
+        crate::helpers::skipped(
+            "(browser::axe): PINBALL_AXE_JS is not set (.ci/run installs axe-core)",
+        );
         return;
     };
     let axe = std::fs::read_to_string(&axe_path).unwrap();

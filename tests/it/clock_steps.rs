@@ -36,7 +36,9 @@ async fn runs(client: &dyn MasterClient, w: &str) -> BTreeSet<String> {
 #[tokio::test]
 async fn a_scheduler_stepped_an_hour_ahead_and_back_fires_nothing_early_and_nothing_late() {
     let Some(lib) = libfaketime() else {
-        eprintln!("SKIPPED (clock_steps): libfaketime is not installed (apt-get install faketime)");
+        crate::helpers::skipped(
+            "(clock_steps): libfaketime is not installed (apt-get install faketime)",
+        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -266,7 +266,7 @@ async fn a_log_directory_another_user_could_swap_is_refused_at_start() {
     // A folder that belongs to another user (root only can make one).
     // SAFETY: geteuid only reads the process's user id.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED (confinement::swap, another user's folder): not root");
+        crate::helpers::skipped("(confinement::swap, another user's folder): not root");
         return;
     }
     let theirs = dir.path().join("theirs");

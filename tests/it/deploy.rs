@@ -29,7 +29,7 @@ fn the_example_systemd_units_verify_and_run_their_modes() {
         .args(&names)
         .output()
     else {
-        eprintln!("SKIPPED (deploy::units): systemd-analyze is not installed");
+        crate::helpers::skipped("(deploy::units): systemd-analyze is not installed");
         return;
     };
     let said = format!(

@@ -66,7 +66,9 @@ async fn ui_log(ui: &str, w: &str, i: &str, job: &str, n: usize) -> (bool, Strin
 #[tokio::test]
 async fn workers_on_two_other_hosts_run_a_workflow_whose_logs_the_ui_shows() {
     if let Err(why) = hosts_allowed() {
-        eprintln!("SKIPPED: the three-host test cannot build hosts here: {why}");
+        crate::helpers::skipped(&format!(
+            "the three-host test cannot build hosts here: {why}"
+        ));
         return;
     }
     let mut hosts = Hosts::default();

@@ -128,11 +128,13 @@ fn write_config(dir: &Path, ports: (u16, u16, u16, u16)) -> String {
 #[tokio::test]
 async fn every_metric_is_served_parsed_and_moving_while_workflows_run() {
     let Some(python) = parser_python() else {
-        eprintln!("SKIPPED: PINBALL_PROM_PYTHON is not set (.ci/run installs prometheus_client)");
+        crate::helpers::skipped(
+            "PINBALL_PROM_PYTHON is not set (.ci/run installs prometheus_client)",
+        );
         return;
     };
     if std::env::var("PINBALL_AIOSMTPD_PYTHON").is_err() {
-        eprintln!("SKIPPED: PINBALL_AIOSMTPD_PYTHON is not set (.ci/run installs aiosmtpd)");
+        crate::helpers::skipped("PINBALL_AIOSMTPD_PYTHON is not set (.ci/run installs aiosmtpd)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

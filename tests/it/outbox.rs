@@ -272,7 +272,7 @@ async fn every_email_of_the_spec_arrives_at_a_starttls_server_with_its_table_and
 #[tokio::test]
 async fn an_email_recorded_while_the_server_is_down_for_20_s_arrives_once_it_is_up() {
     if std::env::var("PINBALL_AIOSMTPD_PYTHON").is_err() {
-        eprintln!("SKIPPED (outbox::down_for_20_s): PINBALL_AIOSMTPD_PYTHON is not set");
+        crate::helpers::skipped("(outbox::down_for_20_s): PINBALL_AIOSMTPD_PYTHON is not set");
         return;
     }
     let port = free_port(); // nothing listens there yet: every try is refused
@@ -333,7 +333,7 @@ async fn an_email_recorded_while_the_server_is_down_for_20_s_arrives_once_it_is_
 #[tokio::test]
 async fn a_server_that_never_answers_holds_up_no_job_and_the_email_arrives_from_its_replacement() {
     if std::env::var("PINBALL_AIOSMTPD_PYTHON").is_err() {
-        eprintln!("SKIPPED (outbox::never_answers): PINBALL_AIOSMTPD_PYTHON is not set");
+        crate::helpers::skipped("(outbox::never_answers): PINBALL_AIOSMTPD_PYTHON is not set");
         return;
     }
     // Takes connections and never says a word.
@@ -523,7 +523,7 @@ async fn three_worker_processes_ending_25_instances_at_once_email_each_event_exa
 #[tokio::test]
 async fn a_master_killed_between_a_failure_and_its_send_still_delivers_the_email_once() {
     if std::env::var("PINBALL_AIOSMTPD_PYTHON").is_err() {
-        eprintln!("SKIPPED (outbox::master_killed): PINBALL_AIOSMTPD_PYTHON is not set");
+        crate::helpers::skipped("(outbox::master_killed): PINBALL_AIOSMTPD_PYTHON is not set");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -586,7 +586,7 @@ async fn a_master_killed_between_a_failure_and_its_send_still_delivers_the_email
 #[tokio::test]
 async fn an_email_the_server_never_takes_is_given_up_after_email_give_up_sec() {
     if std::env::var("PINBALL_AIOSMTPD_PYTHON").is_err() {
-        eprintln!("SKIPPED (outbox::given_up): PINBALL_AIOSMTPD_PYTHON is not set");
+        crate::helpers::skipped("(outbox::given_up): PINBALL_AIOSMTPD_PYTHON is not set");
         return;
     }
     let port = free_port(); // refused, every try
@@ -626,7 +626,7 @@ async fn an_email_the_server_never_takes_is_given_up_after_email_give_up_sec() {
 #[tokio::test]
 async fn the_outbox_writes_only_to_addresses_the_workflow_names() {
     if std::env::var("PINBALL_AIOSMTPD_PYTHON").is_err() {
-        eprintln!("SKIPPED (outbox::named_only): PINBALL_AIOSMTPD_PYTHON is not set");
+        crate::helpers::skipped("(outbox::named_only): PINBALL_AIOSMTPD_PYTHON is not set");
         return;
     }
     let server = RealSmtp::start("outbox::named_only", plain())

@@ -43,7 +43,7 @@ async fn schemathesis(st: &str, url: &str, extra: &[&str]) {
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_answer_off_the_documents() {
     let Ok(st) = std::env::var("PINBALL_SCHEMATHESIS") else {
-        eprintln!("SKIPPED: PINBALL_SCHEMATHESIS is not set (.ci/run sets it)");
+        crate::helpers::skipped("PINBALL_SCHEMATHESIS is not set (.ci/run sets it)");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

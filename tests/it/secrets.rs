@@ -183,11 +183,11 @@ async fn env_deny_keeps_a_variable_from_jobs() {
 async fn job_user_runs_jobs_as_a_user_who_cannot_read_the_config_or_the_worker() {
     // SAFETY: geteuid only reads the process's user id.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED (secrets::job_user): switching users needs root");
+        crate::helpers::skipped("(secrets::job_user): switching users needs root");
         return;
     }
     let Ok(nobody) = pinball::workflow::executor::JobUser::resolve("nobody") else {
-        eprintln!("SKIPPED (secrets::job_user): this machine has no user nobody");
+        crate::helpers::skipped("(secrets::job_user): this machine has no user nobody");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

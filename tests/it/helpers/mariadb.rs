@@ -24,11 +24,11 @@ impl OwnMariaDb {
     pub async fn start(test: &str) -> Option<OwnMariaDb> {
         // SAFETY: geteuid only reads the process's user id.
         if unsafe { libc::geteuid() } != 0 {
-            eprintln!("SKIPPED ({test}): an own MariaDB server needs root");
+            crate::helpers::skipped(&format!("({test}): an own MariaDB server needs root"));
             return None;
         }
         if !Path::new(INSTALL).exists() || !Path::new(SERVER).exists() {
-            eprintln!("SKIPPED ({test}): {INSTALL} or {SERVER} is missing");
+            crate::helpers::skipped(&format!("({test}): {INSTALL} or {SERVER} is missing"));
             return None;
         }
         let dir = tempfile::Builder::new()

@@ -77,7 +77,9 @@ pub fn mysql_url(test: &str) -> Option<String> {
     match std::env::var("PINBALL_TEST_MYSQL_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            eprintln!("SKIPPED (MySQL part of {test}): PINBALL_TEST_MYSQL_URL is not set");
+            crate::helpers::skipped(&format!(
+                "(MySQL part of {test}): PINBALL_TEST_MYSQL_URL is not set"
+            ));
             None
         }
     }
@@ -155,4 +157,41 @@ pub async fn post_raw(url: &str, body: impl Into<reqwest::Body>) -> (u16, serde_
 
 pub fn now() -> i64 {
     pinball::clock::now()
+}
+
+/// Says a test (or a part of one) cannot run here, and why. With `PINBALL_TEST_NO_SKIP=1`
+/// (`.ci/run` sets it) it fails instead, so a CI machine that lost MariaDB, chromium or a
+/// checker turns red rather than passing what it did not run.
+pub fn skipped(what: &str) {
+    if std::env::var("PINBALL_TEST_NO_SKIP").is_ok_and(|v| v == "1") {
+        panic!("PINBALL_TEST_NO_SKIP=1, and this would be skipped: {what}");
+    }
+    eprintln!("SKIPPED {what}");
+}
+
+/// Run only by [`a_planted_skip_fails_under_no_skip`]: a test that always skips.
+#[test]
+#[ignore = "run by a_planted_skip_fails_under_no_skip, in a process of its own"]
+fn planted_skip() {
+    skipped("(helpers::planted_skip): planted by the test of PINBALL_TEST_NO_SKIP");
+}
+
+#[test]
+fn a_planted_skip_fails_under_no_skip() {
+    let run = |no_skip: &str| {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "helpers::planted_skip", "--ignored", "--nocapture"])
+            .env("PINBALL_TEST_NO_SKIP", no_skip)
+            .output()
+            .unwrap()
+    };
+    let strict = run("1");
+    let said = String::from_utf8_lossy(&strict.stdout).into_owned()
+        + &String::from_utf8_lossy(&strict.stderr);
+    assert!(!strict.status.success(), "{said}");
+    assert!(said.contains("would be skipped: (helpers::planted_skip)"), "{said}");
+    let lenient = run("0");
+    let said = String::from_utf8_lossy(&lenient.stderr);
+    assert!(lenient.status.success(), "{said}");
+    assert!(said.contains("SKIPPED (helpers::planted_skip)"), "{said}");
 }

@@ -52,9 +52,9 @@ impl RealSmtp {
     /// [`RealSmtp::start`] on a given port.
     pub async fn start_on(test: &str, o: ServerOptions<'_>, port: u16) -> Option<RealSmtp> {
         let Ok(python) = std::env::var("PINBALL_AIOSMTPD_PYTHON") else {
-            eprintln!(
-                "SKIPPED ({test}): PINBALL_AIOSMTPD_PYTHON is not set (.ci/run installs aiosmtpd)"
-            );
+            crate::helpers::skipped(&format!(
+                "({test}): PINBALL_AIOSMTPD_PYTHON is not set (.ci/run installs aiosmtpd)"
+            ));
             return None;
         };
         let dir = tempfile::tempdir().unwrap();

@@ -23,7 +23,7 @@ impl Tmpfs {
     pub fn mount_on(test: &str, path: &Path, size: &str) -> Option<Tmpfs> {
         // SAFETY: geteuid only reads the process's user id.
         if unsafe { libc::geteuid() } != 0 {
-            eprintln!("SKIPPED ({test}): mounting a tmpfs needs root");
+            crate::helpers::skipped(&format!("({test}): mounting a tmpfs needs root"));
             return None;
         }
         let path = path.to_path_buf();
@@ -39,10 +39,10 @@ impl Tmpfs {
             .output()
             .unwrap();
         if !out.status.success() {
-            eprintln!(
-                "SKIPPED ({test}): mounts are not permitted here: {}",
+            crate::helpers::skipped(&format!(
+                "({test}): mounts are not permitted here: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
-            );
+            ));
             return None;
         }
         Some(Tmpfs {
