@@ -380,7 +380,7 @@ fn exposure(
         return Ok(format!("OPEN on {bind} without authentication"));
     }
     anyhow::bail!(
-        "the {what} would listen on {bind}, beyond loopback, without authentication: set {key} (see the README's Security section), bind to 127.0.0.1, or set allow_unauthenticated: true"
+        "the {what} would listen on {bind}, beyond loopback, without authentication: set {key} (see docs/security.md), bind to 127.0.0.1, or set allow_unauthenticated: true"
     )
 }
 

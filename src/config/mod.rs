@@ -673,6 +673,36 @@ mod tests {
         }
     }
 
+    /// The configuration reference cannot drift from the struct: every key of `Config` is
+    /// named in `docs/configuration.md` (`key`, or `key.sub` for a block).
+    #[test]
+    fn every_key_is_in_the_configuration_reference() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let source = std::fs::read_to_string(root.join("src/config/mod.rs")).unwrap();
+        let reference = std::fs::read_to_string(root.join("docs/configuration.md")).unwrap();
+        let body = source
+            .split("\npub struct Config {\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n}\n").next())
+            .expect("the Config struct");
+        let keys: Vec<&str> = body
+            .lines()
+            .filter_map(|l| l.strip_prefix("    pub "))
+            .filter_map(|l| l.split(':').next())
+            .collect();
+        assert!(keys.len() > 40, "{keys:?}");
+        let missing: Vec<&&str> = keys
+            .iter()
+            .filter(|k| {
+                !reference.contains(&format!("`{k}`")) && !reference.contains(&format!("`{k}."))
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "not in docs/configuration.md: {missing:?}"
+        );
+    }
+
     #[test]
     fn every_example_configuration_parses_without_a_warning() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config");

@@ -12,7 +12,7 @@
 //! change repeats, an expression whose minute or hour field is written with `*` or a step runs
 //! at each real occurrence (its spacing is elapsed time), and a fixed time runs once, at its
 //! first occurrence. The project keeps this parser rather than the `cron` crate, which wants
-//! a seconds field and skips times in a spring-forward gap (README, "Schedules").
+//! a seconds field and skips times in a spring-forward gap (docs/schedules.md).
 
 use jiff::Timestamp;
 use jiff::ToSpan;

@@ -180,7 +180,12 @@ fn planted_skip() {
 fn a_planted_skip_fails_under_no_skip() {
     let run = |no_skip: &str| {
         std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "helpers::planted_skip", "--ignored", "--nocapture"])
+            .args([
+                "--exact",
+                "helpers::planted_skip",
+                "--ignored",
+                "--nocapture",
+            ])
             .env("PINBALL_TEST_NO_SKIP", no_skip)
             .output()
             .unwrap()
@@ -189,7 +194,10 @@ fn a_planted_skip_fails_under_no_skip() {
     let said = String::from_utf8_lossy(&strict.stdout).into_owned()
         + &String::from_utf8_lossy(&strict.stderr);
     assert!(!strict.status.success(), "{said}");
-    assert!(said.contains("would be skipped: (helpers::planted_skip)"), "{said}");
+    assert!(
+        said.contains("would be skipped: (helpers::planted_skip)"),
+        "{said}"
+    );
     let lenient = run("0");
     let said = String::from_utf8_lossy(&lenient.stderr);
     assert!(lenient.status.success(), "{said}");
