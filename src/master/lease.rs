@@ -10,7 +10,7 @@
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
-use crate::storage::{LeaseClaim, LeaseHolder, LeaseOutcome, Storage, StorageError, Take};
+use crate::storage::{LeaseClaim, LeaseHolder, LeaseOutcome, StorageError, Take, TokenStore};
 
 /// What a master says about the lease it wants.
 #[derive(Debug, Clone)]
@@ -92,7 +92,7 @@ pub fn refusal(master: &str, held: &LeaseHolder) -> String {
 
 /// Takes the lease of `master`: its epoch, or why another master keeps it (`Ok(Err(..))`).
 pub async fn take(
-    storage: &dyn Storage,
+    storage: &dyn TokenStore,
     master: &str,
     spec: &HoldSpec,
 ) -> Result<Result<i64, String>, StorageError> {
@@ -127,7 +127,7 @@ pub async fn take(
 /// Renews the lease every fifth of its length until the master is gone, or finds it taken by
 /// another master: then `deposed` is told why.
 pub(super) fn spawn_renewal(
-    storage: std::sync::Arc<dyn Storage>,
+    storage: std::sync::Arc<dyn TokenStore>,
     master: String,
     epoch: i64,
     lease: Duration,

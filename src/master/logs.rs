@@ -16,7 +16,7 @@ use std::time::Duration;
 use base64::Engine;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::storage::{LogChunk, Storage};
+use crate::storage::{LogChunk, Logs};
 use crate::token::name::{InstanceId, JobName, WorkflowName};
 use crate::token::{LogRequest, LogResponse, MAX_LOG_CHUNK, MasterError};
 
@@ -54,12 +54,12 @@ type Queued = (LogChunk, oneshot::Sender<Result<(), MasterError>>);
 pub struct LogSink {
     tx: mpsc::Sender<Queued>,
     options: LogOptions,
-    storage: Arc<dyn Storage>,
+    storage: Arc<dyn Logs>,
     master: String,
 }
 
 impl LogSink {
-    pub fn spawn(storage: Arc<dyn Storage>, master: String, options: LogOptions) -> LogSink {
+    pub fn spawn(storage: Arc<dyn Logs>, master: String, options: LogOptions) -> LogSink {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(write_loop(storage.clone(), master.clone(), rx));
         if options.retention_days > 0 {
@@ -258,7 +258,7 @@ pub fn decompress(data: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-async fn write_loop(storage: Arc<dyn Storage>, master: String, mut rx: mpsc::Receiver<Queued>) {
+async fn write_loop(storage: Arc<dyn Logs>, master: String, mut rx: mpsc::Receiver<Queued>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < BATCH
@@ -283,7 +283,7 @@ async fn write_loop(storage: Arc<dyn Storage>, master: String, mut rx: mpsc::Rec
 }
 
 /// Deletes chunks older than `days`, a batch at a time, every ten minutes.
-async fn retention_loop(storage: Arc<dyn Storage>, master: String, days: u64) {
+async fn retention_loop(storage: Arc<dyn Logs>, master: String, days: u64) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;

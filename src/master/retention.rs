@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::storage::Storage;
+use crate::storage::Retention;
 
 /// Instances looked up at once.
 const BATCH: u32 = 20;
@@ -20,7 +20,7 @@ const MIN_PAUSE: Duration = Duration::from_millis(20);
 const EVERY: Duration = Duration::from_secs(600);
 
 /// Runs passes until the process ends: the first at once, then every ten minutes.
-pub fn spawn(storage: Arc<dyn Storage>, master: String, days: u32) {
+pub fn spawn(storage: Arc<dyn Retention>, master: String, days: u32) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
         loop {
@@ -42,7 +42,7 @@ pub fn spawn(storage: Arc<dyn Storage>, master: String, days: u32) {
 
 /// Deletes every archived instance archived more than `days` ago. Returns how many.
 pub async fn pass(
-    storage: &dyn Storage,
+    storage: &dyn Retention,
     master: &str,
     days: u32,
 ) -> Result<u64, crate::storage::StorageError> {

@@ -11,7 +11,7 @@ use tokio::sync::{RwLock, mpsc, oneshot};
 
 use super::pattern::Pattern;
 use super::state::{Entry, State};
-use crate::storage::{DbWatch, Loaded, Storage, spawn_monitor};
+use crate::storage::{DbWatch, Loaded, Logs, Retention, Storage, TokenStore, spawn_monitor};
 use crate::token::MasterError;
 use crate::token::*;
 
@@ -81,19 +81,45 @@ impl Shared {
     }
 }
 
+/// The database ports a master uses, each handed to the part that needs it: its tokens (the
+/// writer, the lease, the monitor), its job logs (the log sink), and what ages out (retention).
+/// One database gives all three ([`From<Box<dyn Storage>>`]); a test may give its own tokens.
+#[derive(Clone)]
+pub struct Stores {
+    pub tokens: Arc<dyn TokenStore>,
+    pub logs: Arc<dyn Logs>,
+    pub retention: Arc<dyn Retention>,
+}
+
+impl From<Box<dyn Storage>> for Stores {
+    fn from(storage: Box<dyn Storage>) -> Stores {
+        Stores::from(Arc::<dyn Storage>::from(storage))
+    }
+}
+
+impl From<Arc<dyn Storage>> for Stores {
+    fn from(storage: Arc<dyn Storage>) -> Stores {
+        Stores {
+            tokens: storage.clone(),
+            logs: storage.clone(),
+            retention: storage,
+        }
+    }
+}
+
 /// A handle to a running master. Cheap to clone; the writer stops when every handle is gone.
 #[derive(Clone)]
 pub struct Master {
     shared: Arc<Shared>,
     tx: mpsc::Sender<Command>,
     logs: super::logs::LogSink,
-    storage: Arc<dyn Storage>,
+    storage: Arc<dyn TokenStore>,
 }
 
 /// Takes the master's lease (with `hold`) and loads its tokens, retrying with backoff while
 /// the database is unreachable. `Err` says which master holds the lease.
 async fn load_with_retry(
-    storage: &dyn Storage,
+    storage: &dyn TokenStore,
     name: &str,
     hold: Option<&super::lease::HoldSpec>,
 ) -> Result<(Loaded, Vec<crate::storage::RequestOutcome>, Option<i64>), String> {
@@ -193,7 +219,7 @@ impl MasterOptions {
 
 impl Master {
     /// [`Master::start_with`] the default options.
-    pub async fn start(storage: Box<dyn Storage>, name: &str) -> Master {
+    pub async fn start(storage: impl Into<Stores>, name: &str) -> Master {
         Master::start_with(storage, name, MasterOptions::default()).await
     }
 
@@ -201,7 +227,7 @@ impl Master {
     /// answers), gives every lease its full length again (the master was down), and starts
     /// the writer task.
     pub async fn start_with(
-        storage: Box<dyn Storage>,
+        storage: impl Into<Stores>,
         name: &str,
         options: MasterOptions,
     ) -> Master {
@@ -213,7 +239,7 @@ impl Master {
     /// [`Master::start_with`], holding the lease of `name` as `hold` says (`-m master`): `Err`
     /// when another master holds it, naming that master.
     pub async fn serve_exclusively(
-        storage: Box<dyn Storage>,
+        storage: impl Into<Stores>,
         name: &str,
         options: MasterOptions,
         hold: super::lease::HoldSpec,
@@ -222,11 +248,16 @@ impl Master {
     }
 
     async fn open(
-        storage: Box<dyn Storage>,
+        stores: impl Into<Stores>,
         name: &str,
         options: MasterOptions,
         hold: Option<super::lease::HoldSpec>,
     ) -> Result<Master, String> {
+        let Stores {
+            tokens: storage,
+            logs,
+            retention,
+        } = stores.into();
         let started = Instant::now();
         let (loaded, requests, epoch) =
             load_with_retry(storage.as_ref(), name, hold.as_ref()).await?;
@@ -248,12 +279,11 @@ impl Master {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "master loaded its tokens"
         );
-        let storage: Arc<dyn Storage> = Arc::from(storage);
         let db = Arc::new(DbWatch::new());
         spawn_monitor(Arc::downgrade(&db), storage.clone());
-        let logs = super::logs::LogSink::spawn(storage.clone(), name.to_owned(), options.logs);
+        let logs = super::logs::LogSink::spawn(logs, name.to_owned(), options.logs);
         if let Some(days) = options.retention_days {
-            super::retention::spawn(storage.clone(), name.to_owned(), days);
+            super::retention::spawn(retention, name.to_owned(), days);
         }
         let shared = Arc::new(Shared {
             reads: super::read::ReadLimits::new(

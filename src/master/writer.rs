@@ -17,7 +17,7 @@ use super::requests::{self, Answer, RequestKey, Requests, Seen};
 use super::service::{Command, Key, MAX_BATCH, MAX_RETRY_DELAY, Reply, Shared, build_state};
 use super::state::{Pending, State, Txn};
 use super::watch::Watches;
-use crate::storage::{Cause, CommitBatch, RequestOutcome, Storage, StorageError, TokenRef};
+use crate::storage::{Cause, CommitBatch, RequestOutcome, StorageError, TokenRef, TokenStore};
 use crate::token::MasterError;
 use crate::token::*;
 
@@ -89,7 +89,7 @@ const COMMIT_WITHIN: Duration = Duration::from_secs(20);
 /// Starts the writer task for `shared`, fed by `rx`; it stops when every sender is gone.
 pub(super) fn spawn(
     shared: Arc<Shared>,
-    storage: Arc<dyn Storage>,
+    storage: Arc<dyn TokenStore>,
     rx: mpsc::Receiver<Command>,
     requests: Requests,
 ) {
@@ -158,7 +158,7 @@ struct Writer {
     /// When outcomes older than their window were last deleted from the database.
     forgot_at: Instant,
     shared: Arc<Shared>,
-    storage: Arc<dyn Storage>,
+    storage: Arc<dyn TokenStore>,
     /// Whether the database answers its pings (the monitor's view).
     reachable: watch::Receiver<bool>,
     rx: mpsc::Receiver<Command>,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Cause, Storage};
+use super::{Cause, TokenStore};
 
 /// How often the monitor pings the database.
 const PING_EVERY: Duration = Duration::from_millis(100);
@@ -113,7 +113,7 @@ impl DbWatch {
 }
 
 /// Pings the database until `watch` is dropped by everyone else.
-pub fn spawn_monitor(watch: Weak<DbWatch>, storage: Arc<dyn Storage>) {
+pub fn spawn_monitor(watch: Weak<DbWatch>, storage: Arc<dyn TokenStore>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PING_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -260,8 +260,10 @@ pub struct LogKey<'a> {
     pub kind: &'a str,
 }
 
+/// What the master needs of its database: its tokens (loaded whole, committed in batches), its
+/// lease, the outcomes of keyed writes, and whether the database answers.
 #[async_trait]
-pub trait Storage: Send + Sync + 'static {
+pub trait TokenStore: Send + Sync + 'static {
     /// `sqlite` or `mysql`.
     fn kind(&self) -> &'static str;
     /// Runs the backend's migrations (idempotent; safe when several processes start at once).
@@ -270,6 +272,38 @@ pub trait Storage: Send + Sync + 'static {
     /// if it is new.
     async fn load_active(&self, master: &str) -> Result<Loaded, StorageError>;
     async fn commit(&self, master: &str, batch: &CommitBatch<'_>) -> Result<(), StorageError>;
+    async fn ping(&self) -> Result<(), StorageError>;
+    /// Takes master `master`'s lease as `claim` says, in one transaction; answers the holder
+    /// when another one holds it.
+    async fn take_lease(
+        &self,
+        master: &str,
+        claim: &LeaseClaim<'_>,
+    ) -> Result<LeaseOutcome, StorageError>;
+    /// Extends the lease by `lease_ms` from the database's now while `epoch` is still the
+    /// row's; false when another master has taken it since. Runs on a connection of its own,
+    /// never behind the pool's writers.
+    async fn renew_lease(
+        &self,
+        master: &str,
+        epoch: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StorageError>;
+    /// Ends the lease held under `epoch` (a clean stop), so the next master takes it at once.
+    async fn release_lease(&self, master: &str, epoch: i64) -> Result<(), StorageError>;
+    /// The outcomes of keyed requests committed at or after `since` (seconds), oldest first.
+    async fn request_outcomes(
+        &self,
+        master: &str,
+        since: i64,
+    ) -> Result<Vec<RequestOutcome>, StorageError>;
+}
+
+/// Reads of what the master committed (live tokens, the archive, summaries of finished
+/// instances, the audit log), for the UI, `ops` and the scheduler; and the summaries the
+/// archiving process keeps.
+#[async_trait]
+pub trait Archive: Send + Sync + 'static {
     /// Tokens whose name starts with `prefix`, in name order (archived: then version order).
     async fn read(
         &self,
@@ -285,9 +319,6 @@ pub trait Storage: Send + Sync + 'static {
         prefix: &str,
     ) -> Result<Vec<String>, StorageError>;
     async fn count(&self, master: &str, table: Table) -> Result<u64, StorageError>;
-    /// Deletes archived tokens whose name starts with `prefix` (`util cleanup`), and the
-    /// summaries of those instances. Returns how many tokens.
-    async fn delete_archived(&self, master: &str, prefix: &str) -> Result<u64, StorageError>;
     /// Up to `limit` queued archive prefixes, oldest first, with their sequence numbers: the
     /// instances archived since the summaries were last brought up to date.
     async fn archive_queue(
@@ -314,7 +345,6 @@ pub trait Storage: Send + Sync + 'static {
         offset: u64,
         limit: u32,
     ) -> Result<(Vec<InstanceSummary>, u64), StorageError>;
-    async fn ping(&self) -> Result<(), StorageError>;
     /// Up to `limit` audit-log entries of `master`, newest first, older than `before` if given.
     async fn audit_log(
         &self,
@@ -322,6 +352,12 @@ pub trait Storage: Send + Sync + 'static {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, StorageError>;
+}
+
+/// Job logs stored beside the tokens: written (and aged out) by the master's log sink, read by
+/// the UI.
+#[async_trait]
+pub trait Logs: Send + Sync + 'static {
     /// Stores log chunks in one transaction; a chunk already stored (same log and start) is
     /// kept as it was, so a worker's resend changes nothing.
     async fn write_logs(&self, master: &str, chunks: &[LogChunk]) -> Result<(), StorageError>;
@@ -339,6 +375,22 @@ pub trait Storage: Send + Sync + 'static {
         from: i64,
         limit: u32,
     ) -> Result<Vec<LogChunk>, StorageError>;
+    /// Deletes up to `limit` log chunks stored before `created_before` (retention). Returns
+    /// how many.
+    async fn delete_old_logs(
+        &self,
+        master: &str,
+        created_before: i64,
+        limit: u32,
+    ) -> Result<u64, StorageError>;
+}
+
+/// Deleting old archived instances (`retention_days`, `util cleanup`).
+#[async_trait]
+pub trait Retention: Send + Sync + 'static {
+    /// Deletes archived tokens whose name starts with `prefix` (`util cleanup`), and the
+    /// summaries of those instances. Returns how many tokens.
+    async fn delete_archived(&self, master: &str, prefix: &str) -> Result<u64, StorageError>;
     /// Up to `limit` archived instances (their `/workflow/W/I/` prefixes) whose every token
     /// was archived before `archived_before`, oldest first (`retention_days`).
     async fn expired_archives(
@@ -347,6 +399,11 @@ pub trait Storage: Send + Sync + 'static {
         archived_before: i64,
         limit: u32,
     ) -> Result<Vec<String>, StorageError>;
+}
+
+/// What `pinball db` needs: copies between databases, the schema version, sizes.
+#[async_trait]
+pub trait Admin: Send + Sync + 'static {
     /// Every master with its creation time (`db copy`).
     async fn copy_masters(&self) -> Result<Vec<(String, String)>, StorageError>;
     /// Up to `limit` rows of one master in a table, in key order, after the key `after`.
@@ -383,39 +440,13 @@ pub trait Storage: Send + Sync + 'static {
     async fn schema_version(&self) -> Result<Option<i64>, StorageError>;
     /// The database's size on disk, where it can tell.
     async fn size_bytes(&self) -> Result<Option<u64>, StorageError>;
-    /// Takes master `master`'s lease as `claim` says, in one transaction; answers the holder
-    /// when another one holds it.
-    async fn take_lease(
-        &self,
-        master: &str,
-        claim: &LeaseClaim<'_>,
-    ) -> Result<LeaseOutcome, StorageError>;
-    /// Extends the lease by `lease_ms` from the database's now while `epoch` is still the
-    /// row's; false when another master has taken it since. Runs on a connection of its own,
-    /// never behind the pool's writers.
-    async fn renew_lease(
-        &self,
-        master: &str,
-        epoch: i64,
-        lease_ms: i64,
-    ) -> Result<bool, StorageError>;
-    /// Ends the lease held under `epoch` (a clean stop), so the next master takes it at once.
-    async fn release_lease(&self, master: &str, epoch: i64) -> Result<(), StorageError>;
-    /// The outcomes of keyed requests committed at or after `since` (seconds), oldest first.
-    async fn request_outcomes(
-        &self,
-        master: &str,
-        since: i64,
-    ) -> Result<Vec<RequestOutcome>, StorageError>;
-    /// Deletes up to `limit` log chunks stored before `created_before` (retention). Returns
-    /// how many.
-    async fn delete_old_logs(
-        &self,
-        master: &str,
-        created_before: i64,
-        limit: u32,
-    ) -> Result<u64, StorageError>;
 }
+
+/// Every port at once: what one database (`SqlStore`) implements, and what a process that
+/// opens the database hands out, each consumer taking only the port it needs.
+pub trait Storage: TokenStore + Archive + Logs + Retention + Admin {}
+
+impl<T: TokenStore + Archive + Logs + Retention + Admin + ?Sized> Storage for T {}
 
 /// The file a `sqlite://` URL names, if it is one.
 pub fn sqlite_path(url: &str) -> Option<&str> {

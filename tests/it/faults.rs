@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use async_trait::async_trait;
+use pinball::master::service::Stores;
 use pinball::master::{Master, MasterClient, MasterError};
-use pinball::storage::copy::{Row, TableSpec, Value};
-use pinball::storage::{self, CommitBatch, InstanceSummary, Loaded, Storage, StorageError, Table};
+use pinball::storage::{self, CommitBatch, Loaded, Storage, StorageError, TokenStore};
 use pinball::token::*;
 
 use crate::helpers::*;
@@ -18,14 +18,15 @@ const OK: u8 = 0;
 const FAIL_BEFORE: u8 = 1;
 const FAIL_AFTER: u8 = 2;
 
-/// The real SQLite store, with the next commit's fate set by the test.
+/// The real SQLite store's tokens, with the next commit's fate set by the test: the master's
+/// token port alone (its logs and retention use the real store).
 struct Flaky {
-    inner: Box<dyn Storage>,
+    inner: Arc<dyn Storage>,
     next: Arc<AtomicU8>,
 }
 
 #[async_trait]
-impl Storage for Flaky {
+impl TokenStore for Flaky {
     fn kind(&self) -> &'static str {
         "sqlite"
     }
@@ -51,102 +52,8 @@ impl Storage for Flaky {
             _ => self.inner.commit(master, batch).await,
         }
     }
-    async fn read(
-        &self,
-        master: &str,
-        table: Table,
-        prefix: &str,
-    ) -> Result<Vec<Token>, StorageError> {
-        self.inner.read(master, table, prefix).await
-    }
-    async fn count(&self, master: &str, table: Table) -> Result<u64, StorageError> {
-        self.inner.count(master, table).await
-    }
-    async fn delete_archived(&self, master: &str, prefix: &str) -> Result<u64, StorageError> {
-        self.inner.delete_archived(master, prefix).await
-    }
     async fn ping(&self) -> Result<(), StorageError> {
         self.inner.ping().await
-    }
-    async fn audit_log(
-        &self,
-        master: &str,
-        before: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<pinball::token::AuditEntry>, StorageError> {
-        self.inner.audit_log(master, before, limit).await
-    }
-    async fn write_logs(
-        &self,
-        master: &str,
-        chunks: &[storage::LogChunk],
-    ) -> Result<(), StorageError> {
-        self.inner.write_logs(master, chunks).await
-    }
-    async fn log_extent(
-        &self,
-        master: &str,
-        key: storage::LogKey<'_>,
-    ) -> Result<Option<storage::LogExtent>, StorageError> {
-        self.inner.log_extent(master, key).await
-    }
-    async fn log_chunks(
-        &self,
-        master: &str,
-        key: storage::LogKey<'_>,
-        from: i64,
-        limit: u32,
-    ) -> Result<Vec<storage::LogChunk>, StorageError> {
-        self.inner.log_chunks(master, key, from, limit).await
-    }
-    async fn copy_masters(&self) -> Result<Vec<(String, String)>, StorageError> {
-        self.inner.copy_masters().await
-    }
-    async fn copy_page(
-        &self,
-        table: &TableSpec,
-        master: &str,
-        after: Option<&[Value]>,
-        limit: u32,
-    ) -> Result<Vec<Row>, StorageError> {
-        self.inner.copy_page(table, master, after, limit).await
-    }
-    async fn copy_insert(&self, table: &TableSpec, rows: &[Row]) -> Result<(), StorageError> {
-        self.inner.copy_insert(table, rows).await
-    }
-    async fn copy_last_key(
-        &self,
-        table: &TableSpec,
-        master: &str,
-    ) -> Result<Option<Vec<Value>>, StorageError> {
-        self.inner.copy_last_key(table, master).await
-    }
-    async fn copy_key_at(
-        &self,
-        table: &TableSpec,
-        master: &str,
-        offset: u64,
-    ) -> Result<Option<Vec<Value>>, StorageError> {
-        self.inner.copy_key_at(table, master, offset).await
-    }
-    async fn copy_count(&self, table: &TableSpec, master: &str) -> Result<u64, StorageError> {
-        self.inner.copy_count(table, master).await
-    }
-    async fn schema_version(&self) -> Result<Option<i64>, StorageError> {
-        self.inner.schema_version().await
-    }
-    async fn size_bytes(&self) -> Result<Option<u64>, StorageError> {
-        self.inner.size_bytes().await
-    }
-    async fn expired_archives(
-        &self,
-        master: &str,
-        archived_before: i64,
-        limit: u32,
-    ) -> Result<Vec<String>, StorageError> {
-        self.inner
-            .expired_archives(master, archived_before, limit)
-            .await
     }
     async fn take_lease(
         &self,
@@ -172,54 +79,6 @@ impl Storage for Flaky {
         since: i64,
     ) -> Result<Vec<storage::RequestOutcome>, StorageError> {
         self.inner.request_outcomes(master, since).await
-    }
-    async fn delete_old_logs(
-        &self,
-        master: &str,
-        created_before: i64,
-        limit: u32,
-    ) -> Result<u64, StorageError> {
-        self.inner
-            .delete_old_logs(master, created_before, limit)
-            .await
-    }
-    async fn names(
-        &self,
-        master: &str,
-        table: Table,
-        prefix: &str,
-    ) -> Result<Vec<String>, StorageError> {
-        self.inner.names(master, table, prefix).await
-    }
-    async fn archive_queue(
-        &self,
-        master: &str,
-        limit: u32,
-    ) -> Result<Vec<(i64, String)>, StorageError> {
-        self.inner.archive_queue(master, limit).await
-    }
-    async fn write_summaries(
-        &self,
-        master: &str,
-        summaries: &[InstanceSummary],
-        removed: &[String],
-        done_seq: i64,
-    ) -> Result<(), StorageError> {
-        self.inner
-            .write_summaries(master, summaries, removed, done_seq)
-            .await
-    }
-    async fn latest_summaries(&self, master: &str) -> Result<Vec<InstanceSummary>, StorageError> {
-        self.inner.latest_summaries(master).await
-    }
-    async fn summaries(
-        &self,
-        master: &str,
-        workflow: &str,
-        offset: u64,
-        limit: u32,
-    ) -> Result<(Vec<InstanceSummary>, u64), StorageError> {
-        self.inner.summaries(master, workflow, offset, limit).await
     }
 }
 
@@ -248,14 +107,15 @@ async fn a_failed_commit_changes_nothing_and_an_unknown_one_is_reloaded() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("f.db").display());
     let next = Arc::new(AtomicU8::new(OK));
-    let master = Master::start(
-        Box::new(Flaky {
-            inner: storage::open(&url).unwrap(),
+    let real: Arc<dyn Storage> = Arc::from(storage::open(&url).unwrap());
+    let stores = Stores {
+        tokens: Arc::new(Flaky {
+            inner: real.clone(),
             next: next.clone(),
         }),
-        "default",
-    )
-    .await;
+        ..Stores::from(real)
+    };
+    let master = Master::start(stores, "default").await;
     master.modify(insert("/kept")).await.unwrap();
 
     next.store(FAIL_BEFORE, Ordering::SeqCst);

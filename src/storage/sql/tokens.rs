@@ -1,0 +1,271 @@
+//! `TokenStore` for every SQL backend.
+
+use super::*;
+
+#[async_trait]
+impl<DB> TokenStore for SqlStore<DB>
+where
+    DB: Dialect,
+    DB::Connection: Migrate,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<f64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<Vec<u8>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+{
+    fn kind(&self) -> &'static str {
+        DB::KIND
+    }
+
+    async fn migrate(&self) -> Result<(), StorageError> {
+        let legacy: Option<i64> = match sqlx::query(super::migrate::LEGACY_VERSION)
+            .fetch_one(&self.pool)
+            .await
+        {
+            Ok(row) => row.try_get(0)?,
+            Err(_) => None, // no legacy table: nothing to adopt
+        };
+        super::migrate::run(&DB::migrator(), &self.pool, legacy).await?;
+        DB::after_migrate(&self.pool).await
+    }
+
+    async fn load_active(&self, master: &str) -> Result<Loaded, StorageError> {
+        let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
+        sqlx::query(DB::INSERT_MASTER)
+            .bind(master)
+            .bind(utc_now_text())
+            .execute(tx.conn())
+            .await?;
+        let row = sqlx::query(q::MASTER)
+            .bind(master)
+            .fetch_one(tx.conn())
+            .await?;
+        let (version_floor, created_at): (i64, String) = (row.try_get(0)?, row.try_get(1)?);
+        tx.commit().await?;
+        Ok(Loaded {
+            tokens: DB::load_rows(&self.pool, master).await?,
+            version_floor,
+            created_at,
+        })
+    }
+
+    async fn commit(&self, master: &str, batch: &CommitBatch<'_>) -> Result<(), StorageError> {
+        let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
+        if let Some(epoch) = batch.epoch {
+            // First, and locked until the commit: a master taking the lease over waits for
+            // this transaction, and this one fails once it has.
+            let sql = format!("{}{}", q::LEASE_EPOCH, DB::LOCK_ROWS);
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(master)
+                .fetch_optional(tx.conn())
+                .await?;
+            let now: Option<i64> = row.map(|r| r.try_get(0)).transpose()?;
+            if now != Some(epoch) {
+                return Err(StorageError::Deposed(format!(
+                    "another master took over master {master} (its lease is at epoch {}, this master's is {epoch}); this master commits nothing more",
+                    now.map_or_else(|| "none".to_owned(), |e| e.to_string())
+                )));
+            }
+        }
+        for r in &batch.requests {
+            sqlx::query(q::INSERT_REQUEST)
+                .bind(master)
+                .bind(r.key.as_str())
+                .bind(r.body_hash.as_str())
+                .bind(r.answer.as_str())
+                .bind(r.created_at)
+                .execute(tx.conn())
+                .await?;
+        }
+        if let Some(before) = batch.forget_requests_before {
+            sqlx::query(q::FORGET_REQUESTS)
+                .bind(master)
+                .bind(before)
+                .execute(tx.conn())
+                .await?;
+        }
+        let now = batch.archived_at.unwrap_or_else(unix_now);
+        for part in chunks(&batch.archived, ROWS_PER_STATEMENT, DB::BYTES_PER_STATEMENT) {
+            let mut q = QueryBuilder::<DB>::new(DB::INSERT_ARCHIVED);
+            q.push_values(part, |mut b, t| {
+                push_token(&mut b, master, t);
+                b.push_bind(now);
+            });
+            q.push(DB::ARCHIVED_CONFLICT);
+            q.build().execute(tx.conn()).await?;
+        }
+        for part in archive_prefixes(&batch.archived).chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<DB>::new("INSERT INTO archive_queue (master, prefix) ");
+            q.push_values(part, |mut b, prefix| {
+                b.push_bind(master.to_owned()).push_bind(prefix.to_string());
+            });
+            q.build().execute(tx.conn()).await?;
+        }
+        for part in batch.deletes.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<DB>::new("DELETE FROM active_tokens WHERE master = ");
+            q.push_bind(master.to_owned()).push(" AND name IN (");
+            let mut names = q.separated(", ");
+            for name in part {
+                names.push_bind(name.to_string());
+            }
+            q.push(")");
+            q.build().execute(tx.conn()).await?;
+        }
+        for part in chunks(&batch.upserts, ROWS_PER_STATEMENT, DB::BYTES_PER_STATEMENT) {
+            let mut q = QueryBuilder::<DB>::new(
+                "INSERT INTO active_tokens (master, name, version, owner, expiration_time, priority, data) ",
+            );
+            q.push_values(part, |mut b, t| push_token(&mut b, master, t));
+            q.push(DB::ACTIVE_CONFLICT);
+            q.build().execute(tx.conn()).await?;
+        }
+        for a in &batch.audits {
+            sqlx::query(q::INSERT_AUDIT)
+                .bind(master)
+                .bind(a.at)
+                .bind(a.action.actor.as_str())
+                .bind(a.via.as_str())
+                .bind(a.action.command.as_str())
+                .bind(a.action.workflow.clone())
+                .bind(a.action.instance.clone())
+                .bind(a.action.jobs.join(","))
+                .bind(a.action.ok)
+                .bind(a.action.result.as_str())
+                .execute(tx.conn())
+                .await?;
+        }
+        sqlx::query(q::FLOOR)
+            .bind(batch.version_floor)
+            .bind(master)
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await
+    }
+
+    async fn take_lease(
+        &self,
+        master: &str,
+        claim: &LeaseClaim<'_>,
+    ) -> Result<LeaseOutcome, StorageError> {
+        let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
+        sqlx::query(DB::INSERT_LEASE)
+            .bind(master)
+            .execute(tx.conn())
+            .await?;
+        let sql = format!(
+            "SELECT epoch, holder, address, since_ms, expires_ms - {} FROM master_lease \
+             WHERE master = ?{}",
+            DB::NOW_MS,
+            DB::LOCK_ROWS
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(master)
+            .fetch_one(tx.conn())
+            .await?;
+        let held = LeaseHolder {
+            epoch: row.try_get(0)?,
+            holder: row.try_get(1)?,
+            address: row.try_get(2)?,
+            since_ms: row.try_get(3)?,
+            expires_in_ms: row.try_get(4)?,
+        };
+        let free = held.expires_in_ms <= 0
+            || match claim.take {
+                Take::IfExpired => false,
+                Take::OrReplace(epoch) => epoch == held.epoch,
+                Take::Always => true,
+            };
+        if !free {
+            return Ok(LeaseOutcome::Held(held));
+        }
+        let sql = format!(
+            "UPDATE master_lease SET epoch = epoch + 1, holder = ?, address = ?, since_ms = {now}, \
+             expires_ms = {now} + ? WHERE master = ?",
+            now = DB::NOW_MS
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(claim.holder)
+            .bind(claim.address)
+            .bind(claim.lease_ms)
+            .bind(master)
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await?;
+        Ok(LeaseOutcome::Taken {
+            epoch: held.epoch + 1,
+        })
+    }
+
+    async fn renew_lease(
+        &self,
+        master: &str,
+        epoch: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StorageError> {
+        let sql = format!(
+            "UPDATE master_lease SET expires_ms = {} + ? WHERE master = ? AND epoch = ?",
+            DB::NOW_MS
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(lease_ms)
+            .bind(master)
+            .bind(epoch)
+            .execute(&self.lease_pool)
+            .await?;
+        if DB::rows_affected(&done) == 1 {
+            return Ok(true);
+        }
+        // MySQL counts changed rows: an expiry renewed within the same millisecond changed
+        // nothing. Whether the lease is still ours is the epoch's to say.
+        let row = sqlx::query(q::LEASE_EPOCH)
+            .bind(master)
+            .fetch_optional(&self.lease_pool)
+            .await?;
+        Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()? == Some(epoch))
+    }
+
+    async fn release_lease(&self, master: &str, epoch: i64) -> Result<(), StorageError> {
+        sqlx::query(q::RELEASE_LEASE)
+            .bind(master)
+            .bind(epoch)
+            .execute(&self.lease_pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn request_outcomes(
+        &self,
+        master: &str,
+        since: i64,
+    ) -> Result<Vec<RequestOutcome>, StorageError> {
+        let rows = sqlx::query(q::REQUESTS_SINCE)
+            .bind(master)
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(RequestOutcome {
+                    key: r.try_get(0)?,
+                    body_hash: r.try_get(1)?,
+                    answer: r.try_get(2)?,
+                    created_at: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
