@@ -10,7 +10,7 @@
 //! (b) A loud log: the chain's latency alone, and while a job of another workflow prints about
 //!     10 MB/s that its worker sends to the master. Target: at most 20 % more.
 
-#[path = "../tests/it/netns.rs"]
+#[path = "../tests/it/helpers/netns.rs"]
 #[allow(dead_code)]
 mod netns;
 

@@ -15,7 +15,7 @@
 //!
 //! Needs Debian's chromium and chromium-driver for the rendering figures.
 
-#[path = "../tests/it/webdriver.rs"]
+#[path = "../tests/it/helpers/webdriver.rs"]
 #[allow(dead_code)]
 mod webdriver;
 

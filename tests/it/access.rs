@@ -2,7 +2,6 @@
 //! master` process: tokens and roles, the browser's cross-site requests, and the refusal to
 //! listen beyond loopback without authentication.
 
-use std::path::Path;
 use std::time::Duration;
 
 use pinball::master::{HttpMasterClient, MasterClient, MasterError};
@@ -10,31 +9,6 @@ use pinball::token::*;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-
-pub const OPERATOR: &str = "operator-token-0123456789abcdef";
-pub const WORKER: &str = "worker-token-0123456789abcdef";
-pub const VIEWER: &str = "viewer-token-0123456789abcdef";
-
-/// The `api_tokens` block of a protected master: one token of each role.
-pub fn api_tokens_yaml() -> String {
-    format!(
-        "api_tokens:\n  - {{name: ops, token: {OPERATOR}, role: operator}}\n  - {{name: workers, token: {WORKER}, role: worker}}\n  - {{name: grafana, token: {VIEWER}, role: viewer}}\n"
-    )
-}
-
-/// Starts `pinball -m master` on a fresh SQLite file with `extra` configuration.
-pub async fn master_with(dir: &Path, extra: &str) -> Process {
-    let path = dir.join("protected.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "database_url: sqlite://{}\nmaster_port: 0\n{extra}",
-            dir.join("pinball.db").display()
-        ),
-    )
-    .unwrap();
-    start_master_process(&path).await
-}
 
 /// POSTs `body` to `path` with the given headers; the status and the JSON answer.
 async fn post(port: u16, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use crate::helpers::started_instance;
+use crate::helpers::webdriver::Browser;
 use crate::helpers::{free_port, pinball_out, spawn_pinball, wait_until};
-use crate::webdriver::Browser;
 
 const LONG: Duration = Duration::from_secs(30);
 

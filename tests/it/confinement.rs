@@ -9,7 +9,6 @@ use pinball::master::MasterClient;
 use pinball::token::{ModifyRequest, Token};
 
 use crate::helpers::*;
-use crate::ui_api::ui_server;
 
 /// Rewrites the stdout path recorded in execution 0 of job `j` of instance `i` of `w`.
 async fn plant_stdout(c: &Cluster, w: &str, i: &str, j: &str, path: &str) {

@@ -10,7 +10,6 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::access::{OPERATOR, VIEWER, WORKER, api_tokens_yaml, master_with};
 use crate::helpers::*;
 
 /// Keeps `n` sockets open that never finish their headers, reopening each one the master

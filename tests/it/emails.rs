@@ -7,8 +7,8 @@ use pinball::email::Mailer;
 use pinball::workflow::worker::{WorkerSettings, run_workers};
 use tokio::sync::watch;
 
+use crate::helpers::smtp::{Mail, SmtpServer};
 use crate::helpers::{cluster, settings};
-use crate::smtp::{Mail, SmtpServer};
 
 fn mailer(port: u16) -> Mailer {
     Mailer {

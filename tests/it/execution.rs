@@ -12,7 +12,6 @@ use pinball::workflow::worker::{WorkerSettings, run_workers};
 use tokio::sync::watch;
 
 use crate::helpers::*;
-use crate::processes::job_at;
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)

@@ -17,7 +17,6 @@ use pinball::token::*;
 use pinball::workflow::worker::run_workers;
 
 use crate::helpers::*;
-use crate::ui_api::ui_server;
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)

@@ -17,9 +17,8 @@ use pinball::master::{HttpMasterClient, MasterClient};
 use pinball::token::name;
 use pinball::workflow::instance::JobToken;
 
-use crate::access::{OPERATOR, WORKER, api_tokens_yaml};
+use crate::helpers::netns::{Hosts, hosts_allowed, spawn_on, worker_config};
 use crate::helpers::*;
-use crate::netns::{Hosts, hosts_allowed, spawn_on, worker_config};
 
 const LONG: Duration = Duration::from_secs(120);
 

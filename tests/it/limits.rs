@@ -9,7 +9,6 @@ use pinball::token::*;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::access::master_with;
 use crate::helpers::*;
 
 async fn post_json(port: u16, path: &str, body: String) -> (u16, Value) {

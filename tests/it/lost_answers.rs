@@ -12,7 +12,6 @@ use pinball::token::name;
 use pinball::workflow::definition;
 
 use crate::helpers::*;
-use crate::processes::job_at;
 
 async fn instances(client: &dyn MasterClient, w: &str) -> BTreeSet<String> {
     client

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::access::{OPERATOR, VIEWER, api_tokens_yaml};
 use crate::helpers::*;
 
 /// One sample: its name, its labels, its value.
@@ -464,7 +463,7 @@ fn series(text: &str) -> std::collections::BTreeSet<String> {
 #[tokio::test]
 async fn invented_methods_add_no_series_on_any_listener() {
     let dir = tempfile::tempdir().unwrap();
-    let master = crate::access::master_with(dir.path(), &api_tokens_yaml()).await;
+    let master = crate::helpers::master_with(dir.path(), &api_tokens_yaml()).await;
     let port = master.port;
     // Twice, so the scrape's own series exists before the baseline is taken.
     get(port, "/metrics", Some(VIEWER)).await;

@@ -10,7 +10,6 @@ use pinball::token::name;
 use pinball::workflow::definition;
 
 use crate::helpers::*;
-use crate::processes::job_at;
 
 fn workers_config(dir: &std::path::Path, name: &str, port: u16) -> std::path::PathBuf {
     let path = dir.join(name);

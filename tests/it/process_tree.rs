@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::access::master_with;
 use crate::helpers::*;
 
 /// Whether process `pid` runs (a zombie waiting to be reaped does not).

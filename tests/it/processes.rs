@@ -12,16 +12,6 @@ use pinball::workflow::instance::JobToken;
 
 use crate::helpers::*;
 
-pub(crate) async fn job_at(client: &dyn MasterClient, prefix: &str) -> Option<JobToken> {
-    client
-        .query_prefix(prefix)
-        .await
-        .unwrap()
-        .into_iter()
-        .next()
-        .map(|t| JobToken::parse(t).unwrap())
-}
-
 #[tokio::test]
 async fn a_worker_killed_mid_job_without_lost_lease_retries_costs_an_attempt() {
     let dir = tempfile::tempdir().unwrap();
@@ -101,23 +91,6 @@ async fn a_worker_killed_mid_job_without_lost_lease_retries_costs_an_attempt() {
         );
     }
     app.stop().await;
-}
-
-/// The last lines of every `pinball` log in `dir`.
-pub(crate) fn logs_of(dir: &Path) -> String {
-    let mut out = String::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with("pinball.") && name.ends_with(".log") {
-            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            out += &format!(
-                "--- {name}\n{}\n",
-                lines[lines.len().saturating_sub(40)..].join("\n")
-            );
-        }
-    }
-    out
 }
 
 #[tokio::test]

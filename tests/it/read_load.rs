@@ -9,7 +9,6 @@ use pinball::master::{HttpMasterClient, MasterClient};
 use pinball::token::*;
 use serde_json::json;
 
-use crate::access::{OPERATOR, VIEWER, api_tokens_yaml, master_with};
 use crate::helpers::*;
 
 fn client(port: u16, token: &str) -> HttpMasterClient {

@@ -20,7 +20,7 @@ const LONG: Duration = Duration::from_secs(30);
 async fn ui_elsewhere(c: &Cluster, logs: &std::path::Path) -> String {
     let mut config = c.config();
     config.local_logs_dir_prefix = Some(logs.display().to_string());
-    crate::ui_api::ui_server_with(c, config).await
+    crate::helpers::ui_server_with(c, config).await
 }
 
 /// The log through the UI's read API: (running, text).

@@ -107,7 +107,7 @@ async fn schedule_data(c: &Cluster) -> ScheduleData {
 async fn a_run_held_back_by_too_many_instances_is_emailed_to_the_workflows_addresses() {
     // Since the scheduler's claims took their lease from the master's clock, the "first look
     // at this occurrence" test (lease end == run time) never held, and no email was sent.
-    let smtp = crate::smtp::SmtpServer::start().await;
+    let smtp = crate::helpers::smtp::SmtpServer::start().await;
     let yaml = "workflows:\n  s:\n    notify_emails: [ops@example.com]\n    schedule: {recurrence: 1S, overrun_policy: START_NEW, max_running_instances: 1}\n    jobs:\n      j: {command: 'sleep 30'}\n";
     // No workers: the first instance stays running, so the next occurrence is held back.
     let c = cluster(yaml, 0, 0).await;

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use crate::access::{OPERATOR, api_tokens_yaml};
 use crate::helpers::*;
 
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance";

@@ -7,7 +7,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::access::{WORKER, api_tokens_yaml, master_with};
 use crate::helpers::*;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -72,8 +71,8 @@ async fn a_job_its_cleanup_and_the_exec_parser_find_no_token_anywhere() {
     // starts the instance.
     for args in [&["import", "-f"][..], &["util", "-f", "-w", "w", "start"]] {
         let out = run(args)
-            .env("PINBALL_API_TOKEN", crate::access::OPERATOR)
-            .env("DEPLOY_TOKEN_COPY", crate::access::OPERATOR)
+            .env("PINBALL_API_TOKEN", crate::helpers::OPERATOR)
+            .env("DEPLOY_TOKEN_COPY", crate::helpers::OPERATOR)
             .output()
             .await
             .unwrap();
@@ -107,7 +106,7 @@ async fn a_job_its_cleanup_and_the_exec_parser_find_no_token_anywhere() {
             "{name} holds the worker's token:\n{text}"
         );
         assert!(
-            !text.contains(crate::access::OPERATOR),
+            !text.contains(crate::helpers::OPERATOR),
             "{name} holds a token:\n{text}"
         );
         if name != "parent.env" {

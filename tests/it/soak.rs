@@ -182,7 +182,7 @@ async fn soak(run: Run) {
             began.elapsed() < limit,
             "the soak did not finish within {limit:?}: {} live tokens\n{}",
             live.len(),
-            crate::processes::logs_of(dir.path())
+            crate::helpers::logs_of(dir.path())
         );
         rounds += 1;
         let name = format!("/soak/ack/{rounds:05}");

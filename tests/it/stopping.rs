@@ -10,7 +10,6 @@ use pinball::master::MasterClient;
 use pinball::token::name;
 
 use crate::helpers::*;
-use crate::processes::job_at;
 
 #[tokio::test]
 async fn workers_told_to_stop_during_a_master_outage_exit_within_their_grace_and_nothing_reruns() {

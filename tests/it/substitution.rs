@@ -50,7 +50,7 @@ async fn an_upstream_value_is_data_in_every_allowed_context() {
 #[tokio::test]
 async fn a_placeholder_inside_quotes_is_refused_at_import() {
     let dir = tempfile::tempdir().unwrap();
-    let master = crate::access::master_with(dir.path(), "").await;
+    let master = crate::helpers::master_with(dir.path(), "").await;
     for (command, quotes) in [
         (r#"echo "Z=%(x)s""#, "double quotes"),
         (r#"sh -c "echo %(x)s""#, "double quotes"),

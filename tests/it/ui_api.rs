@@ -1,51 +1,12 @@
 //! The UI's JSON read API (CONTRACT §6) over HTTP, read from the database: statuses and times
 //! of workflows, instances, jobs and executions, live and archived, and logs.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use pinball::cli::util::UtilCommand;
-use pinball::storage;
-use pinball::ui::Ui;
-use pinball::ui::data::DataLayer;
 use serde_json::Value;
 
-use crate::helpers::{Cluster, cluster, one_job};
-
-/// A UI server on the cluster's database and master; returns its root URL.
-pub async fn ui_server(c: &Cluster) -> String {
-    ui_server_with(c, c.config()).await
-}
-
-/// [`ui_server`] with `config` (the cluster's master filled in).
-pub async fn ui_server_with(c: &Cluster, mut config: pinball::config::Config) -> String {
-    let data = DataLayer::new(
-        Arc::from(storage::open(&c.app.url).unwrap()),
-        c.app.master_name.clone(),
-        3,
-    );
-    config.master_host = c.app.addr.ip().to_string();
-    config.master_port = c.app.addr.port();
-    let ui = Ui::new(data, Arc::new(c.client.clone()), Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let root = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(pinball::ui::serve(ui, listener, std::future::pending()));
-    root
-}
-
-/// Instances of the workflows `good` and `bad`, run and archived, and one of `slow`, running.
-pub async fn finished_and_running(c: &Cluster) -> (String, String, String) {
-    let good = c.start("good").await;
-    let bad = c.start("bad").await;
-    c.archived("good", &good, Duration::from_secs(15)).await;
-    c.archived("bad", &bad, Duration::from_secs(15)).await;
-    let slow = c.start("slow").await;
-    c.wait_for("slow", &slow, Duration::from_secs(10), "s runs", |ts| {
-        ts.iter().any(|t| t.owner.is_some())
-    })
-    .await;
-    (good, bad, slow)
-}
+use crate::helpers::*;
 
 async fn ui(c: &Cluster) -> String {
     format!("{}/api/v1", ui_server(c).await)

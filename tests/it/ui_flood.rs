@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::helpers::wait_until;
-use crate::ui_access::{deploy, encoded};
+use crate::helpers::*;
 
 /// A client whose requests leave from `from`, following no redirect.
 fn client_from(from: Ipv4Addr) -> reqwest::Client {

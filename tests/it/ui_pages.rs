@@ -13,8 +13,8 @@ use pinball::token::name::{self, JobState};
 use pinball::ui::data::DataLayer;
 
 use crate::helpers::cluster;
+use crate::helpers::*;
 use crate::helpers::{inst, job, wf};
-use crate::ui_api::{finished_and_running, ui_server};
 
 async fn page(url: String) -> (u16, String) {
     let r = reqwest::get(&url).await.unwrap();

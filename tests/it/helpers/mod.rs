@@ -2,15 +2,20 @@
 //! imported workflows (`cluster`), `pinball` processes (`process`), waiting on a condition
 //! (`wait_until`), and names from test literals.
 
+mod access;
 mod app;
 mod checks;
 mod cluster;
 mod lossy;
 mod mariadb;
+pub mod netns;
 mod process;
 mod proxy;
 mod real_smtp;
+pub mod smtp;
 mod tmpfs;
+mod ui;
+pub mod webdriver;
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +24,7 @@ use pinball::token::Token;
 use pinball::token::name::{InstanceId, JobName, WorkflowName};
 use tempfile::TempDir;
 
+pub use access::*;
 pub use app::*;
 pub use checks::*;
 pub use cluster::*;
@@ -28,6 +34,7 @@ pub use process::*;
 pub use proxy::Proxy;
 pub use real_smtp::{Parsed, RealSmtp, ServerOptions, ServerTls, well_formed};
 pub use tmpfs::Tmpfs;
+pub use ui::*;
 
 /// The YAML of a workflow `w` with one job, `job` written as `name: {command: ...}`.
 pub fn one_job(w: &str, job: &str) -> String {

@@ -122,3 +122,33 @@ pub fn pinball_with_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> toki
         .spawn()
         .unwrap()
 }
+
+pub async fn job_at(
+    client: &dyn pinball::master::MasterClient,
+    prefix: &str,
+) -> Option<pinball::workflow::instance::JobToken> {
+    client
+        .query_prefix(prefix)
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .map(|t| pinball::workflow::instance::JobToken::parse(t).unwrap())
+}
+
+/// The last lines of every `pinball` log in `dir`.
+pub fn logs_of(dir: &Path) -> String {
+    let mut out = String::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("pinball.") && name.ends_with(".log") {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out += &format!(
+                "--- {name}\n{}\n",
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            );
+        }
+    }
+    out
+}
