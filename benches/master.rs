@@ -56,7 +56,7 @@ async fn serve(url: &str, master: &str) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(api::serve(
+    let task = tokio::spawn(pinball::master::server::serve(
         master,
         listener,
         api::ApiSettings::open(api::DEFAULT_MAX_REQUEST_BYTES),

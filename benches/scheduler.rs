@@ -63,7 +63,7 @@ async fn main() {
     let master = Master::start(storage::open(&url).unwrap(), "default").await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    tokio::spawn(api::serve(
+    tokio::spawn(pinball::master::server::serve(
         master,
         listener,
         api::ApiSettings::open(api::DEFAULT_MAX_REQUEST_BYTES),

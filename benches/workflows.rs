@@ -60,7 +60,7 @@ async fn rig(url: &str) -> Rig {
     let m = Master::start(storage::open(url).unwrap(), &master).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    tokio::spawn(api::serve(
+    tokio::spawn(pinball::master::server::serve(
         m,
         listener,
         api::ApiSettings::open(api::DEFAULT_MAX_REQUEST_BYTES),

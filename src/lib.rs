@@ -10,17 +10,18 @@
 //! | `metrics`   | the process's Prometheus recorder, metric names, the HTTP request layer | |
 //! | `token`     | the token, the master API's types and errors, every token name (`name`) | |
 //! | `config`    | the typed YAML configuration                                           | `token` `yaml` |
-//! | `storage`   | persistence behind one trait: SQLite, MySQL/MariaDB, migrations        | `token` `clock` `metrics` |
-//! | `master`    | LAYER 1, the token master: state, single writer, HTTP API, `MasterClient` | `token` `clock` `config` `storage` `metrics` |
+//! | `storage`   | persistence behind ports by consumer: SQLite, MySQL/MariaDB, migrations | `token` `clock` `metrics` |
+//! | `web`       | the HTTP kit of the master and the UI: bounded serving, callers, errors, probes | `token` `clock` `config` `metrics` |
+//! | `master`    | LAYER 1, the token master: state, single writer, HTTP API, `MasterClient` | `token` `clock` `config` `storage` `web` `metrics` |
 //! | `email`     | notification emails: mailboxes, the SMTP transport (lettre), the durable outbox | `token` `config` `clock` `master` `metrics` |
 //! | `schedule`  | the schedule model: recurrences, cron, policies, `fire(now)`           | `token` `clock` |
 //! | `parser`    | YAML/JSON workflow definitions -> validated graphs                    | `token` `config` `schedule` `yaml` `email` |
 //! | `workflow`  | LAYER 2 on `MasterClient`: job and signal data, statuses, planners, the worker | `token` `clock` `config` `master` `schedule` `parser` `email` `metrics` |
 //! | `ops`       | the operator's commands (start, retry, abort, drain, poison, ...)      | `token` `clock` `config` `master` `storage` `schedule` `parser` `workflow` `metrics` |
 //! | `scheduler` | the loop over schedule tokens (`-m scheduler`)                        | `token` `clock` `config` `master` `storage` `schedule` `workflow` `ops` `email` `metrics` |
-//! | `ui`        | the dashboard: read model, pages, read API, actions (`-m ui`)          | `token` `clock` `config` `master` `storage` `schedule` `parser` `workflow` `ops` `metrics` |
+//! | `ui`        | the dashboard: read model, pages, read API, actions (`-m ui`)          | `token` `clock` `config` `master` `storage` `web` `schedule` `parser` `workflow` `ops` `metrics` |
 //! | `cli`       | the command line: parses, confirms, calls `ops` and prints             | `token` `clock` `config` `master` `storage` `parser` `ops` `email` `metrics` |
-//! | `modes`     | runs the components a `-m` list names, in one process                 | `token` `clock` `config` `master` `storage` `schedule` `parser` `email` `workflow` `ops` `scheduler` `ui` `metrics` |
+//! | `modes`     | runs the components a `-m` list names, in one process                 | `token` `clock` `config` `master` `storage` `web` `schedule` `parser` `email` `workflow` `ops` `scheduler` `ui` `metrics` |
 //!
 //! Storage is written by the master and read by the UI's read model and, for archived
 //! instances only, by `ops` and the scheduler; every other component reaches the master
@@ -40,6 +41,7 @@ pub mod scheduler;
 pub mod storage;
 pub mod token;
 pub mod ui;
+pub mod web;
 pub mod workflow;
 pub mod yaml;
 

@@ -174,7 +174,7 @@ async fn start_master(
             why = watched.deposed() => drop(deposed_tx.send(why)),
         }
     };
-    let serve = api::serve(master.clone(), listener, settings, until);
+    let serve = crate::master::server::serve(master.clone(), listener, settings, until);
     let releasing = master.clone();
     tasks.spawn(async move {
         let _hold = hold;
@@ -315,7 +315,7 @@ async fn start_probes(
     };
     let (host, port) = crate::config::split_host_port(bind)
         .with_context(|| format!("metrics_bind `{bind}` must be HOST:PORT"))?;
-    let access = crate::master::auth::Access::new(&config.api_tokens);
+    let access = crate::web::auth::Access::new(&config.api_tokens);
     let how = exposure(
         "metrics listener",
         host,
@@ -333,7 +333,7 @@ async fn start_probes(
     };
     let probes = crate::master::probes::Probes {
         access,
-        host_names: crate::master::auth::host_names([host]).into(),
+        host_names: crate::web::auth::host_names([host]).into(),
         client: client_of(
             config,
             local,
@@ -346,10 +346,10 @@ async fn start_probes(
         what,
     };
     tracing::info!(addr = %listener.local_addr()?, access = %how, "{what} metrics listening");
-    let limits = crate::master::http::ServeLimits::from_config(config);
+    let limits = crate::web::http::ServeLimits::from_config(config);
     let app = crate::master::probes::probe_router(probes);
     tasks.spawn(async move {
-        crate::master::http::serve(listener, app, limits, wait_for(stop)).await?;
+        crate::web::http::serve(listener, app, limits, wait_for(stop)).await?;
         Ok(())
     });
     Ok(())

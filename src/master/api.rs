@@ -2,29 +2,26 @@
 //! `MasterError` becomes an HTTP response. Bodies are parsed by [`ApiJson`], so malformed,
 //! unknown-field and oversized bodies get the same error shape as every other error.
 
+use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Extension, FromRequest, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{Extension, Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::de::DeserializeOwned;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::auth::{Access, Caller, admit, host_names};
-use super::http::ServeLimits;
-use super::openapi::{Errors, WriteErrors};
 use super::parking::Parking;
-use super::probes::{alive, readiness};
 use super::requests::RequestKey;
 use super::service::Master;
 use crate::config::{Config, Role};
 use crate::token::MasterError;
 use crate::token::*;
+use crate::web::auth::{Access, Caller, admit, host_names};
+use crate::web::error::{ApiError, ApiJson, BodyDeadline};
+use crate::web::error::{Errors, WriteErrors};
+use crate::web::http::ServeLimits;
 
 pub use crate::config::DEFAULT_MAX_REQUEST_BYTES;
 
@@ -78,36 +75,6 @@ pub fn max_parked_total(max_connections: usize) -> usize {
     (max_connections - max_connections / 4).max(1)
 }
 
-pub fn router(master: Master, settings: ApiSettings) -> Router {
-    Router::new()
-        .route("/api/v1/modify", post(modify))
-        .route("/api/v1/query", post(query))
-        .route("/api/v1/query_and_own", post(query_and_own))
-        .route("/api/v1/group", post(group))
-        .route("/api/v1/archive", post(archive))
-        .route("/api/v1/audit", post(audit))
-        .route("/api/v1/logs", post(logs))
-        .route("/api/v1/health", get(health))
-        .route("/api/v1/openapi.json", get(openapi))
-        .route("/metrics", get(|| async { crate::metrics::answer() }))
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(settings.max_request_bytes))
-        .layer(middleware::from_fn_with_state(settings, guard))
-        // Probes for load balancers and orchestrators: no token, no data beyond the answer.
-        .route("/health", get(alive))
-        .route("/ready", get(ready))
-        .route_layer(middleware::from_fn(|req, next| {
-            crate::metrics::track("master", req, next)
-        }))
-        .with_state(master)
-}
-
-/// `GET /ready`: 200 when the master takes writes (its database answers and commits land),
-/// 503 with the reason otherwise. It never waits for the database.
-async fn ready(State(m): State<Master>) -> Response {
-    readiness(m.ready())
-}
-
 /// The role each endpoint needs; `None` for paths that are not endpoints.
 fn needed_role(path: &str) -> Option<(Role, &'static str)> {
     Some(match path {
@@ -126,7 +93,11 @@ fn needed_role(path: &str) -> Option<(Role, &'static str)> {
 }
 
 /// Every request: from no other site, with a known token whose role allows the endpoint.
-async fn guard(State(settings): State<ApiSettings>, mut req: Request, next: Next) -> Response {
+pub(super) async fn guard(
+    State(settings): State<ApiSettings>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let checked = admit(
         &settings.access,
         &settings.host_names,
@@ -136,7 +107,7 @@ async fn guard(State(settings): State<ApiSettings>, mut req: Request, next: Next
     );
     match checked {
         Ok(caller) => {
-            super::conns::trust(req.extensions());
+            crate::web::conns::trust(req.extensions());
             req.extensions_mut().insert(caller);
             req.extensions_mut().insert(settings.parking.clone());
             req.extensions_mut()
@@ -150,13 +121,22 @@ async fn guard(State(settings): State<ApiSettings>, mut req: Request, next: Next
     }
 }
 
+/// Refuses writing `name` unless `caller` may: definitions and wide signals are the
+/// operator's.
+fn may_write(caller: &Caller, name: &str) -> Result<(), MasterError> {
+    if crate::token::name::needs_operator(name) {
+        caller.require(Role::Operator, &format!("writing {name}"))?;
+    }
+    Ok(())
+}
+
 fn may_write_all<'a>(
     caller: &Caller,
     tokens: impl IntoIterator<Item = &'a Token>,
 ) -> Result<(), MasterError> {
     tokens
         .into_iter()
-        .try_for_each(|t| caller.may_write(&t.name))
+        .try_for_each(|t| may_write(caller, &t.name))
 }
 
 #[utoipa::path(
@@ -171,7 +151,7 @@ fn may_write_all<'a>(
     ),
     tag = "master"
 )]
-async fn modify(
+pub(super) async fn modify(
     State(m): State<Master>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
@@ -269,7 +249,7 @@ fn control_writes(req: &ModifyRequest) -> Option<AuditRequest> {
     ),
     tag = "master"
 )]
-async fn query(
+pub(super) async fn query(
     State(m): State<Master>,
     Extension(caller): Extension<Caller>,
     Extension(parking): Extension<Arc<Parking>>,
@@ -331,7 +311,7 @@ fn held_until_sent(body: &impl serde::Serialize, charge: super::budget::Charge) 
     ),
     tag = "master"
 )]
-async fn query_and_own(
+pub(super) async fn query_and_own(
     State(m): State<Master>,
     Extension(caller): Extension<Caller>,
     Extension(parking): Extension<Arc<Parking>>,
@@ -400,7 +380,7 @@ fn park(
     ),
     tag = "master"
 )]
-async fn logs(
+pub(super) async fn logs(
     State(m): State<Master>,
     Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<LogRequest>,
@@ -421,7 +401,7 @@ async fn logs(
     ),
     tag = "master"
 )]
-async fn group(
+pub(super) async fn group(
     State(m): State<Master>,
     ApiJson(req): ApiJson<GroupRequest>,
 ) -> Result<Json<GroupResponse>, ApiError> {
@@ -440,7 +420,7 @@ async fn group(
     ),
     tag = "master"
 )]
-async fn archive(
+pub(super) async fn archive(
     State(m): State<Master>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
@@ -462,7 +442,7 @@ async fn archive(
     ),
     tag = "master"
 )]
-async fn audit(
+pub(super) async fn audit(
     State(m): State<Master>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
@@ -481,140 +461,32 @@ async fn audit(
     ),
     tag = "master"
 )]
-async fn health(State(m): State<Master>) -> Result<Json<Health>, ApiError> {
+pub(super) async fn health(State(m): State<Master>) -> Result<Json<Health>, ApiError> {
     Ok(Json(m.health().await?))
 }
 
-async fn openapi() -> Json<serde_json::Value> {
-    Json(super::openapi::document())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn not_found() -> ApiError {
-    ApiError::Master(MasterError::NotFound(
-        "no such endpoint: the API is POST /api/v1/{modify,query,query_and_own,group,archive,audit} and GET /api/v1/health".into(),
-    ))
-}
-
-/// Whether a request says its body is JSON (`application/json`, parameters allowed).
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
-}
-
-/// How long the body of this request may take to arrive (set by `guard`).
-#[derive(Debug, Clone, Copy)]
-struct BodyDeadline(Duration);
-
-/// A JSON body whose every failure is an `INPUT_ERROR` naming the problem.
-pub struct ApiJson<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        if !is_json(req.headers()) {
-            return Err(ApiError::MediaType);
-        }
-        let deadline = req
-            .extensions()
-            .get::<BodyDeadline>()
-            .map_or(Duration::from_secs(60), |d| d.0);
-        let bytes = tokio::time::timeout(deadline, Bytes::from_request(req, state))
-            .await
-            .map_err(|_| {
-                MasterError::input(format!(
-                    "the request body did not arrive within {} s (client_body_timeout_sec)",
-                    deadline.as_secs()
-                ))
-            })?
-            .map_err(|e| match e {
-                BytesRejection::FailedToBufferBody(_) => MasterError::input(
-                    "request body is larger than the master's limit (max_request_bytes) or could not be read",
-                ),
-                other => MasterError::input(other.body_text()),
-            })?;
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(de)
-            .map(ApiJson)
-            .map_err(|e| ApiError::Master(MasterError::input(format!("invalid request body: {e}"))))
+    #[test]
+    fn an_open_master_lets_anyone_do_everything() {
+        let c = Access::open().authenticate(&HeaderMap::new()).unwrap();
+        assert_eq!(c.role, Role::Operator);
+        assert!(may_write(&c, "/definition/workflow/wf").is_ok());
     }
-}
 
-/// An error on its way to the client: `{"error": {"code", "message"}}` with the contract's status.
-#[derive(Debug)]
-pub enum ApiError {
-    Master(MasterError),
-    /// The body is not `application/json`: 415, so no HTML form or `text/plain` request from a
-    /// browser reaches a handler.
-    MediaType,
-}
-
-impl From<MasterError> for ApiError {
-    fn from(e: MasterError) -> Self {
-        ApiError::Master(e)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let e = match self {
-            ApiError::Master(e) => e,
-            ApiError::MediaType => {
-                let body = serde_json::json!({"error": {"code": "INPUT_ERROR", "message": "the request body must be JSON, sent with Content-Type: application/json"}});
-                return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response();
-            }
+    #[test]
+    fn a_worker_may_not_write_definitions_or_wide_signals() {
+        let worker = Caller {
+            name: "w".into(),
+            role: Role::Worker,
+            authenticated: true,
+            binding: None,
         };
-        let status = match &e {
-            MasterError::VersionConflict(_) => StatusCode::CONFLICT,
-            MasterError::NotFound(_) => StatusCode::NOT_FOUND,
-            MasterError::InputError(_) => StatusCode::BAD_REQUEST,
-            MasterError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            MasterError::Forbidden(_) => StatusCode::FORBIDDEN,
-            MasterError::Unavailable(_) | MasterError::Held(_) | MasterError::Unreachable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-        };
-        if status.is_server_error() {
-            tracing::warn!(error = %e, "request answered UNAVAILABLE");
-        }
-        let mut body = serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}});
-        if matches!(e, MasterError::Held(_)) {
-            body["error"]["leases_held"] = true.into();
-        }
-        let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer realm=\"pinball\""),
-            );
-        }
-        response
+        assert!(may_write(&worker, "/workflow/wf/1/job/runnable/a").is_ok());
+        assert!(may_write(&worker, "/workflow/wf/1/__SIGNAL__/ABORT").is_ok());
+        assert!(may_write(&worker, "/workflow/__SIGNAL__/EXIT").is_err());
+        assert!(may_write(&worker, "/definition/workflow/wf").is_err());
     }
-}
-
-/// Serves the API on `listener` until `shutdown` resolves. Parked claims are answered at once
-/// on shutdown, so the server drains in well under a second.
-pub async fn serve(
-    master: Master,
-    listener: tokio::net::TcpListener,
-    settings: ApiSettings,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, "master listening");
-    let closer = master.clone();
-    let limits = settings.limits;
-    let full = master.full_marker();
-    let app = router(master, settings);
-    super::http::serve_watched(listener, app, limits, Some(full), async move {
-        shutdown.await;
-        tracing::info!("master shutting down");
-        closer.close().await;
-    })
-    .await?;
-    tracing::info!("master stopped");
-    Ok(())
 }

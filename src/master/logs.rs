@@ -9,7 +9,6 @@
 //! worker keeps the bytes on its disk and sends them again). Chunks older than
 //! `log_retention_days` are deleted in small batches.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,9 +98,12 @@ impl LogSink {
             });
         }
         let (start, raw_len) = (req.offset as i64 + skip as i64, raw_len - skip as i64);
-        let data = tokio::task::spawn_blocking(move || compress(&bytes[skip..keep]))
-            .await
-            .map_err(|e| MasterError::Unavailable(format!("compressing the log failed: {e}")))?;
+        let data =
+            tokio::task::spawn_blocking(move || crate::storage::compress_log(&bytes[skip..keep]))
+                .await
+                .map_err(|e| {
+                    MasterError::Unavailable(format!("compressing the log failed: {e}"))
+                })?;
         let chunk = LogChunk {
             name,
             execution: i64::from(req.execution),
@@ -165,9 +167,10 @@ impl LogSink {
                 break;
             }
             for c in chunks {
-                let raw = decompress(&c.data, c.raw_len as usize).map_err(|e| {
-                    MasterError::Unavailable(format!("a stored log cannot be read: {e}"))
-                })?;
+                let raw =
+                    crate::storage::decompress_log(&c.data, c.raw_len as usize).map_err(|e| {
+                        MasterError::Unavailable(format!("a stored log cannot be read: {e}"))
+                    })?;
                 let skip = (from - c.start).max(0) as usize;
                 stored.extend_from_slice(raw.get(skip..).unwrap_or_default());
                 from = c.start + c.raw_len;
@@ -231,31 +234,7 @@ fn checked(req: &LogRequest) -> Result<(String, Vec<u8>), MasterError> {
     {
         return Err(MasterError::input("offset is too large"));
     }
-    Ok((log_name(&w, &i, &j), bytes))
-}
-
-/// The job's key in the log table.
-pub fn log_name(w: &WorkflowName, i: &InstanceId, j: &JobName) -> String {
-    format!("{}{j}", crate::token::name::instance_prefix(w, i))
-}
-
-fn compress(bytes: &[u8]) -> Vec<u8> {
-    let mut z = flate2::write::DeflateEncoder::new(
-        Vec::with_capacity(bytes.len() / 4 + 64),
-        flate2::Compression::fast(),
-    );
-    z.write_all(bytes).expect("writing to memory");
-    z.finish().expect("writing to memory")
-}
-
-/// A stored chunk's bytes.
-pub fn decompress(data: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut out = Vec::with_capacity(raw_len);
-    flate2::read::DeflateDecoder::new(data)
-        .take(raw_len as u64)
-        .read_to_end(&mut out)?;
-    Ok(out)
+    Ok((crate::token::name::job_log_key(&w, &i, &j), bytes))
 }
 
 async fn write_loop(storage: Arc<dyn Logs>, master: String, mut rx: mpsc::Receiver<Queued>) {
@@ -339,9 +318,12 @@ mod tests {
     #[test]
     fn a_chunk_compresses_and_comes_back_whole() {
         let text = "line of a log\n".repeat(10_000);
-        let z = compress(text.as_bytes());
+        let z = crate::storage::compress_log(text.as_bytes());
         assert!(z.len() < text.len() / 10);
-        assert_eq!(decompress(&z, text.len()).unwrap(), text.as_bytes());
+        assert_eq!(
+            crate::storage::decompress_log(&z, text.len()).unwrap(),
+            text.as_bytes()
+        );
     }
 
     #[test]

@@ -3,11 +3,8 @@
 //! the database before it answers. `api` serves it over HTTP; `client` reaches it.
 
 pub mod api;
-pub mod auth;
 pub mod budget;
 pub mod client;
-pub mod conns;
-pub mod http;
 pub mod lease;
 pub mod logs;
 pub mod openapi;
@@ -17,6 +14,7 @@ pub mod probes;
 pub mod read;
 pub mod requests;
 pub mod retention;
+pub mod server;
 pub mod service;
 pub mod state;
 mod watch;

@@ -1,56 +1,10 @@
 //! The master API's OpenAPI 3 document, generated from the handlers' own request and response
 //! types (utoipa), served at `GET /api/v1/openapi.json`.
 
-use serde::Serialize;
 use utoipa::OpenApi;
+
+use crate::web::error::{ErrorBody, ErrorDetail};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-
-/// Every error answer: `{"error": {"code", "message"}}` (CONTRACT §2).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// `VERSION_CONFLICT`, `NOT_FOUND`, `INPUT_ERROR`, `UNAVAILABLE`, `UNAUTHORIZED` or
-    /// `FORBIDDEN`.
-    pub code: String,
-    pub message: String,
-}
-
-/// The errors every master call may answer.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)] // documents answers; built by `ApiError`, not from these variants
-pub enum Errors {
-    /// INPUT_ERROR: the request is malformed or breaks a rule
-    #[response(status = 400)]
-    Input(ErrorBody),
-    /// UNAUTHORIZED: no API token, or one this master does not know
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
-    /// FORBIDDEN: the token's role does not allow this, or the request came from another site or host name
-    #[response(status = 403)]
-    Forbidden(ErrorBody),
-    /// the body is not application/json
-    #[response(status = 415)]
-    MediaType(ErrorBody),
-    /// UNAVAILABLE: the database cannot be reached; nothing was changed
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
-}
-
-/// The errors of the writes that name versions.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-pub enum WriteErrors {
-    /// NOT_FOUND: a versioned update names a token that does not exist
-    #[response(status = 404)]
-    NotFound(ErrorBody),
-    /// VERSION_CONFLICT: a token's version is not the stored one
-    #[response(status = 409)]
-    Conflict(ErrorBody),
-}
 
 /// Adds the bearer-token scheme every call may need (with `api_tokens` configured).
 pub struct BearerAuth;
@@ -92,30 +46,6 @@ pub fn document() -> serde_json::Value {
     serde_json::to_value(MasterApi::openapi()).expect("an OpenAPI document serialises")
 }
 
-/// Every `$ref` of `doc` that names no schema of its components.
-pub fn dangling_refs(doc: &serde_json::Value) -> Vec<String> {
-    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
-        match v {
-            serde_json::Value::Object(m) => {
-                if let Some(serde_json::Value::String(r)) = m.get("$ref") {
-                    out.push(r.clone());
-                }
-                m.values().for_each(|v| walk(v, out));
-            }
-            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
-            _ => {}
-        }
-    }
-    let mut refs = Vec::new();
-    walk(doc, &mut refs);
-    refs.into_iter()
-        .filter(|r| {
-            r.strip_prefix("#/components/schemas/")
-                .is_none_or(|name| doc["components"]["schemas"].get(name).is_none())
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,7 +68,7 @@ mod tests {
                 "{path}"
             );
         }
-        assert_eq!(dangling_refs(&doc), Vec::<String>::new());
+        assert_eq!(crate::web::error::dangling_refs(&doc), Vec::<String>::new());
         assert!(doc["components"]["securitySchemes"].get("bearer").is_some());
     }
 }

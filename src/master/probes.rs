@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+
+use crate::web::probes::{guarded, readiness};
 
 /// What a `metrics_bind` listener needs: who may read `/metrics` and how to tell readiness.
 #[derive(Clone)]
 pub struct Probes {
-    pub access: super::auth::Access,
+    pub access: crate::web::auth::Access,
     /// The host names the listener answers to beyond IP addresses and `localhost`.
     pub host_names: std::sync::Arc<[String]>,
     /// The master this process works for: ready when it answers healthy.
@@ -27,7 +29,7 @@ pub fn probe_router(probes: Probes) -> axum::Router {
     let metrics = probes.clone();
     let ready = probes.clone();
     axum::Router::new()
-        .route("/health", get(alive))
+        .route("/health", get(crate::web::probes::alive))
         .route("/ready", get(move || probe_ready(ready.clone())))
         .route(
             "/metrics",
@@ -39,46 +41,6 @@ pub fn probe_router(probes: Probes) -> axum::Router {
         .route_layer(axum::middleware::from_fn(|req, next| {
             crate::metrics::track("probes", req, next)
         }))
-}
-
-/// `/metrics` behind the API's checks ([`super::auth::admit`]): a known host name, no other
-/// site's page, and (with `api_tokens`) a token of the viewer role or above.
-pub fn guarded(
-    access: &super::auth::Access,
-    host_names: &[String],
-    headers: &axum::http::HeaderMap,
-) -> Response {
-    match super::auth::admit(
-        access,
-        host_names,
-        headers,
-        Some((crate::config::Role::Viewer, "metrics")),
-        "this listener does not answer to that host name (Host header)",
-    ) {
-        Ok(_) => crate::metrics::answer(),
-        Err(e) => {
-            tracing::warn!(error = %e, "refused a metrics request");
-            super::api::ApiError::Master(e).into_response()
-        }
-    }
-}
-
-/// `GET /health` on every listener: the process answers.
-pub async fn alive() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({"status": "alive"}))
-}
-
-/// A `/ready` answer on every listener: 200 `{"ready": true}`, or 503 `{"ready": false,
-/// "reason"}`.
-pub fn readiness(result: Result<(), String>) -> Response {
-    match result {
-        Ok(()) => axum::Json(serde_json::json!({"ready": true})).into_response(),
-        Err(reason) => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"ready": false, "reason": reason})),
-        )
-            .into_response(),
-    }
 }
 
 async fn probe_ready(p: Probes) -> Response {

@@ -450,7 +450,7 @@ impl Master {
     pub async fn check_binding(
         &self,
         token: &str,
-        binding: &super::auth::Binding,
+        binding: &crate::web::auth::Binding,
         req: &ModifyRequest,
     ) -> Result<(), MasterError> {
         for t in &req.updates {

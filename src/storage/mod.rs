@@ -448,6 +448,27 @@ pub trait Storage: TokenStore + Archive + Logs + Retention + Admin {}
 
 impl<T: TokenStore + Archive + Logs + Retention + Admin + ?Sized> Storage for T {}
 
+/// A log chunk's bytes as stored: deflate, fast.
+pub fn compress_log(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(bytes.len() / 4 + 64),
+        flate2::Compression::fast(),
+    );
+    z.write_all(bytes).expect("writing to memory");
+    z.finish().expect("writing to memory")
+}
+
+/// A stored chunk's bytes, at most `raw_len` of them.
+pub fn decompress_log(data: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(raw_len);
+    flate2::read::DeflateDecoder::new(data)
+        .take(raw_len as u64)
+        .read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// The file a `sqlite://` URL names, if it is one.
 pub fn sqlite_path(url: &str) -> Option<&str> {
     url.strip_prefix("sqlite://")

@@ -30,7 +30,7 @@ use super::Ui;
 use super::signin::{Refusal, Throttle, Verifier};
 use crate::config::access::hash_password;
 use crate::config::{Config, Role, UiUser};
-use crate::master::auth::{host_allowed, host_names, same_origin};
+use crate::web::auth::{host_allowed, host_names, same_origin};
 
 const USER_KEY: &str = "user";
 
@@ -194,7 +194,7 @@ pub async fn guard(State(ui): State<Ui>, session: Session, req: Request, next: N
     let mut response = match admit(&ui, &session, req.headers(), &method, &uri).await {
         Ok(caller) => {
             if caller.user.is_some() || ui.users.is_empty() {
-                crate::master::conns::trust(req.extensions());
+                crate::web::conns::trust(req.extensions());
             }
             CALLER.scope(caller, next.run(req)).await
         }

@@ -129,7 +129,7 @@ pub async fn open_job_log(
         .collect();
     let mut trouble = record.log_trouble.get(kind).cloned();
     let stored = StoredLog {
-        name: crate::master::logs::log_name(w, i, job),
+        name: crate::token::name::job_log_key(w, i, job),
         execution: n as i64,
         kind: kind.to_owned(),
     };
@@ -337,7 +337,7 @@ async fn read_stored(
             if start > want.start + out.len() as u64 {
                 break;
             }
-            let raw = crate::master::logs::decompress(&c.data, c.raw_len.max(0) as usize)?;
+            let raw = crate::storage::decompress_log(&c.data, c.raw_len.max(0) as usize)?;
             let skip = (want.start + out.len() as u64).saturating_sub(start) as usize;
             let room = (want.end - want.start) as usize - out.len();
             out.extend(raw.iter().skip(skip).take(room));

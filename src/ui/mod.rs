@@ -130,7 +130,7 @@ pub fn router(ui: Ui) -> Router {
         .route("/favicon.ico", static_file("image/svg+xml", FAVICON));
     let sessions = auth::sessions(&ui.config, ui.sessions.clone());
     let probe = MetricsAccess {
-        access: crate::master::auth::Access::new(&ui.config.api_tokens),
+        access: crate::web::auth::Access::new(&ui.config.api_tokens),
         host_names: ui.host_names.clone(),
         signed_in_only: !ui.config.ui_users.is_empty(),
     };
@@ -150,7 +150,7 @@ pub fn router(ui: Ui) -> Router {
         ))
         .layer(sessions)
         // Probes for load balancers: no session, no data beyond the answer.
-        .route("/health", get(crate::master::probes::alive))
+        .route("/health", get(crate::web::probes::alive))
         .route("/ready", get(move || ready(ui.data.store.clone())))
         .route(
             "/metrics",
@@ -165,7 +165,7 @@ pub fn router(ui: Ui) -> Router {
 /// (the master's tokens: a scraper has no session); without them, only a UI open to all.
 #[derive(Clone)]
 struct MetricsAccess {
-    access: crate::master::auth::Access,
+    access: crate::web::auth::Access,
     host_names: Arc<[String]>,
     signed_in_only: bool,
 }
@@ -173,18 +173,18 @@ struct MetricsAccess {
 /// `GET /metrics`: this process's metrics, behind [`MetricsAccess`].
 async fn metrics(who: MetricsAccess, headers: axum::http::HeaderMap) -> Response {
     if who.signed_in_only && who.access.is_open() {
-        return crate::master::api::ApiError::Master(crate::token::MasterError::Unauthorized(
+        return crate::web::error::ApiError::Master(crate::token::MasterError::Unauthorized(
             "the UI needs a sign-in and a scraper has none: set api_tokens and scrape with a viewer token"
                 .into(),
         ))
         .into_response();
     }
-    crate::master::probes::guarded(&who.access, &who.host_names, &headers)
+    crate::web::probes::guarded(&who.access, &who.host_names, &headers)
 }
 
 /// `GET /ready`: 200 when the database answers within a second, 503 with the reason otherwise.
 async fn ready(store: Arc<dyn crate::storage::Storage>) -> Response {
-    crate::master::probes::readiness(
+    crate::web::probes::readiness(
         match tokio::time::timeout(Duration::from_secs(1), store.ping()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e
@@ -256,8 +256,8 @@ pub async fn serve(
         }
     });
     ui.sessions.purge_every(Duration::from_secs(60));
-    let limits = crate::master::http::ServeLimits::from_config(&ui.config);
-    let served = crate::master::http::serve(listener, router(ui), limits, shutdown).await;
+    let limits = crate::web::http::ServeLimits::from_config(&ui.config);
+    let served = crate::web::http::serve(listener, router(ui), limits, shutdown).await;
     summarizer.abort();
     served?;
     tracing::info!("ui stopped");

@@ -3,7 +3,7 @@
 
 use utoipa::OpenApi;
 
-use crate::master::openapi::ErrorBody;
+use crate::web::error::ErrorBody;
 
 /// The errors every read may answer.
 #[derive(utoipa::IntoResponses)]
@@ -41,7 +41,7 @@ pub enum Errors {
         super::api::schedules,
         super::api::status,
     ),
-    components(schemas(ErrorBody, crate::master::openapi::ErrorDetail))
+    components(schemas(ErrorBody, crate::web::error::ErrorDetail))
 )]
 pub struct UiApi;
 
@@ -56,9 +56,6 @@ mod tests {
     fn the_read_api_s_document_resolves_every_reference() {
         let doc = super::document();
         assert!(doc["paths"].get("/api/v1/workflows").is_some());
-        assert_eq!(
-            crate::master::openapi::dangling_refs(&doc),
-            Vec::<String>::new()
-        );
+        assert_eq!(crate::web::error::dangling_refs(&doc), Vec::<String>::new());
     }
 }

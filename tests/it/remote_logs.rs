@@ -192,7 +192,7 @@ async fn the_master_keeps_each_log_up_to_its_bound_and_says_so() {
     let chunks = store.log_chunks("default", key1, 0, 10).await.unwrap();
     let stored: Vec<u8> = chunks
         .iter()
-        .flat_map(|c| pinball::master::logs::decompress(&c.data, c.raw_len as usize).unwrap())
+        .flat_map(|c| pinball::storage::decompress_log(&c.data, c.raw_len as usize).unwrap())
         .collect();
     assert_eq!(stored, longer, "each byte once, in order");
     let extent = store.log_extent("default", key).await.unwrap().unwrap();

@@ -64,6 +64,11 @@ pub fn workflow_prefix(wf: &WorkflowName) -> String {
     format!("{WORKFLOW_PREFIX}{wf}/")
 }
 
+/// A job's key in the log table: its instance's prefix and its name.
+pub fn job_log_key(w: &WorkflowName, i: &InstanceId, j: &JobName) -> String {
+    format!("{}{j}", instance_prefix(w, i))
+}
+
 pub fn instance_prefix(wf: &WorkflowName, instance: &InstanceId) -> String {
     format!("{WORKFLOW_PREFIX}{wf}/{instance}/")
 }

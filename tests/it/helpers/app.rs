@@ -31,7 +31,7 @@ pub async fn spawn_app_on(url: &str, master_name: &str, max_request_bytes: usize
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(api::serve(
+    let server = tokio::spawn(pinball::master::server::serve(
         master,
         listener,
         api::ApiSettings::open(max_request_bytes),

@@ -1,4 +1,4 @@
-//! Who is calling the master, and what they may do (CONTRACT §7.1). With `api_tokens`
+//! Who is calling a server, and what they may do (CONTRACT §7.1). With `api_tokens`
 //! configured every call presents `Authorization: Bearer <token>`; the token is looked up by
 //! its SHA-256 digest, compared in constant time against every entry, and never kept or logged
 //! as text. Without tokens the master is open, which start-up allows on loopback only.
@@ -11,7 +11,6 @@ use subtle::ConstantTimeEq;
 
 use crate::config::{ApiToken, Role};
 use crate::token::MasterError;
-use crate::token::name::needs_operator;
 
 /// The caller of one request, as authenticated.
 #[derive(Debug, Clone)]
@@ -85,15 +84,6 @@ impl Caller {
             "{what} needs the {needed} role; the token `{}` has the {} role",
             self.name, self.role
         )))
-    }
-
-    /// Refuses writing `name` unless this caller may (definitions and wide signals are the
-    /// operator's).
-    pub fn may_write(&self, name: &str) -> Result<(), MasterError> {
-        if needs_operator(name) {
-            self.require(Role::Operator, &format!("writing {name}"))?;
-        }
-        Ok(())
     }
 }
 
@@ -323,27 +313,6 @@ mod tests {
             let err = a.authenticate(&h).unwrap_err();
             assert!(matches!(err, MasterError::Unauthorized(_)), "{err}");
         }
-    }
-
-    #[test]
-    fn an_open_master_lets_anyone_do_everything() {
-        let c = Access::open().authenticate(&HeaderMap::new()).unwrap();
-        assert_eq!(c.role, Role::Operator);
-        assert!(c.may_write("/definition/workflow/wf").is_ok());
-    }
-
-    #[test]
-    fn a_worker_may_not_write_definitions_or_wide_signals() {
-        let worker = Caller {
-            name: "w".into(),
-            role: Role::Worker,
-            authenticated: true,
-            binding: None,
-        };
-        assert!(worker.may_write("/workflow/wf/1/job/runnable/a").is_ok());
-        assert!(worker.may_write("/workflow/wf/1/__SIGNAL__/ABORT").is_ok());
-        assert!(worker.may_write("/workflow/__SIGNAL__/EXIT").is_err());
-        assert!(worker.may_write("/definition/workflow/wf").is_err());
     }
 
     #[test]

@@ -1,0 +1,79 @@
+//! The master's HTTP server: its routes (the API's handlers, their OpenAPI document, the
+//! probes), behind the API's guard, served with the listener's bounds until shutdown.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::middleware;
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use super::api::*;
+use super::service::Master;
+use crate::token::MasterError;
+use crate::web::error::ApiError;
+use crate::web::probes::{alive, readiness};
+
+pub fn router(master: Master, settings: ApiSettings) -> Router {
+    Router::new()
+        .route("/api/v1/modify", post(modify))
+        .route("/api/v1/query", post(query))
+        .route("/api/v1/query_and_own", post(query_and_own))
+        .route("/api/v1/group", post(group))
+        .route("/api/v1/archive", post(archive))
+        .route("/api/v1/audit", post(audit))
+        .route("/api/v1/logs", post(logs))
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/metrics", get(|| async { crate::metrics::answer() }))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(settings.max_request_bytes))
+        .layer(middleware::from_fn_with_state(settings, guard))
+        // Probes for load balancers and orchestrators: no token, no data beyond the answer.
+        .route("/health", get(alive))
+        .route("/ready", get(ready))
+        .route_layer(middleware::from_fn(|req, next| {
+            crate::metrics::track("master", req, next)
+        }))
+        .with_state(master)
+}
+
+/// `GET /ready`: 200 when the master takes writes (its database answers and commits land),
+/// 503 with the reason otherwise. It never waits for the database.
+async fn ready(State(m): State<Master>) -> Response {
+    readiness(m.ready())
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(super::openapi::document())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::Master(MasterError::NotFound(
+        "no such endpoint: the API is POST /api/v1/{modify,query,query_and_own,group,archive,audit} and GET /api/v1/health".into(),
+    ))
+}
+
+/// Serves the API on `listener` until `shutdown` resolves. Parked claims are answered at once
+/// on shutdown, so the server drains in well under a second.
+pub async fn serve(
+    master: Master,
+    listener: tokio::net::TcpListener,
+    settings: ApiSettings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "master listening");
+    let closer = master.clone();
+    let limits = settings.limits;
+    let full = master.full_marker();
+    let app = router(master, settings);
+    crate::web::http::serve_watched(listener, app, limits, Some(full), async move {
+        shutdown.await;
+        tracing::info!("master shutting down");
+        closer.close().await;
+    })
+    .await?;
+    tracing::info!("master stopped");
+    Ok(())
+}
