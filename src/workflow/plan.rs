@@ -254,6 +254,66 @@ pub fn stamp_archive(archive: &Token, at: f64) -> Option<Token> {
     })
 }
 
+/// How a worker stopped a run before it ended by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// By an ABORT of its instance.
+    Aborted,
+    /// Its lease was lost (another worker has the job), or the master stayed away too long.
+    LostLease,
+    /// For a shutdown: the job goes back for another worker.
+    HandedBack,
+}
+
+/// How a run ended, as the jobs-finished metric names it.
+pub fn outcome_class(
+    stopped: Option<Stopped>,
+    killed: bool,
+    exit_code: Option<i32>,
+) -> &'static str {
+    match stopped {
+        Some(Stopped::LostLease) => "lost_lease",
+        Some(Stopped::Aborted) => "aborted",
+        Some(Stopped::HandedBack) => "handed_back",
+        None if killed => "killed",
+        None if exit_code == Some(0) => "success",
+        None => "failure",
+    }
+}
+
+/// What becomes of an execution its worker left open (it stopped renewing the lease).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LostVerdict {
+    /// Lost, not an attempt: the job runs again (within `lost_lease_retries` in a row).
+    Rerun { reason: String },
+    /// Lost with `lost_lease_retries` used up: it counts as a failed attempt.
+    Counted { reason: String },
+}
+
+/// Closes the open execution of `job`, if its last one is open, as lost at `now`: its end
+/// time, why (its worker, alive or not: a worker cut off from the master looks the same from
+/// here), and whether it counts as an attempt. The events that triggered it go back to the job
+/// when it runs again. No exit code: the process was never seen to exit.
+pub fn close_lost(job: &mut Job, now: f64, lost_lease_retries: u32) -> Option<LostVerdict> {
+    let record = job.history.last_mut().filter(|r| r.end_time.is_none())?;
+    record.end_time = Some(now);
+    let who = match record.worker.as_str() {
+        "" => "its worker".to_owned(),
+        w => format!("worker {w}"),
+    };
+    let reason =
+        format!("{who} did not renew its lease in time (it died, or could not reach the master)");
+    record.lost = Some(reason.clone());
+    let events = record.events.clone();
+    if job.lost_in_a_row() <= lost_lease_retries as usize {
+        job.events = events;
+        Some(LostVerdict::Rerun { reason })
+    } else {
+        job.history.last_mut().expect("the open record").counted = true;
+        Some(LostVerdict::Counted { reason })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,5 +547,67 @@ mod tests {
         let signal = Signal::from_token(&stamped).unwrap();
         assert_eq!(signal.attributes.timestamp, Some(50.0));
         assert_eq!(stamp_archive(&stamped, 60.0), None);
+    }
+
+    #[test]
+    fn a_run_s_outcome_class_names_why_it_ended() {
+        assert_eq!(outcome_class(None, false, Some(0)), "success");
+        assert_eq!(outcome_class(None, false, Some(2)), "failure");
+        assert_eq!(outcome_class(None, false, None), "failure");
+        assert_eq!(outcome_class(None, true, Some(-15)), "killed");
+        assert_eq!(
+            outcome_class(Some(Stopped::Aborted), true, Some(-15)),
+            "aborted"
+        );
+        assert_eq!(
+            outcome_class(Some(Stopped::LostLease), false, Some(0)),
+            "lost_lease"
+        );
+        assert_eq!(
+            outcome_class(Some(Stopped::HandedBack), false, None),
+            "handed_back"
+        );
+    }
+
+    #[test]
+    fn an_open_execution_is_closed_as_lost_and_counted_only_past_the_retries() {
+        use crate::workflow::job::ExecutionRecord;
+        let open = |worker: &str| {
+            let mut r = ExecutionRecord::new(InstanceId::parse("1").unwrap(), "true", 1.0);
+            r.worker = worker.into();
+            r.events = vec![Event::default()];
+            r
+        };
+        let mut job = Job::shell(JobName::parse("j").unwrap(), "true");
+        assert_eq!(close_lost(&mut job, 5.0, 1), None, "nothing open");
+        job.history.push(open("w1"));
+        let verdict = close_lost(&mut job, 5.0, 1).unwrap();
+        let reason =
+            "worker w1 did not renew its lease in time (it died, or could not reach the master)";
+        assert_eq!(
+            verdict,
+            LostVerdict::Rerun {
+                reason: reason.into()
+            }
+        );
+        let r = &job.history[0];
+        assert_eq!(
+            (r.end_time, r.exit_code, r.counted),
+            (Some(5.0), None, false)
+        );
+        assert_eq!(
+            job.events.len(),
+            1,
+            "the triggering events go back to the job"
+        );
+        assert_eq!(close_lost(&mut job, 6.0, 1), None, "closed once");
+        // A second loss in a row with one retry allowed counts as an attempt.
+        job.history.push(open(""));
+        let verdict = close_lost(&mut job, 7.0, 1).unwrap();
+        assert!(
+            matches!(verdict, LostVerdict::Counted { ref reason } if reason.starts_with("its worker did not"))
+        );
+        let r = &job.history[1];
+        assert!(r.counted && r.exit_code.is_none() && r.lost.is_some());
     }
 }

@@ -5,6 +5,8 @@
 //! claiming, EXIT (older generation) ends the worker, instance or workflow DRAIN/EXIT hand a
 //! claimed job back, ABORT kills running jobs and ends the instance.
 
+mod end;
+mod lease;
 mod notify;
 mod run;
 mod ship;

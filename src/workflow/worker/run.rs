@@ -1,8 +1,7 @@
 //! Running one claimed job: the signals that stop it before it starts, the execution record,
-//! the command run with its lease renewed and ABORT watched, the cleanup template after a
-//! failure, and the commit of how the run ended ([`RunEnd`]).
+//! and the command run beside its lease (`lease`) with ABORT watched; how the run ends and is
+//! committed is `end`'s. The verdicts (a lost execution, the outcome class) are `plan`'s.
 
-use std::future::Future;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -10,16 +9,15 @@ use tokio::time::Instant;
 
 use super::{InFlight, Worker};
 use crate::clock;
-use crate::master::MasterClient;
 use crate::parser::template;
 use crate::token::name::Level;
-use crate::token::{MasterError, ModifyRequest, Token};
-use crate::workflow::executor::{self, ExecResult, ExecSpec, Report};
+use crate::token::{MasterError, Token};
+use crate::workflow::executor::{self, ExecSpec, Report};
 use crate::workflow::instance::JobToken;
 use crate::workflow::job::{ExecutionRecord, Job, merged_attributes};
 use crate::workflow::logs;
 use crate::workflow::plan;
-use crate::workflow::progress::{self, Committed};
+use crate::workflow::progress;
 use crate::workflow::signal::{Action, Signals};
 
 /// How a run ended, for the commit.
@@ -36,7 +34,7 @@ pub enum RunEnd {
 
 impl RunEnd {
     /// The job as the run left it; none when another worker owns it now.
-    fn job(&self) -> Option<&Job> {
+    pub(super) fn job(&self) -> Option<&Job> {
         match self {
             RunEnd::Finished(j) | RunEnd::Aborted(j) | RunEnd::HandedBack(j) => Some(j),
             RunEnd::LostLease => None,
@@ -45,36 +43,31 @@ impl RunEnd {
 }
 
 /// Why the worker stopped a command before it ended by itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
-    Aborted,
-    LostLease,
-    HandedBack,
-}
+pub(super) use plan::Stopped as Stop;
 
 /// A run in progress: the job with its open record (the last), and the token at its latest
 /// version (each renewal advances it).
-struct Running<'a> {
-    jt: &'a JobToken,
-    job: Job,
-    index: usize,
-    token: Token,
-    stop: Option<Stop>,
-    abort: watch::Sender<bool>,
+pub(super) struct Running<'a> {
+    pub(super) jt: &'a JobToken,
+    pub(super) job: Job,
+    pub(super) index: usize,
+    pub(super) token: Token,
+    pub(super) stop: Option<Stop>,
+    pub(super) abort: watch::Sender<bool>,
     /// The last renewal sent whose outcome is unknown (the master went away meanwhile): if it
     /// landed, the token's version moved, and the next write must name the new one.
-    unsure: Option<Token>,
+    pub(super) unsure: Option<Token>,
     /// Since when renewals have failed for want of a master.
-    unreachable_since: Option<Instant>,
+    pub(super) unreachable_since: Option<Instant>,
     /// The job's process group, once it exists.
-    pgid: Option<u32>,
+    pub(super) pgid: Option<u32>,
     /// When the last renewal the master confirmed was sent: the master's lease runs at least
     /// `lease_sec - 1` from then (its clock counts whole seconds).
-    confirmed: Instant,
+    pub(super) confirmed: Instant,
     /// When the renewal in flight was sent.
-    sent: Option<Instant>,
+    pub(super) sent: Option<Instant>,
     /// Since when the job's processes are frozen, for want of a confirmed lease.
-    frozen_since: Option<Instant>,
+    pub(super) frozen_since: Option<Instant>,
 }
 
 /// How long a watch of the signals parks at the master before it is renewed.
@@ -90,21 +83,8 @@ async fn in_flight<T>(f: &mut Option<InFlight<T>>) -> Result<T, MasterError> {
     }
 }
 
-/// When the write `sent` may have landed unseen: the version it landed at, read back from the
-/// master (it landed when the token holds exactly what was sent, owner included).
-async fn adopt(c: &dyn MasterClient, sent: Option<&Token>) -> Result<Option<i64>, MasterError> {
-    let Some(sent) = sent else {
-        return Ok(None);
-    };
-    Ok(c.get(&sent.name).await?.and_then(|t| {
-        (t.owner == sent.owner && t.data == sent.data && t.version != sent.version)
-            .then_some(t.version)
-            .flatten()
-    }))
-}
-
 impl Running<'_> {
-    fn record_property(&mut self, key: String, value: String) {
+    pub(super) fn record_property(&mut self, key: String, value: String) {
         let values = self.job.history[self.index]
             .properties
             .entry(key)
@@ -114,7 +94,7 @@ impl Running<'_> {
         }
     }
 
-    fn stop(&mut self, why: Stop) {
+    pub(super) fn stop(&mut self, why: Stop) {
         if self.stop.is_none() {
             self.stop = Some(why);
             // Frozen processes would not act on the executor's SIGTERM, and may not run
@@ -127,7 +107,7 @@ impl Running<'_> {
     }
 
     /// The lease is confirmed again: frozen processes go on.
-    fn thaw(&mut self) {
+    pub(super) fn thaw(&mut self) {
         if let (Some(pgid), Some(since)) = (self.pgid, self.frozen_since.take()) {
             executor::thaw(pgid);
             let jt = self.jt;
@@ -160,33 +140,17 @@ impl Worker {
         }
         let dir = logs::instance_dir(&self.settings.logs_dir, &jt.workflow, &jt.instance);
         let mut job = jt.job.clone();
-        if let Some(record) = job.history.last_mut().filter(|r| r.end_time.is_none()) {
-            // Its previous worker stopped renewing the lease: it died, or was cut off from the
-            // master. That execution is lost, not failed: run the job again, up to
-            // lost_lease_retries times in a row, without counting it as an attempt.
-            record.end_time = Some(clock::now_f64());
-            let who = match record.worker.as_str() {
-                "" => "its worker".to_owned(),
-                w => format!("worker {w}"),
-            };
-            // Alive or not: a worker cut off from the master looks the same from here.
-            let reason = format!(
-                "{who} did not renew its lease in time (it died, or could not reach the master)"
-            );
-            record.lost = Some(reason.clone());
-            let events = record.events.clone();
-            if job.lost_in_a_row() <= self.settings.lost_lease_retries as usize {
-                let record = job.history.last_mut().expect("the open record");
+        match plan::close_lost(&mut job, clock::now_f64(), self.settings.lost_lease_retries) {
+            Some(plan::LostVerdict::Rerun { reason }) => {
+                let record = job.history.last_mut().expect("the closed record");
                 let message = format!(
                     "execution lost: {reason}; it runs again and is not counted as an attempt"
                 );
                 logs::pinlog(&dir, &jt.job.name, record, &message);
                 tracing::warn!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, %reason, "previous execution was lost with its worker; running the job again without counting an attempt");
-                job.events = events;
-            } else {
-                let record = job.history.last_mut().expect("the open record");
-                // No exit code: the process was never seen to exit. It counts as an attempt.
-                record.counted = true;
+            }
+            Some(plan::LostVerdict::Counted { reason }) => {
+                let record = job.history.last_mut().expect("the closed record");
                 let message = format!(
                     "executor failed to renew job ownership on time ({reason}); lost_lease_retries used up, so this execution counts as a failed attempt"
                 );
@@ -194,6 +158,7 @@ impl Worker {
                 tracing::warn!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, %reason, "previous execution lost its lease with no lost_lease_retries left; counted as a failed attempt");
                 return self.commit(jt, RunEnd::Finished(job)).await;
             }
+            None => {}
         }
         let mut record = self.new_record(jt, &mut job);
         if job.disabled {
@@ -470,7 +435,7 @@ impl Worker {
         // landed at, or it would be refused as another worker's.
         if let Some(sent) = r.unsure.take() {
             match self
-                .patiently(|| adopt(self.client.as_ref(), Some(&sent)))
+                .patiently(|| super::lease::adopt(self.client.as_ref(), Some(&sent)))
                 .await
             {
                 Ok(Some(version)) => r.token.version = Some(version),
@@ -481,125 +446,6 @@ impl Worker {
             }
         }
         self.finish(r, result, ended).await
-    }
-
-    /// Commits the open record before the command runs, through an outage of the master up to
-    /// its grace. Returns false when the lease is lost (another worker has the job) or the
-    /// master stayed away too long: then the command must not run.
-    async fn record_start(&self, r: &mut Running<'_>) -> bool {
-        loop {
-            let answer = self.renew(r).await;
-            let landed = answer.is_ok();
-            self.renewed(r, answer);
-            if landed {
-                return true;
-            }
-            if r.stop.is_some() {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    /// A renewal of the lease (from the master's clock), which also writes the properties
-    /// printed since the last one. It runs beside the command: see [`Worker::renewed`].
-    fn renew(&self, r: &mut Running<'_>) -> InFlight<Token> {
-        let renewed = plan::renewal(
-            r.jt,
-            &r.job,
-            r.token.version,
-            &self.name,
-            clock::now() + self.settings.lease.as_secs() as i64,
-        );
-        let unsure = r.unsure.replace(renewed.clone());
-        r.sent = Some(Instant::now());
-        let client = self.client.clone();
-        let lease_sec = self.settings.lease.as_secs();
-        let renewal = async move {
-            let mut renewed = renewed;
-            if let Some(version) = adopt(client.as_ref(), unsure.as_ref()).await? {
-                renewed.version = Some(version);
-            }
-            let req = ModifyRequest {
-                updates: vec![renewed],
-                lease_sec: Some(lease_sec),
-                ..ModifyRequest::default()
-            };
-            Ok(client.renew(req).await?.updates.remove(0))
-        };
-        // A renewal never outlives half a lease: the next one starts fresh, so the first to
-        // reach a master back from an outage is well within the lease it gives back (the
-        // client's own backoff could be longer than the whole lease).
-        Box::pin(bounded(self.call_limit(), renewal))
-    }
-
-    /// How long one renewal or one try at committing may take before the next starts: half a
-    /// lease, so one started after a master comes back lands well within the lease it gives.
-    fn call_limit(&self) -> Duration {
-        (self.settings.lease / 2).max(Duration::from_secs(1))
-    }
-
-    /// How often a lease is renewed: a third of it, and at least twice within the fence.
-    fn renew_every(&self) -> Duration {
-        (self.settings.lease / 3)
-            .min(self.fence() / 2)
-            .max(Duration::from_millis(200))
-    }
-
-    /// How long after the last confirmed renewal was sent the job's processes may run: within
-    /// the lease the master counts from when it took that renewal (at least `lease_sec - 1`,
-    /// its clock counting whole seconds), with a fifth to spare for clocks that drift.
-    fn fence(&self) -> Duration {
-        self.settings
-            .lease
-            .saturating_sub(Duration::from_secs(1))
-            .mul_f64(0.8)
-            .max(Duration::from_millis(400))
-    }
-
-    /// What a renewal's answer means: the new version; a conflict (another worker owns the job,
-    /// or it was edited) stops the command; an outage keeps it running, up to the outage grace.
-    fn renewed(&self, r: &mut Running<'_>, answer: Result<Token, MasterError>) {
-        let jt = r.jt;
-        match answer {
-            Ok(token) => {
-                if r.unreachable_since.take().is_some() {
-                    tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "the master answers again; the lease is renewed");
-                }
-                r.confirmed = r.sent.take().unwrap_or_else(Instant::now);
-                r.token = token;
-                r.unsure = None;
-                r.thaw();
-            }
-            Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => {
-                match (r.frozen_since, r.unreachable_since) {
-                    (Some(_), Some(since)) => {
-                        tracing::error!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, unreachable_sec = since.elapsed().as_secs(), "stopped: the master was unreachable longer than the lease and gave the job to another worker; the frozen processes are killed")
-                    }
-                    _ => {
-                        tracing::error!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "lost the job's lease (another worker has it, or it was edited); killing it")
-                    }
-                }
-                r.unsure = None;
-                r.stop(Stop::LostLease);
-            }
-            Err(e) => {
-                if matches!(e, MasterError::Held(_)) {
-                    // The master is alive and commits nothing (its database is away): it can
-                    // grant the job to no one until its next commit, which gives the lease its
-                    // full length again. As good as a renewal for the fence.
-                    r.confirmed = r.sent.take().unwrap_or_else(Instant::now);
-                    r.thaw();
-                }
-                let since = *r.unreachable_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= self.settings.outage_grace {
-                    tracing::error!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, error = %e, grace_sec = self.settings.outage_grace.as_secs(), "the master has been unreachable longer than master_outage_grace_sec; giving the job up");
-                    r.stop(Stop::LostLease);
-                } else {
-                    tracing::warn!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, error = %e, "cannot renew the lease yet; the job runs on")
-                }
-            }
-        }
     }
 
     /// The instance's signals, after `delay`, watched from `after` (at once without it).
@@ -616,256 +462,6 @@ impl Worker {
             Signals::watch(client.as_ref(), &level, after, SIGNAL_WATCH).await
         })
     }
-
-    /// Closes the open record with how the command ended, runs the cleanup after a failure,
-    /// and says how the run ended.
-    async fn finish(
-        &self,
-        mut r: Running<'_>,
-        result: std::io::Result<ExecResult>,
-        ended: f64,
-    ) -> (JobToken, RunEnd) {
-        let jt = r.jt;
-        let dir = logs::instance_dir(&self.settings.logs_dir, &jt.workflow, &jt.instance);
-        let record = &mut r.job.history[r.index];
-        record.end_time = Some(ended);
-        match result {
-            Ok(done) => {
-                record.exit_code = Some(done.exit_code);
-                for (kind, why) in done.log_trouble {
-                    tracing::error!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, execution = r.index, log = kind, trouble = %why, "the job's log is incomplete");
-                    record.log_trouble.insert(kind.to_owned(), why);
-                }
-                if r.stop == Some(Stop::Aborted) {
-                    record.killed = Some("by an abort of its instance".into());
-                } else if let Some(reason) = done.killed_because.filter(|_| r.stop.is_none()) {
-                    logs::pinlog(&dir, &jt.job.name, record, &format!("killed: {reason}"));
-                    record.killed = Some(reason);
-                }
-            }
-            Err(e) => {
-                record.exit_code = Some(1);
-                let message = format!("could not run the command: {e}");
-                logs::pinlog(&dir, &jt.job.name, record, &message);
-            }
-        }
-        let exit_code = record.exit_code;
-        let outcome = match r.stop {
-            Some(Stop::LostLease) => "lost_lease",
-            Some(Stop::Aborted) => "aborted",
-            Some(Stop::HandedBack) => "handed_back",
-            None if record.killed.is_some() => "killed",
-            None if exit_code == Some(0) => "success",
-            None => "failure",
-        };
-        let workflow = self.workflow_label(&jt.workflow).await;
-        metrics::histogram!(crate::metrics::JOB_DURATION, "workflow" => workflow.clone())
-            .record((ended - record.start_time).max(0.0));
-        metrics::counter!(crate::metrics::JOBS_FINISHED, "workflow" => workflow, "outcome" => outcome)
-            .increment(1);
-        tracing::info!(worker = %self.name, workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, execution = r.index, exit_code, outcome, "job ended");
-        if exit_code != Some(0) && r.stop.is_none() {
-            self.cleanup(jt, &mut r.job, r.index).await;
-        }
-        let end = match r.stop {
-            Some(Stop::LostLease) => RunEnd::LostLease,
-            Some(Stop::Aborted) => RunEnd::Aborted(r.job),
-            Some(Stop::HandedBack) => RunEnd::HandedBack(r.job),
-            None => RunEnd::Finished(r.job),
-        };
-        let latest = JobToken {
-            token: r.token,
-            ..jt.clone()
-        };
-        (latest, end)
-    }
-
-    /// The `workflow` label of a job metric: the workflow's name when its definition exists
-    /// (asked of the master once per name), `other` otherwise.
-    async fn workflow_label(&self, wf: &crate::token::name::WorkflowName) -> String {
-        if let Some(label) = self.labels.known(wf.as_str()) {
-            return label;
-        }
-        let name = crate::token::name::definition_token(wf);
-        let defined = tokio::select! {
-            found = self.client.get(&name) => matches!(found, Ok(Some(_))),
-            // A stopping worker does not wait for an absent master to name a metric.
-            () = self.stop_deadline() => return "other".to_owned(),
-        };
-        self.labels.checked(wf.as_str(), defined)
-    }
-
-    /// Runs the cleanup template after a failed run, with the `kill_id` values it reported.
-    async fn cleanup(&self, jt: &JobToken, job: &mut Job, index: usize) {
-        let Some(template) = job.cleanup_template.clone() else {
-            return;
-        };
-        let record = &mut job.history[index];
-        let kill_ids = record
-            .properties
-            .get("kill_id")
-            .map(|v| v.join(","))
-            .unwrap_or_default();
-        let attributes = [("kill_id".to_string(), kill_ids)].into();
-        let (command, mut env) = runnable(&template, &attributes, &jt.token.name);
-        let banner = |which: &str| {
-            format!(
-                "echo '\n<<<<<<<<<<{which} of cleanup code logs>>>>>>>>>>'; echo '\n<<<<<<<<<<{which} of cleanup code logs>>>>>>>>>>' >&2"
-            )
-        };
-        let spec = ExecSpec {
-            command: format!(
-                "{}; {{ {command}\n}}; rc=$?; {}; exit $rc",
-                banner("Start"),
-                banner("End")
-            ),
-            launch: self.settings.launch.clone(),
-            env: {
-                env.extend([
-                    ("PINBALL_WORKFLOW".into(), jt.workflow.to_string()),
-                    ("PINBALL_INSTANCE".into(), jt.instance.to_string()),
-                    ("PINBALL_JOB".into(), job.name.to_string()),
-                ]);
-                env
-            },
-            stdout_log: record.logs["stdout"].clone().into(),
-            stderr_log: record.logs["stderr"].clone().into(),
-            abort_timeout: Some(Duration::from_secs(600)),
-            warn_timeout: None,
-            kill_grace: self.settings.kill_grace,
-        };
-        let (tx, _rx) = mpsc::unbounded_channel();
-        let (_abort, abort_rx) = watch::channel(false);
-        record.cleanup_exit_code = Some(
-            executor::run(spec, tx, abort_rx)
-                .await
-                .map_or(1, |r| r.exit_code),
-        );
-    }
-
-    /// Writes how the run ended, retrying through a master outage (up to the outage grace),
-    /// then sends the email it owes and settles the instance.
-    pub(super) async fn commit(&self, jt: &JobToken, end: RunEnd) -> Result<(), MasterError> {
-        let c = self.client.as_ref();
-        let saved = |e: MasterError| {
-            if !self.past_stop_deadline() {
-                return Err(e);
-            }
-            // Told to stop, and the master is away: the end waits on this host for the next
-            // worker process, rather than keeping this one beyond its grace.
-            match super::spool::save(&self.settings.logs_dir, jt, &end) {
-                Ok(Some(path)) => {
-                    tracing::warn!(worker = %self.name, workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, file = %path.display(), "stopping without a master: the run's end is saved for the next worker process on this host to commit");
-                    Ok(())
-                }
-                Ok(None) => Ok(()),
-                Err(io) => {
-                    tracing::error!(worker = %self.name, job = %jt.job.name, error = %io, "cannot save the run's end; the job runs again once its lease ends");
-                    Err(e)
-                }
-            }
-        };
-        if let RunEnd::HandedBack(job) = &end {
-            if let Err(e) = self.patiently(|| c.modify(plan::hand_back(jt, job))).await {
-                return saved(e);
-            }
-            tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "handed the job back for another worker");
-            return Ok(());
-        }
-        let committed = match self.patiently(|| self.write_end(jt, &end)).await {
-            Ok(c) => c,
-            Err(e) => return saved(e),
-        };
-        if committed == Committed::LostLease {
-            tracing::warn!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "another worker owns this job now; this result is dropped");
-            return Ok(());
-        }
-        self.settle(&jt.workflow, &jt.instance).await
-    }
-
-    /// The version-checked write of a run's end, with the email a final failure (or an
-    /// abort that failed the run) records in the outbox; a success or a retry has none.
-    async fn write_end(&self, jt: &JobToken, end: &RunEnd) -> Result<Committed, MasterError> {
-        let c = self.client.as_ref();
-        let name = &self.name;
-        Ok(match end {
-            RunEnd::LostLease | RunEnd::HandedBack(_) => Committed::LostLease,
-            RunEnd::Finished(job) if job.history.last().is_some_and(ExecutionRecord::succeeded) => {
-                progress::commit_success(c, jt, job, name).await?
-            }
-            RunEnd::Finished(job) if job.can_retry() => {
-                tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, delay_sec = job.retry_delay_sec, "job failed; it will be retried");
-                progress::commit_failure(c, jt, job, name, true, &progress::no_email).await?
-            }
-            RunEnd::Finished(job) | RunEnd::Aborted(job) => {
-                let failed = !job.history.last().is_some_and(ExecutionRecord::succeeded);
-                if matches!(end, RunEnd::Finished(_)) {
-                    tracing::warn!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "job failed with no attempts left");
-                }
-                let email = match failed {
-                    true => self.failure_email(jt, job).await?,
-                    false => super::notify::FailureEmail::none(),
-                };
-                let token = |first| email.token(self, jt, job, first);
-                progress::commit_failure(c, jt, job, name, false, &token).await?
-            }
-        })
-    }
-
-    /// Calls `f` until the master answers it, through an outage of up to the outage grace: a
-    /// run that ended while the master (or its database) was away is committed when it is back.
-    async fn patiently<T, Fut>(&self, mut f: impl FnMut() -> Fut) -> Result<T, MasterError>
-    where
-        Fut: Future<Output = Result<T, MasterError>>,
-    {
-        let started = Instant::now();
-        let mut told = false;
-        loop {
-            // Bounded like a renewal, so a master back from an outage gets the end well within
-            // the lease it gives back; and by the stop's grace, once told to stop.
-            let answer = tokio::select! {
-                answer = bounded(self.call_limit(), f()) => answer,
-                () = self.stop_deadline() => Err(MasterError::Unreachable(
-                    "the worker is stopping and its grace ran out".into(),
-                )),
-            };
-            if self.past_stop_deadline() && answer.is_err() {
-                return answer;
-            }
-            match answer {
-                Err(
-                    e @ (MasterError::Unavailable(_)
-                    | MasterError::Held(_)
-                    | MasterError::Unreachable(_)),
-                ) if started.elapsed() < self.settings.outage_grace => {
-                    if !std::mem::replace(&mut told, true) {
-                        tracing::warn!(worker = %self.name, error = %e, "the master cannot take the job's end yet; trying until it can");
-                    }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-                other => {
-                    if told && other.is_ok() {
-                        // Answered: whether it took this worker's end is the caller's to say.
-                        tracing::info!(worker = %self.name, "the master answers again");
-                    }
-                    return other;
-                }
-            }
-        }
-    }
-}
-
-/// `call`, or an unreachable master when it takes longer than `limit` (its outcome unknown).
-async fn bounded<T>(
-    limit: Duration,
-    call: impl Future<Output = Result<T, MasterError>>,
-) -> Result<T, MasterError> {
-    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
-        Err(MasterError::Unreachable(format!(
-            "no answer within {} ms",
-            limit.as_millis()
-        )))
-    })
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -878,7 +474,7 @@ async fn sleep_until(at: Option<Instant>) {
 /// The shell text and environment that run `template` with `attributes`. A template the rule
 /// of `parser::template` refuses (a definition stored before the rule) does not run: the
 /// command prints why on stderr and exits 2.
-fn runnable(
+pub(super) fn runnable(
     template: &str,
     attributes: &std::collections::BTreeMap<String, String>,
     job: &str,

@@ -1,0 +1,152 @@
+//! The lease of a running job: its start recorded before the command runs, renewals beside
+//! the command (and what their answers mean), and the fence that freezes the job's processes
+//! when no renewal is confirmed in time.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::end::bounded;
+use super::run::{Running, Stop};
+use super::{InFlight, Worker};
+use crate::clock;
+use crate::master::MasterClient;
+use crate::token::{MasterError, ModifyRequest, Token};
+use crate::workflow::plan;
+
+/// When the write `sent` may have landed unseen: the version it landed at, read back from the
+/// master (it landed when the token holds exactly what was sent, owner included).
+pub(super) async fn adopt(
+    c: &dyn MasterClient,
+    sent: Option<&Token>,
+) -> Result<Option<i64>, MasterError> {
+    let Some(sent) = sent else {
+        return Ok(None);
+    };
+    Ok(c.get(&sent.name).await?.and_then(|t| {
+        (t.owner == sent.owner && t.data == sent.data && t.version != sent.version)
+            .then_some(t.version)
+            .flatten()
+    }))
+}
+
+impl Worker {
+    /// Commits the open record before the command runs, through an outage of the master up to
+    /// its grace. Returns false when the lease is lost (another worker has the job) or the
+    /// master stayed away too long: then the command must not run.
+    pub(super) async fn record_start(&self, r: &mut Running<'_>) -> bool {
+        loop {
+            let answer = self.renew(r).await;
+            let landed = answer.is_ok();
+            self.renewed(r, answer);
+            if landed {
+                return true;
+            }
+            if r.stop.is_some() {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// A renewal of the lease (from the master's clock), which also writes the properties
+    /// printed since the last one. It runs beside the command: see [`Worker::renewed`].
+    pub(super) fn renew(&self, r: &mut Running<'_>) -> InFlight<Token> {
+        let renewed = plan::renewal(
+            r.jt,
+            &r.job,
+            r.token.version,
+            &self.name,
+            clock::now() + self.settings.lease.as_secs() as i64,
+        );
+        let unsure = r.unsure.replace(renewed.clone());
+        r.sent = Some(Instant::now());
+        let client = self.client.clone();
+        let lease_sec = self.settings.lease.as_secs();
+        let renewal = async move {
+            let mut renewed = renewed;
+            if let Some(version) = adopt(client.as_ref(), unsure.as_ref()).await? {
+                renewed.version = Some(version);
+            }
+            let req = ModifyRequest {
+                updates: vec![renewed],
+                lease_sec: Some(lease_sec),
+                ..ModifyRequest::default()
+            };
+            Ok(client.renew(req).await?.updates.remove(0))
+        };
+        // A renewal never outlives half a lease: the next one starts fresh, so the first to
+        // reach a master back from an outage is well within the lease it gives back (the
+        // client's own backoff could be longer than the whole lease).
+        Box::pin(bounded(self.call_limit(), renewal))
+    }
+
+    /// How long one renewal or one try at committing may take before the next starts: half a
+    /// lease, so one started after a master comes back lands well within the lease it gives.
+    pub(super) fn call_limit(&self) -> Duration {
+        (self.settings.lease / 2).max(Duration::from_secs(1))
+    }
+
+    /// How often a lease is renewed: a third of it, and at least twice within the fence.
+    pub(super) fn renew_every(&self) -> Duration {
+        (self.settings.lease / 3)
+            .min(self.fence() / 2)
+            .max(Duration::from_millis(200))
+    }
+
+    /// How long after the last confirmed renewal was sent the job's processes may run: within
+    /// the lease the master counts from when it took that renewal (at least `lease_sec - 1`,
+    /// its clock counting whole seconds), with a fifth to spare for clocks that drift.
+    pub(super) fn fence(&self) -> Duration {
+        self.settings
+            .lease
+            .saturating_sub(Duration::from_secs(1))
+            .mul_f64(0.8)
+            .max(Duration::from_millis(400))
+    }
+
+    /// What a renewal's answer means: the new version; a conflict (another worker owns the job,
+    /// or it was edited) stops the command; an outage keeps it running, up to the outage grace.
+    pub(super) fn renewed(&self, r: &mut Running<'_>, answer: Result<Token, MasterError>) {
+        let jt = r.jt;
+        match answer {
+            Ok(token) => {
+                if r.unreachable_since.take().is_some() {
+                    tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "the master answers again; the lease is renewed");
+                }
+                r.confirmed = r.sent.take().unwrap_or_else(Instant::now);
+                r.token = token;
+                r.unsure = None;
+                r.thaw();
+            }
+            Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => {
+                match (r.frozen_since, r.unreachable_since) {
+                    (Some(_), Some(since)) => {
+                        tracing::error!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, unreachable_sec = since.elapsed().as_secs(), "stopped: the master was unreachable longer than the lease and gave the job to another worker; the frozen processes are killed")
+                    }
+                    _ => {
+                        tracing::error!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "lost the job's lease (another worker has it, or it was edited); killing it")
+                    }
+                }
+                r.unsure = None;
+                r.stop(Stop::LostLease);
+            }
+            Err(e) => {
+                if matches!(e, MasterError::Held(_)) {
+                    // The master is alive and commits nothing (its database is away): it can
+                    // grant the job to no one until its next commit, which gives the lease its
+                    // full length again. As good as a renewal for the fence.
+                    r.confirmed = r.sent.take().unwrap_or_else(Instant::now);
+                    r.thaw();
+                }
+                let since = *r.unreachable_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= self.settings.outage_grace {
+                    tracing::error!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, error = %e, grace_sec = self.settings.outage_grace.as_secs(), "the master has been unreachable longer than master_outage_grace_sec; giving the job up");
+                    r.stop(Stop::LostLease);
+                } else {
+                    tracing::warn!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, error = %e, "cannot renew the lease yet; the job runs on")
+                }
+            }
+        }
+    }
+}
