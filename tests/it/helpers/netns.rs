@@ -1,6 +1,6 @@
 //! Hosts on this machine for tests and benchmarks: network namespaces joined to this one
 //! (host A) by veth pairs, each process in one under a host name of its own. Needs root.
-//! Shared by `tests/it/hosts.rs` and `benches/hosts.rs`.
+//! Shared by `tests/it/ops_hosts.rs` and `benches/hosts.rs`.
 
 use std::path::Path;
 use std::process::Stdio;
