@@ -8,9 +8,9 @@ use super::{CliError, confirm};
 use crate::config::Config;
 use crate::master::MasterClient;
 use crate::ops::audit::{self, Target};
-use crate::ops::{Done, Ops, OpsError};
+use crate::ops::{Action, Done, Ops, OpsError};
 use crate::parser;
-use crate::token::name::{InstanceId, JobName, Level, WorkflowName};
+use crate::token::name::{InstanceId, JobName, WorkflowName};
 
 pub use crate::ops::Command as UtilCommand;
 
@@ -71,35 +71,6 @@ pub struct ImportArgs {
     pub reschedule: Option<String>,
 }
 
-impl UtilArgs {
-    fn workflow(&self) -> Result<&WorkflowName, CliError> {
-        self.workflow
-            .as_ref()
-            .ok_or_else(|| CliError::usage("this command needs -w WORKFLOW"))
-    }
-
-    fn instance(&self) -> Result<(&WorkflowName, &InstanceId), CliError> {
-        let w = self.workflow()?;
-        let i = self
-            .instance
-            .as_ref()
-            .ok_or_else(|| CliError::usage("this command needs -i INSTANCE"))?;
-        Ok((w, i))
-    }
-
-    /// The level `-w` and `-i` name (global without either; -i needs -w).
-    fn level(&self) -> Result<Level, CliError> {
-        match (&self.workflow, &self.instance) {
-            (None, None) => Ok(Level::Global),
-            (Some(w), None) => Ok(Level::Workflow(w.clone())),
-            (_, Some(_)) => {
-                let (w, i) = self.instance()?;
-                Ok(Level::Instance(w.clone(), i.clone()))
-            }
-        }
-    }
-}
-
 impl From<OpsError> for CliError {
     fn from(e: OpsError) -> Self {
         if e.is_input() {
@@ -125,45 +96,17 @@ pub async fn run(
         return Ok("not confirmed; nothing changed\n".into());
     }
     let ops = Ops::from_config(client, config);
-    let done = dispatch(args, command, config, &ops).await;
-    let created = done.as_ref().ok().and_then(|d| d.created.as_ref());
-    let target = Target {
-        workflow: args.workflow.as_ref(),
-        instance: args.instance.as_ref().or(created.map(|(_, i)| i)),
-        jobs: &args.jobs,
+    let action = Action {
+        command,
+        workflow: args.workflow.clone(),
+        instance: args.instance.clone(),
+        jobs: args.jobs.clone(),
+        execution: args.execution,
+        age_days: args.age_days,
+        definitions: matches!(command, UtilCommand::Reload | UtilCommand::Reschedule)
+            .then(|| parser::load_from_config(config).map_err(|e| e.to_string())),
     };
-    let outcome = said(&done);
-    audit::record(client, &super::os_user(), command.as_str(), target, outcome).await;
-    Ok(done?.message)
-}
-
-async fn dispatch(
-    args: &UtilArgs,
-    command: UtilCommand,
-    config: &Config,
-    ops: &Ops<'_>,
-) -> Result<Done, CliError> {
-    use UtilCommand::*;
-    let done = match command {
-        Start => ops.start(args.workflow()?).await?,
-        Stop | Retry | Pause | Resume | Disable | Enable | Redo | Reload => {
-            return on_instance(args, command, config, ops).await;
-        }
-        Drain => ops.drain(&args.level()?).await?,
-        Undrain => ops.undrain(&args.level()?).await?,
-        Abort => ops.abort(&args.level()?).await?,
-        Unabort => ops.unabort(&args.level()?).await?,
-        Exit => ops.exit(&args.level()?).await?,
-        Unexit => ops.unexit(&args.level()?).await?,
-        Reschedule => return import(config, ops, args.workflow.as_ref()).await,
-        Poison => {
-            ops.poison(args.workflow()?, args.instance.as_ref(), &args.jobs)
-                .await?
-        }
-        Cleanup => ops.cleanup(args.age_days).await?,
-        Unschedule => ops.unschedule(args.workflow()?).await?,
-    };
-    Ok(done)
+    Ok(ops.apply(&action, &super::os_user()).await?.message)
 }
 
 /// `test-email --to ADDRESS`: sends a test message with the configured SMTP settings and
@@ -204,42 +147,6 @@ async fn test_email(args: &UtilArgs, config: &Config) -> Result<String, CliError
             "the test email was not sent through {server}: {e}"
         ))),
     }
-}
-
-/// The commands on one instance (`-w W -i I`).
-async fn on_instance(
-    args: &UtilArgs,
-    command: UtilCommand,
-    config: &Config,
-    ops: &Ops<'_>,
-) -> Result<Done, CliError> {
-    use UtilCommand::*;
-    let (w, i) = args.instance()?;
-    let done = match command {
-        Stop => ops.stop(w, i).await?,
-        Retry => ops.retry(w, i).await?,
-        Pause => ops.pause(w, i).await?,
-        Resume => ops.resume(w, i).await?,
-        Disable | Enable => {
-            ops.set_disabled(w, i, &args.jobs, command == Disable)
-                .await?
-        }
-        Redo => {
-            let [job] = args.jobs.as_slice() else {
-                return Err(CliError::usage("redo command takes a single job"));
-            };
-            let n = args
-                .execution
-                .ok_or_else(|| CliError::usage("redo needs -e EXECUTION"))?;
-            ops.redo(w, i, job, n).await?
-        }
-        Reload => {
-            let defs = parser::load_from_config(config).map_err(OpsError::from)?;
-            ops.reload(w, i, &args.jobs, &defs).await?
-        }
-        other => unreachable!("{} is not an instance command", other.as_str()),
-    };
-    Ok(done)
 }
 
 /// What a command said, for the audit log.

@@ -4,6 +4,7 @@
 //! them: the CLI parses arguments and prints [`Done::message`], the UI renders it. Every
 //! message is the original's, word for word, because scripts parse them.
 
+mod action;
 pub mod audit;
 mod cleanup;
 mod jobs;
@@ -22,6 +23,7 @@ use crate::storage::{Storage, StorageError};
 use crate::token::MasterError;
 use crate::token::name::{InstanceId, WorkflowName};
 
+pub use action::Action;
 pub use signals::{remove_signal, set_signal};
 pub use standing::Standing;
 

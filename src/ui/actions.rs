@@ -13,9 +13,8 @@ use serde::Deserialize;
 
 use super::Ui;
 use super::error::UiError;
-use crate::ops::audit;
-use crate::ops::{Command, Done, Ops};
-use crate::token::name::{InstanceId, JobName, Level, NameError, WorkflowName};
+use crate::ops::{Action, Command, Ops};
+use crate::token::name::{InstanceId, JobName, NameError};
 
 pub fn router(ui: Ui) -> Router {
     Router::new()
@@ -57,14 +56,6 @@ fn offered(s: &str) -> Option<Command> {
         .filter(|c| !matches!(c, Stop | Pause | Resume | Reschedule | Reload | Cleanup))
 }
 
-/// The form's names, parsed: an empty field is no value.
-struct Target {
-    workflow: Option<WorkflowName>,
-    instance: Option<InstanceId>,
-    jobs: Vec<JobName>,
-    execution: Option<usize>,
-}
-
 fn optional<N: FromStr<Err = NameError>>(field: Option<String>) -> Result<Option<N>, UiError> {
     match field.filter(|s| !s.is_empty()) {
         None => Ok(None),
@@ -74,91 +65,24 @@ fn optional<N: FromStr<Err = NameError>>(field: Option<String>) -> Result<Option
     }
 }
 
-impl Target {
-    fn parse(f: CommandForm) -> Result<Target, UiError> {
-        let jobs = f
-            .jobs
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|j| !j.is_empty())
-            .map(JobName::parse)
-            .collect::<Result<_, _>>()
-            .map_err(|e| UiError::BadInput(e.to_string()))?;
-        Ok(Target {
-            workflow: optional(f.workflow)?,
-            instance: optional(f.instance)?,
-            jobs,
-            execution: f.execution,
-        })
-    }
-
-    fn workflow(&self, c: Command) -> Result<&WorkflowName, UiError> {
-        self.workflow.as_ref().ok_or_else(|| {
-            UiError::BadInput(format!("{} needs a workflow (-w WORKFLOW)", c.as_str()))
-        })
-    }
-
-    fn instance(&self, c: Command) -> Result<(&WorkflowName, &InstanceId), UiError> {
-        let w = self.workflow(c)?;
-        let i = self.instance.as_ref().ok_or_else(|| {
-            UiError::BadInput(format!("{} needs an instance (-i INSTANCE)", c.as_str()))
-        })?;
-        Ok((w, i))
-    }
-
-    fn level(&self, c: Command) -> Result<Level, UiError> {
-        Ok(match (&self.workflow, &self.instance) {
-            (None, None) => Level::Global,
-            (Some(w), None) => Level::Workflow(w.clone()),
-            (_, Some(_)) => {
-                let (w, i) = self.instance(c)?;
-                Level::Instance(w.clone(), i.clone())
-            }
-        })
-    }
-}
-
-async fn run(ops: &Ops<'_>, c: Command, t: &Target) -> Result<Done, UiError> {
-    use Command::*;
-    Ok(match c {
-        Start => ops.start(t.workflow(c)?).await?,
-        Retry => {
-            let (w, i) = t.instance(c)?;
-            ops.retry(w, i).await?
-        }
-        Redo => {
-            let (w, i) = t.instance(c)?;
-            let [job] = t.jobs.as_slice() else {
-                return Err(UiError::BadInput("redo takes a single job".into()));
-            };
-            let n = t
-                .execution
-                .ok_or_else(|| UiError::BadInput("redo needs an execution".into()))?;
-            ops.redo(w, i, job, n).await?
-        }
-        Poison => {
-            ops.poison(t.workflow(c)?, t.instance.as_ref(), &t.jobs)
-                .await?
-        }
-        Drain => ops.drain(&t.level(c)?).await?,
-        Undrain => ops.undrain(&t.level(c)?).await?,
-        Abort => ops.abort(&t.level(c)?).await?,
-        Unabort => ops.unabort(&t.level(c)?).await?,
-        Exit => ops.exit(&t.level(c)?).await?,
-        Unexit => ops.unexit(&t.level(c)?).await?,
-        Unschedule => ops.unschedule(t.workflow(c)?).await?,
-        Disable | Enable => {
-            let (w, i) = t.instance(c)?;
-            ops.set_disabled(w, i, &t.jobs, c == Disable).await?
-        }
-        Stop | Pause | Resume | Reschedule | Reload | Cleanup => {
-            return Err(UiError::BadInput(format!(
-                "`{}` is not an action the UI offers",
-                c.as_str()
-            )));
-        }
+/// The action a form asks for: its names parsed (an empty field is no value).
+fn action(command: Command, f: CommandForm) -> Result<Action, UiError> {
+    let jobs = f
+        .jobs
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|j| !j.is_empty())
+        .map(JobName::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|e| UiError::BadInput(e.to_string()))?;
+    Ok(Action {
+        workflow: optional(f.workflow)?,
+        instance: optional::<InstanceId>(f.instance)?,
+        jobs,
+        execution: f.execution,
+        ..Action::new(command)
     })
 }
 
@@ -183,41 +107,23 @@ async fn command(State(ui): State<Ui>, ActionForm(f): ActionForm) -> Result<Resp
     let c = offered(&f.command).ok_or_else(|| {
         UiError::BadInput(format!("{:?} is not an action the UI offers", f.command))
     })?;
-    let target = Target::parse(f)?;
+    let action = action(c, f)?;
     tracing::info!(
         user = ?caller.user,
         command = c.as_str(),
-        workflow = target.workflow.as_deref().unwrap_or(""),
-        instance = target.instance.as_deref().unwrap_or(""),
-        jobs = %target.jobs.join(","),
+        workflow = action.workflow.as_deref().unwrap_or(""),
+        instance = action.instance.as_deref().unwrap_or(""),
+        jobs = %action.jobs.iter().map(|j| j.as_str()).collect::<Vec<_>>().join(","),
         "ui action"
     );
     let ops = Ops::new(ui.client.as_ref(), ui.ops.clone()).with_store(ui.data.store.clone());
-    let result = run(&ops, c, &target).await;
-    // A refusal (the instance does not allow it) is an error here, in the original's words.
-    let result = match result {
+    // One apply, one audit entry; a refusal (the instance does not allow it) is an error here,
+    // in the original's words.
+    let result = match ops.apply(&action, &caller.actor()).await {
         Ok(done) if done.refused => Err(UiError::Conflict(done.message.trim_end().to_owned())),
-        r => r,
+        Ok(done) => Ok(done),
+        Err(e) => Err(UiError::from(e)),
     };
-    let outcome = match &result {
-        Ok(done) => Ok(done.message.as_str()),
-        Err(e) => Err(e.to_string()),
-    };
-    let created = result.as_ref().ok().and_then(|d| d.created.as_ref());
-    let audited = audit::Target {
-        workflow: target.workflow.as_ref(),
-        instance: target.instance.as_ref().or(created.map(|(_, i)| i)),
-        jobs: &target.jobs,
-    };
-    let said = outcome.as_ref().map(|m| *m).map_err(String::as_str);
-    audit::record(
-        ui.client.as_ref(),
-        &caller.actor(),
-        c.as_str(),
-        audited,
-        said,
-    )
-    .await;
     match result {
         Ok(done) => {
             let message = done.message.trim_end().to_owned();

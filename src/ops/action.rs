@@ -1,0 +1,164 @@
+//! One operator command with its typed arguments ([`Action`]), and the one place it runs and is
+//! audited ([`Ops::apply`]). The command line builds an `Action` from its arguments and prints
+//! what it says; the UI builds one from a form and renders it; tests build them directly.
+
+use super::audit::{self, Target};
+use super::{Command, Done, Ops, OpsError};
+use crate::parser::Definitions;
+use crate::token::name::{InstanceId, JobName, Level, WorkflowName};
+
+/// A command and what it applies to.
+#[derive(Debug, Clone)]
+pub struct Action {
+    pub command: Command,
+    pub workflow: Option<WorkflowName>,
+    pub instance: Option<InstanceId>,
+    pub jobs: Vec<JobName>,
+    /// `redo`: which execution.
+    pub execution: Option<usize>,
+    /// `cleanup`: the age in days.
+    pub age_days: u32,
+    /// `reload` and `reschedule`: the definitions the caller read from its configuration, or
+    /// why they could not be read.
+    pub definitions: Option<Result<Definitions, String>>,
+}
+
+impl Action {
+    /// `command` with no arguments yet (`cleanup` at its default age, 28 days).
+    pub fn new(command: Command) -> Action {
+        Action {
+            command,
+            workflow: None,
+            instance: None,
+            jobs: Vec::new(),
+            execution: None,
+            age_days: 28,
+            definitions: None,
+        }
+    }
+
+    fn workflow(&self) -> Result<&WorkflowName, OpsError> {
+        self.workflow.as_ref().ok_or_else(|| {
+            OpsError::Input(format!(
+                "{} needs a workflow (-w WORKFLOW)",
+                self.command.as_str()
+            ))
+        })
+    }
+
+    fn instance(&self) -> Result<(&WorkflowName, &InstanceId), OpsError> {
+        let w = self.workflow()?;
+        let i = self.instance.as_ref().ok_or_else(|| {
+            OpsError::Input(format!(
+                "{} needs an instance (-i INSTANCE)",
+                self.command.as_str()
+            ))
+        })?;
+        Ok((w, i))
+    }
+
+    /// The level the workflow and instance name: global without either (an instance needs its
+    /// workflow).
+    fn level(&self) -> Result<Level, OpsError> {
+        Ok(match (&self.workflow, &self.instance) {
+            (None, None) => Level::Global,
+            (Some(w), None) => Level::Workflow(w.clone()),
+            (_, Some(_)) => {
+                let (w, i) = self.instance()?;
+                Level::Instance(w.clone(), i.clone())
+            }
+        })
+    }
+
+    fn definitions(&self) -> Result<&Definitions, OpsError> {
+        match &self.definitions {
+            Some(Ok(defs)) => Ok(defs),
+            Some(Err(why)) => Err(OpsError::Input(why.clone())),
+            None => Err(OpsError::Input(format!(
+                "{} needs the workflow definitions of the configuration",
+                self.command.as_str()
+            ))),
+        }
+    }
+}
+
+impl Ops<'_> {
+    /// Runs `action` for `actor` and records it in the audit log, with the instance it created
+    /// if any and what it said (or why it failed).
+    pub async fn apply(&self, action: &Action, actor: &str) -> Result<Done, OpsError> {
+        let done = self.run(action).await;
+        let created = done.as_ref().ok().and_then(|d| d.created.as_ref());
+        let target = Target {
+            workflow: action.workflow.as_ref(),
+            instance: action.instance.as_ref().or(created.map(|(_, i)| i)),
+            jobs: &action.jobs,
+        };
+        let error = done.as_ref().err().map(ToString::to_string);
+        let said = match (&done, &error) {
+            // Refused (the instance does not allow it): recorded as not done.
+            (Ok(d), _) if d.refused => Err(d.message.as_str()),
+            (Ok(d), _) => Ok(d.message.as_str()),
+            (Err(_), Some(e)) => Err(e.as_str()),
+            (Err(_), None) => Err(""),
+        };
+        audit::record(self.client(), actor, action.command.as_str(), target, said).await;
+        done
+    }
+
+    async fn run(&self, a: &Action) -> Result<Done, OpsError> {
+        use Command::*;
+        match a.command {
+            Start => self.start(a.workflow()?).await,
+            Stop => {
+                let (w, i) = a.instance()?;
+                self.stop(w, i).await
+            }
+            Retry => {
+                let (w, i) = a.instance()?;
+                self.retry(w, i).await
+            }
+            Pause => {
+                let (w, i) = a.instance()?;
+                self.pause(w, i).await
+            }
+            Resume => {
+                let (w, i) = a.instance()?;
+                self.resume(w, i).await
+            }
+            Disable | Enable => {
+                let (w, i) = a.instance()?;
+                self.set_disabled(w, i, &a.jobs, a.command == Disable).await
+            }
+            Redo => {
+                let (w, i) = a.instance()?;
+                let [job] = a.jobs.as_slice() else {
+                    return Err(OpsError::Input("redo command takes a single job".into()));
+                };
+                let n = a
+                    .execution
+                    .ok_or_else(|| OpsError::Input("redo needs -e EXECUTION".into()))?;
+                self.redo(w, i, job, n).await
+            }
+            Reload => {
+                let (w, i) = a.instance()?;
+                self.reload(w, i, &a.jobs, a.definitions()?).await
+            }
+            Drain => self.drain(&a.level()?).await,
+            Undrain => self.undrain(&a.level()?).await,
+            Abort => self.abort(&a.level()?).await,
+            Unabort => self.unabort(&a.level()?).await,
+            Exit => self.exit(&a.level()?).await,
+            Unexit => self.unexit(&a.level()?).await,
+            Reschedule => {
+                self.import(a.definitions()?.clone(), a.workflow.as_ref())
+                    .await
+            }
+            Poison => {
+                self.poison(a.workflow()?, a.instance.as_ref(), &a.jobs)
+                    .await
+            }
+            Cleanup => self.cleanup(a.age_days).await,
+            Unschedule => self.unschedule(a.workflow()?).await,
+        }
+    }
+}
