@@ -1,8 +1,9 @@
 //! The operator's commands (PINBALL_SPEC §7.1, the original workflow_util): start, stop,
 //! pause, resume, retry, redo, poison, the signals, disable and enable, reload, cleanup and the
-//! schedule commands, as typed functions on [`Ops`]. The CLI and the UI's actions both call
-//! them: the CLI parses arguments and prints [`Done::message`], the UI renders it. Every
-//! message is the original's, word for word, because scripts parse them.
+//! schedule commands, as typed functions on [`Ops`]. The CLI and the UI's actions build an
+//! [`Action`] and run it with [`Ops::apply`], which records the audit entry: the CLI prints
+//! [`Done::message`], the UI renders it. Every message is the original's, word for word,
+//! because scripts parse them.
 
 mod action;
 pub mod audit;
