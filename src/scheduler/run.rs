@@ -87,8 +87,14 @@ impl Scheduler {
         });
         let mut time = MasterTime::default();
         while !*shutdown.borrow() {
-            // The master's clock, before each claim: a step back re-plans every schedule.
-            if let Ok(h) = self.client.health().await
+            // The master's clock, before each claim: a step back re-plans every schedule. A
+            // master that does not answer at once is asked again at the next claim; a stop
+            // never waits for it.
+            let health = tokio::select! {
+                h = tokio::time::timeout(Duration::from_secs(2), self.client.health()) => h.ok(),
+                _ = shutdown.changed() => break,
+            };
+            if let Some(Ok(h)) = health
                 && h.time > 0
                 && time.read(h.time)
             {
