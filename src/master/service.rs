@@ -343,12 +343,21 @@ impl Master {
     /// Gives the lease up (a clean stop), so the next master takes it at once.
     pub async fn release(&self) {
         if let (Some(epoch), None) = (self.shared.epoch, self.shared.deposed()) {
-            match self.storage.release_lease(&self.shared.name, epoch).await {
-                Ok(()) => {
+            // Bounded: a stop never waits long for a database that does not answer.
+            let released = tokio::time::timeout(
+                Duration::from_secs(2),
+                self.storage.release_lease(&self.shared.name, epoch),
+            )
+            .await;
+            match released {
+                Ok(Ok(())) => {
                     tracing::info!(master = %self.shared.name, epoch, "gave the master's lease up")
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     tracing::warn!(master = %self.shared.name, error = %e, "cannot give the master's lease up; the next master waits for it to expire")
+                }
+                Err(_) => {
+                    tracing::warn!(master = %self.shared.name, "the database did not take the lease back within 2 s; the next master waits for it to expire")
                 }
             }
         }
