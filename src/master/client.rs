@@ -247,7 +247,7 @@ fn new_key() -> String {
     if getrandom::fill(&mut bytes).is_err() {
         bytes = fastrand::u128(..).to_le_bytes();
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::token::hex(&bytes)
 }
 
 #[async_trait]

@@ -49,10 +49,7 @@ impl RequestKey {
         let body = serde_json::to_vec(req).map_err(|e| {
             MasterError::InputError(format!("the request cannot be written back: {e}"))
         })?;
-        let hash = Sha256::digest(&body)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hash = crate::token::hex(&Sha256::digest(&body));
         Ok(RequestKey {
             key: format!("{caller}:{key}"),
             hash,

@@ -14,6 +14,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub use api::*;
 pub use error::MasterError;
 
+/// Bytes as lowercase hex text (digests, random ids).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Longest accepted token name, in bytes (CONTRACT §2).
 pub const MAX_NAME_BYTES: usize = 512;
 /// Longest accepted owner, in bytes (the database column is VARCHAR(255)).

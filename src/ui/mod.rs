@@ -94,7 +94,7 @@ const HEAVY_PAGES: usize = 1;
 pub fn random_hex() -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the OS has a secure random source");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::token::hex(&bytes)
 }
 
 const SCRIPT: &str = include_str!("../../static/pinball.js");

@@ -60,11 +60,7 @@ pub fn save(logs: &Path, jt: &JobToken, end: &RunEnd) -> std::io::Result<Option<
         job: job.clone(),
     };
     let body = serde_json::to_vec(&pending).map_err(std::io::Error::other)?;
-    let name: String = Sha256::digest(jt.token.name.as_bytes())
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let name = crate::token::hex(&Sha256::digest(jt.token.name.as_bytes())[..16]);
     let path = dir.join(format!("{name}.json"));
     let tmp = dir.join(format!("{name}.tmp"));
     let mut file = std::fs::OpenOptions::new()
