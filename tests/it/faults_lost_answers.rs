@@ -4,25 +4,12 @@
 //! so `util start` starts one instance, and a running job whose renewals' answers are lost is
 //! neither killed nor run twice.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
-use pinball::master::MasterClient;
 use pinball::token::name;
 use pinball::workflow::definition;
 
 use crate::helpers::*;
-
-async fn instances(client: &dyn MasterClient, w: &str) -> BTreeSet<String> {
-    client
-        .query_prefix(&format!("/workflow/{w}/"))
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|t| t.name.split('/').nth(3).map(str::to_owned))
-        .filter(|i| !i.starts_with("__"))
-        .collect()
-}
 
 #[tokio::test]
 async fn a_lost_answer_to_util_start_starts_one_instance() {

@@ -63,38 +63,14 @@ async fn second_master(
     dir: &std::path::Path,
     within: Duration,
 ) -> Option<(Option<i32>, String)> {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
-        .args(["-c", config.to_str().unwrap(), "-m", "master"])
-        .current_dir(dir)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let out = tokio::time::timeout(within, child.wait_with_output())
+    let args = ["-c", config.to_str().unwrap(), "-m", "master"];
+    let out = tokio::time::timeout(within, pinball_out(&args, dir))
         .await
-        .ok()?
-        .unwrap();
+        .ok()?;
     Some((
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     ))
-}
-
-fn mariadb_config(
-    dir: &std::path::Path,
-    url: &str,
-    master: &str,
-    extra: &str,
-) -> std::path::PathBuf {
-    let path = dir.join(format!("{master}.yaml"));
-    std::fs::write(
-        &path,
-        format!("database_url: {url}\nmaster_port: 0\nmaster_name: {master}\n{extra}"),
-    )
-    .unwrap();
-    path
 }
 
 async fn write_one(port: u16, name: &str) -> (u16, serde_json::Value) {
@@ -129,7 +105,7 @@ async fn a_second_master_on_one_mariadb_database_stops_and_says_who_serves_it() 
     };
     let dir = tempfile::tempdir().unwrap();
     let master = unique_master("one");
-    let config = mariadb_config(dir.path(), &url, &master, "");
+    let config = write_config_with(dir.path(), &url, &master, "");
     let first = start_master_process(&config).await;
     assert_eq!(write_one(first.port, "/one/before").await.0, 200);
     let (code, err) = second_master(&config, dir.path(), Duration::from_secs(30))
@@ -157,7 +133,7 @@ async fn a_hung_mariadb_master_is_replaced_and_never_acknowledges_a_write_again(
     };
     let dir = tempfile::tempdir().unwrap();
     let master = unique_master("hung");
-    let config = mariadb_config(dir.path(), &url, &master, "master_lease_sec: 2\n");
+    let config = write_config_with(dir.path(), &url, &master, "master_lease_sec: 2\n");
     let mut first = start_master_process(&config).await;
     assert_eq!(write_one(first.port, "/hung/acked").await.0, 200);
     let pid = first.child.id().unwrap() as i32;
@@ -208,7 +184,7 @@ async fn a_killed_mariadb_master_is_replaced_at_once_without_waiting_for_its_lea
     let master = unique_master("killed");
     // A lease far longer than the test waits: only knowing its holder is dead lets a new
     // master in.
-    let config = mariadb_config(dir.path(), &url, &master, "master_lease_sec: 600\n");
+    let config = write_config_with(dir.path(), &url, &master, "master_lease_sec: 600\n");
     let mut first = start_master_process(&config).await;
     assert_eq!(write_one(first.port, "/killed/acked").await.0, 200);
     first.child.kill().await.unwrap();

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use pinball::master::MasterClient;
 use pinball::token::name;
 
 use crate::helpers::*;
@@ -73,12 +72,7 @@ async fn workers_told_to_stop_during_a_master_outage_exit_within_their_grace_and
     let _master = start_master_process(&config).await;
     let _workers = spawn_pinball(&["-c", cfg, "-m", "workers"], d);
     let client = pinball::master::HttpMasterClient::new("127.0.0.1", port, quick_policy());
-    let all = client.query_prefix("/workflow/s/").await.unwrap();
-    let i = all
-        .iter()
-        .find_map(|t| t.name.split('/').nth(3).filter(|i| !i.starts_with("__")))
-        .unwrap()
-        .to_owned();
+    let i = instances(&client, "s").await.pop_first().unwrap();
     let waiting = name::job_token(&wf("s"), &inst(&i), name::JobState::Waiting, &job("j"));
     wait_until(
         Duration::from_secs(30),

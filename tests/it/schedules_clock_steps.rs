@@ -4,10 +4,7 @@
 //! scheduler decides by it), and after the step back every schedule fires on time again, none
 //! silent for the hour.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
-
-use pinball::master::MasterClient;
 
 use crate::helpers::*;
 
@@ -19,18 +16,6 @@ fn libfaketime() -> Option<&'static str> {
     ]
     .into_iter()
     .find(|p| std::path::Path::new(p).exists())
-}
-
-/// The instances each workflow has, by workflow.
-async fn runs(client: &dyn MasterClient, w: &str) -> BTreeSet<String> {
-    client
-        .query_prefix(&format!("/workflow/{w}/"))
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|t| t.name.split('/').nth(3).map(str::to_owned))
-        .filter(|i| !i.starts_with("__"))
-        .collect()
 }
 
 #[tokio::test]
@@ -82,17 +67,20 @@ async fn a_scheduler_stepped_an_hour_ahead_and_back_fires_nothing_early_and_noth
     let client = pinball::master::HttpMasterClient::new("127.0.0.1", port, quick_policy());
     let c = &client;
     wait_until(Duration::from_secs(30), "both schedules fire", || async {
-        runs(c, "caught").await.len() >= 2 && runs(c, "plain").await.len() >= 2
+        instances(c, "caught").await.len() >= 2 && instances(c, "plain").await.len() >= 2
     })
     .await;
     // An hour ahead, for 8 s of real time: a run every 2 s at most, as before.
-    let before = (runs(c, "caught").await.len(), runs(c, "plain").await.len());
+    let before = (
+        instances(c, "caught").await.len(),
+        instances(c, "plain").await.len(),
+    );
     std::fs::write(&offset, "+3600\n").unwrap();
     let ahead = Instant::now();
     while ahead.elapsed() < Duration::from_secs(8) {
         let allowed = ahead.elapsed().as_secs() as usize / 2 + 3;
         for (w, had) in [("caught", before.0), ("plain", before.1)] {
-            let now = runs(c, w).await.len();
+            let now = instances(c, w).await.len();
             assert!(
                 now <= had + allowed,
                 "{w}: {} runs in {:?} with the clock an hour ahead",
@@ -103,14 +91,17 @@ async fn a_scheduler_stepped_an_hour_ahead_and_back_fires_nothing_early_and_noth
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     // And back: both fire again within a few periods, not after the hour.
-    let back = (runs(c, "caught").await.len(), runs(c, "plain").await.len());
+    let back = (
+        instances(c, "caught").await.len(),
+        instances(c, "plain").await.len(),
+    );
     std::fs::write(&offset, "+0\n").unwrap();
     wait_until(
         Duration::from_secs(20),
         "both schedules fire after the step back",
         || async {
-            runs(c, "caught").await.len() >= back.0 + 2
-                && runs(c, "plain").await.len() >= back.1 + 2
+            instances(c, "caught").await.len() >= back.0 + 2
+                && instances(c, "plain").await.len() >= back.1 + 2
         },
     )
     .await;

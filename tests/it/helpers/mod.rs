@@ -101,6 +101,21 @@ pub fn started_instance(out: &str) -> String {
         .to_owned()
 }
 
+/// The instances of workflow `w` in the master (live ones), by id.
+pub async fn instances(
+    client: &dyn pinball::master::MasterClient,
+    w: &str,
+) -> std::collections::BTreeSet<String> {
+    client
+        .query_prefix(&format!("/workflow/{w}/"))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|t| t.name.split('/').nth(3).map(str::to_owned))
+        .filter(|i| !i.starts_with("__"))
+        .collect()
+}
+
 /// A master name no other test uses, so tests can share one MariaDB database.
 pub fn unique_master(prefix: &str) -> String {
     format!("{prefix}_{}_{}", std::process::id(), fastrand::u32(..))

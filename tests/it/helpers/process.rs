@@ -12,10 +12,15 @@ pub struct Process {
 
 /// Writes a configuration file for a master on port 0 with the given database.
 pub fn write_config(dir: &Path, url: &str, master_name: &str) -> PathBuf {
+    write_config_with(dir, url, master_name, "")
+}
+
+/// [`write_config`] with `extra` keys.
+pub fn write_config_with(dir: &Path, url: &str, master_name: &str, extra: &str) -> PathBuf {
     let path = dir.join(format!("{master_name}.yaml"));
     std::fs::write(
         &path,
-        format!("database_url: {url}\nmaster_port: 0\nmaster_name: {master_name}\n"),
+        format!("database_url: {url}\nmaster_port: 0\nmaster_name: {master_name}\n{extra}"),
     )
     .unwrap();
     path
@@ -99,11 +104,13 @@ pub fn spawn_pinball(args: &[&str], dir: &Path) -> tokio::process::Child {
         .unwrap()
 }
 
+/// Runs `pinball ARGS` in `dir` to its end; a caller that stops waiting kills it.
 pub async fn pinball_out(args: &[&str], dir: &Path) -> std::process::Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
+        .kill_on_drop(true)
         .output()
         .await
         .unwrap()
