@@ -21,6 +21,12 @@ use crate::storage::{Cause, CommitBatch, RequestOutcome, StorageError, TokenRef,
 use crate::token::MasterError;
 use crate::token::*;
 
+mod keyed;
+mod parked;
+
+use keyed::{Check, Keyed, reject, reject_writes, replay};
+use parked::Parked;
+
 /// A reply computed in a batch, sent once the batch is committed (or failed).
 enum Outcome {
     Modify(Reply<ModifyResponse>, Result<ModifyResponse, MasterError>),
@@ -44,18 +50,6 @@ impl Outcome {
             }
         }
     }
-}
-
-struct Parked {
-    req: QueryAndOwnRequest,
-    key: Key,
-    pattern: Pattern,
-    /// When it was parked, for the claim-wait metric.
-    since: Instant,
-    deadline: Instant,
-    /// The earliest lease end (seconds) among matching tokens: retry then.
-    next_lease_end: Option<i64>,
-    reply: Reply<QueryAndOwnResponse>,
 }
 
 /// What a caller is told when a batch could not be committed. The database's own words go to
@@ -113,40 +107,6 @@ pub(super) fn spawn(
             .expect("the runnable-jobs pattern is valid"),
     };
     tokio::spawn(writer.run());
-}
-
-/// The keyed writes of the batch being built: their keys, and the outcomes its commit keeps.
-#[derive(Default)]
-struct Keyed {
-    keys: std::collections::HashSet<String>,
-    outcomes: Vec<RequestOutcome>,
-    answers: Vec<(RequestKey, Answer)>,
-}
-
-impl Keyed {
-    fn clear(&mut self) {
-        self.keys.clear();
-        self.outcomes.clear();
-        self.answers.clear();
-    }
-
-    /// A keyed write applied: its outcome is committed with the batch.
-    fn applied(&mut self, key: &Key, answer: Answer, now: i64) {
-        if let Some(key) = key {
-            self.keys.insert(key.key.clone());
-            self.outcomes.push(requests::outcome(key, &answer, now));
-            self.answers.push((key.clone(), answer));
-        }
-    }
-}
-
-/// What the writer does with a keyed write.
-enum Check {
-    Apply,
-    /// The original is in this batch: answer the replay after its commit.
-    Defer,
-    Replay(Answer),
-    Refuse(MasterError),
 }
 
 struct Writer {
@@ -256,7 +216,10 @@ impl Writer {
         db.failing.is_some() && !db.is_unreachable()
     }
 
-    async fn run_batch(&mut self, mut cmds: Vec<Command>) {
+    /// Takes what was deferred first, then refuses the writes that cannot be committed now
+    /// (deposed, database unreachable, reloading). Returns the commands to apply and, when
+    /// the database does not answer, why; `None` when nothing may be applied at all.
+    async fn admit(&mut self, mut cmds: Vec<Command>) -> Option<(Vec<Command>, Option<Cause>)> {
         if !self.deferred.is_empty() {
             let mut all = std::mem::take(&mut self.deferred);
             all.append(&mut cmds);
@@ -273,7 +236,7 @@ impl Writer {
                 let _ = p.reply.send(Err(err.clone()));
             }
             reject_writes(cmds, &err);
-            return;
+            return None;
         }
         let cmds = match trouble {
             // Writes fail at once while the database does not answer; watches and the
@@ -304,28 +267,17 @@ impl Writer {
                 let _ = p.reply.send(Err(err.clone()));
             }
         }
+        Some((cmds, trouble))
+    }
+
+    async fn run_batch(&mut self, cmds: Vec<Command>) {
+        let Some((cmds, trouble)) = self.admit(cmds).await else {
+            return;
+        };
         let shared = self.shared.clone();
         let mut state = shared.state.write().await;
         let now = crate::clock::now();
-        // Every connection taken within the last moments: a renewal may be waiting in the
-        // kernel's backlog, so no lease runs out meanwhile (as when the database is away).
-        let full = crate::clock::now_ms() - self.shared.full_at_ms.load(Ordering::Relaxed)
-            < FULL_HOLDS.as_millis() as i64;
-        if full != self.full {
-            self.full = full;
-            match full {
-                true => tracing::warn!(
-                    "every connection of the master is taken: leases are held until some are free"
-                ),
-                false => {
-                    tracing::info!("the master's connections are free again; leases run again")
-                }
-            }
-        }
-        if (self.frozen && trouble.is_none()) || full {
-            let o = &self.shared.options;
-            state.extend_leases(&o.leased_prefix, now, o.lease_sec as i64);
-        }
+        self.hold_leases(&mut state, trouble.is_none(), now);
         let version_before = state.last_version();
         let mut txn = Txn::default();
         let mut outcomes = self.apply(cmds, &mut state, &mut txn, now);
@@ -347,6 +299,37 @@ impl Writer {
         // state lock is never held across database work.
         let pending = state.detach(txn, version_before);
         drop(state);
+        self.finish(pending, outcomes, now).await;
+    }
+
+    /// Gives leases their full length again while they cannot be renewed: after the database
+    /// took no commits, and while every connection of the master is taken.
+    fn hold_leases(&mut self, state: &mut State, reachable: bool, now: i64) {
+        // Every connection taken within the last moments: a renewal may be waiting in the
+        // kernel's backlog, so no lease runs out meanwhile (as when the database is away).
+        let full = crate::clock::now_ms() - self.shared.full_at_ms.load(Ordering::Relaxed)
+            < FULL_HOLDS.as_millis() as i64;
+        if full != self.full {
+            self.full = full;
+            match full {
+                true => tracing::warn!(
+                    "every connection of the master is taken: leases are held until some are free"
+                ),
+                false => {
+                    tracing::info!("the master's connections are free again; leases run again")
+                }
+            }
+        }
+        if (self.frozen && reachable) || full {
+            let o = &self.shared.options;
+            state.extend_leases(&o.leased_prefix, now, o.lease_sec as i64);
+        }
+    }
+
+    /// Commits a detached batch, then applies it to memory and answers (or undoes it and
+    /// answers the failure).
+    async fn finish(&mut self, pending: Pending, outcomes: Vec<Outcome>, now: i64) {
+        let shared = self.shared.clone();
         let result = self.commit(&pending).await;
         let mut state = shared.state.write().await;
         match result {
@@ -425,34 +408,11 @@ impl Writer {
                     }
                     outcomes.push(Outcome::Archive(reply, result));
                 }
-                Command::Claim(req, key, reply) => match state.claim(&req, now, txn) {
-                    // A claim without a query claims nothing and has nothing to wait for.
-                    Ok(claim)
-                        if claim.tokens.is_empty()
-                            && req.wait_ms.unwrap_or(0) > 0
-                            && !self.closing
-                            && let Some(query) = &req.query =>
-                    {
-                        let pattern =
-                            Pattern::parse(&query.name_prefix).expect("validated before queueing");
-                        let deadline =
-                            Instant::now() + Duration::from_millis(req.wait_ms.unwrap_or(0));
-                        self.parked.push_back(Parked {
-                            req,
-                            key,
-                            pattern,
-                            since: Instant::now(),
-                            deadline,
-                            next_lease_end: claim.next_lease_end,
-                            reply,
-                        });
+                Command::Claim(req, key, reply) => {
+                    if let Some(o) = self.claim_or_park(req, key, reply, state, txn, now) {
+                        outcomes.push(o);
                     }
-                    result => {
-                        let result = result.map(|c| QueryAndOwnResponse { tokens: c.tokens });
-                        self.claimed(&key, &result, now);
-                        outcomes.push(Outcome::Claim(reply, result))
-                    }
-                },
+                }
                 Command::Audit(entry, key, reply) => {
                     txn.audit(entry);
                     self.keyed.applied(&key, Answer::Empty, now);
@@ -462,44 +422,6 @@ impl Writer {
             }
         }
         outcomes
-    }
-
-    /// What to do with a write of key `key`.
-    fn check(&self, key: &Key) -> Check {
-        let Some(key) = key else {
-            return Check::Apply;
-        };
-        if self.keyed.keys.contains(&key.key) {
-            return Check::Defer;
-        }
-        match self.requests.seen(key) {
-            Seen::New => Check::Apply,
-            Seen::Replay(answer) => {
-                metrics::counter!(crate::metrics::REPLAYS).increment(1);
-                Check::Replay(answer.clone())
-            }
-            Seen::Different => Check::Refuse(MasterError::InputError(
-                "this Idempotency-Key was sent before with another request; a retry must send the same request, a new write a new key".into(),
-            )),
-        }
-    }
-
-    /// A keyed claim answered: one that took tokens is kept for its replay.
-    fn claimed(&mut self, key: &Key, result: &Result<QueryAndOwnResponse, MasterError>, now: i64) {
-        if let Ok(r) = result
-            && !r.tokens.is_empty()
-        {
-            self.keyed.applied(key, Answer::of_claim(r), now);
-        }
-    }
-
-    /// After a commit: the outcomes it kept answer replays from now on.
-    fn keep_outcomes(&mut self, now: i64) {
-        for (key, answer) in self.keyed.answers.drain(..) {
-            self.requests.insert(key.key, key.hash, answer, now);
-        }
-        self.keyed.clear();
-        self.requests.expire(now - requests::WINDOW_SEC);
     }
 
     /// Commits a sealed batch in one transaction, bounded by [`COMMIT_WITHIN`] and abandoned
@@ -569,88 +491,6 @@ impl Writer {
         result
     }
 
-    /// Retries the parked claims that this batch (or the clock) may have satisfied, oldest first.
-    fn retry_parked(
-        &mut self,
-        state: &mut State,
-        txn: &mut Txn,
-        now: i64,
-        outcomes: &mut Vec<Outcome>,
-    ) {
-        if self.parked.is_empty() {
-            return;
-        }
-        let touched: Vec<Box<str>> = txn.touched().map(Into::into).collect();
-        let instant = Instant::now();
-        let mut still = VecDeque::with_capacity(self.parked.len());
-        while let Some(mut p) = self.parked.pop_front() {
-            if p.reply.is_closed() {
-                // The caller hung up (a stopped scheduler, a killed worker): granting it a
-                // token would lease that token to nobody for the claim's whole lease.
-                continue;
-            }
-            let mut due = self.closing || p.next_lease_end.is_some_and(|t| t <= now);
-            for name in touched.iter().filter(|n| p.pattern.matches(n)) {
-                match state.get(name) {
-                    Some(e) if is_owned(e.owner.as_deref(), e.expiration_time, now) => {
-                        if let Some(t) = e.expiration_time.filter(|t| *t != NEVER) {
-                            p.next_lease_end = Some(p.next_lease_end.map_or(t, |n| n.min(t)));
-                        }
-                    }
-                    Some(_) => due = true,
-                    None => {}
-                }
-            }
-            if due {
-                match state.claim(&p.req, now, txn) {
-                    Ok(claim)
-                        if claim.tokens.is_empty() && !self.closing && p.deadline > instant =>
-                    {
-                        p.next_lease_end = claim.next_lease_end;
-                    }
-                    result => {
-                        let result = result.map(|c| QueryAndOwnResponse { tokens: c.tokens });
-                        self.claimed(&p.key, &result, now);
-                        claim_waited(p.since, result.as_ref().is_ok_and(|r| !r.tokens.is_empty()));
-                        outcomes.push(Outcome::Claim(p.reply, result));
-                        continue;
-                    }
-                }
-            }
-            if p.deadline <= instant {
-                claim_waited(p.since, false);
-                outcomes.push(Outcome::Claim(p.reply, Ok(QueryAndOwnResponse::default())));
-                continue;
-            }
-            still.push_back(p);
-        }
-        self.parked = still;
-    }
-
-    /// After a commit: runnable jobs it created start their clock; those it gave to a worker
-    /// are observed (the job-to-job latency) and forgotten, as are deleted ones.
-    fn follow_runnable(&mut self, pending: &Pending) {
-        let now = Instant::now();
-        for (name, entry) in pending.rows().filter(|(n, _)| self.runnable.matches(n)) {
-            match entry {
-                Some(e) if e.owner.is_none() => {
-                    if self.runnable_since.len() < MAX_FOLLOWED {
-                        self.runnable_since.entry(name.into()).or_insert(now);
-                    }
-                }
-                Some(_) => {
-                    if let Some(since) = self.runnable_since.remove(name) {
-                        metrics::histogram!(crate::metrics::JOB_TO_JOB)
-                            .record(now.duration_since(since).as_secs_f64());
-                    }
-                }
-                None => {
-                    self.runnable_since.remove(name);
-                }
-            }
-        }
-    }
-
     /// Reloads memory from the database after a commit with an unknown outcome. Returns whether
     /// the master is healthy again; otherwise schedules the next attempt with backoff. The
     /// tokens are read and indexed without the state lock (only the writer changes the state,
@@ -716,59 +556,6 @@ fn record_state(state: &State) {
     if let Some((waiting, held)) = state.claim_counts(crate::token::name::ALL_RUNNABLE_JOBS) {
         metrics::gauge!(crate::metrics::JOBS_RUNNABLE).set(waiting as f64);
         metrics::gauge!(crate::metrics::JOBS_RUNNING).set(held as f64);
-    }
-}
-
-/// A parked claim was answered: granted a token, or empty at its deadline (or shutdown).
-fn claim_waited(since: Instant, granted: bool) {
-    let outcome = if granted { "granted" } else { "empty" };
-    metrics::histogram!(crate::metrics::CLAIM_WAIT, "outcome" => outcome)
-        .record(since.elapsed().as_secs_f64());
-}
-
-/// Answers every write in `cmds` with `err`; returns what needs no database (watches, close).
-fn reject_writes(cmds: Vec<Command>, err: &MasterError) -> Vec<Command> {
-    cmds.into_iter()
-        .filter_map(|cmd| match cmd {
-            Command::Watch(..) | Command::Close => Some(cmd),
-            cmd => {
-                reject(cmd, err);
-                None
-            }
-        })
-        .collect()
-}
-
-fn reject(cmd: Command, err: &MasterError) {
-    // A caller that went away does not care about its reply.
-    match cmd {
-        Command::Modify(_, _, r) => drop(r.send(Err(err.clone()))),
-        Command::Archive(_, _, r) => drop(r.send(Err(err.clone()))),
-        Command::Claim(_, _, r) => drop(r.send(Err(err.clone()))),
-        Command::Audit(_, _, r) => drop(r.send(Err(err.clone()))),
-        Command::Watch(_, r) => drop(r.send(Err(err.clone()))),
-        Command::Close => {}
-    }
-}
-
-/// The answer to a replay of a committed keyed write: the original answer, rebuilt.
-fn replay(cmd: Command, answer: &Answer, state: &State) -> Outcome {
-    let mismatch = || {
-        MasterError::InputError(
-            "this Idempotency-Key was sent before with another kind of request".into(),
-        )
-    };
-    match cmd {
-        Command::Modify(req, _, reply) => {
-            let result = answer.modify_response(&req).ok_or_else(mismatch);
-            Outcome::Modify(reply, result)
-        }
-        Command::Claim(_, _, reply) => {
-            Outcome::Claim(reply, answer.claim_response(state).ok_or_else(mismatch))
-        }
-        Command::Archive(_, _, reply) => Outcome::Archive(reply, Ok(ArchiveResponse {})),
-        Command::Audit(_, _, reply) => Outcome::Audit(reply),
-        Command::Watch(..) | Command::Close => unreachable!("only writes carry keys"),
     }
 }
 

@@ -1,0 +1,229 @@
+//! Claims on the pure state: priority and age order, pools, leases that end, and an outage's
+//! lease extension.
+
+use super::super::tests::{claim_req, fresh, modify, names, tok};
+use super::super::*;
+
+#[test]
+fn claims_skip_owned_tokens_and_take_expired_leases() {
+    let mut s = fresh();
+    let now = 1000;
+    let mut updates = vec![
+        Token {
+            owner: Some("o".into()),
+            expiration_time: Some(10),
+            ..tok("/t0", None)
+        },
+        Token {
+            owner: Some("o".into()),
+            expiration_time: Some(NEVER),
+            ..tok("/t1", None)
+        },
+    ];
+    updates.extend((0..108).map(|i| tok(&format!("/u{i}"), None)));
+    modify(&mut s, updates, vec![]).unwrap();
+    let mut txn = Txn::default();
+    let claim = s
+        .claim(&claim_req("", Some(200), "o2", NEVER), now, &mut txn)
+        .unwrap();
+    assert_eq!(claim.tokens.len(), 109);
+    assert!(
+        claim
+            .tokens
+            .iter()
+            .all(|t| t.owner.as_deref() == Some("o2") && t.expiration_time == Some(NEVER))
+    );
+    assert!(claim.tokens.iter().all(|t| t.name != "/t1"));
+}
+
+#[test]
+fn a_claim_takes_the_highest_priority_first() {
+    for prefix in ["/w/", "/w/*/"] {
+        let mut s = fresh();
+        let updates = [1.0, 5.0, 3.0].iter().enumerate().map(|(i, p)| Token {
+            priority: *p,
+            ..tok(&format!("/w/{i}/j"), None)
+        });
+        modify(&mut s, updates.collect(), vec![]).unwrap();
+        let claim = s
+            .claim(
+                &claim_req(prefix, Some(1), "o", 2000),
+                1000,
+                &mut Txn::default(),
+            )
+            .unwrap();
+        assert_eq!(claim.tokens.len(), 1, "{prefix}");
+        assert_eq!(claim.tokens[0].priority, 5.0, "{prefix}");
+        let second = s
+            .claim(
+                &claim_req(prefix, Some(5), "o", 2000),
+                1000,
+                &mut Txn::default(),
+            )
+            .unwrap();
+        let prios: Vec<f64> = second.tokens.iter().map(|t| t.priority).collect();
+        assert_eq!(prios, vec![3.0, 1.0], "{prefix}");
+        assert_eq!(second.next_lease_end, Some(2000), "{prefix}");
+    }
+}
+
+#[test]
+fn a_claim_naming_pools_takes_only_their_tokens_best_first() {
+    for prefix in ["/w/", "/w/*/"] {
+        let mut s = fresh();
+        let job = |i: usize, pool: Option<&str>, priority: f64| Token {
+            priority,
+            data: Some(match pool {
+                Some(p) => format!(r#"{{"pool":"{p}","command":"x"}}"#),
+                None => r#"{"command":"echo \"pool\""}"#.into(),
+            }),
+            ..tok(&format!("/w/{i}/j"), None)
+        };
+        let updates = vec![
+            job(0, None, 1.0),
+            job(1, Some("heavy"), 5.0),
+            job(2, Some("default"), 3.0),
+            job(3, Some("gpu"), 9.0),
+            job(4, Some("heavy"), 2.0),
+        ];
+        modify(&mut s, updates, vec![]).unwrap();
+        let mut claim = |pools: Option<Vec<&str>>, max: u32| {
+            let req = QueryAndOwnRequest {
+                pools: pools.map(|p| p.into_iter().map(String::from).collect()),
+                ..claim_req(prefix, Some(max), "o", 2000)
+            };
+            req.validate().unwrap();
+            let got = s.claim(&req, 1000, &mut Txn::default()).unwrap();
+            got.tokens.into_iter().map(|t| t.name).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            claim(Some(vec!["default"]), 5),
+            ["/w/2/j", "/w/0/j"],
+            "{prefix}: no pool means default"
+        );
+        assert_eq!(
+            claim(Some(vec!["heavy", "nothing_here"]), 1),
+            ["/w/1/j"],
+            "{prefix}"
+        );
+        assert_eq!(claim(None, 5), ["/w/3/j", "/w/4/j"], "{prefix}: every pool");
+        assert!(claim(None, 5).is_empty(), "{prefix}");
+    }
+}
+
+#[test]
+fn a_claim_names_real_pools() {
+    for (pools, ok) in [
+        (vec![], false),
+        (vec!["heavy", "gpu-large"], true),
+        (vec!["a b"], false),
+        (vec![""], false),
+    ] {
+        let req = QueryAndOwnRequest {
+            pools: Some(pools.iter().map(|p| p.to_string()).collect()),
+            ..claim_req("/w/", Some(1), "o", 2000)
+        };
+        assert_eq!(req.validate().is_ok(), ok, "{pools:?}");
+    }
+    let many = QueryAndOwnRequest {
+        pools: Some((0..17).map(|i| format!("p{i}")).collect()),
+        ..claim_req("/w/", Some(1), "o", 2000)
+    };
+    assert!(many.validate().unwrap_err().to_string().contains("16"));
+}
+
+#[test]
+fn a_lease_that_ends_makes_the_token_claimable_again() {
+    let mut s = fresh();
+    modify(&mut s, vec![tok("/w/1/j", None)], vec![]).unwrap();
+    let p = "/w/*/";
+    assert_eq!(
+        s.claim(&claim_req(p, Some(1), "a", 1010), 1000, &mut Txn::default())
+            .unwrap()
+            .tokens
+            .len(),
+        1
+    );
+    let none = s
+        .claim(&claim_req(p, Some(1), "b", 1020), 1005, &mut Txn::default())
+        .unwrap();
+    assert!(none.tokens.is_empty());
+    assert_eq!(none.next_lease_end, Some(1010));
+    let again = s
+        .claim(&claim_req(p, Some(1), "b", 1020), 1010, &mut Txn::default())
+        .unwrap();
+    assert_eq!(again.tokens[0].owner.as_deref(), Some("b"));
+}
+
+#[test]
+fn leases_are_counted_by_the_master_and_never_granted_ended() {
+    let mut s = fresh();
+    modify(
+        &mut s,
+        vec![tok("/w/1/j", None), tok("/w/2/j", None)],
+        vec![],
+    )
+    .unwrap();
+    let p = "/w/*/";
+    let ended = s
+        .claim(&claim_req(p, Some(1), "a", 999), 1000, &mut Txn::default())
+        .unwrap();
+    assert!(
+        ended.tokens.is_empty(),
+        "a lease that has already ended is not granted"
+    );
+    let relative = QueryAndOwnRequest {
+        lease_sec: Some(30),
+        ..claim_req(p, Some(1), "a", 0)
+    };
+    let got = s.claim(&relative, 1000, &mut Txn::default()).unwrap();
+    assert_eq!(
+        got.tokens[0].expiration_time,
+        Some(1031),
+        "30 s from the grant, rounded up to whole seconds"
+    );
+    // A renewal through /modify with lease_sec counts from the master's now, too.
+    let mut renewed = got.tokens[0].clone();
+    renewed.expiration_time = Some(5);
+    let req = ModifyRequest {
+        lease_sec: Some(30),
+        ..ModifyRequest::update(vec![renewed])
+    };
+    let answer = s.modify(&req, 1020, &mut Txn::default()).unwrap();
+    assert_eq!(answer.updates[0].expiration_time, Some(1051));
+}
+
+#[test]
+fn an_outage_gives_job_leases_their_full_length_and_leaves_other_tokens() {
+    let mut s = fresh();
+    let leased = |name: &str, exp: i64| Token {
+        owner: Some("w".into()),
+        expiration_time: Some(exp),
+        ..tok(name, None)
+    };
+    modify(
+        &mut s,
+        vec![
+            leased("/workflow/a/1/job/runnable/j", 1005),
+            leased("/workflow/a/1/job/runnable/k", 5000),
+            leased("/schedule/workflow/a", 1005),
+        ],
+        vec![],
+    )
+    .unwrap();
+    let before = names(&s);
+    assert_eq!(s.extend_leases("/workflow/", 1010, 30), 1);
+    let exp = |n: &str| s.iter().find(|(k, _)| *k == n).unwrap().1.expiration_time;
+    assert_eq!(exp("/workflow/a/1/job/runnable/j"), Some(1040));
+    assert_eq!(
+        exp("/workflow/a/1/job/runnable/k"),
+        Some(5000),
+        "a longer lease stays"
+    );
+    assert_eq!(
+        exp("/schedule/workflow/a"),
+        Some(1005),
+        "a schedule's next run is not a lease"
+    );
+    assert_eq!(names(&s), before, "no version changes: holders still match");
+}
