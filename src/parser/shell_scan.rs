@@ -21,6 +21,10 @@
 
 use super::template::TemplateError;
 use crate::token::name::is_word;
+use judge::Command;
+
+mod heredoc;
+mod judge;
 
 /// One piece of a template.
 pub enum Piece<'a> {
@@ -50,206 +54,6 @@ enum Ctx {
     Brace {
         depth: u32,
     },
-}
-
-/// Shells: a placeholder in any argument of one given `-c` is refused.
-const SHELLS: &[&str] = &[
-    "sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "yash", "busybox", "fish", "csh", "tcsh",
-];
-/// Interpreters, and their options that take code: a placeholder in any argument of one
-/// given such an option is refused.
-const INTERPRETERS: &[(&str, &[&str])] = &[
-    ("python", &["c"]),
-    ("python2", &["c"]),
-    ("python3", &["c"]),
-    ("perl", &["e", "E"]),
-    ("ruby", &["e"]),
-    ("node", &["e", "p"]),
-    ("nodejs", &["e", "p"]),
-    ("php", &["r"]),
-    ("lua", &["e"]),
-    ("Rscript", &["e"]),
-    ("osascript", &["e"]),
-];
-/// Commands whose arguments are code, a command line, or a file of code: always refused.
-const REPARSERS: &[&str] = &[
-    "eval", "ssh", "xargs", "su", "source", ".", "trap", "alias", "let", "runuser", "watch",
-    "parallel",
-];
-/// Commands that declare variables: refused with an option holding `i` (integer: arithmetic).
-const DECLARERS: &[&str] = &["declare", "typeset", "local", "readonly", "export"];
-/// Commands that run the next word as a command, and their options that take an argument.
-const WRAPPERS: &[(&str, &str)] = &[
-    ("env", "uCP"),
-    ("sudo", "ugCDhprtUT"),
-    ("doas", "uC"),
-    ("nice", "n"),
-    ("ionice", "cnp"),
-    ("timeout", "sk"),
-    ("nohup", ""),
-    ("exec", "a"),
-    ("command", ""),
-    ("builtin", ""),
-    ("time", "fo"),
-    ("stdbuf", "ioe"),
-    ("setsid", ""),
-    ("chrt", ""),
-    ("taskset", ""),
-    ("flock", "wEs"),
-    ("unbuffer", ""),
-];
-/// Words that open or close a compound command, skipped where a command name would stand.
-const RESERVED: &[&str] = &[
-    "if", "then", "else", "elif", "fi", "do", "done", "while", "until", "{", "}", "!", "in",
-];
-
-/// A word of the current simple command: its raw text, and the placeholders in it.
-#[derive(Debug, Default, Clone)]
-struct Word {
-    text: String,
-    keys: Vec<String>,
-}
-
-/// The simple command being read at one command level.
-#[derive(Debug, Default)]
-struct Command {
-    words: Vec<Word>,
-    current: Word,
-    /// The next word is a redirection's target, not part of the command.
-    redirect: bool,
-}
-
-impl Command {
-    fn end_word(&mut self) {
-        if self.current.text.is_empty() && self.current.keys.is_empty() {
-            return;
-        }
-        let w = std::mem::take(&mut self.current);
-        if std::mem::take(&mut self.redirect) {
-            return;
-        }
-        if self.words.is_empty() && w.keys.is_empty() && RESERVED.contains(&w.text.as_str()) {
-            return;
-        }
-        self.words.push(w);
-    }
-
-    /// Ends the command: refuses a placeholder in a word its command would parse again.
-    fn end(&mut self) -> Result<(), TemplateError> {
-        self.end_word();
-        let words = std::mem::take(&mut self.words);
-        judge(&words)
-    }
-}
-
-/// The last path segment of a command word.
-fn base(word: &str) -> &str {
-    word.rsplit('/').next().unwrap_or(word)
-}
-
-fn is_assignment(word: &str) -> bool {
-    word.split_once('=')
-        .is_some_and(|(name, _)| is_word(name) && !name.starts_with(|c: char| c.is_ascii_digit()))
-}
-
-/// Whether an option word names one of `letters` (`-u`, `-nu`), or `--long` is given.
-fn takes_argument(word: &str, letters: &str) -> bool {
-    word.strip_prefix('-')
-        .filter(|o| !o.starts_with('-') && !o.contains('='))
-        .and_then(|o| o.chars().last())
-        .is_some_and(|c| letters.contains(c))
-}
-
-/// The rules of the module's header for one simple command.
-fn judge(words: &[Word]) -> Result<(), TemplateError> {
-    if words.iter().all(|w| w.keys.is_empty()) {
-        return Ok(());
-    }
-    // Assignments before the command (their values stay data).
-    let mut i = 0;
-    while i < words.len() && is_assignment(&words[i].text) {
-        i += 1;
-    }
-    // Through the wrappers to the command they run.
-    loop {
-        let Some(w) = words.get(i) else {
-            return Ok(());
-        };
-        if let Some(key) = w.keys.first() {
-            return Err(TemplateError::CommandName { key: key.clone() });
-        }
-        let Some((name, letters)) = WRAPPERS.iter().find(|(n, _)| *n == base(&w.text)) else {
-            break;
-        };
-        if *name == "env"
-            && words[i + 1..]
-                .iter()
-                .take_while(|w| w.text.starts_with('-'))
-                .any(|w| w.text == "-S" || w.text.starts_with("--split-string"))
-        {
-            return refuse(&words[i + 1..], "env -S");
-        }
-        i += 1;
-        while let Some(w) = words.get(i) {
-            let t = w.text.as_str();
-            if *name == "env" && is_assignment(t) {
-                i += 1;
-                continue;
-            }
-            if !w.keys.is_empty() {
-                break;
-            }
-            if t == "--" {
-                i += 1;
-                break;
-            }
-            if t.starts_with('-') {
-                i += if takes_argument(t, letters) { 2 } else { 1 };
-            } else if *name == "timeout" && t.starts_with(|c: char| c.is_ascii_digit()) {
-                i += 1;
-            } else {
-                break;
-            }
-        }
-    }
-    let command = base(&words[i].text);
-    let args = &words[i + 1..];
-    let option = |letters: &[&str]| {
-        args.iter().any(|w| {
-            w.keys.is_empty()
-                && w.text.starts_with('-')
-                && !w.text.starts_with("--")
-                && letters.iter().any(|l| w.text[1..].contains(l))
-        })
-    };
-    if SHELLS.contains(&command) && option(&["c"]) {
-        return refuse(args, &format!("{command} -c"));
-    }
-    let interpreter = INTERPRETERS.iter().find(|(p, _)| {
-        command == *p || (command.starts_with(p) && command[p.len()..].starts_with(['.', '3']))
-    });
-    if let Some((_, code)) = interpreter
-        && (option(code) || args.iter().any(|w| w.text == "--eval"))
-    {
-        return refuse(args, &format!("{command} -{}", code[0]));
-    }
-    if REPARSERS.contains(&command) {
-        return refuse(args, command);
-    }
-    if DECLARERS.contains(&command) && option(&["i"]) {
-        return refuse(args, &format!("{command} -i"));
-    }
-    Ok(())
-}
-
-fn refuse(args: &[Word], command: &str) -> Result<(), TemplateError> {
-    match args.iter().find_map(|w| w.keys.first()) {
-        Some(key) => Err(TemplateError::Reparsed {
-            key: key.clone(),
-            command: command.to_owned(),
-        }),
-        None => Ok(()),
-    }
 }
 
 /// A here-document waiting for its body: its delimiter, and whether tabs are stripped.
@@ -531,31 +335,7 @@ impl<'a> Scanner<'a> {
                 self.stack.push(Ctx::Double);
                 self.word_char(c);
             }
-            b'$' if self.at(1) == Some(b'(') && self.at(2) == Some(b'(') => {
-                self.stack.push(Ctx::Arith {
-                    parens: 0,
-                    bracket: false,
-                });
-                self.word_char(b'$');
-                return Ok(3);
-            }
-            b'$' if self.at(1) == Some(b'[') => {
-                self.stack.push(Ctx::Arith {
-                    parens: 0,
-                    bracket: true,
-                });
-                self.word_char(b'$');
-                return Ok(2);
-            }
-            b'$' if self.at(1) == Some(b'(') => {
-                self.open_commands();
-                return Ok(2);
-            }
-            b'$' if self.at(1) == Some(b'{') => {
-                self.stack.push(Ctx::Brace { depth: 0 });
-                self.word_char(b'$');
-                return Ok(2);
-            }
+            b'$' if let Some(skip) = self.dollar() => return Ok(skip),
             b'`' if ctx == Ctx::Backquote => self.close_commands()?,
             b'`' => {
                 self.stack.push(Ctx::Backquote);
@@ -595,15 +375,7 @@ impl<'a> Scanner<'a> {
             }
             b';' | b'&' | b'|' => self.command().end()?,
             b'<' if self.at(1) == Some(b'<') && self.at(2) != Some(b'<') => {
-                self.command().end_word();
-                let strip_tabs = self.at(2) == Some(b'-');
-                let skip = if strip_tabs { 3 } else { 2 };
-                self.i += skip;
-                let delimiter = self.delimiter();
-                self.heredocs.push(HereDoc {
-                    delimiter,
-                    strip_tabs,
-                });
+                self.here_document_opened();
                 return Ok(0);
             }
             b'<' | b'>' => {
@@ -625,71 +397,31 @@ impl<'a> Scanner<'a> {
         Ok(1)
     }
 
-    fn blank_or_end(&self, offset: usize) -> bool {
-        self.at(offset).is_none_or(|c| c.is_ascii_whitespace())
-    }
-
-    /// Reads a here-document's delimiter word (quotes removed) after `<<`.
-    fn delimiter(&mut self) -> String {
-        while matches!(self.at(0), Some(b' ' | b'\t')) {
-            self.i += 1;
-        }
-        let mut d = String::new();
-        while let Some(c) = self.at(0) {
-            if c.is_ascii_whitespace() || matches!(c, b';' | b'&' | b'|' | b'<' | b'>' | b')') {
-                break;
+    /// A `$` that opens arithmetic, a command substitution or a `${...}` expansion: enters
+    /// it and returns how far to move; `None` for any other `$`.
+    fn dollar(&mut self) -> Option<usize> {
+        let arith = |bracket| Ctx::Arith { parens: 0, bracket };
+        match (self.at(1), self.at(2)) {
+            (Some(b'('), Some(b'(')) => {
+                self.stack.push(arith(false));
+                self.word_char(b'$');
+                Some(3)
             }
-            if !matches!(c, b'\'' | b'"' | b'\\') {
-                d.push(c as char);
+            (Some(b'['), _) => {
+                self.stack.push(arith(true));
+                self.word_char(b'$');
+                Some(2)
             }
-            self.i += 1;
-        }
-        d
-    }
-
-    /// After a newline: the bodies of the here-documents the line opened, each up to its
-    /// delimiter line. A placeholder there is refused; `%%` is still a percent sign.
-    fn here_documents(&mut self) -> Result<(), TemplateError> {
-        let docs = std::mem::take(&mut self.heredocs);
-        let mut pos = self.i + 1;
-        for doc in docs {
-            loop {
-                if pos >= self.b.len() {
-                    break;
-                }
-                let end = self.t[pos..].find('\n').map_or(self.b.len(), |n| pos + n);
-                let line = &self.t[pos..end];
-                let shown = if doc.strip_tabs {
-                    line.trim_start_matches('\t')
-                } else {
-                    line
-                };
-                if shown == doc.delimiter {
-                    pos = end;
-                    break;
-                }
-                // Each `%` in order: `%%` is a percent sign, `%(` a refused placeholder.
-                let mut from = pos;
-                while let Some(p) = self.t[from..end].find('%').map(|p| from + p) {
-                    match self.b.get(p + 1) {
-                        Some(b'%') => self.percent(p),
-                        Some(b'(') => {
-                            let key = self.t[p + 2..end].split(")s").next().unwrap_or("");
-                            return Err(TemplateError::HereDocument {
-                                key: key.to_owned(),
-                            });
-                        }
-                        _ => {}
-                    }
-                    from = (p + 2).min(end);
-                }
-                pos = end + 1;
+            (Some(b'('), _) => {
+                self.open_commands();
+                Some(2)
             }
+            (Some(b'{'), _) => {
+                self.stack.push(Ctx::Brace { depth: 0 });
+                self.word_char(b'$');
+                Some(2)
+            }
+            _ => None,
         }
-        // Continue after the last body (at its delimiter's newline, read as a command end).
-        if pos > self.i + 1 {
-            self.i = pos.min(self.b.len()).saturating_sub(1);
-        }
-        Ok(())
     }
 }
