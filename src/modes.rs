@@ -199,7 +199,7 @@ async fn start_workers(
     if let Some(m) = local {
         import_definitions(config, m).await;
     }
-    let settings = WorkerSettings::try_from_config(config).map_err(anyhow::Error::msg)?;
+    let settings = WorkerSettings::try_from_config(config)?;
     if let Some(user) = &settings.launch.user {
         tracing::info!(job_user = %user.name, uid = user.uid, "jobs run as job_user");
     }

@@ -3,7 +3,6 @@
 //! appear, and the abort timeout or an abort request ending the whole group (SIGTERM, then
 //! SIGKILL after a grace period). Called by the worker; knows nothing about tokens.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -15,125 +14,10 @@ use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+pub use super::launch::{JobUser, Launch};
+
 /// The longest "line" written or parsed at once (PINBALL_SPEC §10.2).
 pub const MAX_LINE: usize = 16 * 1024;
-
-/// Who every command of a worker process runs as, and the environment it starts from.
-#[derive(Debug, Clone)]
-pub struct Launch {
-    /// The environment before the job's own variables: `Config::child_env` (none of
-    /// Pinball's secrets).
-    pub base_env: Vec<(OsString, OsString)>,
-    /// `job_user`: the OS user commands run as (none: the worker's own).
-    pub user: Option<JobUser>,
-    /// `job_linger_sec`: how long what a job left running may outlive its shell.
-    pub linger: Duration,
-    /// Kills the jobs' groups if this worker dies (`reaper`); none in tests.
-    pub reaper: Option<Arc<super::reaper::Reaper>>,
-}
-
-impl Default for Launch {
-    fn default() -> Self {
-        Launch::plain(&crate::config::Config::default())
-    }
-}
-
-impl Launch {
-    /// `c`'s cleaned environment and linger; jobs run as the worker's own user, with no
-    /// reaper (what tests and in-process workers use).
-    pub fn plain(c: &crate::config::Config) -> Launch {
-        Launch {
-            base_env: c.child_env(),
-            user: None,
-            linger: Duration::from_secs(c.job_linger_sec),
-            reaper: None,
-        }
-    }
-
-    /// This launch as a `-m workers` process runs it: `job_user` looked up (it must exist,
-    /// and switching to it needs root and `setpriv`), and the reaper started.
-    pub fn for_workers(self, c: &crate::config::Config) -> Result<Launch, String> {
-        let user = match c.job_user.as_deref() {
-            None => None,
-            Some(name) => {
-                let user = JobUser::resolve(name)?;
-                // SAFETY: geteuid has no preconditions.
-                if unsafe { libc::geteuid() } != 0 {
-                    return Err(format!(
-                        "job_user `{name}` needs the workers to run as root (they switch to it for each job)"
-                    ));
-                }
-                if setpriv().is_none() {
-                    return Err(format!(
-                        "job_user `{name}` needs util-linux's setpriv (/usr/bin/setpriv), which this machine lacks"
-                    ));
-                }
-                Some(user)
-            }
-        };
-        let mut base_env = self.base_env;
-        if let Some(u) = &user {
-            base_env.retain(|(k, _)| !matches!(k.to_str(), Some("HOME" | "USER" | "LOGNAME")));
-            base_env.extend([
-                ("HOME".into(), u.home.clone().into()),
-                ("USER".into(), u.name.clone().into()),
-                ("LOGNAME".into(), u.name.clone().into()),
-            ]);
-        }
-        let program = std::env::current_exe()
-            .map_err(|e| format!("cannot find this program to start the job reaper: {e}"))?;
-        let reaper = super::reaper::Reaper::start(&program)
-            .map_err(|e| format!("cannot start the job reaper ({}): {e}", program.display()))?;
-        Ok(Launch {
-            base_env,
-            user,
-            reaper: Some(Arc::new(reaper)),
-            ..self
-        })
-    }
-}
-
-/// An OS user, as the password database has it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobUser {
-    pub name: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub home: PathBuf,
-}
-
-impl JobUser {
-    /// Looks `name` up in the password database.
-    pub fn resolve(name: &str) -> Result<JobUser, String> {
-        let missing = || format!("job_user `{name}` is not a user of this machine");
-        let c_name = std::ffi::CString::new(name).map_err(|_| missing())?;
-        let mut buf = vec![0 as libc::c_char; 16 * 1024];
-        // SAFETY: getpwnam_r writes into `pwd` and `buf` (whose length it is given) only, and
-        // `result` points at `pwd` or is null; the strings it sets live in `buf`, read before
-        // `buf` is dropped.
-        unsafe {
-            let mut pwd: libc::passwd = std::mem::zeroed();
-            let mut result: *mut libc::passwd = std::ptr::null_mut();
-            let rc = libc::getpwnam_r(
-                c_name.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            );
-            if rc != 0 || result.is_null() {
-                return Err(missing());
-            }
-            let home = std::ffi::CStr::from_ptr(pwd.pw_dir).to_string_lossy();
-            Ok(JobUser {
-                name: name.to_owned(),
-                uid: pwd.pw_uid,
-                gid: pwd.pw_gid,
-                home: PathBuf::from(home.as_ref()),
-            })
-        }
-    }
-}
 
 /// What to run and where its output goes.
 #[derive(Debug, Clone)]
@@ -500,7 +384,7 @@ fn end_leftovers(
 }
 
 /// `setpriv` (util-linux), if this machine has it.
-fn setpriv() -> Option<&'static str> {
+pub(super) fn setpriv() -> Option<&'static str> {
     static FOUND: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
     *FOUND.get_or_init(|| {
         ["/usr/bin/setpriv", "/bin/setpriv"]

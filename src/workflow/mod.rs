@@ -9,6 +9,7 @@ pub mod definition;
 pub mod executor;
 pub mod instance;
 pub mod job;
+pub mod launch;
 pub mod links;
 pub mod logroot;
 pub mod logs;

@@ -66,7 +66,9 @@ pub struct WorkerSettings {
 
 impl WorkerSettings {
     /// The settings of `c`, its `job_user` resolved (an error names what is wrong with it).
-    pub fn try_from_config(c: &Config) -> Result<WorkerSettings, String> {
+    pub fn try_from_config(
+        c: &Config,
+    ) -> Result<WorkerSettings, crate::workflow::launch::LaunchError> {
         let plain = WorkerSettings::from_config(c);
         let launch = (*plain.launch).clone().for_workers(c)?;
         Ok(WorkerSettings {
