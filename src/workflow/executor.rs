@@ -181,7 +181,7 @@ fn signal_group(pgid: u32, signal: i32) {
 /// stdin back on /dev/null), so the process starts while the worker records the start, and
 /// the command itself runs only once that is durable.
 fn command(spec: &ExecSpec, gated: bool) -> Command {
-    let mut c = match setpriv() {
+    let mut c = match super::launch::setpriv() {
         Some(setpriv) => {
             let mut c = Command::new(setpriv);
             c.args(["--pdeathsig", "KILL"]);
@@ -381,16 +381,6 @@ fn end_leftovers(
         tokio::time::sleep(grace).await;
         signal_group(pgid, libc::SIGKILL);
     });
-}
-
-/// `setpriv` (util-linux), if this machine has it.
-pub(super) fn setpriv() -> Option<&'static str> {
-    static FOUND: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
-    *FOUND.get_or_init(|| {
-        ["/usr/bin/setpriv", "/bin/setpriv"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-    })
 }
 
 async fn sleep_until(at: Option<Instant>) {

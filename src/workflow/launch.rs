@@ -66,7 +66,7 @@ impl Launch {
                 if unsafe { libc::geteuid() } != 0 {
                     return Err(LaunchError::NotRoot(name.to_owned()));
                 }
-                if super::executor::setpriv().is_none() {
+                if setpriv().is_none() {
                     return Err(LaunchError::NoSetpriv(name.to_owned()));
                 }
                 Some(user)
@@ -133,4 +133,14 @@ impl JobUser {
             })
         }
     }
+}
+
+/// `setpriv` (util-linux), if this machine has it.
+pub(super) fn setpriv() -> Option<&'static str> {
+    static FOUND: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+    *FOUND.get_or_init(|| {
+        ["/usr/bin/setpriv", "/bin/setpriv"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+    })
 }
