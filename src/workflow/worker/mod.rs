@@ -11,6 +11,7 @@ mod notify;
 mod run;
 mod ship;
 mod spool;
+mod supervise;
 
 use std::future::Future;
 use std::path::PathBuf;
