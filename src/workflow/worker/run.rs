@@ -1,6 +1,7 @@
 //! Running one claimed job: the signals that stop it before it starts, the execution record,
-//! and the command started once its start is recorded (`supervise` runs it beside its lease); how the run ends and is
-//! committed is `end`'s. The verdicts (a lost execution, the outcome class) are `plan`'s.
+//! and the command started once its start is recorded (`supervise` runs it beside its lease);
+//! how the run ends and is committed is `end`'s. The verdicts (a lost execution, the outcome
+//! class) are `plan`'s.
 
 use std::time::Duration;
 
