@@ -48,7 +48,12 @@ async fn rig(
     workers: usize,
 ) -> (HttpMasterClient, watch::Sender<bool>) {
     let url = format!("sqlite://{}", dir.join("exec.db").display());
-    let m = Master::start(storage::open(&url).unwrap(), "bench").await;
+    let m = Master::start(
+        storage::open(&url).unwrap(),
+        "bench",
+        pinball::modes::naming(),
+    )
+    .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(pinball::master::server::serve(

@@ -52,7 +52,12 @@ struct Server {
 }
 
 async fn serve(url: &str, master: &str) -> Server {
-    let master = Master::start(storage::open(url).unwrap(), master).await;
+    let master = Master::start(
+        storage::open(url).unwrap(),
+        master,
+        pinball::modes::naming(),
+    )
+    .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -276,7 +281,7 @@ async fn recovery(url: &str, n: usize) -> (Duration, Duration) {
     }
     let write_time = written.elapsed();
     let started = Instant::now();
-    let m = Master::start(store, &master).await;
+    let m = Master::start(store, &master, pinball::modes::naming()).await;
     let load_time = started.elapsed();
     assert_eq!(m.health().await.unwrap().tokens, n);
     (write_time, load_time)

@@ -58,7 +58,8 @@ async fn fill(store: &dyn Storage, master: &str) {
             archived: part.iter().map(TokenRef::from).collect(),
             archived_at: Some(pinball::clock::now() - 400 * 86_400),
             ..Default::default()
-        };
+        }
+        .grouped(pinball::token::name::archive_prefix);
         store.commit(master, &batch).await.unwrap();
     }
 }
@@ -68,7 +69,12 @@ async fn run(url: &str, what: &str) {
     let store: Arc<dyn Storage> = Arc::from(storage::open(url).unwrap());
     store.migrate().await.unwrap();
     fill(store.as_ref(), &master).await;
-    let m = Master::start(storage::open(url).unwrap(), &master).await;
+    let m = Master::start(
+        storage::open(url).unwrap(),
+        &master,
+        pinball::modes::naming(),
+    )
+    .await;
     let client = LocalMasterClient(m.clone());
     steady(&client, "/bench/warm").await;
     let (mut quiet, mut busy) = (Vec::new(), Vec::new());
@@ -81,7 +87,13 @@ async fn run(url: &str, what: &str) {
         let deleting = {
             let (store, master) = (store.clone(), master.clone());
             tokio::spawn(async move {
-                pinball::master::retention::pass(store.as_ref(), &master, 30).await
+                pinball::master::retention::pass(
+                    store.as_ref(),
+                    &master,
+                    30,
+                    pinball::token::name::archive_prefix,
+                )
+                .await
             })
         };
         busy.extend(steady(&client, "/bench/busy").await);
@@ -92,7 +104,12 @@ async fn run(url: &str, what: &str) {
     }
     let noise = (percentile(&odd, 0.99) / percentile(&even, 0.99) - 1.0) * 100.0;
     let left = store
-        .expired_archives(&master, pinball::clock::now() - 30 * 86_400, 10_000)
+        .expired_archives(
+            &master,
+            pinball::clock::now() - 30 * 86_400,
+            10_000,
+            pinball::token::name::archive_prefix,
+        )
         .await
         .unwrap()
         .len();

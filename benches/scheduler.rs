@@ -60,7 +60,12 @@ async fn main() {
     println!("# pinball scheduler benchmark ({WORKFLOWS} scheduled workflows, SQLite)");
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("s.db").display());
-    let master = Master::start(storage::open(&url).unwrap(), "default").await;
+    let master = Master::start(
+        storage::open(&url).unwrap(),
+        "default",
+        pinball::modes::naming(),
+    )
+    .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(pinball::master::server::serve(

@@ -130,7 +130,12 @@ async fn serve_ui(url: &str, master: &Master) -> String {
 async fn instance_pages(browser: Option<&webdriver::Browser>) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("ui.db").display());
-    let master = Master::start(storage::open(&url).unwrap(), "default").await;
+    let master = Master::start(
+        storage::open(&url).unwrap(),
+        "default",
+        pinball::modes::naming(),
+    )
+    .await;
     let client = LocalMasterClient(master.clone());
     let root = serve_ui(&url, &master).await;
     let http = reqwest::Client::new();
@@ -178,7 +183,12 @@ async fn instance_pages(browser: Option<&webdriver::Browser>) {
 async fn runs_grid(browser: Option<&webdriver::Browser>) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("grid.db").display());
-    let master = Master::start(storage::open(&url).unwrap(), "default").await;
+    let master = Master::start(
+        storage::open(&url).unwrap(),
+        "default",
+        pinball::modes::naming(),
+    )
+    .await;
     let client = LocalMasterClient(master.clone());
     let root = serve_ui(&url, &master).await;
     let http = reqwest::Client::new();
@@ -271,7 +281,12 @@ fn running_instance(w: &str, i: &str, def: &WorkflowDef, t0: f64) -> Vec<Token> 
 async fn running_instances() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("running.db").display());
-    let master = Master::start(storage::open(&url).unwrap(), "default").await;
+    let master = Master::start(
+        storage::open(&url).unwrap(),
+        "default",
+        pinball::modes::naming(),
+    )
+    .await;
     let client = LocalMasterClient(master.clone());
     let def = layered(20, 5);
     let mut batch = Vec::new();
@@ -311,7 +326,12 @@ const WORKFLOWS: usize = 10;
 async fn long_history() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("history.db").display());
-    let master = Master::start(storage::open(&url).unwrap(), "default").await;
+    let master = Master::start(
+        storage::open(&url).unwrap(),
+        "default",
+        pinball::modes::naming(),
+    )
+    .await;
     let client = LocalMasterClient(master.clone());
     let def = layered(2, 2);
     let t = Instant::now();

@@ -57,7 +57,12 @@ struct Rig {
 
 async fn rig(url: &str) -> Rig {
     let master = format!("wfbench_{}_{}", std::process::id(), fastrand::u32(..));
-    let m = Master::start(storage::open(url).unwrap(), &master).await;
+    let m = Master::start(
+        storage::open(url).unwrap(),
+        &master,
+        pinball::modes::naming(),
+    )
+    .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(pinball::master::server::serve(

@@ -165,6 +165,55 @@ mod tests {
         }
     }
 
+    /// Whether `text` reaches into `token::name` (Pinball's workflow names): by path, in a
+    /// grouped import, or through `name::` after a glob import of `token`.
+    fn names_workflows(text: &str) -> bool {
+        let code: String = text
+            .lines()
+            .map(|l| l.split("//").next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let grouped = code.match_indices("token::{").any(|(at, _)| {
+            let group = &code[at + 8..];
+            let end = group.find('}').unwrap_or(group.len());
+            group[..end]
+                .split(',')
+                .any(|item| item.trim().starts_with("name"))
+        });
+        let bare = code.match_indices("name::").any(|(at, _)| {
+            !code[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        });
+        code.contains("token::name") || grouped || bare
+    }
+
+    #[test]
+    fn the_master_and_storage_know_no_workflows() {
+        let root = src();
+        let mut files = Vec::new();
+        for dir in ["master", "storage"] {
+            rust_files(&root.join(dir), &mut files);
+        }
+        assert!(files.len() > 10, "master and storage files: {files:?}");
+        let wrong: Vec<_> = files
+            .iter()
+            .filter(|f| names_workflows(&std::fs::read_to_string(f).unwrap()))
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "these files use token::name; the master and storage are told names through \
+             master::Naming (filled by modes) instead: {wrong:?}"
+        );
+    }
+
+    #[test]
+    fn workflow_names_are_seen_however_imported() {
+        assert!(names_workflows("use crate::token::name::WORKFLOW_PREFIX;"));
+        assert!(names_workflows("use crate::token::{MasterError, name::Name};"));
+        assert!(names_workflows("use crate::token::*;\nlet p = name::OUTBOX_PREFIX;"));
+        assert!(!names_workflows("let job_name::x = 1; // token::name"));
+        assert!(!names_workflows("use crate::token::{MasterError, NEVER};"));
+    }
+
     #[test]
     fn the_test_sees_a_forbidden_import() {
         // The checker itself: a planted `crate::ui` in storage would be caught.

@@ -25,7 +25,10 @@
 //!
 //! Storage is written by the master and read by the UI's read model and, for archived
 //! instances only, by `ops` and the scheduler; every other component reaches the master
-//! through `MasterClient`. Nothing depends on `cli` or `modes`.
+//! through `MasterClient`. Nothing depends on `cli` or `modes`. The master and storage use no
+//! workflow name (`token::name`, also checked by `layers::tests`): `modes` tells the master the
+//! names it treats specially as `master::Naming` data, and the archive's grouping into
+//! instances is passed to storage by its caller.
 
 pub mod cli;
 pub mod clock;

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::options::Naming;
 use super::parking::Parking;
 use super::requests::RequestKey;
 use super::service::Master;
@@ -123,8 +124,8 @@ pub(super) async fn guard(
 
 /// Refuses writing `name` unless `caller` may: definitions and wide signals are the
 /// operator's.
-fn may_write(caller: &Caller, name: &str) -> Result<(), MasterError> {
-    if crate::token::name::needs_operator(name) {
+fn may_write(caller: &Caller, naming: &Naming, name: &str) -> Result<(), MasterError> {
+    if (naming.needs_operator)(name) {
         caller.require(Role::Operator, &format!("writing {name}"))?;
     }
     Ok(())
@@ -132,11 +133,12 @@ fn may_write(caller: &Caller, name: &str) -> Result<(), MasterError> {
 
 fn may_write_all<'a>(
     caller: &Caller,
+    naming: &Naming,
     tokens: impl IntoIterator<Item = &'a Token>,
 ) -> Result<(), MasterError> {
     tokens
         .into_iter()
-        .try_for_each(|t| may_write(caller, &t.name))
+        .try_for_each(|t| may_write(caller, naming, &t.name))
 }
 
 #[utoipa::path(
@@ -158,14 +160,14 @@ pub(super) async fn modify(
     ApiJson(req): ApiJson<ModifyRequest>,
 ) -> Result<Json<ModifyResponse>, ApiError> {
     let key = request_key(&headers, &caller, &req)?;
-    may_write_all(&caller, req.updates.iter().chain(&req.deletes))?;
+    may_write_all(&caller, m.naming(), req.updates.iter().chain(&req.deletes))?;
     if let Some(b) = &caller.binding {
         m.check_binding(&caller.name, b, &req).await?;
     }
     // What an operator's token writes to the control plane is audited (a worker's instance
     // signals are routine, and an open master knows no one to name).
     let control = (caller.authenticated && caller.role == Role::Operator)
-        .then(|| control_writes(&req))
+        .then(|| control_writes(m.naming(), &req))
         .flatten();
     // A replay of the write is a replay of its audit entry too.
     let audit_key = key.clone().map(|k| RequestKey {
@@ -204,17 +206,14 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The audit entry of a `/modify` that writes signals, schedules or definitions (the control
 /// plane), naming every such token; `None` for a modify of jobs and events only. The actor is
 /// the token (`via`); the UI and the command line add entries naming their users.
-fn control_writes(req: &ModifyRequest) -> Option<AuditRequest> {
-    use crate::token::name::Name;
+fn control_writes(naming: &Naming, req: &ModifyRequest) -> Option<AuditRequest> {
     let mut workflows = std::collections::BTreeSet::new();
     let mut lines = Vec::new();
     let written = req.updates.iter().map(|t| ("set", t));
     let deleted = req.deletes.iter().map(|t| ("deleted", t));
     for (verb, t) in written.chain(deleted) {
-        let workflow = match Name::parse(&t.name) {
-            Some(Name::Signal { level, .. }) => level.workflow().cloned(),
-            Some(Name::Schedule { workflow } | Name::Definition { workflow }) => Some(workflow),
-            _ => continue,
+        let Some(workflow) = (naming.control_of)(&t.name) else {
+            continue;
         };
         workflows.extend(workflow);
         lines.push(format!("{verb} {}", t.name));
@@ -230,7 +229,7 @@ fn control_writes(req: &ModifyRequest) -> Option<AuditRequest> {
         actor: "(api)".into(),
         command: "modify".into(),
         workflow: (workflows.len() == 1)
-            .then(|| workflows.pop_first().map(|w| w.to_string()))
+            .then(|| workflows.pop_first())
             .flatten(),
         instance: None,
         jobs: Vec::new(),
@@ -427,7 +426,7 @@ pub(super) async fn archive(
     ApiJson(req): ApiJson<ArchiveRequest>,
 ) -> Result<Json<ArchiveResponse>, ApiError> {
     let key = request_key(&headers, &caller, &req)?;
-    may_write_all(&caller, &req.tokens)?;
+    may_write_all(&caller, m.naming(), &req.tokens)?;
     Ok(Json(m.archive_keyed(req, key).await?))
 }
 
@@ -464,7 +463,3 @@ pub(super) async fn audit(
 pub(super) async fn health(State(m): State<Master>) -> Result<Json<Health>, ApiError> {
     Ok(Json(m.health().await?))
 }
-
-#[cfg(test)]
-#[path = "api_tests.rs"]
-mod tests;

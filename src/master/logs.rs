@@ -16,7 +16,6 @@ use base64::Engine;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::storage::{LogChunk, Logs};
-use crate::token::name::{InstanceId, JobName, WorkflowName};
 use crate::token::{LogRequest, LogResponse, MAX_LOG_CHUNK, MasterError};
 
 /// The kinds of log a worker sends.
@@ -77,8 +76,9 @@ impl LogSink {
     }
 
     /// Stores one chunk a worker sent; answers once it is committed.
-    pub async fn append(&self, req: LogRequest) -> Result<LogResponse, MasterError> {
-        let (name, bytes) = checked(&req)?;
+    /// Stores a piece of the log of the job whose key in the log table is `name`.
+    pub async fn append(&self, req: LogRequest, name: String) -> Result<LogResponse, MasterError> {
+        let bytes = checked(&req)?;
         let limit = self.options.max_bytes;
         if req.offset > limit {
             return Ok(LogResponse {
@@ -187,21 +187,10 @@ impl LogSink {
     }
 }
 
-/// The workflow, instance and job a log request names, each checked to be a name.
-pub fn job_of(req: &LogRequest) -> Result<(WorkflowName, InstanceId, JobName), MasterError> {
+/// The bytes of a request whose job was found (its names checked by the master's naming),
+/// once every other part of it is what it must be.
+fn checked(req: &LogRequest) -> Result<Vec<u8>, MasterError> {
     let bad = |what: &str, e: &dyn std::fmt::Display| MasterError::input(format!("{what}: {e}"));
-    Ok((
-        req.workflow.parse().map_err(|e| bad("workflow", &e))?,
-        req.instance.parse().map_err(|e| bad("instance", &e))?,
-        req.job.parse().map_err(|e| bad("job", &e))?,
-    ))
-}
-
-/// The job's name in the log table (`/workflow/<wf>/<instance>/<job>`) and the bytes, once
-/// every part of the request is what it must be.
-fn checked(req: &LogRequest) -> Result<(String, Vec<u8>), MasterError> {
-    let bad = |what: &str, e: &dyn std::fmt::Display| MasterError::input(format!("{what}: {e}"));
-    let (w, i, j) = job_of(req)?;
     if !KINDS.contains(&req.kind.as_str()) {
         return Err(MasterError::input(format!(
             "kind {:?} is not a kind of log; use stdout, stderr or pinlog",
@@ -234,7 +223,7 @@ fn checked(req: &LogRequest) -> Result<(String, Vec<u8>), MasterError> {
     {
         return Err(MasterError::input("offset is too large"));
     }
-    Ok((crate::token::name::job_log_key(&w, &i, &j), bytes))
+    Ok(bytes)
 }
 
 async fn write_loop(storage: Arc<dyn Logs>, master: String, mut rx: mpsc::Receiver<Queued>) {
@@ -328,15 +317,8 @@ mod tests {
 
     #[test]
     fn requests_name_a_real_log() {
-        assert_eq!(checked(&req(b"hi")).unwrap().0, "/workflow/w/1/j");
+        assert_eq!(checked(&req(b"hi")).unwrap(), b"hi");
         for (bad, says) in [
-            (
-                LogRequest {
-                    workflow: "../etc".into(),
-                    ..req(b"x")
-                },
-                "workflow",
-            ),
             (
                 LogRequest {
                     kind: "passwd".into(),

@@ -8,6 +8,7 @@ pub mod client;
 pub mod lease;
 pub mod logs;
 pub mod openapi;
+pub mod options;
 pub mod parking;
 pub mod pattern;
 pub mod probes;
@@ -22,4 +23,5 @@ mod writer;
 
 pub use crate::token::MasterError;
 pub use client::{HttpMasterClient, LocalMasterClient, MasterClient};
+pub use options::{JobLog, MasterOptions, Naming};
 pub use service::Master;

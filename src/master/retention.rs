@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::storage::GroupOf;
 use crate::storage::Retention;
 
 /// Instances looked up at once.
@@ -20,12 +21,12 @@ const MIN_PAUSE: Duration = Duration::from_millis(20);
 const EVERY: Duration = Duration::from_secs(600);
 
 /// Runs passes until the process ends: the first at once, then every ten minutes.
-pub fn spawn(storage: Arc<dyn Retention>, master: String, days: u32) {
+pub fn spawn(storage: Arc<dyn Retention>, master: String, days: u32, group: GroupOf) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
         loop {
             tick.tick().await;
-            match pass(storage.as_ref(), &master, days).await {
+            match pass(storage.as_ref(), &master, days, group).await {
                 Ok(0) => {}
                 Ok(deleted) => tracing::info!(
                     deleted,
@@ -45,12 +46,15 @@ pub async fn pass(
     storage: &dyn Retention,
     master: &str,
     days: u32,
+    group: GroupOf,
 ) -> Result<u64, crate::storage::StorageError> {
     let before = crate::clock::now() - i64::from(days) * 86_400;
     let mut deleted = 0;
     loop {
         let started = std::time::Instant::now();
-        let old = storage.expired_archives(master, before, BATCH).await?;
+        let old = storage
+            .expired_archives(master, before, BATCH, group)
+            .await?;
         // The look-up is database work too: paced like the deletes.
         tokio::time::sleep((started.elapsed() * PAUSE_FACTOR).max(MIN_PAUSE)).await;
         for prefix in &old {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{RwLock, mpsc, oneshot};
 
+pub use super::options::{MasterOptions, Naming};
 use super::pattern::Pattern;
 use super::state::{Entry, State};
 use crate::storage::{DbWatch, Loaded, Logs, Retention, Storage, TokenStore, spawn_monitor};
@@ -160,67 +161,10 @@ pub(super) fn build_state(loaded: Loaded) -> State {
     )
 }
 
-/// What a master's configuration says about its limits and its leases.
-#[derive(Debug, Clone)]
-pub struct MasterOptions {
-    /// Largest answer of one `/query` (names and data), in bytes (`max_answer_bytes`).
-    pub max_answer_bytes: usize,
-    /// Longest a claim or a watch waits, whatever its `wait_ms` asks (`max_claim_wait_ms`).
-    pub max_wait_ms: u64,
-    /// The length every lease gets again after the master was down or could not commit
-    /// (`lease_sec`): an outage never ends a lease.
-    pub lease_sec: u64,
-    /// The names whose leases are workers' leases (jobs): only these are held through an
-    /// outage. A schedule's `expiration_time` is its next run, not a lease.
-    pub leased_prefix: String,
-    /// How job logs are kept.
-    pub logs: super::logs::LogOptions,
-    /// Archived instances older than this many days are deleted in the background.
-    pub retention_days: Option<u32>,
-    /// The most tokens one `/query` may look at (`max_query_visits`).
-    pub max_query_visits: usize,
-    /// The most bytes of answers held at once, all requests together
-    /// (`max_answers_bytes_total`).
-    pub max_answers_bytes_total: usize,
-}
-
-impl Default for MasterOptions {
-    fn default() -> Self {
-        MasterOptions {
-            max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
-            max_wait_ms: MAX_WAIT_MS,
-            lease_sec: 30,
-            leased_prefix: crate::token::name::WORKFLOW_PREFIX.to_owned(),
-            logs: super::logs::LogOptions::default(),
-            retention_days: None,
-            max_query_visits: crate::token::DEFAULT_MAX_QUERY_VISITS,
-            max_answers_bytes_total: crate::token::DEFAULT_MAX_ANSWERS_BYTES_TOTAL,
-        }
-    }
-}
-
-impl MasterOptions {
-    pub fn from_config(c: &crate::config::Config) -> Self {
-        MasterOptions {
-            max_answer_bytes: c.max_answer_bytes,
-            max_wait_ms: c.max_claim_wait_ms.min(MAX_WAIT_MS),
-            lease_sec: c.lease_sec,
-            logs: super::logs::LogOptions {
-                max_bytes: c.log_max_bytes,
-                retention_days: c.log_retention_days,
-            },
-            retention_days: c.retention_days,
-            max_query_visits: c.max_query_visits,
-            max_answers_bytes_total: c.max_answers_bytes_total,
-            ..MasterOptions::default()
-        }
-    }
-}
-
 impl Master {
-    /// [`Master::start_with`] the default options.
-    pub async fn start(storage: impl Into<Stores>, name: &str) -> Master {
-        Master::start_with(storage, name, MasterOptions::default()).await
+    /// [`Master::start_with`] the default options and `naming`.
+    pub async fn start(storage: impl Into<Stores>, name: &str, naming: Naming) -> Master {
+        Master::start_with(storage, name, MasterOptions::new(naming)).await
     }
 
     /// Loads every active token of master `name` from `storage` (retrying until the database
@@ -265,7 +209,7 @@ impl Master {
         let read_ms = started.elapsed().as_millis() as u64;
         let mut state = build_state(loaded);
         let extended = state.extend_leases(
-            &options.leased_prefix,
+            &options.naming.leased_prefix,
             crate::clock::now(),
             options.lease_sec as i64,
         );
@@ -283,7 +227,12 @@ impl Master {
         spawn_monitor(Arc::downgrade(&db), storage.clone());
         let logs = super::logs::LogSink::spawn(logs, name.to_owned(), options.logs);
         if let Some(days) = options.retention_days {
-            super::retention::spawn(retention, name.to_owned(), days);
+            super::retention::spawn(
+                retention,
+                name.to_owned(),
+                days,
+                options.naming.archive_group,
+            );
         }
         let shared = Arc::new(Shared {
             reads: super::read::ReadLimits::new(
@@ -430,26 +379,25 @@ impl Master {
     /// that another worker holds, is refused (so no one can pre-empt or forge a job's output,
     /// nor fill the database with logs of executions that do not exist).
     pub async fn append_log(&self, req: LogRequest) -> Result<LogResponse, MasterError> {
-        self.held_by(&req).await?;
-        self.logs.append(req).await
+        let log = (self.shared.options.naming.job_log)(&req.workflow, &req.instance, &req.job)
+            .map_err(MasterError::input)?;
+        self.held_by(&req, &log.job_token).await?;
+        self.logs.append(req, log.key).await
     }
 
-    async fn held_by(&self, req: &LogRequest) -> Result<(), MasterError> {
-        use crate::token::name::{JobState, job_token};
+    async fn held_by(&self, req: &LogRequest, job_token: &str) -> Result<(), MasterError> {
         let refused = || {
             MasterError::Forbidden(format!(
                 "no worker named {:?} holds job {} of workflow {} instance {}; a job's log is taken only from the worker running it",
                 req.owner, req.job, req.workflow, req.instance
             ))
         };
-        let (w, i, j) = super::logs::job_of(req)?;
         if req.owner.is_empty() || req.owner.len() > 255 {
             return Err(refused());
         }
-        let name = job_token(&w, &i, JobState::Runnable, &j);
         let state = self.shared.state.read().await;
         let held = state
-            .get(&name)
+            .get(job_token)
             .is_some_and(|e| e.owner.as_deref() == Some(req.owner.as_str()));
         if held { Ok(()) } else { Err(refused()) }
     }
@@ -560,9 +508,14 @@ impl Master {
             last_version: state.last_version(),
             uptime_sec: self.shared.started.elapsed().as_secs(),
             parked_claims: self.shared.parked.load(Ordering::Relaxed),
-            emails_waiting: state.count_prefix(crate::token::name::OUTBOX_PREFIX),
+            emails_waiting: state.count_prefix(&self.shared.options.naming.outbox_prefix),
             time: crate::clock::now(),
         })
+    }
+
+    /// The token names this master treats specially.
+    pub fn naming(&self) -> &Naming {
+        &self.shared.options.naming
     }
 
     /// Whether the master takes writes now: `Err` says why not (for `/ready`).

@@ -17,6 +17,7 @@ use super::requests::{self, Answer, RequestKey, Requests, Seen};
 use super::service::{Command, Key, MAX_BATCH, MAX_RETRY_DELAY, Reply, Shared, build_state};
 use super::state::{Pending, State, Txn};
 use super::watch::Watches;
+use crate::storage::GroupOf;
 use crate::storage::{Cause, CommitBatch, RequestOutcome, StorageError, TokenRef, TokenStore};
 use crate::token::MasterError;
 use crate::token::*;
@@ -87,6 +88,8 @@ pub(super) fn spawn(
     rx: mpsc::Receiver<Command>,
     requests: Requests,
 ) {
+    let runnable = Pattern::parse(&shared.options.naming.followed_claims)
+        .expect("the followed claim pattern is valid");
     let writer = Writer {
         requests,
         keyed: Keyed::default(),
@@ -103,8 +106,7 @@ pub(super) fn spawn(
         frozen: false,
         full: false,
         runnable_since: HashMap::new(),
-        runnable: Pattern::parse(crate::token::name::ALL_RUNNABLE_JOBS)
-            .expect("the runnable-jobs pattern is valid"),
+        runnable,
     };
     tokio::spawn(writer.run());
 }
@@ -322,7 +324,7 @@ impl Writer {
         }
         if (self.frozen && reachable) || full {
             let o = &self.shared.options;
-            state.extend_leases(&o.leased_prefix, now, o.lease_sec as i64);
+            state.extend_leases(&o.naming.leased_prefix, now, o.lease_sec as i64);
         }
     }
 
@@ -342,7 +344,7 @@ impl Writer {
                 self.follow_runnable(&pending);
                 self.keep_outcomes(now);
                 state.redo(pending);
-                record_state(&state);
+                record_state(&state, &self.shared.options.naming.followed_claims);
                 outcomes.into_iter().for_each(|o| o.send(None));
                 self.watches.wake(&state, &touched);
             }
@@ -429,7 +431,11 @@ impl Writer {
     /// the leases (their holders cannot renew them), and an unknown outcome makes the master
     /// reload before it writes again.
     async fn commit(&mut self, pending: &Pending) -> Result<(), StorageError> {
-        let mut batch = commit_batch(pending, self.shared.epoch);
+        let mut batch = commit_batch(
+            pending,
+            self.shared.epoch,
+            self.shared.options.naming.archive_group,
+        );
         batch.requests = self.keyed.outcomes.iter().collect();
         if self.forgot_at.elapsed() >= FORGET_EVERY {
             batch.forget_requests_before = Some(crate::clock::now() - requests::WINDOW_SEC);
@@ -528,7 +534,11 @@ impl Writer {
                 fresh.rebuild_indexes(&patterns);
                 // The database was away: its leases get their full length again.
                 let o = &self.shared.options;
-                fresh.extend_leases(&o.leased_prefix, crate::clock::now(), o.lease_sec as i64);
+                fresh.extend_leases(
+                    &o.naming.leased_prefix,
+                    crate::clock::now(),
+                    o.lease_sec as i64,
+                );
                 let tokens = fresh.len();
                 *self.shared.state.write().await = fresh;
                 self.shared.healthy.store(true, Ordering::Release);
@@ -551,16 +561,16 @@ impl Writer {
 }
 
 /// The gauges of what memory holds, after a batch.
-fn record_state(state: &State) {
+fn record_state(state: &State, followed: &str) {
     metrics::gauge!(crate::metrics::TOKENS).set(state.len() as f64);
-    if let Some((waiting, held)) = state.claim_counts(crate::token::name::ALL_RUNNABLE_JOBS) {
+    if let Some((waiting, held)) = state.claim_counts(followed) {
         metrics::gauge!(crate::metrics::JOBS_RUNNABLE).set(waiting as f64);
         metrics::gauge!(crate::metrics::JOBS_RUNNING).set(held as f64);
     }
 }
 
 /// The rows a sealed batch writes: every touched name's new value (or its deletion).
-fn commit_batch(pending: &Pending, epoch: Option<i64>) -> CommitBatch<'_> {
+fn commit_batch(pending: &Pending, epoch: Option<i64>, group: GroupOf) -> CommitBatch<'_> {
     let mut batch = CommitBatch {
         epoch,
         version_floor: pending.version(),
@@ -580,6 +590,7 @@ fn commit_batch(pending: &Pending, epoch: Option<i64>) -> CommitBatch<'_> {
         }
     }
     batch.archived = pending.archived().iter().map(TokenRef::from).collect();
+    batch.archive_groups = crate::storage::archive_groups(&batch.archived, group);
     batch.audits = pending.audits().iter().collect();
     batch
 }

@@ -134,12 +134,13 @@ pub struct InstanceSummary {
     pub data: String,
 }
 
-/// The distinct archive prefixes of a batch's archived rows, in order.
-fn archive_prefixes<'a>(rows: &[TokenRef<'a>]) -> Vec<&'a str> {
-    let mut out: Vec<&str> = rows
-        .iter()
-        .map(|t| crate::token::name::archive_prefix(t.name))
-        .collect();
+/// How a caller groups archived names (into instances): a name's group is a prefix of it.
+pub type GroupOf = for<'n> fn(&'n str) -> &'n str;
+
+/// The distinct groups (instances) of `rows`, in order, as `group` cuts a name: what a
+/// commit queues for summaries.
+pub fn archive_groups<'a>(rows: &[TokenRef<'a>], group: GroupOf) -> Vec<&'a str> {
+    let mut out: Vec<&'a str> = rows.iter().map(|t| group(t.name)).collect();
     out.sort_unstable();
     out.dedup();
     out
@@ -217,12 +218,23 @@ pub struct CommitBatch<'a> {
     pub deletes: Vec<&'a str>,
     /// Rows copied into the archive table (their active rows are among `deletes`).
     pub archived: Vec<TokenRef<'a>>,
+    /// The groups (instances) of `archived`, queued for their summaries in the same
+    /// transaction (see [`archive_groups`]).
+    pub archive_groups: Vec<&'a str>,
     pub version_floor: i64,
     /// Audit-log entries written in the same transaction (their `id` is assigned).
     pub audits: Vec<&'a AuditEntry>,
     /// When the `archived` rows were archived (seconds); now when `None`. Set by `db copy`,
     /// which keeps each row's own time, and by tests of retention.
     pub archived_at: Option<i64>,
+}
+
+impl<'a> CommitBatch<'a> {
+    /// This batch with `archive_groups` filled from `archived`, as `group` cuts a name.
+    pub fn grouped(mut self, group: GroupOf) -> Self {
+        self.archive_groups = archive_groups(&self.archived, group);
+        self
+    }
 }
 
 /// One stored piece of a job's log: bytes `start..start + raw_len` of the `kind` log of
@@ -391,13 +403,14 @@ pub trait Retention: Send + Sync + 'static {
     /// Deletes archived tokens whose name starts with `prefix` (`util cleanup`), and the
     /// summaries of those instances. Returns how many tokens.
     async fn delete_archived(&self, master: &str, prefix: &str) -> Result<u64, StorageError>;
-    /// Up to `limit` archived instances (their `/workflow/W/I/` prefixes) whose every token
+    /// Up to `limit` archived groups (instances, as `group` cuts a name) whose every token
     /// was archived before `archived_before`, oldest first (`retention_days`).
     async fn expired_archives(
         &self,
         master: &str,
         archived_before: i64,
         limit: u32,
+        group: GroupOf,
     ) -> Result<Vec<String>, StorageError>;
 }
 

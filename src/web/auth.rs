@@ -290,6 +290,13 @@ mod tests {
     }
 
     #[test]
+    fn an_open_master_lets_anyone_do_everything() {
+        let c = Access::open().authenticate(&HeaderMap::new()).unwrap();
+        assert_eq!(c.role, Role::Operator);
+        assert!(c.require(Role::Operator, "writing a definition").is_ok());
+    }
+
+    #[test]
     fn a_known_token_names_its_holder_and_role() {
         let c = access()
             .authenticate(&bearer("Bearer viewer-token-0123456789"))

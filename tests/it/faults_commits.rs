@@ -115,7 +115,7 @@ async fn a_failed_commit_changes_nothing_and_an_unknown_one_is_reloaded() {
         }),
         ..Stores::from(real)
     };
-    let master = Master::start(stores, "default").await;
+    let master = Master::start(stores, "default", pinball::modes::naming()).await;
     master.modify(insert("/kept")).await.unwrap();
 
     next.store(FAIL_BEFORE, Ordering::SeqCst);

@@ -70,7 +70,8 @@ async fn bulk(store: &dyn Storage, master: &str) {
             archived: part.iter().map(TokenRef::from).collect(),
             archived_at: Some(now() - 90 * 86_400),
             ..Default::default()
-        };
+        }
+        .grouped(pinball::token::name::archive_prefix);
         store.commit(master, &batch).await.unwrap();
     }
     let chunks: Vec<LogChunk> = (0..300)
@@ -197,7 +198,12 @@ async fn a_copy_to_mariadb_survives_an_interruption_and_serves_the_same_history(
     assert_eq!(counts(target.as_ref(), &master).await, expected);
     // Each archived token once, with its own archive time.
     let again = target
-        .expired_archives(&master, now() - 60 * 86_400, 5)
+        .expired_archives(
+            &master,
+            now() - 60 * 86_400,
+            5,
+            pinball::token::name::archive_prefix,
+        )
         .await
         .unwrap();
     assert_eq!(again.len(), 5, "the bulk history kept its archive time");

@@ -312,7 +312,8 @@ async fn cleanup_removes_only_instances_older_than_the_age() {
         archived: vec![(&old).into(), (&long_ago).into(), (&just_now).into()],
         version_floor: 0,
         ..Default::default()
-    };
+    }
+    .grouped(pinball::token::name::archive_prefix);
     store.commit(&c.app.master_name, &batch).await.unwrap();
     std::fs::create_dir_all(c.logs.path().join("ch").join("1")).unwrap();
     let mut args = util(UtilCommand::Cleanup, None, None, &[]);

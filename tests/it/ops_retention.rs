@@ -39,7 +39,8 @@ async fn archive(store: &dyn Storage, master: &str, tokens: &[Token], days_ago: 
         archived: tokens.iter().map(TokenRef::from).collect(),
         archived_at: Some(now() - days_ago * DAY),
         ..Default::default()
-    };
+    }
+    .grouped(pinball::token::name::archive_prefix);
     store.commit(master, &batch).await.unwrap();
 }
 
@@ -105,7 +106,7 @@ async fn retention_deletes_exactly_the_instances_archived_too_long_ago() {
 
         let options = MasterOptions {
             retention_days: Some(30),
-            ..MasterOptions::default()
+            ..MasterOptions::new(pinball::modes::naming())
         };
         let m = Master::start_with(pinball::storage::open(&url).unwrap(), &master, options).await;
         let client = LocalMasterClient(m.clone());
@@ -128,9 +129,14 @@ async fn retention_deletes_exactly_the_instances_archived_too_long_ago() {
         .await;
         // A second pass finds nothing more to delete.
         assert_eq!(
-            pinball::master::retention::pass(store.as_ref(), &master, 30)
-                .await
-                .unwrap(),
+            pinball::master::retention::pass(
+                store.as_ref(),
+                &master,
+                30,
+                pinball::token::name::archive_prefix
+            )
+            .await
+            .unwrap(),
             0,
             "{url}"
         );

@@ -110,7 +110,8 @@ async fn contract(url: &str) {
         audits: vec![&audit, &audit],
         archived_at: None,
         ..Default::default()
-    };
+    }
+    .grouped(pinball::token::name::archive_prefix);
     store.commit(&master, &batch).await.unwrap();
     let log = store.audit_log(&master, None, 10).await.unwrap();
     assert_eq!(log.len(), 2, "{url}");
@@ -143,7 +144,8 @@ async fn contract(url: &str) {
                 archived: again.to_vec(),
                 version_floor: 31,
                 ..Default::default()
-            },
+            }
+            .grouped(pinball::token::name::archive_prefix),
         )
         .await
         .unwrap();

@@ -115,7 +115,7 @@ async fn the_master_keeps_each_log_up_to_its_bound_and_says_so() {
             max_bytes: 1000,
             retention_days: 0,
         },
-        ..MasterOptions::default()
+        ..MasterOptions::new(pinball::modes::naming())
     };
     let master = Master::start_with(storage::open(&url).unwrap(), "default", options).await;
     // A worker holds the job.

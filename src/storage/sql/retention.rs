@@ -51,6 +51,7 @@ where
         master: &str,
         archived_before: i64,
         limit: u32,
+        group: GroupOf,
     ) -> Result<Vec<String>, StorageError> {
         // The oldest rows name the oldest instances; an instance also archived later (part of
         // it, again) is kept until its last archiving is old enough.
@@ -63,7 +64,7 @@ where
         let mut prefixes: Vec<String> = Vec::new();
         for row in &rows {
             let name: String = row.try_get(0)?;
-            let prefix = crate::token::name::archive_prefix(&name);
+            let prefix = group(&name);
             if prefixes.iter().any(|p| p == prefix) {
                 continue;
             }

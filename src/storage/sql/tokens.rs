@@ -102,7 +102,7 @@ where
             q.push(DB::ARCHIVED_CONFLICT);
             q.build().execute(tx.conn()).await?;
         }
-        for part in archive_prefixes(&batch.archived).chunks(ROWS_PER_STATEMENT) {
+        for part in batch.archive_groups.chunks(ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::<DB>::new("INSERT INTO archive_queue (master, prefix) ");
             q.push_values(part, |mut b, prefix| {
                 b.push_bind(master.to_owned()).push_bind(prefix.to_string());

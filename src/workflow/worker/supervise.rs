@@ -57,7 +57,7 @@ impl Worker {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut renewing: Option<InFlight<Token>> = None;
         let mut watching: Option<InFlight<(Signals, i64)>> =
-            Some(self.watch_signals(&level, None, Duration::ZERO));
+            Some(self.watch_signals(level, None, Duration::ZERO));
         let mut flush_at: Option<Instant> = None;
         let mut shutdown_deadline: Option<Instant> = None;
         let result = loop {
@@ -77,7 +77,7 @@ impl Worker {
                         // worker's sweep); it reads afresh after.
                         drop(watching.take());
                         self.notify_timeout(jt, &r.job, index).await;
-                        watching = Some(self.watch_signals(&level, None, Duration::ZERO));
+                        watching = Some(self.watch_signals(level, None, Duration::ZERO));
                     }
                 },
                 answer = in_flight(&mut renewing) => {

@@ -25,9 +25,12 @@ pub struct TestApp {
 pub async fn spawn_app_on(url: &str, master_name: &str, max_request_bytes: usize) -> TestApp {
     let store = storage::open(url).expect("storage opens");
     // The master retries an unreachable database forever; a test must fail instead.
-    let master = tokio::time::timeout(Duration::from_secs(60), Master::start(store, master_name))
-        .await
-        .unwrap_or_else(|_| panic!("the master on {url} did not load within a minute"));
+    let master = tokio::time::timeout(
+        Duration::from_secs(60),
+        Master::start(store, master_name, pinball::modes::naming()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the master on {url} did not load within a minute"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();

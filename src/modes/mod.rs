@@ -2,6 +2,8 @@
 //! `all`) in this process until `shutdown` resolves. Each component has a `run(deps, listener,
 //! shutdown)` seam that tests drive directly.
 
+mod naming;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +21,7 @@ use crate::scheduler::run::{Scheduler, SchedulerSettings};
 use crate::storage;
 use crate::workflow::definition;
 use crate::workflow::worker::{WorkerSettings, run_workers};
+pub use naming::naming;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -155,7 +158,7 @@ async fn start_master(
         lease: Duration::from_secs(config.master_lease_sec),
         file_locked: hold.is_some(),
     };
-    let options = MasterOptions::from_config(config);
+    let options = MasterOptions::from_config(config, naming());
     let master = tokio::select! {
         m = Master::serve_exclusively(store, &config.master_name, options, spec) => {
             m.map_err(anyhow::Error::msg)?
@@ -410,5 +413,4 @@ async fn wait_for(mut rx: watch::Receiver<bool>) {
 }
 
 #[cfg(test)]
-#[path = "modes_tests.rs"]
 mod tests;
