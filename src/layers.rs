@@ -180,9 +180,9 @@ mod tests {
                 .split(',')
                 .any(|item| item.trim().starts_with("name"))
         });
-        let bare = code.match_indices("name::").any(|(at, _)| {
-            !code[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-        });
+        let bare = code
+            .match_indices("name::")
+            .any(|(at, _)| !code[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_'));
         code.contains("token::name") || grouped || bare
     }
 
@@ -208,8 +208,12 @@ mod tests {
     #[test]
     fn workflow_names_are_seen_however_imported() {
         assert!(names_workflows("use crate::token::name::WORKFLOW_PREFIX;"));
-        assert!(names_workflows("use crate::token::{MasterError, name::Name};"));
-        assert!(names_workflows("use crate::token::*;\nlet p = name::OUTBOX_PREFIX;"));
+        assert!(names_workflows(
+            "use crate::token::{MasterError, name::Name};"
+        ));
+        assert!(names_workflows(
+            "use crate::token::*;\nlet p = name::OUTBOX_PREFIX;"
+        ));
         assert!(!names_workflows("let job_name::x = 1; // token::name"));
         assert!(!names_workflows("use crate::token::{MasterError, NEVER};"));
     }

@@ -540,3 +540,7 @@ impl State {
 #[cfg(test)]
 #[path = "state_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "state/model_tests.rs"]
+mod model_tests;
