@@ -61,6 +61,9 @@ pub(super) struct Shared {
     /// When the API's listener last had every connection taken (milliseconds since the
     /// epoch): callers on new connections, renewals among them, wait meanwhile.
     pub(super) full_at_ms: Arc<std::sync::atomic::AtomicI64>,
+    /// How many commits have archived tokens: what derives data from the archive (the
+    /// instance summaries) wakes on each.
+    pub(super) archived: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -251,6 +254,7 @@ impl Master {
             epoch,
             deposed: tokio::sync::watch::Sender::new(None),
             full_at_ms: Arc::default(),
+            archived: tokio::sync::watch::Sender::new(0),
         });
         if let (Some(epoch), Some(spec)) = (epoch, hold.filter(|h| !h.file_locked)) {
             super::lease::spawn_renewal(
@@ -274,6 +278,12 @@ impl Master {
     /// Where the API's listener notes when every connection was taken.
     pub fn full_marker(&self) -> Arc<std::sync::atomic::AtomicI64> {
         self.shared.full_at_ms.clone()
+    }
+
+    /// Changes after every commit that archived tokens (its archive groups are queued in
+    /// `archive_queue` by the same commit).
+    pub fn archive_commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.archived.subscribe()
     }
 
     /// Resolves when this master may serve no more (another master took its lease), with why.

@@ -343,6 +343,9 @@ impl Writer {
                     Vec::new()
                 };
                 self.follow_runnable(&pending);
+                if !pending.archived().is_empty() {
+                    self.shared.archived.send_modify(|n| *n += 1);
+                }
                 self.keep_outcomes(now);
                 state.redo(pending);
                 record_state(&state, &self.shared.options.naming.followed_claims);

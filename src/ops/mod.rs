@@ -13,6 +13,7 @@ mod repair;
 mod signals;
 mod standing;
 mod start;
+pub mod summaries;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -2,4 +2,5 @@
 //! delays or aborts instances by their overrun policy. What a schedule is and when it runs next
 //! is the pure `schedule` module below.
 
+mod outcomes;
 pub mod run;

@@ -4,7 +4,6 @@
 //! situation, asks `schedule::fire` what to do, and writes the new instance and the advanced
 //! schedule in ONE request, so a crash can neither lose nor duplicate a run.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,13 +14,12 @@ use crate::email::Mailer;
 use crate::master::MasterClient;
 use crate::ops::set_signal;
 use crate::schedule::{Fire, OverrunPolicy, Schedule, ScheduleData, Situation};
-use crate::storage::{Storage, Table};
-use crate::token::name::{self, ALL_SCHEDULES, InstanceId, Level, WorkflowName};
+use crate::storage::Storage;
+use crate::token::name::{self, ALL_SCHEDULES, Level, WorkflowName};
 use crate::token::*;
 use crate::workflow::instance::{new_instance_id, new_instance_tokens, with_start_attributes};
 use crate::workflow::mail::Notifier;
 use crate::workflow::signal::{Action, Attributes};
-use crate::workflow::status::Status;
 use crate::workflow::{definition, settle};
 
 pub struct SchedulerSettings {
@@ -331,45 +329,6 @@ impl Scheduler {
         metrics::histogram!(crate::metrics::SCHEDULE_SKEW).record(skew);
         tracing::info!(workflow = %w, instance = %instance, skew_sec = skew, "started a scheduled instance");
         Ok(())
-    }
-
-    /// Whether the workflow's most recent finished instance (live or archived, a manual retry
-    /// included) ended FAILURE or ABORTED. Never run counts as not failed; an unreadable
-    /// archive counts as failed, so DELAY_UNTIL_SUCCESS waits rather than guess.
-    async fn last_failed(&self, w: &WorkflowName) -> bool {
-        let Ok(live) = self.client.query_prefix(&name::workflow_prefix(w)).await else {
-            return true;
-        };
-        let mut finished: Vec<(u64, Status)> = Vec::new();
-        let mut by_instance = |tokens: Vec<Token>, archived: bool| {
-            let mut groups: BTreeMap<InstanceId, Vec<Token>> = BTreeMap::new();
-            for t in tokens {
-                if let Some((_, i)) = name::instance_of(&t.name) {
-                    groups.entry(i).or_default().push(t);
-                }
-            }
-            for (i, ts) in groups {
-                if let (Ok(id), Some(o)) = (i.parse::<u64>(), settle::outcome(w, &i, &ts, archived))
-                {
-                    finished.push((id, o));
-                }
-            }
-        };
-        by_instance(live, false);
-        if let Some(store) = &self.settings.store {
-            let prefix = name::workflow_prefix(w);
-            match store
-                .read(&self.settings.master_name, Table::Archived, &prefix)
-                .await
-            {
-                Ok(archived) => by_instance(archived, true),
-                Err(_) => return true,
-            }
-        }
-        finished
-            .iter()
-            .max_by_key(|(id, _)| *id)
-            .is_some_and(|(_, o)| *o != Status::SUCCESS)
     }
 
     /// The too-many email's outbox token (text only, to the schedule's addresses), or `None`

@@ -17,7 +17,6 @@ pub mod openapi;
 pub mod pages;
 pub mod sessions;
 pub mod signin;
-pub mod summaries;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -234,8 +233,9 @@ async fn within_bound(
     }
 }
 
-/// Serves the UI until `shutdown` resolves. Summaries of instances archived while the UI was
-/// down are brought up to date in the background first.
+/// Serves the UI until `shutdown` resolves. The master's process writes the summaries of
+/// archived instances; a list brings them up to date first (one bounded pass) if that process
+/// has not yet.
 pub async fn serve(
     ui: Ui,
     listener: tokio::net::TcpListener,
@@ -243,22 +243,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "ui listening");
     crate::storage::spawn_monitor(Arc::downgrade(&ui.db), ui.data.store.clone());
-    let data = ui.data.clone();
-    let summarizer = tokio::spawn(async move {
-        loop {
-            match data.summaries.summarize().await {
-                Ok(_) => tokio::time::sleep(Duration::from_secs(5)).await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "ui cannot summarise archived instances; retrying in 10 s");
-                    tokio::time::sleep(Duration::from_secs(10)).await;
-                }
-            }
-        }
-    });
     ui.sessions.purge_every(Duration::from_secs(60));
     let limits = crate::web::http::ServeLimits::from_config(&ui.config);
     let served = crate::web::http::serve(listener, router(ui), limits, shutdown).await;
-    summarizer.abort();
     served?;
     tracing::info!("ui stopped");
     Ok(())

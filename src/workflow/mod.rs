@@ -20,4 +20,5 @@ pub mod reaper;
 pub mod settle;
 pub mod signal;
 pub mod status;
+pub mod view;
 pub mod worker;

@@ -33,6 +33,7 @@ mod ops_metrics;
 mod ops_processes;
 mod ops_repair;
 mod ops_retention;
+mod ops_summaries;
 mod ops_upgrade;
 mod schedules_clock_steps;
 mod schedules_policies;

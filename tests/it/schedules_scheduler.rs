@@ -444,3 +444,113 @@ async fn a_scheduler_killed_and_restarted_neither_loses_nor_duplicates_a_run() {
     );
     c.stop().await;
 }
+
+/// Waits until instance `i` of `w` is archived (no live token left, archived ones there).
+async fn wait_archived(c: &Cluster, w: &str, i: &str) {
+    let prefix = format!("/workflow/{w}/{i}/");
+    let store = storage::open(&c.app.url).unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "the instance is archived",
+        || async {
+            let live = c.client.query_prefix(&prefix).await.unwrap();
+            let archived = store
+                .read(&c.app.master_name, Table::Archived, &prefix)
+                .await
+                .unwrap();
+            live.is_empty() && !archived.is_empty()
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_last_outcome_comes_from_summaries_and_from_instances_not_summarised_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("fixed");
+    let yaml = workflow(
+        "DELAY_UNTIL_SUCCESS",
+        "1H",
+        &format!("test -e {}", flag.display()),
+        5,
+    );
+    let c = cluster(&yaml, 1, 0).await;
+    let store: Arc<dyn storage::Storage> = Arc::from(storage::open(&c.app.url).unwrap());
+    let scheduler = Scheduler {
+        client: Arc::new(c.client.clone()),
+        settings: SchedulerSettings {
+            default_max_running: 3,
+            poll: Duration::from_secs(1),
+            recheck: Duration::from_secs(30),
+            mailer: None,
+            ui_link: "http://pinball.example.com:8080".into(),
+            store: Some(store.clone()),
+            master_name: c.app.master_name.clone(),
+        },
+        name: "test_scheduler".into(),
+    };
+    let summarizer =
+        pinball::ops::summaries::Summarizer::new(store.clone(), c.app.master_name.clone());
+    let summary_of = |i: String| {
+        let store = store.clone();
+        let master = c.app.master_name.clone();
+        async move {
+            let (page, _) = store.summaries(&master, "s", 0, 10).await.unwrap();
+            page.into_iter().find(|s| s.instance == i).map(|s| s.status)
+        }
+    };
+    assert!(
+        !scheduler.last_failed(&wf("s")).await,
+        "never run: not failed"
+    );
+
+    let failed = c.start("s").await;
+    wait_archived(&c, "s", &failed).await;
+    assert_eq!(summary_of(failed.clone()).await, None, "not summarised yet");
+    assert!(
+        scheduler.last_failed(&wf("s")).await,
+        "a failure archived but not summarised yet is seen"
+    );
+    assert_eq!(summarizer.summarize().await.unwrap(), 1);
+    assert_eq!(summary_of(failed.clone()).await.as_deref(), Some("FAILURE"));
+    assert!(
+        scheduler.last_failed(&wf("s")).await,
+        "the failure is read from its summary"
+    );
+    // The summary is what is read, not the archived tokens: one rewritten to say SUCCESS is
+    // believed.
+    let (mut page, _) = store
+        .summaries(&c.app.master_name, "s", 0, 1)
+        .await
+        .unwrap();
+    let mut forged = page.remove(0);
+    forged.status = "SUCCESS".into();
+    store
+        .write_summaries(&c.app.master_name, &[forged.clone()], &[], 0)
+        .await
+        .unwrap();
+    assert!(
+        !scheduler.last_failed(&wf("s")).await,
+        "read from the summary"
+    );
+    forged.status = "FAILURE".into();
+    store
+        .write_summaries(&c.app.master_name, &[forged], &[], 0)
+        .await
+        .unwrap();
+
+    std::fs::write(&flag, "").unwrap();
+    let succeeded = c.start("s").await;
+    wait_archived(&c, "s", &succeeded).await;
+    assert!(
+        !scheduler.last_failed(&wf("s")).await,
+        "a success not summarised yet is newer than the summarised failure"
+    );
+    summarizer.summarize().await.unwrap();
+    assert_eq!(summary_of(succeeded).await.as_deref(), Some("SUCCESS"));
+    assert!(
+        !scheduler.last_failed(&wf("s")).await,
+        "read from its summary"
+    );
+    c.stop().await;
+}

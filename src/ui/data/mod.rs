@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 pub use rows::*;
 
-use super::summaries::Summarizer;
+use crate::ops::summaries::Summarizer;
 use crate::parser::WorkflowDef;
 use crate::schedule::ScheduleData;
 use crate::storage::{Storage, StorageError, Table};

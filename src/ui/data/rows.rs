@@ -6,54 +6,11 @@ use serde::Serialize;
 
 use crate::parser::WorkflowDef;
 use crate::storage::InstanceSummary;
-use crate::token::Token;
-use crate::token::name::{self, InstanceId, JobName, JobState, Level, Name, WorkflowName};
+use crate::token::name::{self, InstanceId, JobName, JobState, WorkflowName};
 use crate::workflow::instance::JobToken;
-use crate::workflow::signal::{Action, Signal};
-use crate::workflow::status::{
-    InstanceStatus, Look, Status, attempts, instance_status, job_look, job_status,
-};
+use crate::workflow::status::{InstanceStatus, Look, Status, attempts, job_look, job_status};
 
-/// One instance's tokens and where they live.
-#[derive(Debug, Default)]
-pub struct Instance {
-    pub jobs: Vec<JobToken>,
-    pub live: bool,
-    pub aborted: bool,
-    pub finished: bool,
-    pub signals: Vec<Token>,
-}
-
-impl Instance {
-    pub fn status(&self) -> InstanceStatus {
-        instance_status(&self.jobs, !self.live, self.aborted, self.finished)
-    }
-
-    pub fn add(&mut self, t: Token, archived: bool) {
-        self.live |= !archived;
-        match Name::parse(&t.name) {
-            Some(Name::Job { .. }) => {
-                if let Ok(jt) = JobToken::parse(t) {
-                    self.jobs.push(jt);
-                }
-            }
-            Some(Name::Signal {
-                level: Level::Instance(..),
-                action,
-            }) => {
-                if action == Action::ABORT.as_str() {
-                    self.aborted = true;
-                }
-                if action == Action::ARCHIVE.as_str() {
-                    let signal = Signal::from_token(&t);
-                    self.finished |= signal.is_some_and(|s| s.attributes.timestamp.is_some());
-                }
-                self.signals.push(t);
-            }
-            _ => {}
-        }
-    }
-}
+pub use crate::workflow::view::Instance;
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct WorkflowRow {

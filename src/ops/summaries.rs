@@ -1,16 +1,18 @@
 //! The writer of `instance_summaries`: when the master archives an instance, the same commit
 //! queues its prefix in `archive_queue`; this summarises queued instances from their archived
 //! tokens (status, times, job counts) and drops what it consumed, in one transaction per pass.
-//! Lists of finished instances then read one row each instead of a whole history. It runs in
-//! the background (`ui::serve`) and one bounded pass before a list is served.
+//! Lists of finished instances then read one row each instead of a whole history, and the
+//! scheduler reads a workflow's last outcome from them. It runs in the master's process,
+//! woken by every commit that archives (`modes`); the UI runs one bounded pass before a list
+//! is served, in case the master's is still under way.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::data::Instance;
 use crate::storage::{InstanceSummary, Storage, StorageError, Table};
 use crate::token::name::instance_of_prefix;
 use crate::workflow::status::{Status, job_status};
+use crate::workflow::view::Instance;
 
 /// Queue rows summarised per pass (each pass is one transaction).
 const SUMMARY_BATCH: u32 = 500;
@@ -105,8 +107,36 @@ impl Summarizer {
         tracing::info!(
             summarised = summaries.len(),
             removed = removed.len(),
-            "ui summarised archived instances"
+            "summarised archived instances"
         );
         Ok(Some(summaries.len()))
+    }
+
+    /// Summarises what was archived while this process was down, then again after every
+    /// commit that archives (`archived` changes), until `stop`. A pass that fails is retried
+    /// after 10 s; the queue keeps what it has not consumed.
+    pub async fn follow(
+        self,
+        mut archived: tokio::sync::watch::Receiver<u64>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            let wait = match self.summarize().await {
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot summarise archived instances now; retrying in 10 s");
+                    Some(std::time::Duration::from_secs(10))
+                }
+            };
+            tokio::select! {
+                changed = archived.changed(), if wait.is_none() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                () = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {}
+                _ = stop.changed() => return,
+            }
+        }
     }
 }
