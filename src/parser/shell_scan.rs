@@ -25,6 +25,9 @@ use judge::Command;
 
 mod heredoc;
 mod judge;
+mod placeholder;
+
+use heredoc::HereDoc;
 
 /// One piece of a template.
 pub enum Piece<'a> {
@@ -54,12 +57,6 @@ enum Ctx {
     Brace {
         depth: u32,
     },
-}
-
-/// A here-document waiting for its body: its delimiter, and whether tabs are stripped.
-struct HereDoc {
-    delimiter: String,
-    strip_tabs: bool,
 }
 
 /// Splits `template` into text and placeholders, checking each placeholder's context.
@@ -115,23 +112,6 @@ impl<'a> Scanner<'a> {
         self.text_from = at + 2;
     }
 
-    /// Reads `%(key)s` at `self.i`; returns the key and moves past it.
-    fn placeholder(&mut self) -> Result<&'a str, TemplateError> {
-        let start = self.i;
-        let close = self.t[start + 2..]
-            .find(")s")
-            .ok_or(TemplateError::Unterminated { at: start })?;
-        let key = &self.t[start + 2..start + 2 + close];
-        if !is_word(key) {
-            return Err(TemplateError::BadKey { key: key.into() });
-        }
-        self.push_text(start);
-        self.pieces.push(Piece::Placeholder(key));
-        self.i = start + 2 + close + 2;
-        self.text_from = self.i;
-        Ok(key)
-    }
-
     fn run(mut self) -> Result<Vec<Piece<'a>>, TemplateError> {
         while self.i < self.b.len() {
             let c = self.b[self.i];
@@ -172,52 +152,6 @@ impl<'a> Scanner<'a> {
         if self.in_commands() || matches!(self.ctx(), Ctx::Single | Ctx::Double) {
             self.command().current.text.push(c as char);
         }
-    }
-
-    fn on_placeholder(&mut self) -> Result<(), TemplateError> {
-        let ctx = self.ctx();
-        let before = self.i.checked_sub(1).map(|p| self.b[p]);
-        let escaped = std::mem::take(&mut self.escaped);
-        let key = self.placeholder()?.to_owned();
-        let refused = match ctx {
-            Ctx::Single => Some(TemplateError::Quoted {
-                key,
-                quotes: "single quotes",
-            }),
-            Ctx::Double => Some(TemplateError::Quoted {
-                key,
-                quotes: "double quotes",
-            }),
-            Ctx::Arith { .. } => Some(TemplateError::Evaluated {
-                key,
-                context: "arithmetic",
-            }),
-            Ctx::Test => Some(TemplateError::Evaluated {
-                key,
-                context: "a [[ ]] test",
-            }),
-            Ctx::Brace { .. } => Some(TemplateError::Evaluated {
-                key,
-                context: "a ${...} expansion",
-            }),
-            Ctx::Plain { .. } | Ctx::Backquote if escaped => Some(TemplateError::Escaped { key }),
-            Ctx::Plain { .. } | Ctx::Backquote => {
-                let after = self.at(0);
-                let word = &self.command().current.text;
-                if matches!(before, Some(b'\'' | b'"')) || matches!(after, Some(b'\'' | b'"')) {
-                    Some(TemplateError::NextToQuote { key })
-                } else if word.contains('[') && !word.contains(']') {
-                    Some(TemplateError::Evaluated {
-                        key,
-                        context: "an array subscript",
-                    })
-                } else {
-                    self.command().current.keys.push(key);
-                    None
-                }
-            }
-        };
-        refused.map_or(Ok(()), Err)
     }
 
     /// One byte outside a placeholder.

@@ -1,7 +1,7 @@
 //! Here-documents: the delimiter after `<<`, and the bodies read after the line that opened
 //! them, where a placeholder is refused.
 
-use super::{HereDoc, Scanner, TemplateError};
+use super::{Scanner, TemplateError};
 
 impl Scanner<'_> {
     /// `<<` or `<<-`: reads the delimiter; the body is read after the line ends.
@@ -84,4 +84,10 @@ impl Scanner<'_> {
         }
         Ok(())
     }
+}
+
+/// A here-document waiting for its body: its delimiter, and whether tabs are stripped.
+pub(super) struct HereDoc {
+    pub(super) delimiter: String,
+    pub(super) strip_tabs: bool,
 }
