@@ -79,6 +79,12 @@ pub const UI_LOGIN_FAILURES: &str = "pinball_ui_login_failures_total";
 pub const RETENTION_DELETED: &str = "pinball_retention_deleted_instances_total";
 
 fn describe() {
+    describe_serving();
+    describe_work();
+}
+
+/// The metrics of HTTP, the master's commits and its claims.
+fn describe_serving() {
     describe_counter!(
         HTTP_REQUESTS,
         "Requests answered, by listener, endpoint, method and status code"
@@ -117,6 +123,10 @@ fn describe() {
         Unit::Seconds,
         "How long a waiting claim waited, by outcome (granted, empty)"
     );
+}
+
+/// The metrics of jobs, schedules, emails, sign-ins and retention.
+fn describe_work() {
     describe_gauge!(JOBS_RUNNING, Unit::Count, "Runnable jobs a worker holds");
     describe_gauge!(
         JOBS_RUNNABLE,

@@ -446,6 +446,22 @@ impl Config {
         {
             return bad("smtp_user is set but smtp_starttls is off: the password would cross the network in the clear; use smtp_starttls: required or smtp_ssl: true, or smtp_allow_plaintext_auth: true for a trusted local relay".into());
         }
+        self.validate_workers()?;
+        if self.retention_days == Some(0) {
+            return bad("retention_days must be at least 1 (leave it out to keep history)".into());
+        }
+        if self.ui_session_minutes == 0 {
+            return bad("ui_session_minutes must be at least 1".into());
+        }
+        access::validate_tokens(&self.api_tokens)?;
+        access::validate_users(&self.ui_users)?;
+        access::validate_api_token(&self.api_token)?;
+        self.database_url().map(|_| ())
+    }
+
+    /// The worker-side checks: the parser, the pools and the metrics listener.
+    fn validate_workers(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Value(m));
         if !matches!(self.parser.as_str(), "yaml" | "exec") {
             return bad(format!(
                 "parser `{}` is unknown; use `yaml` or `exec`",
@@ -471,16 +487,7 @@ impl Config {
                 "metrics_bind `{bind}` must be HOST:PORT, e.g. 127.0.0.1:9100"
             ));
         }
-        if self.retention_days == Some(0) {
-            return bad("retention_days must be at least 1 (leave it out to keep history)".into());
-        }
-        if self.ui_session_minutes == 0 {
-            return bad("ui_session_minutes must be at least 1".into());
-        }
-        access::validate_tokens(&self.api_tokens)?;
-        access::validate_users(&self.ui_users)?;
-        access::validate_api_token(&self.api_token)?;
-        self.database_url().map(|_| ())
+        Ok(())
     }
 
     /// The token this process presents to the master: `PINBALL_API_TOKEN`, else `api_token`.

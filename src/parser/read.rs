@@ -65,33 +65,23 @@ fn run_exec(
     timeout: Duration,
     max_output: usize,
 ) -> Result<Definitions, ParseError> {
-    use std::os::unix::process::CommandExt;
-    use std::process::Stdio;
+    let spawn_error = |source| ParseError::Spawn {
+        command: command.to_owned(),
+        source,
+    };
     let limit = |limit: String| ParseError::Limit {
         command: command.to_owned(),
         limit,
     };
-    let started = std::time::Instant::now();
-    let mut child = std::process::Command::new("/bin/sh")
-        .args(["-c", command])
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|source| ParseError::Spawn {
-            command: command.to_owned(),
-            source,
-        })?;
-    let group = child.id() as libc::pid_t;
-    let kill = || {
-        // SAFETY: killpg only sends a signal to the group this function started.
-        unsafe {
-            libc::killpg(group, libc::SIGKILL);
-        }
+    let too_long = || {
+        limit(format!(
+            "ran longer than {} s (parser_params.timeout_sec)",
+            timeout.as_secs()
+        ))
     };
+    let started = std::time::Instant::now();
+    let mut child = spawn_in_group(command, env).map_err(spawn_error)?;
+    let group = child.id() as libc::pid_t;
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -103,51 +93,25 @@ fn run_exec(
         let _ = etx.send(read_bounded(stderr, EXEC_MAX_STDERR));
     });
     let (out, over) = match rx.recv_timeout(timeout.saturating_sub(started.elapsed())) {
-        Ok(read) => read.map_err(|source| ParseError::Spawn {
-            command: command.to_owned(),
-            source,
-        })?,
+        Ok(read) => read.map_err(spawn_error)?,
         Err(_) => {
-            kill();
-            let _ = child.wait();
-            return Err(limit(format!(
-                "ran longer than {} s (parser_params.timeout_sec)",
-                timeout.as_secs()
-            )));
+            end_group(group, &mut child);
+            return Err(too_long());
         }
     };
     if over {
-        kill();
-        let _ = child.wait();
+        end_group(group, &mut child);
         return Err(limit(format!(
             "printed more than {max_output} bytes (parser_params.max_output_bytes)"
         )));
     }
     // Its output has ended; it must exit within the same time limit.
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() < timeout => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Ok(None) => {
-                kill();
-                let _ = child.wait();
-                return Err(limit(format!(
-                    "ran longer than {} s (parser_params.timeout_sec)",
-                    timeout.as_secs()
-                )));
-            }
-            Err(source) => {
-                return Err(ParseError::Spawn {
-                    command: command.to_owned(),
-                    source,
-                });
-            }
-        }
+    let Some(status) = exit_by(&mut child, started + timeout).map_err(spawn_error)? else {
+        end_group(group, &mut child);
+        return Err(too_long());
     };
     // Anything it left running in its group goes too.
-    kill();
+    end_group(group, &mut child);
     let stderr = errors
         .recv_timeout(Duration::from_secs(1))
         .ok()
@@ -165,6 +129,49 @@ fn run_exec(
         &String::from_utf8_lossy(&out),
         &format!("output of {command:?}"),
     )
+}
+
+/// `/bin/sh -c command` with only `env`, its output piped, in a process group of its own.
+fn spawn_in_group(
+    command: &str,
+    env: &[(std::ffi::OsString, std::ffi::OsString)],
+) -> std::io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    std::process::Command::new("/bin/sh")
+        .args(["-c", command])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+}
+
+/// Kills process group `group` (the one `child` leads) and reaps `child`.
+fn end_group(group: libc::pid_t, child: &mut std::process::Child) {
+    // SAFETY: killpg only sends a signal to the group this module started.
+    unsafe {
+        libc::killpg(group, libc::SIGKILL);
+    }
+    let _ = child.wait();
+}
+
+/// How `child` exited, once it has; `None` when it is still running at `deadline`.
+fn exit_by(
+    child: &mut std::process::Child,
+    deadline: std::time::Instant,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    loop {
+        match child.try_wait()? {
+            Some(status) => return Ok(Some(status)),
+            None if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            None => return Ok(None),
+        }
+    }
 }
 
 /// Reads every workflow from a YAML file or a folder of `.yaml`/`.yml` files.

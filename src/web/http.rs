@@ -92,24 +92,7 @@ pub async fn serve_watched(
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        // A slot first. When every slot is taken, the oldest stranger past its grace gives its
-        // slot up (looked for again every quarter of the grace while none is).
-        let permit = loop {
-            if let Ok(p) = slots.clone().try_acquire_owned() {
-                break Some(p);
-            }
-            if let Some(full) = &full {
-                full.store(crate::clock::now_ms(), Ordering::Relaxed);
-            }
-            conns.make_room();
-            tokio::select! {
-                permit = slots.clone().acquire_owned() => {
-                    break Some(permit.expect("the semaphore is never closed"))
-                }
-                () = tokio::time::sleep(super::conns::GRACE / 4) => {}
-                () = &mut shutdown => break None,
-            }
-        };
+        let permit = take_slot(&slots, &conns, full.as_deref(), shutdown.as_mut()).await;
         let Some(permit) = permit else {
             break;
         };
@@ -146,26 +129,7 @@ pub async fn serve_watched(
             });
         let conn = http.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
-        let conns = conns.clone();
-        tokio::spawn(async move {
-            // A client that hangs up or is timed out ends here; nothing to report. A stranger
-            // closed to make room ends when told, unless a request of its began meanwhile: the
-            // request is polled by this task, so none is cut off half answered (one that
-            // committed would lose its answer).
-            tokio::pin!(conn);
-            loop {
-                tokio::select! {
-                    _ = &mut conn => break,
-                    () = standing.close.notified() => {
-                        if standing.spare() {
-                            break;
-                        }
-                    }
-                }
-            }
-            conns.forget(&standing);
-            drop(permit);
-        });
+        tokio::spawn(hold_connection(conn, standing, conns.clone(), permit));
     }
     drop(listener);
     if tokio::time::timeout(limits.drain, graceful.shutdown())
@@ -178,4 +142,56 @@ pub async fn serve_watched(
         );
     }
     Ok(())
+}
+
+/// A connection slot, or `None` when `shutdown` came first. When every slot is taken, the
+/// oldest stranger past its grace gives its slot up (looked for again every quarter of the
+/// grace while none is), and `full` notes the moment (milliseconds since the epoch).
+async fn take_slot(
+    slots: &Arc<Semaphore>,
+    conns: &super::conns::Connections,
+    full: Option<&AtomicI64>,
+    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    loop {
+        if let Ok(p) = slots.clone().try_acquire_owned() {
+            return Some(p);
+        }
+        if let Some(full) = full {
+            full.store(crate::clock::now_ms(), Ordering::Relaxed);
+        }
+        conns.make_room();
+        tokio::select! {
+            permit = slots.clone().acquire_owned() => {
+                return Some(permit.expect("the semaphore is never closed"))
+            }
+            () = tokio::time::sleep(super::conns::GRACE / 4) => {}
+            () = &mut shutdown => return None,
+        }
+    }
+}
+
+/// Serves one connection to its end, holding its slot. A client that hangs up or is timed out
+/// ends here; nothing to report. A stranger closed to make room ends when told, unless a
+/// request of its began meanwhile: the request is polled by this task, so none is cut off half
+/// answered (one that committed would lose its answer).
+async fn hold_connection(
+    conn: impl Future,
+    standing: Arc<super::conns::Standing>,
+    conns: Arc<super::conns::Connections>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    tokio::pin!(conn);
+    loop {
+        tokio::select! {
+            _ = &mut conn => break,
+            () = standing.close.notified() => {
+                if standing.spare() {
+                    break;
+                }
+            }
+        }
+    }
+    conns.forget(&standing);
+    drop(permit);
 }

@@ -45,6 +45,9 @@ pub trait Dialect: Database + Sized {
     /// What follows a `SELECT` that locks the rows it reads until the transaction ends
     /// (empty where the write transaction locks the whole database).
     const LOCK_ROWS: &'static str;
+    /// A master's lease epoch, locked until the transaction ends (binds: master): the check
+    /// every commit makes first.
+    const LEASE_EPOCH_LOCKED: &'static str;
     /// Inserts a master's lease row unless it exists (binds: master).
     const INSERT_LEASE: &'static str;
 

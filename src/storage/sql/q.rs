@@ -61,3 +61,26 @@ pub const RELEASE_LEASE: &str =
     "UPDATE master_lease SET expires_ms = 0 WHERE master = ? AND epoch = ?";
 pub const DELETE_SUMMARIES_UNDER: &str =
     "DELETE FROM instance_summaries WHERE master = ? AND prefix >= ? AND prefix < ?";
+
+#[cfg(test)]
+mod tests {
+    use super::super::Dialect;
+
+    #[test]
+    fn each_dialect_locks_the_lease_epoch_it_reads() {
+        for (dialect, locked, lock) in [
+            (
+                "sqlite",
+                sqlx::Sqlite::LEASE_EPOCH_LOCKED,
+                sqlx::Sqlite::LOCK_ROWS,
+            ),
+            (
+                "mysql",
+                sqlx::MySql::LEASE_EPOCH_LOCKED,
+                sqlx::MySql::LOCK_ROWS,
+            ),
+        ] {
+            assert_eq!(locked, format!("{}{lock}", super::LEASE_EPOCH), "{dialect}");
+        }
+    }
+}

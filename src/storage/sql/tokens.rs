@@ -62,36 +62,9 @@ where
         if let Some(epoch) = batch.epoch {
             // First, and locked until the commit: a master taking the lease over waits for
             // this transaction, and this one fails once it has.
-            let sql = format!("{}{}", q::LEASE_EPOCH, DB::LOCK_ROWS);
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(master)
-                .fetch_optional(tx.conn())
-                .await?;
-            let now: Option<i64> = row.map(|r| r.try_get(0)).transpose()?;
-            if now != Some(epoch) {
-                return Err(StorageError::Deposed(format!(
-                    "another master took over master {master} (its lease is at epoch {}, this master's is {epoch}); this master commits nothing more",
-                    now.map_or_else(|| "none".to_owned(), |e| e.to_string())
-                )));
-            }
+            check_epoch::<DB>(tx.conn(), master, epoch).await?;
         }
-        for r in &batch.requests {
-            sqlx::query(q::INSERT_REQUEST)
-                .bind(master)
-                .bind(r.key.as_str())
-                .bind(r.body_hash.as_str())
-                .bind(r.answer.as_str())
-                .bind(r.created_at)
-                .execute(tx.conn())
-                .await?;
-        }
-        if let Some(before) = batch.forget_requests_before {
-            sqlx::query(q::FORGET_REQUESTS)
-                .bind(master)
-                .bind(before)
-                .execute(tx.conn())
-                .await?;
-        }
+        write_requests::<DB>(tx.conn(), master, batch).await?;
         let now = batch.archived_at.unwrap_or_else(unix_now);
         for part in chunks(&batch.archived, ROWS_PER_STATEMENT, DB::BYTES_PER_STATEMENT) {
             let mut q = QueryBuilder::<DB>::new(DB::INSERT_ARCHIVED);
@@ -268,4 +241,64 @@ where
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+}
+
+/// Fails with `Deposed` unless master `master`'s lease row still carries `epoch`, reading it
+/// locked until the transaction ends (`Dialect::LEASE_EPOCH_LOCKED`).
+async fn check_epoch<DB: Dialect>(
+    conn: &mut DB::Connection,
+    master: &str,
+    epoch: i64,
+) -> Result<(), StorageError>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Decode<'q, DB> + Type<DB>,
+{
+    let row = sqlx::query(DB::LEASE_EPOCH_LOCKED)
+        .bind(master)
+        .fetch_optional(conn)
+        .await?;
+    let now: Option<i64> = row.map(|r| r.try_get(0)).transpose()?;
+    if now == Some(epoch) {
+        return Ok(());
+    }
+    Err(StorageError::Deposed(format!(
+        "another master took over master {master} (its lease is at epoch {}, this master's is {epoch}); this master commits nothing more",
+        now.map_or_else(|| "none".to_owned(), |e| e.to_string())
+    )))
+}
+
+/// The outcomes of the keyed requests a batch answers, and the forgetting of old ones.
+async fn write_requests<DB: Dialect>(
+    conn: &mut DB::Connection,
+    master: &str,
+    batch: &CommitBatch<'_>,
+) -> Result<(), StorageError>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    for r in &batch.requests {
+        sqlx::query(q::INSERT_REQUEST)
+            .bind(master)
+            .bind(r.key.as_str())
+            .bind(r.body_hash.as_str())
+            .bind(r.answer.as_str())
+            .bind(r.created_at)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if let Some(before) = batch.forget_requests_before {
+        sqlx::query(q::FORGET_REQUESTS)
+            .bind(master)
+            .bind(before)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }

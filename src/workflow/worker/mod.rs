@@ -154,14 +154,7 @@ impl Worker {
                 continue;
             }
             if self.sweeper && last_sweep.is_none_or(|t| t.elapsed() >= self.settings.poll) {
-                // No call may sit unpolled while this worker awaits others: a master in this
-                // process could grant it its state's read lock, and the sweep's writes would
-                // then wait for ever behind it. The watch starts again after the sweep.
-                drop(watching);
-                if let Err(e) = self.sweep().await {
-                    tracing::warn!(error = %e, "sweeping instances failed");
-                }
-                watching = self.watch_global(after, Duration::ZERO);
+                self.sweep_beside(&mut watching, after).await;
                 last_sweep = Some(Instant::now());
             }
             let claim = claiming.get_or_insert_with(|| {
@@ -199,6 +192,18 @@ impl Worker {
             }
         }
         tracing::info!(worker = %self.name, "worker stopped");
+    }
+
+    /// Sweeps the instances. No call may sit unpolled while this worker awaits others: a
+    /// master in this process could grant it its state's read lock, and the sweep's writes
+    /// would then wait for ever behind it. So the watch of the global signals is dropped
+    /// first, and starts again from `after` once the sweep is done.
+    async fn sweep_beside(&self, watching: &mut InFlight<(Signals, i64)>, after: Option<i64>) {
+        *watching = Box::pin(std::future::pending());
+        if let Err(e) = self.sweep().await {
+            tracing::warn!(error = %e, "sweeping instances failed");
+        }
+        *watching = self.watch_global(after, Duration::ZERO);
     }
 
     /// The global signals, after `delay`, watched from `after` (read at once without it).
