@@ -189,6 +189,39 @@ pub fn skipped(what: &str) {
         panic!("PINBALL_TEST_NO_SKIP=1, and this would be skipped: {what}");
     }
     eprintln!("SKIPPED {what}");
+    let mut skips = SKIPS.lock().unwrap_or_else(|e| e.into_inner());
+    if skips.is_empty() {
+        // SAFETY: `count_skips` is an `extern "C" fn()` that stays valid for the process's
+        // life; atexit only stores it.
+        unsafe { libc::atexit(count_skips) };
+    }
+    skips.push(what.to_owned());
+}
+
+/// What [`skipped`] was told, for the line printed as the test process exits.
+static SKIPS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// The line that ends a run in which tests skipped: how many, and what would run them.
+/// `cargo test` hides what passing tests print, so without it a run that skipped half its
+/// MariaDB and browser tests would look like a full pass.
+extern "C" fn count_skips() {
+    let skips = SKIPS.lock().unwrap_or_else(|e| e.into_inner());
+    eprintln!("{}", skip_line(&skips));
+}
+
+/// `N tests (or parts) SKIPPED, for want of: ...` with each missing thing named once.
+fn skip_line(skips: &[String]) -> String {
+    let mut wants: Vec<&str> = skips
+        .iter()
+        .map(|s| s.rsplit_once("): ").map_or(s.as_str(), |(_, why)| why))
+        .collect();
+    wants.sort_unstable();
+    wants.dedup();
+    format!(
+        "{} tests (or parts of tests) SKIPPED, for want of: {}. .ci/run provides all of it (as root); see README.md, \"Running the tests\".",
+        skips.len(),
+        wants.join("; ")
+    )
 }
 
 /// Run only by [`a_planted_skip_fails_under_no_skip`]: a test that always skips.
@@ -224,4 +257,23 @@ fn a_planted_skip_fails_under_no_skip() {
     let said = String::from_utf8_lossy(&lenient.stderr);
     assert!(lenient.status.success(), "{said}");
     assert!(said.contains("SKIPPED (helpers::planted_skip)"), "{said}");
+    assert!(
+        said.contains(
+            "1 tests (or parts of tests) SKIPPED, for want of: planted by the test of PINBALL_TEST_NO_SKIP."
+        ),
+        "the run ends with the count of what it skipped: {said}"
+    );
+}
+
+#[test]
+fn the_skip_line_names_each_missing_thing_once() {
+    let line = skip_line(&[
+        "(a): PINBALL_AIOSMTPD_PYTHON is not set".into(),
+        "(b): PINBALL_AIOSMTPD_PYTHON is not set".into(),
+        "chromedriver is not installed".into(),
+    ]);
+    assert!(
+        line.starts_with("3 tests (or parts of tests) SKIPPED, for want of: PINBALL_AIOSMTPD_PYTHON is not set; chromedriver is not installed."),
+        "{line}"
+    );
 }
