@@ -187,11 +187,23 @@ impl HttpMasterClient {
             message: String,
             #[serde(default)]
             leases_held: bool,
+            conflict: Option<crate::token::Conflict>,
         }
         match serde_json::from_slice::<Body>(&bytes) {
             Ok(b) if b.error.leases_held && b.error.code == "UNAVAILABLE" => {
                 Err(MasterError::Held(b.error.message))
             }
+            Ok(Body {
+                error:
+                    Detail {
+                        conflict: Some(conflict),
+                        message,
+                        ..
+                    },
+            }) => Err(MasterError::VersionConflict(crate::token::Conflict {
+                message,
+                ..conflict
+            })),
             Ok(b) => Err(MasterError::from_code(&b.error.code, b.error.message)),
             Err(_) => Err(MasterError::Unavailable(format!(
                 "{url} answered HTTP {status}"

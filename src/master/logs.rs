@@ -16,6 +16,7 @@ use base64::Engine;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::storage::{LogChunk, Logs};
+use crate::token::Conflict;
 use crate::token::{LogRequest, LogResponse, MAX_LOG_CHUNK, MasterError};
 
 /// The kinds of log a worker sends.
@@ -180,10 +181,10 @@ impl LogSink {
         if stored.len() == overlap && stored == bytes[..overlap] {
             return Ok(overlap);
         }
-        Err(MasterError::VersionConflict(format!(
+        Err(MasterError::VersionConflict(Conflict::said(format!(
             "other bytes of the {} log of execution {} are stored from byte {offset}; a log is written once, by the worker that ran it",
             req.kind, req.execution
-        )))
+        ))))
     }
 }
 

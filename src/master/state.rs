@@ -385,10 +385,15 @@ impl State {
     fn check_version(&self, t: &Token) -> Result<(), MasterError> {
         match (self.tokens.get(t.name.as_str()), t.version) {
             (Some(e), Some(v)) if e.version == v => Ok(()),
-            (Some(e), _) => Err(MasterError::VersionConflict(format!(
-                "token {} with different version {} found",
-                t.name, e.version
-            ))),
+            (Some(e), expected) => Err(MasterError::VersionConflict(Conflict {
+                name: t.name.clone(),
+                expected,
+                found: Some(e.version),
+                message: format!(
+                    "token {} with different version {} found",
+                    t.name, e.version
+                ),
+            })),
             (None, Some(_)) => Err(MasterError::NotFound(format!("token {} not found", t.name))),
             (None, None) => Ok(()),
         }

@@ -194,6 +194,17 @@ pub enum OpsError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Definitions(#[from] ParseError),
+    #[error(transparent)]
+    Workflow(crate::workflow::error::Error),
+}
+
+impl From<crate::workflow::error::Error> for OpsError {
+    fn from(e: crate::workflow::error::Error) -> Self {
+        match e {
+            crate::workflow::error::Error::Master(m) => OpsError::Master(m),
+            other => OpsError::Workflow(other),
+        }
+    }
 }
 
 impl OpsError {
@@ -203,6 +214,7 @@ impl OpsError {
             self,
             OpsError::Input(_)
                 | OpsError::Definitions(_)
+                | OpsError::Workflow(crate::workflow::error::Error::Definition { .. })
                 | OpsError::Master(MasterError::InputError(_))
         )
     }

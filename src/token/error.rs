@@ -1,11 +1,44 @@
 //! The API's errors, as callers match on them: one variant per CONTRACT §2 code, plus the
 //! client-side "could not reach the master".
 
+/// A version conflict: the token, and the versions on each side where they are known (the
+/// version the request named, the one the master holds). Sent as `"conflict": {"name",
+/// "expected", "found"}` beside the code.
+#[derive(
+    Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+pub struct Conflict {
+    /// The token the write named.
+    pub name: String,
+    /// The version the write named (none: it inserted a new token).
+    pub expected: Option<i64>,
+    /// The version the master holds.
+    pub found: Option<i64>,
+    #[serde(skip)]
+    pub message: String,
+}
+
+impl Conflict {
+    /// A conflict known only by its message (as an older master sends it).
+    pub fn said(message: impl Into<String>) -> Self {
+        Conflict {
+            message: message.into(),
+            ..Conflict::default()
+        }
+    }
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// The master's errors, as callers match on them (CONTRACT §2 codes).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MasterError {
     #[error("{0}")]
-    VersionConflict(String),
+    VersionConflict(Conflict),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -48,7 +81,7 @@ impl MasterError {
 
     pub fn from_code(code: &str, message: String) -> Self {
         match code {
-            "VERSION_CONFLICT" => MasterError::VersionConflict(message),
+            "VERSION_CONFLICT" => MasterError::VersionConflict(Conflict::said(message)),
             "NOT_FOUND" => MasterError::NotFound(message),
             "INPUT_ERROR" => MasterError::InputError(message),
             "UNAUTHORIZED" => MasterError::Unauthorized(message),

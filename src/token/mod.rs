@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use api::*;
-pub use error::MasterError;
+pub use error::{Conflict, MasterError};
 
 /// Bytes as lowercase hex text (digests, random ids).
 pub fn hex(bytes: &[u8]) -> String {

@@ -41,7 +41,7 @@ impl From<MasterError> for UiError {
         match e {
             MasterError::InputError(m) => UiError::BadInput(m),
             MasterError::NotFound(m) => UiError::NotFound(m),
-            MasterError::VersionConflict(m) => UiError::Conflict(m),
+            MasterError::VersionConflict(c) => UiError::Conflict(c.message),
             MasterError::Forbidden(m) | MasterError::Unauthorized(m) => UiError::Forbidden(m),
             e @ (MasterError::Unavailable(_)
             | MasterError::Held(_)

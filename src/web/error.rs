@@ -102,8 +102,12 @@ impl IntoResponse for ApiError {
             tracing::warn!(error = %e, "request answered UNAVAILABLE");
         }
         let mut body = serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}});
-        if matches!(e, MasterError::Held(_)) {
-            body["error"]["leases_held"] = true.into();
+        match &e {
+            MasterError::Held(_) => body["error"]["leases_held"] = true.into(),
+            MasterError::VersionConflict(c) if !c.name.is_empty() => {
+                body["error"]["conflict"] = serde_json::json!(c);
+            }
+            _ => {}
         }
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
@@ -128,6 +132,12 @@ pub struct ErrorDetail {
     /// `FORBIDDEN`.
     pub code: String,
     pub message: String,
+    /// With `VERSION_CONFLICT` from a write: the token and both versions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<crate::token::Conflict>,
+    /// With `UNAVAILABLE` from a master that holds every lease while it cannot commit.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub leases_held: bool,
 }
 
 /// Every `$ref` of `doc` that names no schema of its components.

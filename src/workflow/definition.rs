@@ -66,7 +66,7 @@ pub struct Imported {
 pub async fn import(
     client: &dyn MasterClient,
     defs: &Definitions,
-) -> Result<Imported, MasterError> {
+) -> Result<Imported, super::error::Error> {
     let existing = read_all(client).await?;
     let schedules: BTreeMap<String, Token> = client
         .query_prefix(name::SCHEDULE_PREFIX)
@@ -88,8 +88,12 @@ pub async fn import(
             imported.definitions.push(w.clone());
         }
         let Some(sd) = &def.schedule else { continue };
-        let new = ScheduleData::new(w, sd, &def.notify_emails, now)
-            .map_err(|e| MasterError::input(format!("workflow {w}: {e}")))?;
+        let new = ScheduleData::new(w, sd, &def.notify_emails, now).map_err(|e| {
+            super::error::Error::Definition {
+                workflow: w.to_string(),
+                message: e.to_string(),
+            }
+        })?;
         let old = schedules.get(&name::schedule_token(w));
         if old
             .and_then(ScheduleData::from_token)

@@ -6,6 +6,7 @@
 //! master.
 
 pub mod definition;
+pub mod error;
 pub mod executor;
 pub mod instance;
 pub mod job;

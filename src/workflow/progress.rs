@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use super::error::Error;
 use super::instance::JobToken;
 use super::job::{Event, Job};
 use super::plan::{self, Downstream};
@@ -168,7 +169,7 @@ pub async fn commit_success(
     jt: &JobToken,
     job: &Job,
     creator: &str,
-) -> Result<Committed, MasterError> {
+) -> Result<Committed, Error> {
     let event = Event {
         creator: creator.to_owned(),
         attributes: job
@@ -191,13 +192,13 @@ pub async fn commit_success(
                     });
                 }
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
-    Err(MasterError::Unavailable(format!(
-        "gave up committing {} after {MAX_RACES} races",
-        jt.token.name
-    )))
+    Err(Error::KeptConflicting {
+        name: jt.token.name.clone(),
+        tries: MAX_RACES as u32,
+    })
 }
 
 /// What a final failure's write records beside it: the email for the failure, given whether it
@@ -220,7 +221,7 @@ pub async fn commit_failure(
     owner: &str,
     retry: bool,
     email: FailureNotice<'_>,
-) -> Result<Committed, MasterError> {
+) -> Result<Committed, Error> {
     // A final failure inserts the instance's ARCHIVE signal unless it is set; another job of
     // the instance ending at the same moment may insert it first. The job still ours, the
     // signals are read again and the write tried again.
@@ -248,13 +249,13 @@ pub async fn commit_failure(
             Err(MasterError::VersionConflict(e)) if !retry => {
                 tracing::info!(job = %jt.token.name, conflict = %e, "the instance's signals changed under the failure's commit; trying again");
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
-    Err(MasterError::VersionConflict(format!(
-        "the failure of {} kept conflicting with other writes to its instance",
-        jt.token.name
-    )))
+    Err(Error::KeptConflicting {
+        name: jt.token.name.clone(),
+        tries: 5,
+    })
 }
 
 /// Every token of one instance, by kind.

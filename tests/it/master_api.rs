@@ -137,6 +137,51 @@ async fn scenarios_2_to_6_versions_conflicts_and_all_or_nothing() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn a_version_conflict_names_the_token_and_both_versions() {
+    let app = fresh_app().await;
+    let t = app.insert(vec![token("/c/t")]).await.remove(0);
+    let now = app.insert(vec![versioned(&t, "new")]).await.remove(0);
+    // On the wire: the code, the message, and the conflict's facts beside them.
+    let body =
+        serde_json::json!({"updates": [{"name": "/c/t", "version": t.version, "data": "x"}]});
+    let (status, answer) = post_raw(
+        &format!("http://{}/api/v1/modify", app.addr),
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["error"]["code"], "VERSION_CONFLICT");
+    assert_eq!(answer["error"]["conflict"]["name"], "/c/t");
+    assert_eq!(answer["error"]["conflict"]["expected"], t.version.unwrap());
+    assert_eq!(answer["error"]["conflict"]["found"], now.version.unwrap());
+    // Through the client: the same facts, typed.
+    match app
+        .client
+        .modify(ModifyRequest::update(vec![t.clone()]))
+        .await
+    {
+        Err(MasterError::VersionConflict(c)) => {
+            assert_eq!(c.name, "/c/t");
+            assert_eq!((c.expected, c.found), (t.version, now.version));
+            assert!(c.message.contains("different version"), "{c:?}");
+        }
+        other => panic!("a stale write must conflict: {other:?}"),
+    }
+    // An insert of a name that exists expected no token at all.
+    match app
+        .client
+        .modify(ModifyRequest::update(vec![token("/c/t")]))
+        .await
+    {
+        Err(MasterError::VersionConflict(c)) => {
+            assert_eq!((c.expected, c.found), (None, now.version), "{c:?}")
+        }
+        other => panic!("an insert of an existing name must conflict: {other:?}"),
+    }
+    app.stop().await;
+}
+
 async fn the_110_tokens(app: &TestApp) {
     let mut tokens = Vec::new();
     for i in 0..10 {

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::Worker;
 use super::run::{RunEnd, Running, Stop, runnable};
-use crate::token::MasterError;
+use crate::workflow::error::Error;
 use crate::workflow::executor::{self, ExecResult, ExecSpec};
 use crate::workflow::instance::JobToken;
 use crate::workflow::job::{ExecutionRecord, Job};
@@ -140,9 +140,9 @@ impl Worker {
 
     /// Writes how the run ended, retrying through a master outage (up to the outage grace),
     /// then sends the email it owes and settles the instance.
-    pub(super) async fn commit(&self, jt: &JobToken, end: RunEnd) -> Result<(), MasterError> {
+    pub(super) async fn commit(&self, jt: &JobToken, end: RunEnd) -> Result<(), Error> {
         let c = self.client.as_ref();
-        let saved = |e: MasterError| {
+        let saved = |e: Error| {
             if !self.past_stop_deadline() {
                 return Err(e);
             }
@@ -180,11 +180,7 @@ impl Worker {
 
     /// The version-checked write of a run's end, with the email a final failure (or an
     /// abort that failed the run) records in the outbox; a success or a retry has none.
-    pub(super) async fn write_end(
-        &self,
-        jt: &JobToken,
-        end: &RunEnd,
-    ) -> Result<Committed, MasterError> {
+    pub(super) async fn write_end(&self, jt: &JobToken, end: &RunEnd) -> Result<Committed, Error> {
         let c = self.client.as_ref();
         let name = &self.name;
         Ok(match end {
@@ -213,12 +209,10 @@ impl Worker {
 
     /// Calls `f` until the master answers it, through an outage of up to the outage grace: a
     /// run that ended while the master (or its database) was away is committed when it is back.
-    pub(super) async fn patiently<T, Fut>(
-        &self,
-        mut f: impl FnMut() -> Fut,
-    ) -> Result<T, MasterError>
+    pub(super) async fn patiently<T, E, Fut>(&self, mut f: impl FnMut() -> Fut) -> Result<T, Error>
     where
-        Fut: Future<Output = Result<T, MasterError>>,
+        Fut: Future<Output = Result<T, E>>,
+        E: Into<Error>,
     {
         let started = Instant::now();
         let mut told = false;
@@ -227,19 +221,13 @@ impl Worker {
             // the lease it gives back; and by the stop's grace, once told to stop.
             let answer = tokio::select! {
                 answer = bounded(self.call_limit(), f()) => answer,
-                () = self.stop_deadline() => Err(MasterError::Unreachable(
-                    "the worker is stopping and its grace ran out".into(),
-                )),
+                () = self.stop_deadline() => Err(Error::Stopping),
             };
             if self.past_stop_deadline() && answer.is_err() {
                 return answer;
             }
             match answer {
-                Err(
-                    e @ (MasterError::Unavailable(_)
-                    | MasterError::Held(_)
-                    | MasterError::Unreachable(_)),
-                ) if started.elapsed() < self.settings.outage_grace => {
+                Err(e) if e.is_transient() && started.elapsed() < self.settings.outage_grace => {
                     if !std::mem::replace(&mut told, true) {
                         tracing::warn!(worker = %self.name, error = %e, "the master cannot take the job's end yet; trying until it can");
                     }
@@ -258,14 +246,14 @@ impl Worker {
 }
 
 /// `call`, or an unreachable master when it takes longer than `limit` (its outcome unknown).
-pub(super) async fn bounded<T>(
+pub(super) async fn bounded<T, E: Into<Error>>(
     limit: Duration,
-    call: impl Future<Output = Result<T, MasterError>>,
-) -> Result<T, MasterError> {
-    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
-        Err(MasterError::Unreachable(format!(
-            "no answer within {} ms",
-            limit.as_millis()
-        )))
-    })
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(answer) => answer.map_err(Into::into),
+        Err(_) => Err(Error::NoAnswer {
+            ms: limit.as_millis(),
+        }),
+    }
 }

@@ -12,6 +12,7 @@ use super::{InFlight, Worker};
 use crate::clock;
 use crate::master::MasterClient;
 use crate::token::{MasterError, ModifyRequest, Token};
+use crate::workflow::error::Error;
 use crate::workflow::plan;
 
 /// When the write `sent` may have landed unseen: the version it landed at, read back from the
@@ -73,7 +74,7 @@ impl Worker {
                 lease_sec: Some(lease_sec),
                 ..ModifyRequest::default()
             };
-            Ok(client.renew(req).await?.updates.remove(0))
+            Ok::<_, MasterError>(client.renew(req).await?.updates.remove(0))
         };
         // A renewal never outlives half a lease: the next one starts fresh, so the first to
         // reach a master back from an outage is well within the lease it gives back (the
@@ -107,7 +108,7 @@ impl Worker {
 
     /// What a renewal's answer means: the new version; a conflict (another worker owns the job,
     /// or it was edited) stops the command; an outage keeps it running, up to the outage grace.
-    pub(super) fn renewed(&self, r: &mut Running<'_>, answer: Result<Token, MasterError>) {
+    pub(super) fn renewed(&self, r: &mut Running<'_>, answer: Result<Token, Error>) {
         let jt = r.jt;
         match answer {
             Ok(token) => {
@@ -119,7 +120,7 @@ impl Worker {
                 r.unsure = None;
                 r.thaw();
             }
-            Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => {
+            Err(Error::Master(MasterError::VersionConflict(_) | MasterError::NotFound(_))) => {
                 match (r.frozen_since, r.unreachable_since) {
                     (Some(_), Some(since)) => {
                         tracing::error!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, unreachable_sec = since.elapsed().as_secs(), "stopped: the master was unreachable longer than the lease and gave the job to another worker; the frozen processes are killed")
@@ -132,7 +133,7 @@ impl Worker {
                 r.stop(Stop::LostLease);
             }
             Err(e) => {
-                if matches!(e, MasterError::Held(_)) {
+                if matches!(e, Error::Master(MasterError::Held(_))) {
                     // The master is alive and commits nothing (its database is away): it can
                     // grant the job to no one until its next commit, which gives the lease its
                     // full length again. As good as a renewal for the fence.

@@ -28,9 +28,10 @@ use super::signal::{Action, Signals};
 use crate::master::MasterClient;
 use crate::token::name::{self, ALL_RUNNABLE_JOBS, InstanceId, Level, WorkflowName};
 use crate::token::*;
+use crate::workflow::error::Error;
 
 /// A call to the master running beside other work (a watch, a renewal).
-type InFlight<T> = Pin<Box<dyn Future<Output = Result<T, MasterError>> + Send>>;
+type InFlight<T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send>>;
 
 /// How long an idle worker's watch of the global signals parks at the master.
 const GLOBAL_WATCH: Duration = Duration::from_secs(30);
@@ -160,7 +161,7 @@ impl Worker {
             let claim = claiming.get_or_insert_with(|| {
                 let client = self.client.clone();
                 let req = self.claim();
-                Box::pin(async move { client.query_and_own(req).await })
+                Box::pin(async move { Ok(client.query_and_own(req).await?) })
             });
             let claimed = tokio::select! {
                 r = claim => r,
@@ -211,7 +212,7 @@ impl Worker {
         let client = self.client.clone();
         Box::pin(async move {
             tokio::time::sleep(delay).await;
-            Signals::watch(client.as_ref(), &Level::Global, after, GLOBAL_WATCH).await
+            Ok(Signals::watch(client.as_ref(), &Level::Global, after, GLOBAL_WATCH).await?)
         })
     }
 
@@ -219,7 +220,7 @@ impl Worker {
     /// master could not answer, and the next look is a poll interval later.
     fn watched(
         &self,
-        answer: Result<(Signals, i64), MasterError>,
+        answer: Result<(Signals, i64), Error>,
         watching: &mut InFlight<(Signals, i64)>,
         after: &mut Option<i64>,
     ) -> Option<Signals> {
@@ -302,7 +303,7 @@ impl Worker {
 
     /// Settles every instance in the master: makes satisfied jobs runnable and archives what
     /// is finished or aborted. Only while idle, and at most once per poll interval.
-    async fn sweep(&self) -> Result<(), MasterError> {
+    async fn sweep(&self) -> Result<(), Error> {
         let c = self.client.as_ref();
         let groups = |prefix: String| GroupRequest {
             name_prefix: prefix,
@@ -319,7 +320,7 @@ impl Worker {
     }
 
     /// Settles an instance (recording its end email when this call ended it).
-    async fn settle(&self, w: &WorkflowName, i: &InstanceId) -> Result<(), MasterError> {
+    async fn settle(&self, w: &WorkflowName, i: &InstanceId) -> Result<(), Error> {
         let settled = settle::settle(
             self.client.as_ref(),
             w,

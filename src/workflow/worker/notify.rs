@@ -6,6 +6,7 @@
 use super::Worker;
 use crate::token::*;
 use crate::workflow::definition;
+use crate::workflow::error::Error;
 use crate::workflow::instance::JobToken;
 use crate::workflow::job::Job;
 
@@ -39,7 +40,7 @@ impl Worker {
         &self,
         jt: &JobToken,
         job: &Job,
-    ) -> Result<FailureEmail, MasterError> {
+    ) -> Result<FailureEmail, Error> {
         if self.notifier.is_none() {
             return Ok(FailureEmail::none());
         }

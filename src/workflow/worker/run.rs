@@ -11,8 +11,9 @@ use tokio::time::Instant;
 use super::Worker;
 use crate::clock;
 use crate::parser::template;
+use crate::token::Token;
 use crate::token::name::Level;
-use crate::token::{MasterError, Token};
+use crate::workflow::error::Error;
 use crate::workflow::executor::{self, ExecSpec};
 use crate::workflow::instance::JobToken;
 use crate::workflow::job::{ExecutionRecord, Job, merged_attributes};
@@ -122,7 +123,7 @@ impl Worker {
         &self,
         jt: &JobToken,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<(), MasterError> {
+    ) -> Result<(), Error> {
         if self.stopped_by_signals(jt).await? {
             return Ok(());
         }
@@ -191,7 +192,7 @@ impl Worker {
 
     /// Whether the instance's signals stop the claimed job before it runs: an ABORT ends it
     /// (and the instance); a DRAIN, or an EXIT for this generation, hands it back unrun.
-    async fn stopped_by_signals(&self, jt: &JobToken) -> Result<bool, MasterError> {
+    async fn stopped_by_signals(&self, jt: &JobToken) -> Result<bool, Error> {
         let c = self.client.as_ref();
         let (w, i) = (&jt.workflow, &jt.instance);
         let signals = Signals::read(c, &Level::Instance(w.clone(), i.clone())).await?;

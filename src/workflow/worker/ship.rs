@@ -167,7 +167,7 @@ async fn round(
                 .await;
             let answer = match answer {
                 Ok(a) => a,
-                Err(MasterError::Forbidden(why) | MasterError::VersionConflict(why)) => {
+                Err(why @ (MasterError::Forbidden(_) | MasterError::VersionConflict(_))) => {
                     // This worker no longer holds the job (its lease was lost), or the master
                     // holds other bytes here: whoever runs it now sends its own log.
                     tracing::warn!(job = %of.job, log = %log.kind, reason = %why, "the master takes no more of this log from this worker; the rest stays on this host");

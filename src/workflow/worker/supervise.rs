@@ -11,8 +11,9 @@ use tokio::time::Instant;
 
 use super::run::{Running, Stop};
 use super::{InFlight, Worker};
+use crate::token::Token;
 use crate::token::name::Level;
-use crate::token::{MasterError, Token};
+use crate::workflow::error::Error;
 use crate::workflow::executor::{self, ExecResult, Report};
 use crate::workflow::signal::{Action, Signals};
 
@@ -23,7 +24,7 @@ const SIGNAL_WATCH: Duration = Duration::from_secs(10);
 const PROPERTY_FLUSH: Duration = Duration::from_millis(250);
 
 /// The answer of an in-flight call, or never when there is none.
-async fn in_flight<T>(f: &mut Option<InFlight<T>>) -> Result<T, MasterError> {
+async fn in_flight<T>(f: &mut Option<InFlight<T>>) -> Result<T, Error> {
     match f {
         Some(f) => f.await,
         None => std::future::pending().await,
@@ -129,7 +130,7 @@ impl Worker {
         if let Some(renewal) = renewing {
             let answer = tokio::select! {
                 answer = renewal => answer,
-                () = self.stop_deadline() => Err(MasterError::Unreachable("the worker is stopping".into())),
+                () = self.stop_deadline() => Err(Error::Stopping),
             };
             self.renewed(r, answer);
         }
@@ -154,7 +155,7 @@ impl Worker {
     fn signals_seen(
         &self,
         r: &mut Running<'_>,
-        answer: Result<(Signals, i64), MasterError>,
+        answer: Result<(Signals, i64), Error>,
     ) -> Option<i64> {
         let jt = r.jt;
         match answer {
@@ -195,7 +196,7 @@ impl Worker {
         let level = level.clone();
         Box::pin(async move {
             tokio::time::sleep(delay).await;
-            Signals::watch(client.as_ref(), &level, after, SIGNAL_WATCH).await
+            Ok(Signals::watch(client.as_ref(), &level, after, SIGNAL_WATCH).await?)
         })
     }
 }
