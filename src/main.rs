@@ -67,7 +67,7 @@ async fn run(
             "give either -m MODES or a command, not both",
         )),
         (Some(text), None) => {
-            let modes = modes::parse_modes(&text).map_err(CliError::usage)?;
+            let modes = modes::parse_modes(&text).map_err(|e| CliError::usage(e.to_string()))?;
             modes::run(config, modes, shutdown_signal())
                 .await
                 .map_err(|e| CliError::failed(format!("{e:#}")))?;

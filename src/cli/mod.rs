@@ -75,7 +75,8 @@ pub fn hash_password() -> Result<String, CliError> {
     if password.is_empty() {
         return Err(CliError::usage("the password is empty"));
     }
-    let hash = crate::config::access::hash_password(&password).map_err(CliError::failed)?;
+    let hash = crate::config::access::hash_password(&password)
+        .map_err(|e| CliError::failed(format!("cannot hash the password: {e}")))?;
     Ok(format!("{hash}\n"))
 }
 

@@ -169,12 +169,11 @@ pub(super) fn validate_api_token(token: &Option<Secret>) -> Result<(), ConfigErr
 }
 
 /// An argon2id hash of `password`, as `pinball hash-password` prints it.
-pub fn hash_password(password: &str) -> Result<String, String> {
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     use argon2::password_hash::PasswordHasher;
     argon2::Argon2::default()
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
 }
 
 pub fn verify_password(password: &str, hash: &str) -> bool {

@@ -75,19 +75,25 @@ fn holder_is_dead(holder: &str) -> bool {
     }
 }
 
-/// Why a master may not serve: another holds the lease.
-pub fn refusal(master: &str, held: &LeaseHolder) -> String {
-    let since = crate::clock::utc(held.since_ms / 1000);
-    format!(
-        "master {master} is already served by {} (since {since}; {}); stop that master first: two masters on one database would lose acknowledged writes. Its lease ends {} s after it stops renewing it",
-        if held.address.is_empty() {
-            "another process"
-        } else {
-            &held.address
-        },
+/// Why a master may not serve: another holds the lease (or the SQLite file's lock).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refused {
+    #[error(
+        "master {master} is already served by {} (since {}; {}); stop that master first: two masters on one database would lose acknowledged writes. Its lease ends {} s after it stops renewing it",
+        if held.address.is_empty() { "another process" } else { &held.address },
+        crate::clock::utc(held.since_ms / 1000),
         held.holder,
         (held.expires_in_ms.max(0) as u64).div_ceil(1000)
-    )
+    )]
+    Leased { master: String, held: LeaseHolder },
+}
+
+/// Why master `master` may not serve: `held` holds its lease.
+pub fn refusal(master: &str, held: &LeaseHolder) -> Refused {
+    Refused::Leased {
+        master: master.to_owned(),
+        held: held.clone(),
+    }
 }
 
 /// Takes the lease of `master`: its epoch, or why another master keeps it (`Ok(Err(..))`).
@@ -95,7 +101,7 @@ pub async fn take(
     storage: &dyn TokenStore,
     master: &str,
     spec: &HoldSpec,
-) -> Result<Result<i64, String>, StorageError> {
+) -> Result<Result<i64, Refused>, StorageError> {
     let holder = holder_identity();
     let mut claim = LeaseClaim {
         holder: &holder,

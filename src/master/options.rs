@@ -27,7 +27,7 @@ pub struct Naming {
     /// A job's log: the name of its runnable token (whose owner alone may send it) and its key
     /// in the log table, from the workflow, instance and job a request names; `Err` names the
     /// part that is not a name.
-    pub job_log: fn(&str, &str, &str) -> Result<JobLog, String>,
+    pub job_log: fn(&str, &str, &str) -> Result<JobLog, crate::token::MasterError>,
     /// The group of an archived name (its instance): retention and summaries work by group.
     pub archive_group: GroupOf,
 }

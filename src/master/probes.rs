@@ -45,7 +45,7 @@ pub fn probe_router(probes: Probes) -> axum::Router {
 
 async fn probe_ready(p: Probes) -> Response {
     let reason = match tokio::time::timeout(READY_WITHIN, p.client.health()).await {
-        Ok(Ok(h)) if h.status == "ok" => return readiness(Ok(())),
+        Ok(Ok(h)) if h.status == "ok" => return readiness(Ok::<(), String>(())),
         Ok(Ok(h)) => format!("the master is {}: its database is {}", h.status, h.database),
         Ok(Err(e)) => format!("the master does not answer: {e}"),
         Err(_) => format!(

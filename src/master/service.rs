@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{RwLock, mpsc, oneshot};
 
+pub use super::lease::Refused;
 pub use super::options::{MasterOptions, Naming};
 use super::pattern::Pattern;
 use super::state::{Entry, State};
@@ -126,10 +127,10 @@ async fn load_with_retry(
     storage: &dyn TokenStore,
     name: &str,
     hold: Option<&super::lease::HoldSpec>,
-) -> Result<(Loaded, Vec<crate::storage::RequestOutcome>, Option<i64>), String> {
+) -> Result<(Loaded, Vec<crate::storage::RequestOutcome>, Option<i64>), Refused> {
     let mut delay = Duration::from_millis(200);
     loop {
-        let result: Result<Result<_, String>, crate::storage::StorageError> = async {
+        let result: Result<Result<_, Refused>, crate::storage::StorageError> = async {
             storage.migrate().await?;
             let epoch = match hold {
                 Some(spec) => match super::lease::take(storage, name, spec).await? {
@@ -164,6 +165,16 @@ pub(super) fn build_state(loaded: Loaded) -> State {
     )
 }
 
+/// Why a master takes no writes now (`/ready` says it).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NotReady {
+    /// Its database does not answer or fails: what the trouble is.
+    #[error("{0}")]
+    Database(&'static str),
+    #[error("the master is reloading its tokens from the database")]
+    Reloading,
+}
+
 impl Master {
     /// [`Master::start_with`] the default options and `naming`.
     pub async fn start(storage: impl Into<Stores>, name: &str, naming: Naming) -> Master {
@@ -190,7 +201,7 @@ impl Master {
         name: &str,
         options: MasterOptions,
         hold: super::lease::HoldSpec,
-    ) -> Result<Master, String> {
+    ) -> Result<Master, Refused> {
         Master::open(storage, name, options, Some(hold)).await
     }
 
@@ -199,7 +210,7 @@ impl Master {
         name: &str,
         options: MasterOptions,
         hold: Option<super::lease::HoldSpec>,
-    ) -> Result<Master, String> {
+    ) -> Result<Master, Refused> {
         let Stores {
             tokens: storage,
             logs,
@@ -389,8 +400,7 @@ impl Master {
     /// that another worker holds, is refused (so no one can pre-empt or forge a job's output,
     /// nor fill the database with logs of executions that do not exist).
     pub async fn append_log(&self, req: LogRequest) -> Result<LogResponse, MasterError> {
-        let log = (self.shared.options.naming.job_log)(&req.workflow, &req.instance, &req.job)
-            .map_err(MasterError::input)?;
+        let log = (self.shared.options.naming.job_log)(&req.workflow, &req.instance, &req.job)?;
         self.held_by(&req, &log.job_token).await?;
         self.logs.append(req, log.key).await
     }
@@ -529,12 +539,12 @@ impl Master {
     }
 
     /// Whether the master takes writes now: `Err` says why not (for `/ready`).
-    pub fn ready(&self) -> Result<(), String> {
+    pub fn ready(&self) -> Result<(), NotReady> {
         if let Some(cause) = self.shared.db.status().trouble() {
-            return Err(cause.says().to_owned());
+            return Err(NotReady::Database(cause.says()));
         }
         if !self.shared.healthy.load(Ordering::Acquire) {
-            return Err("the master is reloading its tokens from the database".into());
+            return Err(NotReady::Reloading);
         }
         Ok(())
     }

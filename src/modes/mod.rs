@@ -34,8 +34,13 @@ pub enum Mode {
     Workers,
 }
 
+/// A `-m` that names no mode.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("unknown mode `{0}`; use master, ui, scheduler, workers, a comma list, or all")]
+pub struct UnknownMode(pub String);
+
 /// Parses `-m`: `all`, or a comma list of modes.
-pub fn parse_modes(text: &str) -> Result<Vec<Mode>, String> {
+pub fn parse_modes(text: &str) -> Result<Vec<Mode>, UnknownMode> {
     let mut modes = Vec::new();
     for part in text.split(',').map(str::trim) {
         let mode = match part {
@@ -47,11 +52,7 @@ pub fn parse_modes(text: &str) -> Result<Vec<Mode>, String> {
             "ui" => Mode::Ui,
             "scheduler" => Mode::Scheduler,
             "workers" => Mode::Workers,
-            other => {
-                return Err(format!(
-                    "unknown mode `{other}`; use master, ui, scheduler, workers, a comma list, or all"
-                ));
-            }
+            other => return Err(UnknownMode(other.to_owned())),
         };
         if !modes.contains(&mode) {
             modes.push(mode);
@@ -151,8 +152,7 @@ async fn start_master(
         .local_addr()
         .map_or_else(|_| format!("{host}:{port}"), |a| a.to_string());
     // One master per database and name: held before anything is loaded, for the process's life.
-    let hold = storage::exclusive::hold(&url, &config.master_name, &serving)
-        .map_err(anyhow::Error::msg)?;
+    let hold = storage::exclusive::hold(&url, &config.master_name, &serving)?;
     let store: Arc<dyn storage::Storage> = storage::open(&url)?.into();
     tracing::info!(database = %storage::redact_url(&url), master = %config.master_name, access = %access, "starting master");
     // Loading retries while the database is unreachable; a shutdown ends the wait.

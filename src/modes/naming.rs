@@ -3,7 +3,7 @@
 //! the operator role or are audited, where a job's log goes, and how archived tokens group
 //! into instances.
 
-use crate::master::{JobLog, Naming};
+use crate::master::{JobLog, MasterError, Naming};
 use crate::token::name::{self, InstanceId, JobName, JobState, Name, WorkflowName};
 
 /// The names of Pinball's workflows, for the master.
@@ -31,8 +31,8 @@ fn control_of(token: &str) -> Option<Option<String>> {
 }
 
 /// A job's log is keyed `/workflow/W/I/JOB` and sent by the owner of its runnable token.
-fn job_log(workflow: &str, instance: &str, job: &str) -> Result<JobLog, String> {
-    let bad = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
+fn job_log(workflow: &str, instance: &str, job: &str) -> Result<JobLog, MasterError> {
+    let bad = |what: &str, e: &dyn std::fmt::Display| MasterError::input(format!("{what}: {e}"));
     let w: WorkflowName = workflow.parse().map_err(|e| bad("workflow", &e))?;
     let i: InstanceId = instance.parse().map_err(|e| bad("instance", &e))?;
     let j: JobName = job.parse().map_err(|e| bad("job", &e))?;
@@ -75,7 +75,7 @@ mod tests {
             ("w", "a b", "j", "instance"),
             ("w", "1", "", "job"),
         ] {
-            let e = (naming().job_log)(w, i, j).unwrap_err();
+            let e = (naming().job_log)(w, i, j).unwrap_err().to_string();
             assert!(e.contains(says), "{says}: {e}");
         }
     }

@@ -7,5 +7,10 @@ fn all_means_every_mode_and_lists_are_deduplicated() {
         parse_modes("master,workers,master").unwrap(),
         vec![Mode::Master, Mode::Workers]
     );
-    assert!(parse_modes("masters").unwrap_err().contains("masters"));
+    assert!(
+        parse_modes("masters")
+            .unwrap_err()
+            .to_string()
+            .contains("`masters`")
+    );
 }

@@ -12,6 +12,25 @@ use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 
+/// Why the lock of a master's SQLite file cannot be held.
+#[derive(Debug, thiserror::Error)]
+pub enum HoldError {
+    #[error("cannot open the master's lock {lock}: {source}")]
+    Open {
+        lock: String,
+        source: std::io::Error,
+    },
+    #[error("cannot lock {lock}: {source}")]
+    Lock {
+        lock: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "master {master} is already served by {who} from this SQLite file; stop that master first (two masters on one database would lose acknowledged writes)"
+    )]
+    Held { master: String, who: String },
+}
+
 /// The held lock; dropping it lets another master take the file.
 #[derive(Debug)]
 pub struct Hold {
@@ -20,7 +39,7 @@ pub struct Hold {
 
 /// Takes the lock of master `master` on the SQLite file `url` names, recording `serving`
 /// (the address it answers on) for whoever finds it taken; `Ok(None)` for other databases.
-pub fn hold(url: &str, master: &str, serving: &str) -> Result<Option<Hold>, String> {
+pub fn hold(url: &str, master: &str, serving: &str) -> Result<Option<Hold>, HoldError> {
     let Some(path) = super::sqlite_path(url) else {
         return Ok(None);
     };
@@ -33,24 +52,27 @@ pub fn hold(url: &str, master: &str, serving: &str) -> Result<Option<Hold>, Stri
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&lock)
-        .map_err(|e| format!("cannot open the master's lock {lock}: {e}"))?;
+        .map_err(|source| HoldError::Open {
+            lock: lock.clone(),
+            source,
+        })?;
     // SAFETY: flock only takes or tests a lock on this open file.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let e = std::io::Error::last_os_error();
         if e.kind() != std::io::ErrorKind::WouldBlock {
-            return Err(format!("cannot lock {lock}: {e}"));
+            return Err(HoldError::Lock { lock, source: e });
         }
         let mut who = String::new();
         let _ = file.read_to_string(&mut who);
         let who = who.trim();
-        return Err(format!(
-            "master {master} is already served by {} from this SQLite file; stop that master first (two masters on one database would lose acknowledged writes)",
-            if who.is_empty() {
-                "another process"
+        return Err(HoldError::Held {
+            master: master.to_owned(),
+            who: if who.is_empty() {
+                "another process".to_owned()
             } else {
-                who
-            }
-        ));
+                who.to_owned()
+            },
+        });
     }
     let since = crate::clock::utc(crate::clock::now());
     let record = format!("{serving} (pid {}, since {since})\n", std::process::id());

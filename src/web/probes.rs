@@ -32,12 +32,12 @@ pub async fn alive() -> axum::Json<serde_json::Value> {
 
 /// A `/ready` answer on every listener: 200 `{"ready": true}`, or 503 `{"ready": false,
 /// "reason"}`.
-pub fn readiness(result: Result<(), String>) -> Response {
+pub fn readiness(result: Result<(), impl std::fmt::Display>) -> Response {
     match result {
         Ok(()) => axum::Json(serde_json::json!({"ready": true})).into_response(),
         Err(reason) => (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"ready": false, "reason": reason})),
+            axum::Json(serde_json::json!({"ready": false, "reason": reason.to_string()})),
         )
             .into_response(),
     }

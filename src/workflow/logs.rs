@@ -114,24 +114,34 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
 /// Refuses a log directory below a folder another user could swap it out of: every folder
 /// above it must belong to root or to this user, and be writable by no one else unless it is
 /// sticky (as /tmp is: others cannot rename what is ours there).
-fn check_ancestors(root: &Path, me: u32) -> Result<(), String> {
-    let absolute = std::fs::canonicalize(root).map_err(|e| e.to_string())?;
+fn check_ancestors(root: &Path, me: u32) -> Result<(), LogError> {
+    let unsafe_ = |why: String| LogError::Unsafe {
+        dir: root.to_path_buf(),
+        why,
+    };
+    let absolute = std::fs::canonicalize(root).map_err(|source| LogError::Io {
+        dir: root.to_path_buf(),
+        source,
+    })?;
     for dir in absolute.ancestors().skip(1) {
-        let meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let meta = std::fs::metadata(dir).map_err(|source| LogError::Io {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
         let mode = meta.permissions().mode();
         if meta.uid() != 0 && meta.uid() != me {
-            return Err(format!(
+            return Err(unsafe_(format!(
                 "lies in {}, which belongs to user {}: that user could put another folder in its place; choose a directory whose parents belong to root or to this user",
                 dir.display(),
                 meta.uid()
-            ));
+            )));
         }
         if mode & 0o022 != 0 && mode & 0o1000 == 0 {
-            return Err(format!(
+            return Err(unsafe_(format!(
                 "lies in {}, which other users may write (mode {:o}): they could put another folder in its place; choose another local_logs_dir_prefix",
                 dir.display(),
                 mode & 0o7777
-            ));
+            )));
         }
     }
     Ok(())
@@ -174,7 +184,7 @@ pub fn prepare_root(root: &Path) -> Result<(), LogError> {
             mode & 0o7777
         )));
     }
-    check_ancestors(root, me).map_err(unsafe_)?;
+    check_ancestors(root, me)?;
     // From here on, logs are written through this handle, whatever happens to the path.
     super::logroot::hold(root).map_err(io)
 }
