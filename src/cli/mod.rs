@@ -87,6 +87,12 @@ pub struct CliError {
     pub message: String,
 }
 
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 impl CliError {
     pub fn usage(message: impl Into<String>) -> Self {
         CliError {

@@ -81,24 +81,16 @@ pub async fn run(args: &TokenArgs, client: &dyn MasterClient) -> Result<String, 
         TokenOp::Cat => Ok(listing(&select(args, client).await?)),
         TokenOp::Ls => ls(args, client).await,
         TokenOp::Rm | TokenOp::Update => {
-            let (command, done) = match args.op {
-                TokenOp::Rm => ("token rm", rm(args, client).await),
-                _ => ("token update", update(args, client).await),
-            };
-            // The entry names the token: a raw write has no workflow target of its own.
-            let said = match &done {
-                Ok(m) => m.as_str(),
-                Err(e) => e.message.as_str(),
-            };
-            let what = format!("{}: {said}", args.prefix.as_deref().unwrap_or(""));
-            let outcome = if done.is_ok() {
-                Ok(what.as_str())
-            } else {
-                Err(what.as_str())
-            };
-            let target = crate::ops::audit::Target::default();
-            crate::ops::audit::record(client, &super::os_user(), command, target, outcome).await;
-            done
+            use crate::ops::apply_raw;
+            let what = args.prefix.as_deref().unwrap_or("");
+            let actor = super::os_user();
+            match args.op {
+                TokenOp::Rm => apply_raw(client, "token rm", &actor, what, rm(args, client)).await,
+                _ => {
+                    let write = update(args, client);
+                    apply_raw(client, "token update", &actor, what, write).await
+                }
+            }
         }
     }
 }

@@ -7,8 +7,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use super::{CliError, confirm};
 use crate::config::Config;
 use crate::master::MasterClient;
-use crate::ops::audit::{self, Target};
-use crate::ops::{Action, Done, Ops, OpsError};
+use crate::ops::{Action, Ops, OpsError};
 use crate::parser;
 use crate::token::name::{InstanceId, JobName, WorkflowName};
 
@@ -149,15 +148,8 @@ async fn test_email(args: &UtilArgs, config: &Config) -> Result<String, CliError
     }
 }
 
-/// What a command said, for the audit log.
-fn said(done: &Result<Done, CliError>) -> Result<&str, &str> {
-    match done {
-        Ok(d) => Ok(d.message.as_str()),
-        Err(e) => Err(e.message.as_str()),
-    }
-}
-
-/// `pinball import`: asks, loads the definitions into the master, and records it.
+/// `pinball import`: asks, and loads the definitions into the master (`ops`' `import`,
+/// audited there).
 pub async fn run_import(
     args: &ImportArgs,
     config: &Config,
@@ -167,25 +159,9 @@ pub async fn run_import(
         return Ok("not confirmed; nothing changed\n".into());
     }
     let ops = Ops::from_config(client, config);
-    let done = import(config, &ops, None).await;
-    let outcome = said(&done);
-    audit::record(
-        client,
-        &super::os_user(),
-        "import",
-        Target::default(),
-        outcome,
-    )
-    .await;
-    Ok(done?.message)
-}
-
-/// `pinball import` / `util reschedule`: loads the configured definitions into the master.
-pub async fn import(
-    config: &Config,
-    ops: &Ops<'_>,
-    only: Option<&WorkflowName>,
-) -> Result<Done, CliError> {
-    let defs = parser::load_from_config(config).map_err(OpsError::from)?;
-    Ok(ops.import(defs, only).await?)
+    let action = Action {
+        definitions: Some(parser::load_from_config(config).map_err(|e| e.to_string())),
+        ..Action::new(UtilCommand::Import)
+    };
+    Ok(ops.apply(&action, &super::os_user()).await?.message)
 }

@@ -4,6 +4,7 @@
 
 use super::audit::{self, Target};
 use super::{Command, Done, Ops, OpsError};
+use crate::master::MasterClient;
 use crate::parser::Definitions;
 use crate::token::name::{InstanceId, JobName, Level, WorkflowName};
 
@@ -149,6 +150,7 @@ impl Ops<'_> {
             Unabort => self.unabort(&a.level()?).await,
             Exit => self.exit(&a.level()?).await,
             Unexit => self.unexit(&a.level()?).await,
+            Import => self.import(a.definitions()?.clone(), None).await,
             Reschedule => {
                 self.import(a.definitions()?.clone(), a.workflow.as_ref())
                     .await
@@ -161,4 +163,27 @@ impl Ops<'_> {
             Unschedule => self.unschedule(a.workflow()?).await,
         }
     }
+}
+
+/// Runs `write`, a raw token write of `pinball token` (no command of [`Command`]'s), and
+/// records it as [`Ops::apply`] does: the entry names `command`, and `what` beside what `write`
+/// said (a raw write has no workflow target of its own).
+pub async fn apply_raw<E: std::fmt::Display>(
+    client: &dyn MasterClient,
+    command: &str,
+    actor: &str,
+    what: &str,
+    write: impl std::future::Future<Output = Result<String, E>>,
+) -> Result<String, E> {
+    let done = write.await;
+    let said = match &done {
+        Ok(m) => format!("{what}: {m}"),
+        Err(e) => format!("{what}: {e}"),
+    };
+    let outcome = match &done {
+        Ok(_) => Ok(said.as_str()),
+        Err(_) => Err(said.as_str()),
+    };
+    audit::record(client, actor, command, Target::default(), outcome).await;
+    done
 }

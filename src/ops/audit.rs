@@ -1,5 +1,5 @@
-//! The audit log's entries for operator actions: the CLI and the UI each call [`record`] once an
-//! action has run, with who ran it and how it ended. The master adds the time and the API token
+//! The audit log's entries for operator actions, recorded by `Ops::apply` (and `apply_raw`)
+//! once an action has run, with who ran it and how it ended. The master adds the time and the API token
 //! it came through. Failing to record is logged and never hides the action's own outcome.
 
 use crate::master::MasterClient;

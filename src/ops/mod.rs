@@ -6,7 +6,7 @@
 //! because scripts parse them.
 
 mod action;
-pub mod audit;
+mod audit;
 mod cleanup;
 mod jobs;
 mod repair;
@@ -25,13 +25,15 @@ use crate::storage::{Storage, StorageError};
 use crate::token::MasterError;
 use crate::token::name::{InstanceId, WorkflowName};
 
-pub use action::Action;
+pub use action::{Action, apply_raw};
 pub use signals::{remove_signal, set_signal};
 pub use standing::Standing;
 
-/// Every operator command, as `pinball util` names it.
+/// Every operator command, as `pinball util` names it ([`Command::ALL`]), and `pinball
+/// import` (which `util reschedule` does for one workflow or all).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
+    Import,
     Start,
     Stop,
     Pause,
@@ -78,6 +80,7 @@ impl Command {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Command::Import => "import",
             Command::Start => "start",
             Command::Stop => "stop",
             Command::Pause => "pause",

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use pinball::cli::util::UtilCommand;
 use pinball::master::MasterClient;
+use pinball::ops::Command;
 use pinball::storage::{self, Table};
 use pinball::token::name::{self};
 use pinball::token::*;
@@ -31,7 +31,7 @@ async fn util_retry_reruns_the_failed_jobs_of_a_finished_instance() {
     c.wait_finished("rt", &i, secs(15)).await;
     std::fs::write(&flag, "").unwrap();
     assert_eq!(
-        c.util(UtilCommand::Retry, Some("rt"), Some(&i), &[]).await,
+        c.util(Command::Retry, Some("rt"), Some(&i), &[]).await,
         format!("retried 1 job(s) in workflow rt instance {i}\n")
     );
     c.wait_for("rt", &i, secs(15), "the retry succeeds", |ts| {
@@ -54,7 +54,7 @@ async fn util_retry_reruns_the_failed_jobs_of_a_finished_instance() {
         "the successful job did not run again"
     );
     assert_eq!(
-        c.util(UtilCommand::Retry, Some("rt"), Some(&i), &[]).await,
+        c.util(Command::Retry, Some("rt"), Some(&i), &[]).await,
         format!("no failed jobs found in workflow rt instance {i}\n")
     );
     c.stop().await;
@@ -64,34 +64,29 @@ async fn util_retry_reruns_the_failed_jobs_of_a_finished_instance() {
 async fn stop_disable_and_enable_report_what_they_did() {
     let c = cluster("workflows:\n  u:\n    jobs:\n      parent: {command: 'true'}\n      child: {command: 'true', depends_on: [parent]}\n", 0, 0).await;
     assert_eq!(
-        c.util(UtilCommand::Stop, Some("does_not_exist"), Some("123"), &[])
+        c.util(Command::Stop, Some("does_not_exist"), Some("123"), &[])
             .await,
         "workflow does_not_exist instance 123 not found\n"
     );
     let i = c.start("u").await;
     assert_eq!(
-        c.util(
-            UtilCommand::Disable,
-            Some("u"),
-            Some(&i),
-            &["parent", "child"]
-        )
-        .await,
+        c.util(Command::Disable, Some("u"), Some(&i), &["parent", "child"])
+            .await,
         "disabled 2 job(s) in 1 tries\n"
     );
     assert!(c.jobs("u", &i).await.values().all(|jt| jt.job.disabled));
     assert_eq!(
-        c.util(UtilCommand::Disable, Some("u"), Some(&i), &["some_job"])
+        c.util(Command::Disable, Some("u"), Some(&i), &["some_job"])
             .await,
         "job(s) ['some_job'] not found in the master.  Note that only jobs of a running workflow can be disabled\n"
     );
     assert_eq!(
-        c.util(UtilCommand::Enable, Some("u"), Some(&i), &["child"])
+        c.util(Command::Enable, Some("u"), Some(&i), &["child"])
             .await,
         "enabled 1 job(s) in 1 tries\n"
     );
     assert_eq!(
-        c.util(UtilCommand::Stop, Some("u"), Some(&i), &[]).await,
+        c.util(Command::Stop, Some("u"), Some(&i), &[]).await,
         "removed 2 token(s) in 1 tries\n"
     );
     assert!(
@@ -117,7 +112,7 @@ async fn pause_owns_every_token_and_resume_releases_them() {
     let c = cluster(CHAIN, 0, 0).await;
     let i = c.start("ch").await;
     assert_eq!(
-        c.util(UtilCommand::Pause, Some("ch"), Some(&i), &[]).await,
+        c.util(Command::Pause, Some("ch"), Some(&i), &[]).await,
         "claimed 3 token(s) in 1 tries\n"
     );
     let live = c
@@ -132,7 +127,7 @@ async fn pause_owns_every_token_and_resume_releases_them() {
             && t.expiration_time == Some(NEVER)
     }));
     assert_eq!(
-        c.util(UtilCommand::Resume, Some("ch"), Some(&i), &[]).await,
+        c.util(Command::Resume, Some("ch"), Some(&i), &[]).await,
         "released ownership of 3 token(s)\n"
     );
     let live = c
@@ -153,10 +148,10 @@ async fn redo_runs_one_finished_job_again() {
     let i = c.start("ch").await;
     c.wait_for("ch", &i, secs(15), "the instance finishes", finished)
         .await;
-    let mut args = util(UtilCommand::Redo, Some("ch"), Some(&i), &["b"]);
-    args.execution = Some(0);
+    let mut redo = action(Command::Redo, Some("ch"), Some(&i), &["b"]);
+    redo.execution = Some(0);
     assert_eq!(
-        c.util_with(args).await,
+        c.apply(redo).await.unwrap(),
         format!("redoing execution 0 of job b in workflow ch instance {i}\n")
     );
     c.wait_for("ch", &i, secs(15), "b ran again", |ts| {
@@ -168,18 +163,16 @@ async fn redo_runs_one_finished_job_again() {
         })
     })
     .await;
-    let mut args = util(UtilCommand::Redo, Some("ch"), Some(&i), &["b"]);
-    args.execution = Some(7);
+    let mut redo = action(Command::Redo, Some("ch"), Some(&i), &["b"]);
+    redo.execution = Some(7);
     assert_eq!(
-        c.util_with(args).await,
+        c.apply(redo).await.unwrap(),
         "could not find execution 7 in job history\n"
     );
-    let mut args = util(UtilCommand::Redo, Some("ch"), Some(&i), &["a", "b"]);
-    args.execution = Some(0);
-    let err = pinball::cli::util::run(&args, &c.config(), &c.client)
-        .await
-        .unwrap_err();
-    assert_eq!(err.message, "redo command takes a single job");
+    let mut redo = action(Command::Redo, Some("ch"), Some(&i), &["a", "b"]);
+    redo.execution = Some(0);
+    let err = c.apply(redo).await.unwrap_err();
+    assert_eq!(err.to_string(), "redo command takes a single job");
     c.stop().await;
 }
 
@@ -190,8 +183,7 @@ async fn poison_reruns_the_roots_and_everything_downstream() {
     c.wait_for("ch", &i, secs(15), "the instance finishes", finished)
         .await;
     assert_eq!(
-        c.util(UtilCommand::Poison, Some("ch"), Some(&i), &["b"])
-            .await,
+        c.util(Command::Poison, Some("ch"), Some(&i), &["b"]).await,
         format!("poisoned workflow ch instance {i} roots ['b']\n")
     );
     c.wait_for("ch", &i, secs(15), "the poisoned jobs ran", |ts| {
@@ -212,7 +204,7 @@ async fn poison_reruns_the_roots_and_everything_downstream() {
         vec![("a".into(), 1), ("b".into(), 2), ("c".into(), 2)]
     );
 
-    let out = c.util(UtilCommand::Poison, Some("ch"), None, &["b"]).await;
+    let out = c.util(Command::Poison, Some("ch"), None, &["b"]).await;
     let new = out
         .split("/workflow/ch/")
         .nth(1)
@@ -245,7 +237,7 @@ async fn retry_of_an_archived_instance_copies_it_and_reruns_only_what_failed() {
     let i = c.start("ar").await;
     c.archived("ar", &i, secs(15)).await;
     std::fs::write(&flag, "").unwrap();
-    let out = c.util(UtilCommand::Retry, Some("ar"), Some(&i), &[]).await;
+    let out = c.util(Command::Retry, Some("ar"), Some(&i), &[]).await;
     assert!(
         out.starts_with(&format!(
             "retried workflow ar instance {i}.  Its tokens are under /workflow/ar/"
@@ -316,18 +308,16 @@ async fn cleanup_removes_only_instances_older_than_the_age() {
     .grouped(pinball::token::name::archive_prefix);
     store.commit(&c.app.master_name, &batch).await.unwrap();
     std::fs::create_dir_all(c.logs.path().join("ch").join("1")).unwrap();
-    let mut args = util(UtilCommand::Cleanup, None, None, &[]);
-    args.age_days = 6;
-    let err = pinball::cli::util::run(&args, &c.config(), &c.client)
-        .await
-        .unwrap_err();
+    let mut cleanup = action(Command::Cleanup, None, None, &[]);
+    cleanup.age_days = 6;
+    let err = c.apply(cleanup.clone()).await.unwrap_err();
     assert_eq!(
-        err.message,
+        err.to_string(),
         "age of instances to remove must be at least 7 days"
     );
-    args.age_days = 10;
+    cleanup.age_days = 10;
     assert_eq!(
-        c.util_with(args).await,
+        c.apply(cleanup).await.unwrap(),
         "removed 2 token(s) and 1 directory(ies)\n"
     );
     for (i, kept) in [("1", false), ("2", false), ("3", true)] {
@@ -365,14 +355,9 @@ async fn reload_applies_an_edited_definition_to_a_running_instance() {
     let mut config = c.config();
     config.parser_params.workflows_config = Some(file.display().to_string());
     let run = |jobs: &[&str]| {
-        let args = util(UtilCommand::Reload, Some("rl"), Some(&i), jobs);
-        let config = config.clone();
-        let client = c.client.clone();
-        async move {
-            pinball::cli::util::run(&args, &config, &client)
-                .await
-                .unwrap()
-        }
+        let reload = action(Command::Reload, Some("rl"), Some(&i), jobs);
+        let (c, config) = (&c, config.clone());
+        async move { c.apply_with(reload, &config).await.unwrap() }
     };
     assert_eq!(
         run(&["nope"]).await,
@@ -401,9 +386,7 @@ async fn poison_of_an_archived_instance_starts_a_new_one_from_its_jobs() {
     let c = cluster(CHAIN, 2, 0).await;
     let i = c.start("ch").await;
     c.archived("ch", &i, secs(15)).await;
-    let out = c
-        .util(UtilCommand::Poison, Some("ch"), Some(&i), &["c"])
-        .await;
+    let out = c.util(Command::Poison, Some("ch"), Some(&i), &["c"]).await;
     assert!(
         out.starts_with(
             "poisoned workflow ch roots ['c'].  Tokens of the new instance are under /workflow/ch/"

@@ -5,8 +5,8 @@
 use pinball::master::MasterClient;
 use pinball::schedule::ScheduleData;
 
-use crate::helpers::{cluster, one_job, util};
-use pinball::cli::util::UtilCommand;
+use crate::helpers::{action, cluster, one_job};
+use pinball::ops::Command;
 
 const TWO: &str = "workflows:\n  some_workflow:\n    notify_emails: [ops@example.com]\n    schedule: {recurrence: 10S, start: '2026-01-01T00:00:00Z', overrun_policy: START_NEW}\n    jobs:\n      a: {command: 'true'}\n  other:\n    schedule: {cron: '30 2 * * *', timezone: Europe/Paris}\n    jobs:\n      b: {command: 'true'}\n  unscheduled:\n    jobs:\n      c: {command: 'true'}\n";
 
@@ -15,13 +15,9 @@ async fn import(c: &crate::helpers::Cluster, yaml: &str) -> String {
     std::fs::write(&file, yaml).unwrap();
     let mut config = c.config();
     config.parser_params.workflows_config = Some(file.display().to_string());
-    pinball::cli::util::run(
-        &util(UtilCommand::Reschedule, None, None, &[]),
-        &config,
-        &c.client,
-    )
-    .await
-    .unwrap()
+    c.apply_with(action(Command::Reschedule, None, None, &[]), &config)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -96,13 +92,11 @@ async fn unschedule_removes_one_schedule() {
     let c = cluster(&one_job("x", "j: {command: 'true'}"), 0, 0).await;
     import(&c, TWO).await;
     assert_eq!(
-        c.util(UtilCommand::Unschedule, Some("other"), None, &[])
-            .await,
+        c.util(Command::Unschedule, Some("other"), None, &[]).await,
         "removed schedule for workflow other\n"
     );
     assert_eq!(
-        c.util(UtilCommand::Unschedule, Some("other"), None, &[])
-            .await,
+        c.util(Command::Unschedule, Some("other"), None, &[]).await,
         "schedule for workflow other not found\n"
     );
     let left: Vec<String> = c
@@ -121,25 +115,24 @@ async fn unschedule_removes_one_schedule() {
 async fn start_refuses_to_exceed_max_running_instances() {
     let c = cluster("workflows:\n  m:\n    schedule: {recurrence: 1D, max_running_instances: 1}\n    jobs:\n      j: {command: 'sleep 60'}\n", 0, 0).await;
     let first = c.start("m").await;
-    let err = pinball::cli::util::run(
-        &util(UtilCommand::Start, Some("m"), None, &[]),
-        &c.config(),
-        &c.client,
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.status, 1);
+    let err = c
+        .apply(action(Command::Start, Some("m"), None, &[]))
+        .await
+        .unwrap_err();
     assert!(
-        err.message.starts_with(
+        !err.is_input(),
+        "a failure of the system, not of the request: {err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.starts_with(
             "failed to start a new instance for workflow m due to too many instances running!"
         ),
-        "{}",
-        err.message
+        "{message}"
     );
     // Once the running instance is gone, a new one may start.
     assert_eq!(
-        c.util(UtilCommand::Stop, Some("m"), Some(&first), &[])
-            .await,
+        c.util(Command::Stop, Some("m"), Some(&first), &[]).await,
         "removed 1 token(s) in 1 tries\n"
     );
     c.start("m").await;

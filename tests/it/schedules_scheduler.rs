@@ -254,12 +254,7 @@ async fn delay_until_success_waits_after_a_failure_until_a_retry_succeeds() {
     let first = w.instances.iter().next().unwrap().clone();
     std::fs::write(&flag, "").unwrap();
     let out = c
-        .util(
-            pinball::cli::util::UtilCommand::Retry,
-            Some("s"),
-            Some(&first),
-            &[],
-        )
+        .util(pinball::ops::Command::Retry, Some("s"), Some(&first), &[])
         .await;
     assert_eq!(
         out,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use pinball::cli::util::UtilCommand;
+use pinball::ops::Command;
 use serde_json::Value;
 
 use crate::helpers::*;
@@ -78,8 +78,7 @@ async fn the_read_api_shows_what_ran_and_how_it_ended() {
     .unwrap();
     assert_eq!(stderr, "oops\n", "the failed job's stderr is readable");
 
-    c.util(UtilCommand::Abort, Some("slow"), Some(&slow), &[])
-        .await;
+    c.util(Command::Abort, Some("slow"), Some(&slow), &[]).await;
     c.archived("slow", &slow, Duration::from_secs(20)).await;
     let (_, instances) = get(format!("{base}/workflows/slow/instances")).await;
     assert_eq!(instances[0]["status"], "ABORTED");
@@ -119,10 +118,9 @@ async fn the_read_api_lists_schedules() {
     std::fs::write(&file, "workflows:\n  daily:\n    notify_emails: [ops@example.com]\n    schedule: {cron: '30 2 * * *', overrun_policy: DELAY}\n    jobs:\n      j: {command: 'true'}\n").unwrap();
     let mut config = c.config();
     config.parser_params.workflows_config = Some(file.display().to_string());
-    pinball::cli::util::run(
-        &crate::helpers::util(UtilCommand::Reschedule, None, None, &[]),
+    c.apply_with(
+        crate::helpers::action(Command::Reschedule, None, None, &[]),
         &config,
-        &c.client,
     )
     .await
     .unwrap();

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pinball::cli::util::UtilCommand;
 use pinball::master::MasterClient;
+use pinball::ops::Command;
 use pinball::storage::{self, Storage};
 use pinball::token::name::{self, JobState};
 use pinball::ui::data::DataLayer;
@@ -246,7 +246,7 @@ async fn actions_need_the_pages_token_and_answer_like_util() {
         body["message"],
         "set DRAIN.  Its token is /workflow/__SIGNAL__/DRAIN"
     );
-    let again = c.util(UtilCommand::Drain, None, None, &[]).await;
+    let again = c.util(Command::Drain, None, None, &[]).await;
     let r = post(
         vec![("command", "drain".into()), ("csrf", token.clone())],
         None,
@@ -262,7 +262,7 @@ async fn actions_need_the_pages_token_and_answer_like_util() {
         .await
         .unwrap();
     assert_eq!(label["label"], "draining");
-    c.util(UtilCommand::Undrain, None, None, &[]).await;
+    c.util(Command::Undrain, None, None, &[]).await;
 
     // Abort the running instance from its page: it ends ABORTED.
     let r = post(

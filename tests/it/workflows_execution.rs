@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pinball::cli::util::UtilCommand;
 use pinball::master::MasterClient;
+use pinball::ops::Command;
 use pinball::token::name;
 use pinball::workflow::worker::{WorkerSettings, run_workers};
 use tokio::sync::watch;
@@ -40,7 +40,7 @@ async fn an_abort_stops_a_running_job_well_before_its_lease_renewal() {
     let stop = long_lease_worker(&c);
     let i = c.start("ab").await;
     c.wait_running("ab", &i, "long", secs(10)).await;
-    c.util(UtilCommand::Abort, Some("ab"), Some(&i), &[]).await;
+    c.util(Command::Abort, Some("ab"), Some(&i), &[]).await;
     // The first renewal went out at the start; the next is 10 s later. The job's end must be
     // recorded long before that.
     // The end is read where it is, live or archived: an aborted instance is archived as soon
@@ -90,7 +90,7 @@ async fn printed_properties_reach_the_master_before_the_next_renewal() {
         },
     )
     .await;
-    c.util(UtilCommand::Abort, Some("pr"), Some(&i), &[]).await;
+    c.util(Command::Abort, Some("pr"), Some(&i), &[]).await;
     let _ = stop.send(true);
     c.stop().await;
 }
@@ -420,7 +420,7 @@ async fn an_idle_worker_sees_a_global_drain_at_once_not_after_its_parked_claim()
     };
     let workers = tokio::spawn(run_workers(Arc::new(c.client.clone()), s, 1, stopped));
     wait_parked(&c.client, 1).await;
-    c.util(UtilCommand::Drain, None, None, &[]).await;
+    c.util(Command::Drain, None, None, &[]).await;
     // The worker drops its parked claim as soon as its watch reports the DRAIN.
     wait_until(
         secs(5),
@@ -430,7 +430,7 @@ async fn an_idle_worker_sees_a_global_drain_at_once_not_after_its_parked_claim()
     .await;
     let i = c.start("dr").await;
     let runnable = name::job_token(&wf("dr"), &inst(&i), name::JobState::Runnable, &job("j"));
-    c.util(UtilCommand::Undrain, None, None, &[]).await;
+    c.util(Command::Undrain, None, None, &[]).await;
     wait_until(secs(5), "after UNDRAIN the job runs at once", || async {
         job_at(&c.client, &runnable).await.is_none()
     })

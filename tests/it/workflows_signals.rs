@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pinball::cli::util::UtilCommand;
 use pinball::config::Config;
 use pinball::master::MasterClient;
+use pinball::ops::Command;
 use pinball::token::name::Level;
 use pinball::workflow::signal::{Action, Signals};
 use pinball::workflow::worker::{WorkerSettings, run_workers};
@@ -22,13 +22,13 @@ fn secs(n: u64) -> Duration {
 async fn drain_holds_an_instance_and_undrain_releases_it() {
     let c = cluster("workflows:\n  dr:\n    jobs:\n      a: {command: 'true'}\n      b: {command: 'true', depends_on: [a]}\n", 0, 0).await;
     let i = c.start("dr").await;
-    let out = c.util(UtilCommand::Drain, Some("dr"), Some(&i), &[]).await;
+    let out = c.util(Command::Drain, Some("dr"), Some(&i), &[]).await;
     assert_eq!(
         out,
         format!("set DRAIN.  Its token is /workflow/dr/{i}/__SIGNAL__/DRAIN\n")
     );
     assert_eq!(
-        c.util(UtilCommand::Drain, Some("dr"), Some(&i), &[]).await,
+        c.util(Command::Drain, Some("dr"), Some(&i), &[]).await,
         "DRAIN has been already set.  Not changing anything this time\n"
     );
     let workers = c.add_workers(2, 0);
@@ -51,16 +51,13 @@ async fn drain_holds_an_instance_and_undrain_releases_it() {
         c.jobs("dr", &i).await["a"].job.history.is_empty(),
         "nothing ran while drained"
     );
-    let out = c
-        .util(UtilCommand::Undrain, Some("dr"), Some(&i), &[])
-        .await;
+    let out = c.util(Command::Undrain, Some("dr"), Some(&i), &[]).await;
     assert_eq!(
         out,
         format!("removed DRAIN from /workflow/dr/{i}/__SIGNAL__/DRAIN\n")
     );
     assert_eq!(
-        c.util(UtilCommand::Undrain, Some("dr"), Some(&i), &[])
-            .await,
+        c.util(Command::Undrain, Some("dr"), Some(&i), &[]).await,
         "DRAIN has been already removed.  Not changing anything this time\n"
     );
     c.archived("dr", &i, secs(20)).await;
@@ -75,7 +72,7 @@ async fn abort_kills_the_running_job_and_archives_the_instance_as_aborted() {
     let i = c.start("ab").await;
     c.wait_running("ab", &i, "long", secs(10)).await;
     let aborted_at = Instant::now();
-    c.util(UtilCommand::Abort, Some("ab"), Some(&i), &[]).await;
+    c.util(Command::Abort, Some("ab"), Some(&i), &[]).await;
     let archived = c.archived("ab", &i, secs(30)).await;
     assert!(
         aborted_at.elapsed() < secs(25),
@@ -105,13 +102,10 @@ async fn exit_retires_workers_of_older_generations_only() {
         generation: 2,
         ..Config::default()
     };
-    let out = pinball::cli::util::run(
-        &util(UtilCommand::Exit, None, None, &[]),
-        &config,
-        &c.client,
-    )
-    .await
-    .unwrap();
+    let out = c
+        .apply_with(action(Command::Exit, None, None, &[]), &config)
+        .await
+        .unwrap();
     assert_eq!(out, "set EXIT.  Its token is /workflow/__SIGNAL__/EXIT\n");
     let logs = tempfile::tempdir().unwrap();
     let (_stop, stopped) = watch::channel(false);
@@ -145,7 +139,7 @@ async fn a_workflow_level_abort_ends_its_running_instances_as_aborted() {
     let i = c.start("wa").await;
     c.wait_running("wa", &i, "long", secs(10)).await;
     assert_eq!(
-        c.util(UtilCommand::Abort, Some("wa"), None, &[]).await,
+        c.util(Command::Abort, Some("wa"), None, &[]).await,
         "set ABORT.  Its token is /workflow/wa/__SIGNAL__/ABORT\n"
     );
     let archived = c.archived("wa", &i, secs(40)).await;
@@ -172,31 +166,29 @@ async fn signals_and_job_edits_refuse_an_archived_instance_and_leave_its_history
     let i = c.start("done").await;
     let before = c.archived("done", &i, secs(20)).await;
     let run = |command, jobs: &'static [&'static str]| {
-        let mut args = util(command, Some("done"), Some(&i), jobs);
-        if command == UtilCommand::Redo {
-            args.execution = Some(0);
+        let mut act = action(command, Some("done"), Some(&i), jobs);
+        if command == Command::Redo {
+            act.execution = Some(0);
         }
-        let (config, client) = (c.config(), c.client.clone());
-        async move { pinball::cli::util::run(&args, &config, &client).await }
+        c.apply(act)
     };
     for (command, jobs) in [
-        (UtilCommand::Abort, &[][..]),
-        (UtilCommand::Drain, &[][..]),
-        (UtilCommand::Exit, &[][..]),
-        (UtilCommand::Undrain, &[][..]),
-        (UtilCommand::Unabort, &[][..]),
-        (UtilCommand::Redo, &["a"][..]),
-        (UtilCommand::Disable, &["a"][..]),
-        (UtilCommand::Enable, &["a"][..]),
+        (Command::Abort, &[][..]),
+        (Command::Drain, &[][..]),
+        (Command::Exit, &[][..]),
+        (Command::Undrain, &[][..]),
+        (Command::Unabort, &[][..]),
+        (Command::Redo, &["a"][..]),
+        (Command::Disable, &["a"][..]),
+        (Command::Enable, &["a"][..]),
     ] {
         let e = run(command, jobs).await.expect_err("refused");
-        assert_eq!(e.status, 1, "{command:?}: {}", e.message);
+        let message = e.to_string();
+        assert!(!e.is_input(), "{command:?}: {message}");
         assert!(
-            e.message.contains("has finished (FAILURE) and is archived")
-                && e.message
-                    .contains(&format!("pinball util -w done -i {i} retry")),
-            "{command:?} says why and what to do: {}",
-            e.message
+            message.contains("has finished (FAILURE) and is archived")
+                && message.contains(&format!("pinball util -w done -i {i} retry")),
+            "{command:?} says why and what to do: {message}"
         );
     }
     assert!(
@@ -222,15 +214,11 @@ async fn a_finished_instance_refuses_new_signals_until_it_is_archived() {
     .await;
     let i = c.start("fin").await;
     c.wait_finished("fin", &i, secs(20)).await;
-    let args = util(UtilCommand::Abort, Some("fin"), Some(&i), &[]);
-    let e = pinball::cli::util::run(&args, &c.config(), &c.client)
+    let e = c
+        .apply(action(Command::Abort, Some("fin"), Some(&i), &[]))
         .await
         .expect_err("refused");
-    assert!(
-        e.message.contains("has finished (FAILURE)"),
-        "{}",
-        e.message
-    );
+    assert!(e.to_string().contains("has finished (FAILURE)"), "{e}");
     let signals = Signals::read(&c.client, &Level::Instance(wf("fin"), inst(&i)))
         .await
         .unwrap();

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pinball::cli::util::{UtilArgs, UtilCommand};
 use pinball::config::Config;
 use pinball::master::{HttpMasterClient, MasterClient};
+use pinball::ops::{Action, Command, Ops, OpsError};
 use pinball::parser;
 use pinball::storage::{self, Table};
 use pinball::token::name;
@@ -95,16 +95,12 @@ pub async fn cluster_on(
 }
 
 /// `pinball util -f COMMAND` with these arguments.
-pub fn util(command: UtilCommand, w: Option<&str>, i: Option<&str>, jobs: &[&str]) -> UtilArgs {
-    UtilArgs {
-        command: command.into(),
-        force: true,
+pub fn action(command: Command, w: Option<&str>, i: Option<&str>, jobs: &[&str]) -> Action {
+    Action {
         workflow: w.map(wf),
         instance: i.map(inst),
         jobs: jobs.iter().map(|j| job(j)).collect(),
-        execution: None,
-        age_days: 28,
-        to: None,
+        ..Action::new(command)
     }
 }
 
@@ -160,17 +156,21 @@ impl Cluster {
             .await
     }
 
+    /// Runs `command` on `w`, `i` and `jobs` as an operator would; what it says.
     pub async fn util(
         &self,
-        command: UtilCommand,
+        command: Command,
         w: Option<&str>,
         i: Option<&str>,
         jobs: &[&str],
     ) -> String {
-        self.util_with(util(command, w, i, jobs)).await
+        self.apply(action(command, w, i, jobs))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", command.as_str()))
     }
 
-    /// The configuration a `pinball util` of this cluster runs with (its database and logs).
+    /// The configuration an operator's command of this cluster runs with (its database and
+    /// logs).
     pub fn config(&self) -> Config {
         Config {
             database_url: Some(pinball::config::Secret(self.app.url.clone())),
@@ -181,14 +181,31 @@ impl Cluster {
         }
     }
 
-    pub async fn util_with(&self, args: UtilArgs) -> String {
-        pinball::cli::util::run(&args, &self.config(), &self.client)
-            .await
-            .unwrap_or_else(|e| panic!("util {:?}: {}", args.command, e.message))
+    /// Applies `action` (audited, as the command line and the dashboard do); what it says.
+    pub async fn apply(&self, action: Action) -> Result<String, OpsError> {
+        self.apply_with(action, &self.config()).await
+    }
+
+    /// [`Cluster::apply`] with `config`, whose definitions `reload`, `reschedule` and `import`
+    /// read.
+    pub async fn apply_with(
+        &self,
+        mut action: Action,
+        config: &Config,
+    ) -> Result<String, OpsError> {
+        let reads = matches!(
+            action.command,
+            Command::Reload | Command::Reschedule | Command::Import
+        );
+        if reads && action.definitions.is_none() {
+            action.definitions = Some(parser::load_from_config(config).map_err(|e| e.to_string()));
+        }
+        let ops = Ops::from_config(&self.client, config);
+        Ok(ops.apply(&action, "tests").await?.message)
     }
 
     pub async fn start(&self, w: &str) -> String {
-        started_instance(&self.util(UtilCommand::Start, Some(w), None, &[]).await)
+        started_instance(&self.util(Command::Start, Some(w), None, &[]).await)
     }
 
     /// The instance's job tokens, live or archived, by job name.
