@@ -71,3 +71,64 @@ pub async fn pass(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::storage::StorageError;
+
+    /// Archived instances by prefix, with the time their last token was archived.
+    struct Archive(Mutex<Vec<(String, i64)>>);
+
+    #[async_trait]
+    impl Retention for Archive {
+        async fn delete_archived(&self, _: &str, prefix: &str) -> Result<u64, StorageError> {
+            let mut all = self.0.lock().unwrap();
+            let before = all.len();
+            all.retain(|(p, _)| p != prefix);
+            Ok((before - all.len()) as u64)
+        }
+
+        async fn expired_archives(
+            &self,
+            _: &str,
+            archived_before: i64,
+            limit: u32,
+            _: GroupOf,
+        ) -> Result<Vec<String>, StorageError> {
+            let all = self.0.lock().unwrap();
+            Ok(all
+                .iter()
+                .filter(|(_, at)| *at < archived_before)
+                .take(limit as usize)
+                .map(|(p, _)| p.clone())
+                .collect())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pass_deletes_every_expired_instance_in_paced_batches() {
+        let now = crate::clock::now();
+        let mut instances: Vec<(String, i64)> = (0..45)
+            .map(|n| (format!("/workflow/w/{n}/"), now - 40 * 86_400))
+            .collect();
+        instances.push(("/workflow/w/recent/".into(), now - 86_400));
+        let archive = Archive(Mutex::new(instances));
+        let started = tokio::time::Instant::now();
+        let deleted = pass(&archive, "default", 30, |n| n).await.unwrap();
+        assert_eq!(deleted, 45, "every instance older than 30 days");
+        let left = archive.0.lock().unwrap().clone();
+        assert_eq!(left, [("/workflow/w/recent/".to_owned(), now - 86_400)]);
+        // Three look-ups (20, 20, 5 and then none: four) and 45 deletes, each followed by a
+        // pause of at least MIN_PAUSE: the database is left alone between them.
+        let paced = tokio::time::Instant::now() - started;
+        assert!(
+            paced >= MIN_PAUSE * (45 + 4),
+            "paused {paced:?} in virtual time"
+        );
+    }
+}
