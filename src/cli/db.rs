@@ -43,8 +43,9 @@ impl From<CopyError> for CliError {
     }
 }
 
-fn open(url: &str) -> Result<Box<dyn storage::Storage>, CliError> {
-    storage::open(url).map_err(|e| CliError::usage(e.to_string()))
+fn open(url: &str) -> Result<Box<dyn storage::Admin>, CliError> {
+    // Only the administration port: `pinball db` reaches no token of a master.
+    Ok(storage::open(url).map_err(|e| CliError::usage(e.to_string()))?)
 }
 
 pub async fn run(args: &DbArgs, config: &Config) -> Result<String, CliError> {

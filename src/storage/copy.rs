@@ -3,7 +3,7 @@
 //! the target. An interrupted copy resumes after the last key the target holds (rows already
 //! there are skipped, never duplicated), and the copy ends by comparing every table's count.
 
-use super::{Storage, StorageError};
+use super::{Admin, StorageError};
 
 /// A column's type, as both dialects store it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,12 +216,12 @@ pub enum CopyError {
 /// meanwhile (stop its master first). The target may hold other masters; it may not hold a
 /// master of the same name that is not a copy of this one.
 pub async fn copy(
-    from: &dyn Storage,
-    to: &dyn Storage,
+    from: &dyn Admin,
+    to: &dyn Admin,
     progress: &mut (dyn FnMut(Progress<'_>) + Send),
 ) -> Result<Vec<Copied>, CopyError> {
-    from.migrate().await?;
-    to.migrate().await?;
+    from.upgrade_schema().await?;
+    to.upgrade_schema().await?;
     let ours = from.copy_masters().await?;
     let theirs = to.copy_masters().await?;
     for (master, created) in &ours {
@@ -243,8 +243,8 @@ pub async fn copy(
 }
 
 async fn copy_table(
-    from: &dyn Storage,
-    to: &dyn Storage,
+    from: &dyn Admin,
+    to: &dyn Admin,
     master: &str,
     spec: &TableSpec,
     progress: &mut (dyn FnMut(Progress<'_>) + Send),
@@ -310,7 +310,7 @@ pub struct Check {
 
 /// Reads the schema version, every table with all its columns, their row counts and size.
 /// Refuses a database that is behind or ahead of this binary, or misses a table or column.
-pub async fn check(store: &dyn Storage) -> Result<Check, CopyError> {
+pub async fn check(store: &dyn Admin) -> Result<Check, CopyError> {
     let latest = super::migrate::latest_version();
     let version = store.schema_version().await?;
     match version {
@@ -350,7 +350,7 @@ pub async fn check(store: &dyn Storage) -> Result<Check, CopyError> {
         tables.push((spec.name, rows));
     }
     Ok(Check {
-        kind: store.kind(),
+        kind: store.backend(),
         schema_version: version,
         tables,
         bytes: store.size_bytes().await?,

@@ -417,6 +417,10 @@ pub trait Retention: Send + Sync + 'static {
 /// What `pinball db` needs: copies between databases, the schema version, sizes.
 #[async_trait]
 pub trait Admin: Send + Sync + 'static {
+    /// `sqlite` or `mysql`, for what `pinball db` prints.
+    fn backend(&self) -> &'static str;
+    /// Brings the schema to this build's (the migrations), before a copy reads or writes.
+    async fn upgrade_schema(&self) -> Result<(), StorageError>;
     /// Every master with its creation time (`db copy`).
     async fn copy_masters(&self) -> Result<Vec<(String, String)>, StorageError>;
     /// Up to `limit` rows of one master in a table, in key order, after the key `after`.

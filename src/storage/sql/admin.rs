@@ -21,6 +21,14 @@ where
     for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Option<Vec<u8>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
 {
+    fn backend(&self) -> &'static str {
+        TokenStore::kind(self)
+    }
+
+    async fn upgrade_schema(&self) -> Result<(), StorageError> {
+        TokenStore::migrate(self).await
+    }
+
     async fn copy_masters(&self) -> Result<Vec<(String, String)>, StorageError> {
         let rows = sqlx::query("SELECT master, created_at FROM masters ORDER BY master")
             .fetch_all(&self.pool)
