@@ -241,7 +241,7 @@ fn start_scheduler(
         recheck: Duration::from_secs(10),
         mailer: crate::email::Mailer::from_config(config),
         ui_link: crate::workflow::mail::ui_link(config),
-        store: Some(Arc::from(storage::open(&url)?)),
+        store: Some(Arc::<dyn storage::Storage>::from(storage::open(&url)?)),
         master_name: config.master_name.clone(),
     };
     let name =

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::storage::{InstanceSummary, Storage, StorageError, Table};
+use crate::storage::{Archive, InstanceSummary, StorageError, Table};
 use crate::token::name::instance_of_prefix;
 use crate::workflow::status::{Status, job_status};
 use crate::workflow::view::Instance;
@@ -19,14 +19,14 @@ const SUMMARY_BATCH: u32 = 500;
 
 #[derive(Clone)]
 pub struct Summarizer {
-    store: Arc<dyn Storage>,
+    store: Arc<dyn Archive>,
     master: String,
     /// One pass at a time per process.
     running: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Summarizer {
-    pub fn new(store: Arc<dyn Storage>, master: String) -> Self {
+    pub fn new(store: Arc<dyn Archive>, master: String) -> Self {
         Summarizer {
             store,
             master,

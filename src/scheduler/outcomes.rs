@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::run::Scheduler;
-use crate::storage::{Storage, StorageError, Table};
+use crate::storage::{Archive, StorageError, Table};
 use crate::token::Token;
 use crate::token::name::{self, InstanceId, WorkflowName};
 use crate::workflow::settle;
@@ -31,7 +31,7 @@ const PENDING_LOOKED: u32 = 1_000;
 /// The outcomes among `w`'s archived instances that may be its latest: the newest summary, and
 /// every instance queued for a summary it does not have yet.
 async fn archived_outcomes(
-    store: &dyn Storage,
+    store: &dyn Archive,
     master: &str,
     w: &WorkflowName,
 ) -> Result<Vec<(u64, Status)>, StorageError> {

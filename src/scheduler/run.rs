@@ -14,7 +14,6 @@ use crate::email::Mailer;
 use crate::master::MasterClient;
 use crate::ops::set_signal;
 use crate::schedule::{Fire, OverrunPolicy, Schedule, ScheduleData, Situation};
-use crate::storage::Storage;
 use crate::token::name::{self, ALL_SCHEDULES, Level, WorkflowName};
 use crate::token::*;
 use crate::workflow::instance::{new_instance_id, new_instance_tokens, with_start_attributes};
@@ -33,7 +32,7 @@ pub struct SchedulerSettings {
     /// Where the emails' links point (the UI).
     pub ui_link: String,
     /// Read access to the archive, to see how an archived instance ended.
-    pub store: Option<Arc<dyn Storage>>,
+    pub store: Option<Arc<dyn crate::storage::Archive>>,
     pub master_name: String,
 }
 

@@ -41,7 +41,9 @@ fn spawn_scheduler(
         recheck: Duration::from_secs(30),
         mailer,
         ui_link: "http://pinball.example.com:8080".into(),
-        store: Some(Arc::from(storage::open(&c.app.url).unwrap())),
+        store: Some(Arc::<dyn storage::Storage>::from(
+            storage::open(&c.app.url).unwrap(),
+        )),
         master_name: c.app.master_name.clone(),
     };
     let scheduler = Scheduler {

@@ -163,7 +163,9 @@ async fn every_email_of_the_spec_arrives_at_a_starttls_server_with_its_table_and
             recheck: Duration::from_secs(30),
             mailer: Some(mailer),
             ui_link: UI.into(),
-            store: Some(Arc::from(storage::open(&c.app.url).unwrap())),
+            store: Some(Arc::<dyn storage::Storage>::from(
+                storage::open(&c.app.url).unwrap(),
+            )),
             master_name: c.app.master_name.clone(),
         },
         name: "outbox_scheduler".into(),
