@@ -218,6 +218,93 @@ mod tests {
         assert!(!names_workflows("use crate::token::{MasterError, NEVER};"));
     }
 
+    /// The functions of `text` longer than `max` lines, as `name (lines)`: a function starts
+    /// at a line whose code begins with `fn` (after `pub`, `async`, ...) and ends at the first
+    /// line that is its indentation and `}` (rustfmt's layout).
+    fn long_functions(text: &str, max: usize) -> Vec<String> {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut long = Vec::new();
+        for (at, line) in lines.iter().enumerate() {
+            let code = line.trim_start();
+            let indent = &line[..line.len() - code.len()];
+            let words: Vec<&str> = code.split_whitespace().collect();
+            let Some(fn_at) = words.iter().position(|w| *w == "fn") else {
+                continue;
+            };
+            let qualifiers = [
+                "pub",
+                "pub(crate)",
+                "pub(super)",
+                "async",
+                "const",
+                "unsafe",
+            ];
+            if !words[..fn_at].iter().all(|w| qualifiers.contains(w)) {
+                continue;
+            }
+            // The signature ends at the first line ending in `{` (a body) or `;` (a
+            // declaration in a trait, which has no body).
+            let signature_end = lines[at..]
+                .iter()
+                .map(|l| l.trim_end())
+                .find(|l| l.ends_with('{') || l.ends_with(';'));
+            if !signature_end.is_some_and(|l| l.ends_with('{')) {
+                continue;
+            }
+            let close = format!("{indent}}}");
+            let Some(end) = lines[at..].iter().position(|l| *l == close) else {
+                continue;
+            };
+            if end + 1 > max {
+                let name = words.get(fn_at + 1).unwrap_or(&"?");
+                let name = name.split(['(', '<']).next().unwrap_or(name);
+                long.push(format!("{name} ({} lines)", end + 1));
+            }
+        }
+        long
+    }
+
+    #[test]
+    fn files_and_functions_stay_small() {
+        let mut files = Vec::new();
+        rust_files(&src(), &mut files);
+        let mut over_400 = Vec::new();
+        let mut wrong = Vec::new();
+        for f in &files {
+            let text = std::fs::read_to_string(f).unwrap();
+            let n = text.lines().count();
+            let shown = f.strip_prefix(src()).unwrap().display().to_string();
+            if n > 600 {
+                wrong.push(format!("{shown} has {n} lines (at most 600)"));
+            } else if n > 400 {
+                over_400.push(shown.clone());
+            }
+            for long in long_functions(&text, 80) {
+                wrong.push(format!("{shown}: fn {long} (at most 80)"));
+            }
+        }
+        if over_400.len() > 5 {
+            wrong.push(format!("more than 5 files over 400 lines: {over_400:?}"));
+        }
+        assert!(
+            wrong.is_empty(),
+            "split these (unit tests may go to a sibling *_tests.rs file): {wrong:#?}"
+        );
+    }
+
+    #[test]
+    fn a_long_function_is_seen() {
+        let body = "    let x = 1;\n".repeat(81);
+        let text = format!("pub async fn long() {{\n{body}}}\n\nfn short() {{\n}}\n");
+        assert_eq!(long_functions(&text, 80), ["long (83 lines)"]);
+        let trait_decl = "    fn decl(&self);\n    fn other(&self) {\n    }\n";
+        assert!(
+            long_functions(trait_decl, 1)
+                .iter()
+                .all(|f| !f.starts_with("decl"))
+        );
+    }
+
     #[test]
     fn the_test_sees_a_forbidden_import() {
         // The checker itself: a planted `crate::ui` in storage would be caught.
