@@ -15,36 +15,25 @@ async fn workers_told_to_stop_during_a_master_outage_exit_within_their_grace_and
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let marks = d.join("marks");
-    std::fs::write(
-        d.join("wf.yaml"),
-        format!(
-            "workflows:\n  s:\n    jobs:\n      j: {{command: 'echo start >> {m}; sleep 2; echo done >> {m}'}}\n",
-            m = marks.display()
-        ),
-    )
-    .unwrap();
     let port = free_port();
-    let config = local_config(
+    let config = workflows_config(
         d,
         "pinball.yaml",
         port,
         &format!(
-            "lease_sec: 4\nworker_poll_time_sec: 1\nworker_shutdown_grace_sec: 3\nparser_params:\n  workflows_config: {}\n",
-            d.join("wf.yaml").display()
+            "workflows:\n  s:\n    jobs:\n      j: {{command: 'echo start >> {m}; sleep 2; echo done >> {m}'}}\n",
+            m = marks.display()
         ),
+        "lease_sec: 4\nworker_poll_time_sec: 1\nworker_shutdown_grace_sec: 3\n",
     );
     let cfg = config.to_str().unwrap();
     let mut master = start_master_process(&config).await;
-    for args in [&["import", "-f"][..], &["util", "-f", "-w", "s", "start"]] {
-        let mut full = vec!["-c", cfg];
-        full.extend_from_slice(args);
-        let out = pinball_out(&full, d).await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    pinball_ok(
+        &config,
+        &[&["import", "-f"], &["util", "-f", "-w", "s", "start"]],
+        d,
+    )
+    .await;
     let mut workers = spawn_pinball(&["-c", cfg, "-m", "workers"], d);
     let lines = || std::fs::read_to_string(&marks).unwrap_or_default();
     wait_until(Duration::from_secs(30), "the job runs", || async {

@@ -12,20 +12,13 @@ use crate::helpers::*;
 async fn the_masters_process_summarises_what_it_archives_without_a_dashboard() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(
-        d.join("wf.yaml"),
-        "workflows:\n  s:\n    jobs:\n      a: {command: 'true'}\n      b: {command: 'false', depends_on: [a]}\n",
-    )
-    .unwrap();
     let port = free_port();
-    let config = local_config(
+    let config = workflows_config(
         d,
         "pinball.yaml",
         port,
-        &format!(
-            "worker_poll_time_sec: 1\narchive_delay_sec: 0\nparser_params:\n  workflows_config: {}\n",
-            d.join("wf.yaml").display()
-        ),
+        "workflows:\n  s:\n    jobs:\n      a: {command: 'true'}\n      b: {command: 'false', depends_on: [a]}\n",
+        "worker_poll_time_sec: 1\narchive_delay_sec: 0\n",
     );
     let cfg = config.to_str().unwrap();
     let _all = spawn_pinball(&["-c", cfg, "-m", "master,workers"], d);
@@ -34,16 +27,12 @@ async fn the_masters_process_summarises_what_it_archives_without_a_dashboard() {
         client.query_prefix("/").await.is_ok()
     })
     .await;
-    for args in [&["import", "-f"][..], &["util", "-f", "-w", "s", "start"]] {
-        let mut full = vec!["-c", cfg];
-        full.extend_from_slice(args);
-        let out = pinball_out(&full, d).await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    pinball_ok(
+        &config,
+        &[&["import", "-f"], &["util", "-f", "-w", "s", "start"]],
+        d,
+    )
+    .await;
     let url = format!("sqlite://{}", d.join("pinball.db").display());
     let store = storage::open(&url).unwrap();
     wait_until(

@@ -28,29 +28,17 @@ async fn a_scheduler_stepped_an_hour_ahead_and_back_fires_nothing_early_and_noth
     };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(
-        d.join("wf.yaml"),
-        "workflows:\n  caught:\n    schedule: {recurrence: 2S, overrun_policy: START_NEW, max_running_instances: 5000, catchup: true}\n    jobs:\n      j: {command: 'true'}\n  plain:\n    schedule: {recurrence: 2S, overrun_policy: START_NEW, max_running_instances: 5000}\n    jobs:\n      j: {command: 'true'}\n",
-    )
-    .unwrap();
     let port = free_port();
-    let config = local_config(
+    let config = workflows_config(
         d,
         "pinball.yaml",
         port,
-        &format!(
-            "parser_params:\n  workflows_config: {}\n",
-            d.join("wf.yaml").display()
-        ),
+        "workflows:\n  caught:\n    schedule: {recurrence: 2S, overrun_policy: START_NEW, max_running_instances: 5000, catchup: true}\n    jobs:\n      j: {command: 'true'}\n  plain:\n    schedule: {recurrence: 2S, overrun_policy: START_NEW, max_running_instances: 5000}\n    jobs:\n      j: {command: 'true'}\n",
+        "",
     );
     let cfg = config.to_str().unwrap();
     let _master = start_master_process(&config).await;
-    let out = pinball_out(&["-c", cfg, "import", "-f"], d).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pinball_ok(&config, &[&["import", "-f"]], d).await;
     let offset = d.join("faketime");
     std::fs::write(&offset, "+0\n").unwrap();
     let offset_path = offset.display().to_string();

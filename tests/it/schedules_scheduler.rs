@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 
 use pinball::master::MasterClient;
 use pinball::schedule::ScheduleData;
-use pinball::scheduler::run::{Scheduler, SchedulerSettings};
 use pinball::storage::{self, Table};
 use pinball::token::name;
 use pinball::workflow::settle;
 use tokio::sync::watch;
 
-use crate::helpers::{Cluster, cluster, wait_until, wf};
+use crate::helpers::{Cluster, cluster, scheduler_for, wait_until, wf};
 
 fn workflow(policy: &str, recurrence: &str, command: &str, max: u32) -> String {
     format!(
@@ -34,23 +33,7 @@ fn spawn_scheduler(
     mailer: Option<pinball::email::Mailer>,
 ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let (stop, stopped) = watch::channel(false);
-    let settings = SchedulerSettings {
-        default_max_running: 3,
-        poll: Duration::from_secs(1),
-        // Long: delayed runs must be woken by the instance's end, not found by a re-check.
-        recheck: Duration::from_secs(30),
-        mailer,
-        ui_link: "http://pinball.example.com:8080".into(),
-        store: Some(Arc::<dyn storage::Storage>::from(
-            storage::open(&c.app.url).unwrap(),
-        )),
-        master_name: c.app.master_name.clone(),
-    };
-    let scheduler = Scheduler {
-        client: Arc::new(c.client.clone()),
-        settings,
-        name: "test_scheduler".into(),
-    };
+    let scheduler = scheduler_for(c, mailer, "http://pinball.example.com:8080");
     (stop, tokio::spawn(scheduler.run(stopped)))
 }
 
@@ -473,19 +456,7 @@ async fn the_last_outcome_comes_from_summaries_and_from_instances_not_summarised
     );
     let c = cluster(&yaml, 1, 0).await;
     let store: Arc<dyn storage::Storage> = Arc::from(storage::open(&c.app.url).unwrap());
-    let scheduler = Scheduler {
-        client: Arc::new(c.client.clone()),
-        settings: SchedulerSettings {
-            default_max_running: 3,
-            poll: Duration::from_secs(1),
-            recheck: Duration::from_secs(30),
-            mailer: None,
-            ui_link: "http://pinball.example.com:8080".into(),
-            store: Some(store.clone()),
-            master_name: c.app.master_name.clone(),
-        },
-        name: "test_scheduler".into(),
-    };
+    let scheduler = scheduler_for(&c, None, "http://pinball.example.com:8080");
     let summarizer =
         pinball::ops::summaries::Summarizer::new(store.clone(), c.app.master_name.clone());
     let summary_of = |i: String| {

@@ -11,8 +11,6 @@ use std::time::Duration;
 use pinball::config::Secret;
 use pinball::email::{Mailer, Outgoing, Security};
 use pinball::master::MasterClient;
-use pinball::scheduler::run::{Scheduler, SchedulerSettings};
-use pinball::storage;
 use pinball::token::name::OUTBOX_PREFIX;
 use pinball::workflow::worker::{WorkerSettings, run_workers};
 use tokio::sync::watch;
@@ -155,22 +153,7 @@ async fn every_email_of_the_spec_arrives_at_a_starttls_server_with_its_table_and
         2,
         stopped.clone(),
     ));
-    let scheduler = Scheduler {
-        client: Arc::new(c.client.clone()),
-        settings: SchedulerSettings {
-            default_max_running: 3,
-            poll: Duration::from_secs(1),
-            recheck: Duration::from_secs(30),
-            mailer: Some(mailer),
-            ui_link: UI.into(),
-            store: Some(Arc::<dyn storage::Storage>::from(
-                storage::open(&c.app.url).unwrap(),
-            )),
-            master_name: c.app.master_name.clone(),
-        },
-        name: "outbox_scheduler".into(),
-    };
-    let scheduler = tokio::spawn(scheduler.run(stopped));
+    let scheduler = tokio::spawn(scheduler_for(&c, Some(mailer), UI).run(stopped));
     let subjects = [
         "Workflow tls's job slow exceeded timeout",
         "Workflow tls's job slow finished with exit code 4",

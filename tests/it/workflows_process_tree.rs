@@ -51,16 +51,12 @@ async fn a_killed_worker_s_job_leaves_no_process_behind() {
         ),
     );
     let cfg = config.to_str().unwrap();
-    for args in [&["import", "-f"][..], &["util", "-f", "-w", "w", "start"]] {
-        let mut full = vec!["-c", cfg];
-        full.extend_from_slice(args);
-        let out = pinball_out(&full, d).await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    pinball_ok(
+        &config,
+        &[&["import", "-f"], &["util", "-f", "-w", "w", "start"]],
+        d,
+    )
+    .await;
     let mut workers = spawn_pinball(&["-c", cfg, "-m", "workers"], d);
     wait_until(
         Duration::from_secs(30),

@@ -104,6 +104,32 @@ pub fn action(command: Command, w: Option<&str>, i: Option<&str>, jobs: &[&str])
     }
 }
 
+/// A scheduler of `c`'s master (reading its archive), sending its emails through `mailer`
+/// with links to `ui_link`: runs are re-checked every 30 s, so a delayed run must be woken by
+/// an instance's end, not found by a re-check.
+pub fn scheduler_for(
+    c: &Cluster,
+    mailer: Option<pinball::email::Mailer>,
+    ui_link: &str,
+) -> pinball::scheduler::run::Scheduler {
+    use pinball::scheduler::run::{Scheduler, SchedulerSettings};
+    Scheduler {
+        client: Arc::new(c.client.clone()),
+        settings: SchedulerSettings {
+            default_max_running: 3,
+            poll: Duration::from_secs(1),
+            recheck: Duration::from_secs(30),
+            mailer,
+            ui_link: ui_link.into(),
+            store: Some(Arc::<dyn storage::Storage>::from(
+                storage::open(&c.app.url).unwrap(),
+            )),
+            master_name: c.app.master_name.clone(),
+        },
+        name: "test_scheduler".into(),
+    }
+}
+
 /// Workers started after the cluster, stopped on their own.
 pub struct Workers {
     stop: watch::Sender<bool>,

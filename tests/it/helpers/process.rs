@@ -42,6 +42,40 @@ pub fn local_config(dir: &Path, name: &str, port: u16, extra: &str) -> PathBuf {
     path
 }
 
+/// Writes `workflows` (YAML) as `dir/wf.yaml` and configuration `name` in `dir` that reads
+/// them: [`local_config`] with `extra` keys.
+pub fn workflows_config(
+    dir: &Path,
+    name: &str,
+    port: u16,
+    workflows: &str,
+    extra: &str,
+) -> PathBuf {
+    let file = dir.join("wf.yaml");
+    std::fs::write(&file, workflows).unwrap();
+    let extra = format!(
+        "{extra}parser_params:\n  workflows_config: {}\n",
+        file.display()
+    );
+    local_config(dir, name, port, &extra)
+}
+
+/// Runs `pinball -c CONFIG` with each of `commands` in turn (`import -f`, `util -f -w W
+/// start`, ...), failing the test with what one printed unless it succeeds.
+pub async fn pinball_ok(config: &Path, commands: &[&[&str]], dir: &Path) {
+    for args in commands {
+        let mut full = vec!["-c", config.to_str().unwrap()];
+        full.extend_from_slice(args);
+        let out = pinball_out(&full, dir).await;
+        assert!(
+            out.status.success(),
+            "pinball {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// Starts `pinball -c CONFIG -m master` and waits for the line that says where it listens.
 pub async fn start_master_process(config: &Path) -> Process {
     try_master_process(config)
