@@ -105,7 +105,11 @@ pub async fn run(
         definitions: matches!(command, UtilCommand::Reload | UtilCommand::Reschedule)
             .then(|| parser::load_from_config(config).map_err(|e| e.to_string())),
     };
-    Ok(ops.apply(&action, &super::os_user()).await?.message)
+    let done = ops.apply(&action, &super::os_user()).await?;
+    if done.refused {
+        return Err(CliError::failed(done.message.trim_end()));
+    }
+    Ok(done.message)
 }
 
 /// `test-email --to ADDRESS`: sends a test message with the configured SMTP settings and

@@ -42,7 +42,7 @@ impl Ops<'_> {
             .filter(|jt| jt.last_failed())
             .collect();
         if failed.is_empty() {
-            return Ok(Done::say(format!(
+            return Ok(Done::refuse(format!(
                 "no failed jobs found in workflow {w} instance {i}\n"
             )));
         }
@@ -234,7 +234,7 @@ impl Ops<'_> {
         defs: &Definitions,
     ) -> Result<Done, OpsError> {
         let Some(def) = defs.get(w) else {
-            return Ok(Done::say(format!(
+            return Ok(Done::refuse(format!(
                 "workflow {w} not found in the configured definitions\n"
             )));
         };
@@ -244,14 +244,14 @@ impl Ops<'_> {
             .filter(|j| !graph.jobs.contains_key(*j))
             .collect();
         if !unknown.is_empty() {
-            return Ok(Done::say(format!(
+            return Ok(Done::refuse(format!(
                 "jobs {} not found in workflow {w} defined in the configured definitions\n",
                 py_list(&unknown)
             )));
         }
         let tokens = self.client().query_prefix(&name::job_prefix(w, i)).await?;
         if tokens.is_empty() {
-            return Ok(Done::say(format!(
+            return Ok(Done::refuse(format!(
                 "workflow {w} instance {i} not found or already archived\n"
             )));
         }
@@ -263,7 +263,7 @@ impl Ops<'_> {
         let now = crate::clock::now();
         let idle = selected.iter().filter(|jt| !jt.token.is_owned(now)).count();
         if idle < selected.len() || (!jobs.is_empty() && selected.len() < jobs.len()) {
-            return Ok(Done::say(format!(
+            return Ok(Done::refuse(format!(
                 "only {idle} out of {} job tokens in workflow {w} instance {i} could be claimed\n",
                 jobs.len().max(selected.len())
             )));

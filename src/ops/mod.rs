@@ -152,8 +152,9 @@ pub struct Ops<'a> {
 pub struct Done {
     pub message: String,
     pub created: Option<(WorkflowName, InstanceId)>,
-    /// The command did nothing because the instance does not allow it: the CLI prints the
-    /// original's message (scripts parse it), the UI shows it as an error.
+    /// The command did nothing: what it names is not there, or does not allow it. The CLI
+    /// prints the original's message on stderr and exits 1 (CONTRACT §1); the UI shows it as
+    /// an error.
     pub refused: bool,
 }
 

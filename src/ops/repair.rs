@@ -105,7 +105,9 @@ impl Ops<'_> {
         for attempt in 1..=10 {
             let tokens = c.query_prefix(&name::instance_prefix(w, i)).await?;
             if tokens.is_empty() {
-                return Ok(Done::say(format!("workflow {w} instance {i} not found\n")));
+                return Ok(Done::refuse(format!(
+                    "workflow {w} instance {i} not found\n"
+                )));
             }
             let n = tokens.len();
             let updates = leased(tokens, Some(&owner), Some(NEVER));
@@ -115,7 +117,7 @@ impl Ops<'_> {
                 )));
             }
         }
-        Ok(Done::say("failed to claim token(s) in 10 tries\n"))
+        Ok(Done::refuse("failed to claim token(s) in 10 tries\n"))
     }
 
     /// `resume`: releases every token of the instance.
@@ -123,7 +125,9 @@ impl Ops<'_> {
         let c = self.client();
         let tokens = c.query_prefix(&name::instance_prefix(w, i)).await?;
         if tokens.is_empty() {
-            return Ok(Done::say(format!("workflow {w} instance {i} not found\n")));
+            return Ok(Done::refuse(format!(
+                "workflow {w} instance {i} not found\n"
+            )));
         }
         let n = tokens.len();
         let updates = leased(tokens, None, None);
@@ -228,7 +232,9 @@ impl Ops<'_> {
     ) -> Result<Done, OpsError> {
         let archived = self.archived(&name::job_prefix(w, i)).await?;
         if archived.is_empty() {
-            return Ok(Done::say(format!("workflow {w} instance {i} not found\n")));
+            return Ok(Done::refuse(format!(
+                "workflow {w} instance {i} not found\n"
+            )));
         }
         let jobs: BTreeMap<JobName, JobToken> = archived
             .into_iter()

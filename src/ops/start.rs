@@ -66,7 +66,9 @@ impl Ops<'_> {
         for attempt in 1..=10 {
             let tokens = c.query_prefix(&name::instance_prefix(w, i)).await?;
             if tokens.is_empty() {
-                return Ok(Done::say(format!("workflow {w} instance {i} not found\n")));
+                return Ok(Done::refuse(format!(
+                    "workflow {w} instance {i} not found\n"
+                )));
             }
             let n = tokens.len();
             match c.modify(ModifyRequest::delete(tokens)).await {
@@ -91,7 +93,7 @@ impl Ops<'_> {
     ) -> Result<Done, OpsError> {
         if let Some(w) = only {
             if !defs.contains_key(w) {
-                return Ok(Done::say(format!("workflow {w} not found\n")));
+                return Ok(Done::refuse(format!("workflow {w} not found\n")));
             }
             defs.retain(|k, _| k == w);
         }
@@ -125,7 +127,9 @@ impl Ops<'_> {
                 c.modify(ModifyRequest::delete(vec![t])).await?;
                 Ok(Done::say(format!("removed schedule for workflow {w}\n")))
             }
-            None => Ok(Done::say(format!("schedule for workflow {w} not found\n"))),
+            None => Ok(Done::refuse(format!(
+                "schedule for workflow {w} not found\n"
+            ))),
         }
     }
 }

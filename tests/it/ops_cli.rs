@@ -177,3 +177,51 @@ async fn a_closed_pipe_ends_the_command_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
+
+#[tokio::test]
+async fn refusals_and_what_is_not_found_exit_one_with_the_reason_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&dir).await;
+    let config = local_config(dir.path(), "pinball.yaml", app.addr.port(), "");
+    let cfg = config.to_str().unwrap();
+    for (args, says) in [
+        (
+            &["-w", "w", "-i", "1", "stop"][..],
+            "workflow w instance 1 not found",
+        ),
+        (
+            &["-w", "w", "-i", "1", "retry"],
+            "workflow w instance 1 not found",
+        ),
+        (
+            &["-w", "w", "-i", "1", "pause"],
+            "workflow w instance 1 not found",
+        ),
+        (
+            &["-w", "w", "-i", "1", "resume"],
+            "workflow w instance 1 not found",
+        ),
+        (
+            &["-w", "w", "-i", "1", "-j", "a", "disable"],
+            "has no instance 1",
+        ),
+        (
+            &["-w", "w", "unschedule"],
+            "schedule for workflow w not found",
+        ),
+    ] {
+        let mut full = vec!["-c", cfg, "util", "-f"];
+        full.extend_from_slice(args);
+        let o = pinball(&full).await;
+        let shown = format!("{args:?}: {}{}", stdout(&o), stderr(&o));
+        assert_eq!(o.status.code(), Some(1), "{shown}");
+        assert!(stdout(&o).is_empty(), "nothing on stdout: {shown}");
+        assert!(stderr(&o).contains(says), "{shown}");
+        assert_eq!(
+            stderr(&o).trim_end().lines().count(),
+            1,
+            "one sentence: {shown}"
+        );
+    }
+    app.stop().await;
+}
