@@ -160,6 +160,10 @@ impl Ops<'_> {
                     .await
             }
             Cleanup => self.cleanup(a.age_days).await,
+            Rerun => {
+                let (w, i) = a.instance()?;
+                self.rerun(w, i).await
+            }
             Unschedule => self.unschedule(a.workflow()?).await,
         }
     }

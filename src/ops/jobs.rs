@@ -81,6 +81,15 @@ impl Ops<'_> {
                 "workflow {w} instance {i} not found\n"
             )));
         }
+        if !archived
+            .iter()
+            .filter_map(|t| JobToken::parse(t.clone()).ok())
+            .any(|jt| jt.last_failed())
+        {
+            return Ok(Done::refuse(format!(
+                "no failed jobs found in workflow {w} instance {i}; `pinball util -w {w} -i {i} rerun` runs it again from the start\n"
+            )));
+        }
         let new = new_instance_id();
         // A name archived twice (a retried instance archived again) keeps its latest copy.
         let mut by_name: BTreeMap<String, Token> = BTreeMap::new();

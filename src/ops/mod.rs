@@ -53,10 +53,11 @@ pub enum Command {
     Disable,
     Enable,
     Cleanup,
+    Rerun,
 }
 
 impl Command {
-    pub const ALL: [Command; 19] = [
+    pub const ALL: [Command; 20] = [
         Command::Start,
         Command::Stop,
         Command::Pause,
@@ -76,6 +77,7 @@ impl Command {
         Command::Disable,
         Command::Enable,
         Command::Cleanup,
+        Command::Rerun,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -100,6 +102,7 @@ impl Command {
             Command::Disable => "disable",
             Command::Enable => "enable",
             Command::Cleanup => "cleanup",
+            Command::Rerun => "rerun",
         }
     }
 

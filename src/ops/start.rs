@@ -1,7 +1,7 @@
 //! Starting and stopping instances, and loading definitions and schedules into the master:
 //! `start`, `stop`, `reschedule` (`import`) and `unschedule`.
 
-use super::{Done, Ops, OpsError, py_list};
+use super::{Done, Ops, OpsError, Standing, py_list};
 use crate::parser::Definitions;
 use crate::token::name::{self, InstanceId, WorkflowName};
 use crate::token::{MasterError, ModifyRequest};
@@ -58,6 +58,33 @@ impl Ops<'_> {
         Err(OpsError::Failed(format!(
             "could not find a free instance id for workflow {w}"
         )))
+    }
+
+    /// `rerun`: a finished instance runs again as a new instance of the workflow's current
+    /// definition, every job from the start (`retry` runs only its failed jobs again).
+    pub async fn rerun(&self, w: &WorkflowName, i: &InstanceId) -> Result<Done, OpsError> {
+        match self.standing(w, i).await? {
+            Standing::Missing => {
+                return Ok(Done::refuse(format!(
+                    "workflow {w} instance {i} not found\n"
+                )));
+            }
+            Standing::Running => {
+                return Ok(Done::refuse(format!(
+                    "workflow {w} instance {i} is still running; rerun runs a finished instance again (stop it first, or retry its failed jobs once it ends)\n"
+                )));
+            }
+            Standing::Finished(_) | Standing::Archived(_) => {}
+        }
+        let started = self.start(w).await?;
+        let Some((_, new)) = &started.created else {
+            return Ok(started);
+        };
+        let message = format!(
+            "reran workflow {w} instance {i} as instance {new}.  Its tokens are under {}\n",
+            name::instance_prefix(w, new)
+        );
+        Ok(Done::created(message, w, new))
     }
 
     /// `stop`: deletes the instance's tokens (no history kept).

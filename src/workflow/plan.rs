@@ -16,6 +16,13 @@ pub fn archive_signal(workflow: &WorkflowName, instance: &InstanceId) -> Token {
         .token(&Level::Instance(workflow.clone(), instance.clone()))
 }
 
+/// Whether every job of an instance (all of them waiting: nothing is runnable) has run at
+/// least once: then an instance with no job that can run again has ended, though no job's end
+/// recorded it; a job that never ran may still get its events from elsewhere.
+pub fn every_job_ran(waiting: &[JobToken]) -> bool {
+    waiting.iter().all(|jt| !jt.job.history.is_empty())
+}
+
 /// An event posted by `from` into the input `from` of job `to`.
 pub fn event_token(jt: &JobToken, to: &JobName, from: &JobName, event: &Event, id: u64) -> Token {
     let data = serde_json::to_string(event).expect("events serialize");

@@ -292,3 +292,26 @@ fn an_open_execution_is_closed_as_lost_and_counted_only_past_the_retries() {
     let r = &job.history[1];
     assert!(r.counted && r.exit_code.is_none() && r.lost.is_some());
 }
+
+#[test]
+fn an_instance_ends_by_itself_only_once_every_job_has_run() {
+    let jobs = instance(
+        "workflows:\n  w:\n    jobs:\n      a: {command: 'true'}\n      b: {command: 'true', depends_on: [a]}\n",
+    );
+    let with = |history: bool| -> Vec<JobToken> {
+        jobs.values()
+            .map(|jt| JobToken {
+                job: if history { ran(jt, 0) } else { jt.job.clone() },
+                ..jt.clone()
+            })
+            .collect()
+    };
+    assert!(
+        every_job_ran(&with(true)),
+        "all ran: nothing is left to wait for"
+    );
+    assert!(
+        !every_job_ran(&with(false)),
+        "a job that never ran may still get its events from elsewhere"
+    );
+}

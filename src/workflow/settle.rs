@@ -200,12 +200,19 @@ async fn finish(
         unreachable!("settle works on instances")
     };
     let archive_name = name::signal_token(level, Action::ARCHIVE);
-    let Some(archive) = tokens.all.iter().find(|t| t.name == archive_name) else {
-        return Ok(Settled::Waiting); // nothing ran to an end yet (or it was retried)
+    // Nothing can run any more. Without an ARCHIVE signal nothing recorded the end. A job
+    // that never ran may still get its events from elsewhere (PINBALL_SPEC scenarios 15-16):
+    // the instance waits for them. But when every job has run (a retry, a poison or a hand
+    // edit left none that can run again), the instance ends now, so no run stays RUNNING for
+    // ever.
+    let archive = match tokens.all.iter().find(|t| t.name == archive_name) {
+        Some(archive) => archive.clone(),
+        None if plan::every_job_ran(&tokens.waiting) => plan::archive_signal(w, i),
+        None => return Ok(Settled::Waiting),
     };
     let now = crate::clock::now_f64();
-    let Some(stamped) = plan::stamp_archive(archive, now + archive_delay_sec as f64) else {
-        let due = super::signal::Signal::from_token(archive)
+    let Some(stamped) = plan::stamp_archive(&archive, now + archive_delay_sec as f64) else {
+        let due = super::signal::Signal::from_token(&archive)
             .and_then(|s| s.attributes.timestamp)
             .is_some_and(|at| at <= now);
         if !due {

@@ -32,6 +32,7 @@ mod ops_hosts;
 mod ops_metrics;
 mod ops_processes;
 mod ops_repair;
+mod ops_reruns;
 mod ops_retention;
 mod ops_summaries;
 mod ops_upgrade;

@@ -207,6 +207,12 @@ impl Cluster {
         }
     }
 
+    /// Applies `action` as [`Cluster::apply`] does; what it did, refusals included.
+    pub async fn done(&self, action: Action) -> Result<pinball::ops::Done, OpsError> {
+        let ops = Ops::from_config(&self.client, &self.config());
+        ops.apply(&action, "tests").await
+    }
+
     /// Applies `action` (audited, as the command line and the dashboard do); what it says.
     pub async fn apply(&self, action: Action) -> Result<String, OpsError> {
         self.apply_with(action, &self.config()).await

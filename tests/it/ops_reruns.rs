@@ -1,0 +1,107 @@
+//! No run without a way to end: a retry of an instance with nothing failed is refused (it left a
+//! run that never ended), `rerun` runs a finished instance again from the start, and an
+//! instance in which nothing can run any more is finished and archived whatever made it so.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use pinball::master::MasterClient;
+use pinball::ops::Command;
+use pinball::token::name::{self, JobState, Name};
+use pinball::token::{ModifyRequest, Token};
+use pinball::workflow::instance::JobToken;
+
+use crate::helpers::*;
+
+const CHAIN: &str = "workflows:\n  ch:\n    jobs:\n      a: {command: 'true'}\n      b: {command: 'true', depends_on: [a]}\n";
+
+#[tokio::test]
+async fn a_retry_of_a_successful_instance_is_refused_and_rerun_runs_it_from_the_start() {
+    let c = cluster(CHAIN, 1, 0).await;
+    let i = c.start("ch").await;
+    c.archived("ch", &i, Duration::from_secs(30)).await;
+    let retry = c
+        .done(action(Command::Retry, Some("ch"), Some(&i), &[]))
+        .await
+        .unwrap();
+    assert!(retry.refused, "{retry:?}");
+    assert!(
+        retry
+            .message
+            .starts_with(&format!("no failed jobs found in workflow ch instance {i}")),
+        "{}",
+        retry.message
+    );
+    assert_eq!(
+        instances(&c.client, "ch").await.len(),
+        0,
+        "a refused retry leaves no instance behind"
+    );
+    let rerun = c
+        .done(action(Command::Rerun, Some("ch"), Some(&i), &[]))
+        .await
+        .unwrap();
+    let (_, new) = rerun.created.clone().expect("rerun creates an instance");
+    assert_eq!(
+        rerun.message,
+        format!(
+            "reran workflow ch instance {i} as instance {new}.  Its tokens are under /workflow/ch/{new}/\n"
+        )
+    );
+    let again = c
+        .archived("ch", new.as_str(), Duration::from_secs(30))
+        .await;
+    let ran: Vec<JobToken> = again
+        .into_iter()
+        .filter_map(|t| JobToken::parse(t).ok())
+        .collect();
+    assert_eq!(ran.len(), 2);
+    assert!(
+        ran.iter().all(|jt| jt.job.history.len() == 1),
+        "every job ran once, from the start: {ran:?}"
+    );
+    let running = c
+        .done(action(Command::Rerun, Some("ch"), Some("1"), &[]))
+        .await
+        .unwrap();
+    assert!(
+        running.refused && running.message.contains("not found"),
+        "{running:?}"
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn an_instance_in_which_nothing_can_run_is_finished_and_archived() {
+    let c = cluster(CHAIN, 1, 0).await;
+    let i = c.start("ch").await;
+    let archived = c.archived("ch", &i, Duration::from_secs(30)).await;
+    // By hand (as the old retry of a successful instance did): every job copied into a new
+    // instance, all waiting and all succeeded, no event to make one runnable, no ARCHIVE signal.
+    let stuck = "1700000000000";
+    let mut copies: BTreeMap<String, Token> = BTreeMap::new();
+    for t in archived {
+        if let Some(Name::Job { .. }) = Name::parse(&t.name) {
+            let jt = JobToken::parse(t).unwrap();
+            let copy = jt.copied_into(&inst(stuck), JobState::Waiting, &jt.job);
+            copies.insert(copy.name.clone(), copy);
+        }
+    }
+    assert_eq!(copies.len(), 2);
+    c.client
+        .modify(ModifyRequest::update(copies.into_values().collect()))
+        .await
+        .unwrap();
+    // The workers' sweep finds it: nothing runnable, nothing can become runnable.
+    let ended = c.archived("ch", stuck, Duration::from_secs(30)).await;
+    let archive = name::signal_token(
+        &name::Level::Instance(wf("ch"), inst(stuck)),
+        pinball::workflow::signal::Action::ARCHIVE,
+    );
+    assert!(
+        ended.iter().any(|t| t.name == archive),
+        "it ended with an ARCHIVE signal of its own: {:?}",
+        ended.iter().map(|t| &t.name).collect::<Vec<_>>()
+    );
+    c.stop().await;
+}
