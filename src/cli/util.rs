@@ -56,6 +56,9 @@ pub struct UtilArgs {
     pub execution: Option<usize>,
     #[arg(short = 'a', long = "age-days", default_value_t = 28)]
     pub age_days: u32,
+    /// `retry`: the attempts each retried job gets (default: its max_attempts).
+    #[arg(long = "attempts", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub attempts: Option<u32>,
     /// `test-email`: the address to send the test message to.
     #[arg(long = "to")]
     pub to: Option<String>,
@@ -102,6 +105,7 @@ pub async fn run(
         jobs: args.jobs.clone(),
         execution: args.execution,
         age_days: args.age_days,
+        attempts: args.attempts,
         definitions: matches!(command, UtilCommand::Reload | UtilCommand::Reschedule)
             .then(|| parser::load_from_config(config).map_err(|e| e.to_string())),
     };

@@ -19,6 +19,8 @@ pub struct Action {
     pub execution: Option<usize>,
     /// `cleanup`: the age in days.
     pub age_days: u32,
+    /// `retry`: the attempts each retried job gets (its `max_attempts` when not given).
+    pub attempts: Option<u32>,
     /// `reload` and `reschedule`: the definitions the caller read from its configuration, or
     /// why they could not be read.
     pub definitions: Option<Result<Definitions, String>>,
@@ -34,6 +36,7 @@ impl Action {
             jobs: Vec::new(),
             execution: None,
             age_days: 28,
+            attempts: None,
             definitions: None,
         }
     }
@@ -116,7 +119,7 @@ impl Ops<'_> {
             }
             Retry => {
                 let (w, i) = a.instance()?;
-                self.retry(w, i).await
+                self.retry(w, i, a.attempts).await
             }
             Pause => {
                 let (w, i) = a.instance()?;

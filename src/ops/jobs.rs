@@ -30,11 +30,16 @@ fn reloaded(jt: &JobToken, new: &GraphJob) -> Token {
 impl Ops<'_> {
     /// `retry`: failed jobs run again with their triggering events, and the ARCHIVE signal goes,
     /// in one request. An archived instance is copied into a new one instead.
-    pub async fn retry(&self, w: &WorkflowName, i: &InstanceId) -> Result<Done, OpsError> {
+    pub async fn retry(
+        &self,
+        w: &WorkflowName,
+        i: &InstanceId,
+        attempts: Option<u32>,
+    ) -> Result<Done, OpsError> {
         let c = self.client();
         let tokens = progress::read_instance(c, w, i).await?;
         if tokens.all.is_empty() {
-            return self.retry_archived(w, i).await;
+            return self.retry_archived(w, i, attempts).await;
         }
         let failed: Vec<&JobToken> = tokens
             .waiting
@@ -50,6 +55,7 @@ impl Ops<'_> {
         for jt in &failed {
             let mut job = jt.job.clone();
             job.events = jt.last_events();
+            job.retried_by_hand(attempts);
             req.updates.push(jt.rewritten(JobState::Runnable, &job));
             req.deletes.push(jt.token.clone());
         }
@@ -74,7 +80,12 @@ impl Ops<'_> {
     /// `retry` of an archived instance: its jobs and events are copied into a new instance, the
     /// failed jobs runnable (with their triggering events), the others waiting; signals stay
     /// behind.
-    async fn retry_archived(&self, w: &WorkflowName, i: &InstanceId) -> Result<Done, OpsError> {
+    async fn retry_archived(
+        &self,
+        w: &WorkflowName,
+        i: &InstanceId,
+        attempts: Option<u32>,
+    ) -> Result<Done, OpsError> {
         let archived = self.archived(&name::instance_prefix(w, i)).await?;
         if archived.is_empty() {
             return Ok(Done::refuse(format!(
@@ -100,6 +111,7 @@ impl Ops<'_> {
                     let mut job = jt.job.clone();
                     let state = if jt.last_failed() {
                         job.events = jt.last_events();
+                        job.retried_by_hand(attempts);
                         JobState::Runnable
                     } else {
                         JobState::Waiting

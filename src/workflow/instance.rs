@@ -70,6 +70,7 @@ pub fn job_from_graph(job_name: &JobName, g: &GraphJob) -> Job {
         cleanup_template: g.def.cleanup_template.clone(),
         events: vec![],
         history: vec![],
+        attempts_from: 0,
     }
 }
 

@@ -138,6 +138,14 @@ pub struct Job {
     pub events: Vec<Event>,
     #[serde(default)]
     pub history: Vec<ExecutionRecord>,
+    /// The history index from which attempts count against `max_attempts`: a manual retry
+    /// sets it to the history's length, so the job gets its whole budget again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts_from: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Job {
@@ -159,6 +167,7 @@ impl Job {
             cleanup_template: None,
             events: Vec::new(),
             history: Vec::new(),
+            attempts_from: 0,
         }
     }
 
@@ -187,20 +196,29 @@ impl Job {
         self.history.last().is_some_and(|r| r.exit_code != Some(0))
     }
 
-    /// Whether a failed job may run again: failed records of the newest record's instance,
-    /// counted newest first until a record of another instance, are fewer than `max_attempts`.
+    /// Whether a failed job may run again: failed records of the newest record's instance since
+    /// the last manual retry (`attempts_from`), counted newest first until a record of another
+    /// instance, are fewer than `max_attempts`.
     pub fn can_retry(&self) -> bool {
         let Some(last) = self.history.last() else {
             return false;
         };
-        let failures = self
-            .history
+        let failures = self.history[self.attempts_from.min(self.history.len())..]
             .iter()
             .rev()
             .take_while(|r| r.instance == last.instance)
             .filter(|r| r.exit_code != Some(0) && (r.lost.is_none() || r.counted))
             .count();
         failures < self.max_attempts as usize
+    }
+
+    /// A manual retry: the job gets `max_attempts` attempts again (or `attempts`, when given,
+    /// which becomes its budget), counted from now.
+    pub fn retried_by_hand(&mut self, attempts: Option<u32>) {
+        self.attempts_from = self.history.len();
+        if let Some(n) = attempts {
+            self.max_attempts = n;
+        }
     }
 
     /// How many executions in a row, newest first and in the newest record's instance, were

@@ -105,3 +105,50 @@ async fn an_instance_in_which_nothing_can_run_is_finished_and_archived() {
     );
     c.stop().await;
 }
+
+#[tokio::test]
+async fn a_retried_job_gets_its_whole_budget_again_or_the_attempts_asked_for() {
+    let c = cluster(
+        "workflows:\n  f:\n    jobs:\n      j: {command: 'false', max_attempts: 2}\n",
+        1,
+        3600,
+    )
+    .await;
+    let i = c.start("f").await;
+    let runs = |n: usize| {
+        move |ts: &[Token]| {
+            ts.iter().any(|t| {
+                t.name.ends_with("/job/waiting/j")
+                    && JobToken::parse(t.clone()).is_ok_and(|jt| jt.job.history.len() == n)
+            })
+        }
+    };
+    c.wait_for("f", &i, Duration::from_secs(30), "two attempts", runs(2))
+        .await;
+    c.wait_finished("f", &i, Duration::from_secs(30)).await;
+    c.util(Command::Retry, Some("f"), Some(&i), &[]).await;
+    c.wait_for(
+        "f",
+        &i,
+        Duration::from_secs(30),
+        "two attempts more",
+        runs(4),
+    )
+    .await;
+    c.wait_finished("f", &i, Duration::from_secs(30)).await;
+    let mut three = action(Command::Retry, Some("f"), Some(&i), &[]);
+    three.attempts = Some(3);
+    c.apply(three).await.unwrap();
+    c.wait_for(
+        "f",
+        &i,
+        Duration::from_secs(30),
+        "three attempts more",
+        runs(7),
+    )
+    .await;
+    c.wait_finished("f", &i, Duration::from_secs(30)).await;
+    let jobs = c.jobs("f", &i).await;
+    assert_eq!(jobs["j"].job.history.len(), 7, "and no more");
+    c.stop().await;
+}
