@@ -168,6 +168,8 @@ impl Ops<'_> {
                 self.rerun(w, i).await
             }
             Unschedule => self.unschedule(a.workflow()?).await,
+            PauseSchedule => self.pause_schedule(a.workflow()?, true).await,
+            ResumeSchedule => self.pause_schedule(a.workflow()?, false).await,
         }
     }
 }

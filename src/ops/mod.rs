@@ -54,10 +54,12 @@ pub enum Command {
     Enable,
     Cleanup,
     Rerun,
+    PauseSchedule,
+    ResumeSchedule,
 }
 
 impl Command {
-    pub const ALL: [Command; 20] = [
+    pub const ALL: [Command; 22] = [
         Command::Start,
         Command::Stop,
         Command::Pause,
@@ -78,6 +80,8 @@ impl Command {
         Command::Enable,
         Command::Cleanup,
         Command::Rerun,
+        Command::PauseSchedule,
+        Command::ResumeSchedule,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -103,6 +107,8 @@ impl Command {
             Command::Enable => "enable",
             Command::Cleanup => "cleanup",
             Command::Rerun => "rerun",
+            Command::PauseSchedule => "pause-schedule",
+            Command::ResumeSchedule => "resume-schedule",
         }
     }
 

@@ -3,6 +3,7 @@
 
 use super::{Done, Ops, OpsError, Standing, py_list};
 use crate::parser::Definitions;
+use crate::schedule::ScheduleData;
 use crate::token::name::{self, InstanceId, WorkflowName};
 use crate::token::{MasterError, ModifyRequest};
 use crate::workflow::instance::{instance_id_after, new_instance_id, new_instance_tokens};
@@ -144,6 +145,54 @@ impl Ops<'_> {
             py_list(&tokens(&done.schedules, name::schedule_token))
         ));
         Ok(Done::say(out))
+    }
+
+    /// `pause-schedule` / `resume-schedule`: the schedule starts nothing (each occurrence is
+    /// counted as missed) / runs again from its next occurrence. The flag lives on the
+    /// schedule token, so an import keeps it.
+    pub async fn pause_schedule(&self, w: &WorkflowName, paused: bool) -> Result<Done, OpsError> {
+        let c = self.client();
+        for _ in 0..10 {
+            let Some(token) = c.get(&name::schedule_token(w)).await? else {
+                return Ok(Done::refuse(format!(
+                    "schedule for workflow {w} not found\n"
+                )));
+            };
+            let Some(mut data) = ScheduleData::from_token(&token) else {
+                return Err(OpsError::Failed(format!(
+                    "the schedule token of workflow {w} is not a schedule"
+                )));
+            };
+            let verb = if paused { "paused" } else { "resumed" };
+            if data.paused == paused {
+                return Ok(Done::say(format!(
+                    "the schedule of workflow {w} is already {verb}\n"
+                )));
+            }
+            data.paused = paused;
+            let next = crate::clock::utc(data.next_run_time);
+            let mut update = data.to_token(token.version);
+            // The lease is the next run: kept as it is.
+            update.owner = token.owner.clone();
+            update.expiration_time = token.expiration_time;
+            match c.modify(ModifyRequest::update(vec![update])).await {
+                Ok(_) if paused => {
+                    return Ok(Done::say(format!(
+                        "paused the schedule of workflow {w}: it starts nothing until resume-schedule, and counts each run it passes in missed_runs\n"
+                    )));
+                }
+                Ok(_) => {
+                    return Ok(Done::say(format!(
+                        "resumed the schedule of workflow {w}: its next run is at {next}\n"
+                    )));
+                }
+                Err(MasterError::VersionConflict(_)) => {} // the scheduler moved it: again
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(OpsError::Failed(format!(
+            "the schedule of workflow {w} kept changing; try again"
+        )))
     }
 
     /// `unschedule`: removes the workflow's schedule token.

@@ -29,6 +29,10 @@ pub struct ScheduleData {
     /// The run time whose "too many instances" email was sent: once per occurrence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub too_many_told: Option<i64>,
+    /// Paused (`util pause-schedule`): each occurrence passes without a run and is counted in
+    /// `missed_runs`. An import keeps it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
 }
 
 impl ScheduleData {
@@ -50,6 +54,7 @@ impl ScheduleData {
             missed_runs: 0,
             last_instance: None,
             too_many_told: None,
+            paused: false,
         })
     }
 

@@ -37,6 +37,8 @@ pub enum Fire {
     TooMany { at: i64, notify: bool },
     /// SKIP while one runs: the occurrence is dropped and counted.
     Skip { data: ScheduleData, at: i64 },
+    /// Paused: nothing starts, the occurrence is counted in `missed_runs`.
+    Paused { data: ScheduleData, at: i64 },
     /// Start an instance for the occurrence `scheduled_time` (after aborting the running
     /// ones when `abort_running`).
     Start {
@@ -90,6 +92,13 @@ pub fn fire(
     let collapsed = if schedule.catchup { 0 } else { late };
     let mut advanced = data.clone();
     advanced.next_run_time = next;
+    if data.paused {
+        advanced.missed_runs += 1 + collapsed;
+        return Fire::Paused {
+            data: advanced,
+            at: next,
+        };
+    }
     if !situation.has_definition {
         advanced.missed_runs += 1;
         return Fire::NoDefinition {

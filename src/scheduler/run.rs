@@ -278,7 +278,9 @@ impl Scheduler {
                 self.client.modify(ModifyRequest::update(updates)).await?;
                 Ok(())
             }
-            Fire::Skip { data: next, at } => self.put_back(token, &next, at).await,
+            Fire::Skip { data: next, at } | Fire::Paused { data: next, at } => {
+                self.put_back(token, &next, at).await
+            }
             Fire::Start {
                 data: next,
                 at,
@@ -361,6 +363,7 @@ fn step_name(step: &Fire) -> &'static str {
         Fire::Delay { .. } => "delay",
         Fire::TooMany { .. } => "too many running",
         Fire::Skip { .. } => "skip",
+        Fire::Paused { .. } => "paused",
         Fire::Start { .. } => "start",
     }
 }

@@ -88,18 +88,19 @@ pub async fn import(
             imported.definitions.push(w.clone());
         }
         let Some(sd) = &def.schedule else { continue };
-        let new = ScheduleData::new(w, sd, &def.notify_emails, now).map_err(|e| {
+        let mut new = ScheduleData::new(w, sd, &def.notify_emails, now).map_err(|e| {
             super::error::Error::Definition {
                 workflow: w.to_string(),
                 message: e.to_string(),
             }
         })?;
         let old = schedules.get(&name::schedule_token(w));
-        if old
-            .and_then(ScheduleData::from_token)
-            .is_some_and(|o| o.corresponds_to(&new))
-        {
-            continue;
+        if let Some(o) = old.and_then(ScheduleData::from_token) {
+            if o.corresponds_to(&new) {
+                continue;
+            }
+            // A paused schedule stays paused through a deploy's import.
+            new.paused = o.paused;
         }
         req.updates.push(new.to_token(old.and_then(|t| t.version)));
         imported.schedules.push(w.clone());

@@ -12,7 +12,7 @@ use pinball::token::name;
 use pinball::workflow::settle;
 use tokio::sync::watch;
 
-use crate::helpers::{Cluster, cluster, scheduler_for, wait_until, wf};
+use crate::helpers::{Cluster, cluster, instances, scheduler_for, wait_until, wf};
 
 fn workflow(policy: &str, recurrence: &str, command: &str, max: u32) -> String {
     format!(
@@ -520,5 +520,74 @@ async fn the_last_outcome_comes_from_summaries_and_from_instances_not_summarised
         !scheduler.last_failed(&wf("s")).await,
         "read from its summary"
     );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_paused_schedule_starts_nothing_survives_an_import_and_resumes() {
+    let yaml = |emails: &str| {
+        format!(
+            "workflows:\n  s:\n    notify_emails: [{emails}]\n    schedule: {{recurrence: 1S, overrun_policy: START_NEW, max_running_instances: 5}}\n    jobs:\n      j: {{command: 'true'}}\n"
+        )
+    };
+    let c = cluster(&yaml("a@example.com"), 1, 0).await;
+    let said = c
+        .util(pinball::ops::Command::PauseSchedule, Some("s"), None, &[])
+        .await;
+    assert!(
+        said.starts_with("paused the schedule of workflow s"),
+        "{said}"
+    );
+    // A deploy's import that changes the schedule's definition keeps it paused.
+    let file = c.logs.path().join("defs.yaml");
+    std::fs::write(&file, yaml("b@example.com")).unwrap();
+    let mut config = c.config();
+    config.parser_params.workflows_config = Some(file.display().to_string());
+    let imported = c
+        .apply_with(
+            crate::helpers::action(pinball::ops::Command::Reschedule, None, None, &[]),
+            &config,
+        )
+        .await
+        .unwrap();
+    assert!(
+        imported.contains("rescheduled workflows ['s']"),
+        "{imported}"
+    );
+    let data = schedule_data(&c).await;
+    assert!(data.paused, "the import kept it paused: {data:?}");
+    assert_eq!(data.emails, ["b@example.com"]);
+    let (stop, task) = spawn_scheduler(&c, None);
+    wait_until(Duration::from_secs(15), "two occurrences pass", || async {
+        schedule_data(&c).await.missed_runs >= 2
+    })
+    .await;
+    let store = storage::open(&c.app.url).unwrap();
+    let archived = store
+        .read(&c.app.master_name, Table::Archived, "/workflow/s/")
+        .await
+        .unwrap();
+    assert!(
+        instances(&c.client, "s").await.is_empty() && archived.is_empty(),
+        "a paused schedule started nothing"
+    );
+    let said = c
+        .util(pinball::ops::Command::ResumeSchedule, Some("s"), None, &[])
+        .await;
+    assert!(
+        said.starts_with("resumed the schedule of workflow s: its next run is at"),
+        "{said}"
+    );
+    wait_until(Duration::from_secs(15), "a run once resumed", || async {
+        !instances(&c.client, "s").await.is_empty()
+            || !store
+                .read(&c.app.master_name, Table::Archived, "/workflow/s/")
+                .await
+                .unwrap()
+                .is_empty()
+    })
+    .await;
+    let _ = stop.send(true);
+    task.await.unwrap();
     c.stop().await;
 }

@@ -99,6 +99,7 @@ impl DataLayer {
                     .unwrap_or(self.default_max_running),
                 emails: d.emails.clone(),
                 missed_runs: d.missed_runs,
+                paused: d.paused,
                 catchup: d.schedule.catchup,
                 timezone: d.schedule.timezone.clone(),
             })

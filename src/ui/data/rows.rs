@@ -94,6 +94,8 @@ pub struct ScheduleRow {
     pub max_running_instances: u32,
     pub emails: Vec<String>,
     pub missed_runs: u64,
+    /// `util pause-schedule`: it starts nothing until resumed.
+    pub paused: bool,
     pub catchup: bool,
     pub timezone: Option<String>,
 }

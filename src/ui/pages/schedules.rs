@@ -22,6 +22,7 @@ pub struct ScheduleView {
     pub max_running: u32,
     pub emails: String,
     pub missed_runs: u64,
+    pub paused: bool,
 }
 
 fn schedule_view(s: ScheduleRow, now: f64) -> ScheduleView {
@@ -45,6 +46,7 @@ fn schedule_view(s: ScheduleRow, now: f64) -> ScheduleView {
         max_running: s.max_running_instances,
         emails: s.emails.join(", "),
         missed_runs: s.missed_runs,
+        paused: s.paused,
         recurrence,
         workflow: s.workflow.into(),
     }
