@@ -64,7 +64,9 @@ async fn rig(
     ));
     let client = HttpMasterClient::new("127.0.0.1", port, RetryPolicy::default());
     let defs = pinball::parser::parse_yaml(yaml, "bench").unwrap();
-    definition::import(&client, &defs).await.unwrap();
+    definition::import(&client, &defs, None, false)
+        .await
+        .unwrap();
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(run_workers(
         Arc::new(client.clone()),

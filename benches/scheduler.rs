@@ -82,7 +82,9 @@ async fn main() {
         .unwrap();
     let defs = definitions(first);
     let started = Instant::now();
-    let done = definition::import(&client, &defs).await.unwrap();
+    let done = definition::import(&client, &defs, None, false)
+        .await
+        .unwrap();
     println!(
         "import of {} definitions and {} schedules: {:.2} s",
         done.definitions.len(),

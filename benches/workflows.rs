@@ -109,7 +109,9 @@ impl Rig {
     /// Imports `yaml`, starts workflow `w`, and returns the wall time until it is archived.
     async fn run(&self, yaml: &str, w: &str) -> (Duration, String) {
         let defs = pinball::parser::parse_yaml(yaml, "bench").unwrap();
-        definition::import(&self.client, &defs).await.unwrap();
+        definition::import(&self.client, &defs, None, false)
+            .await
+            .unwrap();
         let instance = pinball::workflow::instance::new_instance_id();
         let w = &name::WorkflowName::parse(w).unwrap();
         let tokens =

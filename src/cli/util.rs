@@ -69,6 +69,9 @@ pub struct ImportArgs {
     /// Do not ask for confirmation.
     #[arg(short = 'f', long = "force")]
     pub force: bool,
+    /// Print what would change (added, changed, retired workflows) and write nothing.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
     /// Also (re)write schedule tokens (accepted for the original's `import -f reschedule`).
     pub reschedule: Option<String>,
 }
@@ -108,6 +111,8 @@ pub async fn run(
         attempts: args.attempts,
         definitions: matches!(command, UtilCommand::Reload | UtilCommand::Reschedule)
             .then(|| parser::load_from_config(config).map_err(|e| e.to_string())),
+        source: parser::source_of(config),
+        dry_run: false,
     };
     let done = ops.apply(&action, &super::os_user()).await?;
     if done.refused {
@@ -163,12 +168,14 @@ pub async fn run_import(
     config: &Config,
     client: &dyn MasterClient,
 ) -> Result<String, CliError> {
-    if !confirm("import the workflow definitions", args.force)? {
+    if !args.dry_run && !confirm("import the workflow definitions", args.force)? {
         return Ok("not confirmed; nothing changed\n".into());
     }
     let ops = Ops::from_config(client, config);
     let action = Action {
         definitions: Some(parser::load_from_config(config).map_err(|e| e.to_string())),
+        source: parser::source_of(config),
+        dry_run: args.dry_run,
         ..Action::new(UtilCommand::Import)
     };
     Ok(ops.apply(&action, &super::os_user()).await?.message)

@@ -317,15 +317,24 @@ async fn import_definitions(config: &Config, master: &Master) {
     }
     let client = LocalMasterClient(master.clone());
     match crate::parser::load_from_config(config) {
-        Ok(defs) => match definition::import(&client, &defs).await {
-            Ok(done) => tracing::info!(
-                workflows = defs.len(),
-                changed = done.definitions.len(),
-                schedules = done.schedules.len(),
-                "loaded workflow definitions"
-            ),
-            Err(e) => tracing::error!(error = %e, "cannot store the workflow definitions"),
-        },
+        Ok(defs) => {
+            match definition::import(
+                &client,
+                &defs,
+                Some(&crate::parser::source_of(config)),
+                false,
+            )
+            .await
+            {
+                Ok(done) => tracing::info!(
+                    workflows = defs.len(),
+                    changed = done.definitions.len(),
+                    schedules = done.schedules.len(),
+                    "loaded workflow definitions"
+                ),
+                Err(e) => tracing::error!(error = %e, "cannot store the workflow definitions"),
+            }
+        }
         Err(e) => tracing::error!(error = %e, "cannot read the workflow definitions"),
     }
 }

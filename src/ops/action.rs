@@ -24,6 +24,10 @@ pub struct Action {
     /// `reload` and `reschedule`: the definitions the caller read from its configuration, or
     /// why they could not be read.
     pub definitions: Option<Result<Definitions, String>>,
+    /// Where `definitions` were read (a file or folder, or the `exec` parser's output).
+    pub source: String,
+    /// `import`: say what would change, write nothing.
+    pub dry_run: bool,
 }
 
 impl Action {
@@ -38,6 +42,8 @@ impl Action {
             age_days: 28,
             attempts: None,
             definitions: None,
+            source: "the configured definitions".into(),
+            dry_run: false,
         }
     }
 
@@ -153,10 +159,18 @@ impl Ops<'_> {
             Unabort => self.unabort(&a.level()?).await,
             Exit => self.exit(&a.level()?).await,
             Unexit => self.unexit(&a.level()?).await,
-            Import => self.import(a.definitions()?.clone(), None).await,
-            Reschedule => {
-                self.import(a.definitions()?.clone(), a.workflow.as_ref())
+            Import => {
+                self.import(a.definitions()?.clone(), None, &a.source, a.dry_run)
                     .await
+            }
+            Reschedule => {
+                self.import(
+                    a.definitions()?.clone(),
+                    a.workflow.as_ref(),
+                    &a.source,
+                    false,
+                )
+                .await
             }
             Poison => {
                 self.poison(a.workflow()?, a.instance.as_ref(), &a.jobs)

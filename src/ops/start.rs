@@ -22,6 +22,13 @@ impl Ops<'_> {
                 "workflow {w} not found in the master; load it with `pinball import -f reschedule`"
             ))
         })?;
+        if let Some(r) = definition::retired(c, w).await? {
+            return Err(OpsError::Failed(format!(
+                "workflow {w} is no longer defined in {} (retired by the import of {}); its history stays, and importing it again brings it back",
+                r.from,
+                crate::clock::utc(r.at)
+            )));
+        }
         if let Some(schedule) = &def.schedule {
             let limit = schedule
                 .max_running_instances
@@ -113,11 +120,14 @@ impl Ops<'_> {
     }
 
     /// `reschedule` / `pinball import`: loads the definitions into the master (only `only`'s
-    /// when given), and the schedules that changed.
+    /// when given), and the schedules that changed. Importing them all (`from`: where they
+    /// were read) retires the workflows that left them.
     pub async fn import(
         &self,
         mut defs: Definitions,
         only: Option<&WorkflowName>,
+        from: &str,
+        dry_run: bool,
     ) -> Result<Done, OpsError> {
         if let Some(w) = only {
             if !defs.contains_key(w) {
@@ -130,7 +140,11 @@ impl Ops<'_> {
                 "no workflows found in the configured definitions\n",
             ));
         }
-        let done = definition::import(self.client(), &defs).await?;
+        let retire_from = only.is_none().then_some(from);
+        let done = definition::import(self.client(), &defs, retire_from, dry_run).await?;
+        if dry_run {
+            return Ok(Done::say(dry_run_report(&done, from)));
+        }
         let tokens = |names: &[WorkflowName], f: fn(&WorkflowName) -> String| {
             names.iter().map(f).collect::<Vec<_>>()
         };
@@ -144,6 +158,12 @@ impl Ops<'_> {
             py_list(&done.schedules),
             py_list(&tokens(&done.schedules, name::schedule_token))
         ));
+        if !done.retired.is_empty() {
+            out.push_str(&format!(
+                "retired workflows {}: they are no longer in {from}, so their schedules are removed and they cannot be started; running instances go on and their history stays\n",
+                py_list(&done.retired)
+            ));
+        }
         Ok(Done::say(out))
     }
 
@@ -208,4 +228,35 @@ impl Ops<'_> {
             ))),
         }
     }
+}
+
+/// What an import would change, written nothing: workflows added, changed (one line a job),
+/// retired.
+fn dry_run_report(done: &definition::Imported, from: &str) -> String {
+    let mut out = String::new();
+    if !done.added.is_empty() {
+        out.push_str(&format!("would add workflows {}\n", py_list(&done.added)));
+    }
+    for (w, lines) in &done.changed {
+        for line in lines {
+            out.push_str(&format!("would change workflow {w}: {line}\n"));
+        }
+    }
+    if !done.schedules.is_empty() {
+        out.push_str(&format!(
+            "would reschedule workflows {}\n",
+            py_list(&done.schedules)
+        ));
+    }
+    if !done.retired.is_empty() {
+        out.push_str(&format!(
+            "would retire workflows {}: they are no longer in {from}\n",
+            py_list(&done.retired)
+        ));
+    }
+    if out.is_empty() {
+        out.push_str("nothing would change\n");
+    }
+    out.push_str("nothing was written (--dry-run)\n");
+    out
 }

@@ -13,6 +13,22 @@ use crate::config::Config;
 /// Reads the definitions the configuration names: `parser: yaml` reads
 /// `parser_params.workflows_config` (a file or a folder); `parser: exec` runs
 /// `parser_params.command` and reads the same definitions as JSON from its stdout.
+/// Where `config`'s definitions come from, for messages: the file or folder, or the `exec`
+/// parser's command.
+pub fn source_of(config: &Config) -> String {
+    match config.parser.as_str() {
+        "exec" => format!(
+            "the output of `{}`",
+            config.parser_params.command.as_deref().unwrap_or("")
+        ),
+        _ => config
+            .parser_params
+            .workflows_config
+            .clone()
+            .unwrap_or_else(|| "the configured definitions".into()),
+    }
+}
+
 pub fn load_from_config(config: &Config) -> Result<Definitions, ParseError> {
     match config.parser.as_str() {
         "exec" => {

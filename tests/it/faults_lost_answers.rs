@@ -19,6 +19,8 @@ async fn a_lost_answer_to_util_start_starts_one_instance() {
     definition::import(
         &app.client,
         &pinball::parser::parse_yaml(yaml, "t").unwrap(),
+        None,
+        false,
     )
     .await
     .unwrap();
@@ -56,6 +58,8 @@ async fn lost_answers_to_a_running_job_s_renewals_neither_kill_it_nor_run_it_twi
     definition::import(
         &app.client,
         &pinball::parser::parse_yaml(&yaml, "t").unwrap(),
+        None,
+        false,
     )
     .await
     .unwrap();

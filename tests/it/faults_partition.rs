@@ -50,6 +50,8 @@ async fn a_partitioned_worker_freezes_its_job_before_another_worker_can_run_it()
     definition::import(
         &app.client,
         &pinball::parser::parse_yaml(&yaml, "t").unwrap(),
+        None,
+        false,
     )
     .await
     .unwrap();

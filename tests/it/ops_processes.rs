@@ -20,6 +20,8 @@ async fn a_worker_killed_mid_job_without_lost_lease_retries_costs_an_attempt() {
     definition::import(
         &app.client,
         &pinball::parser::parse_yaml(yaml, "t").unwrap(),
+        None,
+        false,
     )
     .await
     .unwrap();

@@ -138,3 +138,88 @@ async fn start_refuses_to_exceed_max_running_instances() {
     c.start("m").await;
     c.stop().await;
 }
+
+#[tokio::test]
+async fn a_workflow_that_left_the_files_is_retired_and_comes_back_when_it_returns() {
+    let both = "workflows:\n  kept:\n    jobs:\n      j: {command: 'true'}\n  gone:\n    schedule: {recurrence: 1H}\n    jobs:\n      j: {command: 'true'}\n";
+    let c = cluster(both, 0, 0).await;
+    let file = c.logs.path().join("defs.yaml");
+    let out = import(
+        &c,
+        "workflows:\n  kept:\n    jobs:\n      j: {command: 'true'}\n",
+    )
+    .await;
+    assert!(
+        out.contains(&format!(
+            "retired workflows ['gone']: they are no longer in {}, so their schedules are removed",
+            file.display()
+        )),
+        "{out}"
+    );
+    assert!(
+        c.client
+            .get("/schedule/workflow/gone")
+            .await
+            .unwrap()
+            .is_none(),
+        "its schedule is removed"
+    );
+    let refused = c
+        .apply(action(Command::Start, Some("gone"), None, &[]))
+        .await
+        .unwrap_err();
+    assert!(!refused.is_input(), "{refused}");
+    assert!(
+        refused.to_string().starts_with(&format!(
+            "workflow gone is no longer defined in {} (retired by the import of",
+            file.display()
+        )),
+        "{refused}"
+    );
+    // Imported again, it is back: it starts and has its schedule.
+    let out = import(&c, both).await;
+    assert!(!out.contains("retired"), "{out}");
+    assert!(
+        c.client
+            .get("/schedule/workflow/gone")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    c.start("gone").await;
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn import_dry_run_says_what_would_change_and_writes_nothing() {
+    let both = "workflows:\n  kept:\n    jobs:\n      j: {command: 'true'}\n  gone:\n    schedule: {recurrence: 1H}\n    jobs:\n      j: {command: 'true'}\n";
+    let c = cluster(both, 0, 0).await;
+    let file = c.logs.path().join("defs.yaml");
+    std::fs::write(
+        &file,
+        "workflows:\n  kept:\n    jobs:\n      j: {command: 'false', priority: 5}\n      k: {command: 'true', depends_on: [j]}\n  fresh:\n    jobs:\n      j: {command: 'true'}\n",
+    )
+    .unwrap();
+    let mut config = c.config();
+    config.parser_params.workflows_config = Some(file.display().to_string());
+    // Every token but the master's own (whose version the audit entry's commit moves).
+    let tokens = || async {
+        let all = c.client.query_prefix("/").await.unwrap();
+        all.into_iter()
+            .filter(|t| !t.name.starts_with("/__"))
+            .collect::<Vec<_>>()
+    };
+    let before = tokens().await;
+    let mut dry = action(Command::Import, None, None, &[]);
+    dry.dry_run = true;
+    let out = c.apply_with(dry, &config).await.unwrap();
+    assert_eq!(
+        out,
+        format!(
+            "would add workflows ['fresh']\nwould change workflow kept: job j: command, priority changed\nwould change workflow kept: job k added\nwould retire workflows ['gone']: they are no longer in {}\nnothing was written (--dry-run)\n",
+            file.display()
+        )
+    );
+    assert_eq!(before, tokens().await, "a dry run writes nothing");
+    c.stop().await;
+}

@@ -157,6 +157,8 @@ async fn a_lease_shorter_than_the_poll_runs_a_job_exactly_once() {
     pinball::workflow::definition::import(
         &app.client,
         &pinball::parser::parse_yaml(yaml, "t").unwrap(),
+        None,
+        false,
     )
     .await
     .unwrap();
@@ -331,6 +333,8 @@ async fn one_job_running(
     pinball::workflow::definition::import(
         &client,
         &pinball::parser::parse_yaml(&yaml, "t").unwrap(),
+        None,
+        false,
     )
     .await
     .unwrap();
@@ -478,6 +482,8 @@ async fn a_hundred_start_processes_at_once_get_a_hundred_instances() {
     pinball::workflow::definition::import(
         &app.client,
         &pinball::parser::parse_yaml(yaml, "t").unwrap(),
+        None,
+        false,
     )
     .await
     .unwrap();

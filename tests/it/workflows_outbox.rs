@@ -533,6 +533,8 @@ async fn a_master_killed_between_a_failure_and_its_send_still_delivers_the_email
     pinball::workflow::definition::import(
         &client,
         &pinball::parser::parse_yaml(yaml, "t.yaml").unwrap(),
+        None,
+        false,
     )
     .await
     .unwrap();

@@ -20,6 +20,8 @@ pub const WORKFLOW_PREFIX: &str = "/workflow/";
 pub const SCHEDULE_PREFIX: &str = "/schedule/workflow/";
 /// Workflow definitions kept in the master: `/definition/workflow/<wf>`.
 pub const DEFINITION_PREFIX: &str = "/definition/workflow/";
+/// A workflow retired by an import (it left the definition files): its token is here.
+pub const RETIRED_PREFIX: &str = "/definition/retired/";
 /// Every runnable job of every instance: the pattern workers claim with.
 pub const ALL_RUNNABLE_JOBS: &str = "/workflow/*/*/job/runnable/";
 /// Every schedule token: the pattern the scheduler claims with.
@@ -126,6 +128,10 @@ pub fn schedule_token(wf: &WorkflowName) -> String {
     format!("{SCHEDULE_PREFIX}{wf}")
 }
 
+pub fn retired_token(wf: &WorkflowName) -> String {
+    format!("{RETIRED_PREFIX}{wf}")
+}
+
 pub fn definition_token(wf: &WorkflowName) -> String {
     format!("{DEFINITION_PREFIX}{wf}")
 }
@@ -212,7 +218,7 @@ impl fmt::Display for Level {
 /// Whether writing `name` is the operator's alone: workflow definitions, and signals that
 /// reach beyond one instance (global and workflow-wide DRAIN, ABORT, EXIT).
 pub fn needs_operator(name: &str) -> bool {
-    if name.starts_with(DEFINITION_PREFIX) {
+    if name.starts_with("/definition/") {
         return true;
     }
     let Some(rest) = name.strip_prefix(WORKFLOW_PREFIX) else {

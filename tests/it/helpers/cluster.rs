@@ -77,7 +77,9 @@ pub async fn cluster_on(
     };
     let client = app.client.clone();
     let defs = parser::parse_yaml(yaml, "test.yaml").unwrap();
-    definition::import(&client, &defs).await.unwrap();
+    definition::import(&client, &defs, None, false)
+        .await
+        .unwrap();
     let logs = tempfile::tempdir().unwrap();
     let (stop, stopped) = watch::channel(false);
     let worker_client: Arc<dyn MasterClient> = Arc::new(client.clone());
@@ -232,6 +234,7 @@ impl Cluster {
         if reads && action.definitions.is_none() {
             action.definitions = Some(parser::load_from_config(config).map_err(|e| e.to_string()));
         }
+        action.source = parser::source_of(config);
         let ops = Ops::from_config(&self.client, config);
         Ok(ops.apply(&action, "tests").await?.message)
     }
