@@ -100,6 +100,7 @@ async fn run(
             let client = HttpMasterClient::from_config(&config);
             cli::util::run_import(&args, &config, &client).await
         }
+        (None, Some(Command::Validate(args))) => cli::validate(&args, &config),
         (None, Some(Command::HashPassword)) => cli::hash_password(),
         (None, Some(Command::Db(args))) => cli::db::run(&args, &config).await,
         // Served before the configuration is read (see `main`).

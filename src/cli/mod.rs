@@ -42,6 +42,8 @@ pub enum Command {
     Util(util::UtilArgs),
     /// Load the workflow definitions into the master (`import -f reschedule`).
     Import(util::ImportArgs),
+    /// Check workflow definitions offline (no master): every error at once; exit 2 on any.
+    Validate(ValidateArgs),
     /// Read a password from stdin and print its argon2id hash, for `ui_users`.
     HashPassword,
     /// Move or check the database: `db copy --from URL --to URL`, `db check`.
@@ -49,6 +51,49 @@ pub enum Command {
     /// The helper a workers process starts so its jobs' processes die with it (internal).
     #[command(hide = true)]
     ReapJobs,
+}
+
+/// `pinball validate [FILE...]`.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Files or folders of definitions (default: the configuration's `workflows_config`).
+    pub files: Vec<std::path::PathBuf>,
+}
+
+/// `pinball validate`: checks the definitions at `args.files` (or the configuration's) without
+/// a master, and prints every error at once.
+pub fn validate(args: &ValidateArgs, config: &crate::config::Config) -> Result<String, CliError> {
+    let paths = if args.files.is_empty() {
+        match config.parser_params.workflows_config.as_deref() {
+            Some(p) if config.parser != "exec" => vec![std::path::PathBuf::from(p)],
+            _ => {
+                // The exec parser's program, or no definitions configured: read them as import does.
+                let defs = crate::parser::load_from_config(config)
+                    .map_err(|e| CliError::usage(e.to_string()))?;
+                return Ok(format!(
+                    "{} workflow(s) in {} are valid\n",
+                    defs.len(),
+                    crate::parser::source_of(config)
+                ));
+            }
+        }
+    } else {
+        args.files.clone()
+    };
+    let (valid, errors) = crate::parser::check_paths(&paths);
+    let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    if errors.is_empty() {
+        return Ok(format!(
+            "{valid} workflow(s) in {} are valid\n",
+            shown.join(", ")
+        ));
+    }
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    Err(CliError::usage(format!(
+        "{} error(s) in the definitions:\n{}",
+        lines.len(),
+        lines.join("\n")
+    )))
 }
 
 /// `pinball hash-password`: the password from the terminal (asked twice, not echoed) or the

@@ -100,6 +100,13 @@ pub async fn run(
     if !confirm(&format!("run {}", command.as_str()), args.force)? {
         return Ok("not confirmed; nothing changed\n".into());
     }
+    // Definitions are checked before the master is asked anything.
+    let definitions = match command {
+        UtilCommand::Reload | UtilCommand::Reschedule => Some(Ok(
+            parser::load_from_config(config).map_err(|e| CliError::usage(e.to_string()))?
+        )),
+        _ => None,
+    };
     let ops = Ops::from_config(client, config);
     let action = Action {
         command,
@@ -109,8 +116,7 @@ pub async fn run(
         execution: args.execution,
         age_days: args.age_days,
         attempts: args.attempts,
-        definitions: matches!(command, UtilCommand::Reload | UtilCommand::Reschedule)
-            .then(|| parser::load_from_config(config).map_err(|e| e.to_string())),
+        definitions,
         source: parser::source_of(config),
         dry_run: false,
     };
@@ -168,12 +174,14 @@ pub async fn run_import(
     config: &Config,
     client: &dyn MasterClient,
 ) -> Result<String, CliError> {
+    // Checked before the master is asked anything: a broken file fails at once, offline.
+    let defs = parser::load_from_config(config).map_err(|e| CliError::usage(e.to_string()))?;
     if !args.dry_run && !confirm("import the workflow definitions", args.force)? {
         return Ok("not confirmed; nothing changed\n".into());
     }
     let ops = Ops::from_config(client, config);
     let action = Action {
-        definitions: Some(parser::load_from_config(config).map_err(|e| e.to_string())),
+        definitions: Some(Ok(defs)),
         source: parser::source_of(config),
         dry_run: args.dry_run,
         ..Action::new(UtilCommand::Import)

@@ -206,7 +206,7 @@ async fn start_workers(
 ) -> anyhow::Result<()> {
     let client = client_of(config, local, RetryPolicy::from_config(config));
     if let Some(m) = local {
-        import_definitions(config, m).await;
+        import_definitions(config, m).await?;
     }
     let settings = WorkerSettings::try_from_config(config)?;
     if let Some(user) = &settings.launch.user {
@@ -310,10 +310,11 @@ async fn start_ui(
 }
 
 /// With master and workers in one process (`-m all`), the configured definitions are loaded
-/// at start-up, so the example workflows can be started at once.
-async fn import_definitions(config: &Config, master: &Master) {
+/// at start-up, so the example workflows can be started at once. Definitions that do not
+/// parse stop the start: the process would otherwise run with none of them.
+async fn import_definitions(config: &Config, master: &Master) -> anyhow::Result<()> {
     if config.parser_params.workflows_config.is_none() && config.parser_params.command.is_none() {
-        return;
+        return Ok(());
     }
     let client = LocalMasterClient(master.clone());
     match crate::parser::load_from_config(config) {
@@ -335,8 +336,11 @@ async fn import_definitions(config: &Config, master: &Master) {
                 Err(e) => tracing::error!(error = %e, "cannot store the workflow definitions"),
             }
         }
-        Err(e) => tracing::error!(error = %e, "cannot read the workflow definitions"),
+        Err(e) => anyhow::bail!(
+            "the workflow definitions are not valid, so nothing was started: {e} (`pinball validate` lists every error)"
+        ),
     }
+    Ok(())
 }
 
 async fn wait_for(mut rx: watch::Receiver<bool>) {

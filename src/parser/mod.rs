@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 pub use def::{JobDef, WorkflowDef};
 pub use graph::{Graph, GraphJob};
-pub use read::{load_from_config, load_path, parse_json, parse_yaml, source_of};
+pub use read::{check_paths, load_from_config, load_path, parse_json, parse_yaml, source_of};
 pub use validate::Invalid;
 
 use crate::token::name::WorkflowName;

@@ -226,6 +226,75 @@ pub fn load_path(path: &Path) -> Result<Definitions, ParseError> {
     Ok(all)
 }
 
+/// Every problem of the definitions at `paths` (files, or folders of `.yaml`/`.yml`), all at
+/// once: what cannot be read or parsed (one per file), each invalid workflow, each workflow
+/// defined twice; and how many valid workflows were found. Needs no master.
+pub fn check_paths(paths: &[PathBuf]) -> (usize, Vec<ParseError>) {
+    let mut errors = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for path in paths {
+        let files: Vec<PathBuf> = if path.is_dir() {
+            match std::fs::read_dir(path) {
+                Ok(entries) => {
+                    let mut files: Vec<PathBuf> = entries
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| {
+                            matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                        })
+                        .collect();
+                    files.sort();
+                    files
+                }
+                Err(source) => {
+                    errors.push(ParseError::Read {
+                        path: path.clone(),
+                        source,
+                    });
+                    continue;
+                }
+            }
+        } else {
+            vec![path.clone()]
+        };
+        for file in files {
+            let origin = file.display().to_string();
+            let text = match crate::yaml::read_file(&file) {
+                Ok(Ok(text)) => text,
+                Ok(Err(e)) => {
+                    errors.push(syntax(&origin, e));
+                    continue;
+                }
+                Err(source) => {
+                    errors.push(ParseError::Read { path: file, source });
+                    continue;
+                }
+            };
+            let parsed: File = match crate::yaml::from_str(&text) {
+                Ok(f) => f,
+                Err(e) => {
+                    errors.push(syntax(&origin, e));
+                    continue;
+                }
+            };
+            for (name, def) in &parsed.workflows {
+                if let Err(problem) = validate(def) {
+                    errors.push(ParseError::Invalid {
+                        origin: origin.clone(),
+                        workflow: name.clone(),
+                        problem,
+                    });
+                } else if !seen.insert(name.clone()) {
+                    errors.push(ParseError::DefinedTwice {
+                        origin: origin.clone(),
+                        workflow: name.clone(),
+                    });
+                }
+            }
+        }
+    }
+    (seen.len(), errors)
+}
+
 fn validated(file: File, origin: &str) -> Result<Definitions, ParseError> {
     for (name, def) in &file.workflows {
         validate(def).map_err(|problem| ParseError::Invalid {

@@ -225,3 +225,72 @@ async fn refusals_and_what_is_not_found_exit_one_with_the_reason_on_stderr() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn validate_checks_definitions_offline_and_lists_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let defs = d.join("defs");
+    std::fs::create_dir(&defs).unwrap();
+    std::fs::write(
+        defs.join("a.yaml"),
+        "workflows:\n  w1:\n    jobs:\n      j: {command: 'true'}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        defs.join("b.yaml"),
+        "workflows:\n  w2:\n    jobs:\n      j: {command: 'true', depends_on: [nope]}\n",
+    )
+    .unwrap();
+    std::fs::write(defs.join("c.yaml"), "workflows:\n  w3: [not, a, workflow\n").unwrap();
+    std::fs::write(
+        defs.join("d.yaml"),
+        "workflows:\n  w1:\n    jobs:\n      k: {command: 'true'}\n",
+    )
+    .unwrap();
+    // No master anywhere: the port is free.
+    let config = local_config(d, "pinball.yaml", free_port(), "");
+    let cfg = config.to_str().unwrap();
+    let o = pinball(&["-c", cfg, "validate", defs.to_str().unwrap()]).await;
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("3 error(s) in the definitions"), "{err}");
+    for says in [
+        "b.yaml: workflow w2:",
+        "c.yaml:",
+        "d.yaml: workflow w1 is defined twice",
+    ] {
+        assert!(err.contains(says), "names {says}: {err}");
+    }
+    let valid = defs.join("a.yaml");
+    let o = pinball(&["-c", cfg, "validate", valid.to_str().unwrap()]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        format!("1 workflow(s) in {} are valid\n", valid.display())
+    );
+    // An import checks them before it asks the master anything.
+    let broken = local_config(
+        d,
+        "broken.yaml",
+        free_port(),
+        &format!(
+            "parser_params:\n  workflows_config: {}\n",
+            defs.join("b.yaml").display()
+        ),
+    );
+    let o = pinball(&["-c", broken.to_str().unwrap(), "import", "-f"]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("workflow w2"), "{}", stderr(&o));
+    // A master with workers in one process refuses to start on them (it ran with none).
+    let args = ["-c", broken.to_str().unwrap(), "-m", "master,workers"];
+    let o = tokio::time::timeout(std::time::Duration::from_secs(60), pinball_out(&args, d))
+        .await
+        .expect("it stops instead of serving");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the workflow definitions are not valid, so nothing was started"),
+        "{}",
+        stderr(&o)
+    );
+}
