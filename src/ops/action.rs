@@ -8,6 +8,9 @@ use crate::master::MasterClient;
 use crate::parser::Definitions;
 use crate::token::name::{InstanceId, JobName, Level, WorkflowName};
 
+/// What `-i` takes for a workflow's newest instance.
+pub const LATEST: &str = "latest";
+
 /// A command and what it applies to.
 #[derive(Debug, Clone)]
 pub struct Action {
@@ -96,6 +99,15 @@ impl Ops<'_> {
     /// Runs `action` for `actor` and records it in the audit log, with the instance it created
     /// if any and what it said (or why it failed).
     pub async fn apply(&self, action: &Action, actor: &str) -> Result<Done, OpsError> {
+        let resolved;
+        let action = match self.latest_named(action).await {
+            Ok(Some(a)) => {
+                resolved = a;
+                &resolved
+            }
+            Ok(None) => action,
+            Err(e) => return Err(e),
+        };
         let done = self.run(action).await;
         let created = done.as_ref().ok().and_then(|d| d.created.as_ref());
         let target = Target {
@@ -113,6 +125,28 @@ impl Ops<'_> {
         };
         audit::record(self.client(), actor, action.command.as_str(), target, said).await;
         done
+    }
+
+    /// `action` with `-i latest` replaced by the workflow's newest instance; `None` when it
+    /// names no `latest`.
+    async fn latest_named(&self, action: &Action) -> Result<Option<Action>, OpsError> {
+        if action
+            .instance
+            .as_ref()
+            .is_none_or(|i| i.as_str() != LATEST)
+        {
+            return Ok(None);
+        }
+        let w = action.workflow()?;
+        let newest = self.latest(w).await?.ok_or_else(|| {
+            OpsError::Failed(format!(
+                "workflow {w} has no instance, so none is the latest"
+            ))
+        })?;
+        Ok(Some(Action {
+            instance: Some(newest),
+            ..action.clone()
+        }))
     }
 
     async fn run(&self, a: &Action) -> Result<Done, OpsError> {

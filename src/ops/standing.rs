@@ -39,6 +39,30 @@ impl Ops<'_> {
         })
     }
 
+    /// The workflow's newest instance, live or archived (ids are start times: the greatest).
+    pub async fn latest(&self, w: &WorkflowName) -> Result<Option<InstanceId>, OpsError> {
+        let groups = self
+            .client()
+            .group(crate::token::GroupRequest {
+                name_prefix: name::workflow_prefix(w),
+                group_suffix: Some("/".into()),
+            })
+            .await?;
+        let mut ids = name::instances_of_groups(w, groups.counts.keys());
+        if let Ok(store) = self.store() {
+            let (newest, _) = store
+                .summaries(&self.settings.master_name, w.as_str(), 0, 1)
+                .await?;
+            ids.extend(
+                newest
+                    .iter()
+                    .filter_map(|s| InstanceId::parse(&s.instance).ok()),
+            );
+        }
+        let rank = |i: &InstanceId| (i.as_str().parse::<u64>().unwrap_or(0), i.to_string());
+        Ok(ids.into_iter().max_by_key(rank))
+    }
+
     /// Refuses `what` on an instance that is archived or does not exist; with `finished_too`,
     /// on a finished one as well (a signal would only change how its end is recorded).
     pub(super) async fn refuse_history(

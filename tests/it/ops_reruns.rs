@@ -152,3 +152,25 @@ async fn a_retried_job_gets_its_whole_budget_again_or_the_attempts_asked_for() {
     assert_eq!(jobs["j"].job.history.len(), 7, "and no more");
     c.stop().await;
 }
+
+#[tokio::test]
+async fn latest_names_the_newest_instance_wherever_an_instance_is_taken() {
+    let c = cluster(CHAIN, 0, 0).await;
+    let first = c.start("ch").await;
+    let second = c.start("ch").await;
+    assert!(second > first, "ids grow: {first} {second}");
+    let said = c.util(Command::Stop, Some("ch"), Some("latest"), &[]).await;
+    assert!(said.starts_with("removed "), "{said}");
+    let left = instances(&c.client, "ch").await;
+    assert_eq!(left.into_iter().collect::<Vec<_>>(), [first.clone()]);
+    c.util(Command::Stop, Some("ch"), Some("latest"), &[]).await;
+    let none = c
+        .apply(action(Command::Stop, Some("ch"), Some("latest"), &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        none.to_string(),
+        "workflow ch has no instance, so none is the latest"
+    );
+    c.stop().await;
+}
