@@ -162,7 +162,7 @@ async fn latest_names_the_newest_instance_wherever_an_instance_is_taken() {
     let said = c.util(Command::Stop, Some("ch"), Some("latest"), &[]).await;
     assert!(said.starts_with("removed "), "{said}");
     let left = instances(&c.client, "ch").await;
-    assert_eq!(left.into_iter().collect::<Vec<_>>(), [first.clone()]);
+    assert_eq!(left.into_iter().collect::<Vec<_>>(), [first]);
     c.util(Command::Stop, Some("ch"), Some("latest"), &[]).await;
     let none = c
         .apply(action(Command::Stop, Some("ch"), Some("latest"), &[]))
