@@ -28,11 +28,13 @@ impl From<UtilCommand> for UtilVerb {
 
 /// The command argument, by name (clap lists them in `--help`).
 fn command_parser() -> impl TypedValueParser<Value = UtilVerb> {
-    let names = UtilCommand::ALL
-        .map(UtilCommand::as_str)
+    use clap::builder::PossibleValue;
+    let values = UtilCommand::ALL
+        .map(|c| PossibleValue::new(c.as_str()).help(c.help()))
         .into_iter()
-        .chain(["test-email"]);
-    PossibleValuesParser::new(names).map(|s| match UtilCommand::parse(&s) {
+        .chain([PossibleValue::new("test-email")
+            .help("send a test message with the smtp_* settings to --to ADDRESS")]);
+    PossibleValuesParser::new(values).map(|s| match UtilCommand::parse(&s) {
         Some(c) => UtilVerb::Ops(c),
         None => UtilVerb::TestEmail,
     })
@@ -45,15 +47,19 @@ pub struct UtilArgs {
     /// Do not ask for confirmation.
     #[arg(short = 'f', long = "force")]
     pub force: bool,
+    /// The workflow.
     #[arg(short = 'w', long = "workflow")]
     pub workflow: Option<WorkflowName>,
+    /// The instance (`latest`: the workflow's newest).
     #[arg(short = 'i', long = "instance")]
     pub instance: Option<InstanceId>,
     /// Jobs, comma-separated.
     #[arg(short = 'j', long = "jobs", value_delimiter = ',')]
     pub jobs: Vec<JobName>,
+    /// `redo`: the execution whose events the job runs with again.
     #[arg(short = 'e', long = "execution")]
     pub execution: Option<usize>,
+    /// `cleanup`: the age in days of the archived instances to delete (at least 7).
     #[arg(short = 'a', long = "age-days", default_value_t = 28)]
     pub age_days: u32,
     /// `retry`: the attempts each retried job gets (default: its max_attempts).

@@ -112,6 +112,43 @@ impl Command {
         }
     }
 
+    /// What the command does, in one line (`pinball util --help`).
+    pub fn help(self) -> &'static str {
+        match self {
+            Command::Import => {
+                "load every configured workflow into the master, retiring those that left"
+            }
+            Command::Start => "start a new instance of -w WORKFLOW",
+            Command::Stop => "delete the tokens of instance -i (no history kept)",
+            Command::Pause => "hold every token of instance -i",
+            Command::Resume => "release the tokens of a paused instance -i",
+            Command::Retry => {
+                "run the failed jobs of instance -i again, each with its whole max_attempts"
+            }
+            Command::Redo => "run finished job -j again with the events of its execution -e",
+            Command::Poison => "run jobs -j and everything downstream of them again",
+            Command::Drain => "claim no new job (everywhere, in -w, or in -i)",
+            Command::Undrain => "remove a drain",
+            Command::Abort => "kill the running jobs and end the instances (everywhere, -w, or -i)",
+            Command::Unabort => "remove an abort",
+            Command::Exit => "make workers of older generations exit",
+            Command::Unexit => "remove an exit",
+            Command::Reschedule => "the same as import (-w: that workflow only)",
+            Command::Unschedule => "remove the schedule of -w",
+            Command::Reload => "apply the configured definition to idle jobs of instance -i",
+            Command::Disable => "make jobs -j succeed without running",
+            Command::Enable => "make disabled jobs -j run again",
+            Command::Cleanup => "delete archived instances older than -a days, and their logs",
+            Command::Rerun => {
+                "run finished instance -i again as a new instance, every job from the start"
+            }
+            Command::PauseSchedule => {
+                "make the schedule of -w start nothing (import keeps it paused)"
+            }
+            Command::ResumeSchedule => "let a paused schedule of -w run again",
+        }
+    }
+
     /// The command named `s` (any case).
     pub fn parse(s: &str) -> Option<Command> {
         Command::ALL

@@ -294,3 +294,18 @@ async fn validate_checks_definitions_offline_and_lists_every_error() {
         stderr(&o)
     );
 }
+
+#[tokio::test]
+async fn util_help_says_what_each_command_does() {
+    let o = pinball(&["util", "--help"]).await;
+    assert_eq!(o.status.code(), Some(0));
+    let help = stdout(&o);
+    for c in pinball::ops::Command::ALL {
+        let line = format!("- {}:", c.as_str());
+        let said = help
+            .lines()
+            .find(|l| l.trim_start().starts_with(&line))
+            .unwrap_or_else(|| panic!("{line} is listed: {help}"));
+        assert!(said.contains(c.help()), "{said}");
+    }
+}
