@@ -344,7 +344,7 @@ const LOOKS = {
   NEVER_RUN: ["#e4e4e4", "○", "never run"], PENDING: ["#f0e442", "◔", "pending"],
   WAITING_RETRY: ["#f5c77e", "↻", "waiting to retry"], POLLING: ["#bfe1f5", "◎", "polling its condition"],
   RUNNING: ["#56b4e9", "▶", "running"], SUCCESS: ["#009e73", "✓", "success"], FAILURE: ["#d55e00", "✗", "failure"],
-  KILLED: ["#e69f00", "⚡", "killed"], ABORTED: ["#cc79a7", "■", "aborted"], DISABLED: ["#ffffff", "⊘", "disabled"],
+  KILLED: ["#e69f00", "⚡", "killed"], ABORTED: ["#cc79a7", "■", "aborted"], DISABLED: ["#ffffff", "⊘", "disabled"], SKIPPED: ["#d9ecd0", "↷", "skipped"],
   UNKNOWN: ["#b0b0b0", "?", "unknown"],
 };
 

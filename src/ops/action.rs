@@ -169,6 +169,10 @@ impl Ops<'_> {
                 let (w, i) = a.instance()?;
                 self.resume(w, i).await
             }
+            Skip => {
+                let (w, i) = a.instance()?;
+                self.skip(w, i, &a.jobs).await
+            }
             Disable | Enable => {
                 let (w, i) = a.instance()?;
                 self.set_disabled(w, i, &a.jobs, a.command == Disable).await

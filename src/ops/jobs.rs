@@ -214,6 +214,12 @@ impl Ops<'_> {
                 .map(|j| JobToken::parse(by_job[j].clone()))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| OpsError::Failed(e.to_string()))?;
+            if disabled && let Some(jt) = found.iter().find(|jt| jt.last_failed()) {
+                let j = &jt.job.name;
+                return Ok(Done::refuse(format!(
+                    "job {j} of workflow {w} instance {i} failed: disabling it would count the instance a success though its downstream jobs never ran; use `pinball util -w {w} -i {i} -j {j} skip` to go on without it\n"
+                )));
+            }
             if found.iter().any(|jt| {
                 jt.token.owner.is_some() && jt.token.expiration_time.is_some_and(|e| e > now - 1)
             }) {
@@ -302,5 +308,68 @@ impl Ops<'_> {
                 py_list(jobs)
             )
         }))
+    }
+
+    /// `skip`: failed or waiting jobs of a live instance count as done: each is marked skipped
+    /// and posts its events (without attributes) downstream, so its downstream jobs run, in one
+    /// request that also takes a finished instance's ARCHIVE signal away (it goes on).
+    pub async fn skip(
+        &self,
+        w: &WorkflowName,
+        i: &InstanceId,
+        jobs: &[JobName],
+    ) -> Result<Done, OpsError> {
+        if jobs.is_empty() {
+            return Err(OpsError::Input("skip needs -j JOB[,JOB...]".into()));
+        }
+        self.refuse_history("skip", w, i, false).await?;
+        let c = self.client();
+        let tokens = progress::read_instance(c, w, i).await?;
+        let mut req = ModifyRequest::default();
+        for j in jobs {
+            let Some(jt) = tokens.waiting.iter().find(|jt| &jt.job.name == j) else {
+                let runnable = name::job_token(w, i, JobState::Runnable, j);
+                let running = tokens.runnable.iter().any(|t| t.name == runnable);
+                return Ok(Done::refuse(if running {
+                    format!(
+                        "job {j} of workflow {w} instance {i} is runnable or running; only a failed or waiting job can be skipped\n"
+                    )
+                } else {
+                    format!("job {j} not found in workflow {w} instance {i}\n")
+                }));
+            };
+            if jt.job.history.last().is_some_and(|r| r.succeeded()) && !jt.job.skipped {
+                return Ok(Done::refuse(format!(
+                    "job {j} of workflow {w} instance {i} succeeded; only a failed or waiting job can be skipped\n"
+                )));
+            }
+            let mut job = jt.job.clone();
+            job.skipped = true;
+            let event = crate::workflow::job::Event {
+                creator: "skip".into(),
+                attributes: Default::default(),
+            };
+            for to in &job.outputs {
+                req.updates.push(crate::workflow::plan::event_token(
+                    jt,
+                    to,
+                    j,
+                    &event,
+                    fastrand::u64(..),
+                ));
+            }
+            req.updates.push(crate::token::Token {
+                data: Some(job.to_data()),
+                ..jt.token.clone()
+            });
+        }
+        let archive = name::signal_token(&Level::Instance(w.clone(), i.clone()), Action::ARCHIVE);
+        req.deletes
+            .extend(tokens.all.iter().filter(|t| t.name == archive).cloned());
+        c.modify(req).await?;
+        Ok(Done::say(format!(
+            "skipped job(s) {} in workflow {w} instance {i}: their downstream jobs run\n",
+            py_list(jobs)
+        )))
     }
 }

@@ -56,10 +56,11 @@ pub enum Command {
     Rerun,
     PauseSchedule,
     ResumeSchedule,
+    Skip,
 }
 
 impl Command {
-    pub const ALL: [Command; 22] = [
+    pub const ALL: [Command; 23] = [
         Command::Start,
         Command::Stop,
         Command::Pause,
@@ -82,6 +83,7 @@ impl Command {
         Command::Rerun,
         Command::PauseSchedule,
         Command::ResumeSchedule,
+        Command::Skip,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +111,7 @@ impl Command {
             Command::Rerun => "rerun",
             Command::PauseSchedule => "pause-schedule",
             Command::ResumeSchedule => "resume-schedule",
+            Command::Skip => "skip",
         }
     }
 
@@ -146,6 +149,9 @@ impl Command {
                 "make the schedule of -w start nothing (import keeps it paused)"
             }
             Command::ResumeSchedule => "let a paused schedule of -w run again",
+            Command::Skip => {
+                "count failed or waiting jobs -j of instance -i as done, so their downstream jobs run"
+            }
         }
     }
 

@@ -71,6 +71,7 @@ pub fn job_from_graph(job_name: &JobName, g: &GraphJob) -> Job {
         events: vec![],
         history: vec![],
         attempts_from: 0,
+        skipped: false,
     }
 }
 

@@ -142,6 +142,10 @@ pub struct Job {
     /// sets it to the history's length, so the job gets its whole budget again.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub attempts_from: usize,
+    /// Skipped by an operator (`util skip`): done without (another) run; its events went
+    /// downstream. A later run of the job clears it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -168,6 +172,7 @@ impl Job {
             events: Vec::new(),
             history: Vec::new(),
             attempts_from: 0,
+            skipped: false,
         }
     }
 

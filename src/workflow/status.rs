@@ -76,6 +76,8 @@ pub enum Look {
     KILLED,
     ABORTED,
     DISABLED,
+    /// Skipped by an operator (`util skip`): counted as done, its downstream jobs ran.
+    SKIPPED,
     UNKNOWN,
 }
 
@@ -95,7 +97,7 @@ impl From<Status> for Look {
 }
 
 impl Look {
-    pub const ALL: [Look; 11] = [
+    pub const ALL: [Look; 12] = [
         Look::NEVER_RUN,
         Look::PENDING,
         Look::WAITING_RETRY,
@@ -106,6 +108,7 @@ impl Look {
         Look::KILLED,
         Look::ABORTED,
         Look::DISABLED,
+        Look::SKIPPED,
         Look::UNKNOWN,
     ];
 
@@ -121,6 +124,7 @@ impl Look {
             Look::KILLED => "KILLED",
             Look::ABORTED => "ABORTED",
             Look::DISABLED => "DISABLED",
+            Look::SKIPPED => "SKIPPED",
             Look::UNKNOWN => "UNKNOWN",
         }
     }
@@ -138,6 +142,7 @@ impl Look {
             Look::KILLED => "killed",
             Look::ABORTED => "aborted",
             Look::DISABLED => "disabled",
+            Look::SKIPPED => "skipped",
             Look::UNKNOWN => "unknown",
         }
     }
@@ -155,6 +160,7 @@ impl Look {
             Look::KILLED => "⚡",
             Look::ABORTED => "■",
             Look::DISABLED => "⊘",
+            Look::SKIPPED => "↷",
             Look::UNKNOWN => "?",
         }
     }
@@ -171,6 +177,7 @@ impl Look {
             Look::KILLED => "#e69f00",
             Look::ABORTED => "#cc79a7",
             Look::DISABLED => "#ffffff",
+            Look::SKIPPED => "#d9ecd0",
             Look::UNKNOWN => "#b0b0b0",
         }
     }
@@ -179,6 +186,9 @@ impl Look {
 /// How a job looks: its status, a runnable job whose last run failed shown as waiting for its
 /// retry (a condition: polling), and a failure whose command was killed shown as killed.
 pub fn job_look(jt: &JobToken) -> Look {
+    if jt.job.skipped && jt.state == JobState::Waiting {
+        return Look::SKIPPED;
+    }
     let status = job_status(jt);
     let last = jt.job.history.last();
     match (status, last) {
@@ -209,12 +219,14 @@ pub fn job_status(jt: &JobToken) -> Status {
     let last = jt.job.history.last();
     match last {
         None if jt.state == JobState::Runnable && !jt.job.disabled => Status::PENDING,
-        None if jt.job.disabled => Status::DISABLED,
+        None if jt.job.disabled || jt.job.skipped => Status::DISABLED,
         None => Status::NEVER_RUN,
         Some(r) if jt.state == JobState::Runnable && r.end_time.is_none() => Status::RUNNING,
         // Runnable again after a run (a retry waiting for its delay, a redo): not started yet.
         Some(_) if jt.state == JobState::Runnable && !jt.job.disabled => Status::PENDING,
         Some(_) if jt.job.disabled => Status::DISABLED,
+        // Skipped by an operator: done without (another) run, like a disabled job.
+        Some(_) if jt.job.skipped => Status::DISABLED,
         Some(r) if !r.succeeded() => Status::FAILURE,
         Some(_) => Status::SUCCESS,
     }
@@ -269,9 +281,9 @@ pub fn instance_status(
             end_time: None,
         };
     }
-    let failed = jobs
-        .iter()
-        .any(|j| !j.job.disabled && j.job.history.last().is_some_and(|r| !r.succeeded()));
+    let failed = jobs.iter().any(|j| {
+        !j.job.disabled && !j.job.skipped && j.job.history.last().is_some_and(|r| !r.succeeded())
+    });
     InstanceStatus {
         status: if failed {
             Status::FAILURE

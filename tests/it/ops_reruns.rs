@@ -174,3 +174,55 @@ async fn latest_names_the_newest_instance_wherever_an_instance_is_taken() {
     );
     c.stop().await;
 }
+
+#[tokio::test]
+async fn a_skipped_failed_job_lets_its_downstream_jobs_run_and_disable_says_to_skip() {
+    let c = cluster(
+        "workflows:\n  sk:\n    jobs:\n      a: {command: 'false'}\n      b: {command: 'true', depends_on: [a]}\n",
+        1,
+        3600,
+    )
+    .await;
+    let i = c.start("sk").await;
+    c.wait_finished("sk", &i, Duration::from_secs(30)).await;
+    let disable = c
+        .done(action(Command::Disable, Some("sk"), Some(&i), &["a"]))
+        .await
+        .unwrap();
+    assert!(disable.refused, "{disable:?}");
+    assert!(
+        disable
+            .message
+            .contains(&format!("use `pinball util -w sk -i {i} -j a skip`")),
+        "{}",
+        disable.message
+    );
+    let said = c.util(Command::Skip, Some("sk"), Some(&i), &["a"]).await;
+    assert_eq!(
+        said,
+        format!("skipped job(s) ['a'] in workflow sk instance {i}: their downstream jobs run\n")
+    );
+    c.wait_for("sk", &i, Duration::from_secs(30), "b ran", |ts| {
+        ts.iter().any(|t| {
+            t.name.ends_with("/job/waiting/b")
+                && JobToken::parse(t.clone()).is_ok_and(|jt| jt.job.history.len() == 1)
+        })
+    })
+    .await;
+    let tokens = c.wait_finished("sk", &i, Duration::from_secs(30)).await;
+    let jobs: Vec<JobToken> = tokens
+        .into_iter()
+        .filter_map(|t| JobToken::parse(t).ok())
+        .collect();
+    use pinball::workflow::status::{Look, Status, instance_status, job_look};
+    let a = jobs.iter().find(|jt| jt.job.name.as_str() == "a").unwrap();
+    assert_eq!(job_look(a), Look::SKIPPED);
+    assert_eq!(a.job.history.len(), 1, "a did not run again");
+    let status = instance_status(&jobs, false, false, true);
+    assert_eq!(
+        status.status,
+        Status::SUCCESS,
+        "b succeeded and a was skipped"
+    );
+    c.stop().await;
+}

@@ -37,7 +37,7 @@ struct InstancesPage {
     grid: Grid,
     /// The grid's cells, for the script that draws them.
     grid_json: String,
-    looks: [Look; 11],
+    looks: [Look; 12],
 }
 
 /// Instances per page.

@@ -222,6 +222,7 @@ impl Worker {
         } else {
             job.command.clone()
         };
+        job.skipped = false;
         let mut record = ExecutionRecord::new(jt.instance.clone(), info, clock::now_f64());
         record.events = std::mem::take(&mut job.events);
         record.worker = self.name.clone();
