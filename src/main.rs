@@ -22,10 +22,18 @@ fn main() {
         // SAFETY: still the only thread.
         unsafe { pinball::config::env::scrub_secrets(config) };
     }
+    // A command's answer goes to stdout alone: its own logs are warnings unless -v. The
+    // modes, and `db`'s long copies (their progress), log what they do.
+    let quiet = !cli.verbose
+        && matches!(
+            cli.command,
+            Some(Command::Util(_) | Command::Token(_) | Command::Import(_) | Command::Validate(_))
+        );
     init_tracing(
         loaded
             .as_ref()
             .map_or(LogFormat::Text, |(c, _)| c.log_format),
+        if quiet { "warn" } else { "info" },
     );
     let status = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -111,14 +119,14 @@ async fn run(
     }
 }
 
-/// Logs go to stderr, as text or one JSON object a line (`log_format`); `PINBALL_LOG` (or
-/// `RUST_LOG`) sets the filter, e.g. `info,pinball=debug`.
-fn init_tracing(format: LogFormat) {
+/// Logs go to stderr, as text or one JSON object a line (`log_format`), at `default` or
+/// above; `PINBALL_LOG` (or `RUST_LOG`) sets the filter, e.g. `info,pinball=debug`.
+fn init_tracing(format: LogFormat, default: &str) {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
     let spec = std::env::var("PINBALL_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into());
+        .unwrap_or_else(|_| default.into());
     let filter: Targets = spec
         .parse()
         .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO));

@@ -30,6 +30,10 @@ pub struct Cli {
     /// Components to run in this process: master, ui, scheduler, workers, a comma list, or all.
     #[arg(short = 'm', long = "mode")]
     pub modes: Option<String>,
+    /// Log what a command does (info) on stderr (`pinball -v util ...`); without it a command logs only warnings,
+    /// and its answer alone is on stdout.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -191,4 +195,15 @@ pub fn confirm(question: &str, force: bool) -> Result<bool, CliError> {
         .read_line(&mut answer)
         .map_err(|e| CliError::failed(e.to_string()))?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        // Every subcommand built and checked: two options with one short name would panic at
+        // run time (the `-v` of `token` beside a global `-v` did).
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

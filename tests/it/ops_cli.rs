@@ -309,3 +309,35 @@ async fn util_help_says_what_each_command_does() {
         assert!(said.contains(c.help()), "{said}");
     }
 }
+
+#[tokio::test]
+async fn a_command_s_answer_is_alone_on_stdout_and_its_logs_need_verbose() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&dir).await;
+    let config = workflows_config(
+        dir.path(),
+        "pinball.yaml",
+        app.addr.port(),
+        "workflows:\n  w:\n    jobs:\n      j: {command: 'true'}\n",
+        "",
+    );
+    let cfg = config.to_str().unwrap();
+    let o = pinball(&["-c", cfg, "import", "-f"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = pinball(&["-c", cfg, "util", "-f", "-w", "w", "start"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("exported workflow w instance "),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(stderr(&o), "", "no log line beside the answer");
+    let o = pinball(&["-c", cfg, "-v", "util", "-f", "-w", "w", "start"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("started an instance"),
+        "-v logs: {}",
+        stderr(&o)
+    );
+    app.stop().await;
+}
