@@ -99,16 +99,16 @@ impl Ops<'_> {
     /// Runs `action` for `actor` and records it in the audit log, with the instance it created
     /// if any and what it said (or why it failed).
     pub async fn apply(&self, action: &Action, actor: &str) -> Result<Done, OpsError> {
-        let resolved;
-        let action = match self.latest_named(action).await {
-            Ok(Some(a)) => {
-                resolved = a;
-                &resolved
+        // `-i latest` resolved first, so the entry names the instance it applied to; a
+        // resolution that fails is recorded like any other failure.
+        let (action, done) = match self.latest_named(action).await {
+            Ok(Some(resolved)) => {
+                let done = self.run(&resolved).await;
+                (std::borrow::Cow::Owned(resolved), done)
             }
-            Ok(None) => action,
-            Err(e) => return Err(e),
+            Ok(None) => (std::borrow::Cow::Borrowed(action), self.run(action).await),
+            Err(e) => (std::borrow::Cow::Borrowed(action), Err(e)),
         };
-        let done = self.run(action).await;
         let created = done.as_ref().ok().and_then(|d| d.created.as_ref());
         let target = Target {
             workflow: action.workflow.as_ref(),

@@ -338,7 +338,7 @@ impl Ops<'_> {
                     format!("job {j} not found in workflow {w} instance {i}\n")
                 }));
             };
-            if jt.job.history.last().is_some_and(|r| r.succeeded()) && !jt.job.skipped {
+            if jt.job.history.last().is_some_and(|r| r.succeeded()) {
                 return Ok(Done::refuse(format!(
                     "job {j} of workflow {w} instance {i} succeeded; only a failed or waiting job can be skipped\n"
                 )));

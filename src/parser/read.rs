@@ -196,17 +196,7 @@ pub fn load_path(path: &Path) -> Result<Definitions, ParseError> {
         let path = path.to_path_buf();
         move |source| ParseError::Read { path, source }
     };
-    let files: Vec<PathBuf> = if path.is_dir() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(read_error(path))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-            .collect();
-        files.sort();
-        files
-    } else {
-        vec![path.to_path_buf()]
-    };
+    let files = definition_files(path).map_err(read_error(path))?;
     let mut all = Definitions::new();
     for file in files {
         let origin = file.display().to_string();
@@ -226,6 +216,20 @@ pub fn load_path(path: &Path) -> Result<Definitions, ParseError> {
     Ok(all)
 }
 
+/// The files of definitions at `path`: the file itself, or a folder's `.yaml`/`.yml` files in
+/// name order.
+fn definition_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// Every problem of the definitions at `paths` (files, or folders of `.yaml`/`.yml`), all at
 /// once: what cannot be read or parsed (one per file), each invalid workflow, each workflow
 /// defined twice; and how many valid workflows were found. Needs no master.
@@ -233,28 +237,15 @@ pub fn check_paths(paths: &[PathBuf]) -> (usize, Vec<ParseError>) {
     let mut errors = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for path in paths {
-        let files: Vec<PathBuf> = if path.is_dir() {
-            match std::fs::read_dir(path) {
-                Ok(entries) => {
-                    let mut files: Vec<PathBuf> = entries
-                        .filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|p| {
-                            matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
-                        })
-                        .collect();
-                    files.sort();
-                    files
-                }
-                Err(source) => {
-                    errors.push(ParseError::Read {
-                        path: path.clone(),
-                        source,
-                    });
-                    continue;
-                }
+        let files = match definition_files(path) {
+            Ok(files) => files,
+            Err(source) => {
+                errors.push(ParseError::Read {
+                    path: path.clone(),
+                    source,
+                });
+                continue;
             }
-        } else {
-            vec![path.clone()]
         };
         for file in files {
             let origin = file.display().to_string();

@@ -209,24 +209,27 @@ impl Cluster {
         }
     }
 
-    /// Applies `action` as [`Cluster::apply`] does; what it did, refusals included.
-    pub async fn done(&self, action: Action) -> Result<pinball::ops::Done, OpsError> {
-        let ops = Ops::from_config(&self.client, &self.config());
-        ops.apply(&action, "tests").await
-    }
-
     /// Applies `action` (audited, as the command line and the dashboard do); what it says.
     pub async fn apply(&self, action: Action) -> Result<String, OpsError> {
-        self.apply_with(action, &self.config()).await
+        Ok(self.done_with(action, &self.config()).await?.message)
     }
 
     /// [`Cluster::apply`] with `config`, whose definitions `reload`, `reschedule` and `import`
     /// read.
-    pub async fn apply_with(
+    pub async fn apply_with(&self, action: Action, config: &Config) -> Result<String, OpsError> {
+        Ok(self.done_with(action, config).await?.message)
+    }
+
+    /// Applies `action` as [`Cluster::apply`] does; what it did, refusals included.
+    pub async fn done(&self, action: Action) -> Result<pinball::ops::Done, OpsError> {
+        self.done_with(action, &self.config()).await
+    }
+
+    async fn done_with(
         &self,
         mut action: Action,
         config: &Config,
-    ) -> Result<String, OpsError> {
+    ) -> Result<pinball::ops::Done, OpsError> {
         let reads = matches!(
             action.command,
             Command::Reload | Command::Reschedule | Command::Import
@@ -236,7 +239,7 @@ impl Cluster {
         }
         action.source = parser::source_of(config);
         let ops = Ops::from_config(&self.client, config);
-        Ok(ops.apply(&action, "tests").await?.message)
+        ops.apply(&action, "tests").await
     }
 
     pub async fn start(&self, w: &str) -> String {
