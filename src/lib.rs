@@ -17,14 +17,15 @@
 //! | `schedule`  | the schedule model: recurrences, cron, policies, `fire(now)`           | `token` `clock` |
 //! | `parser`    | YAML/JSON workflow definitions -> validated graphs                    | `token` `config` `schedule` `yaml` `email` |
 //! | `workflow`  | LAYER 2 on `MasterClient`: job and signal data, statuses, planners, the worker | `token` `clock` `config` `master` `schedule` `parser` `email` `metrics` |
-//! | `ops`       | the operator's commands (start, retry, abort, drain, poison, ...)      | `token` `clock` `config` `master` `storage` `schedule` `parser` `workflow` `metrics` |
+//! | `ops`       | the operator's commands (start, retry, ...) and the read model (`read`) | `token` `clock` `config` `master` `storage` `schedule` `parser` `workflow` `metrics` |
 //! | `scheduler` | the loop over schedule tokens (`-m scheduler`)                        | `token` `clock` `config` `master` `storage` `schedule` `workflow` `ops` `email` `metrics` |
-//! | `ui`        | the dashboard: read model, pages, read API, actions (`-m ui`)          | `token` `clock` `config` `master` `storage` `web` `schedule` `parser` `workflow` `ops` `metrics` |
+//! | `ui`        | the dashboard: pages, read API, actions and their JSON twin (`-m ui`)  | `token` `clock` `config` `master` `storage` `web` `schedule` `parser` `workflow` `ops` `metrics` |
 //! | `cli`       | the command line: parses, confirms, calls `ops` and prints             | `token` `clock` `config` `master` `storage` `parser` `ops` `email` `metrics` |
 //! | `modes`     | runs the components a `-m` list names, in one process                 | `token` `clock` `config` `master` `storage` `web` `schedule` `parser` `email` `workflow` `ops` `scheduler` `ui` `metrics` |
 //!
-//! Storage is written by the master and read by the UI's read model and, for archived
-//! instances only, by `ops` and the scheduler; every other component reaches the master
+//! Storage is written by the master and read by the read model (`ops::read`: the dashboard,
+//! `pinball status` and `pinball logs`) and, for archived instances only, by the other `ops`
+//! and the scheduler; every other component reaches the master
 //! through `MasterClient`. Nothing depends on `cli` or `modes`. The master and storage use no
 //! workflow name (`token::name`, also checked by `layers::tests`): `modes` tells the master the
 //! names it treats specially as `master::Naming` data, and the archive's grouping into

@@ -27,7 +27,14 @@ fn main() {
     let quiet = !cli.verbose
         && matches!(
             cli.command,
-            Some(Command::Util(_) | Command::Token(_) | Command::Import(_) | Command::Validate(_))
+            Some(
+                Command::Util(_)
+                    | Command::Token(_)
+                    | Command::Import(_)
+                    | Command::Validate(_)
+                    | Command::Status(_)
+                    | Command::Logs(_)
+            )
         );
     init_tracing(
         loaded
@@ -109,6 +116,12 @@ async fn run(
             cli::util::run_import(&args, &config, &client).await
         }
         (None, Some(Command::Validate(args))) => cli::validate(&args, &config),
+        (None, Some(Command::Status(args))) => cli::status::status(&args, &config).await,
+        (None, Some(Command::Logs(args))) => {
+            let mut out = std::io::stdout().lock();
+            cli::status::logs(&args, &config, &mut out).await?;
+            Ok(String::new())
+        }
         (None, Some(Command::HashPassword)) => cli::hash_password(),
         (None, Some(Command::Db(args))) => cli::db::run(&args, &config).await,
         // Served before the configuration is read (see `main`).

@@ -1,9 +1,10 @@
 //! The command line (CONTRACT §1): `pinball [-c CONFIG] -m MODES`, `pinball token ...`,
-//! `pinball util ...` and `pinball import`. It parses arguments, asks for confirmation, calls
+//! `pinball util ...`, `pinball import`, `status`, `logs`, `validate`, `db`. It parses arguments, asks for confirmation, calls
 //! the domain (`ops`, `MasterClient`) and prints; it decides nothing itself. Exit status: 0
 //! success, 1 the operation failed, 2 bad usage or input.
 
 pub mod db;
+pub mod status;
 pub mod token;
 pub mod util;
 
@@ -46,6 +47,10 @@ pub enum Command {
     Util(util::UtilArgs),
     /// Load the workflow definitions into the master (`import -f reschedule`).
     Import(util::ImportArgs),
+    /// What runs: every workflow, a workflow's runs (-w), a run's jobs (-w -i); from the database.
+    Status(status::StatusArgs),
+    /// Print a job's log (-w -i -j [-e N] [--stderr] [--follow]); from the database.
+    Logs(status::LogsArgs),
     /// Check workflow definitions offline (no master): every error at once; exit 2 on any.
     Validate(ValidateArgs),
     /// Read a password from stdin and print its argon2id hash, for `ui_users`.

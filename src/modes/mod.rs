@@ -291,7 +291,7 @@ async fn start_ui(
             () = wait_for(stop.clone()) => return Ok(()),
         }
     }
-    let data = crate::ui::data::DataLayer::new(
+    let data = crate::ops::read::DataLayer::new(
         Arc::from(store),
         config.master_name.clone(),
         config.default_max_workflow_running_instances,

@@ -9,6 +9,7 @@ mod action;
 mod audit;
 mod cleanup;
 mod jobs;
+pub mod read;
 mod repair;
 mod signals;
 mod standing;

@@ -9,10 +9,10 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::Ui;
-use super::data::*;
 use super::error::{ApiPath, ApiQuery, QueryIn, UiError};
 use super::logs::open_log;
 use super::openapi::Errors;
+use crate::ops::read::*;
 use crate::token::name::{InstanceId, JobName, Level, WorkflowName};
 use crate::workflow::signal::{Action, Signals};
 
@@ -166,7 +166,7 @@ async fn log(
     ];
     Ok(match q.tail {
         Some(tail) => (headers, log.tail(tail).await.text).into_response(),
-        None => (headers, log.stream()).into_response(),
+        None => (headers, super::logs::stream(log)).into_response(),
     })
 }
 

@@ -1,354 +1,53 @@
-//! Reading an execution's log for the UI: found inside this UI's log directory from what the
-//! execution's record says (`workflow::logs::locate`, so no token can point it at another
-//! file), read from the end up to a bound, or streamed whole in chunks, never held in memory
-//! at once.
-
-use std::path::PathBuf;
+//! An execution's log on the dashboard: `ops::read::logs` reads it from the database or this
+//! host's log directory; this answers with it.
 
 use axum::body::{Body, Bytes};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use futures_util::StreamExt;
 
 use super::Ui;
-use super::data::{DataLayer, execution_status};
 use super::error::UiError;
-use crate::storage::LogKey;
+use crate::ops::read::logs::{LogError, LogReader};
+pub use crate::ops::read::logs::{MAX_TAIL, OpenLog};
 use crate::token::name::{InstanceId, JobName, WorkflowName};
-use crate::workflow::logs;
-use crate::workflow::status::Status;
+use crate::workflow::instance::JobToken;
 
-/// The most of a log one answer shows at once; the whole file is streamed instead.
-pub const MAX_TAIL: u64 = 4 << 20;
-const CHUNK: usize = 64 * 1024;
-
-/// Where an opened log's bytes come from.
-enum Source {
-    /// The chunks the worker sent to the master, in the database (wherever the job ran).
-    Stored(DataLayer, StoredLog),
-    /// A file in this UI's log directory (a worker on this host, before logs were sent).
-    File(tokio::fs::File),
-    /// Nothing to read: the job printed nothing, or see `missing`.
-    Nothing,
-}
-
-/// An execution's log, opened: where its bytes are, its size when opened, whether the
-/// execution still runs, and the kinds of log it has.
-pub struct OpenLog {
-    source: Source,
-    pub size: u64,
-    pub running: bool,
-    pub kinds: Vec<String>,
-    /// Why the log is incomplete, when the worker could not write or send all of it.
-    pub trouble: Option<String>,
-    /// Why nothing of the log can be shown, when that is not because the job printed nothing.
-    pub missing: Option<String>,
-    /// How the execution ended and how long it ran: `exit code 3 after 2m 5s`.
-    pub outcome: String,
-}
-
-/// The last bytes of a log, as text.
-pub struct LogText {
-    pub text: String,
-    pub size: u64,
-    pub running: bool,
-    pub kinds: Vec<String>,
-    pub trouble: Option<String>,
-    pub missing: Option<String>,
-    pub outcome: String,
-}
-
-/// Which stored log: [`LogKey`], owned.
-#[derive(Clone)]
-struct StoredLog {
-    name: String,
-    execution: i64,
-    kind: String,
-}
-
-impl StoredLog {
-    fn key(&self) -> LogKey<'_> {
-        LogKey {
-            name: &self.name,
-            execution: self.execution,
-            kind: &self.kind,
+impl From<LogError> for UiError {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::NotFound(m) => UiError::NotFound(m),
+            LogError::Refused(m) => UiError::Forbidden(m),
+            LogError::Database(e) => UiError::Database(e),
         }
     }
 }
 
-/// Chunks read from the database at once.
-const CHUNKS_PER_READ: u32 = 256;
-
-/// `exit code 3 after 2m 5s`, `running for 12s`, `lost after 40s: ...`.
-fn outcome(record: &crate::workflow::job::ExecutionRecord) -> String {
-    let ran = crate::clock::duration(
-        record.end_time.unwrap_or_else(crate::clock::now_f64) - record.start_time,
-    );
-    match (&record.lost, record.exit_code, record.end_time) {
-        (Some(why), _, _) => format!("lost after {ran}: {why}"),
-        (None, Some(code), _) => format!("exit code {code} after {ran}"),
-        (None, None, None) => format!("running for {ran}"),
-        (None, None, Some(_)) => format!("ended after {ran}, no exit code"),
+fn reader(ui: &Ui) -> LogReader<'_> {
+    LogReader {
+        data: &ui.data,
+        config: &ui.config,
     }
 }
 
 pub async fn open_log(
     ui: &Ui,
-    (w, i, job): (&WorkflowName, &InstanceId, &JobName),
+    job: (&WorkflowName, &InstanceId, &JobName),
     n: usize,
     kind: &str,
 ) -> Result<OpenLog, UiError> {
-    let jt = ui.data.job(w, i, job).await?.ok_or_else(|| {
-        UiError::NotFound(format!("job {job} of workflow {w} instance {i} not found"))
-    })?;
-    open_job_log(ui, &jt, n, kind).await
+    Ok(reader(ui).open_log(job, n, kind).await?)
 }
 
 /// [`open_log`] of a job already read.
 pub async fn open_job_log(
     ui: &Ui,
-    jt: &crate::workflow::instance::JobToken,
+    jt: &JobToken,
     n: usize,
     kind: &str,
 ) -> Result<OpenLog, UiError> {
-    let (w, i, job) = (&jt.workflow, &jt.instance, &jt.job.name);
-    let record = jt
-        .job
-        .history
-        .get(n)
-        .ok_or_else(|| UiError::NotFound(format!("execution {n} of job {job} not found")))?;
-    let Some(recorded) = record.logs.get(kind) else {
-        return Err(UiError::NotFound(format!(
-            "execution {n} of job {job} has no {kind} log"
-        )));
-    };
-    let running = execution_status(jt, n) == Status::RUNNING;
-    let kinds = record
-        .logs
-        .keys()
-        .filter(|k| logs::KINDS.contains(&k.as_str()))
-        .cloned()
-        .collect();
-    let mut trouble = record.log_trouble.get(kind).cloned();
-    let stored = StoredLog {
-        name: crate::token::name::job_log_key(w, i, job),
-        execution: n as i64,
-        kind: kind.to_owned(),
-    };
-    let extent = ui
-        .data
-        .store
-        .log_extent(&ui.data.master, stored.key())
-        .await?;
-    let (source, size, missing) = match extent {
-        Some(extent) => {
-            if let Some(at) = extent.truncated_at {
-                trouble.get_or_insert(format!(
-                    "the master keeps the first {at} bytes of this log (log_max_bytes); the rest is only on host {}",
-                    extent.host
-                ));
-            }
-            let source = Source::Stored(ui.data.clone(), stored);
-            (source, extent.size.max(0) as u64, None)
-        }
-        None => match local_file(ui, jt, n, kind, recorded).await? {
-            Some((file, size)) => (Source::File(file), size, None),
-            None => (Source::Nothing, 0, why_missing(ui, record, running)),
-        },
-    };
-    Ok(OpenLog {
-        source,
-        size,
-        running,
-        kinds,
-        trouble,
-        missing,
-        outcome: outcome(record),
-    })
+    Ok(reader(ui).open_job_log(jt, n, kind).await?)
 }
 
-/// The log in this UI's own log directory, if it is there.
-async fn local_file(
-    ui: &Ui,
-    jt: &crate::workflow::instance::JobToken,
-    n: usize,
-    kind: &str,
-    recorded: &str,
-) -> Result<Option<(tokio::fs::File, u64)>, UiError> {
-    let (w, i, job) = (&jt.workflow, &jt.instance, &jt.job.name);
-    let root = ui.config.logs_dir();
-    let path = logs::locate(&root, w, job, kind, recorded).map_err(|e| {
-        tracing::warn!(workflow = %w, instance = %i, job = %job, execution = n, kind, error = %e, "ui refused a log path");
-        UiError::NotFound(e.to_string())
-    })?;
-    let opened = tokio::task::spawn_blocking({
-        let (root, path): (PathBuf, PathBuf) = (root.clone(), path.clone());
-        move || logs::open_read(&root, &path)
-    })
-    .await
-    .map_err(|e| UiError::Forbidden(e.to_string()))?;
-    match opened {
-        Ok((f, size)) => Ok(Some((tokio::fs::File::from_std(f), size))),
-        // A log that was never written (the job printed nothing) is empty, not missing.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "ui cannot open a log");
-            Err(UiError::Forbidden(format!(
-                "the {kind} log of {job} cannot be shown: {e}"
-            )))
-        }
-    }
-}
-
-/// Why a log neither the database nor this host has cannot be shown; `None` when the job
-/// simply printed nothing (as far as anyone can tell).
-fn why_missing(
-    ui: &Ui,
-    record: &crate::workflow::job::ExecutionRecord,
-    running: bool,
-) -> Option<String> {
-    let days = ui.config.log_retention_days;
-    let age = crate::clock::now_f64() - record.end_time.unwrap_or(record.start_time);
-    if days > 0 && age > (days * 86_400) as f64 {
-        return Some(format!(
-            "this log is older than log_retention_days ({days} days): the master no longer keeps it"
-        ));
-    }
-    let here = crate::config::host_name();
-    if !record.host.is_empty() && record.host != here {
-        return Some(if running {
-            format!(
-                "nothing of this log has reached the master yet; it is being written on host {}",
-                record.host
-            )
-        } else {
-            format!(
-                "this log was written on host {} and its worker sent none of it to the master (it may have stopped first, or the job printed nothing)",
-                record.host
-            )
-        });
-    }
-    None
-}
-
-impl OpenLog {
-    /// The last `tail` bytes (at most [`MAX_TAIL`]), as text.
-    pub async fn tail(self, tail: u64) -> LogText {
-        let take = tail.min(MAX_TAIL).min(self.size);
-        let from = self.size - take;
-        let mut bytes = Vec::with_capacity(take as usize);
-        match self.source {
-            Source::File(mut file) => {
-                if file.seek(std::io::SeekFrom::Start(from)).await.is_ok() {
-                    let _ = file.take(take).read_to_end(&mut bytes).await;
-                }
-            }
-            Source::Stored(data, log) => {
-                let mut at = from;
-                while at < self.size {
-                    match read_stored(&data, log.key(), at, self.size).await {
-                        Ok(Some(part)) => {
-                            at += part.len() as u64;
-                            bytes.extend_from_slice(&part);
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            tracing::warn!(log = log.name, error = %e, "ui cannot read a stored log");
-                            break;
-                        }
-                    }
-                }
-            }
-            Source::Nothing => {}
-        }
-        LogText {
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-            size: self.size,
-            running: self.running,
-            kinds: self.kinds,
-            trouble: self.trouble,
-            missing: self.missing,
-            outcome: self.outcome,
-        }
-    }
-
-    /// The whole log as it was when opened, in chunks.
-    pub fn stream(self) -> Body {
-        let size = self.size;
-        match self.source {
-            Source::Nothing => Body::empty(),
-            Source::File(file) => {
-                let reader = file.take(size);
-                let chunks = futures_util::stream::unfold(reader, |mut reader| async move {
-                    let mut buf = vec![0u8; CHUNK];
-                    match reader.read(&mut buf).await {
-                        Ok(0) => None,
-                        Ok(n) => {
-                            buf.truncate(n);
-                            Some((Ok::<_, std::io::Error>(Bytes::from(buf)), reader))
-                        }
-                        Err(e) => Some((Err(e), reader)),
-                    }
-                });
-                Body::from_stream(chunks)
-            }
-            Source::Stored(data, log) => {
-                let chunks = futures_util::stream::unfold(0u64, move |at| {
-                    let (data, log) = (data.clone(), log.clone());
-                    async move {
-                        if at >= size {
-                            return None;
-                        }
-                        match read_stored(&data, log.key(), at, size).await {
-                            Ok(Some(part)) => {
-                                let next = at + part.len() as u64;
-                                Some((Ok::<_, std::io::Error>(Bytes::from(part)), next))
-                            }
-                            Ok(None) => None,
-                            Err(e) => Some((Err(std::io::Error::other(e.to_string())), size)),
-                        }
-                    }
-                });
-                Body::from_stream(chunks)
-            }
-        }
-    }
-}
-
-/// The stored bytes of a log from `at` up to `end` (at most a few MiB at once); `None` when
-/// there are none.
-async fn read_stored(
-    data: &DataLayer,
-    key: LogKey<'_>,
-    at: u64,
-    end: u64,
-) -> Result<Option<Vec<u8>>, UiError> {
-    let chunks = data
-        .store
-        .log_chunks(&data.master, key, at as i64, CHUNKS_PER_READ)
-        .await?;
-    if chunks.is_empty() {
-        return Ok(None);
-    }
-    let want = at..end;
-    let out = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        for c in chunks {
-            let start = c.start.max(0) as u64;
-            // Chunks follow each other; a gap (never written) ends the read there.
-            if start > want.start + out.len() as u64 {
-                break;
-            }
-            let raw = crate::storage::decompress_log(&c.data, c.raw_len.max(0) as usize)?;
-            let skip = (want.start + out.len() as u64).saturating_sub(start) as usize;
-            let room = (want.end - want.start) as usize - out.len();
-            out.extend(raw.iter().skip(skip).take(room));
-            if out.len() as u64 >= want.end - want.start {
-                break;
-            }
-        }
-        Ok::<_, std::io::Error>(out)
-    })
-    .await
-    .map_err(|e| UiError::Forbidden(e.to_string()))?
-    .map_err(|e| UiError::Forbidden(format!("a stored log cannot be read: {e}")))?;
-    Ok((!out.is_empty()).then_some(out))
+/// The whole log as it was when opened, streamed in chunks.
+pub fn stream(log: OpenLog) -> Body {
+    Body::from_stream(log.chunks_from(0).map(|part| part.map(Bytes::from)))
 }

@@ -7,7 +7,6 @@
 pub mod actions;
 pub mod api;
 pub mod auth;
-pub mod data;
 pub mod error;
 pub mod format;
 pub mod gantt;
@@ -29,7 +28,7 @@ use axum::routing::get;
 use crate::config::Config;
 use crate::master::MasterClient;
 use crate::ops::OpsSettings;
-use data::DataLayer;
+use crate::ops::read::DataLayer;
 
 /// Everything a UI request can reach.
 #[derive(Clone)]

@@ -34,6 +34,7 @@ mod ops_processes;
 mod ops_repair;
 mod ops_reruns;
 mod ops_retention;
+mod ops_status;
 mod ops_summaries;
 mod ops_upgrade;
 mod schedules_clock_steps;

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use pinball::master::MasterClient;
+use pinball::ops::read::DataLayer;
 use pinball::parser;
 use pinball::storage;
 use pinball::token::name::{self, JobState, Level};
 use pinball::token::{ArchiveRequest, ModifyRequest, Token};
-use pinball::ui::data::DataLayer;
 use pinball::workflow::instance::{JobToken, new_instance_tokens};
 use pinball::workflow::job::ExecutionRecord;
 use pinball::workflow::signal::{Action, Attributes, Signal};

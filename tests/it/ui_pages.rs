@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use pinball::master::MasterClient;
 use pinball::ops::Command;
+use pinball::ops::read::DataLayer;
 use pinball::storage::{self, Storage};
 use pinball::token::name::{self, JobState};
-use pinball::ui::data::DataLayer;
 
 use crate::helpers::cluster;
 use crate::helpers::*;

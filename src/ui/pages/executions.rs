@@ -5,9 +5,9 @@ use askama::Template;
 use axum::extract::State;
 
 use super::{Head, PageResult, Params, When, execution_href, file_href, need, respond, when};
+use crate::ops::read::ExecutionRow;
 use crate::token::name::{JobName, Level, WorkflowName};
 use crate::ui::Ui;
-use crate::ui::data::ExecutionRow;
 use crate::ui::error::{PageError, PageQuery, QueryIn, UiError};
 use crate::ui::format::{run_secs, run_time};
 

@@ -6,9 +6,9 @@ use askama::Template;
 use axum::extract::State;
 
 use super::{Head, PageResult, Params, file_href, need, respond};
+use crate::ops::read::log_url;
 use crate::token::name::Level;
 use crate::ui::Ui;
-use crate::ui::data::log_url;
 use crate::ui::error::{PageQuery, QueryIn};
 use crate::ui::logs::{MAX_TAIL, open_log};
 

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use super::execution_href;
+use crate::ops::read::{Instance, InstanceRow};
 use crate::token::name::{InstanceId, JobName, WorkflowName};
-use crate::ui::data::{Instance, InstanceRow};
 use crate::ui::graph::escape;
 use crate::workflow::links;
 use crate::workflow::status::{Look, job_look};

@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Redirect};
 mod jobs;
 
 use super::{Head, PageResult, Params, When, execution_href, respond, when};
+use crate::ops::read::{Instance, depends_on, execution_look, execution_status};
 use crate::token::name::{InstanceId, Level, Name, WorkflowName};
 use crate::ui::Ui;
-use crate::ui::data::{Instance, depends_on, execution_look, execution_status};
 use crate::ui::error::{PageError, PageQuery, QueryIn, UiError};
 use crate::ui::format::{run_secs, run_time};
 use crate::ui::{gantt, graph};

@@ -5,9 +5,9 @@ use axum::extract::State;
 
 use super::grid::{DEFAULT_RUNS, Grid, MAX_RUNS, grid};
 use super::{Head, PageResult, Params, When, respond, when};
+use crate::ops::read::{Instance, InstancePage, InstanceRow};
 use crate::token::name::Level;
 use crate::ui::Ui;
-use crate::ui::data::{Instance, InstancePage, InstanceRow};
 use crate::ui::error::{PageError, PageQuery, QueryIn};
 use crate::ui::format::{run_secs, run_time};
 use crate::workflow::status::Look;

@@ -5,10 +5,10 @@ use askama::Template;
 use axum::extract::State;
 
 use super::{Head, PageResult, Params, When, respond, when};
+use crate::ops::read::ScheduleRow;
 use crate::schedule::OverrunPolicy;
 use crate::token::name::Level;
 use crate::ui::Ui;
-use crate::ui::data::ScheduleRow;
 use crate::ui::error::{PageError, PageQuery, QueryIn, UiError};
 use crate::ui::graph;
 use crate::workflow::status::Look;

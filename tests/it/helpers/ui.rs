@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pinball::ops::read::DataLayer;
 use pinball::storage;
 use pinball::ui::Ui;
-use pinball::ui::data::DataLayer;
 use tempfile::TempDir;
 
 use super::*;

@@ -1,9 +1,11 @@
-//! The UI's read model: what pages show, read straight from the database (active and archived
-//! tokens), so history outlives the master's memory. Running instances are derived from their
+//! The read model of the dashboard and of `pinball status` and `pinball logs`: what they show,
+//! read straight from the database (active and archived tokens), so history outlives the
+//! master's memory. Running instances are derived from their
 //! live tokens on every request; finished (archived) ones come from `instance_summaries`,
 //! which `summaries` keeps current, so lists never re-read a long history token by token.
 
 mod jobs;
+pub mod logs;
 mod rows;
 
 use std::collections::{BTreeMap, BTreeSet};
