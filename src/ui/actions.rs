@@ -2,6 +2,11 @@
 //! would: the page has already asked the user) through the master and answers with the message
 //! the command prints, and records it in the audit log. Requests must carry the page's
 //! anti-forgery token, come from this site (`auth::guard`) and from an operator.
+//!
+//! `POST /api/v1/actions/{command}` is the same for scripts: a JSON body (`workflow`,
+//! `instance`, `jobs`, `execution`), a session or an operator's API token, no page token (a
+//! JSON body and `Authorization` cannot be sent by another site's page without the browser
+//! asking this UI first, which it never allows; `auth::guard` refuses other origins too).
 
 use std::str::FromStr;
 
@@ -19,7 +24,37 @@ use crate::token::name::{InstanceId, JobName, NameError};
 pub fn router(ui: Ui) -> Router {
     Router::new()
         .route("/command/", post(command))
+        .route("/api/v1/actions/{command}", post(json_command))
         .with_state(ui)
+}
+
+/// The most jobs one action names.
+const MAX_JOBS: usize = 1000;
+
+/// The body of `POST /api/v1/actions/{command}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionBody {
+    pub workflow: Option<String>,
+    /// An instance id, or `latest`.
+    pub instance: Option<String>,
+    #[serde(default)]
+    pub jobs: Vec<String>,
+    pub execution: Option<usize>,
+}
+
+/// The JSON body, with a malformed one answered like every other UI error.
+pub struct JsonAction(ActionBody);
+
+impl<S: Send + Sync> FromRequest<S> for JsonAction {
+    type Rejection = UiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, UiError> {
+        Json::<ActionBody>::from_request(req, state)
+            .await
+            .map(|Json(b)| JsonAction(b))
+            .map_err(|e| UiError::BadInput(e.body_text()))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,23 +100,25 @@ fn optional<N: FromStr<Err = NameError>>(field: Option<String>) -> Result<Option
     }
 }
 
-/// The action a form asks for: its names parsed (an empty field is no value).
-fn action(command: Command, f: CommandForm) -> Result<Action, UiError> {
-    let jobs = f
-        .jobs
-        .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
+/// The action a form or a JSON body asks for: its names parsed (an empty field is no value).
+fn action(
+    command: Command,
+    (workflow, instance): (Option<String>, Option<String>),
+    jobs: &[&str],
+    execution: Option<usize>,
+) -> Result<Action, UiError> {
+    let jobs = jobs
+        .iter()
+        .map(|j| j.trim())
         .filter(|j| !j.is_empty())
         .map(JobName::parse)
         .collect::<Result<_, _>>()
         .map_err(|e| UiError::BadInput(e.to_string()))?;
     Ok(Action {
-        workflow: optional(f.workflow)?,
-        instance: optional::<InstanceId>(f.instance)?,
+        workflow: optional(workflow)?,
+        instance: optional::<InstanceId>(instance)?,
         jobs,
-        execution: f.execution,
+        execution,
         ..Action::new(command)
     })
 }
@@ -98,16 +135,78 @@ async fn command(State(ui): State<Ui>, ActionForm(f): ActionForm) -> Result<Resp
             "this action did not come from a Pinball page; reload the page and try again".into(),
         ));
     }
+    let c = allowed(&caller, &f.command)?;
+    let jobs: Vec<&str> = f.jobs.as_deref().unwrap_or("").split(',').collect();
+    let action = action(c, (f.workflow, f.instance), &jobs, f.execution)?;
+    perform(&ui, &caller, c, action).await
+}
+
+/// What an action did: the command's message and, when it made one, the new instance.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ActionAnswer {
+    pub message: String,
+    pub created: Option<Created>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Created {
+    pub workflow: String,
+    pub instance: String,
+    /// The instance's page.
+    pub href: String,
+}
+
+/// `POST /api/v1/actions/{command}`: what the button of `command` does, for a script.
+#[utoipa::path(
+    post,
+    path = "/api/v1/actions/{command}",
+    params(("command" = String, Path, description = "start, retry, rerun, redo, poison, skip, drain, undrain, abort, unabort, exit, unexit, disable, enable, unschedule, pause-schedule, resume-schedule")),
+    request_body = ActionBody,
+    responses(
+        (status = 200, description = "done; what the command printed", body = ActionAnswer),
+        (status = 403, description = "FORBIDDEN: a viewer, or a request from another site", body = crate::web::error::ErrorBody),
+        (status = 409, description = "refused: the instance or job does not allow it", body = crate::web::error::ErrorBody),
+        super::openapi::Errors,
+    ),
+    tag = "ui"
+)]
+async fn json_command(
+    State(ui): State<Ui>,
+    axum::extract::Path(command): axum::extract::Path<String>,
+    JsonAction(body): JsonAction,
+) -> Result<Response, UiError> {
+    let caller = super::auth::current();
+    let c = allowed(&caller, &command)?;
+    if body.jobs.len() > MAX_JOBS {
+        return Err(UiError::BadInput(format!(
+            "an action names at most {MAX_JOBS} jobs, not {}",
+            body.jobs.len()
+        )));
+    }
+    let jobs: Vec<&str> = body.jobs.iter().map(String::as_str).collect();
+    let action = action(c, (body.workflow, body.instance), &jobs, body.execution)?;
+    perform(&ui, &caller, c, action).await
+}
+
+/// The command `name` if `caller` may run it from the UI.
+fn allowed(caller: &super::auth::UiCaller, name: &str) -> Result<Command, UiError> {
     if !caller.may_act() {
-        tracing::warn!(user = ?caller.user, command = ?f.command, "ui refused an action of a viewer");
+        tracing::warn!(user = ?caller.user, command = ?name, "ui refused an action of a viewer");
         return Err(UiError::Forbidden(
             "viewers may look but not act: an operator's account is needed".into(),
         ));
     }
-    let c = offered(&f.command).ok_or_else(|| {
-        UiError::BadInput(format!("{:?} is not an action the UI offers", f.command))
-    })?;
-    let action = action(c, f)?;
+    offered(name)
+        .ok_or_else(|| UiError::BadInput(format!("{name:?} is not an action the UI offers")))
+}
+
+/// Runs `action` for `caller` (one apply, one audit entry) and answers with what it printed.
+async fn perform(
+    ui: &Ui,
+    caller: &super::auth::UiCaller,
+    c: Command,
+    action: Action,
+) -> Result<Response, UiError> {
     tracing::info!(
         user = ?caller.user,
         command = c.as_str(),
@@ -128,14 +227,12 @@ async fn command(State(ui): State<Ui>, ActionForm(f): ActionForm) -> Result<Resp
         Ok(done) => {
             let message = done.message.trim_end().to_owned();
             // A new instance (start, retry of an archived one, poison into a new one): its page.
-            let created = done.created.map(|(w, i)| {
-                serde_json::json!({
-                    "workflow": w,
-                    "instance": i,
-                    "href": crate::workflow::links::jobs_href(&w, &i),
-                })
+            let created = done.created.map(|(w, i)| Created {
+                href: crate::workflow::links::jobs_href(&w, &i),
+                workflow: w.to_string(),
+                instance: i.to_string(),
             });
-            Ok(Json(serde_json::json!({"message": message, "created": created})).into_response())
+            Ok(Json(ActionAnswer { message, created }).into_response())
         }
         Err(e) => {
             tracing::warn!(command = c.as_str(), error = %e, "ui action failed");

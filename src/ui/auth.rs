@@ -230,6 +230,10 @@ async fn admit(
             "this action did not come from a Pinball page; reload the page and try again",
         ));
     }
+    if uri.path().starts_with("/api/") && headers.contains_key(header::AUTHORIZATION) {
+        return token_caller(ui, headers)
+            .map_err(|m| refused(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", &m));
+    }
     if ui.users.is_empty() {
         return Ok(UiCaller {
             user: None,
@@ -265,6 +269,29 @@ async fn admit(
         percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
     );
     Err(Redirect::to(&to).into_response())
+}
+
+/// The caller of a JSON API request that presents `Authorization: Bearer <token>`: one of
+/// `api_tokens`, with its role (a script has no session and needs no page token).
+/// A refused token is unauthorized, for the reason returned.
+fn token_caller(ui: &Ui, headers: &HeaderMap) -> Result<UiCaller, String> {
+    if ui.tokens.is_open() {
+        return Err(
+            "this UI has no api_tokens to check a token against: sign in, or configure api_tokens"
+                .into(),
+        );
+    }
+    match ui.tokens.authenticate(headers) {
+        Ok(caller) => Ok(UiCaller {
+            user: Some(format!("{} (api token)", caller.name)),
+            role: caller.role,
+            csrf: None,
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "ui refused an API token");
+            Err(e.to_string())
+        }
+    }
 }
 
 /// Where to go after signing in: a path of this site, never another site.

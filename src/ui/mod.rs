@@ -53,6 +53,8 @@ pub struct Ui {
     pub heavy_pages: Arc<tokio::sync::Semaphore>,
     /// Host names the UI answers to beyond IP addresses and `localhost`.
     pub host_names: Arc<[String]>,
+    /// The `api_tokens` a script may present to the UI's JSON API instead of a session.
+    pub tokens: crate::web::auth::Access,
 }
 
 impl Ui {
@@ -67,6 +69,7 @@ impl Ui {
             sessions: sessions::BoundedStore::default(),
             heavy_pages: Arc::new(tokio::sync::Semaphore::new(HEAVY_PAGES)),
             host_names: auth::ui_host_names(&config).into(),
+            tokens: crate::web::auth::Access::new(&config.api_tokens),
             config,
             csrf: csrf.into(),
         }
@@ -128,7 +131,7 @@ pub fn router(ui: Ui) -> Router {
         .route("/favicon.ico", static_file("image/svg+xml", FAVICON));
     let sessions = auth::sessions(&ui.config, ui.sessions.clone());
     let probe = MetricsAccess {
-        access: crate::web::auth::Access::new(&ui.config.api_tokens),
+        access: ui.tokens.clone(),
         host_names: ui.host_names.clone(),
         signed_in_only: !ui.config.ui_users.is_empty(),
     };

@@ -30,7 +30,7 @@ pub enum Errors {
 #[openapi(
     info(
         title = "Pinball UI read API",
-        description = "Workflows, instances, jobs, executions, logs and schedules, read from the database (CONTRACT §6). With ui_users configured, every call needs a signed-in session."
+        description = "Workflows, instances, jobs, executions, logs and schedules, read from the database (CONTRACT §6). With ui_users configured, every call needs a signed-in session or one of api_tokens (Authorization: Bearer); actions need an operator."
     ),
     paths(
         super::api::workflows,
@@ -40,6 +40,7 @@ pub enum Errors {
         super::api::log,
         super::api::schedules,
         super::api::status,
+        super::actions::json_command,
     ),
     components(schemas(ErrorBody, crate::web::error::ErrorDetail))
 )]
@@ -56,6 +57,7 @@ mod tests {
     fn the_read_api_s_document_resolves_every_reference() {
         let doc = super::document();
         assert!(doc["paths"].get("/api/v1/workflows").is_some());
+        assert!(doc["paths"].get("/api/v1/actions/{command}").is_some());
         assert_eq!(crate::web::error::dangling_refs(&doc), Vec::<String>::new());
     }
 }

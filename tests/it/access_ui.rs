@@ -435,3 +435,135 @@ async fn each_session_has_its_own_anti_forgery_token() {
     .await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// `POST /api/v1/actions/{command}` as a script sends it: JSON, with a token or a cookie.
+async fn json_act(
+    root: &str,
+    command: &str,
+    auth: (Option<&str>, Option<&str>),
+    body: &str,
+    content_type: &str,
+) -> (u16, String) {
+    let mut req = http()
+        .post(format!("{root}/api/v1/actions/{command}"))
+        .header("content-type", content_type)
+        .body(body.to_owned());
+    if let Some(token) = auth.0 {
+        req = req.bearer_auth(token);
+    }
+    if let Some(cookie) = auth.1 {
+        req = req.header("cookie", cookie);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn scripts_act_through_the_json_twin_with_a_session_or_an_operator_token() {
+    let d = deploy_with(true, &api_tokens_yaml()).await;
+    let root = &d.root;
+    const JSON: &str = "application/json";
+    let w = r#"{"workflow": "w"}"#;
+    for (auth, status, says) in [
+        ((None, None), 401, "sign in first"),
+        (
+            (Some("not-a-token-of-anybody"), None),
+            401,
+            "not one this master knows",
+        ),
+        ((Some(VIEWER), None), 403, "viewers may look but not act"),
+        ((Some(WORKER), None), 403, "viewers may look but not act"),
+    ] {
+        let (got, body) = json_act(root, "start", auth, w, JSON).await;
+        assert_eq!(
+            (got, body.contains(says)),
+            (status, true),
+            "{auth:?}: {body}"
+        );
+    }
+    // A viewer's token reads the read API (a script has no session).
+    let r = http()
+        .get(format!("{root}/api/v1/workflows"))
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    let op = (Some(OPERATOR), None);
+    let (status, body) = json_act(root, "start", op, w, JSON).await;
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("exported workflow w instance"),
+        "{body}"
+    );
+    let instance = answer["created"]["instance"].as_str().unwrap().to_owned();
+    assert_eq!(answer["created"]["workflow"], "w");
+    for (command, body, content_type, status, says) in [
+        ("stop", w, JSON, 400, "not an action the UI offers"),
+        (
+            "start",
+            r#"{"workflow": "w", "x": 1}"#,
+            JSON,
+            400,
+            "unknown field `x`",
+        ),
+        (
+            "start",
+            "workflow=w",
+            "application/x-www-form-urlencoded",
+            400,
+            "application/json",
+        ),
+        ("start", r#"{"workflow": "a/b"}"#, JSON, 400, "invalid"),
+        (
+            "retry",
+            r#"{"workflow": "w", "instance": "1"}"#,
+            JSON,
+            409,
+            "not found",
+        ),
+    ] {
+        let (got, answer) = json_act(root, command, op, body, content_type).await;
+        assert_eq!(got, status, "{command} {body}: {answer}");
+        assert!(answer.contains(says), "{command} {body}: {answer}");
+    }
+    // Another site's page cannot drive it, token or not.
+    let r = http()
+        .post(format!("{root}/api/v1/actions/drain"))
+        .bearer_auth(OPERATOR)
+        .header("content-type", JSON)
+        .header("origin", "http://evil.example")
+        .body(w)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+
+    // A session acts without the page's token; a viewer's session does not.
+    let (alice, _) = sign_in(root, "alice", "alice's password").await.unwrap();
+    let (victor, _) = sign_in(root, "victor", "victor's password").await.unwrap();
+    let body = format!(r#"{{"workflow": "w", "instance": "{instance}"}}"#);
+    let (status, answer) = json_act(root, "abort", (None, Some(&victor)), &body, JSON).await;
+    assert_eq!(status, 403, "{answer}");
+    let (status, answer) = json_act(root, "abort", (None, Some(&alice)), &body, JSON).await;
+    assert_eq!(status, 200, "{answer}");
+
+    // Each action is in the audit log under who asked.
+    let (_, _, audit) = get(root, "/audit/", Some(&victor)).await;
+    let rows: Vec<&str> = audit.split("<tr>").skip(2).collect();
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("ops (api token)") && r.contains("start")),
+        "{audit}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("alice") && r.contains("abort")),
+        "{audit}"
+    );
+}

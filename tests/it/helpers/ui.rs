@@ -35,6 +35,11 @@ fn users_yaml() -> String {
 
 /// A master with tokens, a UI with users (and `users` false: none), and the CLI's config.
 pub async fn deploy(users: bool) -> Deployment {
+    deploy_with(users, "").await
+}
+
+/// [`deploy`] with `ui_extra` keys in the UI's configuration.
+pub async fn deploy_with(users: bool, ui_extra: &str) -> Deployment {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(
@@ -61,7 +66,7 @@ pub async fn deploy(users: bool) -> Deployment {
     std::fs::write(
         &ui_config,
         format!(
-            "{common}api_token: {UI_TOKEN}\nui_port: {ui_port}\n{}",
+            "{common}api_token: {UI_TOKEN}\nui_port: {ui_port}\n{ui_extra}{}",
             if users { users_yaml() } else { String::new() }
         ),
     )
