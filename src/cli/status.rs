@@ -250,7 +250,10 @@ fn jobs_table(jobs: Vec<(JobRow, Option<i32>)>) -> String {
             vec![
                 r.job.to_string(),
                 r.state.as_str().to_owned(),
-                r.attempts.to_string(),
+                match r.attempts_this_try == r.attempts {
+                    true => r.attempts.to_string(),
+                    false => format!("{} ({} in all)", r.attempts_this_try, r.attempts),
+                },
                 time(r.last_start_time),
                 ran(r.last_start_time, r.last_end_time),
                 code.map_or_else(|| "-".into(), |c| c.to_string()),

@@ -103,10 +103,13 @@ impl Ops<'_> {
         // resolution that fails is recorded like any other failure.
         let (action, done) = match self.latest_named(action).await {
             Ok(Some(resolved)) => {
-                let done = self.run(&resolved).await;
+                let done = self.run(&resolved, actor).await;
                 (std::borrow::Cow::Owned(resolved), done)
             }
-            Ok(None) => (std::borrow::Cow::Borrowed(action), self.run(action).await),
+            Ok(None) => (
+                std::borrow::Cow::Borrowed(action),
+                self.run(action, actor).await,
+            ),
             Err(e) => (std::borrow::Cow::Borrowed(action), Err(e)),
         };
         let created = done.as_ref().ok().and_then(|d| d.created.as_ref());
@@ -149,7 +152,7 @@ impl Ops<'_> {
         }))
     }
 
-    async fn run(&self, a: &Action) -> Result<Done, OpsError> {
+    async fn run(&self, a: &Action, actor: &str) -> Result<Done, OpsError> {
         use Command::*;
         match a.command {
             Start => self.start(a.workflow()?).await,
@@ -163,7 +166,7 @@ impl Ops<'_> {
             }
             Pause => {
                 let (w, i) = a.instance()?;
-                self.pause(w, i).await
+                self.pause(w, i, actor).await
             }
             Resume => {
                 let (w, i) = a.instance()?;

@@ -12,13 +12,37 @@ use crate::workflow::job::Event;
 use crate::workflow::signal::Action;
 use crate::workflow::{definition, progress};
 
+/// How the owner field of a paused instance's tokens starts.
+const PAUSED_BY: &str = "workflow_util ";
+
+/// A running job's token (runnable, its last record open) with that record closed as paused
+/// by `actor`, and the job's name; the events that started it go back to the job, so it runs
+/// again as it would have.
+fn stop_running(t: &Token, now: f64, actor: &str) -> Option<(JobName, Token)> {
+    let jt = JobToken::parse(t.clone()).ok()?;
+    if jt.state != JobState::Runnable {
+        return None;
+    }
+    let mut job = jt.job;
+    let record = job.history.last_mut().filter(|r| r.end_time.is_none())?;
+    record.end_time = Some(now);
+    record.lost = Some(format!("paused by {actor}"));
+    record.paused = true;
+    job.events = record.events.clone();
+    let token = Token {
+        data: Some(job.to_data()),
+        ..t.clone()
+    };
+    Some((job.name, token))
+}
+
 /// Who paused an instance, as the original wrote it into the owner field.
 fn who() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let host = crate::config::host_name();
     let at = crate::clock::utc(crate::clock::now());
     format!(
-        "workflow_util user {user} machine {} time {}",
+        "{PAUSED_BY}user {user} machine {} time {}",
         host.trim(),
         &at[..16]
     )
@@ -97,9 +121,16 @@ fn check_roots(jobs: &BTreeMap<JobName, JobToken>, roots: &[JobName]) -> Result<
 }
 
 impl Ops<'_> {
-    /// `pause`: every token of the instance becomes owned forever, so nothing of it runs (a
-    /// running job's worker loses its lease and stops it; `resume` lets it run again).
-    pub async fn pause(&self, w: &WorkflowName, i: &InstanceId) -> Result<Done, OpsError> {
+    /// `pause`: every token of the instance becomes owned forever, so nothing of it starts. A
+    /// running job is stopped: its open record is closed as paused by `actor` (not an attempt)
+    /// in the same write, so its worker's next renewal fails and it ends the job's processes
+    /// (SIGTERM, then SIGKILL after the grace); `resume` runs it again.
+    pub async fn pause(
+        &self,
+        w: &WorkflowName,
+        i: &InstanceId,
+        actor: &str,
+    ) -> Result<Done, OpsError> {
         let c = self.client();
         let owner = who();
         for attempt in 1..=10 {
@@ -110,17 +141,35 @@ impl Ops<'_> {
                 )));
             }
             let n = tokens.len();
+            let now = crate::clock::now_f64();
+            let mut stopped = Vec::new();
+            let tokens: Vec<Token> = tokens
+                .into_iter()
+                .map(|t| match stop_running(&t, now, actor) {
+                    Some((job, stopped_token)) => {
+                        stopped.push(job);
+                        stopped_token
+                    }
+                    None => t,
+                })
+                .collect();
             let updates = leased(tokens, Some(&owner), Some(NEVER));
             if c.modify(ModifyRequest::update(updates)).await.is_ok() {
-                return Ok(Done::say(format!(
-                    "claimed {n} token(s) in {attempt} tries\n"
-                )));
+                let mut said = format!("claimed {n} token(s) in {attempt} tries\n");
+                if !stopped.is_empty() {
+                    said.push_str(&format!(
+                        "stopped running job(s) {}: their workers end them at their next lease renewal; resume runs them again (not counted as attempts)\n",
+                        py_list(&stopped)
+                    ));
+                }
+                return Ok(Done::say(said));
             }
         }
         Ok(Done::refuse("failed to claim token(s) in 10 tries\n"))
     }
 
-    /// `resume`: releases every token of the instance.
+    /// `resume`: releases every token of the instance, and says which jobs the pause stopped
+    /// (they run again).
     pub async fn resume(&self, w: &WorkflowName, i: &InstanceId) -> Result<Done, OpsError> {
         let c = self.client();
         let tokens = c.query_prefix(&name::instance_prefix(w, i)).await?;
@@ -130,9 +179,24 @@ impl Ops<'_> {
             )));
         }
         let n = tokens.len();
+        let again: Vec<JobName> = tokens
+            .iter()
+            .filter(|t| t.owner.as_deref().is_some_and(|o| o.starts_with(PAUSED_BY)))
+            .filter_map(|t| JobToken::parse(t.clone()).ok())
+            .filter(|jt| jt.state == JobState::Runnable)
+            .filter(|jt| jt.job.history.last().is_some_and(|r| r.paused))
+            .map(|jt| jt.job.name)
+            .collect();
         let updates = leased(tokens, None, None);
         c.modify(ModifyRequest::update(updates)).await?;
-        Ok(Done::say(format!("released ownership of {n} token(s)\n")))
+        let mut said = format!("released ownership of {n} token(s)\n");
+        if !again.is_empty() {
+            said.push_str(&format!(
+                "job(s) {} stopped by the pause run again\n",
+                py_list(&again)
+            ));
+        }
+        Ok(Done::say(said))
     }
 
     /// `poison`: runs the roots and everything downstream of them again, in the active

@@ -212,6 +212,18 @@ pub fn attempts(jt: &JobToken) -> usize {
     }
 }
 
+/// Attempts of the job's current try: its executions since the last manual retry (`util
+/// retry` gives a fresh budget), without those lost with a worker or stopped by a pause (which
+/// are not attempts); a condition's polls are one.
+pub fn attempts_this_try(jt: &JobToken) -> usize {
+    let history = &jt.job.history[jt.job.attempts_from.min(jt.job.history.len())..];
+    let n = history
+        .iter()
+        .filter(|r| r.lost.is_none() || r.counted)
+        .count();
+    if jt.job.is_condition() { n.min(1) } else { n }
+}
+
 /// A job's status, first match wins: never run (or disabled) without history; running while
 /// its runnable token holds an open record; pending when runnable and not started; then
 /// disabled, failure, success by its last record.

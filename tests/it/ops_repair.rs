@@ -406,3 +406,62 @@ async fn poison_of_an_archived_instance_starts_a_new_one_from_its_jobs() {
     );
     c.stop().await;
 }
+
+/// `pause` of a running job stops it at once and says so: its record is closed as paused by the
+/// operator (not lost, not an attempt), its processes end, and `resume` runs it again.
+#[tokio::test]
+async fn pause_stops_a_running_job_as_paused_and_resume_runs_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pid, second) = (dir.path().join("pid"), dir.path().join("second"));
+    let yaml = format!(
+        "workflows:\n  p:\n    jobs:\n      a: {{command: 'if [ -e {s} ]; then exit 0; fi; touch {s}; echo $$ > {pid}; exec sleep 120'}}\n",
+        s = second.display(),
+        pid = pid.display()
+    );
+    let c = cluster(&yaml, 1, 60).await;
+    let i = c.start("p").await;
+    c.wait_running("p", &i, "a", secs(30)).await;
+    wait_until(secs(30), "the job wrote its pid", || async {
+        std::fs::read_to_string(&pid).is_ok_and(|s| s.ends_with('\n'))
+    })
+    .await;
+    let process: i32 = std::fs::read_to_string(&pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let said = c.util(Command::Pause, Some("p"), Some(&i), &[]).await;
+    assert_eq!(
+        said,
+        "claimed 1 token(s) in 1 tries\nstopped running job(s) ['a']: their workers end them at their next lease renewal; resume runs them again (not counted as attempts)\n"
+    );
+    // The worker's next renewal fails: it ends the job's processes.
+    wait_until(secs(30), "the paused job's process ends", || async {
+        // SAFETY: signal 0 only checks that the process exists.
+        unsafe { libc::kill(process, 0) != 0 }
+    })
+    .await;
+    let a = &c.jobs("p", &i).await["a"];
+    let record = &a.job.history[0];
+    assert!(record.paused && record.end_time.is_some(), "{record:?}");
+    assert_eq!(record.lost.as_deref(), Some("paused by tests"));
+    assert_eq!(record.exit_code, None);
+    assert_eq!(
+        pinball::workflow::status::attempts_this_try(a),
+        0,
+        "a paused execution is not an attempt"
+    );
+    assert_eq!(a.job.history.len(), 1, "nothing runs while paused");
+
+    let said = c.util(Command::Resume, Some("p"), Some(&i), &[]).await;
+    assert_eq!(
+        said,
+        "released ownership of 1 token(s)\njob(s) ['a'] stopped by the pause run again\n"
+    );
+    c.wait_for("p", &i, secs(30), "the instance finishes", finished)
+        .await;
+    let a = &c.jobs("p", &i).await["a"];
+    assert_eq!(a.job.history.len(), 2, "{:?}", a.job.history);
+    assert_eq!(a.job.history[1].exit_code, Some(0));
+    c.stop().await;
+}

@@ -150,6 +150,18 @@ async fn a_retried_job_gets_its_whole_budget_again_or_the_attempts_asked_for() {
     c.wait_finished("f", &i, Duration::from_secs(30)).await;
     let jobs = c.jobs("f", &i).await;
     assert_eq!(jobs["j"].job.history.len(), 7, "and no more");
+    // The dashboard shows the attempts of this try, and in all.
+    let root = ui_server(&c).await;
+    let page = reqwest::get(format!("{root}/jobs/?workflow=f&instance={i}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"<td data-sort="3">3 <small>(7 in all)</small>"#),
+        "{page}"
+    );
     c.stop().await;
 }
 

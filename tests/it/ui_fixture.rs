@@ -49,6 +49,7 @@ fn fixture_job(w: usize, i: usize, job: &str, base: f64) -> Token {
             counted: false,
             log_trouble: Default::default(),
             killed: None,
+            paused: false,
         })
         .collect();
     Token::new(&jt.token.name, Some(jt.job.to_data()))

@@ -103,6 +103,7 @@ fn outcome(record: &crate::workflow::job::ExecutionRecord) -> String {
         record.end_time.unwrap_or_else(crate::clock::now_f64) - record.start_time,
     );
     match (&record.lost, record.exit_code, record.end_time) {
+        (Some(why), _, _) if record.paused => format!("{why} after {ran}"),
         (Some(why), _, _) => format!("lost after {ran}: {why}"),
         (None, Some(code), _) => format!("exit code {code} after {ran}"),
         (None, None, None) => format!("running for {ran}"),

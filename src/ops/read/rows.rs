@@ -8,7 +8,9 @@ use crate::parser::WorkflowDef;
 use crate::storage::InstanceSummary;
 use crate::token::name::{self, InstanceId, JobName, JobState, WorkflowName};
 use crate::workflow::instance::JobToken;
-use crate::workflow::status::{InstanceStatus, Look, Status, attempts, job_look, job_status};
+use crate::workflow::status::{
+    InstanceStatus, Look, Status, attempts, attempts_this_try, job_look, job_status,
+};
 
 pub use crate::workflow::view::Instance;
 
@@ -52,6 +54,9 @@ pub struct JobRow {
     pub last_end_time: Option<f64>,
     /// Executions, except that a condition's polls count as one attempt.
     pub attempts: usize,
+    /// Attempts since the last manual retry, without executions lost with a worker or
+    /// stopped by a pause: what counts against `max_attempts`.
+    pub attempts_this_try: usize,
     /// Every execution (a condition's polls included).
     pub executions: usize,
     pub depends_on: Vec<JobName>,
@@ -69,6 +74,9 @@ pub struct ExecutionRow {
     /// Why the execution was lost with its worker (it is not counted as an attempt).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost: Option<String>,
+    /// `lost` says who paused it (`util pause`): stopped, not an attempt, run again on resume.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
     /// Logs that are incomplete, and why (the worker could not write them).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub log_trouble: BTreeMap<String, String>,
@@ -165,6 +173,7 @@ pub fn job_row(jt: &JobToken) -> JobRow {
         last_start_time: last.map(|r| r.start_time),
         last_end_time: last.and_then(|r| r.end_time),
         attempts: attempts(jt),
+        attempts_this_try: attempts_this_try(jt),
         executions: jt.job.history.len(),
         depends_on: depends_on(jt),
     }
@@ -197,6 +206,7 @@ pub(super) fn execution_rows(jt: &JobToken) -> Vec<ExecutionRow> {
             exit_code: r.exit_code,
             cleanup_exit_code: r.cleanup_exit_code,
             lost: r.lost.clone(),
+            paused: r.paused,
             log_trouble: r.log_trouble.clone(),
             start_time: r.start_time,
             end_time: r.end_time,

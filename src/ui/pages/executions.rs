@@ -48,7 +48,10 @@ fn execution_view(w: &WorkflowName, job: &JobName, r: ExecutionRow, now: f64) ->
         icon: r.state.icon(),
         colour: r.state.colour(),
         exit_code: match (r.exit_code, r.cleanup_exit_code) {
-            _ if r.lost.is_some() => format!("lost: {}", r.lost.as_deref().unwrap_or_default()),
+            _ if r.lost.is_some() => match r.paused {
+                true => r.lost.clone().unwrap_or_default(),
+                false => format!("lost: {}", r.lost.as_deref().unwrap_or_default()),
+            },
             (Some(c), Some(k)) => format!("{c} (cleanup {k})"),
             (Some(c), None) => c.to_string(),
             _ => String::new(),

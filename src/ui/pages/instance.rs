@@ -17,7 +17,7 @@ use crate::ui::format::{run_secs, run_time};
 use crate::ui::{gantt, graph};
 use crate::workflow::instance::JobToken;
 use crate::workflow::signal::Action;
-use crate::workflow::status::{Look, Status, attempts, job_look, job_status};
+use crate::workflow::status::{Look, Status, attempts, attempts_this_try, job_look, job_status};
 pub use jobs::progress;
 use jobs::{JobView, job_view, matching};
 
@@ -94,8 +94,8 @@ async fn failure_view(
             None => "failed".to_owned(),
         },
         href: execution_href(w, i, job, n),
-        exit_code: match (&record.lost, record.exit_code) {
-            (Some(why), _) => format!("none (lost: {why})"),
+        exit_code: match (record.cut_short(), record.exit_code) {
+            (Some(why), _) => format!("none ({why})"),
             (None, Some(c)) => c.to_string(),
             (None, None) => "none".to_owned(),
         },

@@ -20,7 +20,10 @@ pub struct JobView {
     pub run_time: String,
     /// The run time in seconds: what the column sorts by.
     pub run_secs: String,
+    /// Attempts of this try (since the last manual retry).
     pub attempts: usize,
+    /// Attempts in all, when a manual retry started a new try.
+    pub in_all: Option<usize>,
     /// A condition's polls (its executions).
     pub polls: Option<usize>,
     pub depends_on: Vec<String>,
@@ -122,7 +125,8 @@ pub(super) fn job_view(jt: &JobToken, span: (f64, f64), now: f64) -> JobView {
         run_secs: last.map_or_else(String::new, |r| {
             run_secs(Some(r.start_time), r.end_time, now)
         }),
-        attempts: attempts(jt),
+        attempts: attempts_this_try(jt),
+        in_all: (jt.job.attempts_from > 0).then(|| attempts(jt)),
         polls: jt.job.is_condition().then_some(jt.job.history.len()),
         depends_on: depends_on(jt).iter().map(|d| d.to_string()).collect(),
         downstream: jt.job.outputs.iter().map(|d| d.to_string()).collect(),
