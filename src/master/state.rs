@@ -202,7 +202,13 @@ impl State {
             changes_floor: version_floor.max(max_row),
             uncertain: BTreeSet::new(),
         };
-        let version = state.next_version();
+        // The floor is the blessed version of the last commit: it is kept across a restart (as
+        // the original kept it), unless a row went past it.
+        let version = if version_floor > max_row {
+            version_floor
+        } else {
+            state.next_version()
+        };
         state.tokens.insert(
             BLESSED_VERSION_NAME.into(),
             Entry {

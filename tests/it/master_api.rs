@@ -443,3 +443,26 @@ async fn concurrent_writers_all_commit_and_read_their_own_writes() {
     }
     app.stop().await;
 }
+
+/// The original kept the blessed version's own version across a restart; a restart that
+/// changes nothing advances no version.
+#[tokio::test]
+async fn a_restart_keeps_the_blessed_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&dir).await;
+    app.insert(vec![token("/x")]).await;
+    let blessed = |ts: Vec<Token>| {
+        ts.into_iter()
+            .find(|t| t.name == "/__BLESSED_VERSION__")
+            .unwrap()
+            .version
+            .unwrap()
+    };
+    let before = blessed(app.all("/__").await);
+    let app = app.restart().await;
+    assert_eq!(blessed(app.all("/__").await), before);
+    let next = app.insert(vec![token("/y")]).await;
+    assert!(next[0].version.unwrap() > before, "{next:?}");
+    assert!(blessed(app.all("/__").await) > next[0].version.unwrap());
+    app.stop().await;
+}
