@@ -58,11 +58,21 @@ impl ScheduleData {
         })
     }
 
-    /// Whether `other` describes the same schedule (so rewriting it would change nothing).
-    pub fn corresponds_to(&self, other: &ScheduleData) -> bool {
+    /// Whether `other` describes the same schedule (so rewriting it would change nothing): the
+    /// same in every field, or in every field but `start` with the same next run after `now`
+    /// (a start moved by whole periods, which the original saw as unchanged too).
+    pub fn corresponds_to(&self, other: &ScheduleData, now: jiff::Timestamp) -> bool {
+        let next = |d: &ScheduleDef| Schedule::from_def(d).ok()?.next_after(now);
+        let without_start = |d: &ScheduleDef| ScheduleDef {
+            start: None,
+            ..d.clone()
+        };
         self.workflow == other.workflow
-            && self.schedule == other.schedule
             && self.emails == other.emails
+            && (self.schedule == other.schedule
+                || (without_start(&self.schedule) == without_start(&other.schedule)
+                    && next(&self.schedule).is_some()
+                    && next(&self.schedule) == next(&other.schedule)))
     }
 
     pub fn to_token(&self, version: Option<i64>) -> Token {

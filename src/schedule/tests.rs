@@ -204,3 +204,25 @@ fn cron_schedules_use_their_time_zone() {
         "2026-12-01T08:00:00Z"
     );
 }
+
+#[test]
+fn a_start_moved_by_whole_periods_is_the_same_schedule() {
+    let w = crate::token::name::WorkflowName::parse("w").unwrap();
+    let now = ts("2026-06-01T10:00:00Z");
+    let data = |recurrence: &str, start: &str| {
+        let def = ScheduleDef {
+            recurrence: Some(recurrence.into()),
+            start: Some(start.into()),
+            ..Default::default()
+        };
+        ScheduleData::new(&w, &def, &[], now).unwrap()
+    };
+    let old = data("1D", "2026-01-01T02:00:00Z");
+    assert!(old.corresponds_to(&data("1D", "2026-01-02T02:00:00Z"), now));
+    assert!(old.corresponds_to(&data("1D", "2025-12-01T02:00:00Z"), now));
+    assert!(!old.corresponds_to(&data("1D", "2026-01-01T03:00:00Z"), now));
+    assert!(!old.corresponds_to(&data("2D", "2026-01-01T02:00:00Z"), now));
+    // A first run still to come that moves is a change.
+    let future = data("1D", "2026-07-01T02:00:00Z");
+    assert!(!future.corresponds_to(&data("1D", "2026-07-02T02:00:00Z"), now));
+}

@@ -180,7 +180,7 @@ pub async fn import(
         })?;
         let old = schedules.get(&name::schedule_token(w));
         if let Some(o) = old.and_then(ScheduleData::from_token) {
-            if o.corresponds_to(&new) {
+            if o.corresponds_to(&new, now) {
                 continue;
             }
             // A paused schedule stays paused through a deploy's import.
