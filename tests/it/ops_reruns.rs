@@ -106,6 +106,39 @@ async fn an_instance_in_which_nothing_can_run_is_finished_and_archived() {
     c.stop().await;
 }
 
+/// Poison is another way in: it takes the finished instance's ARCHIVE signal away and runs the
+/// roots again; when they are done the instance ends again, with a signal of its own.
+#[tokio::test]
+async fn a_poisoned_finished_instance_ends_again() {
+    let c = cluster(CHAIN, 1, 3600).await;
+    let i = c.start("ch").await;
+    c.wait_finished("ch", &i, Duration::from_secs(30)).await;
+    c.util(Command::Poison, Some("ch"), Some(&i), &["b"]).await;
+    let ended = c
+        .wait_for(
+            "ch",
+            &i,
+            Duration::from_secs(30),
+            "b ran again and the instance ended",
+            |ts| {
+                finished(ts)
+                    && ts.iter().any(|t| {
+                        t.name.ends_with("waiting/b")
+                            && JobToken::parse(t.clone()).is_ok_and(|jt| jt.job.history.len() == 2)
+                    })
+            },
+        )
+        .await;
+    let jobs = c.jobs("ch", &i).await;
+    assert_eq!(
+        jobs["a"].job.history.len(),
+        1,
+        "only the root and its downstream ran"
+    );
+    assert!(finished(&ended));
+    c.stop().await;
+}
+
 #[tokio::test]
 async fn a_retried_job_gets_its_whole_budget_again_or_the_attempts_asked_for() {
     let c = cluster(
