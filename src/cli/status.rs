@@ -169,6 +169,7 @@ pub async fn status(args: &StatusArgs, config: &Config) -> Result<String, CliErr
         .await
         .map_err(read_error)?
         .ok_or_else(|| CliError::failed(format!("workflow {w} has no instance {i}")))?;
+    let run = inst.jobs.iter().find_map(|jt| jt.job.run.clone());
     let jobs: Vec<(JobRow, Option<i32>)> = inst
         .jobs
         .iter()
@@ -185,11 +186,29 @@ pub async fn status(args: &StatusArgs, config: &Config) -> Result<String, CliErr
             .collect();
         return Ok(json(&serde_json::json!({
             "workflow": w, "instance": i, "status": inst.status().status, "jobs": rows,
+            "kind": run.as_ref().map(|r| r.kind),
+            "logical_time": run.as_ref().map(|r| r.logical_time),
+            "params": run.as_ref().map(|r| &r.params),
         })));
     }
     let s = inst.status();
+    let run = match &run {
+        Some(r) => {
+            let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!(
+                "{} run for {}{}\n",
+                r.kind.as_str(),
+                r.logical_date(),
+                match params.is_empty() {
+                    true => String::new(),
+                    false => format!(", params {}", params.join(" ")),
+                }
+            )
+        }
+        None => String::new(),
+    };
     Ok(format!(
-        "workflow {w} instance {i}: {} (started {}, ran {})\n{}",
+        "workflow {w} instance {i}: {} (started {}, ran {})\n{run}{}",
         s.status.as_str(),
         time(s.start_time),
         ran(s.start_time, s.end_time),

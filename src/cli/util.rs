@@ -68,6 +68,19 @@ pub struct UtilArgs {
     /// `test-email`: the address to send the test message to.
     #[arg(long = "to")]
     pub to: Option<String>,
+    /// `start`: a run parameter, KEY=VALUE (repeat for more); checked against the workflow's params.
+    #[arg(short = 'p', long = "param", value_parser = key_value)]
+    pub params: Vec<(String, String)>,
+    /// `start`: the run's logical time, RFC 3339 or YYYY-MM-DD (default: now).
+    #[arg(long = "logical-time")]
+    pub logical_time: Option<String>,
+}
+
+/// `KEY=VALUE` of `-p`.
+fn key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +126,17 @@ pub async fn run(
         )),
         _ => None,
     };
+    if command != UtilCommand::Start && (!args.params.is_empty() || args.logical_time.is_some()) {
+        return Err(CliError::usage(
+            "-p and --logical-time are for start (rerun keeps the run's own)",
+        ));
+    }
+    let mut params = std::collections::BTreeMap::new();
+    for (k, v) in &args.params {
+        if params.insert(k.clone(), v.clone()).is_some() {
+            return Err(CliError::usage(format!("-p {k} is given twice")));
+        }
+    }
     let ops = Ops::from_config(client, config);
     let action = Action {
         command,
@@ -125,6 +149,8 @@ pub async fn run(
         definitions,
         source: parser::source_of(config),
         dry_run: false,
+        params,
+        logical_time: args.logical_time.clone(),
     };
     let done = ops.apply(&action, &super::os_user()).await?;
     if done.refused {

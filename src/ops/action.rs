@@ -31,6 +31,10 @@ pub struct Action {
     pub source: String,
     /// `import`: say what would change, write nothing.
     pub dry_run: bool,
+    /// `start`: the run's parameter values (`-p KEY=VALUE`), checked against the definition.
+    pub params: std::collections::BTreeMap<String, String>,
+    /// `start`: the run's logical time as given (`--logical-time`); now when not.
+    pub logical_time: Option<String>,
 }
 
 impl Action {
@@ -47,6 +51,16 @@ impl Action {
             definitions: None,
             source: "the configured definitions".into(),
             dry_run: false,
+            params: Default::default(),
+            logical_time: None,
+        }
+    }
+
+    /// `start`'s run: the parameters and logical time given.
+    fn new_run(&self) -> super::start::Run {
+        super::start::Run::New {
+            params: self.params.clone(),
+            logical_time: self.logical_time.clone(),
         }
     }
 
@@ -155,7 +169,7 @@ impl Ops<'_> {
     async fn run(&self, a: &Action, actor: &str) -> Result<Done, OpsError> {
         use Command::*;
         match a.command {
-            Start => self.start(a.workflow()?).await,
+            Start => self.start(a.workflow()?, a.new_run()).await,
             Stop => {
                 let (w, i) = a.instance()?;
                 self.stop(w, i).await

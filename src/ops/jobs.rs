@@ -10,6 +10,7 @@ use crate::token::name::{self, InstanceId, JobName, JobState, Level, Name, Workf
 use crate::token::{ModifyRequest, Token};
 use crate::workflow::instance::{JobToken, new_instance_id};
 use crate::workflow::progress;
+use crate::workflow::run_info::RunKind;
 use crate::workflow::signal::Action;
 
 /// A job token with what `reload` takes from the definition's job: command, emails,
@@ -109,6 +110,7 @@ impl Ops<'_> {
                 Some(Name::Job { .. }) => {
                     let Ok(jt) = JobToken::parse(t) else { continue };
                     let mut job = jt.job.clone();
+                    job.run = job.run.map(|r| r.again(RunKind::Retry));
                     let state = if jt.last_failed() {
                         job.events = jt.last_events();
                         job.retried_by_hand(attempts);

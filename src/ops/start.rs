@@ -1,21 +1,36 @@
 //! Starting and stopping instances, and loading definitions and schedules into the master:
 //! `start`, `stop`, `reschedule` (`import`) and `unschedule`.
 
+use std::collections::BTreeMap;
+
 use super::{Done, Ops, OpsError, Standing, py_list};
 use crate::parser::Definitions;
 use crate::schedule::ScheduleData;
 use crate::token::name::{self, InstanceId, WorkflowName};
 use crate::token::{MasterError, ModifyRequest};
 use crate::workflow::instance::{instance_id_after, new_instance_id, new_instance_tokens};
+use crate::workflow::run_info::{RunInfo, RunKind, parse_time, with_run};
 use crate::workflow::{definition, settle};
+
+/// What a start is for.
+pub enum Run {
+    /// A manual run: these parameter values, at this logical time (now when not given).
+    New {
+        params: BTreeMap<String, String>,
+        logical_time: Option<String>,
+    },
+    /// A run of the same parameters and logical time as an earlier one (`rerun`).
+    Again(RunInfo),
+}
 
 /// How many instance ids a start tries before it gives up.
 const START_ATTEMPTS: usize = 64;
 
 impl Ops<'_> {
     /// `start`: a new instance from the definition in the master, if the schedule's
-    /// `max_running_instances` allows one more.
-    pub async fn start(&self, w: &WorkflowName) -> Result<Done, OpsError> {
+    /// `max_running_instances` allows one more, with its parameters checked (a wrong one is
+    /// bad input, refused before anything is written) and its logical time.
+    pub async fn start(&self, w: &WorkflowName, run: Run) -> Result<Done, OpsError> {
         let c = self.client();
         let def = definition::read(c, w).await?.ok_or_else(|| {
             OpsError::Failed(format!(
@@ -41,6 +56,21 @@ impl Ops<'_> {
                 )));
             }
         }
+        let run = match run {
+            Run::Again(info) => info,
+            Run::New {
+                params,
+                logical_time,
+            } => {
+                let zone = def.schedule.as_ref().and_then(|s| s.timezone.as_deref());
+                let at = match logical_time {
+                    Some(text) => parse_time(&text, zone).map_err(OpsError::Input)?,
+                    None => jiff::Timestamp::now(),
+                };
+                RunInfo::new(&def, RunKind::Manual, at, &params)
+                    .map_err(|e| OpsError::Input(format!("workflow {w}: {e}")))?
+            }
+        };
         let graph = def.graph();
         // An instance id is a millisecond stamp; a start that collides with another process's
         // (the master refuses the second insert) tries a later one, spread at random.
@@ -49,7 +79,7 @@ impl Ops<'_> {
                 0 => new_instance_id(),
                 _ => instance_id_after(fastrand::i64(0..16)),
             };
-            let tokens = new_instance_tokens(w, &i, &graph);
+            let tokens = with_run(new_instance_tokens(w, &i, &graph), &run);
             match c.modify(ModifyRequest::update(tokens)).await {
                 Ok(_) => {
                     tracing::info!(workflow = %w, instance = %i, "started an instance");
@@ -84,7 +114,14 @@ impl Ops<'_> {
             }
             Standing::Finished(_) | Standing::Archived(_) => {}
         }
-        let started = self.start(w).await?;
+        let again = match self.run_of(w, i).await? {
+            Some(run) => Run::Again(run.again(RunKind::Rerun)),
+            None => Run::New {
+                params: BTreeMap::new(),
+                logical_time: None,
+            },
+        };
+        let started = self.start(w, again).await?;
         let Some((_, new)) = &started.created else {
             return Ok(started);
         };
@@ -93,6 +130,20 @@ impl Ops<'_> {
             name::instance_prefix(w, new)
         );
         Ok(Done::created(message, w, new))
+    }
+
+    /// What instance `i` ran for, from one of its job tokens (live, else archived); `None` for
+    /// an instance started before runs had it.
+    async fn run_of(&self, w: &WorkflowName, i: &InstanceId) -> Result<Option<RunInfo>, OpsError> {
+        let prefix = name::job_prefix(w, i);
+        let mut tokens = self.client().query_prefix(&prefix).await?;
+        if tokens.is_empty() {
+            tokens = self.archived(&prefix).await?;
+        }
+        Ok(tokens
+            .into_iter()
+            .filter_map(|t| crate::workflow::instance::JobToken::parse(t).ok())
+            .find_map(|jt| jt.job.run))
     }
 
     /// `stop`: deletes the instance's tokens (no history kept).

@@ -55,6 +55,9 @@ pub struct WorkflowDef {
     pub jobs: BTreeMap<JobName, JobDef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_job: Option<JobDef>,
+    /// The run parameters (CONTRACT §4.1): name -> type, default, choices.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, super::params::ParamDef>,
 }
 
 /// A file of definitions: `workflows:` and nothing else.

@@ -126,6 +126,8 @@ pub fn validate(def: &WorkflowDef) -> Result<(), Invalid> {
     if let Some(schedule) = &def.schedule {
         crate::schedule::Schedule::from_def(schedule)?;
     }
+    super::params::check_declarations(&def.params, def.schedule.is_some())
+        .map_err(|e| Invalid::Workflow(e.0))?;
     if let Some(cycle) = find_cycle(&def.jobs) {
         let members: Vec<&str> = cycle.iter().map(|j| j.as_str()).collect();
         return Err(at(

@@ -195,6 +195,29 @@ impl Schedule {
         }
     }
 
+    /// The last run strictly before `before`, if any: looked for in windows that double from
+    /// a second back (to two years), so a frequent schedule costs a step or two and a yearly
+    /// one a few dozen.
+    pub fn previous_before(&self, before: Timestamp) -> Option<Timestamp> {
+        let mut window = 1i64;
+        while window <= 2 * 366 * 86_400 {
+            let from = before
+                .checked_sub(jiff::SignedDuration::from_secs(window))
+                .ok()?;
+            let mut last = None;
+            let mut t = from.checked_sub(jiff::SignedDuration::from_secs(1)).ok()?;
+            while let Some(next) = self.next_after(t).filter(|n| *n < before) {
+                last = Some(next);
+                t = next;
+            }
+            if last.is_some() {
+                return last;
+            }
+            window *= 2;
+        }
+        None
+    }
+
     /// Occurrences in `(from, to]`, counted up to `cap`: the runs that were missed.
     pub fn count_between(&self, from: Timestamp, to: Timestamp, cap: u64) -> u64 {
         let mut n = 0;

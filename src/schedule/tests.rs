@@ -226,3 +226,36 @@ fn a_start_moved_by_whole_periods_is_the_same_schedule() {
     let future = data("1D", "2026-07-01T02:00:00Z");
     assert!(!future.corresponds_to(&data("1D", "2026-07-02T02:00:00Z"), now));
 }
+
+#[test]
+fn the_previous_run_is_found_for_every_kind_of_schedule() {
+    let daily = schedule("1D", "2026-01-01T02:00:00Z", None);
+    let prev = |s: &Schedule, t: &str| s.previous_before(ts(t)).map(|p| p.to_string());
+    assert_eq!(
+        prev(&daily, "2026-03-10T02:00:00Z").as_deref(),
+        Some("2026-03-09T02:00:00Z")
+    );
+    assert_eq!(
+        prev(&daily, "2026-03-10T02:00:01Z").as_deref(),
+        Some("2026-03-10T02:00:00Z")
+    );
+    assert_eq!(
+        prev(&daily, "2026-01-01T02:00:00Z"),
+        None,
+        "none before the start"
+    );
+    let cron = Schedule::from_def(&ScheduleDef {
+        cron: Some("*/15 * * * *".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        prev(&cron, "2026-03-10T10:07:00Z").as_deref(),
+        Some("2026-03-10T10:00:00Z")
+    );
+    let yearly = schedule("1Y", "2020-06-01T00:00:00Z", None);
+    assert_eq!(
+        prev(&yearly, "2026-03-10T00:00:00Z").as_deref(),
+        Some("2025-06-01T00:00:00Z")
+    );
+}

@@ -18,6 +18,7 @@ use crate::token::name::{self, ALL_SCHEDULES, Level, WorkflowName};
 use crate::token::*;
 use crate::workflow::instance::{new_instance_id, new_instance_tokens, with_start_attributes};
 use crate::workflow::mail::Notifier;
+use crate::workflow::run_info::{RunInfo, RunKind, with_run};
 use crate::workflow::signal::{Action, Attributes};
 use crate::workflow::{definition, settle};
 
@@ -319,9 +320,25 @@ impl Scheduler {
         }
         let instance = new_instance_id();
         let attributes = [("scheduled_time".to_string(), scheduled_time.to_string())].into();
-        let mut updates = with_start_attributes(
-            new_instance_tokens(&w, &instance, &def.graph()),
-            &attributes,
+        let due =
+            jiff::Timestamp::from_second(scheduled_time).unwrap_or_else(|_| jiff::Timestamp::now());
+        // Import makes sure a scheduled workflow's params all have defaults.
+        let run = RunInfo::new(&def, RunKind::Scheduled, due, &Default::default()).unwrap_or_else(|e| {
+            tracing::error!(workflow = %w, error = %e, "a scheduled run's params do not resolve; it runs without them");
+            RunInfo {
+                kind: RunKind::Scheduled,
+                logical_time: scheduled_time,
+                interval_start: scheduled_time,
+                interval_end: scheduled_time,
+                ..Default::default()
+            }
+        });
+        let mut updates = with_run(
+            with_start_attributes(
+                new_instance_tokens(&w, &instance, &def.graph()),
+                &attributes,
+            ),
+            &run,
         );
         next.last_instance = Some(instance.clone());
         updates.push(self.schedule_token(token, &next, at));

@@ -72,6 +72,7 @@ pub fn job_from_graph(job_name: &JobName, g: &GraphJob) -> Job {
         history: vec![],
         attempts_from: 0,
         skipped: false,
+        run: None,
     }
 }
 

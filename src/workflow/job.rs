@@ -161,6 +161,10 @@ pub struct Job {
     /// downstream. A later run of the job clears it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skipped: bool,
+    /// What the run is for: its kind, logical time and parameters (the same on every job of
+    /// the instance; none on instances started before runs had them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<super::run_info::RunInfo>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -188,6 +192,7 @@ impl Job {
             history: Vec::new(),
             attempts_from: 0,
             skipped: false,
+            run: None,
         }
     }
 

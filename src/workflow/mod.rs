@@ -18,6 +18,7 @@ pub mod mail;
 pub mod plan;
 pub mod progress;
 pub mod reaper;
+pub mod run_info;
 pub mod settle;
 pub mod signal;
 pub mod status;

@@ -108,6 +108,26 @@ async fn failure_view(
     })
 }
 
+/// The instances the jobs' earlier executions ran in (this one is a retry of them).
+fn retried_from(inst: &Instance, i: &InstanceId) -> Vec<String> {
+    inst.jobs
+        .iter()
+        .flat_map(|jt| jt.job.history.iter().map(|r| r.instance.to_string()))
+        .filter(|from| from != i.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// What the run is for, as the page's head shows it.
+fn run_view(inst: &Instance) -> Option<(String, Vec<String>)> {
+    let r = inst.jobs.iter().find_map(|jt| jt.job.run.as_ref())?;
+    Some((
+        format!("{} ({})", r.logical_date(), r.kind.as_str()),
+        r.params.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+    ))
+}
+
 #[derive(Template)]
 #[template(path = "instance.html")]
 struct InstancePageView {
@@ -132,6 +152,8 @@ struct InstancePageView {
     failure: Option<FailureView>,
     /// The instances its jobs' earlier executions ran in (it is a retry of them).
     retried_from: Vec<String>,
+    /// What the run is for: `2026-03-29 (scheduled)`, and its parameters as `k=v`.
+    run: Option<(String, Vec<String>)>,
     /// Jobs in the table (after the search), and in the instance.
     count: usize,
     total: usize,
@@ -281,14 +303,8 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
         live: inst.live,
         can: Can::of(inst.live, running, &signals),
         failure: failure_view(&ui, &inst, w, i, now).await,
-        retried_from: inst
-            .jobs
-            .iter()
-            .flat_map(|jt| jt.job.history.iter().map(|r| r.instance.to_string()))
-            .filter(|from| from != i.as_str())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect(),
+        run: run_view(&inst),
+        retried_from: retried_from(&inst, i),
         signals,
     })
 }

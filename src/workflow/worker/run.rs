@@ -249,6 +249,9 @@ impl Worker {
         if let Some(url) = &self.settings.base_url {
             env.push(("PINBALL_BASE_URL".into(), url.clone()));
         }
+        if let Some(run) = &job.run {
+            env.extend(run.env());
+        }
         ExecSpec {
             command,
             launch: self.settings.launch.clone(),
