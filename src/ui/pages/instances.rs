@@ -21,6 +21,8 @@ pub struct InstanceView {
     pub end: When,
     pub run_time: String,
     pub run_secs: String,
+    /// `2026-02-01 (scheduled)`: the logical date and how the run started.
+    pub run: String,
 }
 
 #[derive(Template)]
@@ -43,10 +45,29 @@ struct InstancesPage {
 /// Instances per page.
 const PAGE: u32 = 100;
 
+/// How long a viewer waits for the heavy-page permit before the UI answers busy (503):
+/// well within the UI's bound on an answer, so the one who has it can finish.
+const HEAVY_WAIT: std::time::Duration = std::time::Duration::from_millis(900);
+
 pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>) -> PageResult {
     let now = crate::clock::now_f64();
     let w = p.workflow()?;
     let runs = p.runs.unwrap_or(DEFAULT_RUNS).clamp(1, MAX_RUNS);
+    // The read and the build both take the heavy-page permit: six viewers of a big grid
+    // would otherwise all read at once and none finish within the UI's bound. A viewer who
+    // cannot have it soon is told at once that the UI is busy.
+    let permit = tokio::time::timeout(HEAVY_WAIT, ui.heavy_pages.clone().acquire_owned())
+        .await
+        .map_err(|_| {
+            PageError(crate::ui::error::UiError::Unavailable(
+                "the UI is building this page for others; try again in a moment".into(),
+            ))
+        })?
+        .map_err(|_| {
+            PageError(crate::ui::error::UiError::Unavailable(
+                "the UI is stopping".into(),
+            ))
+        })?;
     let (found, recent) = ui
         .data
         .instances_and_recent(w, p.offset, PAGE, runs as u32)
@@ -69,6 +90,10 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
             end: when(r.end_time, now),
             run_time: run_time(r.start_time, r.end_time, now),
             run_secs: run_secs(r.start_time, r.end_time, now),
+            run: match (&r.logical_date, r.kind) {
+                (Some(date), Some(kind)) => format!("{date} ({})", kind.as_str()),
+                _ => String::new(),
+            },
             instance: r.instance.into(),
         })
         .collect();
@@ -76,13 +101,8 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
     let head = Head::new(&ui, format!("{w} instances"), &Level::Workflow(w.clone()));
     let (w, chart) = (w.clone(), p.chart.clone());
     let offset = p.offset;
-    // The grid is built, and the page rendered, on the blocking pool, a few at a time (the
-    // permit goes with the work), within a bound on its cells.
-    let permit = ui.heavy_pages.clone().acquire_owned().await.map_err(|_| {
-        PageError(crate::ui::error::UiError::Unavailable(
-            "the UI is stopping".into(),
-        ))
-    })?;
+    // The grid is built, and the page rendered, on the blocking pool (the permit goes with
+    // the work), within a bound on its cells.
     let built = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let recent = within_cells(recent);
