@@ -97,8 +97,12 @@ impl Summarizer {
                 start_time: s.start_time,
                 end_time: s.end_time,
                 sort_time: s.end_time.or(s.start_time).unwrap_or(0.0),
-                data: serde_json::json!({"jobs": inst.jobs.len(), "failed_jobs": failed})
-                    .to_string(),
+                data: serde_json::json!({
+                    "jobs": inst.jobs.len(),
+                    "failed_jobs": failed,
+                    "run": inst.jobs.iter().find_map(|j| j.job.run.as_ref()),
+                })
+                .to_string(),
             });
         }
         self.store

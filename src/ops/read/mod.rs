@@ -292,25 +292,19 @@ impl DataLayer {
         if live.is_empty() && archived_total == 0 {
             return Ok((None, Vec::new()));
         }
-        let row = |instance: InstanceId, s: InstanceStatus| InstanceRow {
-            instance,
-            status: s.status,
-            start_time: s.start_time,
-            end_time: s.end_time,
-        };
         // A summary of a live instance (retried in place) is stale: its live row stands.
         let finished: Vec<InstanceRow> = summaries
             .iter()
-            .filter_map(summary_status)
-            .filter(|(_, i, _)| !live.contains_key(i))
-            .map(|(_, i, s)| row(i, s))
+            .filter_map(|s| summary_status(s).map(|found| (found, summary_run(s))))
+            .filter(|((_, i, _), _)| !live.contains_key(i))
+            .map(|((_, i, s), run)| InstanceRow::new(i, s, run.as_ref()))
             .collect();
         let mut rows = Vec::new();
         if offset == 0 {
             rows.extend(
                 live.iter()
                     .rev()
-                    .map(|(i, inst)| row(i.clone(), inst.status())),
+                    .map(|(i, inst)| InstanceRow::new(i.clone(), inst.status(), run_of(inst))),
             );
         }
         rows.extend(finished.iter().take(limit as usize).cloned());
@@ -324,8 +318,8 @@ impl DataLayer {
         let mut recent: Vec<(InstanceRow, Instance)> = Vec::new();
         if offset == 0 && runs > 0 {
             for (i, inst) in live.into_iter().rev().take(runs as usize) {
-                let status = inst.status();
-                recent.push((row(i, status), inst));
+                let row = InstanceRow::new(i, inst.status(), run_of(&inst));
+                recent.push((row, inst));
             }
             let more = runs as usize - recent.len();
             for r in finished.into_iter().take(more) {

@@ -8,6 +8,7 @@ use crate::parser::WorkflowDef;
 use crate::storage::InstanceSummary;
 use crate::token::name::{self, InstanceId, JobName, JobState, WorkflowName};
 use crate::workflow::instance::JobToken;
+use crate::workflow::run_info::{RunInfo, RunKind};
 use crate::workflow::status::{
     InstanceStatus, Look, Status, attempts, attempts_this_try, job_look, job_status,
 };
@@ -33,6 +34,39 @@ pub struct InstanceRow {
     pub status: Status,
     pub start_time: Option<f64>,
     pub end_time: Option<f64>,
+    /// How the run was started; `null` for runs from before runs had it.
+    pub kind: Option<RunKind>,
+    /// The run's logical time, seconds since the epoch.
+    pub logical_time: Option<i64>,
+    /// The logical time's date in the schedule's time zone, `YYYY-MM-DD`.
+    pub logical_date: Option<String>,
+    pub params: BTreeMap<String, String>,
+}
+
+impl InstanceRow {
+    pub fn new(instance: InstanceId, s: InstanceStatus, run: Option<&RunInfo>) -> InstanceRow {
+        InstanceRow {
+            instance,
+            status: s.status,
+            start_time: s.start_time,
+            end_time: s.end_time,
+            kind: run.map(|r| r.kind),
+            logical_time: run.map(|r| r.logical_time),
+            logical_date: run.map(RunInfo::logical_date),
+            params: run.map(|r| r.params.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+/// The run an instance is for: from its jobs.
+pub fn run_of(inst: &Instance) -> Option<&RunInfo> {
+    inst.jobs.iter().find_map(|jt| jt.job.run.as_ref())
+}
+
+/// The run a summary recorded (summaries written before runs had one have none).
+pub(super) fn summary_run(s: &InstanceSummary) -> Option<RunInfo> {
+    let data: serde_json::Value = serde_json::from_str(&s.data).ok()?;
+    serde_json::from_value(data.get("run")?.clone()).ok()
 }
 
 /// One page of a workflow's instances, newest first.
