@@ -20,8 +20,9 @@
 //! | `ops`       | the operator's commands (start, retry, ...) and the read model (`read`) | `token` `clock` `config` `master` `storage` `schedule` `parser` `workflow` `metrics` |
 //! | `scheduler` | the loop over schedule tokens (`-m scheduler`)                        | `token` `clock` `config` `master` `storage` `schedule` `workflow` `ops` `email` `metrics` |
 //! | `ui`        | the dashboard: pages, read API, actions and their JSON twin (`-m ui`)  | `token` `clock` `config` `master` `storage` `web` `schedule` `parser` `workflow` `ops` `metrics` |
+//! | `trigger`   | the HTTP trigger `POST /api/v1/workflows/{wf}/runs`, on the master's listener | `token` `clock` `config` `master` `web` `parser` `workflow` `ops` |
 //! | `cli`       | the command line: parses, confirms, calls `ops` and prints             | `token` `clock` `config` `master` `storage` `parser` `ops` `email` `metrics` |
-//! | `modes`     | runs the components a `-m` list names, in one process                 | `token` `clock` `config` `master` `storage` `web` `schedule` `parser` `email` `workflow` `ops` `scheduler` `ui` `metrics` |
+//! | `modes`     | runs the components a `-m` list names, in one process                 | `token` `clock` `config` `master` `storage` `web` `schedule` `parser` `email` `workflow` `ops` `scheduler` `ui` `trigger` `metrics` |
 //!
 //! Storage is written by the master and read by the read model (`ops::read`: the dashboard,
 //! `pinball status` and `pinball logs`) and, for archived instances only, by the other `ops`
@@ -44,6 +45,7 @@ pub mod schedule;
 pub mod scheduler;
 pub mod storage;
 pub mod token;
+pub mod trigger;
 pub mod ui;
 pub mod web;
 pub mod workflow;

@@ -151,6 +151,7 @@ pub async fn run(
         dry_run: false,
         params,
         logical_time: args.logical_time.clone(),
+        ..Action::new(command)
     };
     let done = ops.apply(&action, &super::os_user()).await?;
     if done.refused {

@@ -13,6 +13,9 @@ use super::{ConfigError, Secret};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Starts runs (`POST /api/v1/workflows/{wf}/runs`) and nothing else: least privilege for
+    /// a CI system or another scheduler. Below every other role, so it reads nothing.
+    Trigger,
     /// Reads: query, group, health, metrics.
     Viewer,
     /// Token operations: claims, updates, archiving; not definitions nor global or
@@ -25,6 +28,7 @@ pub enum Role {
 impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Trigger => "trigger",
             Role::Viewer => "viewer",
             Role::Worker => "worker",
             Role::Operator => "operator",

@@ -14,8 +14,11 @@ use crate::token::MasterError;
 use crate::web::error::ApiError;
 use crate::web::probes::{alive, readiness};
 
-pub fn router(master: Master, settings: ApiSettings) -> Router {
+/// The master's routes, with `extra` ones (the HTTP trigger, which knows workflows and is
+/// added by `modes`) behind the same guard: tokens, roles, host, origin, body bounds.
+pub fn router(master: Master, settings: ApiSettings, extra: Option<Router<Master>>) -> Router {
     Router::new()
+        .merge(extra.unwrap_or_default())
         .route("/api/v1/modify", post(modify))
         .route("/api/v1/query", post(query))
         .route("/api/v1/query_and_own", post(query_and_own))
@@ -62,12 +65,23 @@ pub async fn serve(
     settings: ApiSettings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with(master, listener, settings, None, shutdown).await
+}
+
+/// [`serve`] with `extra` routes (see [`router`]).
+pub async fn serve_with(
+    master: Master,
+    listener: tokio::net::TcpListener,
+    settings: ApiSettings,
+    extra: Option<Router<Master>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "master listening");
     let closer = master.clone();
     let limits = settings.limits;
     let full = master.full_marker();
-    let app = router(master, settings);
+    let app = router(master, settings, extra);
     crate::web::http::serve_watched(listener, app, limits, Some(full), async move {
         shutdown.await;
         tracing::info!("master shutting down");

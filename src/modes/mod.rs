@@ -183,7 +183,9 @@ async fn start_master(
             why = watched.deposed() => drop(deposed_tx.send(why)),
         }
     };
-    let serve = crate::master::server::serve(master.clone(), listener, settings, until);
+    let trigger = crate::trigger::router(crate::ops::OpsSettings::from_config(config));
+    let serve =
+        crate::master::server::serve_with(master.clone(), listener, settings, Some(trigger), until);
     let releasing = master.clone();
     tasks.spawn(async move {
         let _hold = hold;

@@ -35,6 +35,11 @@ pub struct Action {
     pub params: std::collections::BTreeMap<String, String>,
     /// `start`: the run's logical time as given (`--logical-time`); now when not.
     pub logical_time: Option<String>,
+    /// `start`: how the run is started (`manual`, or `trigger` through the HTTP API).
+    pub run_kind: crate::workflow::run_info::RunKind,
+    /// `start`: a token written in the start's own commit, insert-only (an HTTP trigger's
+    /// idempotency receipt); the run's facts go in its data.
+    pub receipt: Option<String>,
 }
 
 impl Action {
@@ -53,6 +58,8 @@ impl Action {
             dry_run: false,
             params: Default::default(),
             logical_time: None,
+            run_kind: Default::default(),
+            receipt: None,
         }
     }
 
@@ -61,6 +68,8 @@ impl Action {
         super::start::Run::New {
             params: self.params.clone(),
             logical_time: self.logical_time.clone(),
+            kind: self.run_kind,
+            receipt: self.receipt.clone(),
         }
     }
 

@@ -253,6 +253,13 @@ pub enum OpsError {
     Definitions(#[from] ParseError),
     #[error(transparent)]
     Workflow(crate::workflow::error::Error),
+    /// The workflow is not in the master, or was retired.
+    #[error("{0}")]
+    NoWorkflow(String),
+    /// A start with a receipt (an HTTP trigger's idempotency key) found the receipt written by
+    /// another start: that one's run stands.
+    #[error("the idempotency key was used by a start at the same time ({0})")]
+    AlreadyStarted(String),
 }
 
 impl From<crate::workflow::error::Error> for OpsError {

@@ -18,9 +18,39 @@ pub enum Run {
     New {
         params: BTreeMap<String, String>,
         logical_time: Option<String>,
+        kind: RunKind,
+        /// A token to insert in the start's commit (see `Action::receipt`).
+        receipt: Option<String>,
     },
     /// A run of the same parameters and logical time as an earlier one (`rerun`).
     Again(RunInfo),
+}
+
+/// The run a start makes: the same as an earlier one, or a new one of `def` with its params
+/// checked and its logical time read; and the receipt to write with it.
+fn resolve_run(
+    def: &crate::parser::WorkflowDef,
+    w: &WorkflowName,
+    run: Run,
+) -> Result<(RunInfo, Option<String>), OpsError> {
+    Ok(match run {
+        Run::Again(info) => (info, None),
+        Run::New {
+            params,
+            logical_time,
+            kind,
+            receipt,
+        } => {
+            let zone = def.schedule.as_ref().and_then(|s| s.timezone.as_deref());
+            let at = match logical_time {
+                Some(text) => parse_time(&text, zone).map_err(OpsError::Input)?,
+                None => jiff::Timestamp::now(),
+            };
+            let run = RunInfo::new(def, kind, at, &params)
+                .map_err(|e| OpsError::Input(format!("workflow {w}: {e}")))?;
+            (run, receipt)
+        }
+    })
 }
 
 /// How many instance ids a start tries before it gives up.
@@ -33,17 +63,19 @@ impl Ops<'_> {
     pub async fn start(&self, w: &WorkflowName, run: Run) -> Result<Done, OpsError> {
         let c = self.client();
         let def = definition::read(c, w).await?.ok_or_else(|| {
-            OpsError::Failed(format!(
+            OpsError::NoWorkflow(format!(
                 "workflow {w} not found in the master; load it with `pinball import -f reschedule`"
             ))
         })?;
         if let Some(r) = definition::retired(c, w).await? {
-            return Err(OpsError::Failed(format!(
+            return Err(OpsError::NoWorkflow(format!(
                 "workflow {w} is no longer defined in {} (retired by the import of {}); its history stays, and importing it again brings it back",
                 r.from,
                 crate::clock::utc(r.at)
             )));
         }
+        // Bad input is refused before the state is looked at.
+        let (run, receipt) = resolve_run(&def, w, run)?;
         if let Some(schedule) = &def.schedule {
             let limit = schedule
                 .max_running_instances
@@ -56,21 +88,6 @@ impl Ops<'_> {
                 )));
             }
         }
-        let run = match run {
-            Run::Again(info) => info,
-            Run::New {
-                params,
-                logical_time,
-            } => {
-                let zone = def.schedule.as_ref().and_then(|s| s.timezone.as_deref());
-                let at = match logical_time {
-                    Some(text) => parse_time(&text, zone).map_err(OpsError::Input)?,
-                    None => jiff::Timestamp::now(),
-                };
-                RunInfo::new(&def, RunKind::Manual, at, &params)
-                    .map_err(|e| OpsError::Input(format!("workflow {w}: {e}")))?
-            }
-        };
         let graph = def.graph();
         // An instance id is a millisecond stamp; a start that collides with another process's
         // (the master refuses the second insert) tries a later one, spread at random.
@@ -79,7 +96,17 @@ impl Ops<'_> {
                 0 => new_instance_id(),
                 _ => instance_id_after(fastrand::i64(0..16)),
             };
-            let tokens = with_run(new_instance_tokens(w, &i, &graph), &run);
+            let mut tokens = with_run(new_instance_tokens(w, &i, &graph), &run);
+            if let Some(name) = &receipt {
+                let facts = serde_json::json!({
+                    "workflow": w, "instance": i, "params": run.params,
+                    "logical_time": run.logical_time, "at": crate::clock::now(),
+                });
+                tokens.push(crate::token::Token::new(
+                    name.clone(),
+                    Some(facts.to_string()),
+                ));
+            }
             match c.modify(ModifyRequest::update(tokens)).await {
                 Ok(_) => {
                     tracing::info!(workflow = %w, instance = %i, "started an instance");
@@ -89,7 +116,13 @@ impl Ops<'_> {
                     );
                     return Ok(Done::created(message, w, &i));
                 }
-                Err(MasterError::VersionConflict(_)) => {}
+                Err(MasterError::VersionConflict(_)) => {
+                    if let Some(name) = &receipt
+                        && c.get(name).await?.is_some()
+                    {
+                        return Err(OpsError::AlreadyStarted(name.clone()));
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -119,6 +152,8 @@ impl Ops<'_> {
             None => Run::New {
                 params: BTreeMap::new(),
                 logical_time: None,
+                kind: RunKind::Rerun,
+                receipt: None,
             },
         };
         let started = self.start(w, again).await?;

@@ -231,8 +231,13 @@ async fn admit(
         ));
     }
     if uri.path().starts_with("/api/") && headers.contains_key(header::AUTHORIZATION) {
-        return token_caller(ui, headers)
-            .map_err(|m| refused(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", &m));
+        return token_caller(ui, headers).map_err(|(status, m)| {
+            let code = match status {
+                StatusCode::FORBIDDEN => "FORBIDDEN",
+                _ => "UNAUTHORIZED",
+            };
+            refused(status, code, &m)
+        });
     }
     if ui.users.is_empty() {
         return Ok(UiCaller {
@@ -273,15 +278,20 @@ async fn admit(
 
 /// The caller of a JSON API request that presents `Authorization: Bearer <token>`: one of
 /// `api_tokens`, with its role (a script has no session and needs no page token).
-/// A refused token is unauthorized, for the reason returned.
-fn token_caller(ui: &Ui, headers: &HeaderMap) -> Result<UiCaller, String> {
+/// A refused token: unauthorized (or forbidden, a trigger's), for the reason returned.
+fn token_caller(ui: &Ui, headers: &HeaderMap) -> Result<UiCaller, (StatusCode, String)> {
     if ui.tokens.is_open() {
-        return Err(
+        return Err((
+            StatusCode::UNAUTHORIZED,
             "this UI has no api_tokens to check a token against: sign in, or configure api_tokens"
                 .into(),
-        );
+        ));
     }
     match ui.tokens.authenticate(headers) {
+        Ok(caller) if caller.role < Role::Viewer => Err((
+            StatusCode::FORBIDDEN,
+            "a trigger token starts runs at the master (POST /api/v1/workflows/{wf}/runs) and reads nothing".into(),
+        )),
         Ok(caller) => Ok(UiCaller {
             user: Some(format!("{} (api token)", caller.name)),
             role: caller.role,
@@ -289,7 +299,7 @@ fn token_caller(ui: &Ui, headers: &HeaderMap) -> Result<UiCaller, String> {
         }),
         Err(e) => {
             tracing::warn!(error = %e, "ui refused an API token");
-            Err(e.to_string())
+            Err((StatusCode::UNAUTHORIZED, e.to_string()))
         }
     }
 }

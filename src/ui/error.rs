@@ -55,6 +55,7 @@ impl From<OpsError> for UiError {
         match e {
             OpsError::Master(m) => m.into(),
             OpsError::Storage(s) => UiError::Database(s),
+            OpsError::NoWorkflow(m) => UiError::NotFound(m),
             e if e.is_input() => UiError::BadInput(e.to_string()),
             e => UiError::Conflict(e.to_string()),
         }

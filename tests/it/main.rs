@@ -56,3 +56,4 @@ mod workflows_remote_logs;
 mod workflows_signals;
 mod workflows_smtp_tls;
 mod workflows_substitution;
+mod workflows_trigger;

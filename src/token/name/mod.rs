@@ -22,6 +22,8 @@ pub const SCHEDULE_PREFIX: &str = "/schedule/workflow/";
 pub const DEFINITION_PREFIX: &str = "/definition/workflow/";
 /// A workflow retired by an import (it left the definition files): its token is here.
 pub const RETIRED_PREFIX: &str = "/definition/retired/";
+/// The receipts of HTTP triggers with an idempotency key: `/trigger/workflow/<wf>/<key>`.
+pub const TRIGGER_PREFIX: &str = "/trigger/workflow/";
 /// Every runnable job of every instance: the pattern workers claim with.
 pub const ALL_RUNNABLE_JOBS: &str = "/workflow/*/*/job/runnable/";
 /// Every schedule token: the pattern the scheduler claims with.
@@ -215,10 +217,15 @@ impl fmt::Display for Level {
     }
 }
 
-/// Whether writing `name` is the operator's alone: workflow definitions, and signals that
-/// reach beyond one instance (global and workflow-wide DRAIN, ABORT, EXIT).
+/// The receipt of a trigger of `w` with idempotency key `key` (checked by the caller).
+pub fn trigger_receipt(w: &WorkflowName, key: &str) -> String {
+    format!("{TRIGGER_PREFIX}{w}/{key}")
+}
+
+/// Whether writing `name` is the operator's alone: workflow definitions, trigger receipts, and
+/// signals that reach beyond one instance (global and workflow-wide DRAIN, ABORT, EXIT).
 pub fn needs_operator(name: &str) -> bool {
-    if name.starts_with("/definition/") {
+    if name.starts_with("/definition/") || name.starts_with("/trigger/") {
         return true;
     }
     let Some(rest) = name.strip_prefix(WORKFLOW_PREFIX) else {

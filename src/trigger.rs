@@ -1,0 +1,180 @@
+//! The HTTP trigger (CONTRACT §4.3): `POST /api/v1/workflows/{wf}/runs` on the master's
+//! listener starts a run as `util start` does (the same checks, messages and audit entry), for
+//! the `trigger` role (this call only) and operators. With an `idempotency_key`, a receipt is
+//! written in the start's own commit, so the same key within 24 h answers with the same run
+//! and starts nothing, even when two requests race. `modes` adds these routes to the master's,
+//! behind its guard (tokens, host, origin, body bounds); the master itself knows no workflows.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::config::Role;
+use crate::master::{LocalMasterClient, Master, MasterClient};
+use crate::ops::{Action, Command, Ops, OpsError, OpsSettings};
+use crate::parser::params::ParamValue;
+use crate::token::name::{self, WorkflowName};
+use crate::token::{Conflict, MasterError, ModifyRequest};
+use crate::web::auth::Caller;
+use crate::web::error::{ApiError, ApiJson};
+use crate::workflow::run_info::RunKind;
+
+/// How long an idempotency key holds its run.
+pub const KEY_SECONDS: i64 = 24 * 3600;
+/// Stale receipts deleted by one trigger at most.
+const PRUNE_AT_ONCE: usize = 100;
+
+/// The routes, for [`crate::master::server::serve_with`].
+pub fn router(settings: OpsSettings) -> Router<Master> {
+    Router::new()
+        .route("/api/v1/workflows/{wf}/runs", post(trigger))
+        .layer(Extension(Arc::new(settings)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerBody {
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamValue>,
+    pub logical_time: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+fn input(m: impl Into<String>) -> ApiError {
+    ApiError::Master(MasterError::InputError(m.into()))
+}
+
+fn key_ok(key: &str) -> bool {
+    (1..=64).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The run a receipt records, if it is younger than [`KEY_SECONDS`].
+fn fresh(data: Option<&str>, now: i64) -> Option<serde_json::Value> {
+    let mut facts: serde_json::Value = serde_json::from_str(data?).ok()?;
+    let at = facts.get("at")?.as_i64()?;
+    (now - at < KEY_SECONDS).then(|| {
+        facts.as_object_mut().map(|o| o.remove("at"));
+        facts
+    })
+}
+
+/// `POST /api/v1/workflows/{wf}/runs`.
+async fn trigger(
+    State(master): State<Master>,
+    Extension(settings): Extension<Arc<OpsSettings>>,
+    Extension(caller): Extension<Caller>,
+    Path(wf): Path<String>,
+    ApiJson(body): ApiJson<TriggerBody>,
+) -> Result<Response, ApiError> {
+    if caller.role != Role::Trigger && caller.role < Role::Operator {
+        return Err(ApiError::Master(MasterError::Forbidden(format!(
+            "the {} role may not start runs: a token of the trigger or operator role may",
+            caller.role
+        ))));
+    }
+    let w = WorkflowName::parse(&wf).map_err(|e| input(e.to_string()))?;
+    let client = LocalMasterClient(master);
+    let now = crate::clock::now();
+    let receipt = match &body.idempotency_key {
+        None => None,
+        Some(key) if !key_ok(key) => {
+            return Err(input(
+                "idempotency_key is 1 to 64 characters of A-Z a-z 0-9 - _",
+            ));
+        }
+        Some(key) => Some(name::trigger_receipt(&w, key)),
+    };
+    if let Some(r) = &receipt {
+        prune(&client, &w, now).await;
+        if let Some(t) = client.get(r).await?
+            && let Some(facts) = fresh(t.data.as_deref(), now)
+        {
+            tracing::info!(workflow = %w, caller = %caller.name, "trigger repeated with its idempotency key: the same run, nothing started");
+            return Ok((StatusCode::OK, Json(facts)).into_response());
+        }
+    }
+    let action = Action {
+        workflow: Some(w.clone()),
+        params: body.params.into_iter().map(|(k, v)| (k, v.0)).collect(),
+        logical_time: body.logical_time,
+        run_kind: RunKind::Trigger,
+        receipt: receipt.clone(),
+        ..Action::new(Command::Start)
+    };
+    let ops = Ops::new(&client, (*settings).clone());
+    let actor = format!("{} (api token)", caller.name);
+    match ops.apply(&action, &actor).await {
+        Ok(done) => {
+            let Some((w, i)) = done.created else {
+                return Err(conflict(&w, done.message.trim_end()));
+            };
+            let run = client
+                .query_prefix(&name::job_prefix(&w, &i))
+                .await?
+                .into_iter()
+                .filter_map(|t| crate::workflow::instance::JobToken::parse(t).ok())
+                .find_map(|jt| jt.job.run);
+            let answer = serde_json::json!({
+                "workflow": w, "instance": i,
+                "params": run.as_ref().map(|r| &r.params),
+                "logical_time": run.as_ref().map(|r| r.logical_time),
+            });
+            Ok((StatusCode::CREATED, Json(answer)).into_response())
+        }
+        Err(OpsError::AlreadyStarted(r)) => {
+            let facts = client
+                .get(&r)
+                .await?
+                .and_then(|t| fresh(t.data.as_deref(), now + 1))
+                .ok_or_else(|| conflict(&w, "the idempotency key's run could not be read"))?;
+            Ok((StatusCode::OK, Json(facts)).into_response())
+        }
+        Err(OpsError::Master(e)) => Err(ApiError::Master(e)),
+        Err(e) if e.is_input() => Err(input(e.to_string())),
+        Err(OpsError::NoWorkflow(m)) => Err(ApiError::Master(MasterError::NotFound(m))),
+        Err(e) => Err(conflict(&w, &e.to_string())),
+    }
+}
+
+/// 409: the start was refused as things stand (a run limit).
+fn conflict(w: &WorkflowName, message: &str) -> ApiError {
+    ApiError::Master(MasterError::VersionConflict(Conflict {
+        name: name::workflow_prefix(w),
+        expected: None,
+        found: None,
+        message: message.to_owned(),
+    }))
+}
+
+/// Deletes up to [`PRUNE_AT_ONCE`] of `w`'s receipts older than [`KEY_SECONDS`] (each at the
+/// version read: one renewed meanwhile stays).
+async fn prune(client: &LocalMasterClient, w: &WorkflowName, now: i64) {
+    let prefix = format!("{}{w}/", name::TRIGGER_PREFIX);
+    let Ok(receipts) = client.query_prefix(&prefix).await else {
+        return;
+    };
+    let stale: Vec<_> = receipts
+        .into_iter()
+        .filter(|t| fresh(t.data.as_deref(), now).is_none())
+        .take(PRUNE_AT_ONCE)
+        .collect();
+    if stale.is_empty() {
+        return;
+    }
+    let n = stale.len();
+    match client.modify(ModifyRequest::delete(stale)).await {
+        Ok(_) => tracing::info!(workflow = %w, receipts = n, "deleted expired trigger receipts"),
+        Err(e) => {
+            tracing::warn!(workflow = %w, error = %e, "could not delete expired trigger receipts")
+        }
+    }
+}
