@@ -95,11 +95,13 @@ async fn trigger(
     };
     if let Some(r) = &receipt {
         prune(&client, &w, now).await;
-        if let Some(t) = client.get(r).await?
-            && let Some(facts) = fresh(t.data.as_deref(), now)
-        {
-            tracing::info!(workflow = %w, caller = %caller.name, "trigger repeated with its idempotency key: the same run, nothing started");
-            return Ok((StatusCode::OK, Json(facts)).into_response());
+        if let Some(t) = client.get(r).await? {
+            if let Some(facts) = fresh(t.data.as_deref(), now) {
+                tracing::info!(workflow = %w, caller = %caller.name, "trigger repeated with its idempotency key: the same run, nothing started");
+                return Ok((StatusCode::OK, Json(facts)).into_response());
+            }
+            // Expired (and not among those pruned): the key is free again.
+            let _ = client.modify(ModifyRequest::delete(vec![t])).await;
         }
     }
     let action = Action {

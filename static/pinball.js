@@ -446,6 +446,10 @@ for (const b of $$("button.action")) {
     add("instance", b.dataset.instance || scope.dataset.instance);
     add("jobs", jobs);
     add("execution", b.dataset.execution);
+    // A Start beside a parameters form sends its fields (param.NAME, logical_time).
+    if (b.dataset.command === "start") {
+      for (const f of $$(".start-params [name]", scope)) add(f.name, f.value);
+    }
     b.disabled = true;
     try {
       const r = await fetch("/command/", { method: "POST", body: form });

@@ -8,6 +8,7 @@
 //! JSON body and `Authorization` cannot be sent by another site's page without the browser
 //! asking this UI first, which it never allows; `auth::guard` refuses other origins too).
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use axum::extract::{Form, FromRequest, Request, State};
@@ -41,6 +42,12 @@ pub struct ActionBody {
     #[serde(default)]
     pub jobs: Vec<String>,
     pub execution: Option<usize>,
+    /// `start`: the run's parameters (JSON scalars).
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub params: BTreeMap<String, crate::parser::params::ParamValue>,
+    /// `start`: the run's logical time (RFC 3339 or YYYY-MM-DD; default now).
+    pub logical_time: Option<String>,
 }
 
 /// The JSON body, with a malformed one answered like every other UI error.
@@ -66,6 +73,29 @@ pub struct CommandForm {
     /// Comma-separated.
     pub jobs: Option<String>,
     pub execution: Option<usize>,
+    /// `start`: the run's logical date or time (empty: now).
+    pub logical_time: Option<String>,
+    /// `start`: `param.NAME` fields, the run's parameters (every other field is refused).
+    #[serde(flatten)]
+    pub rest: BTreeMap<String, String>,
+}
+
+/// The most parameters one form carries.
+const MAX_FORM_PARAMS: usize = 64;
+
+/// The `param.NAME` fields of a form as the run's parameters; any other field is bad input.
+fn form_params(rest: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, UiError> {
+    if rest.len() > MAX_FORM_PARAMS {
+        return Err(UiError::BadInput(format!(
+            "a form carries at most {MAX_FORM_PARAMS} parameters"
+        )));
+    }
+    rest.into_iter()
+        .map(|(k, v)| match k.strip_prefix("param.") {
+            Some(name) => Ok((name.to_owned(), v)),
+            None => Err(UiError::BadInput(format!("unknown field {k:?}"))),
+        })
+        .collect()
 }
 
 /// The form, with a malformed body answered like every other UI error.
@@ -137,7 +167,11 @@ async fn command(State(ui): State<Ui>, ActionForm(f): ActionForm) -> Result<Resp
     }
     let c = allowed(&caller, &f.command)?;
     let jobs: Vec<&str> = f.jobs.as_deref().unwrap_or("").split(',').collect();
-    let action = action(c, (f.workflow, f.instance), &jobs, f.execution)?;
+    let mut action = action(c, (f.workflow, f.instance), &jobs, f.execution)?;
+    if c == Command::Start {
+        action.params = form_params(f.rest)?;
+        action.logical_time = f.logical_time.filter(|t| !t.is_empty());
+    }
     perform(&ui, &caller, c, action).await
 }
 
@@ -184,7 +218,15 @@ async fn json_command(
         )));
     }
     let jobs: Vec<&str> = body.jobs.iter().map(String::as_str).collect();
-    let action = action(c, (body.workflow, body.instance), &jobs, body.execution)?;
+    let mut action = action(c, (body.workflow, body.instance), &jobs, body.execution)?;
+    if c == Command::Start {
+        action.params = body.params.into_iter().map(|(k, v)| (k, v.0)).collect();
+        action.logical_time = body.logical_time;
+    } else if !body.params.is_empty() || body.logical_time.is_some() {
+        return Err(UiError::BadInput(
+            "params and logical_time are for start".into(),
+        ));
+    }
     perform(&ui, &caller, c, action).await
 }
 

@@ -321,6 +321,29 @@ async fn runs_missed_while_the_scheduler_was_down_collapse_or_catch_up() {
         caught.len() >= 4,
         "catchup ran every missed occurrence: {caught:?}"
     );
+    // Each caught-up run is for its own occurrence: its logical time is its due time.
+    let jobs = c.client.query_prefix("/workflow/caught/").await.unwrap();
+    let archived = storage::open(&c.app.url)
+        .unwrap()
+        .read(&c.app.master_name, Table::Archived, "/workflow/caught/")
+        .await
+        .unwrap();
+    for (i, due) in &caught {
+        let run = jobs
+            .iter()
+            .chain(&archived)
+            .filter(|t| t.name.contains(&format!("/{i}/job/")))
+            .find_map(|t| {
+                pinball::workflow::instance::JobToken::parse(t.clone())
+                    .ok()?
+                    .job
+                    .run
+            })
+            .expect("a caught-up run has its run facts");
+        assert_eq!(run.logical_time.to_string(), *due, "instance {i}");
+        assert_eq!(run.kind, pinball::workflow::run_info::RunKind::Scheduled);
+        assert_eq!(run.interval_end - run.interval_start, 1, "{run:?}");
+    }
     let collapsed = scheduled_times(&c, "collapsed").await;
     assert!(
         collapsed.len() <= 2,

@@ -169,3 +169,86 @@ async fn validate_names_the_file_workflow_and_param() {
         "{err}"
     );
 }
+
+/// The dashboard's Start builds its form from the declared params and sends them; wrong values
+/// are refused with the same sentence as the command line's.
+#[tokio::test]
+async fn the_dashboard_starts_a_run_with_its_params() {
+    let c = cluster(
+        "workflows:\n  p:\n    params:\n      region: {type: string, default: eu, choices: [eu, us]}\n      full: {type: bool, default: false}\n      day: {type: date, required: true, description: 'the day to load'}\n    jobs:\n      a: {command: 'true'}\n",
+        0,
+        0,
+    )
+    .await;
+    let root = ui_server(&c).await;
+    let page = reqwest::get(format!("{root}/schedule/?workflow=p"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for field in [
+        r#"<input name="param.day" type="date" value="" required>"#,
+        r#"<select name="param.region"><option selected>eu</option><option>us</option></select>"#,
+        r#"<select name="param.full"><option selected>false</option><option>true</option></select>"#,
+        r#"<input name="logical_time" type="date">"#,
+        "the day to load",
+    ] {
+        assert!(page.contains(field), "{field} in the page");
+    }
+    let csrf = page
+        .split("data-csrf=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    let post = |fields: Vec<(&'static str, &'static str)>| {
+        let mut form: Vec<(&str, &str)> = vec![
+            ("csrf", csrf.as_str()),
+            ("command", "start"),
+            ("workflow", "p"),
+        ];
+        form.extend(fields);
+        let body = encoded(&form);
+        let url = format!("{root}/command/");
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, body) = post(vec![("param.region", "mars"), ("param.day", "2026-02-01")]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("\\\"mars\\\" is not one of eu, us") || body.contains("is not one of eu, us"),
+        "{body}"
+    );
+    let (status, body) = post(vec![("bogus", "1")]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("unknown field \\\"bogus\\\"") || body.contains("bogus"),
+        "{body}"
+    );
+    let (status, body) = post(vec![
+        ("param.region", "us"),
+        ("param.full", "true"),
+        ("param.day", "2026-02-01"),
+        ("logical_time", "2026-02-01"),
+    ])
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let i = answer["created"]["instance"].as_str().unwrap().to_owned();
+    let jobs = c.jobs("p", &i).await;
+    let run = jobs["a"].job.run.clone().unwrap();
+    assert_eq!(run.params["region"], "us");
+    assert_eq!(run.params["full"], "true");
+    assert_eq!(run.logical_date(), "2026-02-01");
+    assert_eq!(run.kind, pinball::workflow::run_info::RunKind::Manual);
+    c.stop().await;
+}

@@ -83,6 +83,48 @@ struct SchedulePage {
     schedule: Option<ScheduleView>,
     graph: String,
     jobs: Vec<DefJobView>,
+    /// The Start form's fields: one per declared param.
+    params: Vec<ParamField>,
+}
+
+/// One field of the Start form, built from a declared param.
+pub struct ParamField {
+    pub name: String,
+    /// `text`, `number`, `date`, or `select` (choices, and bool).
+    pub input: &'static str,
+    pub choices: Vec<String>,
+    pub value: String,
+    pub required: bool,
+    /// `int`, `float`...: shown beside the name.
+    pub kind: &'static str,
+    pub description: String,
+}
+
+fn param_fields(def: &crate::parser::WorkflowDef) -> Vec<ParamField> {
+    use crate::parser::params::ParamType;
+    def.params
+        .iter()
+        .map(|(name, p)| {
+            let mut choices: Vec<String> = p.choices.iter().map(|c| c.0.clone()).collect();
+            if p.kind == ParamType::Bool && choices.is_empty() {
+                choices = vec!["false".into(), "true".into()];
+            }
+            ParamField {
+                name: name.clone(),
+                input: match p.kind {
+                    _ if !choices.is_empty() => "select",
+                    ParamType::Int | ParamType::Float => "number",
+                    ParamType::Date => "date",
+                    _ => "text",
+                },
+                choices,
+                value: p.default.as_ref().map(|d| d.0.clone()).unwrap_or_default(),
+                required: p.required,
+                kind: p.kind.as_str(),
+                description: p.description.clone().unwrap_or_default(),
+            }
+        })
+        .collect()
 }
 
 pub(super) async fn schedule(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>) -> PageResult {
@@ -137,5 +179,6 @@ pub(super) async fn schedule(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Para
         schedule,
         graph: graph::svg(&nodes),
         jobs,
+        params: param_fields(&def),
     })
 }
