@@ -77,6 +77,10 @@ async fn pages_show_live_and_archived_instances_with_their_statuses() {
     );
     let b = row(&html, "data-workflow=\"bad\"");
     assert!(b.contains(">FAILURE<") && b.contains(">ops<"), "{b}");
+    assert!(
+        b.contains(r#"<a class="start-link" href="/schedule/?workflow=bad#start""#),
+        "every workflow has its Start, which opens the form of its params: {b}"
+    );
     let s = row(&html, "data-workflow=\"slow\"");
     assert!(s.contains(">RUNNING<"));
     assert!(
