@@ -119,12 +119,10 @@ async fn trigger(
             let Some((w, i)) = done.created else {
                 return Err(conflict(&w, done.message.trim_end()));
             };
-            let run = client
-                .query_prefix(&name::job_prefix(&w, &i))
-                .await?
-                .into_iter()
-                .filter_map(|t| crate::workflow::instance::JobToken::parse(t).ok())
-                .find_map(|jt| jt.job.run);
+            let run = ops
+                .run_of(&w, &i)
+                .await
+                .map_err(|e| conflict(&w, &e.to_string()))?;
             let answer = serde_json::json!({
                 "workflow": w, "instance": i,
                 "params": run.as_ref().map(|r| &r.params),

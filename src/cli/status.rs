@@ -169,7 +169,7 @@ pub async fn status(args: &StatusArgs, config: &Config) -> Result<String, CliErr
         .await
         .map_err(read_error)?
         .ok_or_else(|| CliError::failed(format!("workflow {w} has no instance {i}")))?;
-    let run = inst.jobs.iter().find_map(|jt| jt.job.run.clone());
+    let run = crate::ops::read::run_of(&inst).cloned();
     let jobs: Vec<(JobRow, Option<i32>)> = inst
         .jobs
         .iter()

@@ -169,7 +169,11 @@ impl Ops<'_> {
 
     /// What instance `i` ran for, from one of its job tokens (live, else archived); `None` for
     /// an instance started before runs had it.
-    async fn run_of(&self, w: &WorkflowName, i: &InstanceId) -> Result<Option<RunInfo>, OpsError> {
+    pub async fn run_of(
+        &self,
+        w: &WorkflowName,
+        i: &InstanceId,
+    ) -> Result<Option<RunInfo>, OpsError> {
         let prefix = name::job_prefix(w, i);
         let mut tokens = self.client().query_prefix(&prefix).await?;
         if tokens.is_empty() {

@@ -100,7 +100,7 @@ impl Summarizer {
                 data: serde_json::json!({
                     "jobs": inst.jobs.len(),
                     "failed_jobs": failed,
-                    "run": inst.jobs.iter().find_map(|j| j.job.run.as_ref()),
+                    "run": super::read::run_of(&inst),
                 })
                 .to_string(),
             });

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{DataLayer, execution_status};
@@ -255,86 +255,88 @@ impl OpenLog {
     /// The last `tail` bytes (at most [`MAX_TAIL`]), as text.
     pub async fn tail(self, tail: u64) -> LogText {
         let take = tail.min(MAX_TAIL).min(self.size);
-        let from = self.size - take;
+        let OpenLog {
+            source,
+            size,
+            running,
+            kinds,
+            trouble,
+            missing,
+            outcome,
+        } = self;
         let mut bytes = Vec::with_capacity(take as usize);
-        match self.source {
-            Source::File(mut file) => {
-                if file.seek(std::io::SeekFrom::Start(from)).await.is_ok() {
-                    let _ = file.take(take).read_to_end(&mut bytes).await;
+        let mut parts = std::pin::pin!(chunks(source, size, size - take));
+        while let Some(part) = parts.next().await {
+            match part {
+                Ok(part) => bytes.extend_from_slice(&part),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read a log");
+                    break;
                 }
             }
-            Source::Stored(data, log) => {
-                let mut at = from;
-                while at < self.size {
-                    match read_stored(&data, log.key(), at, self.size).await {
-                        Ok(Some(part)) => {
-                            at += part.len() as u64;
-                            bytes.extend_from_slice(&part);
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            tracing::warn!(log = log.name, error = %e, "ui cannot read a stored log");
-                            break;
-                        }
-                    }
-                }
-            }
-            Source::Nothing => {}
         }
         LogText {
             text: String::from_utf8_lossy(&bytes).into_owned(),
-            size: self.size,
-            running: self.running,
-            kinds: self.kinds,
-            trouble: self.trouble,
-            missing: self.missing,
-            outcome: self.outcome,
+            size,
+            running,
+            kinds,
+            trouble,
+            missing,
+            outcome,
         }
     }
 
     /// The log from byte `at` up to its size when opened, in chunks.
     pub fn chunks_from(self, at: u64) -> impl Stream<Item = std::io::Result<Vec<u8>>> + Send {
-        let size = self.size;
-        futures_util::stream::unfold(
-            (self.source, at.min(size), false),
-            move |(mut source, at, mut sought)| async move {
-                if at >= size {
-                    return None;
-                }
-                let read = match &mut source {
-                    Source::Nothing => return None,
-                    Source::File(file) => {
-                        if !sought {
-                            if let Err(e) = file.seek(std::io::SeekFrom::Start(at)).await {
-                                return Some((Err(e), (source, size, true)));
-                            }
-                            sought = true;
-                        }
-                        let mut buf = vec![0u8; CHUNK.min((size - at) as usize)];
-                        match file.read(&mut buf).await {
-                            Ok(0) => Ok(None),
-                            Ok(n) => {
-                                buf.truncate(n);
-                                Ok(Some(buf))
-                            }
-                            Err(e) => Err(e),
-                        }
-                    }
-                    Source::Stored(data, log) => read_stored(data, log.key(), at, size)
-                        .await
-                        .map_err(|e| std::io::Error::other(e.to_string())),
-                };
-                match read {
-                    Ok(Some(part)) => {
-                        let next = at + part.len() as u64;
-                        Some((Ok(part), (source, next, sought)))
-                    }
-                    Ok(None) => None,
-                    Err(e) => Some((Err(e), (source, size, sought))),
-                }
-            },
-        )
+        chunks(self.source, self.size, at)
     }
+}
+
+/// The bytes of `source` from `at` up to `size`, in chunks (a file's, or the stored ones').
+fn chunks(
+    source: Source,
+    size: u64,
+    at: u64,
+) -> impl Stream<Item = std::io::Result<Vec<u8>>> + Send {
+    futures_util::stream::unfold(
+        (source, at.min(size), false),
+        move |(mut source, at, mut sought)| async move {
+            if at >= size {
+                return None;
+            }
+            let read = match &mut source {
+                Source::Nothing => return None,
+                Source::File(file) => {
+                    if !sought {
+                        if let Err(e) = file.seek(std::io::SeekFrom::Start(at)).await {
+                            return Some((Err(e), (source, size, true)));
+                        }
+                        sought = true;
+                    }
+                    let mut buf = vec![0u8; CHUNK.min((size - at) as usize)];
+                    match file.read(&mut buf).await {
+                        Ok(0) => Ok(None),
+                        Ok(n) => {
+                            buf.truncate(n);
+                            Ok(Some(buf))
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                Source::Stored(data, log) => read_stored(data, log.key(), at, size)
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string())),
+            };
+            match read {
+                Ok(Some(part)) => {
+                    let next = at + part.len() as u64;
+                    Some((Ok(part), (source, next, sought)))
+                }
+                Ok(None) => None,
+                Err(e) => Some((Err(e), (source, size, sought))),
+            }
+        },
+    )
 }
 
 /// The stored bytes of a log from `at` up to `end` (at most a few MiB at once); `None` when

@@ -121,7 +121,7 @@ fn retried_from(inst: &Instance, i: &InstanceId) -> Vec<String> {
 
 /// What the run is for, as the page's head shows it.
 fn run_view(inst: &Instance) -> Option<(String, Vec<String>)> {
-    let r = inst.jobs.iter().find_map(|jt| jt.job.run.as_ref())?;
+    let r = crate::ops::read::run_of(inst)?;
     Some((
         format!("{} ({})", r.logical_date(), r.kind.as_str()),
         r.params.iter().map(|(k, v)| format!("{k}={v}")).collect(),
