@@ -32,7 +32,7 @@ pub async fn assert_writes_kept(
     let have: BTreeSet<String> = client
         .query_prefix(prefix)
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("reading the tokens under {prefix} to check the writes: {e}"))
         .into_iter()
         .map(|t| t.name)
         .collect();
