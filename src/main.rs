@@ -33,6 +33,7 @@ fn main() {
                     | Command::Import(_)
                     | Command::Validate(_)
                     | Command::Status(_)
+                    | Command::Backfill(_)
                     | Command::Logs(_)
             )
         );
@@ -116,6 +117,10 @@ async fn run(
             cli::util::run_import(&args, &config, &client).await
         }
         (None, Some(Command::Validate(args))) => cli::validate(&args, &config),
+        (None, Some(Command::Backfill(args))) => {
+            let client = HttpMasterClient::from_config(&config);
+            cli::backfill::run(&args, &config, &client).await
+        }
         (None, Some(Command::Status(args))) => cli::status::status(&args, &config).await,
         (None, Some(Command::Logs(args))) => {
             let mut out = std::io::stdout().lock();

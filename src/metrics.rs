@@ -72,6 +72,7 @@ pub const JOB_TO_JOB: &str = "pinball_job_to_job_latency_seconds";
 pub const JOB_DURATION: &str = "pinball_job_duration_seconds";
 pub const JOBS_FINISHED: &str = "pinball_jobs_finished_total";
 pub const SCHEDULE_SKEW: &str = "pinball_schedule_skew_seconds";
+pub const BACKFILL_RUNS: &str = "pinball_backfill_runs_total";
 pub const EMAILS_SENT: &str = "pinball_emails_sent_total";
 pub const EMAIL_RETRIES: &str = "pinball_email_retries_total";
 pub const EMAILS_FAILED: &str = "pinball_emails_failed_total";
@@ -151,6 +152,10 @@ fn describe_work() {
         SCHEDULE_SKEW,
         Unit::Seconds,
         "How late the scheduler started a scheduled run, after its due time"
+    );
+    describe_counter!(
+        BACKFILL_RUNS,
+        "Backfill runs, by state: started, succeeded, failed (or aborted), not_started (the definition or a param did not allow it)"
     );
     describe_counter!(EMAILS_SENT, "Emails a recipient's server accepted");
     describe_counter!(

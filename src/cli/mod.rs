@@ -3,6 +3,7 @@
 //! the domain (`ops`, `MasterClient`) and prints; it decides nothing itself. Exit status: 0
 //! success, 1 the operation failed, 2 bad usage or input.
 
+pub mod backfill;
 pub mod db;
 pub mod status;
 pub mod token;
@@ -51,6 +52,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Print a job's log (-w -i -j [-e N] [--stderr] [--follow]); from the database.
     Logs(status::LogsArgs),
+    /// Run a workflow once per fire time in a range (-w --from --to), or list, show, pause, resume, cancel backfills.
+    Backfill(backfill::BackfillArgs),
     /// Check workflow definitions offline (no master): every error at once; exit 2 on any.
     Validate(ValidateArgs),
     /// Read a password from stdin and print its argon2id hash, for `ui_users`.

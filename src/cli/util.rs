@@ -77,7 +77,7 @@ pub struct UtilArgs {
 }
 
 /// `KEY=VALUE` of `-p`.
-fn key_value(text: &str) -> Result<(String, String), String> {
+pub(super) fn key_value(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))
@@ -131,12 +131,7 @@ pub async fn run(
             "-p and --logical-time are for start (rerun keeps the run's own)",
         ));
     }
-    let mut params = std::collections::BTreeMap::new();
-    for (k, v) in &args.params {
-        if params.insert(k.clone(), v.clone()).is_some() {
-            return Err(CliError::usage(format!("-p {k} is given twice")));
-        }
-    }
+    let params = params_of(&args.params)?;
     let ops = Ops::from_config(client, config);
     let action = Action {
         command,
@@ -158,6 +153,19 @@ pub async fn run(
         return Err(CliError::failed(done.message.trim_end()));
     }
     Ok(done.message)
+}
+
+/// The `-p KEY=VALUE` options as a map; a key given twice is a usage error.
+pub(super) fn params_of(
+    given: &[(String, String)],
+) -> Result<std::collections::BTreeMap<String, String>, CliError> {
+    let mut params = std::collections::BTreeMap::new();
+    for (k, v) in given {
+        if params.insert(k.clone(), v.clone()).is_some() {
+            return Err(CliError::usage(format!("-p {k} is given twice")));
+        }
+    }
+    Ok(params)
 }
 
 /// `test-email --to ADDRESS`: sends a test message with the configured SMTP settings and

@@ -248,14 +248,24 @@ fn start_scheduler(
     };
     let name =
         crate::workflow::worker::owner_name(config.generation, 0).replacen('_', "_scheduler_", 1);
+    let backfiller = crate::scheduler::backfill::Backfiller {
+        client: client.clone(),
+        name: format!("{name}_backfill"),
+        poll: Duration::from_secs(30),
+    };
     let scheduler = Scheduler {
         client,
         settings,
         name,
     };
     tracing::info!("starting scheduler");
+    let backfill_stop = stop.clone();
     tasks.spawn(async move {
         scheduler.run(stop).await;
+        Ok(())
+    });
+    tasks.spawn(async move {
+        backfiller.run(backfill_stop).await;
         Ok(())
     });
     Ok(())

@@ -7,6 +7,7 @@
 
 mod action;
 mod audit;
+pub mod backfill;
 mod cleanup;
 mod jobs;
 pub mod read;

@@ -8,8 +8,8 @@ use crate::parser::Definitions;
 use crate::schedule::ScheduleData;
 use crate::token::name::{self, InstanceId, WorkflowName};
 use crate::token::{MasterError, ModifyRequest};
-use crate::workflow::instance::{instance_id_after, new_instance_id, new_instance_tokens};
-use crate::workflow::run_info::{RunInfo, RunKind, parse_time, with_run};
+use crate::workflow::instance::{instance_id_after, new_instance_id};
+use crate::workflow::run_info::{RunInfo, RunKind, parse_time, run_tokens};
 use crate::workflow::{definition, settle};
 
 /// What a start is for.
@@ -96,7 +96,7 @@ impl Ops<'_> {
                 0 => new_instance_id(),
                 _ => instance_id_after(fastrand::i64(0..16)),
             };
-            let mut tokens = with_run(new_instance_tokens(w, &i, &graph), &run);
+            let mut tokens = run_tokens(w, &i, &graph, &run);
             if let Some(name) = &receipt {
                 let facts = serde_json::json!({
                     "workflow": w, "instance": i, "params": run.params,

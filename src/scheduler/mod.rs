@@ -2,5 +2,6 @@
 //! delays or aborts instances by their overrun policy. What a schedule is and when it runs next
 //! is the pure `schedule` module below.
 
+pub mod backfill;
 mod outcomes;
 pub mod run;

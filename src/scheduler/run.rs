@@ -16,9 +16,9 @@ use crate::ops::set_signal;
 use crate::schedule::{Fire, OverrunPolicy, Schedule, ScheduleData, Situation};
 use crate::token::name::{self, ALL_SCHEDULES, Level, WorkflowName};
 use crate::token::*;
-use crate::workflow::instance::{new_instance_id, new_instance_tokens, with_start_attributes};
+use crate::workflow::instance::{new_instance_id, with_start_attributes};
 use crate::workflow::mail::Notifier;
-use crate::workflow::run_info::{RunInfo, RunKind, with_run};
+use crate::workflow::run_info::{RunInfo, RunKind, run_tokens};
 use crate::workflow::signal::{Action, Attributes};
 use crate::workflow::{definition, settle};
 
@@ -333,13 +333,8 @@ impl Scheduler {
                 ..Default::default()
             }
         });
-        let mut updates = with_run(
-            with_start_attributes(
-                new_instance_tokens(&w, &instance, &def.graph()),
-                &attributes,
-            ),
-            &run,
-        );
+        let mut updates =
+            with_start_attributes(run_tokens(&w, &instance, &def.graph(), &run), &attributes);
         next.last_instance = Some(instance.clone());
         updates.push(self.schedule_token(token, &next, at));
         c.modify(ModifyRequest::update(updates)).await?;

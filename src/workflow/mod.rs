@@ -5,6 +5,7 @@
 //! command; `mail` builds the notification emails; `worker` ties it together; `definition` keeps the workflow definitions in the
 //! master.
 
+pub mod backfill;
 pub mod definition;
 pub mod error;
 pub mod executor;

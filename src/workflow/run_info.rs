@@ -52,6 +52,9 @@ pub struct RunInfo {
     pub timezone: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, String>,
+    /// The backfill this run is a date of: its end is marked for the backfill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<String>,
 }
 
 impl RunInfo {
@@ -79,25 +82,17 @@ impl RunInfo {
             interval_end: logical_time.as_second(),
             timezone: def.schedule.as_ref().and_then(|s| s.timezone.clone()),
             params,
+            backfill: None,
         })
     }
 
     fn zone(&self) -> jiff::tz::TimeZone {
-        self.timezone
-            .as_deref()
-            .and_then(|z| jiff::tz::TimeZone::get(z).ok())
-            .unwrap_or(jiff::tz::TimeZone::UTC)
+        zone_named(self.timezone.as_deref())
     }
 
     /// `secs` in the run's zone, RFC 3339.
     fn text(&self, secs: i64) -> String {
-        jiff::Timestamp::from_second(secs)
-            .map(|t| {
-                t.to_zoned(self.zone())
-                    .strftime("%Y-%m-%dT%H:%M:%S%:z")
-                    .to_string()
-            })
-            .unwrap_or_else(|_| secs.to_string())
+        zoned_text(secs, self.timezone.as_deref())
     }
 
     /// The logical date, `YYYY-MM-DD` in the run's zone.
@@ -127,13 +122,48 @@ impl RunInfo {
         env
     }
 
-    /// The same run again as `kind` (a rerun or a retry keeps the params and logical time).
+    /// The same run again as `kind` (a rerun or a retry keeps the params and logical time;
+    /// it is a run of its own, not one of the backfill's).
     pub fn again(&self, kind: RunKind) -> RunInfo {
         RunInfo {
             kind,
+            backfill: None,
             ..self.clone()
         }
     }
+}
+
+/// The end of a range given as `text`: a time as [`parse_time`] reads it, or a date's last
+/// second (`--to 2026-03-31` includes every fire time of that day).
+pub fn parse_end_time(text: &str, zone: Option<&str>) -> Result<jiff::Timestamp, String> {
+    let start = parse_time(text, zone)?;
+    if text.parse::<jiff::Timestamp>().is_ok() {
+        return Ok(start);
+    }
+    let next_day = text
+        .parse::<jiff::civil::Date>()
+        .ok()
+        .and_then(|d| d.tomorrow().ok())
+        .and_then(|d| d.to_zoned(zone_named(zone)).ok())
+        .map(|z| z.timestamp())
+        .ok_or_else(|| format!("{text:?} has no next day"))?;
+    Ok(next_day - jiff::SignedDuration::from_secs(1))
+}
+
+/// `secs` as RFC 3339 in time zone `zone` (UTC without one, or when it is unknown).
+pub fn zoned_text(secs: i64, zone: Option<&str>) -> String {
+    jiff::Timestamp::from_second(secs)
+        .map(|t| {
+            t.to_zoned(zone_named(zone))
+                .strftime("%Y-%m-%dT%H:%M:%S%:z")
+                .to_string()
+        })
+        .unwrap_or_else(|_| secs.to_string())
+}
+
+fn zone_named(zone: Option<&str>) -> jiff::tz::TimeZone {
+    zone.and_then(|z| jiff::tz::TimeZone::get(z).ok())
+        .unwrap_or(jiff::tz::TimeZone::UTC)
 }
 
 /// `T` of `--logical-time T`: RFC 3339, or `YYYY-MM-DD` (midnight in `zone`, UTC without one).
@@ -141,9 +171,7 @@ pub fn parse_time(text: &str, zone: Option<&str>) -> Result<jiff::Timestamp, Str
     if let Ok(t) = text.parse::<jiff::Timestamp>() {
         return Ok(t);
     }
-    let tz = zone
-        .and_then(|z| jiff::tz::TimeZone::get(z).ok())
-        .unwrap_or(jiff::tz::TimeZone::UTC);
+    let tz = zone_named(zone);
     text.parse::<jiff::civil::Date>()
         .ok()
         .filter(|_| text.len() == 10)
@@ -152,6 +180,24 @@ pub fn parse_time(text: &str, zone: Option<&str>) -> Result<jiff::Timestamp, Str
         .ok_or_else(|| {
             format!("{text:?} is not a time: give RFC 3339 (2026-01-31T02:00:00Z) or a date (2026-01-31)")
         })
+}
+
+/// The tokens of new instance `i` of `w` for `run`: every way a run starts (a start, a
+/// trigger, the schedule and its catch-up, a backfill) makes them here. A backfill's jobs
+/// stand [`PRIORITY_DROP`](super::backfill::PRIORITY_DROP) below the workflow's own.
+pub fn run_tokens(
+    w: &crate::token::name::WorkflowName,
+    i: &crate::token::name::InstanceId,
+    graph: &crate::parser::Graph,
+    run: &RunInfo,
+) -> Vec<Token> {
+    let mut tokens = with_run(super::instance::new_instance_tokens(w, i, graph), run);
+    if run.kind == RunKind::Backfill {
+        for t in &mut tokens {
+            t.priority -= super::backfill::PRIORITY_DROP;
+        }
+    }
+    tokens
 }
 
 /// The instance's tokens with `run` on every job.

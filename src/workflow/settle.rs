@@ -131,6 +131,12 @@ pub async fn settle(
             {
                 return Ok(Settled::Running); // another worker is ending it
             }
+            if let Some(mark) = backfill_mark(&all, i, false) {
+                match client.modify(ModifyRequest::update(vec![mark])).await {
+                    Ok(_) | Err(MasterError::VersionConflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
             archive_all(client, &all).await?;
             tracing::info!(workflow = %w, instance = %i, "archived aborted instance");
             return Ok(Settled::Aborted(end));
@@ -225,6 +231,9 @@ async fn finish(
     // The end email goes in the stamp's write: only the worker whose stamp lands records it.
     let end = summarize(&tokens, false);
     let mut req = ModifyRequest::update(vec![stamped]);
+    // A backfill's run: its end is marked in the same commit, which wakes the scheduler.
+    req.updates
+        .extend(backfill_mark(&tokens.all, i, end.status == Status::SUCCESS));
     if let Some(n) = notifier {
         let to = definition::notify_emails(client, w).await?;
         req.updates
@@ -243,6 +252,19 @@ async fn finish(
         Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => Ok(Settled::Waiting),
         Err(e) => Err(e),
     }
+}
+
+/// The end mark of run `i`, when it is a date of a backfill.
+fn backfill_mark(tokens: &[Token], i: &InstanceId, succeeded: bool) -> Option<Token> {
+    let backfill = tokens
+        .iter()
+        .filter(|t| t.name.contains("/job/"))
+        .find_map(|t| JobToken::parse(t.clone()).ok()?.job.run?.backfill)?;
+    Some(super::backfill::EndMark::token(
+        &backfill,
+        i.as_str(),
+        succeeded,
+    ))
 }
 
 async fn archive_all(client: &dyn MasterClient, tokens: &[Token]) -> Result<(), MasterError> {

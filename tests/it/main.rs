@@ -45,6 +45,7 @@ mod ui_api;
 mod ui_browser;
 mod ui_fixture;
 mod ui_pages;
+mod workflows_backfill;
 mod workflows_core;
 mod workflows_emails;
 mod workflows_execution;

@@ -24,6 +24,9 @@ pub const DEFINITION_PREFIX: &str = "/definition/workflow/";
 pub const RETIRED_PREFIX: &str = "/definition/retired/";
 /// The receipts of HTTP triggers with an idempotency key: `/trigger/workflow/<wf>/<key>`.
 pub const TRIGGER_PREFIX: &str = "/trigger/workflow/";
+/// Backfills: `/backfill/<id>`, and the end marks of their runs, `/backfill/<id>/end/<instance>`
+/// (the pattern the scheduler claims with).
+pub const BACKFILL_PREFIX: &str = "/backfill/";
 /// Every runnable job of every instance: the pattern workers claim with.
 pub const ALL_RUNNABLE_JOBS: &str = "/workflow/*/*/job/runnable/";
 /// Every schedule token: the pattern the scheduler claims with.
@@ -220,6 +223,25 @@ impl fmt::Display for Level {
 /// The receipt of a trigger of `w` with idempotency key `key` (checked by the caller).
 pub fn trigger_receipt(w: &WorkflowName, key: &str) -> String {
     format!("{TRIGGER_PREFIX}{w}/{key}")
+}
+
+/// The token of backfill `id` (digits, made by `pinball backfill`).
+pub fn backfill_token(id: &str) -> String {
+    format!("{BACKFILL_PREFIX}{id}")
+}
+
+/// The mark the commit that ends run `instance` of backfill `id` writes.
+pub fn backfill_end_mark(id: &str, instance: &str) -> String {
+    format!("{BACKFILL_PREFIX}{id}/end/{instance}")
+}
+
+/// The backfill id of a backfill token or end mark, and whether it is a mark.
+pub fn backfill_of(name: &str) -> Option<(&str, bool)> {
+    let rest = name.strip_prefix(BACKFILL_PREFIX)?;
+    match rest.split_once('/') {
+        None => Some((rest, false)),
+        Some((id, tail)) => tail.starts_with("end/").then_some((id, true)),
+    }
 }
 
 /// Whether writing `name` is the operator's alone: workflow definitions, trigger receipts, and

@@ -1,0 +1,227 @@
+//! The backfill loop of the scheduler process. It long-polls a claim on `/backfill/`: a new or
+//! resumed backfill (written without an owner) and the end mark of a backfill run (written in
+//! the commit that ends the run) are claimable at once, so the master wakes this loop the
+//! moment there is something to do. For each backfill it reads the token, records the ended
+//! runs, and starts the next dates within `max_active`, all in ONE version-checked write that
+//! also deletes the marks it consumed: a crash anywhere neither loses nor repeats a date, and
+//! the limit is what the token holds, across every restart.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::master::MasterClient;
+use crate::token::name::{self, BACKFILL_PREFIX, WorkflowName};
+use crate::token::*;
+use crate::workflow::backfill::{Backfill, EndMark, schedule_of};
+use crate::workflow::definition;
+use crate::workflow::instance::new_instance_id;
+use crate::workflow::run_info::{RunInfo, RunKind, run_tokens};
+
+pub struct Backfiller {
+    pub client: Arc<dyn MasterClient>,
+    /// The owner its claims are made in.
+    pub name: String,
+    /// The longest a claim waits before the loop looks again (shutdown).
+    pub poll: Duration,
+}
+
+const CLAIM_LEASE_SEC: u64 = 60;
+/// A backfill with runs in progress or dates to start is looked at again after this even
+/// without a mark (a start that found the definition gone, say).
+const REST_SEC: i64 = 3600;
+/// A backfill with nothing left to do is put away (claimable again only by a resume).
+const PUT_AWAY_SEC: i64 = 100 * 365 * 86_400;
+/// Writes tried per backfill before it is left to the claim's lease (conflicts with a pause,
+/// a cancel, or another process's instance id).
+const TRIES: usize = 8;
+
+impl Backfiller {
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        tracing::info!(owner = %self.name, "backfill loop started");
+        while !*shutdown.borrow() {
+            let req = QueryAndOwnRequest {
+                lease_sec: Some(CLAIM_LEASE_SEC),
+                ..QueryAndOwnRequest::new(
+                    &self.name,
+                    0,
+                    BACKFILL_PREFIX,
+                    Some(256),
+                    Some(self.poll.as_millis() as u64),
+                )
+            };
+            let claimed = tokio::select! {
+                r = self.client.query_and_own(req) => r,
+                _ = shutdown.changed() => break,
+            };
+            let tokens = match claimed {
+                Ok(r) => r.tokens,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming backfills failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            // Every backfill with something claimed, with the marks claimed for it.
+            let mut due: BTreeMap<String, Vec<Token>> = BTreeMap::new();
+            for t in tokens {
+                if let Some((id, is_mark)) = name::backfill_of(&t.name) {
+                    let marks = due.entry(id.to_owned()).or_default();
+                    if is_mark {
+                        marks.push(t);
+                    }
+                }
+            }
+            for (id, marks) in due {
+                if let Err(e) = self.advance(&id, &marks).await {
+                    // The claims' leases end within a minute and the tokens are claimed again.
+                    tracing::warn!(backfill = %id, error = %e, "advancing a backfill failed; it is tried again");
+                }
+            }
+        }
+        tracing::info!(owner = %self.name, "backfill loop stopped");
+    }
+
+    /// Records the runs `marks` say ended and starts what the limit allows, in one write.
+    async fn advance(&self, id: &str, marks: &[Token]) -> Result<(), MasterError> {
+        let c = self.client.as_ref();
+        for _ in 0..TRIES {
+            let Some(token) = c.get(&name::backfill_token(id)).await? else {
+                // Marks of a backfill that was deleted: nothing to record them in.
+                if !marks.is_empty() {
+                    let req = ModifyRequest {
+                        deletes: marks.to_vec(),
+                        ..Default::default()
+                    };
+                    c.modify(req).await?;
+                }
+                return Ok(());
+            };
+            let Some(mut bf) = Backfill::from_token(&token) else {
+                tracing::error!(backfill = %id, "unreadable backfill token; leaving it");
+                return Ok(());
+            };
+            for mark in marks.iter().filter_map(EndMark::from_token) {
+                if bf.ended(&mark.instance, mark.succeeded) {
+                    let state = if mark.succeeded {
+                        "succeeded"
+                    } else {
+                        "failed"
+                    };
+                    metrics::counter!(crate::metrics::BACKFILL_RUNS, "state" => state).increment(1);
+                    tracing::info!(backfill = %id, workflow = %bf.workflow, instance = %mark.instance, state, "a backfill run ended");
+                }
+            }
+            let mut updates = vec![];
+            let mut started = 0;
+            loop {
+                let dates = bf.next_starts();
+                if dates.is_empty() {
+                    break;
+                }
+                started += dates.len();
+                updates.extend(self.start_dates(&mut bf, &dates).await?);
+            }
+            bf.finish_if_done();
+            let rest = if bf.is_active() {
+                REST_SEC
+            } else {
+                PUT_AWAY_SEC
+            };
+            updates.insert(
+                0,
+                Token {
+                    version: token.version,
+                    owner: Some(self.name.clone()),
+                    expiration_time: Some(crate::clock::now() + rest),
+                    ..bf.new_token()
+                },
+            );
+            let req = ModifyRequest {
+                updates,
+                deletes: marks.to_vec(),
+                ..Default::default()
+            };
+            match c.modify(req).await {
+                Ok(_) => {
+                    let counts = bf.counts();
+                    metrics::counter!(crate::metrics::BACKFILL_RUNS, "state" => "started")
+                        .increment(started as u64);
+                    tracing::info!(
+                        backfill = %id, workflow = %bf.workflow, state = bf.state.as_str(),
+                        started, running = counts.running, pending = counts.pending,
+                        done = counts.done, failed = counts.failed, "backfill advanced"
+                    );
+                    return Ok(());
+                }
+                // A pause, a cancel or another process's instance id came first: read again.
+                Err(MasterError::VersionConflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(MasterError::Unavailable(format!(
+            "backfill {id} changed under {TRIES} writes in a row"
+        )))
+    }
+
+    /// The tokens of new runs for `dates` of `bf` (recorded in `bf`); a date that cannot start
+    /// (the workflow is gone, a param no longer resolves) is failed with the reason.
+    async fn start_dates(
+        &self,
+        bf: &mut Backfill,
+        dates: &[usize],
+    ) -> Result<Vec<Token>, MasterError> {
+        let c = self.client.as_ref();
+        let (id, workflow) = (bf.id.clone(), bf.workflow.clone());
+        let why_not = |why: String| {
+            tracing::error!(backfill = %id, workflow = %workflow, error = %why, "backfill dates cannot start");
+            metrics::counter!(crate::metrics::BACKFILL_RUNS, "state" => "not_started")
+                .increment(dates.len() as u64);
+            why
+        };
+        let w = match WorkflowName::parse(&bf.workflow) {
+            Ok(w) => w,
+            Err(e) => {
+                let why = why_not(e.to_string());
+                dates.iter().for_each(|&d| bf.not_started(d, why.clone()));
+                return Ok(Vec::new());
+            }
+        };
+        let def = match definition::read(c, &w).await? {
+            Some(def) if definition::retired(c, &w).await?.is_none() => def,
+            _ => {
+                let why = why_not(format!("workflow {w} is not defined in the master"));
+                dates.iter().for_each(|&d| bf.not_started(d, why.clone()));
+                return Ok(Vec::new());
+            }
+        };
+        let graph = def.graph();
+        let every = bf
+            .every
+            .as_deref()
+            .and_then(|e| schedule_of(&def, Some(e), ts(bf.from)).ok());
+        let mut tokens = Vec::new();
+        for &d in dates {
+            let at = ts(bf.times[d]);
+            match RunInfo::new(&def, RunKind::Backfill, at, &bf.params) {
+                Ok(mut run) => {
+                    run.backfill = Some(bf.id.clone());
+                    if let Some(start) = every.as_ref().and_then(|s| s.previous_before(at)) {
+                        run.interval_start = start.as_second();
+                    }
+                    let i = new_instance_id();
+                    tokens.extend(run_tokens(&w, &i, &graph, &run));
+                    bf.started(d, i.as_str());
+                }
+                Err(e) => bf.not_started(d, why_not(format!("workflow {w}: {e}"))),
+            }
+        }
+        Ok(tokens)
+    }
+}
+
+fn ts(secs: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(secs).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
