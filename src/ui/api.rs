@@ -38,6 +38,7 @@ pub fn router(ui: Ui) -> Router {
             get(log),
         )
         .route("/api/v1/schedules", get(schedules))
+        .route("/api/v1/backfills", get(backfills))
         .route("/api/v1/status", get(status))
         .with_state(ui)
 }
@@ -181,6 +182,20 @@ async fn log(
 )]
 async fn schedules(State(ui): State<Ui>) -> Result<Json<Vec<ScheduleRow>>, UiError> {
     Ok(Json(ui.data.schedules().await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/backfills",
+    responses(
+        (status = 200, description = "every backfill, newest first, with the count of its dates in each state", body = Vec<BackfillRow>),
+        Errors,
+    ),
+    tag = "ui"
+)]
+async fn backfills(State(ui): State<Ui>) -> Result<Json<Vec<BackfillRow>>, UiError> {
+    let all = ui.data.backfills().await?;
+    Ok(Json(all.iter().map(BackfillRow::new).collect()))
 }
 
 /// The status label: `exiting`, `aborting`, `draining`, `master unreachable at ...`, or empty.

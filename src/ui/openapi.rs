@@ -39,6 +39,7 @@ pub enum Errors {
         super::api::executions,
         super::api::log,
         super::api::schedules,
+        super::api::backfills,
         super::api::status,
         super::actions::json_command,
     ),

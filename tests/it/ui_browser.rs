@@ -654,6 +654,28 @@ async fn every_page_passes_axe_in_light_and_dark_and_the_lists_fit_a_phone() {
         instance_is(&root, w, &i, |s| s == "FAILURE").await
     })
     .await;
+    // A backfill of three dates (its runs fail, as the workflow does).
+    let out = pinball_out(
+        &[
+            "backfill",
+            "-w",
+            w,
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-03-03",
+            "--every",
+            "1D",
+        ],
+        dir.path(),
+    )
+    .await;
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let backfill = said
+        .strip_prefix("backfill ")
+        .and_then(|r| r.split_once(':'))
+        .map(|(id, _)| id.to_owned())
+        .unwrap_or_else(|| panic!("{said}{}", String::from_utf8_lossy(&out.stderr)));
     let q = format!("workflow={w}&instance={i}&job=transform");
     let pages = [
         ("workflows", "/workflows/".to_string(), true),
@@ -684,6 +706,8 @@ async fn every_page_passes_axe_in_light_and_dark_and_the_lists_fit_a_phone() {
             false,
         ),
         ("audit", "/audit/".to_string(), true),
+        ("backfills", "/backfills/".to_string(), true),
+        ("backfill", format!("/backfill/?id={backfill}"), true),
         ("search", "/search/?q=etl".to_string(), true),
         ("not-found", "/nothing/here".to_string(), false),
     ];

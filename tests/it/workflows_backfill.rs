@@ -13,12 +13,12 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A job that records its start and end in `dir/runs.log`, sleeps `sleep` seconds, and fails
-/// when `dir/fail-<its logical date>` exists.
+/// A job that records its start and end in `dir/runs.log`, sleeps `sleep` seconds (and on
+/// while `dir/hold` exists), and fails when `dir/fail-<its logical date>` exists.
 fn recording_job(dir: &Path, sleep: &str) -> String {
     let d = dir.display();
     format!(
-        "read up _ < /proc/uptime; echo start $PINBALL_LOGICAL_DATE $PINBALL_LOGICAL_TIME $up >> {d}/runs.log; sleep {sleep}; read up _ < /proc/uptime; echo end $PINBALL_LOGICAL_DATE $PINBALL_LOGICAL_TIME $up >> {d}/runs.log; test ! -e {d}/fail-$PINBALL_LOGICAL_DATE"
+        "read up _ < /proc/uptime; echo start $PINBALL_LOGICAL_DATE $PINBALL_LOGICAL_TIME $up >> {d}/runs.log; sleep {sleep}; while test -e {d}/hold; do sleep 0.1; done; read up _ < /proc/uptime; echo end $PINBALL_LOGICAL_DATE $PINBALL_LOGICAL_TIME $up >> {d}/runs.log; test ! -e {d}/fail-$PINBALL_LOGICAL_DATE"
     )
 }
 
@@ -26,9 +26,14 @@ struct Site {
     dir: tempfile::TempDir,
     cfg: PathBuf,
     port: u16,
+    ui: u16,
+    /// The scheduler's `/metrics`.
+    metrics: u16,
     master: tokio::process::Child,
     scheduler: tokio::process::Child,
     _workers: tokio::process::Child,
+    #[allow(dead_code)] // held so the UI lives as long as the site
+    ui_process: tokio::process::Child,
 }
 
 impl Site {
@@ -37,7 +42,7 @@ impl Site {
     async fn start(workers: usize, sleep: &str) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let port = free_port();
+        let (port, ui, metrics) = (free_port(), free_port(), free_port());
         let wf = d.join("wf.yaml");
         std::fs::write(
             &wf,
@@ -51,11 +56,18 @@ impl Site {
         std::fs::write(
             &cfg,
             format!(
-                "database_url: sqlite://{}\nmaster_port: {port}\nworkers: {workers}\nlocal_logs_dir_prefix: {}\nparser_params:\n  workflows_config: {}\n",
+                "database_url: sqlite://{}\nmaster_port: {port}\nui_port: {ui}\nworkers: {workers}\nlocal_logs_dir_prefix: {}\nparser_params:\n  workflows_config: {}\n",
                 d.join("pinball.db").display(),
                 d.join("logs").display(),
                 wf.display()
             ),
+        )
+        .unwrap();
+        let base = std::fs::read_to_string(&cfg).unwrap();
+        let scheduler_cfg = d.join("scheduler.yaml");
+        std::fs::write(
+            &scheduler_cfg,
+            format!("{base}metrics_bind: 127.0.0.1:{metrics}\n"),
         )
         .unwrap();
         let c = cfg.to_str().unwrap();
@@ -64,13 +76,20 @@ impl Site {
             is_ready(port)
         })
         .await;
+        let _ui = spawn_pinball(&["-c", c, "-m", "ui"], d);
         let site = Site {
-            scheduler: spawn_pinball(&["-c", c, "-m", "scheduler"], d),
+            scheduler: spawn_pinball(
+                &["-c", scheduler_cfg.to_str().unwrap(), "-m", "scheduler"],
+                d,
+            ),
+            ui_process: _ui,
             _workers: spawn_pinball(&["-c", c, "-m", "workers"], d),
             master,
             dir,
             cfg,
             port,
+            ui,
+            metrics,
         };
         let o = site.run(&["import", "-f"]).await;
         assert!(o.status.success(), "{}", text(&o.stderr));
@@ -141,8 +160,19 @@ impl Site {
     async fn restart_scheduler(&mut self) {
         self.scheduler.start_kill().unwrap();
         self.scheduler.wait().await.unwrap();
-        let c = self.cfg.to_str().unwrap().to_owned();
-        self.scheduler = spawn_pinball(&["-c", &c, "-m", "scheduler"], self.dir.path());
+        let c = self.d().join("scheduler.yaml");
+        self.scheduler = spawn_pinball(
+            &["-c", c.to_str().unwrap(), "-m", "scheduler"],
+            self.dir.path(),
+        );
+    }
+
+    async fn get(&self, port: u16, path: &str) -> String {
+        let r = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.text().await.unwrap()
     }
 
     /// What the jobs recorded: per date, its starts and ends (uptime seconds) and logical times.
@@ -286,6 +316,42 @@ async fn a_backfill_runs_each_date_once_within_its_limit_in_order_across_a_dst_c
     let order: Vec<String> = by_id.into_iter().map(|(_, d)| d).collect();
     assert_eq!(order, march(22..=31), "started oldest first");
 
+    // The scheduler counts the runs by state; the UI lists the backfill and its dates.
+    let metrics = site.get(site.metrics, "/metrics").await;
+    for line in [
+        "pinball_backfill_runs_total{state=\"started\"} 10",
+        "pinball_backfill_runs_total{state=\"succeeded\"} 8",
+        "pinball_backfill_runs_total{state=\"failed\"} 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    wait_until(Duration::from_secs(30), "the UI serves", || {
+        is_ready(site.ui)
+    })
+    .await;
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&site.get(site.ui, "/api/v1/backfills").await).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    for (key, value) in [
+        ("id", serde_json::json!(id)),
+        ("workflow", "daily".into()),
+        ("state", "done".into()),
+        ("pending", 0.into()),
+        ("running", 0.into()),
+        ("done", 8.into()),
+        ("failed", 2.into()),
+        ("skipped", 0.into()),
+    ] {
+        assert_eq!(rows[0][key], value, "{key} in {}", rows[0]);
+    }
+    let page = site.get(site.ui, "/backfills/").await;
+    assert!(page.contains(&format!("/backfill/?id={id}")) && page.contains("lower priority"));
+    let page = site.get(site.ui, &format!("/backfill/?id={id}")).await;
+    assert!(
+        page.contains("<td>2026-03-24T00:30:00+01:00</td>\n  <td>failed</td>"),
+        "{page}"
+    );
+
     // The same backfill again starts nothing: every date has a run.
     let again = site
         .backfill(&["--from", "2026-03-22", "--to", "2026-03-31"], 0)
@@ -382,7 +448,9 @@ async fn a_backfill_survives_its_master_and_scheduler_killed_and_cancel_leaves_n
     );
     assert!(r.most_at_once() <= 2, "the limit held across the restarts");
 
-    // Cancel mid-way: the two running runs are aborted, nothing else starts.
+    // Cancel mid-way: the two running runs (held until then) are aborted, nothing else starts.
+    std::fs::write(site.d().join("runs.log"), "").unwrap();
+    std::fs::write(site.d().join("hold"), "").unwrap();
     let long = site
         .backfill(
             &[
@@ -398,11 +466,26 @@ async fn a_backfill_survives_its_master_and_scheduler_killed_and_cancel_leaves_n
             6,
         )
         .await;
-    std::fs::write(site.d().join("runs.log"), "").unwrap();
     wait_until(Duration::from_secs(60), "two runs started", || async {
         site.runs().starts.len() == 2
     })
     .await;
+    // Backfill jobs stand below every job the workflow's own runs have.
+    let master = pinball::master::HttpMasterClient::new(
+        "127.0.0.1",
+        site.port,
+        pinball::master::client::RetryPolicy::default(),
+    );
+    let jobs = pinball::master::MasterClient::query_prefix(&master, "/workflow/daily/")
+        .await
+        .unwrap();
+    assert!(
+        !jobs.is_empty()
+            && jobs
+                .iter()
+                .all(|t| !t.name.contains("/job/") || t.priority < -999_000.0),
+        "{jobs:?}"
+    );
     let out = site.ok(&["backfill", "cancel", &long]).await;
     assert_eq!(
         out,

@@ -165,6 +165,20 @@ impl DataLayer {
         Ok(out)
     }
 
+    /// Every backfill, newest first (its token, without the end marks of its runs).
+    pub async fn backfills(
+        &self,
+    ) -> Result<Vec<crate::workflow::backfill::Backfill>, StorageError> {
+        let tokens = self.tokens(name::BACKFILL_PREFIX, false).await?;
+        let mut all: Vec<crate::workflow::backfill::Backfill> = tokens
+            .iter()
+            .filter(|(t, _)| name::backfill_of(&t.name).is_some_and(|(_, mark)| !mark))
+            .filter_map(|(t, _)| crate::workflow::backfill::Backfill::from_token(t))
+            .collect();
+        all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        Ok(all)
+    }
+
     /// One instance, live or archived; `None` when it has no job tokens.
     pub async fn instance(
         &self,

@@ -256,3 +256,45 @@ pub(super) fn execution_rows(jt: &JobToken) -> Vec<ExecutionRow> {
         })
         .collect()
 }
+
+/// A backfill in the read API (CONTRACT §4.3): its state and how many dates are in each.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct BackfillRow {
+    pub id: String,
+    pub workflow: String,
+    /// `running`, `paused`, `cancelled` or `done`.
+    pub state: String,
+    /// The range's first and last time, seconds since the epoch.
+    pub from: i64,
+    pub to: i64,
+    pub pending: usize,
+    pub running: usize,
+    pub done: usize,
+    pub failed: usize,
+    /// Skipped (a run exists, succeeded, or is in progress) and cancelled dates.
+    pub skipped: usize,
+    pub max_active: u32,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+impl BackfillRow {
+    pub fn new(b: &crate::workflow::backfill::Backfill) -> BackfillRow {
+        let c = b.counts();
+        BackfillRow {
+            id: b.id.clone(),
+            workflow: b.workflow.clone(),
+            state: b.state.as_str().to_owned(),
+            from: b.from,
+            to: b.to,
+            pending: c.pending,
+            running: c.running,
+            done: c.done,
+            failed: c.failed,
+            skipped: c.skipped + c.cancelled,
+            max_active: b.max_active,
+            created_by: b.created_by.clone(),
+            created_at: b.created_at,
+        }
+    }
+}

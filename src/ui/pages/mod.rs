@@ -4,6 +4,7 @@
 //! timeline); the templates only lay them out. Handlers return `Result<Html, PageError>`.
 
 mod audit;
+mod backfills;
 mod executions;
 mod file;
 mod grid;
@@ -43,6 +44,8 @@ pub fn router(ui: Ui) -> Router {
         .route("/token_paths/", get(tokens::token_paths))
         .route("/token/", get(tokens::token))
         .route("/audit/", get(audit::show))
+        .route("/backfills/", get(backfills::list))
+        .route("/backfill/", get(backfills::show))
         .route("/search/", get(search::show))
         .fallback(not_found)
         .with_state(ui)
