@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::master::MasterClient;
 use crate::ops::Ops;
 use crate::ops::backfill::{Backfill, BackfillSpec, Control, Reprocess, zoned_text};
-use crate::token::name::WorkflowName;
+use crate::token::name::{InstanceId, WorkflowName};
 
 /// `pinball backfill -w WF --from T1 --to T2 [...]`, or `pinball backfill list|show|pause|resume|cancel`.
 #[derive(Debug, clap::Args)]
@@ -70,7 +70,11 @@ pub async fn run(
     let actor = super::os_user();
     let done = match &args.command {
         Some(BackfillCommand::List) => return Ok(list(&ops.backfills().await?)),
-        Some(BackfillCommand::Show { id }) => return Ok(show(&ops.backfill_of(id).await?.1)),
+        Some(BackfillCommand::Show { id }) => {
+            let b = ops.backfill_of(id).await?.1;
+            let runs = ops.backfill_runs(&b).await?;
+            return Ok(show(&b, &runs));
+        }
         Some(BackfillCommand::Pause { id }) => {
             ops.control_backfill(id, Control::Pause, &actor).await?
         }
@@ -148,7 +152,7 @@ fn list(all: &[Backfill]) -> String {
 }
 
 /// `backfill show ID`: the backfill, then a line per date.
-fn show(b: &Backfill) -> String {
+fn show(b: &Backfill, runs: &std::collections::BTreeMap<i64, InstanceId>) -> String {
     let c = b.counts();
     let mut out = format!(
         "backfill {} of workflow {}: {} (max {} at once, reprocess {}, by {}); pending {} running {} done {} failed {} skipped {}\n",
@@ -173,8 +177,7 @@ fn show(b: &Backfill) -> String {
     for (i, t) in b.times.iter().enumerate() {
         let state = b.state_of(i);
         let run = b
-            .runs
-            .get(&i)
+            .run_of(i, runs)
             .map(|r| format!(" instance {r}"))
             .unwrap_or_default();
         out.push_str(&format!(

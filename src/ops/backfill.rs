@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::audit::{Target, record};
 use super::{Done, Ops, OpsError};
-use crate::token::name::{self, BACKFILL_PREFIX, Level, WorkflowName};
+use crate::token::name::{self, BACKFILL_PREFIX, InstanceId, Level, WorkflowName};
 use crate::token::{MasterError, ModifyRequest, Token};
 pub use crate::workflow::backfill::{Backfill, BackfillState, DateState, Reprocess};
 use crate::workflow::backfill::{Decision, ExistingRun, decide, fire_times, schedule_of};
@@ -33,7 +33,6 @@ pub struct BackfillSpec {
 
 /// The most runs of a workflow a plan reads to see which dates have runs.
 const MAX_RUNS_READ: u64 = 200_000;
-const PAGE: u32 = 1000;
 
 /// A planned backfill: the token to write and each date's decision.
 pub struct Planned {
@@ -136,7 +135,6 @@ impl Ops<'_> {
             states: Backfill::letters(&decisions),
             times,
             running: BTreeMap::new(),
-            runs: BTreeMap::new(),
             created_by: actor.to_owned(),
             created_at: now,
             error: None,
@@ -176,34 +174,34 @@ impl Ops<'_> {
         Ok(())
     }
 
-    /// Every run of `w` the database holds (live and archived), with its logical time.
-    async fn runs_of(&self, w: &WorkflowName) -> Result<Vec<ExistingRun>, OpsError> {
-        let read = super::read::DataLayer::new(
+    /// The read model of the configured database.
+    fn read_model(&self) -> Result<super::read::DataLayer, OpsError> {
+        Ok(super::read::DataLayer::new(
             self.store()?,
             self.settings.master_name.clone(),
             self.settings.default_max_running,
-        );
-        let mut runs = Vec::new();
-        let mut offset = 0u64;
-        while offset < MAX_RUNS_READ {
-            let Some(page) = read.instances(w, offset, PAGE).await? else {
-                break;
-            };
-            let finished_rows = page.rows.iter().filter(|r| is_finished(r.status)).count();
-            runs.extend(page.rows.iter().filter_map(|r| {
+        ))
+    }
+
+    /// Every run of `w` the database holds (live and archived), with its logical time.
+    async fn runs_of(&self, w: &WorkflowName) -> Result<Vec<ExistingRun>, OpsError> {
+        let rows = self.read_model()?.all_runs(w, MAX_RUNS_READ).await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
                 Some(ExistingRun {
                     logical_time: r.logical_time?,
                     created: r.instance.as_str().parse().unwrap_or(0),
                     finished: is_finished(r.status),
                     succeeded: r.status == Status::SUCCESS,
                 })
-            }));
-            if finished_rows < PAGE as usize {
-                break;
-            }
-            offset += PAGE as u64;
-        }
-        Ok(runs)
+            })
+            .collect())
+    }
+
+    /// The runs of backfill `b`, by logical time.
+    pub async fn backfill_runs(&self, b: &Backfill) -> Result<BTreeMap<i64, InstanceId>, OpsError> {
+        Ok(self.read_model()?.backfill_runs(b).await?)
     }
 
     /// Writes a planned backfill: the scheduler starts its first dates at once.

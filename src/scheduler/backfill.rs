@@ -28,7 +28,8 @@ pub struct Backfiller {
     pub poll: Duration,
 }
 
-const CLAIM_LEASE_SEC: u64 = 60;
+/// A claim's lease: how long a scheduler that died holding marks delays their backfill.
+const CLAIM_LEASE_SEC: u64 = 15;
 /// A backfill with runs in progress or dates to start is looked at again after this even
 /// without a mark (a start that found the definition gone, say).
 const REST_SEC: i64 = 3600;
@@ -41,7 +42,15 @@ const TRIES: usize = 8;
 impl Backfiller {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(owner = %self.name, "backfill loop started");
+        // Backfills whose advance failed (the master away, say), with the marks this loop
+        // holds for them: tried again each second rather than after the claims' leases.
+        let mut again: BTreeMap<String, Vec<Token>> = BTreeMap::new();
         while !*shutdown.borrow() {
+            let wait = if again.is_empty() {
+                self.poll
+            } else {
+                Duration::from_secs(1)
+            };
             let req = QueryAndOwnRequest {
                 lease_sec: Some(CLAIM_LEASE_SEC),
                 ..QueryAndOwnRequest::new(
@@ -49,7 +58,7 @@ impl Backfiller {
                     0,
                     BACKFILL_PREFIX,
                     Some(256),
-                    Some(self.poll.as_millis() as u64),
+                    Some(wait.as_millis() as u64),
                 )
             };
             let claimed = tokio::select! {
@@ -61,23 +70,31 @@ impl Backfiller {
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming backfills failed");
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
+                    Vec::new()
                 }
             };
-            // Every backfill with something claimed, with the marks claimed for it.
-            let mut due: BTreeMap<String, Vec<Token>> = BTreeMap::new();
+            // Every backfill with something claimed (or held), with its marks.
+            let mut due = std::mem::take(&mut again);
             for t in tokens {
                 if let Some((id, is_mark)) = name::backfill_of(&t.name) {
                     let marks = due.entry(id.to_owned()).or_default();
                     if is_mark {
+                        marks.retain(|m| m.name != t.name);
                         marks.push(t);
                     }
                 }
             }
             for (id, marks) in due {
-                if let Err(e) = self.advance(&id, &marks).await {
-                    // The claims' leases end within a minute and the tokens are claimed again.
-                    tracing::warn!(backfill = %id, error = %e, "advancing a backfill failed; it is tried again");
+                match self.advance(&id, &marks).await {
+                    Ok(()) => {}
+                    // A mark went meanwhile: the backfill is claimed again when its lease ends.
+                    Err(e @ MasterError::NotFound(_)) => {
+                        tracing::warn!(backfill = %id, error = %e, "advancing a backfill failed; it is claimed again later");
+                    }
+                    Err(e) => {
+                        tracing::warn!(backfill = %id, error = %e, "advancing a backfill failed; it is tried again");
+                        again.insert(id, marks);
+                    }
                 }
             }
         }

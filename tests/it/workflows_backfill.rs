@@ -282,6 +282,11 @@ async fn a_backfill_runs_each_date_once_within_its_limit_in_order_across_a_dst_c
         .await;
     let shown = site.wait_state(&id, "done", 120).await;
     assert!(shown.contains("done 8 failed 2 skipped 0"), "{shown}");
+    assert_eq!(
+        shown.lines().filter(|l| l.contains(" instance ")).count(),
+        10,
+        "each date names its run: {shown}"
+    );
     let r = site.runs();
     assert_eq!(r.dates(), march(22..=31), "every date ran");
     assert!(r.started_more_than_once().is_empty(), "each date once");
@@ -350,6 +355,11 @@ async fn a_backfill_runs_each_date_once_within_its_limit_in_order_across_a_dst_c
     assert!(
         page.contains("<td>2026-03-24T00:30:00+01:00</td>\n  <td>failed</td>"),
         "{page}"
+    );
+    assert_eq!(
+        page.matches("/jobs/?workflow=daily&instance=").count(),
+        10,
+        "each date links its run: {page}"
     );
 
     // The same backfill again starts nothing: every date has a run.

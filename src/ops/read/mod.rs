@@ -165,6 +165,55 @@ impl DataLayer {
         Ok(out)
     }
 
+    /// Every run of `w` (live ones first, then finished ones, each newest first), at most
+    /// `max`, read a thousand at a time.
+    pub async fn all_runs(
+        &self,
+        w: &WorkflowName,
+        max: u64,
+    ) -> Result<Vec<InstanceRow>, StorageError> {
+        const PAGE: u32 = 1000;
+        let mut runs = Vec::new();
+        let mut offset = 0u64;
+        while offset < max {
+            let Some(page) = self.instances(w, offset, PAGE).await? else {
+                break;
+            };
+            let total = page.total;
+            runs.extend(page.rows);
+            // The first page holds the live runs and the newest finished ones; later pages
+            // only finished ones.
+            offset += u64::from(PAGE);
+            if offset >= total {
+                break;
+            }
+        }
+        Ok(runs)
+    }
+
+    /// The runs of backfill `b`, by logical time (the newest of a date, when it ran twice).
+    pub async fn backfill_runs(
+        &self,
+        b: &crate::workflow::backfill::Backfill,
+    ) -> Result<BTreeMap<i64, InstanceId>, StorageError> {
+        let Ok(w) = WorkflowName::parse(&b.workflow) else {
+            return Ok(BTreeMap::new());
+        };
+        let mut by_time = BTreeMap::new();
+        for r in self.all_runs(&w, 200_000).await? {
+            if r.backfill.as_deref() == Some(b.id.as_str())
+                && let Some(t) = r.logical_time
+            {
+                let id = |i: &InstanceId| i.as_str().parse::<u64>().unwrap_or(0);
+                let newer = by_time.get(&t).is_none_or(|i| id(i) < id(&r.instance));
+                if newer {
+                    by_time.insert(t, r.instance);
+                }
+            }
+        }
+        Ok(by_time)
+    }
+
     /// Every backfill, newest first (its token, without the end marks of its runs).
     pub async fn backfills(
         &self,

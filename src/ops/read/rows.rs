@@ -41,6 +41,9 @@ pub struct InstanceRow {
     /// The logical time's date in the schedule's time zone, `YYYY-MM-DD`.
     pub logical_date: Option<String>,
     pub params: BTreeMap<String, String>,
+    /// The backfill the run is a date of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<String>,
 }
 
 impl InstanceRow {
@@ -54,6 +57,7 @@ impl InstanceRow {
             logical_time: run.map(|r| r.logical_time),
             logical_date: run.map(RunInfo::logical_date),
             params: run.map(|r| r.params.clone()).unwrap_or_default(),
+            backfill: run.and_then(|r| r.backfill.clone()),
         }
     }
 }

@@ -94,6 +94,7 @@ pub(super) async fn show(
         .into_iter()
         .find(|b| b.id == p.id)
         .ok_or_else(|| PageError(UiError::NotFound(format!("backfill {} not found", p.id))))?;
+    let runs = ui.data.backfill_runs(&b).await.map_err(PageError::from)?;
     let total = b.times.len();
     let offset = p.offset.min(total);
     let dates = (offset..total.min(offset + DATES_PAGE))
@@ -103,7 +104,7 @@ pub(super) async fn show(
                 time: zoned_text(b.times[i], b.timezone.as_deref()),
                 state: state.word(),
                 why: state.why(),
-                instance: b.runs.get(&i).cloned().unwrap_or_default(),
+                instance: b.run_of(i, &runs).unwrap_or_default().to_owned(),
             }
         })
         .collect();

@@ -8,6 +8,7 @@
 //! scheduler's (`scheduler::backfill`) and the operator's (`ops::backfill`).
 
 mod plan;
+mod spans;
 
 use std::collections::BTreeMap;
 
@@ -168,15 +169,15 @@ pub struct Backfill {
     /// The time zone its dates are written in (the schedule's; UTC without one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
-    /// The fire times, in the order they run (`--order`).
+    /// The fire times, in the order they run (`--order`); stored as spans of equal steps, so
+    /// the token stays small however many dates it has.
+    #[serde(with = "spans")]
     pub times: Vec<i64>,
-    /// One letter per time ([`DateState`]).
+    /// One letter per time ([`DateState`]); stored as runs of a letter.
+    #[serde(with = "spans::letters")]
     pub states: String,
     /// The runs in progress: instance id -> index into `times`.
     pub running: BTreeMap<String, usize>,
-    /// Each started date's newest run, by index: the backfills page links to it.
-    #[serde(default)]
-    pub runs: BTreeMap<usize, String>,
     pub created_by: String,
     pub created_at: i64,
     /// Why the last start failed, if it did (the definition went away, a param no longer
@@ -241,7 +242,20 @@ impl Backfill {
 
     pub fn started(&mut self, index: usize, instance: &str) {
         self.running.insert(instance.to_owned(), index);
-        self.runs.insert(index, instance.to_owned());
+    }
+
+    /// Date `index`'s run: the one in progress, else the newest of `finished` (the workflow's
+    /// runs of this backfill by logical time, from the read model).
+    pub fn run_of<'a>(
+        &'a self,
+        index: usize,
+        finished: &'a BTreeMap<i64, crate::token::name::InstanceId>,
+    ) -> Option<&'a str> {
+        self.running
+            .iter()
+            .find(|(_, i)| **i == index)
+            .map(|(r, _)| r.as_str())
+            .or_else(|| finished.get(self.times.get(index)?).map(|i| i.as_str()))
     }
 
     /// A date that could not start: failed, with why.

@@ -101,7 +101,6 @@ fn backfill(n: usize, max_active: u32) -> Backfill {
         times: (0..n as i64).collect(),
         states: "p".repeat(n),
         running: BTreeMap::new(),
-        runs: BTreeMap::new(),
         created_by: "t".into(),
         created_at: 0,
         error: None,
@@ -167,4 +166,23 @@ fn names_say_which_backfill_and_whether_a_mark() {
     assert_eq!(name::backfill_of("/backfill/12/end/34"), Some(("12", true)));
     assert_eq!(name::backfill_of("/backfill/12/x"), None);
     assert_eq!(name::backfill_of("/schedule/x"), None);
+}
+
+#[test]
+fn the_times_are_stored_as_spans_and_read_back_whole() {
+    let mut b = backfill(0, 1);
+    // Hourly, then a DST-like jump, then irregular, then backward.
+    b.times = (0..1000).map(|k| 3600 * k).collect();
+    b.times
+        .extend([3_600_000 + 7200, 3_600_000 + 10800, 5, 4, 3]);
+    b.states = "p".repeat(b.times.len());
+    b.states.replace_range(3..5, "dd");
+    let data = b.to_data();
+    assert!(data.contains(r#""states":"3p2d1000p""#), "{data}");
+    assert!(data.len() < 400, "{} bytes: {data}", data.len());
+    assert_eq!(Backfill::from_token(&b.new_token()).unwrap(), b);
+    let huge = data.replace("[[0,3600,1000]", "[[0,3600,10001]");
+    assert!(serde_json::from_str::<Backfill>(&huge).is_err());
+    let huge = data.replace("1000p", "10001p");
+    assert!(serde_json::from_str::<Backfill>(&huge).is_err());
 }
