@@ -195,12 +195,17 @@ async fn main() {
             break;
         }
         if last_report.elapsed() > Duration::from_secs(5) {
-            let done = b["states"]
-                .as_str()
-                .unwrap()
-                .bytes()
-                .filter(|c| *c == b'd')
-                .count();
+            // The states are runs of a letter: "998d2r".
+            let (mut done, mut n) = (0, 0);
+            for c in b["states"].as_str().unwrap().chars() {
+                match c.to_digit(10) {
+                    Some(d) => n = n * 10 + d as usize,
+                    None => {
+                        done += if c == 'd' { n } else { 0 };
+                        n = 0;
+                    }
+                }
+            }
             eprintln!(
                 "  {done} of {DATES} dates done after {:.0} s",
                 started.elapsed().as_secs_f64()

@@ -347,8 +347,12 @@ pub trait Archive: Send + Sync + 'static {
         removed: &[String],
         done_seq: i64,
     ) -> Result<(), StorageError>;
-    /// Each workflow's latest summary (greatest `sort_time`).
-    async fn latest_summaries(&self, master: &str) -> Result<Vec<InstanceSummary>, StorageError>;
+    /// Each workflow's `per_workflow` latest summaries (greatest `sort_time` first).
+    async fn latest_summaries(
+        &self,
+        master: &str,
+        per_workflow: u32,
+    ) -> Result<Vec<InstanceSummary>, StorageError>;
     /// One page of a workflow's summaries, newest instance first, and how many there are.
     async fn summaries(
         &self,

@@ -349,6 +349,22 @@ async fn a_backfill_runs_each_date_once_within_its_limit_in_order_across_a_dst_c
     ] {
         assert_eq!(rows[0][key], value, "{key} in {}", rows[0]);
     }
+    // The workflows page marks the last 10 runs with their logical dates, oldest first.
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&site.get(site.ui, "/api/v1/workflows").await).unwrap();
+    let recent: Vec<&str> = rows[0]["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["logical_date"].as_str().unwrap())
+        .collect();
+    assert_eq!(recent, march(22..=31), "{}", rows[0]);
+    let page = site.get(site.ui, "/workflows/").await;
+    assert!(
+        page.contains(r#"title="run for 2026-03-24 (backfill): FAILURE""#)
+            && page.contains(">03-31</a>"),
+        "{page}"
+    );
     let page = site.get(site.ui, "/backfills/").await;
     assert!(page.contains(&format!("/backfill/?id={id}")) && page.contains("lower priority"));
     let page = site.get(site.ui, &format!("/backfill/?id={id}")).await;

@@ -7,6 +7,9 @@
 mod jobs;
 pub mod logs;
 mod rows;
+mod runs;
+
+use runs::LiveStatus;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -109,8 +112,9 @@ impl DataLayer {
     /// 40 jobs each were 80,000 JSON documents per page).
     async fn live_statuses(
         &self,
-    ) -> Result<BTreeMap<(WorkflowName, InstanceId), InstanceStatus>, StorageError> {
+    ) -> Result<BTreeMap<(WorkflowName, InstanceId), LiveStatus>, StorageError> {
         let mut archiving: BTreeMap<(WorkflowName, InstanceId), bool> = BTreeMap::new();
+        let mut a_job: BTreeMap<(WorkflowName, InstanceId), String> = BTreeMap::new();
         for n in self
             .store
             .names(&self.master, Table::Active, name::WORKFLOW_PREFIX)
@@ -120,7 +124,9 @@ impl DataLayer {
                 Some(Name::Job {
                     workflow, instance, ..
                 }) => {
-                    archiving.entry((workflow, instance)).or_default();
+                    let key = (workflow, instance);
+                    archiving.entry(key.clone()).or_default();
+                    a_job.entry(key).or_insert(n);
                 }
                 Some(Name::Signal {
                     level: Level::Instance(w, i),
@@ -144,7 +150,7 @@ impl DataLayer {
             .collect();
         let mut out = BTreeMap::new();
         for (key, _) in archiving {
-            let status = if read_whole.contains(&key) {
+            let (status, run) = if read_whole.contains(&key) {
                 let mut inst = Instance::default();
                 for (t, _) in self
                     .tokens(&name::instance_prefix(&key.0, &key.1), false)
@@ -152,80 +158,19 @@ impl DataLayer {
                 {
                     inst.add(t, false);
                 }
-                inst.status()
+                (inst.status(), run_of(&inst).cloned())
             } else {
-                InstanceStatus {
+                let status = InstanceStatus {
                     status: crate::workflow::status::Status::RUNNING,
                     start_time: None,
                     end_time: None,
-                }
+                };
+                (status, None)
             };
-            out.insert(key, status);
+            let a_job = a_job.remove(&key);
+            out.insert(key, LiveStatus { status, run, a_job });
         }
         Ok(out)
-    }
-
-    /// Every run of `w` (live ones first, then finished ones, each newest first), at most
-    /// `max`, read a thousand at a time.
-    pub async fn all_runs(
-        &self,
-        w: &WorkflowName,
-        max: u64,
-    ) -> Result<Vec<InstanceRow>, StorageError> {
-        const PAGE: u32 = 1000;
-        let mut runs = Vec::new();
-        let mut offset = 0u64;
-        while offset < max {
-            let Some(page) = self.instances(w, offset, PAGE).await? else {
-                break;
-            };
-            let total = page.total;
-            runs.extend(page.rows);
-            // The first page holds the live runs and the newest finished ones; later pages
-            // only finished ones.
-            offset += u64::from(PAGE);
-            if offset >= total {
-                break;
-            }
-        }
-        Ok(runs)
-    }
-
-    /// The runs of backfill `b`, by logical time (the newest of a date, when it ran twice).
-    pub async fn backfill_runs(
-        &self,
-        b: &crate::workflow::backfill::Backfill,
-    ) -> Result<BTreeMap<i64, InstanceId>, StorageError> {
-        let Ok(w) = WorkflowName::parse(&b.workflow) else {
-            return Ok(BTreeMap::new());
-        };
-        let mut by_time = BTreeMap::new();
-        for r in self.all_runs(&w, 200_000).await? {
-            if r.backfill.as_deref() == Some(b.id.as_str())
-                && let Some(t) = r.logical_time
-            {
-                let id = |i: &InstanceId| i.as_str().parse::<u64>().unwrap_or(0);
-                let newer = by_time.get(&t).is_none_or(|i| id(i) < id(&r.instance));
-                if newer {
-                    by_time.insert(t, r.instance);
-                }
-            }
-        }
-        Ok(by_time)
-    }
-
-    /// Every backfill, newest first (its token, without the end marks of its runs).
-    pub async fn backfills(
-        &self,
-    ) -> Result<Vec<crate::workflow::backfill::Backfill>, StorageError> {
-        let tokens = self.tokens(name::BACKFILL_PREFIX, false).await?;
-        let mut all: Vec<crate::workflow::backfill::Backfill> = tokens
-            .iter()
-            .filter(|(t, _)| name::backfill_of(&t.name).is_some_and(|(_, mark)| !mark))
-            .filter_map(|(t, _)| crate::workflow::backfill::Backfill::from_token(t))
-            .collect();
-        all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        Ok(all)
     }
 
     /// One instance, live or archived; `None` when it has no job tokens.
@@ -279,7 +224,10 @@ impl DataLayer {
         let live = self.live_statuses().await?;
         // As in `instances_and_recent`: what was archived during the live read.
         self.summaries.catch_up().await?;
-        let latest = self.store.latest_summaries(&self.master).await?;
+        let latest = self
+            .store
+            .latest_summaries(&self.master, runs::RECENT as u32)
+            .await?;
         let defs = self.definitions().await?;
         let schedules: BTreeMap<WorkflowName, i64> = self
             .schedules()
@@ -292,8 +240,9 @@ impl DataLayer {
         for (w, i, s) in latest.iter().filter_map(summary_status) {
             by_workflow.entry(w).or_default().insert(i, s);
         }
-        for ((w, i), status) in live {
-            by_workflow.entry(w).or_default().insert(i, status);
+        let recent = self.recent_runs(&latest, &live).await?;
+        for ((w, i), live) in live {
+            by_workflow.entry(w).or_default().insert(i, live.status);
         }
         for w in defs.keys().chain(schedules.keys()) {
             by_workflow.entry(w.clone()).or_default();
@@ -303,6 +252,7 @@ impl DataLayer {
             .map(|(w, instances)| {
                 let instances: Vec<(InstanceId, InstanceStatus)> = instances.into_iter().collect();
                 let s = workflow_status(&instances);
+                let recent = recent.get(&w).cloned().unwrap_or_default();
                 WorkflowRow {
                     owner: defs.get(&w).and_then(owner_of),
                     next_run_time: schedules.get(&w).copied(),
@@ -312,6 +262,7 @@ impl DataLayer {
                     last_start_time: s.last_start_time,
                     last_end_time: s.last_end_time,
                     running_instances: s.running_instances,
+                    recent,
                 }
             })
             .collect())

@@ -26,6 +26,28 @@ pub struct WorkflowRow {
     /// The definition's `owner`, else the local parts of its notification emails.
     pub owner: Option<String>,
     pub next_run_time: Option<i64>,
+    /// The newest runs (at most 10), oldest first: the workflows page's marks.
+    pub recent: Vec<RecentRun>,
+}
+
+/// A recent run of a workflow: its status and the date it is for.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct RecentRun {
+    pub instance: InstanceId,
+    pub status: Status,
+    pub kind: Option<RunKind>,
+    pub logical_date: Option<String>,
+}
+
+impl RecentRun {
+    pub fn new(instance: InstanceId, status: Status, run: Option<&RunInfo>) -> RecentRun {
+        RecentRun {
+            instance,
+            status,
+            kind: run.map(|r| r.kind),
+            logical_date: run.map(RunInfo::logical_date),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]

@@ -113,7 +113,11 @@ where
         Ok(())
     }
 
-    async fn latest_summaries(&self, master: &str) -> Result<Vec<InstanceSummary>, StorageError> {
+    async fn latest_summaries(
+        &self,
+        master: &str,
+        per_workflow: u32,
+    ) -> Result<Vec<InstanceSummary>, StorageError> {
         let workflows = sqlx::query(q::SUMMARY_WORKFLOWS)
             .bind(master)
             .bind(master)
@@ -122,12 +126,13 @@ where
         let mut out = Vec::with_capacity(workflows.len());
         for w in workflows {
             let w: String = w.try_get(0)?;
-            let row = sqlx::query(q::LATEST_SUMMARY)
+            let rows = sqlx::query(q::LATEST_SUMMARY)
                 .bind(master)
                 .bind(w.as_str())
-                .fetch_optional(&self.pool)
+                .bind(i64::from(per_workflow))
+                .fetch_all(&self.pool)
                 .await?;
-            if let Some(row) = row {
+            for row in rows {
                 out.push(summary_from_row(&row)?);
             }
         }

@@ -33,7 +33,7 @@ pub const SUMMARY_WORKFLOWS: &str = "WITH RECURSIVE w(name) AS ( \
      SELECT name FROM w WHERE name IS NOT NULL";
 pub const LATEST_SUMMARY: &str = "SELECT prefix, workflow, instance, status, start_time, \
      end_time, sort_time, data FROM instance_summaries WHERE master = ? AND workflow = ? \
-     ORDER BY sort_time DESC, instance DESC LIMIT 1";
+     ORDER BY sort_time DESC, instance DESC LIMIT ?";
 pub const SUMMARY_PAGE: &str = "SELECT prefix, workflow, instance, status, start_time, \
      end_time, sort_time, data FROM instance_summaries WHERE master = ? AND workflow = ? \
      ORDER BY instance DESC LIMIT ? OFFSET ?";

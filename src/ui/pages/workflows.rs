@@ -22,6 +22,44 @@ pub struct WorkflowView {
     pub run_secs: String,
     pub running: usize,
     pub next_run: When,
+    /// The last runs, oldest first, as coloured marks.
+    pub recent: Vec<MarkView>,
+}
+
+/// A recent run's mark: its logical date (month-day) in its status's colour and icon, linking
+/// to the run.
+pub struct MarkView {
+    pub instance: String,
+    pub label: String,
+    pub title: String,
+    pub colour: &'static str,
+    pub icon: &'static str,
+}
+
+impl MarkView {
+    fn new(r: &crate::ops::read::RecentRun) -> MarkView {
+        let date = r.logical_date.clone().unwrap_or_default();
+        let kind = r
+            .kind
+            .map(|k| format!(" ({})", k.as_str()))
+            .unwrap_or_default();
+        MarkView {
+            instance: r.instance.to_string(),
+            label: date.get(5..).unwrap_or(r.instance.as_str()).to_owned(),
+            title: format!(
+                "{} {}{kind}: {}",
+                if date.is_empty() { "run" } else { "run for" },
+                if date.is_empty() {
+                    r.instance.as_str()
+                } else {
+                    &date
+                },
+                r.status.as_str()
+            ),
+            colour: r.status.colour(),
+            icon: crate::workflow::status::Look::from(r.status).icon(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -48,6 +86,7 @@ pub(super) async fn show(State(ui): State<Ui>) -> PageResult {
             run_secs: run_secs(r.last_start_time, r.last_end_time, now),
             running: r.running_instances,
             next_run: when(r.next_run_time.map(|t| t as f64), now),
+            recent: r.recent.iter().map(MarkView::new).collect(),
             workflow: r.workflow.into(),
         })
         .collect();
