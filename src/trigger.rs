@@ -16,34 +16,76 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::config::Role;
+use crate::master::server::Extra;
 use crate::master::{LocalMasterClient, Master, MasterClient};
 use crate::ops::{Action, Command, Ops, OpsError, OpsSettings};
 use crate::parser::params::ParamValue;
 use crate::token::name::{self, WorkflowName};
 use crate::token::{Conflict, MasterError, ModifyRequest};
 use crate::web::auth::Caller;
-use crate::web::error::{ApiError, ApiJson};
+use crate::web::error::{ApiError, ApiJson, ErrorBody, Errors};
 use crate::workflow::run_info::RunKind;
+use utoipa::OpenApi;
 
 /// How long an idempotency key holds its run.
 pub const KEY_SECONDS: i64 = 24 * 3600;
 /// Stale receipts deleted by one trigger at most.
 const PRUNE_AT_ONCE: usize = 100;
 
-/// The routes, for [`crate::master::server::serve_with`].
-pub fn router(settings: OpsSettings) -> Router<Master> {
-    Router::new()
-        .route("/api/v1/workflows/{wf}/runs", post(trigger))
-        .layer(Extension(Arc::new(settings)))
+/// The routes and their OpenAPI paths, for [`crate::master::server::serve_with`].
+pub fn router(settings: OpsSettings) -> Extra {
+    Extra {
+        routes: Router::new()
+            .route("/api/v1/workflows/{wf}/runs", post(trigger))
+            .layer(Extension(Arc::new(settings))),
+        openapi: TriggerApi::openapi(),
+    }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(OpenApi)]
+#[openapi(
+    paths(trigger),
+    components(schemas(TriggerBody, Started, WorkflowName))
+)]
+struct TriggerApi;
+
+/// What starts a run.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerBody {
+    /// The run's params, by name: strings, numbers or booleans, checked against the
+    /// workflow's declarations (defaults fill the rest).
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub params: BTreeMap<String, ParamValue>,
+    /// RFC 3339, or `YYYY-MM-DD` (midnight in the schedule's time zone); now when not given.
     pub logical_time: Option<String>,
+    /// 1 to 64 characters of A-Z a-z 0-9 - _: the same key within 24 h answers with the same
+    /// run and starts nothing.
     pub idempotency_key: Option<String>,
+}
+
+/// The run a trigger started (or found by its idempotency key).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Started {
+    pub workflow: String,
+    pub instance: String,
+    /// Every param's value, as text.
+    pub params: BTreeMap<String, String>,
+    /// Seconds since the epoch.
+    pub logical_time: i64,
+}
+
+/// The errors a trigger answers beyond every call's.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // documents answers; built by `ApiError`
+enum TriggerErrors {
+    /// NOT_FOUND: the workflow is not in the master, or was retired
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// VERSION_CONFLICT: the start was refused as things stand (max_running_instances)
+    #[response(status = 409)]
+    Conflict(ErrorBody),
 }
 
 fn input(m: impl Into<String>) -> ApiError {
@@ -68,6 +110,19 @@ fn fresh(data: Option<&str>, now: i64) -> Option<serde_json::Value> {
 }
 
 /// `POST /api/v1/workflows/{wf}/runs`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows/{wf}/runs",
+    params(("wf" = WorkflowName, Path, description = "the workflow")),
+    request_body = TriggerBody,
+    responses(
+        (status = 201, description = "a run was started", body = Started),
+        (status = 200, description = "the idempotency key's run, started within 24 hours; nothing started", body = Started),
+        TriggerErrors,
+        Errors,
+    ),
+    tag = "master"
+)]
 async fn trigger(
     State(master): State<Master>,
     Extension(settings): Extension<Arc<OpsSettings>>,
@@ -123,11 +178,12 @@ async fn trigger(
                 .run_of(&w, &i)
                 .await
                 .map_err(|e| conflict(&w, &e.to_string()))?;
-            let answer = serde_json::json!({
-                "workflow": w, "instance": i,
-                "params": run.as_ref().map(|r| &r.params),
-                "logical_time": run.as_ref().map(|r| r.logical_time),
-            });
+            let answer = Started {
+                workflow: w.to_string(),
+                instance: i.to_string(),
+                params: run.as_ref().map(|r| r.params.clone()).unwrap_or_default(),
+                logical_time: run.as_ref().map_or(0, |r| r.logical_time),
+            };
             Ok((StatusCode::CREATED, Json(answer)).into_response())
         }
         Err(OpsError::AlreadyStarted(r)) => {
@@ -176,5 +232,21 @@ async fn prune(client: &LocalMasterClient, w: &WorkflowName, now: i64) {
         Err(e) => {
             tracing::warn!(workflow = %w, error = %e, "could not delete expired trigger receipts")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    #[test]
+    fn the_master_s_document_names_the_trigger_and_resolves_every_reference() {
+        let doc = crate::master::openapi::document_with(Some(super::TriggerApi::openapi()));
+        let op = &doc["paths"]["/api/v1/workflows/{wf}/runs"]["post"];
+        for status in ["200", "201", "400", "401", "403", "404", "409", "503"] {
+            assert!(op["responses"].get(status).is_some(), "{status} in {op}");
+        }
+        assert!(doc["paths"].get("/api/v1/modify").is_some());
+        assert_eq!(crate::web::error::dangling_refs(&doc), Vec::<String>::new());
     }
 }

@@ -43,7 +43,16 @@ pub struct MasterApi;
 
 /// The document, as JSON.
 pub fn document() -> serde_json::Value {
-    serde_json::to_value(MasterApi::openapi()).expect("an OpenAPI document serialises")
+    document_with(None)
+}
+
+/// The document with `extra` paths merged in (the routes `modes` adds beside the master's).
+pub fn document_with(extra: Option<utoipa::openapi::OpenApi>) -> serde_json::Value {
+    let mut api = MasterApi::openapi();
+    if let Some(extra) = extra {
+        api.merge(extra);
+    }
+    serde_json::to_value(api).expect("an OpenAPI document serialises")
 }
 
 #[cfg(test)]

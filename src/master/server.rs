@@ -14,11 +14,23 @@ use crate::token::MasterError;
 use crate::web::error::ApiError;
 use crate::web::probes::{alive, readiness};
 
-/// The master's routes, with `extra` ones (the HTTP trigger, which knows workflows and is
-/// added by `modes`) behind the same guard: tokens, roles, host, origin, body bounds.
-pub fn router(master: Master, settings: ApiSettings, extra: Option<Router<Master>>) -> Router {
+/// Routes served beside the master's (the HTTP trigger, which knows workflows and is added by
+/// `modes`), with their part of the OpenAPI document.
+pub struct Extra {
+    pub routes: Router<Master>,
+    pub openapi: utoipa::openapi::OpenApi,
+}
+
+/// The master's routes, with `extra` ones behind the same guard (tokens, roles, host, origin,
+/// body bounds) and in the same OpenAPI document.
+pub fn router(master: Master, settings: ApiSettings, extra: Option<Extra>) -> Router {
+    let (routes, doc) = match extra {
+        Some(e) => (e.routes, super::openapi::document_with(Some(e.openapi))),
+        None => (Router::new(), super::openapi::document_with(None)),
+    };
+    let doc = std::sync::Arc::new(doc);
     Router::new()
-        .merge(extra.unwrap_or_default())
+        .merge(routes)
         .route("/api/v1/modify", post(modify))
         .route("/api/v1/query", post(query))
         .route("/api/v1/query_and_own", post(query_and_own))
@@ -27,7 +39,10 @@ pub fn router(master: Master, settings: ApiSettings, extra: Option<Router<Master
         .route("/api/v1/audit", post(audit))
         .route("/api/v1/logs", post(logs))
         .route("/api/v1/health", get(health))
-        .route("/api/v1/openapi.json", get(openapi))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move { Json(doc.as_ref().clone()) }),
+        )
         .route("/metrics", get(|| async { crate::metrics::answer() }))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(settings.max_request_bytes))
@@ -45,10 +60,6 @@ pub fn router(master: Master, settings: ApiSettings, extra: Option<Router<Master
 /// 503 with the reason otherwise. It never waits for the database.
 async fn ready(State(m): State<Master>) -> Response {
     readiness(m.ready())
-}
-
-async fn openapi() -> Json<serde_json::Value> {
-    Json(super::openapi::document())
 }
 
 async fn not_found() -> ApiError {
@@ -73,7 +84,7 @@ pub async fn serve_with(
     master: Master,
     listener: tokio::net::TcpListener,
     settings: ApiSettings,
-    extra: Option<Router<Master>>,
+    extra: Option<Extra>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
