@@ -47,7 +47,7 @@ impl Site {
         std::fs::write(
             &wf,
             format!(
-                "workflows:\n  daily:\n    schedule: {{recurrence: 1D, start: '2026-01-01T00:30:00', timezone: Europe/Berlin}}\n    params:\n      region: {{type: string, default: eu}}\n    jobs:\n      load: {{command: '{}'}}\n",
+                "workflows:\n  daily:\n    schedule: {{recurrence: 1D, start: '2026-01-01T00:30:00', timezone: Europe/Berlin}}\n    params:\n      region: {{type: string, default: eu}}\n    jobs:\n      load: {{command: '{}'}}\n  adhoc:\n    jobs:\n      a: {{command: 'true'}}\n",
                 recording_job(d, sleep)
             ),
         )
@@ -352,13 +352,14 @@ async fn a_backfill_runs_each_date_once_within_its_limit_in_order_across_a_dst_c
     // The workflows page marks the last 10 runs with their logical dates, oldest first.
     let rows: Vec<serde_json::Value> =
         serde_json::from_str(&site.get(site.ui, "/api/v1/workflows").await).unwrap();
-    let recent: Vec<&str> = rows[0]["recent"]
+    let daily = rows.iter().find(|r| r["workflow"] == "daily").unwrap();
+    let recent: Vec<&str> = daily["recent"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["logical_date"].as_str().unwrap())
         .collect();
-    assert_eq!(recent, march(22..=31), "{}", rows[0]);
+    assert_eq!(recent, march(22..=31), "{daily}");
     let page = site.get(site.ui, "/workflows/").await;
     assert!(
         page.contains(r#"title="run for 2026-03-24 (backfill): FAILURE""#)
@@ -629,6 +630,57 @@ async fn a_backfill_is_checked_before_anything_is_written() {
     assert!(text(&o.stderr).contains("backfill 12 not found"));
     let o = site.run(&["backfill", "pause", "../x"]).await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    // A workflow without a schedule needs --every; --order backward starts with the newest.
+    let o = site
+        .run(&[
+            "backfill",
+            "-w",
+            "adhoc",
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-03-03",
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("has no schedule: give its dates with --every"),
+        "{}",
+        text(&o.stderr)
+    );
+    let dry = site
+        .ok(&[
+            "backfill",
+            "-w",
+            "adhoc",
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-03-03",
+            "--every",
+            "1D",
+            "--dry-run",
+        ])
+        .await;
+    assert_eq!(
+        dry,
+        "2026-03-01T00:00:00+00:00 run no run yet\n2026-03-02T00:00:00+00:00 run no run yet\n2026-03-03T00:00:00+00:00 run no run yet\n"
+    );
+    let dry = site
+        .ok(&[
+            "backfill",
+            "-w",
+            "daily",
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-03-03",
+            "--order",
+            "backward",
+            "--dry-run",
+        ])
+        .await;
+    assert!(dry.starts_with("2026-03-03T00:30:00+01:00 run"), "{dry}");
     // 10,000 dates plan (a dry run lists them all), and nothing was written.
     let dry = site
         .ok(&[

@@ -29,6 +29,17 @@ impl DataLayer {
         w: &WorkflowName,
         max: u64,
     ) -> Result<Vec<InstanceRow>, StorageError> {
+        self.runs_since(w, max, 0).await
+    }
+
+    /// [`DataLayer::all_runs`] down to the runs created at `since_ms` (ids are creation
+    /// times): pages of older runs are not read.
+    pub async fn runs_since(
+        &self,
+        w: &WorkflowName,
+        max: u64,
+        since_ms: u64,
+    ) -> Result<Vec<InstanceRow>, StorageError> {
         const PAGE: u32 = 1000;
         let mut runs = Vec::new();
         let mut offset = 0u64;
@@ -37,7 +48,14 @@ impl DataLayer {
                 break;
             };
             let total = page.total;
+            let older = page
+                .rows
+                .last()
+                .is_some_and(|r| r.instance.as_str().parse::<u64>().unwrap_or(0) < since_ms);
             runs.extend(page.rows);
+            if older {
+                break;
+            }
             // The first page holds the live runs and the newest finished ones; later pages
             // only finished ones.
             offset += u64::from(PAGE);
@@ -57,7 +75,8 @@ impl DataLayer {
             return Ok(BTreeMap::new());
         };
         let mut by_time = BTreeMap::new();
-        for r in self.all_runs(&w, 200_000).await? {
+        let since = b.id.parse::<u64>().unwrap_or(0);
+        for r in self.runs_since(&w, 200_000, since).await? {
             if r.backfill.as_deref() == Some(b.id.as_str())
                 && let Some(t) = r.logical_time
             {
