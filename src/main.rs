@@ -34,6 +34,7 @@ fn main() {
                     | Command::Validate(_)
                     | Command::Status(_)
                     | Command::Backfill(_)
+                    | Command::Pool(_)
                     | Command::Logs(_)
             )
         );
@@ -117,6 +118,10 @@ async fn run(
             cli::util::run_import(&args, &config, &client).await
         }
         (None, Some(Command::Validate(args))) => cli::validate(&args, &config),
+        (None, Some(Command::Pool(args))) => {
+            let client = HttpMasterClient::from_config(&config);
+            cli::pool::run(&args, &config, &client).await
+        }
         (None, Some(Command::Backfill(args))) => {
             let client = HttpMasterClient::from_config(&config);
             cli::backfill::run(&args, &config, &client).await

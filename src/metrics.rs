@@ -73,6 +73,9 @@ pub const JOB_DURATION: &str = "pinball_job_duration_seconds";
 pub const JOBS_FINISHED: &str = "pinball_jobs_finished_total";
 pub const SCHEDULE_SKEW: &str = "pinball_schedule_skew_seconds";
 pub const BACKFILL_RUNS: &str = "pinball_backfill_runs_total";
+pub const POOL_SLOTS: &str = "pinball_pool_slots";
+pub const POOL_SLOTS_USED: &str = "pinball_pool_slots_used";
+pub const POOL_WAITING: &str = "pinball_pool_waiting_jobs";
 pub const EMAILS_SENT: &str = "pinball_emails_sent_total";
 pub const EMAIL_RETRIES: &str = "pinball_email_retries_total";
 pub const EMAILS_FAILED: &str = "pinball_emails_failed_total";
@@ -152,6 +155,21 @@ fn describe_work() {
         SCHEDULE_SKEW,
         Unit::Seconds,
         "How late the scheduler started a scheduled run, after its due time"
+    );
+    describe_gauge!(
+        POOL_SLOTS,
+        Unit::Count,
+        "A pool's slots (pinball pool set), by pool"
+    );
+    describe_gauge!(
+        POOL_SLOTS_USED,
+        Unit::Count,
+        "Slots a pool's running jobs hold (their claims' leases), by pool"
+    );
+    describe_gauge!(
+        POOL_WAITING,
+        Unit::Count,
+        "Runnable jobs of a pool no worker holds yet, by pool"
     );
     describe_counter!(
         BACKFILL_RUNS,

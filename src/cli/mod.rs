@@ -5,6 +5,7 @@
 
 pub mod backfill;
 pub mod db;
+pub mod pool;
 pub mod status;
 pub mod token;
 pub mod util;
@@ -54,6 +55,8 @@ pub enum Command {
     Logs(status::LogsArgs),
     /// Run a workflow once per fire time in a range (-w --from --to), or list, show, pause, resume, cancel backfills.
     Backfill(backfill::BackfillArgs),
+    /// Pools with slots: `pool set NAME --slots N`, `pool ls`, `pool rm NAME`.
+    Pool(pool::PoolArgs),
     /// Check workflow definitions offline (no master): every error at once; exit 2 on any.
     Validate(ValidateArgs),
     /// Read a password from stdin and print its argon2id hash, for `ui_users`.

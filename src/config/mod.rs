@@ -125,6 +125,8 @@ pub struct Config {
     /// How long a master's hold on its database (`master_lease`) outlives its last renewal:
     /// a second master on the same database and name waits this long for a hung one.
     pub master_lease_sec: u64,
+    /// How long the oldest job waiting for a pool's slots may be passed by smaller ones.
+    pub pool_starvation_sec: u64,
     /// On SIGTERM, how long workers let running jobs go on before handing them back.
     pub worker_shutdown_grace_sec: u64,
     /// How long a worker keeps a running job, and keeps trying to commit its end, while the
@@ -256,6 +258,7 @@ impl Default for Config {
             archive_delay_sec: 12 * 3600,
             lease_sec: 30,
             master_lease_sec: 10,
+            pool_starvation_sec: 60,
             worker_shutdown_grace_sec: 30,
             master_outage_grace_sec: 600,
             lost_lease_retries: 1,

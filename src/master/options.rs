@@ -19,6 +19,9 @@ pub struct Naming {
     pub leased_prefix: String,
     /// The names counted as `emails_waiting` in `/health`.
     pub outbox_prefix: String,
+    /// Where the pool tokens are (`PREFIX<pool>`, data [`crate::token::PoolDef`]): their
+    /// slot limits bound the claims of tokens in those pools.
+    pub pool_prefix: String,
     /// Whether writing a name needs the operator role.
     pub needs_operator: fn(&str) -> bool,
     /// For a control-plane name (a signal, schedule or definition): `Some`, with the workflow
@@ -60,6 +63,9 @@ pub struct MasterOptions {
     /// The most bytes of answers held at once, all requests together
     /// (`max_answers_bytes_total`).
     pub max_answers_bytes_total: usize,
+    /// How long the head of a limited pool's line may be passed by smaller tokens
+    /// (`pool_starvation_sec`).
+    pub pool_starvation_sec: u64,
 }
 
 impl MasterOptions {
@@ -74,6 +80,7 @@ impl MasterOptions {
             retention_days: None,
             max_query_visits: crate::token::DEFAULT_MAX_QUERY_VISITS,
             max_answers_bytes_total: crate::token::DEFAULT_MAX_ANSWERS_BYTES_TOTAL,
+            pool_starvation_sec: 60,
         }
     }
 
@@ -90,6 +97,7 @@ impl MasterOptions {
             retention_days: c.retention_days,
             max_query_visits: c.max_query_visits,
             max_answers_bytes_total: c.max_answers_bytes_total,
+            pool_starvation_sec: c.pool_starvation_sec,
             ..MasterOptions::new(naming)
         }
     }

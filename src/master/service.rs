@@ -156,12 +156,16 @@ async fn load_with_retry(
     }
 }
 
-pub(super) fn build_state(loaded: Loaded) -> State {
+pub(super) fn build_state(loaded: Loaded, options: &MasterOptions) -> State {
     let rows = loaded.tokens.into_iter().map(Entry::from_owned_token);
     State::load(
         rows,
         loaded.version_floor,
         format!("blessed version created at {}", loaded.created_at),
+    )
+    .with_pools(
+        &options.naming.pool_prefix,
+        options.pool_starvation_sec as i64,
     )
 }
 
@@ -221,7 +225,7 @@ impl Master {
             load_with_retry(storage.as_ref(), name, hold.as_ref()).await?;
         let requests = super::requests::Requests::load(requests);
         let read_ms = started.elapsed().as_millis() as u64;
-        let mut state = build_state(loaded);
+        let mut state = build_state(loaded, &options);
         let extended = state.extend_leases(
             &options.naming.leased_prefix,
             crate::clock::now(),

@@ -78,6 +78,9 @@ pub use found::Found;
 
 mod claims;
 mod found;
+mod pools;
+
+pub use pools::PoolUsage;
 
 /// What one batch changed: the value each touched name had before the batch (so the batch can
 /// be undone, and so the commit knows which rows to write), and the tokens it archived.
@@ -172,6 +175,8 @@ pub struct State {
     /// or the old one, so reads that would answer them wait for the reload (which builds a
     /// fresh state without them); every other read is answered from memory.
     uncertain: BTreeSet<Box<str>>,
+    /// The pools' slot limits.
+    pools: pools::Pools,
 }
 
 /// How many changed names a state remembers for watches; a watch older than all of them is
@@ -201,6 +206,7 @@ impl State {
             changes: std::collections::VecDeque::new(),
             changes_floor: version_floor.max(max_row),
             uncertain: BTreeSet::new(),
+            pools: pools::Pools::default(),
         };
         // The floor is the blessed version of the last commit: it is kept across a restart (as
         // the original kept it), unless a row went past it.
@@ -290,6 +296,7 @@ impl State {
                 index.insert(name, n);
             }
         }
+        self.pools.follow(name, self.tokens.get(name));
         old
     }
 

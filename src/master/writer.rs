@@ -462,7 +462,7 @@ impl Writer {
                     let state = self.shared.state.read().await;
                     (state.indexed_patterns(), state.last_version())
                 };
-                let mut fresh = build_state(loaded);
+                let mut fresh = build_state(loaded, &self.shared.options);
                 fresh.raise_version_floor(floor);
                 fresh.rebuild_indexes(&patterns);
                 // The database was away: its leases get their full length again.
@@ -499,6 +499,13 @@ fn record_state(state: &State, followed: &str) {
     if let Some((waiting, held)) = state.claim_counts(followed) {
         metrics::gauge!(crate::metrics::JOBS_RUNNABLE).set(waiting as f64);
         metrics::gauge!(crate::metrics::JOBS_RUNNING).set(held as f64);
+    }
+    // Pools with slots: the operator's pool tokens, a closed set of labels.
+    for (pool, u) in state.limited_pools(followed) {
+        let slots = u.slots.unwrap_or(0) as f64;
+        metrics::gauge!(crate::metrics::POOL_SLOTS, "pool" => pool.clone()).set(slots);
+        metrics::gauge!(crate::metrics::POOL_SLOTS_USED, "pool" => pool.clone()).set(u.used as f64);
+        metrics::gauge!(crate::metrics::POOL_WAITING, "pool" => pool).set(u.waiting as f64);
     }
 }
 

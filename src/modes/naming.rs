@@ -12,6 +12,7 @@ pub fn naming() -> Naming {
         followed_claims: name::ALL_RUNNABLE_JOBS.to_owned(),
         leased_prefix: name::WORKFLOW_PREFIX.to_owned(),
         outbox_prefix: name::OUTBOX_PREFIX.to_owned(),
+        pool_prefix: name::POOL_PREFIX.to_owned(),
         needs_operator: name::needs_operator,
         control_of,
         job_log,

@@ -10,6 +10,7 @@ mod audit;
 pub mod backfill;
 mod cleanup;
 mod jobs;
+pub mod pools;
 pub mod read;
 mod repair;
 mod signals;

@@ -39,6 +39,9 @@ pub struct JobDef {
     /// The workers that may run it: those serving this pool (default `default`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<String>,
+    /// The slots of its pool it holds while it runs (default 1; `pinball pool set` limits them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_slots: Option<u32>,
 }
 
 /// One workflow as written in YAML.

@@ -67,6 +67,9 @@ fn validate_job(name: &JobName, job: &JobDef) -> Result<(), Invalid> {
             format!("pool `{p}` is not a pool name: letters, digits, _ and - only, at most 64"),
         ));
     }
+    if job.pool_slots.is_some_and(|k| !(1..=1000).contains(&k)) {
+        return Err(at(name, "pool_slots must be between 1 and 1000"));
+    }
     if job.max_attempts == Some(0) {
         return Err(at(name, "max_attempts must be at least 1"));
     }

@@ -111,18 +111,39 @@ pub fn is_pool_name(p: &str) -> bool {
 /// The pool a token's data names: the string `pool` at the top of a JSON object, `default`
 /// when there is none. Data that cannot name a pool is not parsed at all.
 pub fn pool_of(data: Option<&str>) -> Box<str> {
+    pool_use(data).0
+}
+
+/// A token's pool ([`pool_of`]) and the slots it takes there: the number `pool_slots` at the
+/// top of its JSON data, 1 when there is none.
+pub fn pool_use(data: Option<&str>) -> (Box<str>, u32) {
     #[derive(Deserialize)]
     struct Pooled {
         pool: Option<String>,
+        pool_slots: Option<u32>,
     }
     match data {
-        Some(d) if d.contains("\"pool\"") => serde_json::from_str::<Pooled>(d)
-            .ok()
-            .and_then(|p| p.pool)
-            .filter(|p| !p.is_empty())
-            .map_or_else(|| DEFAULT_POOL.into(), String::into_boxed_str),
-        _ => DEFAULT_POOL.into(),
+        Some(d) if d.contains("\"pool") => match serde_json::from_str::<Pooled>(d) {
+            Ok(p) => (
+                p.pool
+                    .filter(|p| !p.is_empty())
+                    .map_or_else(|| DEFAULT_POOL.into(), String::into_boxed_str),
+                p.pool_slots.unwrap_or(1).max(1),
+            ),
+            Err(_) => (DEFAULT_POOL.into(), 1),
+        },
+        _ => (DEFAULT_POOL.into(), 1),
     }
+}
+
+/// A pool's definition, the data of its token (`pinball pool set`): the slots its running
+/// jobs may hold together (none: unlimited) and what it is for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PoolDef {
+    #[serde(default)]
+    pub slots: Option<u32>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
 }
 
 impl QueryAndOwnRequest {

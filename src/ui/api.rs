@@ -39,6 +39,7 @@ pub fn router(ui: Ui) -> Router {
         )
         .route("/api/v1/schedules", get(schedules))
         .route("/api/v1/backfills", get(backfills))
+        .route("/api/v1/pools", get(pools))
         .route("/api/v1/status", get(status))
         .with_state(ui)
 }
@@ -219,6 +220,33 @@ impl Scope {
             (Some(w), Some(i)) => Level::Instance(w.clone(), i.clone()),
         }
     }
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/pools",
+    responses(
+        (status = 200, description = "every pool (and every pool a runnable job names) with its slots (null: unlimited), the slots its running jobs hold, and its waiting jobs; asked of the master, since it is live", body = Vec<crate::ops::pools::PoolRow>),
+        Errors,
+    ),
+    tag = "ui"
+)]
+async fn pools(State(ui): State<Ui>) -> Result<Json<Vec<crate::ops::pools::PoolRow>>, UiError> {
+    Ok(Json(pool_rows(&ui).await?))
+}
+
+/// The pools and their use, from the master.
+pub async fn pool_rows(ui: &Ui) -> Result<Vec<crate::ops::pools::PoolRow>, UiError> {
+    let c = ui.client.as_ref();
+    let pools = c.query_prefix(crate::token::name::POOL_PREFIX).await?;
+    let runnable = c
+        .query_prefix(crate::token::name::ALL_RUNNABLE_JOBS)
+        .await?;
+    Ok(crate::ops::pools::rows(
+        &pools,
+        &runnable,
+        crate::clock::now(),
+    ))
 }
 
 /// The status label: `exiting`, `aborting` or `draining` (the first visible at this level, in

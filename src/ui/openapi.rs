@@ -40,6 +40,7 @@ pub enum Errors {
         super::api::log,
         super::api::schedules,
         super::api::backfills,
+        super::api::pools,
         super::api::status,
         super::actions::json_command,
     ),

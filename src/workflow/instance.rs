@@ -50,6 +50,7 @@ pub fn job_from_graph(job_name: &JobName, g: &GraphJob) -> Job {
             .pool
             .clone()
             .filter(|p| p != crate::token::DEFAULT_POOL),
+        pool_slots: g.def.pool_slots.filter(|k| *k > 1),
         name: job_name.clone(),
         inputs: if g.depends_on.is_empty() {
             vec![JobName::workflow_start()]

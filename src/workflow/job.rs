@@ -130,6 +130,10 @@ pub struct Job {
     /// `token::pool_of`); none is `default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<String>,
+    /// The slots of its pool it holds while it runs (the master reads this field: see
+    /// `token::pool_use`); none is 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_slots: Option<u32>,
     /// Always the token's job name.
     pub name: JobName,
     pub inputs: Vec<JobName>,
@@ -177,6 +181,7 @@ impl Job {
         Job {
             job_type: JobType::ShellJob,
             pool: None,
+            pool_slots: None,
             name,
             inputs: Vec::new(),
             outputs: Vec::new(),

@@ -51,6 +51,7 @@ mod workflows_emails;
 mod workflows_execution;
 mod workflows_outbox;
 mod workflows_params;
+mod workflows_pool_slots;
 mod workflows_pools;
 mod workflows_process_tree;
 mod workflows_remote_logs;

@@ -1,9 +1,10 @@
 //! Claims: the per-pattern index of claimable and leased tokens, and the state's claim,
 //! lease-extension and index methods.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::found::Rank;
+use super::pools::{Pools, take_in_pool};
 use super::{Claim, Entry, MAX_INDEXES, State, Txn};
 use crate::master::pattern::Pattern;
 use crate::token::MasterError;
@@ -11,8 +12,12 @@ use crate::token::*;
 
 /// Where a claimable token stands in line: highest priority first, then the one that became
 /// claimable first (its version: written unowned, or last written before its lease ended), so
-/// no workflow waits for another because of its name; the name only breaks ties.
-type Place = (Rank, i64, Box<str>);
+/// no workflow waits for another because of its name; the name only breaks ties. Last, the
+/// slots it takes in its pool.
+type Place = (Rank, i64, Box<str>, u32);
+
+/// How far past the head of a limited pool's line a claim looks for a token that fits.
+const MAX_PASS: usize = 64;
 
 /// The end of a lease of `secs` granted at `now` (whole seconds, as `expiration_time` is): one
 /// second more, so the lease is never shorter than asked however far into `now` it is granted.
@@ -20,8 +25,8 @@ pub(super) fn lease_end(now: i64, secs: u64) -> i64 {
     now.saturating_add(secs as i64).saturating_add(1)
 }
 
-fn place(name: &str, e: &Entry) -> Place {
-    (Rank(e.priority), e.version, name.into())
+fn place(name: &str, e: &Entry, slots: u32) -> Place {
+    (Rank(e.priority), e.version, name.into(), slots)
 }
 
 /// The tokens matching one `*` pattern, split into claimable (in line, one line per pool) and
@@ -32,76 +37,150 @@ pub(super) struct ClaimIndex {
     pub(super) pattern: Pattern,
     claimable: BTreeMap<Box<str>, BTreeSet<Place>>,
     leased: BTreeSet<(i64, Box<str>)>,
+    /// The slots the leased tokens hold, by pool.
+    used: HashMap<Box<str>, u64>,
+    /// A limited pool's head that did not fit, and since when (the master's seconds).
+    blocked: HashMap<Box<str>, (Box<str>, i64)>,
 }
 
 impl ClaimIndex {
+    fn new(pattern: Pattern) -> ClaimIndex {
+        ClaimIndex {
+            pattern,
+            claimable: BTreeMap::new(),
+            leased: BTreeSet::new(),
+            used: HashMap::new(),
+            blocked: HashMap::new(),
+        }
+    }
+
     pub(super) fn insert(&mut self, name: &str, e: &Entry) {
         match e.lease_end() {
             Some(t) => {
                 self.leased.insert((t, name.into()));
+                let (pool, slots) = pool_use(e.data.as_deref());
+                *self.used.entry(pool).or_default() += u64::from(slots);
             }
             None => self.line_up(name, e),
         }
     }
 
     fn line_up(&mut self, name: &str, e: &Entry) {
+        let (pool, slots) = pool_use(e.data.as_deref());
         self.claimable
-            .entry(pool_of(e.data.as_deref()))
+            .entry(pool)
             .or_default()
-            .insert(place(name, e));
+            .insert(place(name, e, slots));
+    }
+
+    fn release(&mut self, e: &Entry) {
+        let (pool, slots) = pool_use(e.data.as_deref());
+        if let Some(n) = self.used.get_mut(&pool) {
+            *n = n.saturating_sub(u64::from(slots));
+            if *n == 0 {
+                self.used.remove(&pool);
+            }
+        }
     }
 
     pub(super) fn remove(&mut self, name: &str, e: &Entry) {
         if let Some(t) = e.lease_end()
             && self.leased.remove(&(t, name.into()))
         {
+            self.release(e);
             return;
         }
-        let pool = pool_of(e.data.as_deref());
+        let (pool, slots) = pool_use(e.data.as_deref());
         if let Some(line) = self.claimable.get_mut(&pool) {
-            line.remove(&place(name, e));
+            line.remove(&place(name, e, slots));
             if line.is_empty() {
                 self.claimable.remove(&pool);
             }
         }
     }
 
-    /// Moves tokens whose lease ended at or before `now` to the claimable set.
+    /// Moves tokens whose lease ended at or before `now` to the claimable set; their slots
+    /// are free again.
     fn promote(&mut self, now: i64, tokens: &BTreeMap<Box<str>, Entry>) {
         while let Some(first) = self.leased.first()
             && first.0 <= now
         {
             let (_, name) = self.leased.pop_first().expect("checked first");
             if let Some(e) = tokens.get(&name) {
+                self.release(e);
                 self.line_up(&name, e);
             }
         }
     }
 
+    /// The slots pool `pool`'s leased tokens hold.
+    pub(super) fn used(&self, pool: &str) -> u64 {
+        self.used.get(pool).copied().unwrap_or(0)
+    }
+
+    /// The tokens waiting in pool `pool`'s line.
+    pub(super) fn waiting(&self, pool: &str) -> usize {
+        self.claimable.get(pool).map_or(0, BTreeSet::len)
+    }
+
     /// The best `limit` claimable names of `pools` (every pool when `None`), best first: the
-    /// heads of each pool's line, merged.
-    fn best(&self, pools: Option<&[String]>, limit: usize) -> Vec<Box<str>> {
-        let mut found: Vec<&Place> = match pools {
-            None => self
-                .claimable
-                .values()
-                .flat_map(|line| line.iter().take(limit))
-                .collect(),
+    /// heads of each pool's line, merged; in a pool with a slot limit, only what fits.
+    fn best(
+        &mut self,
+        pools: Option<&[String]>,
+        limit: usize,
+        limits: &Pools,
+        now: i64,
+    ) -> Vec<Box<str>> {
+        let lines: Vec<&Box<str>> = match pools {
+            None => self.claimable.keys().collect(),
             Some(pools) => pools
                 .iter()
-                .filter_map(|p| self.claimable.get(p.as_str()))
-                .flat_map(|line| line.iter().take(limit))
+                .filter_map(|p| self.claimable.get_key_value(p.as_str()).map(|(k, _)| k))
                 .collect(),
         };
+        let mut found: Vec<&Place> = Vec::new();
+        let mut blocked: Vec<(Box<str>, Option<Box<str>>)> = Vec::new();
+        for pool in lines {
+            let line = &self.claimable[pool];
+            let Some(slots) = limits.limit(pool) else {
+                found.extend(line.iter().take(limit));
+                continue;
+            };
+            let free = u64::from(slots).saturating_sub(self.used(pool));
+            let head = line.first().map(|p| &p.2);
+            let waited = match (self.blocked.get(pool), head) {
+                (Some((name, since)), Some(h)) if name == h => Some(now - since),
+                _ => None,
+            };
+            let places: Vec<&Place> = line.iter().take(MAX_PASS).collect();
+            let taken = take_in_pool(
+                free,
+                places.iter().map(|p| p.3),
+                waited,
+                limits.starvation_sec,
+                limit,
+            );
+            let head_waits = !places.is_empty() && taken.first() != Some(&0);
+            blocked.push((pool.clone(), head.filter(|_| head_waits).cloned()));
+            found.extend(taken.into_iter().map(|i| places[i]));
+        }
+        for (pool, head) in blocked {
+            match head {
+                Some(h) if self.blocked.get(&pool).is_some_and(|(n, _)| *n == h) => {}
+                Some(h) => {
+                    self.blocked.insert(pool, (h, now));
+                }
+                None => {
+                    self.blocked.remove(&pool);
+                }
+            }
+        }
         if self.claimable.len() > 1 {
             found.sort();
             found.dedup();
         }
-        found
-            .into_iter()
-            .take(limit)
-            .map(|(_, _, n)| n.clone())
-            .collect()
+        found.into_iter().take(limit).map(|p| p.2.clone()).collect()
     }
 
     fn len(&self) -> usize {
@@ -184,35 +263,52 @@ impl State {
             }
             let index = self.indexes.get_mut(pattern.as_str()).expect("built above");
             index.promote(now, &self.tokens);
-            let names = index.best(pools, limit);
+            let names = index.best(pools, limit, &self.pools, now);
             return (names, index.leased.first().map(|(t, _)| *t));
         }
-        let mut found: Vec<Place> = Vec::new();
+        // A scan: the same order and slot limits, without the starvation rule (patterns
+        // without an index are rare: no wildcard, or more than MAX_INDEXES of them).
+        let mut found: Vec<(Place, Box<str>)> = Vec::new();
+        let mut used: HashMap<Box<str>, u64> = HashMap::new();
         let mut next_lease_end: Option<i64> = None;
         for (name, e) in self
             .range(pattern.literal_prefix())
             .filter(|(k, _)| pattern.matches(k))
         {
+            let (pool, slots) = pool_use(e.data.as_deref());
             if e.is_owned(now) {
                 let end = e.lease_end().expect("owned tokens have a lease");
                 next_lease_end = Some(next_lease_end.map_or(end, |t| t.min(end)));
-            } else if pools.is_none_or(|p| p.iter().any(|p| *p == *pool_of(e.data.as_deref()))) {
-                found.push(place(name, e));
+                *used.entry(pool).or_default() += u64::from(slots);
+            } else if pools.is_none_or(|p| p.iter().any(|p| *p == *pool)) {
+                found.push((place(name, e, slots), pool));
             }
         }
         found.sort();
-        (
-            found.into_iter().take(limit).map(|(_, _, n)| n).collect(),
-            next_lease_end,
-        )
+        let mut free: HashMap<Box<str>, u64> = HashMap::new();
+        let names = found
+            .into_iter()
+            .filter(|(p, pool)| match self.pools.limit(pool) {
+                None => true,
+                Some(slots) => {
+                    let f = free.entry(pool.clone()).or_insert_with(|| {
+                        u64::from(slots).saturating_sub(used.get(pool).copied().unwrap_or(0))
+                    });
+                    let fits = u64::from(p.3) <= *f;
+                    if fits {
+                        *f -= u64::from(p.3);
+                    }
+                    fits
+                }
+            })
+            .take(limit)
+            .map(|(p, _)| p.2)
+            .collect();
+        (names, next_lease_end)
     }
 
     fn build_index(&mut self, pattern: &Pattern) {
-        let mut index = ClaimIndex {
-            pattern: pattern.clone(),
-            claimable: BTreeMap::new(),
-            leased: BTreeSet::new(),
-        };
+        let mut index = ClaimIndex::new(pattern.clone());
         for (name, e) in self
             .range(pattern.literal_prefix())
             .filter(|(k, _)| pattern.matches(k))

@@ -227,3 +227,91 @@ fn an_outage_gives_job_leases_their_full_length_and_leaves_other_tokens() {
     );
     assert_eq!(names(&s), before, "no version changes: holders still match");
 }
+
+/// Jobs in pool `p` taking `slots` each, in the state.
+fn pooled(s: &mut State, names: &[(&str, u32)]) {
+    let updates = names
+        .iter()
+        .map(|(n, k)| Token::new(*n, Some(format!(r#"{{"pool":"p","pool_slots":{k}}}"#))))
+        .collect();
+    modify(s, updates, vec![]).unwrap();
+}
+
+fn claim_one(s: &mut State, now: i64, lease_end: i64) -> Vec<String> {
+    let mut txn = Txn::default();
+    let c = s
+        .claim(&claim_req("/j/*", Some(10), "w", lease_end), now, &mut txn)
+        .unwrap();
+    s.seal(&mut txn);
+    c.tokens.into_iter().map(|t| t.name).collect()
+}
+
+#[test]
+fn a_pool_s_slots_bound_the_claims_and_come_back_when_a_lease_ends_or_a_job_does() {
+    let mut s = fresh().with_pools("/pool/", 60);
+    modify(
+        &mut s,
+        vec![Token::new("/pool/p", Some(r#"{"slots":3}"#.into()))],
+        vec![],
+    )
+    .unwrap();
+    pooled(
+        &mut s,
+        &[("/j/a/1", 1), ("/j/b/1", 1), ("/j/c/1", 1), ("/j/d/1", 1)],
+    );
+    let first = claim_one(&mut s, 1000, 1010);
+    assert_eq!(first.len(), 3, "3 slots: {first:?}");
+    assert!(claim_one(&mut s, 1001, 1010).is_empty(), "all 3 used");
+    // A job ends: its token goes, and so does its slot.
+    let done = s.get(&first[0]).unwrap().to_token(&first[0]);
+    modify(&mut s, vec![], vec![done]).unwrap();
+    assert_eq!(claim_one(&mut s, 1002, 1010).len(), 1);
+    // Leases that lapse give their slots back.
+    assert_eq!(
+        claim_one(&mut s, 1011, 1030).len(),
+        3,
+        "the 3 lapsed leases, reclaimed"
+    );
+    // Fewer slots: nothing new until the use fits.
+    let version = s.get("/pool/p").map(|e| e.version);
+    let fewer = Token {
+        version,
+        ..Token::new("/pool/p", Some(r#"{"slots":1}"#.into()))
+    };
+    modify(&mut s, vec![fewer], vec![]).unwrap();
+    pooled(&mut s, &[("/j/e/1", 1)]);
+    assert!(claim_one(&mut s, 1012, 1030).is_empty());
+    assert_eq!(s.pool_usage("/j/*", "p").used, 3);
+}
+
+#[test]
+fn a_large_job_reserves_the_slots_once_it_has_waited_long_enough() {
+    let mut s = fresh().with_pools("/pool/", 60);
+    modify(
+        &mut s,
+        vec![Token::new("/pool/p", Some(r#"{"slots":2}"#.into()))],
+        vec![],
+    )
+    .unwrap();
+    pooled(&mut s, &[("/j/0/hold", 1)]);
+    assert_eq!(claim_one(&mut s, 1000, 5000).len(), 1, "one slot held");
+    // The 2-slot job comes first in line; 1-slot jobs behind it.
+    pooled(
+        &mut s,
+        &[("/j/1/big", 2), ("/j/2/small", 1), ("/j/3/small", 1)],
+    );
+    assert_eq!(
+        claim_one(&mut s, 1001, 1002),
+        ["/j/2/small"],
+        "a small one passes"
+    );
+    // Its lease lapses at 1002; by 1061 the big one has waited 60 s: the free slot is kept.
+    assert!(
+        claim_one(&mut s, 1061, 5000).is_empty(),
+        "reserved for the big one"
+    );
+    // The held slot comes back: the big one takes both.
+    let hold = s.get("/j/0/hold").unwrap().to_token("/j/0/hold");
+    modify(&mut s, vec![], vec![hold]).unwrap();
+    assert_eq!(claim_one(&mut s, 1062, 5000), ["/j/1/big"]);
+}

@@ -76,6 +76,8 @@ impl Writer {
             return;
         }
         let touched: Vec<Box<str>> = txn.touched().map(Into::into).collect();
+        // A slot freed in a limited pool (or a limit changed): every parked claim looks again.
+        let slots_freed = touched.iter().any(|n| state.frees_slots(txn, n));
         let instant = Instant::now();
         let mut still = VecDeque::with_capacity(self.parked.len());
         while let Some(mut p) = self.parked.pop_front() {
@@ -84,7 +86,7 @@ impl Writer {
                 // token would lease that token to nobody for the claim's whole lease.
                 continue;
             }
-            let mut due = self.closing || p.next_lease_end.is_some_and(|t| t <= now);
+            let mut due = self.closing || slots_freed || p.next_lease_end.is_some_and(|t| t <= now);
             for name in touched.iter().filter(|n| p.pattern.matches(n)) {
                 match state.get(name) {
                     Some(e) if is_owned(e.owner.as_deref(), e.expiration_time, now) => {

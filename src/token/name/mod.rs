@@ -27,6 +27,8 @@ pub const TRIGGER_PREFIX: &str = "/trigger/workflow/";
 /// Backfills: `/backfill/<id>`, and the end marks of their runs, `/backfill/<id>/end/<instance>`
 /// (the pattern the scheduler claims with).
 pub const BACKFILL_PREFIX: &str = "/backfill/";
+/// Pools with slots: `/pool/<name>`, data `token::PoolDef` (`pinball pool set`).
+pub const POOL_PREFIX: &str = "/pool/";
 /// Every runnable job of every instance: the pattern workers claim with.
 pub const ALL_RUNNABLE_JOBS: &str = "/workflow/*/*/job/runnable/";
 /// Every schedule token: the pattern the scheduler claims with.
@@ -244,10 +246,18 @@ pub fn backfill_of(name: &str) -> Option<(&str, bool)> {
     }
 }
 
-/// Whether writing `name` is the operator's alone: workflow definitions, trigger receipts, and
+/// The token of pool `pool` (a pool name: `token::is_pool_name`).
+pub fn pool_token(pool: &str) -> String {
+    format!("{POOL_PREFIX}{pool}")
+}
+
+/// Whether writing `name` is the operator's alone: workflow definitions, trigger receipts, pools, and
 /// signals that reach beyond one instance (global and workflow-wide DRAIN, ABORT, EXIT).
 pub fn needs_operator(name: &str) -> bool {
-    if name.starts_with("/definition/") || name.starts_with("/trigger/") {
+    if name.starts_with("/definition/")
+        || name.starts_with("/trigger/")
+        || name.starts_with(POOL_PREFIX)
+    {
         return true;
     }
     let Some(rest) = name.strip_prefix(WORKFLOW_PREFIX) else {

@@ -10,6 +10,7 @@ mod file;
 mod grid;
 mod instance;
 mod instances;
+mod pools;
 mod schedules;
 mod search;
 mod tokens;
@@ -45,6 +46,7 @@ pub fn router(ui: Ui) -> Router {
         .route("/token/", get(tokens::token))
         .route("/audit/", get(audit::show))
         .route("/backfills/", get(backfills::list))
+        .route("/pools/", get(pools::show))
         .route("/backfill/", get(backfills::show))
         .route("/search/", get(search::show))
         .fallback(not_found)
