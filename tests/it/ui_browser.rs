@@ -708,6 +708,7 @@ async fn every_page_passes_axe_in_light_and_dark_and_the_lists_fit_a_phone() {
         ("audit", "/audit/".to_string(), true),
         ("backfills", "/backfills/".to_string(), true),
         ("backfill", format!("/backfill/?id={backfill}"), true),
+        ("pools", "/pools/".to_string(), true),
         ("search", "/search/?q=etl".to_string(), true),
         ("not-found", "/nothing/here".to_string(), false),
     ];

@@ -224,3 +224,106 @@ async fn a_pool_s_slots_bound_its_running_jobs_change_at_run_time_and_starve_no_
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("pool warehouse not found"));
 }
+
+#[tokio::test]
+async fn slots_of_a_killed_worker_come_back_and_the_limit_holds_across_a_master_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let mut wf = String::from("workflows:\n  fan:\n    jobs:\n      begin: {command: 'true'}\n");
+    for n in 0..10 {
+        wf.push_str(&job(d, &format!("j{n:02}"), 1, "0.3"));
+    }
+    std::fs::write(d.join("wf.yaml"), wf).unwrap();
+    let cfg = d.join("pinball.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "database_url: sqlite://{}\nmaster_port: {port}\nworkers: 4\nlease_sec: 3\nlocal_logs_dir_prefix: {}\npools: [default, warehouse]\nparser_params:\n  workflows_config: {}\n",
+            d.join("pinball.db").display(),
+            d.join("logs").display(),
+            d.join("wf.yaml").display()
+        ),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let mut master = spawn_pinball(&["-c", c, "-m", "master"], d);
+    wait_until(Duration::from_secs(60), "the master is ready", || {
+        is_ready(port)
+    })
+    .await;
+    let ok = |args: &'static [&'static str]| async move {
+        let mut full = vec!["-c", c];
+        full.extend_from_slice(args);
+        let o = pinball_out(&full, d).await;
+        assert!(
+            o.status.success(),
+            "pinball {}: {}",
+            args.join(" "),
+            text(&o.stderr)
+        );
+    };
+    ok(&["import", "-f"]).await;
+    ok(&["pool", "set", "warehouse", "--slots", "2"]).await;
+    std::fs::write(d.join("hold"), "").unwrap();
+    let mut first = spawn_pinball(&["-c", c, "-m", "workers"], d);
+    ok(&["util", "-f", "-w", "fan", "start"]).await;
+    wait_until(
+        Duration::from_secs(60),
+        "two jobs hold the 2 slots",
+        || async { runs(d).len() == 2 },
+    )
+    .await;
+    // The worker dies with its slots (and its jobs' processes with it).
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    let killed = uptime();
+    std::fs::remove_file(d.join("hold")).unwrap();
+    let _second = spawn_pinball(&["-c", c, "-m", "workers"], d);
+    wait_until(Duration::from_secs(60), "four jobs ran", || async {
+        runs(d).iter().filter(|r| r.end.is_some()).count() >= 4
+    })
+    .await;
+    master = restart_master(&mut master, c, d, port).await;
+    wait_until(Duration::from_secs(120), "every job ran", || async {
+        let names: std::collections::BTreeSet<String> = runs(d)
+            .iter()
+            .filter(|r| r.end.is_some())
+            .map(|r| r.name.clone())
+            .collect();
+        names.len() == 10
+    })
+    .await;
+    let mut all = runs(d);
+    // The killed worker's two runs ended with it.
+    for r in all
+        .iter_mut()
+        .filter(|r| r.end.is_none() && r.start < killed)
+    {
+        r.end = Some(killed);
+    }
+    assert_eq!(all.len(), 12, "the two killed jobs ran again, once each");
+    let twice: Vec<&str> = all
+        .iter()
+        .filter(|r| r.start < killed)
+        .map(|r| r.name.as_str())
+        .filter(|n| all.iter().filter(|r| r.name == *n).count() == 2)
+        .collect();
+    assert_eq!(twice.len(), 2, "the killed jobs, and only they, ran twice");
+    assert_eq!(
+        most_slots(&all, 0.0),
+        2,
+        "never more than 2, across the kill and the restart"
+    );
+    let again = all
+        .iter()
+        .filter(|r| r.start > killed)
+        .map(|r| r.start)
+        .fold(f64::MAX, f64::min);
+    assert!(
+        again - killed >= 1.0,
+        "the killed worker's slots stayed held until its leases lapsed ({:.2} s)",
+        again - killed
+    );
+    drop(master);
+}
