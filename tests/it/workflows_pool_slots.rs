@@ -148,9 +148,32 @@ async fn a_pool_s_slots_bound_its_running_jobs_change_at_run_time_and_starve_no_
     );
     let _workers = spawn_pinball(&["-c", c, "-m", "workers"], d);
     let _ui = spawn_pinball(&["-c", c, "-m", "ui"], d);
+    std::fs::write(d.join("hold"), "").unwrap();
     ok(&["util", "-f", "-w", "fan", "start"]).await;
+    // While running jobs hold the 3 slots, the others say what they wait for.
+    wait_until(Duration::from_secs(60), "the 3 slots are held", || async {
+        runs(d).iter().map(|r| r.slots).sum::<u64>() == 3
+    })
+    .await;
+    wait_until(Duration::from_secs(30), "the UI is ready", || is_ready(ui)).await;
+    let page = reqwest::get(format!(
+        "http://127.0.0.1:{ui}/jobs/?workflow=fan&instance=latest"
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        page.contains("waiting for a slot in pool warehouse (3 of 3 used)"),
+        "{page}"
+    );
+    let held: u64 = runs(d).iter().map(|r| r.slots).sum();
+    assert_eq!(held, 3, "nothing else started meanwhile");
+    std::fs::remove_file(d.join("hold")).unwrap();
 
-    // The 2-slot job gets through although 1-slot jobs could always take a freed slot.
+    // The 2-slot job gets through (here it was first in line; the starvation rule is checked
+    // on the master's state) and every job runs once.
     wait_until(Duration::from_secs(60), "the 2-slot job ran", || async {
         runs(d).iter().any(|r| r.name == "big" && r.end.is_some())
     })

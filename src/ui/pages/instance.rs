@@ -19,7 +19,7 @@ use crate::workflow::instance::JobToken;
 use crate::workflow::signal::Action;
 use crate::workflow::status::{Look, Status, attempts, attempts_this_try, job_look, job_status};
 pub use jobs::progress;
-use jobs::{JobView, job_view, matching};
+use jobs::{JobView, job_view, matching, waiting_for_slots};
 
 /// What went wrong, at the top of the instance page: the instance's first failed job (by
 /// when its last run ended), its exit code, attempts and the end of its stderr.
@@ -255,12 +255,18 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
     let from = p
         .jobs_offset
         .min(count.saturating_sub(1) / JOBS_PAGE * JOBS_PAGE);
-    let jobs: Vec<JobView> = found
+    let mut jobs: Vec<JobView> = found
         .iter()
         .skip(from)
         .take(JOBS_PAGE)
         .map(|jt| job_view(jt, span, now))
         .collect();
+    // Pending jobs of a named pool: asked of the master whether it has room for them.
+    if jobs.iter().any(|j| j.pool.is_some())
+        && let Ok(rows) = crate::ui::api::pool_rows(&ui).await
+    {
+        waiting_for_slots(&mut jobs, &rows);
+    }
     let signals: Vec<String> = inst
         .signals
         .iter()

@@ -29,6 +29,31 @@ pub struct JobView {
     pub depends_on: Vec<String>,
     /// The jobs that wait for it.
     pub downstream: Vec<String>,
+    /// A pending job's pool when it is limited, and the slots it needs: see [`waiting_for_slots`].
+    pub pool: Option<(String, u32)>,
+    /// "waiting for a slot in pool P (4 of 4 used)", for a pending job its pool has no room for.
+    pub waiting: String,
+}
+
+/// Says, on each pending job whose pool has no room for it now, that it waits for a slot
+/// (rather than a bare PENDING): `rows` are the pools as the master sees them.
+pub(super) fn waiting_for_slots(jobs: &mut [JobView], rows: &[crate::ops::pools::PoolRow]) {
+    for j in jobs.iter_mut() {
+        let Some((pool, need)) = &j.pool else {
+            continue;
+        };
+        let Some(row) = rows.iter().find(|r| &r.pool == pool) else {
+            continue;
+        };
+        if let Some(slots) = row.slots
+            && row.used + u64::from(*need) > u64::from(slots)
+        {
+            j.waiting = format!(
+                "waiting for a slot in pool {pool} ({} of {slots} used)",
+                row.used
+            );
+        }
+    }
 }
 
 /// Failed first, then running, waiting, and the rest; by name within each.
@@ -67,6 +92,12 @@ pub(super) fn job_info(jt: &JobToken) -> Vec<String> {
     }
     if j.disabled {
         info.push("disabled".into());
+    }
+    if let Some(p) = &j.pool {
+        info.push(match j.pool_slots {
+            Some(k) if k > 1 => format!("pool {p} ({k} slots)"),
+            _ => format!("pool {p}"),
+        });
     }
     info
 }
@@ -130,6 +161,13 @@ pub(super) fn job_view(jt: &JobToken, span: (f64, f64), now: f64) -> JobView {
         polls: jt.job.is_condition().then_some(jt.job.history.len()),
         depends_on: depends_on(jt).iter().map(|d| d.to_string()).collect(),
         downstream: jt.job.outputs.iter().map(|d| d.to_string()).collect(),
+        pool: jt
+            .job
+            .pool
+            .clone()
+            .filter(|_| look == Look::PENDING)
+            .map(|p| (p, jt.job.pool_slots.unwrap_or(1))),
+        waiting: String::new(),
     }
 }
 
