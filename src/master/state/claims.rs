@@ -140,41 +140,39 @@ impl ClaimIndex {
                 .collect(),
         };
         let mut found: Vec<&Place> = Vec::new();
-        let mut blocked: Vec<(Box<str>, Option<Box<str>>)> = Vec::new();
         for pool in lines {
             let line = &self.claimable[pool];
             let Some(slots) = limits.limit(pool) else {
                 found.extend(line.iter().take(limit));
                 continue;
             };
-            let free = u64::from(slots).saturating_sub(self.used(pool));
-            let head = line.first().map(|p| &p.2);
-            let waited = match (self.blocked.get(pool), head) {
-                (Some((name, since)), Some(h)) if name == h => Some(now - since),
+            let used = self.used.get(pool).copied().unwrap_or(0);
+            let free = u64::from(slots).saturating_sub(used);
+            let Some(head) = line.first() else {
+                continue;
+            };
+            // How long a head that does not fit has waited (only then is it looked up).
+            let head_fits = u64::from(head.3) <= free;
+            let waited = match self.blocked.get(pool).filter(|_| !head_fits) {
+                Some((name, since)) if *name == head.2 => Some(now - since),
                 _ => None,
             };
-            let places: Vec<&Place> = line.iter().take(MAX_PASS).collect();
             let taken = take_in_pool(
                 free,
-                places.iter().map(|p| p.3),
+                line.iter().take(MAX_PASS).map(|p| (p, p.3)),
                 waited,
                 limits.starvation_sec,
                 limit,
             );
-            let head_waits = !places.is_empty() && taken.first() != Some(&0);
-            blocked.push((pool.clone(), head.filter(|_| head_waits).cloned()));
-            found.extend(taken.into_iter().map(|i| places[i]));
-        }
-        for (pool, head) in blocked {
-            match head {
-                Some(h) if self.blocked.get(&pool).is_some_and(|(n, _)| *n == h) => {}
-                Some(h) => {
-                    self.blocked.insert(pool, (h, now));
+            // The head waits from the first claim it did not fit.
+            if head_fits {
+                if !self.blocked.is_empty() {
+                    self.blocked.remove(pool);
                 }
-                None => {
-                    self.blocked.remove(&pool);
-                }
+            } else if waited.is_none() {
+                self.blocked.insert(pool.clone(), (head.2.clone(), now));
             }
+            found.extend(taken);
         }
         if self.claimable.len() > 1 {
             found.sort();

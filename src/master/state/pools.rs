@@ -54,26 +54,27 @@ impl Pools {
     }
 }
 
-/// What a claim may take from one pool's line: given its free slots, the slots each waiting
-/// token needs (best first), and how long the head has waited without fitting, the tokens to
-/// take. Smaller tokens may pass a head that does not fit until it has waited
-/// `starvation_sec`; from then on the pool's free slots are kept for it.
-pub(super) fn take_in_pool(
+/// What a claim may take from one pool's line: given its free slots, the waiting tokens with
+/// the slots each needs (best first), and how long the head has waited without fitting, the
+/// tokens to take (at most `limit`). Smaller tokens may pass a head that does not fit until it
+/// has waited `starvation_sec`; from then on the pool's free slots are kept for it. Stops at
+/// the first token it can: a claim of one job looks at one token when the head fits.
+pub(super) fn take_in_pool<T>(
     free: u64,
-    line: impl Iterator<Item = u32>,
+    line: impl Iterator<Item = (T, u32)>,
     head_blocked_for: Option<i64>,
     starvation_sec: i64,
     limit: usize,
-) -> Vec<usize> {
+) -> Vec<T> {
     let mut free = free;
     let mut taken = Vec::new();
-    for (i, need) in line.enumerate() {
+    for (i, (item, need)) in line.enumerate() {
         if taken.len() == limit || free == 0 {
             break;
         }
         if u64::from(need) <= free {
             free -= u64::from(need);
-            taken.push(i);
+            taken.push(item);
         } else if i == 0 && head_blocked_for.is_some_and(|t| t >= starvation_sec) {
             break; // the head reserves the slots
         }
@@ -151,16 +152,16 @@ mod tests {
 
     #[test]
     fn a_claim_takes_what_fits_and_a_starved_head_reserves_the_slots() {
+        let take = |free: u64, needs: &[u32], waited: Option<i64>, limit: usize| {
+            take_in_pool(free, needs.iter().copied().enumerate(), waited, 60, limit)
+        };
         // 3 free: 1 + 2 fit, the next 1 does not.
-        assert_eq!(take_in_pool(3, [1, 2, 1].into_iter(), None, 60, 10), [0, 1]);
+        assert_eq!(take(3, &[1, 2, 1], None, 10), [0, 1]);
         // A head of 2 with 1 free: smaller ones pass it while it has waited less than 60 s...
-        assert_eq!(
-            take_in_pool(1, [2, 1, 1].into_iter(), Some(10), 60, 10),
-            [1]
-        );
+        assert_eq!(take(1, &[2, 1, 1], Some(10), 10), [1]);
         // ...and from then on the slot is kept for it.
-        assert!(take_in_pool(1, [2, 1, 1].into_iter(), Some(60), 60, 10).is_empty());
-        assert_eq!(take_in_pool(5, [1, 1, 1].into_iter(), None, 60, 2), [0, 1]);
-        assert!(take_in_pool(0, [1].into_iter(), None, 60, 2).is_empty());
+        assert!(take(1, &[2, 1, 1], Some(60), 10).is_empty());
+        assert_eq!(take(5, &[1, 1, 1], None, 2), [0, 1]);
+        assert!(take(0, &[1], None, 2).is_empty());
     }
 }
