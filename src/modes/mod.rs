@@ -252,6 +252,7 @@ fn start_scheduler(
         client: client.clone(),
         name: format!("{name}_backfill"),
         poll: Duration::from_secs(30),
+        default_max_running: config.default_max_workflow_running_instances,
     };
     let scheduler = Scheduler {
         client,

@@ -26,6 +26,8 @@ pub struct Backfiller {
     pub name: String,
     /// The longest a claim waits before the loop looks again (shutdown).
     pub poll: Duration,
+    /// `max_running_instances` of a workflow whose schedule names none.
+    pub default_max_running: u32,
 }
 
 /// A claim's lease: how long a scheduler that died holding marks delays their backfill.
@@ -33,6 +35,9 @@ const CLAIM_LEASE_SEC: u64 = 15;
 /// A backfill with runs in progress or dates to start is looked at again after this even
 /// without a mark (a start that found the definition gone, say).
 const REST_SEC: i64 = 3600;
+/// A backfill held back by its workflow's `max_running_instances` is looked at again this
+/// soon (the runs that end may not be its own, whose marks would wake it).
+const LIMITED_SEC: i64 = 10;
 /// A backfill with nothing left to do is put away (claimable again only by a resume).
 const PUT_AWAY_SEC: i64 = 100 * 365 * 86_400;
 /// Writes tried per backfill before it is left to the claim's lease (conflicts with a pause,
@@ -131,21 +136,12 @@ impl Backfiller {
                     tracing::info!(backfill = %id, workflow = %bf.workflow, instance = %mark.instance, state, "a backfill run ended");
                 }
             }
-            let mut updates = vec![];
-            let mut started = 0;
-            loop {
-                let dates = bf.next_starts();
-                if dates.is_empty() {
-                    break;
-                }
-                started += dates.len();
-                updates.extend(self.start_dates(&mut bf, &dates).await?);
-            }
+            let (mut updates, started, limited) = self.start_what_fits(&mut bf).await?;
             bf.finish_if_done();
-            let rest = if bf.is_active() {
-                REST_SEC
-            } else {
-                PUT_AWAY_SEC
+            let rest = match (bf.is_active(), limited) {
+                (true, true) => LIMITED_SEC,
+                (true, false) => REST_SEC,
+                (false, _) => PUT_AWAY_SEC,
             };
             updates.insert(
                 0,
@@ -181,6 +177,50 @@ impl Backfiller {
         Err(MasterError::Unavailable(format!(
             "backfill {id} changed under {TRIES} writes in a row"
         )))
+    }
+
+    /// Starts the next dates within the backfill's and the workflow's limits: the new runs'
+    /// tokens, how many, and whether the workflow's limit held some back.
+    async fn start_what_fits(
+        &self,
+        bf: &mut Backfill,
+    ) -> Result<(Vec<Token>, usize, bool), MasterError> {
+        let mut updates = vec![];
+        let mut started = 0;
+        let mut room = self.room(bf).await?;
+        loop {
+            let dates = bf.next_starts(room);
+            if dates.is_empty() {
+                break;
+            }
+            started += dates.len();
+            room -= dates.len();
+            updates.extend(self.start_dates(bf, &dates).await?);
+        }
+        Ok((updates, started, room == 0 && bf.counts().pending > 0))
+    }
+
+    /// How many more runs the workflow's `max_running_instances` allows now (the same limit a
+    /// start, a trigger, a rerun and the schedule keep).
+    async fn room(&self, bf: &Backfill) -> Result<usize, MasterError> {
+        if bf.state != crate::workflow::backfill::BackfillState::Running {
+            return Ok(0);
+        }
+        let c = self.client.as_ref();
+        let Ok(w) = WorkflowName::parse(&bf.workflow) else {
+            return Ok(usize::MAX); // its dates fail to start, with the reason
+        };
+        // As `util start`: a workflow without a schedule has no run limit.
+        let Some(schedule) = definition::read(c, &w).await?.and_then(|d| d.schedule) else {
+            return Ok(usize::MAX);
+        };
+        let limit = schedule
+            .max_running_instances
+            .unwrap_or(self.default_max_running) as usize;
+        let running = crate::workflow::settle::running_instances(c, &w)
+            .await?
+            .len();
+        Ok(limit.saturating_sub(running))
     }
 
     /// The tokens of new runs for `dates` of `bf` (recorded in `bf`); a date that cannot start

@@ -416,8 +416,36 @@ async fn a_backfill_runs_each_date_once_within_its_limit_in_order_across_a_dst_c
         ["2026-03-24", "2026-03-27"],
         "only the failed dates ran again"
     );
+    // The workflow's max_running_instances (3 by default) holds for backfills too.
+    let before = std::fs::read_to_string("/proc/uptime").unwrap();
+    let before: f64 = before.split(' ').next().unwrap().parse().unwrap();
+    let all = site
+        .backfill(
+            &[
+                "--from",
+                "2026-03-22",
+                "--to",
+                "2026-03-31",
+                "--reprocess",
+                "all",
+                "--max-active",
+                "10",
+            ],
+            10,
+        )
+        .await;
+    site.wait_state(&all, "done", 120).await;
+    let mut since = site.runs();
+    for v in since.starts.values_mut().chain(since.ends.values_mut()) {
+        v.retain(|t| *t > before);
+    }
+    assert_eq!(
+        since.most_at_once(),
+        3,
+        "the run limit, not --max-active 10 or the 4 workers"
+    );
     let list = site.ok(&["backfill", "list"]).await;
-    assert_eq!(list.lines().count(), 3, "{list}");
+    assert_eq!(list.lines().count(), 4, "{list}");
     assert!(
         list.lines()
             .any(|l| l.starts_with(&format!("{id} daily done ")) && l.contains("done 8 failed 2")),

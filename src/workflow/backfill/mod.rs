@@ -223,13 +223,15 @@ impl Backfill {
         c
     }
 
-    /// The dates to start now (marked running), within `max_active`, in order; none unless
-    /// the backfill runs. The caller records each one's instance with [`Backfill::started`].
-    pub fn next_starts(&mut self) -> Vec<usize> {
+    /// The dates to start now (marked running), within `max_active` and `room` (what the
+    /// workflow's `max_running_instances` leaves), in order; none unless the backfill runs. The caller records each one's instance with [`Backfill::started`].
+    pub fn next_starts(&mut self, room: usize) -> Vec<usize> {
         if self.state != BackfillState::Running {
             return Vec::new();
         }
-        let free = (self.max_active as usize).saturating_sub(self.running.len());
+        let free = (self.max_active as usize)
+            .saturating_sub(self.running.len())
+            .min(room);
         let starts: Vec<usize> = (0..self.times.len())
             .filter(|&i| self.state_of(i) == DateState::Pending)
             .take(free)

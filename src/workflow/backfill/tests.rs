@@ -110,25 +110,30 @@ fn backfill(n: usize, max_active: u32) -> Backfill {
 #[test]
 fn starts_stay_within_max_active_in_order_and_the_backfill_ends_when_all_did() {
     let mut b = backfill(5, 2);
-    let first = b.next_starts();
+    assert_eq!(
+        b.clone().next_starts(1),
+        [0],
+        "the workflow's run limit leaves room for one"
+    );
+    let first = b.next_starts(usize::MAX);
     assert_eq!(first, [0, 1]);
     for i in &first {
         b.started(*i, &format!("i{i}"));
     }
-    assert!(b.next_starts().is_empty(), "two run already");
+    assert!(b.next_starts(usize::MAX).is_empty(), "two run already");
     assert!(b.ended("i0", true));
     assert!(!b.ended("i0", true), "an end counts once");
     assert!(!b.ended("other", false));
-    assert_eq!(b.next_starts(), [2]);
+    assert_eq!(b.next_starts(usize::MAX), [2]);
     b.started(2, "i2");
     assert!(b.ended("i1", false));
     assert!(b.ended("i2", true));
-    let rest = b.next_starts();
+    let rest = b.next_starts(usize::MAX);
     assert_eq!(rest, [3, 4]);
     b.started(3, "i3");
     b.started(4, "i4");
     b.state = BackfillState::Paused;
-    assert!(b.next_starts().is_empty(), "paused");
+    assert!(b.next_starts(usize::MAX).is_empty(), "paused");
     b.state = BackfillState::Running;
     b.ended("i3", true);
     b.ended("i4", true);
@@ -149,10 +154,10 @@ fn starts_stay_within_max_active_in_order_and_the_backfill_ends_when_all_did() {
 #[test]
 fn cancel_leaves_nothing_pending_and_names_the_runs_to_abort() {
     let mut b = backfill(4, 1);
-    let s = b.next_starts();
+    let s = b.next_starts(usize::MAX);
     b.started(s[0], "i0");
     assert_eq!(b.cancel(), ["i0"]);
-    assert!(b.next_starts().is_empty());
+    assert!(b.next_starts(usize::MAX).is_empty());
     let c = b.counts();
     assert_eq!((c.pending, c.running, c.cancelled), (0, 1, 3));
     assert!(b.is_active(), "the aborted run's end is still to come");
