@@ -102,6 +102,9 @@ impl Ops<'_> {
                 "no failed jobs found in workflow {w} instance {i}; `pinball util -w {w} -i {i} rerun` runs it again from the start\n"
             )));
         }
+        if let Some(def) = crate::workflow::definition::read(self.client(), w).await? {
+            self.check_room(w, &def).await?;
+        }
         let new = new_instance_id();
         // A name archived twice (a retried instance archived again) keeps its latest copy.
         let mut by_name: BTreeMap<String, Token> = BTreeMap::new();

@@ -255,6 +255,9 @@ impl Ops<'_> {
     ) -> Result<Done, OpsError> {
         check_roots(&jobs, roots)?;
         let c = self.client();
+        if let Some(def) = definition::read(c, w).await? {
+            self.check_room(w, &def).await?;
+        }
         let new = new_instance_id();
         let jobs: BTreeMap<JobName, JobToken> = jobs
             .into_iter()

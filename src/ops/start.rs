@@ -76,18 +76,7 @@ impl Ops<'_> {
         }
         // Bad input is refused before the state is looked at.
         let (run, receipt) = resolve_run(&def, w, run)?;
-        if let Some(schedule) = &def.schedule {
-            let limit = schedule
-                .max_running_instances
-                .unwrap_or(self.settings.default_max_running) as usize;
-            let running = settle::running_instances(c, w).await?;
-            if running.len() >= limit {
-                return Err(OpsError::Failed(format!(
-                    "failed to start a new instance for workflow {w} due to too many instances running! ({} running, max_running_instances {limit})",
-                    running.len()
-                )));
-            }
-        }
+        self.check_room(w, &def).await?;
         let graph = def.graph();
         // An instance id is a millisecond stamp; a start that collides with another process's
         // (the master refuses the second insert) tries a later one, spread at random.
@@ -129,6 +118,31 @@ impl Ops<'_> {
         Err(OpsError::Failed(format!(
             "could not find a free instance id for workflow {w}"
         )))
+    }
+
+    /// Refuses a new instance of `w` when its schedule's `max_running_instances` (the
+    /// configured default without one) is reached: the one check every way of starting a run
+    /// makes (a start, a trigger, a rerun, a retry or poison into a new instance; the
+    /// scheduler and backfills count the same way).
+    pub(crate) async fn check_room(
+        &self,
+        w: &WorkflowName,
+        def: &crate::parser::WorkflowDef,
+    ) -> Result<(), OpsError> {
+        let Some(schedule) = &def.schedule else {
+            return Ok(());
+        };
+        let limit = schedule
+            .max_running_instances
+            .unwrap_or(self.settings.default_max_running) as usize;
+        let running = settle::running_instances(self.client(), w).await?;
+        if running.len() >= limit {
+            return Err(OpsError::Failed(format!(
+                "failed to start a new instance for workflow {w} due to too many instances running! ({} running, max_running_instances {limit})",
+                running.len()
+            )));
+        }
+        Ok(())
     }
 
     /// `rerun`: a finished instance runs again as a new instance of the workflow's current

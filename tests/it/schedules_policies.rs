@@ -130,6 +130,17 @@ async fn start_refuses_to_exceed_max_running_instances() {
         ),
         "{message}"
     );
+    // A poison into a new instance is a start too.
+    let err = c
+        .apply(action(Command::Poison, Some("m"), None, &["j"]))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "failed to start a new instance for workflow m due to too many instances running!"
+        ),
+        "{err}"
+    );
     // Once the running instance is gone, a new one may start.
     assert_eq!(
         c.util(Command::Stop, Some("m"), Some(&first), &[]).await,
