@@ -125,18 +125,13 @@ impl Backfiller {
                 tracing::error!(backfill = %id, "unreadable backfill token; leaving it");
                 return Ok(());
             };
-            for mark in marks.iter().filter_map(EndMark::from_token) {
-                if bf.ended(&mark.instance, mark.succeeded) {
-                    let state = if mark.succeeded {
-                        "succeeded"
-                    } else {
-                        "failed"
-                    };
-                    metrics::counter!(crate::metrics::BACKFILL_RUNS, "state" => state).increment(1);
-                    tracing::info!(backfill = %id, workflow = %bf.workflow, instance = %mark.instance, state, "a backfill run ended");
-                }
-            }
-            let (mut updates, started, limited) = self.start_what_fits(&mut bf).await?;
+            let ended: Vec<EndMark> = marks
+                .iter()
+                .filter_map(EndMark::from_token)
+                .filter(|m| bf.ended(&m.instance, m.succeeded))
+                .collect();
+            let (mut updates, started, not_started, limited) =
+                self.start_what_fits(&mut bf).await?;
             bf.finish_if_done();
             let rest = match (bf.is_active(), limited) {
                 (true, true) => LIMITED_SEC,
@@ -159,9 +154,18 @@ impl Backfiller {
             };
             match c.modify(req).await {
                 Ok(_) => {
+                    // Counted once the write is in: a retried write counts nothing twice.
+                    for m in &ended {
+                        let state = if m.succeeded { "succeeded" } else { "failed" };
+                        metrics::counter!(crate::metrics::BACKFILL_RUNS, "state" => state)
+                            .increment(1);
+                        tracing::info!(backfill = %id, workflow = %bf.workflow, instance = %m.instance, state, "a backfill run ended");
+                    }
                     let counts = bf.counts();
                     metrics::counter!(crate::metrics::BACKFILL_RUNS, "state" => "started")
                         .increment(started as u64);
+                    metrics::counter!(crate::metrics::BACKFILL_RUNS, "state" => "not_started")
+                        .increment(not_started as u64);
                     tracing::info!(
                         backfill = %id, workflow = %bf.workflow, state = bf.state.as_str(),
                         started, running = counts.running, pending = counts.pending,
@@ -184,20 +188,23 @@ impl Backfiller {
     async fn start_what_fits(
         &self,
         bf: &mut Backfill,
-    ) -> Result<(Vec<Token>, usize, bool), MasterError> {
+    ) -> Result<(Vec<Token>, usize, usize, bool), MasterError> {
         let mut updates = vec![];
-        let mut started = 0;
+        let (mut started, mut not_started) = (0, 0);
         let mut room = self.room(bf).await?;
         loop {
             let dates = bf.next_starts(room);
             if dates.is_empty() {
                 break;
             }
-            started += dates.len();
             room -= dates.len();
-            updates.extend(self.start_dates(bf, &dates).await?);
+            let (tokens, n) = self.start_dates(bf, &dates).await?;
+            updates.extend(tokens);
+            started += n;
+            not_started += dates.len() - n;
         }
-        Ok((updates, started, room == 0 && bf.counts().pending > 0))
+        let limited = room == 0 && bf.counts().pending > 0;
+        Ok((updates, started, not_started, limited))
     }
 
     /// How many more runs the workflow's `max_running_instances` allows now (the same limit a
@@ -223,19 +230,18 @@ impl Backfiller {
         Ok(limit.saturating_sub(running))
     }
 
-    /// The tokens of new runs for `dates` of `bf` (recorded in `bf`); a date that cannot start
-    /// (the workflow is gone, a param no longer resolves) is failed with the reason.
+    /// The tokens of new runs for `dates` of `bf` (recorded in `bf`), and how many dates got
+    /// one; a date that cannot start (the workflow is gone, a param no longer resolves) is
+    /// failed with the reason.
     async fn start_dates(
         &self,
         bf: &mut Backfill,
         dates: &[usize],
-    ) -> Result<Vec<Token>, MasterError> {
+    ) -> Result<(Vec<Token>, usize), MasterError> {
         let c = self.client.as_ref();
         let (id, workflow) = (bf.id.clone(), bf.workflow.clone());
         let why_not = |why: String| {
             tracing::error!(backfill = %id, workflow = %workflow, error = %why, "backfill dates cannot start");
-            metrics::counter!(crate::metrics::BACKFILL_RUNS, "state" => "not_started")
-                .increment(dates.len() as u64);
             why
         };
         let w = match WorkflowName::parse(&bf.workflow) {
@@ -243,7 +249,7 @@ impl Backfiller {
             Err(e) => {
                 let why = why_not(e.to_string());
                 dates.iter().for_each(|&d| bf.not_started(d, why.clone()));
-                return Ok(Vec::new());
+                return Ok((Vec::new(), 0));
             }
         };
         let def = match definition::read(c, &w).await? {
@@ -251,7 +257,7 @@ impl Backfiller {
             _ => {
                 let why = why_not(format!("workflow {w} is not defined in the master"));
                 dates.iter().for_each(|&d| bf.not_started(d, why.clone()));
-                return Ok(Vec::new());
+                return Ok((Vec::new(), 0));
             }
         };
         let graph = def.graph();
@@ -259,7 +265,7 @@ impl Backfiller {
             .every
             .as_deref()
             .and_then(|e| schedule_of(&def, Some(e), ts(bf.from)).ok());
-        let mut tokens = Vec::new();
+        let (mut tokens, mut started) = (Vec::new(), 0);
         for &d in dates {
             let at = ts(bf.times[d]);
             match RunInfo::new(&def, RunKind::Backfill, at, &bf.params) {
@@ -271,11 +277,12 @@ impl Backfiller {
                     let i = new_instance_id();
                     tokens.extend(run_tokens(&w, &i, &graph, &run));
                     bf.started(d, i.as_str());
+                    started += 1;
                 }
                 Err(e) => bf.not_started(d, why_not(format!("workflow {w}: {e}"))),
             }
         }
-        Ok(tokens)
+        Ok((tokens, started))
     }
 }
 
