@@ -13,9 +13,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::master::MasterClient;
+use crate::parser::WorkflowDef;
 use crate::token::name::{self, BACKFILL_PREFIX, WorkflowName};
 use crate::token::*;
-use crate::workflow::backfill::{Backfill, EndMark, schedule_of};
+use crate::workflow::backfill::{Backfill, BackfillState, EndMark, schedule_of};
 use crate::workflow::definition;
 use crate::workflow::instance::new_instance_id;
 use crate::workflow::run_info::{RunInfo, RunKind, run_tokens};
@@ -184,22 +185,43 @@ impl Backfiller {
     }
 
     /// Starts the next dates within the backfill's and the workflow's limits: the new runs'
-    /// tokens, how many, and whether the workflow's limit held some back.
+    /// tokens, how many started, how many could not, and whether the workflow's limit held
+    /// some back. The definition and the running instances are read once, and only when a
+    /// date may start.
     async fn start_what_fits(
         &self,
         bf: &mut Backfill,
     ) -> Result<(Vec<Token>, usize, usize, bool), MasterError> {
-        let mut updates = vec![];
-        let (mut started, mut not_started) = (0, 0);
-        let mut room = self.room(bf).await?;
+        let (mut updates, mut started, mut not_started) = (vec![], 0, 0);
+        if bf.state != BackfillState::Running
+            || bf.running.len() >= bf.max_active as usize
+            || bf.counts().pending == 0
+        {
+            return Ok((updates, started, not_started, false));
+        }
+        let workflow = self.workflow_of(bf).await?;
+        let mut room = match &workflow {
+            Ok((w, def)) => self.room(w, def).await?,
+            Err(_) => usize::MAX, // its dates fail to start, with the reason
+        };
         loop {
             let dates = bf.next_starts(room);
             if dates.is_empty() {
                 break;
             }
             room -= dates.len();
-            let (tokens, n) = self.start_dates(bf, &dates).await?;
-            updates.extend(tokens);
+            let n = match &workflow {
+                Ok((w, def)) => {
+                    let (tokens, n) = start_dates(bf, w, def, &dates);
+                    updates.extend(tokens);
+                    n
+                }
+                Err(why) => {
+                    tracing::error!(backfill = %bf.id, workflow = %bf.workflow, error = %why, "backfill dates cannot start");
+                    dates.iter().for_each(|&d| bf.not_started(d, why.clone()));
+                    0
+                }
+            };
             started += n;
             not_started += dates.len() - n;
         }
@@ -207,83 +229,76 @@ impl Backfiller {
         Ok((updates, started, not_started, limited))
     }
 
+    /// The backfill's workflow and its definition, or why its dates cannot start (not a name,
+    /// not defined in the master, retired).
+    async fn workflow_of(
+        &self,
+        bf: &Backfill,
+    ) -> Result<Result<(WorkflowName, WorkflowDef), String>, MasterError> {
+        let c = self.client.as_ref();
+        let w = match WorkflowName::parse(&bf.workflow) {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        Ok(match definition::read(c, &w).await? {
+            Some(def) if definition::retired(c, &w).await?.is_none() => Ok((w, def)),
+            _ => Err(format!("workflow {w} is not defined in the master")),
+        })
+    }
+
     /// How many more runs the workflow's `max_running_instances` allows now (the same limit a
     /// start, a trigger, a rerun and the schedule keep).
-    async fn room(&self, bf: &Backfill) -> Result<usize, MasterError> {
-        if bf.state != crate::workflow::backfill::BackfillState::Running {
-            return Ok(0);
-        }
-        let c = self.client.as_ref();
-        let Ok(w) = WorkflowName::parse(&bf.workflow) else {
-            return Ok(usize::MAX); // its dates fail to start, with the reason
-        };
+    async fn room(&self, w: &WorkflowName, def: &WorkflowDef) -> Result<usize, MasterError> {
         // As `util start`: a workflow without a schedule has no run limit.
-        let Some(schedule) = definition::read(c, &w).await?.and_then(|d| d.schedule) else {
+        let Some(schedule) = &def.schedule else {
             return Ok(usize::MAX);
         };
         let limit = schedule
             .max_running_instances
             .unwrap_or(self.default_max_running) as usize;
-        let running = crate::workflow::settle::running_instances(c, &w)
+        let c = self.client.as_ref();
+        let running = crate::workflow::settle::running_instances(c, w)
             .await?
             .len();
         Ok(limit.saturating_sub(running))
     }
+}
 
-    /// The tokens of new runs for `dates` of `bf` (recorded in `bf`), and how many dates got
-    /// one; a date that cannot start (the workflow is gone, a param no longer resolves) is
-    /// failed with the reason.
-    async fn start_dates(
-        &self,
-        bf: &mut Backfill,
-        dates: &[usize],
-    ) -> Result<(Vec<Token>, usize), MasterError> {
-        let c = self.client.as_ref();
-        let (id, workflow) = (bf.id.clone(), bf.workflow.clone());
-        let why_not = |why: String| {
-            tracing::error!(backfill = %id, workflow = %workflow, error = %why, "backfill dates cannot start");
-            why
-        };
-        let w = match WorkflowName::parse(&bf.workflow) {
-            Ok(w) => w,
-            Err(e) => {
-                let why = why_not(e.to_string());
-                dates.iter().for_each(|&d| bf.not_started(d, why.clone()));
-                return Ok((Vec::new(), 0));
-            }
-        };
-        let def = match definition::read(c, &w).await? {
-            Some(def) if definition::retired(c, &w).await?.is_none() => def,
-            _ => {
-                let why = why_not(format!("workflow {w} is not defined in the master"));
-                dates.iter().for_each(|&d| bf.not_started(d, why.clone()));
-                return Ok((Vec::new(), 0));
-            }
-        };
-        let graph = def.graph();
-        let every = bf
-            .every
-            .as_deref()
-            .and_then(|e| schedule_of(&def, Some(e), ts(bf.from)).ok());
-        let (mut tokens, mut started) = (Vec::new(), 0);
-        for &d in dates {
-            let at = ts(bf.times[d]);
-            match RunInfo::new(&def, RunKind::Backfill, at, &bf.params) {
-                Ok(mut run) => {
-                    run.backfill = Some(bf.id.clone());
-                    if let Some(start) = every.as_ref().and_then(|s| s.previous_before(at)) {
-                        run.interval_start = start.as_second();
-                    }
-                    let i = new_instance_id();
-                    tokens.extend(run_tokens(&w, &i, &graph, &run));
-                    bf.started(d, i.as_str());
-                    started += 1;
+/// The tokens of new runs of `w` for `dates` of `bf` (recorded in `bf`), and how many dates
+/// got one; a date whose params no longer resolve is failed with the reason.
+fn start_dates(
+    bf: &mut Backfill,
+    w: &WorkflowName,
+    def: &WorkflowDef,
+    dates: &[usize],
+) -> (Vec<Token>, usize) {
+    let graph = def.graph();
+    let every = bf
+        .every
+        .as_deref()
+        .and_then(|e| schedule_of(def, Some(e), ts(bf.from)).ok());
+    let (mut tokens, mut started) = (Vec::new(), 0);
+    for &d in dates {
+        let at = ts(bf.times[d]);
+        match RunInfo::new(def, RunKind::Backfill, at, &bf.params) {
+            Ok(mut run) => {
+                run.backfill = Some(bf.id.clone());
+                if let Some(start) = every.as_ref().and_then(|s| s.previous_before(at)) {
+                    run.interval_start = start.as_second();
                 }
-                Err(e) => bf.not_started(d, why_not(format!("workflow {w}: {e}"))),
+                let i = new_instance_id();
+                tokens.extend(run_tokens(w, &i, &graph, &run));
+                bf.started(d, i.as_str());
+                started += 1;
+            }
+            Err(e) => {
+                let why = format!("workflow {w}: {e}");
+                tracing::error!(backfill = %bf.id, error = %why, "a backfill date cannot start");
+                bf.not_started(d, why);
             }
         }
-        Ok((tokens, started))
     }
+    (tokens, started)
 }
 
 fn ts(secs: i64) -> jiff::Timestamp {
