@@ -160,10 +160,7 @@ fn show(b: &Backfill, runs: &std::collections::BTreeMap<i64, InstanceId>) -> Str
         b.workflow,
         b.state.as_str(),
         b.max_active,
-        serde_json::to_value(b.reprocess)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
+        b.reprocess.as_str(),
         b.created_by,
         c.pending,
         c.running,

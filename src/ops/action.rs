@@ -141,15 +141,7 @@ impl Ops<'_> {
             instance: action.instance.as_ref().or(created.map(|(_, i)| i)),
             jobs: &action.jobs,
         };
-        let error = done.as_ref().err().map(ToString::to_string);
-        let said = match (&done, &error) {
-            // Refused (the instance does not allow it): recorded as not done.
-            (Ok(d), _) if d.refused => Err(d.message.as_str()),
-            (Ok(d), _) => Ok(d.message.as_str()),
-            (Err(_), Some(e)) => Err(e.as_str()),
-            (Err(_), None) => Err(""),
-        };
-        audit::record(self.client(), actor, action.command.as_str(), target, said).await;
+        audit::record_done(self.client(), actor, action.command.as_str(), target, &done).await;
         done
     }
 

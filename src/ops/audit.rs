@@ -40,3 +40,21 @@ pub async fn record(
         tracing::error!(command, actor = ?actor, error = %e, "could not write the audit log entry of an action");
     }
 }
+
+/// Records how a command ended: its message, or its error; a refusal (nothing done) is
+/// recorded as not done.
+pub async fn record_done(
+    client: &dyn MasterClient,
+    actor: &str,
+    command: &str,
+    target: Target<'_>,
+    done: &Result<super::Done, super::OpsError>,
+) {
+    let error = done.as_ref().err().map(ToString::to_string);
+    let said = match (done, &error) {
+        (Ok(d), _) if d.refused => Err(d.message.as_str()),
+        (Ok(d), _) => Ok(d.message.as_str()),
+        (Err(_), e) => Err(e.as_deref().unwrap_or_default()),
+    };
+    record(client, actor, command, target, said).await;
+}

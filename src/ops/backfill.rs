@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::audit::{Target, record};
+use super::audit::{Target, record_done};
 use super::{Done, Ops, OpsError};
 use crate::token::name::{self, BACKFILL_PREFIX, InstanceId, Level, WorkflowName};
 use crate::token::{MasterError, ModifyRequest, Token};
@@ -219,47 +219,34 @@ impl Ops<'_> {
             .client()
             .modify(ModifyRequest::update(vec![token]))
             .await;
+        let done = match result {
+            Ok(_) => {
+                tracing::info!(backfill = %b.id, workflow = %b.workflow, dates = b.times.len(), to_start, "backfill created");
+                Ok(Done::say(format!(
+                    "backfill {}: {to_start} runs to start\n",
+                    b.id
+                )))
+            }
+            Err(e) => Err(e.into()),
+        };
         let w = WorkflowName::parse(&b.workflow).ok();
         let target = Target {
             workflow: w.as_ref(),
             ..Default::default()
         };
-        let message = format!("backfill {}: {to_start} runs to start\n", b.id);
-        match result {
-            Ok(_) => {
-                tracing::info!(backfill = %b.id, workflow = %b.workflow, dates = b.times.len(), to_start, "backfill created");
-                record(self.client(), actor, "backfill", target, Ok(&message)).await;
-                Ok(Done::say(message))
-            }
-            Err(e) => {
-                record(
-                    self.client(),
-                    actor,
-                    "backfill",
-                    target,
-                    Err(&e.to_string()),
-                )
-                .await;
-                Err(e.into())
-            }
-        }
+        record_done(self.client(), actor, "backfill", target, &done).await;
+        done
     }
 
     /// Every backfill, newest first.
     pub async fn backfills(&self) -> Result<Vec<Backfill>, OpsError> {
         let tokens = self.client().query_prefix(BACKFILL_PREFIX).await?;
-        let mut all: Vec<Backfill> = tokens
-            .iter()
-            .filter(|t| name::backfill_of(&t.name).is_some_and(|(_, mark)| !mark))
-            .filter_map(Backfill::from_token)
-            .collect();
-        all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        Ok(all)
+        Ok(Backfill::all_in(&tokens))
     }
 
     /// Backfill `id` and its token.
     pub async fn backfill_of(&self, id: &str) -> Result<(Token, Backfill), OpsError> {
-        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) || id.len() > 20 {
+        if !Backfill::is_id(id) {
             return Err(OpsError::Input(format!(
                 "{id:?} is not a backfill id (digits)"
             )));
@@ -283,22 +270,15 @@ impl Ops<'_> {
         actor: &str,
     ) -> Result<Done, OpsError> {
         let result = self.change_backfill(id, what).await;
-        let command = format!("backfill {}", what.as_str());
         let workflow = result.as_ref().ok().and_then(|(w, _)| w.clone());
+        let done = result.map(|(_, done)| done);
         let target = Target {
             workflow: workflow.as_ref(),
             ..Default::default()
         };
-        match result {
-            Ok((_, done)) => {
-                record(self.client(), actor, &command, target, Ok(&done.message)).await;
-                Ok(done)
-            }
-            Err(e) => {
-                record(self.client(), actor, &command, target, Err(&e.to_string())).await;
-                Err(e)
-            }
-        }
+        let command = format!("backfill {}", what.as_str());
+        record_done(self.client(), actor, &command, target, &done).await;
+        done
     }
 
     async fn change_backfill(

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::audit::{Target, record};
+use super::audit::{Target, record_done};
 use super::{Done, Ops, OpsError};
 use crate::token::name::{self, ALL_RUNNABLE_JOBS, POOL_PREFIX};
 use crate::token::{MasterError, ModifyRequest, PoolDef, Token, is_pool_name, pool_use};
@@ -28,7 +28,7 @@ pub struct PoolRow {
 
 /// Counts each pool's use from the runnable jobs: the slots of those held by a live lease,
 /// and those waiting.
-pub fn usage(runnable: &[Token], now: i64) -> BTreeMap<String, (u64, usize)> {
+fn usage(runnable: &[Token], now: i64) -> BTreeMap<String, (u64, usize)> {
     let mut by_pool: BTreeMap<String, (u64, usize)> = BTreeMap::new();
     for t in runnable {
         let (pool, slots) = pool_use(t.data.as_deref());
@@ -46,7 +46,7 @@ pub fn usage(runnable: &[Token], now: i64) -> BTreeMap<String, (u64, usize)> {
 
 /// The pool rows of `pools` (their tokens) with the use `runnable` shows; pools that jobs name
 /// without a token are listed as unlimited.
-pub fn rows(pools: &[Token], runnable: &[Token], now: i64) -> Vec<PoolRow> {
+fn rows(pools: &[Token], runnable: &[Token], now: i64) -> Vec<PoolRow> {
     let mut use_of = usage(runnable, now);
     let mut out: Vec<PoolRow> = pools
         .iter()
@@ -170,19 +170,10 @@ impl Ops<'_> {
         &self,
         command: &str,
         actor: &str,
-        result: Result<Done, OpsError>,
+        done: Result<Done, OpsError>,
     ) -> Result<Done, OpsError> {
-        let text = match &result {
-            Ok(d) => d.message.clone(),
-            Err(e) => e.to_string(),
-        };
-        let outcome = if result.is_ok() {
-            Ok(text.as_str())
-        } else {
-            Err(text.as_str())
-        };
-        record(self.client(), actor, command, Target::default(), outcome).await;
-        result
+        record_done(self.client(), actor, command, Target::default(), &done).await;
+        done
     }
 }
 

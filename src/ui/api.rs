@@ -237,16 +237,8 @@ async fn pools(State(ui): State<Ui>) -> Result<Json<Vec<crate::ops::pools::PoolR
 
 /// The pools and their use, from the master.
 pub async fn pool_rows(ui: &Ui) -> Result<Vec<crate::ops::pools::PoolRow>, UiError> {
-    let c = ui.client.as_ref();
-    let pools = c.query_prefix(crate::token::name::POOL_PREFIX).await?;
-    let runnable = c
-        .query_prefix(crate::token::name::ALL_RUNNABLE_JOBS)
-        .await?;
-    Ok(crate::ops::pools::rows(
-        &pools,
-        &runnable,
-        crate::clock::now(),
-    ))
+    let ops = crate::ops::Ops::new(ui.client.as_ref(), ui.ops.clone());
+    Ok(ops.pools().await?)
 }
 
 /// The status label: `exiting`, `aborting` or `draining` (the first visible at this level, in

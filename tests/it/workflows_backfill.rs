@@ -417,8 +417,7 @@ async fn a_backfill_runs_each_date_once_within_its_limit_in_order_across_a_dst_c
         "only the failed dates ran again"
     );
     // The workflow's max_running_instances (3 by default) holds for backfills too.
-    let before = std::fs::read_to_string("/proc/uptime").unwrap();
-    let before: f64 = before.split(' ').next().unwrap().parse().unwrap();
+    let before = uptime();
     let all = site
         .backfill(
             &[

@@ -12,16 +12,6 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn uptime() -> f64 {
-    std::fs::read_to_string("/proc/uptime")
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 /// A job of `slots` slots that records `start NAME SLOTS T` and `end NAME SLOTS T` in
 /// `dir/runs.log` around a sleep of `sleep` seconds (and on while `dir/hold` exists).
 fn job(dir: &Path, name: &str, slots: u32, sleep: &str) -> String {

@@ -95,13 +95,9 @@ impl DataLayer {
         &self,
     ) -> Result<Vec<crate::workflow::backfill::Backfill>, StorageError> {
         let tokens = self.tokens(name::BACKFILL_PREFIX, false).await?;
-        let mut all: Vec<crate::workflow::backfill::Backfill> = tokens
-            .iter()
-            .filter(|(t, _)| name::backfill_of(&t.name).is_some_and(|(_, mark)| !mark))
-            .filter_map(|(t, _)| crate::workflow::backfill::Backfill::from_token(t))
-            .collect();
-        all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        Ok(all)
+        Ok(crate::workflow::backfill::Backfill::all_in(
+            tokens.iter().map(|(t, _)| t),
+        ))
     }
 
     /// Each workflow's newest [`RECENT`] runs, oldest first: finished ones from `latest` (the

@@ -84,7 +84,7 @@ pub(super) async fn show(
     State(ui): State<Ui>,
     QueryIn(p, _): PageQuery<BackfillParams>,
 ) -> PageResult {
-    if p.id.is_empty() || p.id.len() > 20 || !p.id.bytes().all(|b| b.is_ascii_digit()) {
+    if !Backfill::is_id(&p.id) {
         return Err(PageError(UiError::BadInput(
             "this page needs ?id= with a backfill's id (digits)".into(),
         )));
@@ -112,10 +112,7 @@ pub(super) async fn show(
     respond(&BackfillPage {
         head: Head::new(&ui, format!("Backfill {}", b.id), &Level::Global),
         every: b.every.clone().unwrap_or_else(|| "its schedule".into()),
-        reprocess: serde_json::to_value(b.reprocess)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
+        reprocess: b.reprocess.as_str().to_owned(),
         params: params.join(" "),
         error: b.error.clone().unwrap_or_default(),
         b: BackfillView::new(&b, crate::clock::now_f64()),

@@ -40,6 +40,14 @@ pub enum Reprocess {
 }
 
 impl Reprocess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reprocess::Missing => "missing",
+            Reprocess::Failed => "failed",
+            Reprocess::All => "all",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Reprocess> {
         match s {
             "missing" => Some(Reprocess::Missing),
@@ -310,6 +318,23 @@ impl Backfill {
 
     pub fn to_data(&self) -> String {
         serde_json::to_string(self).expect("a backfill serialises")
+    }
+
+    /// The backfills among `tokens` (those under `/backfill/`, their end marks left out),
+    /// newest first.
+    pub fn all_in<'a>(tokens: impl IntoIterator<Item = &'a Token>) -> Vec<Backfill> {
+        let mut all: Vec<Backfill> = tokens
+            .into_iter()
+            .filter(|t| name::backfill_of(&t.name).is_some_and(|(_, mark)| !mark))
+            .filter_map(Backfill::from_token)
+            .collect();
+        all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        all
+    }
+
+    /// Whether `id` can name a backfill: digits (its creation in milliseconds), at most 20.
+    pub fn is_id(id: &str) -> bool {
+        (1..=20).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit())
     }
 
     pub fn from_token(t: &Token) -> Option<Backfill> {

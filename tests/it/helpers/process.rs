@@ -109,6 +109,18 @@ pub async fn try_master_process(config: &Path) -> Option<Process> {
     Some(Process { child, port })
 }
 
+/// Seconds since boot (`/proc/uptime`): the clock the tests' jobs write into their records with
+/// `read up _ < /proc/uptime`, so a test can compare its own moments with theirs.
+pub fn uptime() -> f64 {
+    std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
