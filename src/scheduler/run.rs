@@ -44,8 +44,9 @@ pub struct Scheduler {
 }
 
 /// The lease a claim of due schedules asks for: the master's clock is the claim's expiration
-/// time less this.
-const CLAIM_LEASE_SEC: i64 = 60;
+/// time less this. A scheduler killed while it handles a schedule (milliseconds) holds that
+/// schedule this long, so a restarted one waits at most this long for it: 15 s, not a minute.
+const CLAIM_LEASE_SEC: i64 = 15;
 
 /// A step of the master's clock back by more than this re-plans every schedule.
 const STEP_BACK_SEC: i64 = 60;
@@ -104,7 +105,7 @@ impl Scheduler {
                     tracing::warn!(error = %e, "planning the schedules again failed; it is tried at the next step");
                 }
             }
-            // A minute's lease, counted by the master from the moment it grants the claim.
+            // The claim's lease, counted by the master from the moment it grants the claim.
             let req = QueryAndOwnRequest {
                 lease_sec: Some(CLAIM_LEASE_SEC as u64),
                 ..QueryAndOwnRequest::new(
@@ -123,7 +124,7 @@ impl Scheduler {
                 Ok(r) => {
                     for token in r.tokens {
                         if let Err(e) = self.handle(token).await {
-                            // The claim's lease ends within a minute and the token is retried.
+                            // The claim's lease ends within CLAIM_LEASE_SEC and the token is retried.
                             tracing::warn!(error = %e, "handling a due schedule failed; it will be retried");
                         }
                     }
