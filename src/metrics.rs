@@ -76,6 +76,8 @@ pub const BACKFILL_RUNS: &str = "pinball_backfill_runs_total";
 pub const POOL_SLOTS: &str = "pinball_pool_slots";
 pub const POOL_SLOTS_USED: &str = "pinball_pool_slots_used";
 pub const POOL_WAITING: &str = "pinball_pool_waiting_jobs";
+pub const QUEUED_RUNS: &str = "pinball_queued_runs";
+pub const QUEUED_RUNS_ENDED: &str = "pinball_queued_runs_total";
 pub const EMAILS_SENT: &str = "pinball_emails_sent_total";
 pub const EMAIL_RETRIES: &str = "pinball_email_retries_total";
 pub const EMAILS_FAILED: &str = "pinball_emails_failed_total";
@@ -170,6 +172,15 @@ fn describe_work() {
         POOL_WAITING,
         Unit::Count,
         "Runnable jobs of a pool no worker holds yet, by pool"
+    );
+    describe_gauge!(
+        QUEUED_RUNS,
+        Unit::Count,
+        "Runs waiting in a queue for room under their workflow's max_running_instances (util start --queue)"
+    );
+    describe_counter!(
+        QUEUED_RUNS_ENDED,
+        "Queued runs that left the queue by the scheduler, by outcome: started, dropped (their workflow was retired)"
     );
     describe_counter!(
         BACKFILL_RUNS,

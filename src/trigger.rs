@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::config::Role;
 use crate::master::server::Extra;
 use crate::master::{LocalMasterClient, Master, MasterClient};
-use crate::ops::{Action, Command, Ops, OpsError, OpsSettings};
+use crate::ops::{Action, Command, Done, Ops, OpsError, OpsSettings};
 use crate::parser::params::ParamValue;
 use crate::token::name::{self, WorkflowName};
 use crate::token::{Conflict, MasterError, ModifyRequest};
@@ -63,6 +63,10 @@ pub struct TriggerBody {
     /// 1 to 64 characters of A-Z a-z 0-9 - _: the same key within 24 h answers with the same
     /// run and starts nothing.
     pub idempotency_key: Option<String>,
+    /// Beyond the workflow's max_running_instances (or behind runs queued already), wait as a
+    /// queued run that starts when a run ends (202) instead of being refused (409).
+    #[serde(default)]
+    pub queue: bool,
 }
 
 /// The run a trigger started (or found by its idempotency key).
@@ -74,6 +78,9 @@ pub struct Started {
     pub params: BTreeMap<String, String>,
     /// Seconds since the epoch.
     pub logical_time: i64,
+    /// The run waits in the queue: it starts, under this instance id, when a run ends.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub queued: bool,
 }
 
 /// The errors a trigger answers beyond every call's.
@@ -117,6 +124,7 @@ fn fresh(data: Option<&str>, now: i64) -> Option<serde_json::Value> {
     request_body = TriggerBody,
     responses(
         (status = 201, description = "a run was started", body = Started),
+        (status = 202, description = "with queue: the run waits in the queue and starts when a run ends", body = Started),
         (status = 200, description = "the idempotency key's run, started within 24 hours; nothing started", body = Started),
         TriggerErrors,
         Errors,
@@ -165,27 +173,13 @@ async fn trigger(
         logical_time: body.logical_time,
         run_kind: RunKind::Trigger,
         receipt: receipt.clone(),
+        queue: body.queue,
         ..Action::new(Command::Start)
     };
     let ops = Ops::new(&client, (*settings).clone());
     let actor = format!("{} (api token)", caller.name);
     match ops.apply(&action, &actor).await {
-        Ok(done) => {
-            let Some((w, i)) = done.created else {
-                return Err(conflict(&w, done.message.trim_end()));
-            };
-            let run = ops
-                .run_of(&w, &i)
-                .await
-                .map_err(|e| conflict(&w, &e.to_string()))?;
-            let answer = Started {
-                workflow: w.to_string(),
-                instance: i.to_string(),
-                params: run.as_ref().map(|r| r.params.clone()).unwrap_or_default(),
-                logical_time: run.as_ref().map_or(0, |r| r.logical_time),
-            };
-            Ok((StatusCode::CREATED, Json(answer)).into_response())
-        }
+        Ok(done) => started(&ops, &w, done).await,
         Err(OpsError::AlreadyStarted(r)) => {
             let facts = client
                 .get(&r)
@@ -199,6 +193,30 @@ async fn trigger(
         Err(OpsError::NoWorkflow(m)) => Err(ApiError::Master(MasterError::NotFound(m))),
         Err(e) => Err(conflict(&w, &e.to_string())),
     }
+}
+
+/// The answer to a start that did something: 201 with the run started, 202 with the run
+/// queued, 409 when the start was refused.
+async fn started(ops: &Ops<'_>, w: &WorkflowName, done: Done) -> Result<Response, ApiError> {
+    let Some((w, i)) = done.created else {
+        return Err(conflict(w, done.message.trim_end()));
+    };
+    let run = ops
+        .run_of(&w, &i)
+        .await
+        .map_err(|e| conflict(&w, &e.to_string()))?;
+    let answer = Started {
+        workflow: w.to_string(),
+        instance: i.to_string(),
+        params: run.as_ref().map(|r| r.params.clone()).unwrap_or_default(),
+        logical_time: run.as_ref().map_or(0, |r| r.logical_time),
+        queued: done.queued,
+    };
+    let status = match done.queued {
+        true => StatusCode::ACCEPTED,
+        false => StatusCode::CREATED,
+    };
+    Ok((status, Json(answer)).into_response())
 }
 
 /// 409: the start was refused as things stand (a run limit).
@@ -243,7 +261,9 @@ mod tests {
     fn the_master_s_document_names_the_trigger_and_resolves_every_reference() {
         let doc = crate::master::openapi::document_with(Some(super::TriggerApi::openapi()));
         let op = &doc["paths"]["/api/v1/workflows/{wf}/runs"]["post"];
-        for status in ["200", "201", "400", "401", "403", "404", "409", "503"] {
+        for status in [
+            "200", "201", "202", "400", "401", "403", "404", "409", "503",
+        ] {
             assert!(op["responses"].get(status).is_some(), "{status} in {op}");
         }
         assert!(doc["paths"].get("/api/v1/modify").is_some());

@@ -345,7 +345,7 @@ const LOOKS = {
   WAITING_RETRY: ["#f5c77e", "↻", "waiting to retry"], POLLING: ["#bfe1f5", "◎", "polling its condition"],
   RUNNING: ["#56b4e9", "▶", "running"], SUCCESS: ["#009e73", "✓", "success"], FAILURE: ["#d55e00", "✗", "failure"],
   KILLED: ["#e69f00", "⚡", "killed"], ABORTED: ["#cc79a7", "■", "aborted"], DISABLED: ["#ffffff", "⊘", "disabled"], SKIPPED: ["#d9ecd0", "↷", "skipped"],
-  UNKNOWN: ["#b0b0b0", "?", "unknown"],
+  UNKNOWN: ["#b0b0b0", "?", "unknown"], QUEUED: ["#dcd0f0", "⋯", "queued"],
 };
 
 async function refreshGraph() {
@@ -434,8 +434,11 @@ if (log && log.dataset.follow) {
 }
 
 // ---- actions: confirm, POST with the page's token, show the answer --------------------------
-for (const b of $$("button.action")) {
-  b.addEventListener("click", async () => {
+// Delegated, so buttons in parts the live refresh swaps in act too.
+document.addEventListener("click", async (e) => {
+  const b = e.target.closest("button.action");
+  if (!b || b.disabled) return;
+  {
     const scope = b.closest("[data-workflow]") || b;
     const jobs = b.classList.contains("jobs") ? Array.from(selected).sort().join(",") : b.dataset.jobs || "";
     const question = b.dataset.confirm.replace("{jobs}", jobs.split(",").join(", "));
@@ -448,7 +451,7 @@ for (const b of $$("button.action")) {
     add("execution", b.dataset.execution);
     // A Start beside a parameters form sends its fields (param.NAME, logical_time).
     if (b.dataset.command === "start") {
-      for (const f of $$(".start-params [name]", scope)) add(f.name, f.value);
+      for (const f of $$(".start-params [name]", scope)) add(f.name, f.type === "checkbox" ? (f.checked ? "on" : "") : f.value);
     }
     b.disabled = true;
     try {
@@ -464,8 +467,8 @@ for (const b of $$("button.action")) {
     }
     refreshLabel();
     setTimeout(refreshOnce, 300);
-  });
-}
+  }
+});
 
 // ---- keyboard shortcuts: / search, f fit the graph, p poison, r retry, Escape closes ---------
 document.addEventListener("keydown", (e) => {

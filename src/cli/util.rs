@@ -74,6 +74,9 @@ pub struct UtilArgs {
     /// `start`: the run's logical time, RFC 3339 or YYYY-MM-DD (default: now).
     #[arg(long = "logical-time")]
     pub logical_time: Option<String>,
+    /// `start`: beyond max_running_instances, wait as a QUEUED run that starts when a run ends.
+    #[arg(long = "queue")]
+    pub queue: bool,
 }
 
 /// `KEY=VALUE` of `-p`.
@@ -126,9 +129,11 @@ pub async fn run(
         )),
         _ => None,
     };
-    if command != UtilCommand::Start && (!args.params.is_empty() || args.logical_time.is_some()) {
+    if command != UtilCommand::Start
+        && (!args.params.is_empty() || args.logical_time.is_some() || args.queue)
+    {
         return Err(CliError::usage(
-            "-p and --logical-time are for start (rerun keeps the run's own)",
+            "-p, --logical-time and --queue are for start (rerun keeps the run's own)",
         ));
     }
     let params = params_of(&args.params)?;
@@ -146,6 +151,7 @@ pub async fn run(
         dry_run: false,
         params,
         logical_time: args.logical_time.clone(),
+        queue: args.queue,
         ..Action::new(command)
     };
     let done = ops.apply(&action, &super::os_user()).await?;

@@ -22,6 +22,8 @@ pub struct Naming {
     /// Where the pool tokens are (`PREFIX<pool>`, data [`crate::token::PoolDef`]): their
     /// slot limits bound the claims of tokens in those pools.
     pub pool_prefix: String,
+    /// The names counted as the `pinball_queued_runs` gauge (runs waiting for room).
+    pub queue_prefix: String,
     /// Whether writing a name needs the operator role.
     pub needs_operator: fn(&str) -> bool,
     /// For a control-plane name (a signal, schedule or definition): `Some`, with the workflow

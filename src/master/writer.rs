@@ -348,7 +348,7 @@ impl Writer {
                 }
                 self.keep_outcomes(now);
                 state.redo(pending);
-                record_state(&state, &self.shared.options.naming.followed_claims);
+                record_state(&state, &self.shared.options.naming);
                 outcomes.into_iter().for_each(|o| o.send(None));
                 self.watches.wake(&state, &touched);
             }
@@ -494,8 +494,11 @@ impl Writer {
 }
 
 /// The gauges of what memory holds, after a batch.
-fn record_state(state: &State, followed: &str) {
+fn record_state(state: &State, naming: &super::Naming) {
+    let followed = naming.followed_claims.as_str();
     metrics::gauge!(crate::metrics::TOKENS).set(state.len() as f64);
+    metrics::gauge!(crate::metrics::QUEUED_RUNS)
+        .set(state.count_prefix(&naming.queue_prefix) as f64);
     if let Some((waiting, held)) = state.claim_counts(followed) {
         metrics::gauge!(crate::metrics::JOBS_RUNNABLE).set(waiting as f64);
         metrics::gauge!(crate::metrics::JOBS_RUNNING).set(held as f64);

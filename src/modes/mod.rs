@@ -254,19 +254,29 @@ fn start_scheduler(
         poll: Duration::from_secs(30),
         default_max_running: config.default_max_workflow_running_instances,
     };
+    let queuer = crate::scheduler::queue::Queuer {
+        client: client.clone(),
+        name: format!("{name}_queue"),
+        poll: Duration::from_secs(30),
+        default_max_running: config.default_max_workflow_running_instances,
+    };
     let scheduler = Scheduler {
         client,
         settings,
         name,
     };
     tracing::info!("starting scheduler");
-    let backfill_stop = stop.clone();
+    let (backfill_stop, queue_stop) = (stop.clone(), stop.clone());
     tasks.spawn(async move {
         scheduler.run(stop).await;
         Ok(())
     });
     tasks.spawn(async move {
         backfiller.run(backfill_stop).await;
+        Ok(())
+    });
+    tasks.spawn(async move {
+        queuer.run(queue_stop).await;
         Ok(())
     });
     Ok(())

@@ -13,6 +13,7 @@ pub fn naming() -> Naming {
         leased_prefix: name::WORKFLOW_PREFIX.to_owned(),
         outbox_prefix: name::OUTBOX_PREFIX.to_owned(),
         pool_prefix: name::POOL_PREFIX.to_owned(),
+        queue_prefix: name::QUEUE_PREFIX.to_owned(),
         needs_operator: name::needs_operator,
         control_of,
         job_log,

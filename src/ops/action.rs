@@ -40,6 +40,8 @@ pub struct Action {
     /// `start`: a token written in the start's own commit, insert-only (an HTTP trigger's
     /// idempotency receipt); the run's facts go in its data.
     pub receipt: Option<String>,
+    /// `start`: beyond the run limit, wait as a queued run instead of being refused.
+    pub queue: bool,
 }
 
 impl Action {
@@ -60,6 +62,7 @@ impl Action {
             logical_time: None,
             run_kind: Default::default(),
             receipt: None,
+            queue: false,
         }
     }
 
@@ -70,6 +73,7 @@ impl Action {
             logical_time: self.logical_time.clone(),
             kind: self.run_kind,
             receipt: self.receipt.clone(),
+            queue: self.queue,
         }
     }
 
@@ -174,6 +178,10 @@ impl Ops<'_> {
             Stop => {
                 let (w, i) = a.instance()?;
                 self.stop(w, i).await
+            }
+            Cancel => {
+                let (w, i) = a.instance()?;
+                self.cancel(w, i).await
             }
             Retry => {
                 let (w, i) = a.instance()?;

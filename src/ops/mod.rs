@@ -9,6 +9,7 @@ mod action;
 mod audit;
 pub mod backfill;
 mod cleanup;
+mod import;
 mod jobs;
 pub mod pools;
 pub mod read;
@@ -60,10 +61,11 @@ pub enum Command {
     PauseSchedule,
     ResumeSchedule,
     Skip,
+    Cancel,
 }
 
 impl Command {
-    pub const ALL: [Command; 23] = [
+    pub const ALL: [Command; 24] = [
         Command::Start,
         Command::Stop,
         Command::Pause,
@@ -87,6 +89,7 @@ impl Command {
         Command::PauseSchedule,
         Command::ResumeSchedule,
         Command::Skip,
+        Command::Cancel,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -115,6 +118,7 @@ impl Command {
             Command::PauseSchedule => "pause-schedule",
             Command::ResumeSchedule => "resume-schedule",
             Command::Skip => "skip",
+            Command::Cancel => "cancel",
         }
     }
 
@@ -124,7 +128,10 @@ impl Command {
             Command::Import => {
                 "load every configured workflow into the master, retiring those that left"
             }
-            Command::Start => "start a new instance of -w WORKFLOW",
+            Command::Start => {
+                "start a new instance of -w WORKFLOW (--queue: wait for room under its run limit)"
+            }
+            Command::Cancel => "cancel queued run -i before it starts",
             Command::Stop => "delete the tokens of instance -i (no history kept)",
             Command::Pause => "hold every token of instance -i",
             Command::Resume => "release the tokens of a paused instance -i",
@@ -211,6 +218,9 @@ pub struct Done {
     /// prints the original's message on stderr and exits 1 (CONTRACT §1); the UI shows it as
     /// an error.
     pub refused: bool,
+    /// `created` is a queued run (`start --queue` beyond the run limit): it starts when a run
+    /// ends.
+    pub queued: bool,
 }
 
 impl Done {
@@ -219,6 +229,7 @@ impl Done {
             message: message.into(),
             created: None,
             refused: false,
+            queued: false,
         }
     }
 

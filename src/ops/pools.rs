@@ -24,21 +24,58 @@ pub struct PoolRow {
     /// Runnable jobs no worker holds yet.
     pub waiting: usize,
     pub description: String,
+    /// The running jobs that hold its slots (at most [`MAX_HOLDERS`] listed).
+    pub held_by: Vec<PoolHolder>,
+}
+
+/// A running job holding slots of a pool.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct PoolHolder {
+    pub workflow: String,
+    pub instance: String,
+    pub job: String,
+    pub slots: u32,
+}
+
+/// The most holders a pool's row lists.
+pub const MAX_HOLDERS: usize = 100;
+
+/// A pool's use: the slots held, the jobs waiting, and who holds the slots.
+#[derive(Default)]
+struct Use {
+    used: u64,
+    waiting: usize,
+    held_by: Vec<PoolHolder>,
 }
 
 /// Counts each pool's use from the runnable jobs: the slots of those held by a live lease,
 /// and those waiting.
-fn usage(runnable: &[Token], now: i64) -> BTreeMap<String, (u64, usize)> {
-    let mut by_pool: BTreeMap<String, (u64, usize)> = BTreeMap::new();
+fn usage(runnable: &[Token], now: i64) -> BTreeMap<String, Use> {
+    let mut by_pool: BTreeMap<String, Use> = BTreeMap::new();
     for t in runnable {
         let (pool, slots) = pool_use(t.data.as_deref());
         let held = t.owner.as_deref().is_some_and(|o| !o.is_empty())
             && t.expiration_time.is_some_and(|e| e > now);
         let entry = by_pool.entry(pool.into()).or_default();
-        if held {
-            entry.0 += u64::from(slots);
-        } else {
-            entry.1 += 1;
+        if !held {
+            entry.waiting += 1;
+            continue;
+        }
+        entry.used += u64::from(slots);
+        if entry.held_by.len() < MAX_HOLDERS
+            && let Some(name::Name::Job {
+                workflow,
+                instance,
+                job,
+                ..
+            }) = name::Name::parse(&t.name)
+        {
+            entry.held_by.push(PoolHolder {
+                workflow: workflow.to_string(),
+                instance: instance.to_string(),
+                job: job.to_string(),
+                slots,
+            });
         }
     }
     by_pool
@@ -53,22 +90,24 @@ fn rows(pools: &[Token], runnable: &[Token], now: i64) -> Vec<PoolRow> {
         .filter_map(|t| {
             let pool = t.name.strip_prefix(POOL_PREFIX)?.to_owned();
             let def: PoolDef = serde_json::from_str(t.data.as_deref()?).ok()?;
-            let (used, waiting) = use_of.remove(&pool).unwrap_or_default();
+            let u = use_of.remove(&pool).unwrap_or_default();
             Some(PoolRow {
                 pool,
                 slots: def.slots,
-                used,
-                waiting,
+                used: u.used,
+                waiting: u.waiting,
                 description: def.description,
+                held_by: u.held_by,
             })
         })
         .collect();
-    out.extend(use_of.into_iter().map(|(pool, (used, waiting))| PoolRow {
+    out.extend(use_of.into_iter().map(|(pool, u)| PoolRow {
         pool,
         slots: None,
-        used,
-        waiting,
+        used: u.used,
+        waiting: u.waiting,
         description: String::new(),
+        held_by: u.held_by,
     }));
     out.sort_by(|a, b| a.pool.cmp(&b.pool));
     out

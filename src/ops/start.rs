@@ -1,16 +1,14 @@
-//! Starting and stopping instances, and loading definitions and schedules into the master:
-//! `start`, `stop`, `reschedule` (`import`) and `unschedule`.
+//! Starting and stopping instances: `start` (and `--queue`), `rerun` and `stop` (which
+//! cancels a queued run).
 
 use std::collections::BTreeMap;
 
-use super::{Done, Ops, OpsError, Standing, py_list};
-use crate::parser::Definitions;
-use crate::schedule::ScheduleData;
+use super::{Done, Ops, OpsError, Standing};
 use crate::token::name::{self, InstanceId, WorkflowName};
-use crate::token::{MasterError, ModifyRequest};
+use crate::token::{MasterError, ModifyRequest, Token};
 use crate::workflow::instance::{instance_id_after, new_instance_id};
 use crate::workflow::run_info::{RunInfo, RunKind, parse_time, run_tokens};
-use crate::workflow::{definition, settle};
+use crate::workflow::{definition, queue};
 
 /// What a start is for.
 pub enum Run {
@@ -21,9 +19,17 @@ pub enum Run {
         kind: RunKind,
         /// A token to insert in the start's commit (see `Action::receipt`).
         receipt: Option<String>,
+        /// Beyond the run limit, wait as a queued run instead of being refused.
+        queue: bool,
     },
     /// A run of the same parameters and logical time as an earlier one (`rerun`).
     Again(RunInfo),
+}
+
+impl Run {
+    fn queue(&self) -> bool {
+        matches!(self, Run::New { queue: true, .. })
+    }
 }
 
 /// The run a start makes: the same as an earlier one, or a new one of `def` with its params
@@ -40,6 +46,7 @@ fn resolve_run(
             logical_time,
             kind,
             receipt,
+            ..
         } => {
             let zone = def.schedule.as_ref().and_then(|s| s.timezone.as_deref());
             let at = match logical_time {
@@ -53,13 +60,32 @@ fn resolve_run(
     })
 }
 
+/// The receipt of a trigger's idempotency key: the run it started (or queued).
+fn receipt_token(
+    receipt: &str,
+    w: &WorkflowName,
+    i: &InstanceId,
+    run: &RunInfo,
+    queued: bool,
+) -> Token {
+    let mut facts = serde_json::json!({
+        "workflow": w, "instance": i, "params": run.params,
+        "logical_time": run.logical_time, "at": crate::clock::now(),
+    });
+    if queued {
+        facts["queued"] = true.into();
+    }
+    Token::new(receipt.to_owned(), Some(facts.to_string()))
+}
+
 /// How many instance ids a start tries before it gives up.
 const START_ATTEMPTS: usize = 64;
 
 impl Ops<'_> {
     /// `start`: a new instance from the definition in the master, if the schedule's
     /// `max_running_instances` allows one more, with its parameters checked (a wrong one is
-    /// bad input, refused before anything is written) and its logical time.
+    /// bad input, refused before anything is written) and its logical time. With `queue`, a
+    /// run the limit holds back (or one behind runs queued already) waits in the queue.
     pub async fn start(&self, w: &WorkflowName, run: Run) -> Result<Done, OpsError> {
         let c = self.client();
         let def = definition::read(c, w).await?.ok_or_else(|| {
@@ -75,41 +101,99 @@ impl Ops<'_> {
             )));
         }
         // Bad input is refused before the state is looked at.
+        let queue = run.queue();
         let (run, receipt) = resolve_run(&def, w, run)?;
-        self.check_room(w, &def).await?;
+        let room = queue::room(c, w, &def, self.settings.default_max_running).await?;
+        if queue {
+            let ahead = queue::waiting(c, w).await?.len();
+            if room.left() == 0 || ahead > 0 {
+                return self.enqueue(w, run, receipt, room, ahead).await;
+            }
+        } else if let Some(why) = room.full(w) {
+            return Err(OpsError::Failed(why));
+        }
         let graph = def.graph();
-        // An instance id is a millisecond stamp; a start that collides with another process's
-        // (the master refuses the second insert) tries a later one, spread at random.
+        let i = self
+            .insert_run(w, &run, receipt.as_deref(), false, |i| {
+                run_tokens(w, i, &graph, &run)
+            })
+            .await?;
+        tracing::info!(workflow = %w, instance = %i, "started an instance");
+        let message = format!(
+            "exported workflow {w} instance {i}.  Its tokens are under {}\n",
+            name::instance_prefix(w, &i)
+        );
+        Ok(Done::created(message, w, &i))
+    }
+
+    /// Writes `run` as a queued run of `w`, behind `ahead` others.
+    async fn enqueue(
+        &self,
+        w: &WorkflowName,
+        run: RunInfo,
+        receipt: Option<String>,
+        room: queue::Room,
+        ahead: usize,
+    ) -> Result<Done, OpsError> {
+        if ahead >= queue::MAX_QUEUED {
+            return Ok(Done::refuse(format!(
+                "workflow {w} has {ahead} queued runs, the most it may hold; cancel one (pinball util -w {w} -i INSTANCE cancel) or wait for them to start\n"
+            )));
+        }
+        let queued = queue::QueuedRun {
+            run,
+            queued_at: crate::clock::now(),
+        };
+        let i = self
+            .insert_run(w, &queued.run, receipt.as_deref(), true, |i| {
+                vec![queued.token(w, i)]
+            })
+            .await?;
+        tracing::info!(workflow = %w, instance = %i, ahead, "queued a run");
+        let why = match room.limit {
+            Some(limit) if room.left() == 0 => {
+                format!("{} running, max_running_instances {limit}", room.running)
+            }
+            _ => format!("{ahead} queued before it"),
+        };
+        let message = format!(
+            "queued workflow {w} instance {i} ({why}): it starts when a run ends (to cancel it: pinball util -w {w} -i {i} cancel)\n"
+        );
+        Ok(Done {
+            queued: true,
+            ..Done::created(message, w, &i)
+        })
+    }
+
+    /// Inserts the tokens `tokens_for` gives for a new instance id of `w` (and the receipt,
+    /// in the same commit): the id used. A start that collides with another process's id (the
+    /// master refuses the second insert) tries a later one, spread at random; a receipt
+    /// written meanwhile means the key's run exists already.
+    async fn insert_run(
+        &self,
+        w: &WorkflowName,
+        run: &RunInfo,
+        receipt: Option<&str>,
+        queued: bool,
+        tokens_for: impl Fn(&InstanceId) -> Vec<Token>,
+    ) -> Result<InstanceId, OpsError> {
+        let c = self.client();
         for attempt in 0..START_ATTEMPTS {
             let i = match attempt {
                 0 => new_instance_id(),
                 _ => instance_id_after(fastrand::i64(0..16)),
             };
-            let mut tokens = run_tokens(w, &i, &graph, &run);
-            if let Some(name) = &receipt {
-                let facts = serde_json::json!({
-                    "workflow": w, "instance": i, "params": run.params,
-                    "logical_time": run.logical_time, "at": crate::clock::now(),
-                });
-                tokens.push(crate::token::Token::new(
-                    name.clone(),
-                    Some(facts.to_string()),
-                ));
+            let mut tokens = tokens_for(&i);
+            if let Some(name) = receipt {
+                tokens.push(receipt_token(name, w, &i, run, queued));
             }
             match c.modify(ModifyRequest::update(tokens)).await {
-                Ok(_) => {
-                    tracing::info!(workflow = %w, instance = %i, "started an instance");
-                    let message = format!(
-                        "exported workflow {w} instance {i}.  Its tokens are under {}\n",
-                        name::instance_prefix(w, &i)
-                    );
-                    return Ok(Done::created(message, w, &i));
-                }
+                Ok(_) => return Ok(i),
                 Err(MasterError::VersionConflict(_)) => {
-                    if let Some(name) = &receipt
+                    if let Some(name) = receipt
                         && c.get(name).await?.is_some()
                     {
-                        return Err(OpsError::AlreadyStarted(name.clone()));
+                        return Err(OpsError::AlreadyStarted(name.to_owned()));
                     }
                 }
                 Err(e) => return Err(e.into()),
@@ -123,26 +207,17 @@ impl Ops<'_> {
     /// Refuses a new instance of `w` when its schedule's `max_running_instances` (the
     /// configured default without one) is reached: the one check every way of starting a run
     /// makes (a start, a trigger, a rerun, a retry or poison into a new instance; the
-    /// scheduler and backfills count the same way).
+    /// scheduler, backfills and the queue count the same way).
     pub(crate) async fn check_room(
         &self,
         w: &WorkflowName,
         def: &crate::parser::WorkflowDef,
     ) -> Result<(), OpsError> {
-        let Some(schedule) = &def.schedule else {
-            return Ok(());
-        };
-        let limit = schedule
-            .max_running_instances
-            .unwrap_or(self.settings.default_max_running) as usize;
-        let running = settle::running_instances(self.client(), w).await?;
-        if running.len() >= limit {
-            return Err(OpsError::Failed(format!(
-                "failed to start a new instance for workflow {w} due to too many instances running! ({} running, max_running_instances {limit})",
-                running.len()
-            )));
+        let room = queue::room(self.client(), w, def, self.settings.default_max_running).await?;
+        match room.full(w) {
+            Some(why) => Err(OpsError::Failed(why)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// `rerun`: a finished instance runs again as a new instance of the workflow's current
@@ -168,6 +243,7 @@ impl Ops<'_> {
                 logical_time: None,
                 kind: RunKind::Rerun,
                 receipt: None,
+                queue: false,
             },
         };
         let started = self.start(w, again).await?;
@@ -181,8 +257,8 @@ impl Ops<'_> {
         Ok(Done::created(message, w, new))
     }
 
-    /// What instance `i` ran for, from one of its job tokens (live, else archived); `None` for
-    /// an instance started before runs had it.
+    /// What instance `i` ran for, from one of its job tokens (live, else archived) or its
+    /// queued token; `None` for an instance started before runs had it.
     pub async fn run_of(
         &self,
         w: &WorkflowName,
@@ -190,6 +266,11 @@ impl Ops<'_> {
     ) -> Result<Option<RunInfo>, OpsError> {
         let prefix = name::job_prefix(w, i);
         let mut tokens = self.client().query_prefix(&prefix).await?;
+        if tokens.is_empty()
+            && let Some(q) = self.client().get(&name::queued_run(w, i)).await?
+        {
+            return Ok(queue::QueuedRun::from_token(&q).map(|q| q.run));
+        }
         if tokens.is_empty() {
             tokens = self.archived(&prefix).await?;
         }
@@ -199,15 +280,57 @@ impl Ops<'_> {
             .find_map(|jt| jt.job.run))
     }
 
-    /// `stop`: deletes the instance's tokens (no history kept).
+    /// `cancel`: deletes queued run `i` before it starts (refused once it has started).
+    pub async fn cancel(&self, w: &WorkflowName, i: &InstanceId) -> Result<Done, OpsError> {
+        let c = self.client();
+        for _ in 0..10 {
+            let Some(queued) = c.get(&name::queued_run(w, i)).await? else {
+                let started = !c
+                    .query_prefix(&name::instance_prefix(w, i))
+                    .await?
+                    .is_empty()
+                    || !matches!(self.standing(w, i).await?, Standing::Missing);
+                return Ok(Done::refuse(match started {
+                    true => format!(
+                        "workflow {w} instance {i} is not queued: it has started (abort or stop it instead)\n"
+                    ),
+                    false => format!("workflow {w} instance {i} not found\n"),
+                }));
+            };
+            match c.modify(ModifyRequest::delete(vec![queued])).await {
+                Ok(_) => {
+                    tracing::info!(workflow = %w, instance = %i, "cancelled a queued run");
+                    return Ok(Done::say(format!(
+                        "cancelled the queued run of workflow {w} instance {i}; it had not started\n"
+                    )));
+                }
+                // Claimed by the scheduler meanwhile (a new version), or started: look again.
+                Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(OpsError::Failed(format!(
+            "the queued run of workflow {w} instance {i} kept changing; try again"
+        )))
+    }
+
+    /// `stop`: deletes the instance's tokens (no history kept), or cancels it while queued.
     pub async fn stop(&self, w: &WorkflowName, i: &InstanceId) -> Result<Done, OpsError> {
         let c = self.client();
         for attempt in 1..=10 {
             let tokens = c.query_prefix(&name::instance_prefix(w, i)).await?;
             if tokens.is_empty() {
-                return Ok(Done::refuse(format!(
-                    "workflow {w} instance {i} not found\n"
-                )));
+                // A queued run is cancelled (one that started meanwhile is stopped).
+                if c.get(&name::queued_run(w, i)).await?.is_none() {
+                    return Ok(Done::refuse(format!(
+                        "workflow {w} instance {i} not found\n"
+                    )));
+                }
+                let done = self.cancel(w, i).await?;
+                if !done.refused || attempt == 10 {
+                    return Ok(done);
+                }
+                continue;
             }
             let n = tokens.len();
             match c.modify(ModifyRequest::delete(tokens)).await {
@@ -222,145 +345,4 @@ impl Ops<'_> {
         }
         unreachable!("the loop returns on its last attempt")
     }
-
-    /// `reschedule` / `pinball import`: loads the definitions into the master (only `only`'s
-    /// when given), and the schedules that changed. Importing them all (`from`: where they
-    /// were read) retires the workflows that left them.
-    pub async fn import(
-        &self,
-        mut defs: Definitions,
-        only: Option<&WorkflowName>,
-        from: &str,
-        dry_run: bool,
-    ) -> Result<Done, OpsError> {
-        if let Some(w) = only {
-            if !defs.contains_key(w) {
-                return Ok(Done::refuse(format!("workflow {w} not found\n")));
-            }
-            defs.retain(|k, _| k == w);
-        }
-        if defs.is_empty() {
-            return Ok(Done::say(
-                "no workflows found in the configured definitions\n",
-            ));
-        }
-        let retire_from = only.is_none().then_some(from);
-        let done = definition::import(self.client(), &defs, retire_from, dry_run).await?;
-        if dry_run {
-            return Ok(Done::say(dry_run_report(&done, from)));
-        }
-        let tokens = |names: &[WorkflowName], f: fn(&WorkflowName) -> String| {
-            names.iter().map(f).collect::<Vec<_>>()
-        };
-        let mut out = format!(
-            "imported workflows {}.  Their definition tokens are {}\n",
-            py_list(&done.definitions),
-            py_list(&tokens(&done.definitions, name::definition_token))
-        );
-        out.push_str(&format!(
-            "rescheduled workflows {}.  Their schedule tokens are {}\n",
-            py_list(&done.schedules),
-            py_list(&tokens(&done.schedules, name::schedule_token))
-        ));
-        if !done.retired.is_empty() {
-            out.push_str(&format!(
-                "retired workflows {}: they are no longer in {from}, so their schedules are removed and they cannot be started; running instances go on and their history stays\n",
-                py_list(&done.retired)
-            ));
-        }
-        Ok(Done::say(out))
-    }
-
-    /// `pause-schedule` / `resume-schedule`: the schedule starts nothing (each occurrence is
-    /// counted as missed) / runs again from its next occurrence. The flag lives on the
-    /// schedule token, so an import keeps it.
-    pub async fn pause_schedule(&self, w: &WorkflowName, paused: bool) -> Result<Done, OpsError> {
-        let c = self.client();
-        for _ in 0..10 {
-            let Some(token) = c.get(&name::schedule_token(w)).await? else {
-                return Ok(Done::refuse(format!(
-                    "schedule for workflow {w} not found\n"
-                )));
-            };
-            let Some(mut data) = ScheduleData::from_token(&token) else {
-                return Err(OpsError::Failed(format!(
-                    "the schedule token of workflow {w} is not a schedule"
-                )));
-            };
-            let verb = if paused { "paused" } else { "resumed" };
-            if data.paused == paused {
-                return Ok(Done::say(format!(
-                    "the schedule of workflow {w} is already {verb}\n"
-                )));
-            }
-            data.paused = paused;
-            let next = crate::clock::utc(data.next_run_time);
-            let mut update = data.to_token(token.version);
-            // The lease is the next run: kept as it is.
-            update.owner = token.owner.clone();
-            update.expiration_time = token.expiration_time;
-            match c.modify(ModifyRequest::update(vec![update])).await {
-                Ok(_) if paused => {
-                    return Ok(Done::say(format!(
-                        "paused the schedule of workflow {w}: it starts nothing until resume-schedule, and counts each run it passes in missed_runs\n"
-                    )));
-                }
-                Ok(_) => {
-                    return Ok(Done::say(format!(
-                        "resumed the schedule of workflow {w}: its next run is at {next}\n"
-                    )));
-                }
-                Err(MasterError::VersionConflict(_)) => {} // the scheduler moved it: again
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(OpsError::Failed(format!(
-            "the schedule of workflow {w} kept changing; try again"
-        )))
-    }
-
-    /// `unschedule`: removes the workflow's schedule token.
-    pub async fn unschedule(&self, w: &WorkflowName) -> Result<Done, OpsError> {
-        let c = self.client();
-        match c.get(&name::schedule_token(w)).await? {
-            Some(t) => {
-                c.modify(ModifyRequest::delete(vec![t])).await?;
-                Ok(Done::say(format!("removed schedule for workflow {w}\n")))
-            }
-            None => Ok(Done::refuse(format!(
-                "schedule for workflow {w} not found\n"
-            ))),
-        }
-    }
-}
-
-/// What an import would change, written nothing: workflows added, changed (one line a job),
-/// retired.
-fn dry_run_report(done: &definition::Imported, from: &str) -> String {
-    let mut out = String::new();
-    if !done.added.is_empty() {
-        out.push_str(&format!("would add workflows {}\n", py_list(&done.added)));
-    }
-    for (w, lines) in &done.changed {
-        for line in lines {
-            out.push_str(&format!("would change workflow {w}: {line}\n"));
-        }
-    }
-    if !done.schedules.is_empty() {
-        out.push_str(&format!(
-            "would reschedule workflows {}\n",
-            py_list(&done.schedules)
-        ));
-    }
-    if !done.retired.is_empty() {
-        out.push_str(&format!(
-            "would retire workflows {}: they are no longer in {from}\n",
-            py_list(&done.retired)
-        ));
-    }
-    if out.is_empty() {
-        out.push_str("nothing would change\n");
-    }
-    out.push_str("nothing was written (--dry-run)\n");
-    out
 }

@@ -247,20 +247,14 @@ impl Backfiller {
     }
 
     /// How many more runs the workflow's `max_running_instances` allows now (the same limit a
-    /// start, a trigger, a rerun and the schedule keep).
+    /// start, a trigger, a rerun, the queue and the schedule keep).
     async fn room(&self, w: &WorkflowName, def: &WorkflowDef) -> Result<usize, MasterError> {
-        // As `util start`: a workflow without a schedule has no run limit.
-        let Some(schedule) = &def.schedule else {
-            return Ok(usize::MAX);
-        };
-        let limit = schedule
-            .max_running_instances
-            .unwrap_or(self.default_max_running) as usize;
         let c = self.client.as_ref();
-        let running = crate::workflow::settle::running_instances(c, w)
-            .await?
-            .len();
-        Ok(limit.saturating_sub(running))
+        Ok(
+            crate::workflow::queue::room(c, w, def, self.default_max_running)
+                .await?
+                .left(),
+        )
     }
 }
 

@@ -48,6 +48,9 @@ pub struct ActionBody {
     pub params: BTreeMap<String, crate::parser::params::ParamValue>,
     /// `start`: the run's logical time (RFC 3339 or YYYY-MM-DD; default now).
     pub logical_time: Option<String>,
+    /// `start`: beyond max_running_instances, wait as a QUEUED run instead of being refused.
+    #[serde(default)]
+    pub queue: bool,
 }
 
 /// The JSON body, with a malformed one answered like every other UI error.
@@ -75,6 +78,8 @@ pub struct CommandForm {
     pub execution: Option<usize>,
     /// `start`: the run's logical date or time (empty: now).
     pub logical_time: Option<String>,
+    /// `start`: `on` to queue the run when max_running_instances is reached.
+    pub queue: Option<String>,
     /// `start`: `param.NAME` fields, the run's parameters (every other field is refused).
     #[serde(flatten)]
     pub rest: BTreeMap<String, String>,
@@ -171,6 +176,7 @@ async fn command(State(ui): State<Ui>, ActionForm(f): ActionForm) -> Result<Resp
     if c == Command::Start {
         action.params = form_params(f.rest)?;
         action.logical_time = f.logical_time.filter(|t| !t.is_empty());
+        action.queue = f.queue.is_some_and(|q| q == "on");
     }
     perform(&ui, &caller, c, action).await
 }
@@ -194,7 +200,7 @@ pub struct Created {
 #[utoipa::path(
     post,
     path = "/api/v1/actions/{command}",
-    params(("command" = String, Path, description = "start, retry, rerun, redo, poison, skip, drain, undrain, abort, unabort, exit, unexit, disable, enable, unschedule, pause-schedule, resume-schedule")),
+    params(("command" = String, Path, description = "start, cancel, retry, rerun, redo, poison, skip, drain, undrain, abort, unabort, exit, unexit, disable, enable, unschedule, pause-schedule, resume-schedule")),
     request_body = ActionBody,
     responses(
         (status = 200, description = "done; what the command printed", body = ActionAnswer),
@@ -222,9 +228,10 @@ async fn json_command(
     if c == Command::Start {
         action.params = body.params.into_iter().map(|(k, v)| (k, v.0)).collect();
         action.logical_time = body.logical_time;
-    } else if !body.params.is_empty() || body.logical_time.is_some() {
+        action.queue = body.queue;
+    } else if !body.params.is_empty() || body.logical_time.is_some() || body.queue {
         return Err(UiError::BadInput(
-            "params and logical_time are for start".into(),
+            "params, logical_time and queue are for start".into(),
         ));
     }
     perform(&ui, &caller, c, action).await
@@ -269,8 +276,13 @@ async fn perform(
         Ok(done) => {
             let message = done.message.trim_end().to_owned();
             // A new instance (start, retry of an archived one, poison into a new one): its page.
+            // A queued run has no page yet: its workflow's list shows it.
+            let queued = done.queued;
             let created = done.created.map(|(w, i)| Created {
-                href: crate::workflow::links::jobs_href(&w, &i),
+                href: match queued {
+                    true => format!("/instances/?workflow={w}"),
+                    false => crate::workflow::links::jobs_href(&w, &i),
+                },
                 workflow: w.to_string(),
                 instance: i.to_string(),
             });

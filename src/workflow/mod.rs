@@ -3,7 +3,7 @@
 //! `status` says what users see; `plan` decides, as pure functions, what each step of
 //! progress writes, and `progress` and `settle` read, ask `plan`, and write; `executor` runs a
 //! command; `mail` builds the notification emails; `worker` ties it together; `definition` keeps the workflow definitions in the
-//! master.
+//! master; `queue` holds the runs that wait for room.
 
 pub mod backfill;
 pub mod definition;
@@ -18,6 +18,7 @@ pub mod logs;
 pub mod mail;
 pub mod plan;
 pub mod progress;
+pub mod queue;
 pub mod reaper;
 pub mod run_info;
 pub mod settle;

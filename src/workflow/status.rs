@@ -20,6 +20,8 @@ pub enum Status {
     PENDING,
     DISABLED,
     UNKNOWN,
+    /// A run waiting in its workflow's queue for room (`util start --queue`): no job yet.
+    QUEUED,
 }
 
 impl Status {
@@ -33,6 +35,7 @@ impl Status {
             Status::PENDING => "PENDING",
             Status::DISABLED => "DISABLED",
             Status::UNKNOWN => "UNKNOWN",
+            Status::QUEUED => "QUEUED",
         }
     }
 
@@ -46,6 +49,7 @@ impl Status {
             Status::PENDING,
             Status::DISABLED,
             Status::UNKNOWN,
+            Status::QUEUED,
         ]
         .into_iter()
         .find(|x| x.as_str() == s)
@@ -79,6 +83,8 @@ pub enum Look {
     /// Skipped by an operator (`util skip`): counted as done, its downstream jobs ran.
     SKIPPED,
     UNKNOWN,
+    /// A run waiting in the queue for room.
+    QUEUED,
 }
 
 impl From<Status> for Look {
@@ -92,12 +98,13 @@ impl From<Status> for Look {
             Status::PENDING => Look::PENDING,
             Status::DISABLED => Look::DISABLED,
             Status::UNKNOWN => Look::UNKNOWN,
+            Status::QUEUED => Look::QUEUED,
         }
     }
 }
 
 impl Look {
-    pub const ALL: [Look; 12] = [
+    pub const ALL: [Look; 13] = [
         Look::NEVER_RUN,
         Look::PENDING,
         Look::WAITING_RETRY,
@@ -110,6 +117,7 @@ impl Look {
         Look::DISABLED,
         Look::SKIPPED,
         Look::UNKNOWN,
+        Look::QUEUED,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -126,6 +134,7 @@ impl Look {
             Look::DISABLED => "DISABLED",
             Look::SKIPPED => "SKIPPED",
             Look::UNKNOWN => "UNKNOWN",
+            Look::QUEUED => "QUEUED",
         }
     }
 
@@ -144,6 +153,7 @@ impl Look {
             Look::DISABLED => "disabled",
             Look::SKIPPED => "skipped",
             Look::UNKNOWN => "unknown",
+            Look::QUEUED => "queued",
         }
     }
 
@@ -162,6 +172,7 @@ impl Look {
             Look::DISABLED => "⊘",
             Look::SKIPPED => "↷",
             Look::UNKNOWN => "?",
+            Look::QUEUED => "⋯",
         }
     }
 
@@ -179,6 +190,7 @@ impl Look {
             Look::DISABLED => "#ffffff",
             Look::SKIPPED => "#d9ecd0",
             Look::UNKNOWN => "#b0b0b0",
+            Look::QUEUED => "#dcd0f0",
         }
     }
 }

@@ -54,6 +54,7 @@ mod workflows_params;
 mod workflows_pool_slots;
 mod workflows_pools;
 mod workflows_process_tree;
+mod workflows_queue;
 mod workflows_remote_logs;
 mod workflows_signals;
 mod workflows_smtp_tls;

@@ -158,6 +158,40 @@ async fn a_pool_s_slots_bound_its_running_jobs_change_at_run_time_and_starve_no_
         page.contains("waiting for a slot in pool warehouse (3 of 3 used)"),
         "{page}"
     );
+    // The pools page and API name the running jobs that hold the slots.
+    let rows: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{ui}/api/v1/pools"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let warehouse = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["pool"] == "warehouse")
+        .unwrap_or_else(|| panic!("{rows}"));
+    let mut holders: Vec<String> = warehouse["held_by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| format!("{} {} {}", h["workflow"], h["job"], h["slots"]))
+        .collect();
+    holders.sort();
+    let mut running: Vec<String> = runs(d)
+        .iter()
+        .map(|r| format!("\"fan\" \"{}\" {}", r.name, r.slots))
+        .collect();
+    running.sort();
+    assert_eq!(holders, running, "{warehouse}");
+    let page = reqwest::get(format!("http://127.0.0.1:{ui}/pools/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let first = &runs(d)[0];
+    assert!(page.contains(&format!(">fan {}</a>", first.name)), "{page}");
     let held: u64 = runs(d).iter().map(|r| r.slots).sum();
     assert_eq!(held, 3, "nothing else started meanwhile");
     std::fs::remove_file(d.join("hold")).unwrap();
@@ -212,7 +246,8 @@ async fn a_pool_s_slots_bound_its_running_jobs_change_at_run_time_and_starve_no_
         serde_json::from_str(&get(format!("http://127.0.0.1:{ui}/api/v1/pools")).await).unwrap();
     assert!(
         rows.as_array().unwrap().contains(&serde_json::json!({
-            "pool": "warehouse", "slots": 1, "used": 0, "waiting": 0, "description": "the warehouse"
+            "pool": "warehouse", "slots": 1, "used": 0, "waiting": 0, "description": "the warehouse",
+            "held_by": []
         })),
         "{rows}"
     );

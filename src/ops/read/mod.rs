@@ -26,8 +26,9 @@ use crate::token::name::{
 };
 use crate::workflow::definition;
 use crate::workflow::instance::JobToken;
+use crate::workflow::queue::QueuedRun;
 use crate::workflow::signal::Signals;
-use crate::workflow::status::{InstanceStatus, workflow_status};
+use crate::workflow::status::{InstanceStatus, Status, workflow_status};
 
 #[derive(Clone)]
 pub struct DataLayer {
@@ -303,7 +304,8 @@ impl DataLayer {
             .store
             .summaries(&self.master, w, offset, limit.max(runs))
             .await?;
-        if live.is_empty() && archived_total == 0 {
+        let queued = self.queued(w).await?;
+        if live.is_empty() && archived_total == 0 && queued.is_empty() {
             return Ok((None, Vec::new()));
         }
         // A summary of a live instance (retried in place) is stale: its live row stands.
@@ -314,7 +316,9 @@ impl DataLayer {
             .map(|((_, i, s), run)| InstanceRow::new(i, s, run.as_ref()))
             .collect();
         let mut rows = Vec::new();
+        let queued_total = queued.len() as u64;
         if offset == 0 {
+            rows.extend(queued);
             rows.extend(
                 live.iter()
                     .rev()
@@ -324,7 +328,7 @@ impl DataLayer {
         rows.extend(finished.iter().take(limit as usize).cloned());
         let page = InstancePage {
             rows,
-            total: archived_total + live.len() as u64,
+            total: archived_total + live.len() as u64 + queued_total,
             offset,
             limit,
         };
@@ -347,7 +351,7 @@ impl DataLayer {
         Ok((Some(page), recent))
     }
 
-    /// The newest instance: `latest` in URLs.
+    /// The newest instance (a queued run is not one yet): `latest` in URLs.
     pub async fn latest_instance(
         &self,
         w: &WorkflowName,
@@ -355,7 +359,30 @@ impl DataLayer {
         Ok(self
             .instances(w, 0, 1)
             .await?
-            .and_then(|p| p.rows.into_iter().next())
+            .and_then(|p| p.rows.into_iter().find(|r| r.status != Status::QUEUED))
             .map(|r| r.instance))
+    }
+
+    /// `w`'s queued runs (at most `queue::MAX_QUEUED`), newest first, as `QUEUED` rows.
+    pub async fn queued(&self, w: &WorkflowName) -> Result<Vec<InstanceRow>, StorageError> {
+        let tokens = self
+            .tokens(&name::queue_prefix(w), false)
+            .await?
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        Ok(crate::workflow::queue::oldest_first(tokens)
+            .into_iter()
+            .rev()
+            .map(|(i, t)| {
+                let q = QueuedRun::from_token(&t);
+                let status = InstanceStatus {
+                    status: Status::QUEUED,
+                    start_time: None,
+                    end_time: None,
+                };
+                InstanceRow::new(i, status, q.as_ref().map(|q| &q.run))
+            })
+            .collect())
     }
 }

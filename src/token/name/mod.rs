@@ -29,6 +29,9 @@ pub const TRIGGER_PREFIX: &str = "/trigger/workflow/";
 pub const BACKFILL_PREFIX: &str = "/backfill/";
 /// Pools with slots: `/pool/<name>`, data `token::PoolDef` (`pinball pool set`).
 pub const POOL_PREFIX: &str = "/pool/";
+/// Runs waiting for room under their workflow's `max_running_instances` (`util start
+/// --queue`): `/queue/workflow/<wf>/<instance>`, the instance id the run will have.
+pub const QUEUE_PREFIX: &str = "/queue/workflow/";
 /// Every runnable job of every instance: the pattern workers claim with.
 pub const ALL_RUNNABLE_JOBS: &str = "/workflow/*/*/job/runnable/";
 /// Every schedule token: the pattern the scheduler claims with.
@@ -244,6 +247,22 @@ pub fn backfill_of(name: &str) -> Option<(&str, bool)> {
         None => Some((rest, false)),
         Some((id, tail)) => tail.starts_with("end/").then_some((id, true)),
     }
+}
+
+/// Where the queued runs of `w` are, oldest first by id.
+pub fn queue_prefix(w: &WorkflowName) -> String {
+    format!("{QUEUE_PREFIX}{w}/")
+}
+
+/// The token of run `i` of `w` while it waits in the queue.
+pub fn queued_run(w: &WorkflowName, i: &InstanceId) -> String {
+    format!("{QUEUE_PREFIX}{w}/{i}")
+}
+
+/// The workflow and instance of a queued run's token.
+pub fn queued_of(name: &str) -> Option<(WorkflowName, InstanceId)> {
+    let (w, i) = name.strip_prefix(QUEUE_PREFIX)?.split_once('/')?;
+    Some((w.parse().ok()?, i.parse().ok()?))
 }
 
 /// The token of pool `pool` (a pool name: `token::is_pool_name`).

@@ -23,6 +23,8 @@ pub struct InstanceView {
     pub run_secs: String,
     /// `2026-02-01 (scheduled)`: the logical date and how the run started.
     pub run: String,
+    /// Waiting in the queue: no page of its own yet, a Cancel button instead.
+    pub queued: bool,
 }
 
 #[derive(Template)]
@@ -39,7 +41,26 @@ struct InstancesPage {
     grid: Grid,
     /// The grid's cells, for the script that draws them.
     grid_json: String,
-    looks: [Look; 12],
+    looks: [Look; 13],
+}
+
+/// How an instance row shows.
+fn view(r: InstanceRow, now: f64) -> InstanceView {
+    InstanceView {
+        queued: r.status == crate::workflow::status::Status::QUEUED,
+        status: r.status.as_str(),
+        colour: r.status.colour(),
+        icon: Look::from(r.status).icon(),
+        start: when(r.start_time, now),
+        end: when(r.end_time, now),
+        run_time: run_time(r.start_time, r.end_time, now),
+        run_secs: run_secs(r.start_time, r.end_time, now),
+        run: match (&r.logical_date, r.kind) {
+            (Some(date), Some(kind)) => format!("{date} ({})", kind.as_str()),
+            _ => String::new(),
+        },
+        instance: r.instance.into(),
+    }
 }
 
 /// Instances per page.
@@ -79,24 +100,7 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
         offset: 0,
         limit: PAGE,
     });
-    let rows: Vec<InstanceView> = page_data
-        .rows
-        .into_iter()
-        .map(|r| InstanceView {
-            status: r.status.as_str(),
-            colour: r.status.colour(),
-            icon: crate::workflow::status::Look::from(r.status).icon(),
-            start: when(r.start_time, now),
-            end: when(r.end_time, now),
-            run_time: run_time(r.start_time, r.end_time, now),
-            run_secs: run_secs(r.start_time, r.end_time, now),
-            run: match (&r.logical_date, r.kind) {
-                (Some(date), Some(kind)) => format!("{date} ({})", kind.as_str()),
-                _ => String::new(),
-            },
-            instance: r.instance.into(),
-        })
-        .collect();
+    let rows: Vec<InstanceView> = page_data.rows.into_iter().map(|r| view(r, now)).collect();
     let total = page_data.total;
     let head = Head::new(&ui, format!("{w} instances"), &Level::Workflow(w.clone()));
     let (w, chart) = (w.clone(), p.chart.clone());
