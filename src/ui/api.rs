@@ -226,7 +226,7 @@ impl Scope {
     get,
     path = "/api/v1/pools",
     responses(
-        (status = 200, description = "every pool (and every pool a runnable job names) with its slots (null: unlimited), the slots its running jobs hold, and its waiting jobs; asked of the master, since it is live", body = Vec<crate::ops::pools::PoolRow>),
+        (status = 200, description = "every pool (and every pool a runnable job names) with its slots (null: unlimited), the slots its running jobs hold, its waiting jobs, and the running jobs that hold them (the first 100); asked of the master, since it is live", body = Vec<crate::ops::pools::PoolRow>),
         Errors,
     ),
     tag = "ui"
