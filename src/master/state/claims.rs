@@ -29,16 +29,28 @@ fn place(name: &str, e: &Entry, slots: u32) -> Place {
     (Rank(e.priority), e.version, name.into(), slots)
 }
 
+/// One pool's line: its claimable tokens in order, and the slots its leased tokens hold (kept
+/// beside the line, so a claim finds both with one lookup). A line lives while it has either.
+#[derive(Debug, Default)]
+struct Line {
+    places: BTreeSet<Place>,
+    used: u64,
+}
+
+impl Line {
+    fn is_empty(&self) -> bool {
+        self.places.is_empty() && self.used == 0
+    }
+}
+
 /// The tokens matching one `*` pattern, split into claimable (in line, one line per pool) and
 /// leased (by lease end). Invariant: every matching token is in exactly one set; a leased
 /// token whose lease has ended stays in `leased` until the next claim promotes it.
 #[derive(Debug)]
 pub(super) struct ClaimIndex {
     pub(super) pattern: Pattern,
-    claimable: BTreeMap<Box<str>, BTreeSet<Place>>,
+    lines: BTreeMap<Box<str>, Line>,
     leased: BTreeSet<(i64, Box<str>)>,
-    /// The slots the leased tokens hold, by pool.
-    used: HashMap<Box<str>, u64>,
     /// A limited pool's head that did not fit, and since when (the master's seconds).
     blocked: HashMap<Box<str>, (Box<str>, i64)>,
 }
@@ -47,9 +59,8 @@ impl ClaimIndex {
     fn new(pattern: Pattern) -> ClaimIndex {
         ClaimIndex {
             pattern,
-            claimable: BTreeMap::new(),
+            lines: BTreeMap::new(),
             leased: BTreeSet::new(),
-            used: HashMap::new(),
             blocked: HashMap::new(),
         }
     }
@@ -59,7 +70,7 @@ impl ClaimIndex {
             Some(t) => {
                 self.leased.insert((t, name.into()));
                 let (pool, slots) = pool_use(e.data.as_deref());
-                *self.used.entry(pool).or_default() += u64::from(slots);
+                self.lines.entry(pool).or_default().used += u64::from(slots);
             }
             None => self.line_up(name, e),
         }
@@ -67,18 +78,19 @@ impl ClaimIndex {
 
     fn line_up(&mut self, name: &str, e: &Entry) {
         let (pool, slots) = pool_use(e.data.as_deref());
-        self.claimable
+        self.lines
             .entry(pool)
             .or_default()
+            .places
             .insert(place(name, e, slots));
     }
 
     fn release(&mut self, e: &Entry) {
         let (pool, slots) = pool_use(e.data.as_deref());
-        if let Some(n) = self.used.get_mut(&pool) {
-            *n = n.saturating_sub(u64::from(slots));
-            if *n == 0 {
-                self.used.remove(&pool);
+        if let Some(line) = self.lines.get_mut(&pool) {
+            line.used = line.used.saturating_sub(u64::from(slots));
+            if line.is_empty() {
+                self.lines.remove(&pool);
             }
         }
     }
@@ -91,10 +103,10 @@ impl ClaimIndex {
             return;
         }
         let (pool, slots) = pool_use(e.data.as_deref());
-        if let Some(line) = self.claimable.get_mut(&pool) {
-            line.remove(&place(name, e, slots));
+        if let Some(line) = self.lines.get_mut(&pool) {
+            line.places.remove(&place(name, e, slots));
             if line.is_empty() {
-                self.claimable.remove(&pool);
+                self.lines.remove(&pool);
             }
         }
     }
@@ -115,12 +127,12 @@ impl ClaimIndex {
 
     /// The slots pool `pool`'s leased tokens hold.
     pub(super) fn used(&self, pool: &str) -> u64 {
-        self.used.get(pool).copied().unwrap_or(0)
+        self.lines.get(pool).map_or(0, |l| l.used)
     }
 
     /// The tokens waiting in pool `pool`'s line.
     pub(super) fn waiting(&self, pool: &str) -> usize {
-        self.claimable.get(pool).map_or(0, BTreeSet::len)
+        self.lines.get(pool).map_or(0, |l| l.places.len())
     }
 
     /// The best `limit` claimable names of `pools` (every pool when `None`), best first: the
@@ -132,37 +144,48 @@ impl ClaimIndex {
         limits: &Pools,
         now: i64,
     ) -> Vec<Box<str>> {
-        let lines: Vec<&Box<str>> = match pools {
-            None => self.claimable.keys().collect(),
+        let lines: Vec<(&Box<str>, &Line)> = match pools {
+            None => self.lines.iter().collect(),
             Some(pools) => pools
                 .iter()
-                .filter_map(|p| self.claimable.get_key_value(p.as_str()).map(|(k, _)| k))
+                .filter_map(|p| self.lines.get_key_value(p.as_str()))
                 .collect(),
         };
-        let mut found: Vec<&Place> = Vec::new();
-        for pool in lines {
-            let line = &self.claimable[pool];
+        let mut found: Vec<&Place> =
+            Vec::with_capacity(lines.len().saturating_mul(limit.min(MAX_PASS)).min(4096));
+        let many = lines.len() > 1;
+        for (pool, line) in lines {
+            let Some(head) = line.places.first() else {
+                continue;
+            };
             let Some(slots) = limits.limit(pool) else {
-                found.extend(line.iter().take(limit));
+                found.extend(line.places.iter().take(limit));
                 continue;
             };
-            let used = self.used.get(pool).copied().unwrap_or(0);
-            let free = u64::from(slots).saturating_sub(used);
-            let Some(head) = line.first() else {
-                continue;
-            };
+            let free = u64::from(slots).saturating_sub(line.used);
             // How long a head that does not fit has waited (only then is it looked up).
             let head_fits = u64::from(head.3) <= free;
-            let waited = match self.blocked.get(pool).filter(|_| !head_fits) {
-                Some((name, since)) if *name == head.2 => Some(now - since),
-                _ => None,
+            if head_fits && limit == 1 {
+                // A claim of one job takes the head: the line need not be walked.
+                found.push(head);
+                if !self.blocked.is_empty() {
+                    self.blocked.remove(pool);
+                }
+                continue;
+            }
+            let waited = match head_fits {
+                true => None,
+                false => match self.blocked.get(pool) {
+                    Some((name, since)) if *name == head.2 => Some(now - since),
+                    _ => None,
+                },
             };
-            let taken = take_in_pool(
+            take_in_pool(
                 free,
-                line.iter().take(MAX_PASS).map(|p| (p, p.3)),
+                line.places.iter().take(MAX_PASS).map(|p| (p, p.3)),
                 waited,
-                limits.starvation_sec,
-                limit,
+                (limits.starvation_sec, limit),
+                &mut found,
             );
             // The head waits from the first claim it did not fit.
             if head_fits {
@@ -172,9 +195,8 @@ impl ClaimIndex {
             } else if waited.is_none() {
                 self.blocked.insert(pool.clone(), (head.2.clone(), now));
             }
-            found.extend(taken);
         }
-        if self.claimable.len() > 1 {
+        if many {
             found.sort();
             found.dedup();
         }
@@ -182,7 +204,7 @@ impl ClaimIndex {
     }
 
     fn len(&self) -> usize {
-        self.claimable.values().map(BTreeSet::len).sum::<usize>() + self.leased.len()
+        self.lines.values().map(|l| l.places.len()).sum::<usize>() + self.leased.len()
     }
 }
 
@@ -192,7 +214,7 @@ impl State {
     pub fn claim_counts(&self, pattern: &str) -> Option<(usize, usize)> {
         self.indexes.get(pattern).map(|i| {
             (
-                i.claimable.values().map(BTreeSet::len).sum(),
+                i.lines.values().map(|l| l.places.len()).sum(),
                 i.leased.len(),
             )
         })

@@ -14,7 +14,8 @@ use crate::token::{PoolDef, pool_of};
 pub(super) struct Pools {
     /// Where pool tokens are (none: no pool has a limit).
     prefix: Option<Box<str>>,
-    limits: HashMap<Box<str>, u32>,
+    /// foldhash: a claim looks up every limited pool it serves, and SipHash's cost showed.
+    limits: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
     /// How long the head of a pool's line may be passed by smaller jobs before it reserves
     /// the slots it needs.
     pub(super) starvation_sec: i64,
@@ -56,30 +57,31 @@ impl Pools {
 
 /// What a claim may take from one pool's line: given its free slots, the waiting tokens with
 /// the slots each needs (best first), and how long the head has waited without fitting, the
-/// tokens to take (at most `limit`). Smaller tokens may pass a head that does not fit until it
-/// has waited `starvation_sec`; from then on the pool's free slots are kept for it. Stops at
-/// the first token it can: a claim of one job looks at one token when the head fits.
+/// tokens to take (at most `limit`), added to `taken` (no allocation of its own: a claim runs
+/// this for every limited pool it serves). Smaller tokens may pass a head that does not fit
+/// until it has waited `starvation_sec`; from then on the pool's free slots are kept for it.
+/// Stops at the first token it can: a claim of one job looks at one token when the head fits.
 pub(super) fn take_in_pool<T>(
     free: u64,
     line: impl Iterator<Item = (T, u32)>,
     head_blocked_for: Option<i64>,
-    starvation_sec: i64,
-    limit: usize,
-) -> Vec<T> {
+    (starvation_sec, limit): (i64, usize),
+    taken: &mut Vec<T>,
+) {
     let mut free = free;
-    let mut taken = Vec::new();
+    let mut n = 0;
     for (i, (item, need)) in line.enumerate() {
-        if taken.len() == limit || free == 0 {
+        if n == limit || free == 0 {
             break;
         }
         if u64::from(need) <= free {
             free -= u64::from(need);
             taken.push(item);
+            n += 1;
         } else if i == 0 && head_blocked_for.is_some_and(|t| t >= starvation_sec) {
             break; // the head reserves the slots
         }
     }
-    taken
 }
 
 impl State {
@@ -153,7 +155,11 @@ mod tests {
     #[test]
     fn a_claim_takes_what_fits_and_a_starved_head_reserves_the_slots() {
         let take = |free: u64, needs: &[u32], waited: Option<i64>, limit: usize| {
-            take_in_pool(free, needs.iter().copied().enumerate(), waited, 60, limit)
+            let mut taken = vec![9];
+            let line = needs.iter().copied().enumerate();
+            take_in_pool(free, line, waited, (60, limit), &mut taken);
+            assert_eq!(taken.remove(0), 9, "what was there stays");
+            taken
         };
         // 3 free: 1 + 2 fit, the next 1 does not.
         assert_eq!(take(3, &[1, 2, 1], None, 10), [0, 1]);
