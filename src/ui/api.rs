@@ -235,8 +235,10 @@ async fn pools(State(ui): State<Ui>) -> Result<Json<Vec<crate::ops::pools::PoolR
     Ok(Json(pool_rows(&ui).await?))
 }
 
-/// The pools and their use, from the master.
+/// The pools and their use, from the master: every runnable job is read, so under the
+/// heavy-page permit (one at a time; others wait at most 0.9 s, then 503).
 pub async fn pool_rows(ui: &Ui) -> Result<Vec<crate::ops::pools::PoolRow>, UiError> {
+    let _permit = ui.heavy_permit().await?;
     let ops = crate::ops::Ops::new(ui.client.as_ref(), ui.ops.clone());
     Ok(ops.pools().await?)
 }

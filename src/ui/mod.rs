@@ -81,11 +81,30 @@ impl Ui {
         caller.csrf.clone().unwrap_or_else(|| self.csrf.to_string())
     }
 
+    /// The heavy-page permit (the runs grid, the pools' use), waited for at most
+    /// [`HEAVY_WAIT`]: well within the UI's bound on an answer, so the one who has it can
+    /// finish; a viewer who cannot have it soon is told at once that the UI is busy (503).
+    /// Owned, so it goes with the work to the blocking pool and is released however the
+    /// request ends.
+    pub async fn heavy_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, error::UiError> {
+        tokio::time::timeout(HEAVY_WAIT, self.heavy_pages.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                error::UiError::Unavailable(
+                    "the UI is building this page for others; try again in a moment".into(),
+                )
+            })?
+            .map_err(|_| error::UiError::Unavailable("the UI is stopping".into()))
+    }
+
     /// Where the master is, for the status label.
     pub fn master_addr(&self) -> String {
         format!("{}:{}", self.config.master_host, self.config.master_port)
     }
 }
+
+/// How long a viewer waits for the heavy-page permit.
+const HEAVY_WAIT: std::time::Duration = std::time::Duration::from_millis(900);
 
 /// Heavy pages built at once: one, so a core stays free for everything else (the master, in
 /// `-m all`).

@@ -66,10 +66,6 @@ fn view(r: InstanceRow, now: f64) -> InstanceView {
 /// Instances per page.
 const PAGE: u32 = 100;
 
-/// How long a viewer waits for the heavy-page permit before the UI answers busy (503):
-/// well within the UI's bound on an answer, so the one who has it can finish.
-const HEAVY_WAIT: std::time::Duration = std::time::Duration::from_millis(900);
-
 pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>) -> PageResult {
     let now = crate::clock::now_f64();
     let w = p.workflow()?;
@@ -77,18 +73,7 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
     // The read and the build both take the heavy-page permit: six viewers of a big grid
     // would otherwise all read at once and none finish within the UI's bound. A viewer who
     // cannot have it soon is told at once that the UI is busy.
-    let permit = tokio::time::timeout(HEAVY_WAIT, ui.heavy_pages.clone().acquire_owned())
-        .await
-        .map_err(|_| {
-            PageError(crate::ui::error::UiError::Unavailable(
-                "the UI is building this page for others; try again in a moment".into(),
-            ))
-        })?
-        .map_err(|_| {
-            PageError(crate::ui::error::UiError::Unavailable(
-                "the UI is stopping".into(),
-            ))
-        })?;
+    let permit = ui.heavy_permit().await.map_err(PageError)?;
     let (found, recent) = ui
         .data
         .instances_and_recent(w, p.offset, PAGE, runs as u32)
