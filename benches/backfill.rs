@@ -91,6 +91,7 @@ fn quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> (f64, f64) {
 
 #[tokio::main]
 async fn main() {
+    pinball::config::install_tls_provider();
     println!(
         "# pinball backfill benchmark ({DATES} dates of a one-job workflow, --max-active 50, SQLite, 2 cores)"
     );

@@ -33,6 +33,7 @@ fn settings(logs: &std::path::Path) -> WorkerSettings {
         kill_grace: Duration::from_secs(1),
         shutdown_grace: Duration::from_secs(1),
         mailer: None,
+        webhooks: None,
         ui_link: "http://localhost:8080".into(),
         outage_grace: Duration::from_secs(600),
         lost_lease_retries: 1,

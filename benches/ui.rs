@@ -411,6 +411,7 @@ async fn long_history() {
 }
 
 fn main() {
+    pinball::config::install_tls_provider();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

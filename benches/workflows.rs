@@ -83,6 +83,7 @@ async fn rig(url: &str) -> Rig {
         kill_grace: Duration::from_secs(1),
         shutdown_grace: Duration::from_secs(1),
         mailer: None,
+        webhooks: None,
         ui_link: "http://localhost:8080".into(),
         outage_grace: Duration::from_secs(600),
         lost_lease_retries: 1,

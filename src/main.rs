@@ -8,6 +8,7 @@ use pinball::master::HttpMasterClient;
 use pinball::modes;
 
 fn main() {
+    pinball::config::install_tls_provider();
     // SAFETY: the first thing the process does, before any other thread exists.
     unsafe { pinball::config::env::take_secrets() };
     let cli = Cli::parse();

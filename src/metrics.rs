@@ -78,6 +78,7 @@ pub const POOL_SLOTS_USED: &str = "pinball_pool_slots_used";
 pub const POOL_WAITING: &str = "pinball_pool_waiting_jobs";
 pub const QUEUED_RUNS: &str = "pinball_queued_runs";
 pub const QUEUED_RUNS_ENDED: &str = "pinball_queued_runs_total";
+pub const WEBHOOK_NOTICES: &str = "pinball_webhook_notices_total";
 pub const EMAILS_SENT: &str = "pinball_emails_sent_total";
 pub const EMAIL_RETRIES: &str = "pinball_email_retries_total";
 pub const EMAILS_FAILED: &str = "pinball_emails_failed_total";
@@ -187,6 +188,10 @@ fn describe_work() {
         "Backfill runs, by state: started, succeeded, failed (or aborted), not_started (the definition or a param did not allow it)"
     );
     describe_counter!(EMAILS_SENT, "Emails a recipient's server accepted");
+    describe_counter!(
+        WEBHOOK_NOTICES,
+        "Webhook notice tries, by outcome: sent (the target took it), retried (it is tried again), failed (given up)"
+    );
     describe_counter!(
         EMAIL_RETRIES,
         "Deliveries that failed for now and will be tried again"

@@ -95,7 +95,8 @@ pub fn validate(args: &ValidateArgs, config: &crate::config::Config) -> Result<S
     } else {
         args.files.clone()
     };
-    let (valid, errors) = crate::parser::check_paths(&paths);
+    let known = |n: &str| config.webhooks.contains_key(n);
+    let (valid, errors) = crate::parser::check_paths(&paths, &known);
     let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     if errors.is_empty() {
         return Ok(format!(

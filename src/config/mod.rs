@@ -10,7 +10,10 @@ use serde::Deserialize;
 
 pub mod access;
 pub mod env;
+pub mod webhooks;
+
 pub use access::{ApiToken, Role, UiUser};
+pub use webhooks::install_tls_provider;
 
 /// The default database: an SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://pinball.db";
@@ -222,6 +225,10 @@ pub struct Config {
     pub job_user: Option<String>,
     /// How long processes a job left running may outlive its shell before they are ended.
     pub job_linger_sec: u64,
+    /// HTTP targets for notices, by name (`notify` rules name them).
+    pub webhooks: BTreeMap<String, webhooks::Webhook>,
+    /// How long a notice a target does not take is tried again before it is given up.
+    pub notify_give_up_sec: u64,
 }
 
 /// `HOST:PORT` (an IPv6 host in brackets) split into its parts.
@@ -307,6 +314,8 @@ impl Default for Config {
             env_deny: Vec::new(),
             job_user: None,
             job_linger_sec: 0,
+            webhooks: BTreeMap::new(),
+            notify_give_up_sec: 3600,
         }
     }
 }
@@ -459,6 +468,7 @@ impl Config {
         access::validate_tokens(&self.api_tokens)?;
         access::validate_users(&self.ui_users)?;
         access::validate_api_token(&self.api_token)?;
+        webhooks::validate(&self.webhooks)?;
         self.database_url().map(|_| ())
     }
 

@@ -17,8 +17,11 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::config::{Config, Secret, StartTls};
 
+pub mod notices;
 pub mod outbox;
 pub mod recipients;
+pub mod slack;
+pub mod webhook;
 pub use outbox::{Outgoing, run_outbox};
 
 /// Why an email was not sent (to some or all of its recipients).

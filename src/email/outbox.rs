@@ -107,10 +107,36 @@ pub async fn run_outbox(
     client: Arc<dyn MasterClient>,
     mailer: Mailer,
     owner: String,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     tracing::info!(sender = %owner, server = %mailer.server(), "email sender started");
-    let mailer = Arc::new(mailer);
+    let sender = Sender {
+        client: client.clone(),
+        mailer: Arc::new(mailer),
+        owner: owner.clone(),
+    };
+    run_channel(client, owner, OUTBOX_PREFIX, Arc::new(sender), shutdown).await;
+    tracing::info!("email sender stopped");
+}
+
+/// One channel of the outbox: what it does with a token it claimed (deliver, then delete it,
+/// or write it back for a later try; it is claimed with a lease, so a sender that dies leaves
+/// it to the next).
+#[async_trait::async_trait]
+pub trait Channel: Send + Sync + 'static {
+    async fn deliver(&self, token: Token);
+}
+
+/// Claims the outbox tokens under `prefix` with a lease, [`PARALLEL`] at a time, and hands each
+/// to `channel`, until `shutdown` turns true; what is in hand is finished within
+/// [`DELIVERY_BOUND`].
+pub async fn run_channel(
+    client: Arc<dyn MasterClient>,
+    owner: String,
+    prefix: &str,
+    channel: Arc<dyn Channel>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut deliveries = JoinSet::new();
     while !*shutdown.borrow() {
         while deliveries.try_join_next().is_some() {}
@@ -127,7 +153,7 @@ pub async fn run_outbox(
             ..QueryAndOwnRequest::new(
                 &owner,
                 0,
-                OUTBOX_PREFIX,
+                prefix,
                 Some(room as u32),
                 Some(CLAIM_WAIT.as_millis() as u64),
             )
@@ -139,16 +165,12 @@ pub async fn run_outbox(
         match claimed {
             Ok(answer) => {
                 for t in answer.tokens {
-                    let sender = Sender {
-                        client: client.clone(),
-                        mailer: mailer.clone(),
-                        owner: owner.clone(),
-                    };
-                    deliveries.spawn(async move { sender.deliver(t).await });
+                    let channel = channel.clone();
+                    deliveries.spawn(async move { channel.deliver(t).await });
                 }
             }
             Err(e) => {
-                tracing::warn!(sender = %owner, error = %e, "cannot claim emails; trying again");
+                tracing::warn!(sender = %owner, prefix, error = %e, "cannot claim from the outbox; trying again");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = shutdown.changed() => break,
@@ -162,7 +184,6 @@ pub async fn run_outbox(
         while deliveries.join_next().await.is_some() {}
     })
     .await;
-    tracing::info!(sender = %owner, "email sender stopped");
 }
 
 /// What becomes of an email after one try.
@@ -234,7 +255,7 @@ fn after_try(m: &Outgoing, key: &str, result: Result<usize, MailError>) -> Next 
 }
 
 /// Seconds to wait after the `attempts`-th failed try: 1, 2, 4, ... up to a minute.
-fn backoff(attempts: u32) -> i64 {
+pub fn backoff(attempts: u32) -> i64 {
     1i64.checked_shl(attempts.saturating_sub(1).min(30))
         .unwrap_or(MAX_BACKOFF)
         .min(MAX_BACKOFF)
@@ -246,7 +267,8 @@ struct Sender {
     owner: String,
 }
 
-impl Sender {
+#[async_trait::async_trait]
+impl Channel for Sender {
     async fn deliver(&self, token: Token) {
         let key = token.name.clone();
         let Some(mut m) = Outgoing::from_token(&token) else {
@@ -316,26 +338,32 @@ impl Sender {
         })
         .await;
     }
+}
 
-    /// Writes a delivery's outcome (version-checked against the claim), through a master
-    /// outage of up to a minute. A conflict means the lease ran out and another sender has it.
+impl Sender {
     async fn write(&self, req: ModifyRequest) {
-        let started = tokio::time::Instant::now();
-        loop {
-            match self.client.modify(req.clone()).await {
-                Ok(_) => return,
-                Err(
-                    e @ (MasterError::Unavailable(_)
-                    | MasterError::Held(_)
-                    | MasterError::Unreachable(_)),
-                ) if started.elapsed() < OUTCOME_PATIENCE => {
-                    tracing::debug!(sender = %self.owner, error = %e, "cannot record an email's outcome yet");
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-                Err(e) => {
-                    tracing::warn!(sender = %self.owner, error = %e, "cannot record an email's outcome; its lease decides");
-                    return;
-                }
+        write_outcome(self.client.as_ref(), &self.owner, req).await
+    }
+}
+
+/// Writes a delivery's outcome (version-checked against the claim), through a master outage
+/// of up to a minute. A conflict means the lease ran out and another sender has it.
+pub async fn write_outcome(client: &dyn MasterClient, owner: &str, req: ModifyRequest) {
+    let started = tokio::time::Instant::now();
+    loop {
+        match client.modify(req.clone()).await {
+            Ok(_) => return,
+            Err(
+                e @ (MasterError::Unavailable(_)
+                | MasterError::Held(_)
+                | MasterError::Unreachable(_)),
+            ) if started.elapsed() < OUTCOME_PATIENCE => {
+                tracing::debug!(sender = %owner, error = %e, "cannot record a delivery's outcome yet");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => {
+                tracing::warn!(sender = %owner, error = %e, "cannot record a delivery's outcome; its lease decides");
+                return;
             }
         }
     }

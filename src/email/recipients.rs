@@ -1,5 +1,5 @@
 //! Who the outbox may write to: only the addresses the workflow's stored definition names
-//! (`notify_emails`, and each job's `emails`). An outbox token is written through `/modify`,
+//! (`notify_emails`, each job's `emails`, and the addresses of `notify` rules). An outbox token is written through `/modify`,
 //! which a worker's token may call, so without this check anyone holding a worker token could
 //! send any text to anyone through the company's SMTP account. Called by the outbox's sender
 //! before every delivery.
@@ -32,10 +32,21 @@ pub fn named_in(definition: &str) -> BTreeSet<String> {
             })
             .unwrap_or_default()
     };
+    // The addresses of `notify` rules (their other targets are webhook names).
+    let rule_addresses = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| addresses(&r["to"]))
+            .filter(|t| t.contains('@'))
+            .collect()
+    };
     let mut named: BTreeSet<String> = addresses(&def["notify_emails"]).into_iter().collect();
+    named.extend(rule_addresses(&def["notify"]));
     if let Some(jobs) = def["jobs"].as_object() {
         for job in jobs.values() {
             named.extend(addresses(&job["emails"]));
+            named.extend(rule_addresses(&job["notify"]));
         }
     }
     named

@@ -42,6 +42,9 @@ pub struct JobDef {
     /// The slots of its pool it holds while it runs (default 1; `pinball pool set` limits them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool_slots: Option<u32>,
+    /// Who is told of this job's events (CONTRACT §4.5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<super::notify::NotifyRule>,
 }
 
 /// One workflow as written in YAML.
@@ -61,6 +64,9 @@ pub struct WorkflowDef {
     /// The run parameters (CONTRACT §4.1): name -> type, default, choices.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, super::params::ParamDef>,
+    /// Who is told of the workflow's runs (CONTRACT §4.5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<super::notify::NotifyRule>,
 }
 
 /// A file of definitions: `workflows:` and nothing else.

@@ -6,6 +6,7 @@
 
 mod def;
 mod graph;
+pub mod notify;
 pub mod params;
 mod read;
 mod shell_scan;

@@ -29,7 +29,36 @@ pub fn source_of(config: &Config) -> String {
     }
 }
 
+/// The configured definitions, with every webhook their `notify` rules name configured.
 pub fn load_from_config(config: &Config) -> Result<Definitions, ParseError> {
+    let defs = read_configured(config)?;
+    let known = |n: &str| config.webhooks.contains_key(n);
+    for (name, def) in &defs {
+        targets_known(def, &known).map_err(|problem| ParseError::Invalid {
+            origin: source_of(config),
+            workflow: name.clone(),
+            problem,
+        })?;
+    }
+    Ok(defs)
+}
+
+/// Every webhook `def`'s rules name is one `known` configures.
+pub fn targets_known(
+    def: &super::WorkflowDef,
+    known: &dyn Fn(&str) -> bool,
+) -> Result<(), super::Invalid> {
+    let unknown = super::notify::unknown_webhooks(def, known);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(super::Invalid::Workflow(format!(
+        "{} (webhooks are named in the configuration's `webhooks`)",
+        unknown.join("; ")
+    )))
+}
+
+fn read_configured(config: &Config) -> Result<Definitions, ParseError> {
     match config.parser.as_str() {
         "exec" => {
             let command = config
@@ -233,7 +262,7 @@ fn definition_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// Every problem of the definitions at `paths` (files, or folders of `.yaml`/`.yml`), all at
 /// once: what cannot be read or parsed (one per file), each invalid workflow, each workflow
 /// defined twice; and how many valid workflows were found. Needs no master.
-pub fn check_paths(paths: &[PathBuf]) -> (usize, Vec<ParseError>) {
+pub fn check_paths(paths: &[PathBuf], known: &dyn Fn(&str) -> bool) -> (usize, Vec<ParseError>) {
     let mut errors = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for path in paths {
@@ -268,7 +297,7 @@ pub fn check_paths(paths: &[PathBuf]) -> (usize, Vec<ParseError>) {
                 }
             };
             for (name, def) in &parsed.workflows {
-                if let Err(problem) = validate(def) {
+                if let Err(problem) = validate(def).and_then(|_| targets_known(def, known)) {
                     errors.push(ParseError::Invalid {
                         origin: origin.clone(),
                         workflow: name.clone(),

@@ -147,6 +147,7 @@ pub fn validate(def: &WorkflowDef) -> Result<(), Invalid> {
     {
         return Err(Invalid::Workflow(format!("notify_emails: {e}")));
     }
+    super::notify::check(&def.notify, false).map_err(Invalid::Workflow)?;
     for (job, jd) in &def.jobs {
         if let Some(e) = jd
             .emails
@@ -155,6 +156,7 @@ pub fn validate(def: &WorkflowDef) -> Result<(), Invalid> {
         {
             return Err(at(job, format!("emails: {e}")));
         }
+        super::notify::check(&jd.notify, true).map_err(|e| at(job, e))?;
     }
     Ok(())
 }

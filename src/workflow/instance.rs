@@ -59,6 +59,7 @@ pub fn job_from_graph(job_name: &JobName, g: &GraphJob) -> Job {
         },
         outputs: g.outputs.clone(),
         emails: g.def.emails.clone(),
+        notify: g.def.notify.clone(),
         max_attempts: g.def.max_attempts.unwrap_or(if condition { 10 } else { 1 }),
         retry_delay_sec: g
             .def

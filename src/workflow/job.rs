@@ -140,6 +140,9 @@ pub struct Job {
     pub outputs: Vec<JobName>,
     #[serde(default)]
     pub emails: Vec<String>,
+    /// The job's own `notify` rules (CONTRACT §4.5), copied from its definition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<crate::parser::notify::NotifyRule>,
     pub max_attempts: u32,
     #[serde(default)]
     pub retry_delay_sec: u64,
@@ -186,6 +189,7 @@ impl Job {
             inputs: Vec::new(),
             outputs: Vec::new(),
             emails: Vec::new(),
+            notify: Vec::new(),
             max_attempts: 1,
             retry_delay_sec: 0,
             warn_timeout_sec: None,

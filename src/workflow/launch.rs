@@ -21,6 +21,9 @@ pub enum LaunchError {
     NoProgram(std::io::Error),
     #[error("cannot start the job reaper ({0}): {1}")]
     Reaper(String, std::io::Error),
+    /// A setting the workers need is unusable (a webhook's `ca_file`, say).
+    #[error("{0}")]
+    Settings(String),
 }
 
 /// Who every command of a worker process runs as, and the environment it starts from.

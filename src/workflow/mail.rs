@@ -19,12 +19,14 @@ use crate::token::name::{self, InstanceId, WorkflowName};
 /// An instance-end email lists at most this many jobs (the dashboard has the rest).
 const MAX_JOB_ROWS: usize = 500;
 
-/// Builds the emails. Present only where a mailer (`default_email`) is configured: without
-/// one nothing would ever deliver them, so nothing is recorded.
+/// Builds the emails, and holds where the notices' links point. Emails are recorded only where
+/// a mailer (`default_email`) is configured: without one nothing would ever deliver them.
 #[derive(Debug, Clone)]
 pub struct Notifier {
     /// `http://<ui_host>:<ui_port>`: where the links point.
     pub ui_link: String,
+    /// Whether emails are recorded (a mailer is configured).
+    pub mail: bool,
 }
 
 /// Where the emails' links point: `http://<ui_host>:<ui_port>`, or this machine's name
@@ -39,10 +41,12 @@ pub fn ui_link(c: &Config) -> String {
 }
 
 impl Notifier {
-    /// The notifier of a process with `mailer` (none without one: nothing would deliver).
+    /// The notifier of a process with `mailer` (which records no email without one: nothing
+    /// would deliver it; webhook notices are recorded either way).
     pub fn of(mailer: Option<&crate::email::Mailer>, ui_link: &str) -> Option<Notifier> {
-        mailer.map(|_| Notifier {
+        Some(Notifier {
             ui_link: ui_link.to_owned(),
+            mail: mailer.is_some(),
         })
     }
 
@@ -52,6 +56,9 @@ impl Notifier {
 
     /// A job's final failure (its last execution), to `to`.
     pub fn job_failure(&self, jt: &JobToken, job: &Job, to: Vec<String>) -> Option<Token> {
+        if !self.mail {
+            return None;
+        }
         let index = job.history.len().checked_sub(1)?;
         let code = job.history[index].exit_code.unwrap_or(1);
         let subject = format!(
@@ -80,6 +87,9 @@ impl Notifier {
         index: usize,
         to: Vec<String>,
     ) -> Option<Token> {
+        if !self.mail {
+            return None;
+        }
         let subject = format!(
             "Workflow {}'s job {} exceeded timeout",
             jt.workflow, job.name
@@ -146,6 +156,9 @@ impl Notifier {
         at_ms: i64,
         to: Vec<String>,
     ) -> Option<Token> {
+        if !self.mail {
+            return None;
+        }
         let when = |t: Option<f64>| t.map_or("-".to_owned(), |t| utc(t as i64));
         let ran = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) => duration(b - a),
@@ -201,6 +214,9 @@ impl Notifier {
         due: i64,
         to: Vec<String>,
     ) -> Option<Token> {
+        if !self.mail {
+            return None;
+        }
         let text = TooManyText {
             running,
             limit,

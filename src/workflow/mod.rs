@@ -16,6 +16,7 @@ pub mod links;
 pub mod logroot;
 pub mod logs;
 pub mod mail;
+pub mod notices;
 pub mod plan;
 pub mod progress;
 pub mod queue;

@@ -169,6 +169,7 @@ pub async fn commit_success(
     jt: &JobToken,
     job: &Job,
     creator: &str,
+    notices: &[Token],
 ) -> Result<Committed, Error> {
     let event = Event {
         creator: creator.to_owned(),
@@ -181,7 +182,8 @@ pub async fn commit_success(
     for _ in 0..MAX_RACES {
         let (downstream, signals) = read_downstream(client, jt, job).await?;
         let archive_set = signals.get(Action::ARCHIVE).is_some();
-        let req = plan::success(jt, job, &event, fastrand::u64(..), &downstream, archive_set);
+        let mut req = plan::success(jt, job, &event, fastrand::u64(..), &downstream, archive_set);
+        req.updates.extend_from_slice(notices);
         match client.modify(req).await {
             Ok(_) => return Ok(Committed::Done),
             Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => {
@@ -201,13 +203,13 @@ pub async fn commit_success(
     })
 }
 
-/// What a final failure's write records beside it: the email for the failure, given whether it
-/// is the instance's first (the outbox token, or `None`).
-pub type FailureNotice<'a> = &'a (dyn Fn(bool) -> Option<Token> + Send + Sync);
+/// What a failure's write records beside it: the email and the webhook notices of the
+/// failure, given whether it is the instance's first (outbox tokens).
+pub type FailureNotice<'a> = &'a (dyn Fn(bool) -> Vec<Token> + Send + Sync);
 
 /// No email with a failure.
-pub fn no_email(_first: bool) -> Option<Token> {
-    None
+pub fn no_email(_first: bool) -> Vec<Token> {
+    Vec::new()
 }
 
 /// Commits a failed run: in place for a retry (after `retry_delay_sec`, keeping the triggering
@@ -227,7 +229,9 @@ pub async fn commit_failure(
     // signals are read again and the write tried again.
     for _ in 0..5 {
         let (req, first) = if retry {
-            (plan::retry(jt, job, owner, crate::clock::now()), false)
+            let mut req = plan::retry(jt, job, owner, crate::clock::now());
+            req.updates.extend(email(false));
+            (req, false)
         } else {
             let level = Level::Instance(jt.workflow.clone(), jt.instance.clone());
             let signals = Signals::read(client, &level).await?;

@@ -179,10 +179,9 @@ async fn record_abort_end(
         data: Some(signal.to_data()),
         ..all[at].clone()
     };
-    let to = definition::notify_emails(client, w).await?;
     let mut req = ModifyRequest::update(vec![marked]);
     req.updates
-        .extend(notifier.instance_end(w, i, end, (now * 1000.0) as i64, to));
+        .extend(end_records(client, w, i, all, end, notifier, now).await?);
     match client.modify(req).await {
         Ok(mut written) => {
             all[at] = written.updates.swap_remove(0);
@@ -191,6 +190,54 @@ async fn record_abort_end(
         Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// What an instance's end records in the write that records the end: the end email (to
+/// `notify_emails` and the addresses of the rules that hear of it) and the webhook notices of
+/// those rules (CONTRACT §4.5).
+async fn end_records(
+    client: &dyn MasterClient,
+    w: &WorkflowName,
+    i: &InstanceId,
+    all: &[Token],
+    end: &InstanceEnd,
+    n: &Notifier,
+    now: f64,
+) -> Result<Vec<Token>, MasterError> {
+    use crate::parser::notify::NotifyEvent;
+    let def = definition::read(client, w).await?.unwrap_or_default();
+    let kind = match end.status {
+        Status::SUCCESS => NotifyEvent::Success,
+        _ => NotifyEvent::Failure,
+    };
+    let (hooks, addresses) = super::notices::targets(&def.notify, kind);
+    let mut to = def.notify_emails;
+    to.extend(
+        addresses
+            .into_iter()
+            .filter(|a| !to.contains(a))
+            .collect::<Vec<_>>(),
+    );
+    let at_ms = (now * 1000.0) as i64;
+    let mut out: Vec<Token> = n.instance_end(w, i, end, at_ms, to).into_iter().collect();
+    let run = all
+        .iter()
+        .filter_map(|t| super::instance::JobToken::parse(t.clone()).ok())
+        .find_map(|jt| jt.job.run);
+    let e = super::notices::Event {
+        kind,
+        workflow: w,
+        instance: i,
+        job: None,
+        status: end.status.as_str(),
+        exit_code: None,
+        attempt: None,
+        execution: None,
+        run: run.as_ref(),
+        seq: at_ms,
+    };
+    out.extend(super::notices::tokens(&e, &hooks, &n.ui_link));
+    Ok(out)
 }
 
 /// Nothing is left to run: stamps the time the instance may be archived (the first worker to
@@ -235,9 +282,8 @@ async fn finish(
     req.updates
         .extend(backfill_mark(&tokens.all, i, end.status == Status::SUCCESS));
     if let Some(n) = notifier {
-        let to = definition::notify_emails(client, w).await?;
         req.updates
-            .extend(n.instance_end(w, i, &end, (now * 1000.0) as i64, to));
+            .extend(end_records(client, w, i, &tokens.all, &end, n, now).await?);
     }
     match client.modify(req).await {
         Ok(_) => {

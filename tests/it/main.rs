@@ -60,3 +60,15 @@ mod workflows_signals;
 mod workflows_smtp_tls;
 mod workflows_substitution;
 mod workflows_trigger;
+mod workflows_webhooks;
+
+/// reqwest is built without a crypto provider of its own: the process's default (ring) is
+/// installed before any test builds a client, as `pinball`'s `main` does.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static INSTALL_TLS_PROVIDER: extern "C" fn() = {
+    extern "C" fn install() {
+        pinball::config::install_tls_provider();
+    }
+    install
+};

@@ -29,6 +29,9 @@ pub const TRIGGER_PREFIX: &str = "/trigger/workflow/";
 pub const BACKFILL_PREFIX: &str = "/backfill/";
 /// Pools with slots: `/pool/<name>`, data `token::PoolDef` (`pinball pool set`).
 pub const POOL_PREFIX: &str = "/pool/";
+/// Webhook notices waiting to be posted (the outbox's other channel):
+/// `/webhook/<wf>/<instance>/<event>/<job or _>/<seq>/<target>`, one per event and target.
+pub const WEBHOOK_PREFIX: &str = "/webhook/";
 /// Runs waiting for room under their workflow's `max_running_instances` (`util start
 /// --queue`): `/queue/workflow/<wf>/<instance>`, the instance id the run will have.
 pub const QUEUE_PREFIX: &str = "/queue/workflow/";
@@ -247,6 +250,29 @@ pub fn backfill_of(name: &str) -> Option<(&str, bool)> {
         None => Some((rest, false)),
         Some((id, tail)) => tail.starts_with("end/").then_some((id, true)),
     }
+}
+
+/// The notice of `event` (of job `job`, or the run's) numbered `seq` (an execution, or the
+/// moment noticed) for webhook `target` (a webhook name).
+pub fn webhook_notice(
+    w: &WorkflowName,
+    i: &InstanceId,
+    event: &str,
+    job: Option<&JobName>,
+    seq: i64,
+    target: &str,
+) -> String {
+    let job = job.map_or("_", |j| j.as_str());
+    format!("{WEBHOOK_PREFIX}{w}/{i}/{event}/{job}/{seq}/{target}")
+}
+
+/// The workflow a webhook notice belongs to.
+pub fn webhook_workflow_of(name: &str) -> Option<WorkflowName> {
+    name.strip_prefix(WEBHOOK_PREFIX)?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Where the queued runs of `w` are, oldest first by id.

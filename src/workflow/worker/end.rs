@@ -186,11 +186,14 @@ impl Worker {
         Ok(match end {
             RunEnd::LostLease | RunEnd::HandedBack(_) => Committed::LostLease,
             RunEnd::Finished(job) if job.history.last().is_some_and(ExecutionRecord::succeeded) => {
-                progress::commit_success(c, jt, job, name).await?
+                let notices = self.success_notices(jt, job).await;
+                progress::commit_success(c, jt, job, name, &notices).await?
             }
             RunEnd::Finished(job) if job.can_retry() => {
                 tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, delay_sec = job.retry_delay_sec, "job failed; it will be retried");
-                progress::commit_failure(c, jt, job, name, true, &progress::no_email).await?
+                let notices = self.retry_notices(jt, job).await?;
+                let tokens = |_first| notices.clone();
+                progress::commit_failure(c, jt, job, name, true, &tokens).await?
             }
             RunEnd::Finished(job) | RunEnd::Aborted(job) => {
                 let failed = !job.history.last().is_some_and(ExecutionRecord::succeeded);
@@ -201,7 +204,7 @@ impl Worker {
                     true => self.failure_email(jt, job).await?,
                     false => super::notify::FailureEmail::none(),
                 };
-                let token = |first| email.token(self, jt, job, first);
+                let token = |first| email.tokens(self, jt, job, first);
                 progress::commit_failure(c, jt, job, name, false, &token).await?
             }
         })

@@ -81,6 +81,16 @@ pub async fn run_workers(
             sender_stopped,
         ))
     });
+    let notices = settings.webhooks.clone().map(|hooks| {
+        let owner = owner_name(settings.generation, count).replacen('_', "_notify_", 1);
+        let stopped = sender_stop.subscribe();
+        tokio::spawn(crate::email::notices::run_notices(
+            client.clone(),
+            hooks,
+            owner,
+            stopped,
+        ))
+    });
     for index in 0..count {
         let worker = Worker {
             client: client.clone(),
@@ -96,6 +106,9 @@ pub async fn run_workers(
     while tasks.join_next().await.is_some() {}
     deadline.abort();
     let _ = sender_stop.send(true);
+    if let Some(notices) = notices {
+        let _ = notices.await;
+    }
     if let Some(sender) = sender {
         let _ = sender.await;
     }

@@ -23,6 +23,8 @@ pub struct WorkerSettings {
     pub shutdown_grace: Duration,
     /// Sends notification emails; `None` when no sender (`default_email`) is configured.
     pub mailer: Option<Mailer>,
+    /// Posts webhook notices; `None` when the configuration names no `webhooks`.
+    pub webhooks: Option<crate::email::webhook::Webhooks>,
     /// Where links in emails point (the UI).
     pub ui_link: String,
     /// How long a running job is kept, and its end retried, while the master is away.
@@ -42,8 +44,11 @@ impl WorkerSettings {
     ) -> Result<WorkerSettings, crate::workflow::launch::LaunchError> {
         let plain = WorkerSettings::from_config(c);
         let launch = (*plain.launch).clone().for_workers(c)?;
+        let webhooks = crate::email::webhook::Webhooks::from_config(c)
+            .map_err(crate::workflow::launch::LaunchError::Settings)?;
         Ok(WorkerSettings {
             launch: Arc::new(launch),
+            webhooks,
             ..plain
         })
     }
@@ -64,6 +69,7 @@ impl WorkerSettings {
             kill_grace: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(c.worker_shutdown_grace_sec),
             mailer: Mailer::from_config(c),
+            webhooks: None,
             ui_link: crate::workflow::mail::ui_link(c),
             outage_grace: Duration::from_secs(c.master_outage_grace_sec),
             lost_lease_retries: c.lost_lease_retries,

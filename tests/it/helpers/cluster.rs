@@ -43,6 +43,7 @@ pub fn settings(logs: &std::path::Path, archive_delay_sec: u64) -> WorkerSetting
         kill_grace: Duration::from_millis(500),
         shutdown_grace: Duration::from_secs(2),
         mailer: None,
+        webhooks: None,
         ui_link: "http://localhost:8080".into(),
         outage_grace: Duration::from_secs(600),
         lost_lease_retries: 1,

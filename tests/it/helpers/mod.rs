@@ -12,6 +12,7 @@ pub mod netns;
 mod process;
 mod proxy;
 mod real_smtp;
+pub mod receiver;
 pub mod smtp;
 mod tmpfs;
 mod ui;

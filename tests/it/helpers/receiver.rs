@@ -1,0 +1,109 @@
+//! A webhook receiver for the tests: a real HTTP server on loopback that records every request
+//! (path, headers, body, when) and answers each path as the test scripted it (a status, a
+//! `Retry-After`, a `Location`), then 200.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// One request as received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+    pub at: Instant,
+    /// What it was answered.
+    pub status: u16,
+}
+
+impl Received {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map(String::as_str).unwrap_or("")
+    }
+}
+
+/// A scripted answer: status and extra headers.
+pub type Answer = (u16, Vec<(&'static str, String)>);
+
+#[derive(Default)]
+struct Inner {
+    received: Vec<Received>,
+    script: BTreeMap<String, VecDeque<Answer>>,
+}
+
+#[derive(Clone, Default)]
+pub struct Receiver {
+    inner: Arc<Mutex<Inner>>,
+    pub port: u16,
+}
+
+impl Receiver {
+    /// Listens on a free loopback port.
+    pub async fn start() -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let r = Receiver {
+            port: listener.local_addr().unwrap().port(),
+            ..Receiver::default()
+        };
+        let app = axum::Router::new()
+            .route("/{*path}", axum::routing::post(take))
+            .with_state(r.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        r
+    }
+
+    /// The next answers of `path` (then 200).
+    pub fn script(&self, path: &str, answers: Vec<Answer>) {
+        self.inner
+            .lock()
+            .unwrap()
+            .script
+            .insert(path.to_owned(), answers.into());
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.inner.lock().unwrap().received.clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+async fn take(
+    State(r): State<Receiver>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let mut inner = r.inner.lock().unwrap();
+    let (status, extra) = inner
+        .script
+        .get_mut(&path)
+        .and_then(VecDeque::pop_front)
+        .unwrap_or((200, vec![]));
+    inner.received.push(Received {
+        path,
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect(),
+        body,
+        at: Instant::now(),
+        status,
+    });
+    let mut resp = (StatusCode::from_u16(status).unwrap(), "ok").into_response();
+    for (k, v) in extra {
+        resp.headers_mut().insert(k, v.parse().unwrap());
+    }
+    resp
+}

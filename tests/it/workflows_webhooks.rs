@@ -1,0 +1,202 @@
+//! Webhook notices (CONTRACT §4.5) with a real `pinball -m all` process and a real HTTP
+//! receiver on loopback that checks every signature: a job's success, retry and final failure
+//! and the run's failure each post one notice per target, in JSON (signed) or Slack's body; a
+//! 503 is tried again with the same delivery id, a 429's `Retry-After` is waited out, a
+//! redirect is not followed; a rule naming an unknown webhook is refused before anything runs.
+
+use std::time::Duration;
+
+use crate::helpers::receiver::{Received, Receiver};
+use crate::helpers::*;
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const SECRET: &str = "a-secret-of-the-receiver";
+
+/// Whether `r` carries a valid signature of its body under [`SECRET`].
+fn signed(r: &Received) -> bool {
+    use hmac::Mac;
+    let ts = r.header("x-pinball-timestamp");
+    let Some(hex) = r.header("x-pinball-signature").strip_prefix("sha256=") else {
+        return false;
+    };
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(format!("{ts}.{}", r.body).as_bytes());
+    let want: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    want == hex && (now() - ts.parse::<i64>().unwrap()).abs() < 300
+}
+
+#[tokio::test]
+async fn a_run_s_events_post_signed_notices_once_each_through_errors_and_never_redirect() {
+    let hook = Receiver::start().await;
+    // The first JSON post fails (503), the first Slack post is asked to wait 2 s (429), the
+    // moved target redirects.
+    hook.script("json", vec![(503, vec![])]);
+    hook.script("slack", vec![(429, vec![("retry-after", "2".into())])]);
+    hook.script(
+        "moved",
+        vec![(
+            302,
+            vec![("location", "http://127.0.0.1:1/elsewhere".into())],
+        )],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (port, ui) = (free_port(), free_port());
+    std::fs::write(
+        d.join("wf.yaml"),
+        "workflows:\n  w:\n    params:\n      region: {type: string, default: eu}\n    notify:\n      - {on: [failure], to: [ops-slack, pager]}\n      - {on: [finish], to: [moved]}\n    jobs:\n      ok: {command: 'true', notify: [{on: [success], to: [pager]}]}\n      bad: {command: 'exit 3', depends_on: [ok], max_attempts: 2, notify: [{on: [retry, failure], to: [pager]}]}\n",
+    )
+    .unwrap();
+    let cfg = d.join("pinball.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "database_url: sqlite://{}\nmaster_port: {port}\nui_port: {ui}\nui_host: ui.example.com\nworkers: 2\nlocal_logs_dir_prefix: {}\nparser_params:\n  workflows_config: {}\nwebhooks:\n  pager: {{url: '{}', format: json, secret: {SECRET}, headers: {{X-Team: data}}}}\n  ops-slack: {{url: '{}', format: slack}}\n  moved: {{url: '{}'}}\n",
+            d.join("pinball.db").display(),
+            d.join("logs").display(),
+            d.join("wf.yaml").display(),
+            hook.url("json"),
+            hook.url("slack"),
+            hook.url("moved"),
+        ),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+
+    // A rule naming a webhook the configuration lacks is refused offline, naming it.
+    let bad = d.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "workflows:\n  x:\n    notify: [{on: [failure], to: [nobody-hook]}]\n    jobs:\n      a: {command: 'true'}\n",
+    )
+    .unwrap();
+    let o = pinball_out(&["-c", c, "validate", bad.to_str().unwrap()], d).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("notify: unknown webhook `nobody-hook`"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    let _all = spawn_pinball(&["-c", c, "-m", "all"], d);
+    wait_until(Duration::from_secs(60), "the master is ready", || {
+        is_ready(port)
+    })
+    .await;
+    let o = pinball_out(
+        &["-c", c, "util", "-f", "-w", "w", "start", "-p", "region=us"],
+        d,
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let i = started_instance(&text(&o.stdout));
+
+    // Taken: ok's success, bad's retry and failure, the run's failure (pager); the run's
+    // failure (slack). The moved target was asked once.
+    let taken = |path: &str| {
+        hook.received()
+            .into_iter()
+            .filter(|r| r.path == path && r.status == 200)
+            .count()
+    };
+    wait_until(Duration::from_secs(60), "every notice is taken", || {
+        std::future::ready(taken("json") == 4 && taken("slack") == 1)
+    })
+    .await;
+    let all = hook.received();
+    let json: Vec<&Received> = all.iter().filter(|r| r.path == "json").collect();
+    assert_eq!(json.len(), 5, "4 notices, one tried twice: {json:#?}");
+    for r in &json {
+        assert!(signed(r), "a valid signature: {r:#?}");
+        assert_eq!(r.header("content-type"), "application/json");
+        assert_eq!(r.header("x-team"), "data");
+        assert_eq!(r.json()["delivery"], r.header("x-pinball-delivery"));
+    }
+    // The 503'd one came again with the same delivery id; every other id once.
+    assert_eq!(json[0].status, 503);
+    let again = json
+        .iter()
+        .skip(1)
+        .filter(|r| r.header("x-pinball-delivery") == json[0].header("x-pinball-delivery"))
+        .count();
+    assert_eq!(again, 1, "{json:#?}");
+    let mut ids: Vec<&str> = json[1..]
+        .iter()
+        .map(|r| r.header("x-pinball-delivery"))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4);
+
+    let event = |kind: &str, job: Option<&str>| {
+        json.iter()
+            .filter(|r| r.status == 200)
+            .map(|r| r.json())
+            .find(|v| v["event"] == kind && v["job"].as_str() == job)
+            .unwrap_or_else(|| panic!("no {kind} of {job:?}: {json:#?}"))
+    };
+    let failure = event("failure", Some("bad"));
+    assert_eq!(failure["workflow"], "w");
+    assert_eq!(failure["instance"], i.as_str());
+    assert_eq!(failure["status"], "FAILURE");
+    assert_eq!(failure["exit_code"], 3);
+    assert_eq!(failure["attempt"], 2);
+    assert_eq!(failure["params"]["region"], "us");
+    assert!(failure["logical_time"].is_i64(), "{failure}");
+    assert_eq!(
+        failure["links"]["log"],
+        format!(
+            "http://ui.example.com:{ui}/file/?workflow=w&instance={i}&job=bad&execution=1&log_type=stderr"
+        )
+    );
+    assert_eq!(event("retry", Some("bad"))["attempt"], 1);
+    assert_eq!(event("success", Some("ok"))["exit_code"], 0);
+    let run = event("failure", None);
+    assert_eq!(run["status"], "FAILURE");
+    assert_eq!(
+        run["links"]["instance"],
+        format!("http://ui.example.com:{ui}/jobs/?workflow=w&instance={i}")
+    );
+
+    // Slack: its body, no signature without a secret, the 429's wait kept.
+    let slack: Vec<&Received> = all.iter().filter(|r| r.path == "slack").collect();
+    assert_eq!(slack.len(), 2, "{slack:#?}");
+    assert!(slack[1].at.duration_since(slack[0].at) >= Duration::from_secs(2));
+    let body = slack[1].json();
+    let says = body["text"].as_str().unwrap();
+    assert!(
+        says.contains("failure: workflow *w* instance") && says.contains("region=us"),
+        "{body}"
+    );
+    assert_eq!(body["blocks"][0]["text"]["text"], says);
+    assert_eq!(slack[1].header("x-pinball-signature"), "");
+
+    // The redirect was not followed: asked once, nothing went anywhere else.
+    let moved = all.iter().filter(|r| r.path == "moved").count();
+    assert_eq!(moved, 1);
+    assert!(
+        all.iter()
+            .all(|r| ["json", "slack", "moved"].contains(&r.path.as_str()))
+    );
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "pinball_webhook_notices_total{outcome=\"sent\"} 5",
+        "pinball_webhook_notices_total{outcome=\"failed\"} 1",
+        "pinball_webhook_notices_total{outcome=\"retried\"} 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+}
