@@ -22,6 +22,29 @@ pub mod outbox;
 pub mod recipients;
 pub mod slack;
 pub mod webhook;
+
+/// A TLS refusal in words, with what to change (`key` names the setting that lists trusted
+/// certificates); other errors as they are. The library's own text follows in brackets.
+pub fn tls_words(reason: &str, key: &str) -> String {
+    let words = if reason.contains("CaUsedAsEndEntity") {
+        format!(
+            "the server's certificate is a CA certificate (CA:TRUE), which TLS refuses as a server's own certificate; issue the server a certificate with CA:FALSE (openssl req -x509 ... -addext basicConstraints=critical,CA:FALSE) and name it, or the CA that signed it, in {key}"
+        )
+    } else if reason.contains("UnknownIssuer") || reason.contains("BadSignature") {
+        format!(
+            "the server's certificate is not signed by an authority this machine trusts; name that authority (or the self-signed certificate itself) in {key}"
+        )
+    } else if reason.contains("NotValidForName") {
+        "the server's certificate does not list the host name connected to; connect by a name it lists, or issue it for this one".to_owned()
+    } else if reason.contains("Expired") {
+        "the server's certificate has expired".to_owned()
+    } else if reason.contains("NotValidYet") {
+        "the server's certificate is not valid yet (is this machine's clock right?)".to_owned()
+    } else {
+        return reason.to_owned();
+    };
+    format!("{words} [{reason}]")
+}
 pub use outbox::{Outgoing, run_outbox};
 
 /// Why an email was not sent (to some or all of its recipients).
@@ -255,7 +278,7 @@ impl Mailer {
                 Ok(Err(e)) => {
                     return Err(MailError::Transport {
                         server: self.server(),
-                        reason: e.to_string(),
+                        reason: tls_words(&e.to_string(), "smtp_ca_file"),
                     });
                 }
                 Err(_) => {

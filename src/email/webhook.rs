@@ -134,8 +134,9 @@ impl Webhooks {
                 format!("sha256={}", sign(&secret.0, &now, &body)),
             );
         }
+        let ca_file = format!("webhooks.{}.ca_file", n.target);
         let resp = req.body(body).send().await.map_err(|e| PostError::Later {
-            reason: without_url(&e),
+            reason: super::tls_words(&without_url(&e), &ca_file),
             retry_after: None,
         })?;
         let status = resp.status();

@@ -206,3 +206,64 @@ async fn util_test_email_sends_one_message_and_prints_the_servers_answer() {
     );
     assert!(!stderr.contains("s3cret"), "no password in the output");
 }
+
+#[tokio::test]
+async fn a_refused_certificate_is_named_in_words_with_what_to_change() {
+    // A relay on a certificate made as `openssl req -x509` makes it by default (CA:TRUE),
+    // named in smtp_ca_file: TLS refuses it, and the reason says why and what to do (it said
+    // `invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))`).
+    let Some(server) = RealSmtp::start(
+        "smtp_tls::a_refused_certificate_is_named_in_words",
+        ServerOptions {
+            tls: ServerTls::StartTlsCaCert,
+            auth: None,
+            mechanisms: "PLAIN",
+            reject: &[],
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let m = mailer(&server, "", "", Security::Required);
+    let err = m
+        .send(&simple("a@example.com"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the server's certificate is a CA certificate (CA:TRUE)")
+            && err.contains("issue the server a certificate with CA:FALSE")
+            && err.contains("in smtp_ca_file"),
+        "{err}"
+    );
+    assert!(server.received().is_empty(), "nothing was sent");
+    // A server's certificate (CA:FALSE) nothing trusts: which setting names the authority.
+    let Some(server) = RealSmtp::start(
+        "smtp_tls::a_refused_certificate_is_named_in_words",
+        ServerOptions {
+            tls: ServerTls::StartTls,
+            auth: None,
+            mechanisms: "PLAIN",
+            reject: &[],
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let untrusted = Mailer {
+        ca_file: None,
+        ..mailer(&server, "", "", Security::Required)
+    };
+    let err = untrusted
+        .send(&simple("a@example.com"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not signed by an authority this machine trusts; name that authority (or the self-signed certificate itself) in smtp_ca_file"),
+        "{err}"
+    );
+    assert!(server.received().is_empty(), "nothing was sent");
+}

@@ -16,6 +16,9 @@ pub enum ServerTls {
     None,
     StartTls,
     Implicit,
+    /// STARTTLS on a certificate made the way `openssl req -x509` makes it by default: its
+    /// own CA (`CA:TRUE`), as many internal relays have.
+    StartTlsCaCert,
 }
 
 pub struct ServerOptions<'a> {
@@ -65,9 +68,17 @@ impl RealSmtp {
             ])
             .args(["-subj", "/CN=localhost"])
             .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-            // A server's certificate, not an authority's (webpki refuses a CA as the server).
-            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-            .args(["-addext", "extendedKeyUsage=serverAuth"])
+            // A server's certificate, not an authority's (webpki refuses a CA as the server),
+            // unless the test wants openssl's default.
+            .args(match o.tls {
+                ServerTls::StartTlsCaCert => vec![],
+                _ => vec![
+                    "-addext",
+                    "basicConstraints=critical,CA:FALSE",
+                    "-addext",
+                    "extendedKeyUsage=serverAuth",
+                ],
+            })
             .arg("-keyout")
             .arg(&key)
             .arg("-out")
@@ -93,7 +104,7 @@ impl RealSmtp {
                 "--tls",
                 match o.tls {
                     ServerTls::None => "none",
-                    ServerTls::StartTls => "starttls",
+                    ServerTls::StartTls | ServerTls::StartTlsCaCert => "starttls",
                     ServerTls::Implicit => "implicit",
                 },
             ]);
