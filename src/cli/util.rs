@@ -13,11 +13,13 @@ use crate::token::name::{InstanceId, JobName, WorkflowName};
 
 pub use crate::ops::Command as UtilCommand;
 
-/// What `pinball util` does: one of `ops`' commands, or `test-email` (which needs no master).
+/// What `pinball util` does: one of `ops`' commands, or `test-email` / `test-notify` (which
+/// need no master).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UtilVerb {
     Ops(UtilCommand),
     TestEmail,
+    TestNotify,
 }
 
 impl From<UtilCommand> for UtilVerb {
@@ -32,10 +34,15 @@ fn command_parser() -> impl TypedValueParser<Value = UtilVerb> {
     let values = UtilCommand::ALL
         .map(|c| PossibleValue::new(c.as_str()).help(c.help()))
         .into_iter()
-        .chain([PossibleValue::new("test-email")
-            .help("send a test message with the smtp_* settings to --to ADDRESS")]);
+        .chain([
+            PossibleValue::new("test-email")
+                .help("send a test message with the smtp_* settings to --to ADDRESS"),
+            PossibleValue::new("test-notify")
+                .help("send a test notice to --to WEBHOOK or ADDRESS and print the answer"),
+        ]);
     PossibleValuesParser::new(values).map(|s| match UtilCommand::parse(&s) {
         Some(c) => UtilVerb::Ops(c),
+        None if s == "test-notify" => UtilVerb::TestNotify,
         None => UtilVerb::TestEmail,
     })
 }
@@ -65,7 +72,7 @@ pub struct UtilArgs {
     /// `retry`: the attempts each retried job gets (default: its max_attempts).
     #[arg(long = "attempts", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub attempts: Option<u32>,
-    /// `test-email`: the address to send the test message to.
+    /// `test-email`, `test-notify`: the address (or webhook) to send the test to.
     #[arg(long = "to")]
     pub to: Option<String>,
     /// `start`: a run parameter, KEY=VALUE (repeat for more); checked against the workflow's params.
@@ -117,6 +124,7 @@ pub async fn run(
 ) -> Result<String, CliError> {
     let command = match args.command {
         UtilVerb::TestEmail => return test_email(args, config).await,
+        UtilVerb::TestNotify => return test_notify(args, config).await,
         UtilVerb::Ops(c) => c,
     };
     if !confirm(&format!("run {}", command.as_str()), args.force)? {
@@ -210,6 +218,52 @@ async fn test_email(args: &UtilArgs, config: &Config) -> Result<String, CliError
             .collect()),
         Err(e) => Err(CliError::failed(format!(
             "the test email was not sent through {server}: {e}"
+        ))),
+    }
+}
+
+/// `test-notify --to WEBHOOK|ADDRESS`: a test notice to a configured webhook (its answer
+/// printed) or a test email to an address.
+async fn test_notify(args: &UtilArgs, config: &Config) -> Result<String, CliError> {
+    let to = args
+        .to
+        .as_deref()
+        .ok_or_else(|| CliError::usage("test-notify needs --to WEBHOOK or --to ADDRESS"))?;
+    if crate::parser::notify::is_address(to) {
+        return test_email(args, config).await;
+    }
+    let hooks = crate::email::webhook::Webhooks::from_config(config)
+        .map_err(CliError::usage)?
+        .filter(|h| h.knows(to))
+        .ok_or_else(|| {
+            let known: Vec<&String> = config.webhooks.keys().collect();
+            CliError::usage(format!(
+                "webhook `{to}` is not in the configuration's webhooks ({known:?})"
+            ))
+        })?;
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).expect("the OS has a secure random source");
+    let notice = crate::email::webhook::Notice {
+        target: to.to_owned(),
+        event: serde_json::json!({
+            "event": "test", "workflow": null, "instance": null, "status": "TEST",
+            "logical_time": crate::clock::now(), "params": {},
+            "links": {}, "text": "This is a test notice from Pinball.",
+        }),
+        delivery: crate::token::hex(&id),
+        created: crate::clock::now(),
+        attempts: 0,
+        last_error: None,
+    };
+    match hooks.post(&notice).await {
+        Ok(a) => Ok(format!(
+            "posted a test notice to webhook {to} (delivery {}): it answered {} {}\n",
+            notice.delivery,
+            a.status,
+            a.body.trim()
+        )),
+        Err(e) => Err(CliError::failed(format!(
+            "the test notice to webhook {to} was not taken: {e}"
         ))),
     }
 }

@@ -7,3 +7,4 @@ pub mod backfill;
 mod outcomes;
 pub mod queue;
 pub mod run;
+mod too_many;

@@ -17,7 +17,6 @@ use crate::schedule::{Fire, OverrunPolicy, Schedule, ScheduleData, Situation};
 use crate::token::name::{self, ALL_SCHEDULES, Level, WorkflowName};
 use crate::token::*;
 use crate::workflow::instance::{new_instance_id, with_start_attributes};
-use crate::workflow::mail::Notifier;
 use crate::workflow::run_info::{RunInfo, RunKind, run_tokens};
 use crate::workflow::signal::{Action, Attributes};
 use crate::workflow::{definition, settle};
@@ -343,27 +342,6 @@ impl Scheduler {
         metrics::histogram!(crate::metrics::SCHEDULE_SKEW).record(skew);
         tracing::info!(workflow = %w, instance = %instance, skew_sec = skew, "started a scheduled instance");
         Ok(())
-    }
-
-    /// The too-many email's outbox token (text only, to the schedule's addresses), or `None`
-    /// without a mailer or addresses.
-    async fn too_many(&self, data: &ScheduleData) -> Option<Token> {
-        let w = &data.workflow;
-        let schedule = Schedule::from_def(&data.schedule).ok()?;
-        let running = settle::running_instances(self.client.as_ref(), w)
-            .await
-            .map_or(0, |r| r.len());
-        let limit = schedule
-            .max_running_instances
-            .unwrap_or(self.settings.default_max_running);
-        tracing::warn!(workflow = %w, running, limit, "too many instances running; the scheduled run waits");
-        Notifier::of(self.settings.mailer.as_ref(), &self.settings.ui_link)?.too_many(
-            w,
-            running,
-            limit,
-            data.next_run_time,
-            data.emails.clone(),
-        )
     }
 }
 

@@ -17,7 +17,8 @@ use crate::token::name::{self, InstanceId, JobName, WorkflowName};
 pub struct Event<'a> {
     pub kind: NotifyEvent,
     pub workflow: &'a WorkflowName,
-    pub instance: &'a InstanceId,
+    /// The run; none for a workflow's event (`too_many_runs`).
+    pub instance: Option<&'a InstanceId>,
     /// The job, for a job's event.
     pub job: Option<&'a JobName>,
     /// `SUCCESS`, `FAILURE`, `ABORTED`, `RUNNING`...
@@ -57,7 +58,18 @@ pub fn targets(rules: &[NotifyRule], kind: NotifyEvent) -> (Vec<String>, Vec<Str
 /// The facts of `e` (the JSON document without its delivery id), links into the UI at
 /// `ui_link`.
 pub fn facts(e: &Event, ui_link: &str) -> serde_json::Value {
-    let (w, i) = (e.workflow, e.instance);
+    let w = e.workflow;
+    let Some(i) = e.instance else {
+        return json!({
+            "event": e.kind.as_str(),
+            "workflow": w,
+            "instance": null,
+            "status": e.status,
+            "logical_time": e.run.map(|r| r.logical_time),
+            "params": {},
+            "links": {"workflow": format!("{ui_link}{}", links::instances_href(w))},
+        });
+    };
     let mut links = json!({"instance": format!("{ui_link}{}", links::jobs_href(w, i))});
     if let Some(j) = e.job {
         links["job"] = format!("{ui_link}{}", links::job_href(w, i, j)).into();
@@ -161,7 +173,7 @@ mod tests {
         let e = Event {
             kind: NotifyEvent::Failure,
             workflow: &w,
-            instance: &i,
+            instance: Some(&i),
             job: Some(&j),
             status: "FAILURE",
             exit_code: Some(2),

@@ -227,7 +227,7 @@ async fn end_records(
     let e = super::notices::Event {
         kind,
         workflow: w,
-        instance: i,
+        instance: Some(i),
         job: None,
         status: end.status.as_str(),
         exit_code: None,

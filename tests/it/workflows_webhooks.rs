@@ -199,4 +199,24 @@ async fn a_run_s_events_post_signed_notices_once_each_through_errors_and_never_r
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
     }
+
+    // util test-notify posts one signed test notice and prints the answer; an unknown name
+    // is bad usage.
+    let o = pinball_out(&["-c", c, "util", "test-notify", "--to", "pager"], d).await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let said = text(&o.stdout);
+    assert!(
+        said.starts_with("posted a test notice to webhook pager (delivery ")
+            && said.ends_with(": it answered 200 ok\n"),
+        "{said}"
+    );
+    let last = hook.received().pop().unwrap();
+    assert_eq!(
+        (last.path.as_str(), last.json()["event"].as_str()),
+        ("json", Some("test"))
+    );
+    assert!(signed(&last));
+    let o = pinball_out(&["-c", c, "util", "test-notify", "--to", "nowhere"], d).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("webhook `nowhere` is not in the configuration"));
 }

@@ -252,17 +252,18 @@ pub fn backfill_of(name: &str) -> Option<(&str, bool)> {
     }
 }
 
-/// The notice of `event` (of job `job`, or the run's) numbered `seq` (an execution, or the
+/// The notice of `event` (of job `job`, or the run's `i`, or the workflow's) numbered `seq` (an execution, or the
 /// moment noticed) for webhook `target` (a webhook name).
 pub fn webhook_notice(
     w: &WorkflowName,
-    i: &InstanceId,
+    i: Option<&InstanceId>,
     event: &str,
     job: Option<&JobName>,
     seq: i64,
     target: &str,
 ) -> String {
     let job = job.map_or("_", |j| j.as_str());
+    let i = i.map_or("_", |i| i.as_str());
     format!("{WEBHOOK_PREFIX}{w}/{i}/{event}/{job}/{seq}/{target}")
 }
 

@@ -52,7 +52,7 @@ fn job_event<'a>(jt: &'a JobToken, job: &'a Job, kind: NotifyEvent, status: &'a 
     Event {
         kind,
         workflow: &jt.workflow,
-        instance: &jt.instance,
+        instance: Some(&jt.instance),
         job: Some(&job.name),
         status,
         exit_code: last.and_then(|n| job.history[n].exit_code),
