@@ -220,3 +220,106 @@ async fn a_run_s_events_post_signed_notices_once_each_through_errors_and_never_r
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("webhook `nowhere` is not in the configuration"));
 }
+
+/// How many instances the second test runs.
+const RUNS: usize = 25;
+
+#[tokio::test]
+async fn notices_outlive_a_receiver_that_hangs_then_is_down_and_killed_processes_each_once() {
+    use pinball::master::{HttpMasterClient, MasterClient};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (port, hook_port) = (free_port(), free_port());
+    std::fs::write(
+        d.join("wf.yaml"),
+        "workflows:\n  w:\n    notify: [{on: [failure], to: [later]}]\n    jobs:\n      a: {command: 'exit 1'}\n",
+    )
+    .unwrap();
+    let cfg = d.join("pinball.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "database_url: sqlite://{}\nmaster_port: {port}\nworkers: 4\nlocal_logs_dir_prefix: {}\nparser_params:\n  workflows_config: {}\nwebhooks:\n  later: {{url: 'http://127.0.0.1:{hook_port}/later', timeout_sec: 1}}\n",
+            d.join("pinball.db").display(),
+            d.join("logs").display(),
+            d.join("wf.yaml").display(),
+        ),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    // The target first takes connections and never answers.
+    let hung = crate::helpers::receiver::hang_on(hook_port).await;
+    let mut master = spawn_pinball(&["-c", c, "-m", "master"], d);
+    wait_until(Duration::from_secs(60), "the master is ready", || {
+        is_ready(port)
+    })
+    .await;
+    let o = pinball_out(&["-c", c, "import", "-f"], d).await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // Three workers processes end the runs.
+    let mut workers: Vec<_> = (0..3)
+        .map(|_| spawn_pinball(&["-c", c, "-m", "workers"], d))
+        .collect();
+    let start = ["-c", c, "util", "-f", "-w", "w", "start"];
+    let runs = (0..RUNS).map(|_| pinball_out(&start, d));
+    for o in futures_util::future::join_all(runs).await {
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    // The runs end whatever the target does: every failure's notice is recorded.
+    let client = HttpMasterClient::new("127.0.0.1", port, quick_policy());
+    wait_until(
+        Duration::from_secs(60),
+        "every run's notice is recorded",
+        || async {
+            client
+                .query_prefix("/webhook/w/")
+                .await
+                .is_ok_and(|t| t.len() == RUNS)
+        },
+    )
+    .await;
+    // The target stops taking connections; the master and one workers process are killed
+    // and the master comes back on the same database.
+    hung.abort();
+    master.start_kill().unwrap();
+    master.wait().await.unwrap();
+    workers[0].start_kill().unwrap();
+    workers[0].wait().await.unwrap();
+    let _master = spawn_pinball(&["-c", c, "-m", "master"], d);
+    wait_until(Duration::from_secs(60), "the master is back", || {
+        is_ready(port)
+    })
+    .await;
+    assert_eq!(
+        client.query_prefix("/webhook/w/").await.unwrap().len(),
+        RUNS,
+        "no notice lost"
+    );
+    // 20 s without a target, then a healthy one on the same port.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let hook = Receiver::start_on(hook_port).await;
+    wait_until(Duration::from_secs(90), "every notice is taken", || async {
+        client
+            .query_prefix("/webhook/w/")
+            .await
+            .is_ok_and(|t| t.is_empty())
+    })
+    .await;
+    let got = hook.received();
+    let mut instances: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["instance"].as_str().unwrap().to_owned())
+        .collect();
+    instances.sort();
+    instances.dedup();
+    assert_eq!(instances.len(), RUNS, "every run's failure: {got:#?}");
+    let mut ids: Vec<&str> = got.iter().map(|r| r.header("x-pinball-delivery")).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        (got.len(), ids.len()),
+        (RUNS, RUNS),
+        "each notice once, none twice"
+    );
+    drop(workers);
+}

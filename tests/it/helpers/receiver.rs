@@ -49,7 +49,14 @@ pub struct Receiver {
 impl Receiver {
     /// Listens on a free loopback port.
     pub async fn start() -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Receiver::start_on(0).await
+    }
+
+    /// Listens on loopback port `port` (0: a free one).
+    pub async fn start_on(port: u16) -> Receiver {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         let r = Receiver {
             port: listener.local_addr().unwrap().port(),
             ..Receiver::default()
@@ -106,4 +113,17 @@ async fn take(
         resp.headers_mut().insert(k, v.parse().unwrap());
     }
     resp
+}
+
+/// A listener on `port` that accepts connections and never answers, until dropped.
+pub async fn hang_on(port: u16) -> tokio::task::JoinHandle<()> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    })
 }
