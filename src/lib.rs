@@ -17,7 +17,7 @@
 //! | `schedule`  | the schedule model: recurrences, cron, policies, `fire(now)`           | `token` `clock` |
 //! | `parser`    | YAML/JSON workflow definitions -> validated graphs                    | `token` `config` `schedule` `yaml` `email` |
 //! | `workflow`  | LAYER 2 on `MasterClient`: job and signal data, statuses, planners, the worker | `token` `clock` `config` `master` `schedule` `parser` `email` `metrics` |
-//! | `ops`       | the operator's commands (start, retry, ...) and the read model (`read`) | `token` `clock` `config` `master` `storage` `schedule` `parser` `workflow` `metrics` |
+//! | `ops`       | the operator's commands (start, retry, ...) and the read model (`read`) | `token` `clock` `config` `master` `storage` `schedule` `parser` `email` `workflow` `metrics` |
 //! | `scheduler` | the loops over schedule and backfill tokens (`-m scheduler`)           | `token` `clock` `config` `master` `storage` `schedule` `parser` `workflow` `ops` `email` `metrics` |
 //! | `ui`        | the dashboard: pages, read API, actions and their JSON twin (`-m ui`)  | `token` `clock` `config` `master` `storage` `web` `schedule` `parser` `workflow` `ops` `metrics` |
 //! | `trigger`   | the HTTP trigger `POST /api/v1/workflows/{wf}/runs`, on the master's listener | `token` `clock` `config` `master` `web` `parser` `workflow` `ops` |

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::outbox::{Channel, backoff, run_channel, write_outcome};
-use super::webhook::{Notice, PostError, Webhooks};
+use super::webhook::{LastDelivery, Notice, PostError, Webhooks};
 use crate::master::MasterClient;
 use crate::token::name::{self, WEBHOOK_PREFIX};
 use crate::token::*;
@@ -71,6 +71,34 @@ fn count(outcome: &'static str) {
 }
 
 impl Notices {
+    /// Records the last delivery to `n`'s target for the dashboard, after the notice's own
+    /// outcome is written (best effort: a record two senders race for keeps one of them).
+    async fn record_last(&self, key: &str, n: &Notice, taken: bool, answer: String) {
+        let Some(w) = name::webhook_workflow_of(key) else {
+            return;
+        };
+        let record = LastDelivery {
+            at: crate::clock::now(),
+            event: n.event["event"].as_str().unwrap_or("").to_owned(),
+            delivery: n.delivery.clone(),
+            taken,
+            answer: answer.chars().take(300).collect(),
+        };
+        let name = name::delivery_record(&w, &n.target);
+        let c = self.client.as_ref();
+        let version = match c.get(&name).await {
+            Ok(t) => t.and_then(|t| t.version),
+            Err(_) => return,
+        };
+        let token = Token {
+            version,
+            ..Token::new(name, serde_json::to_string(&record).ok())
+        };
+        if let Err(e) = c.modify(ModifyRequest::update(vec![token])).await {
+            tracing::debug!(notice = key, error = %e, "the last delivery was not recorded");
+        }
+    }
+
     /// Whether the definition of the workflow of notice `key` names `target`; `None` when it
     /// cannot be read now.
     async fn named(&self, key: &str, target: &str) -> Option<bool> {
@@ -134,6 +162,8 @@ impl Channel for Notices {
                     "posted webhook notice"
                 );
                 write_outcome(c, &self.owner, ModifyRequest::delete(vec![token])).await;
+                let said = format!("HTTP {}: {}", answer.status, answer.body.trim());
+                self.record_last(&key, &n, true, said).await;
                 return;
             }
             Err(PostError::Never(reason)) => {
@@ -146,6 +176,7 @@ impl Channel for Notices {
                     "the webhook refused a notice for good; giving it up"
                 );
                 write_outcome(c, &self.owner, ModifyRequest::delete(vec![token])).await;
+                self.record_last(&key, &n, false, reason).await;
                 return;
             }
             Err(PostError::Later {
@@ -186,6 +217,7 @@ impl Notices {
                 "giving up a webhook notice its target did not take in time"
             );
             write_outcome(c, &self.owner, ModifyRequest::delete(vec![token])).await;
+            self.record_last(&key, &n, false, reason).await;
             return;
         }
         count("retried");

@@ -41,6 +41,19 @@ pub struct Notice {
     pub last_error: Option<String>,
 }
 
+/// The last delivery of a workflow's notices to one target (`name::delivery_record`), for the
+/// dashboard: when, and what the target answered (or why it was given up).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastDelivery {
+    pub at: i64,
+    pub event: String,
+    pub delivery: String,
+    /// Whether the target took it.
+    pub taken: bool,
+    /// `HTTP 200: ok`, or why it was given up (at most 300 characters).
+    pub answer: String,
+}
+
 /// What became of one try.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PostError {

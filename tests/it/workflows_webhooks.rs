@@ -200,6 +200,23 @@ async fn a_run_s_events_post_signed_notices_once_each_through_errors_and_never_r
         assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
     }
 
+    // The workflow's page lists its rules and each webhook's last delivery.
+    wait_until(Duration::from_secs(30), "the UI is ready", || is_ready(ui)).await;
+    let page = reqwest::get(format!("http://127.0.0.1:{ui}/schedule/?workflow=w"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for row in [
+        "<tr><td>the workflow</td><td>failure</td><td>ops-slack, pager</td></tr>",
+        "<tr><td>job bad</td><td>retry, failure</td><td>pager</td></tr>",
+        "<td>HTTP 200: ok</td>",
+        "<strong>given up</strong>: HTTP 302",
+    ] {
+        assert!(page.contains(row), "{row} in:\n{page}");
+    }
+
     // util test-notify posts one signed test notice and prints the answer; an unknown name
     // is bad usage.
     let o = pinball_out(&["-c", c, "util", "test-notify", "--to", "pager"], d).await;

@@ -75,6 +75,25 @@ impl DataLayer {
         Ok(rows)
     }
 
+    /// The last delivery of `w`'s notices to each webhook target, by target.
+    pub async fn deliveries(
+        &self,
+        w: &WorkflowName,
+    ) -> Result<BTreeMap<String, crate::email::webhook::LastDelivery>, StorageError> {
+        let prefix = format!("{}{w}/", name::DELIVERY_PREFIX);
+        let tokens = self
+            .store
+            .read(&self.master, Table::Active, &prefix)
+            .await?;
+        Ok(tokens
+            .into_iter()
+            .filter_map(|t| {
+                let target = t.name.strip_prefix(&prefix)?.to_owned();
+                Some((target, serde_json::from_str(t.data.as_deref()?).ok()?))
+            })
+            .collect())
+    }
+
     pub async fn schedules(&self) -> Result<Vec<ScheduleRow>, StorageError> {
         let tokens = self
             .store

@@ -32,6 +32,8 @@ pub const POOL_PREFIX: &str = "/pool/";
 /// Webhook notices waiting to be posted (the outbox's other channel):
 /// `/webhook/<wf>/<instance>/<event>/<job or _>/<seq>/<target>`, one per event and target.
 pub const WEBHOOK_PREFIX: &str = "/webhook/";
+/// The last delivery to each webhook target of a workflow: `/delivery/<wf>/<target>`.
+pub const DELIVERY_PREFIX: &str = "/delivery/";
 /// Runs waiting for room under their workflow's `max_running_instances` (`util start
 /// --queue`): `/queue/workflow/<wf>/<instance>`, the instance id the run will have.
 pub const QUEUE_PREFIX: &str = "/queue/workflow/";
@@ -265,6 +267,11 @@ pub fn webhook_notice(
     let job = job.map_or("_", |j| j.as_str());
     let i = i.map_or("_", |i| i.as_str());
     format!("{WEBHOOK_PREFIX}{w}/{i}/{event}/{job}/{seq}/{target}")
+}
+
+/// The record of the last delivery of `w`'s notices to webhook `target`.
+pub fn delivery_record(w: &WorkflowName, target: &str) -> String {
+    format!("{DELIVERY_PREFIX}{w}/{target}")
 }
 
 /// The workflow a webhook notice belongs to.

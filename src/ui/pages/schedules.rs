@@ -85,6 +85,45 @@ struct SchedulePage {
     jobs: Vec<DefJobView>,
     /// The Start form's fields: one per declared param.
     params: Vec<ParamField>,
+    /// The `notify` rules: of (the workflow or a job), on, to.
+    rules: Vec<(String, String, String)>,
+    /// Each webhook the rules name, with its last delivery.
+    deliveries: Vec<DeliveryView>,
+}
+
+/// A webhook target and its last delivery.
+pub struct DeliveryView {
+    pub target: String,
+    pub when: When,
+    pub event: String,
+    pub taken: bool,
+    pub answer: String,
+}
+
+/// The rules of `def` (the workflow's, then each job's) as rows, and the webhooks they name.
+fn rules_of(def: &crate::parser::WorkflowDef) -> (Vec<(String, String, String)>, Vec<String>) {
+    let mut rows = Vec::new();
+    let mut hooks: Vec<String> = Vec::new();
+    let all = std::iter::once(("the workflow".to_owned(), &def.notify)).chain(
+        def.jobs
+            .iter()
+            .map(|(j, jd)| (format!("job {j}"), &jd.notify)),
+    );
+    for (of, rules) in all {
+        for r in rules {
+            let on: Vec<&str> = r.on.iter().map(|e| e.as_str()).collect();
+            rows.push((of.clone(), on.join(", "), r.to.join(", ")));
+            for t in
+                r.to.iter()
+                    .filter(|t| !crate::parser::notify::is_address(t))
+            {
+                if !hooks.contains(t) {
+                    hooks.push(t.clone());
+                }
+            }
+        }
+    }
+    (rows, hooks)
 }
 
 /// One field of the Start form, built from a declared param.
@@ -173,6 +212,27 @@ pub(super) async fn schedule(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Para
             }
         })
         .collect();
+    let (rules, hooks) = rules_of(&def);
+    let mut last = ui.data.deliveries(w).await.map_err(PageError::from)?;
+    let deliveries = hooks
+        .into_iter()
+        .map(|target| match last.remove(&target) {
+            Some(l) => DeliveryView {
+                target,
+                when: when(Some(l.at as f64), now),
+                event: l.event,
+                taken: l.taken,
+                answer: l.answer,
+            },
+            None => DeliveryView {
+                target,
+                when: when(None, now),
+                event: String::new(),
+                taken: false,
+                answer: "nothing sent yet".into(),
+            },
+        })
+        .collect();
     respond(&SchedulePage {
         head: Head::new(&ui, format!("{w} schedule"), &Level::Workflow(w.clone())),
         workflow: w.to_string(),
@@ -180,5 +240,7 @@ pub(super) async fn schedule(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Para
         graph: graph::svg(&nodes),
         jobs,
         params: param_fields(&def),
+        rules,
+        deliveries,
     })
 }
