@@ -78,6 +78,7 @@ pub const POOL_SLOTS_USED: &str = "pinball_pool_slots_used";
 pub const POOL_WAITING: &str = "pinball_pool_waiting_jobs";
 pub const QUEUED_RUNS: &str = "pinball_queued_runs";
 pub const QUEUED_RUNS_ENDED: &str = "pinball_queued_runs_total";
+pub const DEADLINES_MISSED: &str = "pinball_deadlines_missed_total";
 pub const WEBHOOK_NOTICES: &str = "pinball_webhook_notices_total";
 pub const EMAILS_SENT: &str = "pinball_emails_sent_total";
 pub const EMAIL_RETRIES: &str = "pinball_email_retries_total";
@@ -188,6 +189,10 @@ fn describe_work() {
         "Backfill runs, by state: started, succeeded, failed (or aborted), not_started (the definition or a param did not allow it)"
     );
     describe_counter!(EMAILS_SENT, "Emails a recipient's server accepted");
+    describe_counter!(
+        DEADLINES_MISSED,
+        "Runs that missed their deadline or ran past max_duration_sec (each once)"
+    );
     describe_counter!(
         WEBHOOK_NOTICES,
         "Webhook notice tries, by outcome: sent (the target took it), retried (it is tried again), failed (given up)"

@@ -236,6 +236,7 @@ fn start_scheduler(
 ) -> anyhow::Result<()> {
     let client = client_of(config, local, RetryPolicy::from_config(config));
     let url = config.database_url()?;
+    let store = Arc::<dyn storage::Storage>::from(storage::open(&url)?);
     let settings = SchedulerSettings {
         default_max_running: config.default_max_workflow_running_instances,
         poll: Duration::from_secs(30),
@@ -243,7 +244,7 @@ fn start_scheduler(
         recheck: Duration::from_secs(10),
         mailer: crate::email::Mailer::from_config(config),
         ui_link: crate::workflow::mail::ui_link(config),
-        store: Some(Arc::<dyn storage::Storage>::from(storage::open(&url)?)),
+        store: Some(store.clone()),
         master_name: config.master_name.clone(),
     };
     let name =
@@ -260,13 +261,24 @@ fn start_scheduler(
         poll: Duration::from_secs(30),
         default_max_running: config.default_max_workflow_running_instances,
     };
+    let watcher = crate::scheduler::deadlines::DeadlineWatcher {
+        client: client.clone(),
+        name: format!("{name}_deadline"),
+        poll: Duration::from_secs(30),
+        ops: crate::ops::OpsSettings::from_config(config),
+        store: Some(store),
+        notifier: crate::workflow::mail::Notifier {
+            ui_link: crate::workflow::mail::ui_link(config),
+            mail: config.default_email.is_some(),
+        },
+    };
     let scheduler = Scheduler {
         client,
         settings,
         name,
     };
     tracing::info!("starting scheduler");
-    let (backfill_stop, queue_stop) = (stop.clone(), stop.clone());
+    let (backfill_stop, queue_stop, deadline_stop) = (stop.clone(), stop.clone(), stop.clone());
     tasks.spawn(async move {
         scheduler.run(stop).await;
         Ok(())
@@ -277,6 +289,10 @@ fn start_scheduler(
     });
     tasks.spawn(async move {
         queuer.run(queue_stop).await;
+        Ok(())
+    });
+    tasks.spawn(async move {
+        watcher.run(deadline_stop).await;
         Ok(())
     });
     Ok(())

@@ -67,6 +67,12 @@ pub struct WorkflowDef {
     /// Who is told of the workflow's runs (CONTRACT §4.5).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<super::notify::NotifyRule>,
+    /// When a scheduled run must have succeeded (`deadline_missed` otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<super::deadline::DeadlineDef>,
+    /// How long any run may run (`deadline_missed` past it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration_sec: Option<u64>,
 }
 
 /// A file of definitions: `workflows:` and nothing else.

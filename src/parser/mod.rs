@@ -4,6 +4,7 @@
 //! `import` and `util reload`; the definitions themselves travel to every component through
 //! the master (see `workflow::definition`).
 
+pub mod deadline;
 mod def;
 mod graph;
 pub mod notify;

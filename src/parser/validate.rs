@@ -148,6 +148,9 @@ pub fn validate(def: &WorkflowDef) -> Result<(), Invalid> {
         return Err(Invalid::Workflow(format!("notify_emails: {e}")));
     }
     super::notify::check(&def.notify, false).map_err(Invalid::Workflow)?;
+    let zone = def.schedule.as_ref().and_then(|s| s.timezone.as_deref());
+    super::deadline::check(def.deadline.as_ref(), def.max_duration_sec, zone)
+        .map_err(Invalid::Workflow)?;
     for (job, jd) in &def.jobs {
         if let Some(e) = jd
             .emails

@@ -204,6 +204,27 @@ impl Notifier {
             .token(name::end_email_token(w, i, at_ms))
     }
 
+    /// Run `i` of `w` missed its deadline (`why`), noticed at `at`, to `to`. Text only.
+    pub fn deadline_missed(
+        &self,
+        w: &WorkflowName,
+        i: &InstanceId,
+        why: &str,
+        at: i64,
+        to: Vec<String>,
+    ) -> Option<Token> {
+        if !self.mail {
+            return None;
+        }
+        let subject = format!("Workflow {w} instance {i} missed its deadline");
+        let text = format!(
+            "Workflow {w} instance {i}: {why} (noticed at {}).\n\n{}\n",
+            utc(at),
+            self.url(links::jobs_href(w, i))
+        );
+        Outgoing::new(to, subject, text, None).token(name::deadline_email_token(w, i))
+    }
+
     /// A scheduled run (due at `due`) held back: `running` instances of `w` reach `limit`.
     /// Text only, as the spec has it.
     pub fn too_many(

@@ -6,6 +6,7 @@
 //! master; `queue` holds the runs that wait for room.
 
 pub mod backfill;
+pub mod deadlines;
 pub mod definition;
 pub mod error;
 pub mod executor;

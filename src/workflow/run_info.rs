@@ -55,6 +55,12 @@ pub struct RunInfo {
     /// The backfill this run is a date of: its end is marked for the backfill.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backfill: Option<String>,
+    /// When it must have succeeded (a scheduled run of a workflow with a `deadline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<i64>,
+    /// How long it may run (the workflow's `max_duration_sec`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration_sec: Option<u64>,
 }
 
 impl RunInfo {
@@ -83,6 +89,18 @@ impl RunInfo {
             timezone: def.schedule.as_ref().and_then(|s| s.timezone.clone()),
             params,
             backfill: None,
+            // Only a scheduled run: a backfill's or a manual run's date is not due by it.
+            deadline: def
+                .deadline
+                .as_ref()
+                .filter(|_| kind == RunKind::Scheduled)
+                .and_then(|d| {
+                    d.for_run(
+                        logical_time.as_second(),
+                        def.schedule.as_ref().and_then(|s| s.timezone.as_deref()),
+                    )
+                }),
+            max_duration_sec: def.max_duration_sec,
         })
     }
 
@@ -128,6 +146,7 @@ impl RunInfo {
         RunInfo {
             kind,
             backfill: None,
+            deadline: None,
             ..self.clone()
         }
     }
@@ -197,6 +216,7 @@ pub fn run_tokens(
             t.priority -= super::backfill::PRIORITY_DROP;
         }
     }
+    tokens.extend(super::deadlines::watch(w, i, run, crate::clock::now()));
     tokens
 }
 

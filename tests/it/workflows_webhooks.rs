@@ -340,3 +340,133 @@ async fn notices_outlive_a_receiver_that_hangs_then_is_down_and_killed_processes
     );
     drop(workers);
 }
+
+#[tokio::test]
+async fn a_missed_deadline_and_a_run_past_its_max_duration_are_told_once_across_a_restart() {
+    use pinball::master::{HttpMasterClient, MasterClient};
+    let hook = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (port, ui) = (free_port(), free_port());
+    let dd = d.display();
+    // `slow` may run 2 s; `daily`'s scheduled run (today's, at once) must have succeeded 3 s
+    // from now. Both wait for a file.
+    // The schedule's first run is 2 s from now; its deadline 4 s after that, the same day
+    // (or the next, when midnight falls between).
+    let now = jiff::Timestamp::now();
+    let first = now + jiff::SignedDuration::from_secs(2);
+    let due = first + jiff::SignedDuration::from_secs(4);
+    let at = due.strftime("%H:%M:%S").to_string();
+    let same_day = due.strftime("%F").to_string() == first.strftime("%F").to_string();
+    let today = first.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    std::fs::write(
+        d.join("wf.yaml"),
+        format!(
+            "workflows:\n  slow:\n    max_duration_sec: 2\n    notify: [{{on: [deadline_missed], to: [pager]}}]\n    jobs:\n      a: {{command: 'while test ! -e {dd}/go; do sleep 0.1; done'}}\n  daily:\n    schedule: {{recurrence: 1D, start: '{today}'}}\n    deadline: {{at: '{at}', time_zone: UTC, same_day: {same_day}}}\n    notify: [{{on: [deadline_missed], to: [pager]}}]\n    jobs:\n      a: {{command: 'while test ! -e {dd}/go; do sleep 0.1; done'}}\n"
+        ),
+    )
+    .unwrap();
+    let cfg = d.join("pinball.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "database_url: sqlite://{}\nmaster_port: {port}\nui_port: {ui}\nworkers: 4\nlocal_logs_dir_prefix: {}\nparser_params:\n  workflows_config: {}\nwebhooks:\n  pager: {{url: '{}'}}\n",
+            d.join("pinball.db").display(),
+            d.join("logs").display(),
+            d.join("wf.yaml").display(),
+            hook.url("pager"),
+        ),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let _master = spawn_pinball(&["-c", c, "-m", "master,workers,ui"], d);
+    wait_until(Duration::from_secs(60), "the master is ready", || {
+        is_ready(port)
+    })
+    .await;
+    let o = pinball_out(&["-c", c, "import", "-f"], d).await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mut scheduler = spawn_pinball(&["-c", c, "-m", "scheduler"], d);
+    let o = pinball_out(&["-c", c, "util", "-f", "-w", "slow", "start"], d).await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let slow = started_instance(&text(&o.stdout));
+    let told = |w: &'static str| {
+        hook.received()
+            .into_iter()
+            .filter(move |r| r.json()["workflow"] == w)
+            .collect::<Vec<_>>()
+    };
+    wait_until(Duration::from_secs(30), "both misses are told", || {
+        std::future::ready(told("slow").len() == 1 && told("daily").len() == 1)
+    })
+    .await;
+    let n = told("slow")[0].json();
+    assert_eq!(
+        (
+            n["event"].as_str(),
+            n["instance"].as_str(),
+            n["status"].as_str()
+        ),
+        (
+            Some("deadline_missed"),
+            Some(slow.as_str()),
+            Some("RUNNING")
+        )
+    );
+    let n = told("daily")[0].json();
+    assert_eq!(n["event"], "deadline_missed");
+    // The miss is the run's record, never claimable again; a scheduler killed and started
+    // again tells nothing more.
+    let client = HttpMasterClient::new("127.0.0.1", port, quick_policy());
+    let watch = client
+        .get(&format!("/deadline/slow/{slow}"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(watch.expiration_time, Some(i64::MAX));
+    assert!(watch.data.unwrap().contains("max_duration_sec (2 s)"));
+    // The run's page says so.
+    wait_until(Duration::from_secs(30), "the UI is ready", || is_ready(ui)).await;
+    let page = reqwest::get(format!(
+        "http://127.0.0.1:{ui}/jobs/?workflow=slow&instance={slow}"
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        page.contains("deadline missed at ")
+            && page.contains(": it has run longer than max_duration_sec (2 s)"),
+        "{page}"
+    );
+    scheduler.start_kill().unwrap();
+    scheduler.wait().await.unwrap();
+    let _scheduler = spawn_pinball(&["-c", c, "-m", "scheduler"], d);
+    std::fs::write(d.join("go"), "").unwrap();
+    wait_until(Duration::from_secs(30), "the runs end", || async {
+        client
+            .query_prefix(&format!("/workflow/slow/{slow}/__SIGNAL__/ARCHIVE"))
+            .await
+            .is_ok_and(|t| !t.is_empty())
+    })
+    .await;
+    let o = pinball_out(&["-c", c, "util", "-f", "-w", "slow", "start"], d).await;
+    assert!(
+        o.status.success(),
+        "a run that ends in time is told nothing"
+    );
+    let fast = started_instance(&text(&o.stdout));
+    wait_until(
+        Duration::from_secs(30),
+        "its watch is met and removed",
+        || async {
+            client
+                .get(&format!("/deadline/slow/{fast}"))
+                .await
+                .is_ok_and(|t| t.is_none())
+        },
+    )
+    .await;
+    assert_eq!((told("slow").len(), told("daily").len()), (1, 1));
+}

@@ -175,6 +175,10 @@ pub fn end_email_token(wf: &WorkflowName, i: &InstanceId, at_ms: i64) -> String 
 }
 
 /// A scheduled run (the occurrence due at `at`) held back by too many running instances.
+pub fn deadline_email_token(wf: &WorkflowName, i: &InstanceId) -> String {
+    format!("{OUTBOX_PREFIX}deadline/{wf}/{i}")
+}
+
 pub fn too_many_email_token(wf: &WorkflowName, at: i64) -> String {
     format!("{OUTBOX_PREFIX}too_many/{wf}/{at}")
 }

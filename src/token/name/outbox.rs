@@ -1,4 +1,5 @@
-//! Names of the outbox's webhook notices, their last deliveries, and the queued runs.
+//! Names of the outbox's webhook notices, their last deliveries, the queued runs and the
+//! runs' deadline watches.
 
 use super::{InstanceId, JobName, WorkflowName};
 
@@ -52,5 +53,19 @@ pub fn queued_run(w: &WorkflowName, i: &InstanceId) -> String {
 /// The workflow and instance of a queued run's token.
 pub fn queued_of(name: &str) -> Option<(WorkflowName, InstanceId)> {
     let (w, i) = name.strip_prefix(QUEUE_PREFIX)?.split_once('/')?;
+    Some((w.parse().ok()?, i.parse().ok()?))
+}
+
+/// Deadline watches: `/deadline/<wf>/<instance>` (the pattern the scheduler claims with).
+pub const DEADLINE_PREFIX: &str = "/deadline/";
+
+/// The deadline watch of run `i` of `w`.
+pub fn deadline_watch(w: &WorkflowName, i: &InstanceId) -> String {
+    format!("{DEADLINE_PREFIX}{w}/{i}")
+}
+
+/// The workflow and run of a deadline watch.
+pub fn deadline_of(name: &str) -> Option<(WorkflowName, InstanceId)> {
+    let (w, i) = name.strip_prefix(DEADLINE_PREFIX)?.split_once('/')?;
     Some((w.parse().ok()?, i.parse().ok()?))
 }

@@ -154,6 +154,8 @@ struct InstancePageView {
     retried_from: Vec<String>,
     /// What the run is for: `2026-03-29 (scheduled)`, and its parameters as `k=v`.
     run: Option<(String, Vec<String>)>,
+    /// `deadline missed at T: why`, when the run missed its deadline or max duration.
+    missed: Option<String>,
     /// Jobs in the table (after the search), and in the instance.
     count: usize,
     total: usize,
@@ -267,15 +269,7 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
     {
         waiting_for_slots(&mut jobs, &rows);
     }
-    let signals: Vec<String> = inst
-        .signals
-        .iter()
-        .filter_map(|t| match Name::parse(&t.name) {
-            Some(Name::Signal { action, .. }) => Some(action),
-            _ => None,
-        })
-        .filter(|a| a != Action::ARCHIVE.as_str())
-        .collect();
+    let signals = signal_names(&inst);
     respond(&InstancePageView {
         head: Head::new(
             &ui,
@@ -310,9 +304,34 @@ pub(super) async fn show(State(ui): State<Ui>, QueryIn(p, _): PageQuery<Params>)
         can: Can::of(inst.live, running, &signals),
         failure: failure_view(&ui, &inst, w, i, now).await,
         run: run_view(&inst),
+        missed: missed(&ui, w, i).await,
         retried_from: retried_from(&inst, i),
         signals,
     })
+}
+
+/// The signals set on the instance (ARCHIVE aside).
+fn signal_names(inst: &Instance) -> Vec<String> {
+    inst.signals
+        .iter()
+        .filter_map(|t| match Name::parse(&t.name) {
+            Some(Name::Signal { action, .. }) => Some(action),
+            _ => None,
+        })
+        .filter(|a| a != Action::ARCHIVE.as_str())
+        .collect()
+}
+
+/// The run's missed deadline, from its deadline watch.
+async fn missed(ui: &Ui, w: &WorkflowName, i: &InstanceId) -> Option<String> {
+    let name = crate::token::name::deadline_watch(w, i);
+    let (token, _) = ui.data.token(&name).await.ok()??;
+    let m = crate::workflow::deadlines::Watch::from_token(&token)?.missed?;
+    Some(format!(
+        "deadline missed at {}: {}",
+        crate::clock::utc(m.at),
+        m.why
+    ))
 }
 
 #[cfg(test)]
