@@ -13,7 +13,7 @@ pub mod env;
 pub mod webhooks;
 
 pub use access::{ApiToken, Role, UiUser};
-pub use webhooks::install_tls_provider;
+pub use webhooks::{http_client_builder, install_tls_provider};
 
 /// The default database: an SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://pinball.db";

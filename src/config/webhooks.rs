@@ -129,6 +129,16 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// A client builder for plain HTTP (the master's API): TLS preconfigured with no roots, so a
+/// client costs no certificate loading (about 4 ms each with the platform's roots).
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    install_tls_provider();
+    let tls = rustls::ClientConfig::builder()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    reqwest::Client::builder().tls_backend_preconfigured(tls)
+}
+
 /// Whether `url` names this machine (`localhost`, 127.0.0.0/8, ::1).
 pub fn is_loopback(url: &reqwest::Url) -> bool {
     let host = url.host_str().unwrap_or("");

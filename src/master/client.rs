@@ -114,8 +114,7 @@ pub struct HttpMasterClient {
 impl HttpMasterClient {
     /// A client of the master at `host:port`.
     pub fn new(host: &str, port: u16, policy: RetryPolicy) -> Self {
-        crate::config::install_tls_provider();
-        let http = reqwest::Client::builder()
+        let http = crate::config::http_client_builder()
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(30))
             .build()

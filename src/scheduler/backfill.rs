@@ -57,27 +57,16 @@ impl Backfiller {
             } else {
                 Duration::from_secs(1)
             };
-            let req = QueryAndOwnRequest {
-                lease_sec: Some(CLAIM_LEASE_SEC),
-                ..QueryAndOwnRequest::new(
-                    &self.name,
-                    0,
-                    BACKFILL_PREFIX,
-                    Some(256),
-                    Some(wait.as_millis() as u64),
-                )
+            let ask = super::claim::Ask {
+                owner: &self.name,
+                prefix: BACKFILL_PREFIX,
+                lease_sec: CLAIM_LEASE_SEC,
+                max: 256,
+                wait,
             };
-            let claimed = tokio::select! {
-                r = self.client.query_and_own(req) => r,
-                _ = shutdown.changed() => break,
-            };
-            let tokens = match claimed {
-                Ok(r) => r.tokens,
-                Err(e) => {
-                    tracing::warn!(error = %e, "claiming backfills failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    Vec::new()
-                }
+            let Some(tokens) = super::claim::claim(self.client.as_ref(), ask, &mut shutdown).await
+            else {
+                break;
             };
             // Every backfill with something claimed (or held), with its marks.
             let mut due = std::mem::take(&mut again);

@@ -53,27 +53,16 @@ impl DeadlineWatcher {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(owner = %self.name, "deadline loop started");
         while !*shutdown.borrow() {
-            let req = QueryAndOwnRequest {
-                lease_sec: Some(CLAIM_LEASE_SEC),
-                ..QueryAndOwnRequest::new(
-                    &self.name,
-                    0,
-                    DEADLINE_PREFIX,
-                    Some(64),
-                    Some(self.poll.as_millis() as u64),
-                )
+            let ask = super::claim::Ask {
+                owner: &self.name,
+                prefix: DEADLINE_PREFIX,
+                lease_sec: CLAIM_LEASE_SEC,
+                max: 64,
+                wait: self.poll,
             };
-            let claimed = tokio::select! {
-                r = self.client.query_and_own(req) => r,
-                _ = shutdown.changed() => break,
-            };
-            let tokens = match claimed {
-                Ok(r) => r.tokens,
-                Err(e) => {
-                    tracing::warn!(error = %e, "claiming deadline watches failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
+            let Some(tokens) = super::claim::claim(self.client.as_ref(), ask, &mut shutdown).await
+            else {
+                break;
             };
             for t in tokens {
                 if let Err(e) = self.look(t).await {

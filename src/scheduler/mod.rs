@@ -4,6 +4,7 @@
 //! process's other loops: they start a backfill's dates and the runs queued for room.
 
 pub mod backfill;
+mod claim;
 pub mod deadlines;
 mod outcomes;
 pub mod queue;

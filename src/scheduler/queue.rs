@@ -42,27 +42,16 @@ impl Queuer {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(owner = %self.name, "queue loop started");
         while !*shutdown.borrow() {
-            let req = QueryAndOwnRequest {
-                lease_sec: Some(LOOK_SEC),
-                ..QueryAndOwnRequest::new(
-                    &self.name,
-                    0,
-                    QUEUE_PREFIX,
-                    Some(CLAIM_AT_ONCE),
-                    Some(self.poll.as_millis() as u64),
-                )
+            let ask = super::claim::Ask {
+                owner: &self.name,
+                prefix: QUEUE_PREFIX,
+                lease_sec: LOOK_SEC,
+                max: CLAIM_AT_ONCE,
+                wait: self.poll,
             };
-            let claimed = tokio::select! {
-                r = self.client.query_and_own(req) => r,
-                _ = shutdown.changed() => break,
-            };
-            let tokens = match claimed {
-                Ok(r) => r.tokens,
-                Err(e) => {
-                    tracing::warn!(error = %e, "claiming queued runs failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
+            let Some(tokens) = super::claim::claim(self.client.as_ref(), ask, &mut shutdown).await
+            else {
+                break;
             };
             let mut by_workflow: BTreeMap<WorkflowName, Vec<Token>> = BTreeMap::new();
             for t in tokens {

@@ -180,7 +180,7 @@ async fn parked_claims_leave_a_quarter_of_the_connections_for_renewals() {
         let (url, refused) = (url.clone(), refused.clone());
         claims.push(tokio::spawn(async move {
             // One connection each, as 60 worker processes would hold.
-            let client = reqwest::Client::new();
+            let client = pinball::config::http_client_builder().build().unwrap();
             let body = json!({"owner": format!("idle{n}"), "expiration_time": now() + 60,
                 "query": {"name_prefix": "/nothing/"}, "wait_ms": 20_000});
             let status = client

@@ -166,7 +166,9 @@ pub fn token(name: &str) -> Token {
 
 /// POSTs a raw body and returns the status and the parsed JSON answer.
 pub async fn post_raw(url: &str, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
-    let response = reqwest::Client::new()
+    let response = pinball::config::http_client_builder()
+        .build()
+        .unwrap()
         .post(url)
         .header("content-type", "application/json")
         .body(body)
