@@ -28,11 +28,10 @@ pub fn body(event: &Value) -> String {
         Some("retry") => ":repeat:",
         _ => ":warning:",
     };
-    let mut what = format!(
-        "workflow *{}* instance {}",
-        text(&event["workflow"]),
-        text(&event["instance"])
-    );
+    let mut what = format!("workflow *{}*", text(&event["workflow"]));
+    if !event["instance"].is_null() {
+        what.push_str(&format!(" instance {}", text(&event["instance"])));
+    }
     if event["job"].is_string() {
         what.push_str(&format!(" job *{}*", text(&event["job"])));
     }
@@ -49,6 +48,9 @@ pub fn body(event: &Value) -> String {
             .map(|(k, v)| format!("{}={}", esc(k), text(v)))
             .collect();
         facts.push(format!("params {}", shown.join(" ")));
+    }
+    if let Some(r) = event["reason"].as_str() {
+        facts.push(esc(r));
     }
     let plain = format!("{icon} {kind}: {what} ({})", facts.join(", "));
     let mut links = Vec::new();

@@ -153,6 +153,7 @@ impl DeadlineWatcher {
             execution: None,
             run: run.as_ref(),
             seq: now,
+            reason: Some(&why),
         };
         let mut updates = vec![record];
         updates.extend(notices::tokens(&e, &hooks, &self.notifier.ui_link));

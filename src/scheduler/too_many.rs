@@ -59,6 +59,7 @@ impl Scheduler {
             execution: None,
             run: None,
             seq: data.next_run_time,
+            reason: None,
         };
         out.extend(notices::tokens(&e, &hooks, &n.ui_link));
         out

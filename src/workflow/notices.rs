@@ -31,6 +31,8 @@ pub struct Event<'a> {
     pub run: Option<&'a RunInfo>,
     /// What tells this event from another of the same kind (an execution, a moment).
     pub seq: i64,
+    /// Why, in words, where the event has a reason of its own (a missed deadline).
+    pub reason: Option<&'a str>,
 }
 
 /// Whether `rules` tell of `kind`: the events `failure` and `success` are also a `finish`.
@@ -61,6 +63,7 @@ pub fn facts(e: &Event, ui_link: &str) -> serde_json::Value {
     let w = e.workflow;
     let Some(i) = e.instance else {
         return json!({
+            "reason": e.reason,
             "event": e.kind.as_str(),
             "workflow": w,
             "instance": null,
@@ -94,6 +97,9 @@ pub fn facts(e: &Event, ui_link: &str) -> serde_json::Value {
     }
     if let Some(a) = e.attempt {
         doc["attempt"] = a.into();
+    }
+    if let Some(r) = e.reason {
+        doc["reason"] = r.into();
     }
     doc
 }
@@ -181,6 +187,7 @@ mod tests {
             execution: Some(2),
             run: Some(&run),
             seq: 2,
+            reason: None,
         };
         let tokens = tokens(&e, &["pager".into()], "http://ui:8080");
         assert_eq!(tokens[0].name, "/webhook/daily/17/failure/load/2/pager");

@@ -235,6 +235,7 @@ async fn end_records(
         execution: None,
         run: run.as_ref(),
         seq: at_ms,
+        reason: None,
     };
     out.extend(super::notices::tokens(&e, &hooks, &n.ui_link));
     Ok(out)

@@ -413,6 +413,7 @@ async fn a_missed_deadline_and_a_run_past_its_max_duration_are_told_once_across_
             Some("RUNNING")
         )
     );
+    assert_eq!(n["reason"], "it has run longer than max_duration_sec (2 s)");
     let n = told("daily")[0].json();
     assert_eq!(n["event"], "deadline_missed");
     // The miss is the run's record, never claimable again; a scheduler killed and started

@@ -60,6 +60,7 @@ fn job_event<'a>(jt: &'a JobToken, job: &'a Job, kind: NotifyEvent, status: &'a 
         execution: last,
         run: job.run.as_ref(),
         seq: last.map_or(0, |n| n as i64),
+        reason: None,
     }
 }
 
