@@ -22,7 +22,7 @@ pub enum WebhookFormat {
 }
 
 /// One webhook target.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Webhook {
     /// `https://...` (or `http://` to a loopback address, or anywhere with `allow_http`).
@@ -47,6 +47,22 @@ pub struct Webhook {
     /// network in the clear).
     #[serde(default)]
     pub allow_http: bool,
+}
+
+/// The URL's scheme and host only: a webhook's path is often its secret (Slack's are).
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = reqwest::Url::parse(&self.url)
+            .map(|u| format!("{}://{}/***", u.scheme(), u.host_str().unwrap_or("")))
+            .unwrap_or_else(|_| "***".into());
+        f.debug_struct("Webhook")
+            .field("url", &shown)
+            .field("format", &self.format)
+            .field("secret", &self.secret)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("timeout_sec", &self.timeout_sec)
+            .finish_non_exhaustive()
+    }
 }
 
 fn default_timeout() -> u64 {
@@ -156,6 +172,19 @@ mod tests {
     fn one(yaml: &str) -> Result<(), ConfigError> {
         let hooks: BTreeMap<String, Webhook> = serde_yaml::from_str(yaml).unwrap();
         validate(&hooks)
+    }
+
+    #[test]
+    fn a_target_s_secrets_stay_out_of_debug_output() {
+        let hooks: BTreeMap<String, Webhook> = serde_yaml::from_str(
+            "s: {url: 'https://hooks.slack.com/services/T0/B0/sekrit', secret: hush, headers: {Authorization: 'Bearer tok'}}",
+        )
+        .unwrap();
+        let shown = format!("{hooks:?}");
+        assert!(shown.contains("https://hooks.slack.com/***"), "{shown}");
+        for secret in ["sekrit", "hush", "Bearer tok"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 
     #[test]
