@@ -648,7 +648,7 @@ async fn every_page_passes_axe_in_light_and_dark_and_the_lists_fit_a_phone() {
     let axe = std::fs::read_to_string(&axe_path).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let w = "nightly_etl_with_a_long_name";
-    let (_all, root) = run_all(dir.path(), "workflows:\n  nightly_etl_with_a_long_name:\n    owner: data-eng\n    schedule: {recurrence: 1M, overrun_policy: SKIP}\n    jobs:\n      extract: {command: \"echo 'extracting'\\nsleep 0 && echo one more line with a long command that would widen every table on a phone screen\"}\n      transform: {command: 'echo oops >&2; exit 2', depends_on: [extract]}\n      gate: {condition: true, command: 'true'}\n", 2, 600, w).await;
+    let (_all, root) = run_all(dir.path(), "workflows:\n  nightly_etl_with_a_long_name:\n    owner: data-eng\n    notify: [{on: [failure, finish], to: ['Ops Team <ops@example.com>']}]\n    schedule: {recurrence: 1M, overrun_policy: SKIP}\n    jobs:\n      extract: {command: \"echo 'extracting'\\nsleep 0 && echo one more line with a long command that would widen every table on a phone screen\"}\n      transform: {command: 'echo oops >&2; exit 2', depends_on: [extract]}\n      gate: {condition: true, command: 'true'}\n", 2, 600, w).await;
     let i = start(dir.path(), w).await;
     wait_until(LONG, "the instance ends", || async {
         instance_is(&root, w, &i, |s| s == "FAILURE").await
