@@ -86,7 +86,7 @@ pub async fn run(
     for mode in &modes {
         let stop = stop_rx.clone();
         match mode {
-            Mode::Master => match start_master(&config, stop, &mut tasks).await? {
+            Mode::Master => match start_master(&config, stop, &mut tasks, &modes).await? {
                 Some(m) => local = Some(m),
                 None => return Ok(()), // stopped while the database was unreachable
             },
@@ -129,6 +129,7 @@ async fn start_master(
     config: &Config,
     stop: watch::Receiver<bool>,
     tasks: &mut Tasks,
+    modes: &[Mode],
 ) -> anyhow::Result<Option<Master>> {
     let settings = api::ApiSettings::from_config(config);
     let access = exposure(
@@ -171,6 +172,12 @@ async fn start_master(
             return Ok(None);
         }
     };
+    // With workers in this process, the definitions are loaded before the master serves: a
+    // caller that sees it ready finds the workflows (it answered `workflow not found` to a
+    // start sent between the two).
+    if modes.contains(&Mode::Workers) {
+        import_definitions(config, &master).await?;
+    }
     // The summaries of archived instances are written here, where the archiving happens.
     let summaries = crate::ops::summaries::Summarizer::new(store, config.master_name.clone());
     tokio::spawn(summaries.follow(master.archive_commits(), stop.clone()));
@@ -207,9 +214,6 @@ async fn start_workers(
     tasks: &mut Tasks,
 ) -> anyhow::Result<()> {
     let client = client_of(config, local, RetryPolicy::from_config(config));
-    if let Some(m) = local {
-        import_definitions(config, m).await?;
-    }
     let settings = WorkerSettings::try_from_config(config)?;
     if let Some(user) = &settings.launch.user {
         tracing::info!(job_user = %user.name, uid = user.uid, "jobs run as job_user");
