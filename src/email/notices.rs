@@ -71,10 +71,18 @@ fn count(outcome: &'static str) {
 }
 
 impl Notices {
-    /// Records the last delivery to `n`'s target for the dashboard, after the notice's own
-    /// outcome is written (best effort: a record two senders race for keeps one of them).
-    async fn record_last(&self, key: &str, n: &Notice, taken: bool, answer: String) {
-        let Some(w) = name::webhook_workflow_of(key) else {
+    /// Ends notice `token`: deletes it (version-checked against the claim), then records the
+    /// last delivery to `n`'s target for the dashboard (best effort: a record two senders
+    /// race for keeps one of them).
+    async fn finish(&self, token: Token, n: &Notice, taken: bool, answer: String) {
+        let key = token.name.clone();
+        write_outcome(
+            self.client.as_ref(),
+            &self.owner,
+            ModifyRequest::delete(vec![token]),
+        )
+        .await;
+        let Some(w) = name::webhook_workflow_of(&key) else {
             return;
         };
         let record = LastDelivery {
@@ -161,9 +169,8 @@ impl Channel for Notices {
                     status = answer.status,
                     "posted webhook notice"
                 );
-                write_outcome(c, &self.owner, ModifyRequest::delete(vec![token])).await;
                 let said = format!("HTTP {}: {}", answer.status, answer.body.trim());
-                self.record_last(&key, &n, true, said).await;
+                self.finish(token, &n, true, said).await;
                 return;
             }
             Err(PostError::Never(reason)) => {
@@ -175,8 +182,7 @@ impl Channel for Notices {
                     reason,
                     "the webhook refused a notice for good; giving it up"
                 );
-                write_outcome(c, &self.owner, ModifyRequest::delete(vec![token])).await;
-                self.record_last(&key, &n, false, reason).await;
+                self.finish(token, &n, false, reason).await;
                 return;
             }
             Err(PostError::Later {
@@ -216,8 +222,7 @@ impl Notices {
                 give_up_sec = self.hooks.give_up.as_secs(),
                 "giving up a webhook notice its target did not take in time"
             );
-            write_outcome(c, &self.owner, ModifyRequest::delete(vec![token])).await;
-            self.record_last(&key, &n, false, reason).await;
+            self.finish(token, &n, false, reason).await;
             return;
         }
         count("retried");

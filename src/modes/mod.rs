@@ -271,10 +271,7 @@ fn start_scheduler(
         poll: Duration::from_secs(30),
         ops: crate::ops::OpsSettings::from_config(config),
         store: Some(store),
-        notifier: crate::workflow::mail::Notifier {
-            ui_link: crate::workflow::mail::ui_link(config),
-            mail: config.default_email.is_some(),
-        },
+        notifier: crate::workflow::mail::Notifier::of(settings.mailer.as_ref(), &settings.ui_link),
     };
     let scheduler = Scheduler {
         client,

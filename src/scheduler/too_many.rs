@@ -41,9 +41,7 @@ impl Scheduler {
                 .filter(|a| !data.emails.contains(a))
                 .collect::<Vec<_>>(),
         );
-        let Some(n) = Notifier::of(self.settings.mailer.as_ref(), &self.settings.ui_link) else {
-            return Vec::new();
-        };
+        let n = Notifier::of(self.settings.mailer.as_ref(), &self.settings.ui_link);
         let mut out: Vec<Token> = n
             .too_many(w, running, limit, data.next_run_time, to)
             .into_iter()

@@ -43,11 +43,11 @@ pub fn ui_link(c: &Config) -> String {
 impl Notifier {
     /// The notifier of a process with `mailer` (which records no email without one: nothing
     /// would deliver it; webhook notices are recorded either way).
-    pub fn of(mailer: Option<&crate::email::Mailer>, ui_link: &str) -> Option<Notifier> {
-        Some(Notifier {
+    pub fn of(mailer: Option<&crate::email::Mailer>, ui_link: &str) -> Notifier {
+        Notifier {
             ui_link: ui_link.to_owned(),
             mail: mailer.is_some(),
-        })
+        }
     }
 
     fn url(&self, path: String) -> String {

@@ -88,7 +88,7 @@ pub async fn settle(
     w: &WorkflowName,
     i: &InstanceId,
     archive_delay_sec: u64,
-    notifier: Option<&Notifier>,
+    notifier: &Notifier,
 ) -> Result<Settled, MasterError> {
     let level = Level::Instance(w.clone(), i.clone());
     // Cheap first: while a job is runnable or running (and no ABORT is set) there is nothing
@@ -126,9 +126,7 @@ pub async fn settle(
         SettleStep::ArchiveAborted => {
             let end = summarize(&tokens, true);
             let mut all = tokens.all;
-            if let Some(n) = notifier
-                && !record_abort_end(client, &level, &mut all, &end, n).await?
-            {
+            if !record_abort_end(client, &level, &mut all, &end, notifier).await? {
                 return Ok(Settled::Running); // another worker is ending it
             }
             if let Some(mark) = backfill_mark(&all, i, false) {
@@ -248,7 +246,7 @@ async fn finish(
     level: &Level,
     tokens: InstanceTokens,
     archive_delay_sec: u64,
-    notifier: Option<&Notifier>,
+    notifier: &Notifier,
 ) -> Result<Settled, MasterError> {
     let Level::Instance(w, i) = level else {
         unreachable!("settle works on instances")
@@ -282,10 +280,8 @@ async fn finish(
     // A backfill's run: its end is marked in the same commit, which wakes the scheduler.
     req.updates
         .extend(backfill_mark(&tokens.all, i, end.status == Status::SUCCESS));
-    if let Some(n) = notifier {
-        req.updates
-            .extend(end_records(client, w, i, &tokens.all, &end, n, now).await?);
-    }
+    req.updates
+        .extend(end_records(client, w, i, &tokens.all, &end, notifier, now).await?);
     match client.modify(req).await {
         Ok(_) => {
             tracing::info!(workflow = %w, instance = %i, archive_in_sec = archive_delay_sec, "instance finished");

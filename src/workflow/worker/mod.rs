@@ -120,8 +120,9 @@ pub struct Worker {
     pub name: String,
     /// The one worker per process that also looks after idle instances (archiving).
     pub sweeper: bool,
-    /// Builds the emails it records in the outbox; `None` without a mailer.
-    notifier: Option<Notifier>,
+    /// Builds the emails it records in the outbox (none without a mailer) and the notices'
+    /// links.
+    notifier: Notifier,
     /// The workflows its job metrics name (those with a definition); others are `other`.
     labels: Arc<crate::metrics::Admitted>,
     /// When the worker must be gone, once it is told to stop.
@@ -339,7 +340,7 @@ impl Worker {
             w,
             i,
             self.settings.archive_delay_sec,
-            self.notifier.as_ref(),
+            &self.notifier,
         )
         .await?;
         if let Settled::Finished(_) | Settled::Aborted(_) = settled {

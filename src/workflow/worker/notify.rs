@@ -35,12 +35,12 @@ impl FailureEmail {
     /// The outbox tokens: the email, when there is anyone to tell, and the notices.
     pub(super) fn tokens(&self, w: &Worker, jt: &JobToken, job: &Job, first: bool) -> Vec<Token> {
         let mut out = self.notices.clone();
-        if let (Some((job_to, workflow_to)), Some(n)) = (&self.recipients, &w.notifier) {
+        if let Some((job_to, workflow_to)) = &self.recipients {
             let mut to = job_to.clone();
             if first {
                 to.extend(workflow_to.iter().cloned());
             }
-            out.extend(n.job_failure(jt, job, to));
+            out.extend(w.notifier.job_failure(jt, job, to));
         }
         out
     }
@@ -65,10 +65,6 @@ fn job_event<'a>(jt: &'a JobToken, job: &'a Job, kind: NotifyEvent, status: &'a 
 }
 
 impl Worker {
-    fn ui_link(&self) -> &str {
-        self.notifier.as_ref().map_or("", |n| n.ui_link.as_str())
-    }
-
     /// The notices of `job`'s event `kind` for its own rules and, when `workflow_too`, the
     /// workflow's (which needs its definition read).
     async fn job_notices(
@@ -92,7 +88,7 @@ impl Worker {
             }
         }
         let e = job_event(jt, job, kind, status);
-        Ok(notices::tokens(&e, &hooks, self.ui_link()))
+        Ok(notices::tokens(&e, &hooks, &self.notifier.ui_link))
     }
 
     /// The notices of a success (the job's rules: a success is the job's own event).
@@ -122,7 +118,7 @@ impl Worker {
         let notices = self
             .job_notices(jt, job, NotifyEvent::Failure, "FAILURE", false)
             .await?;
-        let workflow_to = match self.notifier.as_ref().is_some_and(|n| n.mail) {
+        let workflow_to = match self.notifier.mail {
             true => definition::notify_emails(self.client.as_ref(), &jt.workflow).await?,
             false => Vec::new(),
         };
@@ -137,9 +133,7 @@ impl Worker {
     /// Records the warn-timeout email and notices of execution `index` (once: their names are
     /// the execution's). A failure is logged; the job runs on regardless.
     pub(super) async fn notify_timeout(&self, jt: &JobToken, job: &Job, index: usize) {
-        let Some(n) = &self.notifier else {
-            return;
-        };
+        let n = &self.notifier;
         let c = self.client.as_ref();
         let kind = NotifyEvent::WarnTimeout;
         let def = match definition::read(c, &jt.workflow).await {
