@@ -1,8 +1,9 @@
 //! Notification emails (PINBALL_SPEC §10.1): a job's final failure, an instance's end, a job
-//! past its warn timeout, too many running instances. Sent with lettre's async SMTP transport:
-//! STARTTLS when the server offers it (or required), implicit TLS with `smtp_ssl`, the AUTH
-//! mechanism the server offers (PLAIN or LOGIN), and credentials never sent in the clear
-//! unless `smtp_allow_plaintext_auth` says so. One message, one envelope per recipient, so a
+//! past its warn timeout, too many running instances. Sent with lettre's async SMTP client
+//! (`smtp`): STARTTLS when the server offers it (or required), implicit TLS with `smtp_ssl`,
+//! the server's certificate checked (and pinned: [`trust`]) before AUTH, the mechanism the
+//! server offers (PLAIN or LOGIN), and credentials never sent in the clear unless
+//! `smtp_allow_plaintext_auth` says so. One message, one envelope per recipient, so a
 //! rejected address does not stop the others. Sending never holds up a job: failures are
 //! logged by the callers.
 
@@ -10,10 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::response::Response;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::config::{Config, Secret, StartTls};
 
@@ -21,6 +19,8 @@ pub mod notices;
 pub mod outbox;
 pub mod recipients;
 pub mod slack;
+mod smtp;
+pub mod trust;
 pub mod webhook;
 
 /// A TLS refusal in words, with what to change (`key` names the setting that lists trusted
@@ -28,7 +28,7 @@ pub mod webhook;
 pub fn tls_words(reason: &str, key: &str) -> String {
     let words = if reason.contains("CaUsedAsEndEntity") {
         format!(
-            "the server's certificate is a CA certificate (CA:TRUE), which TLS refuses as a server's own certificate; issue the server a certificate with CA:FALSE (openssl req -x509 ... -addext basicConstraints=critical,CA:FALSE) and name it, or the CA that signed it, in {key}"
+            "the server's certificate is a CA certificate (CA:TRUE); name it in {key} to pin it, or issue a server certificate with CA:FALSE (openssl req -x509 ... -addext basicConstraints=critical,CA:FALSE)"
         )
     } else if reason.contains("UnknownIssuer") || reason.contains("BadSignature") {
         format!(
@@ -172,67 +172,10 @@ impl Mailer {
         format!("{}:{}", self.host, self.port)
     }
 
-    /// The transport these settings describe. Credentials force TLS unless plaintext AUTH is
-    /// allowed: an opportunistic connection becomes a required one.
-    fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailError> {
-        let credentials = !self.user.is_empty();
-        let security = match self.security {
-            Security::Opportunistic if credentials && !self.allow_plaintext_auth => {
-                Security::Required
-            }
-            Security::Off if credentials && !self.allow_plaintext_auth => {
-                return Err(MailError::Settings(
-                    "smtp_user is set but smtp_starttls is off: the password would cross the \
-                     network in the clear; use smtp_starttls: required or smtp_ssl: true, or \
-                     smtp_allow_plaintext_auth: true for a trusted local relay"
-                        .into(),
-                ));
-            }
-            s => s,
-        };
-        let tls = match security {
-            Security::Off => Tls::None,
-            s => {
-                let params = self.tls_parameters()?;
-                match s {
-                    Security::Opportunistic => Tls::Opportunistic(params),
-                    Security::Required => Tls::Required(params),
-                    _ => Tls::Wrapper(params),
-                }
-            }
-        };
-        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.host)
-            .port(self.port)
-            .tls(tls)
-            .timeout(Some(self.timeout));
-        if credentials {
-            b = b
-                .credentials(Credentials::new(self.user.clone(), self.pass.0.clone()))
-                .authentication(vec![Mechanism::Plain, Mechanism::Login]);
-        }
-        Ok(b.build())
-    }
-
-    fn tls_parameters(&self) -> Result<TlsParameters, MailError> {
-        let mut b = TlsParameters::builder(self.host.clone());
-        if let Some(path) = &self.ca_file {
-            let pem = std::fs::read(path).map_err(|e| {
-                MailError::Settings(format!("smtp_ca_file {}: {e}", path.display()))
-            })?;
-            let cert = Certificate::from_pem(&pem).map_err(|e| {
-                MailError::Settings(format!("smtp_ca_file {}: {e}", path.display()))
-            })?;
-            b = b.add_root_certificate(cert);
-        }
-        b.build_rustls()
-            .map_err(|e| MailError::Settings(format!("TLS: {e}")))
-    }
-
     /// Sends `m` to its recipients (deduplicated), one envelope per recipient over one
     /// connection, answering the server's reply for each. Does nothing without recipients.
     pub async fn send(&self, m: &Outgoing) -> Result<Vec<(String, Response)>, MailError> {
-        let (to, subject) = (&m.to, &m.subject);
-        let mut rcpt: Vec<&String> = to.iter().collect();
+        let mut rcpt: Vec<&String> = m.to.iter().collect();
         rcpt.sort();
         rcpt.dedup();
         if rcpt.is_empty() {
@@ -243,42 +186,42 @@ impl Mailer {
             .iter()
             .map(|r| parse_mailbox(r))
             .collect::<Result<Vec<_>, _>>()?;
-        // Date is added by the builder; the Message-ID was chosen when the email was recorded,
-        // so every try of one email carries the same one.
-        let mut builder = lettre::Message::builder()
-            .from(from.clone())
-            .message_id(Some(m.message_id.clone()))
-            .subject(subject);
-        for mb in &mailboxes {
-            builder = builder.to(mb.clone());
-        }
-        let message = match &m.html {
-            Some(html) => builder.multipart(MultiPart::alternative_plain_html(
-                m.text.clone(),
-                html.clone(),
-            )),
-            None => builder.singlepart(lettre::message::SinglePart::plain(m.text.clone())),
-        }
-        .map_err(|e| MailError::Message(e.to_string()))?;
-        let bytes = message.formatted();
-        let transport = self.transport()?;
+        let bytes = message(m, &from, &mailboxes)?;
+        let plan = self.plan()?;
+        let mut conn: Option<lettre::transport::smtp::client::AsyncSmtpConnection> = None;
         let (mut sent, mut failed) = (Vec::new(), Vec::new());
         for (r, mb) in rcpt.iter().zip(&mailboxes) {
             let envelope =
                 lettre::address::Envelope::new(Some(from.email.clone()), vec![mb.email.clone()])
                     .map_err(|e| MailError::Message(e.to_string()))?;
-            match tokio::time::timeout(self.timeout, transport.send_raw(&envelope, &bytes)).await {
+            // A refused envelope ends its connection (lettre quits it): the next recipient
+            // opens another.
+            let step = async {
+                let c = match &mut conn {
+                    Some(c) if !c.has_broken() => c,
+                    _ => conn.insert(self.connect(&plan).await?),
+                };
+                c.send(&envelope, &bytes).await.map_err(smtp::Failure::Smtp)
+            };
+            match tokio::time::timeout(self.timeout, step).await {
                 Ok(Ok(response)) => sent.push((r.to_string(), response)),
-                Ok(Err(e)) if e.is_permanent() || e.is_transient() => failed.push(Refused {
-                    recipient: r.to_string(),
-                    reason: e.to_string(),
-                    transient: e.is_transient(),
-                }),
+                Ok(Err(smtp::Failure::Smtp(e))) if e.is_permanent() || e.is_transient() => failed
+                    .push(Refused {
+                        recipient: r.to_string(),
+                        reason: e.to_string(),
+                        transient: e.is_transient(),
+                    }),
                 // The connection or TLS failed: the next recipient would meet the same.
-                Ok(Err(e)) => {
+                Ok(Err(smtp::Failure::Smtp(e))) => {
                     return Err(MailError::Transport {
                         server: self.server(),
                         reason: tls_words(&e.to_string(), "smtp_ca_file"),
+                    });
+                }
+                Ok(Err(smtp::Failure::Certificate(reason))) => {
+                    return Err(MailError::Transport {
+                        server: self.server(),
+                        reason,
                     });
                 }
                 Err(_) => {
@@ -289,6 +232,10 @@ impl Mailer {
                 }
             }
         }
+        if let Some(mut c) = conn.filter(|c| !c.has_broken()) {
+            // The messages are taken; a lost goodbye changes nothing.
+            let _ = tokio::time::timeout(self.timeout, c.quit()).await;
+        }
         if failed.is_empty() {
             Ok(sent)
         } else {
@@ -298,6 +245,27 @@ impl Mailer {
             })
         }
     }
+}
+
+/// `m` as sent, from `from` to `to`. Date is added by the builder; the Message-ID was chosen
+/// when the email was recorded, so every try of one email carries the same one.
+fn message(m: &Outgoing, from: &Mailbox, to: &[Mailbox]) -> Result<Vec<u8>, MailError> {
+    let mut builder = lettre::Message::builder()
+        .from(from.clone())
+        .message_id(Some(m.message_id.clone()))
+        .subject(&m.subject);
+    for mb in to {
+        builder = builder.to(mb.clone());
+    }
+    let message = match &m.html {
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+            m.text.clone(),
+            html.clone(),
+        )),
+        None => builder.singlepart(lettre::message::SinglePart::plain(m.text.clone())),
+    }
+    .map_err(|e| MailError::Message(e.to_string()))?;
+    Ok(message.formatted())
 }
 
 /// Escapes text for HTML bodies (askama's escaper: the one the dashboard's pages use).
@@ -348,8 +316,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn credentials_never_go_in_the_clear_unless_allowed() {
+    #[test]
+    fn credentials_never_go_in_the_clear_unless_allowed() {
         let m = Mailer {
             host: "localhost".into(),
             port: 25,
@@ -359,11 +327,16 @@ mod tests {
             security: Security::Off,
             ..Mailer::default()
         };
-        assert!(matches!(m.transport(), Err(MailError::Settings(_))));
+        assert!(matches!(m.security(), Err(MailError::Settings(_))));
+        let upgraded = Mailer {
+            security: Security::Opportunistic,
+            ..m.clone()
+        };
+        assert_eq!(upgraded.security().unwrap(), Security::Required);
         let allowed = Mailer {
             allow_plaintext_auth: true,
             ..m
         };
-        assert!(allowed.transport().is_ok());
+        assert_eq!(allowed.security().unwrap(), Security::Off);
     }
 }

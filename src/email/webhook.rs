@@ -237,28 +237,13 @@ async fn read_bounded(mut resp: reqwest::Response) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// A target's client: rustls (ring) with the system's roots and `ca_file`, its timeout, no
-/// redirects, no proxy from the environment.
+/// A target's client: rustls (ring) trusting the system's roots and `ca_file` (its certificates
+/// pinned too: [`super::trust`]), its timeout, no redirects, no proxy from the environment.
 fn target(name: &str, w: &Webhook) -> Result<Target, String> {
     let url = reqwest::Url::parse(&w.url).map_err(|e| format!("webhooks.{name}.url: {e}"))?;
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(native.certs);
-    if let Some(path) = &w.ca_file {
-        let certs = read_pem(path).map_err(|e| format!("webhooks.{name}.ca_file {path}: {e}"))?;
-        for c in certs {
-            roots
-                .add(c)
-                .map_err(|e| format!("webhooks.{name}.ca_file {path}: {e}"))?;
-        }
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| format!("TLS: {e}"))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let tls = super::trust::Trust::new(w.ca_file.as_deref())
+        .map_err(|e| format!("webhooks.{name}.ca_file {e}"))?
+        .client_config()?;
     let client = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .redirect(reqwest::redirect::Policy::none())

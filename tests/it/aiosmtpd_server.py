@@ -74,6 +74,9 @@ def main():
         context.load_cert_chain(a.cert, a.key)
 
     def authenticate(server, session, envelope, mechanism, auth_data):
+        # Every attempt is counted: a client that distrusts the certificate makes none.
+        with open(os.path.join(a.maildir, "auth-attempts"), "a") as f:
+            f.write(mechanism + "\n")
         ok = (
             isinstance(auth_data, LoginPassword)
             and auth_data.login.decode() == a.auth_user

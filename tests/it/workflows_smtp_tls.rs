@@ -208,11 +208,49 @@ async fn util_test_email_sends_one_message_and_prints_the_servers_answer() {
 }
 
 #[tokio::test]
-async fn a_refused_certificate_is_named_in_words_with_what_to_change() {
+async fn a_self_signed_ca_certificate_named_in_smtp_ca_file_is_pinned() {
     // A relay on a certificate made as `openssl req -x509` makes it by default (CA:TRUE),
-    // named in smtp_ca_file: TLS refuses it, and the reason says why and what to do (it said
-    // `invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))`).
+    // named in smtp_ca_file: it was refused with `invalid peer certificate:
+    // Other(OtherError(CaUsedAsEndEntity))`. Pinned, the message goes, over TLS and with AUTH.
     let Some(server) = RealSmtp::start(
+        "smtp_tls::a_self_signed_ca_certificate_named_in_smtp_ca_file_is_pinned",
+        ServerOptions {
+            tls: ServerTls::StartTlsCaCert,
+            auth: Some(("pinball", "s3cret")),
+            mechanisms: "PLAIN",
+            reject: &[],
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let m = mailer(&server, "pinball", "s3cret", Security::Required);
+    m.send(&simple("a@example.com")).await.unwrap();
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].tls && got[0].auth);
+    assert_eq!(server.auth_attempts(), 1);
+}
+
+#[tokio::test]
+async fn a_refused_certificate_is_named_in_words_with_what_to_change() {
+    // The same kind of relay, its certificate not named (or another one named): refused before
+    // AUTH, in words that say what to change.
+    let Some(server) = RealSmtp::start(
+        "smtp_tls::a_refused_certificate_is_named_in_words",
+        ServerOptions {
+            tls: ServerTls::StartTlsCaCert,
+            auth: Some(("pinball", "s3cret")),
+            mechanisms: "PLAIN",
+            reject: &[],
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let Some(another) = RealSmtp::start(
         "smtp_tls::a_refused_certificate_is_named_in_words",
         ServerOptions {
             tls: ServerTls::StartTlsCaCert,
@@ -225,19 +263,27 @@ async fn a_refused_certificate_is_named_in_words_with_what_to_change() {
     else {
         return;
     };
-    let m = mailer(&server, "", "", Security::Required);
-    let err = m
-        .send(&simple("a@example.com"))
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("the server's certificate is a CA certificate (CA:TRUE)")
-            && err.contains("issue the server a certificate with CA:FALSE")
-            && err.contains("in smtp_ca_file"),
-        "{err}"
-    );
+    for ca_file in [None, Some(another.cert())] {
+        let m = Mailer {
+            ca_file,
+            ..mailer(&server, "pinball", "s3cret", Security::Required)
+        };
+        let err = m
+            .send(&simple("a@example.com"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the server's certificate is a CA certificate (CA:TRUE); name it in smtp_ca_file to pin it, or issue a server certificate with CA:FALSE"),
+            "{err}"
+        );
+    }
     assert!(server.received().is_empty(), "nothing was sent");
+    assert_eq!(
+        server.auth_attempts(),
+        0,
+        "the password never reached the server"
+    );
     // A server's certificate (CA:FALSE) nothing trusts: which setting names the authority.
     let Some(server) = RealSmtp::start(
         "smtp_tls::a_refused_certificate_is_named_in_words",

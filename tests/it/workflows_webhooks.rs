@@ -471,3 +471,71 @@ async fn a_missed_deadline_and_a_run_past_its_max_duration_are_told_once_across_
     .await;
     assert_eq!((told("slow").len(), told("daily").len()), (1, 1));
 }
+
+/// A certificate for 127.0.0.1 made as `openssl req -x509` makes it by default (its own CA,
+/// `CA:TRUE`): the PEM files of the certificate and its key, under `dir` as `name`.
+fn self_signed_ca(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=receiver",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success(), "openssl made no certificate");
+    (cert, key)
+}
+
+#[tokio::test]
+async fn an_https_receiver_with_a_self_signed_ca_certificate_is_reached_when_it_is_pinned() {
+    // The receiver shows its own CA certificate (CA:TRUE); the webhook names it in ca_file.
+    // Another target names a different certificate: refused in words that say what to change.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (cert, key) = self_signed_ca(d, "receiver");
+    let (other, _) = self_signed_ca(d, "other");
+    let hook = Receiver::start_tls(&cert, &key).await;
+    let url = format!("https://127.0.0.1:{}/pinned", hook.port);
+    let cfg = d.join("pinball.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "database_url: sqlite://{}\nwebhooks:\n  pinned: {{url: '{url}', ca_file: {}}}\n  other: {{url: '{url}', ca_file: {}}}\n  unnamed: {{url: '{url}'}}\n",
+            d.join("pinball.db").display(),
+            cert.display(),
+            other.display(),
+        ),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let o = pinball_out(&["-c", c, "util", "test-notify", "--to", "pinned"], d).await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).ends_with(": it answered 200 ok\n"));
+    let got = hook.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].json()["event"], "test");
+    for (target, setting) in [("other", "other.ca_file"), ("unnamed", "unnamed.ca_file")] {
+        let o = pinball_out(&["-c", c, "util", "test-notify", "--to", target], d).await;
+        assert_eq!(o.status.code(), Some(1), "{target}");
+        let said = text(&o.stderr);
+        assert!(
+            said.contains(&format!("the server's certificate is a CA certificate (CA:TRUE); name it in webhooks.{setting} to pin it, or issue a server certificate with CA:FALSE")),
+            "{target}: {said}"
+        );
+    }
+    assert_eq!(hook.received().len(), 1, "nothing reached the receiver");
+}

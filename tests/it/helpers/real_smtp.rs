@@ -136,6 +136,15 @@ impl RealSmtp {
         self.dir.path().join("cert.pem")
     }
 
+    /// How many times a client tried to AUTH (its credentials reached the server).
+    pub fn auth_attempts(&self) -> usize {
+        let log = self.dir.path().join("mail").join("auth-attempts");
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    }
+
     /// Every accepted transaction, in order.
     pub fn received(&self) -> Vec<Received> {
         let mail = self.dir.path().join("mail");

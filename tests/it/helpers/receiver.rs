@@ -61,11 +61,43 @@ impl Receiver {
             port: listener.local_addr().unwrap().port(),
             ..Receiver::default()
         };
-        let app = axum::Router::new()
-            .route("/{*path}", axum::routing::post(take))
-            .with_state(r.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        tokio::spawn(axum::serve(listener, r.app()).into_future());
         r
+    }
+
+    /// Listens for HTTPS on a free loopback port, showing the certificate of the PEM file
+    /// `cert` (with its key in `key`). A client that refuses it never reaches [`Receiver::received`].
+    pub async fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Receiver {
+        use rustls::pki_types::pem::PemObject;
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(cert)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let tcp = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let r = Receiver {
+            port: tcp.local_addr().unwrap().port(),
+            ..Receiver::default()
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = TlsListener { tcp, acceptor };
+        tokio::spawn(axum::serve(listener, r.app()).into_future());
+        r
+    }
+
+    fn app(&self) -> axum::Router {
+        axum::Router::new()
+            .route("/{*path}", axum::routing::post(take))
+            .with_state(self.clone())
     }
 
     /// The next answers of `path` (then 200).
@@ -126,4 +158,30 @@ pub async fn hang_on(port: u16) -> tokio::task::JoinHandle<()> {
             held.push(socket);
         }
     })
+}
+
+/// TCP with a TLS handshake on each connection; a failed handshake is dropped.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((socket, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(socket).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
 }
