@@ -153,3 +153,15 @@ fn the_example_configuration_parses() {
     assert!(warnings.is_empty(), "{warnings:?}");
     assert!(c.database_url().unwrap().starts_with("sqlite://"));
 }
+
+#[test]
+fn the_django_block_becomes_a_postgres_url() {
+    let (c, _) = parse(
+        "databases:\n  default:\n    ENGINE: django.db.backends.postgresql\n    NAME: pinball\n    USER: flipper\n    PASSWORD: 'p@ss'\n    HOST: db\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.database_url().unwrap(),
+        "postgres://flipper:p%40ss@db:5432/pinball"
+    );
+}

@@ -5,10 +5,12 @@
 
 use super::{Admin, StorageError};
 
-/// A column's type, as both dialects store it.
+/// A column's type, as every dialect stores it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Int,
+    /// A truth value (`BOOLEAN`: an integer in SQLite and MySQL, its own type in PostgreSQL).
+    Bool,
     Real,
     Text,
     Blob,
@@ -19,6 +21,7 @@ pub enum Kind {
 pub enum Value {
     Null,
     Int(i64),
+    Bool(bool),
     Real(f64),
     Text(String),
     Blob(Vec<u8>),
@@ -151,7 +154,7 @@ pub const TABLES: &[TableSpec] = &[
             ("workflow", Text),
             ("instance", Text),
             ("jobs", Text),
-            ("ok", Int),
+            ("ok", Bool),
             ("result", Text),
         ],
         key_len: 1,

@@ -24,78 +24,66 @@ fn migration(version: i64, description: &'static str, sql: &'static str) -> Migr
     )
 }
 
+/// The numbered migrations of one backend's folder, the same numbers and descriptions for all.
+macro_rules! migrations {
+    ($dir:literal) => {
+        Migrator::with_migrations(vec![
+            migration(
+                1,
+                "tokens",
+                include_str!(concat!("../../migrations/", $dir, "/0001_tokens.sql")),
+            ),
+            migration(
+                2,
+                "instance summaries",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $dir,
+                    "/0002_instance_summaries.sql"
+                )),
+            ),
+            migration(
+                3,
+                "audit log",
+                include_str!(concat!("../../migrations/", $dir, "/0003_audit_log.sql")),
+            ),
+            migration(
+                4,
+                "job logs",
+                include_str!(concat!("../../migrations/", $dir, "/0004_job_logs.sql")),
+            ),
+            migration(
+                5,
+                "archive age",
+                include_str!(concat!("../../migrations/", $dir, "/0005_archive_age.sql")),
+            ),
+            migration(
+                6,
+                "master lease and request outcomes",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $dir,
+                    "/0006_lease_and_requests.sql"
+                )),
+            ),
+        ])
+    };
+}
+
 pub fn sqlite() -> Migrator {
-    Migrator::with_migrations(vec![
-        migration(
-            1,
-            "tokens",
-            include_str!("../../migrations/sqlite/0001_tokens.sql"),
-        ),
-        migration(
-            2,
-            "instance summaries",
-            include_str!("../../migrations/sqlite/0002_instance_summaries.sql"),
-        ),
-        migration(
-            3,
-            "audit log",
-            include_str!("../../migrations/sqlite/0003_audit_log.sql"),
-        ),
-        migration(
-            4,
-            "job logs",
-            include_str!("../../migrations/sqlite/0004_job_logs.sql"),
-        ),
-        migration(
-            5,
-            "archive age",
-            include_str!("../../migrations/sqlite/0005_archive_age.sql"),
-        ),
-        migration(
-            6,
-            "master lease and request outcomes",
-            include_str!("../../migrations/sqlite/0006_lease_and_requests.sql"),
-        ),
-    ])
+    migrations!("sqlite")
 }
 
 pub fn mysql() -> Migrator {
-    Migrator::with_migrations(vec![
-        migration(
-            1,
-            "tokens",
-            include_str!("../../migrations/mysql/0001_tokens.sql"),
-        ),
-        migration(
-            2,
-            "instance summaries",
-            include_str!("../../migrations/mysql/0002_instance_summaries.sql"),
-        ),
-        migration(
-            3,
-            "audit log",
-            include_str!("../../migrations/mysql/0003_audit_log.sql"),
-        ),
-        migration(
-            4,
-            "job logs",
-            include_str!("../../migrations/mysql/0004_job_logs.sql"),
-        ),
-        migration(
-            5,
-            "archive age",
-            include_str!("../../migrations/mysql/0005_archive_age.sql"),
-        ),
-        migration(
-            6,
-            "master lease and request outcomes",
-            include_str!("../../migrations/mysql/0006_lease_and_requests.sql"),
-        ),
-    ])
+    migrations!("mysql")
+}
+
+pub fn postgres() -> Migrator {
+    migrations!("postgres")
 }
 
 /// The schema version this binary migrates to: its last migration's number (the same for
-/// both backends).
+/// every backend).
 pub fn latest_version() -> i64 {
     sqlite().iter().map(|m| m.version).max().unwrap_or(0)
 }
@@ -171,13 +159,15 @@ mod tests {
                 .collect()
         };
         assert_eq!(versions(&sqlite()), versions(&mysql()));
-        let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
-            .unwrap()
-            .count();
-        assert_eq!(
-            versions(&sqlite()).len(),
-            files,
-            "every migration file is embedded"
-        );
+        assert_eq!(versions(&sqlite()), versions(&postgres()));
+        for backend in ["sqlite", "mysql", "postgres"] {
+            let dir = format!("{}/migrations/{backend}", env!("CARGO_MANIFEST_DIR"));
+            let files = std::fs::read_dir(dir).unwrap().count();
+            assert_eq!(
+                versions(&sqlite()).len(),
+                files,
+                "every {backend} migration file is embedded"
+            );
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! Persistence: one [`Storage`] trait, one implementation per SQL backend (SQLite, MySQL/MariaDB),
-//! picked from the database URL. The master writes through it (load at start-up, one transaction
+//! Persistence: one [`Storage`] trait, one implementation per SQL backend (SQLite, MySQL/MariaDB,
+//! PostgreSQL), picked from the database URL. The master writes through it (load at start-up, one transaction
 //! per batch); the UI reads through it. SQL lives only in this module's files.
 
 mod cause;
@@ -8,6 +8,7 @@ pub mod exclusive;
 mod health;
 mod migrate;
 mod mysql;
+mod postgres;
 mod sql;
 mod sqlite;
 
@@ -16,6 +17,7 @@ use async_trait::async_trait;
 pub use cause::Cause;
 pub use health::{DbStatus, DbWatch, spawn_monitor};
 pub use mysql::MysqlStorage;
+pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
 
 use crate::token::{AuditEntry, Token};
@@ -276,7 +278,7 @@ pub struct LogKey<'a> {
 /// lease, the outcomes of keyed writes, and whether the database answers.
 #[async_trait]
 pub trait TokenStore: Send + Sync + 'static {
-    /// `sqlite` or `mysql`.
+    /// `sqlite`, `mysql` or `postgres`.
     fn kind(&self) -> &'static str;
     /// Runs the backend's migrations (idempotent; safe when several processes start at once).
     async fn migrate(&self) -> Result<(), StorageError>;
@@ -421,7 +423,7 @@ pub trait Retention: Send + Sync + 'static {
 /// What `pinball db` needs: copies between databases, the schema version, sizes.
 #[async_trait]
 pub trait Admin: Send + Sync + 'static {
-    /// `sqlite` or `mysql`, for what `pinball db` prints.
+    /// `sqlite`, `mysql` or `postgres`, for what `pinball db` prints.
     fn backend(&self) -> &'static str;
     /// Brings the schema to this build's (the migrations), before a copy reads or writes.
     async fn upgrade_schema(&self) -> Result<(), StorageError>;
@@ -496,17 +498,22 @@ pub fn sqlite_path(url: &str) -> Option<&str> {
         .or_else(|| url.strip_prefix("sqlite:"))
 }
 
-/// Opens the backend the URL names: `sqlite://file`, `sqlite:///abs/file`, `mysql://...`.
-/// Nothing is connected yet; call [`Storage::migrate`] (with retries) before use.
+/// Opens the backend the URL names: `sqlite://file`, `sqlite:///abs/file`, `mysql://...`,
+/// `postgres://...`. Nothing is connected yet; call [`Storage::migrate`] (with retries) before
+/// use.
 pub fn open(url: &str) -> Result<Box<dyn Storage>, StorageError> {
     if let Some(path) = sqlite_path(url) {
         Ok(Box::new(SqliteStorage::open(path)?))
     } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
         Ok(Box::new(MysqlStorage::open(url)?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Box::new(PostgresStorage::open(url)?))
     } else {
         Err(StorageError::BadUrl {
             url: redact_url(url),
-            reason: "expected sqlite://FILE or mysql://USER:PASS@HOST:PORT/DB".into(),
+            reason: "expected sqlite://FILE, mysql://USER:PASS@HOST:PORT/DB or \
+                     postgres://USER:PASS@HOST:PORT/DB"
+                .into(),
         })
     }
 }

@@ -1,4 +1,4 @@
-//! The storage contract, run against SQLite always and MariaDB when configured: what a master
+//! The storage contract, run against SQLite always and MariaDB and PostgreSQL when configured: what a master
 //! commits is what it loads, prefixes are exact, names are case-sensitive, masters are isolated,
 //! and token data of 16 MiB fits.
 
@@ -320,15 +320,20 @@ async fn a_token_of_16_mib_is_stored_and_loaded_whole() {
 
 #[tokio::test]
 async fn an_unreachable_database_is_reported_not_hidden() {
-    let store = storage::open("mysql://root@127.0.0.1:1/none").unwrap();
-    let err = store.ping().await.unwrap_err().to_string();
-    assert!(err.contains("database unavailable"), "{err}");
-    let bad = storage::open("postgres://x")
+    for url in [
+        "mysql://root@127.0.0.1:1/none",
+        "postgres://root@127.0.0.1:1/none",
+    ] {
+        let store = storage::open(url).unwrap();
+        let err = store.ping().await.unwrap_err().to_string();
+        assert!(err.contains("database unavailable"), "{url}: {err}");
+    }
+    let bad = storage::open("oracle://x")
         .err()
         .expect("an unknown scheme is refused")
         .to_string();
     assert!(
-        bad.contains("sqlite://") && bad.contains("mysql://"),
+        bad.contains("sqlite://") && bad.contains("mysql://") && bad.contains("postgres://"),
         "{bad}"
     );
 }

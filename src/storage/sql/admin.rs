@@ -20,6 +20,7 @@ where
     for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Option<Vec<u8>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<bool>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
 {
     fn backend(&self) -> &'static str {
         TokenStore::kind(self)
@@ -30,9 +31,11 @@ where
     }
 
     async fn copy_masters(&self) -> Result<Vec<(String, String)>, StorageError> {
-        let rows = sqlx::query("SELECT master, created_at FROM masters ORDER BY master")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(DB::sql(
+            "SELECT master, created_at FROM masters ORDER BY master",
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
@@ -145,7 +148,7 @@ where
 
     async fn copy_count(&self, table: &copy::TableSpec, master: &str) -> Result<u64, StorageError> {
         let sql = format!("SELECT COUNT(*) FROM {} WHERE master = ?", table.name);
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = sqlx::query(DB::sql_built(sql))
             .bind(master)
             .fetch_one(&self.pool)
             .await?;
@@ -153,9 +156,11 @@ where
     }
 
     async fn schema_version(&self) -> Result<Option<i64>, StorageError> {
-        match sqlx::query("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&self.pool)
-            .await
+        match sqlx::query(DB::sql(
+            "SELECT MAX(version) FROM _sqlx_migrations WHERE success",
+        ))
+        .fetch_one(&self.pool)
+        .await
         {
             Ok(row) => Ok(row.try_get(0)?),
             // No such table: never migrated. Anything else (unreachable) is an error.
@@ -165,7 +170,9 @@ where
     }
 
     async fn size_bytes(&self) -> Result<Option<u64>, StorageError> {
-        let row = sqlx::query(DB::SIZE_BYTES).fetch_one(&self.pool).await?;
+        let row = sqlx::query(DB::sql(DB::SIZE_BYTES))
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get::<Option<i64>, _>(0)?.map(|b| b.max(0) as u64))
     }
 }

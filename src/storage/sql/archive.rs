@@ -20,6 +20,7 @@ where
     for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Option<Vec<u8>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<bool>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
 {
     async fn read(
         &self,
@@ -51,7 +52,10 @@ where
 
     async fn count(&self, master: &str, table: Table) -> Result<u64, StorageError> {
         let sql = table.pick(q::COUNT_ACTIVE, q::COUNT_ARCHIVED);
-        let row = sqlx::query(sql).bind(master).fetch_one(&self.pool).await?;
+        let row = sqlx::query(DB::sql(sql))
+            .bind(master)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get::<i64, _>(0)? as u64)
     }
 
@@ -60,7 +64,7 @@ where
         master: &str,
         limit: u32,
     ) -> Result<Vec<(i64, String)>, StorageError> {
-        let rows = sqlx::query(q::ARCHIVE_QUEUE)
+        let rows = sqlx::query(DB::sql(q::ARCHIVE_QUEUE))
             .bind(master)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
@@ -98,13 +102,13 @@ where
             q.build().execute(tx.conn()).await?;
         }
         for prefix in removed {
-            sqlx::query(q::DELETE_SUMMARY)
+            sqlx::query(DB::sql(q::DELETE_SUMMARY))
                 .bind(master)
                 .bind(prefix.as_str())
                 .execute(tx.conn())
                 .await?;
         }
-        sqlx::query(q::DROP_QUEUE)
+        sqlx::query(DB::sql(q::DROP_QUEUE))
             .bind(master)
             .bind(done_seq)
             .execute(tx.conn())
@@ -118,7 +122,7 @@ where
         master: &str,
         per_workflow: u32,
     ) -> Result<Vec<InstanceSummary>, StorageError> {
-        let workflows = sqlx::query(q::SUMMARY_WORKFLOWS)
+        let workflows = sqlx::query(DB::sql(q::SUMMARY_WORKFLOWS))
             .bind(master)
             .bind(master)
             .fetch_all(&self.pool)
@@ -126,7 +130,7 @@ where
         let mut out = Vec::with_capacity(workflows.len());
         for w in workflows {
             let w: String = w.try_get(0)?;
-            let rows = sqlx::query(q::LATEST_SUMMARY)
+            let rows = sqlx::query(DB::sql(q::LATEST_SUMMARY))
                 .bind(master)
                 .bind(w.as_str())
                 .bind(i64::from(per_workflow))
@@ -146,14 +150,14 @@ where
         offset: u64,
         limit: u32,
     ) -> Result<(Vec<InstanceSummary>, u64), StorageError> {
-        let rows = sqlx::query(q::SUMMARY_PAGE)
+        let rows = sqlx::query(DB::sql(q::SUMMARY_PAGE))
             .bind(master)
             .bind(workflow)
             .bind(i64::from(limit))
             .bind(offset as i64)
             .fetch_all(&self.pool)
             .await?;
-        let total = sqlx::query(q::SUMMARY_COUNT)
+        let total = sqlx::query(DB::sql(q::SUMMARY_COUNT))
             .bind(master)
             .bind(workflow)
             .fetch_one(&self.pool)
@@ -173,7 +177,7 @@ where
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, StorageError> {
-        let rows = sqlx::query(q::AUDIT_PAGE)
+        let rows = sqlx::query(DB::sql(q::AUDIT_PAGE))
             .bind(master)
             .bind(before.unwrap_or(i64::MAX))
             .bind(i64::from(limit))

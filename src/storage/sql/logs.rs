@@ -20,6 +20,7 @@ where
     for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Option<Vec<u8>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<bool>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
 {
     async fn write_logs(&self, master: &str, chunks: &[LogChunk]) -> Result<(), StorageError> {
         if chunks.is_empty() {
@@ -53,6 +54,7 @@ where
                     .push_bind(c.truncated_at)
                     .push_bind(c.created_at);
             });
+            q.push(DB::LOG_CONFLICT);
             q.build().execute(tx.conn()).await?;
             start = end;
         }
@@ -65,7 +67,7 @@ where
         master: &str,
         key: LogKey<'_>,
     ) -> Result<Option<LogExtent>, StorageError> {
-        let row = sqlx::query(q::LOG_EXTENT)
+        let row = sqlx::query(DB::sql(q::LOG_EXTENT))
             .bind(master)
             .bind(key.name)
             .bind(key.execution)
@@ -90,7 +92,7 @@ where
         from: i64,
         limit: u32,
     ) -> Result<Vec<LogChunk>, StorageError> {
-        let rows = sqlx::query(q::LOG_CHUNKS)
+        let rows = sqlx::query(DB::sql(q::LOG_CHUNKS))
             .bind(master)
             .bind(key.name)
             .bind(key.execution)
@@ -124,7 +126,7 @@ where
         limit: u32,
     ) -> Result<u64, StorageError> {
         let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
-        let done = sqlx::query(DB::DELETE_OLD_LOGS)
+        let done = sqlx::query(DB::sql(DB::DELETE_OLD_LOGS))
             .bind(master)
             .bind(created_before)
             .bind(i64::from(limit))

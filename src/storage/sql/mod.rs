@@ -10,14 +10,15 @@ use async_trait::async_trait;
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::pool::PoolConnection;
 use sqlx::{
-    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder, Row, Type,
+    AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
+    QueryBuilder, Row, SqlSafeStr, SqlStr, Type,
 };
 
 use super::*;
 
 /// What one SQL backend does its own way.
 pub trait Dialect: Database + Sized {
-    /// `sqlite` or `mysql`.
+    /// `sqlite`, `mysql` or `postgres`.
     const KIND: &'static str;
     /// Starts a write transaction.
     const BEGIN: &'static str;
@@ -33,6 +34,8 @@ pub trait Dialect: Database + Sized {
     const INSERT_MASTER: &'static str;
     /// The log-chunk insert that keeps a chunk already stored, up to the column list.
     const INSERT_LOG: &'static str;
+    /// What follows that insert's values (where the insert itself does not say to skip).
+    const LOG_CONFLICT: &'static str = "";
     /// Deletes up to `limit` chunks older than a time (binds: master, created_before, limit).
     const DELETE_OLD_LOGS: &'static str;
     /// Data bytes per multi-row statement (below the server's packet limit); one larger row
@@ -68,6 +71,39 @@ pub trait Dialect: Database + Sized {
 
     /// Checks run after the migrations (MySQL warns about a small packet limit).
     fn after_migrate(pool: &Pool<Self>) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// A statement as this database takes it. Statements here are written with `?`
+    /// placeholders; PostgreSQL numbers them (`$1`, `$2` ...).
+    fn sql(sql: &'static str) -> SqlStr {
+        sql.into_sql_str()
+    }
+
+    /// [`Dialect::sql`] for a statement built at run time (its table and column names come
+    /// from [`copy::TABLES`], never from input).
+    fn sql_built(sql: String) -> SqlStr {
+        AssertSqlSafe(sql).into_sql_str()
+    }
+}
+
+/// `sql` with each `?` outside a quoted string replaced by `$1`, `$2` ... in order.
+pub(super) fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let (mut n, mut quoted) = (0, false);
+    for c in sql.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            '?' if !quoted => {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// Rows per multi-row statement (7 bound values each, far below every variable limit).
@@ -106,7 +142,7 @@ where
             conn,
             committed: false,
         };
-        sqlx::query(DB::BEGIN).execute(tx.conn()).await?;
+        sqlx::query(DB::sql(DB::BEGIN)).execute(tx.conn()).await?;
         Ok(tx)
     }
 
@@ -117,7 +153,7 @@ where
     /// Commits. A failure on a broken connection leaves the outcome unknown; an error the
     /// database answered with means nothing was committed.
     async fn commit(mut self) -> Result<(), StorageError> {
-        match sqlx::query("COMMIT").execute(self.conn()).await {
+        match sqlx::query(DB::sql("COMMIT")).execute(self.conn()).await {
             Ok(_) => {
                 self.committed = true;
                 Ok(())
@@ -183,7 +219,7 @@ where
 }
 
 /// The rows of a `master = ? AND name >= ? AND name < ?` statement over a prefix's range.
-async fn range_rows<DB: Database>(
+async fn range_rows<DB: Dialect>(
     pool: &Pool<DB>,
     sql: &'static str,
     master: &str,
@@ -195,7 +231,7 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
 {
     let end = prefix_end(prefix);
-    sqlx::query(sql)
+    sqlx::query(DB::sql(sql))
         .bind(master)
         .bind(prefix)
         .bind(end.as_str())
@@ -235,6 +271,7 @@ where
     for<'q> Option<i64>: Decode<'q, DB> + Type<DB>,
     for<'q> Option<f64>: Decode<'q, DB> + Type<DB>,
     for<'q> Option<Vec<u8>>: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<bool>: Decode<'q, DB> + Type<DB>,
 {
     /// The key of a master's row `offset` rows into the table in key order (`DESC`: from
     /// the end).
@@ -251,7 +288,7 @@ where
             table.name,
             order_list(table, direction)
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = sqlx::query(DB::sql_built(sql))
             .bind(master.to_owned())
             .bind(offset as i64)
             .fetch_optional(&self.pool)
@@ -295,6 +332,7 @@ where
     usize: ColumnIndex<R>,
     for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<bool>: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> Option<f64>: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> Option<Vec<u8>>: Decode<'r, R::Database> + Type<R::Database>,
 {
@@ -306,6 +344,7 @@ where
         .map(|(i, (_, kind))| {
             Ok(match kind {
                 Kind::Int => row.try_get::<Option<i64>, _>(i)?.map(Value::Int),
+                Kind::Bool => row.try_get::<Option<bool>, _>(i)?.map(Value::Bool),
                 Kind::Real => row.try_get::<Option<f64>, _>(i)?.map(Value::Real),
                 Kind::Text => row.try_get::<Option<String>, _>(i)?.map(Value::Text),
                 Kind::Blob => row.try_get::<Option<Vec<u8>>, _>(i)?.map(Value::Blob),
@@ -322,10 +361,12 @@ macro_rules! bind_copied {
         use copy::{Kind, Value};
         match ($value, $kind) {
             (Value::Int(v), _) => $target.push_bind(Some(*v)),
+            (Value::Bool(v), _) => $target.push_bind(Some(*v)),
             (Value::Real(v), _) => $target.push_bind(Some(*v)),
             (Value::Text(v), _) => $target.push_bind(Some(v.clone())),
             (Value::Blob(v), _) => $target.push_bind(Some(v.clone())),
             (Value::Null, Kind::Int) => $target.push_bind(None::<i64>),
+            (Value::Null, Kind::Bool) => $target.push_bind(None::<bool>),
             (Value::Null, Kind::Real) => $target.push_bind(None::<f64>),
             (Value::Null, Kind::Text) => $target.push_bind(None::<String>),
             (Value::Null, Kind::Blob) => $target.push_bind(None::<Vec<u8>>),

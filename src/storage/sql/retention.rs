@@ -20,23 +20,24 @@ where
     for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Option<Vec<u8>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<bool>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
 {
     async fn delete_archived(&self, master: &str, prefix: &str) -> Result<u64, StorageError> {
         let end = prefix_end(prefix);
         let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
-        let done = sqlx::query(q::DELETE_ARCHIVED)
+        let done = sqlx::query(DB::sql(q::DELETE_ARCHIVED))
             .bind(master)
             .bind(prefix)
             .bind(end.as_str())
             .execute(tx.conn())
             .await?;
-        sqlx::query(q::DELETE_SUMMARIES_UNDER)
+        sqlx::query(DB::sql(q::DELETE_SUMMARIES_UNDER))
             .bind(master)
             .bind(prefix)
             .bind(end.as_str())
             .execute(tx.conn())
             .await?;
-        sqlx::query(q::DELETE_LOGS_UNDER)
+        sqlx::query(DB::sql(q::DELETE_LOGS_UNDER))
             .bind(master)
             .bind(prefix)
             .bind(end.as_str())
@@ -55,7 +56,7 @@ where
     ) -> Result<Vec<String>, StorageError> {
         // The oldest rows name the oldest instances; an instance also archived later (part of
         // it, again) is kept until its last archiving is old enough.
-        let rows = sqlx::query(q::OLDEST_ARCHIVED)
+        let rows = sqlx::query(DB::sql(q::OLDEST_ARCHIVED))
             .bind(master)
             .bind(archived_before)
             .bind(i64::from(limit) * 16)
@@ -68,7 +69,7 @@ where
             if prefixes.iter().any(|p| p == prefix) {
                 continue;
             }
-            let last: Option<i64> = sqlx::query(q::LAST_ARCHIVED)
+            let last: Option<i64> = sqlx::query(DB::sql(q::LAST_ARCHIVED))
                 .bind(master)
                 .bind(prefix)
                 .bind(prefix_end(prefix).as_str())

@@ -20,13 +20,14 @@ where
     for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Option<Vec<u8>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<bool>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
 {
     fn kind(&self) -> &'static str {
         DB::KIND
     }
 
     async fn migrate(&self) -> Result<(), StorageError> {
-        let legacy: Option<i64> = match sqlx::query(super::migrate::LEGACY_VERSION)
+        let legacy: Option<i64> = match sqlx::query(DB::sql(super::migrate::LEGACY_VERSION))
             .fetch_one(&self.pool)
             .await
         {
@@ -39,12 +40,12 @@ where
 
     async fn load_active(&self, master: &str) -> Result<Loaded, StorageError> {
         let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
-        sqlx::query(DB::INSERT_MASTER)
+        sqlx::query(DB::sql(DB::INSERT_MASTER))
             .bind(master)
             .bind(utc_now_text())
             .execute(tx.conn())
             .await?;
-        let row = sqlx::query(q::MASTER)
+        let row = sqlx::query(DB::sql(q::MASTER))
             .bind(master)
             .fetch_one(tx.conn())
             .await?;
@@ -101,7 +102,7 @@ where
             q.build().execute(tx.conn()).await?;
         }
         for a in &batch.audits {
-            sqlx::query(q::INSERT_AUDIT)
+            sqlx::query(DB::sql(q::INSERT_AUDIT))
                 .bind(master)
                 .bind(a.at)
                 .bind(a.action.actor.as_str())
@@ -115,7 +116,7 @@ where
                 .execute(tx.conn())
                 .await?;
         }
-        sqlx::query(q::FLOOR)
+        sqlx::query(DB::sql(q::FLOOR))
             .bind(batch.version_floor)
             .bind(master)
             .execute(tx.conn())
@@ -129,7 +130,7 @@ where
         claim: &LeaseClaim<'_>,
     ) -> Result<LeaseOutcome, StorageError> {
         let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
-        sqlx::query(DB::INSERT_LEASE)
+        sqlx::query(DB::sql(DB::INSERT_LEASE))
             .bind(master)
             .execute(tx.conn())
             .await?;
@@ -139,7 +140,7 @@ where
             DB::NOW_MS,
             DB::LOCK_ROWS
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = sqlx::query(DB::sql_built(sql))
             .bind(master)
             .fetch_one(tx.conn())
             .await?;
@@ -164,7 +165,7 @@ where
              expires_ms = {now} + ? WHERE master = ?",
             now = DB::NOW_MS
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        sqlx::query(DB::sql_built(sql))
             .bind(claim.holder)
             .bind(claim.address)
             .bind(claim.lease_ms)
@@ -187,7 +188,7 @@ where
             "UPDATE master_lease SET expires_ms = {} + ? WHERE master = ? AND epoch = ?",
             DB::NOW_MS
         );
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let done = sqlx::query(DB::sql_built(sql))
             .bind(lease_ms)
             .bind(master)
             .bind(epoch)
@@ -198,7 +199,7 @@ where
         }
         // MySQL counts changed rows: an expiry renewed within the same millisecond changed
         // nothing. Whether the lease is still ours is the epoch's to say.
-        let row = sqlx::query(q::LEASE_EPOCH)
+        let row = sqlx::query(DB::sql(q::LEASE_EPOCH))
             .bind(master)
             .fetch_optional(&self.lease_pool)
             .await?;
@@ -206,7 +207,7 @@ where
     }
 
     async fn release_lease(&self, master: &str, epoch: i64) -> Result<(), StorageError> {
-        sqlx::query(q::RELEASE_LEASE)
+        sqlx::query(DB::sql(q::RELEASE_LEASE))
             .bind(master)
             .bind(epoch)
             .execute(&self.lease_pool)
@@ -219,7 +220,7 @@ where
         master: &str,
         since: i64,
     ) -> Result<Vec<RequestOutcome>, StorageError> {
-        let rows = sqlx::query(q::REQUESTS_SINCE)
+        let rows = sqlx::query(DB::sql(q::REQUESTS_SINCE))
             .bind(master)
             .bind(since)
             .fetch_all(&self.pool)
@@ -238,7 +239,7 @@ where
     }
 
     async fn ping(&self) -> Result<(), StorageError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query(DB::sql("SELECT 1")).execute(&self.pool).await?;
         Ok(())
     }
 }
@@ -257,7 +258,7 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Decode<'q, DB> + Type<DB>,
 {
-    let row = sqlx::query(DB::LEASE_EPOCH_LOCKED)
+    let row = sqlx::query(DB::sql(DB::LEASE_EPOCH_LOCKED))
         .bind(master)
         .fetch_optional(conn)
         .await?;
@@ -284,7 +285,7 @@ where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
     for r in &batch.requests {
-        sqlx::query(q::INSERT_REQUEST)
+        sqlx::query(DB::sql(q::INSERT_REQUEST))
             .bind(master)
             .bind(r.key.as_str())
             .bind(r.body_hash.as_str())
@@ -294,7 +295,7 @@ where
             .await?;
     }
     if let Some(before) = batch.forget_requests_before {
-        sqlx::query(q::FORGET_REQUESTS)
+        sqlx::query(DB::sql(q::FORGET_REQUESTS))
             .bind(master)
             .bind(before)
             .execute(&mut *conn)

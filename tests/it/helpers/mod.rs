@@ -93,6 +93,19 @@ pub fn mysql_url(test: &str) -> Option<String> {
     }
 }
 
+/// The PostgreSQL URL tests may use, or `None` (with a visible message) when it is not set.
+pub fn postgres_url(test: &str) -> Option<String> {
+    match std::env::var("PINBALL_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            crate::helpers::skipped(&format!(
+                "(PostgreSQL part of {test}): PINBALL_TEST_POSTGRES_URL is not set"
+            ));
+            None
+        }
+    }
+}
+
 /// The instance `util start` reports ("exported workflow W instance I.  Its tokens ...").
 pub fn started_instance(out: &str) -> String {
     out.split(" instance ")
@@ -123,13 +136,14 @@ pub fn unique_master(prefix: &str) -> String {
 }
 
 /// The database URLs a backend-independent test runs against: a fresh SQLite file always,
-/// MariaDB when configured.
+/// MariaDB and PostgreSQL when configured.
 pub fn backends(dir: &TempDir, test: &str) -> Vec<String> {
     let mut urls = vec![format!(
         "sqlite://{}",
         dir.path().join("pinball.db").display()
     )];
     urls.extend(mysql_url(test));
+    urls.extend(postgres_url(test));
     urls
 }
 
