@@ -70,13 +70,19 @@ impl Cause {
             .and_then(|c| c.parse::<u32>().ok())
             .map(|c| c & 0xff);
         // SQLSTATE classes: 08 connection exceptions, 40 transaction rollbacks (deadlocks,
-        // serialization failures), 25006 a read-only transaction, 53100 a full disk.
+        // serialization failures), 25006 a read-only transaction (a PostgreSQL standby), 53100
+        // a full disk; PostgreSQL's 55P03 a lock not had within lock_timeout, 57P01-57P03 a
+        // server shutting down, crashed or starting, 53300 no connection slot left, 57014 a
+        // statement cancelled (statement_timeout).
         let state = code.filter(|_| codes == Codes::SqlState).unwrap_or("");
-        if state.starts_with("08") {
+        if state.starts_with("08") || state.starts_with("57P") || state == "53300" {
             return Cause::Unreachable;
         }
-        if state.starts_with("40") {
+        if state.starts_with("40") || state == "55P03" {
             return Cause::Busy;
+        }
+        if state == "57014" {
+            return Cause::Timeout;
         }
         if state == "25006" {
             return Cause::ReadOnly;
@@ -182,6 +188,62 @@ mod tests {
                 Some("25006"),
                 "cannot execute in a read-only transaction",
                 Cause::ReadOnly,
+            ),
+            // PostgreSQL's words for the same causes.
+            (
+                SqlState,
+                Some("53100"),
+                "could not extend file \"base/16384/16385\": No space left on device",
+                Cause::DiskFull,
+            ),
+            (
+                SqlState,
+                Some("25006"),
+                "cannot execute INSERT in a read-only transaction",
+                Cause::ReadOnly,
+            ),
+            (SqlState, Some("40P01"), "deadlock detected", Cause::Busy),
+            (
+                SqlState,
+                Some("40001"),
+                "could not serialize access due to concurrent update",
+                Cause::Busy,
+            ),
+            (
+                SqlState,
+                Some("55P03"),
+                "canceling statement due to lock timeout",
+                Cause::Busy,
+            ),
+            (
+                SqlState,
+                Some("57P01"),
+                "terminating connection due to administrator command",
+                Cause::Unreachable,
+            ),
+            (
+                SqlState,
+                Some("57P03"),
+                "the database system is starting up",
+                Cause::Unreachable,
+            ),
+            (
+                SqlState,
+                Some("53300"),
+                "sorry, too many clients already",
+                Cause::Unreachable,
+            ),
+            (
+                SqlState,
+                Some("57014"),
+                "canceling statement due to statement timeout",
+                Cause::Timeout,
+            ),
+            (
+                SqlState,
+                Some("23505"),
+                "duplicate key value violates unique constraint",
+                Cause::Refused,
             ),
         ];
         for (codes, code, message, want) in table {

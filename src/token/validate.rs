@@ -44,6 +44,16 @@ pub(super) fn validate_fields(token: &Token) -> Result<(), MasterError> {
             token.name
         )));
     }
+    // No database stores a NUL in text (PostgreSQL refuses it), so no backend takes one.
+    if token.owner.as_deref().is_some_and(|o| o.contains('\0'))
+        || token.data.as_deref().is_some_and(|d| d.contains('\0'))
+    {
+        return Err(MasterError::input(format!(
+            "token {} holds a NUL character (\\u0000) in its owner or data; token text cannot \
+             carry one (escape it, or encode binary data as base64)",
+            token.name
+        )));
+    }
     if !token.priority.is_finite() {
         return Err(MasterError::input(format!(
             "token {} has a priority that is not a finite number",

@@ -50,6 +50,17 @@ async fn bad_input_is_an_input_error_that_names_the_problem_and_changes_nothing(
             json!({"updates": [{"name": "/a", "expiration_time": -5}]}).to_string(),
             "negative",
         ),
+        // PostgreSQL stores no NUL in text: no backend takes one (it would fail the commit).
+        (
+            "modify",
+            json!({"updates": [{"name": "/a", "data": "a\u{0}b"}]}).to_string(),
+            "NUL character",
+        ),
+        (
+            "modify",
+            json!({"updates": [{"name": "/a", "owner": "w\u{0}"}]}).to_string(),
+            "NUL character",
+        ),
         (
             "modify",
             json!({"updates": [{"name": "/a", "version": -3}]}).to_string(),
