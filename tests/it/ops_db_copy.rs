@@ -1,7 +1,8 @@
-//! `pinball db copy` from the embedded SQLite file to MariaDB, as an operator moves a
-//! deployment: real history made by `pinball -m all`, a bulk of older history beside it, the
-//! copy SIGKILLed midway and run again (it resumes, duplicating nothing), `db check` on the
-//! result, and a master and UI started on MariaDB that serve the same history.
+//! `pinball db copy` from the embedded SQLite file to MariaDB and to PostgreSQL, as an operator
+//! moves a deployment: real history made by `pinball -m all`, a bulk of older history beside
+//! it, the copy SIGKILLed midway and run again (it resumes, duplicating nothing), `db check` on
+//! the result, and a master and UI started on the server that serve the same history; then
+//! copies in every other direction among the three, each interrupted and resumed.
 
 use std::path::Path;
 use std::time::Duration;
@@ -98,11 +99,107 @@ async fn counts(store: &dyn Storage, master: &str) -> Vec<u64> {
     out
 }
 
+/// `pinball db copy` from `from` to `to`, SIGKILLed midway through the archive and run again:
+/// it resumes, the target holds `expected` rows per table, and `db check` on it says the
+/// schema is current. Both databases are given the way the README says, in the environment:
+/// neither `ps` (the command line) nor the process's own environment (what /proc shows) holds
+/// a password while it runs.
+async fn copy_interrupted(from: &str, to: &str, master: &str, expected: &[u64], d: &Path) {
+    let mut first = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
+        .args(["db", "copy"])
+        .env("PINBALL_DB_FROM", from)
+        .env("PINBALL_DB_TO", to)
+        // The servers' URLs of the tests (one may share the password) are not this copy's.
+        .env_remove("PINBALL_TEST_MYSQL_URL")
+        .env_remove("PINBALL_TEST_POSTGRES_URL")
+        .current_dir(d)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let target = pinball::storage::open(to).unwrap();
+    let archived = &TABLES[2];
+    assert_eq!(archived.name, "archived_tokens");
+    wait_until(LONG, "the copy has started on the archive", || async {
+        target.copy_count(archived, master).await.unwrap_or(0) > 0
+    })
+    .await;
+    for password in [password_of(from), password_of(to)].into_iter().flatten() {
+        let pid = first.id().unwrap();
+        for shown in ["cmdline", "environ"] {
+            let text = std::fs::read(format!("/proc/{pid}/{shown}")).unwrap();
+            let text = String::from_utf8_lossy(&text);
+            assert!(
+                !text.contains(&format!(":{password}@")),
+                "/proc/{pid}/{shown} shows the password: {text}"
+            );
+        }
+    }
+    first.kill().await.unwrap();
+    first.wait().await.unwrap();
+    let partial = target.copy_count(archived, master).await.unwrap();
+    assert!(
+        partial < expected[2],
+        "{from} to {to}: the copy was interrupted midway ({partial} of {} archived rows)",
+        expected[2]
+    );
+
+    // Run again: it resumes after what is there, and verifies every count.
+    let out = pinball_out(&["db", "copy", "--from", from, "--to", to], d).await;
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("resumed after"), "{said}");
+    assert!(
+        said.contains("every table holds as many rows as the source"),
+        "{said}"
+    );
+    assert_eq!(
+        counts(target.as_ref(), master).await,
+        expected,
+        "{from} to {to}"
+    );
+    // Each archived token once, with its own archive time.
+    let again = target
+        .expired_archives(
+            master,
+            now() - 60 * 86_400,
+            5,
+            pinball::token::name::archive_prefix,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 5, "the bulk history kept its archive time");
+
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
+        .args(["db", "check"])
+        .env("PINBALL_DB_URL", to)
+        .current_dir(d)
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("schema version 6 (current)"), "{said}");
+    assert!(said.contains("archived_tokens"), "{said}");
+}
+
 #[tokio::test]
-async fn a_copy_to_mariadb_survives_an_interruption_and_serves_the_same_history() {
-    let Some(mysql) = mysql_url("db_copy") else {
+async fn a_copy_to_mariadb_or_postgresql_survives_an_interruption_and_serves_the_same_history() {
+    let servers: Vec<(String, &str)> = [
+        mysql_url("db_copy").map(|u| (u, "mysql")),
+        postgres_url("db_copy").map(|u| (u, "postgres")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if servers.is_empty() {
         return;
-    };
+    }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(
@@ -144,120 +241,105 @@ async fn a_copy_to_mariadb_survives_an_interruption_and_serves_the_same_history(
     bulk(src.as_ref(), &master).await;
     let expected = counts(src.as_ref(), &master).await;
 
-    // The first copy is killed midway through the archive. It is given its target the way
-    // the README says, in the environment: neither `ps` (its command line) nor its own
-    // environment (what /proc shows) holds the database's password while it runs.
-    let mut first = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
-        .args(["db", "copy", "--from", &sqlite])
-        .env("PINBALL_DB_TO", &mysql)
-        .current_dir(d)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let target = pinball::storage::open(&mysql).unwrap();
-    let archived = &TABLES[2];
-    assert_eq!(archived.name, "archived_tokens");
-    wait_until(LONG, "the copy has started on the archive", || async {
-        target.copy_count(archived, &master).await.unwrap_or(0) > 0
-    })
-    .await;
-    let password = password_of(&mysql);
-    let pid = first.id().unwrap();
-    for shown in ["cmdline", "environ"] {
-        let text = std::fs::read(format!("/proc/{pid}/{shown}")).unwrap();
-        let text = String::from_utf8_lossy(&text);
-        assert!(
-            !text.contains(&format!(":{password}@")),
-            "/proc/{pid}/{shown} shows the password: {text}"
-        );
-    }
-    first.kill().await.unwrap();
-    first.wait().await.unwrap();
-    let partial = target.copy_count(archived, &master).await.unwrap();
-    assert!(
-        partial < expected[2],
-        "the copy was interrupted midway ({partial} of {} archived rows)",
-        expected[2]
-    );
+    for (server, kind) in &servers {
+        copy_interrupted(&sqlite, server, &master, &expected, d).await;
 
-    // Run again: it resumes after what is there, and verifies every count.
-    let out = pinball_out(&["db", "copy", "--from", &sqlite, "--to", &mysql], d).await;
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(said.contains("resumed after"), "{said}");
-    assert!(
-        said.contains("every table holds as many rows as the source"),
-        "{said}"
-    );
-    assert_eq!(counts(target.as_ref(), &master).await, expected);
-    // Each archived token once, with its own archive time.
-    let again = target
-        .expired_archives(
-            &master,
-            now() - 60 * 86_400,
-            5,
-            pinball::token::name::archive_prefix,
+        // A master and UI on the server serve the same history.
+        let ports = (free_port(), free_port());
+        let moved = config(d, &format!("moved-{kind}"), server, &master, ports);
+        let mut front = spawn_pinball(&["-c", &moved, "-m", "master,ui"], d);
+        wait_until(LONG, "the master on the server is ready", || {
+            is_ready(ports.0)
+        })
+        .await;
+        wait_until(
+            LONG,
+            "the UI on the server shows the three instances",
+            || async {
+                get_json(ports.1, "/api/v1/workflows/w/instances")
+                    .await
+                    .as_array()
+                    .is_some_and(|a| a.len() == 3)
+            },
         )
-        .await
-        .unwrap();
-    assert_eq!(again.len(), 5, "the bulk history kept its archive time");
+        .await;
+        assert_eq!(history(ports.1).await, before, "{kind}");
+        let health = get_json(ports.0, "/api/v1/health").await;
+        assert_eq!(health["storage"], *kind);
+        assert_eq!(health["tokens"].as_u64(), Some(expected[1]));
+        front.kill().await.unwrap();
 
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pinball"))
-        .args(["db", "check"])
-        .env("PINBALL_DB_URL", &mysql)
-        .current_dir(d)
-        .output()
-        .await
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{said}");
-    assert!(said.contains("schema version 6 (current)"), "{said}");
-    assert!(said.contains("archived_tokens"), "{said}");
-
-    // A master and UI on MariaDB serve the same history.
-    let ports = (free_port(), free_port());
-    let moved = config(d, "moved", &mysql, &master, ports);
-    let _front = spawn_pinball(&["-c", &moved, "-m", "master,ui"], d);
-    wait_until(LONG, "the master on MariaDB is ready", || is_ready(ports.0)).await;
-    wait_until(
-        LONG,
-        "the UI on MariaDB shows the three instances",
-        || async {
-            get_json(ports.1, "/api/v1/workflows/w/instances")
-                .await
-                .as_array()
-                .is_some_and(|a| a.len() == 3)
-        },
-    )
-    .await;
-    assert_eq!(history(ports.1).await, before);
-    let health = get_json(ports.0, "/api/v1/health").await;
-    assert_eq!(health["storage"], "mysql");
-    assert_eq!(health["tokens"].as_u64(), Some(expected[1]));
-
-    // A copy into a database holding another master of the same name is refused.
-    let other = format!("sqlite://{}", d.join("other.db").display());
-    let o = pinball::storage::open(&other).unwrap();
-    o.migrate().await.unwrap();
-    o.load_active(&master).await.unwrap();
-    drop(o);
-    let out = pinball_out(&["db", "copy", "--from", &other, "--to", &mysql], d).await;
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("already holds a master"), "{err}");
+        // A copy into a database holding another master of the same name is refused.
+        let other = format!("sqlite://{}", d.join(format!("other-{kind}.db")).display());
+        let o = pinball::storage::open(&other).unwrap();
+        o.migrate().await.unwrap();
+        o.load_active(&master).await.unwrap();
+        drop(o);
+        let out = pinball_out(&["db", "copy", "--from", &other, "--to", server], d).await;
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("already holds a master"), "{err}");
+    }
 }
 
-/// The password of a `mysql://user:password@host/db` URL.
-fn password_of(url: &str) -> String {
-    let rest = url.split_once("://").unwrap().1;
-    let userinfo = rest.rsplit_once('@').unwrap().0;
-    userinfo.split_once(':').unwrap().1.to_owned()
+#[tokio::test]
+async fn copies_run_in_every_direction_among_sqlite_mariadb_and_postgresql() {
+    // SQLite to PostgreSQL to MariaDB to SQLite, and SQLite to MariaDB to PostgreSQL to
+    // SQLite: with the test above, every direction, each interrupted and resumed.
+    let (Some(mysql), Some(postgres)) = (mysql_url("db_copy"), postgres_url("db_copy")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (n, chain) in [[&postgres, &mysql], [&mysql, &postgres]]
+        .iter()
+        .enumerate()
+    {
+        let master = unique_master("chain");
+        let first = format!("sqlite://{}", d.join(format!("first-{n}.db")).display());
+        let last = format!("sqlite://{}", d.join(format!("last-{n}.db")).display());
+        let src = pinball::storage::open(&first).unwrap();
+        src.migrate().await.unwrap();
+        src.load_active(&master).await.unwrap();
+        bulk(src.as_ref(), &master).await;
+        let expected = counts(src.as_ref(), &master).await;
+        let hops = [
+            first.as_str(),
+            chain[0].as_str(),
+            chain[1].as_str(),
+            last.as_str(),
+        ];
+        for hop in hops.windows(2) {
+            copy_interrupted(hop[0], hop[1], &master, &expected, d).await;
+        }
+        let back = pinball::storage::open(&last).unwrap();
+        let mut a = src
+            .read(
+                &master,
+                pinball::storage::Table::Archived,
+                "/workflow/bulk/",
+            )
+            .await
+            .unwrap();
+        let mut b = back
+            .read(
+                &master,
+                pinball::storage::Table::Archived,
+                "/workflow/bulk/",
+            )
+            .await
+            .unwrap();
+        a.sort_by(|x, y| x.name.cmp(&y.name));
+        b.sort_by(|x, y| x.name.cmp(&y.name));
+        assert!(a == b, "the archive came back the same through {chain:?}");
+    }
+}
+
+/// The password of a `scheme://user:password@host/db` URL, if it has one.
+fn password_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let userinfo = rest.rsplit_once('@')?.0;
+    Some(userinfo.split_once(':')?.1.to_owned())
 }
 
 #[tokio::test]
