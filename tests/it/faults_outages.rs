@@ -1,4 +1,4 @@
-//! The truth while the database is broken, on a MariaDB server of the test's own: stopped for
+//! The truth while the database is broken, on a MariaDB and a PostgreSQL server of the test's own: stopped for
 //! 30 s and killed -9 under a steady load of writes, with a master and a UI as real processes.
 //! While it is down, `/ready` says so within a second, health, reads and the UI answer at once
 //! (the timings are printed), and writes are refused with UNAVAILABLE; when it is back the
@@ -86,10 +86,19 @@ struct Worst {
 
 #[tokio::test]
 async fn a_mariadb_stopped_for_30_s_then_killed_is_told_at_once_and_healed_without_a_restart() {
-    let test = "outages::a_mariadb_stopped_for_30_s";
-    let Some(mut db) = OwnMariaDb::start(test).await else {
-        return;
-    };
+    if let Some(db) = OwnMariaDb::start("outages::a_mariadb_stopped_for_30_s").await {
+        outage(db).await;
+    }
+}
+
+#[tokio::test]
+async fn a_postgresql_stopped_for_30_s_then_killed_is_told_at_once_and_healed_without_a_restart() {
+    if let Some(db) = OwnPostgres::start("outages::a_postgresql_stopped_for_30_s").await {
+        outage(db).await;
+    }
+}
+
+async fn outage<S: OwnServer>(mut db: S) {
     let dir = tempfile::tempdir().unwrap();
     let (port, ui_port) = (free_port(), free_port());
     let cfg = dir.path().join("pinball.yaml");
@@ -183,8 +192,13 @@ async fn a_mariadb_stopped_for_30_s_then_killed_is_told_at_once_and_healed_witho
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     eprintln!(
-        "MariaDB stopped for 30 s: /ready told in {told:?}; worst health {:?}, query {:?}, refused write {:?}, UI page {:?} (the first), {:?} (later ones)",
-        worst.health, worst.query, worst.write, worst.ui, worst.ui_later
+        "{} stopped for 30 s: /ready told in {told:?}; worst health {:?}, query {:?}, refused write {:?}, UI page {:?} (the first), {:?} (later ones)",
+        S::NAME,
+        worst.health,
+        worst.query,
+        worst.write,
+        worst.ui,
+        worst.ui_later
     );
     // What the issue measured before: 8-10 s reads, 10-25 s UI pages. Under a second (and
     // the UI's 2 s bound) shows nothing waits for the database.
@@ -201,7 +215,8 @@ async fn a_mariadb_stopped_for_30_s_then_killed_is_told_at_once_and_healed_witho
     let up = Instant::now();
     wait_until(secs(30), "the master takes writes again", || is_ready(port)).await;
     eprintln!(
-        "MariaDB back: the master was ready again {:?} after it",
+        "{} back: the master was ready again {:?} after it",
+        S::NAME,
         up.elapsed()
     );
     let (acked, refused) = load.finish().await;

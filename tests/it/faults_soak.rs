@@ -1,5 +1,5 @@
 //! The soak: many instances of a fan-out workflow (and a scheduled one) run by real processes
-//! while the master, the workers, the scheduler and (on MariaDB) the database are killed -9 at
+//! while the master, the workers, the scheduler and (on MariaDB and PostgreSQL) the database are killed -9 at
 //! random, one at a time, and started again. At the end:
 //! - every instance reached a terminal state and was archived, every job succeeded;
 //! - every job's runs (each run appends one line to a file as its last act) match its recorded
@@ -87,13 +87,13 @@ fn workflows(runs: &Path, fan: usize) -> String {
     y
 }
 
-struct Run {
+struct Run<S> {
     label: &'static str,
     url: String,
-    db: Option<OwnMariaDb>,
+    db: Option<S>,
 }
 
-async fn soak(run: Run) {
+async fn soak<S: OwnServer>(run: Run<S>) {
     let jobs: usize = std::env::var("PINBALL_SOAK_JOBS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -346,7 +346,7 @@ fn read_runs(path: &PathBuf) -> BTreeMap<(String, String), Vec<usize>> {
 async fn a_soak_on_sqlite_with_master_workers_and_scheduler_killed_at_random() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("soak.db").display());
-    soak(Run {
+    soak(Run::<OwnMariaDb> {
         label: "SQLite",
         url,
         db: None,
@@ -361,6 +361,19 @@ async fn a_soak_on_mariadb_with_the_database_restarted_too() {
     };
     soak(Run {
         label: "MariaDB",
+        url: db.url(),
+        db: Some(db),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_soak_on_postgresql_with_the_database_restarted_too() {
+    let Some(db) = OwnPostgres::start("soak::a_soak_on_postgresql").await else {
+        return;
+    };
+    soak(Run {
+        label: "PostgreSQL",
         url: db.url(),
         db: Some(db),
     })

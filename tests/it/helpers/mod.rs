@@ -9,6 +9,7 @@ mod cluster;
 mod lossy;
 mod mariadb;
 pub mod netns;
+mod postgres;
 mod process;
 mod proxy;
 mod real_smtp;
@@ -31,6 +32,54 @@ pub use checks::*;
 pub use cluster::*;
 pub use lossy::Lossy;
 pub use mariadb::OwnMariaDb;
+pub use postgres::OwnPostgres;
+
+/// A database server of a test's own, which the test stops, kills and starts again.
+#[allow(async_fn_in_trait)]
+pub trait OwnServer {
+    /// Its name in what a test prints: `MariaDB`, `PostgreSQL`.
+    const NAME: &'static str;
+    /// Where Pinball finds it.
+    fn url(&self) -> String;
+    /// Starts it (again) and waits until it takes connections.
+    async fn up(&mut self);
+    /// Stops it cleanly and waits until it has exited.
+    async fn stop(&mut self);
+    /// Kills it (SIGKILL) and waits until it has exited.
+    async fn kill(&mut self);
+}
+
+impl OwnServer for OwnMariaDb {
+    const NAME: &'static str = "MariaDB";
+    fn url(&self) -> String {
+        OwnMariaDb::url(self)
+    }
+    async fn up(&mut self) {
+        OwnMariaDb::up(self).await
+    }
+    async fn stop(&mut self) {
+        OwnMariaDb::stop(self).await
+    }
+    async fn kill(&mut self) {
+        OwnMariaDb::kill(self).await
+    }
+}
+
+impl OwnServer for OwnPostgres {
+    const NAME: &'static str = "PostgreSQL";
+    fn url(&self) -> String {
+        OwnPostgres::url(self)
+    }
+    async fn up(&mut self) {
+        OwnPostgres::up(self).await
+    }
+    async fn stop(&mut self) {
+        OwnPostgres::stop(self).await
+    }
+    async fn kill(&mut self) {
+        OwnPostgres::kill(self).await
+    }
+}
 pub use process::*;
 pub use proxy::Proxy;
 pub use real_smtp::{Parsed, RealSmtp, ServerOptions, ServerTls, well_formed};
