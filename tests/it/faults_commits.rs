@@ -180,20 +180,56 @@ async fn killing_the_masters_mariadb_connections_loses_no_acknowledged_write() {
     )
     .await;
     let killer = sqlx::MySqlPool::connect(&url).await.unwrap();
+    let kill = || async {
+        // Kill every other connection of this database: the master's pool among them.
+        let ids: Vec<(i64,)> = sqlx::query_as("SELECT CAST(id AS SIGNED) FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()")
+            .fetch_all(&killer)
+            .await
+            .unwrap();
+        for (id,) in ids {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("KILL {id}")))
+                .execute(&killer)
+                .await;
+        }
+    };
+    kills_lose_no_acknowledged_write(app, kill).await;
+}
+
+#[tokio::test]
+async fn killing_the_masters_postgresql_connections_loses_no_acknowledged_write() {
+    // A server of the test's own: every other connection to it is the master's.
+    let Some(db) = OwnPostgres::start("killing_the_masters_postgresql_connections").await else {
+        return;
+    };
+    let url = db.url();
+    let app = spawn_app_on(
+        &url,
+        &unique_master("kill"),
+        pinball::master::api::DEFAULT_MAX_REQUEST_BYTES,
+    )
+    .await;
+    let killer = sqlx::PgPool::connect(&url).await.unwrap();
+    let kill = || async {
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            .execute(&killer)
+            .await
+            .unwrap();
+    };
+    kills_lose_no_acknowledged_write(app, kill).await;
+}
+
+/// Writes 60 tokens one by one through `app`, running `kill` (which cuts the master's database
+/// connections) before the 5th, 20th, 35th and 50th: the master goes on serving, and every
+/// write it acknowledged is there after a restart.
+async fn kills_lose_no_acknowledged_write<F: std::future::Future<Output = ()>>(
+    app: TestApp,
+    kill: impl Fn() -> F,
+) {
     let mut acked = Vec::new();
     let mut unavailable = 0;
     for i in 0..60 {
         if i % 15 == 5 {
-            // Kill every other connection of this database: the master's pool among them.
-            let ids: Vec<(i64,)> = sqlx::query_as("SELECT CAST(id AS SIGNED) FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()")
-                .fetch_all(&killer)
-                .await
-                .unwrap();
-            for (id,) in ids {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("KILL {id}")))
-                    .execute(&killer)
-                    .await;
-            }
+            kill().await;
         }
         match app.client.modify(insert(&format!("/k/{i}"))).await {
             Ok(r) => acked.push(r.updates[0].clone()),

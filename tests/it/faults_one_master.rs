@@ -1,8 +1,8 @@
 //! One master per database (issue 23, F1), with real processes: a second `pinball -m master` on
-//! the same SQLite file, or the same MariaDB database, and master name stops at start with the
-//! first one's address, and the first serves on; another master name is a master of its own. A
-//! master that hung past its lease is replaced, and never acknowledges a write again; a master
-//! killed outright is replaced at once.
+//! the same SQLite file, or the same MariaDB or PostgreSQL database, and master name stops at
+//! start with the first one's address, and the first serves on; another master name is a master
+//! of its own. A master that hung past its lease is replaced, and never acknowledges a write
+//! again; a master killed outright is replaced at once.
 
 use std::time::Duration;
 
@@ -100,12 +100,22 @@ async fn names(port: u16, prefix: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_second_master_on_one_mariadb_database_stops_and_says_who_serves_it() {
-    let Some(url) = mysql_url("one_master::mariadb") else {
-        return;
-    };
+    if let Some(url) = mysql_url("one_master::mariadb") {
+        second_master_on_one_server(&url).await;
+    }
+}
+
+#[tokio::test]
+async fn a_second_master_on_one_postgresql_database_stops_and_says_who_serves_it() {
+    if let Some(url) = postgres_url("one_master::postgresql") {
+        second_master_on_one_server(&url).await;
+    }
+}
+
+async fn second_master_on_one_server(url: &str) {
     let dir = tempfile::tempdir().unwrap();
     let master = unique_master("one");
-    let config = write_config_with(dir.path(), &url, &master, "");
+    let config = write_config_with(dir.path(), url, &master, "");
     let first = start_master_process(&config).await;
     assert_eq!(write_one(first.port, "/one/before").await.0, 200);
     let (code, err) = second_master(&config, dir.path(), Duration::from_secs(30))
@@ -128,12 +138,22 @@ async fn a_second_master_on_one_mariadb_database_stops_and_says_who_serves_it() 
 
 #[tokio::test]
 async fn a_hung_mariadb_master_is_replaced_and_never_acknowledges_a_write_again() {
-    let Some(url) = mysql_url("one_master::hung") else {
-        return;
-    };
+    if let Some(url) = mysql_url("one_master::hung") {
+        hung_master_on(&url).await;
+    }
+}
+
+#[tokio::test]
+async fn a_hung_postgresql_master_is_replaced_and_never_acknowledges_a_write_again() {
+    if let Some(url) = postgres_url("one_master::hung_postgresql") {
+        hung_master_on(&url).await;
+    }
+}
+
+async fn hung_master_on(url: &str) {
     let dir = tempfile::tempdir().unwrap();
     let master = unique_master("hung");
-    let config = write_config_with(dir.path(), &url, &master, "master_lease_sec: 2\n");
+    let config = write_config_with(dir.path(), url, &master, "master_lease_sec: 2\n");
     let mut first = start_master_process(&config).await;
     assert_eq!(write_one(first.port, "/hung/acked").await.0, 200);
     let pid = first.child.id().unwrap() as i32;
@@ -190,14 +210,24 @@ async fn a_hung_mariadb_master_is_replaced_and_never_acknowledges_a_write_again(
 
 #[tokio::test]
 async fn a_killed_mariadb_master_is_replaced_at_once_without_waiting_for_its_lease() {
-    let Some(url) = mysql_url("one_master::killed") else {
-        return;
-    };
+    if let Some(url) = mysql_url("one_master::killed") {
+        killed_master_on(&url).await;
+    }
+}
+
+#[tokio::test]
+async fn a_killed_postgresql_master_is_replaced_at_once_without_waiting_for_its_lease() {
+    if let Some(url) = postgres_url("one_master::killed_postgresql") {
+        killed_master_on(&url).await;
+    }
+}
+
+async fn killed_master_on(url: &str) {
     let dir = tempfile::tempdir().unwrap();
     let master = unique_master("killed");
     // A lease far longer than the test waits: only knowing its holder is dead lets a new
     // master in.
-    let config = write_config_with(dir.path(), &url, &master, "master_lease_sec: 600\n");
+    let config = write_config_with(dir.path(), url, &master, "master_lease_sec: 600\n");
     let mut first = start_master_process(&config).await;
     assert_eq!(write_one(first.port, "/killed/acked").await.0, 200);
     first.child.kill().await.unwrap();

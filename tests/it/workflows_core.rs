@@ -432,10 +432,20 @@ async fn a_failed_job_runs_its_cleanup_template_with_its_kill_ids() {
 
 #[tokio::test]
 async fn the_two_job_workflow_also_runs_on_mariadb() {
-    let Some(url) = mysql_url("the_two_job_workflow_also_runs_on_mariadb") else {
-        return;
-    };
-    let c = cluster_on(Some(&url), "workflows:\n  wf:\n    jobs:\n      parent: {command: 'echo PINBALL:EVENT_ATTR:akey=aval'}\n      child: {command: 'echo got %(akey)s', depends_on: [parent]}\n      failing: {command: 'exit 4', max_attempts: 2}\n", 2, 0).await;
+    if let Some(url) = mysql_url("the_two_job_workflow_also_runs_on_mariadb") {
+        two_job_workflow_on(&url).await;
+    }
+}
+
+#[tokio::test]
+async fn the_two_job_workflow_also_runs_on_postgresql() {
+    if let Some(url) = postgres_url("the_two_job_workflow_also_runs_on_postgresql") {
+        two_job_workflow_on(&url).await;
+    }
+}
+
+async fn two_job_workflow_on(url: &str) {
+    let c = cluster_on(Some(url), "workflows:\n  wf:\n    jobs:\n      parent: {command: 'echo PINBALL:EVENT_ATTR:akey=aval'}\n      child: {command: 'echo got %(akey)s', depends_on: [parent]}\n      failing: {command: 'exit 4', max_attempts: 2}\n", 2, 0).await;
     let i = c.start("wf").await;
     c.archived("wf", &i, secs(20)).await;
     let jobs = c.jobs("wf", &i).await;

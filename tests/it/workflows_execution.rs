@@ -274,10 +274,20 @@ async fn a_worker_killed_mid_job_costs_no_attempt() {
 
 #[tokio::test]
 async fn mariadb_gone_for_30_s_during_a_20_s_job_leaves_it_one_successful_run() {
-    let Some(url) = mysql_url("mariadb_gone_for_30_s") else {
-        return;
-    };
-    // The master reaches MariaDB through a proxy the test cuts.
+    if let Some(url) = mysql_url("mariadb_gone_for_30_s") {
+        database_gone_for_30_s_during_a_20_s_job(&url).await;
+    }
+}
+
+#[tokio::test]
+async fn postgresql_gone_for_30_s_during_a_20_s_job_leaves_it_one_successful_run() {
+    if let Some(url) = postgres_url("postgresql_gone_for_30_s") {
+        database_gone_for_30_s_during_a_20_s_job(&url).await;
+    }
+}
+
+async fn database_gone_for_30_s_during_a_20_s_job(url: &str) {
+    // The master reaches the database through a proxy the test cuts.
     let (head, rest) = url.split_once('@').unwrap();
     let (host, db) = rest.split_once('/').unwrap();
     let target = tokio::net::lookup_host(host).await.unwrap().next().unwrap();
@@ -303,7 +313,7 @@ async fn mariadb_gone_for_30_s_during_a_20_s_job_leaves_it_one_successful_run() 
         "lease_sec: 4\nworker_poll_time_sec: 1\nworkers: 2\n",
     )
     .await;
-    // The scenario: MariaDB goes away 5 s into the job for 30 s; the job exits meanwhile.
+    // The scenario: the database goes away 5 s into the job for 30 s; the job exits meanwhile.
     sleep_until_epoch(run.started().await + 5.0).await;
     proxy.cut();
     tokio::time::sleep(secs(30)).await;
