@@ -37,15 +37,29 @@ fn workflows(dir: &Path) -> String {
     yaml
 }
 
-fn write_config(dir: &Path, generation: u32, master: u16, ui: u16, extra: &str) -> String {
+/// The database a run uses, and its master's name there.
+struct Place {
+    url: String,
+    master: String,
+}
+
+fn write_config(
+    dir: &Path,
+    at: &Place,
+    generation: u32,
+    master: u16,
+    ui: u16,
+    extra: &str,
+) -> String {
     let path = dir.join(format!("gen{generation}{}.yaml", extra.len()));
     std::fs::write(
         &path,
         format!(
-            "generation: {generation}\ndatabase_url: sqlite://{db}\nmaster_port: {master}\nui_port: {ui}\n\
+            "generation: {generation}\ndatabase_url: {db}\nmaster_name: {name}\nmaster_port: {master}\nui_port: {ui}\n\
              workers: 2\nworker_poll_time_sec: 1\narchive_delay_sec: 1\nlocal_logs_dir_prefix: {logs}\n\
              parser_params: {{workflows_config: {wf}}}\n{extra}",
-            db = dir.join("pinball.db").display(),
+            db = at.url,
+            name = at.master,
             logs = dir.join("logs").display(),
             wf = dir.join("wf.yaml").display(),
         ),
@@ -62,6 +76,7 @@ async fn ready(port: u16) -> bool {
 async fn tokens_of(
     client: &dyn MasterClient,
     store: &dyn pinball::storage::Storage,
+    master: &str,
     i: &str,
 ) -> Vec<pinball::token::Token> {
     let prefix = name::instance_prefix(&wf("up"), &inst(i));
@@ -70,7 +85,7 @@ async fn tokens_of(
         return live;
     }
     store
-        .read("default", pinball::storage::Table::Archived, &prefix)
+        .read(master, pinball::storage::Table::Archived, &prefix)
         .await
         .unwrap_or_default()
 }
@@ -79,9 +94,10 @@ async fn tokens_of(
 async fn jobs_of(
     client: &dyn MasterClient,
     store: &dyn pinball::storage::Storage,
+    master: &str,
     i: &str,
 ) -> BTreeMap<String, JobToken> {
-    tokens_of(client, store, i)
+    tokens_of(client, store, master, i)
         .await
         .into_iter()
         .filter_map(|t| JobToken::parse(t).ok())
@@ -97,14 +113,38 @@ fn generation_of(worker: &str) -> u32 {
 #[tokio::test]
 async fn the_upgrade_runbook_replaces_every_process_without_aborting_work() {
     let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("pinball.db").display());
+    runbook(dir, url).await;
+}
+
+#[tokio::test]
+async fn the_upgrade_runbook_on_mariadb() {
+    if let Some(url) = mysql_url("the_upgrade_runbook_on_mariadb") {
+        runbook(tempfile::tempdir().unwrap(), url).await;
+    }
+}
+
+#[tokio::test]
+async fn the_upgrade_runbook_on_postgresql() {
+    if let Some(url) = postgres_url("the_upgrade_runbook_on_postgresql") {
+        runbook(tempfile::tempdir().unwrap(), url).await;
+    }
+}
+
+async fn runbook(dir: tempfile::TempDir, url: String) {
     let d = dir.path();
+    let at = Place {
+        url,
+        master: unique_master("upgrade"),
+    };
     std::fs::write(d.join("wf.yaml"), workflows(d)).unwrap();
     let (master_port, ui_port) = (free_port(), free_port());
-    let v1 = write_config(d, 1, master_port, ui_port, "");
+    let v1 = write_config(d, &at, 1, master_port, ui_port, "");
     // The old workers serve metrics too: their listener must not keep the process alive.
     let probes = free_port();
     let v1_workers = write_config(
         d,
+        &at,
         1,
         master_port,
         ui_port,
@@ -141,7 +181,7 @@ async fn the_upgrade_runbook_replaces_every_process_without_aborting_work() {
 
     // 1. Bump the generation. 2. Start new workers.
     assert!(is_ready(probes).await, "the old workers' listener is ready");
-    let v2 = write_config(d, 2, master_port, ui_port, "");
+    let v2 = write_config(d, &at, 2, master_port, ui_port, "");
     let mut new_workers = spawn_pinball(&["-c", &v2, "-m", "workers"], d);
     // 3. Restart the master, UI and scheduler with the new configuration.
     for child in [&mut front, &mut scheduler] {
@@ -175,10 +215,9 @@ async fn the_upgrade_runbook_replaces_every_process_without_aborting_work() {
         status.success(),
         "the old workers' process exits cleanly: {status}"
     );
-    let store =
-        pinball::storage::open(&format!("sqlite://{}", d.join("pinball.db").display())).unwrap();
+    let store = pinball::storage::open(&at.url).unwrap();
     wait_until(LONG, "the instance succeeds", || async {
-        let jobs = jobs_of(&client, store.as_ref(), &i).await;
+        let jobs = jobs_of(&client, store.as_ref(), &at.master, &i).await;
         jobs.len() == 9
             && jobs.values().all(|jt| jt.state == name::JobState::Waiting)
             && jobs.values().all(|jt| {
@@ -196,7 +235,7 @@ async fn the_upgrade_runbook_replaces_every_process_without_aborting_work() {
 
     // Every job ran once, with one execution, none aborted or lost; the long job ended on the
     // old generation, and the jobs started after the exit ran on the new one.
-    let jobs = jobs_of(&client, store.as_ref(), &i).await;
+    let jobs = jobs_of(&client, store.as_ref(), &at.master, &i).await;
     let runs = std::fs::read_to_string(d.join("runs.txt")).unwrap();
     let mine: Vec<&str> = runs.lines().filter(|l| l.starts_with(&i)).collect();
     assert_eq!(mine.len(), 9, "each job's command ran exactly once: {runs}");
@@ -216,7 +255,7 @@ async fn the_upgrade_runbook_replaces_every_process_without_aborting_work() {
         2,
         "the last of the chain ran after the old workers left"
     );
-    let instance_tokens = tokens_of(&client, store.as_ref(), &i).await;
+    let instance_tokens = tokens_of(&client, store.as_ref(), &at.master, &i).await;
     assert!(
         !instance_tokens.iter().any(|t| t.name.ends_with("/ABORT")),
         "no abort was set on the instance"
@@ -257,7 +296,7 @@ async fn the_upgrade_runbook_replaces_every_process_without_aborting_work() {
     let out = pinball_out(&["-c", &v2, "util", "-f", "-w", "up", "start"], d).await;
     let second = started_instance(&String::from_utf8_lossy(&out.stdout));
     wait_until(LONG, "a new instance runs on generation 2", || async {
-        let jobs = jobs_of(&client, store.as_ref(), &second).await;
+        let jobs = jobs_of(&client, store.as_ref(), &at.master, &second).await;
         jobs.get("c7").is_some_and(|jt| {
             jt.job
                 .history
