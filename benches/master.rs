@@ -1,5 +1,6 @@
 //! `cargo bench --bench master`: the master's figures on SQLite and (with
-//! `PINBALL_TEST_MYSQL_URL`) MariaDB, over real HTTP on this machine:
+//! `PINBALL_TEST_MYSQL_URL`, `PINBALL_TEST_POSTGRES_URL`) MariaDB and PostgreSQL, over real HTTP
+//! on this machine:
 //! committed `/modify` throughput with 1 and 64 clients, latency at a fixed 1,000 requests/s,
 //! long-poll wake-up latency, memory per token at 100k tokens, recovery time for 1M tokens.
 //! Set `PINBALL_BENCH_QUICK=1` for a short run.
@@ -359,8 +360,13 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
     rt.block_on(backend("SQLite (WAL, synchronous=FULL)", &sqlite));
-    match std::env::var("PINBALL_TEST_MYSQL_URL") {
-        Ok(url) if !url.is_empty() => rt.block_on(backend("MariaDB", &url)),
-        _ => println!("\n## MariaDB\nSKIPPED: set PINBALL_TEST_MYSQL_URL to measure MariaDB"),
+    for (name, var) in [
+        ("MariaDB", "PINBALL_TEST_MYSQL_URL"),
+        ("PostgreSQL", "PINBALL_TEST_POSTGRES_URL"),
+    ] {
+        match std::env::var(var) {
+            Ok(url) if !url.is_empty() => rt.block_on(backend(name, &url)),
+            _ => println!("\n## {name}\nSKIPPED: set {var} to measure {name}"),
+        }
     }
 }

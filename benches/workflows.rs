@@ -1,5 +1,6 @@
 //! `cargo bench --bench workflows`: workflows end to end, every step durably committed, on
-//! SQLite and (with `PINBALL_TEST_MYSQL_URL`) MariaDB, master and workers on this machine:
+//! SQLite and (with `PINBALL_TEST_MYSQL_URL`, `PINBALL_TEST_POSTGRES_URL`) MariaDB and
+//! PostgreSQL, master and workers on this machine:
 //! (a) a chain of 200 `true` jobs, (b) a fan-out 1 -> 500 -> 1 of `true`, (c) job-to-job latency
 //! (upstream exit to downstream process start), and the same two shapes in Luigi (installed
 //! into a throw-away virtualenv) for comparison. `PINBALL_BENCH_NO_LUIGI=1` skips Luigi.
@@ -261,11 +262,16 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = format!("sqlite://{}", dir.path().join("wf.db").display());
     let ours = rt.block_on(backend("SQLite (WAL, synchronous=FULL)", &sqlite));
-    match std::env::var("PINBALL_TEST_MYSQL_URL") {
-        Ok(url) if !url.is_empty() => {
-            rt.block_on(backend("MariaDB", &url));
+    for (name, var) in [
+        ("MariaDB", "PINBALL_TEST_MYSQL_URL"),
+        ("PostgreSQL", "PINBALL_TEST_POSTGRES_URL"),
+    ] {
+        match std::env::var(var) {
+            Ok(url) if !url.is_empty() => {
+                rt.block_on(backend(name, &url));
+            }
+            _ => println!("\n## {name}\nSKIPPED: set {var} to measure {name}"),
         }
-        _ => println!("\n## MariaDB\nSKIPPED: set PINBALL_TEST_MYSQL_URL to measure MariaDB"),
     }
     if std::env::var("PINBALL_BENCH_NO_LUIGI").is_ok() {
         return;
