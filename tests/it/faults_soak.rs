@@ -198,7 +198,13 @@ async fn soak<S: OwnServer>(run: Run<S>) {
         }
         tokio::time::sleep(Duration::from_millis(rng.u64(500..2_500))).await;
         let victims = 4 + usize::from(db.is_some());
-        match rng.usize(..victims) {
+        // With a database of its own, the first round takes it down, so every run sees it.
+        let victim = if rounds == 1 && db.is_some() {
+            4
+        } else {
+            rng.usize(..victims)
+        };
+        match victim {
             0 => {
                 master.kill().await;
                 tokio::time::sleep(Duration::from_millis(rng.u64(200..1_500))).await;
