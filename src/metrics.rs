@@ -65,6 +65,9 @@ pub const COMMIT_DURATION: &str = "pinball_commit_duration_seconds";
 pub const COMMIT_ROWS: &str = "pinball_commit_rows";
 pub const TOKENS: &str = "pinball_master_tokens";
 pub const PARKED: &str = "pinball_master_parked_claims";
+pub const IS_LEADER: &str = "pinball_master_is_leader";
+pub const EPOCH: &str = "pinball_master_epoch";
+pub const TAKEOVERS: &str = "pinball_master_takeovers_total";
 pub const CLAIM_WAIT: &str = "pinball_claim_wait_seconds";
 pub const JOBS_RUNNING: &str = "pinball_jobs_running";
 pub const JOBS_RUNNABLE: &str = "pinball_jobs_runnable";
@@ -130,6 +133,18 @@ fn describe_serving() {
         CLAIM_WAIT,
         Unit::Seconds,
         "How long a waiting claim waited, by outcome (granted, empty)"
+    );
+    describe_gauge!(
+        IS_LEADER,
+        "1 while this master process holds its lease and serves, 0 while it stands by"
+    );
+    describe_gauge!(
+        EPOCH,
+        "The epoch of the lease this master holds (or last saw held)"
+    );
+    describe_counter!(
+        TAKEOVERS,
+        "Times this process took the lease over from another master (not its first lease)"
     );
 }
 

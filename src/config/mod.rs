@@ -111,6 +111,9 @@ pub struct Config {
     pub generation: u32,
     pub master_host: String,
     pub master_port: u16,
+    /// Every master's `HOST:PORT` (a leader and its standbys): clients follow the leader among
+    /// them. Empty: `master_host:master_port` alone.
+    pub master_hosts: Vec<String>,
     /// Several masters can share one database; each keeps its tokens under its own name.
     pub master_name: String,
     /// Concurrent workers per `-m workers` process.
@@ -254,6 +257,7 @@ impl Default for Config {
             generation: 1,
             master_host: "127.0.0.1".into(),
             master_port: 9090,
+            master_hosts: Vec::new(),
             master_name: "default".into(),
             workers: 5,
             worker_poll_time_sec: 10,
@@ -407,6 +411,21 @@ impl Config {
                 self.master_name
             ));
         }
+        if self.master_hosts.len() > 16 {
+            return bad("master_hosts lists at most 16 masters".into());
+        }
+        for h in &self.master_hosts {
+            let port = h.rsplit_once(':').and_then(|(host, p)| {
+                (!host.is_empty() && !host.contains(['/', '@', ' ']))
+                    .then(|| p.parse::<u16>().ok())
+                    .flatten()
+            });
+            if port.is_none_or(|p| p == 0) {
+                return bad(format!(
+                    "master_hosts entry `{h}` is not HOST:PORT (for example master-b.example.com:9090)"
+                ));
+            }
+        }
         if self.lease_sec < 2 {
             return bad(format!(
                 "lease_sec {} is too short; it must be at least 2",
@@ -487,6 +506,15 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Where clients find the masters: `master_hosts`, else `master_host:master_port`.
+    pub fn master_addresses(&self) -> Vec<String> {
+        if self.master_hosts.is_empty() {
+            vec![format!("{}:{}", self.master_host, self.master_port)]
+        } else {
+            self.master_hosts.clone()
+        }
     }
 
     /// The token this process presents to the master: `PINBALL_API_TOKEN`, else `api_token`.

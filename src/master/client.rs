@@ -4,12 +4,15 @@
 //! gets the first answer and is never applied twice);
 //! `LocalMasterClient` calls a master in the same process.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::answers::{Failure, error_of};
 use super::service::Master;
 use crate::config::{Config, Secret};
 use crate::token::MasterError;
@@ -25,6 +28,11 @@ pub trait MasterClient: Send + Sync {
         self.modify(req).await
     }
     async fn query(&self, req: QueryRequest) -> Result<QueryResponse, MasterError>;
+    /// A `/query` answered at once, like [`MasterClient::renew`], when the master holds its
+    /// leases ([`MasterError::Held`]): what a renewing worker reads.
+    async fn query_held(&self, req: QueryRequest) -> Result<QueryResponse, MasterError> {
+        self.query(req).await
+    }
     async fn query_and_own(
         &self,
         req: QueryAndOwnRequest,
@@ -104,7 +112,12 @@ impl Default for RetryPolicy {
 #[derive(Clone)]
 pub struct HttpMasterClient {
     http: reqwest::Client,
-    base: String,
+    /// Every master's `HOST:PORT` (`master_hosts`): the leader and its standbys.
+    hosts: Arc<Vec<String>>,
+    /// The one calls go to: the last that answered, or the one a standby named.
+    current: Arc<AtomicUsize>,
+    /// The one that answered last, plus one (0: none yet), to log a change once.
+    answered: Arc<AtomicUsize>,
     policy: RetryPolicy,
     /// `Authorization: Bearer ...`, when this process has a token (marked sensitive, so it
     /// never shows in reqwest's `Debug`).
@@ -114,6 +127,13 @@ pub struct HttpMasterClient {
 impl HttpMasterClient {
     /// A client of the master at `host:port`.
     pub fn new(host: &str, port: u16, policy: RetryPolicy) -> Self {
+        Self::of_hosts(vec![format!("{host}:{port}")], policy)
+    }
+
+    /// A client of the masters at `hosts` (`HOST:PORT` each, at least one): calls go to the
+    /// one that leads, found by trying the others when one does not answer or stands by.
+    pub fn of_hosts(hosts: Vec<String>, policy: RetryPolicy) -> Self {
+        assert!(!hosts.is_empty(), "a client needs a master's address");
         let http = crate::config::http_client_builder()
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(30))
@@ -121,7 +141,9 @@ impl HttpMasterClient {
             .expect("an HTTP client without TLS always builds");
         HttpMasterClient {
             http,
-            base: format!("http://{host}:{port}/api/v1"),
+            hosts: Arc::new(hosts),
+            current: Arc::default(),
+            answered: Arc::default(),
             policy,
             auth: None,
         }
@@ -140,8 +162,26 @@ impl HttpMasterClient {
     /// The client the configuration describes: `master_host`, `master_port`, the `client_*`
     /// retry keys and the token this process presents.
     pub fn from_config(c: &Config) -> Self {
-        Self::new(&c.master_host, c.master_port, RetryPolicy::from_config(c))
+        Self::of_hosts(c.master_addresses(), RetryPolicy::from_config(c))
             .with_token(c.presented_token().as_ref())
+    }
+
+    /// The call went to `hosts[i]`, which did not answer or stands by (naming `leader`): the
+    /// next call goes to the leader it named when that is one of `hosts`, else to the next.
+    fn move_on(&self, i: usize, leader: Option<&str>) -> usize {
+        let named = leader.and_then(|l| self.hosts.iter().position(|h| h == l));
+        let next = named
+            .filter(|&j| j != i)
+            .unwrap_or((i + 1) % self.hosts.len());
+        self.current.store(next, Ordering::Relaxed);
+        next
+    }
+
+    /// Notes that `hosts[i]` answered; says so (info) when another one answered before.
+    fn answered_by(&self, i: usize) {
+        if self.answered.swap(i + 1, Ordering::Relaxed) != i + 1 {
+            tracing::info!(master = %self.hosts[i], "the master at this address answered");
+        }
     }
 
     async fn once<Req: Serialize + Sync, Resp: DeserializeOwned>(
@@ -150,8 +190,31 @@ impl HttpMasterClient {
         body: Option<&Req>,
         extra_wait: Duration,
         key: Option<&str>,
-    ) -> Result<Resp, MasterError> {
-        let url = format!("{}/{path}", self.base);
+    ) -> Result<Resp, Failure> {
+        let at = self.current.load(Ordering::Relaxed) % self.hosts.len();
+        let result = self.once_at(at, path, body, extra_wait, key).await;
+        match &result {
+            Ok(_) => self.answered_by(at),
+            Err(f) if f.standby.is_some() || matches!(f.error, MasterError::Unreachable(_)) => {
+                if self.hosts.len() > 1 {
+                    let next = self.move_on(at, f.standby.as_deref());
+                    tracing::info!(from = %self.hosts[at], to = %self.hosts[next], error = %f.error, "the master did not serve the call; trying another address");
+                }
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn once_at<Req: Serialize + Sync, Resp: DeserializeOwned>(
+        &self,
+        at: usize,
+        path: &str,
+        body: Option<&Req>,
+        extra_wait: Duration,
+        key: Option<&str>,
+    ) -> Result<Resp, Failure> {
+        let url = format!("http://{}/api/v1/{path}", self.hosts[at]);
         let mut request = match body {
             Some(b) => self.http.post(&url).json(b),
             None => self.http.get(&url),
@@ -175,42 +238,14 @@ impl HttpMasterClient {
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| {
                 MasterError::Unavailable(format!("{url} answered with an unreadable body: {e}"))
+                    .into()
             });
         }
-        #[derive(serde::Deserialize)]
-        struct Body {
-            error: Detail,
-        }
-        #[derive(serde::Deserialize)]
-        struct Detail {
-            code: String,
-            message: String,
-            #[serde(default)]
-            leases_held: bool,
-            conflict: Option<crate::token::Conflict>,
-        }
-        match serde_json::from_slice::<Body>(&bytes) {
-            Ok(b) if b.error.leases_held && b.error.code == "UNAVAILABLE" => {
-                Err(MasterError::Held(b.error.message))
-            }
-            Ok(Body {
-                error:
-                    Detail {
-                        conflict: Some(conflict),
-                        message,
-                        ..
-                    },
-            }) => Err(MasterError::VersionConflict(crate::token::Conflict {
-                message,
-                ..conflict
-            })),
-            Ok(b) => Err(MasterError::from_code(&b.error.code, b.error.message)),
-            Err(_) => Err(MasterError::Unavailable(format!(
-                "{url} answered HTTP {status}"
-            ))),
-        }
+        Err(error_of(&url, status, &bytes))
     }
+}
 
+impl HttpMasterClient {
     /// Calls `path`, retrying transient failures. A write (`keyed`) carries one
     /// `Idempotency-Key` on every try: if an answer is lost after the master committed, the
     /// retry gets that answer instead of being applied again (or refused as a conflict).
@@ -235,8 +270,21 @@ impl HttpMasterClient {
         let key = keyed.then(new_key);
         let mut backoff = self.policy.initial_backoff;
         let mut attempt = 1;
+        // Addresses tried in a row without waiting: each master once, before any backoff.
+        let mut moved = 0;
         loop {
-            match self.once(path, body, extra_wait, key.as_deref()).await {
+            let answer = match self.once(path, body, extra_wait, key.as_deref()).await {
+                Err(f) if f.standby.is_some() || matches!(f.error, MasterError::Unreachable(_)) => {
+                    moved += 1;
+                    if moved < self.hosts.len() {
+                        continue;
+                    }
+                    moved = 0;
+                    Err(f.error)
+                }
+                other => other.map_err(|f| f.error),
+            };
+            match answer {
                 Err(e @ MasterError::Held(_)) if answer_held => return Err(e),
                 Err(e) if e.is_transient() && attempt < self.policy.attempts => {
                     let sleep = backoff
@@ -274,6 +322,10 @@ impl MasterClient for HttpMasterClient {
     async fn query(&self, req: QueryRequest) -> Result<QueryResponse, MasterError> {
         let wait = Duration::from_millis(req.wait_ms.unwrap_or(0));
         self.call("query", Some(&req), wait, false).await
+    }
+    async fn query_held(&self, req: QueryRequest) -> Result<QueryResponse, MasterError> {
+        let wait = Duration::from_millis(req.wait_ms.unwrap_or(0));
+        self.call_with("query", Some(&req), wait, false, true).await
     }
     async fn query_and_own(
         &self,

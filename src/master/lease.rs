@@ -42,7 +42,7 @@ fn boot_id() -> String {
 
 /// Whether `holder` names a process of this host, since its last boot, that is no longer a
 /// running Pinball: its lease can be taken without waiting for it to expire.
-fn holder_is_dead(holder: &str) -> bool {
+pub(super) fn holder_is_dead(holder: &str) -> bool {
     let mut words = holder.split(' ');
     let (Some(host), Some("pid"), Some(pid), Some("boot"), Some(boot)) = (
         words.next(),
@@ -131,7 +131,10 @@ pub async fn take(
 }
 
 /// Renews the lease every fifth of its length until the master is gone, or finds it taken by
-/// another master: then `deposed` is told why.
+/// another master: then `deposed` is told why. A lease left unrenewed past 0.7 of its length
+/// (the database does not answer, or answers too slowly) makes the master serve nothing
+/// (`lapsed`) until a renewal lands again: by then another master may have taken it over, and
+/// this one's memory may be behind the database.
 pub(super) fn spawn_renewal(
     storage: std::sync::Arc<dyn TokenStore>,
     master: String,
@@ -140,34 +143,108 @@ pub(super) fn spawn_renewal(
     alive: Weak<super::service::Shared>,
 ) {
     let every = (lease / 5).max(Duration::from_millis(200));
+    let born = Instant::now();
+    // When the last renewal was sent that landed, in milliseconds since `born`.
+    let renewed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    spawn_lapse_watch(
+        master.clone(),
+        epoch,
+        lease,
+        born,
+        renewed.clone(),
+        alive.clone(),
+    );
     tokio::spawn(async move {
-        let mut failing_since: Option<Instant> = None;
+        let mut failing = false;
         loop {
             tokio::time::sleep(every).await;
             let Some(shared) = alive.upgrade() else {
                 return;
             };
-            match storage
-                .renew_lease(&master, epoch, lease.as_millis() as i64)
-                .await
-            {
-                Ok(true) => {
-                    if failing_since.take().is_some() {
+            let asked = born.elapsed();
+            let answer = tokio::time::timeout(
+                every,
+                storage.renew_lease(&master, epoch, lease.as_millis() as i64),
+            )
+            .await;
+            match answer {
+                Ok(Ok(true)) => {
+                    // The database extended it from a moment after `asked`.
+                    renewed.store(
+                        asked.as_millis() as u64,
+                        std::sync::atomic::Ordering::Release,
+                    );
+                    if shared
+                        .lapsed
+                        .swap(false, std::sync::atomic::Ordering::AcqRel)
+                    {
+                        tracing::info!(
+                            master,
+                            epoch,
+                            "the master's lease is renewed again: it serves again"
+                        );
+                    } else if failing {
                         tracing::info!(master, epoch, "the master's lease is renewed again");
                     }
+                    failing = false;
                 }
-                Ok(false) => {
+                Ok(Ok(false)) => {
                     shared.depose(format!(
                         "another master took over master {master}: this one's lease (epoch {epoch}) is gone"
                     ));
                     return;
                 }
-                Err(e) => {
-                    if failing_since.is_none() {
-                        failing_since = Some(Instant::now());
-                        tracing::warn!(master, epoch, error = %e, "cannot renew the master's lease; commits go on while the epoch is this master's");
+                Ok(Err(e)) => {
+                    if !failing {
+                        tracing::warn!(master, epoch, error = %e, "cannot renew the master's lease; it serves on until 0.7 of the lease has passed");
                     }
+                    failing = true;
                 }
+                Err(_) => {
+                    if !failing {
+                        tracing::warn!(
+                            master,
+                            epoch,
+                            "the database did not renew the master's lease in time; it serves on until 0.7 of the lease has passed"
+                        );
+                    }
+                    failing = true;
+                }
+            }
+        }
+    });
+}
+
+/// Marks the master `lapsed` once its lease has gone unrenewed past 0.7 of its length
+/// (`renewed`: when the last renewal that landed was sent, in milliseconds since `born`),
+/// looking fifty times a lease.
+fn spawn_lapse_watch(
+    master: String,
+    epoch: i64,
+    lease: Duration,
+    born: Instant,
+    renewed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    alive: Weak<super::service::Shared>,
+) {
+    use std::sync::atomic::Ordering;
+    let deadline = lease.mul_f64(0.7);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval((lease / 50).max(Duration::from_millis(20)));
+        loop {
+            tick.tick().await;
+            let Some(shared) = alive.upgrade() else {
+                return;
+            };
+            let since = born
+                .elapsed()
+                .saturating_sub(Duration::from_millis(renewed.load(Ordering::Acquire)));
+            if since > deadline && !shared.lapsed.swap(true, Ordering::AcqRel) {
+                tracing::warn!(
+                    master,
+                    epoch,
+                    unrenewed_ms = since.as_millis() as u64,
+                    "this master stops serving: its lease went unrenewed past 0.7 of its length, and another master may take over"
+                );
             }
         }
     });

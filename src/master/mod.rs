@@ -2,6 +2,7 @@
 //! version-checked, all-or-nothing updates and ownership leases, and commits every change to
 //! the database before it answers. `api` serves it over HTTP; `client` reaches it.
 
+mod answers;
 pub mod api;
 pub mod budget;
 pub mod client;
@@ -17,6 +18,7 @@ pub mod requests;
 pub mod retention;
 pub mod server;
 pub mod service;
+pub mod standby;
 pub mod state;
 mod watch;
 mod writer;

@@ -45,6 +45,7 @@ pub fn router(master: Master, settings: ApiSettings, extra: Option<Extra>) -> Ro
         )
         .route("/metrics", get(|| async { crate::metrics::answer() }))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(master.clone(), serving))
         .layer(DefaultBodyLimit::max(settings.max_request_bytes))
         .layer(middleware::from_fn_with_state(settings, guard))
         // Probes for load balancers and orchestrators: no token, no data beyond the answer.
@@ -60,6 +61,27 @@ pub fn router(master: Master, settings: ApiSettings, extra: Option<Extra>) -> Ro
 /// 503 with the reason otherwise. It never waits for the database.
 async fn ready(State(m): State<Master>) -> Response {
     readiness(m.ready())
+}
+
+/// Refuses every API call but the health while the lease is lapsed (see
+/// [`Master::lapsed`]): this master's memory may be behind a master that took over.
+async fn serving(
+    State(m): State<Master>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    if m.lapsed() && req.uri().path() != "/api/v1/health" {
+        // Every lease is held meanwhile: this master extends them when a renewal lands, and a
+        // master that takes over extends those still valid by the gap.
+        let why = format!(
+            "nothing was committed or read: {}",
+            super::service::NotReady::Lapsed
+        );
+        return axum::response::IntoResponse::into_response(ApiError::Master(MasterError::Held(
+            why,
+        )));
+    }
+    next.run(req).await
 }
 
 async fn not_found() -> ApiError {
@@ -82,12 +104,12 @@ pub async fn serve(
 /// [`serve`] with `extra` routes (see [`router`]).
 pub async fn serve_with(
     master: Master,
-    listener: tokio::net::TcpListener,
+    listener: impl std::borrow::Borrow<tokio::net::TcpListener>,
     settings: ApiSettings,
     extra: Option<Extra>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let addr = listener.local_addr()?;
+    let addr = listener.borrow().local_addr()?;
     tracing::info!(%addr, "master listening");
     let closer = master.clone();
     let limits = settings.limits;

@@ -57,6 +57,11 @@ pub(super) struct Shared {
     started: Instant,
     /// The epoch of the lease this master holds (`None`: a master that takes none, in tests).
     pub(super) epoch: Option<i64>,
+    /// Where it answers, as its lease records it (`None` without a lease).
+    address: Option<String>,
+    /// Set while the lease has gone unrenewed past 0.7 of its length: another master may take
+    /// it over any moment, so this one serves nothing until a renewal lands again.
+    pub(super) lapsed: AtomicBool,
     /// Why this master may serve no more (another master took its lease), once it is so.
     deposed: tokio::sync::watch::Sender<Option<String>>,
     /// When the API's listener last had every connection taken (milliseconds since the
@@ -156,6 +161,35 @@ async fn load_with_retry(
     }
 }
 
+/// The state `loaded` holds, every lease given its full length again (the master was down, or
+/// another held it: the workers could not renew meanwhile), logged.
+fn restored(
+    loaded: Loaded,
+    options: &MasterOptions,
+    name: &str,
+    kind: &str,
+    started: Instant,
+) -> State {
+    let read_ms = started.elapsed().as_millis() as u64;
+    let mut state = build_state(loaded, options);
+    let extended = state.extend_leases(
+        &options.naming.leased_prefix,
+        crate::clock::now(),
+        options.lease_sec as i64,
+    );
+    tracing::info!(
+        master = name,
+        storage = kind,
+        tokens = state.len(),
+        last_version = state.last_version(),
+        read_ms,
+        leases_extended = extended,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "master loaded its tokens"
+    );
+    state
+}
+
 pub(super) fn build_state(loaded: Loaded, options: &MasterOptions) -> State {
     let rows = loaded.tokens.into_iter().map(Entry::from_owned_token);
     State::load(
@@ -177,6 +211,10 @@ pub enum NotReady {
     Database(&'static str),
     #[error("the master is reloading its tokens from the database")]
     Reloading,
+    #[error(
+        "the master could not renew its lease in time (its database does not answer): another master may take over, so it serves nothing until a renewal lands"
+    )]
+    Lapsed,
 }
 
 impl Master {
@@ -224,23 +262,7 @@ impl Master {
         let (loaded, requests, epoch) =
             load_with_retry(storage.as_ref(), name, hold.as_ref()).await?;
         let requests = super::requests::Requests::load(requests);
-        let read_ms = started.elapsed().as_millis() as u64;
-        let mut state = build_state(loaded, &options);
-        let extended = state.extend_leases(
-            &options.naming.leased_prefix,
-            crate::clock::now(),
-            options.lease_sec as i64,
-        );
-        tracing::info!(
-            master = name,
-            storage = storage.kind(),
-            tokens = state.len(),
-            last_version = state.last_version(),
-            read_ms,
-            leases_extended = extended,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "master loaded its tokens"
-        );
+        let state = restored(loaded, &options, name, storage.kind(), started);
         let db = Arc::new(DbWatch::new());
         spawn_monitor(Arc::downgrade(&db), storage.clone());
         let logs = super::logs::LogSink::spawn(logs, name.to_owned(), options.logs);
@@ -267,6 +289,8 @@ impl Master {
             storage_kind: storage.kind(),
             started: Instant::now(),
             epoch,
+            address: hold.as_ref().map(|h| h.address.clone()),
+            lapsed: AtomicBool::new(false),
             deposed: tokio::sync::watch::Sender::new(None),
             full_at_ms: Arc::default(),
             archived: tokio::sync::watch::Sender::new(0),
@@ -534,6 +558,9 @@ impl Master {
             parked_claims: self.shared.parked.load(Ordering::Relaxed),
             emails_waiting: state.count_prefix(&self.shared.options.naming.outbox_prefix),
             time: crate::clock::now(),
+            role: "leader".into(),
+            leader: self.shared.address.clone(),
+            epoch: self.shared.epoch,
         })
     }
 
@@ -544,6 +571,9 @@ impl Master {
 
     /// Whether the master takes writes now: `Err` says why not (for `/ready`).
     pub fn ready(&self) -> Result<(), NotReady> {
+        if self.lapsed() {
+            return Err(NotReady::Lapsed);
+        }
         if let Some(cause) = self.shared.db.status().trouble() {
             return Err(NotReady::Database(cause.says()));
         }
@@ -551,6 +581,11 @@ impl Master {
             return Err(NotReady::Reloading);
         }
         Ok(())
+    }
+
+    /// Whether this master serves nothing now, its lease unrenewed past 0.7 of its length.
+    pub fn lapsed(&self) -> bool {
+        self.shared.lapsed.load(Ordering::Acquire)
     }
 
     /// Answers every parked claim (empty) and stops parking new ones: for a prompt shutdown.

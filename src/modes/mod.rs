@@ -2,9 +2,11 @@
 //! `all`) in this process until `shutdown` resolves. Each component has a `run(deps, listener,
 //! shutdown)` seam that tests drive directly.
 
+mod master;
 mod naming;
 mod probes;
 
+use master::start_master;
 use probes::{exposure, start_probes};
 
 use std::future::Future;
@@ -18,8 +20,7 @@ use tokio::sync::watch;
 use crate::master::client::RetryPolicy;
 
 use crate::config::Config;
-use crate::master::service::MasterOptions;
-use crate::master::{HttpMasterClient, LocalMasterClient, Master, MasterClient, api};
+use crate::master::{HttpMasterClient, LocalMasterClient, Master, MasterClient};
 use crate::scheduler::run::{Scheduler, SchedulerSettings};
 use crate::storage;
 use crate::workflow::definition;
@@ -118,92 +119,10 @@ fn client_of(
     match local {
         Some(m) => Arc::new(LocalMasterClient(m.clone())),
         None => Arc::new(
-            HttpMasterClient::new(&config.master_host, config.master_port, policy)
+            HttpMasterClient::of_hosts(config.master_addresses(), policy)
                 .with_token(config.presented_token().as_ref()),
         ),
     }
-}
-
-/// Starts the master; `None` when shutdown came before its database answered.
-async fn start_master(
-    config: &Config,
-    stop: watch::Receiver<bool>,
-    tasks: &mut Tasks,
-    modes: &[Mode],
-) -> anyhow::Result<Option<Master>> {
-    let settings = api::ApiSettings::from_config(config);
-    let access = exposure(
-        "master",
-        &config.master_bind,
-        (!settings.access.is_open()).then(|| {
-            format!(
-                "every call needs an API token ({} configured)",
-                settings.access.token_count()
-            )
-        }),
-        "api_tokens",
-        config.allow_unauthenticated,
-    )?;
-    let (host, port) = (config.master_bind.as_str(), config.master_port);
-    let listener = TcpListener::bind((host, port))
-        .await
-        .with_context(|| format!("cannot listen on {host}:{port} (master_bind, master_port)"))?;
-    let url = config.database_url()?;
-    let serving = listener
-        .local_addr()
-        .map_or_else(|_| format!("{host}:{port}"), |a| a.to_string());
-    // One master per database and name: held before anything is loaded, for the process's life.
-    let hold = storage::exclusive::hold(&url, &config.master_name, &serving)?;
-    let store: Arc<dyn storage::Storage> = storage::open(&url)?.into();
-    tracing::info!(database = %storage::redact_url(&url), master = %config.master_name, access = %access, "starting master");
-    // Loading retries while the database is unreachable; a shutdown ends the wait.
-    let spec = crate::master::lease::HoldSpec {
-        address: serving,
-        lease: Duration::from_secs(config.master_lease_sec),
-        file_locked: hold.is_some(),
-    };
-    let options = MasterOptions::from_config(config, naming());
-    let master = tokio::select! {
-        m = Master::serve_exclusively(store.clone(), &config.master_name, options, spec) => {
-            m.map_err(anyhow::Error::msg)?
-        }
-        () = wait_for(stop.clone()) => {
-            tracing::info!("stopped before the master's database answered");
-            return Ok(None);
-        }
-    };
-    // With workers in this process, the definitions are loaded before the master serves: a
-    // caller that sees it ready finds the workflows (it answered `workflow not found` to a
-    // start sent between the two).
-    if modes.contains(&Mode::Workers) {
-        import_definitions(config, &master).await?;
-    }
-    // The summaries of archived instances are written here, where the archiving happens.
-    let summaries = crate::ops::summaries::Summarizer::new(store, config.master_name.clone());
-    tokio::spawn(summaries.follow(master.archive_commits(), stop.clone()));
-    // Serving ends with the process's stop, or when another master took the lease over.
-    let (deposed_tx, deposed_rx) = tokio::sync::oneshot::channel();
-    let watched = master.clone();
-    let until = async move {
-        tokio::select! {
-            () = wait_for(stop) => {}
-            why = watched.deposed() => drop(deposed_tx.send(why)),
-        }
-    };
-    let trigger = crate::trigger::router(crate::ops::OpsSettings::from_config(config));
-    let serve =
-        crate::master::server::serve_with(master.clone(), listener, settings, Some(trigger), until);
-    let releasing = master.clone();
-    tasks.spawn(async move {
-        let _hold = hold;
-        serve.await?;
-        if let Ok(why) = deposed_rx.await {
-            anyhow::bail!("{why}");
-        }
-        releasing.release().await;
-        Ok(())
-    });
-    Ok(Some(master))
 }
 
 async fn start_workers(

@@ -189,7 +189,16 @@ mod tests {
                 "cannot execute in a read-only transaction",
                 Cause::ReadOnly,
             ),
-            // PostgreSQL's words for the same causes.
+        ];
+        for (codes, code, message, want) in table {
+            assert_eq!(Cause::of_database(codes, code, message), want, "{message}");
+        }
+    }
+
+    #[test]
+    fn postgresql_errors_get_the_same_causes() {
+        use Codes::SqlState;
+        let table = [
             (
                 SqlState,
                 Some("53100"),

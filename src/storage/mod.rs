@@ -305,6 +305,9 @@ pub trait TokenStore: Send + Sync + 'static {
     ) -> Result<bool, StorageError>;
     /// Ends the lease held under `epoch` (a clean stop), so the next master takes it at once.
     async fn release_lease(&self, master: &str, epoch: i64) -> Result<(), StorageError>;
+    /// Who holds master `master`'s lease, and for how long yet by the database's clock (`None`:
+    /// no master ever took it). A read: what a standby looks at.
+    async fn lease_holder(&self, master: &str) -> Result<Option<LeaseHolder>, StorageError>;
     /// The outcomes of keyed requests committed at or after `since` (seconds), oldest first.
     async fn request_outcomes(
         &self,

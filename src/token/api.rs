@@ -200,7 +200,7 @@ pub struct ArchiveRequest {
 pub struct ArchiveResponse {}
 
 /// `GET /api/v1/health`.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     /// `ok` when the master serves reads and writes; `degraded` when its database is in
     /// trouble (reads are served from memory, writes are refused with `UNAVAILABLE`).
@@ -230,6 +230,15 @@ pub struct Health {
     /// The master's clock (seconds since the epoch): the time leases and schedules are due by.
     #[serde(default)]
     pub time: i64,
+    /// `leader` (this master serves) or `standby` (another one does: `leader` says where).
+    #[serde(default)]
+    pub role: String,
+    /// Where the leader answers (`HOST:PORT`): this master's address when it leads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// The epoch of the leader's lease (none on SQLite, whose file lock needs none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
 }
 
 /// `POST /api/v1/audit`: one operator action, as the CLI or the UI ran it. The master adds when

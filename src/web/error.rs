@@ -71,6 +71,10 @@ pub enum ApiError {
     /// The body is not `application/json`: 415, so no HTML form or `text/plain` request from a
     /// browser reaches a handler.
     MediaType,
+    /// A standby master: 503 `UNAVAILABLE` with `"leader": "HOST:PORT"`, where clients go.
+    Standby {
+        leader: String,
+    },
 }
 
 impl From<MasterError> for ApiError {
@@ -86,6 +90,15 @@ impl IntoResponse for ApiError {
             ApiError::MediaType => {
                 let body = serde_json::json!({"error": {"code": "INPUT_ERROR", "message": "the request body must be JSON, sent with Content-Type: application/json"}});
                 return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response();
+            }
+            ApiError::Standby { leader } => {
+                let message = if leader.is_empty() {
+                    "this master is a standby; no master leads now".to_owned()
+                } else {
+                    format!("this master is a standby; the leader is {leader}")
+                };
+                let body = serde_json::json!({"error": {"code": "UNAVAILABLE", "message": message, "leader": leader}});
+                return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
             }
         };
         let status = match &e {
@@ -138,6 +151,10 @@ pub struct ErrorDetail {
     /// With `UNAVAILABLE` from a master that holds every lease while it cannot commit.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub leases_held: bool,
+    /// With `UNAVAILABLE` from a standby master: the leader's `HOST:PORT` (empty while none
+    /// leads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
 }
 
 /// Every `$ref` of `doc` that names no schema of its components.

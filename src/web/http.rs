@@ -63,7 +63,7 @@ impl ServeLimits {
 /// Serves `app` on `listener` until `shutdown` resolves, then lets open connections finish for
 /// up to `limits.drain`.
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl std::borrow::Borrow<TcpListener>,
     app: Router,
     limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send,
@@ -74,7 +74,7 @@ pub async fn serve(
 /// [`serve`], noting in `full` (milliseconds since the epoch) each moment every connection
 /// was taken: a caller on a new connection then waits in the kernel's backlog.
 pub async fn serve_watched(
-    listener: TcpListener,
+    listener: impl std::borrow::Borrow<TcpListener>,
     app: Router,
     limits: ServeLimits,
     full: Option<Arc<AtomicI64>>,
@@ -97,7 +97,7 @@ pub async fn serve_watched(
             break;
         };
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.borrow().accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     // Out of file descriptors, most likely: wait for connections to close.

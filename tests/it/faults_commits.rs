@@ -73,6 +73,12 @@ impl TokenStore for Flaky {
     async fn release_lease(&self, master: &str, epoch: i64) -> Result<(), StorageError> {
         self.inner.release_lease(master, epoch).await
     }
+    async fn lease_holder(
+        &self,
+        master: &str,
+    ) -> Result<Option<pinball::storage::LeaseHolder>, StorageError> {
+        self.inner.lease_holder(master).await
+    }
     async fn request_outcomes(
         &self,
         master: &str,

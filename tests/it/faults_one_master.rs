@@ -1,8 +1,9 @@
-//! One master per database (issue 23, F1), with real processes: a second `pinball -m master` on
-//! the same SQLite file, or the same MariaDB or PostgreSQL database, and master name stops at
-//! start with the first one's address, and the first serves on; another master name is a master
-//! of its own. A master that hung past its lease is replaced, and never acknowledges a write
-//! again; a master killed outright is replaced at once.
+//! One master per database (issues 23 and 30), with real processes: a second `pinball -m master`
+//! on the same SQLite file stops at start with the first one's address; on the same MariaDB or
+//! PostgreSQL database and master name it stands by (503, naming the leader) and takes over when
+//! the leader stops (at once) or hangs (when its lease runs out), and the hung one never
+//! acknowledges a write again. Another master name is a master of its own; a master killed
+//! outright is replaced at once.
 
 use std::time::Duration;
 
@@ -56,23 +57,6 @@ async fn a_second_master_on_one_sqlite_file_stops_and_says_who_serves_it() {
     .await;
 }
 
-/// `pinball -c CONFIG -m master` as a second master: its exit code and what it printed, or
-/// `None` when it was still serving after `within` (it is killed then).
-async fn second_master(
-    config: &std::path::Path,
-    dir: &std::path::Path,
-    within: Duration,
-) -> Option<(Option<i32>, String)> {
-    let args = ["-c", config.to_str().unwrap(), "-m", "master"];
-    let out = tokio::time::timeout(within, pinball_out(&args, dir))
-        .await
-        .ok()?;
-    Some((
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
-}
-
 async fn write_one(port: u16, name: &str) -> (u16, serde_json::Value) {
     let body = serde_json::json!({"updates": [{"name": name, "data": "acknowledged?"}]});
     post_raw(
@@ -99,14 +83,15 @@ async fn names(port: u16, prefix: &str) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn a_second_master_on_one_mariadb_database_stops_and_says_who_serves_it() {
+async fn a_second_master_on_one_mariadb_database_stands_by_and_takes_over_when_the_leader_stops() {
     if let Some(url) = mysql_url("one_master::mariadb") {
         second_master_on_one_server(&url).await;
     }
 }
 
 #[tokio::test]
-async fn a_second_master_on_one_postgresql_database_stops_and_says_who_serves_it() {
+async fn a_second_master_on_one_postgresql_database_stands_by_and_takes_over_when_the_leader_stops()
+{
     if let Some(url) = postgres_url("one_master::postgresql") {
         second_master_on_one_server(&url).await;
     }
@@ -116,24 +101,62 @@ async fn second_master_on_one_server(url: &str) {
     let dir = tempfile::tempdir().unwrap();
     let master = unique_master("one");
     let config = write_config_with(dir.path(), url, &master, "");
-    let first = start_master_process(&config).await;
+    let mut first = start_master_process(&config).await;
     assert_eq!(write_one(first.port, "/one/before").await.0, 200);
-    let (code, err) = second_master(&config, dir.path(), Duration::from_secs(30))
-        .await
-        .expect("the second master stops at once");
-    assert_eq!(code, Some(1), "{err}");
-    assert!(
-        err.contains(&format!("master {master} is already served by"))
-            && err.contains(&format!(":{}", first.port)),
-        "{err}"
+    let leader = format!("127.0.0.1:{}", first.port);
+    // The second stands by: not ready, every call refused with where the leader is.
+    let second = start_master_process(&config).await;
+    let (status, why) = ready(second.port).await;
+    assert_eq!(status, 503);
+    assert_eq!(
+        why["reason"].as_str().unwrap(),
+        format!("standby; the leader is {leader}")
     );
-    // The first serves on, and took the write the second never saw.
+    let (status, refused) = write_one(second.port, "/one/lost").await;
+    assert_eq!(status, 503, "{refused}");
+    assert_eq!(refused["error"]["code"], "UNAVAILABLE");
+    assert_eq!(refused["error"]["leader"], leader.as_str());
+    let health = get_health(second.port).await;
+    assert_eq!(health["role"], "standby", "{health}");
+    assert_eq!(health["leader"], leader.as_str());
+    let led = get_health(first.port).await;
+    assert_eq!(led["role"], "leader", "{led}");
+    assert_eq!(led["leader"], leader.as_str());
+    let epoch = led["epoch"].as_i64().unwrap();
+    // The first serves on, and took the write the second refused.
     assert_eq!(ready(first.port).await.0, 200);
     assert_eq!(write_one(first.port, "/one/after").await.0, 200);
+    // A planned handover: the leader stopped (SIGTERM) gives its lease up, and the standby
+    // takes over at once, with every acknowledged write.
+    let pid = first.child.id().unwrap() as i32;
+    // SAFETY: a signal to the child this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let stopped = std::time::Instant::now();
+    wait_until(Duration::from_secs(30), "the standby leads", || async {
+        ready(second.port).await.0 == 200
+    })
+    .await;
+    eprintln!(
+        "planned handover: the standby was ready {:?} after SIGTERM",
+        stopped.elapsed()
+    );
+    assert_eq!(first.child.wait().await.unwrap().code(), Some(0));
     assert_eq!(
-        names(first.port, "/one/").await,
+        names(second.port, "/one/").await,
         ["/one/after", "/one/before"]
     );
+    let took = get_health(second.port).await;
+    assert_eq!(took["role"], "leader");
+    assert!(took["epoch"].as_i64().unwrap() > epoch, "{took}");
+}
+
+async fn get_health(port: u16) -> serde_json::Value {
+    reqwest::get(format!("http://127.0.0.1:{port}/api/v1/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -156,21 +179,19 @@ async fn hung_master_on(url: &str) {
     let config = write_config_with(dir.path(), url, &master, "master_lease_sec: 2\n");
     let mut first = start_master_process(&config).await;
     assert_eq!(write_one(first.port, "/hung/acked").await.0, 200);
+    let second = start_master_process(&config).await;
+    assert_eq!(ready(second.port).await.0, 503, "the second stands by");
     let pid = first.child.id().unwrap() as i32;
     // SAFETY: signals to the child this test started.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
-    // A second master waits for the hung one's lease to run out, then serves.
+    // The standby waits for the hung one's lease to run out, then serves.
     let since = std::time::Instant::now();
-    let second = loop {
-        if let Some(second) = try_master_process(&config).await {
-            break second;
-        }
-        assert!(
-            since.elapsed() < Duration::from_secs(30),
-            "no second master took over the hung one's lease"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    wait_until(
+        Duration::from_secs(30),
+        "the standby takes over",
+        || async { ready(second.port).await.0 == 200 },
+    )
+    .await;
     assert!(
         since.elapsed() >= Duration::from_millis(1500),
         "the second master did not wait for the hung one's lease to run out"

@@ -134,23 +134,12 @@ where
             .bind(master)
             .execute(tx.conn())
             .await?;
-        let sql = format!(
-            "SELECT epoch, holder, address, since_ms, expires_ms - {} FROM master_lease \
-             WHERE master = ?{}",
-            DB::NOW_MS,
-            DB::LOCK_ROWS
-        );
+        let sql = format!("{}{}", lease_read::<DB>(), DB::LOCK_ROWS);
         let row = sqlx::query(DB::sql_built(sql))
             .bind(master)
             .fetch_one(tx.conn())
             .await?;
-        let held = LeaseHolder {
-            epoch: row.try_get(0)?,
-            holder: row.try_get(1)?,
-            address: row.try_get(2)?,
-            since_ms: row.try_get(3)?,
-            expires_in_ms: row.try_get(4)?,
-        };
+        let held = holder_from_row(&row)?;
         let free = held.expires_in_ms <= 0
             || match claim.take {
                 Take::IfExpired => false,
@@ -204,6 +193,14 @@ where
             .fetch_optional(&self.lease_pool)
             .await?;
         Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()? == Some(epoch))
+    }
+
+    async fn lease_holder(&self, master: &str) -> Result<Option<LeaseHolder>, StorageError> {
+        let row = sqlx::query(DB::sql_built(lease_read::<DB>()))
+            .bind(master)
+            .fetch_optional(&self.lease_pool)
+            .await?;
+        Ok(row.map(|r| holder_from_row(&r)).transpose()?)
     }
 
     async fn release_lease(&self, master: &str, epoch: i64) -> Result<(), StorageError> {
@@ -302,4 +299,28 @@ where
             .await?;
     }
     Ok(())
+}
+
+/// Reads a master's lease row, its expiry as the time left by the database's clock (binds:
+/// master).
+fn lease_read<DB: Dialect>() -> String {
+    format!(
+        "SELECT epoch, holder, address, since_ms, expires_ms - {} FROM master_lease WHERE master = ?",
+        DB::NOW_MS
+    )
+}
+
+fn holder_from_row<R: Row>(row: &R) -> Result<LeaseHolder, sqlx::Error>
+where
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(LeaseHolder {
+        epoch: row.try_get(0)?,
+        holder: row.try_get(1)?,
+        address: row.try_get(2)?,
+        since_ms: row.try_get(3)?,
+        expires_in_ms: row.try_get(4)?,
+    })
 }

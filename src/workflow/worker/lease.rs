@@ -11,7 +11,7 @@ use super::run::{Running, Stop};
 use super::{InFlight, Worker};
 use crate::clock;
 use crate::master::MasterClient;
-use crate::token::{MasterError, ModifyRequest, Token};
+use crate::token::{MasterError, ModifyRequest, Query, QueryRequest, Token};
 use crate::workflow::error::Error;
 use crate::workflow::plan;
 
@@ -24,11 +24,21 @@ pub(super) async fn adopt(
     let Some(sent) = sent else {
         return Ok(None);
     };
-    Ok(c.get(&sent.name).await?.and_then(|t| {
-        (t.owner == sent.owner && t.data == sent.data && t.version != sent.version)
-            .then_some(t.version)
-            .flatten()
-    }))
+    // Answered at once when the master holds its leases (its database is away, or its own
+    // lease lapsed): the renewal counts that answer (see `Worker::renewed`).
+    let req = QueryRequest::new(vec![Query {
+        name_prefix: sent.name.clone(),
+        max_tokens: None,
+    }]);
+    let found = c.query_held(req).await?.tokens.pop().unwrap_or_default();
+    Ok(found
+        .into_iter()
+        .find(|t| t.name == sent.name)
+        .and_then(|t| {
+            (t.owner == sent.owner && t.data == sent.data && t.version != sent.version)
+                .then_some(t.version)
+                .flatten()
+        }))
 }
 
 impl Worker {

@@ -1,0 +1,58 @@
+//! What a master's answer says when a call failed: the contract's error (CONTRACT §2), with the
+//! leader a standby names, for the client to follow.
+
+use crate::token::MasterError;
+
+/// A call that failed: the error, and the leader a standby named (empty: none leads now).
+pub(super) struct Failure {
+    pub(super) error: MasterError,
+    pub(super) standby: Option<String>,
+}
+
+impl From<MasterError> for Failure {
+    fn from(error: MasterError) -> Self {
+        Failure {
+            error,
+            standby: None,
+        }
+    }
+}
+
+/// The error an answer's body says (`{"error": {...}}`), or its status when it says none.
+pub(super) fn error_of(url: &str, status: reqwest::StatusCode, bytes: &[u8]) -> Failure {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        error: Detail,
+    }
+    #[derive(serde::Deserialize)]
+    struct Detail {
+        code: String,
+        message: String,
+        #[serde(default)]
+        leases_held: bool,
+        conflict: Option<crate::token::Conflict>,
+        leader: Option<String>,
+    }
+    match serde_json::from_slice::<Body>(bytes) {
+        Ok(b) if b.error.leases_held && b.error.code == "UNAVAILABLE" => {
+            MasterError::Held(b.error.message).into()
+        }
+        Ok(Body {
+            error:
+                Detail {
+                    conflict: Some(conflict),
+                    message,
+                    ..
+                },
+        }) => MasterError::VersionConflict(crate::token::Conflict {
+            message,
+            ..conflict
+        })
+        .into(),
+        Ok(b) => Failure {
+            error: MasterError::from_code(&b.error.code, b.error.message),
+            standby: b.error.leader,
+        },
+        Err(_) => MasterError::Unavailable(format!("{url} answered HTTP {status}")).into(),
+    }
+}

@@ -1,0 +1,205 @@
+//! A standby master (CONTRACT §7.3): a `-m master` whose lease another master holds. It answers
+//! on its own address meanwhile: `/ready` 503 naming the leader, `/api/v1/health` with its
+//! role, every other call 503 `UNAVAILABLE` with `"leader": "HOST:PORT"`, so a client goes
+//! there. It looks at the lease row every half second (by the database's clock), and when the
+//! lease has expired (the leader died, hung or was cut off) or its holder is a dead process of
+//! this host, it takes the lease (a greater epoch: the old leader can never commit again),
+//! loads the tokens and serves, on the same listener.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::api::ApiSettings;
+use super::lease::{HoldSpec, Refused};
+use super::options::MasterOptions;
+use super::service::Master;
+use crate::storage::{LeaseHolder, Storage, TokenStore};
+use crate::token::Health;
+use crate::web::error::ApiError;
+
+/// What a standby knows: its master's name and store kind, and the lease as last read.
+#[derive(Clone)]
+struct Seen {
+    master: String,
+    storage: &'static str,
+    since: Instant,
+    lease: watch::Receiver<Option<LeaseHolder>>,
+}
+
+impl Seen {
+    fn leader(&self) -> (String, Option<i64>) {
+        match &*self.lease.borrow() {
+            Some(h) if h.expires_in_ms > 0 => (h.address.clone(), Some(h.epoch)),
+            Some(h) => (String::new(), Some(h.epoch)),
+            None => (String::new(), None),
+        }
+    }
+}
+
+/// The standby's routes: the probes, its health, and a refusal naming the leader for the rest,
+/// behind the same guard (tokens, roles, host names) as the leader's.
+fn router(seen: Seen, settings: ApiSettings) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/metrics", get(|| async { crate::metrics::answer() }))
+        .fallback(refuse)
+        .layer(middleware::from_fn_with_state(settings, super::api::guard))
+        .route("/health", get(crate::web::probes::alive))
+        .route("/ready", get(ready))
+        .with_state(seen)
+}
+
+async fn refuse(State(seen): State<Seen>) -> ApiError {
+    ApiError::Standby {
+        leader: seen.leader().0,
+    }
+}
+
+async fn ready(State(seen): State<Seen>) -> Response {
+    let (leader, _) = seen.leader();
+    let reason = if leader.is_empty() {
+        "standby; no master leads now".to_owned()
+    } else {
+        format!("standby; the leader is {leader}")
+    };
+    crate::web::probes::readiness(Err(reason))
+}
+
+async fn health(State(seen): State<Seen>) -> Response {
+    let (leader, epoch) = seen.leader();
+    axum::Json(Health {
+        status: "standby".into(),
+        master: seen.master.clone(),
+        storage: seen.storage.into(),
+        uptime_sec: seen.since.elapsed().as_secs(),
+        time: crate::clock::now(),
+        role: "standby".into(),
+        leader: (!leader.is_empty()).then_some(leader),
+        epoch,
+        ..Health::default()
+    })
+    .into_response()
+}
+
+/// How often a standby reads the lease row.
+fn poll(lease: Duration) -> Duration {
+    (lease / 20).clamp(Duration::from_millis(100), Duration::from_millis(500))
+}
+
+/// Waits until the lease of `master` may be taken: expired by the database's clock, or held by
+/// a process of this host that is gone. Each read goes to `seen`.
+async fn wait_free(
+    store: &dyn TokenStore,
+    master: &str,
+    every: Duration,
+    seen: &watch::Sender<Option<LeaseHolder>>,
+) {
+    let mut failing = false;
+    loop {
+        match store.lease_holder(master).await {
+            Ok(Some(h)) => {
+                let free = h.expires_in_ms <= 0 || super::lease::holder_is_dead(&h.holder);
+                seen.send_replace(Some(h));
+                if free {
+                    return;
+                }
+                failing = false;
+            }
+            Ok(None) => return,
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(master, error = %e, "a standby master cannot read the lease; trying again");
+                }
+                failing = true;
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Becomes master `name`'s leader: takes its lease and loads its tokens, or stands by (serving
+/// the standby's answers on `listener`) until the lease can be taken, as often as another
+/// master wins it first. `None` when `stop` comes first.
+pub async fn lead(
+    store: Arc<dyn Storage>,
+    name: &str,
+    options: MasterOptions,
+    spec: HoldSpec,
+    listener: Arc<TcpListener>,
+    settings: ApiSettings,
+    mut stop: watch::Receiver<bool>,
+) -> Result<Option<Master>, Refused> {
+    let (seen_tx, seen_rx) = watch::channel(None);
+    // The standby's server, once this process stands by: dropping the sender ends it.
+    let mut standby: Option<tokio::sync::oneshot::Sender<()>> = None;
+    let stopped = |stop: &mut watch::Receiver<bool>| {
+        let mut stop = stop.clone();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }
+    };
+    loop {
+        let attempt = Master::serve_exclusively(store.clone(), name, options.clone(), spec.clone());
+        let refused = tokio::select! {
+            taken = attempt => match taken {
+                Ok(master) => {
+                    let health = master.health().await.ok();
+                    let epoch = health.and_then(|h| h.epoch).unwrap_or(0);
+                    metrics::gauge!(crate::metrics::IS_LEADER).set(1.0);
+                    metrics::gauge!(crate::metrics::EPOCH).set(epoch as f64);
+                    if standby.take().is_some() {
+                        metrics::counter!(crate::metrics::TAKEOVERS).increment(1);
+                        tracing::info!(master = name, epoch, address = %spec.address, "this standby took the lease over: it leads now");
+                    }
+                    return Ok(Some(master));
+                }
+                Err(refused) => refused,
+            },
+            () = stopped(&mut stop) => return Ok(None),
+        };
+        if spec.file_locked {
+            return Err(refused);
+        }
+        let Refused::Leased { held, .. } = &refused;
+        metrics::gauge!(crate::metrics::IS_LEADER).set(0.0);
+        metrics::gauge!(crate::metrics::EPOCH).set(held.epoch as f64);
+        seen_tx.send_replace(Some(held.clone()));
+        if standby.is_none() {
+            tracing::info!(master = name, leader = %held.address, epoch = held.epoch, "another master leads: this one stands by and takes over when its lease runs out");
+            let (quit, quitting) = tokio::sync::oneshot::channel::<()>();
+            let seen = Seen {
+                master: name.to_owned(),
+                storage: store.kind(),
+                since: Instant::now(),
+                lease: seen_rx.clone(),
+            };
+            let app = router(seen, settings.clone());
+            let limits = settings.limits;
+            let on = listener.clone();
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "standby master listening");
+            }
+            tokio::spawn(async move {
+                let until = async move {
+                    let _ = quitting.await;
+                };
+                if let Err(e) = crate::web::http::serve(on, app, limits, until).await {
+                    tracing::error!(error = %e, "the standby's listener failed");
+                }
+            });
+            standby = Some(quit);
+        }
+        tokio::select! {
+            () = wait_free(store.as_ref(), name, poll(spec.lease), &seen_tx) => {}
+            () = stopped(&mut stop) => return Ok(None),
+        }
+    }
+}
