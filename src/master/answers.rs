@@ -34,9 +34,10 @@ pub(super) fn error_of(url: &str, status: reqwest::StatusCode, bytes: &[u8]) -> 
         leader: Option<String>,
     }
     match serde_json::from_slice::<Body>(bytes) {
-        Ok(b) if b.error.leases_held && b.error.code == "UNAVAILABLE" => {
-            MasterError::Held(b.error.message).into()
-        }
+        Ok(b) if b.error.leases_held && b.error.code == "UNAVAILABLE" => Failure {
+            error: MasterError::Held(b.error.message),
+            standby: b.error.leader,
+        },
         Ok(Body {
             error:
                 Detail {

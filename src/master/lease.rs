@@ -174,6 +174,7 @@ pub(super) fn spawn_renewal(
                         asked.as_millis() as u64,
                         std::sync::atomic::Ordering::Release,
                     );
+                    refresh_standbys(storage.as_ref(), &master, &shared, every).await;
                     if shared
                         .lapsed
                         .swap(false, std::sync::atomic::Ordering::AcqRel)
@@ -213,6 +214,21 @@ pub(super) fn spawn_renewal(
             }
         }
     });
+}
+
+/// Reads the standbys' addresses into `shared` (for its health), waiting at most `within`.
+async fn refresh_standbys(
+    storage: &dyn TokenStore,
+    master: &str,
+    shared: &super::service::Shared,
+    within: Duration,
+) {
+    let read = storage.standbys(master, super::standby::STANDBY_SEEN_MS);
+    if let Ok(Ok(standbys)) = tokio::time::timeout(within, read).await
+        && let Ok(mut known) = shared.standbys.lock()
+    {
+        *known = standbys;
+    }
 }
 
 /// Marks the master `lapsed` once its lease has gone unrenewed past 0.7 of its length

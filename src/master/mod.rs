@@ -7,6 +7,7 @@ pub mod api;
 pub mod budget;
 pub mod client;
 pub mod lease;
+mod load;
 pub mod logs;
 pub mod openapi;
 pub mod options;

@@ -77,9 +77,7 @@ async fn serving(
             "nothing was committed or read: {}",
             super::service::NotReady::Lapsed
         );
-        return axum::response::IntoResponse::into_response(ApiError::Master(MasterError::Held(
-            why,
-        )));
+        return axum::response::IntoResponse::into_response(ApiError::Lapsed(why));
     }
     next.run(req).await
 }

@@ -62,6 +62,8 @@ pub(super) struct Shared {
     /// Set while the lease has gone unrenewed past 0.7 of its length: another master may take
     /// it over any moment, so this one serves nothing until a renewal lands again.
     pub(super) lapsed: AtomicBool,
+    /// The standbys' addresses, as the lease's renewals last read them.
+    pub(super) standbys: std::sync::Mutex<Vec<String>>,
     /// Why this master may serve no more (another master took its lease), once it is so.
     deposed: tokio::sync::watch::Sender<Option<String>>,
     /// When the API's listener last had every connection taken (milliseconds since the
@@ -124,70 +126,6 @@ pub struct Master {
     tx: mpsc::Sender<Command>,
     logs: super::logs::LogSink,
     storage: Arc<dyn TokenStore>,
-}
-
-/// Takes the master's lease (with `hold`) and loads its tokens, retrying with backoff while
-/// the database is unreachable. `Err` says which master holds the lease.
-async fn load_with_retry(
-    storage: &dyn TokenStore,
-    name: &str,
-    hold: Option<&super::lease::HoldSpec>,
-) -> Result<(Loaded, Vec<crate::storage::RequestOutcome>, Option<i64>), Refused> {
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let result: Result<Result<_, Refused>, crate::storage::StorageError> = async {
-            storage.migrate().await?;
-            let epoch = match hold {
-                Some(spec) => match super::lease::take(storage, name, spec).await? {
-                    Ok(epoch) => Some(epoch),
-                    Err(refused) => return Ok(Err(refused)),
-                },
-                None => None,
-            };
-            let loaded = storage.load_active(name).await?;
-            let since = crate::clock::now() - super::requests::WINDOW_SEC;
-            let requests = storage.request_outcomes(name, since).await?;
-            Ok(Ok((loaded, requests, epoch)))
-        }
-        .await;
-        match result {
-            Ok(loaded) => return loaded,
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot load the master's tokens; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(MAX_RETRY_DELAY);
-            }
-        }
-    }
-}
-
-/// The state `loaded` holds, every lease given its full length again (the master was down, or
-/// another held it: the workers could not renew meanwhile), logged.
-fn restored(
-    loaded: Loaded,
-    options: &MasterOptions,
-    name: &str,
-    kind: &str,
-    started: Instant,
-) -> State {
-    let read_ms = started.elapsed().as_millis() as u64;
-    let mut state = build_state(loaded, options);
-    let extended = state.extend_leases(
-        &options.naming.leased_prefix,
-        crate::clock::now(),
-        options.lease_sec as i64,
-    );
-    tracing::info!(
-        master = name,
-        storage = kind,
-        tokens = state.len(),
-        last_version = state.last_version(),
-        read_ms,
-        leases_extended = extended,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "master loaded its tokens"
-    );
-    state
 }
 
 pub(super) fn build_state(loaded: Loaded, options: &MasterOptions) -> State {
@@ -260,9 +198,9 @@ impl Master {
         } = stores.into();
         let started = Instant::now();
         let (loaded, requests, epoch) =
-            load_with_retry(storage.as_ref(), name, hold.as_ref()).await?;
+            super::load::load_with_retry(storage.as_ref(), name, hold.as_ref()).await?;
         let requests = super::requests::Requests::load(requests);
-        let state = restored(loaded, &options, name, storage.kind(), started);
+        let state = super::load::restored(loaded, &options, name, storage.kind(), started);
         let db = Arc::new(DbWatch::new());
         spawn_monitor(Arc::downgrade(&db), storage.clone());
         let logs = super::logs::LogSink::spawn(logs, name.to_owned(), options.logs);
@@ -291,6 +229,7 @@ impl Master {
             epoch,
             address: hold.as_ref().map(|h| h.address.clone()),
             lapsed: AtomicBool::new(false),
+            standbys: std::sync::Mutex::default(),
             deposed: tokio::sync::watch::Sender::new(None),
             full_at_ms: Arc::default(),
             archived: tokio::sync::watch::Sender::new(0),
@@ -561,6 +500,12 @@ impl Master {
             role: "leader".into(),
             leader: self.shared.address.clone(),
             epoch: self.shared.epoch,
+            standbys: self
+                .shared
+                .standbys
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or_default(),
         })
     }
 

@@ -94,16 +94,27 @@ fn poll(lease: Duration) -> Duration {
     (lease / 20).clamp(Duration::from_millis(100), Duration::from_millis(500))
 }
 
+/// How long a standby's note stays fresh: it renews it every few reads.
+pub const STANDBY_SEEN_MS: i64 = 10_000;
+
 /// Waits until the lease of `master` may be taken: expired by the database's clock, or held by
-/// a process of this host that is gone. Each read goes to `seen`.
+/// a process of this host that is gone. Each read goes to `seen`; every fourth notes this
+/// standby (at `address`) where the leader and the dashboard list standbys.
 async fn wait_free(
     store: &dyn TokenStore,
     master: &str,
+    address: &str,
     every: Duration,
     seen: &watch::Sender<Option<LeaseHolder>>,
 ) {
     let mut failing = false;
-    loop {
+    let holder = super::lease::holder_identity();
+    for n in 0u64.. {
+        if n % 4 == 0
+            && let Err(e) = store.note_standby(master, address, &holder, false).await
+        {
+            tracing::debug!(master, error = %e, "a standby master cannot note itself");
+        }
         match store.lease_holder(master).await {
             Ok(Some(h)) => {
                 let free = h.expires_in_ms <= 0 || super::lease::holder_is_dead(&h.holder);
@@ -156,6 +167,10 @@ pub async fn lead(
                     metrics::gauge!(crate::metrics::IS_LEADER).set(1.0);
                     metrics::gauge!(crate::metrics::EPOCH).set(epoch as f64);
                     if standby.take().is_some() {
+                        let holder = super::lease::holder_identity();
+                        if let Err(e) = store.note_standby(name, &spec.address, &holder, true).await {
+                            tracing::debug!(master = name, error = %e, "cannot take this master's standby note away");
+                        }
                         metrics::counter!(crate::metrics::TAKEOVERS).increment(1);
                         tracing::info!(master = name, epoch, address = %spec.address, "this standby took the lease over: it leads now");
                     }
@@ -198,7 +213,7 @@ pub async fn lead(
             standby = Some(quit);
         }
         tokio::select! {
-            () = wait_free(store.as_ref(), name, poll(spec.lease), &seen_tx) => {}
+            () = wait_free(store.as_ref(), name, &spec.address, poll(spec.lease), &seen_tx) => {}
             () = stopped(&mut stop) => return Ok(None),
         }
     }

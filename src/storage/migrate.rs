@@ -66,6 +66,15 @@ macro_rules! migrations {
                     "/0006_lease_and_requests.sql"
                 )),
             ),
+            migration(
+                7,
+                "master standbys",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $dir,
+                    "/0007_master_standbys.sql"
+                )),
+            ),
         ])
     };
 }

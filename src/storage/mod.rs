@@ -308,6 +308,17 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Who holds master `master`'s lease, and for how long yet by the database's clock (`None`:
     /// no master ever took it). A read: what a standby looks at.
     async fn lease_holder(&self, master: &str) -> Result<Option<LeaseHolder>, StorageError>;
+    /// Notes the master at `address` as a standby of `master` now (by the database's clock);
+    /// with `leading`, takes the note away (it leads).
+    async fn note_standby(
+        &self,
+        master: &str,
+        address: &str,
+        holder: &str,
+        leading: bool,
+    ) -> Result<(), StorageError>;
+    /// The addresses of `master`'s standbys noted within the last `within_ms`.
+    async fn standbys(&self, master: &str, within_ms: i64) -> Result<Vec<String>, StorageError>;
     /// The outcomes of keyed requests committed at or after `since` (seconds), oldest first.
     async fn request_outcomes(
         &self,

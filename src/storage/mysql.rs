@@ -63,6 +63,9 @@ impl Dialect for MySql {
     const INSERT_LEASE: &'static str = "INSERT IGNORE INTO master_lease (master, epoch, holder, \
          address, since_ms, expires_ms) VALUES (?, 0, '', '', 0, 0)";
 
+    const STANDBY_CONFLICT: &'static str =
+        " ON DUPLICATE KEY UPDATE holder = VALUES(holder), seen_ms = VALUES(seen_ms)";
+
     fn skip_duplicates(column: &str) -> String {
         format!(" ON DUPLICATE KEY UPDATE {column} = {column}")
     }

@@ -239,6 +239,9 @@ pub struct Health {
     /// The epoch of the leader's lease (none on SQLite, whose file lock needs none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<i64>,
+    /// The standbys' addresses (`HOST:PORT`), as the leader last read them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub standbys: Vec<String>,
 }
 
 /// `POST /api/v1/audit`: one operator action, as the CLI or the UI ran it. The master adds when

@@ -12,6 +12,7 @@ pub mod format;
 pub mod gantt;
 pub mod graph;
 pub mod logs;
+pub mod masters;
 pub mod openapi;
 pub mod pages;
 pub mod sessions;
@@ -55,6 +56,8 @@ pub struct Ui {
     pub host_names: Arc<[String]>,
     /// The `api_tokens` a script may present to the UI's JSON API instead of a session.
     pub tokens: crate::web::auth::Access,
+    /// The masters' line of the footer (who leads, its standbys), kept by [`masters::follow`].
+    pub masters: masters::Shown,
 }
 
 impl Ui {
@@ -72,6 +75,7 @@ impl Ui {
             tokens: crate::web::auth::Access::new(&config.api_tokens),
             config,
             csrf: csrf.into(),
+            masters: masters::Shown::default(),
         }
     }
 
@@ -264,6 +268,11 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "ui listening");
     crate::storage::spawn_monitor(Arc::downgrade(&ui.db), ui.data.store.clone());
+    masters::follow(
+        Arc::downgrade(&ui.masters),
+        ui.data.store.clone(),
+        ui.data.master.clone(),
+    );
     ui.sessions.purge_every(Duration::from_secs(60));
     let limits = crate::web::http::ServeLimits::from_config(&ui.config);
     let served = crate::web::http::serve(listener, router(ui), limits, shutdown).await;

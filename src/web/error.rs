@@ -75,6 +75,9 @@ pub enum ApiError {
     Standby {
         leader: String,
     },
+    /// A leader whose lease went unrenewed too long: 503 `UNAVAILABLE` with `leases_held` (it
+    /// grants nothing) and an empty `leader` (another master may lead by now: try the others).
+    Lapsed(String),
 }
 
 impl From<MasterError> for ApiError {
@@ -98,6 +101,10 @@ impl IntoResponse for ApiError {
                     format!("this master is a standby; the leader is {leader}")
                 };
                 let body = serde_json::json!({"error": {"code": "UNAVAILABLE", "message": message, "leader": leader}});
+                return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+            }
+            ApiError::Lapsed(message) => {
+                let body = serde_json::json!({"error": {"code": "UNAVAILABLE", "message": message, "leases_held": true, "leader": ""}});
                 return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
             }
         };

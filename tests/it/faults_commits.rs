@@ -79,6 +79,20 @@ impl TokenStore for Flaky {
     ) -> Result<Option<pinball::storage::LeaseHolder>, StorageError> {
         self.inner.lease_holder(master).await
     }
+    async fn note_standby(
+        &self,
+        master: &str,
+        address: &str,
+        holder: &str,
+        leading: bool,
+    ) -> Result<(), StorageError> {
+        self.inner
+            .note_standby(master, address, holder, leading)
+            .await
+    }
+    async fn standbys(&self, master: &str, within_ms: i64) -> Result<Vec<String>, StorageError> {
+        self.inner.standbys(master, within_ms).await
+    }
     async fn request_outcomes(
         &self,
         master: &str,

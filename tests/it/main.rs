@@ -15,6 +15,7 @@ mod faults_one_master;
 mod faults_outages;
 mod faults_partition;
 mod faults_soak;
+mod faults_standby;
 mod faults_stopping;
 mod helpers;
 mod master_api;

@@ -53,6 +53,9 @@ pub trait Dialect: Database + Sized {
     const LEASE_EPOCH_LOCKED: &'static str;
     /// Inserts a master's lease row unless it exists (binds: master).
     const INSERT_LEASE: &'static str;
+    /// What follows a standby's note's values: the upsert of its holder and time.
+    const STANDBY_CONFLICT: &'static str = " ON CONFLICT (master, address) DO UPDATE SET \
+         holder = excluded.holder, seen_ms = excluded.seen_ms";
 
     /// What follows a copy insert's values so a row whose key exists is skipped (`column`
     /// is the key's first).

@@ -59,6 +59,7 @@ pub const REQUESTS_SINCE: &str = "SELECT request_key, body_hash, answer, created
      request_outcomes WHERE master = ? AND created_at >= ? ORDER BY created_at";
 pub const RELEASE_LEASE: &str =
     "UPDATE master_lease SET expires_ms = 0 WHERE master = ? AND epoch = ?";
+pub const FORGET_STANDBY: &str = "DELETE FROM master_standbys WHERE master = ? AND address = ?";
 pub const DELETE_SUMMARIES_UNDER: &str =
     "DELETE FROM instance_summaries WHERE master = ? AND prefix >= ? AND prefix < ?";
 

@@ -203,6 +203,51 @@ where
         Ok(row.map(|r| holder_from_row(&r)).transpose()?)
     }
 
+    async fn note_standby(
+        &self,
+        master: &str,
+        address: &str,
+        holder: &str,
+        leading: bool,
+    ) -> Result<(), StorageError> {
+        if leading {
+            sqlx::query(DB::sql(q::FORGET_STANDBY))
+                .bind(master)
+                .bind(address)
+                .execute(&self.lease_pool)
+                .await?;
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO master_standbys (master, address, holder, seen_ms) VALUES (?, ?, ?, {}){}",
+            DB::NOW_MS,
+            DB::STANDBY_CONFLICT
+        );
+        sqlx::query(DB::sql_built(sql))
+            .bind(master)
+            .bind(address)
+            .bind(holder)
+            .execute(&self.lease_pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn standbys(&self, master: &str, within_ms: i64) -> Result<Vec<String>, StorageError> {
+        let sql = format!(
+            "SELECT address FROM master_standbys WHERE master = ? AND seen_ms > {} - ? ORDER BY address",
+            DB::NOW_MS
+        );
+        let rows = sqlx::query(DB::sql_built(sql))
+            .bind(master)
+            .bind(within_ms)
+            .fetch_all(&self.lease_pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?)
+    }
+
     async fn release_lease(&self, master: &str, epoch: i64) -> Result<(), StorageError> {
         sqlx::query(DB::sql(q::RELEASE_LEASE))
             .bind(master)

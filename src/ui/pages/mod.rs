@@ -62,6 +62,8 @@ pub struct Head {
     pub role: &'static str,
     /// The status label's scope, as a query string (`workflow=W&instance=I`).
     pub scope: String,
+    /// The footer: which master leads and its standbys (empty until known).
+    pub masters: String,
 }
 
 impl Head {
@@ -77,6 +79,7 @@ impl Head {
                 Level::Workflow(w) => format!("workflow={w}"),
                 Level::Instance(w, i) => format!("workflow={w}&instance={i}"),
             },
+            masters: ui.masters.read().map(|m| m.clone()).unwrap_or_default(),
         }
     }
 
@@ -88,6 +91,7 @@ impl Head {
             user: String::new(),
             role: "viewer",
             scope: String::new(),
+            masters: String::new(),
         }
     }
 }
