@@ -1,7 +1,7 @@
 //! A standby master (CONTRACT §7.3): a `-m master` whose lease another master holds. It answers
-//! on its own address meanwhile: `/ready` 503 naming the leader, `/api/v1/health` with its
-//! role, every other call 503 `UNAVAILABLE` with `"leader": "HOST:PORT"`, so a client goes
-//! there. It looks at the lease row every half second (by the database's clock), and when the
+//! on its own address meanwhile: `/ready` 503 naming the leader, and every `/api/v1/*` call 503
+//! `UNAVAILABLE` with `"leader": "HOST:PORT"`, so a client goes there (`/api/v1/health` with the
+//! health's fields beside: its role, the leader, the epoch). It looks at the lease row every half second (by the database's clock), and when the
 //! lease has expired (the leader died, hung or was cut off) or its holder is a dead process of
 //! this host, it takes the lease (a greater epoch: the old leader can never commit again),
 //! loads the tokens and serves, on the same listener.
@@ -73,20 +73,33 @@ async fn ready(State(seen): State<Seen>) -> Response {
     crate::web::probes::readiness(Err(reason))
 }
 
+/// 503 like every call to a standby (CONTRACT §7.3), with the health's fields beside the
+/// error: its role, the leader and the lease's epoch.
 async fn health(State(seen): State<Seen>) -> Response {
     let (leader, epoch) = seen.leader();
-    axum::Json(Health {
+    let health = Health {
         status: "standby".into(),
         master: seen.master.clone(),
         storage: seen.storage.into(),
         uptime_sec: seen.since.elapsed().as_secs(),
         time: crate::clock::now(),
         role: "standby".into(),
-        leader: (!leader.is_empty()).then_some(leader),
+        leader: (!leader.is_empty()).then(|| leader.clone()),
         epoch,
         ..Health::default()
-    })
-    .into_response()
+    };
+    let mut body = serde_json::to_value(health).unwrap_or_default();
+    let message = match leader.is_empty() {
+        true => "this master is a standby; no master leads now".to_owned(),
+        false => format!("this master is a standby; the leader is {leader}"),
+    };
+    body["error"] =
+        serde_json::json!({"code": "UNAVAILABLE", "message": message, "leader": leader});
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 /// How often a standby reads the lease row.

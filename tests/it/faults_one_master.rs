@@ -123,6 +123,36 @@ async fn second_master_on_one_server(url: &str) {
     assert_eq!(led["role"], "leader", "{led}");
     assert_eq!(led["leader"], leader.as_str());
     let epoch = led["epoch"].as_i64().unwrap();
+    // The leader's health and the dashboard's footer list the standby.
+    let standby = format!("127.0.0.1:{}", second.port);
+    wait_until(
+        Duration::from_secs(30),
+        "the leader lists its standby",
+        || async { get_health(first.port).await["standbys"] == serde_json::json!([standby]) },
+    )
+    .await;
+    let ui_port = free_port();
+    let ui_config = dir.path().join("ui.yaml");
+    std::fs::write(
+        &ui_config,
+        format!("database_url: {url}\nmaster_name: {master}\nui_port: {ui_port}\n"),
+    )
+    .unwrap();
+    let _ui = spawn_pinball(&["-c", ui_config.to_str().unwrap(), "-m", "ui"], dir.path());
+    let footer = format!(
+        "<footer class=\"masters\">master {master}: leader {leader} (epoch {epoch}); standbys: {standby}</footer>"
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the footer names the masters",
+        || async {
+            match reqwest::get(format!("http://127.0.0.1:{ui_port}/workflows/")).await {
+                Ok(r) => r.text().await.is_ok_and(|t| t.contains(&footer)),
+                Err(_) => false,
+            }
+        },
+    )
+    .await;
     // The first serves on, and took the write the second refused.
     assert_eq!(ready(first.port).await.0, 200);
     assert_eq!(write_one(first.port, "/one/after").await.0, 200);

@@ -384,8 +384,8 @@ async fn a_database_migrated_by_an_earlier_pinball_is_adopted_without_running_ag
             .unwrap();
     assert_eq!(
         applied,
-        vec![1, 2, 3, 4, 5, 6],
-        "both adopted and recorded by the new migrator, and the audit log's, job logs', archive age's and master lease's added"
+        vec![1, 2, 3, 4, 5, 6, 7],
+        "both adopted and recorded by the new migrator, and the audit log's, job logs', archive age's, master lease's and standbys' added"
     );
 }
 
