@@ -105,7 +105,9 @@ async fn takeovers(url: &str, signal: i32, rounds: usize) -> Vec<Duration> {
             attempts: 1000,
             initial_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(100),
-            timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(60),
+            // As `RetryPolicy::from_config` sets it: half the lease.
+            failover_timeout: Duration::from_millis(LEASE_SEC * 500),
         },
     );
     let mut out = Vec::new();
@@ -187,6 +189,7 @@ async fn fencing(url: &str) -> (Duration, Duration) {
 }
 
 fn main() {
+    pinball::config::install_tls_provider();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pinball::config::Config;
-use pinball::master::client::LocalMasterClient;
+use pinball::master::LocalMasterClient;
 use pinball::master::{Master, MasterClient};
 use pinball::ops::read::DataLayer;
 use pinball::parser::{JobDef, WorkflowDef};

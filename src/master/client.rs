@@ -13,7 +13,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::answers::{Failure, error_of};
-use super::service::Master;
 use crate::config::{Config, Secret};
 use crate::token::MasterError;
 use crate::token::*;
@@ -84,6 +83,9 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// Time limit of one attempt (a parked claim's `wait_ms` is added to it).
     pub timeout: Duration,
+    /// With several masters, the time limit of one attempt at most: a hung leader (paused, or
+    /// its host gone silent) is left for the next address after this long.
+    pub failover_timeout: Duration,
 }
 
 impl RetryPolicy {
@@ -93,6 +95,8 @@ impl RetryPolicy {
             attempts: c.client_connect_attempts,
             max_backoff: Duration::from_secs(c.max_backoff_client_reconnect_sec.max(1)),
             timeout: Duration::from_secs(c.client_timeout_sec.max(1)),
+            // Half a lease: a standby takes a hung leader's lease over within one.
+            failover_timeout: Duration::from_secs((c.master_lease_sec / 2).max(2)),
             ..Default::default()
         }
     }
@@ -105,6 +109,7 @@ impl Default for RetryPolicy {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
             timeout: Duration::from_secs(60),
+            failover_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -118,6 +123,9 @@ pub struct HttpMasterClient {
     current: Arc<AtomicUsize>,
     /// The one that answered last, plus one (0: none yet), to log a change once.
     answered: Arc<AtomicUsize>,
+    /// When each was last found unreachable (milliseconds since the epoch; 0: never): a
+    /// standby's word that one leads is not followed back to it meanwhile.
+    unreachable_ms: Arc<[std::sync::atomic::AtomicI64]>,
     policy: RetryPolicy,
     /// `Authorization: Bearer ...`, when this process has a token (marked sensitive, so it
     /// never shows in reqwest's `Debug`).
@@ -141,6 +149,7 @@ impl HttpMasterClient {
             .expect("an HTTP client without TLS always builds");
         HttpMasterClient {
             http,
+            unreachable_ms: hosts.iter().map(|_| Default::default()).collect(),
             hosts: Arc::new(hosts),
             current: Arc::default(),
             answered: Arc::default(),
@@ -169,7 +178,14 @@ impl HttpMasterClient {
     /// The call went to `hosts[i]`, which did not answer or stands by (naming `leader`): the
     /// next call goes to the leader it named when that is one of `hosts`, else to the next.
     fn move_on(&self, i: usize, leader: Option<&str>) -> usize {
-        let named = leader.and_then(|l| self.hosts.iter().position(|h| h == l));
+        let recently = self.policy.timeout.min(self.policy.failover_timeout) * 2;
+        let fresh = |j: usize| {
+            let at = self.unreachable_ms[j].load(Ordering::Relaxed);
+            crate::clock::now_ms() - at > recently.as_millis() as i64
+        };
+        let named = leader
+            .and_then(|l| self.hosts.iter().position(|h| h == l))
+            .filter(|&j| fresh(j));
         let next = named
             .filter(|&j| j != i)
             .unwrap_or((i + 1) % self.hosts.len());
@@ -196,6 +212,9 @@ impl HttpMasterClient {
         match &result {
             Ok(_) => self.answered_by(at),
             Err(f) if f.standby.is_some() || matches!(f.error, MasterError::Unreachable(_)) => {
+                if matches!(f.error, MasterError::Unreachable(_)) {
+                    self.unreachable_ms[at].store(crate::clock::now_ms(), Ordering::Relaxed);
+                }
                 if self.hosts.len() > 1 {
                     let next = self.move_on(at, f.standby.as_deref());
                     tracing::info!(from = %self.hosts[at], to = %self.hosts[next], error = %f.error, "the master did not serve the call; trying another address");
@@ -225,8 +244,12 @@ impl HttpMasterClient {
         if let Some(auth) = &self.auth {
             request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
         }
+        let limit = match self.hosts.len() {
+            1 => self.policy.timeout,
+            _ => self.policy.timeout.min(self.policy.failover_timeout),
+        };
         let response = request
-            .timeout(self.policy.timeout + extra_wait)
+            .timeout(limit + extra_wait)
             .send()
             .await
             .map_err(|e| MasterError::Unreachable(format!("{url}: {e}")))?;
@@ -350,40 +373,5 @@ impl MasterClient for HttpMasterClient {
     async fn append_log(&self, req: LogRequest) -> Result<LogResponse, MasterError> {
         // Chunks are stored once by their place in the log: a resend changes nothing.
         self.call("logs", Some(&req), Duration::ZERO, false).await
-    }
-}
-
-/// A client of a master running in this process (tests, `-m all` without a network hop).
-#[derive(Clone)]
-pub struct LocalMasterClient(pub Master);
-
-#[async_trait]
-impl MasterClient for LocalMasterClient {
-    async fn modify(&self, req: ModifyRequest) -> Result<ModifyResponse, MasterError> {
-        self.0.modify(req).await
-    }
-    async fn query(&self, req: QueryRequest) -> Result<QueryResponse, MasterError> {
-        self.0.query(req).await
-    }
-    async fn query_and_own(
-        &self,
-        req: QueryAndOwnRequest,
-    ) -> Result<QueryAndOwnResponse, MasterError> {
-        self.0.query_and_own(req).await
-    }
-    async fn group(&self, req: GroupRequest) -> Result<GroupResponse, MasterError> {
-        self.0.group(req).await
-    }
-    async fn archive(&self, req: ArchiveRequest) -> Result<ArchiveResponse, MasterError> {
-        self.0.archive(req).await
-    }
-    async fn health(&self) -> Result<Health, MasterError> {
-        self.0.health().await
-    }
-    async fn audit(&self, req: AuditRequest) -> Result<AuditResponse, MasterError> {
-        self.0.audit(req, "in-process").await
-    }
-    async fn append_log(&self, req: LogRequest) -> Result<LogResponse, MasterError> {
-        self.0.append_log(req).await
     }
 }

@@ -8,6 +8,7 @@ pub mod budget;
 pub mod client;
 pub mod lease;
 mod load;
+mod local;
 pub mod logs;
 pub mod openapi;
 pub mod options;
@@ -25,6 +26,7 @@ mod watch;
 mod writer;
 
 pub use crate::token::MasterError;
-pub use client::{HttpMasterClient, LocalMasterClient, MasterClient};
+pub use client::{HttpMasterClient, MasterClient};
+pub use local::LocalMasterClient;
 pub use options::{JobLog, MasterOptions, Naming};
 pub use service::Master;

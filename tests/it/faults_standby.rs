@@ -1,9 +1,10 @@
 //! A standby master (issue 30), with real processes on MariaDB and PostgreSQL: a 300-job fan-out
 //! and a schedule firing every two seconds go on while the leader is SIGKILLed three times (each
-//! job's side record exactly once, each due time once); a leader cut off from its database
-//! stops serving and the standby takes over without a moment of two leaders, and the old one
-//! never serves again; a leader cut off from its clients keeps its lease (no flapping); two
-//! masters started at the same moment make one leader.
+//! job's side record exactly once, each due time once, each write in flight either landed or
+//! refused, never both); a leader cut off from its database stops serving and the standby takes
+//! over without a moment of two leaders, and the old one never serves again; a leader cut off
+//! from its clients keeps its lease (no flapping); two masters started at the same moment make
+//! one leader.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -159,6 +160,9 @@ async fn killed_leaders(url: &str) {
         ports.iter().map(|p| format!("127.0.0.1:{p}")).collect(),
         RetryPolicy::default(),
     );
+    // Writes in flight through the takeovers: each lands once or is refused, never both.
+    let (stop_writes, stopped) = tokio::sync::watch::channel(false);
+    let writer = tokio::spawn(in_flight(client.clone(), stopped));
     let mut takeovers = Vec::new();
     for round in 0..3 {
         let lines = |n: usize| {
@@ -185,6 +189,26 @@ async fn killed_leaders(url: &str) {
         masters[was] = Some(start_master_process(&configs[was]).await);
     }
     eprintln!("SIGKILL of the leader to the first acknowledged write by the next: {takeovers:?}");
+    let _ = stop_writes.send(true);
+    let (acked, refused) = writer.await.unwrap();
+    let stored: std::collections::BTreeSet<String> = client
+        .query_prefix("/inflight/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert!(
+        acked.len() > 50,
+        "writes went on ({} acknowledged)",
+        acked.len()
+    );
+    for name in &acked {
+        assert!(stored.contains(name), "{name} was acknowledged and is gone");
+    }
+    for name in &refused {
+        assert!(!stored.contains(name), "{name} was refused and is there");
+    }
 
     wait_until(secs(120), "the fan-out ends", || async {
         std::fs::read_to_string(&runs).is_ok_and(|t| t.lines().any(|l| l == "z"))
@@ -214,6 +238,31 @@ async fn killed_leaders(url: &str) {
             "due times twice or missed: {ticks}"
         );
     }
+}
+
+/// Inserts `/inflight/N` one after another through `client` until told to stop: the names
+/// acknowledged, and those refused as not committed.
+async fn in_flight(
+    client: HttpMasterClient,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> (Vec<String>, Vec<String>) {
+    let (mut acked, mut refused) = (Vec::new(), Vec::new());
+    for n in 0.. {
+        if *stop.borrow_and_update() {
+            break;
+        }
+        let name = format!("/inflight/{n:06}");
+        let req = ModifyRequest {
+            updates: vec![Token::new(&name, None)],
+            ..Default::default()
+        };
+        match client.modify(req).await {
+            Ok(_) => acked.push(name),
+            Err(e) if e.to_string().contains("not committed") => refused.push(name),
+            Err(_) => {}
+        }
+    }
+    (acked, refused)
 }
 
 #[tokio::test]

@@ -8,7 +8,6 @@ use std::future::Future;
 
 use async_trait::async_trait;
 use sqlx::migrate::{Migrate, Migrator};
-use sqlx::pool::PoolConnection;
 use sqlx::{
     AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
     QueryBuilder, Row, SqlSafeStr, SqlStr, Type,
@@ -115,73 +114,15 @@ const ROWS_PER_STATEMENT: usize = 500;
 /// Statements both dialects share.
 mod q;
 
+mod tx;
+use tx::WriteTx;
+
 /// A database of one dialect, behind a pool.
 pub struct SqlStore<DB: Database> {
     pub(super) pool: Pool<DB>,
     /// One connection for the master's lease renewals, so a renewal never waits behind the
     /// pool's writers (the same pool where writes lock the whole file).
     pub(super) lease_pool: Pool<DB>,
-}
-
-/// One write transaction on a pooled connection of its own. The connection goes back to the
-/// pool only after a COMMIT that succeeded; after any error, or when the future running the
-/// transaction is dropped midway, it is closed (which rolls the transaction back) so a
-/// connection in an unknown transaction state is never handed out again. Sharing one after a
-/// failed rollback is what left a master failing every write with "begin_with at non-zero
-/// transaction depth" after a full disk.
-struct WriteTx<DB: Database> {
-    conn: PoolConnection<DB>,
-    committed: bool,
-}
-
-impl<DB: Dialect> WriteTx<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-{
-    async fn begin(pool: &Pool<DB>) -> Result<Self, sqlx::Error> {
-        let conn = pool.acquire().await?;
-        let mut tx = WriteTx {
-            conn,
-            committed: false,
-        };
-        sqlx::query(DB::sql(DB::BEGIN)).execute(tx.conn()).await?;
-        Ok(tx)
-    }
-
-    fn conn(&mut self) -> &mut DB::Connection {
-        &mut self.conn
-    }
-
-    /// Commits. A failure on a broken connection leaves the outcome unknown; an error the
-    /// database answered with means nothing was committed.
-    async fn commit(mut self) -> Result<(), StorageError> {
-        match sqlx::query(DB::sql("COMMIT")).execute(self.conn()).await {
-            Ok(_) => {
-                self.committed = true;
-                Ok(())
-            }
-            Err(e) => {
-                let cause = Cause::of(&e);
-                Err(if cause.is_connection() {
-                    StorageError::CommitUnknown {
-                        cause,
-                        detail: e.to_string(),
-                    }
-                } else {
-                    StorageError::unavailable(cause, e.to_string())
-                })
-            }
-        }
-    }
-}
-
-impl<DB: Database> Drop for WriteTx<DB> {
-    fn drop(&mut self) {
-        if !self.committed {
-            self.conn.close_on_drop();
-        }
-    }
 }
 
 /// Decodes `name, version, owner, expiration_time, priority, data`, by position (a lookup by

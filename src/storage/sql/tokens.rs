@@ -59,12 +59,22 @@ where
     }
 
     async fn commit(&self, master: &str, batch: &CommitBatch<'_>) -> Result<(), StorageError> {
-        let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
-        if let Some(epoch) = batch.epoch {
-            // First, and locked until the commit: a master taking the lease over waits for
-            // this transaction, and this one fails once it has.
-            check_epoch::<DB>(tx.conn(), master, epoch).await?;
-        }
+        // The epoch first, and locked until the commit: a master taking the lease over waits
+        // for this transaction, and this one fails once it has.
+        let mut tx = match batch.epoch {
+            Some(epoch) => match WriteTx::<DB>::begin_fenced(&self.pool, master).await? {
+                Some((tx, found)) => {
+                    fenced(master, epoch, found)?;
+                    tx
+                }
+                None => {
+                    let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
+                    check_epoch::<DB>(tx.conn(), master, epoch).await?;
+                    tx
+                }
+            },
+            None => WriteTx::<DB>::begin(&self.pool).await?,
+        };
         write_requests::<DB>(tx.conn(), master, batch).await?;
         let now = batch.archived_at.unwrap_or_else(unix_now);
         for part in chunks(&batch.archived, ROWS_PER_STATEMENT, DB::BYTES_PER_STATEMENT) {
@@ -305,6 +315,11 @@ where
         .fetch_optional(conn)
         .await?;
     let now: Option<i64> = row.map(|r| r.try_get(0)).transpose()?;
+    fenced(master, epoch, now)
+}
+
+/// `Deposed` unless the lease row's epoch `now` is this master's `epoch`.
+fn fenced(master: &str, epoch: i64, now: Option<i64>) -> Result<(), StorageError> {
     if now == Some(epoch) {
         return Ok(());
     }
