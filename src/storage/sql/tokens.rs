@@ -140,6 +140,11 @@ where
         claim: &LeaseClaim<'_>,
     ) -> Result<LeaseOutcome, StorageError> {
         let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
+        if let Some(lock) = DB::takeover_lock(master) {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(lock))
+                .execute(tx.conn())
+                .await?;
+        }
         sqlx::query(DB::sql(DB::INSERT_LEASE))
             .bind(master)
             .execute(tx.conn())

@@ -58,11 +58,7 @@ where
             conn,
             committed: false,
         };
-        let sql = format!(
-            "{}; SELECT epoch FROM master_lease WHERE master = '{master}'{}",
-            DB::BEGIN,
-            DB::LOCK_ROWS
-        );
+        let sql = format!("{}; {}", DB::BEGIN, DB::fence(master));
         let rows = sqlx::raw_sql(AssertSqlSafe(sql))
             .fetch_all(tx.conn())
             .await?;
