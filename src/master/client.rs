@@ -183,12 +183,14 @@ impl HttpMasterClient {
             let at = self.unreachable_ms[j].load(Ordering::Relaxed);
             crate::clock::now_ms() - at > recently.as_millis() as i64
         };
-        let named = leader
-            .and_then(|l| self.hosts.iter().position(|h| h == l))
-            .filter(|&j| fresh(j));
-        let next = named
-            .filter(|&j| j != i)
-            .unwrap_or((i + 1) % self.hosts.len());
+        let named = leader.and_then(|l| self.hosts.iter().position(|h| h == l));
+        let next = match named {
+            Some(j) if j != i && fresh(j) => j,
+            // The leader it names did not answer just now: this standby takes its lease over
+            // soon; ask it again rather than the silent one.
+            Some(j) if j != i => i,
+            _ => (i + 1) % self.hosts.len(),
+        };
         self.current.store(next, Ordering::Relaxed);
         next
     }
