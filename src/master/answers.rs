@@ -9,6 +9,14 @@ pub(super) struct Failure {
     pub(super) standby: Option<String>,
 }
 
+impl Failure {
+    /// Whether another master may serve the call: this one did not answer, or stands by (or
+    /// lost its lease's renewal) and named the leader, or none.
+    pub(super) fn elsewhere(&self) -> bool {
+        self.standby.is_some() || matches!(self.error, MasterError::Unreachable(_))
+    }
+}
+
 impl From<MasterError> for Failure {
     fn from(error: MasterError) -> Self {
         Failure {

@@ -213,7 +213,7 @@ impl HttpMasterClient {
         let result = self.once_at(at, path, body, extra_wait, key).await;
         match &result {
             Ok(_) => self.answered_by(at),
-            Err(f) if f.standby.is_some() || matches!(f.error, MasterError::Unreachable(_)) => {
+            Err(f) if f.elsewhere() => {
                 if matches!(f.error, MasterError::Unreachable(_)) {
                     self.unreachable_ms[at].store(crate::clock::now_ms(), Ordering::Relaxed);
                 }
@@ -268,9 +268,7 @@ impl HttpMasterClient {
         }
         Err(error_of(&url, status, &bytes))
     }
-}
 
-impl HttpMasterClient {
     /// Calls `path`, retrying transient failures. A write (`keyed`) carries one
     /// `Idempotency-Key` on every try: if an answer is lost after the master committed, the
     /// retry gets that answer instead of being applied again (or refused as a conflict).
@@ -299,7 +297,7 @@ impl HttpMasterClient {
         let mut moved = 0;
         loop {
             let answer = match self.once(path, body, extra_wait, key.as_deref()).await {
-                Err(f) if f.standby.is_some() || matches!(f.error, MasterError::Unreachable(_)) => {
+                Err(f) if f.elsewhere() => {
                     moved += 1;
                     if moved < self.hosts.len() {
                         continue;

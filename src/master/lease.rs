@@ -162,13 +162,13 @@ pub(super) fn spawn_renewal(
                 return;
             };
             let asked = born.elapsed();
-            let answer = tokio::time::timeout(
-                every,
-                storage.renew_lease(&master, epoch, lease.as_millis() as i64),
-            )
-            .await;
+            let renewal = storage.renew_lease(&master, epoch, lease.as_millis() as i64);
+            let answer = match tokio::time::timeout(every, renewal).await {
+                Ok(answer) => answer.map_err(|e| e.to_string()),
+                Err(_) => Err("the database did not answer in time".to_owned()),
+            };
             match answer {
-                Ok(Ok(true)) => {
+                Ok(true) => {
                     // The database extended it from a moment after `asked`.
                     renewed.store(
                         asked.as_millis() as u64,
@@ -189,25 +189,15 @@ pub(super) fn spawn_renewal(
                     }
                     failing = false;
                 }
-                Ok(Ok(false)) => {
+                Ok(false) => {
                     shared.depose(format!(
                         "another master took over master {master}: this one's lease (epoch {epoch}) is gone"
                     ));
                     return;
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     if !failing {
                         tracing::warn!(master, epoch, error = %e, "cannot renew the master's lease; it serves on until 0.7 of the lease has passed");
-                    }
-                    failing = true;
-                }
-                Err(_) => {
-                    if !failing {
-                        tracing::warn!(
-                            master,
-                            epoch,
-                            "the database did not renew the master's lease in time; it serves on until 0.7 of the lease has passed"
-                        );
                     }
                     failing = true;
                 }

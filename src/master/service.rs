@@ -528,6 +528,11 @@ impl Master {
         Ok(())
     }
 
+    /// The epoch of the lease this master holds (`None`: it takes none).
+    pub fn epoch(&self) -> Option<i64> {
+        self.shared.epoch
+    }
+
     /// Whether this master serves nothing now, its lease unrenewed past 0.7 of its length.
     pub fn lapsed(&self) -> bool {
         self.shared.lapsed.load(Ordering::Acquire)

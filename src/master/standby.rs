@@ -1,10 +1,11 @@
 //! A standby master (CONTRACT §7.3): a `-m master` whose lease another master holds. It answers
 //! on its own address meanwhile: `/ready` 503 naming the leader, and every `/api/v1/*` call 503
 //! `UNAVAILABLE` with `"leader": "HOST:PORT"`, so a client goes there (`/api/v1/health` with the
-//! health's fields beside: its role, the leader, the epoch). It looks at the lease row every half second (by the database's clock), and when the
-//! lease has expired (the leader died, hung or was cut off) or its holder is a dead process of
-//! this host, it takes the lease (a greater epoch: the old leader can never commit again),
-//! loads the tokens and serves, on the same listener.
+//! health's fields beside: its role, the leader, the epoch). It looks at the lease row every
+//! half second (by the database's clock), and when the lease has expired (the leader died, hung
+//! or was cut off) or its holder is a dead process of this host, it takes the lease (a greater
+//! epoch: the old leader can never commit again), loads the tokens and serves, on the same
+//! listener.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -89,12 +90,7 @@ async fn health(State(seen): State<Seen>) -> Response {
         ..Health::default()
     };
     let mut body = serde_json::to_value(health).unwrap_or_default();
-    let message = match leader.is_empty() {
-        true => "this master is a standby; no master leads now".to_owned(),
-        false => format!("this master is a standby; the leader is {leader}"),
-    };
-    body["error"] =
-        serde_json::json!({"code": "UNAVAILABLE", "message": message, "leader": leader});
+    body["error"] = crate::web::error::standby_error(&leader);
     (
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
         axum::Json(body),
@@ -159,12 +155,12 @@ pub async fn lead(
     spec: HoldSpec,
     listener: Arc<TcpListener>,
     settings: ApiSettings,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Result<Option<Master>, Refused> {
     let (seen_tx, seen_rx) = watch::channel(None);
     // The standby's server, once this process stands by: dropping the sender ends it.
     let mut standby: Option<tokio::sync::oneshot::Sender<()>> = None;
-    let stopped = |stop: &mut watch::Receiver<bool>| {
+    let stopped = || {
         let mut stop = stop.clone();
         async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -175,8 +171,7 @@ pub async fn lead(
         let refused = tokio::select! {
             taken = attempt => match taken {
                 Ok(master) => {
-                    let health = master.health().await.ok();
-                    let epoch = health.and_then(|h| h.epoch).unwrap_or(0);
+                    let epoch = master.epoch().unwrap_or(0);
                     metrics::gauge!(crate::metrics::IS_LEADER).set(1.0);
                     metrics::gauge!(crate::metrics::EPOCH).set(epoch as f64);
                     if standby.take().is_some() {
@@ -191,7 +186,7 @@ pub async fn lead(
                 }
                 Err(refused) => refused,
             },
-            () = stopped(&mut stop) => return Ok(None),
+            () = stopped() => return Ok(None),
         };
         if spec.file_locked {
             return Err(refused);
@@ -227,7 +222,7 @@ pub async fn lead(
         }
         tokio::select! {
             () = wait_free(store.as_ref(), name, &spec.address, poll(spec.lease), &seen_tx) => {}
-            () = stopped(&mut stop) => return Ok(None),
+            () = stopped() => return Ok(None),
         }
     }
 }

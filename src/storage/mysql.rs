@@ -8,7 +8,7 @@ use sqlx::migrate::Migrator;
 use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlQueryResult};
 use sqlx::{ConnectOptions, Row};
 
-use super::sql::{Dialect, SqlStore, token_from_row};
+use super::sql::{Dialect, SqlStore};
 use super::{StorageError, Token, redact_url};
 
 pub type MysqlStorage = SqlStore<MySql>;
@@ -82,16 +82,7 @@ impl Dialect for MySql {
     }
 
     async fn load_rows(pool: &MySqlPool, master: &str) -> Result<Vec<Token>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT name, version, owner, expiration_time, priority, data FROM active_tokens WHERE master = ? ORDER BY name",
-        )
-        .bind(master)
-        .fetch_all(pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(token_from_row)
-            .collect::<Result<Vec<_>, _>>()?)
+        super::sql::load_in_one_read(pool, master).await
     }
 
     async fn after_migrate(pool: &MySqlPool) -> Result<(), StorageError> {

@@ -10,7 +10,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, Postgres};
 use sqlx::{AssertSqlSafe, ConnectOptions, Row, SqlSafeStr, SqlStr};
 
-use super::sql::{Dialect, SqlStore, numbered, token_from_row};
+use super::sql::{Dialect, SqlStore, numbered};
 use super::{StorageError, Token, redact_url};
 
 pub type PostgresStorage = SqlStore<Postgres>;
@@ -80,16 +80,7 @@ impl Dialect for Postgres {
     }
 
     async fn load_rows(pool: &PgPool, master: &str) -> Result<Vec<Token>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT name, version, owner, expiration_time, priority, data FROM active_tokens WHERE master = $1",
-        )
-        .bind(master)
-        .fetch_all(pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(token_from_row)
-            .collect::<Result<Vec<_>, _>>()?)
+        super::sql::load_in_one_read(pool, master).await
     }
 
     async fn after_migrate(pool: &PgPool) -> Result<(), StorageError> {

@@ -95,12 +95,7 @@ impl IntoResponse for ApiError {
                 return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response();
             }
             ApiError::Standby { leader } => {
-                let message = if leader.is_empty() {
-                    "this master is a standby; no master leads now".to_owned()
-                } else {
-                    format!("this master is a standby; the leader is {leader}")
-                };
-                let body = serde_json::json!({"error": {"code": "UNAVAILABLE", "message": message, "leader": leader}});
+                let body = serde_json::json!({"error": standby_error(&leader)});
                 return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
             }
             ApiError::Lapsed(message) => {
@@ -138,6 +133,17 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The error object of a standby master's every answer: `UNAVAILABLE`, naming the leader
+/// (`leader` empty: none leads now).
+pub fn standby_error(leader: &str) -> serde_json::Value {
+    let message = if leader.is_empty() {
+        "this master is a standby; no master leads now".to_owned()
+    } else {
+        format!("this master is a standby; the leader is {leader}")
+    };
+    serde_json::json!({"code": "UNAVAILABLE", "message": message, "leader": leader})
 }
 
 /// Every error answer: `{"error": {"code", "message"}}` (CONTRACT §2).

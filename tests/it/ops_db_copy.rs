@@ -320,25 +320,17 @@ async fn copies_run_in_every_direction_among_sqlite_mariadb_and_postgresql() {
             copy_interrupted(hop[0], hop[1], &master, &expected, d).await;
         }
         let back = pinball::storage::open(&last).unwrap();
-        let mut a = src
-            .read(
-                &master,
-                pinball::storage::Table::Archived,
-                "/workflow/bulk/",
-            )
-            .await
-            .unwrap();
-        let mut b = back
-            .read(
-                &master,
-                pinball::storage::Table::Archived,
-                "/workflow/bulk/",
-            )
-            .await
-            .unwrap();
-        a.sort_by(|x, y| x.name.cmp(&y.name));
-        b.sort_by(|x, y| x.name.cmp(&y.name));
-        assert!(a == b, "the archive came back the same through {chain:?}");
+        let master = &master;
+        let archive = |store: Box<dyn Storage>| async move {
+            let table = pinball::storage::Table::Archived;
+            let mut tokens = store.read(master, table, "/workflow/bulk/").await.unwrap();
+            tokens.sort_by(|x, y| x.name.cmp(&y.name));
+            tokens
+        };
+        assert!(
+            archive(src).await == archive(back).await,
+            "the archive came back the same through {chain:?}"
+        );
     }
 }
 

@@ -141,6 +141,34 @@ pub struct SqlStore<DB: Database> {
     pub(super) lease_pool: Pool<DB>,
 }
 
+/// Every active token of `master` in one read, in no particular order: the server decodes the
+/// rows while the master builds its map (MySQL's and PostgreSQL's `load_rows`).
+pub(super) async fn load_in_one_read<DB: Dialect>(
+    pool: &Pool<DB>,
+    master: &str,
+) -> Result<Vec<Token>, StorageError>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+    for<'r> f64: Decode<'r, DB> + Type<DB>,
+{
+    let mut conn = pool.acquire().await?;
+    let rows = sqlx::query(DB::sql(
+        "SELECT name, version, owner, expiration_time, priority, data FROM active_tokens WHERE master = ?",
+    ))
+    .bind(master)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(token_from_row)
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 /// Decodes `name, version, owner, expiration_time, priority, data`, by position (a lookup by
 /// column name costs a hash per column per row, which shows at a million rows).
 pub(super) fn token_from_row<R: Row>(row: &R) -> Result<Token, sqlx::Error>
