@@ -75,6 +75,15 @@ macro_rules! migrations {
                     "/0007_master_standbys.sql"
                 )),
             ),
+            migration(
+                8,
+                "master epoch in masters",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $dir,
+                    "/0008_masters_epoch.sql"
+                )),
+            ),
         ])
     };
 }

@@ -58,8 +58,6 @@ impl Dialect for MySql {
 
     const NOW_MS: &'static str = "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)";
     const LOCK_ROWS: &'static str = " FOR UPDATE";
-    const LEASE_EPOCH_LOCKED: &'static str =
-        "SELECT epoch FROM master_lease WHERE master = ? FOR UPDATE";
     const INSERT_LEASE: &'static str = "INSERT IGNORE INTO master_lease (master, epoch, holder, \
          address, since_ms, expires_ms) VALUES (?, 0, '', '', 0, 0)";
 

@@ -62,8 +62,6 @@ impl Dialect for Postgres {
     const SIZE_BYTES: &'static str = "SELECT CAST(pg_database_size(current_database()) AS BIGINT)";
     const NOW_MS: &'static str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
     const LOCK_ROWS: &'static str = " FOR UPDATE";
-    const LEASE_EPOCH_LOCKED: &'static str =
-        "SELECT epoch FROM master_lease WHERE master = ? FOR UPDATE";
     const INSERT_LEASE: &'static str = "INSERT INTO master_lease (master, epoch, holder, address, \
          since_ms, expires_ms) VALUES (?, 0, '', '', 0, 0) ON CONFLICT (master) DO NOTHING";
 
@@ -98,25 +96,6 @@ impl Dialect for Postgres {
         Ok(())
     }
 
-    /// A shared advisory lock held to the commit instead of `FOR UPDATE`, which writes the
-    /// locker into the row (a WAL record per commit: +0.13 ms a commit in `pgbench` here,
-    /// where the advisory lock costs nothing measurable). A takeover takes the same lock
-    /// exclusively ([`Dialect::takeover_lock`]), so it waits for the commits in flight, and a
-    /// commit after it reads the new epoch.
-    fn fence(master: &str) -> String {
-        format!(
-            "SELECT epoch FROM master_lease, pg_advisory_xact_lock_shared({}) WHERE master = '{master}'",
-            fence_key(master)
-        )
-    }
-
-    fn takeover_lock(master: &str) -> Option<String> {
-        Some(format!(
-            "SELECT 1 FROM pg_advisory_xact_lock({})",
-            fence_key(master)
-        ))
-    }
-
     fn sql(sql: &'static str) -> SqlStr {
         AssertSqlSafe(numbered(sql)).into_sql_str()
     }
@@ -124,14 +103,4 @@ impl Dialect for Postgres {
     fn sql_built(sql: String) -> SqlStr {
         AssertSqlSafe(numbered(&sql)).into_sql_str()
     }
-}
-
-/// The advisory lock's key of master `master`: FNV-1a of its name (a collision between two
-/// masters' names only makes one wait for the other's takeover).
-fn fence_key(master: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in format!("pinball master {master}").bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    h as i64
 }

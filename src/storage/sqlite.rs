@@ -80,7 +80,6 @@ impl Dialect for Sqlite {
 
     const NOW_MS: &'static str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
     const LOCK_ROWS: &'static str = "";
-    const LEASE_EPOCH_LOCKED: &'static str = "SELECT epoch FROM master_lease WHERE master = ?";
     const INSERT_LEASE: &'static str = "INSERT OR IGNORE INTO master_lease (master, epoch, \
          holder, address, since_ms, expires_ms) VALUES (?, 0, '', '', 0, 0)";
 

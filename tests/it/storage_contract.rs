@@ -287,6 +287,85 @@ async fn the_master_lease_and_request_outcomes_hold_on_every_backend() {
     }
 }
 
+/// A commit of the old leader racing a takeover, round after round: it lands before the
+/// takeover (the new leader's load sees it) or it is refused as deposed and writes nothing;
+/// never after the takeover, where it would overwrite the new leader's write.
+async fn commits_racing_takeovers(url: &str) {
+    use storage::{LeaseClaim, LeaseOutcome, StorageError, Take};
+    let store = open(url).await;
+    let master = unique_master("race");
+    let claim = |take| LeaseClaim {
+        holder: "racer",
+        address: "127.0.0.1:9001",
+        lease_ms: 60_000,
+        take,
+    };
+    let mut epoch = match store.take_lease(&master, &claim(Take::Always)).await {
+        Ok(LeaseOutcome::Taken { epoch }) => epoch,
+        other => panic!("{url}: {other:?}"),
+    };
+    let (mut landed, mut refused) = (0, 0);
+    for round in 1..=30 {
+        let (old, new) = (format!("old-{round}"), format!("new-{round}"));
+        let stale = CommitBatch {
+            upserts: vec![row("/race", round, Some(&old))],
+            version_floor: round,
+            epoch: Some(epoch),
+            ..Default::default()
+        };
+        let takeover = async {
+            let taken = store
+                .take_lease(&master, &claim(Take::OrReplace(epoch)))
+                .await
+                .unwrap();
+            let LeaseOutcome::Taken { epoch: next } = taken else {
+                panic!("{url}: the takeover was refused: {taken:?}");
+            };
+            let seen = store.load_active(&master).await.unwrap().tokens;
+            let fresh = CommitBatch {
+                upserts: vec![row("/race", round, Some(&new))],
+                version_floor: round,
+                epoch: Some(next),
+                ..Default::default()
+            };
+            store.commit(&master, &fresh).await.unwrap();
+            (next, seen)
+        };
+        let (late, (next, seen)) = tokio::join!(store.commit(&master, &stale), takeover);
+        let seen_old = seen.iter().any(|t| t.data.as_deref() == Some(old.as_str()));
+        match late {
+            Ok(()) => {
+                landed += 1;
+                assert!(
+                    seen_old,
+                    "{url}: round {round}: an acknowledged commit of the old leader was not there when the new one loaded"
+                );
+            }
+            Err(StorageError::Deposed(_)) => {
+                refused += 1;
+                assert!(!seen_old, "{url}: round {round}: a refused commit wrote");
+            }
+            Err(e) => panic!("{url}: round {round}: {e}"),
+        }
+        let now = store.load_active(&master).await.unwrap().tokens;
+        let last: Vec<_> = now.iter().filter_map(|t| t.data.as_deref()).collect();
+        assert_eq!(last, [new.as_str()], "{url}: round {round}");
+        epoch = next;
+    }
+    eprintln!("{url}: 30 commits raced a takeover: {landed} landed before it, {refused} refused");
+}
+
+#[tokio::test]
+async fn a_commit_racing_a_takeover_lands_before_it_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in backends(
+        &dir,
+        "a_commit_racing_a_takeover_lands_before_it_or_not_at_all",
+    ) {
+        commits_racing_takeovers(&url).await;
+    }
+}
+
 #[tokio::test]
 async fn a_token_of_16_mib_is_stored_and_loaded_whole() {
     let dir = tempfile::tempdir().unwrap();
@@ -384,8 +463,8 @@ async fn a_database_migrated_by_an_earlier_pinball_is_adopted_without_running_ag
             .unwrap();
     assert_eq!(
         applied,
-        vec![1, 2, 3, 4, 5, 6, 7],
-        "both adopted and recorded by the new migrator, and the audit log's, job logs', archive age's, master lease's and standbys' added"
+        vec![1, 2, 3, 4, 5, 6, 7, 8],
+        "both adopted and recorded by the new migrator, and the audit log's, job logs', archive age's, master lease's, standbys' and the fence's epoch added"
     );
 }
 

@@ -47,9 +47,6 @@ pub trait Dialect: Database + Sized {
     /// What follows a `SELECT` that locks the rows it reads until the transaction ends
     /// (empty where the write transaction locks the whole database).
     const LOCK_ROWS: &'static str;
-    /// A master's lease epoch, locked until the transaction ends (binds: master): the check
-    /// every commit makes first.
-    const LEASE_EPOCH_LOCKED: &'static str;
     /// Inserts a master's lease row unless it exists (binds: master).
     const INSERT_LEASE: &'static str;
     /// What follows a standby's note's values: the upsert of its holder and time.
@@ -73,22 +70,6 @@ pub trait Dialect: Database + Sized {
 
     /// Checks run after the migrations (MySQL warns about a small packet limit).
     fn after_migrate(pool: &Pool<Self>) -> impl Future<Output = Result<(), StorageError>> + Send;
-
-    /// The statement that reads master `master`'s lease epoch and keeps a takeover out until
-    /// the transaction ends (`master` is a plain word, given as a literal): the row read
-    /// `FOR UPDATE` unless the database has a cheaper lock.
-    fn fence(master: &str) -> String {
-        format!(
-            "SELECT epoch FROM master_lease WHERE master = '{master}'{}",
-            Self::LOCK_ROWS
-        )
-    }
-
-    /// What a takeover runs first in its transaction to wait for the commits that hold
-    /// [`Dialect::fence`]'s lock, where that is not the row's own (binds: none).
-    fn takeover_lock(_master: &str) -> Option<String> {
-        None
-    }
 
     /// A statement as this database takes it. Statements here are written with `?`
     /// placeholders; PostgreSQL numbers them (`$1`, `$2` ...).

@@ -16,6 +16,13 @@ pub const COUNT_ACTIVE: &str = "SELECT COUNT(*) FROM active_tokens WHERE master 
 pub const COUNT_ARCHIVED: &str = "SELECT COUNT(*) FROM archived_tokens WHERE master = ?";
 pub const MASTER: &str = "SELECT version_floor, created_at FROM masters WHERE master = ?";
 pub const FLOOR: &str = "UPDATE masters SET version_floor = ? WHERE master = ?";
+/// Every fenced commit's last statement (the fence, migration 0008): it changes the row only
+/// while the row carries the committing master's epoch, and its row lock keeps a takeover out
+/// until the commit ends.
+pub const FLOOR_FENCED: &str =
+    "UPDATE masters SET version_floor = ? WHERE master = ? AND epoch = ?";
+/// A takeover's mark on the `masters` row, in the transaction that takes the lease.
+pub const MASTER_EPOCH: &str = "UPDATE masters SET epoch = ? WHERE master = ?";
 /// The names archived longest ago (the age index), for retention.
 pub const OLDEST_ARCHIVED: &str = "SELECT name FROM archived_tokens WHERE master = ? \
      AND archived_at < ? ORDER BY archived_at LIMIT ?";
@@ -62,26 +69,3 @@ pub const RELEASE_LEASE: &str =
 pub const FORGET_STANDBY: &str = "DELETE FROM master_standbys WHERE master = ? AND address = ?";
 pub const DELETE_SUMMARIES_UNDER: &str =
     "DELETE FROM instance_summaries WHERE master = ? AND prefix >= ? AND prefix < ?";
-
-#[cfg(test)]
-mod tests {
-    use super::super::Dialect;
-
-    #[test]
-    fn each_dialect_locks_the_lease_epoch_it_reads() {
-        for (dialect, locked, lock) in [
-            (
-                "sqlite",
-                sqlx::Sqlite::LEASE_EPOCH_LOCKED,
-                sqlx::Sqlite::LOCK_ROWS,
-            ),
-            (
-                "mysql",
-                sqlx::MySql::LEASE_EPOCH_LOCKED,
-                sqlx::MySql::LOCK_ROWS,
-            ),
-        ] {
-            assert_eq!(locked, format!("{}{lock}", super::LEASE_EPOCH), "{dialect}");
-        }
-    }
-}

@@ -59,22 +59,7 @@ where
     }
 
     async fn commit(&self, master: &str, batch: &CommitBatch<'_>) -> Result<(), StorageError> {
-        // The epoch first, and locked until the commit: a master taking the lease over waits
-        // for this transaction, and this one fails once it has.
-        let mut tx = match batch.epoch {
-            Some(epoch) => match WriteTx::<DB>::begin_fenced(&self.pool, master).await? {
-                Some((tx, found)) => {
-                    fenced(master, epoch, found)?;
-                    tx
-                }
-                None => {
-                    let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
-                    check_epoch::<DB>(tx.conn(), master, epoch).await?;
-                    tx
-                }
-            },
-            None => WriteTx::<DB>::begin(&self.pool).await?,
-        };
+        let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
         write_requests::<DB>(tx.conn(), master, batch).await?;
         let now = batch.archived_at.unwrap_or_else(unix_now);
         for part in chunks(&batch.archived, ROWS_PER_STATEMENT, DB::BYTES_PER_STATEMENT) {
@@ -126,12 +111,7 @@ where
                 .execute(tx.conn())
                 .await?;
         }
-        sqlx::query(DB::sql(q::FLOOR))
-            .bind(batch.version_floor)
-            .bind(master)
-            .execute(tx.conn())
-            .await?;
-        tx.commit().await
+        fence_and_commit::<DB>(tx, &self.pool, master, batch).await
     }
 
     async fn take_lease(
@@ -140,11 +120,6 @@ where
         claim: &LeaseClaim<'_>,
     ) -> Result<LeaseOutcome, StorageError> {
         let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
-        if let Some(lock) = DB::takeover_lock(master) {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(lock))
-                .execute(tx.conn())
-                .await?;
-        }
         sqlx::query(DB::sql(DB::INSERT_LEASE))
             .bind(master)
             .execute(tx.conn())
@@ -176,10 +151,22 @@ where
             .bind(master)
             .execute(tx.conn())
             .await?;
+        // The fence (migration 0008): the new epoch on the master's row, which every commit of
+        // the old one updates last, only where its own epoch is still there. Written after the
+        // lease row (a renewal locks only that one, a commit only this one: no lock cycle).
+        let epoch = held.epoch + 1;
+        sqlx::query(DB::sql(DB::INSERT_MASTER))
+            .bind(master)
+            .bind(utc_now_text())
+            .execute(tx.conn())
+            .await?;
+        sqlx::query(DB::sql(q::MASTER_EPOCH))
+            .bind(epoch)
+            .bind(master)
+            .execute(tx.conn())
+            .await?;
         tx.commit().await?;
-        Ok(LeaseOutcome::Taken {
-            epoch: held.epoch + 1,
-        })
+        Ok(LeaseOutcome::Taken { epoch })
     }
 
     async fn renew_lease(
@@ -301,37 +288,58 @@ where
     }
 }
 
-/// Fails with `Deposed` unless master `master`'s lease row still carries `epoch`, reading it
-/// locked until the transaction ends (`Dialect::LEASE_EPOCH_LOCKED`).
-async fn check_epoch<DB: Dialect>(
-    conn: &mut DB::Connection,
+/// Commits `tx` after the fence, its last statement: the master's row changes only while it
+/// carries this master's epoch, and its lock keeps a takeover out until the commit (a takeover
+/// first writes the new epoch there, so a commit after it, or one that waited for it, changes
+/// nothing). Without an epoch (a master that takes no lease) the row changes unchecked.
+async fn fence_and_commit<DB: Dialect>(
+    mut tx: WriteTx<DB>,
+    pool: &Pool<DB>,
     master: &str,
-    epoch: i64,
+    batch: &CommitBatch<'_>,
 ) -> Result<(), StorageError>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     usize: ColumnIndex<DB::Row>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
 {
-    let row = sqlx::query(DB::sql(DB::LEASE_EPOCH_LOCKED))
+    let Some(epoch) = batch.epoch else {
+        sqlx::query(DB::sql(q::FLOOR))
+            .bind(batch.version_floor)
+            .bind(master)
+            .execute(tx.conn())
+            .await?;
+        return tx.commit().await;
+    };
+    let done = sqlx::query(DB::sql(q::FLOOR_FENCED))
+        .bind(batch.version_floor)
         .bind(master)
-        .fetch_optional(conn)
+        .bind(epoch)
+        .execute(tx.conn())
         .await?;
-    let now: Option<i64> = row.map(|r| r.try_get(0)).transpose()?;
-    fenced(master, epoch, now)
+    if DB::rows_affected(&done) != 1 {
+        // Dropping the transaction rolls every statement of it back.
+        drop(tx);
+        let now = sqlx::query(DB::sql(q::LEASE_EPOCH))
+            .bind(master)
+            .fetch_optional(pool)
+            .await?
+            .map(|r| r.try_get::<i64, _>(0))
+            .transpose()?;
+        return Err(deposed(master, epoch, now));
+    }
+    tx.commit().await
 }
 
-/// `Deposed` unless the lease row's epoch `now` is this master's `epoch`.
-fn fenced(master: &str, epoch: i64, now: Option<i64>) -> Result<(), StorageError> {
-    if now == Some(epoch) {
-        return Ok(());
-    }
-    Err(StorageError::Deposed(format!(
+/// Why a commit of master `master` at `epoch` was refused: the lease is at epoch `now`.
+fn deposed(master: &str, epoch: i64, now: Option<i64>) -> StorageError {
+    StorageError::Deposed(format!(
         "another master took over master {master} (its lease is at epoch {}, this master's is {epoch}); this master commits nothing more",
         now.map_or_else(|| "none".to_owned(), |e| e.to_string())
-    )))
+    ))
 }
 
 /// The outcomes of the keyed requests a batch answers, and the forgetting of old ones.

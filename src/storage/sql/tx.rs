@@ -1,9 +1,7 @@
 //! A write transaction on a pooled connection of its own.
 
 use sqlx::pool::PoolConnection;
-use sqlx::{
-    AssertSqlSafe, ColumnIndex, Database, Decode, Executor, IntoArguments, Pool, Row, Type,
-};
+use sqlx::{Database, Executor, IntoArguments, Pool};
 
 use super::Dialect;
 use crate::storage::{Cause, StorageError};
@@ -32,38 +30,6 @@ where
         };
         sqlx::query(DB::sql(DB::BEGIN)).execute(tx.conn()).await?;
         Ok(tx)
-    }
-
-    /// Begins a write transaction and reads master `master`'s lease epoch locked until it ends,
-    /// in one round trip (both statements in one message), so a fenced commit costs no more
-    /// round trips than an unfenced one. `None` when the name is not a plain word (it goes in
-    /// as a literal): the caller then begins and reads in two steps.
-    pub(super) async fn begin_fenced(
-        pool: &Pool<DB>,
-        master: &str,
-    ) -> Result<Option<(Self, Option<i64>)>, sqlx::Error>
-    where
-        usize: ColumnIndex<DB::Row>,
-        for<'q> i64: Decode<'q, DB> + Type<DB>,
-    {
-        if master.is_empty()
-            || !master
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Ok(None);
-        }
-        let conn = pool.acquire().await?;
-        let mut tx = WriteTx {
-            conn,
-            committed: false,
-        };
-        let sql = format!("{}; {}", DB::BEGIN, DB::fence(master));
-        let rows = sqlx::raw_sql(AssertSqlSafe(sql))
-            .fetch_all(tx.conn())
-            .await?;
-        let epoch = rows.first().map(|r| r.try_get(0)).transpose()?;
-        Ok(Some((tx, epoch)))
     }
 
     pub(super) fn conn(&mut self) -> &mut DB::Connection {
