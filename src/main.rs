@@ -36,6 +36,7 @@ fn main() {
                     | Command::Status(_)
                     | Command::Backfill(_)
                     | Command::Pool(_)
+                    | Command::Master(_)
                     | Command::Logs(_)
             )
         );
@@ -135,6 +136,7 @@ async fn run(
         }
         (None, Some(Command::HashPassword)) => cli::hash_password(),
         (None, Some(Command::Db(args))) => cli::db::run(&args, &config).await,
+        (None, Some(Command::Master(args))) => cli::handover::run(&args, &config).await,
         // Served before the configuration is read (see `main`).
         (None, Some(Command::ReapJobs)) => Ok(String::new()),
         (None, None) => Err(CliError::usage(

@@ -5,6 +5,7 @@
 
 pub mod backfill;
 pub mod db;
+pub mod handover;
 pub mod pool;
 pub mod status;
 pub mod token;
@@ -63,6 +64,8 @@ pub enum Command {
     HashPassword,
     /// Move or check the database: `db copy --from URL --to URL`, `db check`.
     Db(db::DbArgs),
+    /// The masters: `master handover` (the leader hands its lease to a standby).
+    Master(handover::MasterArgs),
     /// The helper a workers process starts so its jobs' processes die with it (internal).
     #[command(hide = true)]
     ReapJobs,

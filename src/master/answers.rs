@@ -7,6 +7,8 @@ use crate::token::MasterError;
 pub(super) struct Failure {
     pub(super) error: MasterError,
     pub(super) standby: Option<String>,
+    /// When the standby that answered may lead (its `retry_after_ms`).
+    pub(super) retry_after: Option<std::time::Duration>,
 }
 
 impl Failure {
@@ -22,6 +24,7 @@ impl From<MasterError> for Failure {
         Failure {
             error,
             standby: None,
+            retry_after: None,
         }
     }
 }
@@ -40,11 +43,13 @@ pub(super) fn error_of(url: &str, status: reqwest::StatusCode, bytes: &[u8]) -> 
         leases_held: bool,
         conflict: Option<crate::token::Conflict>,
         leader: Option<String>,
+        retry_after_ms: Option<u64>,
     }
     match serde_json::from_slice::<Body>(bytes) {
         Ok(b) if b.error.leases_held && b.error.code == "UNAVAILABLE" => Failure {
             error: MasterError::Held(b.error.message),
             standby: b.error.leader,
+            retry_after: None,
         },
         Ok(Body {
             error:
@@ -61,6 +66,7 @@ pub(super) fn error_of(url: &str, status: reqwest::StatusCode, bytes: &[u8]) -> 
         Ok(b) => Failure {
             error: MasterError::from_code(&b.error.code, b.error.message),
             standby: b.error.leader,
+            retry_after: b.error.retry_after_ms.map(std::time::Duration::from_millis),
         },
         Err(_) => MasterError::Unavailable(format!("{url} answered HTTP {status}")).into(),
     }

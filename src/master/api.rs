@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod handover;
 mod writes;
 
 use super::parking::Parking;
@@ -90,6 +91,7 @@ fn needed_role(path: &str) -> Option<(Role, &'static str)> {
         "/api/v1/query_and_own" => (Role::Worker, "query_and_own"),
         "/api/v1/archive" => (Role::Worker, "archive"),
         "/api/v1/audit" => (Role::Operator, "audit"),
+        "/api/v1/master/handover" => (Role::Operator, "master handover"),
         "/api/v1/logs" => (Role::Worker, "logs"),
         _ => return None,
     })

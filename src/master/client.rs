@@ -296,6 +296,8 @@ impl HttpMasterClient {
         // Addresses tried in a row without waiting: each master once, before any backoff.
         let mut moved = 0;
         loop {
+            // A standby that answered last says when it may lead: ask again then.
+            let mut hint = None;
             let answer = match self.once(path, body, extra_wait, key.as_deref()).await {
                 Err(f) if f.elsewhere() => {
                     moved += 1;
@@ -303,6 +305,7 @@ impl HttpMasterClient {
                         continue;
                     }
                     moved = 0;
+                    hint = f.retry_after;
                     Err(f.error)
                 }
                 other => other.map_err(|f| f.error),
@@ -310,8 +313,11 @@ impl HttpMasterClient {
             match answer {
                 Err(e @ MasterError::Held(_)) if answer_held => return Err(e),
                 Err(e) if e.is_transient() && attempt < self.policy.attempts => {
+                    // The hint only shortens the wait: a standby takes the lease of a dead
+                    // process of its host at once, before the lease it read runs out.
                     let sleep = backoff
                         .mul_f64(0.5 + fastrand::f64())
+                        .min(hint.map_or(Duration::MAX, |h| h.max(Duration::from_millis(20))))
                         .min(self.policy.max_backoff);
                     tracing::warn!(path, attempt, error = %e, retry_in_ms = sleep.as_millis() as u64, "waiting for the master: the call failed; retrying");
                     tokio::time::sleep(sleep).await;
@@ -321,6 +327,23 @@ impl HttpMasterClient {
                 result => return result,
             }
         }
+    }
+}
+
+impl HttpMasterClient {
+    /// Asks the leader (found by a read: a standby names it) to hand its lease over, once: a
+    /// retry after a lost answer would reach the new leader and hand the lease back.
+    pub async fn hand_over(
+        &self,
+        req: &super::api::handover::HandoverRequest,
+    ) -> Result<super::api::handover::HandoverResponse, MasterError> {
+        let leader = self.health().await?;
+        if leader.role == "standby" {
+            return Err(MasterError::Unavailable("no master leads now".into()));
+        }
+        self.once("master/handover", Some(req), Duration::ZERO, None)
+            .await
+            .map_err(|f| f.error)
     }
 }
 

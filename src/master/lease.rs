@@ -162,11 +162,16 @@ pub(super) fn spawn_renewal(
                 return;
             };
             let asked = born.elapsed();
+            let given_up = shared.renewals.lock().await;
+            if *given_up {
+                return;
+            }
             let renewal = storage.renew_lease(&master, epoch, lease.as_millis() as i64);
             let answer = match tokio::time::timeout(every, renewal).await {
                 Ok(answer) => answer.map_err(|e| e.to_string()),
                 Err(_) => Err("the database did not answer in time".to_owned()),
             };
+            drop(given_up);
             match answer {
                 Ok(true) => {
                     // The database extended it from a moment after `asked`.

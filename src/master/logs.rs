@@ -58,15 +58,24 @@ pub struct LogSink {
 }
 
 impl LogSink {
-    pub fn spawn(storage: Arc<dyn Logs>, master: String, options: LogOptions) -> LogSink {
+    /// The sink's writer ends with the sink; its retention passes when `until` changes or its
+    /// sender goes (the master deposed or gone).
+    pub fn spawn(
+        storage: Arc<dyn Logs>,
+        master: String,
+        options: LogOptions,
+        mut until: tokio::sync::watch::Receiver<Option<String>>,
+    ) -> LogSink {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(write_loop(storage.clone(), master.clone(), rx));
         if options.retention_days > 0 {
-            tokio::spawn(retention_loop(
-                storage.clone(),
-                master.clone(),
-                options.retention_days,
-            ));
+            let passes = retention_loop(storage.clone(), master.clone(), options.retention_days);
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = passes => {}
+                    _ = until.changed() => {}
+                }
+            });
         }
         LogSink {
             tx,

@@ -34,6 +34,7 @@ impl utoipa::Modify for BearerAuth {
         super::api::audit,
         super::api::logs,
         super::api::health,
+        super::api::handover::handover,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),

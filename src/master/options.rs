@@ -68,6 +68,9 @@ pub struct MasterOptions {
     /// How long the head of a limited pool's line may be passed by smaller tokens
     /// (`pool_starvation_sec`).
     pub pool_starvation_sec: u64,
+    /// Whether it may hand its lease over and stand by in the same process (a `-m master`
+    /// process alone: nothing else in it holds this master).
+    pub may_hand_over: bool,
 }
 
 impl MasterOptions {
@@ -83,6 +86,7 @@ impl MasterOptions {
             max_query_visits: crate::token::DEFAULT_MAX_QUERY_VISITS,
             max_answers_bytes_total: crate::token::DEFAULT_MAX_ANSWERS_BYTES_TOTAL,
             pool_starvation_sec: 60,
+            may_hand_over: false,
         }
     }
 
@@ -100,6 +104,7 @@ impl MasterOptions {
             max_query_visits: c.max_query_visits,
             max_answers_bytes_total: c.max_answers_bytes_total,
             pool_starvation_sec: c.pool_starvation_sec,
+            may_hand_over: false,
             ..MasterOptions::new(naming)
         }
     }

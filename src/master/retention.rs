@@ -21,11 +21,21 @@ const MIN_PAUSE: Duration = Duration::from_millis(20);
 const EVERY: Duration = Duration::from_secs(600);
 
 /// Runs passes until the process ends: the first at once, then every ten minutes.
-pub fn spawn(storage: Arc<dyn Retention>, master: String, days: u32, group: GroupOf) {
+/// Ends when `until` changes or its sender goes (its master deposed or gone).
+pub fn spawn(
+    storage: Arc<dyn Retention>,
+    master: String,
+    days: u32,
+    group: GroupOf,
+    mut until: tokio::sync::watch::Receiver<Option<String>>,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = until.changed() => return,
+            }
             match pass(storage.as_ref(), &master, days, group).await {
                 Ok(0) => {}
                 Ok(deleted) => tracing::info!(

@@ -37,6 +37,10 @@ pub fn router(master: Master, settings: ApiSettings, extra: Option<Extra>) -> Ro
         .route("/api/v1/group", post(group))
         .route("/api/v1/archive", post(archive))
         .route("/api/v1/audit", post(audit))
+        .route(
+            "/api/v1/master/handover",
+            post(super::api::handover::handover),
+        )
         .route("/api/v1/logs", post(logs))
         .route("/api/v1/health", get(health))
         .route(

@@ -66,6 +66,11 @@ pub(super) struct Shared {
     pub(super) standbys: std::sync::Mutex<Vec<String>>,
     /// Why this master may serve no more (another master took its lease), once it is so.
     deposed: tokio::sync::watch::Sender<Option<String>>,
+    /// Held by each renewal of the lease; true once the lease was given up, so no renewal
+    /// lands after that (it would hold the lease again for a whole length).
+    pub(super) renewals: tokio::sync::Mutex<bool>,
+    /// An operator asked this master to hand its lease over (`POST /api/v1/master/handover`).
+    pub(super) handover: tokio::sync::Notify,
     /// When the API's listener last had every connection taken (milliseconds since the
     /// epoch): callers on new connections, renewals among them, wait meanwhile.
     pub(super) full_at_ms: Arc<std::sync::atomic::AtomicI64>,
@@ -203,13 +208,18 @@ impl Master {
         let state = super::load::restored(loaded, &options, name, storage.kind(), started);
         let db = Arc::new(DbWatch::new());
         spawn_monitor(Arc::downgrade(&db), storage.clone());
-        let logs = super::logs::LogSink::spawn(logs, name.to_owned(), options.logs);
+        // The background passes end with this master (dropped, or deposed): a process that
+        // leads again runs its own.
+        let deposed = tokio::sync::watch::Sender::new(None);
+        let logs =
+            super::logs::LogSink::spawn(logs, name.to_owned(), options.logs, deposed.subscribe());
         if let Some(days) = options.retention_days {
             super::retention::spawn(
                 retention,
                 name.to_owned(),
                 days,
                 options.naming.archive_group,
+                deposed.subscribe(),
             );
         }
         let shared = Arc::new(Shared {
@@ -230,7 +240,9 @@ impl Master {
             address: hold.as_ref().map(|h| h.address.clone()),
             lapsed: AtomicBool::new(false),
             standbys: std::sync::Mutex::default(),
-            deposed: tokio::sync::watch::Sender::new(None),
+            deposed,
+            renewals: tokio::sync::Mutex::new(false),
+            handover: tokio::sync::Notify::new(),
             full_at_ms: Arc::default(),
             archived: tokio::sync::watch::Sender::new(0),
         });
@@ -279,6 +291,8 @@ impl Master {
 
     /// Gives the lease up (a clean stop), so the next master takes it at once.
     pub async fn release(&self) {
+        // No renewal after this one: it would hold the lease again.
+        *self.shared.renewals.lock().await = true;
         if let (Some(epoch), None) = (self.shared.epoch, self.shared.deposed()) {
             // Bounded: a stop never waits long for a database that does not answer.
             let released = tokio::time::timeout(
@@ -531,6 +545,47 @@ impl Master {
     /// The epoch of the lease this master holds (`None`: it takes none).
     pub fn epoch(&self) -> Option<i64> {
         self.shared.epoch
+    }
+
+    /// Whether this master may hand its lease over now: its epoch and the standbys that may
+    /// take it, or why not (CONTRACT §7.3).
+    pub fn may_hand_over(&self) -> Result<(i64, Vec<String>), MasterError> {
+        let why = |s: &str| {
+            Err(MasterError::InputError(format!(
+                "this master cannot hand over: {s}"
+            )))
+        };
+        let Some(epoch) = self
+            .shared
+            .epoch
+            .filter(|_| self.shared.options.may_hand_over)
+        else {
+            return why(
+                "only a `-m master` process alone on MySQL/MariaDB or PostgreSQL can (stop it instead)",
+            );
+        };
+        let standbys = self
+            .shared
+            .standbys
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        if standbys.is_empty() {
+            return why(
+                "no standby master waits to take the lease (start one first, or stop this master)",
+            );
+        }
+        Ok((epoch, standbys))
+    }
+
+    /// Asks this master to stop serving and give its lease up, then stand by.
+    pub fn hand_over(&self) {
+        self.shared.handover.notify_one();
+    }
+
+    /// Waits until an operator asked this master to hand over.
+    pub async fn handover_asked(&self) {
+        self.shared.handover.notified().await;
     }
 
     /// Whether this master serves nothing now, its lease unrenewed past 0.7 of its length.

@@ -32,16 +32,33 @@ struct Seen {
     master: String,
     storage: &'static str,
     since: Instant,
-    lease: watch::Receiver<Option<LeaseHolder>>,
+    /// The lease as last read, and when.
+    lease: watch::Receiver<Option<(LeaseHolder, Instant)>>,
+    /// How often the lease is read.
+    poll: Duration,
 }
 
 impl Seen {
     fn leader(&self) -> (String, Option<i64>) {
         match &*self.lease.borrow() {
-            Some(h) if h.expires_in_ms > 0 => (h.address.clone(), Some(h.epoch)),
-            Some(h) => (String::new(), Some(h.epoch)),
+            Some((h, _)) if h.expires_in_ms > 0 => (h.address.clone(), Some(h.epoch)),
+            Some((h, _)) => (String::new(), Some(h.epoch)),
             None => (String::new(), None),
         }
+    }
+
+    /// When this standby may lead at the latest if the leader stays silent: when the lease
+    /// it read runs out, plus one read (sooner when the leader's process is found dead). A
+    /// client that cannot reach the leader backs off no longer than that, so it does not
+    /// sleep past the takeover.
+    fn retry_after(&self) -> Duration {
+        let left = match &*self.lease.borrow() {
+            Some((h, at)) => {
+                Duration::from_millis(h.expires_in_ms.max(0) as u64).saturating_sub(at.elapsed())
+            }
+            None => Duration::ZERO,
+        };
+        left + self.poll
     }
 }
 
@@ -61,6 +78,7 @@ fn router(seen: Seen, settings: ApiSettings) -> Router {
 async fn refuse(State(seen): State<Seen>) -> ApiError {
     ApiError::Standby {
         leader: seen.leader().0,
+        retry_after: seen.retry_after(),
     }
 }
 
@@ -90,7 +108,7 @@ async fn health(State(seen): State<Seen>) -> Response {
         ..Health::default()
     };
     let mut body = serde_json::to_value(health).unwrap_or_default();
-    body["error"] = crate::web::error::standby_error(&leader);
+    body["error"] = crate::web::error::standby_error(&leader, seen.retry_after());
     (
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
         axum::Json(body),
@@ -114,7 +132,7 @@ async fn wait_free(
     master: &str,
     address: &str,
     every: Duration,
-    seen: &watch::Sender<Option<LeaseHolder>>,
+    seen: &watch::Sender<Option<(LeaseHolder, Instant)>>,
 ) {
     let mut failing = false;
     let holder = super::lease::holder_identity();
@@ -127,7 +145,7 @@ async fn wait_free(
         match store.lease_holder(master).await {
             Ok(Some(h)) => {
                 let free = h.expires_in_ms <= 0 || super::lease::holder_is_dead(&h.holder);
-                seen.send_replace(Some(h));
+                seen.send_replace(Some((h, Instant::now())));
                 if free {
                     return;
                 }
@@ -194,7 +212,7 @@ pub async fn lead(
         let Refused::Leased { held, .. } = &refused;
         metrics::gauge!(crate::metrics::IS_LEADER).set(0.0);
         metrics::gauge!(crate::metrics::EPOCH).set(held.epoch as f64);
-        seen_tx.send_replace(Some(held.clone()));
+        seen_tx.send_replace(Some((held.clone(), Instant::now())));
         if standby.is_none() {
             tracing::info!(master = name, leader = %held.address, epoch = held.epoch, "another master leads: this one stands by and takes over when its lease runs out");
             let (quit, quitting) = tokio::sync::oneshot::channel::<()>();
@@ -203,6 +221,7 @@ pub async fn lead(
                 storage: store.kind(),
                 since: Instant::now(),
                 lease: seen_rx.clone(),
+                poll: poll(spec.lease),
             };
             let app = router(seen, settings.clone());
             let limits = settings.limits;

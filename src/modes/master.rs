@@ -59,19 +59,21 @@ pub(super) async fn start_master(
         lease: Duration::from_secs(config.master_lease_sec),
         file_locked: hold.is_some(),
     };
-    let options = MasterOptions::from_config(config, naming());
-    // On a database server, a master whose lease another holds stands by until it can lead.
-    let led = crate::master::standby::lead(
-        store.clone(),
-        &config.master_name,
+    let mut options = MasterOptions::from_config(config, naming());
+    // Alone in its process, a master that lost its lease, or handed it over, stands by again
+    // in the same process: nothing else here holds it.
+    options.may_hand_over = modes == [Mode::Master] && !spec.file_locked;
+    let leading = Leading {
+        store: store.clone(),
+        name: config.master_name.clone(),
         options,
         spec,
-        listener.clone(),
-        settings.clone(),
-        stop.clone(),
-    )
-    .await;
-    let Some(master) = led.map_err(anyhow::Error::msg)? else {
+        listener,
+        settings,
+        ops: crate::ops::OpsSettings::from_config(config),
+    };
+    // On a database server, a master whose lease another holds stands by until it can lead.
+    let Some(master) = leading.lead(stop.clone()).await? else {
         tracing::info!("stopped before this master could lead");
         return Ok(None);
     };
@@ -81,41 +83,130 @@ pub(super) async fn start_master(
     if modes.contains(&Mode::Workers) {
         import_definitions(config, &master).await?;
     }
-    // The summaries of archived instances are written here, where the archiving happens.
-    let summaries = crate::ops::summaries::Summarizer::new(store, config.master_name.clone());
-    tokio::spawn(summaries.follow(master.archive_commits(), stop.clone()));
-    let trigger = crate::trigger::router(crate::ops::OpsSettings::from_config(config));
-    let serving = serve_master(master.clone(), listener, settings, trigger, stop);
+    let first = master.clone();
     tasks.spawn(async move {
         let _hold = hold;
-        serving.await
+        leading.serve(first, stop).await
     });
     Ok(Some(master))
 }
 
+/// What a master process needs to lead again after it stood by.
+struct Leading {
+    store: Arc<dyn storage::Storage>,
+    name: String,
+    options: MasterOptions,
+    spec: crate::master::lease::HoldSpec,
+    listener: Arc<TcpListener>,
+    settings: api::ApiSettings,
+    ops: crate::ops::OpsSettings,
+}
+
+/// Why a master stopped serving.
+enum Ended {
+    /// The process stops.
+    Stopped,
+    /// Another master took its lease over.
+    Deposed(String),
+    /// An operator asked it to hand over; it gave its lease (this epoch) up.
+    HandedOver(i64),
+}
+
+impl Leading {
+    /// Takes the lease and loads the tokens, or stands by until it can; `None` at a stop.
+    async fn lead(&self, stop: watch::Receiver<bool>) -> anyhow::Result<Option<Master>> {
+        crate::master::standby::lead(
+            self.store.clone(),
+            &self.name,
+            self.options.clone(),
+            self.spec.clone(),
+            self.listener.clone(),
+            self.settings.clone(),
+            stop,
+        )
+        .await
+        .map_err(anyhow::Error::msg)
+    }
+
+    /// Serves `master`, and after a deposition or a handover stands by and leads again when
+    /// this process is a master alone; until the process's stop (an error when a deposed
+    /// master shares its process: it exits, and its supervisor starts it again).
+    async fn serve(self, mut master: Master, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+        loop {
+            // The summaries of archived instances are written here, where the archiving happens.
+            let summaries =
+                crate::ops::summaries::Summarizer::new(self.store.clone(), self.name.clone());
+            tokio::spawn(summaries.follow(master.archive_commits(), stop.clone()));
+            let trigger = crate::trigger::router(self.ops.clone());
+            let ended = serve_master(
+                master,
+                self.listener.clone(),
+                self.settings.clone(),
+                trigger,
+                stop.clone(),
+            )
+            .await?;
+            metrics::gauge!(crate::metrics::IS_LEADER).set(0.0);
+            match ended {
+                Ended::Stopped => return Ok(()),
+                Ended::Deposed(why) if !self.options.may_hand_over => anyhow::bail!("{why}"),
+                Ended::Deposed(why) => {
+                    tracing::info!(master = %self.name, reason = %why, "this master lost its lease: it stands by again");
+                }
+                Ended::HandedOver(epoch) => self.wait_taken(epoch, stop.clone()).await,
+            }
+            master = match self.lead(stop.clone()).await? {
+                Some(m) => m,
+                None => return Ok(()),
+            };
+        }
+    }
+
+    /// After a handover: waits until another master took the lease (a greater epoch), so
+    /// this one does not take it straight back; at most two leases' length, after which it
+    /// stands by as usual (and takes the lease when none did).
+    async fn wait_taken(&self, epoch: i64, mut stop: watch::Receiver<bool>) {
+        let until = tokio::time::Instant::now() + self.spec.lease * 2;
+        while tokio::time::Instant::now() < until && !*stop.borrow() {
+            if let Ok(Some(h)) = self.store.lease_holder(&self.name).await
+                && h.epoch > epoch
+            {
+                tracing::info!(master = %self.name, leader = %h.address, epoch = h.epoch, "the lease was handed over");
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
 /// Serves `master` on `listener` until the process's stop (then gives the lease up, so a
-/// standby takes over at once), or until another master took the lease over (an error: the
-/// process exits, and its supervisor starts it again as a standby).
+/// standby takes over at once), an operator's handover (the same, then it stands by), or
+/// another master took the lease over.
 async fn serve_master(
     master: Master,
     listener: Arc<TcpListener>,
     settings: api::ApiSettings,
     trigger: crate::master::server::Extra,
     stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let (deposed_tx, deposed_rx) = tokio::sync::oneshot::channel();
+) -> anyhow::Result<Ended> {
+    let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
     let watched = master.clone();
     let until = async move {
-        tokio::select! {
-            () = wait_for(stop) => {}
-            why = watched.deposed() => drop(deposed_tx.send(why)),
-        }
+        let ended = tokio::select! {
+            () = wait_for(stop) => Ended::Stopped,
+            why = watched.deposed() => Ended::Deposed(why),
+            () = watched.handover_asked() => Ended::HandedOver(watched.epoch().unwrap_or(0)),
+        };
+        drop(ended_tx.send(ended));
     };
     crate::master::server::serve_with(master.clone(), listener, settings, Some(trigger), until)
         .await?;
-    if let Ok(why) = deposed_rx.await {
-        anyhow::bail!("{why}");
+    let ended = ended_rx.await.unwrap_or(Ended::Stopped);
+    if !matches!(ended, Ended::Deposed(_)) {
+        master.release().await;
     }
-    master.release().await;
-    Ok(())
+    Ok(ended)
 }

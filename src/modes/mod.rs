@@ -88,7 +88,9 @@ pub async fn run(
         let stop = stop_rx.clone();
         match mode {
             Mode::Master => match start_master(&config, stop, &mut tasks, &modes).await? {
-                Some(m) => local = Some(m),
+                // Kept for the other components of this process; a master alone is held
+                // only by its server, so it is dropped when it stands by again.
+                Some(m) => local = (modes.len() > 1).then_some(m),
                 None => return Ok(()), // stopped while the database was unreachable
             },
             Mode::Workers => {

@@ -74,6 +74,8 @@ pub enum ApiError {
     /// A standby master: 503 `UNAVAILABLE` with `"leader": "HOST:PORT"`, where clients go.
     Standby {
         leader: String,
+        /// When to ask again: when this standby may lead, by the lease it read last.
+        retry_after: std::time::Duration,
     },
     /// A leader whose lease went unrenewed too long: 503 `UNAVAILABLE` with `leases_held` (it
     /// grants nothing) and an empty `leader` (another master may lead by now: try the others).
@@ -94,9 +96,14 @@ impl IntoResponse for ApiError {
                 let body = serde_json::json!({"error": {"code": "INPUT_ERROR", "message": "the request body must be JSON, sent with Content-Type: application/json"}});
                 return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response();
             }
-            ApiError::Standby { leader } => {
-                let body = serde_json::json!({"error": standby_error(&leader)});
-                return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+            ApiError::Standby {
+                leader,
+                retry_after,
+            } => {
+                let body = serde_json::json!({"error": standby_error(&leader, retry_after)});
+                let after = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                let header = [(axum::http::header::RETRY_AFTER, after.to_string())];
+                return (StatusCode::SERVICE_UNAVAILABLE, header, Json(body)).into_response();
             }
             ApiError::Lapsed(message) => {
                 let body = serde_json::json!({"error": {"code": "UNAVAILABLE", "message": message, "leases_held": true, "leader": ""}});
@@ -137,13 +144,14 @@ impl IntoResponse for ApiError {
 
 /// The error object of a standby master's every answer: `UNAVAILABLE`, naming the leader
 /// (`leader` empty: none leads now).
-pub fn standby_error(leader: &str) -> serde_json::Value {
+pub fn standby_error(leader: &str, retry_after: std::time::Duration) -> serde_json::Value {
     let message = if leader.is_empty() {
         "this master is a standby; no master leads now".to_owned()
     } else {
         format!("this master is a standby; the leader is {leader}")
     };
-    serde_json::json!({"code": "UNAVAILABLE", "message": message, "leader": leader})
+    serde_json::json!({"code": "UNAVAILABLE", "message": message, "leader": leader,
+        "retry_after_ms": retry_after.as_millis() as u64})
 }
 
 /// Every error answer: `{"error": {"code", "message"}}` (CONTRACT §2).
@@ -168,6 +176,12 @@ pub struct ErrorDetail {
     /// leads).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leader: Option<String>,
+    /// With `leader`: when the standby may lead at the latest if the leader stays silent
+    /// (milliseconds; also in the `Retry-After` header, in whole seconds). A client that
+    /// cannot reach the leader backs off no longer than that, so it does not sleep past the
+    /// takeover.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 /// Every `$ref` of `doc` that names no schema of its components.

@@ -102,9 +102,21 @@ async fn every_call_needs_a_known_token_and_a_role_that_allows_it() {
             .unwrap_err();
         assert!(matches!(err, MasterError::Forbidden(_)), "{name}: {err}");
     }
+    // A handover is the operator's: a worker's token is refused before anything is checked.
+    let handover = pinball::master::api::handover::HandoverRequest::default();
+    let err = worker.hand_over(&handover).await.unwrap_err();
+    assert!(
+        matches!(err, MasterError::Forbidden(_)) && err.to_string().contains("master handover"),
+        "{err}"
+    );
 
-    // An operator does everything.
+    // An operator does everything (a master that takes no lease cannot hand it over).
     let operator = client(port, Some(OPERATOR));
+    let err = operator.hand_over(&handover).await.unwrap_err();
+    assert!(
+        err.to_string().contains("this master cannot hand over"),
+        "{err}"
+    );
     operator
         .modify(ModifyRequest::update(vec![token(
             "/workflow/__SIGNAL__/EXIT",

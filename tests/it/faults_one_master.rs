@@ -116,6 +116,10 @@ async fn second_master_on_one_server(url: &str) {
     assert_eq!(status, 503, "{refused}");
     assert_eq!(refused["error"]["code"], "UNAVAILABLE");
     assert_eq!(refused["error"]["leader"], leader.as_str());
+    // And when it may lead, should the leader fall silent: when the lease it read runs out
+    // (10 s by default, renewed every 2 s), plus its half-second read.
+    let after = refused["error"]["retry_after_ms"].as_u64().unwrap();
+    assert!((100..=10_500).contains(&after), "{refused}");
     let health = get_health(second.port).await;
     assert_eq!(health["role"], "standby", "{health}");
     assert_eq!(health["leader"], leader.as_str());
@@ -247,11 +251,16 @@ async fn hung_master_on(url: &str) {
             r.text().await.unwrap_or_default()
         );
     }
-    let exited = tokio::time::timeout(Duration::from_secs(30), first.child.wait())
-        .await
-        .expect("the deposed master stops")
-        .unwrap();
-    assert_eq!(exited.code(), Some(1));
+    // It stands by again, in the same process, naming the new leader.
+    let standing = format!("standby; the leader is 127.0.0.1:{}", second.port);
+    wait_until(
+        Duration::from_secs(30),
+        "the deposed master stands by again",
+        || async { ready(first.port).await.1["reason"] == standing.as_str() },
+    )
+    .await;
+    assert!(first.child.try_wait().unwrap().is_none(), "it did not exit");
+    assert_eq!(write_one(first.port, "/hung/by_first").await.0, 503);
     // Everything acknowledged is there; the refused write is not.
     assert_eq!(
         names(second.port, "/hung/").await,
@@ -285,4 +294,149 @@ async fn killed_master_on(url: &str) {
     // Listening, which a master refused the lease never gets to.
     let second = start_master_process(&config).await;
     assert_eq!(names(second.port, "/killed/").await, ["/killed/acked"]);
+}
+
+#[tokio::test]
+async fn a_mariadb_leader_hands_its_lease_over_and_stands_by_then_takes_it_back() {
+    if let Some(url) = mysql_url("one_master::handover") {
+        handover_on(&url).await;
+    }
+}
+
+#[tokio::test]
+async fn a_postgresql_leader_hands_its_lease_over_and_stands_by_then_takes_it_back() {
+    if let Some(url) = postgres_url("one_master::handover_postgresql") {
+        handover_on(&url).await;
+    }
+}
+
+/// Waits until the leader at `port` lists the standby at `standby` in its health.
+async fn lists_standby(port: u16, standby: u16) {
+    let standby = format!("127.0.0.1:{standby}");
+    wait_until(
+        Duration::from_secs(30),
+        "the leader lists its standby",
+        || async {
+            get_health(port).await["standbys"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|a| a == standby.as_str()))
+        },
+    )
+    .await;
+}
+
+/// `pinball master handover` with `config`: its exit code and what it printed.
+async fn hand_over(config: &std::path::Path, dir: &std::path::Path) -> (Option<i32>, String) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        pinball_out(&["-c", config.to_str().unwrap(), "master", "handover"], dir),
+    )
+    .await
+    .expect("the handover command ends");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+async fn handover_on(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let master = unique_master("handover");
+    let config = write_config_with(dir.path(), url, &master, "");
+    let mut first = start_master_process(&config).await;
+    assert_eq!(write_one(first.port, "/handover/first").await.0, 200);
+    let epoch = get_health(first.port).await["epoch"].as_i64().unwrap();
+    // Without a standby there is no one to hand over to: refused, and it serves on.
+    let client = dir.path().join("client.yaml");
+    std::fs::write(
+        &client,
+        format!("master_hosts: [\"127.0.0.1:{}\"]\n", first.port),
+    )
+    .unwrap();
+    let (code, said) = hand_over(&client, dir.path()).await;
+    assert_ne!(code, Some(0), "{said}");
+    assert!(
+        said.contains("no standby master waits to take the lease"),
+        "{said}"
+    );
+    assert_eq!(ready(first.port).await.0, 200);
+
+    let mut second = start_master_process(&config).await;
+    lists_standby(first.port, second.port).await;
+    let both = format!(
+        "master_hosts: [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\n",
+        first.port, second.port
+    );
+    std::fs::write(&client, both).unwrap();
+    let (code, said) = hand_over(&client, dir.path()).await;
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains(&format!(
+            "the lease went from epoch {epoch} to {}; the leader is 127.0.0.1:{}",
+            epoch + 1,
+            second.port
+        )),
+        "{said}"
+    );
+    // The first stands by in the same process, naming the second; the second serves what
+    // the first acknowledged.
+    assert_eq!(
+        ready(first.port).await.1["reason"],
+        format!("standby; the leader is 127.0.0.1:{}", second.port).as_str()
+    );
+    assert!(first.child.try_wait().unwrap().is_none(), "it stands by");
+    assert_eq!(write_one(second.port, "/handover/second").await.0, 200);
+    assert_eq!(write_one(first.port, "/handover/lost").await.0, 503);
+
+    // And back: the first leads again (a new master in the same process), the second stands by.
+    lists_standby(second.port, first.port).await;
+    let (code, said) = hand_over(&client, dir.path()).await;
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains(&format!("the leader is 127.0.0.1:{}", first.port)),
+        "{said}"
+    );
+    assert_eq!(get_health(first.port).await["epoch"], epoch + 2);
+    assert_eq!(write_one(first.port, "/handover/first_again").await.0, 200);
+    assert_eq!(
+        names(first.port, "/handover/").await,
+        [
+            "/handover/first",
+            "/handover/first_again",
+            "/handover/second"
+        ]
+    );
+    assert!(second.child.try_wait().unwrap().is_none(), "it stands by");
+    // Each handover is in the audit log, with who asked.
+    let store = pinball::storage::open(url).unwrap();
+    let log = store.audit_log(&master, None, 10).await.unwrap();
+    let handovers: Vec<_> = log
+        .iter()
+        .filter(|e| e.action.command == "master handover")
+        .collect();
+    assert_eq!(handovers.len(), 2, "{log:?}");
+    assert!(
+        handovers
+            .iter()
+            .all(|e| e.action.ok && !e.action.actor.is_empty())
+    );
+}
+
+#[tokio::test]
+async fn a_master_on_sqlite_refuses_to_hand_over_and_serves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("pinball.db").display());
+    let config = write_config(dir.path(), &url, "default");
+    let first = start_master_process(&config).await;
+    let client = dir.path().join("client.yaml");
+    std::fs::write(&client, format!("master_port: {}\n", first.port)).unwrap();
+    let (code, said) = hand_over(&client, dir.path()).await;
+    assert_ne!(code, Some(0), "{said}");
+    assert!(
+        said.contains("this master cannot hand over: only a `-m master` process alone on MySQL/MariaDB or PostgreSQL can"),
+        "{said}"
+    );
+    assert_eq!(ready(first.port).await.0, 200);
 }

@@ -366,13 +366,19 @@ async fn cut_off(url: &str) {
     );
     assert!(seen_none, "A stopped serving before B began");
     write("after_takeover").await.unwrap();
-    // A gets its database back: its lease is gone, it never serves again, and it exits.
+    // A gets its database back: its lease is gone, and it stands by again in the same
+    // process (a `-m master` alone), naming B.
     db_proxy.restore();
-    let exited = tokio::time::timeout(secs(30), a.child.wait())
-        .await
-        .expect("the deposed master stops")
-        .unwrap();
-    assert_eq!(exited.code(), Some(1));
+    let standing = format!("standby; the leader is 127.0.0.1:{}", ports[1]);
+    wait_until(secs(30), "the deposed master stands by again", || async {
+        ready(ports[0]).await.1["reason"] == standing.as_str()
+    })
+    .await;
+    assert!(
+        a.child.try_wait().unwrap().is_none(),
+        "it stands by, it did not exit"
+    );
+    assert_eq!(ready_ones(&ports).await, [ports[1]]);
     let kept: Vec<String> = client
         .query_prefix("/cut/")
         .await
