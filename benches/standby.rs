@@ -4,7 +4,8 @@
 //! (a) takeovers, 10 of each kind: the leader SIGKILLed (on this host the standby sees its holder
 //!     is gone and takes over at once) and SIGSTOPped (as a host that vanished: the standby waits
 //!     for the lease to run out by the database's clock); the time from the signal to the first
-//!     write acknowledged by the new leader, through a client given both addresses;
+//!     write acknowledged by the new leader, through a client given both addresses; and 10
+//!     planned handovers (`POST /api/v1/master/handover`, what `pinball master handover` sends);
 //! (b) the cost of fencing: the p50 of one client's commits on a master that checks its lease's
 //!     epoch in every commit, against one that takes no lease.
 //! `master_lease_sec` is 5 here (the target is the lease + 2 s). Set `PINBALL_BENCH_QUICK=1`
@@ -75,8 +76,8 @@ fn pct(mut v: Vec<Duration>, p: f64) -> Duration {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Takeovers by `signal` (SIGKILL or SIGSTOP): each the time from the signal to the first
-/// acknowledged write.
+/// Takeovers by `signal` (SIGKILL or SIGSTOP; 0: a handover asked of the leader): each the
+/// time from the signal (or the request) to the first acknowledged write.
 async fn takeovers(url: &str, signal: i32, rounds: usize) -> Vec<Duration> {
     let dir = tempfile::tempdir().unwrap();
     let name = unique("standby_bench");
@@ -113,12 +114,21 @@ async fn takeovers(url: &str, signal: i32, rounds: usize) -> Vec<Duration> {
     let mut out = Vec::new();
     for round in 0..rounds {
         let was = leader(ports).await;
-        // The other one stands by (it listens) before the leader goes.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The other one stands by, and the leader knows it, before the leader goes.
+        while client.health().await.map_or(true, |h| h.standbys.is_empty()) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let pid = children[was].as_ref().unwrap().id().unwrap() as i32;
         let at = Instant::now();
-        // SAFETY: a signal to a child this bench started.
-        unsafe { libc::kill(pid, signal) };
+        if signal == 0 {
+            client
+                .hand_over(&Default::default())
+                .await
+                .expect("the leader hands over");
+        } else {
+            // SAFETY: a signal to a child this bench started.
+            unsafe { libc::kill(pid, signal) };
+        }
         client
             .modify(ModifyRequest {
                 updates: vec![Token::new(format!("/bench/{round}"), None)],
@@ -127,14 +137,14 @@ async fn takeovers(url: &str, signal: i32, rounds: usize) -> Vec<Duration> {
             .await
             .expect("the new leader takes the write");
         out.push(at.elapsed());
-        let mut old = children[was].take().unwrap();
         if signal == libc::SIGSTOP {
-            // SAFETY: as above. It wakes, finds its lease gone, and exits.
+            // SAFETY: as above. It wakes, finds its lease gone, and stands by.
             unsafe { libc::kill(pid, libc::SIGCONT) };
-            let _ = tokio::time::timeout(Duration::from_secs(30), old.wait()).await;
         }
-        let _ = old.kill().await;
-        children[was] = Some(spawn_master(&configs[was]));
+        if signal == libc::SIGKILL {
+            let _ = children[was].take().unwrap().wait().await;
+            children[was] = Some(spawn_master(&configs[was]));
+        }
         println!(
             "  takeover {} of {rounds}: {:.2} s",
             round + 1,
@@ -209,16 +219,16 @@ fn main() {
             continue;
         };
         rt.block_on(async {
-            for (kind, signal) in [
-                ("leader SIGKILLed (seen dead on this host)", libc::SIGKILL),
-                ("leader SIGSTOPped (its lease runs out)", libc::SIGSTOP),
+            for (kind, signal, target) in [
+                ("leader SIGKILLed (seen dead on this host)", libc::SIGKILL, LEASE_SEC + 2),
+                ("leader SIGSTOPped (its lease runs out)", libc::SIGSTOP, LEASE_SEC + 2),
+                ("`pinball master handover` (planned)", 0, 2),
             ] {
                 let t = takeovers(&url, signal, rounds).await;
                 println!(
-                    "{kind}: signal to the first acknowledged write p50 {:.2} s, max {:.2} s (target: lease + 2 s = {} s)",
+                    "{kind}: to the first acknowledged write p50 {:.2} s, max {:.2} s (target: {target} s)",
                     pct(t.clone(), 0.5).as_secs_f64(),
                     pct(t, 1.0).as_secs_f64(),
-                    LEASE_SEC + 2
                 );
             }
             let (plain, fenced) = fencing(&url).await;
