@@ -115,7 +115,11 @@ async fn takeovers(url: &str, signal: i32, rounds: usize) -> Vec<Duration> {
     for round in 0..rounds {
         let was = leader(ports).await;
         // The other one stands by, and the leader knows it, before the leader goes.
-        while client.health().await.map_or(true, |h| h.standbys.is_empty()) {
+        while client
+            .health()
+            .await
+            .map_or(true, |h| h.standbys.is_empty())
+        {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let pid = children[was].as_ref().unwrap().id().unwrap() as i32;

@@ -4,6 +4,9 @@
 //! (a) a chain of 200 `true` jobs, (b) a fan-out 1 -> 500 -> 1 of `true`, (c) job-to-job latency
 //! (upstream exit to downstream process start), and the same two shapes in Luigi (installed
 //! into a throw-away virtualenv) for comparison. `PINBALL_BENCH_NO_LUIGI=1` skips Luigi.
+//! First it measures the floor on this machine, in the same run: what the shapes cost with no
+//! workflow manager at all (the processes spawned one after another, and one fsync'd SQLite
+//! commit per job on the same disk), and prints each shape's ratio to it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -152,19 +155,105 @@ impl Rig {
     }
 }
 
+/// `n` processes of `sh -c true`, each started when the one before exited, over `threads`
+/// threads at once.
+fn spawns(n: usize, threads: usize) -> Duration {
+    let left = std::sync::atomic::AtomicUsize::new(n);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                while left
+                    .fetch_update(
+                        std::sync::atomic::Ordering::AcqRel,
+                        std::sync::atomic::Ordering::Acquire,
+                        |l| l.checked_sub(1),
+                    )
+                    .is_ok()
+                {
+                    let ok = std::process::Command::new("sh")
+                        .args(["-c", "true"])
+                        .status()
+                        .is_ok_and(|s| s.success());
+                    assert!(ok, "sh -c true failed");
+                }
+            });
+        }
+    });
+    t.elapsed()
+}
+
+/// `n` commits of one row each, one after another, in a SQLite file of `dir` (WAL,
+/// synchronous=FULL, as Pinball's): what durability alone costs on this disk.
+async fn commits(dir: &std::path::Path, n: usize) -> Duration {
+    use sqlx::ConnectOptions;
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.join("floor.db"))
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE IF NOT EXISTS floor (n INTEGER)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let t = Instant::now();
+    for i in 0..n as i64 {
+        sqlx::query("INSERT INTO floor (n) VALUES (?)")
+            .bind(i)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    t.elapsed()
+}
+
+/// The floor of each shape on this machine, now: the chain's 200 spawns one after another and
+/// 200 commits; the fan-out's 502 spawns over as many threads as workers, and the 3 commits its
+/// stages need one after another (the 500 in the middle may share theirs).
+async fn floor(dir: &std::path::Path) -> (f64, f64) {
+    let (chain_spawns, chain_commits) = (spawns(200, 1), commits(dir, 200).await);
+    let (fan_spawns, fan_commits) = (spawns(502, WORKERS), commits(dir, 3).await);
+    let chain = chain_spawns + chain_commits;
+    let fan = fan_spawns + fan_commits;
+    println!(
+        "floor, chain of 200:   {:.2} s = 200 sequential `sh -c true` {:.2} s + 200 fsync'd SQLite commits {:.2} s",
+        chain.as_secs_f64(),
+        chain_spawns.as_secs_f64(),
+        chain_commits.as_secs_f64()
+    );
+    println!(
+        "floor, 1 -> 500 -> 1:  {:.2} s = 502 `sh -c true` over {WORKERS} threads {:.2} s + 3 sequential commits {:.3} s",
+        fan.as_secs_f64(),
+        fan_spawns.as_secs_f64(),
+        fan_commits.as_secs_f64()
+    );
+    (chain.as_secs_f64(), fan.as_secs_f64())
+}
+
 fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn backend(label: &str, url: &str) -> (f64, f64) {
+async fn backend(label: &str, url: &str, floor: (f64, f64)) -> (f64, f64) {
     println!("\n## {label} ({WORKERS} workers in this process, master over HTTP)");
     let rig = rig(url).await;
     let (warm, _) = rig.run(&chain(5, "true"), "chain").await;
     let _ = warm;
     let (c, _) = rig.run(&chain(200, "true"), "chain").await;
-    println!("chain of 200 `true` jobs:         {:.2} s", c.as_secs_f64());
+    println!(
+        "chain of 200 `true` jobs:         {:.2} s ({:.1}x the floor; target 1.5x)",
+        c.as_secs_f64(),
+        c.as_secs_f64() / floor.0
+    );
     let (f, _) = rig.run(&fan(500), "fan").await;
-    println!("fan-out 1 -> 500 -> 1 of `true`:  {:.2} s", f.as_secs_f64());
+    println!(
+        "fan-out 1 -> 500 -> 1 of `true`:  {:.2} s ({:.1}x the floor; target 2x)",
+        f.as_secs_f64(),
+        f.as_secs_f64() / floor.1
+    );
     // Job-to-job latency: each job prints the time its process started.
     let (_, i) = rig
         .run(
@@ -261,14 +350,16 @@ fn main() {
     );
     let dir = tempfile::tempdir().unwrap();
     let sqlite = format!("sqlite://{}", dir.path().join("wf.db").display());
-    let ours = rt.block_on(backend("SQLite (WAL, synchronous=FULL)", &sqlite));
+    println!("\n## The floor on this machine (no workflow manager)");
+    let floor = rt.block_on(floor(dir.path()));
+    let ours = rt.block_on(backend("SQLite (WAL, synchronous=FULL)", &sqlite, floor));
     for (name, var) in [
         ("MariaDB", "PINBALL_TEST_MYSQL_URL"),
         ("PostgreSQL", "PINBALL_TEST_POSTGRES_URL"),
     ] {
         match std::env::var(var) {
             Ok(url) if !url.is_empty() => {
-                rt.block_on(backend(name, &url));
+                rt.block_on(backend(name, &url, floor));
             }
             _ => println!("\n## {name}\nSKIPPED: set {var} to measure {name}"),
         }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::answers::{Failure, error_of};
+pub use super::retry::RetryPolicy;
 use crate::config::{Config, Secret};
 use crate::token::MasterError;
 use crate::token::*;
@@ -71,46 +72,6 @@ pub trait MasterClient: Send + Sync {
             max_tokens: None,
         }]);
         Ok(self.query(req).await?.tokens.pop().unwrap_or_default())
-    }
-}
-
-/// How an HTTP client retries.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Attempts per call, the first included.
-    pub attempts: u32,
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
-    /// Time limit of one attempt (a parked claim's `wait_ms` is added to it).
-    pub timeout: Duration,
-    /// With several masters, the time limit of one attempt at most: a hung leader (paused, or
-    /// its host gone silent) is left for the next address after this long.
-    pub failover_timeout: Duration,
-}
-
-impl RetryPolicy {
-    /// The policy the configuration's `client_*` keys describe.
-    pub fn from_config(c: &Config) -> RetryPolicy {
-        RetryPolicy {
-            attempts: c.client_connect_attempts,
-            max_backoff: Duration::from_secs(c.max_backoff_client_reconnect_sec.max(1)),
-            timeout: Duration::from_secs(c.client_timeout_sec.max(1)),
-            // Half a lease: a standby takes a hung leader's lease over within one.
-            failover_timeout: Duration::from_secs((c.master_lease_sec / 2).max(2)),
-            ..Default::default()
-        }
-    }
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 10,
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
-            timeout: Duration::from_secs(60),
-            failover_timeout: Duration::from_secs(5),
-        }
     }
 }
 
@@ -184,12 +145,18 @@ impl HttpMasterClient {
             crate::clock::now_ms() - at > recently.as_millis() as i64
         };
         let named = leader.and_then(|l| self.hosts.iter().position(|h| h == l));
+        let n = self.hosts.len();
         let next = match named {
             Some(j) if j != i && fresh(j) => j,
             // The leader it names did not answer just now: this standby takes its lease over
             // soon; ask it again rather than the silent one.
             Some(j) if j != i => i,
-            _ => (i + 1) % self.hosts.len(),
+            // The next address that did not fail just now; a standby naming no leader is asked
+            // again when every other one did (its lease ran out: it takes it now).
+            _ => (1..n)
+                .map(|k| (i + k) % n)
+                .find(|&j| fresh(j))
+                .unwrap_or(if leader.is_some() { i } else { (i + 1) % n }),
         };
         self.current.store(next, Ordering::Relaxed);
         next
@@ -396,5 +363,24 @@ impl MasterClient for HttpMasterClient {
     async fn append_log(&self, req: LogRequest) -> Result<LogResponse, MasterError> {
         // Chunks are stored once by their place in the log: a resend changes nothing.
         self.call("logs", Some(&req), Duration::ZERO, false).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_follows_the_named_leader_but_not_back_to_a_silent_one() {
+        let c = HttpMasterClient::of_hosts(vec!["a:1".into(), "b:1".into()], Default::default());
+        // A standby (b) names a leader that answers: go there.
+        assert_eq!(c.move_on(1, Some("a:1")), 0);
+        // The leader (a) just did not answer: its standby is asked again, whether it still
+        // names the silent one or, its lease run out, names none.
+        c.unreachable_ms[0].store(crate::clock::now_ms(), Ordering::Relaxed);
+        assert_eq!(c.move_on(1, Some("a:1")), 1);
+        assert_eq!(c.move_on(1, Some("")), 1);
+        // An address that did not answer moves the call on to the next one.
+        assert_eq!(c.move_on(0, None), 1);
     }
 }

@@ -18,6 +18,7 @@ pub mod probes;
 pub mod read;
 pub mod requests;
 pub mod retention;
+pub mod retry;
 pub mod server;
 pub mod service;
 pub mod standby;
