@@ -151,12 +151,10 @@ impl HttpMasterClient {
             // The leader it names did not answer just now: this standby takes its lease over
             // soon; ask it again rather than the silent one.
             Some(j) if j != i => i,
-            // The next address that did not fail just now; a standby naming no leader is asked
-            // again when every other one did (its lease ran out: it takes it now).
-            _ => (1..n)
-                .map(|k| (i + k) % n)
-                .find(|&j| fresh(j))
-                .unwrap_or(if leader.is_some() { i } else { (i + 1) % n }),
+            // A standby naming no leader (its lease ran out: it takes it now) is asked again
+            // unless another address did not fail just now.
+            _ if leader == Some("") => (1..n).map(|k| (i + k) % n).find(|&j| fresh(j)).unwrap_or(i),
+            _ => (i + 1) % n,
         };
         self.current.store(next, Ordering::Relaxed);
         next
@@ -380,7 +378,9 @@ mod tests {
         c.unreachable_ms[0].store(crate::clock::now_ms(), Ordering::Relaxed);
         assert_eq!(c.move_on(1, Some("a:1")), 1);
         assert_eq!(c.move_on(1, Some("")), 1);
-        // An address that did not answer moves the call on to the next one.
+        // An address that did not answer moves the call on to the next one, and so does a
+        // standby naming a leader by an address the client does not know.
         assert_eq!(c.move_on(0, None), 1);
+        assert_eq!(c.move_on(1, Some("10.0.0.1:1")), 0);
     }
 }

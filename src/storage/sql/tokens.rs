@@ -153,18 +153,25 @@ where
             .await?;
         // The fence (migration 0008): the new epoch on the master's row, which every commit of
         // the old one updates last, only where its own epoch is still there. Written after the
-        // lease row (a renewal locks only that one, a commit only this one: no lock cycle).
+        // lease row (a renewal locks only that one, a commit only this one: no lock cycle),
+        // and updated before any insert: an insert that finds the row takes a shared lock,
+        // and raising it to write while a commit waits for the row is a deadlock on InnoDB.
         let epoch = held.epoch + 1;
-        sqlx::query(DB::sql(DB::INSERT_MASTER))
-            .bind(master)
-            .bind(utc_now_text())
-            .execute(tx.conn())
-            .await?;
-        sqlx::query(DB::sql(q::MASTER_EPOCH))
-            .bind(epoch)
-            .bind(master)
-            .execute(tx.conn())
-            .await?;
+        for _ in 0..2 {
+            let done = sqlx::query(DB::sql(q::MASTER_EPOCH))
+                .bind(epoch)
+                .bind(master)
+                .execute(tx.conn())
+                .await?;
+            if DB::rows_affected(&done) == 1 {
+                break;
+            }
+            sqlx::query(DB::sql(DB::INSERT_MASTER))
+                .bind(master)
+                .bind(utc_now_text())
+                .execute(tx.conn())
+                .await?;
+        }
         tx.commit().await?;
         Ok(LeaseOutcome::Taken { epoch })
     }
