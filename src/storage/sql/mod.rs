@@ -346,6 +346,7 @@ macro_rules! bind_copied {
 // The ports, one file each.
 mod admin;
 mod archive;
+mod fence;
 mod logs;
 mod retention;
 mod tokens;
