@@ -261,7 +261,7 @@ impl HttpMasterClient {
         // Addresses tried in a row without waiting: each master once, before any backoff.
         let mut moved = 0;
         loop {
-            // A standby that answered last says when it may lead: ask again then.
+            // A standby that answered last says when it may lead: no backoff goes past that.
             let mut hint = None;
             let answer = match self.once(path, body, extra_wait, key.as_deref()).await {
                 Err(f) if f.elsewhere() => {
@@ -302,10 +302,8 @@ impl HttpMasterClient {
         &self,
         req: &super::api::handover::HandoverRequest,
     ) -> Result<super::api::handover::HandoverResponse, MasterError> {
-        let leader = self.health().await?;
-        if leader.role == "standby" {
-            return Err(MasterError::Unavailable("no master leads now".into()));
-        }
+        // Only a leader's health answers 200: the call ends at the leader, or fails.
+        self.health().await?;
         self.once("master/handover", Some(req), Duration::ZERO, None)
             .await
             .map_err(|f| f.error)

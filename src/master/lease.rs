@@ -211,6 +211,13 @@ pub(super) fn spawn_renewal(
     });
 }
 
+impl super::service::Shared {
+    /// The standbys' addresses, as the last renewal read them.
+    pub(super) fn known_standbys(&self) -> Vec<String> {
+        self.standbys.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
 /// Reads the standbys' addresses into `shared` (for its health), waiting at most `within`.
 async fn refresh_standbys(
     storage: &dyn TokenStore,

@@ -514,12 +514,7 @@ impl Master {
             role: "leader".into(),
             leader: self.shared.address.clone(),
             epoch: self.shared.epoch,
-            standbys: self
-                .shared
-                .standbys
-                .lock()
-                .map(|s| s.clone())
-                .unwrap_or_default(),
+            standbys: self.shared.known_standbys(),
         })
     }
 
@@ -540,6 +535,11 @@ impl Master {
             return Err(NotReady::Reloading);
         }
         Ok(())
+    }
+
+    /// The master's name (`master_name`).
+    pub fn name(&self) -> &str {
+        &self.shared.name
     }
 
     /// The epoch of the lease this master holds (`None`: it takes none).
@@ -564,12 +564,7 @@ impl Master {
                 "only a `-m master` process alone on MySQL/MariaDB or PostgreSQL can (stop it instead)",
             );
         };
-        let standbys = self
-            .shared
-            .standbys
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default();
+        let standbys = self.shared.known_standbys();
         if standbys.is_empty() {
             return why(
                 "no standby master waits to take the lease (start one first, or stop this master)",

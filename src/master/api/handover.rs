@@ -57,7 +57,7 @@ pub(in crate::master) async fn handover(
     };
     // Recorded before the lease goes: the audit is committed under this master's epoch.
     m.audit_keyed(entry, &caller.name, None).await?;
-    let master = m.health().await?.master;
+    let master = m.name().to_owned();
     tracing::info!(master = %master, epoch, via = %caller.name, standbys = %standbys.join(", "), "asked to hand the lease over: this master stops serving and stands by");
     m.hand_over();
     Ok(Json(HandoverResponse {
