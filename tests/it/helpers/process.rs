@@ -121,12 +121,38 @@ pub fn uptime() -> f64 {
         .unwrap()
 }
 
+/// A port no one listens on now, for a server the test starts later. It lies below the
+/// kernel's ephemeral range, so no outgoing connection (to a database, between processes) can
+/// take it meanwhile, and each call in this process gets another, so no two tests get the same:
+/// a port the kernel picked for `bind(0)` was free when asked, but an SMTP server started 10 s
+/// later found it taken by an outgoing connection.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let (first, span) = (10_000, low.saturating_sub(10_000));
+    if span < 1000 {
+        return bind_port("127.0.0.1:0").expect("a free port");
+    }
+    // Started at an offset of this process's id, so a leftover server of an earlier run is
+    // unlikely to sit on the first ports tried (and is stepped over if it does).
+    let base = std::process::id() * 97 % span;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < span, "no free port below the ephemeral range");
+        let port = first + (base + n) % span;
+        if let Some(p) = bind_port(&format!("127.0.0.1:{port}")) {
+            return p;
+        }
+    }
+}
+
+fn bind_port(addr: &str) -> Option<u16> {
+    let l = std::net::TcpListener::bind(addr).ok()?;
+    Some(l.local_addr().ok()?.port())
 }
 
 /// Starts `pinball ARGS` in `dir`; its log goes to `dir/pinball.<pid>.log`, for a failing test
