@@ -50,6 +50,7 @@ fn run(limited: bool) -> (Duration, Duration) {
     let req = QueryAndOwnRequest {
         lease_sec: Some(30),
         pools: Some((0..POOLS).map(|p| format!("p{p}")).collect()),
+        record_grant: true,
         ..QueryAndOwnRequest::new("worker", 0, name_pattern(), Some(1), None)
     };
     let mut took = Vec::with_capacity(CLAIMS);

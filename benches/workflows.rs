@@ -340,6 +340,14 @@ print(chain, fan)
 }
 
 fn main() {
+    // `PINBALL_BENCH_LOG=1`: every component's info lines on stderr, with microsecond times,
+    // to see where a hop's time goes.
+    if std::env::var_os("PINBALL_BENCH_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(tracing::Level::INFO)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -307,6 +307,18 @@ pub async fn logs(args: &LogsArgs, config: &Config, out: &mut dyn Write) -> Resu
         .ok_or_else(|| {
             CliError::failed(format!("job {job} of workflow {w} instance {i} not found"))
         })?;
+    // A run whose start only its claim recorded writes its record within a second (or ends):
+    // the latest execution is that one, once it is there.
+    for _ in 0..10 {
+        if args.execution.is_some() || !jt.runs_unwritten() {
+            break;
+        }
+        tokio::time::sleep(FOLLOW_EVERY / 2).await;
+        match data.job(&w, &i, &job).await.map_err(read_error)? {
+            Some(again) => jt = again,
+            None => break,
+        }
+    }
     let n = match args.execution {
         Some(n) => n,
         None => jt.job.history.len().checked_sub(1).ok_or_else(|| {

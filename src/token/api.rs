@@ -95,6 +95,48 @@ pub struct QueryAndOwnRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_items = 16)]
     pub pools: Option<Vec<String>>,
+    /// Record each grant in the claimed token's data, in the commit that grants it: a token
+    /// whose data is a JSON object gets [`Grant`] under `"grant"` (its count of such grants,
+    /// the new owner, the master's time, and the grant it replaced). A worker's claim asks for
+    /// it, so the start of a run is durable without a write of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record_grant: bool,
+}
+
+/// A claim's grant as the master records it in the token's data (`record_grant`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// How many grants were recorded in this token's data, this one included.
+    pub n: u64,
+    pub owner: String,
+    /// The master's time of the grant, in seconds since the epoch.
+    pub at: i64,
+    /// The owner and time of the grant before this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_at: Option<i64>,
+}
+
+/// `data` with a grant to `owner` at `at` recorded under `"grant"`, counting on from the one
+/// there; `None` when `data` is not a JSON object. Only the top level is parsed: the rest of
+/// the object is copied as it is.
+pub fn record_grant(data: &str, owner: &str, at: i64) -> Option<String> {
+    use serde_json::value::RawValue;
+    let mut object: BTreeMap<String, &RawValue> = serde_json::from_str(data).ok()?;
+    let before: Option<Grant> = object
+        .get("grant")
+        .and_then(|g| serde_json::from_str(g.get()).ok());
+    let grant = Grant {
+        n: before.as_ref().map_or(0, |g| g.n) + 1,
+        owner: owner.to_owned(),
+        at,
+        prev_at: before.as_ref().map(|g| g.at),
+        prev_owner: before.map(|g| g.owner),
+    };
+    let grant = serde_json::value::to_raw_value(&grant).ok()?;
+    object.insert("grant".to_owned(), &grant);
+    serde_json::to_string(&object).ok()
 }
 
 /// The pool of a token without one.
@@ -166,6 +208,7 @@ impl QueryAndOwnRequest {
             }),
             wait_ms,
             pools: None,
+            record_grant: false,
         }
     }
 }

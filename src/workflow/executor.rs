@@ -227,14 +227,15 @@ pub async fn run(
 }
 
 /// [`run`], but the command starts only when `gate` is sent to: the process is spawned at
-/// once and waits. A gate dropped unsent kills it before the command ran (an error).
+/// once and waits. A gate dropped unsent kills it before the command ran (an error). Without
+/// a gate, [`run`].
 pub async fn run_after(
     spec: ExecSpec,
     reports: mpsc::UnboundedSender<Report>,
     abort: watch::Receiver<bool>,
-    gate: oneshot::Receiver<()>,
+    gate: Option<oneshot::Receiver<()>>,
 ) -> std::io::Result<ExecResult> {
-    run_inner(spec, reports, abort, Some(gate)).await
+    run_inner(spec, reports, abort, gate).await
 }
 
 async fn run_inner(

@@ -149,7 +149,12 @@ async fn a_gated_command_runs_only_once_its_gate_opens() {
     let (_abort_tx, abort) = watch::channel(false);
 
     let (closed, gate) = oneshot::channel();
-    let run = tokio::spawn(run_after(spec(&dir, &cmd), tx.clone(), abort.clone(), gate));
+    let run = tokio::spawn(run_after(
+        spec(&dir, &cmd),
+        tx.clone(),
+        abort.clone(),
+        Some(gate),
+    ));
     drop(closed);
     assert!(
         run.await.unwrap().is_err(),
@@ -158,7 +163,7 @@ async fn a_gated_command_runs_only_once_its_gate_opens() {
     assert!(!marker.exists(), "the command did not start");
 
     let (open, gate) = oneshot::channel();
-    let run = tokio::spawn(run_after(spec(&dir, &cmd), tx, abort, gate));
+    let run = tokio::spawn(run_after(spec(&dir, &cmd), tx, abort, Some(gate)));
     open.send(()).unwrap();
     assert_eq!(run.await.unwrap().unwrap().exit_code, 0);
     assert!(marker.exists());

@@ -75,6 +75,8 @@ pub fn job_from_graph(job_name: &JobName, g: &GraphJob) -> Job {
         attempts_from: 0,
         skipped: false,
         run: None,
+        grant: None,
+        recorded_grant: 0,
     }
 }
 
@@ -134,6 +136,19 @@ pub struct JobToken {
 }
 
 impl JobToken {
+    /// Whether a worker's claim holds the job and has written nothing yet: the master
+    /// recorded the grant, so its run has started (a job shorter than a second shows only
+    /// so; a longer one writes its open record).
+    pub fn runs_unwritten(&self) -> bool {
+        self.state == JobState::Runnable
+            && self.token.owner.is_some()
+            && self
+                .job
+                .grant
+                .as_ref()
+                .is_some_and(|g| g.n > self.job.recorded_grant)
+    }
+
     pub fn parse(token: Token) -> Result<JobToken, JobTokenError> {
         let Some(Name::Job {
             workflow,

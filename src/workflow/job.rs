@@ -172,9 +172,21 @@ pub struct Job {
     /// the instance; none on instances started before runs had them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<super::run_info::RunInfo>,
+    /// The master's record of the last claim granted on this job (a worker's claim asks for
+    /// it): the start of that claim's run is durable from the grant's commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<crate::token::Grant>,
+    /// The last grant whose run (open or ended) or hand-back this data holds: a grant above it
+    /// and below the current one went to a worker that never wrote, so its run was lost.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub recorded_grant: u64,
 }
 
 fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 
@@ -202,6 +214,8 @@ impl Job {
             attempts_from: 0,
             skipped: false,
             run: None,
+            grant: None,
+            recorded_grant: 0,
         }
     }
 

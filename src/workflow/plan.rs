@@ -5,10 +5,10 @@
 //! touches the master or the clock, so every rule is tested without either.
 
 use super::instance::JobToken;
-use super::job::{Event, Job};
+use super::job::{Event, ExecutionRecord, Job};
 use super::signal::{Action, Attributes, Signal, Signals};
 use crate::token::name::{self, InstanceId, JobName, JobState, Level, WorkflowName};
-use crate::token::{ModifyRequest, Token};
+use crate::token::{Grant, ModifyRequest, Token};
 
 /// The instance-level ARCHIVE signal to insert when none is visible: the instance is finishing.
 pub fn archive_signal(workflow: &WorkflowName, instance: &InstanceId) -> Token {
@@ -317,6 +317,62 @@ pub fn close_lost(job: &mut Job, now: f64, lost_lease_retries: u32) -> Option<Lo
         Some(LostVerdict::Rerun { reason })
     } else {
         job.history.last_mut().expect("the open record").counted = true;
+        Some(LostVerdict::Counted { reason })
+    }
+}
+
+/// The most lost grants recorded at once (a job whose every claimant died unseen that often
+/// has long since used up `lost_lease_retries`).
+const MAX_UNRECORDED: u64 = 100;
+
+/// Closes what the claims before `grant` (this worker's, recorded by the master in the claim's
+/// commit) left: the open execution ([`close_lost`]), and a lost execution for each earlier
+/// grant no write followed (its worker died, or lost the master, before it wrote anything: its
+/// run may have happened, unseen). Then `grant` is recorded: from here on the data holds its run.
+pub fn close_lost_grants(
+    job: &mut Job,
+    grant: &Grant,
+    instance: &InstanceId,
+    now: f64,
+    lost_lease_retries: u32,
+) -> Option<LostVerdict> {
+    let open = close_lost(job, now, lost_lease_retries);
+    let unrecorded = grant
+        .n
+        .saturating_sub(1)
+        .saturating_sub(job.recorded_grant)
+        .min(MAX_UNRECORDED);
+    job.recorded_grant = grant.n;
+    if unrecorded == 0 {
+        return open;
+    }
+    let mut reason = String::new();
+    for k in 1..=unrecorded {
+        // Only the last of them is known by name and time (the grant this one replaced).
+        let last = k == unrecorded;
+        let start = grant.prev_at.filter(|_| last).map_or(now, |t| t as f64);
+        let mut record = ExecutionRecord::new(instance.clone(), job.command.clone(), start);
+        record.end_time = Some(now);
+        record.worker = grant
+            .prev_owner
+            .clone()
+            .filter(|_| last)
+            .unwrap_or_default();
+        let who = match record.worker.as_str() {
+            "" => "a worker".to_owned(),
+            w => format!("worker {w}"),
+        };
+        reason = format!(
+            "{who} was granted the job and never recorded its run (it died, or could not reach the master)"
+        );
+        record.lost = Some(reason.clone());
+        job.history.push(record);
+    }
+    // The events never left the job: its claimants wrote nothing.
+    if job.lost_in_a_row() <= lost_lease_retries as usize {
+        Some(LostVerdict::Rerun { reason })
+    } else {
+        job.history.last_mut().expect("just pushed").counted = true;
         Some(LostVerdict::Counted { reason })
     }
 }

@@ -294,6 +294,74 @@ fn an_open_execution_is_closed_as_lost_and_counted_only_past_the_retries() {
 }
 
 #[test]
+fn grants_no_write_followed_are_lost_runs_at_the_indexes_they_ran_at() {
+    use crate::token::Grant;
+    use crate::workflow::job::ExecutionRecord;
+    let i = InstanceId::parse("1").unwrap();
+    let grant = |n: u64, prev: Option<(&str, i64)>| Grant {
+        n,
+        owner: format!("w{n}"),
+        at: 100 + n as i64,
+        prev_owner: prev.map(|p| p.0.to_owned()),
+        prev_at: prev.map(|p| p.1),
+    };
+    let mut job = Job::shell(JobName::parse("j").unwrap(), "true");
+    job.events = vec![Event::default()];
+    // The first grant: nothing before it.
+    assert_eq!(
+        close_lost_grants(&mut job, &grant(1, None), &i, 5.0, 2),
+        None
+    );
+    assert_eq!((job.recorded_grant, job.history.len()), (1, 0));
+    // Its worker ran the job and wrote its end: recorded. The next grant's worker died before
+    // writing anything, and so did the one after it.
+    let mut done = ExecutionRecord::new(i.clone(), "true", 1.0);
+    done.end_time = Some(2.0);
+    done.exit_code = Some(0);
+    job.history.push(done);
+    let mut copy = job.clone();
+    // The fourth grant finds two lost: each takes the index its run had, so a third claimant
+    // that dies too leaves its successor the same indexes.
+    let verdict = close_lost_grants(&mut job, &grant(4, Some(("w3", 103))), &i, 9.0, 2);
+    assert!(
+        matches!(verdict, Some(LostVerdict::Rerun { ref reason }) if reason.starts_with("worker w3 was granted"))
+    );
+    assert_eq!(job.history.len(), 3);
+    assert_eq!(job.recorded_grant, 4);
+    let (second, third) = (&job.history[1], &job.history[2]);
+    assert_eq!((second.start_time, second.worker.as_str()), (9.0, ""));
+    assert_eq!((third.start_time, third.worker.as_str()), (103.0, "w3"));
+    assert!(second.lost.is_some() && third.lost.is_some() && !third.counted);
+    assert_eq!(job.events.len(), 1, "the events never left the job");
+    assert_eq!(
+        close_lost_grants(&mut job, &grant(4, None), &i, 9.0, 2),
+        None,
+        "closed once"
+    );
+    // One more loss in a row than the retries allow counts as an attempt.
+    let verdict = close_lost_grants(&mut copy, &grant(5, Some(("w4", 104))), &i, 9.0, 2);
+    assert!(matches!(verdict, Some(LostVerdict::Counted { .. })));
+    assert_eq!(copy.history.len(), 4);
+    assert!(copy.history[3].counted);
+    // An open record (grant 5's run, as its renewal wrote it) found by grant 6.
+    let mut open = job.clone();
+    let mut running = ExecutionRecord::new(i.clone(), "true", 10.0);
+    running.events = vec![Event::default()];
+    open.history.push(running);
+    open.events.clear();
+    open.recorded_grant = 5;
+    let verdict = close_lost_grants(&mut open, &grant(6, Some(("w5", 105))), &i, 12.0, 9);
+    assert!(matches!(verdict, Some(LostVerdict::Rerun { .. })));
+    assert_eq!(
+        open.history.len(),
+        4,
+        "grant 5's open run closed, nothing added for it"
+    );
+    assert_eq!(open.history[3].end_time, Some(12.0));
+    assert_eq!(open.events.len(), 1, "the open run's events go back");
+}
+
+#[test]
 fn an_instance_ends_by_itself_only_once_every_job_has_run() {
     let jobs = instance(
         "workflows:\n  w:\n    jobs:\n      a: {command: 'true'}\n      b: {command: 'true', depends_on: [a]}\n",

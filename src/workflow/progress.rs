@@ -29,6 +29,9 @@ fn q(prefix: String) -> Query {
 #[derive(Debug, PartialEq)]
 pub enum Committed {
     Done,
+    /// A success that made a job of the instance runnable, with no ABORT set when it read the
+    /// signals: the instance runs on, and there is nothing to settle.
+    Progressed,
     /// A final failure, the instance's first: it marked the instance finishing.
     FirstFailure,
     /// Our token changed under us: another worker owns the job now. Nothing was written.
@@ -184,7 +187,19 @@ pub async fn commit_success(
         let archive_set = signals.get(Action::ARCHIVE).is_some();
         let mut req = plan::success(jt, job, &event, fastrand::u64(..), &downstream, archive_set);
         req.updates.extend_from_slice(notices);
+        let progressed = signals.get(Action::ABORT).is_none()
+            && req.updates.iter().any(|t| {
+                t.name != jt.token.name
+                    && matches!(
+                        Name::parse(&t.name),
+                        Some(Name::Job {
+                            state: JobState::Runnable,
+                            ..
+                        })
+                    )
+            });
         match client.modify(req).await {
+            Ok(_) if progressed => return Ok(Committed::Progressed),
             Ok(_) => return Ok(Committed::Done),
             Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => {
                 if !still_ours(client, jt).await? {

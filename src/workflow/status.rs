@@ -236,10 +236,14 @@ pub fn attempts_this_try(jt: &JobToken) -> usize {
     if jt.job.is_condition() { n.min(1) } else { n }
 }
 
-/// A job's status, first match wins: never run (or disabled) without history; running while
-/// its runnable token holds an open record; pending when runnable and not started; then
+/// A job's status, first match wins: running while a claim holds it unwritten
+/// ([`JobToken::runs_unwritten`]); never run (or disabled) without history; running while its
+/// runnable token holds an open record; pending when runnable and not started; then
 /// disabled, failure, success by its last record.
 pub fn job_status(jt: &JobToken) -> Status {
+    if jt.runs_unwritten() {
+        return Status::RUNNING;
+    }
     let last = jt.job.history.last();
     match last {
         None if jt.state == JobState::Runnable && !jt.job.disabled => Status::PENDING,
@@ -286,7 +290,7 @@ pub fn instance_status(
         .reduce(f64::min);
     let open = jobs
         .iter()
-        .any(|j| j.job.history.last().is_some_and(|r| r.end_time.is_none()));
+        .any(|j| j.runs_unwritten() || j.job.history.last().is_some_and(|r| r.end_time.is_none()));
     let end_time = jobs
         .iter()
         .filter_map(|j| j.job.history.last().and_then(|r| r.end_time))

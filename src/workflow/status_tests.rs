@@ -165,3 +165,27 @@ fn every_look_has_its_own_colour_and_icon_and_dark_text_reads_on_it() {
     assert!(contrast(Look::SUCCESS, Look::PENDING) > 2.0);
     assert!(contrast(Look::RUNNING, Look::POLLING) > 1.5);
 }
+
+#[test]
+fn a_granted_claim_that_wrote_nothing_yet_is_running() {
+    let mut jt = job(JobState::Runnable, false, &[(1.0, Some(2.0), 1)]);
+    assert_eq!(job_status(&jt), Status::PENDING, "a retry waiting to run");
+    jt.job.grant = Some(crate::token::Grant {
+        n: 3,
+        owner: "w".into(),
+        at: 5,
+        ..Default::default()
+    });
+    jt.job.recorded_grant = 2;
+    jt.token.owner = Some("w".into());
+    assert_eq!(job_status(&jt), Status::RUNNING);
+    let running = instance_status(std::slice::from_ref(&jt), false, false, true);
+    assert_eq!(running.status, Status::RUNNING);
+    // Its worker wrote (a hand-back, a retry's hold, an end): the grant is recorded.
+    jt.job.recorded_grant = 3;
+    assert_eq!(job_status(&jt), Status::PENDING);
+    // Not held: an earlier claimant's grant, written by no one, is no run of now.
+    jt.job.recorded_grant = 2;
+    jt.token.owner = None;
+    assert_eq!(job_status(&jt), Status::PENDING);
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pinball::master::MasterClient;
 use pinball::ops::Command;
-use pinball::token::name;
+use pinball::token::{QueryAndOwnRequest, name};
 use pinball::workflow::worker::{WorkerSettings, run_workers};
 use tokio::sync::watch;
 
@@ -269,6 +269,77 @@ async fn a_worker_killed_mid_job_costs_no_attempt() {
         "the rerun succeeded with max_attempts 1"
     );
     assert_ne!(history[1].worker, first_owner);
+    app.stop().await;
+}
+
+/// A worker's claim records the run's start in the master's commit: a worker that dies before
+/// it writes anything (a job shorter than its first renewal) leaves a grant its successor
+/// closes as a lost run, at the index it ran at, never a run the history does not show.
+#[tokio::test]
+async fn a_claim_whose_worker_wrote_nothing_is_closed_as_a_lost_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&dir).await;
+    let port = app.addr.port();
+    let runs = dir.path().join("runs");
+    let yaml = format!(
+        "workflows:\n  g:\n    jobs:\n      j: {{max_attempts: 1, command: 'echo $PINBALL_EXECUTION >> {}'}}\n",
+        runs.display()
+    );
+    pinball::workflow::definition::import(
+        &app.client,
+        &pinball::parser::parse_yaml(&yaml, "t").unwrap(),
+        None,
+        false,
+    )
+    .await
+    .unwrap();
+    let config = workers_config(
+        dir.path(),
+        port,
+        "lease_sec: 2\nworker_poll_time_sec: 1\nworkers: 1\n",
+    );
+    let cfg = config.to_str().unwrap();
+    let out = pinball_out(&["-c", cfg, "util", "-f", "-w", "g", "start"], dir.path()).await;
+    let i = inst(&started_instance(&String::from_utf8_lossy(&out.stdout)));
+    // A worker claims the job as workers do, and dies at once.
+    let claim = QueryAndOwnRequest {
+        lease_sec: Some(1),
+        record_grant: true,
+        ..QueryAndOwnRequest::new("dead_worker", 0, name::ALL_RUNNABLE_JOBS, Some(1), None)
+    };
+    let claimed = app.client.query_and_own(claim).await.unwrap().tokens;
+    assert_eq!(claimed.len(), 1);
+    let runnable = name::job_token(&wf("g"), &i, name::JobState::Runnable, &job("j"));
+    let held = job_at(&app.client, &runnable).await.unwrap();
+    let grant = held
+        .job
+        .grant
+        .clone()
+        .expect("the claim's commit recorded the grant");
+    assert_eq!((grant.n, grant.owner.as_str()), (1, "dead_worker"));
+    assert!(held.job.history.is_empty(), "the dead worker wrote nothing");
+    assert_eq!(
+        pinball::workflow::status::job_status(&held),
+        pinball::workflow::status::Status::RUNNING,
+        "a granted claim shows as running"
+    );
+    let _workers = spawn_pinball(&["-c", cfg, "-m", "workers"], dir.path());
+    let waiting = name::job_token(&wf("g"), &i, name::JobState::Waiting, &job("j"));
+    wait_until(secs(30), "the job's end is committed", || async {
+        job_at(&app.client, &waiting).await.is_some()
+    })
+    .await;
+    let history = job_at(&app.client, &waiting).await.unwrap().job.history;
+    assert_eq!(history.len(), 2, "{history:?}");
+    let lost = history[0].lost.as_deref().expect("the grant is a lost run");
+    assert!(lost.contains("dead_worker"), "{lost}");
+    assert!(!history[0].counted, "not counted as an attempt");
+    assert_eq!(history[1].exit_code, Some(0), "max_attempts 1, and it ran");
+    assert_eq!(
+        std::fs::read_to_string(&runs).unwrap(),
+        "1\n",
+        "the run took the index after the lost one"
+    );
     app.stop().await;
 }
 

@@ -255,6 +255,12 @@ impl State {
             entry.owner = Some(req.owner.as_str().into());
             entry.expiration_time = Some(expires);
             entry.version = self.next_version();
+            if req.record_grant
+                && let Some(data) = entry.data.as_deref()
+                && let Some(stamped) = crate::token::record_grant(data, &req.owner, now)
+            {
+                entry.data = Some(stamped.into());
+            }
             tokens.push(entry.to_token(&name));
             self.put(&name, Some(entry), txn);
         }

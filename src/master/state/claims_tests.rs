@@ -315,3 +315,61 @@ fn a_large_job_reserves_the_slots_once_it_has_waited_long_enough() {
     modify(&mut s, vec![], vec![hold]).unwrap();
     assert_eq!(claim_one(&mut s, 1062, 5000), ["/j/1/big"]);
 }
+
+#[test]
+fn a_claim_that_asks_records_its_grant_in_the_data_it_commits() {
+    let mut s = fresh();
+    let job = r#"{"name":"j","history":[{"x":"a\"b"}],"pool":"p"}"#;
+    modify(
+        &mut s,
+        vec![
+            Token::new("/w/1/j", Some(job.into())),
+            Token::new("/w/2/k", Some("plain text".into())),
+        ],
+        vec![],
+    )
+    .unwrap();
+    let asks = |owner: &str, lease_end: i64| QueryAndOwnRequest {
+        record_grant: true,
+        ..claim_req("/w/*/", Some(5), owner, lease_end)
+    };
+    let mut txn = Txn::default();
+    let first = s.claim(&asks("a", 1010), 1000, &mut txn).unwrap();
+    let data = |t: &Token| serde_json::from_str::<serde_json::Value>(t.data.as_deref().unwrap());
+    let j = first.tokens.iter().find(|t| t.name == "/w/1/j").unwrap();
+    let v = data(j).unwrap();
+    assert_eq!(
+        v["grant"],
+        serde_json::json!({"n": 1, "owner": "a", "at": 1000})
+    );
+    assert_eq!(v["history"][0]["x"], "a\"b", "the rest of the data is kept");
+    assert_eq!(v["pool"], "p");
+    let k = first.tokens.iter().find(|t| t.name == "/w/2/k").unwrap();
+    assert_eq!(
+        k.data.as_deref(),
+        Some("plain text"),
+        "data that is no object is left"
+    );
+    // What the claim answered is what it keeps (and commits).
+    assert!(txn.touched().any(|n| n == "/w/1/j"));
+    assert_eq!(s.tokens["/w/1/j"].data.as_deref(), j.data.as_deref());
+    // The lease ends unrenewed: the next grant counts on and names the one it replaced.
+    let second = s
+        .claim(&asks("b", 1030), 1020, &mut Txn::default())
+        .unwrap();
+    let j = second.tokens.iter().find(|t| t.name == "/w/1/j").unwrap();
+    assert_eq!(
+        data(j).unwrap()["grant"],
+        serde_json::json!({"n": 2, "owner": "b", "at": 1020, "prev_owner": "a", "prev_at": 1000})
+    );
+    // A claim that does not ask leaves the data as it is.
+    let third = s
+        .claim(
+            &claim_req("/w/*/", Some(5), "c", 1050),
+            1040,
+            &mut Txn::default(),
+        )
+        .unwrap();
+    let j3 = third.tokens.iter().find(|t| t.name == "/w/1/j").unwrap();
+    assert_eq!(j3.data, j.data);
+}

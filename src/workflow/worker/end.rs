@@ -171,11 +171,15 @@ impl Worker {
             Ok(c) => c,
             Err(e) => return saved(e),
         };
-        if committed == Committed::LostLease {
-            tracing::warn!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "another worker owns this job now; this result is dropped");
-            return Ok(());
+        match committed {
+            Committed::LostLease => {
+                tracing::warn!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "another worker owns this job now; this result is dropped");
+                Ok(())
+            }
+            // A job it made runnable keeps the instance going: settling would find just that.
+            Committed::Progressed => Ok(()),
+            _ => self.settle(&jt.workflow, &jt.instance).await,
         }
-        self.settle(&jt.workflow, &jt.instance).await
     }
 
     /// The version-checked write of a run's end, with the email a final failure (or an

@@ -17,6 +17,7 @@ mod supervise;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -100,6 +101,7 @@ pub async fn run_workers(
             notifier: notifier.clone(),
             labels: labels.clone(),
             stop_at: stop_at.clone(),
+            older_master: std::sync::atomic::AtomicBool::new(false),
         };
         tasks.spawn(worker.run(shutdown.clone()));
     }
@@ -127,6 +129,9 @@ pub struct Worker {
     labels: Arc<crate::metrics::Admitted>,
     /// When the worker must be gone, once it is told to stop.
     stop_at: watch::Receiver<Option<Instant>>,
+    /// The master refused `record_grant` (a version before it, during an upgrade): claims go
+    /// without it and each run's start is written by the worker.
+    older_master: std::sync::atomic::AtomicBool,
 }
 
 /// Workflows a process's job metrics name at most, so the series stay bounded whatever
@@ -169,7 +174,10 @@ impl Worker {
                 continue;
             }
             if self.sweeper && last_sweep.is_none_or(|t| t.elapsed() >= self.settings.poll) {
-                self.sweep_beside(&mut watching, after).await;
+                // The watch of the global signals goes on in its task meanwhile.
+                if let Err(e) = self.sweep().await {
+                    tracing::warn!(error = %e, "sweeping instances failed");
+                }
                 last_sweep = Some(Instant::now());
             }
             let claim = claiming.get_or_insert_with(|| {
@@ -191,14 +199,12 @@ impl Worker {
             match claimed {
                 Ok(mut r) => {
                     if let Some(token) = r.tokens.pop() {
-                        // Not left unpolled while the job runs (see the sweep).
-                        drop(watching);
+                        // The watch goes on in its task meanwhile: its answer is read after.
                         self.handle(token, &mut shutdown).await;
-                        // The watch sat unread while the job ran (its answer may have timed
-                        // out): start again from the last version seen, which answers at once
-                        // if a signal changed meanwhile.
-                        watching = self.watch_global(after, Duration::ZERO);
                     }
+                }
+                Err(e) if refuses_record_grant(&e) && !self.older_master.swap(true, Relaxed) => {
+                    tracing::info!(worker = %self.name, "the master does not record grants (an older version): this worker records each run's start itself");
                 }
                 Err(e) => {
                     tracing::warn!(worker = %self.name, error = %e, "claiming a job failed");
@@ -209,24 +215,22 @@ impl Worker {
         tracing::info!(worker = %self.name, "worker stopped");
     }
 
-    /// Sweeps the instances. No call may sit unpolled while this worker awaits others: a
-    /// master in this process could grant it its state's read lock, and the sweep's writes
-    /// would then wait for ever behind it. So the watch of the global signals is dropped
-    /// first, and starts again from `after` once the sweep is done.
-    async fn sweep_beside(&self, watching: &mut InFlight<(Signals, i64)>, after: Option<i64>) {
-        *watching = Box::pin(std::future::pending());
-        if let Err(e) = self.sweep().await {
-            tracing::warn!(error = %e, "sweeping instances failed");
-        }
-        *watching = self.watch_global(after, Duration::ZERO);
-    }
-
-    /// The global signals, after `delay`, watched from `after` (read at once without it).
+    /// The global signals, after `delay`, watched from `after` (read at once without it). The
+    /// watch runs in a task of its own, so it is never left unpolled while this worker runs a
+    /// job or sweeps (a master in this process could grant it its state's read lock, and
+    /// writes would wait behind it), and never dropped mid-request, which would cost its
+    /// connection.
     fn watch_global(&self, after: Option<i64>, delay: Duration) -> InFlight<(Signals, i64)> {
         let client = self.client.clone();
-        Box::pin(async move {
+        let task = tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            Ok(Signals::watch(client.as_ref(), &Level::Global, after, GLOBAL_WATCH).await?)
+            Signals::watch(client.as_ref(), &Level::Global, after, GLOBAL_WATCH).await
+        });
+        Box::pin(async move {
+            // A task ends unanswered only when the runtime stops.
+            task.await
+                .map_err(|_| Error::Stopping)?
+                .map_err(Error::from)
         })
     }
 
@@ -259,6 +263,7 @@ impl Worker {
         QueryAndOwnRequest {
             lease_sec: Some(self.settings.lease.as_secs().max(1)),
             pools: Some(self.settings.pools.clone()),
+            record_grant: !self.older_master.load(Relaxed),
             ..QueryAndOwnRequest::new(
                 &self.name,
                 0,
@@ -367,4 +372,10 @@ impl Worker {
             let _ = c.modify(ModifyRequest::update(vec![woken])).await;
         }
     }
+}
+
+/// Whether a claim was refused for its `record_grant` field: a master from before it refuses
+/// fields it does not know.
+fn refuses_record_grant(e: &Error) -> bool {
+    matches!(e, Error::Master(crate::token::MasterError::InputError(m)) if m.contains("record_grant"))
 }

@@ -70,6 +70,11 @@ pub(super) struct Running<'a> {
     pub(super) sent: Option<Instant>,
     /// Since when the job's processes are frozen, for want of a confirmed lease.
     pub(super) frozen_since: Option<Instant>,
+    /// The claim's commit recorded the start: the open record is first written by a renewal,
+    /// the first within [`super::supervise::FIRST_RECORD`].
+    pub(super) granted: bool,
+    /// The version of the instance's signals read before the run: their watch starts there.
+    pub(super) signals_at: i64,
 }
 
 impl Running<'_> {
@@ -107,29 +112,45 @@ impl Running<'_> {
 
 impl Worker {
     pub(super) async fn handle(&self, token: Token, shutdown: &mut watch::Receiver<bool>) {
-        let jt = match JobToken::parse(token) {
+        let mut jt = match JobToken::parse(token) {
             Ok(jt) => jt,
             Err(e) => {
                 tracing::error!(error = %e, "claimed a token that is not a readable job; leaving it to its lease");
                 return;
             }
         };
-        if let Err(e) = self.handle_job(&jt, shutdown).await {
+        // The master recorded this claim's grant in the data it committed (an older master
+        // does not): the run's start is durable already, and the runs of earlier grants that
+        // left no trace are closed as lost before anything else is written.
+        let granted = jt.job.grant.clone().filter(|g| g.owner == self.name);
+        let (now, retries) = (clock::now_f64(), self.settings.lost_lease_retries);
+        let lost = match &granted {
+            Some(g) => plan::close_lost_grants(&mut jt.job, g, &jt.instance, now, retries),
+            None => plan::close_lost(&mut jt.job, now, retries),
+        };
+        if let Err(e) = self
+            .handle_job(&jt, granted.is_some(), lost, shutdown)
+            .await
+        {
             tracing::error!(worker = %self.name, workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, error = %e, "job handling failed; its lease will expire and another worker will retry it");
         }
     }
 
+    /// Runs a claimed job whose earlier lost runs are closed (`lost` says how); `granted`: its
+    /// start is durable in the claim's commit.
     async fn handle_job(
         &self,
         jt: &JobToken,
+        granted: bool,
+        lost: Option<plan::LostVerdict>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Error> {
-        if self.stopped_by_signals(jt).await? {
+        let Some(signals_at) = self.unless_stopped_by_signals(jt).await? else {
             return Ok(());
-        }
+        };
         let dir = logs::instance_dir(&self.settings.logs_dir, &jt.workflow, &jt.instance);
         let mut job = jt.job.clone();
-        match plan::close_lost(&mut job, clock::now_f64(), self.settings.lost_lease_retries) {
+        match lost {
             Some(plan::LostVerdict::Rerun { reason }) => {
                 let record = job.history.last_mut().expect("the closed record");
                 let message = format!(
@@ -176,8 +197,9 @@ impl Worker {
         };
         let shipper = super::ship::Shipper::start(self.client.clone(), of, &record);
         job.history.push(record.clone());
-        // The claim already holds the lease; `execute` commits the start, then runs the command.
-        let (jt, end) = self.execute(jt, job, shutdown).await;
+        // The claim already holds the lease; `execute` commits the start unless the claim's
+        // commit did, then runs the command.
+        let (jt, end) = self.execute(jt, job, (granted, signals_at), shutdown).await;
         // The log is complete in the master before the end is (a pinlog written at the end
         // included), so a finished job's log never shows less than it printed.
         let last = end.job().and_then(|j| j.history.last()).unwrap_or(&record);
@@ -191,17 +213,19 @@ impl Worker {
     }
 
     /// Whether the instance's signals stop the claimed job before it runs: an ABORT ends it
-    /// (and the instance); a DRAIN, or an EXIT for this generation, hands it back unrun.
-    async fn stopped_by_signals(&self, jt: &JobToken) -> Result<bool, Error> {
+    /// (and the instance); a DRAIN, or an EXIT for this generation, hands it back unrun. `None`
+    /// when they did; otherwise the version the run's watch of them starts from.
+    async fn unless_stopped_by_signals(&self, jt: &JobToken) -> Result<Option<i64>, Error> {
         let c = self.client.as_ref();
         let (w, i) = (&jt.workflow, &jt.instance);
-        let signals = Signals::read(c, &Level::Instance(w.clone(), i.clone())).await?;
+        let level = Level::Instance(w.clone(), i.clone());
+        let (signals, version) = Signals::watch(c, &level, None, Duration::ZERO).await?;
         if signals.is_set(Action::ABORT, 0) {
             let mut job = jt.job.clone();
             job.events.clear();
             progress::commit_failure(c, jt, &job, &self.name, false, &progress::no_email).await?;
             self.settle(w, i).await?;
-            return Ok(true);
+            return Ok(None);
         }
         if signals.is_set(Action::DRAIN, 0)
             || signals.is_set(Action::EXIT, self.settings.generation)
@@ -209,9 +233,9 @@ impl Worker {
             // Hand it back, not claimable for one poll interval, so nobody spins on it.
             let until = clock::now() + self.settings.poll.as_secs() as i64;
             c.modify(plan::hold(jt, &self.name, until)).await?;
-            return Ok(true);
+            return Ok(None);
         }
-        Ok(false)
+        Ok(Some(version))
     }
 
     /// The record of the execution about to start, holding the triggering events it takes from
@@ -274,6 +298,7 @@ impl Worker {
         &self,
         jt: &JobToken,
         job: Job,
+        (granted, signals_at): (bool, i64),
         shutdown: &mut watch::Receiver<bool>,
     ) -> (JobToken, RunEnd) {
         let index = job.history.len() - 1;
@@ -281,7 +306,7 @@ impl Worker {
         let (reports_tx, mut reports) = mpsc::unbounded_channel();
         let (abort, abort_rx) = watch::channel(false);
         let (open_gate, gate) = tokio::sync::oneshot::channel();
-        let run = executor::run_after(spec, reports_tx, abort_rx, gate);
+        let run = executor::run_after(spec, reports_tx, abort_rx, (!granted).then_some(gate));
         tokio::pin!(run);
         let mut r = Running {
             jt,
@@ -296,16 +321,20 @@ impl Worker {
             confirmed: Instant::now(),
             sent: None,
             frozen_since: None,
+            granted,
+            signals_at,
         };
         let level = Level::Instance(jt.workflow.clone(), jt.instance.clone());
-        // The start (the open record the UI shows as RUNNING, and that an heir finds if this
-        // worker dies) is committed before the command runs. Were it written beside the run, a
+        // The start must be durable before the command runs: were it written beside the run, a
         // worker dying after a short job ended but before that write landed would leave a run
         // the history never saw, and the next worker would run the job again unseen (the soak
-        // found one in 10,000 jobs). The process is spawned meanwhile, held at its gate, so the
-        // commit and the spawn overlap.
+        // found one in 10,000 jobs). The claim's commit recorded the grant (`granted`): an heir
+        // finds it and closes the run as lost, so the command runs at once, and the open record
+        // (what the UI shows of a run) is written by the first renewal. Otherwise (an older
+        // master) the open record is committed first, the process spawned meanwhile and held
+        // at its gate, so the commit and the spawn overlap.
         let mut spawn_failed = None;
-        let recorded = {
+        let recorded = granted || {
             let record = self.record_start(&mut r);
             tokio::pin!(record);
             loop {

@@ -23,6 +23,15 @@ const SIGNAL_WATCH: Duration = Duration::from_secs(10);
 /// How soon printed properties are written to the master.
 const PROPERTY_FLUSH: Duration = Duration::from_millis(250);
 
+/// How long a run goes before its watch of the instance's signals starts (from the version
+/// read before it started, so no signal is missed).
+const FIRST_WATCH: Duration = Duration::from_millis(200);
+
+/// How soon a run whose start the claim's commit recorded writes its open record (what the
+/// UI and `pinball status` show of a running job, with its log): a shorter job writes only
+/// its end.
+pub(super) const FIRST_RECORD: Duration = Duration::from_secs(1);
+
 /// The answer of an in-flight call, or never when there is none.
 async fn in_flight<T>(f: &mut Option<InFlight<T>>) -> Result<T, Error> {
     match f {
@@ -54,11 +63,17 @@ impl Worker {
         let jt = r.jt;
         let index = r.index;
         let renew_every = self.renew_every();
-        let mut tick = tokio::time::interval_at(Instant::now() + renew_every, renew_every);
+        let first = match r.granted {
+            true => renew_every.min(FIRST_RECORD),
+            false => renew_every,
+        };
+        let mut tick = tokio::time::interval_at(Instant::now() + first, renew_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut renewing: Option<InFlight<Token>> = None;
+        // Watched from the version read before the run (a signal written since answers at
+        // once), after a moment: a job shorter than that asks nothing more of the master.
         let mut watching: Option<InFlight<(Signals, i64)>> =
-            Some(self.watch_signals(level, None, Duration::ZERO));
+            Some(self.watch_signals(level, Some(r.signals_at), FIRST_WATCH));
         let mut flush_at: Option<Instant> = None;
         let mut shutdown_deadline: Option<Instant> = None;
         let result = loop {
