@@ -4,13 +4,11 @@
 //! SIGKILL after a grace period). Called by the worker; knows nothing about tokens.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::fs::File;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
@@ -170,51 +168,42 @@ fn signal_group(pgid: u32, signal: i32) {
     }
 }
 
-/// The job's shell, in its own process group, dying with the worker. If the worker dies (even
+/// The job's shell, in its own process group, dying with the worker: if the worker dies (even
 /// by SIGKILL), the kernel ends the job's shell too, so a job whose lease runs out is not still
-/// running when another worker starts it again. util-linux's setpriv sets that up and execs
-/// the shell; a `pre_exec` hook would do the same but forces a full fork() of the worker
-/// process (posix_spawn cannot run hooks), which made every spawn copy the worker's page
-/// tables: 66% of a 500-job fan-out's time was spent there.
+/// running when another worker starts it again (see [`super::spawn`]).
 ///
 /// A gated command's shell waits for one line on its stdin before it runs the command (with
 /// stdin back on /dev/null), so the process starts while the worker records the start, and
 /// the command itself runs only once that is durable.
-fn command(spec: &ExecSpec, gated: bool) -> Command {
-    let mut c = match super::launch::setpriv() {
-        Some(setpriv) => {
-            let mut c = Command::new(setpriv);
-            c.args(["--pdeathsig", "KILL"]);
-            if let Some(u) = &spec.launch.user {
-                c.arg(format!("--reuid={}", u.uid))
-                    .arg(format!("--regid={}", u.gid))
-                    .arg("--init-groups");
-            }
-            c.args(["--", "/bin/sh", "-c"]);
-            c
-        }
-        None => {
-            let mut c = Command::new("/bin/sh");
-            c.arg("-c");
-            c
-        }
-    };
+fn start(spec: &ExecSpec, gated: bool) -> std::io::Result<super::spawn::JobChild> {
     // One line, so the command's own line numbers (in the shell's errors) stay as written.
     let script = if gated {
         format!("read -r _ || exit 97; exec </dev/null; {}", spec.command)
     } else {
         spec.command.clone()
     };
-    c.arg(script)
-        .env_clear()
-        .envs(spec.launch.base_env.iter().map(|(k, v)| (k, v)))
-        .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(if gated { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    c
+    // The job's own variables over the launch's; the last of a name wins.
+    let mut env: std::collections::BTreeMap<&std::ffi::OsStr, &std::ffi::OsStr> = spec
+        .launch
+        .base_env
+        .iter()
+        .map(|(k, v)| (k.as_os_str(), v.as_os_str()))
+        .collect();
+    env.extend(
+        spec.env
+            .iter()
+            .map(|(k, v)| (std::ffi::OsStr::new(k), std::ffi::OsStr::new(v))),
+    );
+    super::spawn::spawn(&super::spawn::SpawnSpec {
+        script: &script,
+        env: env.into_iter().collect(),
+        user: spec
+            .launch
+            .user
+            .as_ref()
+            .map(|u| (u.uid, u.gid, u.groups.clone())),
+        stdin_piped: gated,
+    })
 }
 
 /// Runs the command to its end. `abort` turning true ends it (SIGTERM, then SIGKILL).
@@ -244,8 +233,8 @@ async fn run_inner(
     abort: watch::Receiver<bool>,
     gate: Option<oneshot::Receiver<()>>,
 ) -> std::io::Result<ExecResult> {
-    let mut child = command(&spec, gate.is_some()).spawn()?;
-    let pgid = child.id().unwrap_or(0);
+    let mut child = start(&spec, gate.is_some())?;
+    let pgid = child.id();
     if pgid != 0 {
         let _ = reports.send(Report::Started(pgid));
     }
@@ -259,7 +248,7 @@ async fn run_inner(
     if let Some(gate) = gate {
         let mut stdin = child.stdin.take().expect("piped");
         if gate.await.is_err() {
-            signal_group(child.id().unwrap_or(0), libc::SIGKILL);
+            signal_group(child.id(), libc::SIGKILL);
             let _ = child.wait().await;
             return Err(std::io::Error::other(
                 "the command was not started: its start could not be recorded",
@@ -319,12 +308,12 @@ async fn run_inner(
 /// abort timeout or an abort (SIGTERM, SIGKILL after the grace). Returns how it exited and why
 /// Pinball ended it, if it did.
 async fn supervise(
-    child: &mut tokio::process::Child,
+    child: &mut super::spawn::JobChild,
     spec: &ExecSpec,
     reports: &mpsc::UnboundedSender<Report>,
     mut abort: watch::Receiver<bool>,
 ) -> std::io::Result<(std::process::ExitStatus, Option<String>)> {
-    let pgid = child.id().unwrap_or(0);
+    let pgid = child.id();
     let started = Instant::now();
     let abort_at = spec.abort_timeout.map(|t| started + t);
     let mut warn_at = spec.warn_timeout.map(|t| started + t);

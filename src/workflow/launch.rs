@@ -13,10 +13,6 @@ pub enum LaunchError {
     NoUser(String),
     #[error("job_user `{0}` needs the workers to run as root (they switch to it for each job)")]
     NotRoot(String),
-    #[error(
-        "job_user `{0}` needs util-linux's setpriv (/usr/bin/setpriv), which this machine lacks"
-    )]
-    NoSetpriv(String),
     #[error("cannot find this program to start the job reaper: {0}")]
     NoProgram(std::io::Error),
     #[error("cannot start the job reaper ({0}): {1}")]
@@ -59,7 +55,7 @@ impl Launch {
     }
 
     /// This launch as a `-m workers` process runs it: `job_user` looked up (it must exist,
-    /// and switching to it needs root and `setpriv`), and the reaper started.
+    /// and switching to it needs root), and the reaper started.
     pub fn for_workers(self, c: &crate::config::Config) -> Result<Launch, LaunchError> {
         let user = match c.job_user.as_deref() {
             None => None,
@@ -68,9 +64,6 @@ impl Launch {
                 // SAFETY: geteuid has no preconditions.
                 if unsafe { libc::geteuid() } != 0 {
                     return Err(LaunchError::NotRoot(name.to_owned()));
-                }
-                if setpriv().is_none() {
-                    return Err(LaunchError::NoSetpriv(name.to_owned()));
                 }
                 Some(user)
             }
@@ -103,6 +96,8 @@ pub struct JobUser {
     pub uid: u32,
     pub gid: u32,
     pub home: PathBuf,
+    /// Its supplementary groups (`initgroups`' list), its own group among them.
+    pub groups: Vec<libc::gid_t>,
 }
 
 impl JobUser {
@@ -133,17 +128,26 @@ impl JobUser {
                 uid: pwd.pw_uid,
                 gid: pwd.pw_gid,
                 home: PathBuf::from(home.as_ref()),
+                groups: groups_of(&c_name, pwd.pw_gid),
             })
         }
     }
 }
 
-/// `setpriv` (util-linux), if this machine has it.
-pub(super) fn setpriv() -> Option<&'static str> {
-    static FOUND: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
-    *FOUND.get_or_init(|| {
-        ["/usr/bin/setpriv", "/bin/setpriv"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-    })
+/// The groups `user` (with primary group `gid`) is a member of, as `initgroups` sets them.
+fn groups_of(user: &std::ffi::CStr, gid: libc::gid_t) -> Vec<libc::gid_t> {
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut n = groups.len() as libc::c_int;
+        // SAFETY: getgrouplist writes at most `n` ids into `groups` and the count into `n`.
+        let rc = unsafe { libc::getgrouplist(user.as_ptr(), gid, groups.as_mut_ptr(), &mut n) };
+        if rc >= 0 {
+            groups.truncate(n.max(0) as usize);
+            return groups;
+        }
+        if groups.len() >= 65536 {
+            return vec![gid];
+        }
+        groups.resize((n as usize).max(groups.len() * 2), 0);
+    }
 }

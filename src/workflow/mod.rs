@@ -25,6 +25,7 @@ pub mod reaper;
 pub mod run_info;
 pub mod settle;
 pub mod signal;
+pub mod spawn;
 pub mod status;
 pub mod view;
 pub mod worker;

@@ -1,5 +1,5 @@
 //! The jobs' processes die with their worker. Each job runs in a process group of its own,
-//! and its shell dies with the worker (`setpriv --pdeathsig`), but what the shell started would
+//! and its shell dies with the worker (`PR_SET_PDEATHSIG`, see `spawn`), but what the shell started would
 //! run on, beside the worker that runs the job again. So a `-m workers` process starts one
 //! helper, `pinball reap-jobs`, and tells it on a pipe the group of every job it starts and
 //! ends. When the worker dies, however it dies, the kernel closes the pipe, and the helper kills
