@@ -75,15 +75,17 @@ async fn ended_already(
 }
 
 /// What a success needs to know of the instance: each downstream job, and the signals.
-async fn read_downstream(
+pub type Prefetched = (Vec<Downstream>, Signals);
+
+/// [`Prefetched`] for a success of job `from` (with `outputs`) of instance `w`/`i`.
+pub async fn read_downstream(
     client: &dyn MasterClient,
-    jt: &JobToken,
-    job: &Job,
-) -> Result<(Vec<Downstream>, Signals), MasterError> {
-    let (w, i) = (&jt.workflow, &jt.instance);
+    (w, i): (&WorkflowName, &InstanceId),
+    from: &JobName,
+    outputs: &[JobName],
+) -> Result<Prefetched, MasterError> {
     // Every downstream job token (either state) and the signals, in one request.
-    let mut queries: Vec<Query> = job
-        .outputs
+    let mut queries: Vec<Query> = outputs
         .iter()
         .flat_map(|o| {
             [
@@ -97,7 +99,7 @@ async fn read_downstream(
     // A job with more than 500 downstream jobs needs more than one request.
     let mut answer = client.query_many(queries).await?.into_iter();
     let mut waiting: Vec<(JobName, Option<JobToken>)> = Vec::new();
-    for o in &job.outputs {
+    for o in outputs {
         let exact = |tokens: Vec<Token>, state| {
             let want = name::job_token(w, i, state, o);
             tokens.into_iter().find(|t| t.name == want)
@@ -115,7 +117,7 @@ async fn read_downstream(
     let mut downstream = Vec::with_capacity(waiting.len());
     for (o, found) in waiting {
         let ready = match found {
-            Some(d) => ready_with(client, &d, &job.name)
+            Some(d) => ready_with(client, &d, from)
                 .await?
                 .map(|others| (d, others)),
             None => None,
@@ -166,13 +168,15 @@ async fn ready_with(
 }
 
 /// Commits a successful run: `jt` (runnable, owned, at its current version) with `job` (its
-/// history updated). One `/modify`; retried on races with other workers.
+/// history updated). One `/modify`; retried on races with other workers. `ahead`: what the
+/// worker read of the downstream jobs while the job ran (read again after a race).
 pub async fn commit_success(
     client: &dyn MasterClient,
     jt: &JobToken,
     job: &Job,
     creator: &str,
     notices: &[Token],
+    mut ahead: Option<Prefetched>,
 ) -> Result<Committed, Error> {
     let event = Event {
         creator: creator.to_owned(),
@@ -183,7 +187,13 @@ pub async fn commit_success(
             .unwrap_or_default(),
     };
     for _ in 0..MAX_RACES {
-        let (downstream, signals) = read_downstream(client, jt, job).await?;
+        let (downstream, signals) = match ahead.take() {
+            Some(read) => read,
+            None => {
+                let at = (&jt.workflow, &jt.instance);
+                read_downstream(client, at, &job.name, &job.outputs).await?
+            }
+        };
         let archive_set = signals.get(Action::ARCHIVE).is_some();
         let mut req = plan::success(jt, job, &event, fastrand::u64(..), &downstream, archive_set);
         req.updates.extend_from_slice(notices);

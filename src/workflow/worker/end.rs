@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::Worker;
 use super::run::{RunEnd, Running, Stop, runnable};
+use crate::token::MasterError;
 use crate::workflow::error::Error;
 use crate::workflow::executor::{self, ExecResult, ExecSpec};
 use crate::workflow::instance::JobToken;
@@ -139,8 +140,14 @@ impl Worker {
     }
 
     /// Writes how the run ended, retrying through a master outage (up to the outage grace),
-    /// then sends the email it owes and settles the instance.
-    pub(super) async fn commit(&self, jt: &JobToken, end: RunEnd) -> Result<(), Error> {
+    /// then sends the email it owes and settles the instance. `ahead`: the read of the
+    /// downstream jobs started beside the run, for a success.
+    pub(super) async fn commit(
+        &self,
+        jt: &JobToken,
+        end: RunEnd,
+        ahead: Option<Ahead>,
+    ) -> Result<(), Error> {
         let c = self.client.as_ref();
         let saved = |e: Error| {
             if !self.past_stop_deadline() {
@@ -167,7 +174,16 @@ impl Worker {
             tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "handed the job back for another worker");
             return Ok(());
         }
-        let committed = match self.patiently(|| self.write_end(jt, &end)).await {
+        let mut ahead = match ahead {
+            Some(read) if matches!(&end, RunEnd::Finished(j) if j.history.last().is_some_and(ExecutionRecord::succeeded)) => {
+                read.await.ok().and_then(Result::ok)
+            }
+            _ => None,
+        };
+        let committed = match self
+            .patiently(|| self.write_end(jt, &end, ahead.take()))
+            .await
+        {
             Ok(c) => c,
             Err(e) => return saved(e),
         };
@@ -184,14 +200,19 @@ impl Worker {
 
     /// The version-checked write of a run's end, with the email a final failure (or an
     /// abort that failed the run) records in the outbox; a success or a retry has none.
-    pub(super) async fn write_end(&self, jt: &JobToken, end: &RunEnd) -> Result<Committed, Error> {
+    pub(super) async fn write_end(
+        &self,
+        jt: &JobToken,
+        end: &RunEnd,
+        ahead: Option<progress::Prefetched>,
+    ) -> Result<Committed, Error> {
         let c = self.client.as_ref();
         let name = &self.name;
         Ok(match end {
             RunEnd::LostLease | RunEnd::HandedBack(_) => Committed::LostLease,
             RunEnd::Finished(job) if job.history.last().is_some_and(ExecutionRecord::succeeded) => {
                 let notices = self.success_notices(jt, job).await;
-                progress::commit_success(c, jt, job, name, &notices).await?
+                progress::commit_success(c, jt, job, name, &notices, ahead).await?
             }
             RunEnd::Finished(job) if job.can_retry() => {
                 tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, delay_sec = job.retry_delay_sec, "job failed; it will be retried");
@@ -251,6 +272,9 @@ impl Worker {
         }
     }
 }
+
+/// The read of a job's downstream jobs and signals, started when its command starts.
+pub(super) type Ahead = tokio::task::JoinHandle<Result<progress::Prefetched, MasterError>>;
 
 /// `call`, or an unreachable master when it takes longer than `limit` (its outcome unknown).
 pub(super) async fn bounded<T, E: Into<Error>>(

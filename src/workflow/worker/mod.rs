@@ -298,7 +298,7 @@ impl Worker {
     async fn commit_pending(&self) {
         for (path, jt, end) in spool::pending(&self.settings.logs_dir) {
             tracing::info!(worker = %self.name, workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "committing the end of a run an earlier worker process saved when it stopped");
-            match self.commit(&jt, end).await {
+            match self.commit(&jt, end, None).await {
                 Ok(()) if !self.past_stop_deadline() => {
                     if let Err(e) = std::fs::remove_file(&path) {
                         tracing::error!(file = %path.display(), error = %e, "cannot remove a committed pending end");

@@ -166,7 +166,7 @@ impl Worker {
                 );
                 logs::pinlog(&dir, &jt.job.name, record, &message);
                 tracing::warn!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, %reason, "previous execution lost its lease with no lost_lease_retries left; counted as a failed attempt");
-                return self.commit(jt, RunEnd::Finished(job)).await;
+                return self.commit(jt, RunEnd::Finished(job), None).await;
             }
             None => {}
         }
@@ -176,7 +176,7 @@ impl Worker {
             record.exit_code = Some(0);
             job.history.push(record);
             tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "job is disabled: completed without running");
-            return self.commit(jt, RunEnd::Finished(job)).await;
+            return self.commit(jt, RunEnd::Finished(job), None).await;
         }
         logs::assign(&dir, &job.name, job.history.len(), &mut record);
         if let Err(e) = logs::create_dir(&dir) {
@@ -184,7 +184,7 @@ impl Worker {
             record.exit_code = Some(1);
             tracing::error!(dir = %dir.display(), error = %e, "cannot create the job log directory");
             job.history.push(record);
-            return self.commit(jt, RunEnd::Finished(job)).await;
+            return self.commit(jt, RunEnd::Finished(job), None).await;
         }
         let of = super::ship::LogOf {
             workflow: jt.workflow.to_string(),
@@ -197,6 +197,18 @@ impl Worker {
         };
         let shipper = super::ship::Shipper::start(self.client.clone(), of, &record);
         job.history.push(record.clone());
+        // What a success will write depends on the downstream jobs: read while the command
+        // runs, so the end's commit need not wait for it (a race reads them again).
+        let ahead = {
+            let (client, at) = (
+                self.client.clone(),
+                (jt.workflow.clone(), jt.instance.clone()),
+            );
+            let (from, outputs) = (job.name.clone(), job.outputs.clone());
+            tokio::spawn(async move {
+                progress::read_downstream(client.as_ref(), (&at.0, &at.1), &from, &outputs).await
+            })
+        };
         // The claim already holds the lease; `execute` commits the start unless the claim's
         // commit did, then runs the command.
         let (jt, end) = self.execute(jt, job, (granted, signals_at), shutdown).await;
@@ -209,7 +221,7 @@ impl Worker {
                 tracing::warn!(worker = %self.name, job = %jt.job.name, "stopping: the rest of the job's log stays on this host");
             }
         }
-        self.commit(&jt, end).await
+        self.commit(&jt, end, Some(ahead)).await
     }
 
     /// Whether the instance's signals stop the claimed job before it runs: an ABORT ends it

@@ -95,7 +95,8 @@ async fn run(
     mut logs: Vec<Log>,
     mut done: watch::Receiver<Option<Vec<(String, PathBuf)>>>,
 ) {
-    let mut tick = tokio::time::interval(EVERY);
+    // The first look a tick in: a job shorter than that sends its log once, at its end.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + EVERY, EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut warned = false;
     loop {
