@@ -145,29 +145,43 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     }
 }
 
+/// The C strings of `/bin/sh -c <script>` and its environment, and the null-ended pointer
+/// arrays `execve` takes (pointing into them: both live as long as this).
+struct Exec {
+    _strings: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+impl Exec {
+    fn new(spec: &SpawnSpec) -> io::Result<Exec> {
+        let args = [b"/bin/sh".as_slice(), b"-c", spec.script.as_bytes()]
+            .into_iter()
+            .map(c_string)
+            .collect::<io::Result<Vec<_>>>()?;
+        let env = spec
+            .env
+            .iter()
+            .map(|(k, v)| c_string(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+            .collect::<io::Result<Vec<_>>>()?;
+        let nul_ended = |v: &[CString]| -> Vec<*const libc::c_char> {
+            v.iter()
+                .map(|a| a.as_ptr())
+                .chain([std::ptr::null()])
+                .collect()
+        };
+        let (argv, envp) = (nul_ended(&args), nul_ended(&env));
+        Ok(Exec {
+            _strings: args.into_iter().chain(env).collect(),
+            argv,
+            envp,
+        })
+    }
+}
+
 /// Starts `spec`'s shell; returns once it has exec'd (or says why it could not).
 pub fn spawn(spec: &SpawnSpec) -> io::Result<JobChild> {
-    let path = c_string(b"/bin/sh")?;
-    let args = [
-        path.clone(),
-        c_string(b"-c")?,
-        c_string(spec.script.as_bytes())?,
-    ];
-    let env = spec
-        .env
-        .iter()
-        .map(|(k, v)| c_string(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
-        .collect::<io::Result<Vec<_>>>()?;
-    let argv: Vec<*const libc::c_char> = args
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain([std::ptr::null()])
-        .collect();
-    let envp: Vec<*const libc::c_char> = env
-        .iter()
-        .map(|e| e.as_ptr())
-        .chain([std::ptr::null()])
-        .collect();
+    let exec = Exec::new(spec)?;
     let (out_r, out_w) = pipe_pair()?;
     let (err_r, err_w) = pipe_pair()?;
     let (in_r, in_w) = match spec.stdin_piped {
@@ -178,85 +192,105 @@ pub fn spawn(spec: &SpawnSpec) -> io::Result<JobChild> {
         false => (OwnedFd::from(std::fs::File::open("/dev/null")?), None),
     };
     let (report_r, report_w) = pipe_pair()?;
-    let user = spec
-        .user
-        .as_ref()
-        .map(|(uid, gid, groups)| (*uid, *gid, groups.as_ptr(), groups.len()));
     let plan = Plan {
-        path: path.as_ptr(),
-        argv: argv.as_ptr(),
-        envp: envp.as_ptr(),
+        path: exec.argv[0],
+        argv: exec.argv.as_ptr(),
+        envp: exec.envp.as_ptr(),
         stdin: in_r.as_raw_fd(),
         stdout: out_w.as_raw_fd(),
         stderr: err_w.as_raw_fd(),
-        user,
+        user: spec
+            .user
+            .as_ref()
+            .map(|(uid, gid, groups)| (*uid, *gid, groups.as_ptr(), groups.len())),
         report: report_w.as_raw_fd(),
         // SAFETY: getpid has no preconditions.
         parent: unsafe { libc::getpid() },
     };
+    let pid = clone_child(&plan)?;
+    drop((report_w, out_w, err_w, in_r));
+    let mut child = adopt(pid, report_r)?;
+    let receiver = |fd: OwnedFd| -> io::Result<pipe::Receiver> {
+        nonblocking(&fd)?;
+        pipe::Receiver::from_owned_fd(fd)
+    };
+    if let Some(w) = in_w {
+        nonblocking(&w)?;
+        child.stdin = Some(pipe::Sender::from_owned_fd(w)?);
+    }
+    child.stdout = Some(receiver(out_r)?);
+    child.stderr = Some(receiver(err_r)?);
+    Ok(child)
+}
+
+/// Runs `child_main` with `plan` in a child sharing this memory; returns its pid once it has
+/// exec'd or exited (this thread is paused meanwhile).
+fn clone_child(plan: &Plan) -> io::Result<libc::pid_t> {
     let mut stack = vec![0u8; STACK];
     // SAFETY: the stack's top, aligned down to 16 bytes as every ABI here wants; the child
     // uses it only until it execs or exits, while `stack` lives (this thread is paused).
     let top = unsafe { stack.as_mut_ptr().add(STACK) as usize & !15 } as *mut libc::c_void;
-    let pid = {
-        // Every signal blocked across the clone: no handler of the worker runs in the child.
-        // SAFETY: sigfillset and pthread_sigmask on local sets; clone runs `child_main` with
-        // `plan`, alive until it returns (CLONE_VFORK: after the child's execve or exit).
-        unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            let mut before: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut before);
-            let pid = libc::clone(
-                child_main,
-                top,
-                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-                (&plan as *const Plan).cast_mut().cast(),
-            );
-            let errno = io::Error::last_os_error();
-            libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut());
-            if pid < 0 {
-                return Err(errno);
-            }
-            pid
+    // Every signal blocked across the clone: no handler of the worker runs in the child.
+    // SAFETY: sigfillset and pthread_sigmask on local sets; clone runs `child_main` with
+    // `plan`, alive until it returns (CLONE_VFORK: after the child's execve or exit).
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut before: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut before);
+        let pid = libc::clone(
+            child_main,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (plan as *const Plan).cast_mut().cast(),
+        );
+        let errno = io::Error::last_os_error();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut());
+        if pid < 0 {
+            return Err(errno);
         }
-    };
-    drop((report_w, out_w, err_w, in_r));
+        Ok(pid)
+    }
+}
+
+/// The child `pid` as a [`JobChild`] (without its pipes yet), or why it did not exec (read
+/// from its report pipe; it is reaped then).
+fn adopt(pid: libc::pid_t, report: OwnedFd) -> io::Result<JobChild> {
     let mut errno = [0u8; 4];
-    let mut report = std::fs::File::from(report_r);
-    let failed = match io::Read::read(&mut report, &mut errno) {
+    let failed = match io::Read::read(&mut std::fs::File::from(report), &mut errno) {
         Ok(4) => Some(io::Error::from_raw_os_error(i32::from_ne_bytes(errno))),
         _ => None,
     };
     // SAFETY: pidfd_open on the pid of a child this process has not reaped.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if let Some(e) = failed.or_else(|| (pidfd < 0).then(io::Error::last_os_error)) {
+        // SAFETY: kill of our own child, not reaped yet.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
         reap_blocking(pid);
         return Err(e);
     }
     // SAFETY: pidfd_open returned a new descriptor, owned from here on.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
-    let receiver = |fd: OwnedFd| -> io::Result<pipe::Receiver> {
-        nonblocking(&fd)?;
-        pipe::Receiver::from_owned_fd(fd)
-    };
-    let stdin = match in_w {
-        Some(w) => {
-            nonblocking(&w)?;
-            Some(pipe::Sender::from_owned_fd(w)?)
+    // SAFETY: an OwnedFd's descriptor stays open, and the same, until it is dropped with the
+    // AsyncFd that owns it.
+    let registered =
+        unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) };
+    let pidfd = match registered {
+        Ok(fd) => fd,
+        Err(e) => {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            reap_blocking(pid);
+            return Err(e.into());
         }
-        None => None,
     };
     Ok(JobChild {
         pid,
-        // SAFETY: an OwnedFd's descriptor stays open, and the same, until it is dropped with
-        // the AsyncFd that owns it.
-        pidfd: unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
-            .map_err(io::Error::from)?,
+        pidfd,
         status: None,
-        stdin,
-        stdout: Some(receiver(out_r)?),
-        stderr: Some(receiver(err_r)?),
+        stdin: None,
+        stdout: None,
+        stderr: None,
     })
 }
 
@@ -313,79 +347,5 @@ impl Drop for JobChild {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::AsyncReadExt;
-
-    fn sh(script: &str) -> SpawnSpec<'_> {
-        SpawnSpec {
-            script,
-            env: vec![(OsStr::new("ONLY"), OsStr::new("this"))],
-            user: None,
-            stdin_piped: false,
-        }
-    }
-
-    #[tokio::test]
-    async fn the_shell_runs_in_its_own_group_with_exactly_its_environment() {
-        let mut child = spawn(&sh(
-            "echo $ONLY $HOME; echo err >&2; ps -o pgid= -p $$; exit 3",
-        ))
-        .unwrap();
-        let (mut out, mut err) = (String::new(), String::new());
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .await
-            .unwrap();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .await
-            .unwrap();
-        let status = child.wait().await.unwrap();
-        assert_eq!(status.code(), Some(3));
-        let mut lines = out.lines();
-        assert_eq!(lines.next(), Some("this"), "nothing but its environment");
-        assert_eq!(
-            lines.next().map(str::trim),
-            Some(child.id().to_string().as_str())
-        );
-        assert_eq!(err, "err\n");
-    }
-
-    #[tokio::test]
-    async fn a_command_the_kernel_cannot_take_is_an_error_not_a_child() {
-        assert!(spawn(&sh("echo \0")).is_err());
-    }
-
-    /// The shell gets SIGKILL when the thread that started it ends, as when its worker dies
-    /// (however it dies): no exec of a helper is needed for that any more.
-    #[test]
-    fn the_shell_dies_with_the_thread_that_started_it() {
-        let pid = std::thread::spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let child = spawn(&sh("sleep 30")).unwrap();
-                let pid = child.pid;
-                // Not killed by its drop: only the kernel may end it.
-                std::mem::forget(child);
-                pid
-            })
-        })
-        .join()
-        .unwrap();
-        let mut status = 0;
-        // SAFETY: waitpid on this process's own child.
-        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
-        assert_eq!(rc, pid);
-        assert_eq!(ExitStatus::from_raw(status).signal(), Some(libc::SIGKILL));
-    }
-}
+#[path = "spawn_tests.rs"]
+mod tests;

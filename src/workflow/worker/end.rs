@@ -139,6 +139,19 @@ impl Worker {
         );
     }
 
+    /// What a success of `job` will write depends on its downstream jobs: read while its
+    /// command runs, so the end's commit need not wait for it (a race reads them again).
+    pub(super) fn read_ahead(&self, jt: &JobToken, job: &Job) -> Ahead {
+        let (client, at) = (
+            self.client.clone(),
+            (jt.workflow.clone(), jt.instance.clone()),
+        );
+        let (from, outputs) = (job.name.clone(), job.outputs.clone());
+        tokio::spawn(async move {
+            progress::read_downstream(client.as_ref(), (&at.0, &at.1), &from, &outputs).await
+        })
+    }
+
     /// Writes how the run ended, retrying through a master outage (up to the outage grace),
     /// then sends the email it owes and settles the instance. `ahead`: the read of the
     /// downstream jobs started beside the run, for a success.

@@ -197,18 +197,7 @@ impl Worker {
         };
         let shipper = super::ship::Shipper::start(self.client.clone(), of, &record);
         job.history.push(record.clone());
-        // What a success will write depends on the downstream jobs: read while the command
-        // runs, so the end's commit need not wait for it (a race reads them again).
-        let ahead = {
-            let (client, at) = (
-                self.client.clone(),
-                (jt.workflow.clone(), jt.instance.clone()),
-            );
-            let (from, outputs) = (job.name.clone(), job.outputs.clone());
-            tokio::spawn(async move {
-                progress::read_downstream(client.as_ref(), (&at.0, &at.1), &from, &outputs).await
-            })
-        };
+        let ahead = self.read_ahead(jt, &job);
         // The claim already holds the lease; `execute` commits the start unless the claim's
         // commit did, then runs the command.
         let (jt, end) = self.execute(jt, job, (granted, signals_at), shutdown).await;
