@@ -379,3 +379,7 @@ impl Worker {
 fn refuses_record_grant(e: &Error) -> bool {
     matches!(e, Error::Master(crate::token::MasterError::InputError(m)) if m.contains("record_grant"))
 }
+
+#[cfg(test)]
+#[path = "claim_tests.rs"]
+mod claim_tests;
