@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use pinball::token::name;
-use pinball::workflow::definition;
 
 use crate::helpers::*;
 
@@ -16,14 +15,7 @@ async fn a_lost_answer_to_util_start_starts_one_instance() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app(&dir).await;
     let yaml = "workflows:\n  w:\n    jobs:\n      a: {command: 'true'}\n      b: {command: 'true', depends_on: [a]}\n";
-    definition::import(
-        &app.client,
-        &pinball::parser::parse_yaml(yaml, "t").unwrap(),
-        None,
-        false,
-    )
-    .await
-    .unwrap();
+    import_yaml(&app.client, yaml).await;
     let lossy = Lossy::start(app.addr).await;
     let config = dir.path().join("cli.yaml");
     std::fs::write(&config, format!("master_port: {}\n", lossy.port)).unwrap();
@@ -55,14 +47,7 @@ async fn lost_answers_to_a_running_job_s_renewals_neither_kill_it_nor_run_it_twi
         "workflows:\n  r:\n    jobs:\n      j: {{command: 'echo x >> {}; sleep 6'}}\n",
         marks.display()
     );
-    definition::import(
-        &app.client,
-        &pinball::parser::parse_yaml(&yaml, "t").unwrap(),
-        None,
-        false,
-    )
-    .await
-    .unwrap();
+    import_yaml(&app.client, &yaml).await;
     let lossy = Lossy::start(app.addr).await;
     let config = dir.path().join("workers.yaml");
     std::fs::write(

@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use pinball::token::name;
-use pinball::workflow::definition;
 
 use crate::helpers::*;
 
@@ -47,14 +46,7 @@ async fn a_partitioned_worker_freezes_its_job_before_another_worker_can_run_it()
         "workflows:\n  p:\n    jobs:\n      j: {{command: 'for n in $(seq 40); do echo \"$PINBALL_EXECUTION $(date +%s%N)\" >> {}; sleep 0.2; done'}}\n",
         out.display()
     );
-    definition::import(
-        &app.client,
-        &pinball::parser::parse_yaml(&yaml, "t").unwrap(),
-        None,
-        false,
-    )
-    .await
-    .unwrap();
+    import_yaml(&app.client, &yaml).await;
     let proxy = Proxy::start(app.addr).await;
     let a = workers_config(d, "a.yaml", proxy.port);
     let b = workers_config(d, "b.yaml", app.addr.port());

@@ -17,14 +17,7 @@ async fn a_worker_killed_mid_job_without_lost_lease_retries_costs_an_attempt() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app(&dir).await;
     let yaml = "workflows:\n  k:\n    jobs:\n      j:\n        max_attempts: 2\n        command: 'if [ \"$PINBALL_EXECUTION\" = 0 ]; then sleep 30; fi; echo done'\n";
-    definition::import(
-        &app.client,
-        &pinball::parser::parse_yaml(yaml, "t").unwrap(),
-        None,
-        false,
-    )
-    .await
-    .unwrap();
+    import_yaml(&app.client, yaml).await;
     let config = dir.path().join("workers.yaml");
     std::fs::write(
         &config,

@@ -154,14 +154,7 @@ async fn a_lease_shorter_than_the_poll_runs_a_job_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app(&dir).await;
     let yaml = "workflows:\n  once:\n    jobs:\n      j: {command: 'sleep 3'}\n";
-    pinball::workflow::definition::import(
-        &app.client,
-        &pinball::parser::parse_yaml(yaml, "t").unwrap(),
-        None,
-        false,
-    )
-    .await
-    .unwrap();
+    import_yaml(&app.client, yaml).await;
     let config = workers_config(
         dir.path(),
         app.addr.port(),
@@ -285,14 +278,7 @@ async fn a_claim_whose_worker_wrote_nothing_is_closed_as_a_lost_run() {
         "workflows:\n  g:\n    jobs:\n      j: {{max_attempts: 1, command: 'echo $PINBALL_EXECUTION >> {}'}}\n",
         runs.display()
     );
-    pinball::workflow::definition::import(
-        &app.client,
-        &pinball::parser::parse_yaml(&yaml, "t").unwrap(),
-        None,
-        false,
-    )
-    .await
-    .unwrap();
+    import_yaml(&app.client, &yaml).await;
     let config = workers_config(
         dir.path(),
         port,
@@ -411,14 +397,7 @@ async fn one_job_running(
 ) -> OneJob {
     let client = pinball::master::HttpMasterClient::new("127.0.0.1", port, quick_policy());
     let yaml = format!("workflows:\n  {w}:\n    jobs:\n      j: {job_yaml}\n");
-    pinball::workflow::definition::import(
-        &client,
-        &pinball::parser::parse_yaml(&yaml, "t").unwrap(),
-        None,
-        false,
-    )
-    .await
-    .unwrap();
+    import_yaml(&client, &yaml).await;
     let config = workers_config(dir, port, extra);
     let cfg = config.to_str().unwrap();
     let workers = spawn_pinball(&["-c", cfg, "-m", "workers"], dir);
@@ -576,14 +555,7 @@ async fn a_hundred_start_processes_at_once_get_a_hundred_instances() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app(&dir).await;
     let yaml = "workflows:\n  crowd:\n    jobs:\n      j: {command: 'true'}\n";
-    pinball::workflow::definition::import(
-        &app.client,
-        &pinball::parser::parse_yaml(yaml, "t").unwrap(),
-        None,
-        false,
-    )
-    .await
-    .unwrap();
+    import_yaml(&app.client, yaml).await;
     let config = workers_config(dir.path(), app.addr.port(), "");
     let cfg = config.to_str().unwrap();
     // Separate processes share no counter: their ids collide in the master and are retried.

@@ -77,10 +77,7 @@ pub async fn cluster_on(
         None => spawn_app(&db).await,
     };
     let client = app.client.clone();
-    let defs = parser::parse_yaml(yaml, "test.yaml").unwrap();
-    definition::import(&client, &defs, None, false)
-        .await
-        .unwrap();
+    import_yaml(&client, yaml).await;
     let logs = tempfile::tempdir().unwrap();
     let (stop, stopped) = watch::channel(false);
     let worker_client: Arc<dyn MasterClient> = Arc::new(client.clone());
@@ -344,4 +341,12 @@ impl Cluster {
         }
         self.app.stop().await;
     }
+}
+
+/// Imports the workflows of `yaml` through `client`, as `pinball import` does.
+pub async fn import_yaml(client: &dyn MasterClient, yaml: &str) {
+    let defs = parser::parse_yaml(yaml, "test.yaml").unwrap();
+    definition::import(client, &defs, None, false)
+        .await
+        .unwrap();
 }
