@@ -1,4 +1,5 @@
-//! The lease of a running job: its start recorded before the command runs, renewals beside
+//! The lease of a claimed job: the instance's signals read before it runs (while the claim's
+//! lease may run), its start recorded before the command runs (for an older master), renewals beside
 //! the command (and what their answers mean), and the fence that freezes the job's processes
 //! when no renewal is confirmed in time.
 
@@ -11,9 +12,16 @@ use super::run::{Running, Stop};
 use super::{InFlight, Worker};
 use crate::clock;
 use crate::master::MasterClient;
+use crate::token::name::Level;
 use crate::token::{MasterError, ModifyRequest, Query, QueryRequest, Token};
 use crate::workflow::error::Error;
+use crate::workflow::instance::JobToken;
 use crate::workflow::plan;
+use crate::workflow::progress;
+use crate::workflow::signal::{Action, Signals};
+
+/// How long a worker waits before asking an unanswering master again.
+const RETRY: Duration = Duration::from_millis(250);
 
 /// When the write `sent` may have landed unseen: the version it landed at, read back from the
 /// master (it landed when the token holds exactly what was sent, owner included).
@@ -42,6 +50,47 @@ pub(super) async fn adopt(
 }
 
 impl Worker {
+    /// Whether the instance's signals stop the claimed job before it runs: an ABORT ends it
+    /// (and the instance); a DRAIN, or an EXIT for this generation, hands it back unrun. `None`
+    /// when they did; otherwise the version the run's watch of them starts from.
+    /// A master that does not answer is asked again while the claim's lease may still run
+    /// (`granted`: from then, within the fence).
+    pub(super) async fn unless_stopped_by_signals(
+        &self,
+        jt: &JobToken,
+        granted: Option<Instant>,
+    ) -> Result<Option<i64>, Error> {
+        let c = self.client.as_ref();
+        let (w, i) = (&jt.workflow, &jt.instance);
+        let level = Level::Instance(w.clone(), i.clone());
+        let until = granted.map(|at| at + self.fence());
+        let (signals, version) = loop {
+            let read = Signals::watch(c, &level, None, Duration::ZERO);
+            match bounded(self.call_limit(), read).await {
+                Err(e) if e.is_transient() && until.is_some_and(|u| Instant::now() + RETRY < u) => {
+                    tokio::time::sleep(RETRY).await;
+                }
+                answer => break answer?,
+            }
+        };
+        if signals.is_set(Action::ABORT, 0) {
+            let mut job = jt.job.clone();
+            job.events.clear();
+            progress::commit_failure(c, jt, &job, &self.name, false, &progress::no_email).await?;
+            self.settle(w, i).await?;
+            return Ok(None);
+        }
+        if signals.is_set(Action::DRAIN, 0)
+            || signals.is_set(Action::EXIT, self.settings.generation)
+        {
+            // Hand it back, not claimable for one poll interval, so nobody spins on it.
+            let until = clock::now() + self.settings.poll.as_secs() as i64;
+            c.modify(plan::hold(jt, &self.name, until)).await?;
+            return Ok(None);
+        }
+        Ok(Some(version))
+    }
+
     /// Commits the open record before the command runs, through an outage of the master up to
     /// its grace. Returns false when the lease is lost (another worker has the job) or the
     /// master stayed away too long: then the command must not run.

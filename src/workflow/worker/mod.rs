@@ -151,6 +151,8 @@ impl Worker {
         let mut signals: Option<Signals> = None;
         let mut after: Option<i64> = None;
         let mut claiming: Option<InFlight<QueryAndOwnResponse>> = None;
+        // When the claim in flight was sent: its lease runs at least from then.
+        let mut claim_sent = Instant::now();
         while !*shutdown.borrow() {
             let Some(s) = &signals else {
                 tokio::select! {
@@ -181,6 +183,7 @@ impl Worker {
                 last_sweep = Some(Instant::now());
             }
             let claim = claiming.get_or_insert_with(|| {
+                claim_sent = Instant::now();
                 let client = self.client.clone();
                 let req = self.claim();
                 Box::pin(async move { Ok(client.query_and_own(req).await?) })
@@ -200,7 +203,7 @@ impl Worker {
                 Ok(mut r) => {
                     if let Some(token) = r.tokens.pop() {
                         // The watch goes on in its task meanwhile: its answer is read after.
-                        self.handle(token, &mut shutdown).await;
+                        self.handle(token, claim_sent, &mut shutdown).await;
                     }
                 }
                 Err(e) if refuses_record_grant(&e) && !self.older_master.swap(true, Relaxed) => {

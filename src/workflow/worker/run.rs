@@ -19,8 +19,6 @@ use crate::workflow::instance::JobToken;
 use crate::workflow::job::{ExecutionRecord, Job, merged_attributes};
 use crate::workflow::logs;
 use crate::workflow::plan;
-use crate::workflow::progress;
-use crate::workflow::signal::{Action, Signals};
 
 /// How a run ended, for the commit.
 pub enum RunEnd {
@@ -111,7 +109,13 @@ impl Running<'_> {
 }
 
 impl Worker {
-    pub(super) async fn handle(&self, token: Token, shutdown: &mut watch::Receiver<bool>) {
+    /// Runs a job claimed by a claim sent at `claimed` (its lease runs at least from then).
+    pub(super) async fn handle(
+        &self,
+        token: Token,
+        claimed: Instant,
+        shutdown: &mut watch::Receiver<bool>,
+    ) {
         let mut jt = match JobToken::parse(token) {
             Ok(jt) => jt,
             Err(e) => {
@@ -123,29 +127,27 @@ impl Worker {
         // does not): the run's start is durable already, and the runs of earlier grants that
         // left no trace are closed as lost before anything else is written.
         let granted = jt.job.grant.clone().filter(|g| g.owner == self.name);
+        let granted_at = granted.as_ref().map(|_| claimed);
         let (now, retries) = (clock::now_f64(), self.settings.lost_lease_retries);
         let lost = match &granted {
             Some(g) => plan::close_lost_grants(&mut jt.job, g, &jt.instance, now, retries),
             None => plan::close_lost(&mut jt.job, now, retries),
         };
-        if let Err(e) = self
-            .handle_job(&jt, granted.is_some(), lost, shutdown)
-            .await
-        {
+        if let Err(e) = self.handle_job(&jt, granted_at, lost, shutdown).await {
             tracing::error!(worker = %self.name, workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, error = %e, "job handling failed; its lease will expire and another worker will retry it");
         }
     }
 
     /// Runs a claimed job whose earlier lost runs are closed (`lost` says how); `granted`: its
-    /// start is durable in the claim's commit.
+    /// start is durable in the claim's commit, whose lease runs at least from then.
     async fn handle_job(
         &self,
         jt: &JobToken,
-        granted: bool,
+        granted: Option<Instant>,
         lost: Option<plan::LostVerdict>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Error> {
-        let Some(signals_at) = self.unless_stopped_by_signals(jt).await? else {
+        let Some(signals_at) = self.unless_stopped_by_signals(jt, granted).await? else {
             return Ok(());
         };
         let dir = logs::instance_dir(&self.settings.logs_dir, &jt.workflow, &jt.instance);
@@ -213,32 +215,6 @@ impl Worker {
         self.commit(&jt, end, Some(ahead)).await
     }
 
-    /// Whether the instance's signals stop the claimed job before it runs: an ABORT ends it
-    /// (and the instance); a DRAIN, or an EXIT for this generation, hands it back unrun. `None`
-    /// when they did; otherwise the version the run's watch of them starts from.
-    async fn unless_stopped_by_signals(&self, jt: &JobToken) -> Result<Option<i64>, Error> {
-        let c = self.client.as_ref();
-        let (w, i) = (&jt.workflow, &jt.instance);
-        let level = Level::Instance(w.clone(), i.clone());
-        let (signals, version) = Signals::watch(c, &level, None, Duration::ZERO).await?;
-        if signals.is_set(Action::ABORT, 0) {
-            let mut job = jt.job.clone();
-            job.events.clear();
-            progress::commit_failure(c, jt, &job, &self.name, false, &progress::no_email).await?;
-            self.settle(w, i).await?;
-            return Ok(None);
-        }
-        if signals.is_set(Action::DRAIN, 0)
-            || signals.is_set(Action::EXIT, self.settings.generation)
-        {
-            // Hand it back, not claimable for one poll interval, so nobody spins on it.
-            let until = clock::now() + self.settings.poll.as_secs() as i64;
-            c.modify(plan::hold(jt, &self.name, until)).await?;
-            return Ok(None);
-        }
-        Ok(Some(version))
-    }
-
     /// The record of the execution about to start, holding the triggering events it takes from
     /// `job`. A condition keeps only its last `max_attempts - 1` polls before the new one.
     fn new_record(&self, jt: &JobToken, job: &mut Job) -> ExecutionRecord {
@@ -295,13 +271,23 @@ impl Worker {
     /// the watch ever holds up the loop that waits for the process, so its end time is the
     /// moment it exited, whatever the master is doing. Returns the job token at its latest
     /// version and how the run ended.
+    ///
+    /// The start must be durable before the command runs: were it written beside the run, a
+    /// worker dying after a short job ended but before that write landed would leave a run the
+    /// history never saw, and the next worker would run the job again unseen (the soak found one
+    /// in 10,000 jobs). The claim's commit recorded the grant (`granted_at`): an heir finds it
+    /// and closes the run as lost, so the command runs at once, and the open record (what the UI
+    /// shows of a run) is written by the first renewal. Otherwise (an older master) the open
+    /// record is committed first, the process spawned meanwhile and held at its gate, so the
+    /// commit and the spawn overlap.
     async fn execute(
         &self,
         jt: &JobToken,
         job: Job,
-        (granted, signals_at): (bool, i64),
+        (granted_at, signals_at): (Option<Instant>, i64),
         shutdown: &mut watch::Receiver<bool>,
     ) -> (JobToken, RunEnd) {
+        let granted = granted_at.is_some();
         let index = job.history.len() - 1;
         let spec = self.spec(jt, &job, index);
         let (reports_tx, mut reports) = mpsc::unbounded_channel();
@@ -319,23 +305,21 @@ impl Worker {
             unsure: None,
             unreachable_since: None,
             pgid: None,
-            confirmed: Instant::now(),
+            // The claim's lease runs at least from when it was sent; a start written by this
+            // worker confirms it again.
+            confirmed: granted_at.unwrap_or_else(Instant::now),
             sent: None,
             frozen_since: None,
             granted,
             signals_at,
         };
         let level = Level::Instance(jt.workflow.clone(), jt.instance.clone());
-        // The start must be durable before the command runs: were it written beside the run, a
-        // worker dying after a short job ended but before that write landed would leave a run
-        // the history never saw, and the next worker would run the job again unseen (the soak
-        // found one in 10,000 jobs). The claim's commit recorded the grant (`granted`): an heir
-        // finds it and closes the run as lost, so the command runs at once, and the open record
-        // (what the UI shows of a run) is written by the first renewal. Otherwise (an older
-        // master) the open record is committed first, the process spawned meanwhile and held
-        // at its gate, so the commit and the spawn overlap.
         let mut spawn_failed = None;
-        let recorded = granted || {
+        // A claim whose lease may have run out meanwhile (the master was slow to answer the
+        // signals' read) does not run: another worker may have the job by now.
+        let recorded = if let Some(at) = granted_at {
+            at.elapsed() < self.fence()
+        } else {
             let record = self.record_start(&mut r);
             tokio::pin!(record);
             loop {
@@ -351,7 +335,7 @@ impl Worker {
             }
         };
         if !recorded {
-            tracing::warn!(worker = %self.name, workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "the job's start could not be recorded; it was not run");
+            tracing::warn!(worker = %self.name, workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "the job's lease could not be confirmed in time (its start unrecorded, or its claim too old); it was not run");
             drop(open_gate);
             let latest = JobToken {
                 token: r.token,
