@@ -23,6 +23,17 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Records a claim's grant to `owner` in the data (`record_grant`), when it is a JSON
+    /// object.
+    pub fn record_grant(&mut self, owner: &str, now: i64, waited: std::time::Duration) {
+        let waited_ms = waited.as_millis() as u64;
+        if let Some(d) = self.data.as_deref()
+            && let Some(stamped) = crate::token::record_grant(d, owner, now, waited_ms)
+        {
+            self.data = Some(stamped.into());
+        }
+    }
+
     pub fn from_token(t: &Token, version: i64) -> Entry {
         Entry {
             version,

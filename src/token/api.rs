@@ -111,6 +111,10 @@ pub struct Grant {
     pub owner: String,
     /// The master's time of the grant, in seconds since the epoch.
     pub at: i64,
+    /// How long the claim waited at the master (parked) before this grant, in milliseconds:
+    /// the grant came at least this long after the claim was sent, whatever the clocks say.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub waited_ms: u64,
     /// The owner and time of the grant before this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prev_owner: Option<String>,
@@ -118,10 +122,14 @@ pub struct Grant {
     pub prev_at: Option<i64>,
 }
 
-/// `data` with a grant to `owner` at `at` recorded under `"grant"`, counting on from the one
-/// there; `None` when `data` is not a JSON object. Only the top level is parsed: the rest of
-/// the object is copied as it is.
-pub fn record_grant(data: &str, owner: &str, at: i64) -> Option<String> {
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// `data` with a grant to `owner` at `at`, after the claim waited `waited_ms`, recorded under
+/// `"grant"`, counting on from the one there; `None` when `data` is not a JSON object. Only
+/// the top level is parsed: the rest of the object is copied as it is.
+pub fn record_grant(data: &str, owner: &str, at: i64, waited_ms: u64) -> Option<String> {
     use serde_json::value::RawValue;
     let mut object: BTreeMap<String, &RawValue> = serde_json::from_str(data).ok()?;
     let before: Option<Grant> = object
@@ -131,6 +139,7 @@ pub fn record_grant(data: &str, owner: &str, at: i64) -> Option<String> {
         n: before.as_ref().map_or(0, |g| g.n) + 1,
         owner: owner.to_owned(),
         at,
+        waited_ms,
         prev_at: before.as_ref().map(|g| g.at),
         prev_owner: before.map(|g| g.owner),
     };

@@ -302,6 +302,7 @@ fn grants_no_write_followed_are_lost_runs_at_the_indexes_they_ran_at() {
         n,
         owner: format!("w{n}"),
         at: 100 + n as i64,
+        waited_ms: 0,
         prev_owner: prev.map(|p| p.0.to_owned()),
         prev_at: prev.map(|p| p.1),
     };

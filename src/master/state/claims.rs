@@ -2,6 +2,7 @@
 //! lease-extension and index methods.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 use super::found::Rank;
 use super::pools::{Pools, take_in_pool};
@@ -231,6 +232,17 @@ impl State {
         now: i64,
         txn: &mut Txn,
     ) -> Result<Claim, MasterError> {
+        self.claim_after(req, now, Duration::ZERO, txn)
+    }
+
+    /// [`State::claim`] for a claim that waited `waited` (parked) before this try.
+    pub fn claim_after(
+        &mut self,
+        req: &QueryAndOwnRequest,
+        now: i64,
+        waited: Duration,
+        txn: &mut Txn,
+    ) -> Result<Claim, MasterError> {
         let Some(query) = &req.query else {
             return Ok(Claim::default());
         };
@@ -255,11 +267,8 @@ impl State {
             entry.owner = Some(req.owner.as_str().into());
             entry.expiration_time = Some(expires);
             entry.version = self.next_version();
-            if req.record_grant
-                && let Some(data) = entry.data.as_deref()
-                && let Some(stamped) = crate::token::record_grant(data, &req.owner, now)
-            {
-                entry.data = Some(stamped.into());
+            if req.record_grant {
+                entry.record_grant(&req.owner, now, waited);
             }
             tokens.push(entry.to_token(&name));
             self.put(&name, Some(entry), txn);

@@ -1,6 +1,8 @@
 //! Claims on the pure state: priority and age order, pools, leases that end, and an outage's
 //! lease extension.
 
+use std::time::Duration;
+
 use super::super::tests::{claim_req, fresh, modify, names, tok};
 use super::super::*;
 
@@ -362,11 +364,23 @@ fn a_claim_that_asks_records_its_grant_in_the_data_it_commits() {
         data(j).unwrap()["grant"],
         serde_json::json!({"n": 2, "owner": "b", "at": 1020, "prev_owner": "a", "prev_at": 1000})
     );
+    // A claim granted after waiting (parked) says how long: its worker counts the lease from
+    // its own send time plus that, whatever the clocks of the two hosts say.
+    let waited = s
+        .claim_after(
+            &asks("c", 1050),
+            1040,
+            Duration::from_millis(1500),
+            &mut Txn::default(),
+        )
+        .unwrap();
+    let j = waited.tokens.iter().find(|t| t.name == "/w/1/j").unwrap();
+    assert_eq!(data(j).unwrap()["grant"]["waited_ms"], 1500);
     // A claim that does not ask leaves the data as it is.
     let third = s
         .claim(
-            &claim_req("/w/*/", Some(5), "c", 1050),
-            1040,
+            &claim_req("/w/*/", Some(5), "d", 1070),
+            1060,
             &mut Txn::default(),
         )
         .unwrap();

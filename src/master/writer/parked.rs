@@ -99,7 +99,7 @@ impl Writer {
                 }
             }
             if due {
-                match state.claim(&p.req, now, txn) {
+                match state.claim_after(&p.req, now, p.since.elapsed(), txn) {
                     Ok(claim)
                         if claim.tokens.is_empty() && !self.closing && p.deadline > instant =>
                     {

@@ -127,7 +127,11 @@ impl Worker {
         // does not): the run's start is durable already, and the runs of earlier grants that
         // left no trace are closed as lost before anything else is written.
         let granted = jt.job.grant.clone().filter(|g| g.owner == self.name);
-        let granted_at = granted.as_ref().map(|_| claimed);
+        // The grant came at least as long after the claim was sent as the claim waited at the
+        // master (its own clock's measure): the lease runs at least from then.
+        let granted_at = granted
+            .as_ref()
+            .map(|g| claimed + Duration::from_millis(g.waited_ms));
         let (now, retries) = (clock::now_f64(), self.settings.lost_lease_retries);
         let lost = match &granted {
             Some(g) => plan::close_lost_grants(&mut jt.job, g, &jt.instance, now, retries),
