@@ -250,7 +250,23 @@ impl Worker {
 
     /// Calls `f` until the master answers it, through an outage of up to the outage grace: a
     /// run that ended while the master (or its database) was away is committed when it is back.
-    pub(super) async fn patiently<T, E, Fut>(&self, mut f: impl FnMut() -> Fut) -> Result<T, Error>
+    pub(super) async fn patiently<T, E, Fut>(&self, f: impl FnMut() -> Fut) -> Result<T, Error>
+    where
+        Fut: Future<Output = Result<T, E>>,
+        E: Into<Error>,
+    {
+        self.patiently_within(self.settings.outage_grace, "the job's end", f)
+            .await
+    }
+
+    /// [`Worker::patiently`] for calls that may be tried again only within `grace` (once when
+    /// it is zero); `what` names the call in the log.
+    pub(super) async fn patiently_within<T, E, Fut>(
+        &self,
+        grace: Duration,
+        what: &str,
+        mut f: impl FnMut() -> Fut,
+    ) -> Result<T, Error>
     where
         Fut: Future<Output = Result<T, E>>,
         E: Into<Error>,
@@ -268,11 +284,11 @@ impl Worker {
                 return answer;
             }
             match answer {
-                Err(e) if e.is_transient() && started.elapsed() < self.settings.outage_grace => {
+                Err(e) if e.is_transient() && started.elapsed() < grace => {
                     if !std::mem::replace(&mut told, true) {
-                        tracing::warn!(worker = %self.name, error = %e, "the master cannot take the job's end yet; trying until it can");
+                        tracing::warn!(worker = %self.name, error = %e, "the master cannot take {what} yet; trying until it can");
                     }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    tokio::time::sleep(RETRY).await;
                 }
                 other => {
                     if told && other.is_ok() {
@@ -285,6 +301,9 @@ impl Worker {
         }
     }
 }
+
+/// How long a worker waits before asking an unanswering master again.
+const RETRY: Duration = Duration::from_millis(250);
 
 /// The read of a job's downstream jobs and signals, started when its command starts.
 pub(super) type Ahead = tokio::task::JoinHandle<Result<progress::Prefetched, MasterError>>;

@@ -20,9 +20,6 @@ use crate::workflow::plan;
 use crate::workflow::progress;
 use crate::workflow::signal::{Action, Signals};
 
-/// How long a worker waits before asking an unanswering master again.
-const RETRY: Duration = Duration::from_millis(250);
-
 /// When the write `sent` may have landed unseen: the version it landed at, read back from the
 /// master (it landed when the token holds exactly what was sent, owner included).
 pub(super) async fn adopt(
@@ -53,6 +50,7 @@ impl Worker {
     /// Whether the instance's signals stop the claimed job before it runs: an ABORT ends it
     /// (and the instance); a DRAIN, or an EXIT for this generation, hands it back unrun. `None`
     /// when they did; otherwise the version the run's watch of them starts from.
+    ///
     /// A master that does not answer is asked again while the claim's lease may still run
     /// (`granted`: from then, within the fence).
     pub(super) async fn unless_stopped_by_signals(
@@ -63,16 +61,13 @@ impl Worker {
         let c = self.client.as_ref();
         let (w, i) = (&jt.workflow, &jt.instance);
         let level = Level::Instance(w.clone(), i.clone());
-        let until = granted.map(|at| at + self.fence());
-        let (signals, version) = loop {
-            let read = Signals::watch(c, &level, None, Duration::ZERO);
-            match bounded(self.call_limit(), read).await {
-                Err(e) if e.is_transient() && until.is_some_and(|u| Instant::now() + RETRY < u) => {
-                    tokio::time::sleep(RETRY).await;
-                }
-                answer => break answer?,
-            }
-        };
+        let grace = granted.map_or(Duration::ZERO, |at| {
+            (at + self.fence()).saturating_duration_since(Instant::now())
+        });
+        let read = || Signals::watch(c, &level, None, Duration::ZERO);
+        let (signals, version) = self
+            .patiently_within(grace, "the read of the job's signals", read)
+            .await?;
         if signals.is_set(Action::ABORT, 0) {
             let mut job = jt.job.clone();
             job.events.clear();
