@@ -18,6 +18,9 @@ use crate::config::{Config, Secret};
 use crate::token::MasterError;
 use crate::token::*;
 
+/// The longest a renewing worker's call waits between tries of a master that is away.
+pub const RENEWING_BACKOFF: Duration = Duration::from_millis(250);
+
 #[async_trait]
 pub trait MasterClient: Send + Sync {
     async fn modify(&self, req: ModifyRequest) -> Result<ModifyResponse, MasterError>;
@@ -247,16 +250,24 @@ impl HttpMasterClient {
         self.call_with(path, body, extra_wait, keyed, false).await
     }
 
+    /// [`HttpMasterClient::call`], for a renewing worker when `renewing`: a master that holds
+    /// its leases answers at once, and a master away is tried again at least every
+    /// [`RENEWING_BACKOFF`], so a job frozen for want of a renewal goes on within that of its
+    /// master's return (not after a backoff grown through the outage).
     async fn call_with<Req: Serialize + Sync, Resp: DeserializeOwned>(
         &self,
         path: &str,
         body: Option<&Req>,
         extra_wait: Duration,
         keyed: bool,
-        answer_held: bool,
+        renewing: bool,
     ) -> Result<Resp, MasterError> {
         let key = keyed.then(new_key);
-        let mut backoff = self.policy.initial_backoff;
+        let max_backoff = match renewing {
+            true => self.policy.max_backoff.min(RENEWING_BACKOFF),
+            false => self.policy.max_backoff,
+        };
+        let mut backoff = self.policy.initial_backoff.min(max_backoff);
         let mut attempt = 1;
         // Addresses tried in a row without waiting: each master once, before any backoff.
         let mut moved = 0;
@@ -276,17 +287,17 @@ impl HttpMasterClient {
                 other => other.map_err(|f| f.error),
             };
             match answer {
-                Err(e @ MasterError::Held(_)) if answer_held => return Err(e),
+                Err(e @ MasterError::Held(_)) if renewing => return Err(e),
                 Err(e) if e.is_transient() && attempt < self.policy.attempts => {
                     // The hint only shortens the wait: a standby takes the lease of a dead
                     // process of its host at once, before the lease it read runs out.
                     let sleep = backoff
                         .mul_f64(0.5 + fastrand::f64())
                         .min(hint.map_or(Duration::MAX, |h| h.max(Duration::from_millis(20))))
-                        .min(self.policy.max_backoff);
+                        .min(max_backoff);
                     tracing::warn!(path, attempt, error = %e, retry_in_ms = sleep.as_millis() as u64, "waiting for the master: the call failed; retrying");
                     tokio::time::sleep(sleep).await;
-                    backoff = (backoff * 2).min(self.policy.max_backoff);
+                    backoff = (backoff * 2).min(max_backoff);
                     attempt += 1;
                 }
                 result => return result,
@@ -380,5 +391,49 @@ mod tests {
         // standby naming a leader by an address the client does not know.
         assert_eq!(c.move_on(0, None), 1);
         assert_eq!(c.move_on(1, Some("10.0.0.1:1")), 0);
+    }
+
+    /// The times a listener that drops every connection at once saw `n` of them.
+    async fn attempts_seen(listener: tokio::net::TcpListener, n: usize) -> Vec<std::time::Instant> {
+        let mut seen = Vec::with_capacity(n);
+        while seen.len() < n {
+            let (conn, _) = listener.accept().await.unwrap();
+            seen.push(std::time::Instant::now());
+            drop(conn);
+        }
+        seen
+    }
+
+    #[tokio::test]
+    async fn a_renewal_asks_a_master_that_is_away_again_at_least_every_quarter_second() {
+        // A master that drops every connection (a port between a kill and a restart): the
+        // renewal's tries never wait a backoff grown through the outage, so a job frozen for
+        // want of a renewal goes on soon after its master is back. A plain call backs off.
+        for (renewing, fast) in [(true, true), (false, false)] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let policy = RetryPolicy {
+                attempts: 100,
+                ..Default::default()
+            };
+            let client = HttpMasterClient::new("127.0.0.1", port, policy);
+            let call = async {
+                let req = ModifyRequest::default();
+                match renewing {
+                    true => client.renew(req).await,
+                    false => client.modify(req).await,
+                }
+            };
+            let seen = tokio::select! {
+                seen = attempts_seen(listener, 7) => seen,
+                answer = call => panic!("the call ended: {answer:?}"),
+            };
+            let longest = seen.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+            assert_eq!(
+                longest < Duration::from_millis(600),
+                fast,
+                "renewing {renewing}: the longest wait between tries was {longest:?}"
+            );
+        }
     }
 }

@@ -27,7 +27,7 @@ mod watch;
 mod writer;
 
 pub use crate::token::MasterError;
-pub use client::{HttpMasterClient, MasterClient};
+pub use client::{HttpMasterClient, MasterClient, RENEWING_BACKOFF};
 pub use local::LocalMasterClient;
 pub use options::{JobLog, MasterOptions, Naming};
 pub use service::Master;

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::run::{Running, Stop};
 use super::{InFlight, Worker};
+use crate::master::RENEWING_BACKOFF;
 use crate::token::Token;
 use crate::token::name::Level;
 use crate::workflow::error::Error;
@@ -74,7 +75,8 @@ impl Worker {
         // once), after a moment: a job shorter than that asks nothing more of the master.
         let mut watching: Option<InFlight<(Signals, i64)>> =
             Some(self.watch_signals(level, Some(r.signals_at), FIRST_WATCH));
-        let mut flush_at: Option<Instant> = None;
+        // An early renewal: printed properties to write, or a renewal that failed.
+        let mut renew_at: Option<Instant> = None;
         let mut shutdown_deadline: Option<Instant> = None;
         let result = loop {
             tokio::select! {
@@ -85,7 +87,7 @@ impl Worker {
                     Report::Started(pgid) => r.pgid = Some(pgid),
                     Report::Property(k, v) => {
                         r.record_property(k, v);
-                        flush_at.get_or_insert_with(|| Instant::now() + PROPERTY_FLUSH);
+                        renew_at.get_or_insert_with(|| Instant::now() + PROPERTY_FLUSH);
                     }
                     Report::WarnTimeout => {
                         tracing::warn!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "job exceeded its warn_timeout_sec");
@@ -99,6 +101,11 @@ impl Worker {
                 answer = in_flight(&mut renewing) => {
                     renewing = None;
                     self.renewed(r, answer);
+                    // A frozen job's master is asked again soon, not at the next tick: the job
+                    // goes on within a quarter second of its master's return.
+                    if r.frozen_since.is_some() && r.stop.is_none() {
+                        renew_at = Some(Instant::now() + RENEWING_BACKOFF);
+                    }
                 }
                 answer = in_flight(&mut watching) => {
                     let after = self.signals_seen(r, answer);
@@ -106,11 +113,11 @@ impl Worker {
                     watching = Some(self.watch_signals(level, after, delay));
                 }
                 _ = tick.tick(), if renewing.is_none() => {
-                    flush_at = None;
+                    renew_at = None;
                     renewing = Some(self.renew(r));
                 }
-                _ = sleep_until(flush_at), if renewing.is_none() => {
-                    flush_at = None;
+                _ = sleep_until(renew_at), if renewing.is_none() => {
+                    renew_at = None;
                     renewing = Some(self.renew(r));
                 }
                 _ = shutdown.changed(), if shutdown_deadline.is_none() => {
