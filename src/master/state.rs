@@ -84,6 +84,7 @@ impl Entry {
 }
 
 pub use super::budget::AnswerBudget;
+pub use claims::granted_at;
 use claims::{ClaimIndex, lease_end};
 pub use found::Found;
 

@@ -176,11 +176,13 @@ impl Scheduler {
                 return Ok(());
             }
         };
-        // By the master's clock (the claim's lease end less its length), not this process's:
-        // a scheduler whose clock was stepped ahead must not fire runs for times to come.
+        // By the master's clock (when it granted the claim, from the lease's end), not this
+        // process's: a scheduler whose clock was stepped ahead must not fire runs for times to
+        // come.
         let now = token
             .expiration_time
-            .and_then(|t| Timestamp::from_second(t - CLAIM_LEASE_SEC).ok())
+            .map(|end| crate::master::state::granted_at(end, CLAIM_LEASE_SEC as u64))
+            .and_then(|t| Timestamp::from_second(t).ok())
             .unwrap_or_else(Timestamp::now);
         let step = match crate::schedule::fire::before_reading(&data, &schedule, now) {
             Some(step) => step,

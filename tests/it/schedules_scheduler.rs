@@ -144,6 +144,35 @@ async fn start_new_runs_instances_side_by_side() {
 }
 
 #[tokio::test]
+async fn a_one_second_schedule_fires_every_second_and_misses_none() {
+    // The scheduler read the master's clock from its claim's lease end less the lease, one
+    // second late (the master rounds a lease up to whole seconds): it counted each next
+    // occurrence as passed, so a 1S schedule started a run every 2 s and counted the rest missed.
+    let c = cluster(&workflow("START_NEW", "1S", "true", 50), 4, 0).await;
+    let (stop, task) = spawn_scheduler(&c, None);
+    wait_until(Duration::from_secs(20), "five scheduled runs", || async {
+        scheduled_times(&c, "s").await.len() >= 5
+    })
+    .await;
+    let _ = stop.send(true);
+    task.await.unwrap();
+    let mut due: Vec<i64> = scheduled_times(&c, "s")
+        .await
+        .iter()
+        .map(|(_, t)| t.parse().unwrap())
+        .collect();
+    due.sort();
+    let gaps: Vec<i64> = due.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.iter().all(|g| *g == 1), "runs due at {due:?}");
+    assert_eq!(
+        schedule_data(&c).await.missed_runs,
+        0,
+        "none counted missed"
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
 async fn skip_skips_while_one_runs_and_counts_the_skipped_runs() {
     let c = cluster(&workflow("SKIP", "1S", "sleep 2.5", 5), 4, 0).await;
     let w = observe(&c, 4).await;
