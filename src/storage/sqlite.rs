@@ -52,8 +52,11 @@ impl SqlStore<Sqlite> {
             url: format!("sqlite://{path}"),
             reason: format!("cannot create the database file: {e}"),
         })?;
+        // A connection to a file of this host does not break while idle: no ping before each
+        // use (a round trip to sqlx's connection thread on every commit and read).
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(options);
         // A write locks the whole file: a renewal waits for the lock whatever its connection.
