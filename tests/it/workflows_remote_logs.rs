@@ -107,6 +107,25 @@ async fn a_log_written_elsewhere_is_shown_live_and_after_its_host_is_gone() {
 }
 
 #[tokio::test]
+async fn a_log_of_several_chunks_printed_at_once_reaches_the_master_whole() {
+    // Over two whole chunks (256 KiB each) and a part, printed faster than a tick: each is sent
+    // after the job exits, before its end is committed, and no byte is left on the host.
+    let yaml = "workflows:\n  w:\n    jobs:\n      loud: {command: 'head -c 600000 /dev/zero | tr \"\\\\000\" a; echo; echo done >&2'}\n";
+    let c = cluster(yaml, 1, 600).await;
+    let empty = tempfile::tempdir().unwrap();
+    let root = ui_elsewhere(&c, empty.path()).await;
+    let i = c.start("w").await;
+    c.wait_finished("w", &i, LONG).await;
+    std::fs::remove_dir_all(c.logs.path().join("w")).unwrap();
+    let (running, text) = log(&root, "w", &i, "loud", "stdout").await;
+    assert!(!running);
+    assert_eq!(text.len(), 600_001, "the whole log is stored");
+    assert!(text[..600_000].bytes().all(|b| b == b'a'));
+    assert_eq!(log(&root, "w", &i, "loud", "stderr").await.1, "done\n");
+    c.stop().await;
+}
+
+#[tokio::test]
 async fn the_master_keeps_each_log_up_to_its_bound_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("pinball.db").display());

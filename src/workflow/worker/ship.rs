@@ -117,17 +117,10 @@ async fn run(
             logs.push(new_log((kind, path)));
         }
     }
-    let last = async {
-        loop {
-            match round(client.as_ref(), &of, &mut logs, usize::MAX).await {
-                Ok(false) => return Ok(()),
-                Ok(true) => {}
-                Err(e) => return Err(e),
-            }
-        }
-    };
+    // The job has exited: each log is sent to its end (a chunk shorter than a whole one).
+    let last = round(client.as_ref(), &of, &mut logs, usize::MAX);
     match tokio::time::timeout(LAST_ROUND, last).await {
-        Ok(Ok(())) => {}
+        Ok(Ok(_)) => {}
         Ok(Err(e)) => {
             tracing::warn!(job = %of.job, instance = %of.instance, error = %e, "the end of the job's log did not reach the master; it stays on this host")
         }
@@ -137,56 +130,86 @@ async fn run(
     }
 }
 
-/// Sends up to `chunks` new chunks of each log. Returns whether anything was sent.
+/// Sends up to `passes` new chunks of each log, a chunk of each per pass. Returns whether a
+/// log may hold more already (its last chunk read was a whole one).
 async fn round(
     client: &dyn MasterClient,
     of: &LogOf,
     logs: &mut [Log],
-    chunks: usize,
+    passes: usize,
 ) -> Result<bool, MasterError> {
-    let mut sent_any = false;
-    for log in logs.iter_mut().filter(|l| !l.full) {
-        for _ in 0..chunks {
-            let (root, path, from) = (of.root.clone(), log.path.clone(), log.sent);
-            let Ok(Some(bytes)) =
-                tokio::task::spawn_blocking(move || read_from(&root, &path, from)).await
-            else {
-                break;
-            };
-            let answer = client
-                .append_log(LogRequest {
-                    workflow: of.workflow.clone(),
-                    instance: of.instance.clone(),
-                    job: of.job.clone(),
-                    execution: of.execution,
-                    kind: log.kind.clone(),
-                    offset: log.sent,
-                    data: base64::engine::general_purpose::STANDARD.encode(&bytes),
-                    host: of.host.clone(),
-                    owner: of.owner.clone(),
-                })
-                .await;
-            let answer = match answer {
-                Ok(a) => a,
-                Err(why @ (MasterError::Forbidden(_) | MasterError::VersionConflict(_))) => {
-                    // This worker no longer holds the job (its lease was lost), or the master
-                    // holds other bytes here: whoever runs it now sends its own log.
-                    tracing::warn!(job = %of.job, log = %log.kind, reason = %why, "the master takes no more of this log from this worker; the rest stays on this host");
-                    log.full = true;
-                    break;
-                }
-                Err(e) => return Err(e),
-            };
-            log.sent += bytes.len() as u64;
-            sent_any = true;
-            if let Some(at) = answer.truncated_at {
-                tracing::info!(job = %of.job, log = %log.kind, kept_bytes = at, "the master keeps no more of this log (log_max_bytes); the rest stays on this host");
-                log.full = true;
-                break;
-            }
+    let mut more = false;
+    for _ in 0..passes {
+        more = false;
+        let chunks = next_chunks(of, logs).await;
+        for (log, bytes) in logs.iter_mut().zip(chunks) {
+            let Some(bytes) = bytes else { continue };
+            let whole = bytes.len() == MAX_LOG_CHUNK;
+            send(client, of, log, bytes).await?;
+            more |= whole && !log.full;
+        }
+        if !more {
+            break;
         }
     }
-    Ok(sent_any)
+    Ok(more)
+}
+
+/// The next chunk of each log still taken by the master, read in one blocking task.
+async fn next_chunks(of: &LogOf, logs: &[Log]) -> Vec<Option<Vec<u8>>> {
+    let root = of.root.clone();
+    let wanted: Vec<_> = logs
+        .iter()
+        .map(|l| (!l.full).then(|| (l.path.clone(), l.sent)))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        wanted
+            .into_iter()
+            .map(|w| w.and_then(|(path, from)| read_from(&root, &path, from)))
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// Sends one chunk of `log`: counted as sent once the master answered; the log is left when
+/// the master takes no more of it.
+async fn send(
+    client: &dyn MasterClient,
+    of: &LogOf,
+    log: &mut Log,
+    bytes: Vec<u8>,
+) -> Result<(), MasterError> {
+    let answer = client
+        .append_log(LogRequest {
+            workflow: of.workflow.clone(),
+            instance: of.instance.clone(),
+            job: of.job.clone(),
+            execution: of.execution,
+            kind: log.kind.clone(),
+            offset: log.sent,
+            data: base64::engine::general_purpose::STANDARD.encode(&bytes),
+            host: of.host.clone(),
+            owner: of.owner.clone(),
+        })
+        .await;
+    let answer = match answer {
+        Ok(a) => a,
+        Err(why @ (MasterError::Forbidden(_) | MasterError::VersionConflict(_))) => {
+            // This worker no longer holds the job (its lease was lost), or the master holds
+            // other bytes here: whoever runs it now sends its own log.
+            tracing::warn!(job = %of.job, log = %log.kind, reason = %why, "the master takes no more of this log from this worker; the rest stays on this host");
+            log.full = true;
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    log.sent += bytes.len() as u64;
+    if let Some(at) = answer.truncated_at {
+        tracing::info!(job = %of.job, log = %log.kind, kept_bytes = at, "the master keeps no more of this log (log_max_bytes); the rest stays on this host");
+        log.full = true;
+    }
+    Ok(())
 }
 
 /// Up to [`MAX_LOG_CHUNK`] bytes of the log from `offset`, opened as the UI opens logs (inside
