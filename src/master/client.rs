@@ -425,7 +425,7 @@ mod tests {
                 }
             };
             let seen = tokio::select! {
-                seen = attempts_seen(listener, 7) => seen,
+                seen = attempts_seen(listener, 6) => seen,
                 answer = call => panic!("the call ended: {answer:?}"),
             };
             let longest = seen.windows(2).map(|w| w[1] - w[0]).max().unwrap();
