@@ -84,12 +84,14 @@ impl Entry {
 }
 
 pub use super::budget::AnswerBudget;
-pub use claims::granted_at;
-use claims::{ClaimIndex, lease_end};
+use claims::ClaimIndex;
 pub use found::Found;
+pub use lease_time::granted_at;
+use lease_time::lease_end;
 
 mod claims;
 mod found;
+mod lease_time;
 mod pools;
 
 pub use pools::PoolUsage;

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use super::found::Rank;
+use super::lease_time::lease_end;
 use super::pools::{Pools, take_in_pool};
 use super::{Claim, Entry, MAX_INDEXES, State, Txn};
 use crate::master::pattern::Pattern;
@@ -19,19 +20,6 @@ type Place = (Rank, i64, Box<str>, u32);
 
 /// How far past the head of a limited pool's line a claim looks for a token that fits.
 const MAX_PASS: usize = 64;
-
-/// The end of a lease of `secs` granted at `now` (whole seconds, as `expiration_time` is): one
-/// second more, so the lease is never shorter than asked however far into `now` it is granted.
-pub(super) fn lease_end(now: i64, secs: u64) -> i64 {
-    now.saturating_add(secs as i64).saturating_add(1)
-}
-
-/// The master's clock (in seconds) when it granted a claim of `secs` whose lease ends at
-/// `end`: the inverse of [`lease_end`], which adds a second so that a lease counted in whole
-/// seconds is never shorter than asked.
-pub fn granted_at(end: i64, secs: u64) -> i64 {
-    end.saturating_sub(secs as i64).saturating_sub(1)
-}
 
 fn place(name: &str, e: &Entry, slots: u32) -> Place {
     (Rank(e.priority), e.version, name.into(), slots)
