@@ -43,13 +43,33 @@ async fn get_json(port: u16, path: &str) -> Value {
         .unwrap()
 }
 
+/// A read of the UI's API that must succeed: asked again while the UI answers 503 (a database
+/// busy under the whole suite's load says "try again in a moment"), any other failure shown.
+async fn read_ok(port: u16, path: &str) -> Value {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let r = reqwest::get(&url).await.unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        if status.is_success() {
+            return body;
+        }
+        assert!(
+            status == 503 && std::time::Instant::now() < deadline,
+            "{path}: {status} {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// What the UI's read API shows of workflow `w`: its instances and each one's jobs.
 async fn history(ui: u16) -> Value {
-    let instances = get_json(ui, "/api/v1/workflows/w/instances").await;
+    let instances = read_ok(ui, "/api/v1/workflows/w/instances").await;
     let mut jobs = Vec::new();
     for i in instances.as_array().unwrap() {
         let id = i["instance"].as_str().unwrap();
-        jobs.push(get_json(ui, &format!("/api/v1/workflows/w/instances/{id}/jobs")).await);
+        jobs.push(read_ok(ui, &format!("/api/v1/workflows/w/instances/{id}/jobs")).await);
     }
     serde_json::json!({"instances": instances, "jobs": jobs})
 }
