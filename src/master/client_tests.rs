@@ -1,4 +1,5 @@
 //! Tests of the HTTP client of the master: following the leader, retrying a master away.
+
 use super::*;
 
 #[test]

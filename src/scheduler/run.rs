@@ -45,7 +45,7 @@ pub struct Scheduler {
 /// The lease a claim of due schedules asks for: the master's clock is the claim's expiration
 /// time less this. A scheduler killed while it handles a schedule (milliseconds) holds that
 /// schedule this long, so a restarted one waits at most this long for it: 15 s, not a minute.
-const CLAIM_LEASE_SEC: i64 = 15;
+const CLAIM_LEASE_SEC: u64 = 15;
 
 /// A step of the master's clock back by more than this re-plans every schedule.
 const STEP_BACK_SEC: i64 = 60;
@@ -106,7 +106,7 @@ impl Scheduler {
             }
             // The claim's lease, counted by the master from the moment it grants the claim.
             let req = QueryAndOwnRequest {
-                lease_sec: Some(CLAIM_LEASE_SEC as u64),
+                lease_sec: Some(CLAIM_LEASE_SEC),
                 ..QueryAndOwnRequest::new(
                     &self.name,
                     0,
@@ -181,7 +181,7 @@ impl Scheduler {
         // come.
         let now = token
             .expiration_time
-            .map(|end| crate::master::state::granted_at(end, CLAIM_LEASE_SEC as u64))
+            .map(|end| crate::master::state::granted_at(end, CLAIM_LEASE_SEC))
             .and_then(|t| Timestamp::from_second(t).ok())
             .unwrap_or_else(Timestamp::now);
         let step = match crate::schedule::fire::before_reading(&data, &schedule, now) {

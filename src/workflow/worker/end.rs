@@ -303,7 +303,7 @@ impl Worker {
 }
 
 /// How long a worker waits before asking an unanswering master again.
-const RETRY: Duration = Duration::from_millis(250);
+pub(super) const RETRY: Duration = Duration::from_millis(250);
 
 /// The read of a job's downstream jobs and signals, started when its command starts.
 pub(super) type Ahead = tokio::task::JoinHandle<Result<progress::Prefetched, MasterError>>;

@@ -100,7 +100,7 @@ impl Worker {
             if r.stop.is_some() {
                 return false;
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(super::end::RETRY).await;
         }
     }
 
