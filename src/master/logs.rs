@@ -25,6 +25,8 @@ const KINDS: [&str; 3] = ["stdout", "stderr", "pinlog"];
 const QUEUE: usize = 256;
 /// Chunks in one transaction at most.
 const BATCH: usize = 64;
+/// Chunks up to this many bytes are compressed on the task that received them.
+const INLINE_COMPRESS: usize = 16 * 1024;
 /// Chunks one retention pass deletes per transaction.
 const RETENTION_BATCH: u32 = 500;
 
@@ -85,35 +87,57 @@ impl LogSink {
         }
     }
 
-    /// Stores one chunk a worker sent; answers once it is committed.
-    /// Stores a piece of the log of the job whose key in the log table is `name`.
+    /// Stores a piece of the log of the job whose key in the log table is `name`; answers
+    /// once it is committed.
     pub async fn append(&self, req: LogRequest, name: String) -> Result<LogResponse, MasterError> {
+        let (chunk, response) = self.prepare(req, name).await?;
+        let Some(chunk) = chunk else {
+            return Ok(response);
+        };
+        let (reply, done) = oneshot::channel();
+        self.tx.try_send((chunk, reply)).map_err(|_| {
+            MasterError::Unavailable(
+                "the master's log store is busy; the worker keeps the log and sends it again"
+                    .into(),
+            )
+        })?;
+        done.await
+            .map_err(|_| MasterError::Unavailable("the master is shutting down".into()))??;
+        Ok(response)
+    }
+
+    /// The chunk to store of a piece of a log (checked, cut at `log_max_bytes`, without the
+    /// bytes stored already, compressed), `None` when nothing is left to store; and the answer
+    /// its sender gets once it is stored.
+    pub async fn prepare(
+        &self,
+        req: LogRequest,
+        name: String,
+    ) -> Result<(Option<LogChunk>, LogResponse), MasterError> {
         let bytes = checked(&req)?;
         let limit = self.options.max_bytes;
         if req.offset > limit {
-            return Ok(LogResponse {
-                truncated_at: Some(limit),
-            });
+            return Ok((
+                None,
+                LogResponse {
+                    truncated_at: Some(limit),
+                },
+            ));
         }
         let keep = bytes.len().min((limit - req.offset) as usize);
         let cut = keep < bytes.len() || (req.offset == limit && !bytes.is_empty());
-        let raw_len = keep as i64;
+        let response = LogResponse {
+            truncated_at: cut.then_some(limit),
+        };
         let skip = match keep {
             0 => 0,
             _ => self.stored_already(&name, &req, &bytes[..keep]).await?,
         };
         if keep > 0 && skip == keep {
-            return Ok(LogResponse {
-                truncated_at: cut.then_some(limit),
-            });
+            return Ok((None, response));
         }
-        let (start, raw_len) = (req.offset as i64 + skip as i64, raw_len - skip as i64);
-        let data =
-            tokio::task::spawn_blocking(move || crate::storage::compress_log(&bytes[skip..keep]))
-                .await
-                .map_err(|e| {
-                    MasterError::Unavailable(format!("compressing the log failed: {e}"))
-                })?;
+        let (start, raw_len) = (req.offset as i64 + skip as i64, (keep - skip) as i64);
+        let data = compress(bytes, skip..keep).await?;
         let chunk = LogChunk {
             name,
             execution: i64::from(req.execution),
@@ -125,18 +149,7 @@ impl LogSink {
             truncated_at: cut.then_some(limit as i64),
             created_at: crate::clock::now(),
         };
-        let (reply, done) = oneshot::channel();
-        self.tx.try_send((chunk, reply)).map_err(|_| {
-            MasterError::Unavailable(
-                "the master's log store is busy; the worker keeps the log and sends it again"
-                    .into(),
-            )
-        })?;
-        done.await
-            .map_err(|_| MasterError::Unavailable("the master is shutting down".into()))??;
-        Ok(LogResponse {
-            truncated_at: cut.then_some(limit),
-        })
+        Ok((Some(chunk), response))
     }
 
     /// How many leading bytes of this chunk are stored already (a resend after a lost answer,
@@ -234,6 +247,17 @@ fn checked(req: &LogRequest) -> Result<Vec<u8>, MasterError> {
         return Err(MasterError::input("offset is too large"));
     }
     Ok(bytes)
+}
+
+/// `bytes[range]` compressed: at once when it is small (the tail of a log, compressed in
+/// microseconds), on a blocking thread otherwise.
+async fn compress(bytes: Vec<u8>, range: std::ops::Range<usize>) -> Result<Vec<u8>, MasterError> {
+    if range.len() <= INLINE_COMPRESS {
+        return Ok(crate::storage::compress_log(&bytes[range]));
+    }
+    tokio::task::spawn_blocking(move || crate::storage::compress_log(&bytes[range]))
+        .await
+        .map_err(|e| MasterError::Unavailable(format!("compressing the log failed: {e}")))
 }
 
 async fn write_loop(storage: Arc<dyn Logs>, master: String, mut rx: mpsc::Receiver<Queued>) {

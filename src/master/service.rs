@@ -13,7 +13,9 @@ pub use super::lease::Refused;
 pub use super::options::{MasterOptions, Naming};
 use super::pattern::Pattern;
 use super::state::{Entry, State};
-use crate::storage::{DbWatch, Loaded, Logs, Retention, Storage, TokenStore, spawn_monitor};
+use crate::storage::{
+    DbWatch, Loaded, LogChunk, Logs, Retention, Storage, TokenStore, spawn_monitor,
+};
 use crate::token::MasterError;
 use crate::token::*;
 
@@ -28,7 +30,8 @@ pub(super) type Reply<T> = oneshot::Sender<Result<T, MasterError>>;
 pub(super) type Key = Option<super::requests::RequestKey>;
 
 pub(super) enum Command {
-    Modify(ModifyRequest, Key, Reply<ModifyResponse>),
+    /// A write, with the log chunks it stores (its `logs`, checked and compressed).
+    Modify(ModifyRequest, Vec<LogChunk>, Key, Reply<ModifyResponse>),
     Archive(ArchiveRequest, Key, Reply<ArchiveResponse>),
     Claim(QueryAndOwnRequest, Key, Reply<QueryAndOwnResponse>),
     /// An audit-log entry, committed with the batch it lands in.
@@ -132,6 +135,8 @@ pub struct Master {
     logs: super::logs::LogSink,
     storage: Arc<dyn TokenStore>,
 }
+
+mod log_writes;
 
 pub(super) fn build_state(loaded: Loaded, options: &MasterOptions) -> State {
     let rows = loaded.tokens.into_iter().map(Entry::from_owned_token);
@@ -332,11 +337,12 @@ impl Master {
     /// the original answer.
     pub async fn modify_keyed(
         &self,
-        req: ModifyRequest,
+        mut req: ModifyRequest,
         key: Key,
     ) -> Result<ModifyResponse, MasterError> {
         req.validate()?;
-        self.call(|r| Command::Modify(req, key, r)).await
+        let logs = self.end_logs(&mut req).await?;
+        self.call(|r| Command::Modify(req, logs, key, r)).await
     }
 
     pub async fn archive(&self, req: ArchiveRequest) -> Result<ArchiveResponse, MasterError> {
@@ -376,35 +382,8 @@ impl Master {
         self.call(|r| Command::Audit(entry, key, r)).await
     }
 
-    /// Stores a piece of a job's log (`/logs`), beside the tokens, not through their writer.
-    /// Only the worker holding the job's lease may send it: a log for a job nobody runs, or
-    /// that another worker holds, is refused (so no one can pre-empt or forge a job's output,
-    /// nor fill the database with logs of executions that do not exist).
-    pub async fn append_log(&self, req: LogRequest) -> Result<LogResponse, MasterError> {
-        let log = (self.shared.options.naming.job_log)(&req.workflow, &req.instance, &req.job)?;
-        self.held_by(&req, &log.job_token).await?;
-        self.logs.append(req, log.key).await
-    }
-
-    async fn held_by(&self, req: &LogRequest, job_token: &str) -> Result<(), MasterError> {
-        let refused = || {
-            MasterError::Forbidden(format!(
-                "no worker named {:?} holds job {} of workflow {} instance {}; a job's log is taken only from the worker running it",
-                req.owner, req.job, req.workflow, req.instance
-            ))
-        };
-        if req.owner.is_empty() || req.owner.len() > 255 {
-            return Err(refused());
-        }
-        let state = self.shared.state.read().await;
-        let held = state
-            .get(job_token)
-            .is_some_and(|e| e.owner.as_deref() == Some(req.owner.as_str()));
-        if held { Ok(()) } else { Err(refused()) }
-    }
-
     /// Refuses a `/modify` of a token bound to `owner_prefix` that sets another owner, or
-    /// rewrites a token another owner holds.
+    /// rewrites a token another owner holds, or carries a log another owner sent.
     pub async fn check_binding(
         &self,
         token: &str,
@@ -415,6 +394,9 @@ impl Master {
             if let Some(owner) = t.owner.as_deref().filter(|o| !o.is_empty()) {
                 binding.check_owner(token, owner)?;
             }
+        }
+        for l in &req.logs {
+            binding.check_owner(token, &l.owner)?;
         }
         let now = crate::clock::now();
         let state = self.shared.state.read().await;

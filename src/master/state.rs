@@ -103,6 +103,7 @@ pub struct Txn {
     before: HashMap<Box<str>, Option<Entry>>,
     archived: Vec<Token>,
     audits: Vec<AuditEntry>,
+    logs: Vec<crate::storage::LogChunk>,
 }
 
 impl Txn {
@@ -115,8 +116,9 @@ impl Txn {
         self.audits.push(entry);
     }
 
-    pub fn audits(&self) -> &[AuditEntry] {
-        &self.audits
+    /// Adds the last log chunks of a run this commit ends.
+    pub fn logs(&mut self, chunks: Vec<crate::storage::LogChunk>) {
+        self.logs.extend(chunks);
     }
 
     /// Names whose rows the commit must upsert or delete (the master's own excluded).
@@ -140,6 +142,7 @@ pub struct Pending {
     version: i64,
     archived: Vec<Token>,
     audits: Vec<AuditEntry>,
+    logs: Vec<crate::storage::LogChunk>,
 }
 
 impl Pending {
@@ -163,6 +166,10 @@ impl Pending {
 
     pub fn audits(&self) -> &[AuditEntry] {
         &self.audits
+    }
+
+    pub fn logs(&self) -> &[crate::storage::LogChunk] {
+        &self.logs
     }
 }
 
@@ -341,6 +348,7 @@ impl State {
             version,
             archived: txn.archived,
             audits: txn.audits,
+            logs: txn.logs,
         }
     }
 

@@ -377,7 +377,7 @@ impl Writer {
         let mut outcomes = Vec::with_capacity(cmds.len());
         for cmd in cmds {
             let check = match &cmd {
-                Command::Modify(_, key, _)
+                Command::Modify(_, _, key, _)
                 | Command::Archive(_, key, _)
                 | Command::Claim(_, key, _)
                 | Command::Audit(_, key, _) => self.check(key),
@@ -399,9 +399,11 @@ impl Writer {
                 }
             };
             match cmd {
-                Command::Modify(req, key, reply) => {
+                Command::Modify(req, logs, key, reply) => {
                     let result = state.modify(&req, now, txn);
                     if let Ok(r) = &result {
+                        // The run's last log bytes land with its end, or not at all.
+                        txn.logs(logs);
                         self.keyed.applied(&key, Answer::of_modify(r), now);
                     }
                     outcomes.push(Outcome::Modify(reply, result))

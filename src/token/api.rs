@@ -19,6 +19,13 @@ pub struct ModifyRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 86400)]
     pub lease_sec: Option<u64>,
+    /// The last bytes of the logs of a run this write ends, stored in the same commit (so a
+    /// run's end costs one commit, and its log is whole once its end is): each names a job
+    /// this request updates or deletes at its version, sent by the worker holding it, together at most
+    /// [`MAX_LOGS_IN_MODIFY`] bytes (before base64), one per kind of log.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 3)]
+    pub logs: Vec<LogRequest>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -338,6 +345,10 @@ pub struct AuditEntry {
 
 /// The most bytes of log one `/logs` request carries (before base64).
 pub const MAX_LOG_CHUNK: usize = 256 * 1024;
+
+/// The most bytes of log one `/modify` carries (its `logs`, before base64): the tail of a
+/// run's logs, not the logs themselves.
+pub const MAX_LOGS_IN_MODIFY: usize = 64 * 1024;
 
 /// `/logs`: bytes `offset..` of one execution's log, as the worker wrote them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -142,6 +142,36 @@ impl ModifyRequest {
         }
     }
 
+    /// The logs a run's end carries: at most one of each kind for one job, each naming a job
+    /// this request updates with its version, all within [`MAX_LOGS_IN_MODIFY`] bytes.
+    fn validate_logs(&self) -> Result<(), MasterError> {
+        if self.logs.len() > 3 {
+            return Err(MasterError::input(format!(
+                "logs has {} entries; a run's end carries at most 3 (stdout, stderr, pinlog)",
+                self.logs.len()
+            )));
+        }
+        // The bytes the base64 carries, counted before it is decoded.
+        let carried = |d: &str| {
+            let padding = d.bytes().rev().take(2).take_while(|b| *b == b'=').count();
+            (d.len() / 4 * 3).saturating_sub(padding)
+        };
+        if self.logs.iter().map(|l| carried(&l.data)).sum::<usize>() > MAX_LOGS_IN_MODIFY {
+            return Err(MasterError::input(format!(
+                "logs carry more than {MAX_LOGS_IN_MODIFY} bytes; send a longer log with /api/v1/logs"
+            )));
+        }
+        for (i, l) in self.logs.iter().enumerate() {
+            if self.logs[..i].iter().any(|o| o.kind == l.kind) {
+                return Err(MasterError::input(format!(
+                    "logs name the {} log twice",
+                    l.kind
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), MasterError> {
         check_count("modify", self.updates.len() + self.deletes.len())?;
         if let Some(l) = self.lease_sec
@@ -159,6 +189,7 @@ impl ModifyRequest {
             validate_version(t)?;
             require_version(t)?;
         }
+        self.validate_logs()?;
         reject_duplicates(
             self.updates
                 .iter()

@@ -168,13 +168,14 @@ async fn ready_with(
 }
 
 /// Commits a successful run: `jt` (runnable, owned, at its current version) with `job` (its
-/// history updated). One `/modify`; retried on races with other workers. `ahead`: what the
-/// worker read of the downstream jobs while the job ran (read again after a race).
+/// history updated), by `creator`, with the last bytes of its logs (`tails`). One `/modify`;
+/// retried on races with other workers. `ahead`: what the worker read of the downstream jobs
+/// while the job ran (read again after a race).
 pub async fn commit_success(
     client: &dyn MasterClient,
     jt: &JobToken,
     job: &Job,
-    creator: &str,
+    (creator, tails): (&str, &[LogRequest]),
     notices: &[Token],
     mut ahead: Option<Prefetched>,
 ) -> Result<Committed, Error> {
@@ -197,6 +198,7 @@ pub async fn commit_success(
         let archive_set = signals.get(Action::ARCHIVE).is_some();
         let mut req = plan::success(jt, job, &event, fastrand::u64(..), &downstream, archive_set);
         req.updates.extend_from_slice(notices);
+        req.logs = tails.to_vec();
         let progressed = signals.get(Action::ABORT).is_none()
             && req.updates.iter().any(|t| {
                 t.name != jt.token.name
@@ -240,12 +242,12 @@ pub fn no_email(_first: bool) -> Vec<Token> {
 /// Commits a failed run: in place for a retry (after `retry_delay_sec`, keeping the triggering
 /// events), or back to waiting with the instance marked finishing and `email` recorded in the
 /// same write (so the email names the right exit code and recipients, and only the worker
-/// whose write lands records one).
+/// whose write lands records one), by `owner`, with the last bytes of its logs (`tails`).
 pub async fn commit_failure(
     client: &dyn MasterClient,
     jt: &JobToken,
     job: &Job,
-    owner: &str,
+    (owner, tails): (&str, &[LogRequest]),
     retry: bool,
     email: FailureNotice<'_>,
 ) -> Result<Committed, Error> {
@@ -253,7 +255,7 @@ pub async fn commit_failure(
     // the instance ending at the same moment may insert it first. The job still ours, the
     // signals are read again and the write tried again.
     for _ in 0..5 {
-        let (req, first) = if retry {
+        let (mut req, first) = if retry {
             let mut req = plan::retry(jt, job, owner, crate::clock::now());
             req.updates.extend(email(false));
             (req, false)
@@ -264,6 +266,7 @@ pub async fn commit_failure(
             req.updates.extend(email(first));
             (req, first)
         };
+        req.logs = tails.to_vec();
         match client.modify(req).await {
             Ok(_) if first => return Ok(Committed::FirstFailure),
             Ok(_) => return Ok(Committed::Done),

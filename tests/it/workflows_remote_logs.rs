@@ -2,6 +2,7 @@
 //! the UI reads them from the database, live and after the worker's host (its log files) is
 //! gone, and says why when there is nothing to show.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -245,4 +246,273 @@ async fn the_master_keeps_each_log_up_to_its_bound_and_says_so() {
     }
     let extent = store.log_extent("default", key).await.unwrap().unwrap();
     assert_eq!(extent.size, 1000, "nothing forged was stored");
+}
+
+/// The master as workers reach it, with each `/modify` that carried logs recorded; `older`
+/// answers such a `/modify` as a master from before `logs` did (its body reader refuses a
+/// field it does not know, in serde's words).
+struct Recording {
+    inner: pinball::master::HttpMasterClient,
+    older: bool,
+    /// The logs each `/modify` carried (refused ones included).
+    ends: std::sync::Mutex<Vec<Vec<LogRequest>>>,
+    /// The `/logs` requests.
+    sent: std::sync::Mutex<Vec<LogRequest>>,
+}
+
+/// A `/modify` body as a master before `logs` read it.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct OlderModify {
+    #[serde(default)]
+    updates: Vec<Token>,
+    #[serde(default)]
+    deletes: Vec<Token>,
+    #[serde(default)]
+    lease_sec: Option<u64>,
+}
+
+use pinball::master::MasterError;
+use pinball::token::*;
+
+#[async_trait::async_trait]
+impl MasterClient for Recording {
+    async fn modify(&self, req: ModifyRequest) -> Result<ModifyResponse, MasterError> {
+        if !req.logs.is_empty() {
+            self.ends.lock().unwrap().push(req.logs.clone());
+            let body = serde_json::to_vec(&req).unwrap();
+            let de = &mut serde_json::Deserializer::from_slice(&body);
+            if let (true, Err(e)) = (
+                self.older,
+                serde_path_to_error::deserialize::<_, OlderModify>(de),
+            ) {
+                return Err(MasterError::input(format!("invalid request body: {e}")));
+            }
+        }
+        self.inner.modify(req).await
+    }
+    async fn renew(&self, req: ModifyRequest) -> Result<ModifyResponse, MasterError> {
+        self.inner.renew(req).await
+    }
+    async fn query(&self, req: QueryRequest) -> Result<QueryResponse, MasterError> {
+        self.inner.query(req).await
+    }
+    async fn query_held(&self, req: QueryRequest) -> Result<QueryResponse, MasterError> {
+        self.inner.query_held(req).await
+    }
+    async fn query_and_own(
+        &self,
+        req: QueryAndOwnRequest,
+    ) -> Result<QueryAndOwnResponse, MasterError> {
+        self.inner.query_and_own(req).await
+    }
+    async fn group(&self, req: GroupRequest) -> Result<GroupResponse, MasterError> {
+        self.inner.group(req).await
+    }
+    async fn archive(&self, req: ArchiveRequest) -> Result<ArchiveResponse, MasterError> {
+        self.inner.archive(req).await
+    }
+    async fn health(&self) -> Result<Health, MasterError> {
+        self.inner.health().await
+    }
+    async fn audit(&self, req: AuditRequest) -> Result<AuditResponse, MasterError> {
+        self.inner.audit(req).await
+    }
+    async fn append_log(&self, req: LogRequest) -> Result<LogResponse, MasterError> {
+        self.sent.lock().unwrap().push(req.clone());
+        self.inner.append_log(req).await
+    }
+}
+
+/// A cluster of one worker that reaches its master through a [`Recording`].
+async fn recorded_cluster(yaml: &str, older: bool) -> (Cluster, Arc<Recording>) {
+    let mut c = cluster(yaml, 0, 600).await;
+    let client = Arc::new(Recording {
+        inner: c.client.clone(),
+        older,
+        ends: Default::default(),
+        sent: Default::default(),
+    });
+    let s = settings(c.logs.path(), 600);
+    let workers = pinball::workflow::worker::run_workers(client.clone(), s, 1, c.stop.subscribe());
+    c.workers = Some(tokio::spawn(workers));
+    (c, client)
+}
+
+fn text(reqs: &[LogRequest], kind: &str) -> String {
+    reqs.iter()
+        .filter(|r| r.kind == kind)
+        .map(|r| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(&r.data)
+                .unwrap();
+            String::from_utf8(bytes).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_runs_end_carries_the_last_bytes_of_its_logs_in_its_own_commit() {
+    // Printed as the job exits, after the tick that sends a running job's output: the end
+    // carries it, and the log is whole in the master once the end is.
+    let yaml = "workflows:\n  w:\n    jobs:\n      say: {command: 'sleep 0.4; echo hello; echo careful >&2'}\n      fail: {command: 'echo why; exit 3', depends_on: [say]}\n";
+    let (c, client) = recorded_cluster(yaml, false).await;
+    let empty = tempfile::tempdir().unwrap();
+    let root = ui_elsewhere(&c, empty.path()).await;
+    let i = c.start("w").await;
+    c.wait_finished("w", &i, LONG).await;
+    std::fs::remove_dir_all(c.logs.path().join("w")).unwrap();
+    assert_eq!(log(&root, "w", &i, "say", "stdout").await.1, "hello\n");
+    assert_eq!(log(&root, "w", &i, "say", "stderr").await.1, "careful\n");
+    assert_eq!(log(&root, "w", &i, "fail", "stdout").await.1, "why\n");
+    let ends = client.ends.lock().unwrap().clone();
+    let sent = client.sent.lock().unwrap().clone();
+    // A success and a failure each carried the tail of their logs; nothing was sent twice.
+    assert_eq!(ends.len(), 2, "{ends:?}");
+    let carried: Vec<LogRequest> = ends.concat();
+    for (job, kind, printed) in [
+        ("say", "stdout", "hello\n"),
+        ("say", "stderr", "careful\n"),
+        ("fail", "stdout", "why\n"),
+    ] {
+        let of = |r: &&LogRequest| r.job == job && r.kind == kind;
+        let by_end = text(
+            &carried.iter().filter(of).cloned().collect::<Vec<_>>(),
+            kind,
+        );
+        let alone = text(&sent.iter().filter(of).cloned().collect::<Vec<_>>(), kind);
+        assert_eq!(format!("{alone}{by_end}"), printed, "{job} {kind}");
+    }
+    assert!(
+        !text(&carried, "stdout").is_empty(),
+        "the ends carried the last bytes of the logs: {ends:?}"
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_master_that_takes_no_logs_with_an_end_gets_them_on_their_own() {
+    let yaml = "workflows:\n  w:\n    jobs:\n      a: {command: 'echo first'}\n      b: {command: 'echo second', depends_on: [a]}\n";
+    let (c, client) = recorded_cluster(yaml, true).await;
+    let empty = tempfile::tempdir().unwrap();
+    let root = ui_elsewhere(&c, empty.path()).await;
+    let i = c.start("w").await;
+    c.wait_finished("w", &i, LONG).await;
+    std::fs::remove_dir_all(c.logs.path().join("w")).unwrap();
+    assert_eq!(log(&root, "w", &i, "a", "stdout").await.1, "first\n");
+    assert_eq!(log(&root, "w", &i, "b", "stdout").await.1, "second\n");
+    // Refused once; the worker remembers, and the next end goes without them.
+    let ends = client.ends.lock().unwrap().clone();
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn the_master_stores_an_ends_logs_only_with_the_end_of_the_job_they_belong_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("pinball.db").display());
+    let options = MasterOptions::new(pinball::modes::naming());
+    let master = Master::start_with(storage::open(&url).unwrap(), "default", options).await;
+    let held = |name: &str| Token {
+        owner: Some("b_1_100_0".into()),
+        expiration_time: Some(now() + 600),
+        ..Token::new(name, Some("{}".into()))
+    };
+    let job = "/workflow/w/1/job/runnable/say";
+    let token = master
+        .modify(ModifyRequest::update(vec![
+            held(job),
+            held("/workflow/w/1/job/runnable/other"),
+        ]))
+        .await
+        .unwrap()
+        .updates
+        .remove(0);
+    let tail = |kind: &str, bytes: &[u8]| LogRequest {
+        workflow: "w".into(),
+        instance: "1".into(),
+        job: "say".into(),
+        execution: 0,
+        kind: kind.into(),
+        offset: 0,
+        data: base64::engine::general_purpose::STANDARD.encode(bytes),
+        host: "b".into(),
+        owner: "b_1_100_0".into(),
+    };
+    let end = |version: Option<i64>, logs: Vec<LogRequest>| ModifyRequest {
+        updates: vec![Token {
+            version,
+            owner: None,
+            expiration_time: None,
+            ..token.clone()
+        }],
+        logs,
+        ..Default::default()
+    };
+    let store = storage::open(&url).unwrap();
+    let stored = |kind: &'static str| {
+        let store = &store;
+        async move {
+            let key = LogKey {
+                name: "/workflow/w/1/say",
+                execution: 0,
+                kind,
+            };
+            store
+                .log_extent("default", key)
+                .await
+                .unwrap()
+                .map(|e| e.size)
+        }
+    };
+    let v = token.version;
+    let refused = [
+        // Another job's end.
+        ModifyRequest {
+            logs: vec![LogRequest {
+                job: "other".into(),
+                ..tail("stdout", b"x")
+            }],
+            ..end(v, vec![])
+        },
+        // An end that lost its race: none of its logs is stored.
+        end(v.map(|v| v - 1), vec![tail("stdout", b"x")]),
+        // Sent as another worker.
+        end(
+            v,
+            vec![LogRequest {
+                owner: "c_1_200_0".into(),
+                ..tail("stdout", b"x")
+            }],
+        ),
+        // Over the bound, or a log named twice.
+        end(v, vec![tail("stdout", &vec![b'x'; 64 * 1024 + 1])]),
+        end(v, vec![tail("stdout", b"x"), tail("stdout", b"y")]),
+    ];
+    for req in refused {
+        let e = master.modify(req.clone()).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                MasterError::InputError(_)
+                    | MasterError::VersionConflict(_)
+                    | MasterError::Forbidden(_)
+            ),
+            "{e}"
+        );
+        assert_eq!(stored("stdout").await, None, "{e}: nothing stored");
+    }
+    let answer = master
+        .modify(end(
+            v,
+            vec![tail("stdout", b"hello\n"), tail("stderr", b"careful\n")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(answer.updates[0].owner, None, "the end is committed");
+    assert_eq!(
+        (stored("stdout").await, stored("stderr").await),
+        (Some(6), Some(8))
+    );
 }

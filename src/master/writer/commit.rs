@@ -18,8 +18,11 @@ impl Writer {
         if self.forgot_at.elapsed() >= FORGET_EVERY {
             batch.forget_requests_before = Some(crate::clock::now() - requests::WINDOW_SEC);
         }
-        let rows =
-            batch.upserts.len() + batch.deletes.len() + batch.archived.len() + batch.audits.len();
+        let rows = batch.upserts.len()
+            + batch.deletes.len()
+            + batch.archived.len()
+            + batch.audits.len()
+            + batch.logs.len();
         let started = Instant::now();
         let mut reachable = self.reachable.clone();
         let gone = async move {
@@ -99,5 +102,6 @@ fn commit_batch(pending: &Pending, epoch: Option<i64>, group: GroupOf) -> Commit
     batch.archived = pending.archived().iter().map(TokenRef::from).collect();
     batch.archive_groups = crate::storage::archive_groups(&batch.archived, group);
     batch.audits = pending.audits().iter().collect();
+    batch.logs = pending.logs().iter().collect();
     batch
 }

@@ -53,7 +53,7 @@ pub(super) fn reject_writes(cmds: Vec<Command>, err: &MasterError) -> Vec<Comman
 pub(super) fn reject(cmd: Command, err: &MasterError) {
     // A caller that went away does not care about its reply.
     match cmd {
-        Command::Modify(_, _, r) => drop(r.send(Err(err.clone()))),
+        Command::Modify(_, _, _, r) => drop(r.send(Err(err.clone()))),
         Command::Archive(_, _, r) => drop(r.send(Err(err.clone()))),
         Command::Claim(_, _, r) => drop(r.send(Err(err.clone()))),
         Command::Audit(_, _, r) => drop(r.send(Err(err.clone()))),
@@ -70,7 +70,7 @@ pub(super) fn replay(cmd: Command, answer: &Answer, state: &State) -> Outcome {
         )
     };
     match cmd {
-        Command::Modify(req, _, reply) => {
+        Command::Modify(req, _, _, reply) => {
             let result = answer.modify_response(&req).ok_or_else(mismatch);
             Outcome::Modify(reply, result)
         }

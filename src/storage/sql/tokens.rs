@@ -112,6 +112,7 @@ where
                 .execute(tx.conn())
                 .await?;
         }
+        super::logs::insert_logs::<DB>(tx.conn(), master, &batch.logs).await?;
         fence_and_commit::<DB>(tx, &self.pool, master, batch).await
     }
 

@@ -34,9 +34,9 @@ fn the_refusal_of_an_older_master_is_told_from_other_input_errors() {
         .err()
         .unwrap();
     let refused = Error::Master(MasterError::input(format!("invalid request body: {e}")));
-    assert!(refuses_record_grant(&refused), "{refused}");
+    assert!(refuses_field(&refused, "record_grant"), "{refused}");
     let other = Error::Master(MasterError::input("name_prefix is 600 bytes long"));
-    assert!(!refuses_record_grant(&other));
+    assert!(!refuses_field(&other, "record_grant"));
     // The same claim without the field is what an older master takes.
     let older = QueryAndOwnRequest {
         record_grant: false,

@@ -10,7 +10,9 @@ use tokio::time::Instant;
 
 use super::Worker;
 use super::run::{RunEnd, Running, Stop, runnable};
-use crate::token::MasterError;
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::token::{LogRequest, MasterError};
 use crate::workflow::error::Error;
 use crate::workflow::executor::{self, ExecResult, ExecSpec};
 use crate::workflow::instance::JobToken;
@@ -154,12 +156,14 @@ impl Worker {
 
     /// Writes how the run ended, retrying through a master outage (up to the outage grace),
     /// then sends the email it owes and settles the instance. `ahead`: the read of the
-    /// downstream jobs started beside the run, for a success.
+    /// downstream jobs started beside the run, for a success; `tails`: the last bytes of its
+    /// logs, stored in the same commit.
     pub(super) async fn commit(
         &self,
         jt: &JobToken,
         end: RunEnd,
         ahead: Option<Ahead>,
+        mut tails: Vec<LogRequest>,
     ) -> Result<(), Error> {
         let c = self.client.as_ref();
         let saved = |e: Error| {
@@ -193,12 +197,23 @@ impl Worker {
             }
             _ => None,
         };
-        let committed = match self
-            .patiently(|| self.write_end(jt, &end, ahead.take()))
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => return saved(e),
+        let committed = loop {
+            match self
+                .patiently(|| self.write_end(jt, &end, ahead.take(), &tails))
+                .await
+            {
+                Ok(c) => break c,
+                // The end never waits on its logs: refused with them, it goes without them.
+                Err(e) if !tails.is_empty() && refused(&e) => {
+                    if !super::refuses_field(&e, "logs") {
+                        tracing::warn!(worker = %self.name, job = %jt.job.name, error = %e, "the master refused the run's end with its logs; sending them on their own");
+                    } else if !self.no_end_logs.swap(true, Relaxed) {
+                        tracing::info!(worker = %self.name, "the master takes no logs with a run's end (an older version): this worker sends them on their own first");
+                    }
+                    super::ship::send_tails(c, std::mem::take(&mut tails)).await;
+                }
+                Err(e) => return saved(e),
+            }
         };
         match committed {
             Committed::LostLease => {
@@ -218,6 +233,7 @@ impl Worker {
         jt: &JobToken,
         end: &RunEnd,
         ahead: Option<progress::Prefetched>,
+        tails: &[LogRequest],
     ) -> Result<Committed, Error> {
         let c = self.client.as_ref();
         let name = &self.name;
@@ -225,13 +241,13 @@ impl Worker {
             RunEnd::LostLease | RunEnd::HandedBack(_) => Committed::LostLease,
             RunEnd::Finished(job) if job.history.last().is_some_and(ExecutionRecord::succeeded) => {
                 let notices = self.success_notices(jt, job).await;
-                progress::commit_success(c, jt, job, name, &notices, ahead).await?
+                progress::commit_success(c, jt, job, (name, tails), &notices, ahead).await?
             }
             RunEnd::Finished(job) if job.can_retry() => {
                 tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, delay_sec = job.retry_delay_sec, "job failed; it will be retried");
                 let notices = self.retry_notices(jt, job).await?;
                 let tokens = |_first| notices.clone();
-                progress::commit_failure(c, jt, job, name, true, &tokens).await?
+                progress::commit_failure(c, jt, job, (name, tails), true, &tokens).await?
             }
             RunEnd::Finished(job) | RunEnd::Aborted(job) => {
                 let failed = !job.history.last().is_some_and(ExecutionRecord::succeeded);
@@ -243,7 +259,7 @@ impl Worker {
                     false => super::notify::FailureEmail::none(),
                 };
                 let token = |first| email.tokens(self, jt, job, first);
-                progress::commit_failure(c, jt, job, name, false, &token).await?
+                progress::commit_failure(c, jt, job, (name, tails), false, &token).await?
             }
         })
     }
@@ -300,6 +316,14 @@ impl Worker {
             }
         }
     }
+}
+
+/// Whether the master refused a write for what it carried (not for its versions).
+fn refused(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Master(MasterError::InputError(_) | MasterError::Forbidden(_))
+    )
 }
 
 /// How long a worker waits before asking an unanswering master again.

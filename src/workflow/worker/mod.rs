@@ -102,6 +102,7 @@ pub async fn run_workers(
             labels: labels.clone(),
             stop_at: stop_at.clone(),
             older_master: std::sync::atomic::AtomicBool::new(false),
+            no_end_logs: std::sync::atomic::AtomicBool::new(false),
         };
         tasks.spawn(worker.run(shutdown.clone()));
     }
@@ -132,6 +133,9 @@ pub struct Worker {
     /// The master refused `record_grant` (a version before it, during an upgrade): claims go
     /// without it and each run's start is written by the worker.
     older_master: std::sync::atomic::AtomicBool,
+    /// The master refused `logs` in a run's end (a version before it): the last bytes of a
+    /// run's logs go on their own (`/logs`) before its end.
+    no_end_logs: std::sync::atomic::AtomicBool,
 }
 
 /// Workflows a process's job metrics name at most, so the series stay bounded whatever
@@ -206,7 +210,7 @@ impl Worker {
                         self.handle(token, claim_sent, &mut shutdown).await;
                     }
                 }
-                Err(e) if refuses_record_grant(&e) && !self.older_master.swap(true, Relaxed) => {
+                Err(e) if refuses_field(&e, GRANT) && !self.older_master.swap(true, Relaxed) => {
                     tracing::info!(worker = %self.name, "the master does not record grants (an older version): this worker records each run's start itself");
                 }
                 Err(e) => {
@@ -301,7 +305,7 @@ impl Worker {
     async fn commit_pending(&self) {
         for (path, jt, end) in spool::pending(&self.settings.logs_dir) {
             tracing::info!(worker = %self.name, workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "committing the end of a run an earlier worker process saved when it stopped");
-            match self.commit(&jt, end, None).await {
+            match self.commit(&jt, end, None, Vec::new()).await {
                 Ok(()) if !self.past_stop_deadline() => {
                     if let Err(e) = std::fs::remove_file(&path) {
                         tracing::error!(file = %path.display(), error = %e, "cannot remove a committed pending end");
@@ -377,10 +381,13 @@ impl Worker {
     }
 }
 
-/// Whether a claim was refused for its `record_grant` field: a master from before it refuses
+/// The claim's field an older master does not know.
+const GRANT: &str = "record_grant";
+
+/// Whether a request was refused for its field `field`: a master from before it refuses
 /// fields it does not know.
-fn refuses_record_grant(e: &Error) -> bool {
-    matches!(e, Error::Master(crate::token::MasterError::InputError(m)) if m.contains("record_grant"))
+fn refuses_field(e: &Error, field: &str) -> bool {
+    matches!(e, Error::Master(crate::token::MasterError::InputError(m)) if m.contains(&format!("unknown field `{field}`")))
 }
 
 #[cfg(test)]

@@ -172,7 +172,9 @@ impl Worker {
                 );
                 logs::pinlog(&dir, &jt.job.name, record, &message);
                 tracing::warn!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, %reason, "previous execution lost its lease with no lost_lease_retries left; counted as a failed attempt");
-                return self.commit(jt, RunEnd::Finished(job), None).await;
+                return self
+                    .commit(jt, RunEnd::Finished(job), None, Vec::new())
+                    .await;
             }
             None => {}
         }
@@ -182,7 +184,9 @@ impl Worker {
             record.exit_code = Some(0);
             job.history.push(record);
             tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, "job is disabled: completed without running");
-            return self.commit(jt, RunEnd::Finished(job), None).await;
+            return self
+                .commit(jt, RunEnd::Finished(job), None, Vec::new())
+                .await;
         }
         logs::assign(&dir, &job.name, job.history.len(), &mut record);
         if let Err(e) = logs::create_dir(&dir) {
@@ -190,7 +194,9 @@ impl Worker {
             record.exit_code = Some(1);
             tracing::error!(dir = %dir.display(), error = %e, "cannot create the job log directory");
             job.history.push(record);
-            return self.commit(jt, RunEnd::Finished(job), None).await;
+            return self
+                .commit(jt, RunEnd::Finished(job), None, Vec::new())
+                .await;
         }
         let of = super::ship::LogOf {
             workflow: jt.workflow.to_string(),
@@ -207,16 +213,8 @@ impl Worker {
         // The claim already holds the lease; `execute` commits the start unless the claim's
         // commit did, then runs the command.
         let (jt, end) = self.execute(jt, job, (granted, signals_at), shutdown).await;
-        // The log is complete in the master before the end is (a pinlog written at the end
-        // included), so a finished job's log never shows less than it printed.
-        let last = end.job().and_then(|j| j.history.last()).unwrap_or(&record);
-        tokio::select! {
-            () = shipper.finish(last) => {}
-            () = self.stop_deadline() => {
-                tracing::warn!(worker = %self.name, job = %jt.job.name, "stopping: the rest of the job's log stays on this host");
-            }
-        }
-        self.commit(&jt, end, Some(ahead)).await
+        let tails = self.finish_logs(shipper, &end, &record, &jt).await;
+        self.commit(&jt, end, Some(ahead), tails).await
     }
 
     /// The record of the execution about to start, holding the triggering events it takes from

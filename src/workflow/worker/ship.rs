@@ -4,6 +4,8 @@
 //! [`MAX_LOG_CHUNK`] bytes a request). A chunk counts as sent once the master answered it, so
 //! a master that is away only delays the logs: they are on this disk and go once it is back.
 //! The master says when it keeps no more of a log (`log_max_bytes`); then that log is left.
+//! Once the job ended, the last bytes of its logs (a chunk shorter than a whole one) are not
+//! sent alone: they go with the run's end, in its commit (`/modify`'s `logs`).
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -13,8 +15,10 @@ use std::time::Duration;
 use base64::Engine;
 use tokio::sync::watch;
 
+use super::run::RunEnd;
 use crate::master::MasterClient;
-use crate::token::{LogRequest, MAX_LOG_CHUNK, MasterError};
+use crate::token::{LogRequest, MAX_LOG_CHUNK, MAX_LOGS_IN_MODIFY, MasterError};
+use crate::workflow::instance::JobToken;
 use crate::workflow::job::ExecutionRecord;
 use crate::workflow::logs;
 
@@ -49,10 +53,18 @@ struct Log {
     full: bool,
 }
 
+/// What the job left when it ended: every log its record names, and whether the run's end
+/// carries the last bytes of them.
+#[derive(Debug, Clone)]
+struct Ended {
+    paths: Vec<(String, PathBuf)>,
+    keep: bool,
+}
+
 /// The task sending one execution's logs.
 pub struct Shipper {
-    done: watch::Sender<Option<Vec<(String, PathBuf)>>>,
-    task: tokio::task::JoinHandle<()>,
+    done: watch::Sender<Option<Ended>>,
+    task: tokio::task::JoinHandle<Vec<LogRequest>>,
 }
 
 impl Shipper {
@@ -65,10 +77,48 @@ impl Shipper {
     }
 
     /// Sends what is left, the logs `record` names now included (a pinlog written at the
-    /// end), and stops: bounded by [`LAST_ROUND`].
-    pub async fn finish(self, record: &ExecutionRecord) {
-        let _ = self.done.send(Some(paths(record)));
-        let _ = self.task.await;
+    /// end), and stops: bounded by [`LAST_ROUND`]. With `keep`, the last bytes of each log (up
+    /// to [`MAX_LOGS_IN_MODIFY`] together) are not sent but returned, for the run's end.
+    pub async fn finish(self, record: &ExecutionRecord, keep: bool) -> Vec<LogRequest> {
+        let paths = paths(record);
+        let _ = self.done.send(Some(Ended { paths, keep }));
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// Sends logs a run's end was to carry, when it cannot (its master takes none): each as
+/// `/logs` takes it. A log the master refuses stays on this host.
+pub async fn send_tails(client: &dyn MasterClient, tails: Vec<LogRequest>) {
+    for req in tails {
+        let (job, kind) = (req.job.clone(), req.kind.clone());
+        if let Err(e) = client.append_log(req).await {
+            tracing::warn!(%job, log = %kind, error = %e, "the end of the job's log did not reach the master; it stays on this host");
+        }
+    }
+}
+
+impl super::Worker {
+    /// Sends what is left of the run's logs, but for their last bytes, which it returns for
+    /// the end to carry in its own commit (unless the job is handed back, or the master takes
+    /// none there). The log is complete in the master once the end is (a pinlog written at
+    /// the end included), so a finished job's log never shows less than it printed.
+    pub(super) async fn finish_logs(
+        &self,
+        shipper: Shipper,
+        end: &RunEnd,
+        started: &ExecutionRecord,
+        jt: &JobToken,
+    ) -> Vec<LogRequest> {
+        let last = end.job().and_then(|j| j.history.last()).unwrap_or(started);
+        let keep = matches!(end, RunEnd::Finished(_) | RunEnd::Aborted(_))
+            && !self.no_end_logs.load(std::sync::atomic::Ordering::Relaxed);
+        tokio::select! {
+            tails = shipper.finish(last, keep) => tails,
+            () = self.stop_deadline() => {
+                tracing::warn!(worker = %self.name, job = %jt.job.name, "stopping: the rest of the job's log stays on this host");
+                Vec::new()
+            }
+        }
     }
 }
 
@@ -93,8 +143,8 @@ async fn run(
     client: Arc<dyn MasterClient>,
     of: LogOf,
     mut logs: Vec<Log>,
-    mut done: watch::Receiver<Option<Vec<(String, PathBuf)>>>,
-) {
+    mut done: watch::Receiver<Option<Ended>>,
+) -> Vec<LogRequest> {
     // The first look a tick in: a job shorter than that sends its log once, at its end.
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + EVERY, EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -104,21 +154,30 @@ async fn run(
             _ = tick.tick() => {}
             _ = done.changed() => break,
         }
-        if let Err(e) = round(client.as_ref(), &of, &mut logs, CHUNKS_PER_ROUND).await
+        if let Err(e) = round(client.as_ref(), &of, &mut logs, CHUNKS_PER_ROUND, None).await
             && !warned
         {
             warned = true;
             tracing::warn!(job = %of.job, instance = %of.instance, error = %e, "cannot send the job's log to the master yet; it stays on this host until then");
         }
     }
-    let more = done.borrow().clone().unwrap_or_default();
-    for (kind, path) in more {
+    let ended = done.borrow().clone();
+    let Ended { paths, keep } = ended.unwrap_or(Ended {
+        paths: Vec::new(),
+        keep: false,
+    });
+    for (kind, path) in paths {
         if !logs.iter().any(|l| l.kind == kind) {
             logs.push(new_log((kind, path)));
         }
     }
-    // The job has exited: each log is sent to its end (a chunk shorter than a whole one).
-    let last = round(client.as_ref(), &of, &mut logs, usize::MAX);
+    // The job has exited: each log is sent to its end (a chunk shorter than a whole one),
+    // which the run's end may carry instead.
+    let mut tails = keep.then(|| Tails {
+        room: MAX_LOGS_IN_MODIFY,
+        requests: Vec::new(),
+    });
+    let last = round(client.as_ref(), &of, &mut logs, usize::MAX, tails.as_mut());
     match tokio::time::timeout(LAST_ROUND, last).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
@@ -128,15 +187,25 @@ async fn run(
             tracing::warn!(job = %of.job, instance = %of.instance, "sending the end of the job's log took too long; the rest stays on this host")
         }
     }
+    tails.map(|t| t.requests).unwrap_or_default()
 }
 
-/// Sends up to `passes` new chunks of each log, a chunk of each per pass. Returns whether a
+/// The last bytes of the logs, kept for the run's end to carry.
+struct Tails {
+    /// How many more bytes the end may carry.
+    room: usize,
+    requests: Vec<LogRequest>,
+}
+
+/// Sends up to `passes` new chunks of each log, a chunk of each per pass; a log's last chunk
+/// (shorter than a whole one) goes into `tails` instead while it has room. Returns whether a
 /// log may hold more already (its last chunk read was a whole one).
 async fn round(
     client: &dyn MasterClient,
     of: &LogOf,
     logs: &mut [Log],
     passes: usize,
+    mut tails: Option<&mut Tails>,
 ) -> Result<bool, MasterError> {
     let mut more = false;
     for _ in 0..passes {
@@ -145,6 +214,16 @@ async fn round(
         for (log, bytes) in logs.iter_mut().zip(chunks) {
             let Some(bytes) = bytes else { continue };
             let whole = bytes.len() == MAX_LOG_CHUNK;
+            if let Some(t) = tails
+                .as_deref_mut()
+                .filter(|t| !whole && bytes.len() <= t.room)
+            {
+                t.room -= bytes.len();
+                t.requests.push(request(of, log, &bytes));
+                // Handed to the end: not read again.
+                log.sent += bytes.len() as u64;
+                continue;
+            }
             send(client, of, log, bytes).await?;
             more |= whole && !log.full;
         }
@@ -180,19 +259,7 @@ async fn send(
     log: &mut Log,
     bytes: Vec<u8>,
 ) -> Result<(), MasterError> {
-    let answer = client
-        .append_log(LogRequest {
-            workflow: of.workflow.clone(),
-            instance: of.instance.clone(),
-            job: of.job.clone(),
-            execution: of.execution,
-            kind: log.kind.clone(),
-            offset: log.sent,
-            data: base64::engine::general_purpose::STANDARD.encode(&bytes),
-            host: of.host.clone(),
-            owner: of.owner.clone(),
-        })
-        .await;
+    let answer = client.append_log(request(of, log, &bytes)).await;
     let answer = match answer {
         Ok(a) => a,
         Err(why @ (MasterError::Forbidden(_) | MasterError::VersionConflict(_))) => {
@@ -210,6 +277,21 @@ async fn send(
         log.full = true;
     }
     Ok(())
+}
+
+/// The request that stores `bytes` of `log` from what was sent of it.
+fn request(of: &LogOf, log: &Log, bytes: &[u8]) -> LogRequest {
+    LogRequest {
+        workflow: of.workflow.clone(),
+        instance: of.instance.clone(),
+        job: of.job.clone(),
+        execution: of.execution,
+        kind: log.kind.clone(),
+        offset: log.sent,
+        data: base64::engine::general_purpose::STANDARD.encode(bytes),
+        host: of.host.clone(),
+        owner: of.owner.clone(),
+    }
 }
 
 /// Up to [`MAX_LOG_CHUNK`] bytes of the log from `offset`, opened as the UI opens logs (inside
