@@ -36,7 +36,8 @@ class Keep:
         base = os.path.join(self.maildir, str(self.count))
         with open(base + ".eml", "wb") as f:
             f.write(envelope.original_content)
-        with open(base + ".json", "w") as f:
+        # Written aside and renamed: a reader never finds the envelope half written.
+        with open(base + ".json.part", "w") as f:
             json.dump(
                 {
                     "from": envelope.mail_from,
@@ -48,6 +49,7 @@ class Keep:
                 },
                 f,
             )
+        os.replace(base + ".json.part", base + ".json")
         return "250 2.0.0 queued as %d" % self.count
 
 
