@@ -90,7 +90,7 @@ impl LogSink {
     /// Stores a piece of the log of the job whose key in the log table is `name`; answers
     /// once it is committed.
     pub async fn append(&self, req: LogRequest, name: String) -> Result<LogResponse, MasterError> {
-        let (chunk, response) = self.prepare(req, name).await?;
+        let (chunk, response) = self.prepare(req, name, true).await?;
         let Some(chunk) = chunk else {
             return Ok(response);
         };
@@ -106,13 +106,15 @@ impl LogSink {
         Ok(response)
     }
 
-    /// The chunk to store of a piece of a log (checked, cut at `log_max_bytes`, without the
-    /// bytes stored already, compressed), `None` when nothing is left to store; and the answer
-    /// its sender gets once it is stored.
+    /// The chunk to store of a piece of a log (checked, cut at `log_max_bytes`, compressed),
+    /// `None` when nothing is left to store; and the answer its sender gets once it is stored.
+    /// With `read_stored`, the bytes stored already are read first and left out (a resend);
+    /// without, the insert itself skips a chunk whose bytes are stored (a run's end).
     pub async fn prepare(
         &self,
         req: LogRequest,
         name: String,
+        read_stored: bool,
     ) -> Result<(Option<LogChunk>, LogResponse), MasterError> {
         let bytes = checked(&req)?;
         let limit = self.options.max_bytes;
@@ -131,6 +133,7 @@ impl LogSink {
         };
         let skip = match keep {
             0 => 0,
+            _ if !read_stored => 0,
             _ => self.stored_already(&name, &req, &bytes[..keep]).await?,
         };
         if keep > 0 && skip == keep {

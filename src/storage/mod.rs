@@ -226,7 +226,8 @@ pub struct CommitBatch<'a> {
     pub version_floor: i64,
     /// Audit-log entries written in the same transaction (their `id` is assigned).
     pub audits: Vec<&'a AuditEntry>,
-    /// The last log chunks of the runs this batch ends, stored with their ends.
+    /// The last log chunks of the runs this batch ends, stored with their ends: each unless
+    /// bytes from its start on are stored already (the first bytes kept, nothing twice).
     pub logs: Vec<&'a LogChunk>,
     /// When the `archived` rows were archived (seconds); now when `None`. Set by `db copy`,
     /// which keeps each row's own time, and by tests of retention.

@@ -524,6 +524,48 @@ async fn logs_contract(url: &str) {
         store.log_chunks(&master, key, 0, 10).await.unwrap().len(),
         1
     );
+    // A run's end stores its logs' last bytes in its own commit: bytes after what is stored go
+    // in; bytes over what is stored are left out, the first kept; the commit itself lands.
+    let (tail, over) = (chunk(12, "?\n", 100), chunk(11, "?", 100));
+    let errs = LogChunk {
+        kind: "stderr".into(),
+        ..chunk(0, "oops\n", 100)
+    };
+    store
+        .commit(
+            &master,
+            &CommitBatch {
+                upserts: vec![row("/workflow/w/1/job/waiting/j", 40, Some("{}"))],
+                version_floor: 40,
+                logs: vec![&over, &tail, &errs, &tail],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let extent = store.log_extent(&master, key).await.unwrap().unwrap();
+    assert_eq!(
+        extent.size, 14,
+        "{url}: the tail once, the overlap left out"
+    );
+    let ends: Vec<(i64, Vec<u8>)> = store
+        .log_chunks(&master, key, 11, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.start, c.data))
+        .collect();
+    assert_eq!(ends, [(11, b"!".to_vec()), (12, b"?\n".to_vec())], "{url}");
+    let stderr = store.log_extent(&master, other).await.unwrap().unwrap();
+    assert_eq!(stderr.size, 5, "{url}");
+    let loaded = store.load_active(&master).await.unwrap();
+    assert!(
+        loaded
+            .tokens
+            .iter()
+            .any(|t| t.name == "/workflow/w/1/job/waiting/j"),
+        "{url}: the commit landed"
+    );
     // Cleaning up an archived instance takes its logs.
     store
         .delete_archived(&master, "/workflow/w/1/")

@@ -112,7 +112,7 @@ where
                 .execute(tx.conn())
                 .await?;
         }
-        super::logs::insert_logs::<DB>(tx.conn(), master, &batch.logs).await?;
+        super::logs::insert_tails::<DB>(tx.conn(), master, &batch.logs).await?;
         fence_and_commit::<DB>(tx, &self.pool, master, batch).await
     }
 

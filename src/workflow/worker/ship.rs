@@ -51,6 +51,9 @@ struct Log {
     sent: u64,
     /// The master keeps no more of it.
     full: bool,
+    /// A sending of it went unanswered: the master may hold more than `sent`, which only a
+    /// chunk sent alone finds out (a run's end does not carry such a log).
+    unsure: bool,
 }
 
 /// What the job left when it ended: every log its record names, and whether the run's end
@@ -136,6 +139,7 @@ fn new_log((kind, path): (String, PathBuf)) -> Log {
         path,
         sent: 0,
         full: false,
+        unsure: false,
     }
 }
 
@@ -216,7 +220,7 @@ async fn round(
             let whole = bytes.len() == MAX_LOG_CHUNK;
             if let Some(t) = tails
                 .as_deref_mut()
-                .filter(|t| !whole && bytes.len() <= t.room)
+                .filter(|t| !whole && !log.unsure && bytes.len() <= t.room)
             {
                 t.room -= bytes.len();
                 t.requests.push(request(of, log, &bytes));
@@ -269,9 +273,13 @@ async fn send(
             log.full = true;
             return Ok(());
         }
-        Err(e) => return Err(e),
+        Err(e) => {
+            log.unsure = true;
+            return Err(e);
+        }
     };
     log.sent += bytes.len() as u64;
+    log.unsure = false;
     if let Some(at) = answer.truncated_at {
         tracing::info!(job = %of.job, log = %log.kind, kept_bytes = at, "the master keeps no more of this log (log_max_bytes); the rest stays on this host");
         log.full = true;
