@@ -1,6 +1,7 @@
 //! `cargo bench --bench workflows`: workflows end to end, every step durably committed, on
 //! SQLite and (with `PINBALL_TEST_MYSQL_URL`, `PINBALL_TEST_POSTGRES_URL`) MariaDB and
-//! PostgreSQL, master and workers on this machine:
+//! PostgreSQL, master and workers on this machine (the workers calling the master over HTTP,
+//! and on SQLite also in their own process, as `pinball -m master,workers` runs them):
 //! (a) a chain of 200 `true` jobs, (b) a fan-out 1 -> 500 -> 1 of `true`, (c) job-to-job latency
 //! (upstream exit to downstream process start), and the same two shapes in Luigi (installed
 //! into a throw-away virtualenv) for comparison. `PINBALL_BENCH_NO_LUIGI=1` skips Luigi.
@@ -60,7 +61,9 @@ struct Rig {
     _logs: tempfile::TempDir,
 }
 
-async fn rig(url: &str) -> Rig {
+/// Master and workers on `url`; with `local`, the workers call the master in their process
+/// (what `pinball -m master,workers` does), otherwise over HTTP (what a worker host does).
+async fn rig(url: &str, local: bool) -> Rig {
     let master = format!("wfbench_{}_{}", std::process::id(), fastrand::u32(..));
     let m = Master::start(
         storage::open(url).unwrap(),
@@ -70,6 +73,7 @@ async fn rig(url: &str) -> Rig {
     .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let workers: Arc<dyn MasterClient> = Arc::new(pinball::master::LocalMasterClient(m.clone()));
     tokio::spawn(pinball::master::server::serve(
         m,
         listener,
@@ -96,12 +100,11 @@ async fn rig(url: &str) -> Rig {
         launch: Default::default(),
     };
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(run_workers(
-        Arc::new(client.clone()),
-        settings,
-        WORKERS,
-        stopped,
-    ));
+    let workers = match local {
+        true => workers,
+        false => Arc::new(client.clone()),
+    };
+    tokio::spawn(run_workers(workers, settings, WORKERS, stopped));
     Rig {
         client,
         url: url.into(),
@@ -264,9 +267,13 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn backend(label: &str, url: &str, floor: (f64, f64, f64)) -> (f64, f64) {
-    println!("\n## {label} ({WORKERS} workers in this process, master over HTTP)");
-    let rig = rig(url).await;
+async fn backend(label: &str, url: &str, floor: (f64, f64, f64), local: bool) -> (f64, f64) {
+    let how = match local {
+        true => "and the master, called directly: `pinball -m master,workers`",
+        false => "master over HTTP",
+    };
+    println!("\n## {label} ({WORKERS} workers in this process, {how})");
+    let rig = rig(url, local).await;
     let (warm, _) = rig.run(&chain(5, "true"), "chain").await;
     let _ = warm;
     let (c, _) = rig.run(&chain(200, "true"), "chain").await;
@@ -388,14 +395,20 @@ fn main() {
     let sqlite = format!("sqlite://{}", dir.path().join("wf.db").display());
     println!("\n## The floor on this machine (no workflow manager)");
     let floor = rt.block_on(floor(dir.path()));
-    let ours = rt.block_on(backend("SQLite (WAL, synchronous=FULL)", &sqlite, floor));
+    let ours = rt.block_on(backend(
+        "SQLite (WAL, synchronous=FULL)",
+        &sqlite,
+        floor,
+        false,
+    ));
+    rt.block_on(backend("SQLite", &sqlite, floor, true));
     for (name, var) in [
         ("MariaDB", "PINBALL_TEST_MYSQL_URL"),
         ("PostgreSQL", "PINBALL_TEST_POSTGRES_URL"),
     ] {
         match std::env::var(var) {
             Ok(url) if !url.is_empty() => {
-                rt.block_on(backend(name, &url, floor));
+                rt.block_on(backend(name, &url, floor, false));
             }
             _ => println!("\n## {name}\nSKIPPED: set {var} to measure {name}"),
         }
