@@ -27,7 +27,37 @@ where
             return Ok(());
         }
         let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
-        insert_logs::<DB>(tx.conn(), master, &chunks.iter().collect::<Vec<_>>()).await?;
+        // A chunk is at most a few hundred KiB: a handful per statement stays below the
+        // server's packet limit.
+        let mut start = 0;
+        while start < chunks.len() {
+            let mut bytes = 0;
+            let mut end = start;
+            while end < chunks.len()
+                && (end == start
+                    || bytes + chunks[end].data.len() < DB::BYTES_PER_STATEMENT.min(2 << 20))
+            {
+                bytes += chunks[end].data.len();
+                end += 1;
+            }
+            let mut q = QueryBuilder::<DB>::new(DB::INSERT_LOG);
+            q.push("(master, name, execution, kind, start_byte, raw_len, data, host, truncated_at, created_at) ");
+            q.push_values(&chunks[start..end], |mut b, c| {
+                b.push_bind(master.to_owned())
+                    .push_bind(c.name.clone())
+                    .push_bind(c.execution)
+                    .push_bind(c.kind.clone())
+                    .push_bind(c.start)
+                    .push_bind(c.raw_len)
+                    .push_bind(c.data.clone())
+                    .push_bind(c.host.clone())
+                    .push_bind(c.truncated_at)
+                    .push_bind(c.created_at);
+            });
+            q.push(DB::LOG_CONFLICT);
+            q.build().execute(tx.conn()).await?;
+            start = end;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -105,53 +135,6 @@ where
         tx.commit().await?;
         Ok(DB::rows_affected(&done))
     }
-}
-
-/// Inserts `chunks` (a chunk stored already is left as it is), a few per statement: a chunk
-/// is at most a few hundred KiB, so a statement stays below the server's packet limit.
-pub(super) async fn insert_logs<DB: Dialect>(
-    conn: &mut DB::Connection,
-    master: &str,
-    chunks: &[&LogChunk],
-) -> Result<(), StorageError>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
-    for<'q> Vec<u8>: Encode<'q, DB> + Type<DB>,
-{
-    let mut start = 0;
-    while start < chunks.len() {
-        let mut bytes = 0;
-        let mut end = start;
-        while end < chunks.len()
-            && (end == start
-                || bytes + chunks[end].data.len() < DB::BYTES_PER_STATEMENT.min(2 << 20))
-        {
-            bytes += chunks[end].data.len();
-            end += 1;
-        }
-        let mut q = QueryBuilder::<DB>::new(DB::INSERT_LOG);
-        q.push("(master, name, execution, kind, start_byte, raw_len, data, host, truncated_at, created_at) ");
-        q.push_values(&chunks[start..end], |mut b, c| {
-            b.push_bind(master.to_owned())
-                .push_bind(c.name.clone())
-                .push_bind(c.execution)
-                .push_bind(c.kind.clone())
-                .push_bind(c.start)
-                .push_bind(c.raw_len)
-                .push_bind(c.data.clone())
-                .push_bind(c.host.clone())
-                .push_bind(c.truncated_at)
-                .push_bind(c.created_at);
-        });
-        q.push(DB::LOG_CONFLICT);
-        q.build().execute(&mut *conn).await?;
-        start = end;
-    }
-    Ok(())
 }
 
 /// Inserts the last chunks of runs' logs, each unless bytes from its start on are stored
