@@ -21,8 +21,8 @@ pub struct ModifyRequest {
     pub lease_sec: Option<u64>,
     /// The last bytes of the logs of a run this write ends, stored in the same commit (so a
     /// run's end costs one commit, and its log is whole once its end is): each names a job
-    /// this request updates or deletes at its version, sent by the worker holding it, together at most
-    /// [`MAX_LOGS_IN_MODIFY`] bytes (before base64), one per kind of log.
+    /// this request updates or deletes at its version, sent by the worker holding it; one per
+    /// kind of log, together at most [`MAX_LOGS_IN_MODIFY`] bytes (before base64).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(max_items = 3)]
     pub logs: Vec<LogRequest>,

@@ -142,8 +142,8 @@ impl ModifyRequest {
         }
     }
 
-    /// The logs a run's end carries: at most one of each kind for one job, each naming a job
-    /// this request updates with its version, all within [`MAX_LOGS_IN_MODIFY`] bytes.
+    /// The logs a run's end carries: at most one of each kind, all within
+    /// [`MAX_LOGS_IN_MODIFY`] bytes (the master checks the jobs they name against the write).
     fn validate_logs(&self) -> Result<(), MasterError> {
         if self.logs.len() > 3 {
             return Err(MasterError::input(format!(

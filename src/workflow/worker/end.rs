@@ -3,6 +3,7 @@
 //! the stop's), with the email a final failure owes.
 
 use std::future::Future;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -10,8 +11,6 @@ use tokio::time::Instant;
 
 use super::Worker;
 use super::run::{RunEnd, Running, Stop, runnable};
-use std::sync::atomic::Ordering::Relaxed;
-
 use crate::token::{LogRequest, MasterError};
 use crate::workflow::error::Error;
 use crate::workflow::executor::{self, ExecResult, ExecSpec};
