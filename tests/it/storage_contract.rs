@@ -216,11 +216,19 @@ async fn lease_contract(url: &str) {
         answer: "[[3,null]]".into(),
         created_at: 1_000,
     };
+    // A batch answers many keyed requests: more than one statement's worth of outcomes.
+    let earlier: Vec<RequestOutcome> = (0..150)
+        .map(|n| RequestOutcome {
+            key: format!("caller:key-early-{n}"),
+            created_at: 999,
+            ..outcome.clone()
+        })
+        .collect();
     let batch = CommitBatch {
         upserts: vec![row("/lease/a", 1, None)],
         version_floor: 1,
         epoch: Some(1),
-        requests: vec![&outcome],
+        requests: std::iter::once(&outcome).chain(&earlier).collect(),
         ..Default::default()
     };
     store.commit(&master, &batch).await.unwrap();
@@ -229,6 +237,9 @@ async fn lease_contract(url: &str) {
         std::slice::from_ref(&outcome),
         "{url}"
     );
+    let all = store.request_outcomes(&master, 0).await.unwrap();
+    assert_eq!(all.len(), 151, "{url}: every outcome of the batch");
+    assert!(all.contains(&earlier[149]), "{url}");
     assert!(
         store
             .request_outcomes(&master, 1_001)

@@ -58,8 +58,9 @@ pub const DELETE_LOGS_UNDER: &str =
 pub const DROP_QUEUE: &str = "DELETE FROM archive_queue WHERE master = ? AND seq <= ?";
 pub const DELETE_SUMMARY: &str = "DELETE FROM instance_summaries WHERE master = ? AND prefix = ?";
 pub const LEASE_EPOCH: &str = "SELECT epoch FROM master_lease WHERE master = ?";
-pub const INSERT_REQUEST: &str = "INSERT INTO request_outcomes (master, request_key, \
-     body_hash, answer, created_at) VALUES (?, ?, ?, ?, ?)";
+/// Up to `VALUES`: the rows follow.
+pub const INSERT_REQUESTS: &str =
+    "INSERT INTO request_outcomes (master, request_key, body_hash, answer, created_at) ";
 pub const FORGET_REQUESTS: &str =
     "DELETE FROM request_outcomes WHERE master = ? AND created_at < ?";
 pub const REQUESTS_SINCE: &str = "SELECT request_key, body_hash, answer, created_at FROM \

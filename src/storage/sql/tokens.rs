@@ -297,6 +297,10 @@ where
     }
 }
 
+/// Request outcomes per insert statement: an answer is small (versions, names), so a
+/// statement stays far below every server's packet limit.
+const OUTCOMES_PER_STATEMENT: usize = 100;
+
 /// The outcomes of the keyed requests a batch answers, and the forgetting of old ones.
 async fn write_requests<DB: Dialect>(
     conn: &mut DB::Connection,
@@ -307,17 +311,20 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
-    for r in &batch.requests {
-        sqlx::query(DB::sql(q::INSERT_REQUEST))
-            .bind(master)
-            .bind(r.key.as_str())
-            .bind(r.body_hash.as_str())
-            .bind(r.answer.as_str())
-            .bind(r.created_at)
-            .execute(&mut *conn)
-            .await?;
+    // One statement for a batch's outcomes, not one each: a batch of a fan-out answers many.
+    for part in batch.requests.chunks(OUTCOMES_PER_STATEMENT) {
+        let mut q = QueryBuilder::<DB>::new(q::INSERT_REQUESTS);
+        q.push_values(part, |mut b, r| {
+            b.push_bind(master.to_owned())
+                .push_bind(r.key.clone())
+                .push_bind(r.body_hash.clone())
+                .push_bind(r.answer.clone())
+                .push_bind(r.created_at);
+        });
+        q.build().execute(&mut *conn).await?;
     }
     if let Some(before) = batch.forget_requests_before {
         sqlx::query(DB::sql(q::FORGET_REQUESTS))
