@@ -117,7 +117,7 @@ impl Txn {
     }
 
     /// Adds the last log chunks of a run this commit ends.
-    pub fn logs(&mut self, chunks: Vec<crate::storage::LogChunk>) {
+    pub fn add_logs(&mut self, chunks: Vec<crate::storage::LogChunk>) {
         self.logs.extend(chunks);
     }
 

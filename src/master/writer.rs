@@ -403,7 +403,7 @@ impl Writer {
                     let result = state.modify(&req, now, txn);
                     if let Ok(r) = &result {
                         // The run's last log bytes land with its end, or not at all.
-                        txn.logs(logs);
+                        txn.add_logs(logs);
                         self.keyed.applied(&key, Answer::of_modify(r), now);
                     }
                     outcomes.push(Outcome::Modify(reply, result))

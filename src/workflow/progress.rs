@@ -175,7 +175,8 @@ pub async fn commit_success(
     client: &dyn MasterClient,
     jt: &JobToken,
     job: &Job,
-    (creator, tails): (&str, &[LogRequest]),
+    creator: &str,
+    tails: &[LogRequest],
     notices: &[Token],
     mut ahead: Option<Prefetched>,
 ) -> Result<Committed, Error> {
@@ -247,7 +248,8 @@ pub async fn commit_failure(
     client: &dyn MasterClient,
     jt: &JobToken,
     job: &Job,
-    (owner, tails): (&str, &[LogRequest]),
+    owner: &str,
+    tails: &[LogRequest],
     retry: bool,
     email: FailureNotice<'_>,
 ) -> Result<Committed, Error> {

@@ -127,7 +127,7 @@ async fn a_worker_whose_lease_ended_cannot_commit_a_stale_result() {
         ..ExecutionRecord::new(inst(&i), "", 0.0)
     });
     let job = jt.job.clone();
-    let outcome = progress::commit_success(&c.client, &jt, &job, ("slow_worker", &[]), &[], None)
+    let outcome = progress::commit_success(&c.client, &jt, &job, "slow_worker", &[], &[], None)
         .await
         .unwrap();
     assert_eq!(outcome, progress::Committed::LostLease);

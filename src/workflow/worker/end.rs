@@ -240,13 +240,13 @@ impl Worker {
             RunEnd::LostLease | RunEnd::HandedBack(_) => Committed::LostLease,
             RunEnd::Finished(job) if job.history.last().is_some_and(ExecutionRecord::succeeded) => {
                 let notices = self.success_notices(jt, job).await;
-                progress::commit_success(c, jt, job, (name, tails), &notices, ahead).await?
+                progress::commit_success(c, jt, job, name, tails, &notices, ahead).await?
             }
             RunEnd::Finished(job) if job.can_retry() => {
                 tracing::info!(workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, delay_sec = job.retry_delay_sec, "job failed; it will be retried");
                 let notices = self.retry_notices(jt, job).await?;
                 let tokens = |_first| notices.clone();
-                progress::commit_failure(c, jt, job, (name, tails), true, &tokens).await?
+                progress::commit_failure(c, jt, job, name, tails, true, &tokens).await?
             }
             RunEnd::Finished(job) | RunEnd::Aborted(job) => {
                 let failed = !job.history.last().is_some_and(ExecutionRecord::succeeded);
@@ -258,7 +258,7 @@ impl Worker {
                     false => super::notify::FailureEmail::none(),
                 };
                 let token = |first| email.tokens(self, jt, job, first);
-                progress::commit_failure(c, jt, job, (name, tails), false, &token).await?
+                progress::commit_failure(c, jt, job, name, tails, false, &token).await?
             }
         })
     }

@@ -71,7 +71,7 @@ impl Worker {
         if signals.is_set(Action::ABORT, 0) {
             let mut job = jt.job.clone();
             job.events.clear();
-            progress::commit_failure(c, jt, &job, (&self.name, &[]), false, &progress::no_email)
+            progress::commit_failure(c, jt, &job, &self.name, &[], false, &progress::no_email)
                 .await?;
             self.settle(w, i).await?;
             return Ok(None);

@@ -58,7 +58,7 @@ struct Log {
 
 /// What the job left when it ended: every log its record names, and whether the run's end
 /// carries the last bytes of them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Ended {
     paths: Vec<(String, PathBuf)>,
     keep: bool,
@@ -165,11 +165,7 @@ async fn run(
             tracing::warn!(job = %of.job, instance = %of.instance, error = %e, "cannot send the job's log to the master yet; it stays on this host until then");
         }
     }
-    let ended = done.borrow().clone();
-    let Ended { paths, keep } = ended.unwrap_or(Ended {
-        paths: Vec::new(),
-        keep: false,
-    });
+    let Ended { paths, keep } = done.borrow().clone().unwrap_or_default();
     for (kind, path) in paths {
         if !logs.iter().any(|l| l.kind == kind) {
             logs.push(new_log((kind, path)));
@@ -183,7 +179,7 @@ async fn run(
     });
     let last = round(client.as_ref(), &of, &mut logs, usize::MAX, tails.as_mut());
     match tokio::time::timeout(LAST_ROUND, last).await {
-        Ok(Ok(_)) => {}
+        Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::warn!(job = %of.job, instance = %of.instance, error = %e, "the end of the job's log did not reach the master; it stays on this host")
         }
@@ -202,18 +198,17 @@ struct Tails {
 }
 
 /// Sends up to `passes` new chunks of each log, a chunk of each per pass; a log's last chunk
-/// (shorter than a whole one) goes into `tails` instead while it has room. Returns whether a
-/// log may hold more already (its last chunk read was a whole one).
+/// (shorter than a whole one) goes into `tails` instead while it has room. A pass follows
+/// only while a log may hold more already (its last chunk read was a whole one).
 async fn round(
     client: &dyn MasterClient,
     of: &LogOf,
     logs: &mut [Log],
     passes: usize,
     mut tails: Option<&mut Tails>,
-) -> Result<bool, MasterError> {
-    let mut more = false;
+) -> Result<(), MasterError> {
     for _ in 0..passes {
-        more = false;
+        let mut more = false;
         let chunks = next_chunks(of, logs).await;
         for (log, bytes) in logs.iter_mut().zip(chunks) {
             let Some(bytes) = bytes else { continue };
@@ -235,7 +230,7 @@ async fn round(
             break;
         }
     }
-    Ok(more)
+    Ok(())
 }
 
 /// The next chunk of each log still taken by the master, read in one blocking task.
