@@ -24,6 +24,18 @@ async fn ui_elsewhere(c: &Cluster, logs: &std::path::Path) -> String {
     crate::helpers::ui_server_with(c, config).await
 }
 
+/// Runs workflow `w` once to its end, then removes the worker host's log files: the UI that
+/// answers (its root, with the instance and the empty folder it keeps its own logs in) shows
+/// only what reached the master.
+async fn ran_and_host_gone(c: &Cluster) -> (String, String, tempfile::TempDir) {
+    let empty = tempfile::tempdir().unwrap();
+    let root = ui_elsewhere(c, empty.path()).await;
+    let i = c.start("w").await;
+    c.wait_finished("w", &i, LONG).await;
+    std::fs::remove_dir_all(c.logs.path().join("w")).unwrap();
+    (root, i, empty)
+}
+
 /// The log through the UI's read API: (running, text).
 async fn log(root: &str, w: &str, i: &str, job: &str, kind: &str) -> (bool, String) {
     let r = reqwest::get(format!(
@@ -113,11 +125,7 @@ async fn a_log_of_several_chunks_printed_at_once_reaches_the_master_whole() {
     // after the job exits, before its end is committed, and no byte is left on the host.
     let yaml = "workflows:\n  w:\n    jobs:\n      loud: {command: 'head -c 600000 /dev/zero | tr \"\\\\000\" a; echo; echo done >&2'}\n";
     let c = cluster(yaml, 1, 600).await;
-    let empty = tempfile::tempdir().unwrap();
-    let root = ui_elsewhere(&c, empty.path()).await;
-    let i = c.start("w").await;
-    c.wait_finished("w", &i, LONG).await;
-    std::fs::remove_dir_all(c.logs.path().join("w")).unwrap();
+    let (root, i, _empty) = ran_and_host_gone(&c).await;
     let (running, text) = log(&root, "w", &i, "loud", "stdout").await;
     assert!(!running);
     assert_eq!(text.len(), 600_001, "the whole log is stored");
@@ -367,11 +375,7 @@ async fn a_runs_end_carries_the_last_bytes_of_its_logs_in_its_own_commit() {
     // carries it, and the log is whole in the master once the end is.
     let yaml = "workflows:\n  w:\n    jobs:\n      say: {command: 'sleep 0.4; echo hello; echo careful >&2'}\n      fail: {command: 'echo why; exit 3', depends_on: [say]}\n";
     let (c, client) = recorded_cluster(yaml, false, false).await;
-    let empty = tempfile::tempdir().unwrap();
-    let root = ui_elsewhere(&c, empty.path()).await;
-    let i = c.start("w").await;
-    c.wait_finished("w", &i, LONG).await;
-    std::fs::remove_dir_all(c.logs.path().join("w")).unwrap();
+    let (root, i, _empty) = ran_and_host_gone(&c).await;
     assert_eq!(log(&root, "w", &i, "say", "stdout").await.1, "hello\n");
     assert_eq!(log(&root, "w", &i, "say", "stderr").await.1, "careful\n");
     assert_eq!(log(&root, "w", &i, "fail", "stdout").await.1, "why\n");
@@ -405,11 +409,7 @@ async fn a_runs_end_carries_the_last_bytes_of_its_logs_in_its_own_commit() {
 async fn a_master_that_takes_no_logs_with_an_end_gets_them_on_their_own() {
     let yaml = "workflows:\n  w:\n    jobs:\n      a: {command: 'echo first'}\n      b: {command: 'echo second', depends_on: [a]}\n";
     let (c, client) = recorded_cluster(yaml, true, false).await;
-    let empty = tempfile::tempdir().unwrap();
-    let root = ui_elsewhere(&c, empty.path()).await;
-    let i = c.start("w").await;
-    c.wait_finished("w", &i, LONG).await;
-    std::fs::remove_dir_all(c.logs.path().join("w")).unwrap();
+    let (root, i, _empty) = ran_and_host_gone(&c).await;
     assert_eq!(log(&root, "w", &i, "a", "stdout").await.1, "first\n");
     assert_eq!(log(&root, "w", &i, "b", "stdout").await.1, "second\n");
     // Refused once; the worker remembers, and the next end goes without them.
@@ -425,11 +425,7 @@ async fn a_log_whose_sending_went_unanswered_ends_with_a_chunk_of_its_own() {
     // adds what is new), not with the run's end (whose commit would leave it out whole).
     let yaml = "workflows:\n  w:\n    jobs:\n      say: {command: 'echo a; sleep 1.2; echo b'}\n";
     let (c, client) = recorded_cluster(yaml, false, true).await;
-    let empty = tempfile::tempdir().unwrap();
-    let root = ui_elsewhere(&c, empty.path()).await;
-    let i = c.start("w").await;
-    c.wait_finished("w", &i, LONG).await;
-    std::fs::remove_dir_all(c.logs.path().join("w")).unwrap();
+    let (root, i, _empty) = ran_and_host_gone(&c).await;
     assert_eq!(log(&root, "w", &i, "say", "stdout").await.1, "a\nb\n");
     let sent = client.sent.lock().unwrap().clone();
     assert!(
