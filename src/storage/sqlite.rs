@@ -70,6 +70,7 @@ impl SqlStore<Sqlite> {
 impl Dialect for Sqlite {
     const KIND: &'static str = "sqlite";
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
+    const SCRIPTS: bool = true;
     const INSERT_ARCHIVED: &'static str = "INSERT OR REPLACE INTO archived_tokens (master, name, version, owner, expiration_time, priority, data, archived_at) ";
     const ARCHIVED_CONFLICT: &'static str = "";
     const ACTIVE_CONFLICT: &'static str = " ON CONFLICT (master, name) DO UPDATE SET version = excluded.version, owner = excluded.owner, \

@@ -2,12 +2,13 @@
 
 use super::*;
 
-/// Commits `tx` after the fence, its last statement: the master's row changes only while it
-/// carries this master's epoch, and its lock keeps a takeover out until the commit (a takeover
-/// first writes the new epoch there, so a commit after it, or one that waited for it, changes
-/// nothing). Without an epoch (a master that takes no lease) the row changes unchecked.
+/// Commits `tx` after the fence, its script's last statement: the master's row changes only
+/// while it carries this master's epoch, and its lock keeps a takeover out until the commit (a
+/// takeover first writes the new epoch there, so a commit after it, or one that waited for it,
+/// changes nothing). Without an epoch (a master that takes no lease) the row changes unchecked.
 pub(super) async fn fence_and_commit<DB: Dialect>(
     mut tx: WriteTx<DB>,
+    mut s: Script<DB>,
     pool: &Pool<DB>,
     master: &str,
     batch: &CommitBatch<'_>,
@@ -18,23 +19,18 @@ where
     DB::Arguments: IntoArguments<DB>,
     usize: ColumnIndex<DB::Row>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
 {
-    let Some(epoch) = batch.epoch else {
-        sqlx::query(DB::sql(q::FLOOR))
-            .bind(batch.version_floor)
-            .bind(master)
-            .execute(tx.conn())
-            .await?;
-        return tx.commit().await;
-    };
-    let done = sqlx::query(DB::sql(q::FLOOR_FENCED))
-        .bind(batch.version_floor)
-        .bind(master)
-        .bind(epoch)
-        .execute(tx.conn())
-        .await?;
-    if DB::rows_affected(&done) != 1 {
+    let q = s.statement("UPDATE masters SET version_floor = ");
+    q.push_bind(batch.version_floor)
+        .push(" WHERE master = ")
+        .push_bind(master.to_owned());
+    if let Some(epoch) = batch.epoch {
+        q.push(" AND epoch = ").push_bind(epoch);
+    }
+    let changed = s.run_update(tx.conn()).await?;
+    if let Some(epoch) = batch.epoch.filter(|_| changed != 1) {
         // Dropping the transaction rolls every statement of it back.
         drop(tx);
         let now = sqlx::query(DB::sql(q::LEASE_EPOCH))

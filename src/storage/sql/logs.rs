@@ -141,6 +141,7 @@ where
 /// already: the check a chunk sent alone has (a read before its insert) made in the insert
 /// itself, so the commit of a run's end needs no read.
 pub(super) async fn insert_tails<DB: Dialect>(
+    s: &mut Script<DB>,
     conn: &mut DB::Connection,
     master: &str,
     chunks: &[&LogChunk],
@@ -148,42 +149,41 @@ pub(super) async fn insert_tails<DB: Dialect>(
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
     for<'q> Vec<u8>: Encode<'q, DB> + Type<DB>,
 {
-    if chunks.is_empty() {
-        return Ok(());
-    }
-    let sql = format!(
-        "{}(master, name, execution, kind, start_byte, raw_len, data, host, truncated_at, created_at) \
-         SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM (SELECT 1 AS one) AS one WHERE NOT EXISTS \
-         (SELECT 1 FROM job_logs WHERE master = ? AND name = ? AND execution = ? AND kind = ? \
-         AND start_byte + raw_len > ?){}",
-        DB::INSERT_LOG,
-        DB::LOG_CONFLICT
-    );
     for c in chunks {
-        sqlx::query(DB::sql_built(sql.clone()))
-            .bind(master)
-            .bind(c.name.as_str())
-            .bind(c.execution)
-            .bind(c.kind.as_str())
-            .bind(c.start)
-            .bind(c.raw_len)
-            .bind(c.data.clone())
-            .bind(c.host.as_str())
-            .bind(c.truncated_at)
-            .bind(c.created_at)
-            .bind(master)
-            .bind(c.name.as_str())
-            .bind(c.execution)
-            .bind(c.kind.as_str())
-            .bind(c.start)
-            .execute(&mut *conn)
-            .await?;
+        let q = s.statement(DB::INSERT_LOG);
+        q.push("(master, name, execution, kind, start_byte, raw_len, data, host, truncated_at, created_at) SELECT ");
+        let mut values = q.separated(", ");
+        values
+            .push_bind(master.to_owned())
+            .push_bind(c.name.clone())
+            .push_bind(c.execution)
+            .push_bind(c.kind.clone())
+            .push_bind(c.start)
+            .push_bind(c.raw_len)
+            .push_bind(c.data.clone())
+            .push_bind(c.host.clone())
+            .push_bind(c.truncated_at)
+            .push_bind(c.created_at);
+        q.push(
+            " FROM (SELECT 1 AS one) AS one WHERE NOT EXISTS (SELECT 1 FROM job_logs WHERE master = ",
+        )
+        .push_bind(master.to_owned())
+        .push(" AND name = ")
+        .push_bind(c.name.clone())
+        .push(" AND execution = ")
+        .push_bind(c.execution)
+        .push(" AND kind = ")
+        .push_bind(c.kind.clone())
+        .push(" AND start_byte + raw_len > ")
+        .push_bind(c.start)
+        .push(")")
+        .push(DB::LOG_CONFLICT);
+        s.end(conn).await?;
     }
     Ok(())
 }

@@ -21,6 +21,8 @@ pub trait Dialect: Database + Sized {
     const KIND: &'static str;
     /// Starts a write transaction.
     const BEGIN: &'static str;
+    /// A commit's statements go in one call, as a script (see [`Script`]).
+    const SCRIPTS: bool = false;
     /// The archive insert, up to `VALUES`.
     const INSERT_ARCHIVED: &'static str;
     /// What follows the archive insert's values (a repeated archive keeps the newer time).
@@ -113,6 +115,8 @@ mod q;
 
 mod tx;
 use tx::WriteTx;
+mod script;
+use script::Script;
 
 /// A database of one dialect, behind a pool.
 pub struct SqlStore<DB: Database> {

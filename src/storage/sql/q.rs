@@ -1,7 +1,8 @@
 //! Statements both dialects share.
 
-pub const INSERT_AUDIT: &str = "INSERT INTO audit_log (master, at, actor, via, command, \
-    workflow, instance, jobs, ok, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/// Up to `VALUES`: the rows follow.
+pub const INSERT_AUDITS: &str = "INSERT INTO audit_log (master, at, actor, via, command, \
+    workflow, instance, jobs, ok, result) ";
 pub const AUDIT_PAGE: &str = "SELECT id, at, actor, via, command, workflow, instance, jobs, \
     ok, result FROM audit_log WHERE master = ? AND id < ? ORDER BY id DESC LIMIT ?";
 pub const READ_ACTIVE: &str = "SELECT name, version, owner, expiration_time, priority, data \
@@ -15,12 +16,6 @@ pub const NAMES_ARCHIVED: &str = "SELECT DISTINCT name FROM archived_tokens WHER
 pub const COUNT_ACTIVE: &str = "SELECT COUNT(*) FROM active_tokens WHERE master = ?";
 pub const COUNT_ARCHIVED: &str = "SELECT COUNT(*) FROM archived_tokens WHERE master = ?";
 pub const MASTER: &str = "SELECT version_floor, created_at FROM masters WHERE master = ?";
-pub const FLOOR: &str = "UPDATE masters SET version_floor = ? WHERE master = ?";
-/// Every fenced commit's last statement (the fence, migration 0008): it changes the row only
-/// while the row carries the committing master's epoch, and its row lock keeps a takeover out
-/// until the commit ends.
-pub const FLOOR_FENCED: &str =
-    "UPDATE masters SET version_floor = ? WHERE master = ? AND epoch = ?";
 /// A takeover's mark on the `masters` row, in the transaction that takes the lease.
 pub const MASTER_EPOCH: &str = "UPDATE masters SET epoch = ? WHERE master = ?";
 /// The names archived longest ago (the age index), for retention.
@@ -61,8 +56,6 @@ pub const LEASE_EPOCH: &str = "SELECT epoch FROM master_lease WHERE master = ?";
 /// Up to `VALUES`: the rows follow.
 pub const INSERT_REQUESTS: &str =
     "INSERT INTO request_outcomes (master, request_key, body_hash, answer, created_at) ";
-pub const FORGET_REQUESTS: &str =
-    "DELETE FROM request_outcomes WHERE master = ? AND created_at < ?";
 pub const REQUESTS_SINCE: &str = "SELECT request_key, body_hash, answer, created_at FROM \
      request_outcomes WHERE master = ? AND created_at >= ? ORDER BY created_at";
 pub const RELEASE_LEASE: &str =

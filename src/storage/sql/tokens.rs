@@ -60,60 +60,61 @@ where
     }
 
     async fn commit(&self, master: &str, batch: &CommitBatch<'_>) -> Result<(), StorageError> {
-        let mut tx = WriteTx::<DB>::begin(&self.pool).await?;
-        write_requests::<DB>(tx.conn(), master, batch).await?;
+        let (mut tx, mut s) = Script::<DB>::begin(&self.pool).await?;
+        write_requests::<DB>(&mut s, tx.conn(), master, batch).await?;
         let now = batch.archived_at.unwrap_or_else(unix_now);
         for part in chunks(&batch.archived, ROWS_PER_STATEMENT, DB::BYTES_PER_STATEMENT) {
-            let mut q = QueryBuilder::<DB>::new(DB::INSERT_ARCHIVED);
+            let q = s.statement(DB::INSERT_ARCHIVED);
             q.push_values(part, |mut b, t| {
                 push_token(&mut b, master, t);
                 b.push_bind(now);
             });
             q.push(DB::ARCHIVED_CONFLICT);
-            q.build().execute(tx.conn()).await?;
+            s.end(tx.conn()).await?;
         }
         for part in batch.archive_groups.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<DB>::new("INSERT INTO archive_queue (master, prefix) ");
+            let q = s.statement("INSERT INTO archive_queue (master, prefix) ");
             q.push_values(part, |mut b, prefix| {
                 b.push_bind(master.to_owned()).push_bind(prefix.to_string());
             });
-            q.build().execute(tx.conn()).await?;
+            s.end(tx.conn()).await?;
         }
         for part in batch.deletes.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<DB>::new("DELETE FROM active_tokens WHERE master = ");
+            let q = s.statement("DELETE FROM active_tokens WHERE master = ");
             q.push_bind(master.to_owned()).push(" AND name IN (");
             let mut names = q.separated(", ");
             for name in part {
                 names.push_bind(name.to_string());
             }
             q.push(")");
-            q.build().execute(tx.conn()).await?;
+            s.end(tx.conn()).await?;
         }
         for part in chunks(&batch.upserts, ROWS_PER_STATEMENT, DB::BYTES_PER_STATEMENT) {
-            let mut q = QueryBuilder::<DB>::new(
+            let q = s.statement(
                 "INSERT INTO active_tokens (master, name, version, owner, expiration_time, priority, data) ",
             );
             q.push_values(part, |mut b, t| push_token(&mut b, master, t));
             q.push(DB::ACTIVE_CONFLICT);
-            q.build().execute(tx.conn()).await?;
+            s.end(tx.conn()).await?;
         }
-        for a in &batch.audits {
-            sqlx::query(DB::sql(q::INSERT_AUDIT))
-                .bind(master)
-                .bind(a.at)
-                .bind(a.action.actor.as_str())
-                .bind(a.via.as_str())
-                .bind(a.action.command.as_str())
-                .bind(a.action.workflow.clone())
-                .bind(a.action.instance.clone())
-                .bind(a.action.jobs.join(","))
-                .bind(a.action.ok)
-                .bind(a.action.result.as_str())
-                .execute(tx.conn())
-                .await?;
+        for part in batch.audits.chunks(ROWS_PER_STATEMENT) {
+            let q = s.statement(q::INSERT_AUDITS);
+            q.push_values(part, |mut b, a| {
+                b.push_bind(master.to_owned())
+                    .push_bind(a.at)
+                    .push_bind(a.action.actor.clone())
+                    .push_bind(a.via.clone())
+                    .push_bind(a.action.command.clone())
+                    .push_bind(a.action.workflow.clone())
+                    .push_bind(a.action.instance.clone())
+                    .push_bind(a.action.jobs.join(","))
+                    .push_bind(a.action.ok)
+                    .push_bind(a.action.result.clone());
+            });
+            s.end(tx.conn()).await?;
         }
-        super::logs::insert_tails::<DB>(tx.conn(), master, &batch.logs).await?;
-        fence_and_commit::<DB>(tx, &self.pool, master, batch).await
+        super::logs::insert_tails::<DB>(&mut s, tx.conn(), master, &batch.logs).await?;
+        fence_and_commit::<DB>(tx, s, &self.pool, master, batch).await
     }
 
     async fn take_lease(
@@ -303,6 +304,7 @@ const OUTCOMES_PER_STATEMENT: usize = 100;
 
 /// The outcomes of the keyed requests a batch answers, and the forgetting of old ones.
 async fn write_requests<DB: Dialect>(
+    s: &mut Script<DB>,
     conn: &mut DB::Connection,
     master: &str,
     batch: &CommitBatch<'_>,
@@ -310,13 +312,12 @@ async fn write_requests<DB: Dialect>(
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
     // One statement for a batch's outcomes, not one each: a batch of a fan-out answers many.
     for part in batch.requests.chunks(OUTCOMES_PER_STATEMENT) {
-        let mut q = QueryBuilder::<DB>::new(q::INSERT_REQUESTS);
+        let q = s.statement(q::INSERT_REQUESTS);
         q.push_values(part, |mut b, r| {
             b.push_bind(master.to_owned())
                 .push_bind(r.key.clone())
@@ -324,14 +325,14 @@ where
                 .push_bind(r.answer.clone())
                 .push_bind(r.created_at);
         });
-        q.build().execute(&mut *conn).await?;
+        s.end(conn).await?;
     }
     if let Some(before) = batch.forget_requests_before {
-        sqlx::query(DB::sql(q::FORGET_REQUESTS))
-            .bind(master)
-            .bind(before)
-            .execute(&mut *conn)
-            .await?;
+        let q = s.statement("DELETE FROM request_outcomes WHERE master = ");
+        q.push_bind(master.to_owned())
+            .push(" AND created_at < ")
+            .push_bind(before);
+        s.end(conn).await?;
     }
     Ok(())
 }

@@ -23,13 +23,17 @@ where
     DB::Arguments: IntoArguments<DB>,
 {
     pub(super) async fn begin(pool: &Pool<DB>) -> Result<Self, sqlx::Error> {
-        let conn = pool.acquire().await?;
-        let mut tx = WriteTx {
-            conn,
-            committed: false,
-        };
+        let mut tx = Self::open(pool).await?;
         sqlx::query(DB::sql(DB::BEGIN)).execute(tx.conn()).await?;
         Ok(tx)
+    }
+
+    /// A connection whose transaction the caller begins (in a [`super::script::Script`]).
+    pub(super) async fn open(pool: &Pool<DB>) -> Result<Self, sqlx::Error> {
+        Ok(WriteTx {
+            conn: pool.acquire().await?,
+            committed: false,
+        })
     }
 
     pub(super) fn conn(&mut self) -> &mut DB::Connection {
