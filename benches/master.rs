@@ -178,8 +178,10 @@ async fn wakeup(server: &Server, rounds: usize) -> (Duration, Duration, Duration
                 wait_ms: Some(10_000),
                 lease_sec: None,
                 pools: None,
-                // As a worker's claim: the grant is recorded in the token's data.
+                // As a worker's claim: the grant is recorded in the token's data, and its
+                // answer carries its context (no signals under these names: an empty one).
                 record_grant: true,
+                context: true,
             };
             let r = client.query_and_own(req).await.unwrap();
             assert_eq!(r.tokens.len(), 1);

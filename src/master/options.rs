@@ -35,6 +35,9 @@ pub struct Naming {
     pub job_log: fn(&str, &str, &str) -> Result<JobLog, crate::token::MasterError>,
     /// The group of an archived name (its instance): retention and summaries work by group.
     pub archive_group: GroupOf,
+    /// The name prefixes a claimant reads before it acts on a claimed name (a job: its
+    /// signals), answered with a claim that asks for its `context`.
+    pub claim_context: fn(&str) -> Vec<String>,
 }
 
 /// Where a job's log belongs (see [`Naming::job_log`]).

@@ -127,7 +127,11 @@ impl Answer {
                     .map(|e| e.to_token(name))
             })
             .collect();
-        Some(QueryAndOwnResponse { tokens })
+        // Without its context: that was as of the grant, and the claimant reads it itself.
+        Some(QueryAndOwnResponse {
+            tokens,
+            context: None,
+        })
     }
 }
 

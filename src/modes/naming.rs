@@ -4,7 +4,7 @@
 //! into instances.
 
 use crate::master::{JobLog, MasterError, Naming};
-use crate::token::name::{self, InstanceId, JobName, JobState, Name, WorkflowName};
+use crate::token::name::{self, InstanceId, JobName, JobState, Level, Name, WorkflowName};
 
 /// The names of Pinball's workflows, for the master.
 pub fn naming() -> Naming {
@@ -18,6 +18,21 @@ pub fn naming() -> Naming {
         control_of,
         job_log,
         archive_group: name::archive_prefix,
+        claim_context,
+    }
+}
+
+/// A job's worker reads the signals its instance sees before it runs the job.
+fn claim_context(token: &str) -> Vec<String> {
+    match Name::parse(token) {
+        Some(Name::Job {
+            workflow, instance, ..
+        }) => Level::Instance(workflow, instance)
+            .visible_levels()
+            .iter()
+            .map(Level::signal_prefix)
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -65,6 +80,20 @@ mod tests {
         assert_eq!(of("/workflow/__SIGNAL__/EXIT"), Some(None));
         assert_eq!(of("/schedule/workflow/wf"), Some(Some("wf".into())));
         assert_eq!(of("/definition/workflow/wf"), Some(Some("wf".into())));
+    }
+
+    #[test]
+    fn a_jobs_claim_context_is_the_signals_its_instance_sees() {
+        let of = naming().claim_context;
+        assert_eq!(
+            of("/workflow/wf/1/job/runnable/a"),
+            [
+                "/workflow/__SIGNAL__/",
+                "/workflow/wf/__SIGNAL__/",
+                "/workflow/wf/1/__SIGNAL__/"
+            ]
+        );
+        assert!(of("/schedule/workflow/wf").is_empty());
     }
 
     #[test]

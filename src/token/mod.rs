@@ -4,6 +4,7 @@
 //! checks every request passes before it reaches the master's writer live here too.
 
 mod api;
+mod claim;
 mod error;
 mod validate;
 
@@ -18,6 +19,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use api::*;
+pub use claim::*;
 pub use error::{Conflict, MasterError};
 
 /// Bytes as lowercase hex text (digests, random ids).

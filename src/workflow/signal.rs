@@ -79,6 +79,22 @@ impl Signals {
         Signals { by_action }
     }
 
+    /// The signals visible at `level` among `tokens` (in name order, as a read answers them;
+    /// names outside its levels' prefixes are ignored), merged as [`Signals::read`] merges.
+    pub fn of_levels(level: &Level, tokens: Vec<Token>) -> Signals {
+        let prefixes: Vec<String> = level
+            .visible_levels()
+            .iter()
+            .map(Level::signal_prefix)
+            .collect();
+        let mut at_level: Vec<(usize, Token)> = tokens
+            .into_iter()
+            .filter_map(|t| Some((prefixes.iter().position(|p| t.name.starts_with(p))?, t)))
+            .collect();
+        at_level.sort_by_key(|(at, _)| *at);
+        Signals::from_tokens(at_level.into_iter().map(|(_, t)| t))
+    }
+
     /// Reads the signals visible at `level` in one request.
     pub async fn read(client: &dyn MasterClient, level: &Level) -> Result<Signals, MasterError> {
         let response = client.query(QueryRequest::new(queries(level))).await?;
@@ -175,6 +191,37 @@ mod tests {
             "instance level wins"
         );
         assert!(instance.get(Action::ABORT).is_some());
+    }
+
+    #[test]
+    fn signals_given_in_any_order_merge_as_a_read_of_their_levels_does() {
+        let wf = WorkflowName::parse("wf").unwrap();
+        let i = Level::Instance(wf.clone(), InstanceId::parse("7").unwrap());
+        let at = |level: &Level, ts| {
+            signal_token_at(
+                level,
+                Action::DRAIN,
+                Attributes {
+                    timestamp: Some(ts),
+                    ..Attributes::default()
+                },
+            )
+        };
+        let other = Level::Instance(wf.clone(), InstanceId::parse("8").unwrap());
+        // Most specific first, and another instance's: the instance's own DRAIN wins, the
+        // other instance's is not seen.
+        let tokens = vec![
+            at(&i, 3.0),
+            at(&Level::Workflow(wf), 2.0),
+            at(&Level::Global, 1.0),
+            signal_token_at(&other, Action::ABORT, Attributes::default()),
+        ];
+        let signals = Signals::of_levels(&i, tokens);
+        assert_eq!(
+            signals.get(Action::DRAIN).unwrap().attributes.timestamp,
+            Some(3.0)
+        );
+        assert!(signals.get(Action::ABORT).is_none());
     }
 
     #[test]

@@ -99,6 +99,7 @@ async fn a_worker_whose_lease_ended_cannot_commit_a_stale_result() {
         lease_sec: None,
         pools: None,
         record_grant: false,
+        context: false,
     };
     // Two seconds, not one: the master grants no lease that has already ended, and `now() + 1`
     // had ended when the master's clock crossed into the next second before granting it.

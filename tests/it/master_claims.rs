@@ -204,3 +204,87 @@ async fn a_waiting_claim_without_a_query_claims_nothing_and_the_master_serves_on
         .expect("the master still writes");
     app.stop().await;
 }
+
+/// A claim that asks for its `context` gets, with its grant, the signals its job sees (its
+/// instance's, its workflow's, every workflow's: not another's) as of the grant's commit, and
+/// a version to watch them from; granted later from its park, the same. Past its bound the
+/// answer goes without one (the claimant reads its signals itself).
+#[tokio::test]
+async fn a_claim_that_asks_for_its_context_gets_its_jobs_signals_with_the_grant() {
+    let app = fresh_app().await;
+    let seen = [
+        "/workflow/__SIGNAL__/EXIT",
+        "/workflow/wf/__SIGNAL__/DRAIN",
+        "/workflow/wf/1/__SIGNAL__/ABORT",
+    ];
+    let unseen = [
+        "/workflow/other/__SIGNAL__/DRAIN",
+        "/workflow/wf/2/__SIGNAL__/ABORT",
+    ];
+    app.insert(seen.iter().chain(&unseen).map(|n| token(n)).collect())
+        .await;
+    let ask = |context| QueryAndOwnRequest {
+        context,
+        lease_sec: Some(60),
+        ..claim("/workflow/*/*/job/runnable/", Some(1), "w", 0, Some(10_000))
+    };
+    let names = |c: &ClaimContext| {
+        let mut n: Vec<String> = c.tokens.iter().map(|t| t.name.clone()).collect();
+        n.sort();
+        n
+    };
+    let mut expected: Vec<String> = seen.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+
+    app.insert(vec![token("/workflow/wf/1/job/runnable/a")])
+        .await;
+    let got = app.client.query_and_own(ask(true)).await.unwrap();
+    let context = got.context.expect("the grant carries its context");
+    assert_eq!(names(&context), expected);
+    assert!(
+        context.version >= got.tokens[0].version.unwrap(),
+        "watched from the grant's commit on: {context:?}"
+    );
+    let read = app
+        .client
+        .query(QueryRequest::new(vec![Query {
+            name_prefix: "/workflow/wf/1/__SIGNAL__/".into(),
+            max_tokens: None,
+        }]))
+        .await
+        .unwrap();
+    assert_eq!(
+        context.tokens.iter().find(|t| t.name == seen[2]),
+        read.tokens[0].first(),
+        "as a read answers them, versions and data"
+    );
+
+    // Parked, then granted by the write that makes a job runnable: the same context.
+    let client = app.client.clone();
+    let waiter = tokio::spawn(async move { client.query_and_own(ask(true)).await });
+    wait_parked(&app.client, 1).await;
+    app.insert(vec![token("/workflow/wf/1/job/runnable/b")])
+        .await;
+    let got = waiter.await.unwrap().unwrap();
+    assert_eq!(got.tokens[0].name, "/workflow/wf/1/job/runnable/b");
+    assert_eq!(names(&got.context.unwrap()), expected);
+
+    // Not asked: none.
+    app.insert(vec![token("/workflow/wf/1/job/runnable/c")])
+        .await;
+    let got = app.client.query_and_own(ask(false)).await.unwrap();
+    assert_eq!(got.tokens.len(), 1);
+    assert_eq!(got.context, None);
+
+    // More under a job's signal prefix than a context holds: the grant goes without one.
+    let many: Vec<Token> = (0..300)
+        .map(|n| token(&format!("/workflow/wf/3/__SIGNAL__/x{n:03}")))
+        .collect();
+    app.insert(many).await;
+    app.insert(vec![token("/workflow/wf/3/job/runnable/d")])
+        .await;
+    let got = app.client.query_and_own(ask(true)).await.unwrap();
+    assert_eq!(got.tokens[0].name, "/workflow/wf/3/job/runnable/d");
+    assert_eq!(got.context, None, "over its bound");
+    app.stop().await;
+}

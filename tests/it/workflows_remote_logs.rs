@@ -288,7 +288,10 @@ use pinball::master::MasterError;
 use pinball::token::*;
 
 #[async_trait::async_trait]
-impl MasterClient for Recording {
+impl Through for Recording {
+    fn inner(&self) -> &pinball::master::HttpMasterClient {
+        &self.inner
+    }
     async fn modify(&self, req: ModifyRequest) -> Result<ModifyResponse, MasterError> {
         if !req.logs.is_empty() {
             self.ends.lock().unwrap().push(req.logs.clone());
@@ -303,33 +306,6 @@ impl MasterClient for Recording {
         }
         self.inner.modify(req).await
     }
-    async fn renew(&self, req: ModifyRequest) -> Result<ModifyResponse, MasterError> {
-        self.inner.renew(req).await
-    }
-    async fn query(&self, req: QueryRequest) -> Result<QueryResponse, MasterError> {
-        self.inner.query(req).await
-    }
-    async fn query_held(&self, req: QueryRequest) -> Result<QueryResponse, MasterError> {
-        self.inner.query_held(req).await
-    }
-    async fn query_and_own(
-        &self,
-        req: QueryAndOwnRequest,
-    ) -> Result<QueryAndOwnResponse, MasterError> {
-        self.inner.query_and_own(req).await
-    }
-    async fn group(&self, req: GroupRequest) -> Result<GroupResponse, MasterError> {
-        self.inner.group(req).await
-    }
-    async fn archive(&self, req: ArchiveRequest) -> Result<ArchiveResponse, MasterError> {
-        self.inner.archive(req).await
-    }
-    async fn health(&self) -> Result<Health, MasterError> {
-        self.inner.health().await
-    }
-    async fn audit(&self, req: AuditRequest) -> Result<AuditResponse, MasterError> {
-        self.inner.audit(req).await
-    }
     async fn append_log(&self, req: LogRequest) -> Result<LogResponse, MasterError> {
         self.sent.lock().unwrap().push(req.clone());
         let lost = self.lose && !text(std::slice::from_ref(&req), &req.kind).contains('b');
@@ -342,15 +318,15 @@ impl MasterClient for Recording {
 }
 
 /// A cluster of one worker that reaches its master through a [`Recording`].
-async fn recorded_cluster(yaml: &str, older: bool, lose: bool) -> (Cluster, Arc<Recording>) {
+async fn recorded_cluster(yaml: &str, older: bool, lose: bool) -> (Cluster, Arc<Via<Recording>>) {
     let mut c = cluster(yaml, 0, 600).await;
-    let client = Arc::new(Recording {
+    let client = Arc::new(Via(Recording {
         inner: c.client.clone(),
         older,
         lose,
         ends: Default::default(),
         sent: Default::default(),
-    });
+    }));
     let s = settings(c.logs.path(), 600);
     let workers = pinball::workflow::worker::run_workers(client.clone(), s, 1, c.stop.subscribe());
     c.workers = Some(tokio::spawn(workers));
@@ -379,8 +355,8 @@ async fn a_runs_end_carries_the_last_bytes_of_its_logs_in_its_own_commit() {
     assert_eq!(log(&root, "w", &i, "say", "stdout").await.1, "hello\n");
     assert_eq!(log(&root, "w", &i, "say", "stderr").await.1, "careful\n");
     assert_eq!(log(&root, "w", &i, "fail", "stdout").await.1, "why\n");
-    let ends = client.ends.lock().unwrap().clone();
-    let sent = client.sent.lock().unwrap().clone();
+    let ends = client.0.ends.lock().unwrap().clone();
+    let sent = client.0.sent.lock().unwrap().clone();
     // The ends (a success and a failure) carried the tails of their logs (a tail a tick sent
     // while the job was exiting went alone); nothing was sent twice.
     assert!((1..=2).contains(&ends.len()), "{ends:?}");
@@ -413,7 +389,7 @@ async fn a_master_that_takes_no_logs_with_an_end_gets_them_on_their_own() {
     assert_eq!(log(&root, "w", &i, "a", "stdout").await.1, "first\n");
     assert_eq!(log(&root, "w", &i, "b", "stdout").await.1, "second\n");
     // Refused once; the worker remembers, and the next end goes without them.
-    let ends = client.ends.lock().unwrap().clone();
+    let ends = client.0.ends.lock().unwrap().clone();
     assert_eq!(ends.len(), 1, "{ends:?}");
     c.stop().await;
 }
@@ -427,13 +403,13 @@ async fn a_log_whose_sending_went_unanswered_ends_with_a_chunk_of_its_own() {
     let (c, client) = recorded_cluster(yaml, false, true).await;
     let (root, i, _empty) = ran_and_host_gone(&c).await;
     assert_eq!(log(&root, "w", &i, "say", "stdout").await.1, "a\nb\n");
-    let sent = client.sent.lock().unwrap().clone();
+    let sent = client.0.sent.lock().unwrap().clone();
     assert!(
         sent.iter()
             .any(|r| text(std::slice::from_ref(r), "stdout") == "a\n"),
         "a sending went unanswered: {sent:?}"
     );
-    let ends = client.ends.lock().unwrap().concat();
+    let ends = client.0.ends.lock().unwrap().concat();
     assert!(
         text(&ends, "stdout").is_empty(),
         "the end carried none of that log: {ends:?}"

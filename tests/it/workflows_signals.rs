@@ -225,3 +225,129 @@ async fn a_finished_instance_refuses_new_signals_until_it_is_archived() {
     assert!(signals.get(Action::ABORT).is_none(), "no ABORT was set");
     c.stop().await;
 }
+
+/// What a worker asks of its master, in order: each grant (`claim <job>`), each read of an
+/// instance's signals alone that does not wait (`read`), each write (`modify`). `older` answers a
+/// claim as a master from before `context` did (its body reader refuses a field it does not
+/// know, in serde's words).
+struct Calls {
+    inner: pinball::master::HttpMasterClient,
+    older: bool,
+    seen: std::sync::Mutex<Vec<String>>,
+}
+
+/// A `/query_and_own` body as a master before `context` read it.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct OlderClaim {
+    owner: String,
+    #[serde(default)]
+    expiration_time: i64,
+    lease_sec: Option<u64>,
+    query: Option<pinball::token::Query>,
+    wait_ms: Option<u64>,
+    pools: Option<Vec<String>>,
+    #[serde(default)]
+    record_grant: bool,
+}
+
+use pinball::master::MasterError;
+use pinball::token::*;
+
+#[async_trait::async_trait]
+impl Through for Calls {
+    fn inner(&self) -> &pinball::master::HttpMasterClient {
+        &self.inner
+    }
+    async fn modify(&self, req: ModifyRequest) -> Result<ModifyResponse, MasterError> {
+        self.seen.lock().unwrap().push("modify".into());
+        self.inner.modify(req).await
+    }
+    async fn query(&self, req: QueryRequest) -> Result<QueryResponse, MasterError> {
+        // Signals alone, an instance's among them (the read of a run's downstream jobs,
+        // beside the command, reads its signals with them: not this).
+        let signal = |q: &Query| q.name_prefix.ends_with("/__SIGNAL__/");
+        let instance = |q: &Query| q.name_prefix.matches('/').count() == 5;
+        let instance_signals =
+            req.queries.iter().all(signal) && req.queries.iter().any(|q| signal(q) && instance(q));
+        if req.after_version.is_none() && instance_signals {
+            self.seen.lock().unwrap().push("read".into());
+        }
+        self.inner.query(req).await
+    }
+    async fn query_and_own(
+        &self,
+        req: QueryAndOwnRequest,
+    ) -> Result<QueryAndOwnResponse, MasterError> {
+        let body = serde_json::to_vec(&req).unwrap();
+        let de = &mut serde_json::Deserializer::from_slice(&body);
+        if let (true, Err(e)) = (
+            self.older,
+            serde_path_to_error::deserialize::<_, OlderClaim>(de),
+        ) {
+            return Err(MasterError::input(format!("invalid request body: {e}")));
+        }
+        let answer = self.inner.query_and_own(req).await?;
+        for t in &answer.tokens {
+            let job = t.name.rsplit('/').next().unwrap();
+            self.seen.lock().unwrap().push(format!("claim {job}"));
+        }
+        Ok(answer)
+    }
+}
+
+/// Runs `a -> b -> c` with one worker that reaches its master through [`Calls`]: what it
+/// asked, from the grant of each job with a downstream job to the write that follows it (a
+/// last job's read of its downstream jobs, beside its command, is a read of signals alone).
+async fn runs_seen(older: bool) -> Vec<Vec<String>> {
+    let yaml = "workflows:\n  cx:\n    jobs:\n      a: {command: 'true'}\n      b: {command: 'true', depends_on: [a]}\n      c: {command: 'true', depends_on: [b]}\n";
+    let mut c = cluster(yaml, 0, 600).await;
+    let client = Arc::new(Via(Calls {
+        inner: c.client.clone(),
+        older,
+        seen: Default::default(),
+    }));
+    let s = settings(c.logs.path(), 600);
+    c.workers = Some(tokio::spawn(run_workers(
+        client.clone(),
+        s,
+        1,
+        c.stop.subscribe(),
+    )));
+    let i = c.start("cx").await;
+    c.wait_finished("cx", &i, secs(30)).await;
+    c.stop().await;
+    let seen = client.0.seen.lock().unwrap().clone();
+    let mut runs = Vec::new();
+    for (n, _) in seen
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| *c == "claim a" || *c == "claim b")
+    {
+        let to_write = seen[n..].iter().position(|c| c == "modify").unwrap() + 1;
+        runs.push(seen[n..n + to_write].to_vec());
+    }
+    runs
+}
+
+#[tokio::test]
+async fn a_job_starts_on_the_signals_its_claims_answer_carries_without_reading_them() {
+    // Each run's first write follows its grant with no read of its signals between.
+    let runs = runs_seen(false).await;
+    assert_eq!(
+        runs,
+        vec![vec!["claim a", "modify"], vec!["claim b", "modify"]],
+        "{runs:?}"
+    );
+    // A master from before `context` answers no context: the worker reads them itself.
+    let runs = runs_seen(true).await;
+    assert_eq!(
+        runs,
+        vec![
+            vec!["claim a", "read", "modify"],
+            vec!["claim b", "read", "modify"]
+        ],
+        "{runs:?}"
+    );
+}

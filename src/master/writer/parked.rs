@@ -2,6 +2,7 @@
 //! the same commit as the write that made a token claimable.
 
 use super::*;
+use crate::master::budget::AnswerBudget;
 
 pub(super) struct Parked {
     pub(super) req: QueryAndOwnRequest,
@@ -22,7 +23,49 @@ fn claim_waited(since: Instant, granted: bool) {
         .record(since.elapsed().as_secs_f64());
 }
 
+/// The most bytes and tokens a claim's context reads: past them it goes without one, and the
+/// claimant reads what it needs itself.
+const CONTEXT_BYTES: usize = 64 * 1024;
+const CONTEXT_VISITS: usize = 256;
+
 impl Writer {
+    /// A claim's answer: the tokens granted, and their context when the claim asks for it.
+    fn claim_answer(
+        &self,
+        state: &State,
+        req: &QueryAndOwnRequest,
+        tokens: Vec<Token>,
+    ) -> QueryAndOwnResponse {
+        let context = if req.context && !tokens.is_empty() {
+            self.context(state, &tokens)
+        } else {
+            None
+        };
+        QueryAndOwnResponse { tokens, context }
+    }
+
+    /// What the naming says the claimant of `tokens` reads first, as the state is now (the
+    /// grant's batch included: the answer waits for its commit).
+    fn context(&self, state: &State, tokens: &[Token]) -> Option<ClaimContext> {
+        let of = self.shared.options.naming.claim_context;
+        let mut prefixes: Vec<String> = tokens.iter().flat_map(|t| of(&t.name)).collect();
+        prefixes.sort_unstable();
+        prefixes.dedup();
+        let mut budget = AnswerBudget::new(CONTEXT_BYTES).with_visits(CONTEXT_VISITS);
+        let mut read = Vec::new();
+        for name_prefix in prefixes {
+            let query = Query {
+                name_prefix,
+                max_tokens: None,
+            };
+            read.extend(state.query(&query, &mut budget).ok()?);
+        }
+        Some(ClaimContext {
+            tokens: read,
+            version: state.last_version(),
+        })
+    }
+
     /// Claims for one request; a claim that finds nothing and may wait is parked (no
     /// answer yet) instead of answered.
     pub(super) fn claim_or_park(
@@ -57,7 +100,7 @@ impl Writer {
                 None
             }
             result => {
-                let result = result.map(|c| QueryAndOwnResponse { tokens: c.tokens });
+                let result = result.map(|c| self.claim_answer(state, &req, c.tokens));
                 self.claimed(&key, &result, now);
                 Some(Outcome::Claim(reply, result))
             }
@@ -106,7 +149,7 @@ impl Writer {
                         p.next_lease_end = claim.next_lease_end;
                     }
                     result => {
-                        let result = result.map(|c| QueryAndOwnResponse { tokens: c.tokens });
+                        let result = result.map(|c| self.claim_answer(state, &p.req, c.tokens));
                         self.claimed(&p.key, &result, now);
                         claim_waited(p.since, result.as_ref().is_ok_and(|r| !r.tokens.is_empty()));
                         outcomes.push(Outcome::Claim(p.reply, result));

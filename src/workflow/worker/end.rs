@@ -204,7 +204,7 @@ impl Worker {
                 Ok(c) => break c,
                 // The end never waits on its logs: refused with them, it goes without them.
                 Err(e) if !tails.is_empty() && refused(&e) => {
-                    if !super::refuses_field(&e, "logs") {
+                    if !super::claim::refuses_field(&e, "logs") {
                         tracing::warn!(worker = %self.name, job = %jt.job.name, error = %e, "the master refused the run's end with its logs; sending them on their own");
                     } else if !self.no_end_logs.swap(true, Relaxed) {
                         tracing::info!(worker = %self.name, "the master takes no logs with a run's end (an older version): this worker sends them on their own first");

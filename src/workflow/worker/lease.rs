@@ -13,7 +13,7 @@ use super::{InFlight, Worker};
 use crate::clock;
 use crate::master::MasterClient;
 use crate::token::name::Level;
-use crate::token::{MasterError, ModifyRequest, Query, QueryRequest, Token};
+use crate::token::{ClaimContext, MasterError, ModifyRequest, Query, QueryRequest, Token};
 use crate::workflow::error::Error;
 use crate::workflow::instance::JobToken;
 use crate::workflow::plan;
@@ -56,18 +56,24 @@ impl Worker {
     pub(super) async fn unless_stopped_by_signals(
         &self,
         jt: &JobToken,
+        context: Option<ClaimContext>,
         granted: Option<Instant>,
     ) -> Result<Option<i64>, Error> {
         let c = self.client.as_ref();
         let (w, i) = (&jt.workflow, &jt.instance);
         let level = Level::Instance(w.clone(), i.clone());
-        let grace = granted.map_or(Duration::ZERO, |at| {
-            (at + self.fence()).saturating_duration_since(Instant::now())
-        });
-        let read = || Signals::watch(c, &level, None, Duration::ZERO);
-        let (signals, version) = self
-            .patiently_within(grace, "the read of the job's signals", read)
-            .await?;
+        let (signals, version) = match context {
+            // The claim's answer read them in the grant's commit: no request of its own.
+            Some(context) => (Signals::of_levels(&level, context.tokens), context.version),
+            None => {
+                let grace = granted.map_or(Duration::ZERO, |at| {
+                    (at + self.fence()).saturating_duration_since(Instant::now())
+                });
+                let read = || Signals::watch(c, &level, None, Duration::ZERO);
+                self.patiently_within(grace, "the read of the job's signals", read)
+                    .await?
+            }
+        };
         if signals.is_set(Action::ABORT, 0) {
             let mut job = jt.job.clone();
             job.events.clear();

@@ -5,6 +5,7 @@
 //! claiming, EXIT (older generation) ends the worker, instance or workflow DRAIN/EXIT hand a
 //! claimed job back, ABORT kills running jobs and ends the instance.
 
+mod claim;
 mod end;
 mod lease;
 mod notify;
@@ -17,7 +18,6 @@ mod supervise;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -27,7 +27,7 @@ use super::mail::Notifier;
 use super::settle::{self, Settled};
 use super::signal::{Action, Signals};
 use crate::master::MasterClient;
-use crate::token::name::{self, ALL_RUNNABLE_JOBS, InstanceId, Level, WorkflowName};
+use crate::token::name::{self, InstanceId, Level, WorkflowName};
 use crate::token::*;
 use crate::workflow::error::Error;
 
@@ -103,6 +103,7 @@ pub async fn run_workers(
             stop_at: stop_at.clone(),
             older_master: std::sync::atomic::AtomicBool::new(false),
             no_end_logs: std::sync::atomic::AtomicBool::new(false),
+            no_claim_context: std::sync::atomic::AtomicBool::new(false),
         };
         tasks.spawn(worker.run(shutdown.clone()));
     }
@@ -136,6 +137,9 @@ pub struct Worker {
     /// The master refused `logs` in a run's end (a version before it): the last bytes of a
     /// run's logs go on their own (`/logs`) before its end.
     no_end_logs: std::sync::atomic::AtomicBool,
+    /// The master refused `context` in a claim (a version before it): each run's signals are
+    /// read before it starts.
+    no_claim_context: std::sync::atomic::AtomicBool,
 }
 
 /// Workflows a process's job metrics name at most, so the series stay bounded whatever
@@ -207,12 +211,11 @@ impl Worker {
                 Ok(mut r) => {
                     if let Some(token) = r.tokens.pop() {
                         // The watch goes on in its task meanwhile: its answer is read after.
-                        self.handle(token, claim_sent, &mut shutdown).await;
+                        self.handle(token, r.context, claim_sent, &mut shutdown)
+                            .await;
                     }
                 }
-                Err(e) if refuses_field(&e, GRANT) && !self.older_master.swap(true, Relaxed) => {
-                    tracing::info!(worker = %self.name, "the master does not record grants (an older version): this worker records each run's start itself");
-                }
+                Err(e) if self.claims_without_refused_field(&e) => {}
                 Err(e) => {
                     tracing::warn!(worker = %self.name, error = %e, "claiming a job failed");
                     self.pause(&mut shutdown).await;
@@ -261,23 +264,6 @@ impl Worker {
                 *watching = self.watch_global(None, self.settings.poll);
                 None
             }
-        }
-    }
-
-    /// The long-polled claim of the best runnable job of every instance, with a lease the
-    /// master counts from the moment it grants the claim.
-    fn claim(&self) -> QueryAndOwnRequest {
-        QueryAndOwnRequest {
-            lease_sec: Some(self.settings.lease.as_secs().max(1)),
-            pools: Some(self.settings.pools.clone()),
-            record_grant: !self.older_master.load(Relaxed),
-            ..QueryAndOwnRequest::new(
-                &self.name,
-                0,
-                ALL_RUNNABLE_JOBS,
-                Some(1),
-                Some(self.settings.poll.as_millis() as u64),
-            )
         }
     }
 
@@ -380,16 +366,3 @@ impl Worker {
         }
     }
 }
-
-/// The claim's field an older master does not know.
-const GRANT: &str = "record_grant";
-
-/// Whether a request was refused for its field `field`: a master from before it refuses
-/// fields it does not know.
-fn refuses_field(e: &Error, field: &str) -> bool {
-    matches!(e, Error::Master(crate::token::MasterError::InputError(m)) if m.contains(&format!("unknown field `{field}`")))
-}
-
-#[cfg(test)]
-#[path = "claim_tests.rs"]
-mod claim_tests;

@@ -11,8 +11,8 @@ use tokio::time::Instant;
 use super::Worker;
 use crate::clock;
 use crate::parser::template;
-use crate::token::Token;
 use crate::token::name::Level;
+use crate::token::{ClaimContext, Token};
 use crate::workflow::error::Error;
 use crate::workflow::executor::{self, ExecSpec};
 use crate::workflow::instance::JobToken;
@@ -113,6 +113,7 @@ impl Worker {
     pub(super) async fn handle(
         &self,
         token: Token,
+        context: Option<ClaimContext>,
         claimed: Instant,
         shutdown: &mut watch::Receiver<bool>,
     ) {
@@ -137,21 +138,26 @@ impl Worker {
             Some(g) => plan::close_lost_grants(&mut jt.job, g, &jt.instance, now, retries),
             None => plan::close_lost(&mut jt.job, now, retries),
         };
-        if let Err(e) = self.handle_job(&jt, granted_at, lost, shutdown).await {
+        if let Err(e) = self
+            .handle_job(&jt, context, granted_at, lost, shutdown)
+            .await
+        {
             tracing::error!(worker = %self.name, workflow = %jt.workflow, instance = %jt.instance, job = %jt.job.name, error = %e, "job handling failed; its lease will expire and another worker will retry it");
         }
     }
 
     /// Runs a claimed job whose earlier lost runs are closed (`lost` says how); `granted`: its
-    /// start is durable in the claim's commit, whose lease runs at least from then.
+    /// start is durable in the claim's commit, whose lease runs at least from then; `context`:
+    /// what the claim's answer says its signals were then.
     async fn handle_job(
         &self,
         jt: &JobToken,
+        context: Option<ClaimContext>,
         granted: Option<Instant>,
         lost: Option<plan::LostVerdict>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Error> {
-        let Some(signals_at) = self.unless_stopped_by_signals(jt, granted).await? else {
+        let Some(signals_at) = self.unless_stopped_by_signals(jt, context, granted).await? else {
             return Ok(());
         };
         let dir = logs::instance_dir(&self.settings.logs_dir, &jt.workflow, &jt.instance);

@@ -15,6 +15,7 @@ mod proxy;
 mod real_smtp;
 pub mod receiver;
 pub mod smtp;
+mod through;
 mod tmpfs;
 mod ui;
 pub mod webdriver;
@@ -33,6 +34,7 @@ pub use cluster::*;
 pub use lossy::Lossy;
 pub use mariadb::OwnMariaDb;
 pub use postgres::OwnPostgres;
+pub use through::{Through, Via};
 
 /// A database server of a test's own, which the test stops, kills and starts again.
 #[allow(async_fn_in_trait)]
