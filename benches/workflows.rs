@@ -58,6 +58,8 @@ struct Rig {
     url: String,
     master: String,
     stop: watch::Sender<bool>,
+    /// The master's server and the workers: each rig stops whole before the next starts.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     _logs: tempfile::TempDir,
 }
 
@@ -74,12 +76,15 @@ async fn rig(url: &str, local: bool) -> Rig {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let workers: Arc<dyn MasterClient> = Arc::new(pinball::master::LocalMasterClient(m.clone()));
-    tokio::spawn(pinball::master::server::serve(
-        m,
-        listener,
-        api::ApiSettings::open(api::DEFAULT_MAX_REQUEST_BYTES),
-        std::future::pending(),
-    ));
+    let (stop, stopped) = watch::channel(false);
+    let mut serving = stopped.clone();
+    let server = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = serving.wait_for(|s| *s).await;
+        };
+        let settings = api::ApiSettings::open(api::DEFAULT_MAX_REQUEST_BYTES);
+        let _ = pinball::master::server::serve(m, listener, settings, shutdown).await;
+    });
     let client = HttpMasterClient::new("127.0.0.1", port, RetryPolicy::default());
     let logs = tempfile::tempdir().unwrap();
     let settings = WorkerSettings {
@@ -99,22 +104,30 @@ async fn rig(url: &str, local: bool) -> Rig {
         pools: vec!["default".into()],
         launch: Default::default(),
     };
-    let (stop, stopped) = watch::channel(false);
     let workers = match local {
         true => workers,
         false => Arc::new(client.clone()),
     };
-    tokio::spawn(run_workers(workers, settings, WORKERS, stopped));
+    let workers = tokio::spawn(run_workers(workers, settings, WORKERS, stopped));
     Rig {
         client,
         url: url.into(),
         master,
         stop,
+        tasks: vec![workers, server],
         _logs: logs,
     }
 }
 
 impl Rig {
+    /// Stops the workers, then the master (its writer ends with its last handle).
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
     /// Imports `yaml`, starts workflow `w`, and returns the wall time until it is archived.
     async fn run(&self, yaml: &str, w: &str) -> (Duration, String) {
         let defs = pinball::parser::parse_yaml(yaml, "bench").unwrap();
@@ -312,7 +325,7 @@ async fn backend(label: &str, url: &str, floor: (f64, f64, f64), local: bool) ->
         pct(&gaps, 0.99),
         floor.2
     );
-    let _ = rig.stop.send(true);
+    rig.stop().await;
     (c.as_secs_f64(), f.as_secs_f64())
 }
 
@@ -401,6 +414,8 @@ fn main() {
         floor,
         false,
     ));
+    // A database of its own: nothing the run over HTTP left (its rows, its WAL) weighs on it.
+    let sqlite = format!("sqlite://{}", dir.path().join("wf-local.db").display());
     rt.block_on(backend("SQLite", &sqlite, floor, true));
     for (name, var) in [
         ("MariaDB", "PINBALL_TEST_MYSQL_URL"),
