@@ -43,16 +43,7 @@ where
             let mut q = QueryBuilder::<DB>::new(DB::INSERT_LOG);
             q.push("(master, name, execution, kind, start_byte, raw_len, data, host, truncated_at, created_at) ");
             q.push_values(&chunks[start..end], |mut b, c| {
-                b.push_bind(master.to_owned())
-                    .push_bind(c.name.clone())
-                    .push_bind(c.execution)
-                    .push_bind(c.kind.clone())
-                    .push_bind(c.start)
-                    .push_bind(c.raw_len)
-                    .push_bind(c.data.clone())
-                    .push_bind(c.host.clone())
-                    .push_bind(c.truncated_at)
-                    .push_bind(c.created_at);
+                push_chunk(&mut b, master, c)
             });
             q.push(DB::LOG_CONFLICT);
             q.build().execute(tx.conn()).await?;
@@ -157,18 +148,7 @@ where
     for c in chunks {
         let q = s.statement(DB::INSERT_LOG);
         q.push("(master, name, execution, kind, start_byte, raw_len, data, host, truncated_at, created_at) SELECT ");
-        let mut values = q.separated(", ");
-        values
-            .push_bind(master.to_owned())
-            .push_bind(c.name.clone())
-            .push_bind(c.execution)
-            .push_bind(c.kind.clone())
-            .push_bind(c.start)
-            .push_bind(c.raw_len)
-            .push_bind(c.data.clone())
-            .push_bind(c.host.clone())
-            .push_bind(c.truncated_at)
-            .push_bind(c.created_at);
+        push_chunk(&mut q.separated(", "), master, c);
         q.push(
             " FROM (SELECT 1 AS one) AS one WHERE NOT EXISTS (SELECT 1 FROM job_logs WHERE master = ",
         )
@@ -186,4 +166,27 @@ where
         s.end(conn).await?;
     }
     Ok(())
+}
+
+/// A chunk's row, in the columns its inserts name.
+fn push_chunk<DB: Database>(
+    b: &mut sqlx::query_builder::Separated<'_, DB, &'static str>,
+    master: &str,
+    c: &LogChunk,
+) where
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Type<DB>,
+{
+    b.push_bind(master.to_owned())
+        .push_bind(c.name.clone())
+        .push_bind(c.execution)
+        .push_bind(c.kind.clone())
+        .push_bind(c.start)
+        .push_bind(c.raw_len)
+        .push_bind(c.data.clone())
+        .push_bind(c.host.clone())
+        .push_bind(c.truncated_at)
+        .push_bind(c.created_at);
 }
