@@ -27,11 +27,7 @@ fn claim_context(token: &str) -> Vec<String> {
     match Name::parse(token) {
         Some(Name::Job {
             workflow, instance, ..
-        }) => Level::Instance(workflow, instance)
-            .visible_levels()
-            .iter()
-            .map(Level::signal_prefix)
-            .collect(),
+        }) => Level::Instance(workflow, instance).visible_signal_prefixes(),
         _ => Vec::new(),
     }
 }

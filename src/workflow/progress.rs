@@ -95,7 +95,7 @@ pub async fn read_downstream(
         })
         .collect();
     let level = Level::Instance(w.clone(), i.clone());
-    queries.extend(level.visible_levels().iter().map(|l| q(l.signal_prefix())));
+    queries.extend(level.visible_signal_prefixes().into_iter().map(q));
     // A job with more than 500 downstream jobs needs more than one request.
     let mut answer = client.query_many(queries).await?.into_iter();
     let mut waiting: Vec<(JobName, Option<JobToken>)> = Vec::new();

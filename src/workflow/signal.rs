@@ -82,11 +82,7 @@ impl Signals {
     /// The signals visible at `level` among `tokens` (in name order, as a read answers them;
     /// names outside its levels' prefixes are ignored), merged as [`Signals::read`] merges.
     pub fn of_levels(level: &Level, tokens: Vec<Token>) -> Signals {
-        let prefixes: Vec<String> = level
-            .visible_levels()
-            .iter()
-            .map(Level::signal_prefix)
-            .collect();
+        let prefixes = level.visible_signal_prefixes();
         let mut at_level: Vec<(usize, Token)> = tokens
             .into_iter()
             .filter_map(|t| Some((prefixes.iter().position(|p| t.name.starts_with(p))?, t)))
@@ -146,10 +142,10 @@ impl Signals {
 /// The signal tokens `level` sees: its own and those of every level above it.
 fn queries(level: &Level) -> Vec<Query> {
     level
-        .visible_levels()
-        .iter()
-        .map(|l| Query {
-            name_prefix: l.signal_prefix(),
+        .visible_signal_prefixes()
+        .into_iter()
+        .map(|name_prefix| Query {
+            name_prefix,
             max_tokens: None,
         })
         .collect()

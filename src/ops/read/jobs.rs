@@ -128,10 +128,10 @@ impl DataLayer {
     /// The signals visible at `level`, from the database (live tokens).
     pub async fn signals(&self, level: &Level) -> Result<Signals, StorageError> {
         let mut tokens = Vec::new();
-        for l in level.visible_levels() {
+        for prefix in level.visible_signal_prefixes() {
             tokens.extend(
                 self.store
-                    .read(&self.master, Table::Active, &l.signal_prefix())
+                    .read(&self.master, Table::Active, &prefix)
                     .await?,
             );
         }

@@ -41,7 +41,7 @@ where
                 end += 1;
             }
             let mut q = QueryBuilder::<DB>::new(DB::INSERT_LOG);
-            q.push("(master, name, execution, kind, start_byte, raw_len, data, host, truncated_at, created_at) ");
+            q.push(LOG_COLUMNS);
             q.push_values(&chunks[start..end], |mut b, c| {
                 push_chunk(&mut b, master, c)
             });
@@ -147,7 +147,7 @@ where
 {
     for c in chunks {
         let q = s.statement(DB::INSERT_LOG);
-        q.push("(master, name, execution, kind, start_byte, raw_len, data, host, truncated_at, created_at) SELECT ");
+        q.push(LOG_COLUMNS).push("SELECT ");
         push_chunk(&mut q.separated(", "), master, c);
         q.push(
             " FROM (SELECT 1 AS one) AS one WHERE NOT EXISTS (SELECT 1 FROM job_logs WHERE master = ",
@@ -168,7 +168,11 @@ where
     Ok(())
 }
 
-/// A chunk's row, in the columns its inserts name.
+/// The columns a chunk's inserts name, in [`push_chunk`]'s order.
+const LOG_COLUMNS: &str = "(master, name, execution, kind, start_byte, raw_len, data, host, \
+     truncated_at, created_at) ";
+
+/// A chunk's row, in the columns its inserts name ([`LOG_COLUMNS`]).
 fn push_chunk<DB: Database>(
     b: &mut sqlx::query_builder::Separated<'_, DB, &'static str>,
     master: &str,

@@ -208,6 +208,14 @@ impl Level {
         }
     }
 
+    /// Where the signals that apply here are, least specific first.
+    pub fn visible_signal_prefixes(&self) -> Vec<String> {
+        self.visible_levels()
+            .iter()
+            .map(Level::signal_prefix)
+            .collect()
+    }
+
     /// The levels whose signals apply here, least specific first.
     pub fn visible_levels(&self) -> Vec<Level> {
         match self {
