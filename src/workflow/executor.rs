@@ -76,13 +76,18 @@ async fn pump(
     let mut file: Option<File> = None;
     let mut written: u64 = 0;
     let mut trouble: Option<String> = None;
-    let mut block = vec![0u8; BLOCK];
+    // Most jobs print little or nothing: the block grows to its full size only for one that
+    // fills it.
+    let mut block = vec![0u8; FIRST_BLOCK];
     let mut line: Vec<u8> = Vec::with_capacity(256);
     loop {
         let n = from.read(&mut block).await?;
         if n == 0 {
             magic(&line, &reports);
             return Ok(trouble);
+        }
+        if n == block.len() && n < BLOCK {
+            block.resize(BLOCK, 0);
         }
         let got = &block[..n];
         if trouble.is_none()
@@ -111,6 +116,8 @@ async fn pump(
 
 /// Bytes read from a job's output at once.
 const BLOCK: usize = 64 * 1024;
+/// Bytes read at once until a read fills them.
+const FIRST_BLOCK: usize = 4 * 1024;
 
 /// Reports `line` if it is a magic line.
 fn magic(line: &[u8], reports: &mpsc::UnboundedSender<Report>) {
