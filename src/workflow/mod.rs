@@ -8,6 +8,7 @@
 pub mod backfill;
 pub mod deadlines;
 pub mod definition;
+mod downstream;
 pub mod error;
 pub mod executor;
 pub mod instance;

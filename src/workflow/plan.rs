@@ -41,6 +41,9 @@ pub struct Downstream {
     /// input, when each holds one: this success makes it runnable. `None`: post the event only
     /// (it is runnable or running already, or still misses an input).
     pub ready: Option<(JobToken, Vec<Token>)>,
+    /// Its waiting token, when it still missed another input at the read: a read made when
+    /// the run started looks at it again before the success is written.
+    pub pending: Option<Token>,
 }
 
 /// A successful run of `jt` (runnable, owned, at the version held) with `job` (its history

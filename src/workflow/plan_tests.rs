@@ -50,6 +50,7 @@ fn a_success_posts_an_event_downstream_and_moves_itself_back_to_waiting() {
     let down = [Downstream {
         job: JobName::parse("b").unwrap(),
         ready: None,
+        pending: None,
     }];
     let req = success(a, &ran(a, 0), &event("a"), 7, &down, false);
     assert_eq!(
@@ -79,6 +80,7 @@ fn a_success_that_satisfies_a_join_makes_it_runnable_and_consumes_the_other_even
     let down = [Downstream {
         job: j.job.name.clone(),
         ready: Some((j.clone(), vec![from_b.clone()])),
+        pending: None,
     }];
     let req = success(a, &ran(a, 0), &event("a"), 7, &down, false);
     let runnable = req

@@ -6,10 +6,12 @@
 
 use std::collections::BTreeMap;
 
+use super::downstream::nothing_to_settle;
+pub use super::downstream::{Prefetched, read_downstream};
 use super::error::Error;
 use super::instance::JobToken;
 use super::job::{Event, Job};
-use super::plan::{self, Downstream};
+use super::plan;
 use super::signal::{Action, Signals};
 use crate::master::MasterClient;
 use crate::token::name::{self, InstanceId, JobName, JobState, Level, Name, WorkflowName};
@@ -30,7 +32,8 @@ fn q(prefix: String) -> Query {
 pub enum Committed {
     Done,
     /// A success that made a job of the instance runnable, with no ABORT set when it read the
-    /// signals: the instance runs on, and there is nothing to settle.
+    /// signals, or (a join still waiting on other inputs) found one runnable with no ABORT
+    /// set: the instance runs on, and there is nothing to settle.
     Progressed,
     /// A final failure, the instance's first: it marked the instance finishing.
     FirstFailure,
@@ -74,99 +77,6 @@ async fn ended_already(
     Ok(false)
 }
 
-/// What a success needs to know of the instance: each downstream job, and the signals.
-pub type Prefetched = (Vec<Downstream>, Signals);
-
-/// [`Prefetched`] for a success of job `from` (with `outputs`) of instance `w`/`i`.
-pub async fn read_downstream(
-    client: &dyn MasterClient,
-    (w, i): (&WorkflowName, &InstanceId),
-    from: &JobName,
-    outputs: &[JobName],
-) -> Result<Prefetched, MasterError> {
-    // Every downstream job token (either state) and the signals, in one request.
-    let mut queries: Vec<Query> = outputs
-        .iter()
-        .flat_map(|o| {
-            [
-                q(name::job_token(w, i, JobState::Waiting, o)),
-                q(name::job_token(w, i, JobState::Runnable, o)),
-            ]
-        })
-        .collect();
-    let level = Level::Instance(w.clone(), i.clone());
-    queries.extend(level.visible_signal_prefixes().into_iter().map(q));
-    // A job with more than 500 downstream jobs needs more than one request.
-    let mut answer = client.query_many(queries).await?.into_iter();
-    let mut waiting: Vec<(JobName, Option<JobToken>)> = Vec::new();
-    for o in outputs {
-        let exact = |tokens: Vec<Token>, state| {
-            let want = name::job_token(w, i, state, o);
-            tokens.into_iter().find(|t| t.name == want)
-        };
-        let found = exact(answer.next().unwrap_or_default(), JobState::Waiting);
-        let runnable = exact(answer.next().unwrap_or_default(), JobState::Runnable);
-        let found = match (found, runnable) {
-            // Runnable (queued or running) or missing: just post the event.
-            (Some(t), None) => JobToken::parse(t).ok(),
-            _ => None,
-        };
-        waiting.push((o.clone(), found));
-    }
-    let signals = Signals::from_tokens(answer.flatten());
-    let mut downstream = Vec::with_capacity(waiting.len());
-    for (o, found) in waiting {
-        let ready = match found {
-            Some(d) => ready_with(client, &d, from)
-                .await?
-                .map(|others| (d, others)),
-            None => None,
-        };
-        downstream.push(Downstream { job: o, ready });
-    }
-    Ok((downstream, signals))
-}
-
-/// The first event of every input of `d` but `from`, when each holds one. Counting them
-/// (`/group`) first moves no token data, so a sink with 500 inputs costs each of its upstream
-/// completions one small answer, not 499 events.
-async fn ready_with(
-    client: &dyn MasterClient,
-    d: &JobToken,
-    from: &JobName,
-) -> Result<Option<Vec<Token>>, MasterError> {
-    let others: Vec<&JobName> = d.job.inputs.iter().filter(|x| *x != from).collect();
-    if others.is_empty() {
-        return Ok(Some(Vec::new()));
-    }
-    let prefix = name::inputs_prefix(&d.workflow, &d.instance, &d.job.name);
-    let counts = client
-        .group(GroupRequest {
-            name_prefix: prefix.clone(),
-            group_suffix: Some("/".into()),
-        })
-        .await?
-        .counts;
-    if !others
-        .iter()
-        .all(|x| counts.contains_key(&format!("{prefix}{x}")))
-    {
-        return Ok(None);
-    }
-    let queries = others
-        .iter()
-        .map(|x| Query {
-            name_prefix: name::input_prefix(&d.workflow, &d.instance, &d.job.name, x),
-            max_tokens: Some(1),
-        })
-        .collect();
-    let answer = client.query_many(queries).await?;
-    Ok(answer
-        .into_iter()
-        .map(|mut events| events.pop())
-        .collect::<Option<Vec<Token>>>())
-}
-
 /// Commits a successful run: `jt` (runnable, owned, at its current version) with `job` (its
 /// history updated), by `creator`, with the last bytes of its logs (`tails`). One `/modify`;
 /// retried on races with other workers. `ahead`: what the worker read of the downstream jobs
@@ -200,7 +110,8 @@ pub async fn commit_success(
         let mut req = plan::success(jt, job, &event, fastrand::u64(..), &downstream, archive_set);
         req.updates.extend_from_slice(notices);
         req.logs = tails.to_vec();
-        let progressed = signals.get(Action::ABORT).is_none()
+        let aborting = signals.get(Action::ABORT).is_some();
+        let progressed = !aborting
             && req.updates.iter().any(|t| {
                 t.name != jt.token.name
                     && matches!(
@@ -213,6 +124,9 @@ pub async fn commit_success(
             });
         match client.modify(req).await {
             Ok(_) if progressed => return Ok(Committed::Progressed),
+            Ok(_) if !aborting && nothing_to_settle(client, jt, &downstream).await => {
+                return Ok(Committed::Progressed);
+            }
             Ok(_) => return Ok(Committed::Done),
             Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => {
                 if !still_ours(client, jt).await? {

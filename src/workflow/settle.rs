@@ -3,6 +3,7 @@
 //! aborted and nothing runs; and reading how instances ended. The decisions are `plan`'s.
 
 use super::definition;
+use super::downstream::runs_on;
 use super::instance::JobToken;
 use super::mail::Notifier;
 use super::plan::{self, SettleStep};
@@ -10,7 +11,7 @@ use super::progress::{InstanceTokens, make_runnable, read_instance};
 use super::signal::{Action, Signal, Signals};
 use super::status::{Status, instance_status};
 use crate::master::MasterClient;
-use crate::token::name::{self, InstanceId, JobName, JobState, Level, WorkflowName};
+use crate::token::name::{self, InstanceId, JobName, Level, WorkflowName};
 use crate::token::*;
 
 /// What `settle` did to an instance.
@@ -45,10 +46,17 @@ pub struct JobEnd {
 }
 
 fn summarize(tokens: &InstanceTokens, aborted: bool) -> InstanceEnd {
+    // The waiting jobs were read already; an ended instance has few runnable ones, if any.
     let parsed: Vec<JobToken> = tokens
-        .all
+        .waiting
         .iter()
-        .filter_map(|t| JobToken::parse(t.clone()).ok())
+        .cloned()
+        .chain(
+            tokens
+                .runnable
+                .iter()
+                .filter_map(|t| JobToken::parse(t.clone()).ok()),
+        )
         .collect();
     // A finished instance, still live: ABORTED is decided by the caller, which saw the signal.
     let status = instance_status(&parsed, false, false, true);
@@ -91,20 +99,8 @@ pub async fn settle(
     notifier: &Notifier,
 ) -> Result<Settled, MasterError> {
     let level = Level::Instance(w.clone(), i.clone());
-    // Cheap first: while a job is runnable or running (and no ABORT is set) there is nothing
-    // to settle. This keeps a completion O(1) instead of re-reading a large instance.
-    let quick = QueryRequest::new(vec![
-        Query {
-            name_prefix: name::job_state_prefix(w, i, JobState::Runnable),
-            max_tokens: Some(1),
-        },
-        Query {
-            name_prefix: name::signal_token(&level, Action::ABORT),
-            max_tokens: Some(1),
-        },
-    ]);
-    let answer = client.query(quick).await?.tokens;
-    if !answer[0].is_empty() && answer[1].is_empty() {
+    // Cheap first: this keeps a completion O(1) instead of re-reading a large instance.
+    if runs_on(client, w, i).await? {
         return Ok(Settled::Running);
     }
     let tokens = read_instance(client, w, i).await?;
@@ -286,8 +282,9 @@ async fn finish(
         Ok(_) => {
             tracing::info!(workflow = %w, instance = %i, archive_in_sec = archive_delay_sec, "instance finished");
             if archive_delay_sec == 0 {
-                let now_live = read_instance(client, w, i).await?;
-                archive_all(client, &now_live.all).await?;
+                // What is live now is archived as it is: nothing in it needs reading.
+                let now_live = client.query_prefix(&name::instance_prefix(w, i)).await?;
+                archive_all(client, &now_live).await?;
                 tracing::info!(workflow = %w, instance = %i, "archived finished instance");
             }
             Ok(Settled::Finished(end))

@@ -6,9 +6,12 @@ use std::time::{Duration, Instant};
 
 use pinball::config::Config;
 use pinball::master::MasterClient;
+use pinball::master::MasterError;
 use pinball::token::name::{self};
 use pinball::token::*;
 use pinball::workflow::instance::JobToken;
+use pinball::workflow::job::ExecutionRecord;
+use pinball::workflow::progress;
 
 use crate::helpers::*;
 
@@ -111,6 +114,124 @@ async fn a_fan_out_wider_than_one_request_runs_every_job_and_its_sink_once() {
         "every job ran once and succeeded"
     );
     assert_eq!(jobs["sink"].job.history[0].events.len(), 600);
+    c.stop().await;
+}
+
+/// Counts the `/group` calls (the count of a join's inputs) going through it.
+struct CountingGroups {
+    inner: pinball::master::HttpMasterClient,
+    groups: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Through for CountingGroups {
+    fn inner(&self) -> &pinball::master::HttpMasterClient {
+        &self.inner
+    }
+    async fn group(&self, req: GroupRequest) -> Result<GroupResponse, MasterError> {
+        self.groups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.group(req).await
+    }
+}
+
+#[tokio::test]
+async fn the_last_input_of_a_wide_join_to_end_makes_it_runnable_though_its_read_came_first() {
+    // Twelve inputs, each claimed and ended by hand in name order; the last one read what
+    // its join waits on when it started, before the other eleven ended. Its success used
+    // that read, found the join still missing inputs and left it waiting for a settle (a read
+    // of the whole instance): a fan-out's sink started 10-20 ms after its last input ended.
+    let inputs: Vec<String> = (0..12).map(|k| format!("a{k:02}")).collect();
+    let mut yaml = String::from("workflows:\n  join:\n    jobs:\n");
+    for x in &inputs {
+        yaml += &format!("      {x}: {{command: 'true'}}\n");
+    }
+    yaml += &format!(
+        "      j: {{command: 'true', depends_on: [{}]}}\n",
+        inputs.join(", ")
+    );
+    let c = cluster(&yaml, 0, 30).await;
+    let i = c.start("join").await;
+    let counting = Via(CountingGroups {
+        inner: c.client.clone(),
+        groups: Default::default(),
+    });
+    let mut claimed = Vec::new();
+    for _ in &inputs {
+        let req = QueryAndOwnRequest {
+            owner: "hand".into(),
+            expiration_time: now() + 60,
+            query: Some(Query {
+                name_prefix: name::ALL_RUNNABLE_JOBS.into(),
+                max_tokens: Some(1),
+            }),
+            wait_ms: Some(5000),
+            lease_sec: None,
+            pools: None,
+            record_grant: false,
+            context: false,
+        };
+        let token = c.client.query_and_own(req).await.unwrap().tokens.remove(0);
+        claimed.push(JobToken::parse(token).unwrap());
+    }
+    claimed.sort_by(|a, b| a.job.name.cmp(&b.job.name));
+    let at = (&wf("join"), &inst(&i));
+    let last = claimed.pop().unwrap();
+    let early = progress::read_downstream(&counting, at, &last.job.name, &last.job.outputs)
+        .await
+        .unwrap();
+    let ended = |jt: &JobToken| {
+        let mut job = jt.job.clone();
+        job.history.push(ExecutionRecord {
+            exit_code: Some(0),
+            end_time: Some(2.0),
+            ..ExecutionRecord::new(inst(&i), "true", 1.0)
+        });
+        job
+    };
+    for jt in &claimed {
+        let outcome = progress::commit_success(&counting, jt, &ended(jt), "hand", &[], &[], None)
+            .await
+            .unwrap();
+        // The join waits on the last input, which is runnable: nothing to settle.
+        assert_eq!(outcome, progress::Committed::Progressed, "{}", jt.job.name);
+    }
+    assert_eq!(
+        counting.0.groups.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "while the last input (by name) had no event, no success counted the join's inputs"
+    );
+    let outcome = progress::commit_success(
+        &counting,
+        &last,
+        &ended(&last),
+        "hand",
+        &[],
+        &[],
+        Some(early),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome, progress::Committed::Progressed);
+    let live = c
+        .client
+        .query_prefix(&name::instance_prefix(&wf("join"), &inst(&i)))
+        .await
+        .unwrap();
+    let join = live
+        .iter()
+        .find(|t| t.name == format!("/workflow/join/{i}/job/runnable/j"))
+        .expect("the join is runnable");
+    let join = JobToken::parse(join.clone()).unwrap();
+    assert_eq!(
+        join.job.events.len(),
+        12,
+        "it runs with an event of each input"
+    );
+    assert!(
+        !live.iter().any(|t| t.name.contains("/input/")),
+        "its events were consumed"
+    );
     c.stop().await;
 }
 

@@ -23,6 +23,9 @@ pub trait Through: Send + Sync {
     async fn append_log(&self, req: LogRequest) -> Result<LogResponse, MasterError> {
         self.inner().append_log(req).await
     }
+    async fn group(&self, req: GroupRequest) -> Result<GroupResponse, MasterError> {
+        self.inner().group(req).await
+    }
 }
 
 /// `T` as the master client workers take.
@@ -49,7 +52,7 @@ impl<T: Through> MasterClient for Via<T> {
         self.0.query_and_own(req).await
     }
     async fn group(&self, req: GroupRequest) -> Result<GroupResponse, MasterError> {
-        self.0.inner().group(req).await
+        self.0.group(req).await
     }
     async fn archive(&self, req: ArchiveRequest) -> Result<ArchiveResponse, MasterError> {
         self.0.inner().archive(req).await
