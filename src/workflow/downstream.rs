@@ -198,8 +198,7 @@ pub(super) async fn nothing_to_settle(
 /// success's own is in the master by now). Of a fan-in's last inputs ending at once, each
 /// read before the others' events were written; the last of them to be written finds no
 /// other runnable, and its look, made after every one of those writes, sees them all: the job
-/// does not wait for a settle (a read of the whole instance). Whether one is runnable now
-/// (moved by this look or by another's).
+/// does not wait for a settle (a read of the whole instance). Whether this look moved one.
 async fn made_pending_runnable(client: &dyn MasterClient, downstream: &[Downstream]) -> bool {
     for waiting in downstream.iter().filter_map(|d| d.pending.as_ref()) {
         let moved = match ready_with(client, waiting, None).await {
@@ -208,9 +207,9 @@ async fn made_pending_runnable(client: &dyn MasterClient, downstream: &[Downstre
             Err(e) => Err(e),
         };
         match moved {
-            Ok(_) | Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => {
-                return true;
-            }
+            Ok(_) => return true,
+            // Moved by another's look, or changed since the read: the settle looks again.
+            Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => continue,
             // The success is written: what is left is the settle's, which looks again.
             Err(e) => {
                 tracing::warn!(job = %waiting.name, error = %e, "cannot look again at a job waiting on its inputs; the settle will");
