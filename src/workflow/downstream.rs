@@ -84,12 +84,14 @@ struct InputsOnly<'a> {
 }
 
 /// Waiting job `d` (its token) with the first event of every input but `from` (of every
-/// input, without it), when each holds one; none when one does not (or `d` is unreadable). A few inputs are looked at first
-/// (the last by name, which a claim in name order reaches last, and others at random): in a
-/// wide fan-in most completions find one of them without an event and stop there, each at
-/// the cost of a few one-token answers, having read only the names of `d`'s inputs. Then
-/// counting them (`/group`) moves no token data, so a sink with 500 inputs costs each of its
-/// upstream completions one small answer, not 499 events; the job is read whole only then.
+/// input, without it), when each holds one; none when one does not (or `d` is unreadable).
+/// A few inputs are looked at first (the last by name, which a claim in name order reaches
+/// last, and others at random): in a wide fan-in most completions find one of them without
+/// an event and stop there, each at the cost of a few one-token answers, having read only the
+/// names of `d`'s inputs (they only name what to look at; what is written comes from `d` read
+/// whole). Then counting them (`/group`) moves no token data, so a sink with 500 inputs costs
+/// each of its upstream completions one small answer, not 499 events; `d` is read whole only
+/// then.
 async fn ready_with(
     client: &dyn MasterClient,
     d: &Token,
@@ -193,21 +195,29 @@ pub(super) async fn nothing_to_settle(
     }
 }
 
-/// After a success that made no job runnable, and none is: each downstream job that still missed another
-/// input at the read (`pending`), made runnable now when every input holds an event (this
-/// success's own is in the master by now). Of a fan-in's last inputs ending at once, each
+/// After a success that made no job runnable, and none is: each downstream job that still
+/// missed another input at the read (`pending`), made runnable now when every input holds an
+/// event (this success's own is in the master by now). Of a fan-in's last inputs ending at once, each
 /// read before the others' events were written; the last of them to be written finds no
 /// other runnable, and its look, made after every one of those writes, sees them all: the job
 /// does not wait for a settle (a read of the whole instance). Whether this look moved one.
 async fn made_pending_runnable(client: &dyn MasterClient, downstream: &[Downstream]) -> bool {
     for waiting in downstream.iter().filter_map(|d| d.pending.as_ref()) {
-        let moved = match ready_with(client, waiting, None).await {
-            Ok(Some((d, picks))) => client.modify(plan::make_runnable(&d, &picks)).await,
+        let (d, moved) = match ready_with(client, waiting, None).await {
+            Ok(Some((d, picks))) => {
+                let moved = client.modify(plan::make_runnable(&d, &picks)).await;
+                (Some(d), moved)
+            }
             Ok(None) => continue,
-            Err(e) => Err(e),
+            Err(e) => (None, Err(e)),
         };
         match moved {
-            Ok(_) => return true,
+            Ok(_) => {
+                if let Some(d) = d {
+                    tracing::info!(workflow = %d.workflow, instance = %d.instance, job = %d.job.name, "every input of a waiting job holds an event: made it runnable");
+                }
+                return true;
+            }
             // Moved by another's look, or changed since the read: the settle looks again.
             Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => continue,
             // The success is written: what is left is the settle's, which looks again.
