@@ -261,7 +261,10 @@ fn date_start() -> f64 {
 
 async fn floor(dir: &std::path::Path) -> (f64, f64, f64) {
     let (chain_spawns, chain_commits) = (spawns(200, 1), commits(dir, 200).await);
-    let (fan_spawns, fan_commits) = (spawns(502, WORKERS), commits(dir, 3).await);
+    let before = cpu().1;
+    let fan_spawns = spawns(502, WORKERS);
+    let spawn_cpu = (cpu().1 - before) * 1000.0 / 502.0;
+    let fan_commits = commits(dir, 3).await;
     let chain = chain_spawns + chain_commits;
     let fan = fan_spawns + fan_commits;
     println!(
@@ -271,7 +274,7 @@ async fn floor(dir: &std::path::Path) -> (f64, f64, f64) {
         chain_commits.as_secs_f64()
     );
     println!(
-        "floor, 1 -> 500 -> 1:  {:.2} s = 502 `sh -c true` over {WORKERS} threads {:.2} s + 3 sequential commits {:.3} s",
+        "floor, 1 -> 500 -> 1:  {:.2} s = 502 `sh -c true` over {WORKERS} threads {:.2} s + 3 sequential commits {:.3} s; CPU per `sh -c true` {spawn_cpu:.2} ms",
         fan.as_secs_f64(),
         fan_spawns.as_secs_f64(),
         fan_commits.as_secs_f64()
@@ -281,6 +284,42 @@ async fn floor(dir: &std::path::Path) -> (f64, f64, f64) {
         "floor, job-to-job:     {date:.1} ms = a `sh -c 'date +%s.%N'` printing its time after its spawn (p50)"
     );
     (chain.as_secs_f64(), fan.as_secs_f64(), date)
+}
+
+/// CPU seconds used so far by this process (the master and the workers) and by its reaped
+/// children (the jobs).
+fn cpu() -> (f64, f64) {
+    let used = |who| {
+        // SAFETY: getrusage fills the struct it is given; a zeroed rusage is a valid one.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut u) };
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        secs(u.ru_utime) + secs(u.ru_stime)
+    };
+    (used(libc::RUSAGE_SELF), used(libc::RUSAGE_CHILDREN))
+}
+
+/// Runs `yaml`'s workflow `w` of `jobs` jobs on `rig`; returns its wall time and prints, after
+/// `line`, the CPU per job of this process and of the jobs: a figure that moves less than the
+/// wall time when this machine is busy.
+async fn measured(
+    rig: &Rig,
+    yaml: &str,
+    w: &str,
+    jobs: usize,
+    line: impl Fn(f64) -> String,
+) -> f64 {
+    let before = cpu();
+    let (t, _) = rig.run(yaml, w).await;
+    let after = cpu();
+    let per_job = |a: f64, b: f64| (a - b) * 1000.0 / jobs as f64;
+    println!(
+        "{}; CPU per job: Pinball {:.2} ms, the job {:.2} ms",
+        line(t.as_secs_f64()),
+        per_job(after.0, before.0),
+        per_job(after.1, before.1)
+    );
+    t.as_secs_f64()
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -296,18 +335,20 @@ async fn backend(label: &str, url: &str, floor: (f64, f64, f64), local: bool) ->
     let rig = rig(url, local).await;
     let (warm, _) = rig.run(&chain(5, "true"), "chain").await;
     let _ = warm;
-    let (c, _) = rig.run(&chain(200, "true"), "chain").await;
-    println!(
-        "chain of 200 `true` jobs:         {:.2} s ({:.1}x the floor; target 1.5x)",
-        c.as_secs_f64(),
-        c.as_secs_f64() / floor.0
-    );
-    let (f, _) = rig.run(&fan(500), "fan").await;
-    println!(
-        "fan-out 1 -> 500 -> 1 of `true`:  {:.2} s ({:.1}x the floor; target 2x)",
-        f.as_secs_f64(),
-        f.as_secs_f64() / floor.1
-    );
+    let c = measured(&rig, &chain(200, "true"), "chain", 200, |c| {
+        format!(
+            "chain of 200 `true` jobs:         {c:.2} s ({:.1}x the floor; target 1.5x)",
+            c / floor.0
+        )
+    })
+    .await;
+    let f = measured(&rig, &fan(500), "fan", 502, |f| {
+        format!(
+            "fan-out 1 -> 500 -> 1 of `true`:  {f:.2} s ({:.1}x the floor; target 2x)",
+            f / floor.1
+        )
+    })
+    .await;
     // Job-to-job latency: each job prints the time its process started.
     let (_, i) = rig
         .run(
@@ -333,7 +374,7 @@ async fn backend(label: &str, url: &str, floor: (f64, f64, f64), local: bool) ->
         floor.2
     );
     rig.stop().await;
-    (c.as_secs_f64(), f.as_secs_f64())
+    (c, f)
 }
 
 /// Runs the same shapes in Luigi (local scheduler, 2 workers); `None` if it cannot be set up.
