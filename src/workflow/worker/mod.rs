@@ -97,6 +97,7 @@ pub async fn run_workers(
             client: client.clone(),
             settings: settings.clone(),
             name: owner_name(settings.generation, index),
+            host: crate::config::host_name(),
             sweeper: index == 0,
             notifier: notifier.clone(),
             labels: labels.clone(),
@@ -122,6 +123,8 @@ pub struct Worker {
     pub client: Arc<dyn MasterClient>,
     pub settings: Arc<WorkerSettings>,
     pub name: String,
+    /// The host its runs record (read once, as its name was).
+    pub host: String,
     /// The one worker per process that also looks after idle instances (archiving).
     pub sweeper: bool,
     /// Builds the emails it records in the outbox (none without a mailer) and the notices'

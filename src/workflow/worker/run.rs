@@ -235,7 +235,7 @@ impl Worker {
         let mut record = ExecutionRecord::new(jt.instance.clone(), info, clock::now_f64());
         record.events = std::mem::take(&mut job.events);
         record.worker = self.name.clone();
-        record.host = crate::config::host_name();
+        record.host = self.host.clone();
         if job.is_condition() && job.history.len() >= job.max_attempts as usize {
             let keep = job.max_attempts.saturating_sub(1) as usize;
             job.history.drain(..job.history.len() - keep);
