@@ -3,18 +3,12 @@
 //! one write), and, after a success that left a join waiting, whether it can go now.
 
 use super::instance::JobToken;
-use super::plan::{self, Downstream};
+use super::plan::Downstream;
+use super::progress::{move_to_runnable, q};
 use super::signal::{Action, Signals};
 use crate::master::MasterClient;
 use crate::token::name::{self, InstanceId, JobName, JobState, Level, Name, WorkflowName};
 use crate::token::*;
-
-fn q(prefix: String) -> Query {
-    Query {
-        name_prefix: prefix,
-        max_tokens: None,
-    }
-}
 
 /// What a success needs to know of the instance: each downstream job, and the signals.
 pub type Prefetched = (Vec<Downstream>, Signals);
@@ -197,29 +191,27 @@ pub(super) async fn nothing_to_settle(
 
 /// After a success that made no job runnable, and none is: each downstream job that still
 /// missed another input at the read (`pending`), made runnable now when every input holds an
-/// event (this success's own is in the master by now). Of a fan-in's last inputs ending at once, each
-/// read before the others' events were written; the last of them to be written finds no
-/// other runnable, and its look, made after every one of those writes, sees them all: the job
-/// does not wait for a settle (a read of the whole instance). Whether this look moved one.
+/// event (this success's own is in the master by now). Of a fan-in's last inputs ending at
+/// once, each read before the others' events were written; the last of them to be written
+/// finds no other runnable, and its look, made after every one of those writes, sees them all:
+/// the job does not wait for a settle (a read of the whole instance). Whether this look moved
+/// one.
 async fn made_pending_runnable(client: &dyn MasterClient, downstream: &[Downstream]) -> bool {
     for waiting in downstream.iter().filter_map(|d| d.pending.as_ref()) {
-        let (d, moved) = match ready_with(client, waiting, None).await {
-            Ok(Some((d, picks))) => {
-                let moved = client.modify(plan::make_runnable(&d, &picks)).await;
-                (Some(d), moved)
-            }
+        let moved = match ready_with(client, waiting, None).await {
+            Ok(Some((d, picks))) => move_to_runnable(client, &d, &picks)
+                .await
+                .map(|moved| moved.then_some(d)),
             Ok(None) => continue,
-            Err(e) => (None, Err(e)),
+            Err(e) => Err(e),
         };
         match moved {
-            Ok(_) => {
-                if let Some(d) = d {
-                    tracing::info!(workflow = %d.workflow, instance = %d.instance, job = %d.job.name, "every input of a waiting job holds an event: made it runnable");
-                }
+            Ok(Some(d)) => {
+                tracing::info!(workflow = %d.workflow, instance = %d.instance, job = %d.job.name, "every input of a waiting job holds an event: made it runnable");
                 return true;
             }
             // Moved by another's look, or changed since the read: the settle looks again.
-            Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => continue,
+            Ok(None) => continue,
             // The success is written: what is left is the settle's, which looks again.
             Err(e) => {
                 tracing::warn!(job = %waiting.name, error = %e, "cannot look again at a job waiting on its inputs; the settle will");

@@ -20,7 +20,8 @@ use crate::token::*;
 /// Attempts at a commit that lost a race with another worker before giving up for now.
 const MAX_RACES: usize = 20;
 
-fn q(prefix: String) -> Query {
+/// A query for every token under `prefix`.
+pub(super) fn q(prefix: String) -> Query {
     Query {
         name_prefix: prefix,
         max_tokens: None,
@@ -285,14 +286,26 @@ pub async fn make_runnable(
         let Some(picks) = tokens.picks(jt) else {
             continue;
         };
-        match client.modify(plan::make_runnable(jt, &picks)).await {
-            Ok(_) => moved += 1,
-            Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => {} // someone else did
-            Err(e) => return Err(e),
+        if move_to_runnable(client, jt, &picks).await? {
+            moved += 1;
         }
     }
     if moved > 0 {
         tracing::info!(workflow = %w, instance = %i, jobs = moved, "made waiting jobs runnable");
     }
     Ok(moved)
+}
+
+/// Makes waiting job `jt` runnable with `picks` (an event of each input, in input order);
+/// false when it changed since it was read (another worker moved it first).
+pub(super) async fn move_to_runnable(
+    client: &dyn MasterClient,
+    jt: &JobToken,
+    picks: &[Token],
+) -> Result<bool, MasterError> {
+    match client.modify(plan::make_runnable(jt, picks)).await {
+        Ok(_) => Ok(true),
+        Err(MasterError::VersionConflict(_) | MasterError::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
